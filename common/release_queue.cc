@@ -1,0 +1,195 @@
+#include "common/release_queue.h"
+
+#include <urcu.h>
+#include <urcu/compiler.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+
+namespace localnfs {
+namespace {
+
+struct ReleaseNode {
+  ReleaseFn fn;
+  ReleaseNode* next = nullptr;  // link in a per-thread deferred list
+  rcu_head rcu;
+};
+
+// A thread's deferred list: lock-free push by its owner, whole-list steal by anyone.
+struct DeferredList {
+  std::atomic<ReleaseNode*> head{nullptr};
+
+  void Push(ReleaseNode* n) {
+    ReleaseNode* old = head.load(std::memory_order_relaxed);
+    do {
+      n->next = old;
+    } while (!head.compare_exchange_weak(old, n, std::memory_order_release,
+                                         std::memory_order_relaxed));
+  }
+  ReleaseNode* StealAll() { return head.exchange(nullptr, std::memory_order_acquire); }
+};
+
+class ReleaseQueue {
+ public:
+  void Start() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (running_) return;
+    running_ = true;
+    stopping_ = false;
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  void Stop() {
+    Drain();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!running_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    std::lock_guard<std::mutex> l(mu_);
+    running_ = false;
+  }
+
+  // From call_rcu's thread: the grace period has passed; hand the node to our thread.
+  void Enqueue(ReleaseNode* n) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (running_ && !stopping_) {
+        work_.push_back(n);
+        cv_.notify_all();
+        return;
+      }
+    }
+    RunNode(n);  // no release thread: run inline (after the grace period all the same)
+  }
+
+  void QueueAfterGracePeriod(ReleaseNode* n) {
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    call_rcu(&n->rcu, [](rcu_head* head) {
+      ReleaseNode* node = caa_container_of(head, ReleaseNode, rcu);
+      Instance().Enqueue(node);
+    });
+  }
+
+  void RegisterList(DeferredList* list) {
+    std::lock_guard<std::mutex> l(lists_mu_);
+    lists_.insert(list);
+  }
+  void UnregisterList(DeferredList* list) {
+    {
+      std::lock_guard<std::mutex> l(lists_mu_);
+      lists_.erase(list);
+    }
+    QueueList(list->StealAll());
+  }
+
+  void QueueList(ReleaseNode* n) {
+    while (n != nullptr) {
+      ReleaseNode* next = n->next;
+      QueueAfterGracePeriod(n);
+      n = next;
+    }
+  }
+
+  void Drain() {
+    // 1. Per-thread deferred lists first (seed 004): the barrier must see them.
+    {
+      std::lock_guard<std::mutex> l(lists_mu_);
+      for (DeferredList* list : lists_) QueueList(list->StealAll());
+    }
+    // 2. Every call_rcu callback queued so far has run, i.e. pushed its node.
+    rcu_barrier();
+    // 3. Flush: wait until the release thread has run everything pushed.
+    const uint64_t target = queued_.load();
+    std::unique_lock<std::mutex> l(mu_);
+    done_cv_.wait(l, [&] { return completed_.load() >= target; });
+  }
+
+  static ReleaseQueue& Instance() {
+    static ReleaseQueue* q = new ReleaseQueue();  // lives for the process
+    return *q;
+  }
+
+ private:
+  void RunNode(ReleaseNode* n) {
+    n->fn();
+    delete n;
+    completed_.fetch_add(1);
+    std::lock_guard<std::mutex> l(mu_);
+    done_cv_.notify_all();
+  }
+
+  void Run() {
+    rcu_register_thread();
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      cv_.wait(l, [&] { return stopping_ || !work_.empty(); });
+      if (work_.empty() && stopping_) break;
+      ReleaseNode* n = work_.front();
+      work_.pop_front();
+      l.unlock();
+      n->fn();
+      delete n;
+      l.lock();
+      completed_.fetch_add(1);
+      done_cv_.notify_all();
+    }
+    l.unlock();
+    rcu_unregister_thread();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<ReleaseNode*> work_;
+  bool running_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::atomic<uint64_t> queued_{0};
+  std::atomic<uint64_t> completed_{0};
+
+  std::mutex lists_mu_;
+  absl::flat_hash_set<DeferredList*> lists_;
+};
+
+// The calling thread's deferred list, registered on first use and handed to the queue
+// when the thread exits.
+struct ThreadDeferred {
+  DeferredList list;
+  ThreadDeferred() { ReleaseQueue::Instance().RegisterList(&list); }
+  ~ThreadDeferred() { ReleaseQueue::Instance().UnregisterList(&list); }
+};
+
+DeferredList& ThisThreadList() {
+  thread_local ThreadDeferred deferred;
+  return deferred.list;
+}
+
+}  // namespace
+
+void StartReleaseQueue() { ReleaseQueue::Instance().Start(); }
+void StopReleaseQueue() { ReleaseQueue::Instance().Stop(); }
+
+void QueueReleaseAfterGracePeriod(ReleaseFn fn) {
+  auto* n = new ReleaseNode{std::move(fn)};
+  ReleaseQueue::Instance().QueueAfterGracePeriod(n);
+}
+
+void DeferRelease(ReleaseFn fn) {
+  auto* n = new ReleaseNode{std::move(fn)};
+  ThisThreadList().Push(n);
+}
+
+void FlushThisThread() { ReleaseQueue::Instance().QueueList(ThisThreadList().StealAll()); }
+
+void DrainReleases() { ReleaseQueue::Instance().Drain(); }
+
+}  // namespace localnfs

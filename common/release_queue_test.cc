@@ -1,0 +1,86 @@
+#include "common/release_queue.h"
+
+#include <atomic>
+#include <thread>
+
+#include "common/rcu.h"
+#include "common/refcount.h"
+#include "gtest/gtest.h"
+
+namespace localnfs {
+namespace {
+
+class ReleaseQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartReleaseQueue(); }
+  void TearDown() override { StopReleaseQueue(); }
+  RcuThread rcu_;
+};
+
+TEST_F(ReleaseQueueTest, DrainWaitsForQueuedReleases) {
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i) QueueReleaseAfterGracePeriod([&] { ran++; });
+  DrainReleases();
+  EXPECT_EQ(ran.load(), 100);
+}
+
+TEST_F(ReleaseQueueTest, ReleaseWaitsForReaderInReadSection) {
+  std::atomic<bool> released{false};
+  std::atomic<bool> reader_in{false}, reader_go{false};
+  std::thread reader([&] {
+    RcuThread t;
+    RcuReadLock lock;
+    reader_in = true;
+    while (!reader_go) std::this_thread::yield();
+    // Still inside the read section: the release must not have run.
+    EXPECT_FALSE(released.load());
+  });
+  while (!reader_in) std::this_thread::yield();
+  QueueReleaseAfterGracePeriod([&] { released = true; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(released.load());
+  reader_go = true;
+  reader.join();
+  DrainReleases();
+  EXPECT_TRUE(released.load());
+}
+
+TEST_F(ReleaseQueueTest, DrainFlushesOtherThreadsDeferredLists) {
+  std::atomic<int> ran{0};
+  std::atomic<bool> deferred{false}, done{false};
+  std::thread worker([&] {
+    RcuThread t;
+    {
+      RcuReadLock lock;
+      DeferRelease([&] { ran++; });  // arises inside a read section: deferred
+    }
+    deferred = true;
+    while (!done) std::this_thread::yield();
+  });
+  while (!deferred) std::this_thread::yield();
+  EXPECT_EQ(ran.load(), 0);
+  DrainReleases();  // must not miss the worker's list (seed 004)
+  EXPECT_EQ(ran.load(), 1);
+  done = true;
+  worker.join();
+}
+
+struct Counted : RefCounted {
+  explicit Counted(std::atomic<int>* d) : destroyed(d) {}
+  ~Counted() override { (*destroyed)++; }
+  std::atomic<int>* destroyed;
+};
+
+TEST(RefCount, TryGetFailsOnDyingObjectAndRefDropsLast) {
+  std::atomic<int> destroyed{0};
+  auto* c = new Counted(&destroyed);
+  {
+    Ref<Counted> a = Ref<Counted>::Adopt(c);
+    Ref<Counted> b = a;
+    EXPECT_EQ(c->RefCountForTesting(), 2);
+  }
+  EXPECT_EQ(destroyed.load(), 1);
+}
+
+}  // namespace
+}  // namespace localnfs

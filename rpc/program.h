@@ -1,0 +1,122 @@
+// rpc/program.h — the contract between the ONC RPC server (rpc/) and the programs it
+// serves (server/: NFSv3, MOUNT v3, LOCALIO).
+//
+// The rpc layer owns: record marking, transports, call-header checks, credential
+// decoding, argument decoding/result encoding with the procedure's XDR routines,
+// the reply, and freeing decoded arguments and results (xdr_free).
+// A Program owns: its procedure table and the semantics — including its policy
+// flags (needs export, makes a write, …), which the program's Dispatch() enforces in
+// one place before it calls the handler.
+//
+// Thread-safety: Program::Dispatch() is called concurrently from worker threads; a
+// Program must be safe for that. ProcXdr tables are immutable.
+#pragma once
+
+#include <netinet/in.h>
+#include <rpc/rpc.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "common/credentials.h"
+#include "common/peer_address.h"
+
+namespace localnfs::rpc {
+
+using ::localnfs::PeerAddress;
+
+// Per-connection state visible to programs. The rpc layer creates one per accepted
+// TCP connection and destroys it after the connection is closed and every request
+// that referenced it has finished.
+class ConnectionInfo {
+ public:
+  ConnectionInfo(uint64_t id, PeerAddress peer, PeerAddress local)
+      : id_(id), peer_(peer), local_(local) {}
+
+  uint64_t id() const { return id_; }
+  const PeerAddress& peer() const { return peer_; }
+  const PeerAddress& local() const { return local_; }
+
+  // One opaque slot owned by the program layer: server/ keeps the export-client
+  // domain matched for this connection here (matched once, reused by every request).
+  // Get returns nullptr until Set; Set replaces. Destroyed with the connection.
+  std::shared_ptr<void> attachment() const {
+    absl::MutexLock l(&mu_);
+    return attachment_;
+  }
+  void set_attachment(std::shared_ptr<void> a) {
+    absl::MutexLock l(&mu_);
+    attachment_ = std::move(a);
+  }
+
+ private:
+  const uint64_t id_;
+  const PeerAddress peer_;
+  const PeerAddress local_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<void> attachment_ ABSL_GUARDED_BY(mu_);
+};
+
+// Authentication flavors we accept (RFC 5531 §8.2).
+enum class AuthFlavor : uint32_t { kNone = 0, kSys = 1 };
+
+// The explicit request context, passed as a parameter to every handler.
+struct CallContext {
+  uint32_t xid = 0;
+  uint32_t prog = 0;
+  uint32_t vers = 0;
+  uint32_t proc = 0;
+  AuthFlavor flavor = AuthFlavor::kNone;
+  // The credentials as sent by the client: AUTH_SYS uid/gid/gids; for AUTH_NONE the
+  // nobody ids. Programs squash them (export rules) before use.
+  Credentials cred;
+  std::string machine_name;  // AUTH_SYS machinename, empty for AUTH_NONE
+  ConnectionInfo* conn = nullptr;  // never null; valid for the call's duration
+};
+
+// How one procedure is decoded and encoded. `args_size`/`result_size` are the sizes of
+// the rpcgen-generated argument and result structs; the dispatcher zero-initialises
+// buffers of that size, decodes into args, lets the program fill result, encodes it
+// with encode_result, then xdr_free()s both with their routines.
+struct ProcXdr {
+  const char* name;  // "GETATTR"
+  xdrproc_t decode_args;
+  xdrproc_t encode_result;
+  uint32_t args_size;
+  uint32_t result_size;
+  // Retransmits of this procedure are not idempotent: the duplicate request cache
+  // (when present) keeps its reply.
+  bool non_idempotent = false;
+};
+
+// What the dispatcher should send after Dispatch().
+enum class DispatchResult {
+  kSuccess,      // encode the result with encode_result (accept_stat SUCCESS)
+  kGarbageArgs,  // arguments decoded but are semantically undecodable
+  kSystemErr,    // the program could not run the call
+  kDrop,         // send no reply (the client will retransmit)
+};
+
+// One program version. Registered with the rpc Server before it starts.
+class Program {
+ public:
+  virtual ~Program() = default;
+  virtual uint32_t prog() const = 0;
+  virtual uint32_t vers() const = 0;
+  virtual const char* name() const = 0;  // "nfs", "mount", "localio"
+  // Number of procedures (procedure numbers are 0 .. count-1).
+  virtual uint32_t proc_count() const = 0;
+  // The XDR description of `proc`, or nullptr if the procedure does not exist
+  // (→ PROC_UNAVAIL).
+  virtual const ProcXdr* procedure(uint32_t proc) const = 0;
+  // True for programs that must not be registered with rpcbind (LOCALIO, like the
+  // kernel's .vs_hidden).
+  virtual bool hidden() const { return false; }
+  // Runs `ctx.proc` on decoded `args`, filling the zero-initialised `result`.
+  virtual DispatchResult Dispatch(CallContext& ctx, void* args, void* result) = 0;
+};
+
+}  // namespace localnfs::rpc

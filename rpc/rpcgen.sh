@@ -1,0 +1,11 @@
+#!/bin/sh
+# rpcgen.sh SPEC.x OUT.h OUT_xdr.c — run rpcgen so that the generated .c includes
+# "SPEC.h" by its bare name (rpcgen copies the input path into the #include).
+set -eu
+spec=$(realpath "$1"); out_h=$(realpath -m "$2"); out_c=$(realpath -m "$3")
+dir=$(dirname "$out_h"); base=$(basename "$spec")
+cd "$dir"
+cp "$spec" "./$base"
+rpcgen -h -o "$out_h" "$base"
+rpcgen -c -o "$out_c" "$base"
+rm -f "./$base"

@@ -1,0 +1,84 @@
+// rpc/server.h — the ONC RPC v2 server: listeners, connections, event loop, workers.
+//
+// Owns: listening sockets, accepted connections (and their ConnectionInfo), the epoll
+// event loop thread(s), the worker pool, and the rpcbind registrations it made.
+// Programs are registered before Start() and are NOT owned: they must outlive Stop().
+//
+// Every program is served on every listener (MOUNT answers on the NFS port too).
+//
+// Lifecycle (each step undoes the one before it, in reverse at Stop):
+//   Server s(opts); s.AddProgram(&nfs3); ...; s.Listen("0.0.0.0", 2049) ...;
+//   s.Start();                 // event loop + workers running
+//   s.RegisterWithRpcbind();   // only with --rpcbind
+//   ...
+//   s.UnregisterFromRpcbind(); s.Stop();
+// Stop(): stop accepting; stop reading new requests; wait (bounded by
+// opts.drain_timeout) for in-flight requests to finish and their replies to be sent;
+// close every connection; join threads. After Stop() no Program method is running.
+//
+// Thread-safety: AddProgram/Listen/Start/Stop from one controlling thread; counters()
+// from any thread.
+#pragma once
+
+#include <stdint.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rpc/program.h"
+
+namespace localnfs::rpc {
+
+struct ServerOptions {
+  int worker_threads = 4;
+  // Largest RPC record (all fragments together) accepted on TCP; a larger one closes
+  // the connection with a log line. Must exceed the largest WRITE (1 MiB) + headers.
+  uint32_t max_record_size = 4u << 20;
+  absl::Duration drain_timeout = absl::Seconds(10);
+};
+
+// Counters, readable while serving.
+struct ServerCounters {
+  std::atomic<uint64_t> connections_accepted{0};
+  std::atomic<uint64_t> connections_closed_on_error{0};
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> garbage_args{0};
+  std::atomic<uint64_t> bad_headers{0};  // RPC_MISMATCH, PROG_*, PROC_UNAVAIL, auth
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // calls Stop() if still running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void AddProgram(Program* program);
+  // Binds a TCP listener (and a UDP socket on the same port when udp is true) on
+  // `address` ("0.0.0.0", "::", "127.0.0.1", "" = all interfaces, dual-stack) and
+  // `port` (0 = any free port). Returns the bound port. "port in use" and other bind
+  // failures return an error naming address and port.
+  absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port,
+                                  bool udp = false);
+  absl::Status Start();
+  void Stop();
+
+  // Registers every non-hidden program version with a running rpcbind on the port of
+  // the first listener that serves it (`nfs_port` for NFS, `mount_port` for MOUNT),
+  // through libtirpc's rpcb_set. Fails if rpcbind is not reachable.
+  absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port);
+  void UnregisterFromRpcbind();
+
+  const ServerCounters& counters() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace localnfs::rpc

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# install-deps.sh — install (as root, from Debian 12's archive) whatever localnfs needs
+# to build, test and run its kernel-client tests. Idempotent: installs nothing when
+# everything is there, so it needs no network then.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
+      liburcu-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev libfuse3-dev fuse3
+      libnfs-dev libnfs-utils python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 2
+  fi
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The real Linux NFS client in qemu (shared/kclient) for the kernel-client tests.
+kclient_deps="$here/../../shared/kclient/install-deps.sh"
+if [ "${LOCALNFS_SKIP_KCLIENT_DEPS:-0}" != 1 ] && [ -x "$kclient_deps" ] && [ "$(id -u)" = 0 ]; then
+  "$kclient_deps"
+fi

@@ -55,7 +55,8 @@ void LogLine(LogLevel level, const char* file, int line, std::string_view messag
   const char* base = strrchr(file, '/');
   base = base ? base + 1 : file;
   std::string out = absl::StrCat(ProgramName(), "[", getpid(), "]: ", LevelName(level),
-                                 " ", base, ":", line, ": ", message, "\n");
+                                 " ", base, ":", line, ": ",
+                                 absl::string_view(message.data(), message.size()), "\n");
   // One write per line; a short write to stderr is not worth retrying.
   [[maybe_unused]] ssize_t n = write(STDERR_FILENO, out.data(), out.size());
 }

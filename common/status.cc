@@ -11,7 +11,8 @@
 namespace localnfs {
 namespace {
 
-constexpr std::string_view kErrnoPayloadUrl = "localnfs/errno";
+// absl::string_view: Debian's Abseil does not alias it to std::string_view.
+constexpr absl::string_view kErrnoPayloadUrl = "localnfs/errno";
 
 absl::StatusCode CodeForErrno(int err) {
   switch (err) {
@@ -96,7 +97,8 @@ absl::Status ErrnoToStatus(int err, std::string_view what) {
   if (err == 0) return absl::OkStatus();
   char buf[128];
   const char* text = strerror_r(err, buf, sizeof(buf));
-  absl::Status status(CodeForErrno(err), absl::StrCat(what, ": ", text));
+  absl::Status status(CodeForErrno(err),
+                      absl::StrCat(absl::string_view(what.data(), what.size()), ": ", text));
   status.SetPayload(kErrnoPayloadUrl, absl::Cord(std::to_string(err)));
   return status;
 }

@@ -5,16 +5,24 @@
 // Export objects (immutable once created; each holds an O_PATH fd on its root
 // directory) and the table that maps export id and path to them.
 //
-// Lifetimes: ExportTable holds one reference on each live Export. Lookups return a
+// Lifetimes: ExportTable is two instances of the generic RCU cache
+// (export_cache/rcu_cache.h), by id and by path, like nfsd's expkey and export
+// caches; each holds one reference on each live Export. Lookups return a
 // Ref<Export> taken under the RCU read lock (TryGet: a dying export is not found).
 // When an export is removed (reload) or the table shuts down, the table drops its
-// reference; the export's release (closing its root fd) runs after an RCU grace
+// references; the export's release (closing its root fd) runs after an RCU grace
 // period on the shared release queue (common/release_queue.h) once the last Ref is
-// gone. Teardown = Unregister (no more lookups succeed) → DrainReleases() → destroy.
+// gone. Dropping a Ref<Export> never blocks (it only queues), so it is fine inside an
+// RCU read section or on an event loop. Teardown = Unregister (no more lookups
+// succeed) → DrainReleases() → destroy.
 //
 // Thread-safety: FindById/FindByPath/List are lock-free (RCU) and may be called from
 // any RCU-registered thread concurrently with Load(); Load/Shutdown are serialized by
-// the table's own mutex.
+// the table's own mutex. Every thread that touches the table or drops a Ref<Export>
+// must be RCU-registered (common/rcu.h: the release uses call_rcu). Shutdown() and
+// the destructor wait for grace periods: call them outside any RCU read section.
+// A lookup racing with a reload finds either the old or the new export of a path,
+// never nothing, unless the reload removed it.
 #pragma once
 
 #include <stdint.h>
@@ -37,24 +45,31 @@ namespace localnfs::exports {
 enum class Squash { kRoot, kNone, kAll };
 
 struct ExportOptions {
-  bool read_only = false;             // rw (default) / ro
-  Squash squash = Squash::kRoot;      // root_squash (default) / no_root_squash / all_squash
+  bool read_only = false;         // rw (default) / ro
+  Squash squash = Squash::kRoot;  // root_squash (default) / no_root_squash / all_squash
   uint32_t anonuid = kNobodyUid;
   uint32_t anongid = kNobodyGid;
-  bool secure = false;                // secure: only peers with source port < 1024
-  std::optional<uint32_t> fsid;       // fsid=N (numeric)
+  bool secure = false;           // secure: only peers with source port < 1024
+  std::optional<uint32_t> fsid;  // fsid=N (numeric)
   friend bool operator==(const ExportOptions&, const ExportOptions&) = default;
 };
 
 // Who a rule applies to: "*", a host name or address, "a.b.c.d/len" or "addr6/len",
 // or a wildcard host name ("*.example.com" — matched against the peer's reverse DNS
 // name only when the resolver gives one; on loopback tests use addresses).
+// IPv4 rules match IPv4 peers on a dual-stack socket (::ffff:a.b.c.d); a v4-mapped
+// IPv6 rule is stored as the IPv4 rule it means.
 struct ClientPattern {
-  enum class Kind { kAnyone, kAddress, kCidr, kWildcardName };
+  enum class Kind { kAnyone, kAddress, kCidr, kWildcardName, kHostName };
   Kind kind = Kind::kAnyone;
-  std::string text;          // as written
-  std::string address;       // 4 or 16 network-order bytes (kAddress, kCidr)
-  int prefix_len = 0;        // kCidr
+  std::string text;     // as written
+  std::string address;  // 4 or 16 network-order bytes (kAddress, kCidr)
+  int prefix_len = 0;   // kCidr
+  // kHostName: every address the name resolved to when it was parsed (4 or 16
+  // bytes each). Empty when it did not resolve: the rule never matches.
+  std::vector<std::string> addresses;
+  // kWildcardName does a reverse DNS lookup of the peer (getnameinfo, may block);
+  // the other kinds never touch the resolver.
   bool Matches(const PeerAddress& peer) const;
   friend bool operator==(const ClientPattern&, const ClientPattern&) = default;
 };
@@ -78,10 +93,18 @@ struct ExportSpec {
 absl::StatusOr<std::vector<ExportSpec>> ParseExports(std::string_view text,
                                                      std::string_view filename);
 // Parses a command-line export "DIR[:OPTS]" (OPTS comma-separated, for everyone "*").
+// The split is at the last ':'; write "DIR:" for a path that contains ':'.
 absl::StatusOr<ExportSpec> ParseExportArg(std::string_view arg);
+// Parses one client pattern ("*", address, CIDR, netmask, wildcard or host name;
+// host names are resolved now). The error message does not name a file or line.
+absl::StatusOr<ClientPattern> ParseClientPattern(std::string_view text);
+// Normalises an export path: absolute, "//" and "/./" collapsed, no trailing '/',
+// no ".." component (rejected).
+absl::StatusOr<std::string> NormalizeExportPath(std::string_view path);
 
 // The credentials a request acts as under `options`: root_squash maps uid 0 / gid 0
-// to anonuid/anongid (and drops gid 0 from groups), all_squash maps everyone.
+// to anonuid/anongid (and drops gid 0 from groups), all_squash maps everyone
+// (groups cleared), no_root_squash changes nothing.
 Credentials SquashCredentials(const ExportOptions& options, const Credentials& cred);
 
 class Export final : public RefCounted {
@@ -98,11 +121,20 @@ class Export final : public RefCounted {
   int root_fd() const { return root_fd_.get(); }
   // st_dev of the root (objects on another device are outside the export).
   uint64_t root_dev() const { return root_dev_; }
-  // The first rule that matches `peer`, or nullptr (no access).
+  // st_ino of the root; a reload keeps an export object only while its path still
+  // names the same directory.
+  uint64_t root_ino() const { return root_ino_; }
+  // The first rule that matches `peer`, or nullptr (no access). The pointer is valid
+  // while the caller holds its reference on this export. Reverse DNS is done at most
+  // once, and only if a wildcard rule is reached.
   const ClientRule* MatchClient(const PeerAddress& peer) const;
 
+  // Export objects created and not yet released (process-wide): after a teardown
+  // and a drain with no Ref left anywhere, 0.
+  static int64_t LiveCount();
+
  private:
-  Export(ExportSpec spec, uint32_t id, UniqueFd root, uint64_t dev);
+  Export(ExportSpec spec, uint32_t id, UniqueFd root, uint64_t dev, uint64_t ino);
   ~Export() override;
   void LastReferenceDropped() override;  // queues the release after a grace period
 
@@ -110,6 +142,7 @@ class Export final : public RefCounted {
   const uint32_t id_;
   UniqueFd root_fd_;
   const uint64_t root_dev_;
+  const uint64_t root_ino_;
 };
 
 // Returns the export id for a path when no fsid is set: 32 bits of SHA-256(path),
@@ -125,6 +158,9 @@ class ExportTable {
   // (rules/options) are replaced, removed ones disappear (their ids are no longer
   // found → their handles become stale). Validates everything first: on error nothing
   // changes and the status names the export (and file line). Duplicate ids → error.
+  // An export whose spec (path and rules; the line number is ignored) is unchanged
+  // and whose path is still the same directory keeps its Export object. After
+  // Shutdown() → FailedPrecondition.
   absl::Status Load(const std::vector<ExportSpec>& specs);
 
   Ref<Export> FindById(uint32_t id) const;

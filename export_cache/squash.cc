@@ -1,0 +1,31 @@
+// Squashing: the credentials a request acts as under an export's options
+// (nfsd_setuser in fs/nfsd/auth.c).
+#include <algorithm>
+
+#include "export_cache/export.h"
+
+namespace localnfs::exports {
+
+Credentials SquashCredentials(const ExportOptions& options, const Credentials& cred) {
+  Credentials out = cred;
+  switch (options.squash) {
+    case Squash::kNone:
+      break;
+    case Squash::kAll:
+      out.uid = options.anonuid;
+      out.gid = options.anongid;
+      out.groups.clear();
+      break;
+    case Squash::kRoot:
+      // uid and gid are squashed independently: a non-root user in group 0 loses
+      // group 0 too, or root's group would stay reachable through it.
+      if (out.uid == 0) out.uid = options.anonuid;
+      if (out.gid == 0) out.gid = options.anongid;
+      out.groups.erase(std::remove(out.groups.begin(), out.groups.end(), 0u),
+                       out.groups.end());
+      break;
+  }
+  return out;
+}
+
+}  // namespace localnfs::exports

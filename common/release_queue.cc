@@ -16,10 +16,20 @@
 namespace localnfs {
 namespace {
 
+// Standard layout (caa_container_of uses offsetof), so the function is held by pointer.
 struct ReleaseNode {
-  ReleaseFn fn;
-  ReleaseNode* next = nullptr;  // link in a per-thread deferred list
   rcu_head rcu;
+  ReleaseNode* next;  // link in a per-thread deferred list
+  ReleaseFn* fn;      // owned
+
+  static ReleaseNode* Make(ReleaseFn f) {
+    return new ReleaseNode{{}, nullptr, new ReleaseFn(std::move(f))};
+  }
+  void RunAndDestroy() {
+    (*fn)();
+    delete fn;
+    delete this;
+  }
 };
 
 // A thread's deferred list: lock-free push by its owner, whole-list steal by anyone.
@@ -121,8 +131,7 @@ class ReleaseQueue {
 
  private:
   void RunNode(ReleaseNode* n) {
-    n->fn();
-    delete n;
+    n->RunAndDestroy();
     completed_.fetch_add(1);
     std::lock_guard<std::mutex> l(mu_);
     done_cv_.notify_all();
@@ -137,8 +146,7 @@ class ReleaseQueue {
       ReleaseNode* n = work_.front();
       work_.pop_front();
       l.unlock();
-      n->fn();
-      delete n;
+      n->RunAndDestroy();
       l.lock();
       completed_.fetch_add(1);
       done_cv_.notify_all();
@@ -179,13 +187,11 @@ void StartReleaseQueue() { ReleaseQueue::Instance().Start(); }
 void StopReleaseQueue() { ReleaseQueue::Instance().Stop(); }
 
 void QueueReleaseAfterGracePeriod(ReleaseFn fn) {
-  auto* n = new ReleaseNode{std::move(fn)};
-  ReleaseQueue::Instance().QueueAfterGracePeriod(n);
+  ReleaseQueue::Instance().QueueAfterGracePeriod(ReleaseNode::Make(std::move(fn)));
 }
 
 void DeferRelease(ReleaseFn fn) {
-  auto* n = new ReleaseNode{std::move(fn)};
-  ThisThreadList().Push(n);
+  ThisThreadList().Push(ReleaseNode::Make(std::move(fn)));
 }
 
 void FlushThisThread() { ReleaseQueue::Instance().QueueList(ThisThreadList().StealAll()); }

@@ -15,9 +15,22 @@
 // Stop(): stop accepting; stop reading new requests; wait (bounded by
 // opts.drain_timeout) for in-flight requests to finish and their replies to be sent;
 // close every connection; join threads. After Stop() no Program method is running.
+// Requests still queued when the drain times out are dropped without being run; a
+// Program call that never returns keeps Stop() waiting for its worker.
 //
-// Thread-safety: AddProgram/Listen/Start/Stop from one controlling thread; counters()
-// from any thread.
+// Transports: TCP with record marking, and UDP (one datagram = one record, no record
+// mark) when Listen(..., udp=true). One epoll event-loop thread accepts, reads and
+// writes what workers could not send at once; ServerOptions::worker_threads workers
+// decode, dispatch, encode and send. Both kinds of threads are registered with
+// liburcu for their whole life and call FlushThisThread() after each request/wakeup.
+// Back-pressure: a TCP connection with more than max_queued_reply_bytes of unsent
+// replies, or more than max_requests_per_connection requests queued or running, is
+// not read from until it drains. UDP datagrams that arrive while the work queue holds
+// more than max_queued_datagrams are dropped (the client retransmits).
+// A server is started at most once: Start() after Stop() fails.
+//
+// Thread-safety: AddProgram/Listen/Start/Stop/rpcbind from one controlling thread,
+// AddProgram and Listen before Start; counters() from any thread.
 #pragma once
 
 #include <stdint.h>
@@ -40,13 +53,19 @@ struct ServerOptions {
   // the connection with a log line. Must exceed the largest WRITE (1 MiB) + headers.
   uint32_t max_record_size = 4u << 20;
   absl::Duration drain_timeout = absl::Seconds(10);
+  // Per TCP connection: unsent reply bytes above which the connection is not read.
+  size_t max_queued_reply_bytes = size_t{64} << 20;
+  // Per TCP connection: requests queued or running above which it is not read.
+  uint32_t max_requests_per_connection = 128;
+  // UDP datagrams are dropped while this many requests wait for a worker.
+  uint32_t max_queued_datagrams = 1024;
 };
 
 // Counters, readable while serving.
 struct ServerCounters {
   std::atomic<uint64_t> connections_accepted{0};
   std::atomic<uint64_t> connections_closed_on_error{0};
-  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> calls{0};  // every record handed to the dispatcher
   std::atomic<uint64_t> garbage_args{0};
   std::atomic<uint64_t> bad_headers{0};  // RPC_MISMATCH, PROG_*, PROC_UNAVAIL, auth
 };

@@ -1,0 +1,206 @@
+#include "rpc/dispatch.h"
+
+#include <string.h>
+
+#include <algorithm>
+#include <cstddef>
+
+#include "absl/cleanup/cleanup.h"
+#include "common/log.h"
+#include "rpc/message.h"
+#include "rpc/record.h"
+
+namespace localnfs::rpc {
+namespace {
+
+// Zeroed scratch space for one call's args or result, reused by the thread's next
+// call: avoids two heap allocations per RPC. max_align_t elements keep any rpcgen
+// struct correctly aligned.
+class ScratchBuffer {
+ public:
+  void* Zeroed(size_t size) {
+    const size_t words = (size + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+    if (buf_.size() < words) buf_.resize(words);
+    if (words == 0) return buf_.empty() ? nullptr : buf_.data();
+    memset(buf_.data(), 0, words * sizeof(std::max_align_t));
+    return buf_.data();
+  }
+
+ private:
+  std::vector<std::max_align_t> buf_;
+};
+
+struct ThreadScratch {
+  ScratchBuffer args;
+  ScratchBuffer result;
+  // A one-word dummy for procedures whose args/result size is 0 (xdr_void): the XDR
+  // routines still get a valid pointer.
+  std::max_align_t empty{};
+};
+
+thread_local ThreadScratch scratch;
+
+// Builds a reply of at most `body_size` bytes with `encode`, optionally preceded by
+// a record mark. Returns false if encoding failed.
+template <typename EncodeFn>
+bool BuildReply(bool with_record_mark, size_t body_size, std::string* reply,
+                EncodeFn encode) {
+  const size_t off = with_record_mark ? kRecordMarkSize : 0;
+  reply->assign(off + body_size, '\0');
+  XDR x;
+  xdrmem_create(&x, reply->data() + off, static_cast<u_int>(body_size), XDR_ENCODE);
+  const bool ok = encode(&x);
+  const size_t used = xdr_getpos(&x);
+  xdr_destroy(&x);
+  if (!ok) return false;
+  reply->resize(off + used);
+  if (with_record_mark) PutRecordMark(static_cast<uint32_t>(used), true, reply->data());
+  return true;
+}
+
+// Room for the largest fixed reply (an accepted reply with mismatch_info).
+constexpr size_t kSmallReplySize = kAcceptedReplyHeaderSize + 8;
+
+}  // namespace
+
+void Dispatcher::AddProgram(Program* program) {
+  auto& versions = programs_[program->prog()];
+  auto it = std::find_if(versions.begin(), versions.end(),
+                         [&](Program* p) { return p->vers() == program->vers(); });
+  if (it != versions.end()) {
+    *it = program;
+  } else {
+    versions.push_back(program);
+  }
+  std::sort(versions.begin(), versions.end(),
+            [](Program* a, Program* b) { return a->vers() < b->vers(); });
+}
+
+std::vector<Program*> Dispatcher::programs() const {
+  std::vector<Program*> all;
+  for (const auto& [prog, versions] : programs_) {
+    all.insert(all.end(), versions.begin(), versions.end());
+  }
+  std::sort(all.begin(), all.end(), [](Program* a, Program* b) {
+    return a->prog() != b->prog() ? a->prog() < b->prog() : a->vers() < b->vers();
+  });
+  return all;
+}
+
+bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
+                        bool with_record_mark, std::string* reply) {
+  counters_->calls.fetch_add(1, std::memory_order_relaxed);
+  XDR in;
+  // XDR_DECODE never writes to the buffer; xdrmem_create just lacks a const overload.
+  xdrmem_create(&in, const_cast<char*>(record.data()), static_cast<u_int>(record.size()),
+                XDR_DECODE);
+  absl::Cleanup destroy_in = [&in] { xdr_destroy(&in); };
+
+  CallHeader h;
+  auto accepted = [&](AcceptStat stat, uint32_t low = 0, uint32_t high = 0) {
+    return BuildReply(with_record_mark, kSmallReplySize, reply, [&](XDR* x) {
+      return EncodeAcceptedReply(x, h.xid, stat, low, high);
+    });
+  };
+  auto auth_error = [&](AuthStat stat) {
+    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+    return BuildReply(with_record_mark, kSmallReplySize, reply,
+                      [&](XDR* x) { return EncodeAuthErrorReply(x, h.xid, stat); });
+  };
+
+  switch (DecodeCallHeader(&in, &h)) {
+    case HeaderCheck::kOk:
+      break;
+    case HeaderCheck::kDrop:
+      // Without an xid (or for a REPLY) there is nobody to answer.
+      counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+      LOG_WARNING("rpc: dropping a %u-byte record from %s: not an RPC call",
+                  record.size(), conn->peer().ToString());
+      return false;
+    case HeaderCheck::kGarbage:
+      counters_->garbage_args.fetch_add(1, std::memory_order_relaxed);
+      return accepted(AcceptStat::kGarbageArgs);
+    case HeaderCheck::kRpcMismatch:
+      counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+      return BuildReply(with_record_mark, kSmallReplySize, reply,
+                        [&](XDR* x) { return EncodeRpcMismatchReply(x, h.xid); });
+    case HeaderCheck::kBadCred:
+      return auth_error(AuthStat::kBadCred);
+    case HeaderCheck::kBadVerf:
+      return auth_error(AuthStat::kBadVerf);
+    case HeaderCheck::kTooWeak:
+      return auth_error(AuthStat::kTooWeak);
+  }
+
+  auto pit = programs_.find(h.prog);
+  if (pit == programs_.end()) {
+    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+    return accepted(AcceptStat::kProgUnavail);
+  }
+  const std::vector<Program*>& versions = pit->second;
+  auto vit = std::find_if(versions.begin(), versions.end(),
+                          [&](Program* p) { return p->vers() == h.vers; });
+  if (vit == versions.end()) {
+    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+    return accepted(AcceptStat::kProgMismatch, versions.front()->vers(),
+                    versions.back()->vers());
+  }
+  Program* program = *vit;
+  const ProcXdr* px =
+      h.proc < program->proc_count() ? program->procedure(h.proc) : nullptr;
+  if (px == nullptr) {
+    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+    return accepted(AcceptStat::kProcUnavail);
+  }
+
+  void* args = px->args_size > 0 ? scratch.args.Zeroed(px->args_size) : &scratch.empty;
+  void* result =
+      px->result_size > 0 ? scratch.result.Zeroed(px->result_size) : &scratch.empty;
+  // Frees whatever the decoder or the program allocated, on every path below.
+  absl::Cleanup free_xdr = [&] {
+    xdr_free(px->decode_args, static_cast<char*>(args));
+    xdr_free(px->encode_result, static_cast<char*>(result));
+  };
+
+  if (!px->decode_args(&in, args)) {
+    counters_->garbage_args.fetch_add(1, std::memory_order_relaxed);
+    return accepted(AcceptStat::kGarbageArgs);
+  }
+
+  CallContext ctx;
+  ctx.xid = h.xid;
+  ctx.prog = h.prog;
+  ctx.vers = h.vers;
+  ctx.proc = h.proc;
+  ctx.flavor = h.flavor;
+  ctx.cred = std::move(h.cred);
+  ctx.machine_name = std::move(h.machine_name);
+  ctx.conn = conn;
+
+  switch (program->Dispatch(ctx, args, result)) {
+    case DispatchResult::kSuccess:
+      break;
+    case DispatchResult::kGarbageArgs:
+      counters_->garbage_args.fetch_add(1, std::memory_order_relaxed);
+      return accepted(AcceptStat::kGarbageArgs);
+    case DispatchResult::kSystemErr:
+      return accepted(AcceptStat::kSystemErr);
+    case DispatchResult::kDrop:
+      return false;
+  }
+
+  const size_t result_bytes = xdr_sizeof(px->encode_result, result);
+  const bool encoded = BuildReply(
+      with_record_mark, kAcceptedReplyHeaderSize + result_bytes, reply, [&](XDR* x) {
+        return EncodeAcceptedReply(x, h.xid, AcceptStat::kSuccess) &&
+               px->encode_result(x, result);
+      });
+  if (!encoded) {
+    LOG_WARNING("rpc: %s procedure %s: result does not encode; replying SYSTEM_ERR",
+                program->name(), px->name);
+    return accepted(AcceptStat::kSystemErr);
+  }
+  return true;
+}
+
+}  // namespace localnfs::rpc

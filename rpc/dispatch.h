@@ -1,0 +1,66 @@
+// rpc/dispatch.h — the one place where an RPC call record becomes a reply.
+//
+// Owns: the program/version table (Programs themselves are not owned) and the
+// per-thread scratch buffers for decoded arguments and results.
+//
+// For each call record it: decodes and checks the call header (rpc/message.h), looks
+// up program, version and procedure, decodes the arguments with the procedure's XDR
+// routine into a zeroed buffer of args_size, runs Program::Dispatch, encodes the reply
+// header and the result, and xdr_free()s arguments and result on every path (also
+// after a partial decode, which rpcgen routines handle). Counters go to the
+// ServerCounters given at construction.
+//
+// Replies the dispatcher gives (RFC 5531):
+//   record shorter than xid + msg_type, or not a CALL   → no reply, a log line
+//   xid + CALL readable, rest of the fixed header cut    → MSG_ACCEPTED GARBAGE_ARGS
+//   rpcvers != 2                                         → MSG_DENIED RPC_MISMATCH 2..2
+//   malformed credential / verifier                      → AUTH_ERROR BADCRED / BADVERF
+//   flavor other than AUTH_NONE, AUTH_SYS                → AUTH_ERROR TOOWEAK
+//   unknown program                                      → PROG_UNAVAIL
+//   known program, unregistered version                  → PROG_MISMATCH lowest..highest
+//   proc >= proc_count() or procedure() == nullptr       → PROC_UNAVAIL
+//   arguments that do not decode (trailing bytes are ignored) → GARBAGE_ARGS
+//   Dispatch(): kSuccess → SUCCESS + result, kGarbageArgs → GARBAGE_ARGS,
+//               kSystemErr → SYSTEM_ERR, kDrop → no reply.
+//
+// Thread-safety: AddProgram before the first Handle; Handle concurrently from any
+// number of threads.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "rpc/program.h"
+#include "rpc/server.h"
+
+namespace localnfs::rpc {
+
+class Dispatcher {
+ public:
+  // `counters` must outlive the dispatcher.
+  explicit Dispatcher(ServerCounters* counters) : counters_(counters) {}
+
+  // Registers one program version. A second registration of the same (prog, vers)
+  // replaces the first.
+  void AddProgram(Program* program);
+
+  // Every registered program version, ordered by (prog, vers).
+  std::vector<Program*> programs() const;
+
+  // Processes one call record. Returns false when nothing is to be sent; otherwise
+  // *reply is the reply message, preceded by a 4-byte record mark (one last fragment)
+  // when `with_record_mark` (TCP), bare for datagrams.
+  bool Handle(std::string_view record, ConnectionInfo* conn, bool with_record_mark,
+              std::string* reply);
+
+ private:
+  ServerCounters* const counters_;
+  // prog → its versions, sorted by vers.
+  absl::flat_hash_map<uint32_t, std::vector<Program*>> programs_;
+};
+
+}  // namespace localnfs::rpc

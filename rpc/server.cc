@@ -1,0 +1,669 @@
+// rpc/server.cc — listeners, the epoll event loop, the worker pool and the orderly
+// Stop() of the rpc Server (see server.h for the contract, connection.h for the
+// lifetime of a connection).
+//
+// Threads:
+//  * one event loop: accepts, reads into each connection's RecordDecoder, queues
+//    complete records for the workers, receives UDP datagrams, finishes sends that
+//    workers left queued (EPOLLOUT), and closes connections. It is the only thread
+//    that closes a connection or changes the set of connections; workers ask it to
+//    close one through `close_requests_` + the wake eventfd.
+//  * worker_threads workers: dispatch a record (rpc/dispatch.h) and send the reply.
+//
+// Stop() in reverse of Start(): (1) the loop closes the listeners and stops reading
+// from every connection; (2) Stop() waits, bounded by drain_timeout, until no request
+// is queued or running and no reply byte is unsent; (3) the loop closes every
+// connection and exits; (4) the workers are told to quit (requests still queued after
+// a timed-out drain are dropped unrun) and joined. After (4) no thread of ours can
+// touch a Program.
+#include "rpc/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <rpc/pmap_clnt.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/rcu.h"
+#include "common/release_queue.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "rpc/connection.h"
+#include "rpc/dispatch.h"
+
+namespace localnfs::rpc {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerWakeup = 16;  // fairness between busy connections
+constexpr int kAcceptsPerWakeup = 64;
+constexpr int kDatagramsPerWakeup = 64;
+constexpr size_t kMaxDatagram = 65536;
+constexpr uint32_t kMountProgram = 100005;
+
+// A listening TCP socket or a bound UDP socket.
+struct Listener : Pollable {
+  Listener(Kind k, UniqueFd f, PeerAddress a) : Pollable(k), fd(std::move(f)), local(a) {}
+  const UniqueFd fd;
+  const PeerAddress local;
+};
+
+// One request for a worker: a TCP record (conn set) or a UDP datagram (udp set).
+struct Work {
+  std::shared_ptr<Connection> conn;
+  std::shared_ptr<Listener> udp;  // keeps the UDP socket open until the reply is sent
+  PeerAddress udp_peer;
+  std::string record;
+};
+
+absl::Status Errno(int err, const std::string& what) { return ErrnoToStatus(err, what); }
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  explicit Impl(ServerOptions options) : opts_(options), dispatcher_(&counters_) {}
+  ~Impl() { Stop(); }
+
+  void AddProgram(Program* p) { dispatcher_.AddProgram(p); }
+  absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port, bool udp);
+  absl::Status Start();
+  void Stop();
+  absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port);
+  void UnregisterFromRpcbind();
+  const ServerCounters& counters() const { return counters_; }
+
+ private:
+  enum class State { kNew, kRunning, kStopped };
+
+  absl::StatusOr<std::shared_ptr<Listener>> Bind(const PeerAddress& addr, bool udp,
+                                                 bool dual_stack);
+  absl::Status Arm(Listener* l);
+  void Wake();
+
+  // Event loop.
+  void LoopMain();
+  void OnWake(bool* quit);
+  void Accept(Listener* l);
+  void ReadDatagrams(const std::shared_ptr<Listener>& l);
+  void OnConnection(Connection* c, uint32_t events);
+  void ReadConnection(const std::shared_ptr<Connection>& c);
+  void CloseConnection(Connection* c, bool on_error);
+  void Enqueue(Work w);
+
+  // Workers.
+  void WorkerMain();
+  void RunTcp(Work& w);
+  void RunUdp(Work& w);
+  void AskLoopToClose(const std::shared_ptr<Connection>& c);
+
+  const ServerOptions opts_;
+  ServerCounters counters_;
+  Dispatcher dispatcher_;
+
+  absl::Mutex mu_;  // control state and loop commands
+  State state_ ABSL_GUARDED_BY(mu_) = State::kNew;
+  std::vector<std::shared_ptr<Listener>> listeners_ ABSL_GUARDED_BY(mu_);
+  bool cmd_stop_reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool cmd_quit_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::shared_ptr<Connection>> close_requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<uint32_t, uint32_t>> rpcbind_registered_ ABSL_GUARDED_BY(mu_);
+  absl::Notification reading_stopped_;
+
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;
+  Pollable wake_pollable_{Pollable::Kind::kWake};
+  std::thread loop_thread_;
+  std::vector<std::thread> workers_;
+
+  // Event loop only.
+  absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> conns_;
+  absl::flat_hash_map<Listener*, std::shared_ptr<Listener>> armed_listeners_;
+  // References dropped at the end of an epoll batch: later events of the same batch
+  // may still point at an object closed earlier in it.
+  std::vector<std::shared_ptr<void>> graveyard_;
+  std::vector<char> read_buf_;
+  absl::Time last_accept_error_log_ = absl::InfinitePast();
+
+  // Work queue.
+  absl::Mutex work_mu_;
+  absl::CondVar work_cv_;
+  std::deque<Work> work_ ABSL_GUARDED_BY(work_mu_);
+  bool workers_quit_ ABSL_GUARDED_BY(work_mu_) = false;
+
+  // Drain accounting, polled by Stop(): requests queued or running, reply bytes
+  // queued on connections. Atomics rather than a mutex keep the hot path lock-free.
+  std::atomic<int64_t> inflight_{0};
+  std::atomic<int64_t> unsent_bytes_{0};
+  std::atomic<uint64_t> next_conn_id_{1};
+};
+
+// ---- setup ----
+
+absl::StatusOr<std::shared_ptr<Listener>> Server::Impl::Bind(const PeerAddress& addr,
+                                                             bool udp, bool dual_stack) {
+  const std::string where = addr.ToString();
+  UniqueFd fd(::socket(
+      addr.family(), (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return Errno(errno, absl::StrCat("socket ", where));
+  int one = 1, zero = 0;
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    return Errno(errno, absl::StrCat("SO_REUSEADDR ", where));
+  }
+  if (dual_stack &&
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0) {
+    return Errno(errno, absl::StrCat("IPV6_V6ONLY ", where));
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr.addr), addr.len) != 0) {
+    return Errno(errno, absl::StrCat("bind ", where));
+  }
+  if (!udp && ::listen(fd.get(), SOMAXCONN) != 0) {
+    return Errno(errno, absl::StrCat("listen ", where));
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return Errno(errno, absl::StrCat("getsockname ", where));
+  }
+  return std::make_shared<Listener>(
+      udp ? Pollable::Kind::kUdpSocket : Pollable::Kind::kTcpListener, std::move(fd),
+      PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len));
+}
+
+absl::StatusOr<uint16_t> Server::Impl::Listen(const std::string& address, uint16_t port,
+                                              bool udp) {
+  {
+    absl::MutexLock l(&mu_);
+    // Listeners are armed by Start(); adding one to a running loop is not needed by
+    // anyone and would race with the loop's own listener table.
+    if (state_ != State::kNew) {
+      return absl::FailedPreconditionError("rpc server: Listen() must precede Start()");
+    }
+  }
+  PeerAddress addr;
+  bool dual_stack = false;
+  if (address.empty()) {
+    PeerAddress::Parse("::", port, &addr);
+    dual_stack = true;
+  } else if (!PeerAddress::Parse(address, port, &addr)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", address, "\" is not a numeric IP address"));
+  }
+  auto tcp = Bind(addr, /*udp=*/false, dual_stack);
+  if (!tcp.ok() && address.empty() &&
+      (StatusErrno(tcp.status()) == EAFNOSUPPORT ||
+       StatusErrno(tcp.status()) == EADDRNOTAVAIL)) {
+    // No IPv6 on this host: all interfaces means all IPv4 interfaces.
+    PeerAddress::Parse("0.0.0.0", port, &addr);
+    dual_stack = false;
+    tcp = Bind(addr, false, false);
+  }
+  if (!tcp.ok()) return tcp.status();
+  std::vector<std::shared_ptr<Listener>> bound = {*tcp};
+  const uint16_t bound_port = (*tcp)->local.port();
+  if (udp) {
+    PeerAddress uaddr = addr;
+    if (uaddr.family() == AF_INET) {
+      reinterpret_cast<sockaddr_in*>(&uaddr.addr)->sin_port = htons(bound_port);
+    } else {
+      reinterpret_cast<sockaddr_in6*>(&uaddr.addr)->sin6_port = htons(bound_port);
+    }
+    ASSIGN_OR_RETURN(auto u, Bind(uaddr, /*udp=*/true, dual_stack));
+    bound.push_back(std::move(u));
+  }
+  absl::MutexLock l(&mu_);
+  for (auto& b : bound) listeners_.push_back(std::move(b));
+  LOG_INFO("rpc: listening on %s (tcp%s)", (*tcp)->local.ToString(), udp ? ", udp" : "");
+  return bound_port;
+}
+
+absl::Status Server::Impl::Arm(Listener* l) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = static_cast<Pollable*>(l);
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, l->fd.get(), &ev) != 0) {
+    return Errno(errno, absl::StrCat("epoll_ctl ", l->local.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::Impl::Start() {
+  absl::MutexLock l(&mu_);
+  if (state_ != State::kNew) {
+    return absl::FailedPreconditionError("rpc server can be started only once");
+  }
+  epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_) return Errno(errno, "epoll_create1");
+  wake_fd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd_) return Errno(errno, "eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &wake_pollable_;
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev) != 0) {
+    return Errno(errno, "epoll_ctl eventfd");
+  }
+  for (auto& listener : listeners_) RETURN_IF_ERROR(Arm(listener.get()));
+  // The loop reads listeners_ through armed_listeners_ only; give it its own copy
+  // before it runs so that it never needs mu_ to find a listener.
+  for (auto& listener : listeners_) armed_listeners_[listener.get()] = listener;
+  read_buf_.resize(std::max(kReadChunk, kMaxDatagram));
+  const int n = std::max(1, opts_.worker_threads);
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerMain(); });
+  loop_thread_ = std::thread([this] { LoopMain(); });
+  state_ = State::kRunning;
+  return absl::OkStatus();
+}
+
+void Server::Impl::Wake() {
+  const uint64_t one = 1;
+  // A full eventfd counter already means "wake up"; nothing else can fail here.
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+// ---- Stop ----
+
+void Server::Impl::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    if (state_ != State::kRunning) {
+      state_ = State::kStopped;
+      listeners_.clear();
+      return;
+    }
+    state_ = State::kStopped;
+    cmd_stop_reading_ = true;
+  }
+  // (1) stop accepting and reading.
+  Wake();
+  reading_stopped_.WaitForNotification();
+  // (2) drain, bounded. Polling is fine here: Stop() is rare and this keeps the
+  // per-request accounting to two atomic adds.
+  const absl::Time deadline = absl::Now() + opts_.drain_timeout;
+  while (inflight_.load() > 0 || unsent_bytes_.load() > 0) {
+    if (absl::Now() >= deadline) {
+      LOG_WARNING(
+          "rpc: stop: drain timed out with %d requests in flight, %d reply "
+          "bytes unsent",
+          inflight_.load(), unsent_bytes_.load());
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  // (3) close every connection; the loop exits.
+  {
+    absl::MutexLock l(&mu_);
+    cmd_quit_ = true;
+  }
+  Wake();
+  loop_thread_.join();
+  // (4) workers.
+  {
+    absl::MutexLock l(&work_mu_);
+    workers_quit_ = true;
+    work_cv_.SignalAll();
+  }
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  {
+    absl::MutexLock l(&work_mu_);
+    work_.clear();  // requests left after a timed-out drain: never run
+  }
+  absl::MutexLock l(&mu_);
+  listeners_.clear();
+  close_requests_.clear();
+}
+
+// ---- event loop ----
+
+void Server::Impl::LoopMain() {
+  RcuThread rcu;
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
+  bool quit = false;
+  while (!quit) {
+    const int n = epoll_wait(epoll_fd_.get(), events, kMaxEvents, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      LOG_ERROR("rpc: epoll_wait: %s", strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      auto* p = static_cast<Pollable*>(events[i].data.ptr);
+      switch (p->kind) {
+        case Pollable::Kind::kWake:
+          OnWake(&quit);
+          break;
+        case Pollable::Kind::kTcpListener: {
+          auto it = armed_listeners_.find(static_cast<Listener*>(p));
+          if (it != armed_listeners_.end()) Accept(it->first);
+          break;
+        }
+        case Pollable::Kind::kUdpSocket: {
+          auto it = armed_listeners_.find(static_cast<Listener*>(p));
+          if (it != armed_listeners_.end()) ReadDatagrams(it->second);
+          break;
+        }
+        case Pollable::Kind::kConnection:
+          OnConnection(static_cast<Connection*>(p), events[i].events);
+          break;
+      }
+    }
+    graveyard_.clear();
+    FlushThisThread();
+  }
+  // Close everything still open. Workers may still hold references; the objects go
+  // away with the last one.
+  std::vector<Connection*> all;
+  for (auto& [c, ref] : conns_) all.push_back(c);
+  for (Connection* c : all) CloseConnection(c, false);
+  graveyard_.clear();
+  for (auto& [l, ref] : armed_listeners_) {
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, l->fd.get(), nullptr);
+  }
+  armed_listeners_.clear();
+  // Only on a failed epoll_wait: Stop() must not wait for a loop that is gone.
+  if (!reading_stopped_.HasBeenNotified()) reading_stopped_.Notify();
+  FlushThisThread();
+}
+
+void Server::Impl::OnWake(bool* quit) {
+  uint64_t v;
+  while (::read(wake_fd_.get(), &v, sizeof(v)) > 0) {
+  }
+  std::vector<std::shared_ptr<Connection>> to_close;
+  bool stop_reading, do_quit;
+  {
+    absl::MutexLock l(&mu_);
+    to_close.swap(close_requests_);
+    stop_reading = cmd_stop_reading_;
+    do_quit = cmd_quit_;
+  }
+  for (auto& c : to_close) CloseConnection(c.get(), true);
+  if (stop_reading && !reading_stopped_.HasBeenNotified()) {
+    for (auto& [l, ref] : armed_listeners_) {
+      epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, l->fd.get(), nullptr);
+      graveyard_.push_back(ref);
+    }
+    armed_listeners_.clear();
+    for (auto& [c, ref] : conns_) c->StopReading();
+    reading_stopped_.Notify();
+  }
+  if (do_quit) *quit = true;
+}
+
+void Server::Impl::Accept(Listener* l) {
+  for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    UniqueFd fd(accept4(l->fd.get(), reinterpret_cast<sockaddr*>(&ss), &len,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      const int err = errno;
+      // Out of descriptors, the listener stays readable: log once a second and pause
+      // briefly instead of spinning the loop (and the log) at full speed.
+      const absl::Time now = absl::Now();
+      if (now - last_accept_error_log_ >= absl::Seconds(1)) {
+        LOG_WARNING("rpc: accept on %s: %s", l->local.ToString(), strerror(err));
+        last_accept_error_log_ = now;
+      }
+      if (err == EMFILE || err == ENFILE) absl::SleepFor(absl::Milliseconds(1));
+      return;
+    }
+    const PeerAddress peer =
+        PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    sockaddr_storage ls{};
+    socklen_t llen = sizeof(ls);
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ls), &llen);
+    int one = 1;
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto conn = std::make_shared<Connection>(
+        next_conn_id_.fetch_add(1), std::move(fd), peer,
+        PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ls), llen),
+        opts_.max_record_size, epoll_fd_.get(),
+        ConnectionLimits{opts_.max_queued_reply_bytes,
+                         std::max<uint32_t>(1, opts_.max_requests_per_connection)});
+    if (!conn->Register()) {
+      LOG_WARNING("rpc: epoll_ctl for connection from %s: %s", peer.ToString(),
+                  strerror(errno));
+      continue;
+    }
+    counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+    conns_.emplace(conn.get(), std::move(conn));
+  }
+}
+
+void Server::Impl::OnConnection(Connection* c, uint32_t events) {
+  auto it = conns_.find(c);
+  if (it == conns_.end()) return;  // closed earlier in this batch
+  std::shared_ptr<Connection> conn = it->second;
+  if (events & EPOLLOUT) {
+    const int64_t n = conn->Flush();
+    if (n < 0) {
+      CloseConnection(c, true);
+      return;
+    }
+    unsent_bytes_.fetch_sub(n);
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (conn->ReadingAllowed()) {
+      ReadConnection(conn);  // reads to EOF / error and closes then
+    } else if (events & (EPOLLHUP | EPOLLERR)) {
+      CloseConnection(c, false);  // the peer is gone; nothing can be delivered
+    }
+  }
+}
+
+void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
+  std::vector<std::string> records;
+  for (int i = 0; i < kReadsPerWakeup && conn->ReadingAllowed(); ++i) {
+    const ssize_t n = ::read(conn->fd(), read_buf_.data(), kReadChunk);
+    if (n == 0) {
+      CloseConnection(conn.get(), false);
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      const bool reset = errno == ECONNRESET;
+      if (!reset) {
+        LOG_WARNING("rpc: read from %s: %s", conn->info.peer().ToString(),
+                    strerror(errno));
+      }
+      CloseConnection(conn.get(), !reset);
+      return;
+    }
+    absl::Status s = conn->decoder.Feed(
+        std::string_view(read_buf_.data(), static_cast<size_t>(n)), &records);
+    if (!s.ok()) {
+      LOG_WARNING("rpc: closing connection from %s: %s", conn->info.peer().ToString(),
+                  s.message());
+      CloseConnection(conn.get(), true);
+      return;
+    }
+    for (auto& r : records) {
+      conn->RequestStarted();
+      Enqueue(Work{conn, nullptr, PeerAddress{}, std::move(r)});
+    }
+    records.clear();
+    if (static_cast<size_t>(n) < kReadChunk) break;  // the socket is very likely empty
+  }
+}
+
+void Server::Impl::ReadDatagrams(const std::shared_ptr<Listener>& l) {
+  for (int i = 0; i < kDatagramsPerWakeup; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    const ssize_t n = recvfrom(l->fd.get(), read_buf_.data(), kMaxDatagram, MSG_TRUNC,
+                               reinterpret_cast<sockaddr*>(&ss), &len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN, or an ICMP error reported on the socket: nothing to read
+    }
+    if (static_cast<size_t>(n) > kMaxDatagram ||
+        static_cast<size_t>(n) > opts_.max_record_size) {
+      continue;  // truncated: cannot be a valid call
+    }
+    {
+      absl::MutexLock lock(&work_mu_);
+      if (work_.size() >= opts_.max_queued_datagrams) continue;
+    }
+    Enqueue(Work{nullptr, l,
+                 PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len),
+                 std::string(read_buf_.data(), static_cast<size_t>(n))});
+  }
+}
+
+void Server::Impl::CloseConnection(Connection* c, bool on_error) {
+  auto it = conns_.find(c);
+  if (it == conns_.end()) return;
+  // Counted before Close(), which lets the peer see the close: a test (or a tool)
+  // that reacts to it must find the counter already bumped. Only the loop closes, so
+  // closed() cannot change in between.
+  if (on_error && !it->second->closed()) {
+    counters_.connections_closed_on_error.fetch_add(1);
+  }
+  uint64_t dropped = 0;
+  if (it->second->Close(&dropped)) unsent_bytes_.fetch_sub(static_cast<int64_t>(dropped));
+  graveyard_.push_back(std::move(it->second));
+  conns_.erase(it);
+}
+
+void Server::Impl::Enqueue(Work w) {
+  inflight_.fetch_add(1);
+  absl::MutexLock l(&work_mu_);
+  work_.push_back(std::move(w));
+  work_cv_.Signal();
+}
+
+// ---- workers ----
+
+void Server::Impl::WorkerMain() {
+  RcuThread rcu;
+  while (true) {
+    Work w;
+    {
+      absl::MutexLock l(&work_mu_);
+      while (work_.empty() && !workers_quit_) work_cv_.Wait(&work_mu_);
+      if (workers_quit_) break;
+      w = std::move(work_.front());
+      work_.pop_front();
+    }
+    if (w.conn) {
+      RunTcp(w);
+    } else {
+      RunUdp(w);
+    }
+    w = Work{};  // drop the connection reference before the request counts as done
+    inflight_.fetch_sub(1);
+    FlushThisThread();
+  }
+}
+
+void Server::Impl::RunTcp(Work& w) {
+  Connection& c = *w.conn;
+  // A request whose client has gone is not run: its reply could not be delivered,
+  // and the client retransmits on its new connection.
+  if (!c.closed()) {
+    std::string reply;
+    if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply)) {
+      const int64_t queued = c.SendReply(std::move(reply));
+      if (queued < 0) {
+        AskLoopToClose(w.conn);
+      } else {
+        unsent_bytes_.fetch_add(queued);
+      }
+    }
+  }
+  c.RequestFinished();
+}
+
+void Server::Impl::RunUdp(Work& w) {
+  // Datagrams have no connection; each call gets its own short-lived ConnectionInfo.
+  ConnectionInfo info(next_conn_id_.fetch_add(1), w.udp_peer, w.udp->local);
+  std::string reply;
+  if (!dispatcher_.Handle(w.record, &info, /*with_record_mark=*/false, &reply)) return;
+  // Best effort, as UDP is: a reply that does not fit the socket buffer is lost.
+  ::sendto(w.udp->fd.get(), reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+           reinterpret_cast<const sockaddr*>(&w.udp_peer.addr), w.udp_peer.len);
+}
+
+void Server::Impl::AskLoopToClose(const std::shared_ptr<Connection>& c) {
+  {
+    absl::MutexLock l(&mu_);
+    close_requests_.push_back(c);
+  }
+  Wake();
+}
+
+// ---- rpcbind ----
+
+absl::Status Server::Impl::RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port) {
+  bool has_udp = false;
+  {
+    absl::MutexLock l(&mu_);
+    for (auto& listener : listeners_)
+      has_udp |= listener->kind == Pollable::Kind::kUdpSocket;
+  }
+  for (Program* p : dispatcher_.programs()) {
+    if (p->hidden()) continue;
+    const uint16_t port = p->prog() == kMountProgram ? mount_port : nfs_port;
+    // pmap_set goes through rpcb_set on libtirpc's local rpcbind transport; it
+    // registers the universal address of the loopback netconfig for that protocol.
+    pmap_unset(p->prog(), p->vers());  // a stale registration from a crashed run
+    if (!pmap_set(p->prog(), p->vers(), IPPROTO_TCP, port)) {
+      return absl::UnavailableError(absl::StrFormat(
+          "rpcbind: cannot register %s (program %u version %u) on tcp port %u", p->name(),
+          p->prog(), p->vers(), port));
+    }
+    if (has_udp) pmap_set(p->prog(), p->vers(), IPPROTO_UDP, port);
+    absl::MutexLock l(&mu_);
+    rpcbind_registered_.emplace_back(p->prog(), p->vers());
+    LOG_INFO("rpc: registered %s v%u with rpcbind on port %u", p->name(), p->vers(),
+             port);
+  }
+  return absl::OkStatus();
+}
+
+void Server::Impl::UnregisterFromRpcbind() {
+  std::vector<std::pair<uint32_t, uint32_t>> regs;
+  {
+    absl::MutexLock l(&mu_);
+    regs.swap(rpcbind_registered_);
+  }
+  for (auto [prog, vers] : regs) pmap_unset(prog, vers);
+}
+
+// ---- Server ----
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(options)) {}
+Server::~Server() = default;  // Impl's destructor stops
+void Server::AddProgram(Program* program) { impl_->AddProgram(program); }
+absl::StatusOr<uint16_t> Server::Listen(const std::string& address, uint16_t port,
+                                        bool udp) {
+  return impl_->Listen(address, port, udp);
+}
+absl::Status Server::Start() { return impl_->Start(); }
+void Server::Stop() { impl_->Stop(); }
+absl::Status Server::RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port) {
+  return impl_->RegisterWithRpcbind(nfs_port, mount_port);
+}
+void Server::UnregisterFromRpcbind() { impl_->UnregisterFromRpcbind(); }
+const ServerCounters& Server::counters() const { return impl_->counters(); }
+
+}  // namespace localnfs::rpc

@@ -1,0 +1,82 @@
+// server/creds.h — acting as the request's (squashed) credentials.
+//
+// Owns: the per-thread switch of fsuid/fsgid and supplementary groups, and the one
+// mode-bit permission check of the server (used before READ/WRITE/COMMIT on cached
+// fds, for ACCESS, and for namespace operations when the server is unprivileged).
+//
+// As root: ScopedFsCredentials sets the calling thread's fsuid/fsgid (setfsuid /
+// setfsgid are per thread) and supplementary groups (the raw setgroups syscall — the
+// glibc wrapper changes every thread of the process) to the request's credentials
+// and restores the server's own on destruction. The kernel then checks every
+// namespace operation (lookup, create, unlink, rename, chmod, chown, utimes,
+// truncate) exactly as for a local process of that user; a non-zero fsuid also drops
+// the file-system capabilities (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, …) for the
+// thread. Handle resolution (open_by_handle_at) runs before switching, with the
+// server's own credentials.
+//
+// Unprivileged (server not running as root): no switching is possible; everything
+// acts as the server's user. What is enforced then:
+//  * enforced by the kernel for the server's user: everything a local process of
+//    that user could not do (chown to another uid → NFS3ERR_PERM, writes to files
+//    the server user cannot write, chmod of files it does not own);
+//  * enforced by the server, against the request's credentials, with mode bits only:
+//    READ/WRITE/COMMIT and truncation (CheckPermission), search (x) permission of
+//    the directory for LOOKUP, write+search permission of the parent directory for
+//    CREATE/MKDIR/SYMLINK/MKNOD/LINK/REMOVE/RMDIR/RENAME, ownership for chmod and
+//    utimes to a client time;
+//  * not enforced: POSIX ACLs, the sticky bit of a directory, the client's
+//    ownership of created objects (they belong to the server's user; the request's
+//    uid/gid are not applied).
+//
+// Thread-safety: ScopedFsCredentials affects only the calling thread; nest never.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/credentials.h"
+
+namespace localnfs::server {
+
+// Records the server's identity (once, at startup, before any worker runs).
+// Returns whether the server can switch credentials (it runs with euid 0).
+bool InitServerCredentials();
+bool CanSwitchCredentials();
+
+class ScopedFsCredentials {
+ public:
+  // Switches when the server can; otherwise does nothing.
+  explicit ScopedFsCredentials(const Credentials& cred);
+  ~ScopedFsCredentials();
+  ScopedFsCredentials(const ScopedFsCredentials&) = delete;
+  ScopedFsCredentials& operator=(const ScopedFsCredentials&) = delete;
+  // OK, or the error of the switch (the request must then fail with it).
+  const absl::Status& status() const { return status_; }
+
+ private:
+  bool switched_ = false;
+  absl::Status status_;
+};
+
+// Permission bits asked for.
+inline constexpr int kMayRead = 4;
+inline constexpr int kMayWrite = 2;
+inline constexpr int kMayExec = 1;
+
+// Mode-bit check of `want` (kMay* bits) on an object with attributes `st` for `cred`,
+// like the kernel's generic_permission without ACLs. Root may do everything but
+// execute a file with no x bit. With `owner_override` the owner may read and write
+// their own file whatever its mode (knfsd's NFSD_MAY_OWNER_OVERRIDE: a client that
+// created a file 0444 may still write the data it is writing).
+// Returns OK or EACCES.
+absl::Status CheckPermission(const struct stat& st, const Credentials& cred, int want,
+                             bool owner_override);
+// The same check only when the server cannot switch credentials (otherwise the
+// kernel checks it for the switched thread): used before namespace operations.
+absl::Status CheckPermissionIfUnprivileged(const struct stat& st, const Credentials& cred,
+                                           int want);
+
+}  // namespace localnfs::server

@@ -1,0 +1,345 @@
+// server/main.cc — localnfsd: flags, startup in order, signals, orderly shutdown in
+// exact reverse order.
+//
+// Startup: parse flags → RCU registration of the main thread → release queue →
+// exports (ExportTable) → handle key → handle resolver → file cache → programs →
+// rpc::Server (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind) →
+// "localnfsd: ready nfs=PORT mount=PORT" on stdout.
+// Shutdown (SIGTERM/SIGINT) undoes it: rpcbind → Server::Stop (drains in-flight
+// requests) → file cache (closes fds) → resolver → ExportTable::Shutdown (unregister,
+// drain, destroy) → release queue. SIGHUP re-reads the exports and reloads the table
+// (errors are logged and the old table stays).
+//
+// Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
+// message names the problem); 1 for runtime failures.
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/rcu.h"
+#include "common/release_queue.h"
+#include "common/status.h"
+#include "export_cache/export.h"
+#include "rpc/server.h"
+#include "server/creds.h"
+#include "server/fhandle.h"
+#include "server/file_cache.h"
+#include "server/mount_program.h"
+#include "server/nfs3_program.h"
+
+// Only for --help: main() takes every --export out of argv itself (PrepareArgs).
+ABSL_FLAG(std::string, export, "",
+          "DIR[:OPTIONS] to export (repeatable; OPTIONS comma-separated as in "
+          "exports(5), for every client)");
+ABSL_FLAG(std::string, exports, "", "exports(5) file");
+ABSL_FLAG(int32_t, port, 2049, "NFS port (0 = any free port)");
+ABSL_FLAG(int32_t, mount_port, 20048, "MOUNT port (0 = any free port)");
+ABSL_FLAG(std::string, bind, "", "address to listen on (empty = all interfaces)");
+ABSL_FLAG(int32_t, threads, 4, "worker threads");
+ABSL_FLAG(std::string, runtime_dir, "",
+          "runtime directory (default /run/localnfs as root, "
+          "$XDG_RUNTIME_DIR/localnfs otherwise)");
+ABSL_FLAG(std::string, state_dir, "",
+          "state directory holding handle.key (default /var/lib/localnfs as root, "
+          "$XDG_STATE_HOME/localnfs or ~/.local/state/localnfs otherwise)");
+ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
+ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
+ABSL_FLAG(int32_t, file_cache_size, 1024, "open files kept for READ/WRITE/COMMIT");
+
+namespace localnfs::server {
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// absl::ParseCommandLine exits with status 1 on a bad flag; our contract says 2 for
+// bad usage. While parsing, an atexit hook turns that exit into _exit(2).
+bool g_parsing_flags = false;
+void ExitUsageIfParsing() {
+  if (g_parsing_flags) _exit(kExitUsage);
+}
+
+// The --export values, taken out of argv before absl parses it: an absl vector flag
+// splits at ',' (export options are comma-separated) and keeps only the last of
+// repeated occurrences.
+std::vector<std::string> g_export_args;
+
+// The documented spelling is --mount-port, --state-dir, …; absl flag names use '_'.
+// Rewrites "--a-b[=v]" to "--a_b[=v]" (names only, never values) and moves every
+// "--export X" / "--export=X" to g_export_args.
+std::vector<std::string> PrepareArgs(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i == 0 || a.size() < 3 || a.compare(0, 2, "--") != 0) {
+      out.push_back(std::move(a));
+      continue;
+    }
+    if (a == "--") {
+      for (; i < argc; ++i) out.push_back(argv[i]);
+      break;
+    }
+    // Only our own names are rewritten, so that absl's error for an unknown flag
+    // names it as the user wrote it.
+    const size_t end = std::min(a.find('='), a.size());
+    std::string name = a.substr(2, end - 2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    for (const char* known : {"mount_port", "runtime_dir", "state_dir", "no_localio",
+                              "no_no_localio", "file_cache_size"}) {
+      if (name == known) a = "--" + name + a.substr(end);
+    }
+    if (a == "--export" && i + 1 < argc) {
+      g_export_args.push_back(argv[++i]);
+      continue;
+    }
+    if (a.compare(0, 9, "--export=") == 0) {
+      g_export_args.push_back(a.substr(9));
+      continue;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+[[noreturn]] void Die(int code, const std::string& message) {
+  fprintf(stderr, "localnfsd: %s\n", message.c_str());
+  exit(code);
+}
+
+std::string DefaultDir(bool root, const char* root_dir, const char* xdg_var,
+                       const char* home_suffix) {
+  if (root) return root_dir;
+  if (const char* x = getenv(xdg_var); x != nullptr && x[0] == '/')
+    return absl::StrCat(x, "/localnfs");
+  if (home_suffix == nullptr) return absl::StrCat("/tmp/localnfs-", getuid());
+  const char* home = getenv("HOME");
+  return absl::StrCat(home ? home : "/tmp", home_suffix);
+}
+
+// mkdir -p with `mode` for the directories it creates.
+absl::Status MakeDirs(const std::string& path, mode_t mode) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    std::string prefix = path.substr(0, i);
+    if (mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST)
+      return ErrnoToStatus(errno, absl::StrCat("mkdir ", prefix));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> PortFlag(const char* name, int32_t value) {
+  if (value < 0 || value > 65535)
+    return absl::InvalidArgumentError(absl::StrFormat("--%s=%d: not a port", name, value));
+  return value;
+}
+
+// The exports named by the flags: --export arguments, then the --exports file.
+absl::StatusOr<std::vector<exports::ExportSpec>> ReadExportSpecs() {
+  std::vector<exports::ExportSpec> specs;
+  for (const std::string& arg : g_export_args) {
+    ASSIGN_OR_RETURN(exports::ExportSpec spec, exports::ParseExportArg(arg));
+    specs.push_back(std::move(spec));
+  }
+  const std::string file = absl::GetFlag(FLAGS_exports);
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return ErrnoToStatus(errno ? errno : ENOENT, absl::StrCat("exports file ", file));
+    std::stringstream text;
+    text << in.rdbuf();
+    ASSIGN_OR_RETURN(std::vector<exports::ExportSpec> more,
+                     exports::ParseExports(text.str(), file));
+    for (auto& s : more) specs.push_back(std::move(s));
+  }
+  if (specs.empty()) return absl::InvalidArgumentError("no export given (--export DIR or --exports FILE)");
+  return specs;
+}
+
+absl::flat_hash_set<uint32_t> ExportIds(const exports::ExportTable& table) {
+  absl::flat_hash_set<uint32_t> ids;
+  for (const Ref<exports::Export>& e : table.List()) ids.insert(e->id());
+  return ids;
+}
+
+void Reload(exports::ExportTable& table, FileCache& file_cache) {
+  LOG_INFO("SIGHUP: reloading exports");
+  const absl::flat_hash_set<uint32_t> before = ExportIds(table);
+  absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
+  absl::Status s = specs.ok() ? table.Load(*specs) : specs.status();
+  if (!s.ok()) {
+    LOG_ERROR("reload failed, keeping the current exports: %s", s.ToString());
+    return;
+  }
+  const absl::flat_hash_set<uint32_t> now = ExportIds(table);
+  // Open files of removed exports are closed (their handles are stale now).
+  for (uint32_t id : before)
+    if (!now.contains(id)) file_cache.CloseExport(id);
+  LOG_INFO("exports reloaded: %d export(s)", now.size());
+}
+
+void RaiseFdLimit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int Main(int argc, char** argv) {
+  SetLogProgramName("localnfsd");
+  absl::SetProgramUsageMessage(
+      "localnfsd --export DIR[:OPTS] ... | --exports FILE [--port N] [--mount-port N] "
+      "[--bind ADDR] [--threads N] [--runtime-dir DIR] [--state-dir DIR] [--rpcbind]");
+  atexit(ExitUsageIfParsing);
+  g_parsing_flags = true;
+  std::vector<std::string> args = PrepareArgs(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  std::vector<char*> rest =
+      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  g_parsing_flags = false;
+  if (rest.size() > 1) Die(kExitUsage, absl::StrCat("unexpected argument '", rest[1], "'"));
+
+  const bool root = geteuid() == 0;
+  auto nfs_port = PortFlag("port", absl::GetFlag(FLAGS_port));
+  if (!nfs_port.ok()) Die(kExitUsage, std::string(nfs_port.status().message()));
+  auto mount_port = PortFlag("mount-port", absl::GetFlag(FLAGS_mount_port));
+  if (!mount_port.ok()) Die(kExitUsage, std::string(mount_port.status().message()));
+  const int threads = absl::GetFlag(FLAGS_threads);
+  if (threads < 1 || threads > 1024)
+    Die(kExitUsage, absl::StrFormat("--threads=%d: must be 1..1024", threads));
+  const int cache_size = absl::GetFlag(FLAGS_file_cache_size);
+  if (cache_size < 1) Die(kExitUsage, absl::StrFormat("--file-cache-size=%d: must be >= 1", cache_size));
+  std::string runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
+  if (runtime_dir.empty())
+    runtime_dir = DefaultDir(root, "/run/localnfs", "XDG_RUNTIME_DIR", nullptr);
+  std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  if (state_dir.empty())
+    state_dir = DefaultDir(root, "/var/lib/localnfs", "XDG_STATE_HOME", "/.local/state/localnfs");
+  absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
+  if (!specs.ok()) Die(kExitUsage, std::string(specs.status().message()));
+
+  // Modes sent by clients are applied exactly.
+  umask(0);
+  RaiseFdLimit();
+  InitServerCredentials();
+  // Signals are handled by the main thread only (sigwaitinfo); every thread started
+  // from here on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  RcuThread rcu_registration;
+  StartReleaseQueue();
+  LOG_INFO("release queue started");
+  exports::ExportTable table;
+  if (absl::Status s = table.Load(*specs); !s.ok()) {
+    table.Shutdown();
+    StopReleaseQueue();
+    Die(kExitUsage, std::string(s.message()));
+  }
+  LOG_INFO("exports loaded: %d export(s)", table.List().size());
+
+  int exit_code = 0;
+  {
+    absl::Status dirs = MakeDirs(runtime_dir, 0700);
+    if (dirs.ok()) dirs = MakeDirs(state_dir, 0700);
+    absl::StatusOr<HandleKey> key =
+        dirs.ok() ? HandleKey::LoadOrCreate(state_dir) : absl::StatusOr<HandleKey>(dirs);
+    if (!key.ok()) {
+      table.Shutdown();
+      StopReleaseQueue();
+      Die(kExitRuntime, std::string(key.status().message()));
+    }
+    // LOCALIO (next issue) plugs in here: its broker record lives in runtime_dir and
+    // its program (localio_program.h, hidden from rpcbind) is added to the server
+    // below unless --no-localio.
+    HandleResolver resolver;
+    resolver.Start(*table.List().front());
+    FileCacheOptions fc_opts;
+    fc_opts.max_entries = static_cast<size_t>(cache_size);
+    FileCache file_cache(fc_opts);
+    file_cache.Start();
+    LOG_INFO("file cache started (%d files)", cache_size);
+
+    Nfs3Program nfs3(Nfs3Program::Deps{&table, &*key, &resolver, &file_cache, std::nullopt});
+    MountProgram mount(MountProgram::Deps{&table, &*key, &resolver});
+    rpc::ServerOptions opts;
+    opts.worker_threads = threads;
+    rpc::Server server(opts);
+    server.AddProgram(&nfs3);
+    server.AddProgram(&mount);
+    const std::string bind = absl::GetFlag(FLAGS_bind);
+    absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));
+    absl::StatusOr<uint16_t> mount_bound = nfs_bound;
+    if (nfs_bound.ok() && !(*mount_port != 0 && *mount_port == *nfs_port))
+      mount_bound = server.Listen(bind, static_cast<uint16_t>(*mount_port));
+    absl::Status started = !nfs_bound.ok()    ? nfs_bound.status()
+                           : !mount_bound.ok() ? mount_bound.status()
+                                               : server.Start();
+    bool registered = false;
+    if (started.ok() && absl::GetFlag(FLAGS_rpcbind)) {
+      started = server.RegisterWithRpcbind(*nfs_bound, *mount_bound);
+      registered = started.ok();
+    }
+    if (!started.ok()) {
+      fprintf(stderr, "localnfsd: %s\n", std::string(started.message()).c_str());
+      exit_code = kExitRuntime;
+    } else {
+      LOG_INFO("serving nfs on port %d, mount on port %d (%d workers)", *nfs_bound,
+               *mount_bound, threads);
+      printf("localnfsd: ready nfs=%d mount=%d\n", *nfs_bound, *mount_bound);
+      fflush(stdout);
+      for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&signals, &info);
+        if (sig < 0) continue;  // EINTR
+        if (sig == SIGHUP) {
+          Reload(table, file_cache);
+          continue;
+        }
+        LOG_INFO("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+      }
+    }
+    // Reverse order of startup.
+    if (registered) {
+      server.UnregisterFromRpcbind();
+      LOG_INFO("unregistered from rpcbind");
+    }
+    server.Stop();
+    LOG_INFO("rpc server stopped");
+    file_cache.Shutdown();
+    LOG_INFO("file cache closed");
+    resolver.Shutdown();
+  }
+  table.Shutdown();
+  LOG_INFO("exports torn down");
+  StopReleaseQueue();
+  LOG_INFO("release queue stopped; exiting");
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace localnfs::server
+
+int main(int argc, char** argv) { return localnfs::server::Main(argc, argv); }

@@ -1,0 +1,184 @@
+// server/mount_program.cc — see mount_program.h.
+#include "server/mount_program.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "server/client_rules.h"
+#include "server/nfs3xdr.h"
+#include "server/vfs.h"
+
+namespace localnfs::server {
+namespace {
+
+template <typename T>
+T* NewNode() {
+  T* p = static_cast<T*>(calloc(1, sizeof(T)));
+  if (p == nullptr) abort();
+  return p;
+}
+
+#define MOUNT_XDR(NAME, ARGS, ARGS_SIZE, RES, RES_SIZE)                              \
+  rpc::ProcXdr {                                                                    \
+    NAME, reinterpret_cast<xdrproc_t>(ARGS), reinterpret_cast<xdrproc_t>(RES),      \
+        ARGS_SIZE, RES_SIZE, false                                                  \
+  }
+
+const std::array<rpc::ProcXdr, kMountProcCount> kProcs = {{
+    MOUNT_XDR("NULL", xdr_void, 0, xdr_void, 0),
+    MOUNT_XDR("MNT", xdr_dirpath, sizeof(dirpath), xdr_mountres3, sizeof(mountres3)),
+    MOUNT_XDR("DUMP", xdr_void, 0, xdr_mountlist, sizeof(mountlist)),
+    MOUNT_XDR("UMNT", xdr_dirpath, sizeof(dirpath), xdr_void, 0),
+    MOUNT_XDR("UMNTALL", xdr_void, 0, xdr_void, 0),
+    MOUNT_XDR("EXPORT", xdr_void, 0, xdr_exportlist3, sizeof(exportlist3)),
+}};
+
+#undef MOUNT_XDR
+
+}  // namespace
+
+const rpc::ProcXdr* MountProgram::procedure(uint32_t proc) const {
+  return proc < kMountProcCount ? &kProcs[proc] : nullptr;
+}
+
+rpc::DispatchResult MountProgram::Dispatch(rpc::CallContext& ctx, void* args, void* result) {
+  if (ctx.proc >= kMountProcCount) return rpc::DispatchResult::kSystemErr;
+  calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
+  switch (ctx.proc) {
+    case MOUNTPROC3_MNT:
+      Mnt(ctx, *static_cast<dirpath*>(args), *static_cast<mountres3*>(result));
+      break;
+    case MOUNTPROC3_DUMP:
+      Dump(*static_cast<mountlist*>(result));
+      break;
+    case MOUNTPROC3_UMNT:
+      Umnt(ctx, *static_cast<dirpath*>(args));
+      break;
+    case MOUNTPROC3_UMNTALL:
+      UmntAll(ctx);
+      break;
+    case MOUNTPROC3_EXPORT:
+      Export(*static_cast<exportlist3*>(result));
+      break;
+    default:  // NULL
+      break;
+  }
+  return rpc::DispatchResult::kSuccess;
+}
+
+void MountProgram::Mnt(rpc::CallContext& ctx, const char* path_arg, mountres3& res) {
+  const std::string_view path = path_arg ? path_arg : "";
+  // The export with the longest path that is `path` or a parent of it.
+  Ref<exports::Export> exp;
+  std::string rel = ".";
+  if (!path.empty() && path != "/") {
+    std::string_view p = path;
+    while (p.size() > 1 && p.back() == '/') p.remove_suffix(1);
+    exp = deps_.exports->FindByPath(p);
+    if (!exp) {
+      for (Ref<exports::Export>& e : deps_.exports->List()) {
+        const std::string& ep = e->path();
+        const bool below = ep == "/" ? p.size() > 1
+                                     : p.size() > ep.size() && p.substr(0, ep.size()) == ep &&
+                                           p[ep.size()] == '/';
+        if (below && (!exp || ep.size() > exp->path().size())) {
+          exp = e;
+          rel = std::string(p.substr(ep == "/" ? 1 : ep.size() + 1));
+        }
+      }
+    }
+  } else {
+    exp = deps_.exports->FindByPath("/");
+  }
+  if (!exp) {
+    LOG_INFO("mount %s from %s: no such export", path, ctx.conn->peer().ToString());
+    res.fhs_status = MNT3ERR_NOENT;
+    return;
+  }
+  std::optional<exports::ExportOptions> options =
+      RuleForConnection(*ctx.conn, *exp, deps_.exports->generation());
+  if (!options || (options->secure && ctx.conn->peer().port() >= 1024)) {
+    LOG_INFO("mount %s from %s: access denied", path, ctx.conn->peer().ToString());
+    res.fhs_status = MNT3ERR_ACCES;
+    return;
+  }
+  // Each step runs only when the one before succeeded; the first error stays.
+  absl::StatusOr<UniqueFd> dir = vfs::OpenBeneath(exp->root_fd(), rel, O_PATH);
+  absl::StatusOr<struct stat> st =
+      dir.ok() ? vfs::GetAttr(dir->get()) : absl::StatusOr<struct stat>(dir.status());
+  if (st.ok() && !S_ISDIR(st->st_mode)) st = ErrnoToStatus(ENOTDIR, "mount");
+  absl::StatusOr<KernelHandle> kh =
+      st.ok() ? KernelHandleOfFd(dir->get()) : absl::StatusOr<KernelHandle>(st.status());
+  absl::StatusOr<std::string> wire = kh.ok() ? deps_.key->Encode(exp->id(), *kh)
+                                             : absl::StatusOr<std::string>(kh.status());
+  if (!wire.ok()) {
+    const int err = StatusErrno(wire.status());
+    LOG_INFO("mount %s from %s: %s", path, ctx.conn->peer().ToString(),
+             wire.status().ToString());
+    res.fhs_status = err == ENOTDIR ? MNT3ERR_NOTDIR
+                     : err == ENOENT || err == ELOOP || err == EXDEV ? MNT3ERR_NOENT
+                     : err == EACCES || err == EPERM ? MNT3ERR_ACCES
+                                                    : MNT3ERR_SERVERFAULT;
+    return;
+  }
+  deps_.resolver->RememberFd(exp->id(), *kh, dir->get());
+  res.fhs_status = MNT3_OK;
+  mountres3_ok& ok = res.mountres3_u.mountinfo;
+  ok.fhandle.fhandle3_val = static_cast<char*>(malloc(wire->size()));
+  if (ok.fhandle.fhandle3_val == nullptr) abort();
+  memcpy(ok.fhandle.fhandle3_val, wire->data(), wire->size());
+  ok.fhandle.fhandle3_len = static_cast<u_int>(wire->size());
+  ok.auth_flavors.auth_flavors_val = static_cast<int*>(malloc(sizeof(int)));
+  if (ok.auth_flavors.auth_flavors_val == nullptr) abort();
+  ok.auth_flavors.auth_flavors_val[0] = 1;  // AUTH_SYS
+  ok.auth_flavors.auth_flavors_len = 1;
+  LOG_INFO("mount %s from %s", path, ctx.conn->peer().ToString());
+  absl::MutexLock l(&mu_);
+  mounts_.emplace(ctx.conn->peer().HostText(), std::string(path));
+}
+
+void MountProgram::Dump(mountlist& res) {
+  absl::MutexLock l(&mu_);
+  mountlist* tail = &res;
+  for (const auto& [host, path] : mounts_) {
+    mountbody* b = NewNode<mountbody>();
+    b->ml_hostname = MallocString(host);
+    b->ml_directory = MallocString(path);
+    *tail = b;
+    tail = &b->ml_next;
+  }
+}
+
+void MountProgram::Umnt(rpc::CallContext& ctx, const char* path) {
+  absl::MutexLock l(&mu_);
+  mounts_.erase({ctx.conn->peer().HostText(), path ? path : ""});
+}
+
+void MountProgram::UmntAll(rpc::CallContext& ctx) {
+  const std::string host = ctx.conn->peer().HostText();
+  absl::MutexLock l(&mu_);
+  for (auto it = mounts_.begin(); it != mounts_.end();)
+    it = it->first == host ? mounts_.erase(it) : std::next(it);
+}
+
+void MountProgram::Export(exportlist3& res) {
+  exportlist3* tail = &res;
+  for (Ref<exports::Export>& e : deps_.exports->List()) {
+    exportnode* n = NewNode<exportnode>();
+    n->ex_dir = MallocString(e->path());
+    grouplist3* gtail = &n->ex_groups;
+    for (const exports::ClientRule& rule : e->spec().rules) {
+      groupnode* g = NewNode<groupnode>();
+      g->gr_name = MallocString(rule.pattern.text.substr(0, MNTNAMLEN));
+      *gtail = g;
+      gtail = &g->gr_next;
+    }
+    *tail = n;
+    tail = &n->ex_next;
+  }
+}
+
+}  // namespace localnfs::server

@@ -1,0 +1,171 @@
+// server/nfs3_program.cc — the NFSv3 procedure table and the one policy point,
+// Dispatch(). Procedure semantics are in nfs3proc.cc.
+#include "server/nfs3_program.h"
+
+#include <errno.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "server/client_rules.h"
+#include "server/creds.h"
+#include "server/nfs3xdr.h"
+#include "server/nfs_status.h"
+
+namespace localnfs::server {
+namespace {
+
+uint64_t RandomVerifier() {
+  uint64_t v = 0;
+  while (getrandom(&v, sizeof(v), 0) != sizeof(v)) {
+  }
+  return v;
+}
+
+}  // namespace
+
+#define NFS3_PROC(NAME, ARGS, RES, HANDLER, FLAGS)                                   \
+  Nfs3Program::Proc {                                                                \
+    rpc::ProcXdr{NAME, reinterpret_cast<xdrproc_t>(xdr_##ARGS),                     \
+                 reinterpret_cast<xdrproc_t>(xdr_##RES), sizeof(ARGS), sizeof(RES), \
+                 ((FLAGS) & Nfs3Program::kNonIdempotent) != 0},                     \
+        &Nfs3Program::HANDLER, (FLAGS)                                               \
+  }
+
+const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
+  constexpr uint32_t E = kNeedsExport, W = kMakesWrite, N = kNonIdempotent,
+                     C = kAsCaller;
+  // NULL takes and returns void; the dispatcher needs a non-zero size to allocate.
+  static const std::array<Proc, kNfs3ProcCount> table = {{
+      {rpc::ProcXdr{"NULL", reinterpret_cast<xdrproc_t>(xdr_void),
+                    reinterpret_cast<xdrproc_t>(xdr_void), 0, 0, false},
+       &Nfs3Program::Null, 0},
+      NFS3_PROC("GETATTR", GETATTR3args, GETATTR3res, Getattr, E),
+      NFS3_PROC("SETATTR", SETATTR3args, SETATTR3res, Setattr, E | W),
+      NFS3_PROC("LOOKUP", LOOKUP3args, LOOKUP3res, Lookup, E | C),
+      NFS3_PROC("ACCESS", ACCESS3args, ACCESS3res, Access, E),
+      NFS3_PROC("READLINK", READLINK3args, READLINK3res, Readlink, E),
+      NFS3_PROC("READ", READ3args, READ3res, Read, E),
+      NFS3_PROC("WRITE", WRITE3args, WRITE3res, Write, E | W),
+      NFS3_PROC("CREATE", CREATE3args, CREATE3res, Create, E | W | N | C),
+      NFS3_PROC("MKDIR", MKDIR3args, MKDIR3res, Mkdir, E | W | N | C),
+      NFS3_PROC("SYMLINK", SYMLINK3args, SYMLINK3res, Symlink, E | W | N | C),
+      NFS3_PROC("MKNOD", MKNOD3args, MKNOD3res, Mknod, E | W | N | C),
+      NFS3_PROC("REMOVE", REMOVE3args, REMOVE3res, Remove, E | W | N | C),
+      NFS3_PROC("RMDIR", RMDIR3args, RMDIR3res, Rmdir, E | W | N | C),
+      NFS3_PROC("RENAME", RENAME3args, RENAME3res, Rename, E | W | N | C),
+      NFS3_PROC("LINK", LINK3args, LINK3res, Link, E | W | N | C),
+      NFS3_PROC("READDIR", READDIR3args, READDIR3res, Readdir, E | C),
+      NFS3_PROC("READDIRPLUS", READDIRPLUS3args, READDIRPLUS3res, Readdirplus, E | C),
+      NFS3_PROC("FSSTAT", FSSTAT3args, FSSTAT3res, Fsstat, E),
+      NFS3_PROC("FSINFO", FSINFO3args, FSINFO3res, Fsinfo, E),
+      NFS3_PROC("PATHCONF", PATHCONF3args, PATHCONF3res, Pathconf, E),
+      NFS3_PROC("COMMIT", COMMIT3args, COMMIT3res, Commit, E | W),
+  }};
+  return table;
+}
+
+#undef NFS3_PROC
+
+Nfs3Program::Nfs3Program(Deps deps)
+    : deps_(deps), write_verifier_(deps.write_verifier.value_or(RandomVerifier())) {}
+
+const rpc::ProcXdr* Nfs3Program::procedure(uint32_t proc) const {
+  return proc < kNfs3ProcCount ? &Table()[proc].xdr : nullptr;
+}
+
+rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, void* result) {
+  if (ctx.proc >= kNfs3ProcCount) return rpc::DispatchResult::kSystemErr;
+  calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
+  const Proc& p = Table()[ctx.proc];
+  Nfs3Request req;
+  req.ctx = &ctx;
+  if (p.flags & kNeedsExport) {
+    // Every NFSv3 args struct starts with an nfs_fh3; every result with nfsstat3
+    // whose failure arm holds only optional attributes (zeroed = absent).
+    nfsstat3 status = Prepare(ctx, p, *static_cast<const nfs_fh3*>(args), req);
+    if (status != NFS3_OK) {
+      *static_cast<nfsstat3*>(result) = status;
+      return rpc::DispatchResult::kSuccess;
+    }
+  }
+  std::optional<ScopedFsCredentials> as_caller;
+  if (p.flags & kAsCaller) {
+    as_caller.emplace(req.cred);
+    if (!as_caller->status().ok()) {
+      LOG_ERROR("%s: %s", p.xdr.name, as_caller->status().ToString());
+      *static_cast<nfsstat3*>(result) = NFS3ERR_SERVERFAULT;
+      return rpc::DispatchResult::kSuccess;
+    }
+  }
+  (this->*p.handler)(req, args, result);
+  return rpc::DispatchResult::kSuccess;
+}
+
+nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
+                              Nfs3Request& req) {
+  absl::StatusOr<DecodedHandle> handle = deps_.key->Decode(FhBytes(fh));
+  if (!handle.ok()) return NfsStatusFromStatus(handle.status());
+  req.exp = deps_.exports->FindById(handle->export_id);
+  if (!req.exp) return NFS3ERR_STALE;
+  std::optional<exports::ExportOptions> options =
+      RuleForConnection(*ctx.conn, *req.exp, deps_.exports->generation());
+  if (!options) return NFS3ERR_ACCES;
+  if (options->secure && ctx.conn->peer().port() >= 1024) return NFS3ERR_PERM;
+  if ((p.flags & kMakesWrite) && options->read_only) return NFS3ERR_ROFS;
+  req.options = *options;
+  req.cred = exports::SquashCredentials(*options, ctx.cred);
+  absl::StatusOr<UniqueFd> fd = deps_.resolver->Resolve(*req.exp, handle->kernel);
+  if (!fd.ok()) {
+    LOG_DEBUG("%s: %s", p.xdr.name, fd.status().ToString());
+    return NfsStatusFromStatus(fd.status());
+  }
+  req.obj.exp = req.exp.get();
+  req.obj.fd = std::move(*fd);
+  req.obj.kh = std::move(handle->kernel);
+  return NFS3_OK;
+}
+
+absl::StatusOr<vfs::Object> Nfs3Program::ResolveInExport(const Nfs3Request& req,
+                                                         const nfs_fh3& fh) {
+  ASSIGN_OR_RETURN(DecodedHandle handle, deps_.key->Decode(FhBytes(fh)));
+  if (handle.export_id != req.exp->id())
+    return ErrnoToStatus(EXDEV, "handles of different exports");
+  vfs::Object obj;
+  ASSIGN_OR_RETURN(obj.fd, deps_.resolver->Resolve(*req.exp, handle.kernel));
+  obj.exp = req.exp.get();
+  obj.kh = std::move(handle.kernel);
+  return obj;
+}
+
+absl::StatusOr<std::string> Nfs3Program::MakeHandle(const Nfs3Request& req,
+                                                    const vfs::LookupResult& r, int dir_fd,
+                                                    std::string_view name) {
+  ASSIGN_OR_RETURN(std::string wire, deps_.key->Encode(req.exp->id(), r.kh));
+  if (!deps_.resolver->privileged()) {
+    if (S_ISDIR(r.st.st_mode) || vfs::IsDotOrDotDot(name))
+      deps_.resolver->RememberFd(req.exp->id(), r.kh, r.fd.get());
+    else
+      deps_.resolver->Remember(req.exp->id(), r.kh, deps_.resolver->ShareFd(dir_fd), name);
+  }
+  return wire;
+}
+
+void Nfs3Program::SetNewObject(const Nfs3Request& req, std::string_view name,
+                               const vfs::LookupResult& r, post_op_fh3* fh,
+                               post_op_attr* attr) {
+  SetPostOpAttr(attr, r.st, fsid(req));
+  absl::StatusOr<std::string> wire = MakeHandle(req, r, req.obj.fd.get(), name);
+  // Without a handle the client looks the name up itself (RFC 1813 allows it).
+  fh->handle_follows = wire.ok() ? TRUE : FALSE;
+  if (wire.ok()) SetFh(&fh->post_op_fh3_u.handle, *wire);
+}
+
+void Nfs3Program::Forget(const Nfs3Request& req, const std::optional<KernelHandle>& gone) {
+  if (!gone) return;
+  deps_.file_cache->Close(req.exp->id(), *gone);
+  deps_.resolver->Forget(req.exp->id(), *gone);
+}
+
+}  // namespace localnfs::server

@@ -1,0 +1,142 @@
+// server/nfs3_program.h — the NFSv3 program (100003 version 3, RFC 1813).
+//
+// Owns: the procedure table (one entry per procedure: XDR routines, handler, policy
+// flags), the write verifier (8 random bytes per server start, or injected), and
+// per-procedure call counters. Not owned (must outlive the program): the export
+// table, the handle key, the handle resolver and the file cache.
+//
+// Policy is enforced in ONE place, Dispatch(): for procedures flagged kNeedsExport
+// it decodes the leading file handle (every NFSv3 args struct starts with an
+// nfs_fh3) → BADHANDLE; finds the export by id (a Ref held for the call) → STALE;
+// matches the connection's client rule (cached in ConnectionInfo::attachment(),
+// re-matched when ExportTable::generation() changes) → ACCES; enforces `secure`
+// (peer port < 1024) → PERM; squashes the credentials; rejects kMakesWrite on a
+// read-only export → ROFS; resolves the handle to an O_PATH fd → STALE; switches to
+// the squashed credentials for kAsCaller procedures (creds.h). Failures are written
+// as the bare nfsstat3 at the start of the result (every failure arm holds only
+// optional attributes). Only then it calls the thin handler with an explicit
+// Nfs3Request.
+//
+// Thread-safety: Dispatch() runs concurrently on worker threads; the table and the
+// verifier are immutable, counters are atomics.
+#pragma once
+
+#include <stdint.h>
+
+#include <array>
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include "common/credentials.h"
+#include "common/refcount.h"
+#include "export_cache/export.h"
+#include "rpc/nfs3.h"
+#include "rpc/program.h"
+#include "server/fhandle.h"
+#include "server/file_cache.h"
+#include "server/vfs.h"
+
+namespace localnfs::server {
+
+inline constexpr uint32_t kNfs3ProcCount = 22;
+
+// What a handler gets: the call, the export (referenced), the resolved object of
+// the leading handle and the squashed credentials. Valid for the call only.
+struct Nfs3Request {
+  rpc::CallContext* ctx = nullptr;
+  Ref<exports::Export> exp;
+  exports::ExportOptions options;  // of the client rule that matched
+  vfs::Object obj;                 // obj.exp == exp.get()
+  Credentials cred;                // squashed
+};
+
+class Nfs3Program : public rpc::Program {
+ public:
+  struct Deps {
+    exports::ExportTable* exports = nullptr;
+    const HandleKey* key = nullptr;
+    HandleResolver* resolver = nullptr;
+    FileCache* file_cache = nullptr;
+    // Injected for tests; random per start when unset.
+    std::optional<uint64_t> write_verifier;
+  };
+  explicit Nfs3Program(Deps deps);
+
+  uint32_t prog() const override { return NFS_PROGRAM; }
+  uint32_t vers() const override { return NFS_V3; }
+  const char* name() const override { return "nfs"; }
+  uint32_t proc_count() const override { return kNfs3ProcCount; }
+  const rpc::ProcXdr* procedure(uint32_t proc) const override;
+  rpc::DispatchResult Dispatch(rpc::CallContext& ctx, void* args, void* result) override;
+
+  uint64_t calls(uint32_t proc) const {
+    return proc < kNfs3ProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
+  }
+  uint64_t write_verifier() const { return write_verifier_; }
+
+  // Policy flags of a table entry.
+  static constexpr uint32_t kNeedsExport = 1u << 0;    // leading handle → export, object
+  static constexpr uint32_t kMakesWrite = 1u << 1;     // refused on ro exports
+  static constexpr uint32_t kNonIdempotent = 1u << 2;  // reply worth caching (DRC)
+  static constexpr uint32_t kAsCaller = 1u << 3;       // namespace op: switch creds
+
+  using Handler = void (Nfs3Program::*)(Nfs3Request&, void* args, void* result);
+  struct Proc {
+    rpc::ProcXdr xdr;
+    Handler handler;
+    uint32_t flags;
+  };
+
+ private:
+  // Handlers (nfs3proc.cc): validate, call vfs, fill the result.
+  void Null(Nfs3Request&, void*, void*) {}
+  void Getattr(Nfs3Request&, void*, void*);
+  void Setattr(Nfs3Request&, void*, void*);
+  void Lookup(Nfs3Request&, void*, void*);
+  void Access(Nfs3Request&, void*, void*);
+  void Readlink(Nfs3Request&, void*, void*);
+  void Read(Nfs3Request&, void*, void*);
+  void Write(Nfs3Request&, void*, void*);
+  void Create(Nfs3Request&, void*, void*);
+  void Mkdir(Nfs3Request&, void*, void*);
+  void Symlink(Nfs3Request&, void*, void*);
+  void Mknod(Nfs3Request&, void*, void*);
+  void Remove(Nfs3Request&, void*, void*);
+  void Rmdir(Nfs3Request&, void*, void*);
+  void Rename(Nfs3Request&, void*, void*);
+  void Link(Nfs3Request&, void*, void*);
+  void Readdir(Nfs3Request&, void*, void*);
+  void Readdirplus(Nfs3Request&, void*, void*);
+  void Fsstat(Nfs3Request&, void*, void*);
+  void Fsinfo(Nfs3Request&, void*, void*);
+  void Pathconf(Nfs3Request&, void*, void*);
+  void Commit(Nfs3Request&, void*, void*);
+
+  static const std::array<Proc, kNfs3ProcCount>& Table();
+
+  // Dispatch steps.
+  nfsstat3 Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
+                   Nfs3Request& req);
+
+  // Helpers for handlers.
+  // Resolves a second handle (RENAME's target dir, LINK's dir) in req's export.
+  absl::StatusOr<vfs::Object> ResolveInExport(const Nfs3Request& req, const nfs_fh3& fh);
+  // Encodes a handle for `kh` in req's export; remembers its location (unprivileged).
+  // `where` says how to find it again without open_by_handle_at: the object's own
+  // fd (directories) or its parent `dir_fd` + `name`.
+  absl::StatusOr<std::string> MakeHandle(const Nfs3Request& req, const vfs::LookupResult& r,
+                                         int dir_fd, std::string_view name);
+  // CREATE/MKDIR/SYMLINK/MKNOD results: the new object's handle and attributes.
+  void SetNewObject(const Nfs3Request& req, std::string_view name,
+                    const vfs::LookupResult& r, post_op_fh3* fh, post_op_attr* attr);
+  // After REMOVE/RMDIR/RENAME over: forget cached fds and handle locations.
+  void Forget(const Nfs3Request& req, const std::optional<KernelHandle>& gone);
+  uint64_t fsid(const Nfs3Request& req) const { return req.exp->id(); }
+
+  Deps deps_;
+  uint64_t write_verifier_;
+  std::array<std::atomic<uint64_t>, kNfs3ProcCount> calls_{};
+};
+
+}  // namespace localnfs::server

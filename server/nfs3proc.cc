@@ -1,0 +1,460 @@
+// server/nfs3proc.cc — NFSv3 procedure semantics (RFC 1813 §3.3). Each handler gets
+// a request whose export, object and credentials Dispatch() already established;
+// it validates, calls one vfs function and fills the result.
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+
+#include "common/status.h"
+#include "server/creds.h"
+#include "server/nfs3_program.h"
+#include "server/nfs3xdr.h"
+#include "server/nfs_status.h"
+
+namespace localnfs::server {
+namespace {
+
+std::optional<struct stat> AttrsNow(int fd) {
+  auto st = vfs::GetAttr(fd);
+  if (!st.ok()) return std::nullopt;
+  return *st;
+}
+
+// malloc'd zeroed node for rpcgen linked lists (freed by xdr_free).
+template <typename T>
+T* NewNode() {
+  T* p = static_cast<T*>(calloc(1, sizeof(T)));
+  if (p == nullptr) abort();
+  return p;
+}
+
+}  // namespace
+
+void Nfs3Program::Getattr(Nfs3Request& req, void*, void* res) {
+  auto& r = *static_cast<GETATTR3res*>(res);
+  auto st = vfs::GetAttr(req.obj.fd.get());
+  r.status = NfsStatusFromStatus(st.status());
+  if (st.ok()) r.GETATTR3res_u.resok.obj_attributes = FattrFromStat(*st, fsid(req));
+}
+
+void Nfs3Program::Setattr(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<SETATTR3args*>(args);
+  auto& r = *static_cast<SETATTR3res*>(res);
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  std::optional<timespec> guard;
+  if (a.guard.check)
+    guard = timespec{static_cast<time_t>(a.guard.sattrguard3_u.obj_ctime.seconds),
+                     static_cast<long>(a.guard.sattrguard3_u.obj_ctime.nseconds)};
+  absl::Status s = vfs::SetAttr(*deps_.file_cache, req.obj,
+                                SetAttrRequestFromSattr(a.new_attributes), guard, req.cred);
+  r.status = NfsStatusFromStatus(s);
+  // resok and resfail are the same wcc_data.
+  SetWcc(&r.SETATTR3res_u.resok.obj_wcc, before, req.obj.fd.get(), fsid(req));
+}
+
+void Nfs3Program::Lookup(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<LOOKUP3args*>(args);
+  auto& r = *static_cast<LOOKUP3res*>(res);
+  const std::string_view name = a.what.name ? a.what.name : "";
+  absl::StatusOr<vfs::LookupResult> found = vfs::Lookup(req.obj, name, req.cred);
+  absl::StatusOr<std::string> wire =
+      found.ok() ? MakeHandle(req, *found, req.obj.fd.get(), name) : found.status();
+  r.status = NfsStatusFromStatus(wire.status());
+  if (r.status != NFS3_OK) {
+    SetPostOpAttrOfFd(&r.LOOKUP3res_u.resfail.dir_attributes, req.obj.fd.get(), fsid(req));
+    return;
+  }
+  LOOKUP3resok& ok = r.LOOKUP3res_u.resok;
+  SetFh(&ok.object, *wire);
+  SetPostOpAttr(&ok.obj_attributes, found->st, fsid(req));
+  SetPostOpAttrOfFd(&ok.dir_attributes, req.obj.fd.get(), fsid(req));
+}
+
+void Nfs3Program::Access(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<ACCESS3args*>(args);
+  auto& r = *static_cast<ACCESS3res*>(res);
+  auto st = vfs::GetAttr(req.obj.fd.get());
+  r.status = NfsStatusFromStatus(st.status());
+  if (!st.ok()) return;
+  auto may = [&](int want) { return CheckPermission(*st, req.cred, want, false).ok(); };
+  const bool dir = S_ISDIR(st->st_mode);
+  uint32_t allowed = 0;
+  if (may(kMayRead)) allowed |= ACCESS3_READ;
+  if (may(kMayExec)) allowed |= dir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE;
+  if (!req.options.read_only && may(kMayWrite))
+    allowed |= ACCESS3_MODIFY | ACCESS3_EXTEND | (dir ? ACCESS3_DELETE : 0);
+  ACCESS3resok& ok = r.ACCESS3res_u.resok;
+  SetPostOpAttr(&ok.obj_attributes, *st, fsid(req));
+  ok.access = a.access & allowed;
+}
+
+void Nfs3Program::Readlink(Nfs3Request& req, void*, void* res) {
+  auto& r = *static_cast<READLINK3res*>(res);
+  absl::StatusOr<std::string> target = vfs::ReadLink(req.obj);
+  r.status = NfsStatusFromStatus(target.status());
+  // Both arms start with the symlink's post_op_attr.
+  SetPostOpAttrOfFd(&r.READLINK3res_u.resok.symlink_attributes, req.obj.fd.get(), fsid(req));
+  if (target.ok()) r.READLINK3res_u.resok.data = MallocString(*target);
+}
+
+void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<READ3args*>(args);
+  auto& r = *static_cast<READ3res*>(res);
+  absl::StatusOr<struct stat> st = vfs::GetAttr(req.obj.fd.get());
+  const uint32_t count = std::min(a.count, vfs::kMaxIoSize);
+  char* buf = static_cast<char*>(malloc(std::max<uint32_t>(count, 1)));
+  if (buf == nullptr) abort();
+  absl::StatusOr<vfs::ReadResult> done =
+      st.ok() ? vfs::Read(*deps_.file_cache, req.obj, *st, req.cred, a.offset,
+                          absl::MakeSpan(buf, count))
+              : absl::StatusOr<vfs::ReadResult>(st.status());
+  r.status = NfsStatusFromStatus(done.status());
+  SetPostOpAttrOfFd(&r.READ3res_u.resok.file_attributes, req.obj.fd.get(), fsid(req));
+  if (!done.ok()) {
+    free(buf);
+    return;
+  }
+  READ3resok& ok = r.READ3res_u.resok;
+  ok.count = done->count;
+  ok.eof = done->eof ? TRUE : FALSE;
+  ok.data.data_val = buf;
+  ok.data.data_len = done->count;
+}
+
+void Nfs3Program::Write(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<WRITE3args*>(args);
+  auto& r = *static_cast<WRITE3res*>(res);
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  absl::StatusOr<vfs::WriteResult> done = ErrnoToStatus(EIO, "no attributes");
+  // RFC 1813: count is the data length; never trust it beyond the data sent.
+  const uint32_t count = std::min(a.count, a.data.data_len);
+  if (before)
+    done = vfs::Write(*deps_.file_cache, req.obj, *before, req.cred, a.offset,
+                      absl::MakeConstSpan(a.data.data_val, count),
+                      static_cast<vfs::Stability>(a.stable));
+  r.status = NfsStatusFromStatus(done.status());
+  SetWcc(&r.WRITE3res_u.resok.file_wcc, before, req.obj.fd.get(), fsid(req));
+  if (!done.ok()) return;
+  WRITE3resok& ok = r.WRITE3res_u.resok;
+  ok.count = done->count;
+  ok.committed = static_cast<stable_how>(done->committed);
+  Uint64ToOpaque8(write_verifier_, ok.verf);
+}
+
+void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<CREATE3args*>(args);
+  auto& r = *static_cast<CREATE3res*>(res);
+  const std::string_view name = a.where.name ? a.where.name : "";
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  vfs::CreateHow how = a.how.mode == EXCLUSIVE ? vfs::CreateHow::kExclusive
+                       : a.how.mode == GUARDED ? vfs::CreateHow::kGuarded
+                                               : vfs::CreateHow::kUnchecked;
+  vfs::SetAttrRequest attrs;
+  uint64_t verifier = 0;
+  if (how == vfs::CreateHow::kExclusive)
+    verifier = Uint64FromOpaque8(a.how.createhow3_u.verf);
+  else
+    attrs = SetAttrRequestFromSattr(a.how.createhow3_u.obj_attributes);
+  auto made = vfs::Create(req.obj, name, how, attrs, verifier, req.cred);
+  r.status = NfsStatusFromStatus(made.status());
+  if (made.ok()) {
+    SetNewObject(req, name, *made, &r.CREATE3res_u.resok.obj,
+                 &r.CREATE3res_u.resok.obj_attributes);
+    SetWcc(&r.CREATE3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  } else {
+    SetWcc(&r.CREATE3res_u.resfail.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  }
+}
+
+void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<MKDIR3args*>(args);
+  auto& r = *static_cast<MKDIR3res*>(res);
+  const std::string_view name = a.where.name ? a.where.name : "";
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  auto made = vfs::Mkdir(req.obj, name, SetAttrRequestFromSattr(a.attributes), req.cred);
+  r.status = NfsStatusFromStatus(made.status());
+  if (made.ok()) {
+    SetNewObject(req, name, *made, &r.MKDIR3res_u.resok.obj,
+                 &r.MKDIR3res_u.resok.obj_attributes);
+    SetWcc(&r.MKDIR3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  } else {
+    SetWcc(&r.MKDIR3res_u.resfail.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  }
+}
+
+void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<SYMLINK3args*>(args);
+  auto& r = *static_cast<SYMLINK3res*>(res);
+  const std::string_view name = a.where.name ? a.where.name : "";
+  const std::string_view target = a.symlink.symlink_data ? a.symlink.symlink_data : "";
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  auto made = vfs::Symlink(req.obj, name, target,
+                           SetAttrRequestFromSattr(a.symlink.symlink_attributes), req.cred);
+  r.status = NfsStatusFromStatus(made.status());
+  if (made.ok()) {
+    SetNewObject(req, name, *made, &r.SYMLINK3res_u.resok.obj,
+                 &r.SYMLINK3res_u.resok.obj_attributes);
+    SetWcc(&r.SYMLINK3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  } else {
+    SetWcc(&r.SYMLINK3res_u.resfail.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  }
+}
+
+void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<MKNOD3args*>(args);
+  auto& r = *static_cast<MKNOD3res*>(res);
+  const std::string_view name = a.where.name ? a.where.name : "";
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  absl::StatusOr<vfs::LookupResult> made;
+  switch (a.what.type) {
+    case NF3CHR:
+    case NF3BLK: {
+      const devicedata3& d = a.what.mknoddata3_u.device;
+      made = vfs::Mknod(req.obj, name, a.what.type == NF3CHR ? S_IFCHR : S_IFBLK,
+                        makedev(d.spec.specdata1, d.spec.specdata2),
+                        SetAttrRequestFromSattr(d.dev_attributes), req.cred);
+      break;
+    }
+    case NF3SOCK:
+    case NF3FIFO:
+      made = vfs::Mknod(req.obj, name, a.what.type == NF3SOCK ? S_IFSOCK : S_IFIFO, 0,
+                        SetAttrRequestFromSattr(a.what.mknoddata3_u.pipe_attributes),
+                        req.cred);
+      break;
+    default:
+      made = absl::InvalidArgumentError("MKNOD of a regular file, directory or symlink");
+  }
+  r.status = made.ok() || a.what.type == NF3CHR || a.what.type == NF3BLK ||
+                     a.what.type == NF3SOCK || a.what.type == NF3FIFO
+                 ? NfsStatusFromStatus(made.status())
+                 : NFS3ERR_BADTYPE;
+  if (made.ok()) {
+    SetNewObject(req, name, *made, &r.MKNOD3res_u.resok.obj,
+                 &r.MKNOD3res_u.resok.obj_attributes);
+    SetWcc(&r.MKNOD3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  } else {
+    SetWcc(&r.MKNOD3res_u.resfail.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  }
+}
+
+void Nfs3Program::Remove(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<REMOVE3args*>(args);
+  auto& r = *static_cast<REMOVE3res*>(res);
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  auto gone = vfs::Remove(req.obj, a.object.name ? a.object.name : "", false, req.cred);
+  r.status = NfsStatusFromStatus(gone.status());
+  if (gone.ok()) Forget(req, *gone);
+  SetWcc(&r.REMOVE3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+}
+
+void Nfs3Program::Rmdir(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<RMDIR3args*>(args);
+  auto& r = *static_cast<RMDIR3res*>(res);
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  auto gone = vfs::Remove(req.obj, a.object.name ? a.object.name : "", true, req.cred);
+  r.status = NfsStatusFromStatus(gone.status());
+  if (gone.ok()) Forget(req, *gone);
+  SetWcc(&r.RMDIR3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+}
+
+void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<RENAME3args*>(args);
+  auto& r = *static_cast<RENAME3res*>(res);
+  std::optional<struct stat> from_before = AttrsNow(req.obj.fd.get());
+  absl::StatusOr<vfs::Object> to = ResolveInExport(req, a.to.dir);
+  std::optional<struct stat> to_before;
+  absl::StatusOr<std::optional<KernelHandle>> replaced = std::optional<KernelHandle>();
+  if (!to.ok()) {
+    replaced = to.status();
+  } else {
+    to_before = AttrsNow(to->fd.get());
+    replaced = vfs::Rename(req.obj, a.from.name ? a.from.name : "", *to,
+                           a.to.name ? a.to.name : "", req.cred);
+  }
+  r.status = NfsStatusFromStatus(replaced.status());
+  if (replaced.ok()) Forget(req, *replaced);
+  // resok and resfail are the same two wcc_data.
+  SetWcc(&r.RENAME3res_u.resok.fromdir_wcc, from_before, req.obj.fd.get(), fsid(req));
+  if (to.ok()) SetWcc(&r.RENAME3res_u.resok.todir_wcc, to_before, to->fd.get(), fsid(req));
+}
+
+void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<LINK3args*>(args);
+  auto& r = *static_cast<LINK3res*>(res);
+  absl::StatusOr<vfs::Object> dir = ResolveInExport(req, a.link.dir);
+  std::optional<struct stat> dir_before;
+  absl::Status s = dir.status();
+  if (dir.ok()) {
+    dir_before = AttrsNow(dir->fd.get());
+    s = vfs::Link(req.obj, *dir, a.link.name ? a.link.name : "", req.cred);
+  }
+  r.status = NfsStatusFromStatus(s);
+  // resok and resfail have the same layout.
+  SetPostOpAttrOfFd(&r.LINK3res_u.resok.file_attributes, req.obj.fd.get(), fsid(req));
+  if (dir.ok()) SetWcc(&r.LINK3res_u.resok.linkdir_wcc, dir_before, dir->fd.get(), fsid(req));
+}
+
+void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<READDIR3args*>(args);
+  auto& r = *static_cast<READDIR3res*>(res);
+  auto dst = vfs::GetAttr(req.obj.fd.get());
+  const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
+  const uint64_t client_verf = Uint64FromOpaque8(a.cookieverf);
+  absl::Status s = dst.status();
+  if (s.ok() && a.cookie != 0 && client_verf != 0 && client_verf != verf)
+    s = ErrnoToStatus(EBADR, "cookie verifier");
+  READDIR3resok& ok = r.READDIR3res_u.resok;
+  const uint32_t count = std::min(a.count, vfs::kMaxIoSize);
+  uint32_t used = kXdrReaddirReplyOverhead;
+  entry3** tail = &ok.reply.entries;
+  bool any = false;
+  absl::StatusOr<vfs::ReadDirResult> done = vfs::ReadDirResult{};
+  if (!s.ok())
+    done = s;
+  else
+    done = vfs::ReadDir(req.obj, a.cookie, /*plus=*/false, req.cred,
+                        [&](const vfs::DirEntry& e) {
+                          const uint32_t size = XdrEntry3Size(e.name.size());
+                          if (used + size > count) return false;
+                          used += size;
+                          entry3* n = NewNode<entry3>();
+                          n->fileid = e.fileid;
+                          n->name = MallocString(e.name);
+                          n->cookie = e.cookie;
+                          *tail = n;
+                          tail = &n->nextentry;
+                          any = true;
+                          return true;
+                        });
+  s = done.status();
+  if (s.ok() && !any && !done->eof) s = ErrnoToStatus(ENOBUFS, "READDIR count too small");
+  r.status = NfsStatusFromStatus(s);
+  if (r.status != NFS3_OK) {
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIR3resok), reinterpret_cast<char*>(&ok));
+    memset(&ok, 0, sizeof(ok));
+    SetPostOpAttrOfFd(&r.READDIR3res_u.resfail.dir_attributes, req.obj.fd.get(), fsid(req));
+    return;
+  }
+  SetPostOpAttr(&ok.dir_attributes, *dst, fsid(req));
+  Uint64ToOpaque8(verf, ok.cookieverf);
+  ok.reply.eof = done->eof ? TRUE : FALSE;
+}
+
+void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
+  auto& a = *static_cast<READDIRPLUS3args*>(args);
+  auto& r = *static_cast<READDIRPLUS3res*>(res);
+  auto dst = vfs::GetAttr(req.obj.fd.get());
+  const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
+  const uint64_t client_verf = Uint64FromOpaque8(a.cookieverf);
+  absl::Status s = dst.status();
+  if (s.ok() && a.cookie != 0 && client_verf != 0 && client_verf != verf)
+    s = ErrnoToStatus(EBADR, "cookie verifier");
+  READDIRPLUS3resok& ok = r.READDIRPLUS3res_u.resok;
+  // dircount is ignored, as knfsd does: maxcount bounds the reply.
+  const uint32_t count = std::min(a.maxcount, vfs::kMaxIoSize);
+  uint32_t used = kXdrReaddirReplyOverhead;
+  entryplus3** tail = &ok.reply.entries;
+  bool any = false;
+  std::shared_ptr<UniqueFd> dir_share;  // unprivileged: where the children live
+  if (!deps_.resolver->privileged()) dir_share = deps_.resolver->ShareFd(req.obj.fd.get());
+  absl::StatusOr<vfs::ReadDirResult> done = vfs::ReadDirResult{};
+  if (!s.ok())
+    done = s;
+  else
+    done = vfs::ReadDir(
+        req.obj, a.cookie, /*plus=*/true, req.cred, [&](const vfs::DirEntry& e) {
+          absl::StatusOr<std::string> wire = absl::NotFoundError("no handle");
+          if (e.kh) wire = deps_.key->Encode(req.exp->id(), *e.kh);
+          const uint32_t size =
+              XdrEntryPlus3Size(e.name.size(), wire.ok() ? wire->size() : 0);
+          if (used + size > count) return false;
+          used += size;
+          entryplus3* n = NewNode<entryplus3>();
+          n->fileid = e.fileid;
+          n->name = MallocString(e.name);
+          n->cookie = e.cookie;
+          if (e.st) SetPostOpAttr(&n->name_attributes, *e.st, fsid(req));
+          if (wire.ok()) {
+            n->name_handle.handle_follows = TRUE;
+            SetFh(&n->name_handle.post_op_fh3_u.handle, *wire);
+            deps_.resolver->Remember(req.exp->id(), *e.kh, dir_share, e.name);
+          }
+          *tail = n;
+          tail = &n->nextentry;
+          any = true;
+          return true;
+        });
+  s = done.status();
+  if (s.ok() && !any && !done->eof) s = ErrnoToStatus(ENOBUFS, "READDIRPLUS count too small");
+  r.status = NfsStatusFromStatus(s);
+  if (r.status != NFS3_OK) {
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIRPLUS3resok), reinterpret_cast<char*>(&ok));
+    memset(&ok, 0, sizeof(ok));
+    SetPostOpAttrOfFd(&r.READDIRPLUS3res_u.resfail.dir_attributes, req.obj.fd.get(),
+                      fsid(req));
+    return;
+  }
+  SetPostOpAttr(&ok.dir_attributes, *dst, fsid(req));
+  Uint64ToOpaque8(verf, ok.cookieverf);
+  ok.reply.eof = done->eof ? TRUE : FALSE;
+}
+
+void Nfs3Program::Fsstat(Nfs3Request& req, void*, void* res) {
+  auto& r = *static_cast<FSSTAT3res*>(res);
+  auto fs = vfs::StatFs(req.obj);
+  r.status = NfsStatusFromStatus(fs.status());
+  SetPostOpAttrOfFd(&r.FSSTAT3res_u.resok.obj_attributes, req.obj.fd.get(), fsid(req));
+  if (!fs.ok()) return;
+  FSSTAT3resok& ok = r.FSSTAT3res_u.resok;
+  ok.tbytes = fs->tbytes;
+  ok.fbytes = fs->fbytes;
+  ok.abytes = fs->abytes;
+  ok.tfiles = fs->tfiles;
+  ok.ffiles = fs->ffiles;
+  ok.afiles = fs->afiles;
+  ok.invarsec = 0;
+}
+
+void Nfs3Program::Fsinfo(Nfs3Request& req, void*, void* res) {
+  auto& r = *static_cast<FSINFO3res*>(res);
+  r.status = NFS3_OK;
+  FSINFO3resok& ok = r.FSINFO3res_u.resok;
+  SetPostOpAttrOfFd(&ok.obj_attributes, req.obj.fd.get(), fsid(req));
+  ok.rtmax = ok.rtpref = vfs::kMaxIoSize;
+  ok.wtmax = ok.wtpref = vfs::kMaxIoSize;
+  ok.rtmult = ok.wtmult = 4096;
+  ok.dtpref = vfs::kPrefDirSize;
+  ok.maxfilesize = 0x7fffffffffffffffull;
+  ok.time_delta = nfstime3{0, 1};
+  ok.properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
+}
+
+void Nfs3Program::Pathconf(Nfs3Request& req, void*, void* res) {
+  auto& r = *static_cast<PATHCONF3res*>(res);
+  auto pc = vfs::GetPathConf(req.obj);
+  r.status = NfsStatusFromStatus(pc.status());
+  SetPostOpAttrOfFd(&r.PATHCONF3res_u.resok.obj_attributes, req.obj.fd.get(), fsid(req));
+  if (!pc.ok()) return;
+  PATHCONF3resok& ok = r.PATHCONF3res_u.resok;
+  ok.linkmax = pc->linkmax;
+  ok.name_max = pc->name_max;
+  ok.no_trunc = TRUE;
+  ok.chown_restricted = TRUE;
+  ok.case_insensitive = FALSE;
+  ok.case_preserving = TRUE;
+}
+
+void Nfs3Program::Commit(Nfs3Request& req, void*, void* res) {
+  auto& r = *static_cast<COMMIT3res*>(res);
+  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  absl::Status s = before ? vfs::Commit(*deps_.file_cache, req.obj, *before, req.cred)
+                          : ErrnoToStatus(EIO, "no attributes");
+  r.status = NfsStatusFromStatus(s);
+  SetWcc(&r.COMMIT3res_u.resok.file_wcc, before, req.obj.fd.get(), fsid(req));
+  if (s.ok()) Uint64ToOpaque8(write_verifier_, r.COMMIT3res_u.resok.verf);
+}
+
+}  // namespace localnfs::server

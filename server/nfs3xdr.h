@@ -1,0 +1,57 @@
+// server/nfs3xdr.h — conversions between backend values and the rpcgen NFSv3 types
+// (knfsd's nfs3xdr.c role; the wire encoding itself is rpcgen's).
+//
+// Owns: nothing. Every pointer these helpers store in a result (handle bytes,
+// strings, directory entries, READ data) is malloc'd, because the rpc dispatcher
+// releases results with xdr_free(), which free()s them.
+// Thread-safety: stateless.
+#pragma once
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "rpc/nfs3.h"
+#include "server/vfs.h"
+
+namespace localnfs::server {
+
+// XDR sizes of the pieces of a READDIR/READDIRPLUS reply (RFC 1813 §3.3.16-17).
+inline constexpr uint32_t kXdrFattr3Size = 84;
+inline constexpr uint32_t kXdrPostOpAttrSize = 4 + kXdrFattr3Size;
+inline constexpr uint32_t XdrPad(uint32_t n) { return (n + 3) & ~3u; }
+// status + dir_attributes + cookieverf + "no more entries" + eof.
+inline constexpr uint32_t kXdrReaddirReplyOverhead = 4 + kXdrPostOpAttrSize + 8 + 4 + 4;
+// value_follows + fileid + name + cookie.
+inline constexpr uint32_t XdrEntry3Size(size_t name_len) {
+  return 4 + 8 + 4 + XdrPad(static_cast<uint32_t>(name_len)) + 8;
+}
+// entry3 + name_attributes + name_handle.
+inline constexpr uint32_t XdrEntryPlus3Size(size_t name_len, size_t fh_len) {
+  return XdrEntry3Size(name_len) + kXdrPostOpAttrSize + 4 + 4 +
+         XdrPad(static_cast<uint32_t>(fh_len));
+}
+
+fattr3 FattrFromStat(const struct stat& st, uint64_t fsid);
+void SetPostOpAttr(post_op_attr* out, const struct stat& st, uint64_t fsid);
+// Attributes of `fd` now, or none if they cannot be read.
+void SetPostOpAttrOfFd(post_op_attr* out, int fd, uint64_t fsid);
+void SetPreOpAttr(pre_op_attr* out, const std::optional<struct stat>& st);
+// wcc_data: `before` as captured by the caller, after = the attributes of `fd` now.
+void SetWcc(wcc_data* out, const std::optional<struct stat>& before, int fd, uint64_t fsid);
+
+std::string_view FhBytes(const nfs_fh3& fh);
+// Copies `wire` into `out` (malloc'd).
+void SetFh(nfs_fh3* out, std::string_view wire);
+// A malloc'd NUL-terminated copy (for filename3/nfspath3 results).
+char* MallocString(std::string_view s);
+
+vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s);
+uint64_t Uint64FromOpaque8(const char* p);
+void Uint64ToOpaque8(uint64_t v, char* p);
+
+}  // namespace localnfs::server

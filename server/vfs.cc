@@ -1,0 +1,533 @@
+// server/vfs.cc — see vfs.h.
+#include "server/vfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "export_cache/export.h"
+#include "server/creds.h"
+#include "server/file_cache.h"
+
+namespace localnfs::server::vfs {
+namespace {
+
+std::string ProcPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
+
+bool SameObject(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// NUL-terminated copy of a validated name.
+std::string CName(std::string_view name) { return std::string(name); }
+
+absl::StatusOr<LookupResult> Describe(UniqueFd fd) {
+  LookupResult r;
+  ASSIGN_OR_RETURN(r.st, GetAttr(fd.get()));
+  ASSIGN_OR_RETURN(r.kh, KernelHandleOfFd(fd.get()));
+  r.fd = std::move(fd);
+  return r;
+}
+
+absl::StatusOr<LookupResult> OpenChild(const Object& dir, const std::string& name) {
+  UniqueFd fd(openat(dir.fd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return ErrnoToStatus(errno, absl::StrCat("openat ", name));
+  return Describe(std::move(fd));
+}
+
+// Directory checks shared by every operation that changes `dir`.
+absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) {
+  ASSIGN_OR_RETURN(struct stat st, GetAttr(dir.fd.get()));
+  if (!S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "not a directory");
+  return CheckPermissionIfUnprivileged(st, cred, kMayWrite | kMayExec);
+}
+
+absl::Status CheckNewName(std::string_view name) {
+  RETURN_IF_ERROR(ValidateName(name));
+  if (IsDotOrDotDot(name)) return ErrnoToStatus(EEXIST, "create . or ..");
+  return absl::OkStatus();
+}
+
+// Regular-file I/O: type and permission (with owner override; a file that may be
+// executed may be read, as knfsd's NFSD_MAY_READ_IF_EXEC).
+absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want) {
+  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "is a directory");
+  if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "not a regular file");
+  absl::Status s = CheckPermission(st, cred, want, /*owner_override=*/true);
+  if (!s.ok() && want == kMayRead) s = CheckPermission(st, cred, kMayExec, false);
+  return s;
+}
+
+absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode) {
+  const int path_fd = obj.fd.get();
+  return cache.Acquire(obj.exp->id(), obj.kh, mode,
+                       [path_fd](FileMode m) -> absl::StatusOr<UniqueFd> {
+                         int flags = (m == FileMode::kRead ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+                         UniqueFd fd(open(ProcPath(path_fd).c_str(), flags));
+                         if (!fd) return ErrnoToStatus(errno, "open");
+                         return fd;
+                       });
+}
+
+absl::Status Truncate(int fd, uint64_t size) {
+  if (truncate(ProcPath(fd).c_str(), static_cast<off_t>(size)) != 0)
+    return ErrnoToStatus(errno, "truncate");
+  return absl::OkStatus();
+}
+
+// Mode, owner and times, in that order (the caller holds switched credentials).
+absl::Status ApplyModeOwnerTimes(int fd, const struct stat& st, const SetAttrRequest& req,
+                                 bool skip_unchanged) {
+  if (req.mode && !S_ISLNK(st.st_mode) &&
+      !(skip_unchanged && (st.st_mode & 07777) == (*req.mode & 07777))) {
+    if (fchmodat(AT_FDCWD, ProcPath(fd).c_str(), *req.mode & 07777, 0) != 0)
+      return ErrnoToStatus(errno, "chmod");
+  }
+  uid_t uid = req.uid ? *req.uid : static_cast<uid_t>(-1);
+  gid_t gid = req.gid ? *req.gid : static_cast<gid_t>(-1);
+  if (skip_unchanged) {
+    if (uid == st.st_uid) uid = static_cast<uid_t>(-1);
+    if (gid == st.st_gid) gid = static_cast<gid_t>(-1);
+  }
+  if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) {
+    if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0) return ErrnoToStatus(errno, "chown");
+  }
+  if (req.atime.how != TimeHow::kDontChange || req.mtime.how != TimeHow::kDontChange) {
+    timespec ts[2];
+    const SetTime* in[2] = {&req.atime, &req.mtime};
+    for (int i = 0; i < 2; ++i) {
+      switch (in[i]->how) {
+        case TimeHow::kDontChange: ts[i] = {0, UTIME_OMIT}; break;
+        case TimeHow::kServerTime: ts[i] = {0, UTIME_NOW}; break;
+        case TimeHow::kClientTime: ts[i] = in[i]->time; break;
+      }
+    }
+    if (utimensat(fd, "", ts, AT_EMPTY_PATH) != 0) return ErrnoToStatus(errno, "utimensat");
+  }
+  return absl::OkStatus();
+}
+
+// Unprivileged only: what the kernel would check for the request's user.
+absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
+                                      const Credentials& cred) {
+  if (CanSwitchCredentials() || cred.is_root()) return absl::OkStatus();
+  const bool owner = cred.uid == st.st_uid;
+  if ((req.mode || req.uid || req.gid || req.atime.how == TimeHow::kClientTime ||
+       req.mtime.how == TimeHow::kClientTime) &&
+      !owner)
+    return ErrnoToStatus(EPERM, "setattr: not the owner");
+  if ((req.atime.how == TimeHow::kServerTime || req.mtime.how == TimeHow::kServerTime) &&
+      !owner)
+    return CheckPermission(st, cred, kMayWrite, false);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
+  int fd = static_cast<int>(syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof(how)));
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("openat2 ", rel));
+  return UniqueFd(fd);
+}
+
+absl::Status ValidateName(std::string_view name) {
+  if (name.empty()) return ErrnoToStatus(EACCES, "empty name");
+  if (name.size() > kMaxNameLen) return ErrnoToStatus(ENAMETOOLONG, "name");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    return ErrnoToStatus(EACCES, "name contains '/' or NUL");
+  return absl::OkStatus();
+}
+
+bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }
+
+absl::StatusOr<struct stat> GetAttr(int fd) {
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+    return ErrnoToStatus(errno, "fstatat");
+  return st;
+}
+
+absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
+                                    const Credentials& cred) {
+  RETURN_IF_ERROR(ValidateName(name));
+  ASSIGN_OR_RETURN(struct stat dst, GetAttr(dir.fd.get()));
+  if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "lookup in a non-directory");
+  RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayExec));
+  UniqueFd fd;
+  if (name == ".") {
+    fd = UniqueFd(fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
+  } else if (name == "..") {
+    ASSIGN_OR_RETURN(struct stat root, GetAttr(dir.exp->root_fd()));
+    // Never above the export root: its ".." is itself.
+    fd = UniqueFd(SameObject(root, dst)
+                      ? fcntl(dir.exp->root_fd(), F_DUPFD_CLOEXEC, 0)
+                      : openat(dir.fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  } else {
+    fd = UniqueFd(openat(dir.fd.get(), CName(name).c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  }
+  if (!fd) return ErrnoToStatus(errno, "lookup");
+  ASSIGN_OR_RETURN(LookupResult r, Describe(std::move(fd)));
+  // A file system mounted below the export is not part of it.
+  if (static_cast<uint64_t>(r.st.st_dev) != dir.exp->root_dev())
+    return ErrnoToStatus(EACCES, "lookup crosses a mount point");
+  return r;
+}
+
+absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
+                     std::optional<timespec> guard_ctime, const Credentials& cred) {
+  ASSIGN_OR_RETURN(struct stat st, GetAttr(obj.fd.get()));
+  if (guard_ctime && (guard_ctime->tv_sec != st.st_ctim.tv_sec ||
+                      guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
+    return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
+  RETURN_IF_ERROR(CheckSetAttrUnprivileged(st, req, cred));
+  if (req.size) {
+    if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "truncate a directory");
+    if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "truncate a special file");
+    if (static_cast<uint64_t>(st.st_size) != *req.size ||
+        req.mtime.how == TimeHow::kDontChange) {
+      RETURN_IF_ERROR(CheckPermission(st, cred, kMayWrite, /*owner_override=*/true));
+      ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
+      if (ftruncate(file->fd(), static_cast<off_t>(*req.size)) != 0)
+        return ErrnoToStatus(errno, "ftruncate");
+    }
+  }
+  ScopedFsCredentials as_user(cred);
+  RETURN_IF_ERROR(as_user.status());
+  return ApplyModeOwnerTimes(obj.fd.get(), st, req, /*skip_unchanged=*/false);
+}
+
+absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred) {
+  ASSIGN_OR_RETURN(struct stat st, GetAttr(fd));
+  SetAttrRequest r = req;
+  // Unprivileged, objects belong to the server's user (creds.h).
+  if (!CanSwitchCredentials()) r.uid.reset(), r.gid.reset();
+  if (r.size && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != *r.size)
+    RETURN_IF_ERROR(Truncate(fd, *r.size));
+  return ApplyModeOwnerTimes(fd, st, r, /*skip_unchanged=*/true);
+}
+
+absl::StatusOr<std::string> ReadLink(const Object& obj) {
+  char buf[PATH_MAX + 1];
+  ssize_t n = readlinkat(obj.fd.get(), "", buf, sizeof(buf));
+  if (n < 0) return ErrnoToStatus(errno == ENOENT ? EINVAL : errno, "readlink");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struct stat& st,
+                                const Credentials& cred, uint64_t offset,
+                                absl::Span<char> buf) {
+  RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
+  ReadResult r;
+  if (buf.empty()) {
+    r.eof = offset >= static_cast<uint64_t>(st.st_size);
+    return r;
+  }
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kRead));
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = pread(file->fd(), buf.data() + done, buf.size() - done,
+                      static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "pread");
+    }
+    if (n == 0) {
+      r.eof = true;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  r.count = static_cast<uint32_t>(done);
+  if (!r.eof) {
+    struct stat now;
+    r.eof = fstat(file->fd(), &now) == 0 && offset + done >= static_cast<uint64_t>(now.st_size);
+  }
+  return r;
+}
+
+absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const struct stat& st,
+                                  const Credentials& cred, uint64_t offset,
+                                  absl::Span<const char> data, Stability stable) {
+  RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
+  const int flags = stable == Stability::kFileSync   ? RWF_SYNC
+                    : stable == Stability::kDataSync ? RWF_DSYNC
+                                                     : 0;
+  size_t done = 0;
+  while (done < data.size() || data.empty()) {
+    iovec iov{const_cast<char*>(data.data() + done), data.size() - done};
+    ssize_t n = pwritev2(file->fd(), &iov, 1, static_cast<off_t>(offset + done), flags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (done > 0) break;  // report the short write
+      return ErrnoToStatus(errno, "pwrite");
+    }
+    done += static_cast<size_t>(n);
+    if (data.empty()) break;
+  }
+  return WriteResult{static_cast<uint32_t>(done), stable};
+}
+
+absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
+                    const Credentials& cred) {
+  RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
+  if (fsync(file->fd()) != 0) return ErrnoToStatus(errno, "fsync");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, CreateHow how,
+                                    const SetAttrRequest& attrs, uint64_t verifier,
+                                    const Credentials& cred) {
+  RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(CheckDirForChange(dir, cred));
+  const std::string n = CName(name);
+  // knfsd clears the high bits (file systems without big timestamps).
+  const time_t v_mtime = static_cast<time_t>((verifier >> 32) & 0x7fffffff);
+  const time_t v_atime = static_cast<time_t>(verifier & 0x7fffffff);
+  mode_t mode = how == CreateHow::kExclusive ? 0600 : (attrs.mode ? *attrs.mode & 07777 : 0644);
+  if (mknodat(dir.fd.get(), n.c_str(), S_IFREG | mode, 0) == 0) {
+    ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+    if (how == CreateHow::kExclusive) {
+      timespec ts[2] = {{v_atime, 0}, {v_mtime, 0}};
+      if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0)
+        return ErrnoToStatus(errno, "utimensat (verifier)");
+    } else {
+      SetAttrRequest rest = attrs;
+      rest.mode.reset();
+      RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
+    }
+    ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+    return r;
+  }
+  if (errno != EEXIST || how == CreateHow::kGuarded) return ErrnoToStatus(errno, "create");
+  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+  if (how == CreateHow::kExclusive) {
+    if (S_ISREG(r.st.st_mode) && r.st.st_mtim.tv_sec == v_mtime &&
+        r.st.st_atim.tv_sec == v_atime && r.st.st_size == 0)
+      return r;  // a retransmit of our own create
+    return ErrnoToStatus(EEXIST, "exclusive create");
+  }
+  if (!S_ISREG(r.st.st_mode))
+    return ErrnoToStatus(S_ISDIR(r.st.st_mode) ? EISDIR : EEXIST, "create");
+  // UNCHECKED on an existing file: only the size applies (as knfsd).
+  if (attrs.size) {
+    SetAttrRequest size_only;
+    size_only.size = attrs.size;
+    if (!CanSwitchCredentials())
+      RETURN_IF_ERROR(CheckPermission(r.st, cred, kMayWrite, false));
+    RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), size_only, cred));
+    ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  }
+  return r;
+}
+
+absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
+                                   const SetAttrRequest& attrs, const Credentials& cred) {
+  RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(CheckDirForChange(dir, cred));
+  const std::string n = CName(name);
+  if (mkdirat(dir.fd.get(), n.c_str(), attrs.mode ? *attrs.mode & 07777 : 0755) != 0)
+    return ErrnoToStatus(errno, "mkdir");
+  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+  SetAttrRequest rest = attrs;
+  rest.mode.reset();
+  rest.size.reset();
+  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
+  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  return r;
+}
+
+absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
+                                     std::string_view target, const SetAttrRequest& attrs,
+                                     const Credentials& cred) {
+  RETURN_IF_ERROR(CheckNewName(name));
+  if (target.size() >= PATH_MAX) return ErrnoToStatus(ENAMETOOLONG, "symlink target");
+  if (target.find('\0') != std::string_view::npos)
+    return ErrnoToStatus(EINVAL, "symlink target contains NUL");
+  RETURN_IF_ERROR(CheckDirForChange(dir, cred));
+  const std::string n = CName(name);
+  if (symlinkat(std::string(target).c_str(), dir.fd.get(), n.c_str()) != 0)
+    return ErrnoToStatus(errno, "symlink");
+  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+  SetAttrRequest rest = attrs;
+  rest.mode.reset();  // symlinks have no mode of their own on Linux
+  rest.size.reset();
+  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
+  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  return r;
+}
+
+absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mode_t type,
+                                   dev_t rdev, const SetAttrRequest& attrs,
+                                   const Credentials& cred) {
+  RETURN_IF_ERROR(CheckNewName(name));
+  if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
+    return ErrnoToStatus(EINVAL, "mknod type");
+  const bool device = type == S_IFCHR || type == S_IFBLK;
+  if (device && !CanSwitchCredentials())
+    return ErrnoToStatus(EPERM, "mknod of a device by an unprivileged server");
+  RETURN_IF_ERROR(CheckDirForChange(dir, cred));
+  const std::string n = CName(name);
+  const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
+  if (mknodat(dir.fd.get(), n.c_str(), type | mode, device ? rdev : 0) != 0)
+    return ErrnoToStatus(errno, "mknod");
+  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+  SetAttrRequest rest = attrs;
+  rest.mode.reset();
+  rest.size.reset();
+  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
+  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  return r;
+}
+
+absl::StatusOr<std::optional<KernelHandle>> Remove(const Object& dir, std::string_view name,
+                                                   bool is_dir, const Credentials& cred) {
+  RETURN_IF_ERROR(ValidateName(name));
+  if (IsDotOrDotDot(name)) return ErrnoToStatus(is_dir ? EINVAL : EACCES, "remove . or ..");
+  RETURN_IF_ERROR(CheckDirForChange(dir, cred));
+  const std::string n = CName(name);
+  struct stat st;
+  if (fstatat(dir.fd.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return ErrnoToStatus(errno, "remove");
+  if (!is_dir && S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "remove a directory");
+  if (is_dir && !S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "rmdir a non-directory");
+  std::optional<KernelHandle> gone;
+  if (is_dir || st.st_nlink <= 1) {
+    auto kh = KernelHandleAt(dir.fd.get(), n.c_str());
+    if (kh.ok()) gone = std::move(*kh);
+  }
+  if (unlinkat(dir.fd.get(), n.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0)
+    return ErrnoToStatus(errno, is_dir ? "rmdir" : "unlink");
+  return gone;
+}
+
+absl::StatusOr<std::optional<KernelHandle>> Rename(const Object& from_dir,
+                                                   std::string_view from_name,
+                                                   const Object& to_dir,
+                                                   std::string_view to_name,
+                                                   const Credentials& cred) {
+  RETURN_IF_ERROR(ValidateName(from_name));
+  RETURN_IF_ERROR(ValidateName(to_name));
+  if (IsDotOrDotDot(from_name) || IsDotOrDotDot(to_name))
+    return ErrnoToStatus(EINVAL, "rename . or ..");
+  RETURN_IF_ERROR(CheckDirForChange(from_dir, cred));
+  RETURN_IF_ERROR(CheckDirForChange(to_dir, cred));
+  const std::string f = CName(from_name), t = CName(to_name);
+  std::optional<KernelHandle> replaced;
+  struct stat tst;
+  if (fstatat(to_dir.fd.get(), t.c_str(), &tst, AT_SYMLINK_NOFOLLOW) == 0 &&
+      (S_ISDIR(tst.st_mode) || tst.st_nlink <= 1)) {
+    auto kh = KernelHandleAt(to_dir.fd.get(), t.c_str());
+    if (kh.ok()) replaced = std::move(*kh);
+  }
+  if (renameat(from_dir.fd.get(), f.c_str(), to_dir.fd.get(), t.c_str()) != 0)
+    return ErrnoToStatus(errno, "rename");
+  // Renaming a name onto another link of the same object changes nothing.
+  if (replaced) {
+    auto now = KernelHandleAt(to_dir.fd.get(), t.c_str());
+    if (now.ok() && *now == *replaced) replaced.reset();
+  }
+  return replaced;
+}
+
+absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
+                  const Credentials& cred) {
+  RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(CheckDirForChange(dir, cred));
+  ASSIGN_OR_RETURN(struct stat st, GetAttr(obj.fd.get()));
+  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "link a directory");
+  if (linkat(AT_FDCWD, ProcPath(obj.fd.get()).c_str(), dir.fd.get(), CName(name).c_str(),
+             AT_SYMLINK_FOLLOW) != 0)
+    return ErrnoToStatus(errno, "link");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
+                                      const Credentials& cred,
+                                      const std::function<bool(const DirEntry&)>& emit) {
+  ASSIGN_OR_RETURN(struct stat dst, GetAttr(dir.fd.get()));
+  if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "readdir");
+  RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayRead));
+  UniqueFd fd(openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoToStatus(errno, "opendir");
+  if (cookie != 0 && lseek(fd.get(), static_cast<off_t>(cookie), SEEK_SET) < 0)
+    return ErrnoToStatus(errno == EINVAL ? EBADR : errno, "readdir cookie");
+  // The buffer bounds what is read ahead of what fits; the rest is re-read from
+  // the next cookie, so each entry is read O(1) times over a whole listing.
+  alignas(8) char buf[32 * 1024];
+  ReadDirResult result;
+  for (;;) {
+    ssize_t n = getdents64(fd.get(), buf, sizeof(buf));
+    if (n < 0) return ErrnoToStatus(errno, "getdents64");
+    if (n == 0) {
+      result.eof = true;
+      return result;
+    }
+    for (ssize_t pos = 0; pos < n;) {
+      auto* d = reinterpret_cast<dirent64*>(buf + pos);
+      pos += d->d_reclen;
+      std::string_view name(d->d_name);
+      if (IsDotOrDotDot(name)) continue;
+      DirEntry e;
+      e.name = name;
+      e.fileid = d->d_ino;
+      e.cookie = static_cast<uint64_t>(d->d_off);
+      if (plus) {
+        struct stat st;
+        if (fstatat(fd.get(), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            static_cast<uint64_t>(st.st_dev) == dir.exp->root_dev()) {
+          e.st = st;
+          auto kh = KernelHandleAt(fd.get(), d->d_name);
+          if (kh.ok()) e.kh = std::move(*kh);
+        }
+      }
+      if (!emit(e)) return result;
+    }
+  }
+}
+
+uint64_t CookieVerifier(const struct stat& dir_st) {
+  // Any constant per directory would do: our cookies never expire. A non-zero
+  // value lets clients tell a verifier from "none".
+  return static_cast<uint64_t>(dir_st.st_ino) | (1ull << 63);
+}
+
+absl::StatusOr<FsStat> StatFs(const Object& obj) {
+  struct statvfs s;
+  if (fstatvfs(obj.fd.get(), &s) != 0) return ErrnoToStatus(errno, "statvfs");
+  FsStat f;
+  f.tbytes = static_cast<uint64_t>(s.f_blocks) * s.f_frsize;
+  f.fbytes = static_cast<uint64_t>(s.f_bfree) * s.f_frsize;
+  f.abytes = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+  f.tfiles = s.f_files;
+  f.ffiles = s.f_ffree;
+  f.afiles = s.f_favail;
+  return f;
+}
+
+absl::StatusOr<PathConf> GetPathConf(const Object& obj) {
+  struct statvfs s;
+  if (fstatvfs(obj.fd.get(), &s) != 0) return ErrnoToStatus(errno, "statvfs");
+  PathConf p;
+  p.name_max = static_cast<uint32_t>(s.f_namemax);
+  long link_max = fpathconf(obj.fd.get(), _PC_LINK_MAX);
+  p.linkmax = link_max > 0 ? static_cast<uint32_t>(link_max) : 1;
+  return p;
+}
+
+}  // namespace localnfs::server::vfs

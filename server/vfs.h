@@ -1,0 +1,200 @@
+// server/vfs.h — the file-system backend: every syscall the NFS procedures need.
+//
+// Owns: nothing long-lived. Functions operate on O_PATH fds of objects inside one
+// export (an Object: the export, the object's O_PATH fd and its kernel handle) and
+// return values or absl::Status carrying the errno (server/nfs_status.h maps it to
+// nfsstat3 in one place). There is no protocol in here: sizes, cookies and
+// attributes are plain values; protocol code (nfs3proc.cc) makes no syscalls.
+//
+// Confinement: names are single components (ValidateName rejects '/', empty and
+// over-long names); lookups never follow symlinks (O_NOFOLLOW) and never leave the
+// export: ".." of the export root is the root, and an object on another device
+// (a mount point below the export) is not entered.
+//
+// Credentials: namespace operations run on a worker thread that already switched to
+// the request's credentials (creds.h) when the server is root, so the kernel checks
+// them; unprivileged, the mode-bit check of creds.h is applied first. READ, WRITE,
+// COMMIT and truncation use fds of the file cache (opened by the server) after an
+// explicit permission check with owner override, like knfsd.
+//
+// Thread-safety: stateless functions; safe from any thread.
+#pragma once
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/credentials.h"
+#include "common/unique_fd.h"
+#include "server/fhandle.h"
+
+namespace localnfs::exports {
+class Export;
+}
+
+namespace localnfs::server {
+class FileCache;
+}
+
+namespace localnfs::server::vfs {
+
+inline constexpr uint32_t kMaxIoSize = 1u << 20;  // rtmax / wtmax
+inline constexpr uint32_t kPrefDirSize = 64u << 10;
+inline constexpr size_t kMaxNameLen = 255;
+
+// A resolved file handle, valid for one request.
+struct Object {
+  const exports::Export* exp = nullptr;
+  UniqueFd fd;  // O_PATH
+  KernelHandle kh;
+};
+
+// Opens `rel` (a relative path, "." for the root) beneath `root_fd` with `flags`,
+// never following symlinks and never leaving the root (openat2 RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV).
+absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int flags);
+
+// OK for a single path component; EACCES for empty names and names containing '/'
+// or NUL (like lookup_one_len), ENAMETOOLONG beyond 255 bytes.
+absl::Status ValidateName(std::string_view name);
+bool IsDotOrDotDot(std::string_view name);
+
+absl::StatusOr<struct stat> GetAttr(int fd);
+
+// LOOKUP: "." is `dir` itself, ".." its parent (the root at the root). Returns an
+// O_PATH fd of the object and its identity.
+struct LookupResult {
+  UniqueFd fd;
+  KernelHandle kh;
+  struct stat st;
+};
+absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
+                                    const Credentials& cred);
+
+enum class TimeHow { kDontChange, kServerTime, kClientTime };
+struct SetTime {
+  TimeHow how = TimeHow::kDontChange;
+  timespec time{};
+};
+struct SetAttrRequest {
+  std::optional<mode_t> mode;
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  SetTime atime;
+  SetTime mtime;
+};
+
+// SETATTR. `guard_ctime`: the change is refused with kErrNotSync unless
+// the object's ctime equals it. Sets size first (through the file cache, after a
+// write-permission check with owner override), then — as the request's
+// credentials — mode, owner, times. Does not expect switched credentials.
+inline constexpr int kErrNotSync = EBADE;  // carried errno for NFS3ERR_NOT_SYNC
+absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
+                     std::optional<timespec> guard_ctime, const Credentials& cred);
+
+// Applies `req` to a newly created object (under the already switched credentials),
+// skipping fields that already hold.
+absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred);
+
+absl::StatusOr<std::string> ReadLink(const Object& obj);
+
+struct ReadResult {
+  uint32_t count = 0;
+  bool eof = false;
+};
+// READ into `buf` (its size is the count, ≤ kMaxIoSize). `st` = attributes of obj.
+absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj,
+                                const struct stat& st, const Credentials& cred,
+                                uint64_t offset, absl::Span<char> buf);
+
+enum class Stability { kUnstable = 0, kDataSync = 1, kFileSync = 2 };
+struct WriteResult {
+  uint32_t count = 0;
+  Stability committed = Stability::kUnstable;
+};
+absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj,
+                                  const struct stat& st, const Credentials& cred,
+                                  uint64_t offset, absl::Span<const char> data,
+                                  Stability stable);
+absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
+                    const Credentials& cred);
+
+enum class CreateHow { kUnchecked, kGuarded, kExclusive };
+// CREATE of a regular file. For kExclusive, `verifier` is stored in atime/mtime
+// (knfsd's scheme): an existing file with the same verifier is success (a
+// retransmit), another is EEXIST. `attrs` (unchecked/guarded) are applied after
+// creation; for an existing file under kUnchecked only `attrs.size` etc. apply.
+absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name,
+                                    CreateHow how, const SetAttrRequest& attrs,
+                                    uint64_t verifier, const Credentials& cred);
+absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
+                                   const SetAttrRequest& attrs, const Credentials& cred);
+absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
+                                     std::string_view target, const SetAttrRequest& attrs,
+                                     const Credentials& cred);
+// MKNOD: type is S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK. Devices only when the
+// server runs as root (else EPERM).
+absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mode_t type,
+                                   dev_t rdev, const SetAttrRequest& attrs,
+                                   const Credentials& cred);
+
+// REMOVE / RMDIR. Returns the identity of the removed object (so that its cached
+// fds and handle-cache entry can be dropped) when it was its last link.
+absl::StatusOr<std::optional<KernelHandle>> Remove(const Object& dir,
+                                                   std::string_view name, bool is_dir,
+                                                   const Credentials& cred);
+// RENAME. Returns the identity of a replaced target that lost its last link.
+absl::StatusOr<std::optional<KernelHandle>> Rename(const Object& from_dir,
+                                                   std::string_view from_name,
+                                                   const Object& to_dir,
+                                                   std::string_view to_name,
+                                                   const Credentials& cred);
+absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
+                  const Credentials& cred);
+
+// READDIR / READDIRPLUS. Cookies are the file system's own d_off values
+// (getdents64), stable across modifications on ext4/xfs/btrfs, so a listing resumes
+// with one lseek and never re-reads from the start: listing n entries is O(n).
+// "." and ".." are skipped. For each entry `emit` is called; it returns false when
+// the entry does not fit the reply, which ends the call (the entry is not consumed).
+struct DirEntry {
+  std::string_view name;
+  uint64_t fileid = 0;
+  uint64_t cookie = 0;  // resume position after this entry
+  // Filled when `plus`: attributes and identity (st/kh unset when not available,
+  // e.g. removed meanwhile or another device).
+  std::optional<struct stat> st;
+  std::optional<KernelHandle> kh;
+};
+struct ReadDirResult {
+  bool eof = false;
+};
+absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
+                                      const Credentials& cred,
+                                      const std::function<bool(const DirEntry&)>& emit);
+// The cookie verifier of a directory: constant for its lifetime (its inode number
+// and generation, not its mtime, so concurrent modifications never invalidate a
+// listing in progress).
+uint64_t CookieVerifier(const struct stat& dir_st);
+
+struct FsStat {
+  uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;
+};
+absl::StatusOr<FsStat> StatFs(const Object& obj);
+struct PathConf {
+  uint32_t linkmax = 0;
+  uint32_t name_max = 0;
+};
+absl::StatusOr<PathConf> GetPathConf(const Object& obj);
+
+}  // namespace localnfs::server::vfs

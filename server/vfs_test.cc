@@ -1,0 +1,312 @@
+#include "server/vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/rcu.h"
+#include "common/release_queue.h"
+#include "common/status.h"
+#include "export_cache/export.h"
+#include "gtest/gtest.h"
+#include "server/creds.h"
+#include "server/file_cache.h"
+
+namespace localnfs::server::vfs {
+namespace {
+
+class VfsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    rcu_ = new RcuThread;
+    StartReleaseQueue();
+    InitServerCredentials();
+    umask(0);
+  }
+  static void TearDownTestSuite() {
+    StopReleaseQueue();
+    delete rcu_;
+  }
+
+  void SetUp() override {
+    char tmpl[] = "/tmp/vfstestXXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    root_path_ = base_ + "/export";
+    ASSERT_EQ(mkdir(root_path_.c_str(), 0755), 0);
+    exports::ExportSpec spec;
+    spec.path = root_path_;
+    spec.rules.push_back(exports::ClientRule{});
+    auto exp = exports::Export::Create(spec);
+    ASSERT_TRUE(exp.ok()) << exp.status();
+    exp_ = *exp;
+    root_ = Obj(UniqueFd(fcntl(exp_->root_fd(), F_DUPFD_CLOEXEC, 0)));
+    cred_.uid = geteuid();
+    cred_.gid = getegid();
+  }
+  void TearDown() override {
+    root_ = Object();
+    exp_.reset();
+    DrainReleases();
+    ASSERT_EQ(system(absl::StrCat("rm -rf ", base_).c_str()), 0);
+  }
+
+  Object Obj(UniqueFd fd) {
+    Object o;
+    o.exp = exp_.get();
+    o.kh = *KernelHandleOfFd(fd.get());
+    o.fd = std::move(fd);
+    return o;
+  }
+  Object Obj(LookupResult r) { return Obj(std::move(r.fd)); }
+
+  static RcuThread* rcu_;
+  std::string base_, root_path_;
+  Ref<exports::Export> exp_;
+  Object root_;
+  Credentials cred_;
+};
+RcuThread* VfsTest::rcu_ = nullptr;
+
+TEST_F(VfsTest, DotDotAtTheRootIsTheRoot) {
+  auto up = Lookup(root_, "..", cred_);
+  ASSERT_TRUE(up.ok()) << up.status();
+  struct stat root_st = *GetAttr(root_.fd.get());
+  EXPECT_EQ(up->st.st_ino, root_st.st_ino);
+  auto dot = Lookup(root_, ".", cred_);
+  EXPECT_EQ(dot->st.st_ino, root_st.st_ino);
+}
+
+TEST_F(VfsTest, DotDotBelowTheRootIsTheParent) {
+  auto d = Mkdir(root_, "d", {}, cred_);
+  ASSERT_TRUE(d.ok()) << d.status();
+  Object dir = Obj(std::move(*d));
+  auto up = Lookup(dir, "..", cred_);
+  EXPECT_EQ(up->st.st_ino, GetAttr(root_.fd.get())->st_ino);
+}
+
+TEST_F(VfsTest, BadNamesAreRefused) {
+  EXPECT_EQ(StatusErrno(Lookup(root_, "", cred_).status()), EACCES);
+  EXPECT_EQ(StatusErrno(Lookup(root_, "a/b", cred_).status()), EACCES);
+  EXPECT_EQ(StatusErrno(Lookup(root_, std::string(256, 'x'), cred_).status()), ENAMETOOLONG);
+  EXPECT_EQ(StatusErrno(Create(root_, ".", CreateHow::kUnchecked, {}, 0, cred_).status()), EEXIST);
+  EXPECT_EQ(StatusErrno(Create(root_, "..", CreateHow::kGuarded, {}, 0, cred_).status()), EEXIST);
+  EXPECT_EQ(StatusErrno(Mkdir(root_, "x/y", {}, cred_).status()), EACCES);
+  EXPECT_EQ(StatusErrno(Remove(root_, ".", false, cred_).status()), EACCES);
+  EXPECT_EQ(StatusErrno(Remove(root_, "..", true, cred_).status()), EINVAL);
+  EXPECT_FALSE(Rename(root_, "..", root_, "z", cred_).ok());
+}
+
+TEST_F(VfsTest, SymlinksAreNeverFollowed) {
+  ASSERT_EQ(symlink("/etc", (root_path_ + "/out").c_str()), 0);
+  auto l = Lookup(root_, "out", cred_);
+  ASSERT_TRUE(l.ok());
+  EXPECT_TRUE(S_ISLNK(l->st.st_mode));
+  Object link = Obj(std::move(*l));
+  EXPECT_EQ(StatusErrno(Lookup(link, "passwd", cred_).status()), ENOTDIR);
+  EXPECT_EQ(*ReadLink(link), "/etc");
+}
+
+TEST_F(VfsTest, ExclusiveCreateRetransmitSucceedsOtherVerifierFails) {
+  auto a = Create(root_, "f", CreateHow::kExclusive, {}, 0x1122334455667788ull, cred_);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto again = Create(root_, "f", CreateHow::kExclusive, {}, 0x1122334455667788ull, cred_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->st.st_ino, a->st.st_ino);
+  EXPECT_EQ(StatusErrno(Create(root_, "f", CreateHow::kExclusive, {}, 42, cred_).status()),
+            EEXIST);
+  EXPECT_EQ(StatusErrno(Create(root_, "f", CreateHow::kGuarded, {}, 0, cred_).status()), EEXIST);
+  EXPECT_TRUE(Create(root_, "f", CreateHow::kUnchecked, {}, 0, cred_).ok());
+}
+
+TEST_F(VfsTest, WriteReadCommitThroughTheFileCache) {
+  FileCache cache(FileCacheOptions{});
+  SetAttrRequest attrs;
+  attrs.mode = 0644;
+  Object f = Obj(*Create(root_, "data", CreateHow::kGuarded, attrs, 0, cred_));
+  struct stat st = *GetAttr(f.fd.get());
+  const std::string text = "hello, nfs";
+  auto w = Write(cache, f, st, cred_, 0, absl::MakeConstSpan(text.data(), text.size()),
+                 Stability::kFileSync);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->count, text.size());
+  EXPECT_EQ(w->committed, Stability::kFileSync);
+  EXPECT_TRUE(Commit(cache, f, st, cred_).ok());
+  st = *GetAttr(f.fd.get());
+  char buf[64];
+  auto r = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf, sizeof(buf)));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(std::string(buf, r->count), text);
+  EXPECT_TRUE(r->eof);
+  auto part = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf, 5));
+  EXPECT_EQ(part->count, 5u);
+  EXPECT_FALSE(part->eof);
+  EXPECT_EQ(cache.size(), 1u);  // one read-write file served all of it
+}
+
+TEST_F(VfsTest, OwnerMayWriteTheirReadOnlyFileOthersMayNot) {
+  FileCache cache(FileCacheOptions{});
+  SetAttrRequest attrs;
+  attrs.mode = 0444;
+  Object f = Obj(*Create(root_, "ro", CreateHow::kGuarded, attrs, 0, cred_));
+  struct stat st = *GetAttr(f.fd.get());
+  Credentials owner;
+  owner.uid = st.st_uid + 1000;
+  owner.gid = 4242;
+  struct stat as_owner = st;
+  as_owner.st_uid = owner.uid;
+  EXPECT_TRUE(Write(cache, f, as_owner, owner, 0, absl::MakeConstSpan("x", 1),
+                    Stability::kUnstable).ok());
+  Credentials other;
+  other.uid = st.st_uid + 2000;
+  other.gid = 4343;
+  EXPECT_EQ(StatusErrno(Write(cache, f, as_owner, other, 0, absl::MakeConstSpan("x", 1),
+                              Stability::kUnstable).status()),
+            EACCES);
+}
+
+TEST_F(VfsTest, SetAttrGuardMismatchIsNotSync) {
+  FileCache cache(FileCacheOptions{});
+  Object f = Obj(*Create(root_, "g", CreateHow::kGuarded, {}, 0, cred_));
+  SetAttrRequest req;
+  req.mode = 0600;
+  timespec wrong{1, 2};
+  EXPECT_EQ(StatusErrno(SetAttr(cache, f, req, wrong, cred_)), kErrNotSync);
+  struct stat st = *GetAttr(f.fd.get());
+  EXPECT_TRUE(SetAttr(cache, f, req, st.st_ctim, cred_).ok());
+  EXPECT_EQ(GetAttr(f.fd.get())->st_mode & 07777, 0600u);
+  req = SetAttrRequest();
+  req.size = 1000;
+  req.mtime.how = TimeHow::kClientTime;
+  req.mtime.time = {12345, 6};
+  ASSERT_TRUE(SetAttr(cache, f, req, std::nullopt, cred_).ok());
+  st = *GetAttr(f.fd.get());
+  EXPECT_EQ(st.st_size, 1000);
+  EXPECT_EQ(st.st_mtim.tv_sec, 12345);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 6);
+}
+
+TEST_F(VfsTest, RenameOverExistingReportsTheReplacedFile) {
+  Object a = Obj(*Create(root_, "a", CreateHow::kGuarded, {}, 0, cred_));
+  Object b = Obj(*Create(root_, "b", CreateHow::kGuarded, {}, 0, cred_));
+  auto replaced = Rename(root_, "a", root_, "b", cred_);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ(**replaced, b.kh);
+  EXPECT_EQ(StatusErrno(Lookup(root_, "a", cred_).status()), ENOENT);
+}
+
+TEST_F(VfsTest, LinkAndRemove) {
+  Object a = Obj(*Create(root_, "a", CreateHow::kGuarded, {}, 0, cred_));
+  ASSERT_TRUE(Link(a, root_, "a2", cred_).ok());
+  EXPECT_EQ(GetAttr(a.fd.get())->st_nlink, 2u);
+  auto gone = Remove(root_, "a", false, cred_);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());  // still linked as a2
+  gone = Remove(root_, "a2", false, cred_);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(gone->has_value());
+  EXPECT_EQ(StatusErrno(Link(root_, root_, "dirlink", cred_)), EISDIR);
+}
+
+TEST_F(VfsTest, MknodFifoAndSocket) {
+  EXPECT_TRUE(Mknod(root_, "fifo", S_IFIFO, 0, {}, cred_).ok());
+  EXPECT_TRUE(Mknod(root_, "sock", S_IFSOCK, 0, {}, cred_).ok());
+  EXPECT_EQ(StatusErrno(Mknod(root_, "reg", S_IFREG, 0, {}, cred_).status()), EINVAL);
+}
+
+TEST_F(VfsTest, ReaddirOf10000EntriesListsEachOnceInOnePass) {
+  Object d = Obj(*Mkdir(root_, "big", {}, cred_));
+  const int kEntries = 10000;
+  UniqueFd big(open((root_path_ + "/big").c_str(), O_DIRECTORY | O_CLOEXEC));
+  for (int i = 0; i < kEntries; ++i) {
+    int fd = openat(big.get(), absl::StrCat("file-", i).c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  std::set<std::string> seen;
+  uint64_t cookie = 0;
+  int calls = 0;
+  size_t entries_emitted = 0;
+  for (;;) {
+    ++calls;
+    size_t in_this_call = 0;
+    auto r = ReadDir(d, cookie, /*plus=*/calls % 2 == 0, cred_, [&](const DirEntry& e) {
+      if (in_this_call == 100) return false;  // a reply that holds 100 entries
+      ++in_this_call;
+      EXPECT_TRUE(seen.insert(std::string(e.name)).second) << e.name;
+      cookie = e.cookie;
+      return true;
+    });
+    ASSERT_TRUE(r.ok()) << r.status();
+    entries_emitted += in_this_call;
+    if (r->eof) break;
+    ASSERT_LT(calls, kEntries);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kEntries));
+  EXPECT_EQ(entries_emitted, static_cast<size_t>(kEntries));
+  EXPECT_LE(calls, kEntries / 100 + 2);
+}
+
+TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
+  Object f = Obj(*Create(root_, "x", CreateHow::kGuarded, {}, 0, cred_));
+  int n = 0;
+  auto r = ReadDir(root_, 0, true, cred_, [&](const DirEntry& e) {
+    ++n;
+    EXPECT_EQ(e.name, "x");
+    EXPECT_TRUE(e.st.has_value());
+    EXPECT_TRUE(e.kh.has_value());
+    if (e.kh) EXPECT_EQ(*e.kh, f.kh);
+    return true;
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->eof);
+  EXPECT_EQ(n, 1);
+}
+
+TEST_F(VfsTest, HandleResolvesAfterRenameOfParent) {
+  Object d = Obj(*Mkdir(root_, "p", {}, cred_));
+  Object f = Obj(*Create(d, "f", CreateHow::kGuarded, {}, 0, cred_));
+  ASSERT_EQ(rename((root_path_ + "/p").c_str(), (root_path_ + "/q").c_str()), 0);
+  HandleResolver resolver;
+  resolver.Start(*exp_);
+  auto fd = resolver.Resolve(*exp_, f.kh);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(GetAttr(fd->get())->st_ino, GetAttr(f.fd.get())->st_ino);
+  // The unprivileged path finds it by searching the export.
+  HandleResolver unpriv;
+  unpriv.SetPrivilegedForTesting(false);
+  fd = unpriv.Resolve(*exp_, f.kh);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(GetAttr(fd->get())->st_ino, GetAttr(f.fd.get())->st_ino);
+  EXPECT_EQ(unpriv.CachedEntriesForTesting(), 1u);
+}
+
+TEST_F(VfsTest, RemovedObjectIsStale) {
+  Object f = Obj(*Create(root_, "gone", CreateHow::kGuarded, {}, 0, cred_));
+  ASSERT_TRUE(Remove(root_, "gone", false, cred_).ok());
+  for (bool privileged : {true, false}) {
+    HandleResolver resolver;
+    resolver.SetPrivilegedForTesting(privileged);
+    EXPECT_EQ(StatusErrno(resolver.Resolve(*exp_, f.kh).status()), ESTALE) << privileged;
+  }
+}
+
+TEST_F(VfsTest, DirectoryOutsideTheExportIsStale) {
+  ASSERT_EQ(mkdir((base_ + "/outside").c_str(), 0755), 0);
+  UniqueFd out(open((base_ + "/outside").c_str(), O_PATH | O_DIRECTORY));
+  KernelHandle kh = *KernelHandleOfFd(out.get());
+  HandleResolver resolver;
+  resolver.Start(*exp_);
+  if (!resolver.privileged()) GTEST_SKIP() << "needs CAP_DAC_READ_SEARCH";
+  EXPECT_EQ(StatusErrno(resolver.Resolve(*exp_, kh).status()), ESTALE);
+}
+
+}  // namespace
+}  // namespace localnfs::server::vfs

@@ -30,6 +30,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -77,6 +78,22 @@ void ExitUsageIfParsing() {
   if (g_parsing_flags) _exit(kExitUsage);
 }
 
+constexpr char kUsage[] =
+    "usage: localnfsd --export DIR[:OPTIONS] ... | --exports FILE [flags]\n"
+    "  --export DIR[:OPTS]  export DIR to everyone with exports(5) options (repeatable)\n"
+    "  --exports FILE       exports(5) file; SIGHUP re-reads it\n"
+    "  --port N             NFS port (default 2049, 0 = any free port)\n"
+    "  --mount-port N       MOUNT v3 port (default 20048, 0 = any free port)\n"
+    "  --bind ADDR          listen address (default: all interfaces)\n"
+    "  --threads N          worker threads (default 4)\n"
+    "  --state-dir DIR      persistent state (file-handle key)\n"
+    "  --runtime-dir DIR    runtime state (LOCALIO broker)\n"
+    "  --file-cache-size N  open files kept for READ/WRITE/COMMIT (default 1024)\n"
+    "  --no-localio         do not offer LOCALIO\n"
+    "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
+    "Prints 'localnfsd: ready nfs=PORT mount=PORT' when serving. SIGTERM: orderly\n"
+    "shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure, 2 bad usage.\n";
+
 // The --export values, taken out of argv before absl parses it: an absl vector flag
 // splits at ',' (export options are comma-separated) and keeps only the last of
 // repeated occurrences.
@@ -105,6 +122,23 @@ std::vector<std::string> PrepareArgs(int argc, char** argv) {
     for (const char* known : {"mount_port", "runtime_dir", "state_dir", "no_localio",
                               "no_no_localio", "file_cache_size"}) {
       if (name == known) a = "--" + name + a.substr(end);
+    }
+    if (name == "help" || name == "helpfull" || name == "helpshort") {
+      fputs(kUsage, stdout);
+      g_parsing_flags = false;  // a successful exit, not a usage error
+      exit(0);
+    }
+    // absl reports unknown names with '-' turned into '_'; name the flag as written.
+    static const absl::flat_hash_set<std::string> kAbslBuiltins = {
+        "help",     "helpfull", "helpshort", "helpon",   "helpmatch", "helppackage",
+        "version",  "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"};
+    if (name != "export" && !kAbslBuiltins.contains(name) &&
+        absl::FindCommandLineFlag(name) == nullptr &&
+        !(name.size() > 2 && name.compare(0, 2, "no") == 0 &&
+          absl::FindCommandLineFlag(name.substr(2)) != nullptr)) {
+      fprintf(stderr, "localnfsd: unknown flag '%s' (see --help)\n", argv[i]);
+      g_parsing_flags = false;
+      exit(kExitUsage);
     }
     if (a == "--export" && i + 1 < argc) {
       g_export_args.push_back(argv[++i]);

@@ -2,6 +2,7 @@
 #include "tests/harness.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,10 +172,27 @@ bool ServerProcess::SanitizerReported() const {
   int outp[2], errp[2];
   if (pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC))
     return ::testing::AssertionFailure() << "pipe: " << strerror(errno);
+  const bool switch_user = options_.run_as_uid >= 0;
+  if (switch_user) {
+    for (const std::string& dir : {state_dir_.path(), runtime_dir_.path()}) {
+      if (chown(dir.c_str(), options_.run_as_uid, options_.run_as_gid) != 0)
+        return ::testing::AssertionFailure() << "chown " << dir << ": " << strerror(errno);
+    }
+  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return ::testing::AssertionFailure() << "fork: " << strerror(errno);
   if (pid == 0) {
+    if (switch_user) {
+      // Drop every privilege before exec; PDEATHSIG is set afterwards because a
+      // credential change clears it.
+      if (setgroups(0, nullptr) != 0 ||
+          setresgid(options_.run_as_gid, options_.run_as_gid, options_.run_as_gid) != 0 ||
+          setresuid(options_.run_as_uid, options_.run_as_uid, options_.run_as_uid) != 0) {
+        dprintf(2, "switching to uid %d: %s\n", options_.run_as_uid, strerror(errno));
+        _exit(127);
+      }
+    }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     dup2(outp[1], 1);

@@ -68,6 +68,10 @@ struct ServerOptions {
   int threads = 4;
   std::chrono::milliseconds ready_timeout{30000};
   std::chrono::milliseconds stop_timeout{15000};
+  // >= 0: run the server as this uid/gid (no supplementary groups, no capabilities),
+  // as an ordinary user would; its state and runtime dirs are chowned to it.
+  int run_as_uid = -1;
+  int run_as_gid = -1;
 };
 
 class ServerProcess {

@@ -1,0 +1,848 @@
+// client_localio/fuse_mount.cc — localnfs-mount: an NFSv3 export as a FUSE3 file system.
+//
+//   localnfs-mount [-o localio=auto|on|off,OPT...] [--mount-port N] [-f]
+//                  HOST[:PORT]:/EXPORT MOUNTPOINT
+//   fusermount3 -u MOUNTPOINT
+//
+// Design: the libfuse 3.14 low-level API. FUSE inode numbers map to NFS file handles
+// through an InodeTable (lookup counts, forget); every operation is one or a few calls
+// on Nfs3Client with the credentials of the calling process (fuse_req_ctx uid/gid and
+// fuse_req_getgroups), so the server — not this daemon — decides permissions, exactly as
+// for a kernel NFS mount. Attributes and entries are cached by the kernel for 1 s only
+// (correctness first). Writes are UNSTABLE; flush (every close), fsync and release
+// COMMIT them, and Nfs3Client resends after a server restart.
+//
+// Counters: the mount root holds a virtual read-only file `.localnfs-stats` (not listed
+// by readdir) whose content is FormatCounters() of the data path plus the LOCALIO mode,
+// e.g. `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
+//
+// LOCALIO: `-o localio=` is parsed and kept. Until the LOCALIO data path exists,
+// `localio=on` fails the mount ("LOCALIO handshake not available", exit 1) and `auto`
+// (the default) logs that all I/O uses RPC.
+//
+// Exit status: 0 after a clean unmount, 2 for usage errors, 1 for runtime failures
+// (server unreachable, MNT refused, FUSE mount failed). The process daemonises after
+// the mount is in place unless -f is given.
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "client_localio/client.h"
+#include "client_localio/inode_table.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace localnfs::client {
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+constexpr double kAttrTimeout = 1.0;
+constexpr double kEntryTimeout = 1.0;
+constexpr uint32_t kMaxIo = 1u << 20;
+constexpr fuse_ino_t kStatsIno = 2;
+constexpr char kStatsName[] = ".localnfs-stats";
+
+enum class LocalioMode { kAuto, kOn, kOff };
+
+const char* LocalioModeName(LocalioMode m) {
+  switch (m) {
+    case LocalioMode::kOn:
+      return "on";
+    case LocalioMode::kOff:
+      return "off";
+    case LocalioMode::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+// The state of one mount, the FUSE userdata.
+struct MountState {
+  std::unique_ptr<Nfs3Client> client;
+  std::unique_ptr<InodeTable> inodes;
+  LocalioMode localio = LocalioMode::kAuto;
+  bool localio_active = false;
+};
+
+// An open directory: the snapshot readdir serves offsets from. Offset N (N >= 1) is
+// the position after entry N-1; offset 0 refetches, so rewinddir sees changes.
+struct DirHandle {
+  absl::Mutex mu;
+  std::vector<DirEntry> entries ABSL_GUARDED_BY(mu);
+};
+
+MountState* State(fuse_req_t req) { return static_cast<MountState*>(fuse_req_userdata(req)); }
+
+Credentials CallerCredentials(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  Credentials cred;
+  cred.uid = ctx->uid;
+  cred.gid = ctx->gid;
+  gid_t groups[kMaxAuthSysGroups];
+  const int n = fuse_req_getgroups(req, kMaxAuthSysGroups, groups);
+  // n > size means the caller has more groups than AUTH_SYS can carry: send the first 16.
+  for (int i = 0; i < std::min(n, kMaxAuthSysGroups); ++i) cred.groups.push_back(groups[i]);
+  return cred;
+}
+
+mode_t TypeBits(FileType t) {
+  switch (t) {
+    case FileType::kRegular: return S_IFREG;
+    case FileType::kDirectory: return S_IFDIR;
+    case FileType::kBlock: return S_IFBLK;
+    case FileType::kCharacter: return S_IFCHR;
+    case FileType::kSymlink: return S_IFLNK;
+    case FileType::kSocket: return S_IFSOCK;
+    case FileType::kFifo: return S_IFIFO;
+  }
+  return S_IFREG;
+}
+
+struct stat ToStat(const Attributes& a) {
+  struct stat st{};
+  st.st_ino = a.fileid;
+  st.st_mode = TypeBits(a.type) | (a.mode & 07777);
+  st.st_nlink = a.nlink;
+  st.st_uid = a.uid;
+  st.st_gid = a.gid;
+  st.st_size = static_cast<off_t>(a.size);
+  st.st_blksize = 4096;
+  st.st_blocks = static_cast<blkcnt_t>((a.used + 511) / 512);
+  st.st_rdev = makedev(a.rdev_major, a.rdev_minor);
+  st.st_atim = {a.atime.seconds, a.atime.nanoseconds};
+  st.st_mtim = {a.mtime.seconds, a.mtime.nanoseconds};
+  st.st_ctim = {a.ctime.seconds, a.ctime.nanoseconds};
+  return st;
+}
+
+struct stat StatsFileStat() {
+  struct stat st{};
+  st.st_ino = kStatsIno;
+  st.st_mode = S_IFREG | 0444;
+  st.st_nlink = 1;
+  st.st_blksize = 4096;
+  return st;
+}
+
+std::string StatsText(const MountState& m) {
+  return absl::StrCat(FormatCounters(m.client->Counters()),
+                      "resends ", m.client->resends(), "\n",
+                      "localio_mode ", LocalioModeName(m.localio), "\n",
+                      "localio_active ", m.localio_active ? 1 : 0, "\n");
+}
+
+void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
+
+// The handle of `ino`, or replies ESTALE (the kernel forgot it, or never had it) and
+// returns nullopt.
+std::optional<FileHandle> HandleOr(fuse_req_t req, fuse_ino_t ino) {
+  std::optional<FileHandle> fh = State(req)->inodes->Get(ino);
+  if (!fh) fuse_reply_err(req, ESTALE);
+  return fh;
+}
+
+fuse_entry_param EntryParam(fuse_ino_t ino, const Attributes& attrs) {
+  fuse_entry_param e{};
+  e.ino = ino;
+  e.attr = ToStat(attrs);
+  e.attr_timeout = kAttrTimeout;
+  e.entry_timeout = kEntryTimeout;
+  return e;
+}
+
+// Replies an entry, taking one lookup reference; if the kernel never got the reply
+// (interrupted request), the reference is dropped again.
+void ReplyEntry(fuse_req_t req, const Entry& entry) {
+  InodeTable& inodes = *State(req)->inodes;
+  const fuse_ino_t ino = inodes.Ref(entry.handle);
+  const fuse_entry_param e = EntryParam(ino, entry.attributes);
+  if (fuse_reply_entry(req, &e) != 0) inodes.Forget(ino, 1);
+}
+
+void ReplyEntryOr(fuse_req_t req, const absl::StatusOr<Entry>& entry) {
+  if (!entry.ok()) return ReplyStatus(req, entry.status());
+  ReplyEntry(req, *entry);
+}
+
+// ---- operations ----
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  conn->max_write = kMaxIo;
+  conn->max_read = kMaxIo;  // must equal the max_read mount option
+  // The kernel takes the smaller of this and its own read-ahead window.
+  conn->max_readahead = kMaxIo;
+  // Writes must reach us (and COMMIT) in order with fsync: no kernel write-back cache.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  MountState* m = State(req);
+  if (parent == FUSE_ROOT_ID && strcmp(name, kStatsName) == 0) {
+    fuse_entry_param e{};
+    e.ino = kStatsIno;
+    e.attr = StatsFileStat();
+    e.attr_timeout = kAttrTimeout;
+    e.entry_timeout = kEntryTimeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  ReplyEntryOr(req, m->client->Lookup(*dir, name, CallerCredentials(req)));
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  if (ino != kStatsIno) State(req)->inodes->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  InodeTable& inodes = *State(req)->inodes;
+  for (size_t i = 0; i < count; ++i) {
+    if (forgets[i].ino != kStatsIno) inodes.Forget(forgets[i].ino, forgets[i].nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino == kStatsIno) {
+    const struct stat st = StatsFileStat();
+    fuse_reply_attr(req, &st, kAttrTimeout);
+    return;
+  }
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  absl::StatusOr<Attributes> a = State(req)->client->GetAttr(*fh, CallerCredentials(req));
+  if (!a.ok()) return ReplyStatus(req, a.status());
+  const struct stat st = ToStat(*a);
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+               fuse_file_info* fi) {
+  if (ino == kStatsIno) return (void)fuse_reply_err(req, EACCES);
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  SetAttributes s;
+  if (to_set & FUSE_SET_ATTR_MODE) s.mode = attr->st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) s.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) s.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) s.size = static_cast<uint64_t>(attr->st_size);
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    s.atime_how = TimeHow::kServerTime;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    s.atime_how = TimeHow::kClientTime;
+    s.atime = {attr->st_atim.tv_sec, static_cast<uint32_t>(attr->st_atim.tv_nsec)};
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    s.mtime_how = TimeHow::kServerTime;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    s.mtime_how = TimeHow::kClientTime;
+    s.mtime = {attr->st_mtim.tv_sec, static_cast<uint32_t>(attr->st_mtim.tv_nsec)};
+  }
+  absl::StatusOr<Attributes> a = State(req)->client->SetAttr(*fh, s, CallerCredentials(req));
+  if (!a.ok()) return ReplyStatus(req, a.status());
+  const struct stat st = ToStat(*a);
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  absl::StatusOr<std::string> target =
+      State(req)->client->ReadLink(*fh, CallerCredentials(req));
+  if (!target.ok()) return ReplyStatus(req, target.status());
+  fuse_reply_readlink(req, target->c_str());
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  Nfs3Client& c = *State(req)->client;
+  const Credentials cred = CallerCredentials(req);
+  const uint32_t perm = mode & 07777;
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return ReplyEntryOr(req, c.Create(*dir, name, CreateMode::kGuarded, perm, cred));
+    case S_IFDIR:
+      return ReplyEntryOr(req, c.Mkdir(*dir, name, perm, cred));
+    case S_IFIFO:
+      return ReplyEntryOr(req, c.Mknod(*dir, name, FileType::kFifo, perm, 0, 0, cred));
+    case S_IFSOCK:
+      return ReplyEntryOr(req, c.Mknod(*dir, name, FileType::kSocket, perm, 0, 0, cred));
+    case S_IFCHR:
+      return ReplyEntryOr(req, c.Mknod(*dir, name, FileType::kCharacter, perm, major(rdev),
+                                       minor(rdev), cred));
+    case S_IFBLK:
+      return ReplyEntryOr(req, c.Mknod(*dir, name, FileType::kBlock, perm, major(rdev),
+                                       minor(rdev), cred));
+    default:
+      fuse_reply_err(req, EINVAL);
+  }
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  ReplyEntryOr(req, State(req)->client->Mkdir(*dir, name, mode & 07777, CallerCredentials(req)));
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  fuse_reply_err(req, ErrnoOf(State(req)->client->Remove(*dir, name, CallerCredentials(req))));
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  fuse_reply_err(req, ErrnoOf(State(req)->client->Rmdir(*dir, name, CallerCredentials(req))));
+}
+
+void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  ReplyEntryOr(req, State(req)->client->Symlink(*dir, name, link, CallerCredentials(req)));
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  // NFSv3 RENAME always replaces; RENAME_NOREPLACE / RENAME_EXCHANGE cannot be atomic.
+  if (flags != 0) return (void)fuse_reply_err(req, EINVAL);
+  std::optional<FileHandle> from = HandleOr(req, parent);
+  if (!from) return;
+  std::optional<FileHandle> to = HandleOr(req, newparent);
+  if (!to) return;
+  fuse_reply_err(req, ErrnoOf(State(req)->client->Rename(*from, name, *to, newname,
+                                                         CallerCredentials(req))));
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  std::optional<FileHandle> dir = HandleOr(req, newparent);
+  if (!dir) return;
+  absl::StatusOr<Attributes> a =
+      State(req)->client->Link(*fh, *dir, newname, CallerCredentials(req));
+  if (!a.ok()) return ReplyStatus(req, a.status());
+  ReplyEntry(req, Entry{*fh, *a});
+}
+
+// ACCESS3 bits for an open(2) access mode, as the kernel NFS client asks them.
+uint32_t AccessForOpen(int flags) {
+  switch (flags & O_ACCMODE) {
+    case O_RDONLY:
+      return kAccessRead;
+    case O_WRONLY:
+      return kAccessModify | kAccessExtend;
+    default:
+      return kAccessRead | kAccessModify | kAccessExtend;
+  }
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino == kStatsIno) {
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EACCES);
+    // The snapshot lives with the open file; direct_io because its size is not known
+    // to the kernel (st_size 0).
+    fi->fh = reinterpret_cast<uint64_t>(new std::string(StatsText(*State(req))));
+    fi->direct_io = 1;
+    if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<std::string*>(fi->fh);
+    return;
+  }
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  // Close-to-open: permission is checked by the server at open, as NFS clients do.
+  const uint32_t want = AccessForOpen(fi->flags);
+  absl::StatusOr<uint32_t> granted =
+      State(req)->client->Access(*fh, want, CallerCredentials(req));
+  if (!granted.ok()) return ReplyStatus(req, granted.status());
+  if ((*granted & want) != want) return (void)fuse_reply_err(req, EACCES);
+  fi->fh = 0;
+  fi->keep_cache = 0;  // revalidate cached pages on every open (close-to-open)
+  fuse_reply_open(req, fi);
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  std::optional<FileHandle> dir = HandleOr(req, parent);
+  if (!dir) return;
+  const CreateMode how = (fi->flags & O_EXCL) ? CreateMode::kGuarded : CreateMode::kUnchecked;
+  absl::StatusOr<Entry> e =
+      State(req)->client->Create(*dir, name, how, mode & 07777, CallerCredentials(req));
+  if (!e.ok()) return ReplyStatus(req, e.status());
+  InodeTable& inodes = *State(req)->inodes;
+  const fuse_ino_t ino = inodes.Ref(e->handle);
+  const fuse_entry_param param = EntryParam(ino, e->attributes);
+  fi->fh = 0;
+  fi->keep_cache = 0;
+  if (fuse_reply_create(req, &param, fi) != 0) inodes.Forget(ino, 1);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  if (ino == kStatsIno) {
+    const std::string& text = *reinterpret_cast<std::string*>(fi->fh);
+    const size_t start = std::min(static_cast<size_t>(off), text.size());
+    fuse_reply_buf(req, text.data() + start, std::min(size, text.size() - start));
+    return;
+  }
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  absl::StatusOr<ReadResult> r = State(req)->client->Read(
+      *fh, static_cast<uint64_t>(off), static_cast<uint32_t>(size), CallerCredentials(req));
+  if (!r.ok()) return ReplyStatus(req, r.status());
+  fuse_reply_buf(req, r->data.data(), r->data.size());
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  absl::StatusOr<WriteResult> w = State(req)->client->Write(
+      *fh, static_cast<uint64_t>(off), std::string_view(buf, size), CallerCredentials(req));
+  if (!w.ok()) return ReplyStatus(req, w.status());
+  fuse_reply_write(req, w->count);
+}
+
+// COMMIT pending writes of `ino` (if any, or always when `force`).
+int CommitErrno(fuse_req_t req, fuse_ino_t ino, bool force) {
+  if (ino == kStatsIno) return 0;
+  std::optional<FileHandle> fh = State(req)->inodes->Get(ino);
+  if (!fh) return ESTALE;
+  Nfs3Client& c = *State(req)->client;
+  if (!force && !c.HasUncommitted(*fh)) return 0;
+  return ErrnoOf(c.Commit(*fh, CallerCredentials(req)).status());
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  // Every close(2): close-to-open consistency needs the data stable on the server.
+  fuse_reply_err(req, CommitErrno(req, ino, /*force=*/false));
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  fuse_reply_err(req, CommitErrno(req, ino, /*force=*/true));
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino == kStatsIno) {
+    delete reinterpret_cast<std::string*>(fi->fh);
+    return (void)fuse_reply_err(req, 0);
+  }
+  // flush already committed; this covers writes through a dup'd, never-flushed fd. Its
+  // error has nobody to go to.
+  (void)CommitErrno(req, ino, /*force=*/false);
+  fuse_reply_err(req, 0);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (!State(req)->inodes->Get(ino)) return (void)fuse_reply_err(req, ESTALE);
+  auto* d = new DirHandle;
+  fi->fh = reinterpret_cast<uint64_t>(d);
+  if (fuse_reply_open(req, fi) != 0) delete d;
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+// readdir and readdirplus. Entries come from one full READDIRPLUS listing taken at
+// offset 0 ("." and ".." first, synthesised here; the stats file hidden).
+//
+// The reply is sent only after d->mu is released: once the kernel has the reply, the
+// process may close the directory and another FUSE thread may run releasedir, which
+// frees `d`.
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+               bool plus) {
+  MountState* m = State(req);
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  std::string buf(size, '\0');
+  size_t used = 0;
+  std::vector<fuse_ino_t> refs;  // references to give back if the reply fails
+  absl::Status error;
+  {
+    absl::MutexLock l(&d->mu);
+    if (off == 0) {
+      std::optional<FileHandle> dir = m->inodes->Get(ino);
+      absl::StatusOr<std::vector<DirEntry>> list =
+          dir ? m->client->ReadDirPlus(*dir, CallerCredentials(req))
+              : absl::StatusOr<std::vector<DirEntry>>(ErrnoToStatus(ESTALE, "READDIR"));
+      if (!list.ok()) {
+        error = list.status();
+      } else {
+        d->entries.clear();
+        d->entries.push_back(DirEntry{.name = ".", .fileid = ino});
+        d->entries.push_back(DirEntry{.name = "..", .fileid = 1});
+        for (DirEntry& e : *list) {
+          if (e.name == "." || e.name == "..") continue;
+          if (ino == FUSE_ROOT_ID && e.name == kStatsName) continue;
+          d->entries.push_back(std::move(e));
+        }
+      }
+    }
+    for (size_t i = static_cast<size_t>(off); error.ok() && i < d->entries.size(); ++i) {
+      const DirEntry& e = d->entries[i];
+      const off_t next = static_cast<off_t>(i + 1);
+      const mode_t type =
+          e.attributes ? TypeBits(e.attributes->type) : (i < 2 ? S_IFDIR : 0);
+      size_t need;
+      if (plus) {
+        fuse_entry_param p{};
+        const bool with_entry = e.handle.has_value() && e.attributes.has_value() && i >= 2;
+        if (with_entry) {
+          p = EntryParam(m->inodes->Ref(*e.handle), *e.attributes);
+        } else {
+          // ino 0: the kernel lists the name without instantiating an entry.
+          p.attr.st_ino = e.fileid;
+          p.attr.st_mode = type;
+        }
+        need = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name.c_str(),
+                                      &p, next);
+        if (need > size - used) {
+          if (with_entry) m->inodes->Forget(p.ino, 1);
+          break;
+        }
+        if (with_entry) refs.push_back(p.ino);
+      } else {
+        struct stat st{};
+        st.st_ino = e.fileid;
+        st.st_mode = type;
+        need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
+                                 next);
+        if (need > size - used) break;
+      }
+      used += need;
+    }
+  }
+  if (!error.ok()) return ReplyStatus(req, error);
+  if (fuse_reply_buf(req, buf.data(), used) != 0) {
+    for (fuse_ino_t r : refs) m->inodes->Forget(r, 1);
+  }
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, /*plus=*/false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, /*plus=*/true);
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  // Directory operations are synchronous in NFSv3: nothing to flush.
+  fuse_reply_err(req, 0);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
+  MountState* m = State(req);
+  absl::StatusOr<FsStat> s = m->client->FsStatus(m->client->root(), CallerCredentials(req));
+  if (!s.ok()) return ReplyStatus(req, s.status());
+  struct statvfs v{};
+  v.f_bsize = 4096;
+  v.f_frsize = 4096;
+  v.f_blocks = s->total_bytes / v.f_frsize;
+  v.f_bfree = s->free_bytes / v.f_frsize;
+  v.f_bavail = s->avail_bytes / v.f_frsize;
+  v.f_files = s->total_files;
+  v.f_ffree = s->free_files;
+  v.f_favail = s->avail_files;
+  v.f_namemax = 255;
+  fuse_reply_statfs(req, &v);
+}
+
+void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  if (ino == kStatsIno) return (void)fuse_reply_err(req, (mask & (W_OK | X_OK)) ? EACCES : 0);
+  std::optional<FileHandle> fh = HandleOr(req, ino);
+  if (!fh) return;
+  uint32_t want = 0;
+  if (mask & R_OK) want |= kAccessRead;
+  if (mask & W_OK) want |= kAccessModify;
+  if (mask & X_OK) want |= kAccessExecute | kAccessLookup;
+  Nfs3Client& c = *State(req)->client;
+  const Credentials cred = CallerCredentials(req);
+  if (want == 0) {  // F_OK: existence only
+    return (void)fuse_reply_err(req, ErrnoOf(c.GetAttr(*fh, cred).status()));
+  }
+  absl::StatusOr<uint32_t> granted = c.Access(*fh, want, cred);
+  if (!granted.ok()) return ReplyStatus(req, granted.status());
+  bool ok = true;
+  if ((mask & R_OK) && !(*granted & kAccessRead)) ok = false;
+  if ((mask & W_OK) && !(*granted & kAccessModify)) ok = false;
+  if ((mask & X_OK) && !(*granted & (kAccessExecute | kAccessLookup))) ok = false;
+  fuse_reply_err(req, ok ? 0 : EACCES);
+}
+
+fuse_lowlevel_ops MakeOps() {
+  fuse_lowlevel_ops ops{};
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.forget = OpForget;
+  ops.forget_multi = OpForgetMulti;
+  ops.getattr = OpGetattr;
+  ops.setattr = OpSetattr;
+  ops.readlink = OpReadlink;
+  ops.mknod = OpMknod;
+  ops.mkdir = OpMkdir;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmdir;
+  ops.symlink = OpSymlink;
+  ops.rename = OpRename;
+  ops.link = OpLink;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.release = OpRelease;
+  ops.fsync = OpFsync;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.releasedir = OpReleasedir;
+  ops.fsyncdir = OpFsyncdir;
+  ops.statfs = OpStatfs;
+  ops.access = OpAccess;
+  ops.create = OpCreate;
+  ops.readdirplus = OpReaddirplus;
+  return ops;
+}
+
+// ---- command line ----
+
+struct Args {
+  std::string host;
+  uint16_t nfs_port = 2049;
+  uint16_t mount_port = 20048;
+  std::string export_path;
+  std::string source;  // as given, for messages and fsname
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;
+  LocalioMode localio = LocalioMode::kAuto;
+  std::vector<std::string> fuse_options;  // -o options passed on to FUSE
+};
+
+constexpr char kUsage[] =
+    "usage: localnfs-mount [-o localio=auto|on|off,OPT...] [--mount-port N] [-f] [-d]\n"
+    "                      HOST[:PORT]:/EXPORT MOUNTPOINT\n"
+    "  -o localio=MODE   auto (default): LOCALIO when possible, else RPC; on: fail\n"
+    "                    the mount unless LOCALIO works; off: always RPC\n"
+    "  -o OPT            any other option is passed to FUSE (e.g. allow_other, ro)\n"
+    "  --mount-port N    MOUNT v3 port (default 20048); the NFS port is PORT (2049)\n"
+    "  -f                stay in the foreground;  -d  FUSE debug output (implies -f)\n"
+    "Counters: cat MOUNTPOINT/.localnfs-stats.  Unmount: fusermount3 -u MOUNTPOINT\n";
+
+bool ParsePort(std::string_view text, uint16_t* out) {
+  uint32_t v = 0;
+  if (!absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &v) || v == 0 ||
+      v > 65535) {
+    return false;
+  }
+  *out = static_cast<uint16_t>(v);
+  return true;
+}
+
+// HOST[:PORT]:/EXPORT, HOST may be [IPv6].
+absl::Status ParseSource(const std::string& src, Args* a) {
+  const size_t sep = src.find(":/");
+  if (sep == std::string::npos || sep == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("bad source '", src,
+                                                   "': expected HOST[:PORT]:/EXPORT"));
+  }
+  std::string hostport = src.substr(0, sep);
+  a->export_path = src.substr(sep + 1);
+  if (hostport.front() == '[') {
+    const size_t close = hostport.find(']');
+    if (close == std::string::npos) return absl::InvalidArgumentError("bad [IPv6] host");
+    a->host = hostport.substr(1, close - 1);
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty()) {
+      if (hostport[0] != ':' || !ParsePort(hostport.substr(1), &a->nfs_port)) {
+        return absl::InvalidArgumentError(absl::StrCat("bad port in '", src, "'"));
+      }
+    }
+  } else {
+    const size_t colon = hostport.rfind(':');
+    a->host = hostport.substr(0, colon);
+    if (colon != std::string::npos &&
+        !ParsePort(std::string_view(hostport).substr(colon + 1), &a->nfs_port)) {
+      return absl::InvalidArgumentError(absl::StrCat("bad port in '", src, "'"));
+    }
+  }
+  if (a->host.empty()) return absl::InvalidArgumentError("empty host");
+  a->source = src;
+  return absl::OkStatus();
+}
+
+absl::Status ParseOptions(const std::string& list, Args* a) {
+  for (absl::string_view opt : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&opt, "localio=")) {
+      if (opt == "auto") {
+        a->localio = LocalioMode::kAuto;
+      } else if (opt == "on") {
+        a->localio = LocalioMode::kOn;
+      } else if (opt == "off") {
+        a->localio = LocalioMode::kOff;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad -o localio=", std::string(opt), " (auto, on or off)"));
+      }
+      continue;
+    }
+    a->fuse_options.emplace_back(opt);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseArgs(int argc, char** argv, Args* a) {
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* flag) -> absl::StatusOr<std::string> {
+      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
+      return std::string(argv[++i]);
+    };
+    if (arg == "-o") {
+      ASSIGN_OR_RETURN(std::string v, value("-o"));
+      RETURN_IF_ERROR(ParseOptions(v, a));
+    } else if (arg.rfind("-o", 0) == 0 && arg.size() > 2) {
+      RETURN_IF_ERROR(ParseOptions(arg.substr(2), a));
+    } else if (arg == "--mount-port") {
+      ASSIGN_OR_RETURN(std::string v, value("--mount-port"));
+      if (!ParsePort(v, &a->mount_port)) {
+        return absl::InvalidArgumentError(absl::StrCat("bad --mount-port ", v));
+      }
+    } else if (arg.rfind("--mount-port=", 0) == 0) {
+      if (!ParsePort(std::string_view(arg).substr(13), &a->mount_port)) {
+        return absl::InvalidArgumentError(absl::StrCat("bad ", arg));
+      }
+    } else if (arg == "-f") {
+      a->foreground = true;
+    } else if (arg == "-d") {
+      a->debug = true;
+      a->foreground = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 2) {
+    return absl::InvalidArgumentError("expected HOST[:PORT]:/EXPORT and MOUNTPOINT");
+  }
+  RETURN_IF_ERROR(ParseSource(positional[0], a));
+  a->mountpoint = positional[1];
+  return absl::OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  SetLogProgramName("localnfs-mount");
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs(kUsage, stdout);
+      return 0;
+    }
+  }
+  Args args;
+  if (absl::Status s = ParseArgs(argc, argv, &args); !s.ok()) {
+    fprintf(stderr, "localnfs-mount: %s\n%s", std::string(s.message()).c_str(), kUsage);
+    return kExitUsage;
+  }
+  const std::string what = absl::StrCat(args.host, ":", args.export_path);
+
+  MountState state;
+  state.localio = args.localio;
+  MountOptions options;
+  absl::StatusOr<std::unique_ptr<Nfs3Client>> client = Nfs3Client::Mount(
+      args.host, args.nfs_port, args.mount_port, args.export_path, options);
+  if (!client.ok()) {
+    fprintf(stderr, "localnfs-mount: mount %s: %s\n", what.c_str(),
+            std::string(client.status().message()).c_str());
+    return kExitRuntime;
+  }
+  state.client = *std::move(client);
+  state.inodes = std::make_unique<InodeTable>(state.client->root());
+  switch (args.localio) {
+    case LocalioMode::kOn:
+      fprintf(stderr, "localnfs-mount: mount %s: localio=on: LOCALIO handshake not available\n",
+              what.c_str());
+      return kExitRuntime;
+    case LocalioMode::kAuto:
+      LOG_INFO("mount %s: localio=auto: LOCALIO handshake not available; using RPC for "
+               "all I/O", what);
+      break;
+    case LocalioMode::kOff:
+      LOG_INFO("mount %s: localio=off: using RPC for all I/O", what);
+      break;
+  }
+
+  std::vector<std::string> fuse_argv_storage = {"localnfs-mount"};
+  std::vector<std::string> mount_opts = {
+      absl::StrCat("fsname=localnfs:", what), "subtype=localnfs",
+      absl::StrCat("max_read=", kMaxIo)};
+  // As root, serve every user like a kernel NFS mount; the server checks permissions.
+  if (geteuid() == 0) mount_opts.push_back("allow_other");
+  for (const std::string& o : args.fuse_options) mount_opts.push_back(o);
+  fuse_argv_storage.push_back("-o");
+  fuse_argv_storage.push_back(absl::StrJoin(mount_opts, ","));
+  if (args.debug) fuse_argv_storage.push_back("-d");
+  std::vector<char*> fuse_argv;
+  for (std::string& s : fuse_argv_storage) fuse_argv.push_back(s.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), fuse_argv.data());
+
+  const fuse_lowlevel_ops ops = MakeOps();
+  fuse_session* se = fuse_session_new(&fargs, &ops, sizeof(ops), &state);
+  if (se == nullptr) {
+    fprintf(stderr, "localnfs-mount: mount %s: bad FUSE options '%s'\n", what.c_str(),
+            fuse_argv_storage[2].c_str());
+    return kExitUsage;
+  }
+  int rc = kExitRuntime;
+  if (fuse_set_signal_handlers(se) != 0) {
+    fprintf(stderr, "localnfs-mount: cannot install signal handlers\n");
+  } else {
+    if (fuse_session_mount(se, args.mountpoint.c_str()) != 0) {
+      fprintf(stderr, "localnfs-mount: mount %s on %s: FUSE mount failed\n", what.c_str(),
+              args.mountpoint.c_str());
+    } else {
+      // The NFS connections are plain sockets and survive the fork of fuse_daemonize;
+      // no thread exists yet.
+      fuse_daemonize(args.foreground ? 1 : 0);
+      fuse_loop_config* cfg = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_clone_fd(cfg, 0);
+      fuse_loop_cfg_set_idle_threads(cfg, 16);
+      fuse_loop_cfg_set_max_threads(cfg, 64);
+      rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : kExitRuntime;
+      fuse_loop_cfg_destroy(cfg);
+      fuse_session_unmount(se);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&fargs);
+  return rc;
+}
+
+}  // namespace
+}  // namespace localnfs::client
+
+int main(int argc, char** argv) { return localnfs::client::Run(argc, argv); }

@@ -1,0 +1,101 @@
+// client_localio/test_util.h — helpers for client_localio's integration tests: a real
+// localnfsd child process (explicit or ephemeral ports, restartable on the same ports),
+// temporary directories, free ports and running commands.
+//
+// Owns: the server child process and its output pipe (read by one thread that keeps
+// everything it printed), and the temporary directories it creates.
+// Failure policy: destructors always stop (SIGTERM, then SIGKILL) and reap the server,
+// also when the test already failed; the child gets PR_SET_PDEATHSIG=SIGKILL.
+// Thread-safety: one test thread drives a TestServer.
+#pragma once
+
+#include <sys/types.h>
+
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace localnfs::client::testing {
+
+// A fresh directory under $TMPDIR or /tmp, removed recursively at scope end.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// Runs `argv` (argv[0] searched in PATH), waits up to `timeout_s` seconds (then
+// SIGKILL); returns the exit status (or 128+signal, -1 on timeout) and the combined
+// stdout+stderr in *output.
+int RunCommand(const std::vector<std::string>& argv, std::string* output, int timeout_s = 120);
+
+// Sha-256 of a local file, via sha256sum; "" on failure.
+std::string Sha256OfFile(const std::string& path);
+
+// Any child process with its stdout+stderr captured (localnfs-mount -f in tests).
+class Child {
+ public:
+  Child() = default;
+  ~Child();  // SIGKILL and reap if still running
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  bool Start(const std::vector<std::string>& argv);
+  // Waits up to timeout_ms; true and *status (raw wait status) when it exited.
+  bool Wait(int timeout_ms, int* status);
+  void Kill(int sig);
+  bool running() const { return pid_ > 0; }
+  std::string Output() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::thread reader_;
+  mutable std::mutex mu_;
+  std::string output_;  // guarded by mu_
+};
+
+// True when `path` is a mount point of type `fstype` in /proc/self/mountinfo.
+bool IsMountedAs(const std::string& path, const std::string& fstype);
+
+class TestServer {
+ public:
+  // Exports `export_dir` with "rw,no_root_squash". Ports 0 = ephemeral.
+  TestServer(std::string export_dir, int nfs_port = 0, int mount_port = 0);
+  ~TestServer();
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  // Starts $LOCALNFSD and waits for "localnfsd: ready nfs=P mount=Q".
+  ::testing::AssertionResult Start();
+  // SIGTERM and reap; fails unless it exits 0 without a sanitizer report.
+  ::testing::AssertionResult Stop();
+  bool running() const { return pid_ > 0; }
+  int nfs_port() const { return nfs_port_; }
+  int mount_port() const { return mount_port_; }
+  std::string Output() const;
+
+ private:
+  void Reap(int timeout_ms, int* status);
+  std::string export_dir_;
+  int nfs_port_, mount_port_;
+  TempDir state_dir_{"lnfs-cli-state"};
+  TempDir runtime_dir_{"lnfs-cli-run"};
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::thread reader_;
+  mutable std::mutex mu_;
+  std::string output_;  // guarded by mu_
+};
+
+}  // namespace localnfs::client::testing

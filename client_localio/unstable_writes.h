@@ -1,0 +1,87 @@
+// client_localio/unstable_writes.h — written-but-uncommitted data per file, for the
+// NFSv3 COMMIT contract. Internal to client_localio/ (Nfs3Client uses it).
+//
+// Owns: per file handle, a copy of every byte written UNSTABLE and not yet covered by a
+// COMMIT, as non-overlapping ranges each tagged with the write verifier of the WRITE
+// reply that carried it. A later write over the same bytes replaces them (only the
+// newest data may ever be resent); a stable write removes them. This is what the kernel
+// NFS client keeps as "unstable pages" — without it, a server restart between WRITE and
+// COMMIT would silently lose data.
+//
+// Concurrency protocol: every FileState has `io_mu`. Writers hold it shared while they
+// send WRITEs and record the results; Commit holds it exclusively, so the ranges it
+// inspects cannot change under it and a resend can never overwrite newer data on the
+// server. `mu` guards the ranges themselves. The table erases a FileState only when
+// nothing is pending and no thread holds a reference (so a waiter never records into an
+// orphan).
+//
+// Thread-safety: all methods are safe to call concurrently. Returned shared_ptrs are
+// shared with the table.
+#pragma once
+
+#include <stdint.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "client_localio/client.h"
+
+namespace localnfs::client {
+
+class FileWrites {
+ public:
+  struct Range {
+    uint64_t offset = 0;
+    std::string data;
+    WriteVerifier verifier{};
+  };
+
+  // Shared by writers, exclusive for COMMIT (see the file comment).
+  absl::Mutex io_mu;
+
+  // Records `data` at `offset`: with a verifier it is pending (UNSTABLE reply), without
+  // one it was written stably and only displaces older pending bytes.
+  void Record(uint64_t offset, std::string_view data,
+              const std::optional<WriteVerifier>& verifier, const Credentials& cred);
+  // Removes the ranges whose verifier equals `committed`; returns the others (to be
+  // resent) as copies.
+  std::vector<Range> Commit(const WriteVerifier& committed);
+  // Forgets everything.
+  void Clear();
+  uint64_t pending_bytes() const;
+  size_t range_count() const;
+  // The credentials of the last write (used to resend).
+  Credentials writer() const;
+  // All pending ranges, in offset order (tests).
+  std::vector<Range> Snapshot() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, Range> ranges_ ABSL_GUARDED_BY(mu_);  // by offset, non-overlapping
+  uint64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  Credentials writer_ ABSL_GUARDED_BY(mu_);
+};
+
+class UnstableWrites {
+ public:
+  // The state of `fh`, created on first use.
+  std::shared_ptr<FileWrites> Get(const FileHandle& fh);
+  // The state of `fh` if it exists.
+  std::shared_ptr<FileWrites> Find(const FileHandle& fh) const;
+  // Drops the table's reference to `state` if nothing is pending and nobody else holds
+  // it. The caller passes its own reference in (it is released here).
+  void MaybeErase(const FileHandle& fh, std::shared_ptr<FileWrites> state);
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<FileHandle, std::shared_ptr<FileWrites>> files_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace localnfs::client

@@ -1,0 +1,92 @@
+// Unit tests of the uncommitted-range bookkeeping and the FUSE inode table.
+#include "client_localio/unstable_writes.h"
+
+#include "client_localio/inode_table.h"
+#include "gtest/gtest.h"
+
+namespace localnfs::client {
+namespace {
+
+const WriteVerifier kV1{1, 1, 1, 1, 1, 1, 1, 1};
+const WriteVerifier kV2{2, 2, 2, 2, 2, 2, 2, 2};
+const Credentials kCred{};
+
+TEST(FileWritesTest, SequentialWritesWithOneVerifierMerge) {
+  FileWrites w;
+  w.Record(0, "abc", kV1, kCred);
+  w.Record(3, "def", kV1, kCred);
+  ASSERT_EQ(w.range_count(), 1u);
+  EXPECT_EQ(w.Snapshot()[0].data, "abcdef");
+  EXPECT_EQ(w.pending_bytes(), 6u);
+}
+
+TEST(FileWritesTest, OverwriteKeepsOnlyNewestBytes) {
+  FileWrites w;
+  w.Record(0, "aaaaaaaaaa", kV1, kCred);
+  w.Record(3, "BBB", kV2, kCred);
+  auto s = w.Snapshot();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].offset, 0u);
+  EXPECT_EQ(s[0].data, "aaa");
+  EXPECT_EQ(s[1].data, "BBB");
+  EXPECT_EQ(s[1].verifier, kV2);
+  EXPECT_EQ(s[2].offset, 6u);
+  EXPECT_EQ(s[2].data, "aaaa");
+  EXPECT_EQ(w.pending_bytes(), 10u);
+}
+
+TEST(FileWritesTest, StableWriteDisplacesPendingBytes) {
+  FileWrites w;
+  w.Record(0, "aaaa", kV1, kCred);
+  w.Record(10, "cccc", kV1, kCred);
+  w.Record(2, "SSSSSSSSSS", std::nullopt, kCred);  // covers 2..12
+  auto s = w.Snapshot();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].data, "aa");
+  EXPECT_EQ(s[1].offset, 12u);
+  EXPECT_EQ(s[1].data, "cc");
+  EXPECT_EQ(w.pending_bytes(), 4u);
+}
+
+TEST(FileWritesTest, CommitDropsMatchingVerifierAndReturnsOthers) {
+  FileWrites w;
+  w.Record(0, "old", kV1, kCred);
+  w.Record(100, "new", kV2, kCred);
+  auto stale = w.Commit(kV2);
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_EQ(stale[0].offset, 0u);
+  EXPECT_EQ(w.pending_bytes(), 3u);
+  EXPECT_TRUE(w.Commit(kV1).empty());
+  EXPECT_EQ(w.pending_bytes(), 0u);
+}
+
+TEST(UnstableWritesTest, EmptyStateIsErasedOnlyWhenUnreferenced) {
+  UnstableWrites table;
+  const FileHandle fh{"h"};
+  auto a = table.Get(fh);
+  auto b = table.Get(fh);
+  EXPECT_EQ(a, b);
+  table.MaybeErase(fh, std::move(a));
+  EXPECT_NE(table.Find(fh), nullptr);  // b still holds it
+  table.MaybeErase(fh, std::move(b));
+  EXPECT_EQ(table.Find(fh), nullptr);
+}
+
+TEST(InodeTableTest, LookupCountsAndForget) {
+  InodeTable t(FileHandle{"root"});
+  EXPECT_EQ(t.Get(InodeTable::kRootIno)->bytes, "root");
+  const uint64_t a = t.Ref(FileHandle{"a"});
+  EXPECT_EQ(t.Ref(FileHandle{"a"}), a);  // hard links share the inode
+  const uint64_t b = t.Ref(FileHandle{"b"});
+  EXPECT_NE(a, b);
+  t.Forget(a, 1);
+  EXPECT_TRUE(t.Get(a).has_value());
+  t.Forget(a, 1);
+  EXPECT_FALSE(t.Get(a).has_value());
+  EXPECT_NE(t.Ref(FileHandle{"a"}), a);  // numbers are never reused
+  t.Forget(InodeTable::kRootIno, 100);
+  EXPECT_TRUE(t.Get(InodeTable::kRootIno).has_value());
+}
+
+}  // namespace
+}  // namespace localnfs::client

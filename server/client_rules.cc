@@ -48,4 +48,18 @@ std::optional<exports::ExportOptions> RuleForConnection(rpc::ConnectionInfo& con
   return options;
 }
 
+uint32_t SoleExportOfConnection(const rpc::ConnectionInfo& conn) {
+  std::shared_ptr<void> a = conn.attachment();
+  if (!a) return 0;
+  auto rules = std::static_pointer_cast<ConnectionRules>(a);
+  absl::MutexLock l(&rules->mu);
+  uint32_t sole = 0;
+  for (const auto& [id, options] : rules->by_export) {
+    if (!options) continue;
+    if (sole != 0) return 0;
+    sole = id;
+  }
+  return sole;
+}
+
 }  // namespace localnfs::server

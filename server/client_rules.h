@@ -22,4 +22,10 @@ std::optional<exports::ExportOptions> RuleForConnection(rpc::ConnectionInfo& con
                                                         const exports::Export& exp,
                                                         uint64_t generation);
 
+// The export this connection has used, when it has used (with access) exactly one
+// since the last reload; 0 otherwise. UUID_IS_LOCAL records it in the binding for
+// status output — it restricts nothing: OPEN_LOCAL_FH re-checks the client rule of
+// each handle's own export, as an RPC would.
+uint32_t SoleExportOfConnection(const rpc::ConnectionInfo& conn);
+
 }  // namespace localnfs::server

@@ -69,13 +69,14 @@ void FileCache::UnhashLocked(Lru::iterator it, std::vector<NfsFile*>& out) {
 }
 
 absl::StatusOr<Ref<NfsFile>> FileCache::Acquire(uint32_t export_id, const KernelHandle& kh,
-                                                FileMode mode, const Opener& open) {
+                                                FileMode mode, bool exact_mode,
+                                                const Opener& open) {
   Key key{export_id, kh, mode};
   {
     absl::MutexLock l(&mu_);
     const absl::Time now = absl::Now();
     if (Ref<NfsFile> f = LookupLocked(key, now)) return f;
-    if (mode == FileMode::kRead) {
+    if (mode == FileMode::kRead && !exact_mode) {
       if (Ref<NfsFile> f = LookupLocked(Key{export_id, kh, FileMode::kReadWrite}, now))
         return f;
     }

@@ -82,7 +82,14 @@ class FileCache {
   // Returns a referenced open file for (export_id, kh) with at least `mode`
   // (a read-write file satisfies a read). On a miss calls `open(mode)`.
   absl::StatusOr<Ref<NfsFile>> Acquire(uint32_t export_id, const KernelHandle& kh,
-                                       FileMode mode, const Opener& open);
+                                       FileMode mode, const Opener& open) {
+    return Acquire(export_id, kh, mode, /*exact_mode=*/false, open);
+  }
+  // With `exact_mode` a read gets a read-only file even when a read-write one is
+  // cached: LOCALIO hands the fd to a client, which must not be able to write
+  // through an fd it asked (and was checked) for reading.
+  absl::StatusOr<Ref<NfsFile>> Acquire(uint32_t export_id, const KernelHandle& kh,
+                                       FileMode mode, bool exact_mode, const Opener& open);
   // Unhashes both modes of one file (after it was removed or replaced by RENAME, so
   // its blocks are freed once in-flight I/O finishes).
   void Close(uint32_t export_id, const KernelHandle& kh);

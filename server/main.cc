@@ -2,13 +2,20 @@
 // exact reverse order.
 //
 // Startup: parse flags → RCU registration of the main thread → release queue →
-// exports (ExportTable) → handle key → handle resolver → file cache → programs →
-// rpc::Server (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind) →
-// "localnfsd: ready nfs=PORT mount=PORT" on stdout.
+// exports (ExportTable) → handle key → handle resolver → file cache → LOCALIO broker
+// (Broker::CreateForServer + PublishServer: our ops-table record; a live server on the
+// same runtime dir refuses us, a dead one is reaped) → local socket
+// (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
+// (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
+// → "localnfsd: ready nfs=PORT mount=PORT" on stdout. --no-localio: no broker and no
+// local socket; the LOCALIO program still answers (void) but binds nothing.
 // Shutdown (SIGTERM/SIGINT) undoes it: rpcbind → Server::Stop (drains in-flight
-// requests) → file cache (closes fds) → resolver → ExportTable::Shutdown (unregister,
-// drain, destroy) → release queue. SIGHUP re-reads the exports and reloads the table
-// (errors are logged and the old table stays).
+// requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
+// uuid, drop their references, bump the generation: clients fall back) → file cache
+// (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
+// release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
+// and the old table stays); when an export was removed or changed, the LOCALIO
+// clients are invalidated (nfs_uuid_invalidate_clients).
 //
 // Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
 // message names the problem); 1 for runtime failures.
@@ -23,10 +30,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -34,6 +44,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/broker.h"
+#include "common/localio_proto.h"
 #include "common/log.h"
 #include "common/rcu.h"
 #include "common/release_queue.h"
@@ -43,6 +55,8 @@
 #include "server/creds.h"
 #include "server/fhandle.h"
 #include "server/file_cache.h"
+#include "server/local_socket.h"
+#include "server/localio_program.h"
 #include "server/mount_program.h"
 #include "server/nfs3_program.h"
 
@@ -206,26 +220,42 @@ absl::StatusOr<std::vector<exports::ExportSpec>> ReadExportSpecs() {
   return specs;
 }
 
-absl::flat_hash_set<uint32_t> ExportIds(const exports::ExportTable& table) {
-  absl::flat_hash_set<uint32_t> ids;
-  for (const Ref<exports::Export>& e : table.List()) ids.insert(e->id());
+// Export id → the Export object: a reload keeps the object of an unchanged export,
+// so a different object under the same id means its rules or options changed. The
+// references keep the old objects alive, so their addresses cannot be reused by new
+// ones while we compare.
+absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
+    const exports::ExportTable& table) {
+  absl::flat_hash_map<uint32_t, Ref<exports::Export>> ids;
+  for (Ref<exports::Export>& e : table.List()) ids.emplace(e->id(), std::move(e));
   return ids;
 }
 
-void Reload(exports::ExportTable& table, FileCache& file_cache) {
+void Reload(exports::ExportTable& table, FileCache& file_cache, broker::Broker* broker) {
   LOG_INFO("SIGHUP: reloading exports");
-  const absl::flat_hash_set<uint32_t> before = ExportIds(table);
+  const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
   absl::Status s = specs.ok() ? table.Load(*specs) : specs.status();
   if (!s.ok()) {
     LOG_ERROR("reload failed, keeping the current exports: %s", s.ToString());
     return;
   }
-  const absl::flat_hash_set<uint32_t> now = ExportIds(table);
-  // Open files of removed exports are closed (their handles are stale now).
-  for (uint32_t id : before)
-    if (!now.contains(id)) file_cache.CloseExport(id);
+  const absl::flat_hash_map<uint32_t, Ref<exports::Export>> now = ExportObjects(table);
+  bool removed_or_changed = false;
+  for (const auto& [id, exp] : before) {
+    auto it = now.find(id);
+    // Open files of removed exports are closed (their handles are stale now).
+    if (it == now.end()) file_cache.CloseExport(id);
+    if (it == now.end() || it->second.get() != exp.get()) removed_or_changed = true;
+  }
   LOG_INFO("exports reloaded: %d export(s)", now.size());
+  // Local clients hold fds that the old rules allowed; the kernel's
+  // nfs_uuid_invalidate_clients on unexport: unbind, drop references, bump the
+  // generation. They fall back to RPC (which applies the new rules) and re-handshake.
+  if (broker != nullptr && removed_or_changed) {
+    broker->InvalidateClients();
+    LOG_INFO("localio: clients invalidated (an export was removed or changed)");
+  }
 }
 
 void RaiseFdLimit() {
@@ -304,9 +334,6 @@ int Main(int argc, char** argv) {
       StopReleaseQueue();
       Die(kExitRuntime, std::string(key.status().message()));
     }
-    // LOCALIO (next issue) plugs in here: its broker record lives in runtime_dir and
-    // its program (localio_program.h, hidden from rpcbind) is added to the server
-    // below unless --no-localio.
     HandleResolver resolver;
     resolver.Start(*table.List().front());
     FileCacheOptions fc_opts;
@@ -315,21 +342,49 @@ int Main(int argc, char** argv) {
     file_cache.Start();
     LOG_INFO("file cache started (%d files)", cache_size);
 
+    // LOCALIO: our ops-table record in the broker, then the socket it names. The
+    // record is published first: PublishServer is what refuses a second live server on
+    // this runtime dir, and only then may the socket file be replaced.
+    const bool localio = !absl::GetFlag(FLAGS_no_localio);
+    std::unique_ptr<broker::Broker> broker;
+    std::optional<LocalSocket> local_socket;
+    absl::Status localio_started = absl::OkStatus();
+    if (localio) {
+      absl::StatusOr<std::unique_ptr<broker::Broker>> b =
+          broker::Broker::CreateForServer(runtime_dir);
+      const std::string socket_path = absl::StrCat(runtime_dir, "/", localio::kSocketName);
+      localio_started = b.status();
+      if (b.ok()) {
+        broker = std::move(*b);
+        localio_started = broker->PublishServer(broker::ServerRecord{socket_path});
+      }
+      if (localio_started.ok()) {
+        local_socket.emplace(LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver},
+                                             &file_cache});
+        localio_started = local_socket->Listen(socket_path);
+        if (localio_started.ok()) localio_started = local_socket->Start();
+      }
+      if (localio_started.ok()) LOG_INFO("localio: published in %s", broker->path());
+    }
+
     Nfs3Program nfs3(Nfs3Program::Deps{&table, &*key, &resolver, &file_cache, std::nullopt});
     MountProgram mount(MountProgram::Deps{&table, &*key, &resolver});
+    LocalioProgram localio_program(broker.get());
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
     rpc::Server server(opts);
     server.AddProgram(&nfs3);
     server.AddProgram(&mount);
+    server.AddProgram(&localio_program);
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));
     absl::StatusOr<uint16_t> mount_bound = nfs_bound;
     if (nfs_bound.ok() && !(*mount_port != 0 && *mount_port == *nfs_port))
       mount_bound = server.Listen(bind, static_cast<uint16_t>(*mount_port));
-    absl::Status started = !nfs_bound.ok()    ? nfs_bound.status()
-                           : !mount_bound.ok() ? mount_bound.status()
-                                               : server.Start();
+    absl::Status started = !localio_started.ok() ? localio_started
+                           : !nfs_bound.ok()     ? nfs_bound.status()
+                           : !mount_bound.ok()   ? mount_bound.status()
+                                                 : server.Start();
     bool registered = false;
     if (started.ok() && absl::GetFlag(FLAGS_rpcbind)) {
       started = server.RegisterWithRpcbind(*nfs_bound, *mount_bound);
@@ -348,7 +403,7 @@ int Main(int argc, char** argv) {
         int sig = sigwaitinfo(&signals, &info);
         if (sig < 0) continue;  // EINTR
         if (sig == SIGHUP) {
-          Reload(table, file_cache);
+          Reload(table, file_cache, broker.get());
           continue;
         }
         LOG_INFO("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -362,6 +417,14 @@ int Main(int argc, char** argv) {
     }
     server.Stop();
     LOG_INFO("rpc server stopped");
+    if (local_socket) {
+      local_socket->Stop();
+      LOG_INFO("localio: local socket closed");
+    }
+    if (broker) {
+      broker->Withdraw();
+      LOG_INFO("localio: record withdrawn");
+    }
     file_cache.Shutdown();
     LOG_INFO("file cache closed");
     resolver.Shutdown();

@@ -8,10 +8,10 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "server/client_rules.h"
 #include "server/creds.h"
 #include "server/nfs3xdr.h"
 #include "server/nfs_status.h"
+#include "server/request_policy.h"
 
 namespace localnfs::server {
 namespace {
@@ -105,25 +105,17 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
 
 nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
                               Nfs3Request& req) {
-  absl::StatusOr<DecodedHandle> handle = deps_.key->Decode(FhBytes(fh));
-  if (!handle.ok()) return NfsStatusFromStatus(handle.status());
-  req.exp = deps_.exports->FindById(handle->export_id);
-  if (!req.exp) return NFS3ERR_STALE;
-  std::optional<exports::ExportOptions> options =
-      RuleForConnection(*ctx.conn, *req.exp, deps_.exports->generation());
-  if (!options) return NFS3ERR_ACCES;
-  if (options->secure && ctx.conn->peer().port() >= 1024) return NFS3ERR_PERM;
-  if ((p.flags & kMakesWrite) && options->read_only) return NFS3ERR_ROFS;
-  req.options = *options;
-  req.cred = exports::SquashCredentials(*options, ctx.cred);
-  absl::StatusOr<UniqueFd> fd = deps_.resolver->Resolve(*req.exp, handle->kernel);
-  if (!fd.ok()) {
-    LOG_DEBUG("%s: %s", p.xdr.name, fd.status().ToString());
-    return NfsStatusFromStatus(fd.status());
+  absl::StatusOr<AuthorizedObject> auth =
+      Authorize(PolicyDeps{deps_.exports, deps_.key, deps_.resolver},
+                PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0});
+  if (!auth.ok()) {
+    LOG_DEBUG("%s: %s", p.xdr.name, auth.status().ToString());
+    return NfsStatusFromStatus(auth.status());
   }
-  req.obj.exp = req.exp.get();
-  req.obj.fd = std::move(*fd);
-  req.obj.kh = std::move(handle->kernel);
+  req.exp = std::move(auth->exp);
+  req.options = auth->options;
+  req.obj = std::move(auth->obj);
+  req.cred = std::move(auth->cred);
   return NFS3_OK;
 }
 

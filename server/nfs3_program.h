@@ -6,16 +6,14 @@
 // table, the handle key, the handle resolver and the file cache.
 //
 // Policy is enforced in ONE place, Dispatch(): for procedures flagged kNeedsExport
-// it decodes the leading file handle (every NFSv3 args struct starts with an
-// nfs_fh3) → BADHANDLE; finds the export by id (a Ref held for the call) → STALE;
-// matches the connection's client rule (cached in ConnectionInfo::attachment(),
-// re-matched when ExportTable::generation() changes) → ACCES; enforces `secure`
-// (peer port < 1024) → PERM; squashes the credentials; rejects kMakesWrite on a
-// read-only export → ROFS; resolves the handle to an O_PATH fd → STALE; switches to
-// the squashed credentials for kAsCaller procedures (creds.h). Failures are written
-// as the bare nfsstat3 at the start of the result (every failure arm holds only
-// optional attributes). Only then it calls the thin handler with an explicit
-// Nfs3Request.
+// it passes the leading file handle (every NFSv3 args struct starts with an nfs_fh3),
+// the connection and the AUTH_SYS credentials to Authorize() (request_policy.h — the
+// same function the LOCALIO local socket uses: handle → BADHANDLE, export → STALE,
+// client rule of the connection → ACCES, `secure` → PERM, kMakesWrite on a read-only
+// export → ROFS, squash, handle → O_PATH fd), then switches to the squashed
+// credentials for kAsCaller procedures (creds.h). Failures are written as the bare
+// nfsstat3 at the start of the result (every failure arm holds only optional
+// attributes). Only then it calls the thin handler with an explicit Nfs3Request.
 //
 // Thread-safety: Dispatch() runs concurrently on worker threads; the table and the
 // verifier are immutable, counters are atomics.

@@ -69,9 +69,10 @@ absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want) {
   return s;
 }
 
-absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode) {
+absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode,
+                                        bool exact_mode = false) {
   const int path_fd = obj.fd.get();
-  return cache.Acquire(obj.exp->id(), obj.kh, mode,
+  return cache.Acquire(obj.exp->id(), obj.kh, mode, exact_mode,
                        [path_fd](FileMode m) -> absl::StatusOr<UniqueFd> {
                          int flags = (m == FileMode::kRead ? O_RDONLY : O_RDWR) | O_CLOEXEC;
                          UniqueFd fd(open(ProcPath(path_fd).c_str(), flags));
@@ -257,6 +258,14 @@ absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struc
     r.eof = fstat(file->fd(), &now) == 0 && offset + done >= static_cast<uint64_t>(now.st_size);
   }
   return r;
+}
+
+absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
+                                            const struct stat& st, const Credentials& cred,
+                                            FileMode mode) {
+  RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
+  if (mode == FileMode::kReadWrite) RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  return OpenCached(cache, obj, mode, /*exact_mode=*/true);
 }
 
 absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const struct stat& st,

@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/credentials.h"
+#include "common/refcount.h"
 #include "common/unique_fd.h"
 #include "server/fhandle.h"
 
@@ -43,6 +44,8 @@ class Export;
 
 namespace localnfs::server {
 class FileCache;
+class NfsFile;
+enum class FileMode : uint8_t;
 }
 
 namespace localnfs::server::vfs {
@@ -128,6 +131,15 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj,
                                   Stability stable);
 absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
                     const Credentials& cred);
+
+// LOCALIO OPEN_LOCAL_FH: the cached open file of `obj` for a co-located client, after
+// exactly the check READ (mode kRead) or WRITE (kReadWrite) applies — regular file,
+// mode bits with owner override, read-if-exec for reads. A kReadWrite file can be read
+// through as well, so it also needs what READ needs. The returned file has exactly
+// `mode` (never a read-write file for a read: the client gets an fd of that mode).
+absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
+                                            const struct stat& st, const Credentials& cred,
+                                            FileMode mode);
 
 enum class CreateHow { kUnchecked, kGuarded, kExclusive };
 // CREATE of a regular file. For kExclusive, `verifier` is stored in atime/mtime

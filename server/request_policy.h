@@ -1,0 +1,65 @@
+// server/request_policy.h — the one NFS access policy of the server.
+//
+// Owns: the decision whether a request may touch the object of a file handle, and as
+// whom. Both doors into the server's files go through Authorize(): an NFSv3 RPC
+// (Nfs3Program::Dispatch, for every procedure that carries a handle) and a LOCALIO
+// OPEN_LOCAL_FH on the local socket (local_socket.h), so a local client can never get
+// an fd that the same client could not use over RPC.
+//
+// The steps, in order, each with the nfsstat3 its errno maps to (nfs_status.h):
+//   decode + authenticate the handle           → BADHANDLE (EBADMSG)
+//   find the export by id (a Ref for the call) → STALE
+//   the client rule of the connection's peer   → ACCES (no rule matches)
+//     (cached per connection: client_rules.h; for LOCALIO the "connection" is the
+//      export-client domain the uuid was bound with)
+//   `secure` and a peer port >= 1024           → PERM
+//   a write on a read-only export               → ROFS
+//   squash the credentials (root_squash, all_squash)
+//   resolve the handle to an O_PATH fd          → STALE (or the resolver's errno)
+// The mode-bit check of the object itself belongs to the operation (READ/WRITE check
+// it on the file, namespace operations on the directory): vfs.h, with the squashed
+// credentials returned here.
+//
+// Thread-safety: stateless; safe from any RCU-registered thread (the export table is
+// an RCU cache). Lifetimes: the result holds a reference on the export and owns the
+// object's fd; drop it when the request is done.
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "common/credentials.h"
+#include "common/refcount.h"
+#include "export_cache/export.h"
+#include "rpc/program.h"
+#include "server/fhandle.h"
+#include "server/vfs.h"
+
+namespace localnfs::server {
+
+// What the policy consults; not owned, must outlive every call.
+struct PolicyDeps {
+  const exports::ExportTable* exports = nullptr;
+  const HandleKey* key = nullptr;
+  HandleResolver* resolver = nullptr;
+};
+
+struct PolicyInput {
+  std::string_view handle;              // the file handle as sent
+  rpc::ConnectionInfo* conn = nullptr;  // its peer() is the client; never null
+  const Credentials* cred = nullptr;    // as sent (AUTH_SYS) or kernel-verified; never null
+  bool makes_write = false;             // WRITE-like: refused on ro exports
+};
+
+struct AuthorizedObject {
+  Ref<exports::Export> exp;
+  exports::ExportOptions options;  // of the client rule that matched
+  vfs::Object obj;                 // obj.exp == exp.get()
+  Credentials cred;                // squashed
+};
+
+// Errors carry the errno of the failed step (see above); NfsStatusFromStatus()
+// turns them into the nfsstat3 to answer with.
+absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyInput& in);
+
+}  // namespace localnfs::server

@@ -193,6 +193,10 @@ struct IoCounters {
   uint64_t local_reads = 0, local_read_bytes = 0;
   uint64_t local_writes = 0, local_write_bytes = 0;
   uint64_t local_commits = 0;
+  // LOCALIO: fds obtained by OPEN_LOCAL_FH, and data calls that were meant to be local
+  // but went over RPC (generation changed, fd error, open refused).
+  uint64_t local_opens = 0;
+  uint64_t local_fallbacks = 0;
 };
 // "rpc_reads 3\nrpc_read_bytes 12288\n…" — one "name value" line per counter.
 std::string FormatCounters(const IoCounters& counters);

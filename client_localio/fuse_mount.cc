@@ -16,9 +16,14 @@
 // by readdir) whose content is FormatCounters() of the data path plus the LOCALIO mode,
 // e.g. `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
 //
-// LOCALIO: `-o localio=` is parsed and kept. Until the LOCALIO data path exists,
-// `localio=on` fails the mount ("LOCALIO handshake not available", exit 1) and `auto`
-// (the default) logs that all I/O uses RPC.
+// LOCALIO: the data path is a LocalioDataPath (client_localio/localio_data_path.h)
+// looking for the server's broker in `-o runtime_dir=DIR` / `--runtime-dir DIR`
+// (default: localnfsd's default). `localio=on` fails the mount when the handshake does
+// not succeed ("LOCALIO handshake not available: <why>", exit 1); `auto` (the default)
+// logs which path it uses and falls back to RPC silently; `off` never tries. The
+// handshake runs before daemonising (so `on` can fail the mount) and again in the
+// daemon, because the broker ties the uuid to the pid that registered it. The stats
+// file shows local and RPC counters side by side and `localio_active 0|1`.
 //
 // Exit status: 0 after a clean unmount, 2 for usage errors, 1 for runtime failures
 // (server unreachable, MNT refused, FUSE mount failed). The process daemonises after
@@ -47,6 +52,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client_localio/client.h"
 #include "client_localio/inode_table.h"
+#include "client_localio/localio_data_path.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -61,26 +67,12 @@ constexpr uint32_t kMaxIo = 1u << 20;
 constexpr fuse_ino_t kStatsIno = 2;
 constexpr char kStatsName[] = ".localnfs-stats";
 
-enum class LocalioMode { kAuto, kOn, kOff };
-
-const char* LocalioModeName(LocalioMode m) {
-  switch (m) {
-    case LocalioMode::kOn:
-      return "on";
-    case LocalioMode::kOff:
-      return "off";
-    case LocalioMode::kAuto:
-      break;
-  }
-  return "auto";
-}
-
 // The state of one mount, the FUSE userdata.
 struct MountState {
   std::unique_ptr<Nfs3Client> client;
   std::unique_ptr<InodeTable> inodes;
   LocalioMode localio = LocalioMode::kAuto;
-  bool localio_active = false;
+  LocalioDataPath* localio_path = nullptr;  // owned by `client`
 };
 
 // An open directory: the snapshot readdir serves offsets from. Offset N (N >= 1) is
@@ -147,7 +139,12 @@ std::string StatsText(const MountState& m) {
   return absl::StrCat(FormatCounters(m.client->Counters()),
                       "resends ", m.client->resends(), "\n",
                       "localio_mode ", LocalioModeName(m.localio), "\n",
-                      "localio_active ", m.localio_active ? 1 : 0, "\n");
+                      "localio_active ",
+                      m.localio_path != nullptr && m.localio_path->local_active() ? 1 : 0,
+                      "\n", "localio_handshakes ",
+                      m.localio_path != nullptr ? m.localio_path->handshakes() : 0,
+                      "\n", "localio_path ",
+                      m.localio_path != nullptr ? m.localio_path->Describe() : "rpc", "\n");
 }
 
 void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
@@ -638,6 +635,7 @@ struct Args {
   bool foreground = false;
   bool debug = false;
   LocalioMode localio = LocalioMode::kAuto;
+  std::string runtime_dir;  // empty: DefaultLocalioRuntimeDir()
   std::vector<std::string> fuse_options;  // -o options passed on to FUSE
 };
 
@@ -646,6 +644,8 @@ constexpr char kUsage[] =
     "                      HOST[:PORT]:/EXPORT MOUNTPOINT\n"
     "  -o localio=MODE   auto (default): LOCALIO when possible, else RPC; on: fail\n"
     "                    the mount unless LOCALIO works; off: always RPC\n"
+    "  -o runtime_dir=DIR  where localnfsd's broker is (also --runtime-dir DIR;\n"
+    "                    default /run/localnfs as root, $XDG_RUNTIME_DIR/localnfs)\n"
     "  -o OPT            any other option is passed to FUSE (e.g. allow_other, ro)\n"
     "  --mount-port N    MOUNT v3 port (default 20048); the NFS port is PORT (2049)\n"
     "  -f                stay in the foreground;  -d  FUSE debug output (implies -f)\n"
@@ -696,16 +696,17 @@ absl::Status ParseSource(const std::string& src, Args* a) {
 absl::Status ParseOptions(const std::string& list, Args* a) {
   for (absl::string_view opt : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     if (absl::ConsumePrefix(&opt, "localio=")) {
-      if (opt == "auto") {
-        a->localio = LocalioMode::kAuto;
-      } else if (opt == "on") {
-        a->localio = LocalioMode::kOn;
-      } else if (opt == "off") {
-        a->localio = LocalioMode::kOff;
-      } else {
+      absl::StatusOr<LocalioMode> mode = ParseLocalioMode(std::string_view(opt.data(), opt.size()));
+      if (!mode.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("bad -o localio=", std::string(opt), " (auto, on or off)"));
       }
+      a->localio = *mode;
+      continue;
+    }
+    if (absl::ConsumePrefix(&opt, "runtime_dir=")) {
+      if (opt.empty()) return absl::InvalidArgumentError("empty -o runtime_dir=");
+      a->runtime_dir = std::string(opt);
       continue;
     }
     a->fuse_options.emplace_back(opt);
@@ -735,6 +736,12 @@ absl::Status ParseArgs(int argc, char** argv, Args* a) {
       if (!ParsePort(std::string_view(arg).substr(13), &a->mount_port)) {
         return absl::InvalidArgumentError(absl::StrCat("bad ", arg));
       }
+    } else if (arg == "--runtime-dir") {
+      ASSIGN_OR_RETURN(a->runtime_dir, value("--runtime-dir"));
+      if (a->runtime_dir.empty()) return absl::InvalidArgumentError("empty --runtime-dir");
+    } else if (arg.rfind("--runtime-dir=", 0) == 0) {
+      a->runtime_dir = arg.substr(14);
+      if (a->runtime_dir.empty()) return absl::InvalidArgumentError("empty --runtime-dir");
     } else if (arg == "-f") {
       a->foreground = true;
     } else if (arg == "-d") {
@@ -781,19 +788,18 @@ int Run(int argc, char** argv) {
   }
   state.client = *std::move(client);
   state.inodes = std::make_unique<InodeTable>(state.client->root());
-  switch (args.localio) {
-    case LocalioMode::kOn:
-      fprintf(stderr, "localnfs-mount: mount %s: localio=on: LOCALIO handshake not available\n",
-              what.c_str());
-      return kExitRuntime;
-    case LocalioMode::kAuto:
-      LOG_INFO("mount %s: localio=auto: LOCALIO handshake not available; using RPC for "
-               "all I/O", what);
-      break;
-    case LocalioMode::kOff:
-      LOG_INFO("mount %s: localio=off: using RPC for all I/O", what);
-      break;
+  LocalioOptions lio_options;
+  lio_options.mode = args.localio;
+  lio_options.runtime_dir = args.runtime_dir;
+  absl::StatusOr<LocalioDataPath*> lio = LocalioDataPath::Install(state.client.get(), lio_options);
+  if (!lio.ok()) {  // only localio=on fails here
+    fprintf(stderr, "localnfs-mount: mount %s: localio=on: %s\n", what.c_str(),
+            std::string(lio.status().message()).c_str());
+    return kExitRuntime;
   }
+  state.localio_path = *lio;
+  LOG_INFO("mount %s: localio=%s: data path %s", what, LocalioModeName(args.localio),
+           state.localio_path->Describe());
 
   std::vector<std::string> fuse_argv_storage = {"localnfs-mount"};
   std::vector<std::string> mount_opts = {
@@ -827,6 +833,12 @@ int Run(int argc, char** argv) {
       // The NFS connections are plain sockets and survive the fork of fuse_daemonize;
       // no thread exists yet.
       fuse_daemonize(args.foreground ? 1 : 0);
+      if (!args.foreground && args.localio != LocalioMode::kOff) {
+        // The daemon is a new pid: its parent's uuid does not authenticate it.
+        absl::Status s = state.localio_path->RehandshakeAfterFork();
+        LOG_INFO("mount %s: daemon data path %s", what,
+                 s.ok() ? state.localio_path->Describe() : std::string(s.message()));
+      }
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_clone_fd(cfg, 0);
       fuse_loop_cfg_set_idle_threads(cfg, 16);

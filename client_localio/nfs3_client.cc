@@ -305,10 +305,10 @@ std::string FormatCounters(const IoCounters& c) {
   return absl::StrFormat(
       "rpc_reads %d\nrpc_read_bytes %d\nrpc_writes %d\nrpc_write_bytes %d\n"
       "rpc_commits %d\nlocal_reads %d\nlocal_read_bytes %d\nlocal_writes %d\n"
-      "local_write_bytes %d\nlocal_commits %d\n",
+      "local_write_bytes %d\nlocal_commits %d\nlocal_opens %d\nlocal_fallbacks %d\n",
       c.rpc_reads, c.rpc_read_bytes, c.rpc_writes, c.rpc_write_bytes, c.rpc_commits,
       c.local_reads, c.local_read_bytes, c.local_writes, c.local_write_bytes,
-      c.local_commits);
+      c.local_commits, c.local_opens, c.local_fallbacks);
 }
 
 // ---- RpcDataPath ----

@@ -250,6 +250,13 @@ void TestServer::Reap(int timeout_ms, int* status) {
   return ::testing::AssertionFailure() << "localnfsd not ready after 30 s:\n" << Output();
 }
 
+void TestServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  Reap(15000, &status);
+}
+
 ::testing::AssertionResult TestServer::Stop() {
   if (pid_ <= 0) return ::testing::AssertionFailure() << "not running";
   kill(pid_, SIGTERM);

@@ -80,9 +80,14 @@ class TestServer {
   ::testing::AssertionResult Start();
   // SIGTERM and reap; fails unless it exits 0 without a sanitizer report.
   ::testing::AssertionResult Stop();
+  // SIGKILL and reap: a crash, no orderly shutdown (the broker record is left for the
+  // next start to reap).
+  void Kill();
   bool running() const { return pid_ > 0; }
   int nfs_port() const { return nfs_port_; }
   int mount_port() const { return mount_port_; }
+  // The --runtime-dir the server publishes its LOCALIO broker in (kept across restarts).
+  const std::string& runtime_dir() const { return runtime_dir_.path(); }
   std::string Output() const;
 
  private:

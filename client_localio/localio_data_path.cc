@@ -1,0 +1,534 @@
+// client_localio/localio_data_path.cc — see localio_data_path.h.
+#include "client_localio/localio_data_path.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <list>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/broker.h"
+#include "common/localio_proto.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "rpc/localio.h"
+
+#define LOCALNFS_XDRPROC(f) reinterpret_cast<xdrproc_t>(reinterpret_cast<void (*)()>(f))
+
+namespace localnfs::client {
+
+namespace {
+
+constexpr uint32_t kNfs3Ok = 0;
+
+// What an fd is cached under: the same handle opened for two users, or for reading and
+// for writing, are different server-side permission decisions.
+struct FdKey {
+  std::string fh;
+  bool write = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;
+
+  friend bool operator==(const FdKey&, const FdKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const FdKey& k) {
+    return H::combine(std::move(h), k.fh, k.write, k.uid, k.gid, k.groups);
+  }
+};
+
+FdKey MakeKey(const FileHandle& fh, bool write, const Credentials& cred) {
+  return FdKey{fh.bytes, write, cred.uid, cred.gid,
+               std::vector<uint32_t>(cred.groups.begin(), cred.groups.end())};
+}
+
+}  // namespace
+
+const char* LocalioModeName(LocalioMode mode) {
+  switch (mode) {
+    case LocalioMode::kOn:
+      return "on";
+    case LocalioMode::kOff:
+      return "off";
+    case LocalioMode::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+absl::StatusOr<LocalioMode> ParseLocalioMode(std::string_view text) {
+  if (text == "auto") return LocalioMode::kAuto;
+  if (text == "on") return LocalioMode::kOn;
+  if (text == "off") return LocalioMode::kOff;
+  return absl::InvalidArgumentError(
+      absl::StrCat("bad localio mode '", std::string(text), "' (auto, on or off)"));
+}
+
+std::string DefaultLocalioRuntimeDir() {
+  // Must agree with localnfsd's default, or a plain mount never finds its broker.
+  if (geteuid() == 0) return "/run/localnfs";
+  if (const char* x = getenv("XDG_RUNTIME_DIR"); x != nullptr && x[0] == '/') {
+    return absl::StrCat(x, "/localnfs");
+  }
+  return absl::StrCat("/tmp/localnfs-", getuid());
+}
+
+// One cached fd of a server file. Shared by the cache and by every call using it; the
+// fd closes when the last of them lets go.
+struct LocalioDataPath::LocalFile {
+  FdKey key;
+  UniqueFd fd;
+};
+
+// One successful handshake: everything that is valid only as long as the binding is.
+class LocalioDataPath::Session {
+ public:
+  Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  ~Session() {
+    // A forked child must not free its parent's slot (UuidRelease checks ownership by
+    // pid too, but the intent belongs here).
+    if (broker != nullptr && uuid_registered && owner_pid == getpid()) {
+      broker->UuidRelease(uuid);
+    }
+  }
+
+  // The cached fd for `key`; null when not cached. *refused is set when the server
+  // refused this open less than reprobe_interval ago.
+  std::shared_ptr<LocalFile> Lookup(const FdKey& key, bool* refused) {
+    absl::MutexLock l(&mu_);
+    *refused = false;
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    Entry& e = *it->second;
+    if (e.file == nullptr) {
+      if (absl::Now() < e.refused_until) {
+        *refused = true;
+        return nullptr;
+      }
+      lru_.erase(it->second);
+      index_.erase(it);
+      return nullptr;
+    }
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return e.file;
+  }
+
+  // Caches `file` (or a refusal when null) and evicts beyond `max_entries`. When another
+  // thread cached an fd for the key meanwhile, that one wins and is returned.
+  std::shared_ptr<LocalFile> Insert(const FdKey& key, std::shared_ptr<LocalFile> file,
+                                    absl::Time refused_until, size_t max_entries) {
+    std::vector<std::shared_ptr<LocalFile>> evicted;  // closed outside the lock
+    absl::MutexLock l(&mu_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      if (it->second->file != nullptr) return it->second->file;
+      lru_.erase(it->second);
+      index_.erase(it);
+    }
+    lru_.push_front(Entry{key, file, refused_until});
+    index_[key] = lru_.begin();
+    while (lru_.size() > std::max<size_t>(max_entries, 1)) {
+      evicted.push_back(std::move(lru_.back().file));
+      index_.erase(lru_.back().key);
+      lru_.pop_back();
+    }
+    return file;
+  }
+
+  // Stops caching `file` (an I/O error on it); calls still holding it finish first.
+  void Drop(const std::shared_ptr<LocalFile>& file) {
+    std::shared_ptr<LocalFile> victim;
+    absl::MutexLock l(&mu_);
+    auto it = index_.find(file->key);
+    if (it == index_.end() || it->second->file != file) return;
+    victim = std::move(it->second->file);
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+
+  // Set by the handshake, immutable afterwards.
+  std::unique_ptr<broker::Broker> broker;
+  broker::Uuid uuid{};
+  bool uuid_registered = false;
+  broker::Binding binding;
+  WriteVerifier verifier{};
+  uint64_t epoch = 0;
+  pid_t owner_pid = 0;
+  std::unique_ptr<localio::LocalioSocketClient> socket;  // serialises its own calls
+
+ private:
+  struct Entry {
+    FdKey key;
+    std::shared_ptr<LocalFile> file;  // null: a remembered refusal
+    absl::Time refused_until;
+  };
+  absl::Mutex mu_;
+  std::list<Entry> lru_ ABSL_GUARDED_BY(mu_);  // most recently used first
+  absl::flat_hash_map<FdKey, std::list<Entry>::iterator> index_ ABSL_GUARDED_BY(mu_);
+};
+
+LocalioDataPath::LocalioDataPath(Nfs3Client* client, LocalioOptions options)
+    : client_(client), rpc_(&client->rpc_data_path()), options_(std::move(options)) {}
+
+LocalioDataPath::~LocalioDataPath() {
+  std::shared_ptr<Session> s;
+  {
+    absl::MutexLock l(&mu_);
+    s = std::move(session_);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<LocalioDataPath>> LocalioDataPath::Create(
+    Nfs3Client* client, LocalioOptions options) {
+  if (options.runtime_dir.empty()) options.runtime_dir = DefaultLocalioRuntimeDir();
+  std::unique_ptr<LocalioDataPath> path(new LocalioDataPath(client, std::move(options)));
+  if (path->options_.mode == LocalioMode::kOff) {
+    absl::MutexLock l(&path->mu_);
+    path->last_failure_ = "localio=off";
+    return path;
+  }
+  absl::StatusOr<std::shared_ptr<Session>> s = path->Handshake();
+  absl::MutexLock l(&path->mu_);
+  if (s.ok()) {
+    path->session_ = *std::move(s);
+    path->handshakes_.fetch_add(1, std::memory_order_relaxed);
+    return path;
+  }
+  if (path->options_.mode == LocalioMode::kOn) {
+    return absl::UnavailableError(
+        absl::StrCat("LOCALIO handshake not available: ", s.status().message()));
+  }
+  path->last_failure_ = std::string(s.status().message());
+  path->next_probe_ = absl::Now() + path->options_.reprobe_interval;
+  return path;
+}
+
+absl::StatusOr<LocalioDataPath*> LocalioDataPath::Install(Nfs3Client* client,
+                                                          LocalioOptions options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<LocalioDataPath> path, Create(client, std::move(options)));
+  LocalioDataPath* raw = path.get();
+  client->SetDataPath(std::move(path));
+  return raw;
+}
+
+absl::StatusOr<std::shared_ptr<LocalioDataPath::Session>> LocalioDataPath::Handshake() {
+  auto s = std::make_shared<Session>();
+  // Recorded before UUID_IS_LOCAL: a reconnect during the call makes the next data call
+  // handshake again rather than trust a binding made on a connection that died.
+  s->epoch = client_->connection_epoch();
+  s->owner_pid = getpid();
+
+  absl::StatusOr<std::unique_ptr<broker::Broker>> b =
+      broker::Broker::OpenForClient(options_.runtime_dir);
+  if (!b.ok()) {
+    return absl::Status(b.status().code(), absl::StrCat("no usable broker in ",
+                                                        options_.runtime_dir, ": ",
+                                                        b.status().message()));
+  }
+  s->broker = *std::move(b);
+  absl::StatusOr<broker::Uuid> uuid = s->broker->UuidBegin();
+  if (!uuid.ok()) {
+    return absl::Status(uuid.status().code(),
+                        absl::StrCat("uuid_begin: ", uuid.status().message()));
+  }
+  s->uuid = *uuid;
+  s->uuid_registered = true;  // from here on the Session's destructor releases it
+
+  localio_uuidargs args{};
+  memcpy(args.uuid, s->uuid.data(), sizeof(args.uuid));
+  Credentials cred;
+  if (options_.handshake_credentials.has_value()) {
+    cred = *options_.handshake_credentials;
+  } else {
+    cred.uid = getuid();
+    cred.gid = getgid();
+  }
+  if (absl::Status st = client_->CallNfsConnection(
+          LOCALIO_PROGRAM, LOCALIO_V1, LOCALIOPROC_UUID_IS_LOCAL,
+          LOCALNFS_XDRPROC(xdr_localio_uuidargs), &args, LOCALNFS_XDRPROC(xdr_void),
+          nullptr, cred);
+      !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("UUID_IS_LOCAL: ", st.message()));
+  }
+  absl::StatusOr<broker::Binding> binding = s->broker->UuidEnd(s->uuid);
+  if (!binding.ok()) {
+    return absl::Status(binding.status().code(),
+                        absl::StrCat("the server did not bind our uuid (not local to ",
+                                     options_.runtime_dir, "'s server): ",
+                                     binding.status().message()));
+  }
+  s->binding = *std::move(binding);
+  if (s->binding.ops_version != broker::kOpsVersion ||
+      (s->binding.capabilities & broker::kCapOpenLocalFh) == 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "server offers ops version %d capabilities %#x; need version %d with OPEN_LOCAL_FH",
+        s->binding.ops_version, s->binding.capabilities, broker::kOpsVersion));
+  }
+  absl::StatusOr<std::unique_ptr<localio::LocalioSocketClient>> sock =
+      localio::LocalioSocketClient::Connect(s->binding.socket_path, s->uuid,
+                                            options_.socket_timeout);
+  if (!sock.ok()) {
+    return absl::Status(sock.status().code(),
+                        absl::StrCat("local socket ", s->binding.socket_path, ": ",
+                                     sock.status().message()));
+  }
+  s->socket = *std::move(sock);
+  // A socket path reused by a newer server is not the server that bound us.
+  if (s->socket->instance_id() != s->binding.instance_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("local socket ", s->binding.socket_path,
+                     " belongs to another server instance"));
+  }
+  std::copy_n(s->binding.instance_id.begin(), s->verifier.size(), s->verifier.begin());
+  return s;
+}
+
+std::shared_ptr<LocalioDataPath::Session> LocalioDataPath::Active() {
+  if (options_.mode == LocalioMode::kOff) return nullptr;
+  const uint64_t epoch = client_->connection_epoch();
+  const pid_t pid = getpid();
+  std::shared_ptr<Session> old;  // released outside mu_: UuidRelease locks the broker
+  {
+    absl::MutexLock l(&mu_);
+    if (session_ != nullptr) {
+      if (session_->epoch == epoch && session_->owner_pid == pid) return session_;
+      // Reconnected (the server may be a new instance) or forked (the uuid is the
+      // parent's): handshake again right away.
+      old = std::move(session_);
+      next_probe_ = absl::InfinitePast();
+    }
+    if (probing_ || absl::Now() < next_probe_) return nullptr;
+    probing_ = true;
+    next_probe_ = absl::Now() + options_.reprobe_interval;
+  }
+  old.reset();
+  absl::StatusOr<std::shared_ptr<Session>> s = Handshake();
+  absl::MutexLock l(&mu_);
+  probing_ = false;
+  if (s.ok()) {
+    session_ = *std::move(s);
+    handshakes_.fetch_add(1, std::memory_order_relaxed);
+    LOG_INFO("LOCALIO: bound again (local socket %s); local I/O resumes",
+             session_->binding.socket_path);
+    last_failure_.clear();
+    return session_;
+  }
+  const std::string why(s.status().message());
+  if (why != last_failure_) LOG_INFO("LOCALIO re-probe: %s; staying on RPC", why);
+  last_failure_ = why;
+  return nullptr;
+}
+
+absl::Status LocalioDataPath::RehandshakeAfterFork() {
+  if (options_.mode == LocalioMode::kOff) return absl::OkStatus();
+  std::shared_ptr<Session> old;
+  {
+    absl::MutexLock l(&mu_);
+    old = std::move(session_);
+  }
+  old.reset();  // owner_pid != getpid(): the parent's uuid is not released
+  absl::StatusOr<std::shared_ptr<Session>> s = Handshake();
+  absl::MutexLock l(&mu_);
+  if (!s.ok()) {
+    last_failure_ = std::string(s.status().message());
+    next_probe_ = absl::Now() + options_.reprobe_interval;
+    return s.status();
+  }
+  session_ = *std::move(s);
+  handshakes_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+void LocalioDataPath::Invalidate(const std::shared_ptr<Session>& s, std::string_view why) {
+  std::shared_ptr<Session> victim;
+  {
+    absl::MutexLock l(&mu_);
+    if (session_ != s) return;  // another thread got there first
+    victim = std::move(session_);
+    next_probe_ = absl::Now() + options_.reprobe_interval;
+    last_failure_ = std::string(why);
+  }
+  LOG_WARNING("LOCALIO: %s; dropping local fds, using RPC (re-probe in %s)", why,
+              absl::FormatDuration(options_.reprobe_interval));
+}
+
+bool LocalioDataPath::StillValid(const std::shared_ptr<Session>& s) {
+  // The one load per local I/O the design asks for: no lock, no syscall.
+  if (s->broker->LoadGeneration() == s->binding.generation) return true;
+  Invalidate(s, "server generation changed");
+  return false;
+}
+
+absl::StatusOr<std::shared_ptr<LocalioDataPath::LocalFile>> LocalioDataPath::FileFor(
+    const std::shared_ptr<Session>& s, const FileHandle& fh, bool write,
+    const Credentials& cred) {
+  FdKey key = MakeKey(fh, write, cred);
+  bool refused = false;
+  if (std::shared_ptr<LocalFile> f = s->Lookup(key, &refused)) return f;
+  if (refused) return absl::PermissionDeniedError("OPEN_LOCAL_FH refused recently");
+  // Only a root peer may speak for another user; anyone else is its own SO_PEERCRED.
+  std::optional<Credentials> as;
+  if (geteuid() == 0) as = cred;
+  absl::StatusOr<localio::LocalioSocketClient::OpenResult> r = s->socket->OpenLocalFh(
+      fh.bytes, write ? localio::OpenMode::kReadWrite : localio::OpenMode::kRead, as);
+  if (!r.ok()) {
+    Invalidate(s, absl::StrCat("local socket failed: ", r.status().message()));
+    return r.status();
+  }
+  if (r->status != kNfs3Ok || !r->fd) {
+    s->Insert(key, nullptr, absl::Now() + options_.reprobe_interval, options_.max_open_files);
+    return absl::PermissionDeniedError(
+        absl::StrCat("OPEN_LOCAL_FH: ", NfsStatusName(r->status)));
+  }
+  opens_.fetch_add(1, std::memory_order_relaxed);
+  auto file = std::make_shared<LocalFile>(LocalFile{key, std::move(r->fd)});
+  return s->Insert(key, std::move(file), absl::InfinitePast(), options_.max_open_files);
+}
+
+absl::StatusOr<ReadResult> LocalioDataPath::Read(const FileHandle& fh, uint64_t offset,
+                                                 uint32_t count, const Credentials& cred) {
+  if (std::shared_ptr<Session> s = Active(); s != nullptr) {
+    if (StillValid(s)) {
+      absl::StatusOr<std::shared_ptr<LocalFile>> f = FileFor(s, fh, /*write=*/false, cred);
+      if (f.ok()) {
+        ReadResult out;
+        out.data.resize(count);
+        size_t got = 0;
+        int err = 0;
+        while (got < count) {
+          const ssize_t n = pread((*f)->fd.get(), out.data.data() + got, count - got,
+                                  static_cast<off_t>(offset + got));
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            err = errno;
+            break;
+          }
+          if (n == 0) break;
+          got += static_cast<size_t>(n);
+        }
+        if (err == 0) {
+          out.data.resize(got);
+          out.eof = got < count;
+          reads_.fetch_add(1, std::memory_order_relaxed);
+          read_bytes_.fetch_add(got, std::memory_order_relaxed);
+          return out;
+        }
+        LOG_WARNING("LOCALIO pread: %s; this fd is dropped, the READ goes over RPC",
+                    strerror(err));
+        s->Drop(*f);
+      }
+    }
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return rpc_->Read(fh, offset, count, cred);
+}
+
+absl::StatusOr<WriteResult> LocalioDataPath::Write(const FileHandle& fh, uint64_t offset,
+                                                   std::string_view data, StableHow stable,
+                                                   const Credentials& cred) {
+  if (std::shared_ptr<Session> s = Active(); s != nullptr) {
+    if (StillValid(s)) {
+      absl::StatusOr<std::shared_ptr<LocalFile>> f = FileFor(s, fh, /*write=*/true, cred);
+      if (f.ok()) {
+        const int fd = (*f)->fd.get();
+        size_t done = 0;
+        int err = 0;
+        while (done < data.size()) {
+          const ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
+                                   static_cast<off_t>(offset + done));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) {
+            err = n < 0 ? errno : EIO;
+            break;
+          }
+          done += static_cast<size_t>(n);
+        }
+        if (err == 0 && stable == StableHow::kDataSync && fdatasync(fd) != 0) err = errno;
+        if (err == 0 && stable == StableHow::kFileSync && fsync(fd) != 0) err = errno;
+        if (err == 0) {
+          writes_.fetch_add(1, std::memory_order_relaxed);
+          write_bytes_.fetch_add(done, std::memory_order_relaxed);
+          WriteResult w;
+          w.count = static_cast<uint32_t>(done);
+          // UNSTABLE stays unstable: Nfs3Client keeps the bytes under this verifier
+          // until a COMMIT returns the same one (see the header, "Data safety").
+          w.committed = stable;
+          w.verifier = s->verifier;
+          return w;
+        }
+        // A partial pwrite is harmless: the RPC WRITE below rewrites the whole range.
+        LOG_WARNING("LOCALIO pwrite/sync: %s; this fd is dropped, the WRITE goes over RPC",
+                    strerror(err));
+        s->Drop(*f);
+      }
+    }
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return rpc_->Write(fh, offset, data, stable, cred);
+}
+
+absl::StatusOr<CommitResult> LocalioDataPath::Commit(const FileHandle& fh, uint64_t offset,
+                                                     uint32_t count,
+                                                     const Credentials& cred) {
+  if (std::shared_ptr<Session> s = Active(); s != nullptr) {
+    if (StillValid(s)) {
+      // fsync works on any fd of the inode: prefer what is cached, open only if needed.
+      bool refused = false;
+      std::shared_ptr<LocalFile> file = s->Lookup(MakeKey(fh, true, cred), &refused);
+      if (file == nullptr) file = s->Lookup(MakeKey(fh, false, cred), &refused);
+      if (file == nullptr) {
+        absl::StatusOr<std::shared_ptr<LocalFile>> f = FileFor(s, fh, /*write=*/true, cred);
+        if (f.ok()) file = *std::move(f);
+      }
+      if (file != nullptr) {
+        if (fsync(file->fd.get()) == 0) {
+          commits_.fetch_add(1, std::memory_order_relaxed);
+          return CommitResult{s->verifier};
+        }
+        LOG_WARNING("LOCALIO fsync: %s; this fd is dropped, the COMMIT goes over RPC",
+                    strerror(errno));
+        s->Drop(file);
+      }
+    }
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return rpc_->Commit(fh, offset, count, cred);
+}
+
+IoCounters LocalioDataPath::Counters() const {
+  IoCounters c = rpc_->Counters();
+  c.local_reads = reads_.load(std::memory_order_relaxed);
+  c.local_read_bytes = read_bytes_.load(std::memory_order_relaxed);
+  c.local_writes = writes_.load(std::memory_order_relaxed);
+  c.local_write_bytes = write_bytes_.load(std::memory_order_relaxed);
+  c.local_commits = commits_.load(std::memory_order_relaxed);
+  c.local_opens = opens_.load(std::memory_order_relaxed);
+  c.local_fallbacks = fallbacks_.load(std::memory_order_relaxed);
+  return c;
+}
+
+bool LocalioDataPath::local_active() const {
+  absl::MutexLock l(&mu_);
+  return session_ != nullptr;
+}
+
+std::string LocalioDataPath::Describe() const {
+  absl::MutexLock l(&mu_);
+  if (session_ == nullptr) return absl::StrCat("rpc (", last_failure_, ")");
+  return absl::StrCat("local (runtime dir ", options_.runtime_dir, ", server instance ",
+                      broker::UuidToString(session_->binding.instance_id), ", socket ",
+                      session_->binding.socket_path, ")");
+}
+
+}  // namespace localnfs::client

@@ -1,0 +1,173 @@
+// client_localio/localio_data_path.h — the LOCALIO data path of the client library:
+// READ / WRITE / COMMIT done with pread / pwrite / fsync on fds of the server's own
+// files when the server runs on this host, and over RPC otherwise.
+//
+//   ASSIGN_OR_RETURN(LocalioDataPath* lio,
+//                    LocalioDataPath::Install(client.get(), {.mode = LocalioMode::kAuto}));
+//   LOG_INFO("%s", lio->Describe());   // "local (…)" or "rpc (…why…)"
+//
+// The handshake (DESIGN.md "The LOCALIO handshake and data path"): open the broker of
+// the runtime dir (none → RPC), uuid_begin, UUID_IS_LOCAL (program 400122 v1 proc 1) on
+// the client's own NFS connection pool, uuid_end (bound → local), connect the server's
+// local socket and HELLO (its instance id must be the one the binding names). It runs
+// at Create(), again after the client reconnected (connection_epoch() changed: maybe a
+// new server), and — after LOCALIO was lost — at most once per reprobe_interval from
+// the data calls themselves.
+//
+// Owns: one Session at a time (shared_ptr; in-flight calls hold their own reference):
+// the broker mapping, the bound uuid (released with UuidRelease when the Session dies,
+// unless it belongs to a parent process), the local-socket connection and the fd cache.
+// The fd cache maps (file handle, mode, credentials) to an fd from OPEN_LOCAL_FH,
+// bounded (max_open_files, LRU); each fd is a shared_ptr<LocalFile>, so an fd dropped
+// from the cache (LRU, I/O error, Session invalidated) is closed only when the last call
+// using it returns — never while another thread's pread is on it (no fd-number reuse
+// race). A refused open is remembered for reprobe_interval so that a file the server
+// will not hand out does not cost one socket round trip per I/O.
+//
+// Invalidation: before every local I/O one LoadGeneration() acquire load is compared
+// with the generation of the binding; a difference (server exit, crash + restart,
+// unexport, unbind) drops the Session — all its fds with it — and that call and the
+// following ones go over RPC until a re-probe binds again. An fd error (EBADF, EIO, …)
+// drops that fd and redoes the call over RPC; a broken local socket drops the Session.
+//
+// Data safety: a local UNSTABLE write returns committed=kUnstable with the Session's
+// verifier (the first 8 bytes of the server instance id), so Nfs3Client records it in
+// the same unstable-write bookkeeping as RPC writes. A local Commit (fsync) returns that
+// verifier and retires those ranges; after a fallback, the RPC COMMIT returns the
+// server's own write verifier, which differs, so Nfs3Client resends everything written
+// locally and not yet committed. DATA_SYNC / FILE_SYNC writes are fdatasync'd / fsync'd
+// before returning. Nothing acknowledged as stable is therefore ever lost.
+//
+// Credentials: OPEN_LOCAL_FH carries the caller's uid/gid/groups when this process is
+// root (the FUSE daemon acting for a user); otherwise the server uses this process's
+// SO_PEERCRED identity. Fds are cached per credentials, so one user never does I/O on
+// an fd opened for another.
+//
+// Thread-safety: Read/Write/Commit/Counters/local_active/Describe may be called
+// concurrently from any thread. Lifetime: the Nfs3Client passed in must outlive this
+// object (Install() makes the client own it, which guarantees that).
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "client_localio/client.h"
+
+namespace localnfs::client {
+
+enum class LocalioMode {
+  kAuto,  // LOCALIO when the handshake succeeds, RPC otherwise (silently)
+  kOn,    // Create() fails unless the handshake succeeds at mount
+  kOff,   // always RPC; no broker is ever opened
+};
+const char* LocalioModeName(LocalioMode mode);
+// "auto" / "on" / "off".
+absl::StatusOr<LocalioMode> ParseLocalioMode(std::string_view text);
+
+// The runtime dir localnfsd uses by default: /run/localnfs as root,
+// $XDG_RUNTIME_DIR/localnfs otherwise (/tmp/localnfs-UID without XDG_RUNTIME_DIR).
+std::string DefaultLocalioRuntimeDir();
+
+struct LocalioOptions {
+  LocalioMode mode = LocalioMode::kAuto;
+  // Where the server's broker is; empty = DefaultLocalioRuntimeDir().
+  std::string runtime_dir;
+  // AUTH_SYS credentials of the UUID_IS_LOCAL call; unset = this process's uid/gid.
+  std::optional<Credentials> handshake_credentials;
+  // Upper bound of cached local fds (each holds a server file open).
+  size_t max_open_files = 256;
+  // Minimum time between two handshake attempts after LOCALIO was lost or refused.
+  absl::Duration reprobe_interval = absl::Seconds(1);
+  // Bounds the local-socket calls (HELLO, OPEN_LOCAL_FH).
+  absl::Duration socket_timeout = absl::Seconds(10);
+};
+
+class LocalioDataPath final : public DataPath {
+ public:
+  // Wraps client->rpc_data_path() and tries the handshake once. kOn: a failed handshake
+  // is returned as kUnavailable ("LOCALIO handshake not available: …"). kAuto: the
+  // path is returned either way (Describe() says which). `client` must outlive it.
+  static absl::StatusOr<std::unique_ptr<LocalioDataPath>> Create(Nfs3Client* client,
+                                                                  LocalioOptions options);
+  // Create() and client->SetDataPath(); the client owns the result. Same threading rule
+  // as SetDataPath(): before the client is used concurrently.
+  static absl::StatusOr<LocalioDataPath*> Install(Nfs3Client* client, LocalioOptions options);
+
+  // Releases the uuid (the Session's destructor) and closes every cached fd.
+  ~LocalioDataPath() override;
+  LocalioDataPath(const LocalioDataPath&) = delete;
+  LocalioDataPath& operator=(const LocalioDataPath&) = delete;
+
+  absl::StatusOr<ReadResult> Read(const FileHandle& fh, uint64_t offset, uint32_t count,
+                                  const Credentials& cred) override;
+  absl::StatusOr<WriteResult> Write(const FileHandle& fh, uint64_t offset,
+                                    std::string_view data, StableHow stable,
+                                    const Credentials& cred) override;
+  absl::StatusOr<CommitResult> Commit(const FileHandle& fh, uint64_t offset, uint32_t count,
+                                      const Credentials& cred) override;
+  // RPC counters of the wrapped path plus the local ones.
+  IoCounters Counters() const override;
+
+  LocalioMode mode() const { return options_.mode; }
+  const std::string& runtime_dir() const { return options_.runtime_dir; }
+  // True while a bound Session exists (the next data call will try local I/O).
+  bool local_active() const;
+  // One line for logs and the stats file: "local (server pid P, instance …)" or
+  // "rpc (<why the last handshake failed>)".
+  std::string Describe() const;
+  // How many handshakes succeeded (1 after a plain mount; more after re-probes).
+  uint64_t handshakes() const { return handshakes_.load(std::memory_order_relaxed); }
+
+  // After fork() (FUSE daemonising): the uuid and the socket belong to the parent, whose
+  // pid the server checks. Drops the Session without releasing the parent's uuid and
+  // handshakes again from this process. Returns the handshake's outcome.
+  absl::Status RehandshakeAfterFork();
+
+ private:
+  class Session;
+  struct LocalFile;
+
+  LocalioDataPath(Nfs3Client* client, LocalioOptions options);
+
+  // The Session to use for one call, or null (→ RPC). Re-handshakes when the client
+  // reconnected, or when LOCALIO is off and reprobe_interval has passed.
+  std::shared_ptr<Session> Active();
+  // Runs the whole handshake; called without mu_ held (it makes an RPC). On failure
+  // the partly built Session releases its uuid as it is destroyed.
+  absl::StatusOr<std::shared_ptr<Session>> Handshake();
+  // Drops `s` if it is still the current Session (generation changed, socket broken).
+  void Invalidate(const std::shared_ptr<Session>& s, std::string_view why);
+  // A usable cached-or-opened fd of `fh` for `cred`, or an error (→ RPC for this call).
+  absl::StatusOr<std::shared_ptr<LocalFile>> FileFor(const std::shared_ptr<Session>& s,
+                                                     const FileHandle& fh, bool write,
+                                                     const Credentials& cred);
+  // True if `s` may be used now: its generation still matches the broker's.
+  bool StillValid(const std::shared_ptr<Session>& s);
+
+  Nfs3Client* const client_;
+  RpcDataPath* const rpc_;
+  const LocalioOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<Session> session_ ABSL_GUARDED_BY(mu_);
+  bool probing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_probe_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string last_failure_ ABSL_GUARDED_BY(mu_) = "not probed";
+
+  std::atomic<uint64_t> handshakes_{0};
+  std::atomic<uint64_t> reads_{0}, read_bytes_{0}, writes_{0}, write_bytes_{0},
+      commits_{0}, opens_{0}, fallbacks_{0};
+};
+
+}  // namespace localnfs::client

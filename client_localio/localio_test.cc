@@ -28,29 +28,14 @@ using testing::Child;
 using testing::IsMountedAs;
 using testing::RunCommand;
 using testing::Sha256OfFile;
+using testing::RandomBytes;
+using testing::ReadLocalFile;
 using testing::TempDir;
 using testing::TestServer;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kFileSize = 64 * kMiB;
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    const uint64_t v = rng();
-    memcpy(&out[i], &v, 8);
-  }
-  return out;
-}
-
-std::string ReadLocalFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();

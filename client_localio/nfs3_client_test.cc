@@ -18,29 +18,14 @@ namespace localnfs::client {
 namespace {
 
 using testing::FreePort;
+using testing::RandomBytes;
+using testing::ReadLocalFile;
 using testing::TempDir;
 using testing::TestServer;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr uint32_t kNfs3ErrNoent = 2;
 constexpr uint32_t kNfs3ErrExist = 17;
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    const uint64_t v = rng();
-    memcpy(&out[i], &v, 8);
-  }
-  return out;
-}
-
-std::string ReadLocalFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class Nfs3ClientTest : public ::testing::Test {
  protected:

@@ -13,6 +13,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
 #include <filesystem>
 
 namespace localnfs::client::testing {
@@ -273,6 +277,23 @@ void TestServer::Kill() {
                                          << "):\n" << Output();
   }
   return ::testing::AssertionSuccess();
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string out(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    const uint64_t v = rng();
+    memcpy(&out[i], &v, 8);
+  }
+  return out;
+}
+
+std::string ReadLocalFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace localnfs::client::testing

@@ -43,6 +43,10 @@ int RunCommand(const std::vector<std::string>& argv, std::string* output, int ti
 
 // Sha-256 of a local file, via sha256sum; "" on failure.
 std::string Sha256OfFile(const std::string& path);
+// `n` pseudo-random bytes from `seed` (deterministic, so a failure reproduces).
+std::string RandomBytes(size_t n, uint32_t seed);
+// The whole file as the server's own file system has it ("" when missing).
+std::string ReadLocalFile(const std::string& path);
 
 // Any child process with its stdout+stderr captured (localnfs-mount -f in tests).
 class Child {

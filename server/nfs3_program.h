@@ -102,6 +102,8 @@ class Nfs3Program : public rpc::Program {
   void Mknod(Nfs3Request&, void*, void*);
   void Remove(Nfs3Request&, void*, void*);
   void Rmdir(Nfs3Request&, void*, void*);
+  void RemoveEntry(Nfs3Request& req, const diropargs3& what, bool directory,
+                   nfsstat3* status, wcc_data* dir_wcc);
   void Rename(Nfs3Request&, void*, void*);
   void Link(Nfs3Request&, void*, void*);
   void Readdir(Nfs3Request&, void*, void*);

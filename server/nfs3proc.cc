@@ -240,24 +240,27 @@ void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
   }
 }
 
-void Nfs3Program::Remove(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<REMOVE3args*>(args);
-  auto& r = *static_cast<REMOVE3res*>(res);
+// REMOVE and RMDIR differ only in the kind of entry they unlink; their results have the
+// same shape (status + dir_wcc in both arms).
+void Nfs3Program::RemoveEntry(Nfs3Request& req, const diropargs3& what, bool directory,
+                              nfsstat3* status, wcc_data* dir_wcc) {
   std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
-  auto gone = vfs::Remove(req.obj, a.object.name ? a.object.name : "", false, req.cred);
-  r.status = NfsStatusFromStatus(gone.status());
+  auto gone = vfs::Remove(req.obj, what.name ? what.name : "", directory, req.cred);
+  *status = NfsStatusFromStatus(gone.status());
   if (gone.ok()) Forget(req, *gone);
-  SetWcc(&r.REMOVE3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  SetWcc(dir_wcc, before, req.obj.fd.get(), fsid(req));
+}
+
+void Nfs3Program::Remove(Nfs3Request& req, void* args, void* res) {
+  auto& r = *static_cast<REMOVE3res*>(res);
+  RemoveEntry(req, static_cast<REMOVE3args*>(args)->object, /*directory=*/false, &r.status,
+              &r.REMOVE3res_u.resok.dir_wcc);
 }
 
 void Nfs3Program::Rmdir(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<RMDIR3args*>(args);
   auto& r = *static_cast<RMDIR3res*>(res);
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
-  auto gone = vfs::Remove(req.obj, a.object.name ? a.object.name : "", true, req.cred);
-  r.status = NfsStatusFromStatus(gone.status());
-  if (gone.ok()) Forget(req, *gone);
-  SetWcc(&r.RMDIR3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
+  RemoveEntry(req, static_cast<RMDIR3args*>(args)->object, /*directory=*/true, &r.status,
+              &r.RMDIR3res_u.resok.dir_wcc);
 }
 
 void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {

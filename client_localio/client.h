@@ -53,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/credentials.h"
+#include "rpc/protocol_names.h"
 
 namespace localnfs::client {
 
@@ -174,10 +175,9 @@ inline constexpr uint32_t kAccessExecute = 0x20;
 absl::Status NfsError(uint32_t nfsstat, std::string_view proc);
 // The nfsstat3 carried by a Status made by NfsError, if any.
 std::optional<uint32_t> NfsStatusOf(const absl::Status& status);
-// "NFS3ERR_NOENT", or "nfsstat3 N" for values outside RFC 1813.
-std::string NfsStatusName(uint32_t nfsstat);
-// "MNT3ERR_ACCES", or "mountstat3 N".
-std::string MountStatusName(uint32_t mountstat);
+// "NFS3ERR_NOENT" / "MNT3ERR_ACCES" (rpc/protocol_names.h).
+using rpc::MountStatusName;
+using rpc::NfsStatusName;
 // The errno to report for `status` (0 for OK): the nfsstat3 → errno table for NFS
 // errors (NOENT → ENOENT, STALE → ESTALE, JUKEBOX → EAGAIN, …), otherwise the errno
 // common/status.h carries or derives (transport failures → EIO-like values).

@@ -635,7 +635,7 @@ struct Args {
   bool foreground = false;
   bool debug = false;
   LocalioMode localio = LocalioMode::kAuto;
-  std::string runtime_dir;  // empty: DefaultLocalioRuntimeDir()
+  std::string runtime_dir;  // empty: DefaultRuntimeDir()
   std::vector<std::string> fuse_options;  // -o options passed on to FUSE
 };
 
@@ -831,7 +831,9 @@ int Run(int argc, char** argv) {
               args.mountpoint.c_str());
     } else {
       // The NFS connections are plain sockets and survive the fork of fuse_daemonize;
-      // no thread exists yet.
+      // no thread exists yet. The LOCALIO uuid does not (it names our pid).
+      if (!args.foreground && args.localio != LocalioMode::kOff)
+        state.localio_path->ReleaseBeforeFork();
       fuse_daemonize(args.foreground ? 1 : 0);
       if (!args.foreground && args.localio != LocalioMode::kOff) {
         // The daemon is a new pid: its parent's uuid does not authenticate it.

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/broker.h"
+#include "common/control.h"
 #include "common/localio_proto.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -71,15 +72,6 @@ absl::StatusOr<LocalioMode> ParseLocalioMode(std::string_view text) {
   if (text == "off") return LocalioMode::kOff;
   return absl::InvalidArgumentError(
       absl::StrCat("bad localio mode '", std::string(text), "' (auto, on or off)"));
-}
-
-std::string DefaultLocalioRuntimeDir() {
-  // Must agree with localnfsd's default, or a plain mount never finds its broker.
-  if (geteuid() == 0) return "/run/localnfs";
-  if (const char* x = getenv("XDG_RUNTIME_DIR"); x != nullptr && x[0] == '/') {
-    return absl::StrCat(x, "/localnfs");
-  }
-  return absl::StrCat("/tmp/localnfs-", getuid());
 }
 
 // One cached fd of a server file. Shared by the cache and by every call using it; the
@@ -191,7 +183,7 @@ LocalioDataPath::~LocalioDataPath() {
 
 absl::StatusOr<std::unique_ptr<LocalioDataPath>> LocalioDataPath::Create(
     Nfs3Client* client, LocalioOptions options) {
-  if (options.runtime_dir.empty()) options.runtime_dir = DefaultLocalioRuntimeDir();
+  if (options.runtime_dir.empty()) options.runtime_dir = DefaultRuntimeDir();
   std::unique_ptr<LocalioDataPath> path(new LocalioDataPath(client, std::move(options)));
   if (path->options_.mode == LocalioMode::kOff) {
     absl::MutexLock l(&path->mu_);
@@ -330,6 +322,12 @@ std::shared_ptr<LocalioDataPath::Session> LocalioDataPath::Active() {
   return nullptr;
 }
 
+void LocalioDataPath::ReleaseBeforeFork() {
+  std::shared_ptr<Session> old;
+  absl::MutexLock l(&mu_);
+  old = std::move(session_);  // released after the unlock: ~Session frees our uuid
+}
+
 absl::Status LocalioDataPath::RehandshakeAfterFork() {
   if (options_.mode == LocalioMode::kOff) return absl::OkStatus();
   std::shared_ptr<Session> old;
@@ -422,6 +420,7 @@ absl::StatusOr<ReadResult> LocalioDataPath::Read(const FileHandle& fh, uint64_t 
           out.eof = got < count;
           reads_.fetch_add(1, std::memory_order_relaxed);
           read_bytes_.fetch_add(got, std::memory_order_relaxed);
+          s->broker->CountLocalIo(s->binding, broker::LocalIoKind::kRead, got);
           return out;
         }
         LOG_WARNING("LOCALIO pread: %s; this fd is dropped, the READ goes over RPC",
@@ -459,6 +458,7 @@ absl::StatusOr<WriteResult> LocalioDataPath::Write(const FileHandle& fh, uint64_
         if (err == 0) {
           writes_.fetch_add(1, std::memory_order_relaxed);
           write_bytes_.fetch_add(done, std::memory_order_relaxed);
+          s->broker->CountLocalIo(s->binding, broker::LocalIoKind::kWrite, done);
           WriteResult w;
           w.count = static_cast<uint32_t>(done);
           // UNSTABLE stays unstable: Nfs3Client keeps the bytes under this verifier
@@ -494,6 +494,7 @@ absl::StatusOr<CommitResult> LocalioDataPath::Commit(const FileHandle& fh, uint6
       if (file != nullptr) {
         if (fsync(file->fd.get()) == 0) {
           commits_.fetch_add(1, std::memory_order_relaxed);
+          s->broker->CountLocalIo(s->binding, broker::LocalIoKind::kCommit, 0);
           return CommitResult{s->verifier};
         }
         LOG_WARNING("LOCALIO fsync: %s; this fd is dropped, the COMMIT goes over RPC",

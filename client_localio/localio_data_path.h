@@ -75,13 +75,9 @@ const char* LocalioModeName(LocalioMode mode);
 // "auto" / "on" / "off".
 absl::StatusOr<LocalioMode> ParseLocalioMode(std::string_view text);
 
-// The runtime dir localnfsd uses by default: /run/localnfs as root,
-// $XDG_RUNTIME_DIR/localnfs otherwise (/tmp/localnfs-UID without XDG_RUNTIME_DIR).
-std::string DefaultLocalioRuntimeDir();
-
 struct LocalioOptions {
   LocalioMode mode = LocalioMode::kAuto;
-  // Where the server's broker is; empty = DefaultLocalioRuntimeDir().
+  // Where the server's broker is; empty = DefaultRuntimeDir() (common/control.h).
   std::string runtime_dir;
   // AUTH_SYS credentials of the UUID_IS_LOCAL call; unset = this process's uid/gid.
   std::optional<Credentials> handshake_credentials;
@@ -129,9 +125,13 @@ class LocalioDataPath final : public DataPath {
   // How many handshakes succeeded (1 after a plain mount; more after re-probes).
   uint64_t handshakes() const { return handshakes_.load(std::memory_order_relaxed); }
 
-  // After fork() (FUSE daemonising): the uuid and the socket belong to the parent, whose
-  // pid the server checks. Drops the Session without releasing the parent's uuid and
-  // handshakes again from this process. Returns the handshake's outcome.
+  // Daemonising (fork, parent exits): the broker ties a uuid to the pid that registered
+  // it, so the parent calls ReleaseBeforeFork() — its uuid is released and its fds
+  // closed while it still owns them — and the child RehandshakeAfterFork(). (Without
+  // the release the parent's slot would stay bound until the server reaps dead
+  // clients.) RehandshakeAfterFork drops any Session it inherited without releasing
+  // the parent's uuid and handshakes from this process; returns the outcome.
+  void ReleaseBeforeFork();
   absl::Status RehandshakeAfterFork();
 
  private:

@@ -365,6 +365,52 @@ TEST_F(LocalioFuseTest, OtherRuntimeDirIsRpcAndLocalioOnFails) {
       << daemon_.Output();
 }
 
+TEST_F(LocalioFuseTest, UnexportUnderALocalWriterGivesEstaleAndKeepsWhatWasSynced) {
+  ASSERT_TRUE(Mount({"-o", absl::StrCat("localio=on,runtime_dir=", server_->runtime_dir())}));
+  TempDir other("lnfs-lio-fuse-other");
+  // A writer on one open fd: 1 MiB pieces, each fsync'd (local fds), until a write or
+  // an fsync fails; it reports how many pieces were synced and the error.
+  Child writer;
+  ASSERT_TRUE(writer.Start(
+      {"python3", "-c",
+       "import os, sys, time\n"
+       "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+       "n = 0\n"
+       "try:\n"
+       "  while n < 2000:\n"
+       "    os.write(fd, bytes([n % 251]) * 1048576); os.fsync(fd); n += 1\n"
+       "    print('synced', n, flush=True); time.sleep(0.02)\n"
+       "except OSError as e:\n"
+       "  print('error', e.errno, e.strerror, flush=True); sys.exit(3)\n",
+       mnt_.path() + "/live"}));
+  // Let it sync a few pieces locally, then remove the export under it.
+  for (int i = 0; i < 1000 && writer.Output().find("synced 5\n") == std::string::npos; ++i)
+    usleep(10000);
+  ASSERT_NE(writer.Output().find("synced 5\n"), std::string::npos) << writer.Output();
+  ASSERT_TRUE(server_->ReloadExports({other.path()}));
+  int status = 0;
+  ASSERT_TRUE(writer.Wait(60000, &status)) << writer.Output();
+  const std::string out = writer.Output();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << out;
+  EXPECT_NE(out.find(absl::StrCat("error ", ESTALE, " ")), std::string::npos) << out;
+  // Every piece the writer saw synced is on the server's disk, byte for byte.
+  size_t synced = 0;
+  for (size_t pos = 0; (pos = out.find("synced ", pos)) != std::string::npos; pos += 7)
+    synced = std::stoul(out.substr(pos + 7));
+  const std::string disk = ReadLocalFile(export_.path() + "/live");
+  ASSERT_GE(disk.size(), synced * kMiB);
+  for (size_t i = 0; i < synced; ++i)
+    ASSERT_EQ(disk.substr(i * kMiB, kMiB), std::string(kMiB, static_cast<char>(i % 251)))
+        << "piece " << i;
+  // The server invalidated the LOCALIO clients: the mount is on RPC now, and reads of
+  // the removed export fail the same way.
+  EXPECT_NE(server_->Output().find("localio: clients invalidated"), std::string::npos);
+  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  EXPECT_EQ(Counter(stats, "localio_active"), 0u) << stats;
+  std::string cat;
+  EXPECT_NE(RunCommand({"cat", mnt_.path() + "/live"}, &cat, 30), 0) << cat;
+}
+
 TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
   ASSERT_TRUE(Mount({"-o", absl::StrCat("localio=on,runtime_dir=", server_->runtime_dir())}));
   Sh("head -c 67108864 /dev/urandom > $S/src");

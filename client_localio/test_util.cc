@@ -209,8 +209,10 @@ void TestServer::Reap(int timeout_ms, int* status) {
 ::testing::AssertionResult TestServer::Start() {
   const char* bin = getenv("LOCALNFSD");
   if (bin == nullptr || *bin == '\0') return ::testing::AssertionFailure() << "$LOCALNFSD unset";
+  if (!WriteExports({export_dir_}))
+    return ::testing::AssertionFailure() << "cannot write " << exports_file();
   const std::vector<std::string> argv = {
-      bin, "--export", export_dir_ + ":rw,no_root_squash", "--port", std::to_string(nfs_port_),
+      bin, "--exports", exports_file(), "--port", std::to_string(nfs_port_),
       "--mount-port", std::to_string(mount_port_), "--bind", "127.0.0.1",
       "--state-dir", state_dir_.path(), "--runtime-dir", runtime_dir_.path()};
   int p[2];
@@ -252,6 +254,36 @@ void TestServer::Reap(int timeout_ms, int* status) {
     usleep(10000);
   }
   return ::testing::AssertionFailure() << "localnfsd not ready after 30 s:\n" << Output();
+}
+
+bool TestServer::WriteExports(const std::vector<std::string>& dirs) {
+  std::string text;
+  for (const std::string& d : dirs) text += d + " *(rw,no_root_squash)\n";
+  FILE* f = fopen(exports_file().c_str(), "w");
+  if (f == nullptr) return false;
+  const bool ok = fwrite(text.data(), 1, text.size(), f) == text.size();
+  return fclose(f) == 0 && ok;
+}
+
+::testing::AssertionResult TestServer::ReloadExports(const std::vector<std::string>& dirs) {
+  if (pid_ <= 0) return ::testing::AssertionFailure() << "not running";
+  if (!WriteExports(dirs))
+    return ::testing::AssertionFailure() << "cannot write " << exports_file();
+  auto count = [this] {
+    const std::string out = Output();
+    size_t n = 0;
+    for (size_t pos = 0; (pos = out.find("exports reloaded", pos)) != std::string::npos; ++pos)
+      ++n;
+    return n;
+  };
+  const size_t before = count();
+  kill(pid_, SIGHUP);
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    if (count() > before) return ::testing::AssertionSuccess();
+    usleep(10000);
+  }
+  return ::testing::AssertionFailure() << "no reload after SIGHUP:\n" << Output();
 }
 
 void TestServer::Kill() {

@@ -74,7 +74,8 @@ bool IsMountedAs(const std::string& path, const std::string& fstype);
 
 class TestServer {
  public:
-  // Exports `export_dir` with "rw,no_root_squash". Ports 0 = ephemeral.
+  // Exports `export_dir` to everyone with "rw,no_root_squash" (an exports file, so that
+  // ReloadExports can change it). Ports 0 = ephemeral.
   TestServer(std::string export_dir, int nfs_port = 0, int mount_port = 0);
   ~TestServer();
   TestServer(const TestServer&) = delete;
@@ -92,10 +93,15 @@ class TestServer {
   int mount_port() const { return mount_port_; }
   // The --runtime-dir the server publishes its LOCALIO broker in (kept across restarts).
   const std::string& runtime_dir() const { return runtime_dir_.path(); }
+  // Serves `dirs` (rw,no_root_squash) instead: rewrites the exports file, SIGHUP, and
+  // waits for the server's "exports reloaded" line.
+  ::testing::AssertionResult ReloadExports(const std::vector<std::string>& dirs);
   std::string Output() const;
 
  private:
   void Reap(int timeout_ms, int* status);
+  std::string exports_file() const { return state_dir_.path() + "/exports"; }
+  bool WriteExports(const std::vector<std::string>& dirs);
   std::string export_dir_;
   int nfs_port_, mount_port_;
   TempDir state_dir_{"lnfs-cli-state"};

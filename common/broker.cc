@@ -75,6 +75,9 @@ struct Slot {
   uint8_t uuid[16];
   uint8_t instance_id[16];
   char domain[kMaxDomain];
+  // Client-maintained LOCALIO counters (CountLocalIo), indexed by LocalIoKind; each
+  // pair is (calls, bytes). Informational only: nothing is decided from them.
+  uint64_t local_io[3][2];
 };
 
 template <class T>
@@ -817,7 +820,16 @@ absl::StatusOr<Binding> Broker::UuidEnd(const Uuid& uuid) {
   binding.capabilities = Load(rec.capabilities);
   binding.ops_version = Load(rec.ops_version);
   binding.export_id = Load(slot.export_id);
+  binding.slot_index = *index;
   return binding;
+}
+
+void Broker::CountLocalIo(const Binding& binding, LocalIoKind kind, uint64_t bytes) {
+  if (binding.slot_index >= kUuidSlots) return;
+  uint64_t(&counts)[2] =
+      segment_->slots[binding.slot_index].local_io[static_cast<int>(kind)];
+  std::atomic_ref<uint64_t>(counts[0]).fetch_add(1, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(counts[1]).fetch_add(bytes, std::memory_order_relaxed);
 }
 
 void Broker::UuidRelease(const Uuid& uuid) {
@@ -887,6 +899,10 @@ absl::StatusOr<std::vector<SlotInfo>> Broker::ListSlots() const {
       if (!ReadBoundedString(slot.domain, &info.domain))
         return absl::FailedPreconditionError(
             absl::StrFormat("broker %s: slot %d has a corrupt domain", path_, i));
+      for (int k = 0; k < 3; ++k) {
+        info.local_io[k].calls = Load(slot.local_io[k][0]);
+        info.local_io[k].bytes = Load(slot.local_io[k][1]);
+      }
     }
     out.push_back(std::move(info));
   }

@@ -95,7 +95,7 @@ std::string UuidToString(const std::array<uint8_t, 16>& uuid);
 inline constexpr char kSegmentName[] = "broker";
 // Segment layout version; a segment of another version is rejected by clients and
 // replaced by a starting server.
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;  // 2: per-slot LOCALIO counters
 // Version of the ops table the record advertises (the local-socket protocol).
 inline constexpr uint32_t kOpsVersion = 1;
 inline constexpr size_t kUuidSlots = 1024;
@@ -147,6 +147,16 @@ struct Binding {
   uint64_t capabilities = 0;
   uint32_t ops_version = 0;
   uint32_t export_id = 0;
+  // Which slot holds the uuid (CountLocalIo adds there without a search).
+  size_t slot_index = kUuidSlots;
+};
+
+// The I/O a client does on local fds, counted in its slot for localnfs-ctl (the server
+// never sees these calls).
+enum class LocalIoKind : int { kRead = 0, kWrite = 1, kCommit = 2 };
+struct LocalIoCount {
+  uint64_t calls = 0;
+  uint64_t bytes = 0;
 };
 
 // A uuid bound by this server, as the local socket needs it to authenticate a peer:
@@ -169,6 +179,8 @@ struct SlotInfo {
   InstanceId instance_id{};  // bound only
   std::string domain;        // bound only
   uint32_t export_id = 0;    // bound only
+  // Bound only: the owner's CountLocalIo() figures, indexed by LocalIoKind.
+  std::array<LocalIoCount, 3> local_io{};
 };
 
 // Field 22 of /proc/PID/stat (start time in clock ticks since boot); 0 if unreadable.
@@ -246,6 +258,11 @@ class Broker {
   }
   // True if a record is live and its process still runs.
   bool ServerAlive() const;
+  // Adds one local read/write/commit of `bytes` to the counters in the slot of
+  // `binding` (two relaxed atomic adds, no lock: it is on the I/O path). Statistics
+  // only: a slot the server freed a moment ago (the caller's generation check raced
+  // with an unbind) may absorb a count; freeing clears the counters.
+  void CountLocalIo(const Binding& binding, LocalIoKind kind, uint64_t bytes);
 
   // ---- Both sides ----
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status.h"
+#include "common/unix_socket.h"
 
 namespace localnfs::localio {
 namespace {
@@ -309,14 +310,6 @@ absl::StatusOr<ReceivedPacket> ReceiveWithFd(int sock, size_t max_size) {
 
 namespace {
 
-absl::Status SetTimeouts(int fd, absl::Duration timeout) {
-  timeval tv = absl::ToTimeval(timeout);
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
-    return ErrnoToStatus(errno, "setsockopt SO_RCVTIMEO/SO_SNDTIMEO");
-  return absl::OkStatus();
-}
-
 // A transport failure of an established connection: the server is gone or stuck.
 absl::Status ConnectionError(const absl::Status& s) {
   if (absl::IsUnavailable(s) || absl::IsPermissionDenied(s)) return s;
@@ -332,19 +325,7 @@ absl::Status ServerError(const ErrorMessage& e) {
 
 absl::StatusOr<std::unique_ptr<LocalioSocketClient>> LocalioSocketClient::Connect(
     const std::string& socket_path, const broker::Uuid& uuid, absl::Duration timeout) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path))
-    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", socket_path));
-  memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoToStatus(errno, "socket(AF_UNIX, SOCK_SEQPACKET)");
-  RETURN_IF_ERROR(SetTimeouts(fd.get(), timeout));
-  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const int err = errno;
-    return absl::UnavailableError(
-        absl::StrCat("connect ", socket_path, ": ", strerror(err)));
-  }
+  ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket_path, SOCK_SEQPACKET, timeout));
   if (absl::Status s = SendWithFd(fd.get(), Encode(HelloRequest{uuid})); !s.ok())
     return ConnectionError(s);
   absl::StatusOr<ReceivedPacket> packet = ReceiveWithFd(fd.get());

@@ -20,6 +20,7 @@
 #include "common/rcu.h"
 #include "common/release_queue.h"
 #include "common/status.h"
+#include "common/unix_socket.h"
 #include "rpc/nfs3.h"
 #include "server/localio_program.h"
 #include "server/nfs_status.h"
@@ -95,37 +96,12 @@ LocalSocket::LocalSocket(LocalSocketDeps deps, LocalSocketOptions options)
 LocalSocket::~LocalSocket() { Stop(); }
 
 absl::Status LocalSocket::Listen(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path))
-    return absl::InvalidArgumentError(absl::StrCat(
-        "local socket path ", path, " is longer than ", sizeof(addr.sun_path) - 1,
-        " bytes (use a shorter --runtime-dir)"));
-  memcpy(addr.sun_path, path.data(), path.size());
-  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoToStatus(errno, "socket(AF_UNIX, SOCK_SEQPACKET)");
   // A socket file left by a server that died: the broker already refused us if a
   // live server owned this runtime dir, so it is stale.
-  if (unlink(path.c_str()) != 0 && errno != ENOENT)
-    return ErrnoToStatus(errno, absl::StrCat("unlink stale ", path));
-  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0)
-    return ErrnoToStatus(errno, absl::StrCat("bind ", path));
-  // bind() applies the umask (0 in localnfsd); the runtime dir (0700 or the admin's
-  // 0750/2770) keeps others out until this chmod.
-  struct stat st;
-  if (chmod(path.c_str(), 0660) != 0 || stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    unlink(path.c_str());
-    return ErrnoToStatus(err, absl::StrCat("chmod ", path));
-  }
-  if (listen(fd.get(), 64) != 0) {
-    const int err = errno;
-    unlink(path.c_str());
-    return ErrnoToStatus(err, absl::StrCat("listen ", path));
-  }
+  ASSIGN_OR_RETURN(UnixListener listener, ListenUnix(path, SOCK_SEQPACKET, 0660));
   path_ = path;
-  path_ino_ = st.st_ino;
-  listen_fd_ = std::move(fd);
+  path_ino_ = listener.inode;
+  listen_fd_ = std::move(listener.fd);
   return absl::OkStatus();
 }
 
@@ -163,9 +139,7 @@ void LocalSocket::Stop() {
   for (int fd : fds) CloseConnection(fd, ErrorReason::kShuttingDown);
   if (listen_fd_) {
     listen_fd_.reset();
-    // Only our own socket file: never one a later server created in its place.
-    struct stat st;
-    if (stat(path_.c_str(), &st) == 0 && st.st_ino == path_ino_) unlink(path_.c_str());
+    RemoveUnixSocketFile(path_, path_ino_);
   }
 }
 
@@ -338,7 +312,7 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
     LocalClientStats& s = clients_[uuid];
     s.uuid = uuid;
     s.domain = bound->domain;
-    s.export_id = bound->export_id;
+    if (bound->export_id != 0) s.export_id = bound->export_id;
     s.pid = c.pid;
     s.uid = c.cred.uid;
     ++s.connections;
@@ -370,9 +344,11 @@ bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& r
   localio::OpenReply reply;
   reply.request_id = req.request_id;
   UniqueFd fd;
+  uint32_t export_id = 0;
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(AuthorizedObject auth,
                      Authorize(deps_.policy, PolicyInput{req.fh, c.domain.get(), &cred, write}));
+    export_id = auth.exp->id();
     ASSIGN_OR_RETURN(struct stat st, vfs::GetAttr(auth.obj.fd.get()));
     ASSIGN_OR_RETURN(Ref<NfsFile> file,
                      vfs::OpenForLocalIo(*deps_.file_cache, auth.obj, st, auth.cred,
@@ -390,7 +366,7 @@ bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& r
     LOG_DEBUG("localio: OPEN_LOCAL_FH from pid %d as uid %d: %s", c.pid, cred.uid,
               status.ToString());
   }
-  CountOpen(reply.status, &c.uuid);
+  CountOpen(reply.status, &c.uuid, export_id);
   if (absl::Status s = localio::SendWithFd(c.fd.get(), localio::Encode(reply), fd.get());
       !s.ok()) {
     // EAGAIN too: a peer that does not read its replies is not served further.
@@ -401,10 +377,13 @@ bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& r
   return true;  // `fd` (our dup) closes here; the client holds its own reference
 }
 
-void LocalSocket::CountOpen(uint32_t status, const broker::Uuid* uuid) {
+void LocalSocket::CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id) {
   absl::MutexLock l(&stats_mu_);
   ++opens_by_status_[status];
-  if (status == NFS3_OK && uuid != nullptr) ++clients_[*uuid].opens;
+  if (status != NFS3_OK || uuid == nullptr) return;
+  LocalClientStats& client = clients_[*uuid];
+  ++client.opens;
+  client.export_id = export_id;
 }
 
 void LocalSocket::CloseConnection(int fd, std::optional<ErrorReason> reason) {
@@ -446,7 +425,7 @@ std::vector<LocalClientStats> LocalSocket::Clients() const {
     if (auto it = clients_.find(b.uuid); it != clients_.end()) s = it->second;
     s.uuid = b.uuid;
     s.domain = b.domain;
-    s.export_id = b.export_id;
+    if (b.export_id != 0) s.export_id = b.export_id;
     if (s.pid == 0) s.pid = b.owner_pid;
     out.push_back(std::move(s));
   }

@@ -74,6 +74,8 @@ struct LocalSocketOptions {
 struct LocalClientStats {
   broker::Uuid uuid{};
   std::string domain;
+  // The export of the client's latest successful open (0 before its first): the
+  // handshake binds a uuid to a client, not to an export, as in the kernel.
   uint32_t export_id = 0;
   pid_t pid = 0;
   uid_t uid = 0;
@@ -117,7 +119,7 @@ class LocalSocket {
   bool HandleHello(Connection& c, const broker::Uuid& uuid);
   bool HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req);
   void CloseConnection(int fd, std::optional<localio::ErrorReason> reason);
-  void CountOpen(uint32_t status, const broker::Uuid* uuid);
+  void CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id = 0);
 
   const LocalSocketDeps deps_;
   const LocalSocketOptions options_;

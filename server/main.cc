@@ -44,7 +44,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "common/broker.h"
+#include "common/control.h"
+#include "common/flags.h"
 #include "common/localio_proto.h"
 #include "common/log.h"
 #include "common/rcu.h"
@@ -52,6 +55,7 @@
 #include "common/status.h"
 #include "export_cache/export.h"
 #include "rpc/server.h"
+#include "server/control_socket.h"
 #include "server/creds.h"
 #include "server/fhandle.h"
 #include "server/file_cache.h"
@@ -59,6 +63,7 @@
 #include "server/localio_program.h"
 #include "server/mount_program.h"
 #include "server/nfs3_program.h"
+#include "server/status.h"
 
 // Only for --help: main() takes every --export out of argv itself (PrepareArgs).
 ABSL_FLAG(std::string, export, "",
@@ -128,15 +133,10 @@ std::vector<std::string> PrepareArgs(int argc, char** argv) {
       for (; i < argc; ++i) out.push_back(argv[i]);
       break;
     }
-    // Only our own names are rewritten, so that absl's error for an unknown flag
-    // names it as the user wrote it.
     const size_t end = std::min(a.find('='), a.size());
     std::string name = a.substr(2, end - 2);
     std::replace(name.begin(), name.end(), '-', '_');
-    for (const char* known : {"mount_port", "runtime_dir", "state_dir", "no_localio",
-                              "no_no_localio", "file_cache_size"}) {
-      if (name == known) a = "--" + name + a.substr(end);
-    }
+    a = AbslFlagSpelling(std::move(a));
     if (name == "help" || name == "helpfull" || name == "helpshort") {
       fputs(kUsage, stdout);
       g_parsing_flags = false;  // a successful exit, not a usage error
@@ -172,14 +172,14 @@ std::vector<std::string> PrepareArgs(int argc, char** argv) {
   exit(code);
 }
 
-std::string DefaultDir(bool root, const char* root_dir, const char* xdg_var,
-                       const char* home_suffix) {
-  if (root) return root_dir;
-  if (const char* x = getenv(xdg_var); x != nullptr && x[0] == '/')
+// --state-dir's default: /var/lib/localnfs as root, else $XDG_STATE_HOME/localnfs or
+// ~/.local/state/localnfs.
+std::string DefaultStateDir(bool root) {
+  if (root) return "/var/lib/localnfs";
+  if (const char* x = getenv("XDG_STATE_HOME"); x != nullptr && x[0] == '/')
     return absl::StrCat(x, "/localnfs");
-  if (home_suffix == nullptr) return absl::StrCat("/tmp/localnfs-", getuid());
   const char* home = getenv("HOME");
-  return absl::StrCat(home ? home : "/tmp", home_suffix);
+  return absl::StrCat(home ? home : "/tmp", "/.local/state/localnfs");
 }
 
 // mkdir -p with `mode` for the directories it creates.
@@ -292,11 +292,10 @@ int Main(int argc, char** argv) {
   const int cache_size = absl::GetFlag(FLAGS_file_cache_size);
   if (cache_size < 1) Die(kExitUsage, absl::StrFormat("--file-cache-size=%d: must be >= 1", cache_size));
   std::string runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
-  if (runtime_dir.empty())
-    runtime_dir = DefaultDir(root, "/run/localnfs", "XDG_RUNTIME_DIR", nullptr);
+  if (runtime_dir.empty()) runtime_dir = DefaultRuntimeDir();
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty())
-    state_dir = DefaultDir(root, "/var/lib/localnfs", "XDG_STATE_HOME", "/.local/state/localnfs");
+    state_dir = DefaultStateDir(root);
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
   if (!specs.ok()) Die(kExitUsage, std::string(specs.status().message()));
 
@@ -390,6 +389,25 @@ int Main(int argc, char** argv) {
       started = server.RegisterWithRpcbind(*nfs_bound, *mount_bound);
       registered = started.ok();
     }
+    // Last to start, first to stop: localnfs-ctl status reads everything above.
+    StatusSources status_sources{runtime_dir,
+                                 static_cast<uint16_t>(nfs_bound.value_or(0)),
+                                 static_cast<uint16_t>(mount_bound.value_or(0)),
+                                 threads,
+                                 absl::Now(),
+                                 &table,
+                                 &server,
+                                 &nfs3,
+                                 &mount,
+                                 &localio_program,
+                                 broker.get(),
+                                 local_socket ? &*local_socket : nullptr};
+    ControlSocket control([&status_sources](std::string_view request) {
+      return AnswerControlRequest(status_sources, request);
+    });
+    if (started.ok())
+      started = control.Listen(absl::StrCat(runtime_dir, "/", kControlSocketName));
+    if (started.ok()) started = control.Start();
     if (!started.ok()) {
       fprintf(stderr, "localnfsd: %s\n", std::string(started.message()).c_str());
       exit_code = kExitRuntime;
@@ -411,6 +429,8 @@ int Main(int argc, char** argv) {
       }
     }
     // Reverse order of startup.
+    control.Stop();
+    LOG_INFO("control socket closed");
     if (registered) {
       server.UnregisterFromRpcbind();
       LOG_INFO("unregistered from rpcbind");

@@ -57,6 +57,8 @@ cmp "$mnt/localio-demo.bin" "$export_dir/localio-demo.bin" && echo "demo: data i
 cat "$mnt/localio-demo.bin" >/dev/null
 echo "demo: counters of the mount ($mnt/.localnfs-stats):"
 sed 's/^/  /' "$mnt/.localnfs-stats"
+echo "demo: the server's view (build/tools/localnfs-ctl --runtime-dir $state/run status):"
+build/tools/localnfs-ctl --runtime-dir "$state/run" status | sed 's/^/  /'
 rm -f "$mnt/localio-demo.bin"
 
 cat <<EOF2
@@ -65,6 +67,7 @@ localnfsd is serving $export_dir (pid $pid); it is mounted with LOCALIO on $mnt.
   Linux kernel client:  mount -t nfs -o vers=3,proto=tcp,port=$nport,mountport=$mport,mountproto=tcp,nolock 127.0.0.1:$export_dir /mnt
   libnfs:               nfs-ls '$url'
   FUSE + LOCALIO:       build/client_localio/localnfs-mount --runtime-dir $state/run --mount-port $mport 127.0.0.1:$nport:$export_dir MOUNTPOINT
+  status:               build/tools/localnfs-ctl --runtime-dir $state/run status [--json]
 Ctrl-C unmounts $mnt and stops the server (orderly shutdown).
 EOF2
 [ "${LOCALNFS_DEMO_ONESHOT:-0}" = 1 ] && exit 0

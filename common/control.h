@@ -1,0 +1,44 @@
+// common/control.h — the runtime directory and the control socket: what localnfsd and
+// localnfs-ctl share.
+//
+// The runtime directory (--runtime-dir) holds the LOCALIO broker segment
+// (broker.h), the LOCALIO local socket (localio_proto.h) and the control socket
+// `control.sock`: an AF_UNIX SOCK_STREAM socket, mode 0600, that answers only peers
+// whose SO_PEERCRED uid is root or the server's own uid.
+//
+// Protocol: the client sends one request line (at most kMaxControlRequest bytes,
+// '\n'-terminated): "status" (human-readable text) or "status json" (one JSON
+// object); the server writes the document and closes. An unknown request gets a
+// line "error: …" and the close.
+//
+// Thread-safety: stateless functions.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace localnfs {
+
+inline constexpr char kControlSocketName[] = "control.sock";
+inline constexpr size_t kMaxControlRequest = 64;
+// Answers larger than this are cut by the client (a status of 1 024 bound clients
+// and every export stays far below).
+inline constexpr size_t kMaxControlReply = size_t{16} << 20;
+
+// localnfsd's default --runtime-dir: /run/localnfs as root, $XDG_RUNTIME_DIR/localnfs
+// otherwise, /tmp/localnfs-UID without XDG_RUNTIME_DIR. Clients (localnfs-mount,
+// client_localio, localnfs-ctl) default to the same, or they would never find it.
+std::string DefaultRuntimeDir();
+
+// Connects to `<runtime_dir>/control.sock`, sends `request` and returns the whole
+// answer. No server → kUnavailable naming the socket; an "error: …" answer →
+// kInvalidArgument with that text.
+absl::StatusOr<std::string> QueryControl(const std::string& runtime_dir,
+                                         std::string_view request,
+                                         absl::Duration timeout = absl::Seconds(10));
+
+}  // namespace localnfs

@@ -1,0 +1,308 @@
+// server/status.cc — see status.h.
+#include "server/status.h"
+
+#include <unistd.h>
+
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "rpc/protocol_names.h"
+
+namespace localnfs::server {
+namespace {
+
+// ---- the snapshot ----
+
+struct ProcCount {
+  std::string name;
+  uint64_t calls = 0;
+};
+struct ProgramStatus {
+  std::string name;
+  uint32_t prog = 0, vers = 0;
+  std::vector<ProcCount> procs;
+};
+struct ExportStatus {
+  uint32_t id = 0;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> rules;  // (clients, options)
+};
+struct ClientStatus {
+  LocalClientStats seen;  // by the local socket
+  std::string export_path;
+  std::array<broker::LocalIoCount, 3> local_io{};  // from the client's broker slot
+};
+struct Snapshot {
+  int64_t uptime_s = 0;
+  uint64_t connections_accepted = 0, connections_closed_on_error = 0, calls = 0,
+           garbage_args = 0, bad_headers = 0;
+  std::vector<ExportStatus> exports;
+  std::vector<ProgramStatus> programs;
+  bool localio = false;
+  broker::ServerInfo record;
+  std::string record_error;  // ReadServer failed
+  uint64_t hellos_accepted = 0, hellos_refused = 0, malformed = 0;
+  std::vector<std::pair<std::string, uint64_t>> opens_by_status;
+  std::vector<ClientStatus> clients;
+  std::array<broker::LocalIoCount, 3> local_io_total{};
+};
+
+std::string OptionsText(const exports::ExportOptions& o) {
+  std::vector<std::string> parts;
+  parts.push_back(o.read_only ? "ro" : "rw");
+  switch (o.squash) {
+    case exports::Squash::kRoot: parts.push_back("root_squash"); break;
+    case exports::Squash::kNone: parts.push_back("no_root_squash"); break;
+    case exports::Squash::kAll: parts.push_back("all_squash"); break;
+  }
+  if (o.squash != exports::Squash::kNone)
+    parts.push_back(absl::StrCat("anonuid=", o.anonuid, ",anongid=", o.anongid));
+  if (o.secure) parts.push_back("secure");
+  if (o.fsid) parts.push_back(absl::StrCat("fsid=", *o.fsid));
+  return absl::StrJoin(parts, ",");
+}
+
+template <class P>
+ProgramStatus ProgramOf(const P& program) {
+  ProgramStatus out{program.name(), program.prog(), program.vers(), {}};
+  for (uint32_t proc = 0; proc < program.proc_count(); ++proc) {
+    const rpc::ProcXdr* x = program.procedure(proc);
+    out.procs.push_back({x != nullptr ? x->name : absl::StrCat(proc), program.calls(proc)});
+  }
+  return out;
+}
+
+Snapshot Gather(const StatusSources& src) {
+  Snapshot s;
+  s.uptime_s = absl::ToInt64Seconds(absl::Now() - src.started);
+  if (src.rpc_server != nullptr) {
+    const rpc::ServerCounters& c = src.rpc_server->counters();
+    s.connections_accepted = c.connections_accepted.load(std::memory_order_relaxed);
+    s.connections_closed_on_error = c.connections_closed_on_error.load(std::memory_order_relaxed);
+    s.calls = c.calls.load(std::memory_order_relaxed);
+    s.garbage_args = c.garbage_args.load(std::memory_order_relaxed);
+    s.bad_headers = c.bad_headers.load(std::memory_order_relaxed);
+  }
+  absl::flat_hash_map<uint32_t, std::string> export_paths;
+  if (src.exports != nullptr) {
+    for (const Ref<exports::Export>& e : src.exports->List()) {
+      ExportStatus es{e->id(), e->path(), {}};
+      for (const exports::ClientRule& r : e->spec().rules)
+        es.rules.emplace_back(r.pattern.text.empty() ? "*" : r.pattern.text,
+                              OptionsText(r.options));
+      export_paths[e->id()] = e->path();
+      s.exports.push_back(std::move(es));
+    }
+  }
+  if (src.nfs3 != nullptr) s.programs.push_back(ProgramOf(*src.nfs3));
+  if (src.mount != nullptr) s.programs.push_back(ProgramOf(*src.mount));
+  if (src.localio != nullptr) s.programs.push_back(ProgramOf(*src.localio));
+
+  s.localio = src.broker != nullptr && src.local_socket != nullptr;
+  if (!s.localio) return s;
+  absl::StatusOr<broker::ServerInfo> record = src.broker->ReadServer();
+  if (record.ok()) {
+    s.record = *record;
+  } else {
+    s.record_error = std::string(record.status().message());
+  }
+  s.hellos_accepted = src.local_socket->hellos_accepted();
+  s.hellos_refused = src.local_socket->hellos_refused();
+  s.malformed = src.local_socket->malformed();
+  for (const auto& [status, n] : src.local_socket->OpensByStatus())
+    s.opens_by_status.emplace_back(rpc::NfsStatusName(status), n);
+  std::sort(s.opens_by_status.begin(), s.opens_by_status.end());
+  absl::flat_hash_map<broker::Uuid, std::array<broker::LocalIoCount, 3>> slot_io;
+  if (absl::StatusOr<std::vector<broker::SlotInfo>> slots = src.broker->ListSlots(); slots.ok())
+    for (const broker::SlotInfo& slot : *slots)
+      if (slot.state == broker::SlotState::kBound) slot_io[slot.uuid] = slot.local_io;
+  for (const LocalClientStats& c : src.local_socket->Clients()) {
+    ClientStatus cs{c, {}, {}};
+    if (auto it = export_paths.find(c.export_id); it != export_paths.end())
+      cs.export_path = it->second;
+    if (auto it = slot_io.find(c.uuid); it != slot_io.end()) cs.local_io = it->second;
+    for (int k = 0; k < 3; ++k) {
+      s.local_io_total[k].calls += cs.local_io[k].calls;
+      s.local_io_total[k].bytes += cs.local_io[k].bytes;
+    }
+    s.clients.push_back(std::move(cs));
+  }
+  return s;
+}
+
+// ---- text ----
+
+std::string RenderText(const StatusSources& src, const Snapshot& s) {
+  std::string out;
+  absl::StrAppendFormat(&out, "localnfsd pid %d, up %ds, nfs port %d, mount port %d, %d workers\n",
+                        getpid(), s.uptime_s, src.nfs_port, src.mount_port,
+                        src.worker_threads);
+  absl::StrAppendFormat(&out, "runtime dir %s\n", src.runtime_dir);
+  absl::StrAppendFormat(&out,
+                        "rpc: %d connections accepted, %d closed on error, %d calls, "
+                        "%d garbage args, %d bad headers\n",
+                        s.connections_accepted, s.connections_closed_on_error, s.calls,
+                        s.garbage_args, s.bad_headers);
+  absl::StrAppendFormat(&out, "\nexports (%d):\n", s.exports.size());
+  for (const ExportStatus& e : s.exports) {
+    std::vector<std::string> rules;
+    for (const auto& [who, opts] : e.rules) rules.push_back(absl::StrCat(who, "(", opts, ")"));
+    absl::StrAppendFormat(&out, "  %08x  %s  %s\n", e.id, e.path, absl::StrJoin(rules, " "));
+  }
+  out += "\nrpc calls by procedure (zero counts omitted):\n";
+  for (const ProgramStatus& p : s.programs) {
+    std::vector<std::string> counts;
+    for (const ProcCount& pc : p.procs)
+      if (pc.calls != 0) counts.push_back(absl::StrCat(pc.name, " ", pc.calls));
+    absl::StrAppendFormat(&out, "  %-8s (%d v%d): %s\n", p.name, p.prog, p.vers,
+                          counts.empty() ? "-" : absl::StrJoin(counts, ", "));
+  }
+  if (!s.localio) {
+    out += "\nlocalio: off (--no-localio)\n";
+    return out;
+  }
+  out += "\nlocalio:\n";
+  if (s.record_error.empty()) {
+    absl::StrAppendFormat(&out,
+                          "  record: instance %s, generation %d, %d bound uuid(s), socket %s\n",
+                          broker::UuidToString(s.record.instance_id), s.record.generation,
+                          s.record.refcount, s.record.socket_path);
+  } else {
+    absl::StrAppendFormat(&out, "  record: unreadable (%s)\n", s.record_error);
+  }
+  std::vector<std::string> opens;
+  for (const auto& [name, n] : s.opens_by_status) opens.push_back(absl::StrCat(name, " ", n));
+  absl::StrAppendFormat(&out, "  hellos: %d accepted, %d refused; %d malformed packets\n",
+                        s.hellos_accepted, s.hellos_refused, s.malformed);
+  absl::StrAppendFormat(&out, "  OPEN_LOCAL_FH: %s\n",
+                        opens.empty() ? "-" : absl::StrJoin(opens, ", "));
+  const auto& t = s.local_io_total;
+  absl::StrAppendFormat(&out,
+                        "  local I/O of bound clients (client-counted): %d reads (%d bytes), "
+                        "%d writes (%d bytes), %d commits\n",
+                        t[0].calls, t[0].bytes, t[1].calls, t[1].bytes, t[2].calls);
+  absl::StrAppendFormat(&out, "  clients (%d):\n", s.clients.size());
+  for (const ClientStatus& c : s.clients) {
+    absl::StrAppendFormat(
+        &out,
+        "    %s pid %d uid %d from %s export %s: %d opens, %d connection(s); "
+        "local %d reads (%d bytes), %d writes (%d bytes), %d commits\n",
+        broker::UuidToString(c.seen.uuid), c.seen.pid, c.seen.uid, c.seen.domain,
+        c.seen.export_id == 0       ? std::string("-")
+        : c.export_path.empty() ? absl::StrFormat("%08x", c.seen.export_id)
+                                : c.export_path,
+        c.seen.opens, c.seen.connections, c.local_io[0].calls, c.local_io[0].bytes,
+        c.local_io[1].calls, c.local_io[1].bytes, c.local_io[2].calls);
+  }
+  return out;
+}
+
+// ---- JSON ----
+
+// A JSON string literal. Bytes ≥ 0x80 pass through (paths are UTF-8 on any sane
+// system; a non-UTF-8 name is shown byte for byte).
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string IoJson(const std::array<broker::LocalIoCount, 3>& io) {
+  return absl::StrFormat(
+      R"({"reads": %d, "read_bytes": %d, "writes": %d, "write_bytes": %d, "commits": %d})",
+      io[0].calls, io[0].bytes, io[1].calls, io[1].bytes, io[2].calls);
+}
+
+std::string RenderJson(const StatusSources& src, const Snapshot& s) {
+  std::string out = "{\n";
+  absl::StrAppendFormat(&out,
+                        R"(  "server": {"pid": %d, "uptime_s": %d, "nfs_port": %d, )"
+                        R"("mount_port": %d, "worker_threads": %d, "runtime_dir": %s},)"
+                        "\n",
+                        getpid(), s.uptime_s, src.nfs_port, src.mount_port,
+                        src.worker_threads, Quote(src.runtime_dir));
+  absl::StrAppendFormat(&out,
+                        R"(  "rpc": {"connections_accepted": %d, )"
+                        R"("connections_closed_on_error": %d, "calls": %d, )"
+                        R"("garbage_args": %d, "bad_headers": %d},)"
+                        "\n",
+                        s.connections_accepted, s.connections_closed_on_error, s.calls,
+                        s.garbage_args, s.bad_headers);
+  std::vector<std::string> exports;
+  for (const ExportStatus& e : s.exports) {
+    std::vector<std::string> rules;
+    for (const auto& [who, opts] : e.rules)
+      rules.push_back(absl::StrCat(R"({"clients": )", Quote(who), R"(, "options": )",
+                                   Quote(opts), "}"));
+    exports.push_back(absl::StrFormat(R"({"id": %d, "path": %s, "rules": [%s]})", e.id,
+                                      Quote(e.path), absl::StrJoin(rules, ", ")));
+  }
+  absl::StrAppendFormat(&out, "  \"exports\": [%s],\n", absl::StrJoin(exports, ",\n    "));
+  std::vector<std::string> programs;
+  for (const ProgramStatus& p : s.programs) {
+    std::vector<std::string> procs;
+    for (const ProcCount& pc : p.procs)
+      procs.push_back(absl::StrCat(Quote(pc.name), ": ", pc.calls));
+    programs.push_back(absl::StrFormat(R"(%s: {"program": %d, "version": %d, "calls": {%s}})",
+                                       Quote(p.name), p.prog, p.vers,
+                                       absl::StrJoin(procs, ", ")));
+  }
+  absl::StrAppendFormat(&out, "  \"programs\": {%s},\n", absl::StrJoin(programs, ",\n    "));
+  if (!s.localio) return out + "  \"localio\": null\n}\n";
+  std::string record = "null";
+  if (s.record_error.empty())
+    record = absl::StrFormat(
+        R"({"instance_id": %s, "generation": %d, "bound_uuids": %d, "socket": %s})",
+        Quote(broker::UuidToString(s.record.instance_id)), s.record.generation,
+        s.record.refcount, Quote(s.record.socket_path));
+  std::vector<std::string> opens;
+  for (const auto& [name, n] : s.opens_by_status) opens.push_back(absl::StrCat(Quote(name), ": ", n));
+  std::vector<std::string> clients;
+  for (const ClientStatus& c : s.clients)
+    clients.push_back(absl::StrFormat(
+        R"({"uuid": %s, "pid": %d, "uid": %d, "domain": %s, "export_id": %d, )"
+        R"("export": %s, "opens": %d, "connections": %d, "local_io": %s})",
+        Quote(broker::UuidToString(c.seen.uuid)), c.seen.pid, c.seen.uid,
+        Quote(c.seen.domain), c.seen.export_id, Quote(c.export_path), c.seen.opens,
+        c.seen.connections, IoJson(c.local_io)));
+  absl::StrAppendFormat(&out,
+                        R"(  "localio": {"record": %s, "hellos_accepted": %d, )"
+                        R"("hellos_refused": %d, "malformed": %d, "opens": {%s}, )"
+                        R"("local_io": %s,)"
+                        "\n    \"clients\": [%s]}\n}\n",
+                        record, s.hellos_accepted, s.hellos_refused, s.malformed,
+                        absl::StrJoin(opens, ", "), IoJson(s.local_io_total),
+                        absl::StrJoin(clients, ",\n      "));
+  return out;
+}
+
+}  // namespace
+
+std::string RenderStatus(const StatusSources& sources, StatusFormat format) {
+  const Snapshot s = Gather(sources);
+  return format == StatusFormat::kJson ? RenderJson(sources, s) : RenderText(sources, s);
+}
+
+std::string AnswerControlRequest(const StatusSources& sources, std::string_view request) {
+  if (request == "status") return RenderStatus(sources, StatusFormat::kText);
+  if (request == "status json") return RenderStatus(sources, StatusFormat::kJson);
+  std::string shown(request.substr(0, 32));
+  for (char& c : shown)
+    if (c < 0x20 || c == 0x7f) c = '?';
+  return absl::StrCat("error: unknown request '", shown, "' (try 'status' or 'status json')\n");
+}
+
+}  // namespace localnfs::server

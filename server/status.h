@@ -1,0 +1,58 @@
+// server/status.h — what `localnfs-ctl status` shows: a snapshot of the running server
+// gathered from the objects that own each figure, rendered as text or JSON.
+//
+//   server     pid, instance id, uptime, ports, runtime dir
+//   rpc        connections and call counters of the rpc::Server
+//   exports    id, path, client rules with their options
+//   programs   calls per procedure of NFSv3, MOUNT v3 and LOCALIO (RPC only)
+//   localio    the broker record (generation, bound uuids), local-socket HELLOs and
+//              OPEN_LOCAL_FH answers by nfsstat3, and per bound client: uuid, peer
+//              pid/uid, domain, export, opens, and the local reads / writes / commits
+//              the client counted in its broker slot (the server never sees those
+//              calls; they are the client's figures, shown as such)
+//
+// Owns nothing: every source is borrowed for the duration of one RenderStatus() call.
+// Thread-safety: RenderStatus reads atomics and lock-protected snapshots; call it from
+// an RCU-registered thread (it lists the export table).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "common/broker.h"
+#include "export_cache/export.h"
+#include "rpc/server.h"
+#include "server/local_socket.h"
+#include "server/localio_program.h"
+#include "server/mount_program.h"
+#include "server/nfs3_program.h"
+
+namespace localnfs::server {
+
+struct StatusSources {
+  std::string runtime_dir;
+  uint16_t nfs_port = 0;
+  uint16_t mount_port = 0;
+  int worker_threads = 0;
+  absl::Time started;
+  const exports::ExportTable* exports = nullptr;
+  const rpc::Server* rpc_server = nullptr;
+  const Nfs3Program* nfs3 = nullptr;
+  const MountProgram* mount = nullptr;
+  const LocalioProgram* localio = nullptr;
+  // Null with --no-localio.
+  const broker::Broker* broker = nullptr;
+  const LocalSocket* local_socket = nullptr;
+};
+
+enum class StatusFormat { kText, kJson };
+
+std::string RenderStatus(const StatusSources& sources, StatusFormat format);
+
+// The control-socket handler: "status" → text, "status json" → JSON, anything else →
+// "error: unknown request …".
+std::string AnswerControlRequest(const StatusSources& sources, std::string_view request);
+
+}  // namespace localnfs::server

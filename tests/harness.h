@@ -102,6 +102,7 @@ class ServerProcess {
   int nfs_port() const { return nfs_port_; }
   int mount_port() const { return mount_port_; }
   const std::string& state_dir() const { return state_dir_.path(); }
+  const std::string& runtime_dir() const { return runtime_dir_.path(); }
   // Everything the server wrote to stderr so far (all runs).
   std::string StderrText() const;
   // True when stderr contains a sanitizer report.

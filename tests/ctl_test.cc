@@ -1,0 +1,150 @@
+// tests/ctl_test.cc — localnfs-ctl status against a real localnfsd with a real LOCALIO
+// client (client_localio): the figures come from the objects that own them — RPC calls
+// per procedure from the programs, OPEN_LOCAL_FH answers from the local socket, and the
+// client's own local reads/writes/commits from its broker slot — and the control socket
+// answers only root or the server's user.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <regex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "client_localio/client.h"
+#include "client_localio/localio_data_path.h"
+#include "client_localio/test_util.h"
+#include "common/control.h"
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+
+namespace localnfs::testing {
+namespace {
+
+using client::testing::RunCommand;
+
+const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
+
+std::string CtlBinary() {
+  const char* p = getenv("LOCALNFS_CTL");
+  return p != nullptr ? p : "";
+}
+
+class CtlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (the export is no_root_squash)";
+    ASSERT_FALSE(CtlBinary().empty()) << "$LOCALNFS_CTL unset";
+    srv_ = std::make_unique<ServerProcess>(
+        std::vector<std::string>{"--export", exp_.path() + ":rw,no_root_squash"});
+    ASSERT_TRUE(srv_->Start());
+    runtime_dir_ = srv_->runtime_dir();
+  }
+  void TearDown() override {
+    client_.reset();
+    if (srv_ && srv_->running()) EXPECT_TRUE(srv_->Stop());
+  }
+  int Ctl(const std::vector<std::string>& args, std::string* out) {
+    std::vector<std::string> argv = {CtlBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, out, 30);
+  }
+
+  TempDir exp_;
+  std::unique_ptr<ServerProcess> srv_;
+  std::string runtime_dir_;
+  std::unique_ptr<client::Nfs3Client> client_;
+};
+
+TEST_F(CtlTest, StatusShowsExportsRpcCountersAndTheLocalClientsIo) {
+  auto c = client::Nfs3Client::Mount("127.0.0.1", srv_->nfs_port(), srv_->mount_port(),
+                                     exp_.path(), {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  client_ = *std::move(c);
+  auto lio = client::LocalioDataPath::Install(
+      client_.get(), {.mode = client::LocalioMode::kOn, .runtime_dir = runtime_dir_});
+  ASSERT_TRUE(lio.ok()) << lio.status();
+  auto f = client_->Create(client_->root(), "f", client::CreateMode::kGuarded, 0644, kRoot);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const std::string data(1 << 20, 'x');
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(client_->Write(f->handle, uint64_t(i) << 20, data, kRoot).ok());
+  ASSERT_TRUE(client_->Commit(f->handle, kRoot).ok());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(client_->Read(f->handle, uint64_t(i) << 20, 1 << 20, kRoot).ok());
+
+  std::string json;
+  ASSERT_EQ(Ctl({"--runtime-dir", runtime_dir_, "status", "--json"}, &json), 0) << json;
+  // Well-formed JSON (python3 is there: meson runs on it).
+  std::string check;
+  ASSERT_EQ(RunCommand({"sh", "-c", "printf '%s' \"$0\" | python3 -m json.tool >/dev/null", json},
+                       &check, 30),
+            0)
+      << check << json;
+  auto has = [&json](const std::string& re) {
+    return std::regex_search(json, std::regex(re));
+  };
+  EXPECT_TRUE(has(absl::StrCat("\"path\": \"", exp_.path(), "\""))) << json;
+  EXPECT_TRUE(has(absl::StrCat("\"pid\": ", srv_->pid(), ","))) << json;
+  // The data went local: the server saw no RPC READ/WRITE/COMMIT, one CREATE.
+  EXPECT_TRUE(has("\"READ\": 0,")) << json;
+  EXPECT_TRUE(has("\"WRITE\": 0,")) << json;
+  EXPECT_TRUE(has("\"COMMIT\": 0\\}")) << json;
+  EXPECT_TRUE(has("\"CREATE\": 1,")) << json;
+  EXPECT_TRUE(has("\"UUID_IS_LOCAL\": 1")) << json;
+  EXPECT_TRUE(has("\"opens\": \\{\"NFS3_OK\": [12]\\}")) << json;
+  // The client, with the counts it keeps in its broker slot.
+  EXPECT_TRUE(has(absl::StrCat(
+      "\"pid\": ", getpid(), ", \"uid\": 0, .*\"export\": \"", exp_.path(),
+      "\", \"opens\": [12], \"connections\": 1, \"local_io\": \\{\"reads\": 2, "
+      "\"read_bytes\": 2097152, \"writes\": 3, \"write_bytes\": 3145728, \"commits\": 1\\}")))
+      << json;
+
+  std::string text;
+  ASSERT_EQ(Ctl({"--runtime-dir", runtime_dir_, "status"}, &text), 0) << text;
+  EXPECT_NE(text.find("clients (1):"), std::string::npos) << text;
+  EXPECT_NE(text.find("local 2 reads (2097152 bytes), 3 writes (3145728 bytes), 1 commits"),
+            std::string::npos)
+      << text;
+
+  // Unmount: the client's uuid is released and it leaves the list.
+  client_.reset();
+  ASSERT_EQ(Ctl({"--runtime-dir", runtime_dir_, "status"}, &text), 0) << text;
+  EXPECT_NE(text.find("clients (0):"), std::string::npos) << text;
+}
+
+TEST_F(CtlTest, OnlyRootOrTheServersUserIsAnswered) {
+  // An admin loosening the socket's mode does not open it to everyone: the server
+  // checks SO_PEERCRED itself.
+  ASSERT_EQ(chmod(runtime_dir_.c_str(), 0755), 0);
+  const std::string sock = absl::StrCat(runtime_dir_, "/", kControlSocketName);
+  ASSERT_EQ(chmod(sock.c_str(), 0666), 0);
+  std::string out;
+  EXPECT_EQ(RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        CtlBinary(), "--runtime-dir", runtime_dir_, "status"},
+                       &out, 30),
+            1)
+      << out;
+  EXPECT_NE(out.find("permission denied"), std::string::npos) << out;
+  EXPECT_NE(srv_->StderrText().find("control socket: refused pid"), std::string::npos);
+  // Root still is.
+  EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_, "status"}, &out), 0) << out;
+  // An unknown request is answered with an error line, and the server stays up.
+  auto raw = QueryControl(runtime_dir_, "reboot");
+  EXPECT_FALSE(raw.ok());
+  EXPECT_NE(std::string(raw.status().message()).find("unknown request 'reboot'"),
+            std::string::npos)
+      << raw.status();
+  EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_, "status", "--json"}, &out), 0) << out;
+}
+
+TEST_F(CtlTest, NoServerAndBadUsage) {
+  TempDir empty;
+  std::string out;
+  EXPECT_EQ(Ctl({"--runtime-dir", empty.path(), "status"}, &out), 1) << out;
+  EXPECT_NE(out.find("is localnfsd running"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_}, &out), 2) << out;
+  EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_, "stop"}, &out), 2) << out;
+  EXPECT_NE(Ctl({"--bogus", "status"}, &out), 0) << out;
+}
+
+}  // namespace
+}  // namespace localnfs::testing

@@ -258,9 +258,14 @@ class LocalioFuseTest : public ::testing::Test {
       }
     }
   }
-  ::testing::AssertionResult Mount(const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {MountBinary(), "-f", "--mount-port",
-                                     std::to_string(server_->mount_port())};
+  // `prefix` runs the daemon under another command (unshare for a pid namespace).
+  ::testing::AssertionResult Mount(const std::vector<std::string>& extra,
+                                   const std::vector<std::string>& prefix = {}) {
+    std::vector<std::string> argv = prefix;
+    for (const std::string& a :
+         {MountBinary(), std::string("-f"), std::string("--mount-port"),
+          std::to_string(server_->mount_port())})
+      argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(source_);
     argv.push_back(mnt_.path());
@@ -334,6 +339,21 @@ TEST_F(LocalioFuseTest, LocalioOnDdWriteFsyncReadIsLocal) {
   EXPECT_GE(Counter(stats, "local_commits"), 1u);
   Unmount();
   EXPECT_NE(daemon_.Output().find("data path local ("), std::string::npos) << daemon_.Output();
+}
+
+// A container that shares the runtime dir but not the pid namespace: the client's
+// broker slot names it by its own pid (1 or so), the server sees another pid through
+// SO_PEERCRED and must match the two through /proc/PID/status NSpid and ns/pid.
+TEST_F(LocalioFuseTest, ClientInAnotherPidNamespaceIsLocal) {
+  ASSERT_TRUE(Mount({"-o", absl::StrCat("localio=on,runtime_dir=", server_->runtime_dir())},
+                    {"unshare", "--pid", "--fork", "--kill-child"}));
+  Sh("head -c 4194304 /dev/urandom > $S/src; dd if=$S/src of=$M/f bs=1M conv=fsync "
+     "status=none; cmp $S/src $M/f");
+  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  EXPECT_EQ(Counter(stats, "localio_active"), 1u) << stats;
+  EXPECT_EQ(Counter(stats, "rpc_writes"), 0u) << stats;
+  EXPECT_EQ(Counter(stats, "local_write_bytes"), 4194304u) << stats;
+  EXPECT_EQ(server_->Output().find("HELLO from"), std::string::npos) << server_->Output();
 }
 
 TEST_F(LocalioFuseTest, OtherRuntimeDirIsRpcAndLocalioOnFails) {

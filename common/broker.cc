@@ -15,10 +15,13 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <type_traits>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -125,8 +128,8 @@ void ClearSlotFields(Slot& slot) {
 
 // /proc/PID/stat: "pid (comm) S ppid ... starttime(22) ...". comm may hold spaces and
 // parentheses, so fields are counted from the LAST ')'.
-bool ReadProcStat(pid_t pid, char* state, uint64_t* start_time) {
-  std::string path = absl::StrFormat("/proc/%d/stat", pid);
+// `path` is /proc/PID/stat or /proc/self/stat.
+bool ReadProcStat(const std::string& path, char* state, uint64_t* start_time) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return false;
   char buf[1024];
@@ -169,7 +172,12 @@ Self CurrentProcess() {
   static thread_local Self cached{0, 0, 0};
   pid_t pid = ::getpid();
   if (cached.pid != pid) {
-    cached = Self{pid, ProcessStartTime(pid), PidNamespaceOf("/proc/self/ns/pid")};
+    // /proc/self, not /proc/PID: in a pid namespace whose /proc is still the parent's
+    // (unshare --pid without --mount-proc), PID names another process there.
+    char state;
+    uint64_t start = 0;
+    if (!ReadProcStat("/proc/self/stat", &state, &start)) start = 0;
+    cached = Self{pid, start, PidNamespaceOf("/proc/self/ns/pid")};
   }
   return cached;
 }
@@ -179,6 +187,21 @@ Self CurrentProcess() {
 bool OwnerAlive(pid_t pid, uint64_t start_time, uint64_t pidns) {
   if (pidns != CurrentProcess().pidns) return true;
   return ProcessAlive(pid, start_time);
+}
+
+// The last field of "NSpid:" in /proc/PID/status: the pid in the process's own (the
+// innermost) pid namespace; 0 if unreadable.
+pid_t InnermostPid(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.compare(0, 6, "NSpid:") != 0) continue;
+    std::istringstream in(line.substr(6));
+    long value = 0, last = 0;
+    while (in >> value) last = value;
+    return static_cast<pid_t>(last);
+  }
+  return 0;
 }
 
 // A server in another pid namespace is alive while its local socket accepts.
@@ -335,15 +358,34 @@ std::string UuidToString(const std::array<uint8_t, 16>& u) {
 uint64_t ProcessStartTime(pid_t pid) {
   char state;
   uint64_t start = 0;
-  if (pid <= 0 || !ReadProcStat(pid, &state, &start)) return 0;
+  if (pid <= 0 || !ReadProcStat(absl::StrFormat("/proc/%d/stat", pid), &state, &start))
+    return 0;
   return start;
+}
+
+bool IsOwnerProcess(pid_t peer_pid, const BoundClient& client) {
+  if (peer_pid <= 0) return false;
+  if (client.owner_pidns == CurrentProcess().pidns) {
+    if (peer_pid != client.owner_pid) return false;
+  } else {
+    // A client in a container: it recorded its pid as its own namespace numbers it.
+    // The peer must live in exactly that namespace and be that pid there.
+    if (PidNamespaceOf(absl::StrCat("/proc/", peer_pid, "/ns/pid").c_str()) !=
+            client.owner_pidns ||
+        InnermostPid(peer_pid) != client.owner_pid)
+      return false;
+  }
+  // The pid alone could be reused; the start time (ticks since boot, the same in
+  // every pid namespace) pins the process.
+  return client.owner_start_time == 0 ||
+         ProcessStartTime(peer_pid) == client.owner_start_time;
 }
 
 bool ProcessAlive(pid_t pid, uint64_t start_time) {
   if (pid <= 0) return false;
   char state;
   uint64_t start;
-  if (ReadProcStat(pid, &state, &start))
+  if (ReadProcStat(absl::StrFormat("/proc/%d/stat", pid), &state, &start))
     return state != 'Z' && state != 'X' && start == start_time;
   // /proc hides it (hidepid) or is absent: kill(0) can still say whether the pid exists.
   return ::kill(pid, 0) == 0 || errno == EPERM;
@@ -673,7 +715,8 @@ bool Broker::BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export
   Store(slot.state, kSlotBound);
   Store(rec.refcount, Load(rec.refcount) + 1);
   bindings_[uuid] = PrivateBinding{
-      *index, BoundClient{uuid, std::string(domain), export_id, owner, owner_start}};
+      *index, BoundClient{uuid, std::string(domain), export_id, owner, owner_start,
+                          Load(slot.owner_pidns)}};
   return true;
 }
 

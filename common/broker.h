@@ -49,10 +49,14 @@
 // truncates the file after others mapped it makes their next access SIGBUS; the group is
 // the trust boundary (use a private runtime dir, mode 0700, for single-user setups).
 //
-// Pid namespaces: pids are compared only within the same pid namespace (recorded with
-// each pid). A client slot owned from another namespace is treated as alive (a leaked
+// Pid namespaces: every pid is recorded as its owner's own namespace numbers it, with
+// that namespace (the inode of /proc/self/ns/pid) — a client in a container that shares
+// the runtime dir writes its container pid. Liveness is judged only within the same
+// namespace: a client slot owned from another namespace is treated as alive (a leaked
 // slot is better than revoking a live client); a server record from another namespace
-// is dead when its local socket refuses connections.
+// is dead when its local socket refuses connections. The server authenticates a
+// container client's local-socket peer with IsOwnerProcess(): SO_PEERCRED's pid (in
+// the server's namespace) → /proc/PID/ns/pid and the innermost "NSpid:" entry.
 //
 // Thread-safety: every method may be called from any thread; methods serialise on the
 // segment mutex. Process-safety: any number of processes may map the segment; at most
@@ -165,8 +169,9 @@ struct BoundClient {
   Uuid uuid{};
   std::string domain;
   uint32_t export_id = 0;
-  pid_t owner_pid = 0;
+  pid_t owner_pid = 0;          // as the owner's own pid namespace numbers it
   uint64_t owner_start_time = 0;
+  uint64_t owner_pidns = 0;     // inode of the owner's /proc/self/ns/pid
 };
 
 // One non-free slot as the segment shows it (for localnfs-ctl and tests; untrusted).
@@ -189,6 +194,12 @@ uint64_t ProcessStartTime(pid_t pid);
 // reused). When /proc hides the process (hidepid) but kill(pid, 0) says it exists, the
 // start time cannot be checked and the process counts as alive.
 bool ProcessAlive(pid_t pid, uint64_t start_time);
+// True if `peer_pid` (a pid of OUR pid namespace, e.g. from SO_PEERCRED, which the
+// kernel translates for the receiver) is the process that owns `client`'s uuid: same
+// pid namespace and pid, or — for a client in another pid namespace (a container) —
+// a process whose /proc/PID/ns/pid is the recorded namespace and whose innermost pid
+// ("NSpid:") is the recorded one; and in both cases the recorded start time.
+bool IsOwnerProcess(pid_t peer_pid, const BoundClient& client);
 
 class Broker {
  public:

@@ -41,6 +41,10 @@ struct LocalSocket::Connection {
   // Set by an accepted HELLO.
   bool authenticated = false;
   broker::Uuid uuid{};
+  // The owner of the uuid as the binding recorded it (pid in its own namespace + start
+  // time); a later binding of the same uuid to anyone else does not carry over.
+  pid_t owner_pid = 0;
+  uint64_t owner_start_time = 0;
   // The bound export-client domain as a connection, so that the client-rule cache of
   // client_rules.h works for it exactly as for an NFS connection of that peer.
   std::unique_ptr<rpc::ConnectionInfo> domain;
@@ -283,14 +287,12 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
   if (!c.peer_known) return refuse(ErrorReason::kNoPeerCredentials, "no peer credentials");
   std::optional<broker::BoundClient> bound = deps_.broker->LookupBound(uuid);
   if (!bound) return refuse(ErrorReason::kNotBound, "not bound by this server");
-  // The uuid proves locality only for the process that registered it; the pid alone
-  // could be reused, the start time pins the process.
-  if (bound->owner_pid != c.pid)
+  // The uuid proves locality only for the process that registered it (in whatever pid
+  // namespace it runs: a client in a container numbers itself differently).
+  if (!broker::IsOwnerProcess(c.pid, *bound))
     return refuse(ErrorReason::kNotOwner,
-                  absl::StrCat("owned by pid ", bound->owner_pid));
-  if (bound->owner_start_time != 0 &&
-      broker::ProcessStartTime(c.pid) != bound->owner_start_time)
-    return refuse(ErrorReason::kNotOwner, "owner pid was reused");
+                  absl::StrCat("owned by another process (pid ", bound->owner_pid,
+                               " in its namespace)"));
   PeerAddress peer;
   if (!PeerOfDomain(bound->domain, &peer))
     return refuse(ErrorReason::kNotBound, absl::StrCat("bad domain '", bound->domain, "'"));
@@ -305,6 +307,8 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
   }
   c.authenticated = true;
   c.uuid = uuid;
+  c.owner_pid = bound->owner_pid;
+  c.owner_start_time = bound->owner_start_time;
   c.domain = std::make_unique<rpc::ConnectionInfo>(c.id, peer, PeerAddress{});
   hellos_accepted_.fetch_add(1, std::memory_order_relaxed);
   {
@@ -325,7 +329,8 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
 bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req) {
   // The binding may have been revoked since HELLO (unexport, release, invalidation).
   std::optional<broker::BoundClient> bound = deps_.broker->LookupBound(c.uuid);
-  if (!bound || bound->owner_pid != c.pid) {
+  if (!bound || bound->owner_pid != c.owner_pid ||
+      bound->owner_start_time != c.owner_start_time) {
     LOG_INFO("localio: uuid %s of pid %d is no longer bound; closing",
              broker::UuidToString(c.uuid), c.pid);
     CloseConnection(c.fd.get(), ErrorReason::kNotBound);

@@ -14,13 +14,6 @@
 namespace localnfs::server {
 namespace {
 
-template <typename T>
-T* NewNode() {
-  T* p = static_cast<T*>(calloc(1, sizeof(T)));
-  if (p == nullptr) abort();
-  return p;
-}
-
 #define MOUNT_XDR(NAME, ARGS, ARGS_SIZE, RES, RES_SIZE)                              \
   rpc::ProcXdr {                                                                    \
     NAME, reinterpret_cast<xdrproc_t>(ARGS), reinterpret_cast<xdrproc_t>(RES),      \

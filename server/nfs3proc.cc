@@ -15,20 +15,25 @@
 #include "server/nfs_status.h"
 
 namespace localnfs::server {
+
+// nfs3.x bounds READ/WRITE data on the wire; FSINFO must not advertise more.
+static_assert(vfs::kMaxIoSize <= NFS3_MAXDATA);
+
 namespace {
+
+// WRITE's stable_how; a value beyond FILE_SYNC is taken as FILE_SYNC (as knfsd treats
+// any non-zero value as a stable write): the client gets the most durable answer.
+vfs::Stability StabilityOf(const stable_how& wire) {
+  const int32_t v = WireEnumValue(wire);
+  return v == UNSTABLE    ? vfs::Stability::kUnstable
+         : v == DATA_SYNC ? vfs::Stability::kDataSync
+                          : vfs::Stability::kFileSync;
+}
 
 std::optional<struct stat> AttrsNow(int fd) {
   auto st = vfs::GetAttr(fd);
   if (!st.ok()) return std::nullopt;
   return *st;
-}
-
-// malloc'd zeroed node for rpcgen linked lists (freed by xdr_free).
-template <typename T>
-T* NewNode() {
-  T* p = static_cast<T*>(calloc(1, sizeof(T)));
-  if (p == nullptr) abort();
-  return p;
 }
 
 }  // namespace
@@ -134,7 +139,7 @@ void Nfs3Program::Write(Nfs3Request& req, void* args, void* res) {
   if (before)
     done = vfs::Write(*deps_.file_cache, req.obj, *before, req.cred, a.offset,
                       absl::MakeConstSpan(a.data.data_val, count),
-                      static_cast<vfs::Stability>(a.stable));
+                      StabilityOf(a.stable));
   r.status = NfsStatusFromStatus(done.status());
   SetWcc(&r.WRITE3res_u.resok.file_wcc, before, req.obj.fd.get(), fsid(req));
   if (!done.ok()) return;
@@ -209,26 +214,27 @@ void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
   const std::string_view name = a.where.name ? a.where.name : "";
   std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
   absl::StatusOr<vfs::LookupResult> made;
-  switch (a.what.type) {
+  const int32_t type = WireEnumValue(a.what.type);
+  switch (type) {
     case NF3CHR:
     case NF3BLK: {
       const devicedata3& d = a.what.mknoddata3_u.device;
-      made = vfs::Mknod(req.obj, name, a.what.type == NF3CHR ? S_IFCHR : S_IFBLK,
+      made = vfs::Mknod(req.obj, name, type == NF3CHR ? S_IFCHR : S_IFBLK,
                         makedev(d.spec.specdata1, d.spec.specdata2),
                         SetAttrRequestFromSattr(d.dev_attributes), req.cred);
       break;
     }
     case NF3SOCK:
     case NF3FIFO:
-      made = vfs::Mknod(req.obj, name, a.what.type == NF3SOCK ? S_IFSOCK : S_IFIFO, 0,
+      made = vfs::Mknod(req.obj, name, type == NF3SOCK ? S_IFSOCK : S_IFIFO, 0,
                         SetAttrRequestFromSattr(a.what.mknoddata3_u.pipe_attributes),
                         req.cred);
       break;
     default:
       made = absl::InvalidArgumentError("MKNOD of a regular file, directory or symlink");
   }
-  r.status = made.ok() || a.what.type == NF3CHR || a.what.type == NF3BLK ||
-                     a.what.type == NF3SOCK || a.what.type == NF3FIFO
+  r.status = made.ok() || type == NF3CHR || type == NF3BLK || type == NF3SOCK ||
+                     type == NF3FIFO
                  ? NfsStatusFromStatus(made.status())
                  : NFS3ERR_BADTYPE;
   if (made.ok()) {

@@ -8,11 +8,14 @@
 #pragma once
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/status/statusor.h"
 #include "rpc/nfs3.h"
@@ -36,6 +39,18 @@ inline constexpr uint32_t XdrEntryPlus3Size(size_t name_len, size_t fh_len) {
          XdrPad(static_cast<uint32_t>(fh_len));
 }
 
+// The value of an enum field as rpcgen decoded it. xdr_enum accepts any 32-bit value,
+// and loading one outside the C++ enum's range as that enum is undefined behaviour
+// (a MKNOD type or a WRITE stable_how of 183), so handlers read such fields through
+// this, as the integer the wire carried.
+template <typename Enum>
+int32_t WireEnumValue(const Enum& field) {
+  static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
+  int32_t value;
+  memcpy(&value, &field, sizeof value);
+  return value;
+}
+
 fattr3 FattrFromStat(const struct stat& st, uint64_t fsid);
 void SetPostOpAttr(post_op_attr* out, const struct stat& st, uint64_t fsid);
 // Attributes of `fd` now, or none if they cannot be read.
@@ -47,6 +62,13 @@ void SetWcc(wcc_data* out, const std::optional<struct stat>& before, int fd, uin
 std::string_view FhBytes(const nfs_fh3& fh);
 // Copies `wire` into `out` (malloc'd).
 void SetFh(nfs_fh3* out, std::string_view wire);
+// A zeroed node for rpcgen linked lists (entry3, mountbody, …), freed by xdr_free.
+template <typename T>
+T* NewNode() {
+  T* p = static_cast<T*>(calloc(1, sizeof(T)));
+  if (p == nullptr) abort();
+  return p;
+}
 // A malloc'd NUL-terminated copy (for filename3/nfspath3 results).
 char* MallocString(std::string_view s);
 

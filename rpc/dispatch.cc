@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/string_view.h"
 #include "common/log.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
@@ -61,6 +63,15 @@ bool BuildReply(bool with_record_mark, size_t body_size, std::string* reply,
 // Room for the largest fixed reply (an accepted reply with mismatch_info).
 constexpr size_t kSmallReplySize = kAcceptedReplyHeaderSize + 8;
 
+// A reply message saved by the duplicate request cache, framed for its transport.
+std::string Framed(absl::string_view message, bool with_record_mark) {
+  if (!with_record_mark) return std::string(message);
+  std::string out(kRecordMarkSize, '\0');
+  PutRecordMark(static_cast<uint32_t>(message.size()), true, out.data());
+  out.append(message.data(), message.size());
+  return out;
+}
+
 }  // namespace
 
 void Dispatcher::AddProgram(Program* program) {
@@ -88,7 +99,8 @@ std::vector<Program*> Dispatcher::programs() const {
 }
 
 bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
-                        bool with_record_mark, std::string* reply) {
+                        bool with_record_mark, std::string* reply,
+                        DeferredReply deliver_later) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   XDR in;
   // XDR_DECODE never writes to the buffer; xdrmem_create just lacks a const overload.
@@ -153,6 +165,46 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
     return accepted(AcceptStat::kProcUnavail);
   }
 
+  // A retransmit of a non-idempotent call is answered from the cache, never run twice.
+  std::optional<DrcKey> drc_key;
+  if (drc_ != nullptr && px->non_idempotent) {
+    // The header decoded, so the record holds at least the xid.
+    drc_key = DrcKey::Of(conn->peer().AddressBytes(), h.xid, h.prog, h.vers, h.proc,
+                         absl::string_view(record.data() + 4, record.size() - 4));
+    DuplicateRequestCache::Waiter waiter;
+    if (deliver_later) {
+      waiter = [with_record_mark, deliver = std::move(deliver_later)](
+                   absl::string_view message) mutable {
+        deliver(Framed(message, with_record_mark));
+      };
+    }
+    DuplicateRequestCache::Lookup found = drc_->Begin(*drc_key, std::move(waiter));
+    switch (found.outcome) {
+      case DuplicateRequestCache::Outcome::kRun:
+        break;
+      case DuplicateRequestCache::Outcome::kRunUncached:
+        drc_key.reset();
+        break;
+      case DuplicateRequestCache::Outcome::kReplay:
+        counters_->drc_replays.fetch_add(1, std::memory_order_relaxed);
+        LOG_DEBUG("rpc: %s %s xid %08x from %s: replayed from the reply cache",
+                  program->name(), px->name, h.xid, conn->peer().ToString());
+        *reply = Framed(found.reply, with_record_mark);
+        return true;
+      case DuplicateRequestCache::Outcome::kWaiting:
+        counters_->drc_parked.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      case DuplicateRequestCache::Outcome::kDrop:
+        return false;
+    }
+  }
+  // Every path below either completes the cache entry with the SUCCESS reply or
+  // abandons it (the client's retransmit then runs the call again).
+  bool drc_completed = false;
+  absl::Cleanup drc_abandon = [&] {
+    if (drc_key && !drc_completed) drc_->Abandon(*drc_key);
+  };
+
   void* args = px->args_size > 0 ? scratch.args.Zeroed(px->args_size) : &scratch.empty;
   void* result =
       px->result_size > 0 ? scratch.result.Zeroed(px->result_size) : &scratch.empty;
@@ -199,6 +251,11 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
     LOG_WARNING("rpc: %s procedure %s: result does not encode; replying SYSTEM_ERR",
                 program->name(), px->name);
     return accepted(AcceptStat::kSystemErr);
+  }
+  if (drc_key) {
+    const size_t off = with_record_mark ? kRecordMarkSize : 0;
+    drc_->Complete(*drc_key, reply->substr(off));
+    drc_completed = true;
   }
   return true;
 }

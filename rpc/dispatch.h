@@ -23,6 +23,13 @@
 //   Dispatch(): kSuccess → SUCCESS + result, kGarbageArgs → GARBAGE_ARGS,
 //               kSystemErr → SYSTEM_ERR, kDrop → no reply.
 //
+// Duplicate request cache (rpc/drc.h), when one is given: for a procedure marked
+// ProcXdr::non_idempotent, after the procedure is found and before its arguments are
+// decoded, the call is looked up by (peer IP, xid, prog, vers, proc, call bytes).
+// A retransmit of a finished call gets the saved reply; one of a call still running is
+// parked and its reply goes out later through `deliver_later`; only SUCCESS replies are
+// saved (any other outcome abandons the entry, so a retransmit runs the call again).
+//
 // Thread-safety: AddProgram before the first Handle; Handle concurrently from any
 // number of threads.
 #pragma once
@@ -34,6 +41,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "rpc/drc.h"
 #include "rpc/program.h"
 #include "rpc/server.h"
 
@@ -41,8 +50,14 @@ namespace localnfs::rpc {
 
 class Dispatcher {
  public:
-  // `counters` must outlive the dispatcher.
-  explicit Dispatcher(ServerCounters* counters) : counters_(counters) {}
+  // Sends a reply that became available after Handle() returned (a parked retransmit;
+  // the reply is framed like Handle's). May run on any worker thread.
+  using DeferredReply = absl::AnyInvocable<void(std::string reply)>;
+
+  // `counters` and `drc` (nullptr = no duplicate request cache) must outlive the
+  // dispatcher.
+  explicit Dispatcher(ServerCounters* counters, DuplicateRequestCache* drc = nullptr)
+      : counters_(counters), drc_(drc) {}
 
   // Registers one program version. A second registration of the same (prog, vers)
   // replaces the first.
@@ -53,12 +68,15 @@ class Dispatcher {
 
   // Processes one call record. Returns false when nothing is to be sent; otherwise
   // *reply is the reply message, preceded by a 4-byte record mark (one last fragment)
-  // when `with_record_mark` (TCP), bare for datagrams.
+  // when `with_record_mark` (TCP), bare for datagrams. `deliver_later` is kept only
+  // when the call is a parked retransmit (see above); without one such a retransmit
+  // is dropped.
   bool Handle(std::string_view record, ConnectionInfo* conn, bool with_record_mark,
-              std::string* reply);
+              std::string* reply, DeferredReply deliver_later = nullptr);
 
  private:
   ServerCounters* const counters_;
+  DuplicateRequestCache* const drc_;
   // prog → its versions, sorted by vers.
   absl::flat_hash_map<uint32_t, std::vector<Program*>> programs_;
 };

@@ -11,14 +11,10 @@
 namespace localnfs::rpc {
 namespace {
 
+using testing::U32;
+
 using testing::kTestProg;
 using testing::TestProgram;
-
-std::string U32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
-  return s;
-}
 
 class DispatcherTest : public ::testing::Test {
  protected:
@@ -95,7 +91,7 @@ TEST_F(DispatcherTest, MissingOrOutOfRangeProcedureIsProcUnavail) {
   RpcError e;
   ASSERT_TRUE(Run(Call(1, 2, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
-  ASSERT_TRUE(Run(Call(1, 10, ""), &e));
+  ASSERT_TRUE(Run(Call(1, 11, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
   ASSERT_TRUE(Run(Call(3, 0xffffffffu, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);

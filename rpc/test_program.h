@@ -12,6 +12,8 @@
 //   7 BLOB                u_int n → opaque<> of n bytes 'x'
 //   8 WHOAMI              void → uid, gid, ngroups (3 u_ints)
 //   9 SUM_BLOB            opaque<> (heap-decoded) → u_int length
+//  10 COUNT               u_int milliseconds → u_int executions of COUNT so far;
+//                         sleeps first; non-idempotent (duplicate request cache)
 // Thread-safety: Dispatch is safe for concurrent calls.
 #pragma once
 
@@ -20,11 +22,19 @@
 #include <string.h>
 
 #include <atomic>
+#include <string>
 
 #include "absl/time/clock.h"
 #include "rpc/program.h"
 
 namespace localnfs::rpc::testing {
+
+// `v` as 4 big-endian bytes (XDR), for hand-built calls in the rpc tests.
+inline std::string U32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
+  return s;
+}
 
 inline constexpr uint32_t kTestProg = 0x20000777;
 
@@ -58,7 +68,7 @@ class TestProgram : public Program {
   uint32_t prog() const override { return kTestProg; }
   uint32_t vers() const override { return vers_; }
   const char* name() const override { return "test"; }
-  uint32_t proc_count() const override { return 10; }
+  uint32_t proc_count() const override { return 11; }
   const ProcXdr* procedure(uint32_t proc) const override {
     static const ProcXdr kProcs[] = {
         {"NULL", XdrVoid(), XdrVoid(), 0, 0},
@@ -71,6 +81,7 @@ class TestProgram : public Program {
         {"BLOB", XdrU(), XdrProc(XdrBlob), sizeof(u_int), sizeof(Blob)},
         {"WHOAMI", XdrVoid(), reinterpret_cast<xdrproc_t>(XdrWhoAmI), 0, sizeof(WhoAmI)},
         {"SUM_BLOB", XdrProc(XdrBlob), XdrU(), sizeof(Blob), sizeof(u_int)},
+        {"COUNT", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), /*non_idempotent=*/true},
     };
     if (proc >= proc_count() || proc == 2) return nullptr;
     return &kProcs[proc];
@@ -89,6 +100,7 @@ class TestProgram : public Program {
   std::atomic<int> started{0};
   std::atomic<int> finished{0};
   std::atomic<uint64_t> last_conn_id{0};
+  std::atomic<int> counted{0};  // COUNT executions
 
  private:
   DispatchResult Run(CallContext& ctx, void* args, void* result) {
@@ -128,6 +140,10 @@ class TestProgram : public Program {
       }
       case 9:
         out(static_cast<Blob*>(args)->len);
+        return DispatchResult::kSuccess;
+      case 10:
+        absl::SleepFor(absl::Milliseconds(in()));
+        out(static_cast<u_int>(counted.fetch_add(1) + 1));
         return DispatchResult::kSuccess;
     }
     return DispatchResult::kSystemErr;

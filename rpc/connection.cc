@@ -21,29 +21,51 @@ bool Connection::Register() {
   return true;
 }
 
-void Connection::UpdateInterestLocked() {
-  if (closed_) return;
-  const uint32_t want = (ReadingAllowedLocked() ? uint32_t{EPOLLIN} : 0u) |
+bool Connection::UpdateInterestLocked() {
+  if (closed_) return false;
+  const bool reading = ReadingAllowedLocked();
+  const uint32_t want = (reading ? uint32_t{EPOLLIN} : 0u) |
                         (out_.empty() ? 0u : uint32_t{EPOLLOUT});
-  if (want == armed_) return;
+  if (want == armed_) return reading;
   epoll_event ev{};
   ev.events = want;
   ev.data.ptr = static_cast<Pollable*>(this);
   // EPOLLHUP/EPOLLERR are reported even with an empty set, so a paused connection
   // whose peer vanishes is still noticed.
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_.get(), &ev) == 0) armed_ = want;
+  return reading;
 }
 
-void Connection::RequestStarted() {
+bool Connection::StartPending(std::string* record) {
   absl::MutexLock l(&mu);
+  if (pending.empty() || !MayStartLocked()) return false;
+  *record = std::move(pending.front());
+  pending.pop_front();
   ++requests_;
+  has_pending_ = !pending.empty();
+  UpdateInterestLocked();
+  return true;
+}
+
+void Connection::PendingChanged() {
+  absl::MutexLock l(&mu);
+  has_pending_ = !pending.empty();
   UpdateInterestLocked();
 }
 
-void Connection::RequestFinished() {
+bool Connection::RequestFinished() {
   absl::MutexLock l(&mu);
   --requests_;
+  last_activity_ = absl::Now();
   UpdateInterestLocked();
+  if (!has_pending_ || resume_requested_ || !MayStartLocked()) return false;
+  resume_requested_ = true;
+  return true;
+}
+
+void Connection::ResumeHandled() {
+  absl::MutexLock l(&mu);
+  resume_requested_ = false;
 }
 
 void Connection::StopReading() {
@@ -71,6 +93,7 @@ int64_t Connection::SendReply(std::string reply) {
       if (n < 0 && !Retryable(errno)) return -1;
       break;  // the socket buffer is full
     }
+    if (sent > 0) last_activity_ = absl::Now();
     if (sent == reply.size()) return 0;
     out_offset_ = sent;
   }
@@ -105,6 +128,7 @@ int64_t Connection::Flush() {
       return -1;
     }
     written += n;
+    if (n > 0) last_activity_ = absl::Now();
     queued_bytes_ -= static_cast<size_t>(n);
     size_t left = static_cast<size_t>(n);
     while (left > 0) {

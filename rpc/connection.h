@@ -10,6 +10,16 @@
 // removes the socket from epoll and shuts it down, but keeps the fd number allocated,
 // so that a worker still sending on it can never hit a reused descriptor.
 //
+// Admission: records decoded from the socket go to `pending` (loop only) and are
+// started — handed to the workers — one at a time while MayStartLocked() holds (the
+// per-connection and server-wide limits). The socket is read only while `pending` is
+// empty, so what one read brings in (at most one 64 KiB chunk of small calls) never
+// bypasses the limits. When a finishing request makes room while records are
+// pending, RequestFinished() tells the worker to have the loop resume the connection.
+//
+// Idle tracking: the time of the last byte read (Touch, by the loop) or written, or of
+// the last request finished; IdleSince() is what the loop's idle sweep asks.
+//
 // Thread-safety: `decoder` is touched only by the event loop. Everything else that
 // changes is guarded by `mu`: workers append replies and adjust the in-flight count,
 // the loop flushes output, pauses/resumes reading and closes. The epoll interest set
@@ -19,11 +29,14 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <deque>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "rpc/program.h"
 #include "rpc/record.h"
@@ -37,9 +50,22 @@ struct Pollable {
   const Kind kind;
 };
 
+// Server-wide load, owned by the server and shared by its connections: requests
+// queued or running, and reply bytes queued on connections. Atomics keep the
+// per-request accounting lock-free.
+struct ServerLoad {
+  std::atomic<int64_t> inflight{0};
+  std::atomic<int64_t> unsent_bytes{0};
+};
+
 struct ConnectionLimits {
   size_t max_queued_reply_bytes;
   uint32_t max_requests;
+  // Server-wide bounds on `load` (see server.h): above them this connection is not
+  // read while it has requests, respectively replies, of its own pending.
+  const ServerLoad* load;
+  int64_t max_requests_total;
+  int64_t max_queued_reply_bytes_total;
 };
 
 class Connection : public Pollable {
@@ -58,15 +84,36 @@ class Connection : public Pollable {
   // Adds the socket to epoll (reading). Loop thread, before any other call.
   bool Register();
 
-  // True if the loop may read more requests now.
+  // True if the loop may read more from the socket now. Also brings the epoll interest
+  // set up to date: the server-wide limits change without this connection's events,
+  // and an EPOLLIN left armed on a connection that may not be read would spin the loop.
   bool ReadingAllowed() {
     absl::MutexLock l(&mu);
-    return ReadingAllowedLocked();
+    return UpdateInterestLocked();
   }
 
-  // A request was read and queued / a request finished (reply sent or dropped).
-  void RequestStarted();
-  void RequestFinished();
+  // Loop: starts the next pending record if the limits allow it: counts it as a
+  // request and moves it to *record. False when nothing may be started now.
+  bool StartPending(std::string* record);
+  // Loop: `pending` changed (records added or all started).
+  void PendingChanged();
+  // Worker: a request finished (reply sent or dropped). True when records are pending
+  // and may be started now: the caller asks the loop to resume this connection (only
+  // once until the loop has done so).
+  bool RequestFinished();
+  // Loop: a resume asked for by RequestFinished() is being handled.
+  void ResumeHandled();
+  // Loop: bytes were read at `now`.
+  void Touch(absl::Time now) {
+    absl::MutexLock l(&mu);
+    last_activity_ = now;
+  }
+  // True when no request is queued or running and nothing was read or written since
+  // `cutoff` (queued replies that the client does not read do not keep it alive).
+  bool IdleSince(absl::Time cutoff) {
+    absl::MutexLock l(&mu);
+    return requests_ == 0 && last_activity_ < cutoff;
+  }
 
   // Worker: sends `reply` (a complete record) or queues what the socket does not
   // take now and arms EPOLLOUT. Returns the number of bytes that were queued (for
@@ -88,17 +135,27 @@ class Connection : public Pollable {
 
   ConnectionInfo info;
   RecordDecoder decoder;  // event loop only
+  std::deque<std::string> pending;  // event loop only: decoded, not yet started
   absl::Mutex mu;
 
  private:
   bool ReadingAllowedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return !has_pending_ && MayStartLocked();
+  }
+  // The limits: may one more request of this connection be started?
+  bool MayStartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return !closed_ && !stop_reading_ &&
            queued_bytes_ <= limits_.max_queued_reply_bytes &&
-           requests_ < limits_.max_requests;
+           requests_ < limits_.max_requests &&
+           !(requests_ > 0 && limits_.load->inflight.load(std::memory_order_relaxed) >=
+                                  limits_.max_requests_total) &&
+           !(queued_bytes_ > 0 &&
+             limits_.load->unsent_bytes.load(std::memory_order_relaxed) >
+                 limits_.max_queued_reply_bytes_total);
   }
   // Makes the epoll interest set match the state: EPOLLIN while reading is allowed,
-  // EPOLLOUT while replies are queued.
-  void UpdateInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // EPOLLOUT while replies are queued. Returns whether reading is allowed.
+  bool UpdateInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   const UniqueFd fd_;
   const int epoll_fd_;
@@ -106,10 +163,13 @@ class Connection : public Pollable {
   bool closed_ ABSL_GUARDED_BY(mu) = false;
   bool stop_reading_ ABSL_GUARDED_BY(mu) = false;
   uint32_t requests_ ABSL_GUARDED_BY(mu) = 0;
+  bool has_pending_ ABSL_GUARDED_BY(mu) = false;       // mirrors !pending.empty()
+  bool resume_requested_ ABSL_GUARDED_BY(mu) = false;  // a worker asked the loop
   uint32_t armed_ ABSL_GUARDED_BY(mu) = 0;  // events currently registered with epoll
   std::deque<std::string> out_ ABSL_GUARDED_BY(mu);
   size_t out_offset_ ABSL_GUARDED_BY(mu) = 0;  // bytes of out_.front() already sent
   size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;
+  absl::Time last_activity_ ABSL_GUARDED_BY(mu) = absl::Now();
 };
 
 }  // namespace localnfs::rpc

@@ -10,6 +10,12 @@
 //    close one through `close_requests_` + the wake eventfd.
 //  * worker_threads workers: dispatch a record (rpc/dispatch.h) and send the reply.
 //
+// Limits (server.h): the loop refuses connections beyond max_connections right after
+// accepting them, and sweeps for idle connections every idle_timeout / 4 (at most
+// once a second), waking from epoll_wait for it. Server-wide request and reply-byte
+// bounds live in ServerLoad, which every Connection reads when it decides whether it
+// may be read (connection.h).
+//
 // Stop() in reverse of Start(): (1) the loop closes the listeners and stops reading
 // from every connection; (2) Stop() waits, bounded by drain_timeout, until no request
 // is queued or running and no reply byte is unsent; (3) the loop closes every
@@ -28,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -54,6 +61,7 @@ constexpr int kAcceptsPerWakeup = 64;
 constexpr int kDatagramsPerWakeup = 64;
 constexpr size_t kMaxDatagram = 65536;
 constexpr uint32_t kMountProgram = 100005;
+constexpr absl::Duration kLimitLogInterval = absl::Seconds(1);
 
 // A listening TCP socket or a bound UDP socket.
 struct Listener : Pollable {
@@ -76,7 +84,8 @@ absl::Status Errno(int err, const std::string& what) { return ErrnoToStatus(err,
 
 class Server::Impl {
  public:
-  explicit Impl(ServerOptions options) : opts_(options), dispatcher_(&counters_) {}
+  explicit Impl(ServerOptions options)
+      : opts_(std::move(options)), drc_(opts_.drc), dispatcher_(&counters_, &drc_) {}
   ~Impl() { Stop(); }
 
   void AddProgram(Program* p) { dispatcher_.AddProgram(p); }
@@ -86,6 +95,7 @@ class Server::Impl {
   absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port);
   void UnregisterFromRpcbind();
   const ServerCounters& counters() const { return counters_; }
+  DrcStats drc_stats() const { return drc_.stats(); }
 
  private:
   enum class State { kNew, kRunning, kStopped };
@@ -102,17 +112,28 @@ class Server::Impl {
   void ReadDatagrams(const std::shared_ptr<Listener>& l);
   void OnConnection(Connection* c, uint32_t events);
   void ReadConnection(const std::shared_ptr<Connection>& c);
+  // Hands c's pending records to the workers while its limits allow.
+  void StartPending(const std::shared_ptr<Connection>& c);
   void CloseConnection(Connection* c, bool on_error);
+  void CloseIdleConnections(absl::Time now);
+  // epoll_wait's timeout: until the next idle sweep, or -1 without idle timeout.
+  int LoopTimeoutMs(absl::Time now) const;
   void Enqueue(Work w);
 
   // Workers.
   void WorkerMain();
   void RunTcp(Work& w);
   void RunUdp(Work& w);
+  // Sends a complete reply record on `c` (from any worker).
+  void SendOn(const std::shared_ptr<Connection>& c, std::string reply);
   void AskLoopToClose(const std::shared_ptr<Connection>& c);
+  void AskLoopToResume(const std::shared_ptr<Connection>& c);
 
   const ServerOptions opts_;
   ServerCounters counters_;
+  // Before the dispatcher, which uses it; destroyed after it. Parked retransmits hold
+  // connection references until their original completes or the cache goes.
+  DuplicateRequestCache drc_;
   Dispatcher dispatcher_;
 
   absl::Mutex mu_;  // control state and loop commands
@@ -121,6 +142,7 @@ class Server::Impl {
   bool cmd_stop_reading_ ABSL_GUARDED_BY(mu_) = false;
   bool cmd_quit_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::shared_ptr<Connection>> close_requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Connection>> resume_requests_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<uint32_t, uint32_t>> rpcbind_registered_ ABSL_GUARDED_BY(mu_);
   absl::Notification reading_stopped_;
 
@@ -138,6 +160,10 @@ class Server::Impl {
   std::vector<std::shared_ptr<void>> graveyard_;
   std::vector<char> read_buf_;
   absl::Time last_accept_error_log_ = absl::InfinitePast();
+  absl::Time last_refused_log_ = absl::InfinitePast();
+  uint64_t refused_since_log_ = 0;
+  absl::Time last_busy_log_ = absl::InfinitePast();
+  absl::Time next_idle_sweep_ = absl::InfiniteFuture();
 
   // Work queue.
   absl::Mutex work_mu_;
@@ -145,10 +171,9 @@ class Server::Impl {
   std::deque<Work> work_ ABSL_GUARDED_BY(work_mu_);
   bool workers_quit_ ABSL_GUARDED_BY(work_mu_) = false;
 
-  // Drain accounting, polled by Stop(): requests queued or running, reply bytes
-  // queued on connections. Atomics rather than a mutex keep the hot path lock-free.
-  std::atomic<int64_t> inflight_{0};
-  std::atomic<int64_t> unsent_bytes_{0};
+  // Requests queued or running and reply bytes queued on connections: drain
+  // accounting polled by Stop(), and the server-wide limits' measure.
+  ServerLoad load_;
   std::atomic<uint64_t> next_conn_id_{1};
 };
 
@@ -293,12 +318,12 @@ void Server::Impl::Stop() {
   // (2) drain, bounded. Polling is fine here: Stop() is rare and this keeps the
   // per-request accounting to two atomic adds.
   const absl::Time deadline = absl::Now() + opts_.drain_timeout;
-  while (inflight_.load() > 0 || unsent_bytes_.load() > 0) {
+  while (load_.inflight.load() > 0 || load_.unsent_bytes.load() > 0) {
     if (absl::Now() >= deadline) {
       LOG_WARNING(
           "rpc: stop: drain timed out with %d requests in flight, %d reply "
           "bytes unsent",
-          inflight_.load(), unsent_bytes_.load());
+          load_.inflight.load(), load_.unsent_bytes.load());
       break;
     }
     absl::SleepFor(absl::Milliseconds(1));
@@ -325,6 +350,7 @@ void Server::Impl::Stop() {
   absl::MutexLock l(&mu_);
   listeners_.clear();
   close_requests_.clear();
+  resume_requests_.clear();
 }
 
 // ---- event loop ----
@@ -334,8 +360,13 @@ void Server::Impl::LoopMain() {
   constexpr int kMaxEvents = 64;
   epoll_event events[kMaxEvents];
   bool quit = false;
+  if (opts_.idle_timeout != absl::InfiniteDuration()) {
+    next_idle_sweep_ = absl::Now() + std::clamp(opts_.idle_timeout / 4,
+                                                absl::Milliseconds(10), absl::Seconds(1));
+  }
   while (!quit) {
-    const int n = epoll_wait(epoll_fd_.get(), events, kMaxEvents, -1);
+    const int n =
+        epoll_wait(epoll_fd_.get(), events, kMaxEvents, LoopTimeoutMs(absl::Now()));
     if (n < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("rpc: epoll_wait: %s", strerror(errno));
@@ -362,6 +393,9 @@ void Server::Impl::LoopMain() {
           break;
       }
     }
+    if (const absl::Time now = absl::Now(); now >= next_idle_sweep_) {
+      CloseIdleConnections(now);
+    }
     graveyard_.clear();
     FlushThisThread();
   }
@@ -384,15 +418,20 @@ void Server::Impl::OnWake(bool* quit) {
   uint64_t v;
   while (::read(wake_fd_.get(), &v, sizeof(v)) > 0) {
   }
-  std::vector<std::shared_ptr<Connection>> to_close;
+  std::vector<std::shared_ptr<Connection>> to_close, to_resume;
   bool stop_reading, do_quit;
   {
     absl::MutexLock l(&mu_);
     to_close.swap(close_requests_);
+    to_resume.swap(resume_requests_);
     stop_reading = cmd_stop_reading_;
     do_quit = cmd_quit_;
   }
   for (auto& c : to_close) CloseConnection(c.get(), true);
+  for (auto& c : to_resume) {
+    c->ResumeHandled();
+    if (conns_.contains(c.get())) StartPending(c);
+  }
   if (stop_reading && !reading_stopped_.HasBeenNotified()) {
     for (auto& [l, ref] : armed_listeners_) {
       epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, l->fd.get(), nullptr);
@@ -427,6 +466,22 @@ void Server::Impl::Accept(Listener* l) {
     }
     const PeerAddress peer =
         PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    if (conns_.size() >= std::max<uint32_t>(1, opts_.max_connections)) {
+      // Closing at once (fd goes out of scope) tells the client now; leaving it in
+      // the backlog would leave it hanging and the listener readable (a busy loop).
+      counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      ++refused_since_log_;
+      const absl::Time now = absl::Now();
+      if (now - last_refused_log_ >= kLimitLogInterval) {
+        LOG_WARNING(
+            "rpc: %u connections open (--max-connections): refused %u new "
+            "connection(s), the latest from %s",
+            conns_.size(), refused_since_log_, peer.ToString());
+        last_refused_log_ = now;
+        refused_since_log_ = 0;
+      }
+      continue;
+    }
     sockaddr_storage ls{};
     socklen_t llen = sizeof(ls);
     getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ls), &llen);
@@ -437,7 +492,9 @@ void Server::Impl::Accept(Listener* l) {
         PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ls), llen),
         opts_.max_record_size, epoll_fd_.get(),
         ConnectionLimits{opts_.max_queued_reply_bytes,
-                         std::max<uint32_t>(1, opts_.max_requests_per_connection)});
+                         std::max<uint32_t>(1, opts_.max_requests_per_connection), &load_,
+                         static_cast<int64_t>(opts_.max_requests_total),
+                         static_cast<int64_t>(opts_.max_queued_reply_bytes_total)});
     if (!conn->Register()) {
       LOG_WARNING("rpc: epoll_ctl for connection from %s: %s", peer.ToString(),
                   strerror(errno));
@@ -458,7 +515,8 @@ void Server::Impl::OnConnection(Connection* c, uint32_t events) {
       CloseConnection(c, true);
       return;
     }
-    unsent_bytes_.fetch_sub(n);
+    load_.unsent_bytes.fetch_sub(n);
+    StartPending(conn);  // sending made room
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
     if (conn->ReadingAllowed()) {
@@ -488,6 +546,7 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
       CloseConnection(conn.get(), !reset);
       return;
     }
+    conn->Touch(absl::Now());
     absl::Status s = conn->decoder.Feed(
         std::string_view(read_buf_.data(), static_cast<size_t>(n)), &records);
     if (!s.ok()) {
@@ -496,12 +555,30 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
       CloseConnection(conn.get(), true);
       return;
     }
-    for (auto& r : records) {
-      conn->RequestStarted();
-      Enqueue(Work{conn, nullptr, PeerAddress{}, std::move(r)});
-    }
+    for (auto& r : records) conn->pending.push_back(std::move(r));
     records.clear();
+    conn->PendingChanged();
+    StartPending(conn);
+    if (load_.inflight.load(std::memory_order_relaxed) >=
+        static_cast<int64_t>(opts_.max_requests_total)) {
+      const absl::Time now = absl::Now();
+      if (now - last_busy_log_ >= kLimitLogInterval) {
+        LOG_WARNING(
+            "rpc: %d requests queued or running (--max-requests %u): not reading from "
+            "connections that have requests pending",
+            load_.inflight.load(), opts_.max_requests_total);
+        last_busy_log_ = now;
+      }
+    }
     if (static_cast<size_t>(n) < kReadChunk) break;  // the socket is very likely empty
+  }
+}
+
+void Server::Impl::StartPending(const std::shared_ptr<Connection>& conn) {
+  if (conn->pending.empty()) return;
+  std::string record;
+  while (conn->StartPending(&record)) {
+    Enqueue(Work{conn, nullptr, PeerAddress{}, std::move(record)});
   }
 }
 
@@ -538,14 +615,42 @@ void Server::Impl::CloseConnection(Connection* c, bool on_error) {
   if (on_error && !it->second->closed()) {
     counters_.connections_closed_on_error.fetch_add(1);
   }
+  it->second->pending.clear();  // never started: nothing to account for
   uint64_t dropped = 0;
-  if (it->second->Close(&dropped)) unsent_bytes_.fetch_sub(static_cast<int64_t>(dropped));
+  if (it->second->Close(&dropped)) {
+    load_.unsent_bytes.fetch_sub(static_cast<int64_t>(dropped));
+  }
   graveyard_.push_back(std::move(it->second));
   conns_.erase(it);
 }
 
+void Server::Impl::CloseIdleConnections(absl::Time now) {
+  next_idle_sweep_ =
+      now + std::clamp(opts_.idle_timeout / 4, absl::Milliseconds(10), absl::Seconds(1));
+  const absl::Time cutoff = now - opts_.idle_timeout;
+  std::vector<Connection*> idle;
+  for (auto& [c, ref] : conns_) {
+    if (c->IdleSince(cutoff)) idle.push_back(c);
+  }
+  if (idle.empty()) return;
+  LOG_INFO("rpc: closing %u connection(s) idle for %s (--idle-timeout), e.g. from %s",
+           idle.size(), absl::FormatDuration(opts_.idle_timeout),
+           idle.front()->info.peer().ToString());
+  for (Connection* c : idle) {
+    counters_.connections_closed_idle.fetch_add(1, std::memory_order_relaxed);
+    CloseConnection(c, false);
+  }
+}
+
+int Server::Impl::LoopTimeoutMs(absl::Time now) const {
+  if (next_idle_sweep_ == absl::InfiniteFuture()) return -1;
+  if (now >= next_idle_sweep_) return 0;
+  // Rounded up: waking a little late is fine, waking early just loops once more.
+  return static_cast<int>(absl::ToInt64Milliseconds(next_idle_sweep_ - now)) + 1;
+}
+
 void Server::Impl::Enqueue(Work w) {
-  inflight_.fetch_add(1);
+  load_.inflight.fetch_add(1);
   absl::MutexLock l(&work_mu_);
   work_.push_back(std::move(w));
   work_cv_.Signal();
@@ -570,7 +675,7 @@ void Server::Impl::WorkerMain() {
       RunUdp(w);
     }
     w = Work{};  // drop the connection reference before the request counts as done
-    inflight_.fetch_sub(1);
+    load_.inflight.fetch_sub(1);
     FlushThisThread();
   }
 }
@@ -581,32 +686,53 @@ void Server::Impl::RunTcp(Work& w) {
   // and the client retransmits on its new connection.
   if (!c.closed()) {
     std::string reply;
-    if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply)) {
-      const int64_t queued = c.SendReply(std::move(reply));
-      if (queued < 0) {
-        AskLoopToClose(w.conn);
-      } else {
-        unsent_bytes_.fetch_add(queued);
-      }
+    // A parked retransmit's reply is sent by whichever worker completes the original.
+    auto later = [this, conn = w.conn](std::string r) { SendOn(conn, std::move(r)); };
+    if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply,
+                           std::move(later))) {
+      SendOn(w.conn, std::move(reply));
     }
   }
-  c.RequestFinished();
+  if (c.RequestFinished()) AskLoopToResume(w.conn);
+}
+
+void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply) {
+  const int64_t queued = c->SendReply(std::move(reply));
+  if (queued < 0) {
+    AskLoopToClose(c);
+  } else {
+    load_.unsent_bytes.fetch_add(queued);
+  }
 }
 
 void Server::Impl::RunUdp(Work& w) {
   // Datagrams have no connection; each call gets its own short-lived ConnectionInfo.
   ConnectionInfo info(next_conn_id_.fetch_add(1), w.udp_peer, w.udp->local);
-  std::string reply;
-  if (!dispatcher_.Handle(w.record, &info, /*with_record_mark=*/false, &reply)) return;
   // Best effort, as UDP is: a reply that does not fit the socket buffer is lost.
-  ::sendto(w.udp->fd.get(), reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-           reinterpret_cast<const sockaddr*>(&w.udp_peer.addr), w.udp_peer.len);
+  auto send = [](const Listener& udp, const PeerAddress& to, const std::string& r) {
+    ::sendto(udp.fd.get(), r.data(), r.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+             reinterpret_cast<const sockaddr*>(&to.addr), to.len);
+  };
+  auto later = [send, udp = w.udp, to = w.udp_peer](std::string r) { send(*udp, to, r); };
+  std::string reply;
+  if (dispatcher_.Handle(w.record, &info, /*with_record_mark=*/false, &reply,
+                         std::move(later))) {
+    send(*w.udp, w.udp_peer, reply);
+  }
 }
 
 void Server::Impl::AskLoopToClose(const std::shared_ptr<Connection>& c) {
   {
     absl::MutexLock l(&mu_);
     close_requests_.push_back(c);
+  }
+  Wake();
+}
+
+void Server::Impl::AskLoopToResume(const std::shared_ptr<Connection>& c) {
+  {
+    absl::MutexLock l(&mu_);
+    resume_requests_.push_back(c);
   }
   Wake();
 }
@@ -665,5 +791,6 @@ absl::Status Server::RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port)
 }
 void Server::UnregisterFromRpcbind() { impl_->UnregisterFromRpcbind(); }
 const ServerCounters& Server::counters() const { return impl_->counters(); }
+DrcStats Server::drc_stats() const { return impl_->drc_stats(); }
 
 }  // namespace localnfs::rpc

@@ -25,8 +25,24 @@
 // liburcu for their whole life and call FlushThisThread() after each request/wakeup.
 // Back-pressure: a TCP connection with more than max_queued_reply_bytes of unsent
 // replies, or more than max_requests_per_connection requests queued or running, is
-// not read from until it drains. UDP datagrams that arrive while the work queue holds
-// more than max_queued_datagrams are dropped (the client retransmits).
+// not read from until it drains. Server-wide, while max_requests_total requests are
+// queued or running, connections that already have one in flight are not read, and
+// while max_queued_reply_bytes_total reply bytes are unsent, connections that have
+// unsent replies are not read; a connection with nothing pending may always send its
+// next request, so one busy client cannot starve the others. Records already read in
+// one 64 KiB chunk are all queued, so each bound may be exceeded by one chunk's worth
+// per connection. UDP datagrams that arrive while the work queue holds more than
+// max_queued_datagrams are dropped (the client retransmits).
+// Connection limits: beyond max_connections a new connection is accepted and closed
+// at once (the client sees EOF instead of hanging in the listen backlog; a log line
+// once a second counts them). A connection on which nothing was read or written for
+// idle_timeout, and on which no request is running, is closed (also one whose client
+// stopped reading its replies). Memory held per connection is therefore bounded by
+// max_record_size (a partial record) + max_queued_reply_bytes + the replies of
+// max_requests_per_connection requests, and the number of connections by
+// max_connections.
+// Duplicate request cache: ServerOptions::drc configures one rpc/drc.h cache shared by
+// every program, TCP and UDP (drc.max_entries == 0: none).
 // A server is started at most once: Start() after Stop() fails.
 //
 // Thread-safety: AddProgram/Listen/Start/Stop/rpcbind from one controlling thread,
@@ -43,6 +59,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "rpc/drc.h"
 #include "rpc/program.h"
 
 namespace localnfs::rpc {
@@ -54,11 +71,21 @@ struct ServerOptions {
   uint32_t max_record_size = 4u << 20;
   absl::Duration drain_timeout = absl::Seconds(10);
   // Per TCP connection: unsent reply bytes above which the connection is not read.
-  size_t max_queued_reply_bytes = size_t{64} << 20;
+  size_t max_queued_reply_bytes = size_t{16} << 20;
   // Per TCP connection: requests queued or running above which it is not read.
   uint32_t max_requests_per_connection = 128;
+  // All connections: requests queued or running, and unsent reply bytes, above which
+  // busy connections are not read (see the header comment).
+  uint32_t max_requests_total = 1024;
+  size_t max_queued_reply_bytes_total = size_t{256} << 20;
+  // TCP connections open at once; more are accepted and closed.
+  uint32_t max_connections = 1024;
+  // Connections without traffic for this long are closed; InfiniteDuration = never.
+  absl::Duration idle_timeout = absl::Minutes(6);
   // UDP datagrams are dropped while this many requests wait for a worker.
   uint32_t max_queued_datagrams = 1024;
+  // The duplicate request cache for non-idempotent procedures.
+  DrcOptions drc;
 };
 
 // Counters, readable while serving.
@@ -68,6 +95,10 @@ struct ServerCounters {
   std::atomic<uint64_t> calls{0};  // every record handed to the dispatcher
   std::atomic<uint64_t> garbage_args{0};
   std::atomic<uint64_t> bad_headers{0};  // RPC_MISMATCH, PROG_*, PROC_UNAVAIL, auth
+  std::atomic<uint64_t> connections_refused{0};      // beyond max_connections
+  std::atomic<uint64_t> connections_closed_idle{0};  // idle_timeout
+  std::atomic<uint64_t> drc_replays{0};  // retransmits answered from the reply cache
+  std::atomic<uint64_t> drc_parked{0};   // retransmits that waited for their original
 };
 
 class Server {
@@ -94,6 +125,8 @@ class Server {
   void UnregisterFromRpcbind();
 
   const ServerCounters& counters() const;
+  // The duplicate request cache's figures (all zero without one).
+  DrcStats drc_stats() const;
 
  private:
   class Impl;

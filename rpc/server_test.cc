@@ -26,6 +26,8 @@ extern "C" const char* __lsan_default_suppressions() {
 namespace localnfs::rpc {
 namespace {
 
+using testing::U32;
+
 using testing::Blob;
 using testing::kTestProg;
 using testing::TestProgram;
@@ -36,12 +38,6 @@ using testing::XdrU;
 using testing::XdrVoid;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
-
-std::string U32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
-  return s;
-}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -401,6 +397,112 @@ TEST_F(ServerTest, UdpDatagramIsOneRecord) {
   EXPECT_EQ(xid, 31u);
   EXPECT_TRUE(e.is_success());
   EXPECT_EQ(v, 10u);
+}
+
+// ---- duplicate request cache and limits ----
+
+uint32_t ResultU32(const std::string& reply) {
+  const std::string last = reply.substr(reply.size() - 4);
+  return (uint8_t(last[0]) << 24) | (uint8_t(last[1]) << 16) | (uint8_t(last[2]) << 8) |
+         uint8_t(last[3]);
+}
+
+TEST_F(ServerTest, RetransmitOnANewConnectionWhileTheOriginalRunsGetsTheOriginalsReply) {
+  StartServer();
+  const std::string call =
+      Client::EncodeRecord(Client::EncodeCall(77, kTestProg, 1, 10, CallAuth{}, U32(300)));
+  auto first = NewClient();
+  ASSERT_TRUE(first->SendRaw(call).ok());
+  while (v1_.started.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+  // The client reconnected (new port) and retransmits while the original runs.
+  auto second = NewClient();
+  ASSERT_TRUE(second->SendRaw(call).ok());
+  auto r2 = second->ReceiveRecord(kTimeout);
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  auto r1 = first->ReceiveRecord(kTimeout);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(*r1, *r2);
+  EXPECT_EQ(ResultU32(*r2), 1u);
+  EXPECT_EQ(server_->counters().drc_parked.load(), 1u);
+  // After it finished: replayed from the cache.
+  auto third = NewClient();
+  auto r3 = third->CallRaw(call, kTimeout);
+  ASSERT_TRUE(r3.ok()) << r3.status();
+  EXPECT_EQ(*r3, *r1);
+  EXPECT_EQ(server_->counters().drc_replays.load(), 1u);
+  EXPECT_EQ(v1_.counted.load(), 1) << "a retransmit was executed";
+  // A new xid is a new call.
+  auto r4 = third->CallRaw(
+      Client::EncodeRecord(Client::EncodeCall(78, kTestProg, 1, 10, CallAuth{}, U32(0))),
+      kTimeout);
+  ASSERT_TRUE(r4.ok()) << r4.status();
+  EXPECT_EQ(ResultU32(*r4), 2u);
+}
+
+TEST_F(ServerTest, WithoutTheCacheARetransmitRunsAgain) {
+  // The control for the test above: the property comes from the cache.
+  ServerOptions opts;
+  opts.drc.max_entries = 0;
+  StartServer(opts);
+  const std::string call =
+      Client::EncodeRecord(Client::EncodeCall(77, kTestProg, 1, 10, CallAuth{}, U32(0)));
+  auto c = NewClient();
+  ASSERT_TRUE(c->CallRaw(call, kTimeout).ok());
+  auto again = c->CallRaw(call, kTimeout);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(ResultU32(*again), 2u);
+}
+
+TEST_F(ServerTest, ConnectionsBeyondMaxConnectionsAreClosedWhileTheOthersWork) {
+  ServerOptions opts;
+  opts.max_connections = 3;
+  StartServer(opts);
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(NewClient());
+    ASSERT_TRUE(Echo(*held.back(), i).ok());
+  }
+  auto extra = NewClient();  // the kernel completes the handshake; the server closes
+  ASSERT_NE(extra, nullptr);
+  EXPECT_EQ(Echo(*extra, 1).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(server_->counters().connections_refused.load(), 1u);
+  for (auto& c : held) EXPECT_TRUE(Echo(*c, 5).ok());
+  // A freed slot can be used again.
+  held.front()->Close();
+  const absl::Time deadline = absl::Now() + kTimeout;
+  bool served = false;
+  while (!served && absl::Now() < deadline) {
+    auto c = NewClient();
+    served = c != nullptr && Echo(*c, 1).ok();
+    if (!served) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST_F(ServerTest, IdleConnectionIsClosedButBusyAndRunningOnesAreNot) {
+  ServerOptions opts;
+  opts.idle_timeout = absl::Milliseconds(300);
+  StartServer(opts);
+  auto idle = NewClient();
+  auto busy = NewClient();
+  auto running = NewClient();
+  ASSERT_TRUE(idle && busy && running);
+  // A request running longer than the timeout keeps its connection.
+  ASSERT_TRUE(running
+                  ->SendRaw(Client::EncodeRecord(
+                      Client::EncodeCall(5, kTestProg, 1, 3, CallAuth{}, U32(900))))
+                  .ok());
+  const absl::Time start = absl::Now();
+  while (absl::Now() - start < absl::Milliseconds(900)) {
+    ASSERT_TRUE(Echo(*busy, 1).ok()) << "an active connection was closed";
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(Echo(*idle, 1).status().code(), absl::StatusCode::kUnavailable)
+      << "an idle connection was kept";
+  auto r = running->ReceiveRecord(kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(ResultU32(*r), 900u);
+  EXPECT_GE(server_->counters().connections_closed_idle.load(), 1u);
 }
 
 TEST(RpcbindTest, HiddenProgramsAreNeverRegistered) {

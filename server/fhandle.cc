@@ -271,7 +271,7 @@ void HandleResolver::Insert(Key key, Location loc) {
   }
   lru_.push_front(Entry{key, std::move(loc)});
   index_.emplace(std::move(key), lru_.begin());
-  while (lru_.size() > kResolverCacheEntries) {
+  while (lru_.size() > max_cached_) {
     index_.erase(lru_.back().key);
     lru_.pop_back();
   }

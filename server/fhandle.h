@@ -43,7 +43,8 @@
 //    getdents + one name_to_handle_at per entry visited, i.e. seconds on exports
 //    with millions of files, and objects beyond the bound get STALE until a LOOKUP
 //    path reaches them again; directories the server's user cannot read are not
-//    searched. The cache holds up to kResolverCacheEntries entries (one fd each).
+//    searched. The cache holds up to max_cached entries (one fd each; localnfsd's
+//    --handle-cache-size, default kResolverCacheEntries).
 //
 // Thread-safety: HandleKey is immutable after creation. HandleResolver is safe for
 // concurrent use (its cache is guarded by a mutex).
@@ -123,7 +124,8 @@ class HandleKey {
 
 class HandleResolver {
  public:
-  HandleResolver() = default;
+  explicit HandleResolver(size_t max_cached = kResolverCacheEntries)
+      : max_cached_(max_cached) {}
   HandleResolver(const HandleResolver&) = delete;
   HandleResolver& operator=(const HandleResolver&) = delete;
 
@@ -187,6 +189,7 @@ class HandleResolver {
     std::shared_ptr<UniqueFd> fd;  // shared: a replaced fd stays open for its users
   };
 
+  const size_t max_cached_;
   bool privileged_ = true;
   absl::Mutex mount_mu_;
   absl::flat_hash_map<uint32_t, MountFdEntry> mount_fds_ ABSL_GUARDED_BY(mount_mu_);

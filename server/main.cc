@@ -83,6 +83,28 @@ ABSL_FLAG(std::string, state_dir, "",
 ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
 ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
 ABSL_FLAG(int32_t, file_cache_size, 1024, "open files kept for READ/WRITE/COMMIT");
+// rpc limits and the duplicate request cache (rpc/server.h, rpc/drc.h): each refuses
+// cleanly (closed connection or back-pressure, with a log line), never grows memory.
+// The defaults are those of the option structs.
+ABSL_FLAG(int64_t, max_record_size, localnfs::rpc::ServerOptions{}.max_record_size,
+          "largest RPC record accepted; a larger one closes the connection");
+ABSL_FLAG(int32_t, max_connections, localnfs::rpc::ServerOptions{}.max_connections,
+          "TCP connections open at once; more are accepted and closed at once");
+ABSL_FLAG(int32_t, max_requests_per_connection,
+          localnfs::rpc::ServerOptions{}.max_requests_per_connection,
+          "requests queued or running per connection before it is no longer read");
+ABSL_FLAG(int32_t, max_requests, localnfs::rpc::ServerOptions{}.max_requests_total,
+          "requests queued or running in total before busy connections are no longer "
+          "read");
+ABSL_FLAG(int32_t, idle_timeout,
+          absl::ToInt64Seconds(localnfs::rpc::ServerOptions{}.idle_timeout),
+          "seconds without traffic after which a connection is closed (0 = never)");
+ABSL_FLAG(int32_t, drc_max_entries, localnfs::rpc::DrcOptions{}.max_entries,
+          "duplicate request cache: replies kept for retransmits (0 = no cache)");
+ABSL_FLAG(int64_t, drc_max_bytes, localnfs::rpc::DrcOptions{}.max_bytes,
+          "duplicate request cache: bytes kept");
+ABSL_FLAG(int32_t, handle_cache_size, localnfs::server::kResolverCacheEntries,
+          "unprivileged mode: handle locations remembered (one fd each)");
 
 namespace localnfs::server {
 namespace {
@@ -108,6 +130,14 @@ constexpr char kUsage[] =
     "  --state-dir DIR      persistent state (file-handle key)\n"
     "  --runtime-dir DIR    runtime state (LOCALIO broker)\n"
     "  --file-cache-size N  open files kept for READ/WRITE/COMMIT (default 1024)\n"
+    "  --max-record-size B  largest RPC record (default 4194304)\n"
+    "  --max-connections N  TCP connections at once; more are closed (default 1024)\n"
+    "  --max-requests-per-connection N  requests pending per connection (default 128)\n"
+    "  --max-requests N     requests pending in total (default 1024)\n"
+    "  --idle-timeout S     close connections idle for S seconds, 0 = never (default 360)\n"
+    "  --drc-max-entries N  duplicate request cache entries, 0 = off (default 8192)\n"
+    "  --drc-max-bytes B    duplicate request cache bytes (default 16777216)\n"
+    "  --handle-cache-size N  unprivileged: handle locations kept (default 16384)\n"
     "  --no-localio         do not offer LOCALIO\n"
     "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
     "Prints 'localnfsd: ready nfs=PORT mount=PORT' when serving. SIGTERM: orderly\n"
@@ -291,6 +321,27 @@ int Main(int argc, char** argv) {
     Die(kExitUsage, absl::StrFormat("--threads=%d: must be 1..1024", threads));
   const int cache_size = absl::GetFlag(FLAGS_file_cache_size);
   if (cache_size < 1) Die(kExitUsage, absl::StrFormat("--file-cache-size=%d: must be >= 1", cache_size));
+  // A record must hold the largest WRITE we advertise (FSINFO wtmax) plus headers.
+  const int64_t max_record_size = absl::GetFlag(FLAGS_max_record_size);
+  constexpr int64_t kMinRecord = vfs::kMaxIoSize + 64 * 1024;
+  if (max_record_size < kMinRecord || max_record_size > (int64_t{1} << 30))
+    Die(kExitUsage, absl::StrFormat("--max-record-size=%d: must be %d..%d",
+                                    max_record_size, kMinRecord, int64_t{1} << 30));
+  for (auto [name, value] :
+       {std::pair{"max-connections", absl::GetFlag(FLAGS_max_connections)},
+        std::pair{"max-requests-per-connection",
+                  absl::GetFlag(FLAGS_max_requests_per_connection)},
+        std::pair{"max-requests", absl::GetFlag(FLAGS_max_requests)},
+        std::pair{"handle-cache-size", absl::GetFlag(FLAGS_handle_cache_size)}}) {
+    if (value < 1) Die(kExitUsage, absl::StrFormat("--%s=%d: must be >= 1", name, value));
+  }
+  const int idle_seconds = absl::GetFlag(FLAGS_idle_timeout);
+  if (idle_seconds < 0)
+    Die(kExitUsage, absl::StrFormat("--idle-timeout=%d: must be >= 0", idle_seconds));
+  const absl::Duration idle_timeout =
+      idle_seconds == 0 ? absl::InfiniteDuration() : absl::Seconds(idle_seconds);
+  if (absl::GetFlag(FLAGS_drc_max_entries) < 0 || absl::GetFlag(FLAGS_drc_max_bytes) < 0)
+    Die(kExitUsage, "--drc-max-entries and --drc-max-bytes must be >= 0");
   std::string runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
   if (runtime_dir.empty()) runtime_dir = DefaultRuntimeDir();
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
@@ -333,7 +384,7 @@ int Main(int argc, char** argv) {
       StopReleaseQueue();
       Die(kExitRuntime, std::string(key.status().message()));
     }
-    HandleResolver resolver;
+    HandleResolver resolver(static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)));
     resolver.Start(*table.List().front());
     FileCacheOptions fc_opts;
     fc_opts.max_entries = static_cast<size_t>(cache_size);
@@ -371,6 +422,14 @@ int Main(int argc, char** argv) {
     LocalioProgram localio_program(broker.get());
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
+    opts.max_record_size = static_cast<uint32_t>(max_record_size);
+    opts.max_connections = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_connections));
+    opts.max_requests_per_connection =
+        static_cast<uint32_t>(absl::GetFlag(FLAGS_max_requests_per_connection));
+    opts.max_requests_total = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_requests));
+    opts.idle_timeout = idle_timeout;
+    opts.drc.max_entries = static_cast<size_t>(absl::GetFlag(FLAGS_drc_max_entries));
+    opts.drc.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_drc_max_bytes));
     rpc::Server server(opts);
     server.AddProgram(&nfs3);
     server.AddProgram(&mount);

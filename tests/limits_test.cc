@@ -1,0 +1,378 @@
+// tests/limits_test.cc — connection and request limits of a real localnfsd, and
+// clients that misbehave: too many connections, idle connections, 1 000 connections at
+// once, half a record and a stall, a client that never reads its replies, a client
+// that disconnects in the middle of a 1 MiB READ, a flood of NULL calls. Each test
+// checks that a separate, well-behaved client keeps getting answers with bounded
+// latency, and reports the figures (latencies, the server's RSS from
+// /proc/PID/status) as test properties and on stdout.
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+#include "tests/wire.h"
+
+namespace localnfs::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Generous for a loaded 2-core CI machine under ASan; a client stuck behind a
+// misbehaving one waits for seconds (or forever), not for this.
+constexpr double kMaxLatencyMs = 1500;
+constexpr uint32_t kOneMiB = 1u << 20;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// VmRSS of `pid` in KiB (0 when unreadable).
+long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      long kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 16, '\n');
+  }
+  return 0;
+}
+
+struct Latency {
+  double p50 = 0, max = 0;
+  int failures = 0;
+};
+
+class LimitsTest : public ::testing::Test {
+ protected:
+  void StartServer(std::vector<std::string> extra = {}) {
+    ASSERT_TRUE(WriteFile(root_.Sub("file"), "hello"));
+    ASSERT_TRUE(WriteFile(root_.Sub("big"), std::string(kOneMiB, 'b')));
+    std::vector<std::string> args = {"--export", root_.path() + ":rw,no_root_squash"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<ServerProcess>(std::move(args));
+    ASSERT_TRUE(server_->Start());
+  }
+  // MOUNT on `c` (or on a connection of its own) and the handle of "big".
+  void MountOn(WireConn* c = nullptr) {
+    WireConn own;
+    if (c == nullptr) {
+      ASSERT_TRUE(own.Connect(server_->nfs_port()));
+      c = &own;
+    }
+    Nfs3Wire n(c);
+    ASSERT_EQ(n.Mount(root_.path(), &rootfh_), 0u) << n.last_rpc().error;
+    ASSERT_EQ(n.Lookup(rootfh_, "big", &bigfh_), kNfs3Ok);
+  }
+  // `rounds` NULL + GETATTR pairs on a fresh connection, timed per call.
+  Latency Measure(int rounds) {
+    Latency l;
+    WireConn c;
+    if (!c.Connect(server_->nfs_port())) {
+      l.failures = rounds;
+      return l;
+    }
+    Nfs3Wire n(&c);
+    std::vector<double> ms;
+    for (int i = 0; i < rounds; ++i) {
+      auto t0 = Clock::now();
+      if (n.Null() != 0) ++l.failures;
+      if (n.Getattr(rootfh_) != kNfs3Ok) ++l.failures;
+      ms.push_back(MsSince(t0) / 2);
+    }
+    std::sort(ms.begin(), ms.end());
+    l.p50 = ms[ms.size() / 2];
+    l.max = ms.back();
+    return l;
+  }
+  void ExpectResponsive(const char* what, int rounds = 20) {
+    Latency l = Measure(rounds);
+    EXPECT_EQ(l.failures, 0) << what;
+    EXPECT_LT(l.max, kMaxLatencyMs) << what;
+    Report(std::string(what) + "_latency_p50_ms", l.p50);
+    Report(std::string(what) + "_latency_max_ms", l.max);
+  }
+  void Report(const std::string& key, double value) {
+    RecordProperty(key, std::to_string(value));
+    printf("[ figure ] %s = %.3f\n", key.c_str(), value);
+  }
+  std::string ReadCall(uint32_t xid, uint32_t count) {
+    AuthSys root;
+    return WireConn::CallMessage(xid, kNfsProg, 3, NFS3_READ,
+                                 XdrOut().Opaque(bigfh_).U64(0).U32(count).bytes(),
+                                 &root);
+  }
+  static std::string NullCall(uint32_t xid) {
+    return WireConn::CallMessage(xid, kNfsProg, 3, NFS3_NULL, "", nullptr);
+  }
+  static std::string Framed(const std::string& body) {
+    XdrOut mark;
+    mark.U32(0x80000000u | static_cast<uint32_t>(body.size()));
+    return mark.bytes() + body;
+  }
+
+  TempDir root_;
+  std::unique_ptr<ServerProcess> server_;
+  std::string rootfh_, bigfh_;
+};
+
+TEST_F(LimitsTest, MaxConnectionsRefusesTheNextWhileTheFirstNKeepWorking) {
+  constexpr int kMax = 4;
+  StartServer({"--max-connections", std::to_string(kMax)});
+  std::vector<std::unique_ptr<WireConn>> held;
+  for (int i = 0; i < kMax; ++i) {
+    held.push_back(std::make_unique<WireConn>());
+    ASSERT_TRUE(held.back()->Connect(server_->nfs_port()));
+    if (i == 0) MountOn(held.front().get());
+    Nfs3Wire n(held.back().get());
+    ASSERT_EQ(n.Null(), 0u) << "connection " << i << ": " << n.last_rpc().error;
+  }
+  WireConn extra;
+  ASSERT_TRUE(extra.Connect(server_->nfs_port()));  // the kernel completes the handshake
+  EXPECT_TRUE(extra.WaitClosedByPeer(5000)) << "connection " << kMax + 1 << " was kept";
+  EXPECT_NE(server_->StderrText().find("--max-connections"), std::string::npos)
+      << "no log line for the refused connection";
+  for (auto& c : held) {
+    Nfs3Wire n(c.get());
+    EXPECT_EQ(n.Getattr(rootfh_), kNfs3Ok) << n.last_rpc().error;
+  }
+  // A freed slot serves again.
+  held.pop_back();
+  bool served = false;
+  for (auto deadline = Clock::now() + milliseconds(5000);
+       !served && Clock::now() < deadline;) {
+    WireConn c;
+    ASSERT_TRUE(c.Connect(server_->nfs_port()));
+    served = Nfs3Wire(&c).Null() == 0;
+    if (!served) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(served) << "a slot freed by a closed connection was not reused";
+}
+
+TEST_F(LimitsTest, IdleTimeoutClosesAnIdleConnectionButNotAnActiveOne) {
+  StartServer({"--idle-timeout", "1"});
+  MountOn();
+  WireConn idle, active;
+  ASSERT_TRUE(idle.Connect(server_->nfs_port()));
+  ASSERT_TRUE(active.Connect(server_->nfs_port()));
+  Nfs3Wire a(&active);
+  ASSERT_EQ(Nfs3Wire(&idle).Null(), 0u);
+  auto t0 = Clock::now();
+  int calls = 0;
+  while (MsSince(t0) < 2500) {
+    ASSERT_EQ(a.Getattr(rootfh_), kNfs3Ok) << "an active connection was closed";
+    ++calls;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_TRUE(idle.WaitClosedByPeer(2000)) << "an idle connection was kept open";
+  EXPECT_EQ(a.Null(), 0u);
+  EXPECT_NE(server_->StderrText().find("idle"), std::string::npos) << "no log line";
+  Report("idle_timeout_active_calls", calls);
+}
+
+TEST_F(LimitsTest, ThousandConnectionsAtOnceAreHeldAndAnotherClientStaysResponsive) {
+  constexpr int kConns = 1000;
+  rlimit rl;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_cur < kConns + 100) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, kConns + 200);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  StartServer();  // default limits
+  MountOn();
+  const long rss_before = RssKiB(server_->pid());
+  std::vector<std::unique_ptr<WireConn>> conns;
+  auto t0 = Clock::now();
+  for (int i = 0; i < kConns; ++i) {
+    conns.push_back(std::make_unique<WireConn>());
+    ASSERT_TRUE(conns.back()->Connect(server_->nfs_port())) << "connect " << i;
+  }
+  Report("connect_1000_ms", MsSince(t0));
+  // Every connection sends a call before any reply is read.
+  for (int i = 0; i < kConns; ++i) {
+    ASSERT_TRUE(conns[i]->SendRecord(NullCall(0x100000 + i))) << "send " << i;
+  }
+  ExpectResponsive("with_1000_connections");
+  int answered = 0;
+  for (int i = 0; i < kConns; ++i) {
+    std::optional<std::string> rec = conns[i]->RecvRecord(10000);
+    if (rec && WireConn::ParseReply(*rec).xid == static_cast<uint32_t>(0x100000 + i)) {
+      ++answered;
+    }
+  }
+  EXPECT_EQ(answered, kConns) << "held connections must all be served (default limit "
+                                 "1024 is above 1000)";
+  Report("connections_held", answered);
+  Report("rss_kib_before_1000", rss_before);
+  Report("rss_kib_with_1000", RssKiB(server_->pid()));
+  conns.clear();
+  ExpectResponsive("after_1000_connections");
+}
+
+TEST_F(LimitsTest, HalfARecordAndAStallDoesNotBlockOthers) {
+  StartServer();
+  MountOn();
+  WireConn staller;
+  ASSERT_TRUE(staller.Connect(server_->nfs_port()));
+  const std::string call = Framed(NullCall(0xabc));
+  ASSERT_TRUE(staller.SendAll(call.substr(0, call.size() / 2)));
+  ExpectResponsive("with_half_record");
+  // Also a stall inside the record mark itself.
+  WireConn mark_staller;
+  ASSERT_TRUE(mark_staller.Connect(server_->nfs_port()));
+  ASSERT_TRUE(mark_staller.SendAll(call.substr(0, 2)));
+  ExpectResponsive("with_half_record_mark");
+  // The record was kept, not dropped: finishing it gets its reply.
+  ASSERT_TRUE(staller.SendAll(call.substr(call.size() / 2)));
+  std::optional<std::string> rec = staller.RecvRecord();
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(WireConn::ParseReply(*rec).xid, 0xabcu);
+}
+
+// RSS once it stopped changing (by less than 2 MiB over 500 ms; at most `limit`).
+long SettledRssKiB(pid_t pid, milliseconds limit) {
+  long last = RssKiB(pid);
+  for (auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
+    std::this_thread::sleep_for(milliseconds(500));
+    const long now = RssKiB(pid);
+    if (std::abs(now - last) < 2048) return now;
+    last = now;
+  }
+  return last;
+}
+
+TEST_F(LimitsTest, ClientThatNeverReadsItsRepliesDoesNotBlockOthersNorGrowMemory) {
+  // Under ASan, freed memory sits in a quarantine (256 MiB by default) and counts in
+  // RSS; a small one keeps this figure about the server's own memory. Appended, so the
+  // suite's other ASAN_OPTIONS stay; a build without ASan ignores the variable.
+  const char* asan = getenv("ASAN_OPTIONS");
+  const std::string saved = asan ? asan : "";
+  setenv("ASAN_OPTIONS",
+         (saved.empty() ? "" : saved + ":").append("quarantine_size_mb=8").c_str(), 1);
+  StartServer();
+  if (asan) {
+    setenv("ASAN_OPTIONS", saved.c_str(), 1);
+  } else {
+    unsetenv("ASAN_OPTIONS");
+  }
+  MountOn();
+  const long rss_before = RssKiB(server_->pid());
+  // 1 000 READs of 1 MiB: a server that queued every reply would hold ~1 GiB.
+  constexpr int kReads = 1000;
+  WireConn hog;
+  ASSERT_TRUE(hog.Connect(server_->nfs_port()));
+  int small = 64 * 1024;
+  setsockopt(hog.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  timeval tv{5, 0};  // the server may stop reading us: never block the test on it
+  setsockopt(hog.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string stream;
+  for (int i = 0; i < kReads; ++i) stream += Framed(ReadCall(0x200000 + i, kOneMiB));
+  hog.SendAll(stream);  // may stop short when the server no longer reads: that is fine
+  const long rss_loaded = SettledRssKiB(server_->pid(), milliseconds(6000));
+  ExpectResponsive("with_non_reader");
+  std::this_thread::sleep_for(milliseconds(1000));
+  const long rss_later = RssKiB(server_->pid());
+  Report("non_reader_rss_kib_before", rss_before);
+  Report("non_reader_rss_kib_loaded", rss_loaded);
+  Report("non_reader_rss_kib_later", rss_later);
+  // Bounded by the per-connection reply queue (16 MiB) plus the replies of the
+  // requests admitted before it filled (128 × 1 MiB): well under 1 GiB.
+  EXPECT_LT(rss_loaded - rss_before, 320 * 1024) << "reply memory is not bounded";
+  EXPECT_LT(rss_later - rss_loaded, 32 * 1024) << "memory still grows while stalled";
+  hog.Close();
+  ExpectResponsive("after_non_reader");
+}
+
+TEST_F(LimitsTest, ClientThatDisconnectsMidReadOfOneMiBLeavesTheServerServing) {
+  StartServer();
+  MountOn();
+  const long rss_before = RssKiB(server_->pid());
+  for (int i = 0; i < 20; ++i) {
+    WireConn c;
+    ASSERT_TRUE(c.Connect(server_->nfs_port()));
+    int small = 16 * 1024;
+    setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ASSERT_TRUE(c.SendRecord(ReadCall(0x300000 + i, kOneMiB)));
+    char some[1000];
+    ASSERT_GT(recv(c.fd(), some, sizeof(some), 0), 0) << "the reply did not start";
+    // Gone with most of the 1 MiB reply unread (the kernel sends a reset).
+  }
+  ExpectResponsive("after_mid_read_disconnects");
+  WireConn c;
+  ASSERT_TRUE(c.Connect(server_->nfs_port()));
+  Nfs3Wire n(&c);
+  std::string data;
+  ASSERT_EQ(n.Read(bigfh_, 0, kOneMiB, &data), kNfs3Ok);
+  EXPECT_EQ(data.size(), kOneMiB);
+  Report("mid_read_rss_kib_before", rss_before);
+  Report("mid_read_rss_kib_after", RssKiB(server_->pid()));
+}
+
+TEST_F(LimitsTest, NullFloodFromOneClientKeepsAnotherClientsLatencyBounded) {
+  StartServer();
+  MountOn();
+  const Latency quiet = Measure(50);
+  Report("quiet_latency_p50_ms", quiet.p50);
+  WireConn flood;
+  ASSERT_TRUE(flood.Connect(server_->nfs_port()));
+  std::atomic<bool> stop{false};
+  std::atomic<long> replies{0};
+  std::string batch;
+  for (int i = 0; i < 2000; ++i) batch += Framed(NullCall(0x400000 + i));
+  timeval tv{2, 0};
+  setsockopt(flood.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::thread sender([&] {
+    while (!stop.load() && flood.SendAll(batch)) {
+    }
+  });
+  std::thread reader([&] {
+    char buf[65536];
+    long bytes = 0;
+    while (!stop.load()) {
+      ssize_t n = recv(flood.fd(), buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) {
+        bytes += n;
+        replies.store(bytes / 28);  // a NULL reply: 4-byte mark + 24-byte header
+      } else if (n == 0) {
+        break;
+      } else {
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  const long before = replies.load();
+  auto t0 = Clock::now();
+  const Latency loaded = Measure(50);
+  const double secs = MsSince(t0) / 1000;
+  const long during = replies.load() - before;
+  stop.store(true);
+  shutdown(flood.fd(), SHUT_RDWR);
+  sender.join();
+  reader.join();
+  EXPECT_EQ(loaded.failures, 0);
+  EXPECT_LT(loaded.max, kMaxLatencyMs);
+  EXPECT_GT(during, 0) << "the flood itself was not served";
+  Report("flood_latency_p50_ms", loaded.p50);
+  Report("flood_latency_max_ms", loaded.max);
+  Report("flood_null_calls_per_s", during / secs);
+}
+
+}  // namespace
+}  // namespace localnfs::testing

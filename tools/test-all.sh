@@ -35,6 +35,14 @@ for kind in "${builds[@]}"; do
   echo "test-all: $kind suite took $(( $(date +%s) - t0 )) s"
   rm -f "$out"
 done
+# Fuzz targets (tools/fuzz.sh, docs/FUZZING.md): LOCALNFS_FUZZ_SECONDS per target,
+# 0 skips; one passed/failed entry.
+fuzz_seconds=${LOCALNFS_FUZZ_SECONDS:-10}
+if [ "$fuzz_seconds" != 0 ]; then
+  t0=$(date +%s)
+  if tools/fuzz.sh --seconds "$fuzz_seconds"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  echo "test-all: fuzz step took $(( $(date +%s) - t0 )) s"
+fi
 echo "test-all: total $(( $(date +%s) - start )) s"
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ "$failed" -eq 0 ]

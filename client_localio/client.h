@@ -52,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/credentials.h"
 #include "rpc/protocol_names.h"
 
@@ -140,6 +141,12 @@ struct ReadResult {
   bool eof = false;
   std::optional<Attributes> attributes;
 };
+// ReadInto(): the bytes went into the caller's buffer; `count` says how many.
+struct ReadIntoResult {
+  uint32_t count = 0;
+  bool eof = false;
+  std::optional<Attributes> attributes;
+};
 struct WriteResult {
   uint32_t count = 0;
   StableHow committed = StableHow::kUnstable;
@@ -209,6 +216,12 @@ class DataPath {
   virtual ~DataPath() = default;
   virtual absl::StatusOr<ReadResult> Read(const FileHandle& fh, uint64_t offset,
                                           uint32_t count, const Credentials& cred) = 0;
+  // As Read(), of at most buffer.size() bytes, into `buffer`. A path that reads in
+  // place (LOCALIO: pread) overrides it to save Read()'s allocation and copy; this
+  // default calls Read() and copies.
+  virtual absl::StatusOr<ReadIntoResult> ReadInto(const FileHandle& fh, uint64_t offset,
+                                                  absl::Span<char> buffer,
+                                                  const Credentials& cred);
   virtual absl::StatusOr<WriteResult> Write(const FileHandle& fh, uint64_t offset,
                                             std::string_view data, StableHow stable,
                                             const Credentials& cred) = 0;
@@ -227,6 +240,10 @@ class RpcDataPath final : public DataPath {
   explicit RpcDataPath(RpcPool* pool) : pool_(pool) {}  // `pool` must outlive this
   absl::StatusOr<ReadResult> Read(const FileHandle& fh, uint64_t offset, uint32_t count,
                                   const Credentials& cred) override;
+  // Decodes the READ reply and copies its data into `buffer` (as many copies as Read()).
+  absl::StatusOr<ReadIntoResult> ReadInto(const FileHandle& fh, uint64_t offset,
+                                          absl::Span<char> buffer,
+                                          const Credentials& cred) override;
   absl::StatusOr<WriteResult> Write(const FileHandle& fh, uint64_t offset,
                                     std::string_view data, StableHow stable,
                                     const Credentials& cred) override;
@@ -322,6 +339,10 @@ class Nfs3Client {
   // into rtmax-sized READs; short only at EOF).
   absl::StatusOr<ReadResult> Read(const FileHandle& fh, uint64_t offset, uint32_t count,
                                   const Credentials& cred);
+  // As Read(), into the caller's buffer (up to buffer.size() bytes, short only at EOF):
+  // no allocation, and with LOCALIO no copy beyond the pread itself.
+  absl::StatusOr<ReadIntoResult> ReadInto(const FileHandle& fh, uint64_t offset,
+                                          absl::Span<char> buffer, const Credentials& cred);
   // Writes all of `data` (split into wtmax-sized WRITEs). kUnstable keeps the bytes
   // for COMMIT (see "Data safety"); kFileSync/kDataSync are stable when this returns.
   absl::StatusOr<WriteResult> Write(const FileHandle& fh, uint64_t offset,

@@ -43,9 +43,17 @@
 // SO_PEERCRED identity. Fds are cached per credentials, so one user never does I/O on
 // an fd opened for another.
 //
-// Thread-safety: Read/Write/Commit/Counters/local_active/Describe may be called
-// concurrently from any thread. Lifetime: the Nfs3Client passed in must outlive this
-// object (Install() makes the client own it, which guarantees that).
+// Hot path: a local READ or WRITE on the file a thread used last takes no lock and makes
+// no system call besides its pread/pwrite. Each thread remembers (weakly) the Session
+// and fd of its last local read and write, valid while serial_ — moved by every change
+// of Session and every dropped fd — has not moved; the fork check compares with a pid
+// cached per process (refreshed by pthread_atfork). Otherwise the current Session is
+// an atomic shared_ptr (replaced under mu_ by handshakes and invalidations) and the fd
+// comes from the Session's cache, whose lookup allocates nothing.
+//
+// Thread-safety: Read/ReadInto/ReadLocally/Write/Commit/Counters/local_active/Describe
+// may be called concurrently from any thread. Lifetime: the Nfs3Client passed in must
+// outlive this object (Install() makes the client own it, which guarantees that).
 #pragma once
 
 #include <stdint.h>
@@ -58,10 +66,12 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "client_localio/client.h"
 
 namespace localnfs::client {
@@ -107,6 +117,19 @@ class LocalioDataPath final : public DataPath {
 
   absl::StatusOr<ReadResult> Read(const FileHandle& fh, uint64_t offset, uint32_t count,
                                   const Credentials& cred) override;
+  // pread straight into `buffer` (no allocation, no zero-fill); RPC as Read() otherwise.
+  absl::StatusOr<ReadIntoResult> ReadInto(const FileHandle& fh, uint64_t offset,
+                                          absl::Span<char> buffer,
+                                          const Credentials& cred) override;
+  // For a reader that moves the bytes itself (the FUSE mount splices them from the fd
+  // to /dev/fuse): runs `read` on the local fd of `fh` opened for `cred`, after the same
+  // generation check as Read(), and keeps that fd open until `read` returns. `read`
+  // returns how many bytes it read (short only at EOF), counted as one local read, or
+  // -errno, which drops that fd as a failed pread does. A non-OK result means nothing
+  // was read locally (LOCALIO off or lost, open refused, `read` failed): the caller
+  // then reads with ReadInto()/Read(), which go over RPC when LOCALIO cannot serve.
+  absl::StatusOr<size_t> ReadLocally(const FileHandle& fh, const Credentials& cred,
+                                     absl::FunctionRef<ssize_t(int fd)> read);
   absl::StatusOr<WriteResult> Write(const FileHandle& fh, uint64_t offset,
                                     std::string_view data, StableHow stable,
                                     const Credentials& cred) override;
@@ -137,12 +160,37 @@ class LocalioDataPath final : public DataPath {
  private:
   class Session;
   struct LocalFile;
+  struct HotFd;  // per thread, see ThreadHotFd()
+  // What one local call holds until it returns: the Session and the fd it uses.
+  struct LocalIo {
+    std::shared_ptr<Session> session;
+    std::shared_ptr<LocalFile> file;
+  };
 
   LocalioDataPath(Nfs3Client* client, LocalioOptions options);
 
   // The Session to use for one call, or null (→ RPC). Re-handshakes when the client
   // reconnected, or when LOCALIO is off and reprobe_interval has passed.
   std::shared_ptr<Session> Active();
+  // Active() when the published Session is missing or stale: under mu_.
+  std::shared_ptr<Session> ActiveSlow();
+  // Publishes `next` as the current Session (null: RPC) and moves serial_; returns the
+  // previous one, for the caller to release after unlocking mu_.
+  std::shared_ptr<Session> ReplaceSession(std::shared_ptr<Session> next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops caching `file` after an I/O error on it and moves serial_.
+  void DropFile(const std::shared_ptr<Session>& s, const std::shared_ptr<LocalFile>& file);
+  // This thread's memory of its last local read (write=false) or write fd.
+  static HotFd& ThreadHotFd(bool write);
+  // Fills `io` for one local I/O on `fh` after the generation check: from this thread's
+  // memory, else Active() + FileFor(). False → the call goes over RPC; io->session is
+  // then set if a Session existed (the call counts as a fallback).
+  bool BeginLocal(const FileHandle& fh, bool write, const Credentials& cred, LocalIo* io);
+  // `read(fd)` on a local fd of `fh`, counted: the bytes read, or nullopt when this
+  // read must go over RPC (no Session, generation changed, open refused, or `read`
+  // failed — that fd is then dropped).
+  std::optional<size_t> TryLocalRead(const FileHandle& fh, const Credentials& cred,
+                                     absl::FunctionRef<ssize_t(int fd)> read);
   // Runs the whole handshake; called without mu_ held (it makes an RPC). On failure
   // the partly built Session releases its uuid as it is destroyed.
   absl::StatusOr<std::shared_ptr<Session>> Handshake();
@@ -158,15 +206,22 @@ class LocalioDataPath final : public DataPath {
   Nfs3Client* const client_;
   RpcDataPath* const rpc_;
   const LocalioOptions options_;
+  const uint64_t id_;  // process-unique, never reused: names this path in ThreadHotFd()
+  // Moved whenever a thread's remembered Session or fd may no longer be used.
+  std::atomic<uint64_t> serial_{0};
 
-  mutable absl::Mutex mu_;
-  std::shared_ptr<Session> session_ ABSL_GUARDED_BY(mu_);
+  // The members below are written on slow paths or on every call: kept off the cache
+  // line that every call reads (id_, serial_, options_).
+  alignas(64) mutable absl::Mutex mu_;
+  // The current Session, null while on RPC. Stored only with mu_ held (so the probe
+  // state below stays consistent with it); loaded without it by every data call.
+  std::atomic<std::shared_ptr<Session>> session_;
   bool probing_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_probe_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string last_failure_ ABSL_GUARDED_BY(mu_) = "not probed";
 
   std::atomic<uint64_t> handshakes_{0};
-  std::atomic<uint64_t> reads_{0}, read_bytes_{0}, writes_{0}, write_bytes_{0},
+  alignas(64) std::atomic<uint64_t> reads_{0}, read_bytes_{0}, writes_{0}, write_bytes_{0},
       commits_{0}, opens_{0}, fallbacks_{0};
 };
 

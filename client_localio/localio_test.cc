@@ -130,6 +130,19 @@ TEST_F(LocalioLibraryTest, LocalWriteCommitReadMovesOnlyLocalCounters) {
   EXPECT_EQ(k.local_fallbacks, 0u);
   EXPECT_EQ(client_->resends(), 0u);
   EXPECT_TRUE(ReadLocalFile(export_.path() + "/big") == data) << "server disk differs";
+
+  // ReadInto: the same bytes, pread into the caller's buffer; short with EOF at the end.
+  auto f = client_->Lookup(client_->root(), "big", kRoot);
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::string buf(kMiB, '\0');
+  auto r = client_->ReadInto(f->handle, kFileSize - 4096,
+                             absl::Span<char>(buf.data(), buf.size()), kRoot);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->count, 4096u);
+  EXPECT_TRUE(r->eof);
+  EXPECT_TRUE(buf.substr(0, 4096) == data.substr(kFileSize - 4096));
+  EXPECT_EQ(client_->Counters().local_reads, k.local_reads + 1);
+  EXPECT_EQ(client_->Counters().rpc_reads, 0u);
 }
 
 TEST_F(LocalioLibraryTest, NoBrokerMeansRpcWithIdenticalResultsAndOnFails) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -254,25 +255,65 @@ std::string FormatCounters(const IoCounters& c) {
       c.local_commits, c.local_opens, c.local_fallbacks);
 }
 
+// ---- DataPath ----
+
+absl::StatusOr<ReadIntoResult> DataPath::ReadInto(const FileHandle& fh, uint64_t offset,
+                                                  absl::Span<char> buffer,
+                                                  const Credentials& cred) {
+  ASSIGN_OR_RETURN(ReadResult r, Read(fh, offset, static_cast<uint32_t>(buffer.size()), cred));
+  const size_t n = std::min(r.data.size(), buffer.size());
+  std::copy_n(r.data.data(), n, buffer.data());
+  return ReadIntoResult{static_cast<uint32_t>(n), r.eof, std::move(r.attributes)};
+}
+
 // ---- RpcDataPath ----
 
-absl::StatusOr<ReadResult> RpcDataPath::Read(const FileHandle& fh, uint64_t offset,
-                                             uint32_t count, const Credentials& cred) {
+namespace {
+
+// One READ over RPC; `take` gets the decoded reply before its memory is freed.
+absl::Status RpcRead(RpcPool* pool, const FileHandle& fh, uint64_t offset, uint32_t count,
+                     const Credentials& cred, absl::FunctionRef<void(const READ3resok&)> take) {
   READ3args args{};
   args.file = ToFh(fh);
   args.offset = offset;
   args.count = count;
   XdrReply<READ3res> r(LOCALNFS_XDRPROC(xdr_READ3res));
-  RETURN_IF_ERROR(NfsCall(pool_, NFSPROC3_READ, LOCALNFS_XDRPROC(xdr_READ3args), &args, &r,
+  RETURN_IF_ERROR(NfsCall(pool, NFSPROC3_READ, LOCALNFS_XDRPROC(xdr_READ3args), &args, &r,
                           cred));
   RETURN_IF_ERROR(Check(r.res.status, "READ"));
-  const READ3resok& ok = r.res.READ3res_u.resok;
+  take(r.res.READ3res_u.resok);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ReadResult> RpcDataPath::Read(const FileHandle& fh, uint64_t offset,
+                                             uint32_t count, const Credentials& cred) {
   ReadResult out;
-  out.data.assign(ok.data.data_val, std::min<size_t>(ok.data.data_len, count));
-  out.eof = ok.eof;
-  out.attributes = FromPostOp(ok.file_attributes);
+  RETURN_IF_ERROR(RpcRead(pool_, fh, offset, count, cred, [&](const READ3resok& ok) {
+    out.data.assign(ok.data.data_val, std::min<size_t>(ok.data.data_len, count));
+    out.eof = ok.eof;
+    out.attributes = FromPostOp(ok.file_attributes);
+  }));
   reads_.fetch_add(1, std::memory_order_relaxed);
   read_bytes_.fetch_add(out.data.size(), std::memory_order_relaxed);
+  return out;
+}
+
+absl::StatusOr<ReadIntoResult> RpcDataPath::ReadInto(const FileHandle& fh, uint64_t offset,
+                                                     absl::Span<char> buffer,
+                                                     const Credentials& cred) {
+  ReadIntoResult out;
+  RETURN_IF_ERROR(RpcRead(pool_, fh, offset, static_cast<uint32_t>(buffer.size()), cred,
+                          [&](const READ3resok& ok) {
+                            const size_t n = std::min<size_t>(ok.data.data_len, buffer.size());
+                            std::copy_n(ok.data.data_val, n, buffer.data());
+                            out.count = static_cast<uint32_t>(n);
+                            out.eof = ok.eof;
+                            out.attributes = FromPostOp(ok.file_attributes);
+                          }));
+  reads_.fetch_add(1, std::memory_order_relaxed);
+  read_bytes_.fetch_add(out.count, std::memory_order_relaxed);
   return out;
 }
 
@@ -374,7 +415,7 @@ Nfs3Client::Nfs3Client(std::unique_ptr<RpcPool> pool, FileHandle root, std::stri
       options_(std::move(options)),
       rpc_data_path_(std::make_unique<RpcDataPath>(pool_.get())),
       data_path_(rpc_data_path_.get()),
-      unstable_(std::make_unique<UnstableWrites>()) {}
+      unstable_(std::make_unique<UnstableWrites>(options_.max_uncommitted_bytes)) {}
 
 Nfs3Client::~Nfs3Client() {
   // UMNT only tidies the server's mount list (RFC 1813: advisory); never block long.
@@ -719,6 +760,27 @@ absl::StatusOr<ReadResult> Nfs3Client::Read(const FileHandle& fh, uint64_t offse
     // A short read that is not EOF: the server gave less than asked, so ask again for
     // the rest — but a read of nothing without EOF would loop forever.
     if (got == 0) break;
+  }
+  return out;
+}
+
+absl::StatusOr<ReadIntoResult> Nfs3Client::ReadInto(const FileHandle& fh, uint64_t offset,
+                                                    absl::Span<char> buffer,
+                                                    const Credentials& cred) {
+  ReadIntoResult out;
+  const size_t chunk_max = std::max<uint32_t>(fsinfo_.rtmax, 4096);
+  while (out.count < buffer.size()) {
+    const absl::Span<char> part = buffer.subspan(out.count, chunk_max);
+    ASSIGN_OR_RETURN(ReadIntoResult r,
+                     data_path_->ReadInto(fh, offset + out.count, part, cred));
+    out.count += r.count;
+    out.attributes = std::move(r.attributes);
+    if (r.eof) {
+      out.eof = true;
+      break;
+    }
+    // As in Read(): a short read without EOF asks again, an empty one stops.
+    if (r.count == 0) break;
   }
   return out;
 }

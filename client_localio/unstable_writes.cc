@@ -1,14 +1,59 @@
 #include "client_localio/unstable_writes.h"
 
 #include <iterator>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
 
 namespace localnfs::client {
+
+std::string BufferPool::Take(size_t size) {
+  std::string buf;
+  if (size >= kMinPooled) {
+    absl::MutexLock l(&mu_);
+    if (!free_.empty()) {
+      buf = std::move(free_.back());
+      free_.pop_back();
+      bytes_ -= buf.capacity();
+    }
+  }
+  buf.clear();
+  buf.reserve(size);
+  return buf;
+}
+
+void BufferPool::Give(std::string buf) {
+  if (buf.capacity() < kMinPooled) return;
+  absl::MutexLock l(&mu_);
+  if (bytes_ + buf.capacity() > max_bytes_) return;  // freed after the unlock
+  bytes_ += buf.capacity();
+  free_.push_back(std::move(buf));
+}
+
+size_t BufferPool::pooled_bytes() const {
+  absl::MutexLock l(&mu_);
+  return bytes_;
+}
+
+void FileWrites::Recycle(std::vector<std::string> buffers) {
+  if (pool_ == nullptr) return;
+  for (std::string& b : buffers) pool_->Give(std::move(b));
+}
 
 void FileWrites::Record(uint64_t offset, std::string_view data,
                         const std::optional<WriteVerifier>& verifier,
                         const Credentials& cred) {
   if (data.empty()) return;
   const uint64_t end = offset + data.size();
+  // A large write gets its own range, copied here, outside mu_.
+  std::string copy;
+  const bool own_range = verifier.has_value() && data.size() >= BufferPool::kMinPooled;
+  if (own_range) {
+    copy = pool_ != nullptr ? pool_->Take(data.size()) : std::string();
+    copy.assign(data);
+  }
+  std::vector<std::string> freed;  // buffers of displaced ranges, recycled after mu_
+  absl::Cleanup recycle = [&] { Recycle(std::move(freed)); };
   absl::MutexLock l(&mu_);
   writer_ = cred;
   // A range that starts before `offset` and reaches into [offset, end): keep its head,
@@ -37,19 +82,26 @@ void FileWrites::Record(uint64_t offset, std::string_view data,
     if (r_end > end) {
       Range tail{end, r.data.substr(end - r.offset), r.verifier};
       pending_bytes_ += tail.data.size();
+      freed.push_back(std::move(r.data));
       it = ranges_.erase(it);
       ranges_.emplace(end, std::move(tail));
       break;
     }
+    freed.push_back(std::move(r.data));
     it = ranges_.erase(it);
   }
   if (!verifier.has_value()) return;
   pending_bytes_ += data.size();
-  // Sequential writes with one verifier grow one range instead of many.
+  if (own_range) {
+    ranges_.emplace(offset, Range{offset, std::move(copy), *verifier});
+    return;
+  }
+  // Small sequential writes with one verifier grow one range instead of many.
   it = ranges_.lower_bound(offset);
   if (it != ranges_.begin()) {
     Range& p = std::prev(it)->second;
-    if (p.offset + p.data.size() == offset && p.verifier == *verifier) {
+    if (p.offset + p.data.size() == offset && p.verifier == *verifier &&
+        p.data.size() + data.size() <= kMaxMergedBytes) {
       p.data.append(data);
       return;
     }
@@ -58,11 +110,14 @@ void FileWrites::Record(uint64_t offset, std::string_view data,
 }
 
 std::vector<FileWrites::Range> FileWrites::Commit(const WriteVerifier& committed) {
+  std::vector<std::string> freed;
+  absl::Cleanup recycle = [&] { Recycle(std::move(freed)); };
   absl::MutexLock l(&mu_);
   std::vector<Range> stale;
   for (auto it = ranges_.begin(); it != ranges_.end();) {
     if (it->second.verifier == committed) {
       pending_bytes_ -= it->second.data.size();
+      freed.push_back(std::move(it->second.data));
       it = ranges_.erase(it);
     } else {
       stale.push_back(it->second);
@@ -73,7 +128,10 @@ std::vector<FileWrites::Range> FileWrites::Commit(const WriteVerifier& committed
 }
 
 void FileWrites::Clear() {
+  std::vector<std::string> freed;
+  absl::Cleanup recycle = [&] { Recycle(std::move(freed)); };
   absl::MutexLock l(&mu_);
+  for (auto& [off, r] : ranges_) freed.push_back(std::move(r.data));
   ranges_.clear();
   pending_bytes_ = 0;
 }
@@ -103,7 +161,7 @@ std::vector<FileWrites::Range> FileWrites::Snapshot() const {
 std::shared_ptr<FileWrites> UnstableWrites::Get(const FileHandle& fh) {
   absl::MutexLock l(&mu_);
   auto& slot = files_[fh];
-  if (slot == nullptr) slot = std::make_shared<FileWrites>();
+  if (slot == nullptr) slot = std::make_shared<FileWrites>(&pool_);
   return slot;
 }
 

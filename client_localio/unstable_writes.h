@@ -8,6 +8,14 @@
 // NFS client keeps as "unstable pages" — without it, a server restart between WRITE and
 // COMMIT would silently lose data.
 //
+// Copies: each byte is copied once, into a buffer of its own range. A large write (at
+// least BufferPool::kMinPooled) gets a recycled buffer from the table's BufferPool,
+// copied before the range lock is taken: a fresh allocation of that size is an mmap
+// whose every page faults (and is zeroed) on first write, which cost far more than the
+// copy. Small sequential writes with one verifier are appended to the range before
+// them, up to kMaxMergedBytes, so that a range never grows (and reallocates) without
+// bound. Buffers of committed or overwritten ranges go back to the pool.
+//
 // Concurrency protocol: every FileState has `io_mu`. Writers hold it shared while they
 // send WRITEs and record the results; Commit holds it exclusively, so the ranges it
 // inspects cannot change under it and a resend can never overwrite newer data on the
@@ -35,6 +43,28 @@
 
 namespace localnfs::client {
 
+// Recycled buffers for the copies of large unstable writes. Keeps at most `max_bytes`
+// of capacity (the client's bound on uncommitted data, so it pins no more than pending
+// writes may anyway). Thread-safe.
+class BufferPool {
+ public:
+  // Smaller buffers are not pooled: malloc serves them from its free lists.
+  static constexpr size_t kMinPooled = 128 * 1024;
+
+  explicit BufferPool(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // An empty string with capacity for `size` bytes: a pooled one if any.
+  std::string Take(size_t size);
+  // Returns `buf` to the pool (dropped if small or if the pool is full).
+  void Give(std::string buf);
+  size_t pooled_bytes() const;
+
+ private:
+  const size_t max_bytes_;
+  mutable absl::Mutex mu_;
+  std::vector<std::string> free_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class FileWrites {
  public:
   struct Range {
@@ -42,6 +72,12 @@ class FileWrites {
     std::string data;
     WriteVerifier verifier{};
   };
+
+  // A sequential write is appended to the range before it while that stays this small.
+  static constexpr size_t kMaxMergedBytes = 1 << 20;
+
+  // `pool` (may be null: plain allocations) must outlive this object.
+  explicit FileWrites(BufferPool* pool = nullptr) : pool_(pool) {}
 
   // Shared by writers, exclusive for COMMIT (see the file comment).
   absl::Mutex io_mu;
@@ -63,6 +99,10 @@ class FileWrites {
   std::vector<Range> Snapshot() const;
 
  private:
+  // Gives the buffers of `ranges` back to the pool.
+  void Recycle(std::vector<std::string> buffers);
+
+  BufferPool* const pool_;
   mutable absl::Mutex mu_;
   std::map<uint64_t, Range> ranges_ ABSL_GUARDED_BY(mu_);  // by offset, non-overlapping
   uint64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -71,6 +111,9 @@ class FileWrites {
 
 class UnstableWrites {
  public:
+  // `pool_bytes`: what the BufferPool of the copies may keep.
+  explicit UnstableWrites(size_t pool_bytes = 0) : pool_(pool_bytes) {}
+
   // The state of `fh`, created on first use.
   std::shared_ptr<FileWrites> Get(const FileHandle& fh);
   // The state of `fh` if it exists.
@@ -80,6 +123,7 @@ class UnstableWrites {
   void MaybeErase(const FileHandle& fh, std::shared_ptr<FileWrites> state);
 
  private:
+  BufferPool pool_;  // outlives files_ (declared first)
   mutable absl::Mutex mu_;
   absl::flat_hash_map<FileHandle, std::shared_ptr<FileWrites>> files_ ABSL_GUARDED_BY(mu_);
 };

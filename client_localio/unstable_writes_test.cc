@@ -60,6 +60,46 @@ TEST(FileWritesTest, CommitDropsMatchingVerifierAndReturnsOthers) {
   EXPECT_EQ(w.pending_bytes(), 0u);
 }
 
+TEST(FileWritesTest, SmallSequentialWritesMergeOnlyUpToTheBound) {
+  FileWrites w;
+  const std::string piece(4096, 'x');
+  const size_t n = FileWrites::kMaxMergedBytes / piece.size() + 1;
+  for (size_t i = 0; i < n; ++i) w.Record(i * piece.size(), piece, kV1, kCred);
+  auto s = w.Snapshot();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].data.size(), FileWrites::kMaxMergedBytes);
+  EXPECT_EQ(s[1].offset, FileWrites::kMaxMergedBytes);
+  EXPECT_EQ(w.pending_bytes(), n * piece.size());
+}
+
+TEST(FileWritesTest, LargeWritesUseRecycledBuffersAndKeepTheirBytes) {
+  BufferPool pool(8 << 20);
+  FileWrites w(&pool);
+  const std::string a(1 << 20, 'a');
+  const std::string b(1 << 20, 'b');
+  w.Record(0, a, kV1, kCred);
+  w.Record(a.size(), b, kV1, kCred);
+  auto s = w.Snapshot();
+  ASSERT_EQ(s.size(), 2u);  // large writes are ranges of their own
+  EXPECT_TRUE(s[0].data == a);
+  EXPECT_TRUE(s[1].data == b);
+  // An overwrite displaces part of the first range; its buffer is recycled.
+  w.Record(0, std::string(BufferPool::kMinPooled, 'c'), kV2, kCred);
+  EXPECT_EQ(w.pending_bytes(), a.size() + b.size());
+  EXPECT_TRUE(w.Commit(kV1).size() == 1u);  // the 'c' range stays, to be resent
+  EXPECT_GE(pool.pooled_bytes(), 2 * a.size());
+  const std::string reused = pool.Take(a.size());
+  EXPECT_TRUE(reused.empty());
+  EXPECT_GE(reused.capacity(), a.size());
+  EXPECT_LT(pool.pooled_bytes(), 3 * a.size());
+  // Beyond its bound the pool keeps nothing more.
+  BufferPool small(1 << 20);
+  small.Give(std::string(1 << 20, 'x'));
+  small.Give(std::string(1 << 20, 'y'));
+  EXPECT_LE(small.pooled_bytes(), size_t{2} << 20);
+  EXPECT_GE(small.pooled_bytes(), size_t{1} << 20);
+}
+
 TEST(UnstableWritesTest, EmptyStateIsErasedOnlyWhenUnreferenced) {
   UnstableWrites table;
   const FileHandle fh{"h"};

@@ -8,7 +8,22 @@
 // through an InodeTable (lookup counts, forget); every operation is one or a few calls
 // on Nfs3Client with the credentials of the calling process (fuse_req_ctx uid/gid and
 // fuse_req_getgroups), so the server — not this daemon — decides permissions, exactly as
-// for a kernel NFS mount. Attributes and entries are cached by the kernel for 1 s only
+// for a kernel NFS mount. READ and WRITE use the handle and credentials captured at
+// open (an OpenFile in fi->fh), as the kernel NFS client uses its open context: no
+// inode-table lookup and no /proc read (fuse_req_getgroups) per I/O.
+//
+// Read replies: with LOCALIO a read of at least kSpliceMin bytes is spliced from the
+// server's file into a per-thread pipe and from there, by fuse_reply_data, into
+// /dev/fuse — the only copy is the kernel's into the reader's pages. libfuse splices a
+// reply only if its own pipe holds the reply plus a few pages, so the largest pipe this
+// process may make (probed at start: 2 MiB with CAP_SYS_RESOURCE, else
+// fs.pipe-max-size, 1 MiB by default) decides the read size: half of it, which also
+// becomes max_read. Without LOCALIO or such pipes, and for small reads, the data is
+// pread (or READ over RPC) into a per-thread buffer and sent with fuse_reply_buf. The
+// FUSE loop runs one /dev/fuse fd per thread (clone_fd) and keeps its threads (no
+// exit-and-respawn between bursts).
+//
+// Attributes and entries are cached by the kernel for 1 s only
 // (correctness first). Writes are UNSTABLE; flush (every close), fsync and release
 // COMMIT them, and Nfs3Client resends after a server restart.
 //
@@ -35,6 +50,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -50,11 +66,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "client_localio/client.h"
 #include "client_localio/inode_table.h"
 #include "client_localio/localio_data_path.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace localnfs::client {
 namespace {
@@ -66,6 +84,11 @@ constexpr double kEntryTimeout = 1.0;
 constexpr uint32_t kMaxIo = 1u << 20;
 constexpr fuse_ino_t kStatsIno = 2;
 constexpr char kStatsName[] = ".localnfs-stats";
+// Reads of at least this size are spliced when they can be: below it, one copy costs
+// less than the pipe system calls.
+constexpr size_t kSpliceMin = 64 * 1024;
+// FUSE worker threads: at most this many, all kept when idle.
+constexpr int kMaxThreads = 64;
 
 // The state of one mount, the FUSE userdata.
 struct MountState {
@@ -73,7 +96,19 @@ struct MountState {
   std::unique_ptr<InodeTable> inodes;
   LocalioMode localio = LocalioMode::kAuto;
   LocalioDataPath* localio_path = nullptr;  // owned by `client`
+  // Largest read (= max_read) when read replies are spliced (LOCALIO on, pipes of twice
+  // that allowed, FUSE_CAP_SPLICE_WRITE offered); 0: never spliced, max_read kMaxIo.
+  size_t splice_max = 0;
 };
+
+// An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
+// taken once at open.
+struct OpenFile {
+  FileHandle handle;
+  Credentials cred;
+};
+
+OpenFile* OpenFileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
 
 // An open directory: the snapshot readdir serves offsets from. Offset N (N >= 1) is
 // the position after entry N-1; offset 0 refetches, so rewinddir sees changes.
@@ -190,6 +225,15 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // Writes must reach us (and COMMIT) in order with fsync: no kernel write-back cache.
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  auto* m = static_cast<MountState*>(userdata);
+  if (m->splice_max != 0) {
+    conn->max_read = static_cast<unsigned>(m->splice_max);  // the max_read mount option
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE) {
+      conn->want |= FUSE_CAP_SPLICE_WRITE;
+    } else {
+      m->splice_max = 0;  // reads are served the copying way (at most max_read anyway)
+    }
+  }
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -375,9 +419,10 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       State(req)->client->Access(*fh, want, CallerCredentials(req));
   if (!granted.ok()) return ReplyStatus(req, granted.status());
   if ((*granted & want) != want) return (void)fuse_reply_err(req, EACCES);
-  fi->fh = 0;
+  auto* of = new OpenFile{*std::move(fh), CallerCredentials(req)};
+  fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;  // revalidate cached pages on every open (close-to-open)
-  fuse_reply_open(req, fi);
+  if (fuse_reply_open(req, fi) != 0) delete of;
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -391,9 +436,96 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   InodeTable& inodes = *State(req)->inodes;
   const fuse_ino_t ino = inodes.Ref(e->handle);
   const fuse_entry_param param = EntryParam(ino, e->attributes);
-  fi->fh = 0;
+  auto* of = new OpenFile{e->handle, CallerCredentials(req)};
+  fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
-  if (fuse_reply_create(req, &param, fi) != 0) inodes.Forget(ino, 1);
+  if (fuse_reply_create(req, &param, fi) != 0) {
+    inodes.Forget(ino, 1);
+    delete of;
+  }
+}
+
+// This thread's reply buffer: grown to the largest read it served, reused (a fresh
+// allocation per read would page-fault and zero it every time).
+absl::Span<char> ThreadReadBuffer(size_t size) {
+  thread_local std::unique_ptr<char[]> buf;
+  thread_local size_t capacity = 0;
+  if (capacity < size) {
+    buf.reset(new char[size]);
+    capacity = size;
+  }
+  return absl::Span<char>(buf.get(), size);
+}
+
+// A pipe of `bytes` capacity, or an invalid one if this process may not make it.
+struct SplicePipe {
+  UniqueFd read_end, write_end;
+  bool Open(size_t bytes) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return false;
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+    if (fcntl(write_end.get(), F_SETPIPE_SZ, static_cast<int>(bytes)) < 0) {
+      read_end.reset();
+      write_end.reset();
+      return false;
+    }
+    return true;
+  }
+};
+
+// This thread's pipe for spliced read replies: twice splice_max, so a read of
+// splice_max at any offset fits.
+SplicePipe* ThreadSplicePipe(size_t splice_max) {
+  thread_local SplicePipe pipe;
+  if (!pipe.read_end.valid() && !pipe.Open(2 * splice_max)) return nullptr;
+  return &pipe;
+}
+
+// The splice_max this process can use (see the file comment): half the largest pipe
+// of 2 × kMaxIo or kMaxIo it may make, 0 if neither.
+size_t ProbeSpliceMax() {
+  for (size_t pipe_bytes : {2 * size_t{kMaxIo}, size_t{kMaxIo}}) {
+    SplicePipe probe;
+    if (probe.Open(pipe_bytes)) return pipe_bytes / 2;
+  }
+  return 0;
+}
+
+// LOCALIO read of `size` bytes at `off` spliced into /dev/fuse; false if nothing was
+// replied (the caller reads another way).
+bool ReplySplicedRead(fuse_req_t req, const OpenFile& of, size_t size, off_t off) {
+  MountState* m = State(req);
+  SplicePipe* pipe = ThreadSplicePipe(m->splice_max);
+  if (pipe == nullptr) return false;
+  absl::StatusOr<size_t> n =
+      m->localio_path->ReadLocally(of.handle, of.cred, [&](int fd) -> ssize_t {
+        loff_t pos = off;
+        size_t got = 0;
+        while (got < size) {
+          // Blocking is safe: the pipe holds twice the largest read.
+          const ssize_t r = splice(fd, &pos, pipe->write_end.get(), nullptr, size - got, 0);
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) return -errno;
+          if (r == 0) break;  // EOF
+          got += static_cast<size_t>(r);
+        }
+        return static_cast<ssize_t>(got);
+      });
+  if (n.ok()) {
+    fuse_bufvec bv = FUSE_BUFVEC_INIT(*n);
+    bv.buf[0].flags = FUSE_BUF_IS_FD;
+    bv.buf[0].fd = pipe->read_end.get();
+    fuse_reply_data(req, &bv, static_cast<fuse_buf_copy_flags>(0));
+  }
+  // The reply takes all it was given; anything left (a failed reply or splice) must not
+  // reach the next one.
+  int left = 0;
+  if (ioctl(pipe->read_end.get(), FIONREAD, &left) != 0 || left != 0) {
+    pipe->read_end.reset();
+    pipe->write_end.reset();
+  }
+  return n.ok();
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -403,20 +535,25 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     fuse_reply_buf(req, text.data() + start, std::min(size, text.size() - start));
     return;
   }
-  std::optional<FileHandle> fh = HandleOr(req, ino);
-  if (!fh) return;
-  absl::StatusOr<ReadResult> r = State(req)->client->Read(
-      *fh, static_cast<uint64_t>(off), static_cast<uint32_t>(size), CallerCredentials(req));
+  MountState* m = State(req);
+  const OpenFile& of = *OpenFileOf(fi);
+  size = std::min<size_t>(size, kMaxIo);
+  if (m->splice_max != 0 && size >= kSpliceMin && size <= m->splice_max &&
+      ReplySplicedRead(req, of, size, off)) {
+    return;
+  }
+  const absl::Span<char> buf = ThreadReadBuffer(size);
+  absl::StatusOr<ReadIntoResult> r =
+      m->client->ReadInto(of.handle, static_cast<uint64_t>(off), buf, of.cred);
   if (!r.ok()) return ReplyStatus(req, r.status());
-  fuse_reply_buf(req, r->data.data(), r->data.size());
+  fuse_reply_buf(req, buf.data(), r->count);
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
-  std::optional<FileHandle> fh = HandleOr(req, ino);
-  if (!fh) return;
+  const OpenFile& of = *OpenFileOf(fi);
   absl::StatusOr<WriteResult> w = State(req)->client->Write(
-      *fh, static_cast<uint64_t>(off), std::string_view(buf, size), CallerCredentials(req));
+      of.handle, static_cast<uint64_t>(off), std::string_view(buf, size), of.cred);
   if (!w.ok()) return ReplyStatus(req, w.status());
   fuse_reply_write(req, w->count);
 }
@@ -448,6 +585,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // flush already committed; this covers writes through a dup'd, never-flushed fd. Its
   // error has nobody to go to.
   (void)CommitErrno(req, ino, /*force=*/false);
+  delete OpenFileOf(fi);
   fuse_reply_err(req, 0);
 }
 
@@ -798,13 +936,14 @@ int Run(int argc, char** argv) {
     return kExitRuntime;
   }
   state.localio_path = *lio;
+  if (args.localio != LocalioMode::kOff) state.splice_max = ProbeSpliceMax();
   LOG_INFO("mount %s: localio=%s: data path %s", what, LocalioModeName(args.localio),
            state.localio_path->Describe());
 
   std::vector<std::string> fuse_argv_storage = {"localnfs-mount"};
   std::vector<std::string> mount_opts = {
       absl::StrCat("fsname=localnfs:", what), "subtype=localnfs",
-      absl::StrCat("max_read=", kMaxIo)};
+      absl::StrCat("max_read=", state.splice_max != 0 ? state.splice_max : kMaxIo)};
   // As root, serve every user like a kernel NFS mount; the server checks permissions.
   if (geteuid() == 0) mount_opts.push_back("allow_other");
   for (const std::string& o : args.fuse_options) mount_opts.push_back(o);
@@ -842,9 +981,11 @@ int Run(int argc, char** argv) {
                  s.ok() ? state.localio_path->Describe() : std::string(s.message()));
       }
       fuse_loop_config* cfg = fuse_loop_cfg_create();
-      fuse_loop_cfg_set_clone_fd(cfg, 0);
-      fuse_loop_cfg_set_idle_threads(cfg, 16);
-      fuse_loop_cfg_set_max_threads(cfg, 64);
+      // One /dev/fuse fd per worker thread; threads stay once started, so a burst of
+      // I/O never pays for thread creation again.
+      fuse_loop_cfg_set_clone_fd(cfg, 1);
+      fuse_loop_cfg_set_idle_threads(cfg, kMaxThreads);
+      fuse_loop_cfg_set_max_threads(cfg, kMaxThreads);
       rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : kExitRuntime;
       fuse_loop_cfg_destroy(cfg);
       fuse_session_unmount(se);

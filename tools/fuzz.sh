@@ -25,7 +25,7 @@ done
 dir=build-fuzz
 t0=$(date +%s)
 if [ ! -f "$dir/build.ninja" ]; then
-  CC=clang CXX=clang++ meson setup "$dir" -Dfuzz=true -Db_sanitize=address,undefined \
+  CC=clang CXX=clang++ meson setup "$dir" -Dfuzz=true -Dunity=on -Dunity_size=8 -Db_sanitize=address,undefined \
     -Db_lundef=false >/dev/null || { echo "fuzz.sh: meson setup failed" >&2; exit 1; }
 fi
 paths=("${targets[@]/#/tests/fuzz/}")

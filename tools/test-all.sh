@@ -37,7 +37,7 @@ for kind in "${builds[@]}"; do
 done
 # Fuzz targets (tools/fuzz.sh, docs/FUZZING.md): LOCALNFS_FUZZ_SECONDS per target,
 # 0 skips; one passed/failed entry.
-fuzz_seconds=${LOCALNFS_FUZZ_SECONDS:-10}
+fuzz_seconds=${LOCALNFS_FUZZ_SECONDS:-5}
 if [ "$fuzz_seconds" != 0 ]; then
   t0=$(date +%s)
   if tools/fuzz.sh --seconds "$fuzz_seconds"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi

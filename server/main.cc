@@ -110,14 +110,7 @@ namespace localnfs::server {
 namespace {
 
 constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
 
-// absl::ParseCommandLine exits with status 1 on a bad flag; our contract says 2 for
-// bad usage. While parsing, an atexit hook turns that exit into _exit(2).
-bool g_parsing_flags = false;
-void ExitUsageIfParsing() {
-  if (g_parsing_flags) _exit(kExitUsage);
-}
 
 constexpr char kUsage[] =
     "usage: localnfsd --export DIR[:OPTIONS] ... | --exports FILE [flags]\n"
@@ -169,7 +162,6 @@ std::vector<std::string> PrepareArgs(int argc, char** argv) {
     a = AbslFlagSpelling(std::move(a));
     if (name == "help" || name == "helpfull" || name == "helpshort") {
       fputs(kUsage, stdout);
-      g_parsing_flags = false;  // a successful exit, not a usage error
       exit(0);
     }
     // absl reports unknown names with '-' turned into '_'; name the flag as written.
@@ -181,7 +173,6 @@ std::vector<std::string> PrepareArgs(int argc, char** argv) {
         !(name.size() > 2 && name.compare(0, 2, "no") == 0 &&
           absl::FindCommandLineFlag(name.substr(2)) != nullptr)) {
       fprintf(stderr, "localnfsd: unknown flag '%s' (see --help)\n", argv[i]);
-      g_parsing_flags = false;
       exit(kExitUsage);
     }
     if (a == "--export" && i + 1 < argc) {
@@ -301,14 +292,8 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "localnfsd --export DIR[:OPTS] ... | --exports FILE [--port N] [--mount-port N] "
       "[--bind ADDR] [--threads N] [--runtime-dir DIR] [--state-dir DIR] [--rpcbind]");
-  atexit(ExitUsageIfParsing);
-  g_parsing_flags = true;
   std::vector<std::string> args = PrepareArgs(argc, argv);
-  std::vector<char*> arg_ptrs;
-  for (std::string& a : args) arg_ptrs.push_back(a.data());
-  std::vector<char*> rest =
-      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
-  g_parsing_flags = false;
+  std::vector<char*> rest = ParseFlagsOrExitUsage(args);
   if (rest.size() > 1) Die(kExitUsage, absl::StrCat("unexpected argument '", rest[1], "'"));
 
   const bool root = geteuid() == 0;

@@ -143,7 +143,7 @@ TEST_F(CtlTest, NoServerAndBadUsage) {
   EXPECT_NE(out.find("is localnfsd running"), std::string::npos) << out;
   EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_}, &out), 2) << out;
   EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_, "stop"}, &out), 2) << out;
-  EXPECT_NE(Ctl({"--bogus", "status"}, &out), 0) << out;
+  EXPECT_EQ(Ctl({"--bogus", "status"}, &out), 2) << out;
 }
 
 }  // namespace

@@ -31,13 +31,10 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<std::string> args;
   for (int i = 0; i < argc; ++i) args.push_back(localnfs::AbslFlagSpelling(argv[i]));
-  std::vector<char*> arg_ptrs;
-  for (std::string& a : args) arg_ptrs.push_back(a.data());
-  std::vector<char*> rest =
-      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  std::vector<char*> rest = localnfs::ParseFlagsOrExitUsage(args);
   if (rest.size() != 2 || std::string(rest[1]) != "status") {
     fprintf(stderr, "usage: %s\n", kUsage);
-    return 2;
+    return localnfs::kExitUsage;
   }
   std::string runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
   if (runtime_dir.empty()) runtime_dir = localnfs::DefaultRuntimeDir();

@@ -46,13 +46,8 @@ ABSL_FLAG(bool, json, false, "print the figures as one JSON object");
 namespace {
 
 constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
+using localnfs::kExitUsage;
 
-// absl::ParseCommandLine exits with status 1 on a bad flag; bad usage is 2 here.
-bool g_parsing_flags = false;
-void ExitUsageWhileParsing() {
-  if (g_parsing_flags) _exit(kExitUsage);
-}
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -61,13 +56,7 @@ int Main(int argc, char** argv) {
       "[--server-pid PID] [--json]");
   std::vector<std::string> args;
   for (int i = 0; i < argc; ++i) args.push_back(localnfs::AbslFlagSpelling(argv[i]));
-  std::vector<char*> arg_ptrs;
-  for (std::string& a : args) arg_ptrs.push_back(a.data());
-  atexit(ExitUsageWhileParsing);
-  g_parsing_flags = true;
-  std::vector<char*> rest =
-      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
-  g_parsing_flags = false;
+  std::vector<char*> rest = localnfs::ParseFlagsOrExitUsage(args);
   if (rest.size() != 1) {
     fprintf(stderr, "localnfs-bench: unexpected argument '%s'\n", rest[1]);
     return kExitUsage;

@@ -15,7 +15,9 @@
 // Decoding: too short/long, wrong version, bad length → BADHANDLE; MAC mismatch
 // (forged or made with another key) → BADHANDLE; valid MAC but the export is gone or
 // the object no longer exists → STALE. BADHANDLE is carried as errno EBADMSG and
-// STALE as ESTALE (server/nfs_status.h maps them).
+// STALE as ESTALE (server/nfs_status.h maps them). The MAC is computed with an
+// HMAC context keyed once per thread, and bytes equal to the handle a thread verified
+// last are not verified again (constant-time comparison; see fhandle.cc).
 //
 // The identity inside the handle is the file system's own (inode + generation on
 // ext4/xfs), so it survives renames of the object and of its parents and restarts of
@@ -46,11 +48,17 @@
 //    searched. The cache holds up to max_cached entries (one fd each; localnfsd's
 //    --handle-cache-size, default kResolverCacheEntries).
 //
-// Thread-safety: HandleKey is immutable after creation. HandleResolver is safe for
+// Callers that serve requests keep the objects they resolve (request_policy.h:
+// ResolveObject, through the file cache) and re-check them on every use with
+// CheckResolved(), so open_by_handle_at runs once per object while it is hot.
+//
+// Thread-safety: HandleKey is immutable after creation (its per-thread MAC state is
+// thread_local, never shared). HandleResolver is safe for
 // concurrent use (its cache is guarded by a mutex).
 #pragma once
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <list>
@@ -118,7 +126,8 @@ class HandleKey {
 
  private:
   explicit HandleKey(std::string key) : key_(std::move(key)) {}
-  std::string Mac(std::string_view data) const;
+  // The first kHandleMacSize bytes of HMAC-SHA256(key_, data).
+  absl::StatusOr<std::string> Mac(std::string_view data) const;
   std::string key_;
 };
 
@@ -138,8 +147,12 @@ class HandleResolver {
   void Shutdown();
   bool privileged() const { return privileged_; }
 
-  // Returns an O_PATH fd for `kh` inside `exp`, or ESTALE.
+  // Returns an O_PATH fd for `kh` inside `exp`, or ESTALE: Open() + CheckResolved().
   absl::StatusOr<UniqueFd> Resolve(const exports::Export& exp, const KernelHandle& kh);
+  // The lookup half of Resolve(): an O_PATH fd for `kh` (open_by_handle_at, or the
+  // unprivileged cache and search) that the caller must still pass through
+  // CheckResolved() with the object's current attributes before using it.
+  absl::StatusOr<UniqueFd> Open(const exports::Export& exp, const KernelHandle& kh);
   // Unprivileged mode: remembers where the object `name` in directory `dir` lives
   // (a no-op when privileged). `dir` is shared by every child remembered from one
   // request (see ShareFd), so a whole READDIRPLUS page costs one fd.
@@ -199,7 +212,16 @@ class HandleResolver {
 };
 
 // True when `fd` is the export root itself or a directory below it (walking "..").
-// Used for directories resolved from handles.
+// Used for directories resolved from handles. `dir_st`: the directory's attributes,
+// when the caller has them (the export root is then recognised without a syscall).
 absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd);
+absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd,
+                                    const struct stat& dir_st);
+
+// The checks an object found for a handle of `exp` must pass each time it is used,
+// given its attributes `st` now (so a cached fd is as good as a fresh resolution):
+// on the export's device, not removed (st_nlink 0), and a directory must still be
+// inside the export (it may have been moved out since). Fails with ESTALE.
+absl::Status CheckResolved(const exports::Export& exp, int fd, const struct stat& st);
 
 }  // namespace localnfs::server

@@ -4,9 +4,12 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 
 #include "common/status.h"
 #include "gtest/gtest.h"
@@ -27,6 +30,49 @@ TEST(FileHandleTest, EncodeDecodeRoundTrip) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->export_id, 0xdeadbeefu);
   EXPECT_EQ(d->kernel, SampleKernelHandle());
+}
+
+// Handles given out before a restart must still decode: the per-thread keyed context
+// computes exactly HMAC-SHA256 as OpenSSL's one-shot HMAC() does, for any key, on any
+// thread, also when threads alternate between keys.
+TEST(FileHandleTest, MacIsTruncatedHmacSha256OnEveryThread) {
+  auto expected_mac = [](char fill, std::string_view body) {
+    const std::string k(kHandleKeySize, fill);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), k.data(), static_cast<int>(k.size()),
+         reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len);
+    return std::string(reinterpret_cast<const char*>(out), kHandleMacSize);
+  };
+  auto check = [&] {
+    for (int round = 0; round < 3; ++round) {
+      for (char fill : {'a', 'b'}) {
+        std::string wire = *TestKey(fill).Encode(7 + round, SampleKernelHandle());
+        const size_t body = wire.size() - kHandleMacSize;
+        EXPECT_EQ(wire.substr(body), expected_mac(fill, wire.substr(0, body)));
+        EXPECT_TRUE(TestKey(fill).Decode(wire).ok());
+      }
+    }
+  };
+  check();
+  std::thread other(check);
+  other.join();
+}
+
+// A thread skips the HMAC for bytes equal to the handle it verified last; any other
+// bytes, or the same bytes under another key, are verified in full.
+TEST(FileHandleTest, HandleVerifiedJustBeforeIsNoPassForForgeriesOrOtherKeys) {
+  HandleKey key = TestKey('a');
+  std::string wire = *key.Encode(7, SampleKernelHandle());
+  ASSERT_TRUE(key.Decode(wire).ok());
+  ASSERT_TRUE(key.Decode(wire).ok());
+  std::string forged = wire;
+  forged.back() ^= 1;
+  EXPECT_EQ(StatusErrno(key.Decode(forged).status()), EBADMSG);
+  EXPECT_TRUE(key.Decode(wire).ok());
+  EXPECT_EQ(StatusErrno(TestKey('b').Decode(wire).status()), EBADMSG);
+  EXPECT_TRUE(key.Decode(wire).ok());
+  EXPECT_EQ(StatusErrno(TestKey('b').Decode(wire).status()), EBADMSG);
 }
 
 TEST(FileHandleTest, FlippedBitAnywhereIsBadHandle) {

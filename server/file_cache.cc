@@ -105,7 +105,7 @@ void FileCache::Close(uint32_t export_id, const KernelHandle& kh) {
   std::vector<NfsFile*> dropped;
   {
     absl::MutexLock l(&mu_);
-    for (FileMode m : {FileMode::kRead, FileMode::kReadWrite}) {
+    for (FileMode m : {FileMode::kRead, FileMode::kReadWrite, FileMode::kPath}) {
       auto it = index_.find(Key{export_id, kh, m});
       if (it != index_.end()) UnhashLocked(it->second, dropped);
     }

@@ -1,19 +1,29 @@
-// server/file_cache.h — open files kept for READ, WRITE and COMMIT (knfsd's filecache).
+// server/file_cache.h — open files kept for READ, WRITE and COMMIT (knfsd's filecache),
+// and the resolved objects of hot file handles.
 //
 // Owns: one open fd per (export id, kernel handle, access mode), opened by the server
 // itself (not under the request's credentials: callers check permission first,
 // see creds.h), an LRU list bounded by count, and a reaper thread that closes
 // entries idle for longer than the idle timeout.
 //
+// Mode kPath is the O_PATH fd a handle resolves to (request_policy.h: ResolveObject),
+// so that a handle in use is opened by handle once, not on every request — what the
+// dentry cache gives knfsd's fh_verify. It carries no authorisation: every request
+// still checks the export, its client rule and the caller's permissions itself, and
+// passes the object through CheckResolved (fhandle.h) with its attributes of the
+// moment, so a cached object that was removed or moved out of the export is STALE.
+// kPath entries are never handed out for I/O and never satisfy kRead/kReadWrite.
+//
 // Lifetimes (who holds which reference, as in fs/nfsd/filecache.c):
 //  * An NfsFile is refcounted. The cache holds one reference while the file is in
 //    its table ("hashed"). Acquire() returns a Ref<NfsFile> — a second reference held
 //    by the caller for the duration of one READ/WRITE/COMMIT (or, later, handed to a
 //    LOCALIO client while its fd is being passed).
-//  * Eviction (LRU overflow, idle reaper, Close() after REMOVE/RENAME-over, export
-//    removal, Shutdown) unhashes the entry and drops the cache's reference. The fd is
-//    closed when the last reference goes: an evicted file stays open until the READ
-//    or WRITE using it finishes, and never earlier.
+//  * Eviction (LRU overflow, idle reaper, Close() after REMOVE/RENAME-over or a
+//    removal noticed on use, export removal, Shutdown) unhashes the entry and drops
+//    the cache's reference. The fd is closed when the last reference goes: an
+//    evicted file stays open until the READ or WRITE using it finishes, and never
+//    earlier.
 //  * The reaper only evicts entries nobody else holds (refcount == 1) that were not
 //    used for `idle_timeout`; in-use entries are touched again when released.
 //  * Shutdown() stops the reaper, then unhashes everything and drops the cache's
@@ -42,7 +52,8 @@
 
 namespace localnfs::server {
 
-enum class FileMode : uint8_t { kRead = 0, kReadWrite = 1 };
+// kPath: the object's O_PATH fd (see above), not an open file.
+enum class FileMode : uint8_t { kRead = 0, kReadWrite = 1, kPath = 2 };
 
 // One open file. Immutable after creation except for its bookkeeping.
 class NfsFile final : public RefCounted {
@@ -90,8 +101,8 @@ class FileCache {
   // through an fd it asked (and was checked) for reading.
   absl::StatusOr<Ref<NfsFile>> Acquire(uint32_t export_id, const KernelHandle& kh,
                                        FileMode mode, bool exact_mode, const Opener& open);
-  // Unhashes both modes of one file (after it was removed or replaced by RENAME, so
-  // its blocks are freed once in-flight I/O finishes).
+  // Unhashes every mode of one file, kPath included (after it was removed or replaced
+  // by RENAME, so its blocks are freed once in-flight I/O finishes).
   void Close(uint32_t export_id, const KernelHandle& kh);
   // Unhashes every file of an export (export removed on reload).
   void CloseExport(uint32_t export_id);

@@ -90,6 +90,31 @@ TEST(FileCacheTest, CloseAndCloseExportUnhash) {
   EXPECT_EQ(cache.size(), 0u);
 }
 
+TEST(FileCacheTest, PathEntryNeitherServesNorIsServedByOpenFiles) {
+  FileCache cache(FileCacheOptions{});
+  CountingOpener opener;
+  auto path = cache.Acquire(1, Kh(1), FileMode::kPath, opener.Get());
+  auto read = cache.Acquire(1, Kh(1), FileMode::kRead, opener.Get());
+  auto rw = cache.Acquire(1, Kh(1), FileMode::kReadWrite, opener.Get());
+  auto path_again = cache.Acquire(1, Kh(1), FileMode::kPath, opener.Get());
+  ASSERT_TRUE(path.ok() && read.ok() && rw.ok() && path_again.ok());
+  EXPECT_NE((*path)->fd(), (*read)->fd());
+  EXPECT_NE((*path)->fd(), (*rw)->fd());
+  EXPECT_EQ((*path)->fd(), (*path_again)->fd());
+  EXPECT_EQ(opener.opens, 3);
+}
+
+TEST(FileCacheTest, CloseUnhashesThePathEntryToo) {
+  FileCache cache(FileCacheOptions{});
+  CountingOpener opener;
+  const int path_fd = (*cache.Acquire(1, Kh(1), FileMode::kPath, opener.Get()))->fd();
+  const int read_fd = (*cache.Acquire(1, Kh(1), FileMode::kRead, opener.Get()))->fd();
+  cache.Close(1, Kh(1));
+  EXPECT_FALSE(FdIsOpen(path_fd));
+  EXPECT_FALSE(FdIsOpen(read_fd));
+  EXPECT_EQ(cache.size(), 0u);
+}
+
 TEST(FileCacheTest, OpenErrorIsReturnedAndNothingCached) {
   FileCache cache(FileCacheOptions{});
   auto r = cache.Acquire(1, Kh(1), FileMode::kRead,

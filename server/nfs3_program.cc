@@ -106,7 +106,7 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
 nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
                               Nfs3Request& req) {
   absl::StatusOr<AuthorizedObject> auth =
-      Authorize(PolicyDeps{deps_.exports, deps_.key, deps_.resolver},
+      Authorize(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
                 PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0});
   if (!auth.ok()) {
     LOG_DEBUG("%s: %s", p.xdr.name, auth.status().ToString());
@@ -124,15 +124,12 @@ absl::StatusOr<vfs::Object> Nfs3Program::ResolveInExport(const Nfs3Request& req,
   ASSIGN_OR_RETURN(DecodedHandle handle, deps_.key->Decode(FhBytes(fh)));
   if (handle.export_id != req.exp->id())
     return ErrnoToStatus(EXDEV, "handles of different exports");
-  vfs::Object obj;
-  ASSIGN_OR_RETURN(obj.fd, deps_.resolver->Resolve(*req.exp, handle.kernel));
-  obj.exp = req.exp.get();
-  obj.kh = std::move(handle.kernel);
-  return obj;
+  return ResolveObject(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
+                       *req.exp, std::move(handle.kernel));
 }
 
 absl::StatusOr<std::string> Nfs3Program::MakeHandle(const Nfs3Request& req,
-                                                    const vfs::LookupResult& r, int dir_fd,
+                                                    vfs::LookupResult& r, int dir_fd,
                                                     std::string_view name) {
   ASSIGN_OR_RETURN(std::string wire, deps_.key->Encode(req.exp->id(), r.kh));
   if (!deps_.resolver->privileged()) {
@@ -141,11 +138,17 @@ absl::StatusOr<std::string> Nfs3Program::MakeHandle(const Nfs3Request& req,
     else
       deps_.resolver->Remember(req.exp->id(), r.kh, deps_.resolver->ShareFd(dir_fd), name);
   }
+  // The client uses a handle it was just given next (GETATTR after CREATE, READ
+  // after LOOKUP): the file cache keeps the object (taking over r.fd unless it has
+  // it already), so that needs no open by handle.
+  (void)deps_.file_cache->Acquire(
+      req.exp->id(), r.kh, FileMode::kPath,
+      [&r](FileMode) -> absl::StatusOr<UniqueFd> { return std::move(r.fd); });
   return wire;
 }
 
 void Nfs3Program::SetNewObject(const Nfs3Request& req, std::string_view name,
-                               const vfs::LookupResult& r, post_op_fh3* fh,
+                               vfs::LookupResult& r, post_op_fh3* fh,
                                post_op_attr* attr) {
   SetPostOpAttr(attr, r.st, fsid(req));
   absl::StatusOr<std::string> wire = MakeHandle(req, r, req.obj.fd.get(), name);

@@ -122,14 +122,15 @@ class Nfs3Program : public rpc::Program {
   // Helpers for handlers.
   // Resolves a second handle (RENAME's target dir, LINK's dir) in req's export.
   absl::StatusOr<vfs::Object> ResolveInExport(const Nfs3Request& req, const nfs_fh3& fh);
-  // Encodes a handle for `kh` in req's export; remembers its location (unprivileged).
-  // `where` says how to find it again without open_by_handle_at: the object's own
-  // fd (directories) or its parent `dir_fd` + `name`.
-  absl::StatusOr<std::string> MakeHandle(const Nfs3Request& req, const vfs::LookupResult& r,
+  // Encodes a handle for `r.kh` in req's export; remembers its location
+  // (unprivileged) and keeps the object in the file cache (kPath), which may take
+  // r.fd over (r.st and r.kh stay). `where` says how to find it again without
+  // open_by_handle_at: the object's own fd (directories) or its parent `dir_fd` + `name`.
+  absl::StatusOr<std::string> MakeHandle(const Nfs3Request& req, vfs::LookupResult& r,
                                          int dir_fd, std::string_view name);
   // CREATE/MKDIR/SYMLINK/MKNOD results: the new object's handle and attributes.
-  void SetNewObject(const Nfs3Request& req, std::string_view name,
-                    const vfs::LookupResult& r, post_op_fh3* fh, post_op_attr* attr);
+  void SetNewObject(const Nfs3Request& req, std::string_view name, vfs::LookupResult& r,
+                    post_op_fh3* fh, post_op_attr* attr);
   // After REMOVE/RMDIR/RENAME over: forget cached fds and handle locations.
   void Forget(const Nfs3Request& req, const std::optional<KernelHandle>& gone);
   uint64_t fsid(const Nfs3Request& req) const { return req.exp->id(); }

@@ -30,17 +30,11 @@ vfs::Stability StabilityOf(const stable_how& wire) {
                           : vfs::Stability::kFileSync;
 }
 
-std::optional<struct stat> AttrsNow(int fd) {
-  auto st = vfs::GetAttr(fd);
-  if (!st.ok()) return std::nullopt;
-  return *st;
-}
-
 }  // namespace
 
 void Nfs3Program::Getattr(Nfs3Request& req, void*, void* res) {
   auto& r = *static_cast<GETATTR3res*>(res);
-  auto st = vfs::GetAttr(req.obj.fd.get());
+  auto st = vfs::AttrsOf(req.obj);
   r.status = NfsStatusFromStatus(st.status());
   if (st.ok()) r.GETATTR3res_u.resok.obj_attributes = FattrFromStat(*st, fsid(req));
 }
@@ -48,7 +42,7 @@ void Nfs3Program::Getattr(Nfs3Request& req, void*, void* res) {
 void Nfs3Program::Setattr(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<SETATTR3args*>(args);
   auto& r = *static_cast<SETATTR3res*>(res);
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   std::optional<timespec> guard;
   if (a.guard.check)
     guard = timespec{static_cast<time_t>(a.guard.sattrguard3_u.obj_ctime.seconds),
@@ -68,20 +62,21 @@ void Nfs3Program::Lookup(Nfs3Request& req, void* args, void* res) {
   absl::StatusOr<std::string> wire =
       found.ok() ? MakeHandle(req, *found, req.obj.fd.get(), name) : found.status();
   r.status = NfsStatusFromStatus(wire.status());
+  // LOOKUP changes nothing: the directory's attributes from the start of the request.
   if (r.status != NFS3_OK) {
-    SetPostOpAttrOfFd(&r.LOOKUP3res_u.resfail.dir_attributes, req.obj.fd.get(), fsid(req));
+    SetPostOpAttr(&r.LOOKUP3res_u.resfail.dir_attributes, req.obj, fsid(req));
     return;
   }
   LOOKUP3resok& ok = r.LOOKUP3res_u.resok;
   SetFh(&ok.object, *wire);
   SetPostOpAttr(&ok.obj_attributes, found->st, fsid(req));
-  SetPostOpAttrOfFd(&ok.dir_attributes, req.obj.fd.get(), fsid(req));
+  SetPostOpAttr(&ok.dir_attributes, req.obj, fsid(req));
 }
 
 void Nfs3Program::Access(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<ACCESS3args*>(args);
   auto& r = *static_cast<ACCESS3res*>(res);
-  auto st = vfs::GetAttr(req.obj.fd.get());
+  auto st = vfs::AttrsOf(req.obj);
   r.status = NfsStatusFromStatus(st.status());
   if (!st.ok()) return;
   auto may = [&](int want) { return CheckPermission(*st, req.cred, want, false).ok(); };
@@ -101,14 +96,16 @@ void Nfs3Program::Readlink(Nfs3Request& req, void*, void* res) {
   absl::StatusOr<std::string> target = vfs::ReadLink(req.obj);
   r.status = NfsStatusFromStatus(target.status());
   // Both arms start with the symlink's post_op_attr.
-  SetPostOpAttrOfFd(&r.READLINK3res_u.resok.symlink_attributes, req.obj.fd.get(), fsid(req));
+  SetPostOpAttr(&r.READLINK3res_u.resok.symlink_attributes, req.obj, fsid(req));
   if (target.ok()) r.READLINK3res_u.resok.data = MallocString(*target);
 }
 
 void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<READ3args*>(args);
   auto& r = *static_cast<READ3res*>(res);
-  absl::StatusOr<struct stat> st = vfs::GetAttr(req.obj.fd.get());
+  // One fstat per READ, taken when the handle was resolved: the permission check,
+  // EOF and the post-op attributes all use it (a read changes none of them but atime).
+  absl::StatusOr<struct stat> st = vfs::AttrsOf(req.obj);
   const uint32_t count = std::min(a.count, vfs::kMaxIoSize);
   char* buf = static_cast<char*>(malloc(std::max<uint32_t>(count, 1)));
   if (buf == nullptr) abort();
@@ -117,7 +114,7 @@ void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
                           absl::MakeSpan(buf, count))
               : absl::StatusOr<vfs::ReadResult>(st.status());
   r.status = NfsStatusFromStatus(done.status());
-  SetPostOpAttrOfFd(&r.READ3res_u.resok.file_attributes, req.obj.fd.get(), fsid(req));
+  if (st.ok()) SetPostOpAttr(&r.READ3res_u.resok.file_attributes, *st, fsid(req));
   if (!done.ok()) {
     free(buf);
     return;
@@ -132,14 +129,13 @@ void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Write(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<WRITE3args*>(args);
   auto& r = *static_cast<WRITE3res*>(res);
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   absl::StatusOr<vfs::WriteResult> done = ErrnoToStatus(EIO, "no attributes");
   // RFC 1813: count is the data length; never trust it beyond the data sent.
   const uint32_t count = std::min(a.count, a.data.data_len);
   if (before)
     done = vfs::Write(*deps_.file_cache, req.obj, *before, req.cred, a.offset,
-                      absl::MakeConstSpan(a.data.data_val, count),
-                      StabilityOf(a.stable));
+                      absl::MakeConstSpan(a.data.data_val, count), StabilityOf(a.stable));
   r.status = NfsStatusFromStatus(done.status());
   SetWcc(&r.WRITE3res_u.resok.file_wcc, before, req.obj.fd.get(), fsid(req));
   if (!done.ok()) return;
@@ -153,7 +149,7 @@ void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<CREATE3args*>(args);
   auto& r = *static_cast<CREATE3res*>(res);
   const std::string_view name = a.where.name ? a.where.name : "";
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   vfs::CreateHow how = a.how.mode == EXCLUSIVE ? vfs::CreateHow::kExclusive
                        : a.how.mode == GUARDED ? vfs::CreateHow::kGuarded
                                                : vfs::CreateHow::kUnchecked;
@@ -178,7 +174,7 @@ void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<MKDIR3args*>(args);
   auto& r = *static_cast<MKDIR3res*>(res);
   const std::string_view name = a.where.name ? a.where.name : "";
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   auto made = vfs::Mkdir(req.obj, name, SetAttrRequestFromSattr(a.attributes), req.cred);
   r.status = NfsStatusFromStatus(made.status());
   if (made.ok()) {
@@ -195,7 +191,7 @@ void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
   auto& r = *static_cast<SYMLINK3res*>(res);
   const std::string_view name = a.where.name ? a.where.name : "";
   const std::string_view target = a.symlink.symlink_data ? a.symlink.symlink_data : "";
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   auto made = vfs::Symlink(req.obj, name, target,
                            SetAttrRequestFromSattr(a.symlink.symlink_attributes), req.cred);
   r.status = NfsStatusFromStatus(made.status());
@@ -212,7 +208,7 @@ void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<MKNOD3args*>(args);
   auto& r = *static_cast<MKNOD3res*>(res);
   const std::string_view name = a.where.name ? a.where.name : "";
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   absl::StatusOr<vfs::LookupResult> made;
   const int32_t type = WireEnumValue(a.what.type);
   switch (type) {
@@ -250,7 +246,7 @@ void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
 // same shape (status + dir_wcc in both arms).
 void Nfs3Program::RemoveEntry(Nfs3Request& req, const diropargs3& what, bool directory,
                               nfsstat3* status, wcc_data* dir_wcc) {
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   auto gone = vfs::Remove(req.obj, what.name ? what.name : "", directory, req.cred);
   *status = NfsStatusFromStatus(gone.status());
   if (gone.ok()) Forget(req, *gone);
@@ -272,14 +268,14 @@ void Nfs3Program::Rmdir(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<RENAME3args*>(args);
   auto& r = *static_cast<RENAME3res*>(res);
-  std::optional<struct stat> from_before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& from_before = req.obj.st;
   absl::StatusOr<vfs::Object> to = ResolveInExport(req, a.to.dir);
   std::optional<struct stat> to_before;
   absl::StatusOr<std::optional<KernelHandle>> replaced = std::optional<KernelHandle>();
   if (!to.ok()) {
     replaced = to.status();
   } else {
-    to_before = AttrsNow(to->fd.get());
+    to_before = to->st;
     replaced = vfs::Rename(req.obj, a.from.name ? a.from.name : "", *to,
                            a.to.name ? a.to.name : "", req.cred);
   }
@@ -297,7 +293,7 @@ void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
   std::optional<struct stat> dir_before;
   absl::Status s = dir.status();
   if (dir.ok()) {
-    dir_before = AttrsNow(dir->fd.get());
+    dir_before = dir->st;
     s = vfs::Link(req.obj, *dir, a.link.name ? a.link.name : "", req.cred);
   }
   r.status = NfsStatusFromStatus(s);
@@ -309,7 +305,7 @@ void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<READDIR3args*>(args);
   auto& r = *static_cast<READDIR3res*>(res);
-  auto dst = vfs::GetAttr(req.obj.fd.get());
+  auto dst = vfs::AttrsOf(req.obj);
   const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
   const uint64_t client_verf = Uint64FromOpaque8(a.cookieverf);
   absl::Status s = dst.status();
@@ -344,7 +340,7 @@ void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
   if (r.status != NFS3_OK) {
     xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIR3resok), reinterpret_cast<char*>(&ok));
     memset(&ok, 0, sizeof(ok));
-    SetPostOpAttrOfFd(&r.READDIR3res_u.resfail.dir_attributes, req.obj.fd.get(), fsid(req));
+    SetPostOpAttr(&r.READDIR3res_u.resfail.dir_attributes, req.obj, fsid(req));
     return;
   }
   SetPostOpAttr(&ok.dir_attributes, *dst, fsid(req));
@@ -355,7 +351,7 @@ void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<READDIRPLUS3args*>(args);
   auto& r = *static_cast<READDIRPLUS3res*>(res);
-  auto dst = vfs::GetAttr(req.obj.fd.get());
+  auto dst = vfs::AttrsOf(req.obj);
   const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
   const uint64_t client_verf = Uint64FromOpaque8(a.cookieverf);
   absl::Status s = dst.status();
@@ -402,8 +398,7 @@ void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
   if (r.status != NFS3_OK) {
     xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIRPLUS3resok), reinterpret_cast<char*>(&ok));
     memset(&ok, 0, sizeof(ok));
-    SetPostOpAttrOfFd(&r.READDIRPLUS3res_u.resfail.dir_attributes, req.obj.fd.get(),
-                      fsid(req));
+    SetPostOpAttr(&r.READDIRPLUS3res_u.resfail.dir_attributes, req.obj, fsid(req));
     return;
   }
   SetPostOpAttr(&ok.dir_attributes, *dst, fsid(req));
@@ -415,7 +410,7 @@ void Nfs3Program::Fsstat(Nfs3Request& req, void*, void* res) {
   auto& r = *static_cast<FSSTAT3res*>(res);
   auto fs = vfs::StatFs(req.obj);
   r.status = NfsStatusFromStatus(fs.status());
-  SetPostOpAttrOfFd(&r.FSSTAT3res_u.resok.obj_attributes, req.obj.fd.get(), fsid(req));
+  SetPostOpAttr(&r.FSSTAT3res_u.resok.obj_attributes, req.obj, fsid(req));
   if (!fs.ok()) return;
   FSSTAT3resok& ok = r.FSSTAT3res_u.resok;
   ok.tbytes = fs->tbytes;
@@ -431,7 +426,7 @@ void Nfs3Program::Fsinfo(Nfs3Request& req, void*, void* res) {
   auto& r = *static_cast<FSINFO3res*>(res);
   r.status = NFS3_OK;
   FSINFO3resok& ok = r.FSINFO3res_u.resok;
-  SetPostOpAttrOfFd(&ok.obj_attributes, req.obj.fd.get(), fsid(req));
+  SetPostOpAttr(&ok.obj_attributes, req.obj, fsid(req));
   ok.rtmax = ok.rtpref = vfs::kMaxIoSize;
   ok.wtmax = ok.wtpref = vfs::kMaxIoSize;
   ok.rtmult = ok.wtmult = 4096;
@@ -445,7 +440,7 @@ void Nfs3Program::Pathconf(Nfs3Request& req, void*, void* res) {
   auto& r = *static_cast<PATHCONF3res*>(res);
   auto pc = vfs::GetPathConf(req.obj);
   r.status = NfsStatusFromStatus(pc.status());
-  SetPostOpAttrOfFd(&r.PATHCONF3res_u.resok.obj_attributes, req.obj.fd.get(), fsid(req));
+  SetPostOpAttr(&r.PATHCONF3res_u.resok.obj_attributes, req.obj, fsid(req));
   if (!pc.ok()) return;
   PATHCONF3resok& ok = r.PATHCONF3res_u.resok;
   ok.linkmax = pc->linkmax;
@@ -458,7 +453,7 @@ void Nfs3Program::Pathconf(Nfs3Request& req, void*, void* res) {
 
 void Nfs3Program::Commit(Nfs3Request& req, void*, void* res) {
   auto& r = *static_cast<COMMIT3res*>(res);
-  std::optional<struct stat> before = AttrsNow(req.obj.fd.get());
+  const std::optional<struct stat>& before = req.obj.st;
   absl::Status s = before ? vfs::Commit(*deps_.file_cache, req.obj, *before, req.cred)
                           : ErrnoToStatus(EIO, "no attributes");
   r.status = NfsStatusFromStatus(s);

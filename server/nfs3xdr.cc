@@ -62,6 +62,13 @@ void SetPostOpAttrOfFd(post_op_attr* out, int fd, uint64_t fsid) {
     out->attributes_follow = FALSE;
 }
 
+void SetPostOpAttr(post_op_attr* out, const vfs::Object& obj, uint64_t fsid) {
+  if (obj.st)
+    SetPostOpAttr(out, *obj.st, fsid);
+  else
+    SetPostOpAttrOfFd(out, obj.fd.get(), fsid);
+}
+
 void SetPreOpAttr(pre_op_attr* out, const std::optional<struct stat>& st) {
   if (!st) {
     out->attributes_follow = FALSE;

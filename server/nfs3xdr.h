@@ -55,6 +55,9 @@ fattr3 FattrFromStat(const struct stat& st, uint64_t fsid);
 void SetPostOpAttr(post_op_attr* out, const struct stat& st, uint64_t fsid);
 // Attributes of `fd` now, or none if they cannot be read.
 void SetPostOpAttrOfFd(post_op_attr* out, int fd, uint64_t fsid);
+// Attributes of `obj` as resolved for this request (obj.st), else of its fd now: for
+// replies of procedures that change nothing.
+void SetPostOpAttr(post_op_attr* out, const vfs::Object& obj, uint64_t fsid);
 void SetPreOpAttr(pre_op_attr* out, const std::optional<struct stat>& st);
 // wcc_data: `before` as captured by the caller, after = the attributes of `fd` now.
 void SetWcc(wcc_data* out, const std::optional<struct stat>& before, int fd, uint64_t fsid);

@@ -22,10 +22,39 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
     return ErrnoToStatus(EROFS, "read-only export");
   out.options = *options;
   out.cred = exports::SquashCredentials(*options, *in.cred);
-  ASSIGN_OR_RETURN(out.obj.fd, deps.resolver->Resolve(*out.exp, handle.kernel));
-  out.obj.exp = out.exp.get();
-  out.obj.kh = std::move(handle.kernel);
+  ASSIGN_OR_RETURN(out.obj, ResolveObject(deps, *out.exp, std::move(handle.kernel)));
   return out;
+}
+
+absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
+                                          KernelHandle kh) {
+  vfs::Object obj;
+  obj.exp = &exp;
+  if (deps.file_cache == nullptr) {
+    ASSIGN_OR_RETURN(obj.fd, deps.resolver->Open(exp, kh));
+  } else {
+    HandleResolver* resolver = deps.resolver;
+    ASSIGN_OR_RETURN(Ref<NfsFile> path,
+                     deps.file_cache->Acquire(exp.id(), kh, FileMode::kPath,
+                                              [resolver, &exp, &kh](FileMode) {
+                                                return resolver->Open(exp, kh);
+                                              }));
+    const int fd = path->fd();
+    obj.fd = vfs::ObjectFd(fd, Ref<RefCounted>::Adopt(path.release()));
+  }
+  // The one fstat of the request: whether the object may still be used, and the
+  // attributes its checks and its reply use.
+  absl::StatusOr<struct stat> st = vfs::GetAttr(obj.fd.get());
+  absl::Status usable = st.ok() ? CheckResolved(exp, obj.fd.get(), *st) : st.status();
+  if (!usable.ok()) {
+    // Removed or moved out while cached: later requests must not find it either.
+    if (deps.file_cache != nullptr && StatusErrno(usable) == ESTALE)
+      deps.file_cache->Close(exp.id(), kh);
+    return usable;
+  }
+  obj.st = *st;
+  obj.kh = std::move(kh);
+  return obj;
 }
 
 }  // namespace localnfs::server

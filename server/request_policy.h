@@ -16,13 +16,19 @@
 //   a write on a read-only export               → ROFS
 //   squash the credentials (root_squash, all_squash)
 //   resolve the handle to an O_PATH fd          → STALE (or the resolver's errno)
+//     (ResolveObject: through the file cache's kPath entry when deps.file_cache is
+//      set, so a hot handle is opened once, not per request; then one fstat, whose
+//      attributes CheckResolved() judges and the request keeps in obj.st)
+// Nothing decided here is cached across requests: only the object is, never whether
+// a client or a credential may use it.
 // The mode-bit check of the object itself belongs to the operation (READ/WRITE check
 // it on the file, namespace operations on the directory): vfs.h, with the squashed
 // credentials returned here.
 //
 // Thread-safety: stateless; safe from any RCU-registered thread (the export table is
 // an RCU cache). Lifetimes: the result holds a reference on the export and owns the
-// object's fd; drop it when the request is done.
+// object's fd or a reference on the file cache entry that keeps it open; drop it
+// when the request is done.
 #pragma once
 
 #include <string_view>
@@ -33,6 +39,7 @@
 #include "export_cache/export.h"
 #include "rpc/program.h"
 #include "server/fhandle.h"
+#include "server/file_cache.h"
 #include "server/vfs.h"
 
 namespace localnfs::server {
@@ -42,6 +49,8 @@ struct PolicyDeps {
   const exports::ExportTable* exports = nullptr;
   const HandleKey* key = nullptr;
   HandleResolver* resolver = nullptr;
+  // Where resolved objects are kept while hot; null: every request resolves anew.
+  FileCache* file_cache = nullptr;
 };
 
 struct PolicyInput {
@@ -61,5 +70,12 @@ struct AuthorizedObject {
 // Errors carry the errno of the failed step (see above); NfsStatusFromStatus()
 // turns them into the nfsstat3 to answer with.
 absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyInput& in);
+
+// The resolution step alone, for a handle already authenticated and authorised in
+// `exp` (a second handle of the same request: RENAME's and LINK's directory).
+// The result has obj.st set. A cached object that fails CheckResolved (removed, moved
+// out of the export) is dropped from the file cache, and the request gets ESTALE.
+absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
+                                          KernelHandle kh);
 
 }  // namespace localnfs::server

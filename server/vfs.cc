@@ -25,10 +25,6 @@ namespace {
 
 std::string ProcPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
 
-bool SameObject(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
 // NUL-terminated copy of a validated name.
 std::string CName(std::string_view name) { return std::string(name); }
 
@@ -48,7 +44,7 @@ absl::StatusOr<LookupResult> OpenChild(const Object& dir, const std::string& nam
 
 // Directory checks shared by every operation that changes `dir`.
 absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) {
-  ASSIGN_OR_RETURN(struct stat st, GetAttr(dir.fd.get()));
+  ASSIGN_OR_RETURN(struct stat st, AttrsOf(dir));
   if (!S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "not a directory");
   return CheckPermissionIfUnprivileged(st, cred, kMayWrite | kMayExec);
 }
@@ -119,6 +115,19 @@ absl::Status ApplyModeOwnerTimes(int fd, const struct stat& st, const SetAttrReq
   return absl::OkStatus();
 }
 
+// After creating `r`: applies what the creation itself did not set, and then takes
+// its attributes again. With nothing left to apply, the attributes OpenChild took
+// after the creation stand: no further system call.
+absl::Status ApplyRemainingAttrs(LookupResult& r, const SetAttrRequest& rest,
+                                 const Credentials& cred) {
+  if (!rest.mode && !rest.uid && !rest.gid && !rest.size &&
+      rest.atime.how == TimeHow::kDontChange && rest.mtime.how == TimeHow::kDontChange)
+    return absl::OkStatus();
+  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
+  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  return absl::OkStatus();
+}
+
 // Unprivileged only: what the kernel would check for the request's user.
 absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
                                       const Credentials& cred) {
@@ -162,19 +171,25 @@ absl::StatusOr<struct stat> GetAttr(int fd) {
   return st;
 }
 
+absl::StatusOr<struct stat> AttrsOf(const Object& obj) {
+  if (obj.st) return *obj.st;
+  return GetAttr(obj.fd.get());
+}
+
 absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
                                     const Credentials& cred) {
   RETURN_IF_ERROR(ValidateName(name));
-  ASSIGN_OR_RETURN(struct stat dst, GetAttr(dir.fd.get()));
+  ASSIGN_OR_RETURN(struct stat dst, AttrsOf(dir));
   if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "lookup in a non-directory");
   RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayExec));
   UniqueFd fd;
   if (name == ".") {
     fd = UniqueFd(fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
   } else if (name == "..") {
-    ASSIGN_OR_RETURN(struct stat root, GetAttr(dir.exp->root_fd()));
     // Never above the export root: its ".." is itself.
-    fd = UniqueFd(SameObject(root, dst)
+    const bool at_root = static_cast<uint64_t>(dst.st_dev) == dir.exp->root_dev() &&
+                         static_cast<uint64_t>(dst.st_ino) == dir.exp->root_ino();
+    fd = UniqueFd(at_root
                       ? fcntl(dir.exp->root_fd(), F_DUPFD_CLOEXEC, 0)
                       : openat(dir.fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
   } else {
@@ -190,7 +205,7 @@ absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
 
 absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
                      std::optional<timespec> guard_ctime, const Credentials& cred) {
-  ASSIGN_OR_RETURN(struct stat st, GetAttr(obj.fd.get()));
+  ASSIGN_OR_RETURN(struct stat st, AttrsOf(obj));
   if (guard_ctime && (guard_ctime->tv_sec != st.st_ctim.tv_sec ||
                       guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
     return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
@@ -253,10 +268,10 @@ absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struc
     done += static_cast<size_t>(n);
   }
   r.count = static_cast<uint32_t>(done);
-  if (!r.eof) {
-    struct stat now;
-    r.eof = fstat(file->fd(), &now) == 0 && offset + done >= static_cast<uint64_t>(now.st_size);
-  }
+  // A full read ends at EOF when it ends at the size in the attributes taken before
+  // it (which the reply also carries), instead of asking again; data beyond that
+  // size means the file grew meanwhile, and then more may follow.
+  if (!r.eof) r.eof = offset + done == static_cast<uint64_t>(st.st_size);
   return r;
 }
 
@@ -315,12 +330,12 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
       timespec ts[2] = {{v_atime, 0}, {v_mtime, 0}};
       if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0)
         return ErrnoToStatus(errno, "utimensat (verifier)");
+      ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
     } else {
       SetAttrRequest rest = attrs;
       rest.mode.reset();
-      RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
+      RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
     }
-    ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
     return r;
   }
   if (errno != EEXIST || how == CreateHow::kGuarded) return ErrnoToStatus(errno, "create");
@@ -356,8 +371,7 @@ absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
   SetAttrRequest rest = attrs;
   rest.mode.reset();
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
-  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
   return r;
 }
 
@@ -376,8 +390,7 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
   SetAttrRequest rest = attrs;
   rest.mode.reset();  // symlinks have no mode of their own on Linux
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
-  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
   return r;
 }
 
@@ -399,8 +412,7 @@ absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mod
   SetAttrRequest rest = attrs;
   rest.mode.reset();
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
-  ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
   return r;
 }
 
@@ -458,7 +470,7 @@ absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
                   const Credentials& cred) {
   RETURN_IF_ERROR(CheckNewName(name));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
-  ASSIGN_OR_RETURN(struct stat st, GetAttr(obj.fd.get()));
+  ASSIGN_OR_RETURN(struct stat st, AttrsOf(obj));
   if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "link a directory");
   if (linkat(AT_FDCWD, ProcPath(obj.fd.get()).c_str(), dir.fd.get(), CName(name).c_str(),
              AT_SYMLINK_FOLLOW) != 0)
@@ -469,7 +481,7 @@ absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
 absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
                                       const Credentials& cred,
                                       const std::function<bool(const DirEntry&)>& emit) {
-  ASSIGN_OR_RETURN(struct stat dst, GetAttr(dir.fd.get()));
+  ASSIGN_OR_RETURN(struct stat dst, AttrsOf(dir));
   if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "readdir");
   RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayRead));
   UniqueFd fd(openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -54,12 +54,39 @@ inline constexpr uint32_t kMaxIoSize = 1u << 20;  // rtmax / wtmax
 inline constexpr uint32_t kPrefDirSize = 64u << 10;
 inline constexpr size_t kMaxNameLen = 255;
 
+// The O_PATH fd of an Object: owned by the request, or shared with the file cache's
+// entry for the handle (FileMode::kPath), which the reference held here keeps open
+// until the request is done.
+class ObjectFd {
+ public:
+  ObjectFd() = default;
+  // An fd the request owns (implicit: tests and one-off resolutions assign UniqueFds).
+  ObjectFd(UniqueFd fd) : owned_(std::move(fd)) {}  // NOLINT(google-explicit-constructor)
+  // `fd` stays open while `keeper` is referenced.
+  ObjectFd(int fd, Ref<RefCounted> keeper) : shared_(fd), keeper_(std::move(keeper)) {}
+
+  int get() const { return keeper_ ? shared_ : owned_.get(); }
+
+ private:
+  UniqueFd owned_;
+  int shared_ = -1;
+  Ref<RefCounted> keeper_;
+};
+
 // A resolved file handle, valid for one request.
 struct Object {
   const exports::Export* exp = nullptr;
-  UniqueFd fd;  // O_PATH
+  ObjectFd fd;  // O_PATH
   KernelHandle kh;
+  // The attributes the object had when the request resolved it (the one fstat of a
+  // READ or GETATTR, request_policy.h); unset when the resolver did not take them.
+  // Checks and pre-operation attributes of this request use them; attributes after
+  // a change are taken again.
+  std::optional<struct stat> st;
 };
+
+// obj.st if set, else the attributes of obj.fd now.
+absl::StatusOr<struct stat> AttrsOf(const Object& obj);
 
 // Opens `rel` (a relative path, "." for the root) beneath `root_fd` with `flags`,
 // never following symlinks and never leaving the root (openat2 RESOLVE_BENEATH |
@@ -115,7 +142,9 @@ struct ReadResult {
   uint32_t count = 0;
   bool eof = false;
 };
-// READ into `buf` (its size is the count, ≤ kMaxIoSize). `st` = attributes of obj.
+// READ into `buf` (its size is the count, ≤ kMaxIoSize). `st` = attributes of obj,
+// taken before the read; EOF is decided from its size (no second fstat), except
+// that data found beyond that size (the file grew meanwhile) is never EOF.
 absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj,
                                 const struct stat& st, const Credentials& cred,
                                 uint64_t offset, absl::Span<char> buf);

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "server/creds.h"
 #include "server/file_cache.h"
+#include "server/request_policy.h"
 
 namespace localnfs::server::vfs {
 namespace {
@@ -306,6 +307,86 @@ TEST_F(VfsTest, DirectoryOutsideTheExportIsStale) {
   resolver.Start(*exp_);
   if (!resolver.privileged()) GTEST_SKIP() << "needs CAP_DAC_READ_SEARCH";
   EXPECT_EQ(StatusErrno(resolver.Resolve(*exp_, kh).status()), ESTALE);
+}
+
+// The file cache keeps the object a handle resolves to (request_policy.h): opened by
+// handle once, and still judged on every use.
+TEST_F(VfsTest, CachedObjectIsOpenedOnceAndCarriesItsAttributes) {
+  Object f = Obj(*Create(root_, "hot", CreateHow::kGuarded, {}, 0, cred_));
+  HandleResolver resolver;
+  resolver.Start(*exp_);
+  FileCache cache(FileCacheOptions{});
+  PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
+  auto a = ResolveObject(deps, *exp_, f.kh);
+  auto b = ResolveObject(deps, *exp_, f.kh);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_EQ(a->fd.get(), b->fd.get());
+  EXPECT_EQ(cache.size(), 1u);
+  ASSERT_TRUE(b->st.has_value());
+  EXPECT_EQ(b->st->st_ino, GetAttr(f.fd.get())->st_ino);
+  cache.Shutdown();
+}
+
+TEST_F(VfsTest, CachedObjectRemovedBehindTheServersBackIsStale) {
+  for (bool privileged : {true, false}) {
+    const std::string name = privileged ? "gone-p" : "gone-u";
+    Object f = Obj(*Create(root_, name, CreateHow::kGuarded, {}, 0, cred_));
+    HandleResolver resolver;
+    resolver.SetPrivilegedForTesting(privileged);
+    if (privileged) {
+      resolver.Start(*exp_);
+      if (!resolver.privileged()) continue;
+    }
+    FileCache cache(FileCacheOptions{});
+    PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
+    ASSERT_TRUE(ResolveObject(deps, *exp_, f.kh).ok()) << privileged;
+    // Removed by a local process, not through the server: no Close() reached the cache.
+    ASSERT_EQ(unlink((root_path_ + "/" + name).c_str()), 0);
+    EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, f.kh).status()), ESTALE) << privileged;
+    EXPECT_EQ(cache.size(), 0u) << privileged;
+    // Recreated under the same name: another object, the old handle stays stale.
+    Object again = Obj(*Create(root_, name, CreateHow::kGuarded, {}, 0, cred_));
+    EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, f.kh).status()), ESTALE) << privileged;
+    cache.Shutdown();
+  }
+}
+
+TEST_F(VfsTest, CachedDirectoryMovedOutOfTheExportIsStale) {
+  Object d = Obj(*Mkdir(root_, "d", {}, cred_));
+  HandleResolver resolver;
+  resolver.Start(*exp_);
+  if (!resolver.privileged()) GTEST_SKIP() << "needs CAP_DAC_READ_SEARCH";
+  FileCache cache(FileCacheOptions{});
+  PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
+  ASSERT_TRUE(ResolveObject(deps, *exp_, d.kh).ok());
+  ASSERT_EQ(rename((root_path_ + "/d").c_str(), (base_ + "/d").c_str()), 0);
+  EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, d.kh).status()), ESTALE);
+  EXPECT_EQ(cache.size(), 0u);
+  // Moved back in: the same handle is good again.
+  ASSERT_EQ(rename((base_ + "/d").c_str(), (root_path_ + "/d").c_str()), 0);
+  EXPECT_TRUE(ResolveObject(deps, *exp_, d.kh).ok());
+  cache.Shutdown();
+}
+
+TEST_F(VfsTest, ReadDecidesEofFromTheAttributesTakenBefore) {
+  Object f = Obj(*Create(root_, "eof", CreateHow::kGuarded, {}, 0, cred_));
+  FileCache cache(FileCacheOptions{});
+  ASSERT_EQ(truncate((root_path_ + "/eof").c_str(), 8192), 0);
+  struct stat st = *GetAttr(f.fd.get());
+  char buf[4096];
+  auto first = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf));
+  auto last = Read(cache, f, st, cred_, 4096, absl::MakeSpan(buf));
+  ASSERT_TRUE(first.ok() && last.ok());
+  EXPECT_FALSE(first->eof);
+  EXPECT_TRUE(last->eof);
+  EXPECT_EQ(last->count, 4096u);
+  // The file grew after the attributes were taken: data beyond them is not EOF.
+  ASSERT_EQ(truncate((root_path_ + "/eof").c_str(), 16384), 0);
+  auto grown = Read(cache, f, st, cred_, 8192, absl::MakeSpan(buf));
+  ASSERT_TRUE(grown.ok());
+  EXPECT_EQ(grown->count, 4096u);
+  EXPECT_FALSE(grown->eof);
+  cache.Shutdown();
 }
 
 }  // namespace

@@ -110,7 +110,10 @@ vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s) {
   if (s.uid.set_it) r.uid = s.uid.set_uid3_u.uid;
   if (s.gid.set_it) r.gid = s.gid.set_gid3_u.gid;
   if (s.size.set_it) r.size = s.size.set_size3_u.size;
-  auto time = [](time_how how, const nfstime3& t) {
+  // time_how is read as the integer the wire carried (an unknown value decodes through
+  // the union's default arm; as a C++ enum it would be undefined behaviour) and, as in
+  // knfsd, means DONT_CHANGE.
+  auto time = [](int32_t how, const nfstime3& t) {
     vfs::SetTime st;
     if (how == SET_TO_SERVER_TIME) st.how = vfs::TimeHow::kServerTime;
     if (how == SET_TO_CLIENT_TIME) {
@@ -119,8 +122,8 @@ vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s) {
     }
     return st;
   };
-  r.atime = time(s.atime.set_it, s.atime.set_atime_u.atime);
-  r.mtime = time(s.mtime.set_it, s.mtime.set_mtime_u.mtime);
+  r.atime = time(WireEnumValue(s.atime.set_it), s.atime.set_atime_u.atime);
+  r.mtime = time(WireEnumValue(s.mtime.set_it), s.mtime.set_mtime_u.mtime);
   return r;
 }
 

@@ -317,16 +317,28 @@ void Server::Impl::Stop() {
   reading_stopped_.WaitForNotification();
   // (2) drain, bounded. Polling is fine here: Stop() is rare and this keeps the
   // per-request accounting to two atomic adds.
-  const absl::Time deadline = absl::Now() + opts_.drain_timeout;
+  const absl::Time drain_start = absl::Now();
+  const absl::Time deadline = drain_start + opts_.drain_timeout;
+  const int64_t inflight_at_stop = load_.inflight.load();
+  const int64_t unsent_at_stop = load_.unsent_bytes.load();
+  bool drained = true;
   while (load_.inflight.load() > 0 || load_.unsent_bytes.load() > 0) {
     if (absl::Now() >= deadline) {
       LOG_WARNING(
-          "rpc: stop: drain timed out with %d requests in flight, %d reply "
+          "rpc: stop: drain timed out after %s with %d requests in flight, %d reply "
           "bytes unsent",
-          load_.inflight.load(), load_.unsent_bytes.load());
+          absl::FormatDuration(opts_.drain_timeout), load_.inflight.load(),
+          load_.unsent_bytes.load());
+      drained = false;
       break;
     }
     absl::SleepFor(absl::Milliseconds(1));
+  }
+  if (drained) {
+    LOG_INFO("rpc: stop: %d requests in flight and %d reply bytes unsent when reading "
+             "stopped; drained in %d ms",
+             inflight_at_stop, unsent_at_stop,
+             absl::ToInt64Milliseconds(absl::Now() - drain_start));
   }
   // (3) close every connection; the loop exits.
   {
@@ -344,8 +356,14 @@ void Server::Impl::Stop() {
   for (auto& t : workers_) t.join();
   workers_.clear();
   {
+    // Requests left after a timed-out drain are never run; they still leave the
+    // in-flight count, as every path out of the queue does.
     absl::MutexLock l(&work_mu_);
-    work_.clear();  // requests left after a timed-out drain: never run
+    if (!work_.empty()) {
+      LOG_WARNING("rpc: stop: %d queued requests dropped unrun", work_.size());
+      load_.inflight.fetch_sub(static_cast<int64_t>(work_.size()));
+      work_.clear();
+    }
   }
   absl::MutexLock l(&mu_);
   listeners_.clear();

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "server/client_rules.h"
@@ -129,14 +130,45 @@ void MountProgram::Mnt(rpc::CallContext& ctx, const char* path_arg, mountres3& r
   ok.auth_flavors.auth_flavors_val[0] = 1;  // AUTH_SYS
   ok.auth_flavors.auth_flavors_len = 1;
   LOG_INFO("mount %s from %s", path, ctx.conn->peer().ToString());
+  RecordMount(ctx.conn->peer().HostText(), std::string(path));
+}
+
+void MountProgram::RecordMount(const std::string& host, const std::string& path) {
   absl::MutexLock l(&mu_);
-  mounts_.emplace(ctx.conn->peer().HostText(), std::string(path));
+  MountKey key(host, path);
+  auto [it, inserted] = mounts_.try_emplace(key, next_seq_);
+  if (!inserted) {  // mounted again: now the youngest
+    by_age_.erase(it->second);
+    it->second = next_seq_;
+  }
+  by_age_.emplace(next_seq_++, std::move(key));
+  while (mounts_.size() > deps_.max_mounts) {
+    auto oldest = by_age_.begin();
+    mounts_.erase(oldest->second);
+    by_age_.erase(oldest);
+    forgotten_.fetch_add(1, std::memory_order_relaxed);
+    ++forgotten_unlogged_;
+  }
+  const absl::Time now = absl::Now();
+  if (forgotten_unlogged_ > 0 && now - last_forget_log_ >= absl::Seconds(1)) {
+    LOG_WARNING("mount list full (--max-mounts %u): forgot the %u oldest entr%s",
+                deps_.max_mounts, forgotten_unlogged_,
+                forgotten_unlogged_ == 1 ? "y" : "ies");
+    last_forget_log_ = now;
+    forgotten_unlogged_ = 0;
+  }
+}
+
+size_t MountProgram::mount_count() const {
+  absl::MutexLock l(&mu_);
+  return mounts_.size();
 }
 
 void MountProgram::Dump(mountlist& res) {
   absl::MutexLock l(&mu_);
   mountlist* tail = &res;
-  for (const auto& [host, path] : mounts_) {
+  for (const auto& [seq, key] : by_age_) {
+    const auto& [host, path] = key;
     mountbody* b = NewNode<mountbody>();
     b->ml_hostname = MallocString(host);
     b->ml_directory = MallocString(path);
@@ -147,14 +179,23 @@ void MountProgram::Dump(mountlist& res) {
 
 void MountProgram::Umnt(rpc::CallContext& ctx, const char* path) {
   absl::MutexLock l(&mu_);
-  mounts_.erase({ctx.conn->peer().HostText(), path ? path : ""});
+  auto it = mounts_.find(MountKey(ctx.conn->peer().HostText(), path ? path : ""));
+  if (it == mounts_.end()) return;
+  by_age_.erase(it->second);
+  mounts_.erase(it);
 }
 
 void MountProgram::UmntAll(rpc::CallContext& ctx) {
   const std::string host = ctx.conn->peer().HostText();
   absl::MutexLock l(&mu_);
-  for (auto it = mounts_.begin(); it != mounts_.end();)
-    it = it->first == host ? mounts_.erase(it) : std::next(it);
+  for (auto it = by_age_.begin(); it != by_age_.end();) {
+    if (it->second.first == host) {
+      mounts_.erase(it->second);
+      it = by_age_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void MountProgram::Export(exportlist3& res) {

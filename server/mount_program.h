@@ -3,6 +3,10 @@
 // Owns: the list of mounts recorded by MNT (host, path) and removed by UMNT/UMNTALL
 // (what DUMP reports; advisory, like rmtab), and per-procedure call counters. Not
 // owned: the export table, the handle key and resolver (they outlive the program).
+// The mount list is bounded (Deps::max_mounts, --max-mounts): any directory below an
+// export can be mounted, so a client could otherwise grow it without end. When it is
+// full, the entry mounted least recently is forgotten (DUMP is advisory; nothing else
+// reads the list), with a log line at most once a second counting what was dropped.
 //
 // MNT: the path is an export's path exactly, or a directory below an export, which
 // is resolved beneath the export root without following any symlink (openat2
@@ -18,11 +22,13 @@
 
 #include <array>
 #include <atomic>
-#include <set>
+#include <map>
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "export_cache/export.h"
 #include "rpc/mount3.h"
 #include "rpc/program.h"
@@ -31,6 +37,7 @@
 namespace localnfs::server {
 
 inline constexpr uint32_t kMountProcCount = 6;
+inline constexpr size_t kDefaultMaxMounts = 1024;
 
 class MountProgram : public rpc::Program {
  public:
@@ -38,6 +45,7 @@ class MountProgram : public rpc::Program {
     exports::ExportTable* exports = nullptr;
     const HandleKey* key = nullptr;
     HandleResolver* resolver = nullptr;
+    size_t max_mounts = kDefaultMaxMounts;
   };
   explicit MountProgram(Deps deps) : deps_(deps) {}
 
@@ -51,6 +59,9 @@ class MountProgram : public rpc::Program {
   uint64_t calls(uint32_t proc) const {
     return proc < kMountProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
   }
+  size_t mount_count() const;
+  // Entries forgotten because the list was full.
+  uint64_t mounts_forgotten() const { return forgotten_.load(std::memory_order_relaxed); }
 
  private:
   void Mnt(rpc::CallContext& ctx, const char* path, mountres3& res);
@@ -58,11 +69,20 @@ class MountProgram : public rpc::Program {
   void Umnt(rpc::CallContext& ctx, const char* path);
   void UmntAll(rpc::CallContext& ctx);
   void Export(exportlist3& res);
+  void RecordMount(const std::string& host, const std::string& path);
 
   Deps deps_;
   std::array<std::atomic<uint64_t>, kMountProcCount> calls_{};
-  absl::Mutex mu_;
-  std::set<std::pair<std::string, std::string>> mounts_ ABSL_GUARDED_BY(mu_);  // host, path
+  std::atomic<uint64_t> forgotten_{0};
+  mutable absl::Mutex mu_;
+  // (host, path) → the sequence number of its latest MNT; by_age_ is the same set
+  // ordered oldest first, for eviction and for DUMP.
+  using MountKey = std::pair<std::string, std::string>;
+  absl::flat_hash_map<MountKey, uint64_t> mounts_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, MountKey> by_age_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_forget_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t forgotten_unlogged_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace localnfs::server

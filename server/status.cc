@@ -38,7 +38,11 @@ struct ClientStatus {
 struct Snapshot {
   int64_t uptime_s = 0;
   uint64_t connections_accepted = 0, connections_closed_on_error = 0, calls = 0,
-           garbage_args = 0, bad_headers = 0;
+           garbage_args = 0, bad_headers = 0, connections_refused = 0,
+           connections_closed_idle = 0;
+  rpc::DrcStats drc;
+  size_t mounts = 0;
+  uint64_t mounts_forgotten = 0;
   std::vector<ExportStatus> exports;
   std::vector<ProgramStatus> programs;
   bool localio = false;
@@ -85,6 +89,13 @@ Snapshot Gather(const StatusSources& src) {
     s.calls = c.calls.load(std::memory_order_relaxed);
     s.garbage_args = c.garbage_args.load(std::memory_order_relaxed);
     s.bad_headers = c.bad_headers.load(std::memory_order_relaxed);
+    s.connections_refused = c.connections_refused.load(std::memory_order_relaxed);
+    s.connections_closed_idle = c.connections_closed_idle.load(std::memory_order_relaxed);
+    s.drc = src.rpc_server->drc_stats();
+  }
+  if (src.mount != nullptr) {
+    s.mounts = src.mount->mount_count();
+    s.mounts_forgotten = src.mount->mounts_forgotten();
   }
   absl::flat_hash_map<uint32_t, std::string> export_paths;
   if (src.exports != nullptr) {
@@ -146,6 +157,17 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
                         "%d garbage args, %d bad headers\n",
                         s.connections_accepted, s.connections_closed_on_error, s.calls,
                         s.garbage_args, s.bad_headers);
+  absl::StrAppendFormat(&out,
+                        "limits: %d connections refused (--max-connections), %d closed "
+                        "idle (--idle-timeout); mount list %d entries, %d forgotten "
+                        "(--max-mounts)\n",
+                        s.connections_refused, s.connections_closed_idle, s.mounts,
+                        s.mounts_forgotten);
+  absl::StrAppendFormat(&out,
+                        "duplicate request cache: %d entries, %d bytes; %d replays, %d "
+                        "parked, %d dropped, %d evictions\n",
+                        s.drc.entries, s.drc.bytes, s.drc.replays, s.drc.parked,
+                        s.drc.dropped, s.drc.evictions);
   absl::StrAppendFormat(&out, "\nexports (%d):\n", s.exports.size());
   for (const ExportStatus& e : s.exports) {
     std::vector<std::string> rules;
@@ -237,10 +259,20 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   absl::StrAppendFormat(&out,
                         R"(  "rpc": {"connections_accepted": %d, )"
                         R"("connections_closed_on_error": %d, "calls": %d, )"
-                        R"("garbage_args": %d, "bad_headers": %d},)"
+                        R"("garbage_args": %d, "bad_headers": %d, )"
+                        R"("connections_refused": %d, "connections_closed_idle": %d},)"
                         "\n",
                         s.connections_accepted, s.connections_closed_on_error, s.calls,
-                        s.garbage_args, s.bad_headers);
+                        s.garbage_args, s.bad_headers, s.connections_refused,
+                        s.connections_closed_idle);
+  absl::StrAppendFormat(&out,
+                        R"(  "drc": {"entries": %d, "bytes": %d, "replays": %d, )"
+                        R"("parked": %d, "dropped": %d, "evictions": %d},)"
+                        "\n",
+                        s.drc.entries, s.drc.bytes, s.drc.replays, s.drc.parked,
+                        s.drc.dropped, s.drc.evictions);
+  absl::StrAppendFormat(&out, R"(  "mount": {"entries": %d, "forgotten": %d},)" "\n",
+                        s.mounts, s.mounts_forgotten);
   std::vector<std::string> exports;
   for (const ExportStatus& e : s.exports) {
     std::vector<std::string> rules;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -372,6 +373,55 @@ TEST_F(LimitsTest, NullFloodFromOneClientKeepsAnotherClientsLatencyBounded) {
   Report("flood_latency_p50_ms", loaded.p50);
   Report("flood_latency_max_ms", loaded.max);
   Report("flood_null_calls_per_s", during / secs);
+}
+
+// Any directory below an export can be mounted, and each MNT is remembered for DUMP:
+// without a bound one client could grow that list forever. With --max-mounts 8, the
+// list keeps the 8 most recent (host, path) entries, a re-mounted entry counts as
+// new, UMNT removes one, and the server says that it forgot some.
+TEST_F(LimitsTest, MountListIsBoundedAndForgetsTheOldest) {
+  constexpr int kMax = 8, kDirs = 20;
+  for (int i = 0; i < kDirs; ++i)
+    ASSERT_EQ(mkdir(root_.Sub("d" + std::to_string(i)).c_str(), 0755), 0);
+  StartServer({"--max-mounts", std::to_string(kMax)});
+  WireConn c;
+  ASSERT_TRUE(c.Connect(server_->mount_port()));
+  Nfs3Wire n(&c);
+  std::string fh;
+  auto path = [this](int i) { return root_.Sub("d" + std::to_string(i)); };
+  for (int i = 0; i < kDirs; ++i) ASSERT_EQ(n.Mount(path(i), &fh), 0u) << path(i);
+  ASSERT_EQ(n.Mount(path(kDirs - kMax), &fh), 0u);  // again: now the youngest
+  ASSERT_EQ(n.Mount(path(kDirs - kMax - 1), &fh), 0u);  // back in, evicts the oldest
+  auto dump = [&c]() {
+    std::vector<std::string> dirs;
+    RpcReply r = c.Call(kMountProg, 3, /*MOUNTPROC3_DUMP=*/2, "");
+    EXPECT_TRUE(r.ok) << r.error;
+    XdrIn in(r.results);
+    uint32_t more = 0;
+    while (in.U32(&more) && more != 0) {
+      std::string host, dir;
+      if (!in.Opaque(&host) || !in.Opaque(&dir)) {
+        ADD_FAILURE() << "short DUMP reply";
+        break;
+      }
+      EXPECT_EQ(host, "127.0.0.1");
+      dirs.push_back(dir);
+    }
+    std::sort(dirs.begin(), dirs.end());
+    return dirs;
+  };
+  std::vector<std::string> want;
+  for (int i = kDirs - kMax - 1; i < kDirs; ++i)
+    if (i != kDirs - kMax + 1) want.push_back(path(i));  // the oldest of the last 8 went
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(dump(), want);
+  XdrOut umnt;
+  umnt.Opaque(path(kDirs - 1));
+  EXPECT_TRUE(c.Call(kMountProg, 3, /*MOUNTPROC3_UMNT=*/3, umnt.bytes()).ok);
+  want.erase(std::find(want.begin(), want.end(), path(kDirs - 1)));
+  EXPECT_EQ(dump(), want);
+  EXPECT_NE(server_->StderrText().find("mount list full (--max-mounts 8)"), std::string::npos)
+      << server_->StderrText();
 }
 
 }  // namespace

@@ -412,6 +412,15 @@ uint32_t Nfs3Wire::Write(const std::string& fh, uint64_t off, const std::string&
   return st;
 }
 
+uint32_t Nfs3Wire::Commit(const std::string& fh, std::string* verf) {
+  XdrIn in("");
+  uint32_t st = Status(kNfsProg, 3, NFS3_COMMIT, XdrOut().Opaque(fh).U64(0).U32(0).bytes(), &in);
+  uint64_t v = 0;
+  if (st == 0 && !(SkipWcc(in) && in.U64(&v))) return kRpcFailed;
+  if (st == 0 && verf) verf->assign(reinterpret_cast<const char*>(&v), 8);
+  return st;
+}
+
 uint32_t Nfs3Wire::Read(const std::string& fh, uint64_t off, uint32_t count, std::string* data,
                         bool* eof) {
   XdrIn in("");

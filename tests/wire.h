@@ -161,6 +161,8 @@ class Nfs3Wire {
                  std::string* verf = nullptr);
   uint32_t Read(const std::string& fh, uint64_t off, uint32_t count, std::string* data,
                 bool* eof = nullptr);
+  // COMMIT of the whole file; *verf gets the write verifier (as Write's).
+  uint32_t Commit(const std::string& fh, std::string* verf = nullptr);
   uint32_t Remove(const std::string& dir, const std::string& name);
   uint32_t Rename(const std::string& from_dir, const std::string& from,
                   const std::string& to_dir, const std::string& to);

@@ -25,14 +25,7 @@ constexpr uint32_t kXid = 0x0dc0ffee;
 class DrcTest : public ::testing::Test {
  protected:
   void StartServer(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--export", root_.path() + ":rw,no_root_squash"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<ServerProcess>(std::move(args));
-    ASSERT_TRUE(server_->Start());
-    WireConn c;
-    ASSERT_TRUE(c.Connect(server_->nfs_port()));
-    Nfs3Wire n(&c);
-    ASSERT_EQ(n.Mount(root_.path(), &rootfh_), 0u) << n.last_rpc().error;
+    ASSERT_TRUE(StartServerAndMount(root_.path(), std::move(extra), &server_, &rootfh_));
   }
 
   // Sends one NFSv3 call with exactly these bytes on `c` and returns the reply record.

@@ -54,15 +54,11 @@ class ShutdownTest : public ::testing::Test {
  protected:
   void StartServer(std::vector<std::string> extra) {
     ASSERT_TRUE(WriteFile(root_.Sub("big"), std::string(4 * kOneMiB, 'r')));
-    std::vector<std::string> args = {"--export", root_.path() + ":rw,no_root_squash",
-                                     "--threads", "4"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<ServerProcess>(std::move(args));
-    ASSERT_TRUE(server_->Start());
+    extra.insert(extra.end(), {"--threads", "4"});
+    ASSERT_TRUE(StartServerAndMount(root_.path(), std::move(extra), &server_, &rootfh_));
     WireConn c;
     ASSERT_TRUE(c.Connect(server_->nfs_port()));
     Nfs3Wire n(&c);
-    ASSERT_EQ(n.Mount(root_.path(), &rootfh_), 0u) << n.last_rpc().error;
     ASSERT_EQ(n.Lookup(rootfh_, "big", &bigfh_), kNfs3Ok);
   }
   // SIGTERM, then wait for the exit; returns the milliseconds it took (-1: still

@@ -461,4 +461,22 @@ uint32_t Nfs3Wire::Readlink(const std::string& fh, std::string* target) {
   return st;
 }
 
+::testing::AssertionResult StartServerAndMount(const std::string& dir,
+                                               std::vector<std::string> extra,
+                                               std::unique_ptr<ServerProcess>* server,
+                                               std::string* root_fh) {
+  std::vector<std::string> args = {"--export", dir + ":rw,no_root_squash"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  *server = std::make_unique<ServerProcess>(std::move(args));
+  if (::testing::AssertionResult started = (*server)->Start(); !started) return started;
+  WireConn c;
+  if (!c.Connect((*server)->nfs_port()))
+    return ::testing::AssertionFailure() << "cannot connect to port " << (*server)->nfs_port();
+  Nfs3Wire n(&c);
+  if (const uint32_t st = n.Mount(dir, root_fh); st != 0)
+    return ::testing::AssertionFailure() << "MOUNT " << dir << ": " << st << " "
+                                         << n.last_rpc().error;
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace localnfs::testing

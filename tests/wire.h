@@ -11,9 +11,12 @@
 
 #include <stdint.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "tests/harness.h"
 
 namespace localnfs::testing {
 
@@ -183,5 +186,12 @@ bool ReadFattr(XdrIn& in, Fattr* attr);
 bool SkipWcc(XdrIn& in);
 
 std::string Hex(const std::string& bytes);
+
+// Starts a localnfsd that exports `dir` rw,no_root_squash (plus `extra` flags) into
+// *server and MOUNTs the export over the wire: *root_fh is its root handle.
+::testing::AssertionResult StartServerAndMount(const std::string& dir,
+                                               std::vector<std::string> extra,
+                                               std::unique_ptr<ServerProcess>* server,
+                                               std::string* root_fh);
 
 }  // namespace localnfs::testing

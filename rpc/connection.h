@@ -16,6 +16,14 @@
 // empty, so what one read brings in (at most one 64 KiB chunk of small calls) never
 // bypasses the limits. When a finishing request makes room while records are
 // pending, RequestFinished() tells the worker to have the loop resume the connection.
+// That resume is a self-requeuing work item guarded as in seed 003 (nfsd's
+// NFSD4_CALLBACK_RUNNING): resume_requested_ is its RUNNING flag, tested and set under
+// `mu` before the worker queues the connection for the loop, and cleared by the loop
+// (ResumeHandled) whenever it takes the request — also for a connection that was
+// closed meanwhile — so a connection is queued at most once and never left flagged.
+// The requests it starts count in ServerLoad::inflight, which Stop() drains; every
+// path out of the work queue (run, refused on a closed connection, dropped after a
+// timed-out drain) drops that count.
 //
 // Idle tracking: the time of the last byte read (Touch, by the loop) or written, or of
 // the last request finished; IdleSince() is what the loop's idle sweep asks.

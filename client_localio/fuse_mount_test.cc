@@ -20,39 +20,21 @@
 namespace localnfs::client {
 namespace {
 
-using testing::Child;
 using testing::FreePort;
 using testing::IsMountedAs;
+using testing::MountBinary;
 using testing::RunCommand;
+using testing::SanitizerReport;
 using testing::Sha256OfFile;
 using testing::TempDir;
 using testing::TestServer;
-
-std::string MountBinary() {
-  const char* p = getenv("LOCALNFS_MOUNT");
-  return p != nullptr ? p : "";
-}
+using testing::UnmountFuse;
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-bool SanitizerReport(const std::string& text) {
-  return text.find("ERROR: AddressSanitizer") != std::string::npos ||
-         text.find("ERROR: LeakSanitizer") != std::string::npos ||
-         text.find("runtime error:") != std::string::npos;
-}
-
-// Unmounts `mnt` (lazily if a normal unmount fails) — teardown on every path.
-void Unmount(const std::string& mnt) {
-  if (!IsMountedAs(mnt, "fuse.localnfs")) return;
-  std::string out;
-  if (RunCommand({"fusermount3", "-u", mnt}, &out, 30) != 0) {
-    RunCommand({"fusermount3", "-uz", mnt}, &out, 30);
-  }
 }
 
 class FuseMountTest : public ::testing::Test {
@@ -66,15 +48,8 @@ class FuseMountTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    Unmount(mnt_.path());
-    if (daemon_.running()) {
-      int status = 0;
-      if (!daemon_.Wait(10000, &status)) {
-        ADD_FAILURE() << "localnfs-mount did not exit after unmount";
-        daemon_.Kill(SIGKILL);
-        daemon_.Wait(5000, &status);
-      }
-    }
+    UnmountFuse(mnt_.path());  // also a daemonised mount, which daemon_ did not start
+    daemon_.Unmount();
     EXPECT_FALSE(SanitizerReport(daemon_.Output())) << daemon_.Output();
     if (server_ && server_->running()) {
       EXPECT_TRUE(server_->Stop());
@@ -83,20 +58,7 @@ class FuseMountTest : public ::testing::Test {
 
   // localnfs-mount -f in a child; waits until the kernel shows the mount.
   ::testing::AssertionResult MountForeground(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {MountBinary(), "-f", "--mount-port",
-                                     std::to_string(server_->mount_port())};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(source_);
-    argv.push_back(mnt_.path());
-    if (!daemon_.Start(argv)) return ::testing::AssertionFailure() << "spawn failed";
-    for (int i = 0; i < 1000; ++i) {
-      if (IsMountedAs(mnt_.path(), "fuse.localnfs")) return ::testing::AssertionSuccess();
-      int status;
-      if (daemon_.Wait(10, &status)) {
-        return ::testing::AssertionFailure() << "localnfs-mount exited: " << daemon_.Output();
-      }
-    }
-    return ::testing::AssertionFailure() << "not mounted after 10 s: " << daemon_.Output();
+    return daemon_.Mount(source_, server_->mount_port(), mnt_.path(), extra);
   }
 
   // Runs a shell script with $M = mount point and $E = export dir; returns its output
@@ -117,7 +79,7 @@ class FuseMountTest : public ::testing::Test {
   TempDir mnt_{"lnfs-fuse-mnt"};
   std::unique_ptr<TestServer> server_;
   std::string source_;
-  Child daemon_;
+  testing::FuseDaemon daemon_;
 };
 
 TEST_F(FuseMountTest, PosixWorkloadMatchesServerDirectory) {
@@ -202,7 +164,7 @@ TEST_F(FuseMountTest, PosixWorkloadMatchesServerDirectory) {
   std::string out;
   ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_.path()}, &out), 0) << out;
   int status = 0;
-  ASSERT_TRUE(daemon_.Wait(10000, &status));
+  ASSERT_TRUE(daemon_.child().Wait(10000, &status));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon_.Output();
 }
 

@@ -26,7 +26,9 @@ namespace {
 
 using testing::Child;
 using testing::IsMountedAs;
+using testing::MountBinary;
 using testing::RunCommand;
+using testing::SanitizerReport;
 using testing::Sha256OfFile;
 using testing::RandomBytes;
 using testing::ReadLocalFile;
@@ -234,11 +236,6 @@ TEST_F(LocalioLibraryTest, ServerRestartMidWriteFallsBackRehandshakesAndLosesNot
 
 // ---- the FUSE mount ----
 
-std::string MountBinary() {
-  const char* p = getenv("LOCALNFS_MOUNT");
-  return p != nullptr ? p : "";
-}
-
 class LocalioFuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -250,47 +247,14 @@ class LocalioFuseTest : public ::testing::Test {
   }
   void TearDown() override {
     Unmount();
-    const std::string out = daemon_.Output();
-    EXPECT_EQ(out.find("ERROR: AddressSanitizer"), std::string::npos) << out;
-    EXPECT_EQ(out.find("ERROR: LeakSanitizer"), std::string::npos) << out;
-    EXPECT_EQ(out.find("runtime error:"), std::string::npos) << out;
+    EXPECT_FALSE(SanitizerReport(daemon_.Output())) << daemon_.Output();
     if (server_ && server_->running()) EXPECT_TRUE(server_->Stop());
   }
-  void Unmount() {
-    std::string out;
-    if (IsMountedAs(mnt_.path(), "fuse.localnfs") &&
-        RunCommand({"fusermount3", "-u", mnt_.path()}, &out, 30) != 0) {
-      RunCommand({"fusermount3", "-uz", mnt_.path()}, &out, 30);
-    }
-    if (daemon_.running()) {
-      int status = 0;
-      if (!daemon_.Wait(10000, &status)) {
-        ADD_FAILURE() << "localnfs-mount did not exit after unmount";
-        daemon_.Kill(SIGKILL);
-        daemon_.Wait(5000, &status);
-      }
-    }
-  }
+  void Unmount() { daemon_.Unmount(); }
   // `prefix` runs the daemon under another command (unshare for a pid namespace).
   ::testing::AssertionResult Mount(const std::vector<std::string>& extra,
                                    const std::vector<std::string>& prefix = {}) {
-    std::vector<std::string> argv = prefix;
-    for (const std::string& a :
-         {MountBinary(), std::string("-f"), std::string("--mount-port"),
-          std::to_string(server_->mount_port())})
-      argv.push_back(a);
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(source_);
-    argv.push_back(mnt_.path());
-    if (!daemon_.Start(argv)) return ::testing::AssertionFailure() << "spawn failed";
-    for (int i = 0; i < 1000; ++i) {
-      if (IsMountedAs(mnt_.path(), "fuse.localnfs")) return ::testing::AssertionSuccess();
-      int status;
-      if (daemon_.Wait(10, &status)) {
-        return ::testing::AssertionFailure() << "localnfs-mount exited: " << daemon_.Output();
-      }
-    }
-    return ::testing::AssertionFailure() << "not mounted after 10 s: " << daemon_.Output();
+    return daemon_.Mount(source_, server_->mount_port(), mnt_.path(), extra, prefix);
   }
   std::string Sh(const std::string& script) {
     std::string out;
@@ -333,7 +297,7 @@ class LocalioFuseTest : public ::testing::Test {
   TempDir src_{"lnfs-lio-fuse-src"};
   std::unique_ptr<TestServer> server_;
   std::string source_;
-  Child daemon_;
+  testing::FuseDaemon daemon_;
 };
 
 TEST_F(LocalioFuseTest, LocalioOnDdWriteFsyncReadIsLocal) {

@@ -328,4 +328,55 @@ std::string ReadLocalFile(const std::string& path) {
   return ss.str();
 }
 
+std::string MountBinary() {
+  const char* p = getenv("LOCALNFS_MOUNT");
+  return p != nullptr ? p : "";
+}
+
+bool SanitizerReport(const std::string& text) {
+  return text.find("ERROR: AddressSanitizer") != std::string::npos ||
+         text.find("ERROR: LeakSanitizer") != std::string::npos ||
+         text.find("runtime error:") != std::string::npos;
+}
+
+::testing::AssertionResult FuseDaemon::Mount(const std::string& source, int mount_port,
+                                             const std::string& mnt,
+                                             const std::vector<std::string>& extra,
+                                             const std::vector<std::string>& prefix) {
+  std::vector<std::string> argv = prefix;
+  for (const std::string& a :
+       {MountBinary(), std::string("-f"), std::string("--mount-port"), std::to_string(mount_port)})
+    argv.push_back(a);
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back(source);
+  argv.push_back(mnt);
+  mnt_ = mnt;
+  if (!child_.Start(argv)) return ::testing::AssertionFailure() << "spawn failed";
+  for (int i = 0; i < 1000; ++i) {
+    if (IsMountedAs(mnt, "fuse.localnfs")) return ::testing::AssertionSuccess();
+    int status;
+    if (child_.Wait(10, &status))
+      return ::testing::AssertionFailure() << "localnfs-mount exited: " << child_.Output();
+  }
+  return ::testing::AssertionFailure() << "not mounted after 10 s: " << child_.Output();
+}
+
+void UnmountFuse(const std::string& mnt) {
+  std::string out;
+  if (IsMountedAs(mnt, "fuse.localnfs") && RunCommand({"fusermount3", "-u", mnt}, &out, 30) != 0)
+    RunCommand({"fusermount3", "-uz", mnt}, &out, 30);
+}
+
+void FuseDaemon::Unmount() {
+  if (!mnt_.empty()) UnmountFuse(mnt_);
+  if (child_.running()) {
+    int status = 0;
+    if (!child_.Wait(10000, &status)) {
+      ADD_FAILURE() << "localnfs-mount did not exit after unmount";
+      child_.Kill(SIGKILL);
+      child_.Wait(5000, &status);
+    }
+  }
+}
+
 }  // namespace localnfs::client::testing

@@ -72,6 +72,40 @@ class Child {
 // True when `path` is a mount point of type `fstype` in /proc/self/mountinfo.
 bool IsMountedAs(const std::string& path, const std::string& fstype);
 
+// $LOCALNFS_MOUNT: the localnfs-mount binary under test ("" when unset).
+std::string MountBinary();
+// True when `text` holds an ASan, LSan or UBSan report.
+bool SanitizerReport(const std::string& text);
+// Unmounts the localnfs FUSE mount on `mnt`, lazily when busy; nothing if none.
+void UnmountFuse(const std::string& mnt);
+
+// A localnfs-mount running in the foreground (-f) in a child process. The destructor
+// unmounts and reaps it on every path (a test that already failed included).
+class FuseDaemon {
+ public:
+  FuseDaemon() = default;
+  ~FuseDaemon() { Unmount(); }
+  FuseDaemon(const FuseDaemon&) = delete;
+  FuseDaemon& operator=(const FuseDaemon&) = delete;
+
+  // Runs `prefix... localnfs-mount -f --mount-port P extra... source mnt` and waits
+  // (10 s) until the kernel shows the mount. `prefix` runs the daemon under another
+  // command (e.g. unshare for a pid namespace).
+  ::testing::AssertionResult Mount(const std::string& source, int mount_port,
+                                   const std::string& mnt,
+                                   const std::vector<std::string>& extra = {},
+                                   const std::vector<std::string>& prefix = {});
+  // Unmounts (lazily when busy) and waits for the daemon to exit; one that does not
+  // within 10 s is a test failure and is killed. Idempotent.
+  void Unmount();
+  Child& child() { return child_; }
+  std::string Output() const { return child_.Output(); }
+
+ private:
+  std::string mnt_;
+  Child child_;
+};
+
 class TestServer {
  public:
   // Exports `export_dir` to everyone with "rw,no_root_squash" (an exports file, so that

@@ -302,108 +302,107 @@ void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
   if (dir.ok()) SetWcc(&r.LINK3res_u.resok.linkdir_wcc, dir_before, dir->fd.get(), fsid(req));
 }
 
+namespace {
+
+// What READDIR and READDIRPLUS share: the cookie verifier check, the walk from
+// `cookie` that stops before the reply would exceed `max_reply` bytes, the linking
+// of the entries into the result list, and the result — resok, or resfail with the
+// list freed. `make(entry, used, count, &size)` sets the reply size of one entry and
+// allocates its XDR node, or returns nullptr when `used + size` would exceed `count`
+// (the walk stops there). Entry/ResOk: entry3/READDIR3resok or the READDIRPLUS3 ones.
+template <class Entry, class ResOk, class Make>
+nfsstat3 ReaddirReply(const Nfs3Request& req, uint64_t cookie, const cookieverf3 cookieverf,
+                      uint32_t max_reply, bool plus, xdrproc_t free_resok, ResOk& ok,
+                      post_op_attr* resfail_attrs, uint64_t fsid, Make&& make) {
+  auto dst = vfs::AttrsOf(req.obj);
+  const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
+  const uint64_t client_verf = Uint64FromOpaque8(cookieverf);
+  absl::Status s = dst.status();
+  if (s.ok() && cookie != 0 && client_verf != 0 && client_verf != verf)
+    s = ErrnoToStatus(EBADR, "cookie verifier");
+  const uint32_t count = std::min(max_reply, vfs::kMaxIoSize);
+  uint32_t used = kXdrReaddirReplyOverhead;
+  Entry** tail = &ok.reply.entries;
+  bool any = false;
+  absl::StatusOr<vfs::ReadDirResult> done = vfs::ReadDirResult{};
+  if (!s.ok()) {
+    done = s;
+  } else {
+    done = vfs::ReadDir(req.obj, cookie, plus, req.cred, [&](const vfs::DirEntry& e) {
+      uint32_t size = 0;
+      Entry* n = make(e, used, count, &size);
+      if (n == nullptr) return false;
+      used += size;
+      *tail = n;
+      tail = &n->nextentry;
+      any = true;
+      return true;
+    });
+  }
+  s = done.status();
+  if (s.ok() && !any && !done->eof)
+    s = ErrnoToStatus(ENOBUFS, plus ? "READDIRPLUS count too small" : "READDIR count too small");
+  const nfsstat3 status = NfsStatusFromStatus(s);
+  if (status != NFS3_OK) {
+    xdr_free(free_resok, reinterpret_cast<char*>(&ok));
+    memset(&ok, 0, sizeof(ok));
+    SetPostOpAttr(resfail_attrs, req.obj, fsid);
+    return status;
+  }
+  SetPostOpAttr(&ok.dir_attributes, *dst, fsid);
+  Uint64ToOpaque8(verf, ok.cookieverf);
+  ok.reply.eof = done->eof ? TRUE : FALSE;
+  return status;
+}
+
+}  // namespace
+
 void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<READDIR3args*>(args);
   auto& r = *static_cast<READDIR3res*>(res);
-  auto dst = vfs::AttrsOf(req.obj);
-  const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
-  const uint64_t client_verf = Uint64FromOpaque8(a.cookieverf);
-  absl::Status s = dst.status();
-  if (s.ok() && a.cookie != 0 && client_verf != 0 && client_verf != verf)
-    s = ErrnoToStatus(EBADR, "cookie verifier");
-  READDIR3resok& ok = r.READDIR3res_u.resok;
-  const uint32_t count = std::min(a.count, vfs::kMaxIoSize);
-  uint32_t used = kXdrReaddirReplyOverhead;
-  entry3** tail = &ok.reply.entries;
-  bool any = false;
-  absl::StatusOr<vfs::ReadDirResult> done = vfs::ReadDirResult{};
-  if (!s.ok())
-    done = s;
-  else
-    done = vfs::ReadDir(req.obj, a.cookie, /*plus=*/false, req.cred,
-                        [&](const vfs::DirEntry& e) {
-                          const uint32_t size = XdrEntry3Size(e.name.size());
-                          if (used + size > count) return false;
-                          used += size;
-                          entry3* n = NewNode<entry3>();
-                          n->fileid = e.fileid;
-                          n->name = MallocString(e.name);
-                          n->cookie = e.cookie;
-                          *tail = n;
-                          tail = &n->nextentry;
-                          any = true;
-                          return true;
-                        });
-  s = done.status();
-  if (s.ok() && !any && !done->eof) s = ErrnoToStatus(ENOBUFS, "READDIR count too small");
-  r.status = NfsStatusFromStatus(s);
-  if (r.status != NFS3_OK) {
-    xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIR3resok), reinterpret_cast<char*>(&ok));
-    memset(&ok, 0, sizeof(ok));
-    SetPostOpAttr(&r.READDIR3res_u.resfail.dir_attributes, req.obj, fsid(req));
-    return;
-  }
-  SetPostOpAttr(&ok.dir_attributes, *dst, fsid(req));
-  Uint64ToOpaque8(verf, ok.cookieverf);
-  ok.reply.eof = done->eof ? TRUE : FALSE;
+  r.status = ReaddirReply<entry3>(
+      req, a.cookie, a.cookieverf, a.count, /*plus=*/false,
+      reinterpret_cast<xdrproc_t>(xdr_READDIR3resok), r.READDIR3res_u.resok,
+      &r.READDIR3res_u.resfail.dir_attributes, fsid(req),
+      [&](const vfs::DirEntry& e, uint32_t used, uint32_t count, uint32_t* size) -> entry3* {
+        *size = XdrEntry3Size(e.name.size());
+        if (used + *size > count) return nullptr;
+        entry3* n = NewNode<entry3>();
+        n->fileid = e.fileid;
+        n->name = MallocString(e.name);
+        n->cookie = e.cookie;
+        return n;
+      });
 }
 
 void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<READDIRPLUS3args*>(args);
   auto& r = *static_cast<READDIRPLUS3res*>(res);
-  auto dst = vfs::AttrsOf(req.obj);
-  const uint64_t verf = dst.ok() ? vfs::CookieVerifier(*dst) : 0;
-  const uint64_t client_verf = Uint64FromOpaque8(a.cookieverf);
-  absl::Status s = dst.status();
-  if (s.ok() && a.cookie != 0 && client_verf != 0 && client_verf != verf)
-    s = ErrnoToStatus(EBADR, "cookie verifier");
-  READDIRPLUS3resok& ok = r.READDIRPLUS3res_u.resok;
-  // dircount is ignored, as knfsd does: maxcount bounds the reply.
-  const uint32_t count = std::min(a.maxcount, vfs::kMaxIoSize);
-  uint32_t used = kXdrReaddirReplyOverhead;
-  entryplus3** tail = &ok.reply.entries;
-  bool any = false;
   std::shared_ptr<UniqueFd> dir_share;  // unprivileged: where the children live
   if (!deps_.resolver->privileged()) dir_share = deps_.resolver->ShareFd(req.obj.fd.get());
-  absl::StatusOr<vfs::ReadDirResult> done = vfs::ReadDirResult{};
-  if (!s.ok())
-    done = s;
-  else
-    done = vfs::ReadDir(
-        req.obj, a.cookie, /*plus=*/true, req.cred, [&](const vfs::DirEntry& e) {
-          absl::StatusOr<std::string> wire = absl::NotFoundError("no handle");
-          if (e.kh) wire = deps_.key->Encode(req.exp->id(), *e.kh);
-          const uint32_t size =
-              XdrEntryPlus3Size(e.name.size(), wire.ok() ? wire->size() : 0);
-          if (used + size > count) return false;
-          used += size;
-          entryplus3* n = NewNode<entryplus3>();
-          n->fileid = e.fileid;
-          n->name = MallocString(e.name);
-          n->cookie = e.cookie;
-          if (e.st) SetPostOpAttr(&n->name_attributes, *e.st, fsid(req));
-          if (wire.ok()) {
-            n->name_handle.handle_follows = TRUE;
-            SetFh(&n->name_handle.post_op_fh3_u.handle, *wire);
-            deps_.resolver->Remember(req.exp->id(), *e.kh, dir_share, e.name);
-          }
-          *tail = n;
-          tail = &n->nextentry;
-          any = true;
-          return true;
-        });
-  s = done.status();
-  if (s.ok() && !any && !done->eof) s = ErrnoToStatus(ENOBUFS, "READDIRPLUS count too small");
-  r.status = NfsStatusFromStatus(s);
-  if (r.status != NFS3_OK) {
-    xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIRPLUS3resok), reinterpret_cast<char*>(&ok));
-    memset(&ok, 0, sizeof(ok));
-    SetPostOpAttr(&r.READDIRPLUS3res_u.resfail.dir_attributes, req.obj, fsid(req));
-    return;
-  }
-  SetPostOpAttr(&ok.dir_attributes, *dst, fsid(req));
-  Uint64ToOpaque8(verf, ok.cookieverf);
-  ok.reply.eof = done->eof ? TRUE : FALSE;
+  // dircount is ignored, as knfsd does: maxcount bounds the reply.
+  r.status = ReaddirReply<entryplus3>(
+      req, a.cookie, a.cookieverf, a.maxcount, /*plus=*/true,
+      reinterpret_cast<xdrproc_t>(xdr_READDIRPLUS3resok), r.READDIRPLUS3res_u.resok,
+      &r.READDIRPLUS3res_u.resfail.dir_attributes, fsid(req),
+      [&](const vfs::DirEntry& e, uint32_t used, uint32_t count,
+          uint32_t* size) -> entryplus3* {
+        absl::StatusOr<std::string> wire = absl::NotFoundError("no handle");
+        if (e.kh) wire = deps_.key->Encode(req.exp->id(), *e.kh);
+        *size = XdrEntryPlus3Size(e.name.size(), wire.ok() ? wire->size() : 0);
+        if (used + *size > count) return nullptr;
+        entryplus3* n = NewNode<entryplus3>();
+        n->fileid = e.fileid;
+        n->name = MallocString(e.name);
+        n->cookie = e.cookie;
+        if (e.st) SetPostOpAttr(&n->name_attributes, *e.st, fsid(req));
+        if (wire.ok()) {
+          n->name_handle.handle_follows = TRUE;
+          SetFh(&n->name_handle.post_op_fh3_u.handle, *wire);
+          deps_.resolver->Remember(req.exp->id(), *e.kh, dir_share, e.name);
+        }
+        return n;
+      });
 }
 
 void Nfs3Program::Fsstat(Nfs3Request& req, void*, void* res) {

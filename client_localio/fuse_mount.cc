@@ -71,6 +71,7 @@
 #include "client_localio/inode_table.h"
 #include "client_localio/localio_data_path.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
@@ -900,6 +901,7 @@ absl::Status ParseArgs(int argc, char** argv, Args* a) {
 }
 
 int Run(int argc, char** argv) {
+  ConfigureMutexDeadlockDetection();
   SetLogProgramName("localnfs-mount");
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

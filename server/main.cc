@@ -50,6 +50,7 @@
 #include "common/flags.h"
 #include "common/localio_proto.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/rcu.h"
 #include "common/release_queue.h"
 #include "common/status.h"
@@ -318,6 +319,7 @@ void RaiseFdLimit() {
 }
 
 int Main(int argc, char** argv) {
+  ConfigureMutexDeadlockDetection();
   SetLogProgramName("localnfsd");
   absl::SetProgramUsageMessage(
       "localnfsd --export DIR[:OPTS] ... | --exports FILE [--port N] [--mount-port N] "

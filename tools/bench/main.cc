@@ -19,6 +19,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "common/flags.h"
+#include "common/mutex_mode.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/targets.h"
 
@@ -50,6 +51,7 @@ using localnfs::kExitUsage;
 
 
 int Main(int argc, char** argv) {
+  localnfs::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage(
       "localnfs-bench --target URL --workload randread|seqread|seqwrite|meta "
       "[--block-size 4k] [--queue-depth N] [--file-size 256m] [--duration 3s] "

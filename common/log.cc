@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace localnfs {
 namespace {
@@ -59,6 +60,23 @@ void LogLine(LogLevel level, const char* file, int line, std::string_view messag
                                  absl::string_view(message.data(), message.size()), "\n");
   // One write per line; a short write to stderr is not worth retrying.
   [[maybe_unused]] ssize_t n = write(STDERR_FILENO, out.data(), out.size());
+}
+
+bool LogRateLimit::Allow(uint64_t* left_out) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock l(&mu_);
+  if (now - window_start_ >= period_) {
+    window_start_ = now;
+    logged_in_window_ = 0;
+  }
+  if (logged_in_window_ >= lines_) {
+    ++left_out_;
+    return false;
+  }
+  ++logged_in_window_;
+  *left_out = left_out_;
+  left_out_ = 0;
+  return true;
 }
 
 }  // namespace localnfs

@@ -9,9 +9,14 @@
 // Thread-safety: all functions are safe to call from any thread.
 #pragma once
 
+#include <stdint.h>
+
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace localnfs {
 
@@ -23,6 +28,25 @@ bool LogEnabled(LogLevel level);
 // Sets the program name used as the line prefix (default "localnfs").
 void SetLogProgramName(std::string_view name);
 void LogLine(LogLevel level, const char* file, int line, std::string_view message);
+
+// The bound on a log line that a client or a failing disk can make us repeat at will
+// (refused connections, I/O errors, a full mount list): at most `lines` per `period`.
+// Allow() says whether to log this occurrence; when it says yes, *left_out is how many
+// occurrences were not logged since the last one that was (say so in the line).
+// Thread-safe.
+class LogRateLimit {
+ public:
+  LogRateLimit(int lines, absl::Duration period) : lines_(lines), period_(period) {}
+  bool Allow(uint64_t* left_out);
+
+ private:
+  const int lines_;
+  const absl::Duration period_;
+  absl::Mutex mu_;
+  absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int logged_in_window_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t left_out_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 }  // namespace localnfs
 

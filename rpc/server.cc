@@ -159,10 +159,9 @@ class Server::Impl {
   // may still point at an object closed earlier in it.
   std::vector<std::shared_ptr<void>> graveyard_;
   std::vector<char> read_buf_;
-  absl::Time last_accept_error_log_ = absl::InfinitePast();
-  absl::Time last_refused_log_ = absl::InfinitePast();
-  uint64_t refused_since_log_ = 0;
-  absl::Time last_busy_log_ = absl::InfinitePast();
+  LogRateLimit accept_error_log_{1, absl::Seconds(1)};
+  LogRateLimit refused_log_{1, kLimitLogInterval};
+  LogRateLimit busy_log_{1, kLimitLogInterval};
   absl::Time next_idle_sweep_ = absl::InfiniteFuture();
 
   // Work queue.
@@ -474,10 +473,9 @@ void Server::Impl::Accept(Listener* l) {
       const int err = errno;
       // Out of descriptors, the listener stays readable: log once a second and pause
       // briefly instead of spinning the loop (and the log) at full speed.
-      const absl::Time now = absl::Now();
-      if (now - last_accept_error_log_ >= absl::Seconds(1)) {
-        LOG_WARNING("rpc: accept on %s: %s", l->local.ToString(), strerror(err));
-        last_accept_error_log_ = now;
+      if (uint64_t left_out = 0; accept_error_log_.Allow(&left_out)) {
+        LOG_WARNING("rpc: accept on %s: %s (%d more since the last line)",
+                    l->local.ToString(), strerror(err), left_out);
       }
       if (err == EMFILE || err == ENFILE) absl::SleepFor(absl::Milliseconds(1));
       return;
@@ -488,15 +486,11 @@ void Server::Impl::Accept(Listener* l) {
       // Closing at once (fd goes out of scope) tells the client now; leaving it in
       // the backlog would leave it hanging and the listener readable (a busy loop).
       counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
-      ++refused_since_log_;
-      const absl::Time now = absl::Now();
-      if (now - last_refused_log_ >= kLimitLogInterval) {
+      if (uint64_t left_out = 0; refused_log_.Allow(&left_out)) {
         LOG_WARNING(
             "rpc: %u connections open (--max-connections): refused %u new "
             "connection(s), the latest from %s",
-            conns_.size(), refused_since_log_, peer.ToString());
-        last_refused_log_ = now;
-        refused_since_log_ = 0;
+            conns_.size(), left_out + 1, peer.ToString());
       }
       continue;
     }
@@ -579,13 +573,11 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
     StartPending(conn);
     if (load_.inflight.load(std::memory_order_relaxed) >=
         static_cast<int64_t>(opts_.max_requests_total)) {
-      const absl::Time now = absl::Now();
-      if (now - last_busy_log_ >= kLimitLogInterval) {
+      if (uint64_t left_out = 0; busy_log_.Allow(&left_out)) {
         LOG_WARNING(
             "rpc: %d requests queued or running (--max-requests %u): not reading from "
             "connections that have requests pending",
             load_.inflight.load(), opts_.max_requests_total);
-        last_busy_log_ = now;
       }
     }
     if (static_cast<size_t>(n) < kReadChunk) break;  // the socket is very likely empty

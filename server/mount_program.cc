@@ -144,18 +144,15 @@ void MountProgram::RecordMount(const std::string& host, const std::string& path)
   by_age_.emplace(next_seq_++, std::move(key));
   while (mounts_.size() > deps_.max_mounts) {
     auto oldest = by_age_.begin();
+    uint64_t left_out = 0;
+    if (forget_log_.Allow(&left_out)) {
+      LOG_WARNING("mount list full (--max-mounts %u): forgot %s:%s, the oldest entry "
+                  "(and %d more since the last line)",
+                  deps_.max_mounts, oldest->second.first, oldest->second.second, left_out);
+    }
     mounts_.erase(oldest->second);
     by_age_.erase(oldest);
     forgotten_.fetch_add(1, std::memory_order_relaxed);
-    ++forgotten_unlogged_;
-  }
-  const absl::Time now = absl::Now();
-  if (forgotten_unlogged_ > 0 && now - last_forget_log_ >= absl::Seconds(1)) {
-    LOG_WARNING("mount list full (--max-mounts %u): forgot the %u oldest entr%s",
-                deps_.max_mounts, forgotten_unlogged_,
-                forgotten_unlogged_ == 1 ? "y" : "ies");
-    last_forget_log_ = now;
-    forgotten_unlogged_ = 0;
   }
 }
 

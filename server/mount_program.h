@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "export_cache/export.h"
 #include "rpc/mount3.h"
 #include "rpc/program.h"
@@ -81,8 +82,7 @@ class MountProgram : public rpc::Program {
   absl::flat_hash_map<MountKey, uint64_t> mounts_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, MountKey> by_age_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time last_forget_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  uint64_t forgotten_unlogged_ ABSL_GUARDED_BY(mu_) = 0;
+  LogRateLimit forget_log_{1, absl::Seconds(1)};
 };
 
 }  // namespace localnfs::server

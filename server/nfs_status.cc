@@ -2,14 +2,33 @@
 #include "server/nfs_status.h"
 
 #include <errno.h>
+#include <stdint.h>
 
+#include "absl/time/time.h"
+#include "common/log.h"
 #include "common/status.h"
 
 namespace localnfs::server {
+namespace {
 
-nfsstat3 NfsStatusFromStatus(const absl::Status& status) {
-  if (status.ok()) return NFS3_OK;
-  switch (StatusErrno(status)) {
+// NFS3ERR_IO tells the client nothing it can act on: the cause (an I/O error of the
+// file system, or an errno the table below does not know) is logged here, at most
+// 10 lines a second so that a failing disk cannot flood the log; the next line logged
+// says how many were left out.
+void LogIoError(const absl::Status& status) {
+  static LogRateLimit* limit = new LogRateLimit(10, absl::Seconds(1));
+  uint64_t left_out = 0;
+  if (!limit->Allow(&left_out)) return;
+  if (left_out > 0) {
+    LOG_WARNING("I/O error, answered NFS3ERR_IO: %s (%d earlier ones not logged)",
+                status.message(), left_out);
+  } else {
+    LOG_WARNING("I/O error, answered NFS3ERR_IO: %s", status.message());
+  }
+}
+
+nfsstat3 NfsStatusOfErrno(int err) {
+  switch (err) {
     case EPERM: return NFS3ERR_PERM;
     case ENOENT: return NFS3ERR_NOENT;
     case EIO: return NFS3ERR_IO;
@@ -44,6 +63,15 @@ nfsstat3 NfsStatusFromStatus(const absl::Status& status) {
     case ENFILE: return NFS3ERR_JUKEBOX;
     default: return NFS3ERR_IO;
   }
+}
+
+}  // namespace
+
+nfsstat3 NfsStatusFromStatus(const absl::Status& status) {
+  if (status.ok()) return NFS3_OK;
+  const nfsstat3 s = NfsStatusOfErrno(StatusErrno(status));
+  if (s == NFS3ERR_IO) LogIoError(status);
+  return s;
 }
 
 }  // namespace localnfs::server

@@ -6,7 +6,9 @@
 //   EBADMSG → NFS3ERR_BADHANDLE   (fhandle.cc: truncated, wrong version, bad MAC)
 //   EBADE   → NFS3ERR_NOT_SYNC    (vfs.h kErrNotSync: SETATTR guard mismatch)
 //   EBADR   → NFS3ERR_BAD_COOKIE  (vfs.cc: a READDIR cookie the file system rejects)
-// Thread-safety: stateless.
+// An answer of NFS3ERR_IO (EIO, or an errno the table does not know) is logged with its
+// cause, rate-limited (common/log.h LogRateLimit): the client learns nothing from it.
+// Thread-safety: safe from any thread.
 #pragma once
 
 #include "absl/status/status.h"

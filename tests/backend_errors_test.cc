@@ -1,14 +1,34 @@
 // tests/backend_errors_test.cc — the file system under an export failing: a full
-// tmpfs (ENOSPC) and a read-only mount under an export the server thinks is rw (EROFS)
-// reach the client as NFS3ERR_NOSPC and NFS3ERR_ROFS, the data acknowledged before is
-// intact, and the server keeps serving that export's reads and its other exports.
-// Needs root (mounts a tmpfs and a read-only bind mount; unmounted in TearDown).
+// tmpfs (ENOSPC), a read-only mount under an export the server thinks is rw (EROFS) and
+// a FUSE file system whose reads, writes, fsyncs and lookups fail with EIO
+// (tests/eio_fs.cc) reach the client as NFS3ERR_NOSPC, NFS3ERR_ROFS and NFS3ERR_IO —
+// and as errno EIO through the client library, over RPC and LOCALIO — the data
+// acknowledged before is intact, and the server keeps serving that export's other
+// files and its other exports.
+// Needs root (mounts a tmpfs, a read-only bind mount and the FUSE file system; all are
+// unmounted in TearDown / by their owners' destructors). The EIO tests skip without a
+// usable /dev/fuse.
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "client_localio/client.h"
+#include "client_localio/localio_data_path.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
 #include "tests/wire.h"
@@ -108,6 +128,372 @@ TEST_F(BackendErrorsTest, ReadOnlyFileSystemUnderARwExportGivesRofs) {
   // The other export is writable as before.
   const std::string other = Root(other_);
   EXPECT_EQ(n.Create(other, "fine", 0644, &fh), 0u);
+}
+
+// ---- EIO: a FUSE file system that fails on purpose (tests/eio_fs.cc) ----
+
+constexpr uint32_t kUnstable = 0;
+
+std::string EioFsBinary() {
+  const char* p = getenv("LOCALNFS_EIO_FS");
+  return p != nullptr ? p : "";
+}
+
+// True when `dir` is a mount point (a mountinfo line names it; our temp paths need no
+// unescaping).
+bool IsMountPoint(const std::string& dir) {
+  char real[PATH_MAX];
+  const std::string path = realpath(dir.c_str(), real) != nullptr ? real : dir;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mnt;
+    if (fields >> id >> parent >> dev >> root >> mnt && mnt == path) return true;
+  }
+  return false;
+}
+
+// eio_fs mounted at a directory for as long as this object lives: the destructor (and
+// Stop()) ends the process — SIGTERM, SIGKILL after 10 s — and detaches the mount if it
+// is still there, also when the test failed half-way. The child gets
+// PR_SET_PDEATHSIG=SIGKILL, so a crashed test binary leaves no daemon behind.
+class EioFsMount {
+ public:
+  enum class Started { kReady, kNoFuse, kFailed };
+
+  EioFsMount(std::string mountpoint, std::string log)
+      : mnt_(std::move(mountpoint)), log_(std::move(log)) {}
+  ~EioFsMount() { Stop(); }
+  EioFsMount(const EioFsMount&) = delete;
+  EioFsMount& operator=(const EioFsMount&) = delete;
+
+  // Runs eio_fs (stdout and stderr to the log file) and waits for its ready line.
+  // kNoFuse: it could not mount (exit 3). *why says what happened otherwise.
+  Started Start(std::string* why) {
+    const std::string bin = EioFsBinary();
+    std::vector<char*> argv = {const_cast<char*>(bin.c_str()),
+                               const_cast<char*>(mnt_.c_str()), nullptr};
+    const int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+      *why = "open " + log_ + ": " + strerror(errno);
+      return Started::kFailed;
+    }
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      dup2(out, STDOUT_FILENO);
+      dup2(out, STDERR_FILENO);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out);
+    if (pid_ < 0) {
+      *why = std::string("fork: ") + strerror(errno);
+      return Started::kFailed;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Log().find("eio_fs: ready") != std::string::npos && IsMountPoint(mnt_))
+        return Started::kReady;
+      int st;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        *why = "eio_fs exited (status " + std::to_string(st) + "): " + Log();
+        return WIFEXITED(st) && WEXITSTATUS(st) == 3 ? Started::kNoFuse : Started::kFailed;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    *why = "eio_fs not ready after 20 s: " + Log();
+    return Started::kFailed;
+  }
+
+  void Stop() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int st;
+      bool reaped = false;
+      for (int i = 0; i < 1000 && !reaped; ++i) {
+        reaped = waitpid(pid_, &st, WNOHANG) == pid_;
+        if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (!reaped) {
+        ADD_FAILURE() << "eio_fs ignored SIGTERM for 10 s; killed";
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &st, 0);
+      } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        ADD_FAILURE() << "eio_fs exited with status " << st << ": " << Log();
+      }
+      pid_ = -1;
+      const std::string log = Log();
+      if (log.find("ERROR: AddressSanitizer") != std::string::npos ||
+          log.find("ERROR: LeakSanitizer") != std::string::npos ||
+          log.find("runtime error:") != std::string::npos)
+        ADD_FAILURE() << "sanitizer report from eio_fs: " << log;
+    }
+    // eio_fs unmounts on SIGTERM; after a SIGKILL (or a daemon that never got to it)
+    // the dead mount is detached here.
+    if (IsMountPoint(mnt_) && umount2(mnt_.c_str(), MNT_DETACH) != 0)
+      ADD_FAILURE() << "umount " << mnt_ << ": " << strerror(errno);
+  }
+
+  // SIGKILL now: the daemon dies, its mount stays, and every call on it fails with
+  // ENOTCONN until Stop() detaches it.
+  void Kill9() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int st;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+  std::string Log() const { return ReadFile(log_); }
+
+ private:
+  std::string mnt_, log_;
+  pid_t pid_ = -1;
+};
+
+// Exports eio_fs ("good", "bad", "syncbad", "badattr"; see tests/eio_fs.cc) and an
+// ordinary directory from one server.
+class BackendEioTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a FUSE file system";
+    const int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0) GTEST_SKIP() << "/dev/fuse is not usable: " << strerror(errno);
+    close(fd);
+    ASSERT_FALSE(EioFsBinary().empty()) << "$LOCALNFS_EIO_FS unset (tests/meson.build sets it)";
+    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(other_.c_str(), 0755), 0);
+    ASSERT_TRUE(WriteFile(other_ + "/kept", "other data"));
+    fuse_ = std::make_unique<EioFsMount>(mnt_, top_.Sub("eio_fs.log"));
+    std::string why;
+    switch (fuse_->Start(&why)) {
+      case EioFsMount::Started::kReady: break;
+      case EioFsMount::Started::kNoFuse: GTEST_SKIP() << "cannot mount FUSE here: " << why;
+      case EioFsMount::Started::kFailed: FAIL() << why;
+    }
+    srv_ = std::make_unique<ServerProcess>(std::vector<std::string>{
+        "--export", mnt_ + ":rw,no_root_squash", "--export", other_ + ":rw,no_root_squash"});
+    ASSERT_TRUE(srv_->Start());
+    ASSERT_TRUE(conn_.Connect(srv_->nfs_port()));
+  }
+  void TearDown() override {
+    conn_.Close();
+    if (srv_ && srv_->running()) {
+      EXPECT_TRUE(srv_->Stop());
+    }
+    srv_.reset();
+    if (fuse_) fuse_->Stop();
+  }
+  std::string Root(const std::string& path) {
+    std::string fh;
+    Nfs3Wire n(&conn_);
+    EXPECT_EQ(n.Mount(path, &fh), 0u) << n.last_rpc().error;
+    return fh;
+  }
+  // COMMIT of the whole file; the nfsstat3, or Nfs3Wire::kRpcFailed.
+  uint32_t CommitStatus(const std::string& fh) { return Nfs3Wire(&conn_).Commit(fh); }
+  // The server process has not exited and answers NULL on a new connection.
+  ::testing::AssertionResult ServerAlive() {
+    if (!srv_->running() || srv_->WaitExit(std::chrono::milliseconds(0)) != -1)
+      return ::testing::AssertionFailure() << "localnfsd exited: " << srv_->StderrText();
+    WireConn fresh;
+    if (!fresh.Connect(srv_->nfs_port()))
+      return ::testing::AssertionFailure() << "cannot connect to localnfsd";
+    Nfs3Wire n(&fresh);
+    if (n.Null() != 0) return ::testing::AssertionFailure() << "NULL: " << n.last_rpc().error;
+    return ::testing::AssertionSuccess();
+  }
+
+  TempDir top_;
+  std::string mnt_ = top_.Sub("eio"), other_ = top_.Sub("other");
+  // Declared after top_ and before srv_: the server goes first, then the FUSE mount,
+  // then the directories.
+  std::unique_ptr<EioFsMount> fuse_;
+  std::unique_ptr<ServerProcess> srv_;
+  WireConn conn_;
+};
+
+TEST_F(BackendEioTest, ReadWriteAndCommitFailingWithEioGiveNfs3ErrIoAndTheServerKeepsServing) {
+  Nfs3Wire n(&conn_);
+  const std::string root = Root(mnt_), other = Root(other_);
+  std::string good, bad, syncbad, kept;
+  ASSERT_EQ(n.Lookup(root, "good", &good), 0u);
+  ASSERT_EQ(n.Lookup(root, "bad", &bad), 0u);
+  ASSERT_EQ(n.Lookup(root, "syncbad", &syncbad), 0u);
+  ASSERT_EQ(n.Lookup(other, "kept", &kept), 0u);
+  auto other_export_serves = [&] {
+    std::string d;
+    const uint32_t st = n.Read(kept, 0, 100, &d);
+    return st == 0 && d == "other data";
+  };
+  std::string data;
+
+  // READ and WRITE of a file whose I/O fails.
+  EXPECT_EQ(n.Read(bad, 0, 4096, &data), kNfs3ErrIo);
+  EXPECT_TRUE(other_export_serves());
+  EXPECT_EQ(n.Write(bad, 0, "x", kUnstable), kNfs3ErrIo);
+  EXPECT_EQ(n.Write(bad, 0, "x", kFileSync), kNfs3ErrIo);
+  EXPECT_TRUE(other_export_serves());
+  // A file whose writes work but whose fsync fails: the UNSTABLE write is acknowledged,
+  // the COMMIT that would make it stable is not, nor is a FILE_SYNC write.
+  uint32_t count = 0;
+  EXPECT_EQ(n.Write(syncbad, 0, "unstable", kUnstable, &count), 0u);
+  EXPECT_EQ(count, 8u);
+  EXPECT_EQ(CommitStatus(syncbad), kNfs3ErrIo);
+  EXPECT_EQ(n.Write(syncbad, 0, "stable", kFileSync), kNfs3ErrIo);
+  EXPECT_EQ(CommitStatus(syncbad), kNfs3ErrIo);
+  EXPECT_TRUE(other_export_serves());
+  // A new file on the failing file system fails the same way (the name decides).
+  std::string bad_new;
+  ASSERT_EQ(n.Create(root, "bad-new", 0644, &bad_new), 0u);
+  EXPECT_EQ(n.Write(bad_new, 0, "y", kFileSync), kNfs3ErrIo);
+
+  // The same export's healthy files: read, written stably, committed, read back.
+  ASSERT_EQ(n.Read(good, 0, 100, &data), 0u);
+  EXPECT_EQ(data, "good data\n");
+  EXPECT_EQ(n.Write(good, 0, "GOOD", kFileSync), 0u);
+  EXPECT_EQ(CommitStatus(good), 0u);
+  ASSERT_EQ(n.Read(good, 0, 100, &data), 0u);
+  EXPECT_EQ(data, "GOOD data\n");
+  EXPECT_EQ(ReadFile(mnt_ + "/good"), "GOOD data\n");
+  std::string fresh;
+  ASSERT_EQ(n.Create(root, "fresh", 0644, &fresh), 0u);
+  EXPECT_EQ(n.Write(fresh, 0, "fresh data", kUnstable), 0u);
+  EXPECT_EQ(CommitStatus(fresh), 0u);
+  EXPECT_EQ(ReadFile(mnt_ + "/fresh"), "fresh data");
+  // syncbad's reads still work.
+  ASSERT_EQ(n.Read(syncbad, 0, 6, &data), 0u);
+  EXPECT_EQ(data, "stable");
+
+  // The other export, after: writes and reads as before.
+  std::string ok;
+  ASSERT_EQ(n.Create(other, "ok", 0644, &ok), 0u);
+  EXPECT_EQ(n.Write(ok, 0, "after", kFileSync), 0u);
+  EXPECT_EQ(ReadFile(other_ + "/ok"), "after");
+  EXPECT_TRUE(other_export_serves());
+
+  // The failures came from the file system (not from some other server error) ...
+  const std::string fs_log = fuse_->Log();
+  EXPECT_NE(fs_log.find("injected EIO: read bad\n"), std::string::npos) << fs_log;
+  EXPECT_NE(fs_log.find("injected EIO: write bad\n"), std::string::npos) << fs_log;
+  EXPECT_NE(fs_log.find("injected EIO: fsync syncbad\n"), std::string::npos) << fs_log;
+  EXPECT_NE(fs_log.find("injected EIO: write bad-new\n"), std::string::npos) << fs_log;
+  // ... the server said so in its log ...
+  const std::string log = srv_->StderrText();
+  EXPECT_NE(log.find("I/O error, answered NFS3ERR_IO: pread: Input/output error"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("I/O error, answered NFS3ERR_IO: fsync: Input/output error"),
+            std::string::npos)
+      << log;
+  // ... and it is still up.
+  EXPECT_TRUE(ServerAlive());
+}
+
+TEST_F(BackendEioTest, LookupFailingWithEioGivesNfs3ErrIo) {
+  Nfs3Wire n(&conn_);
+  const std::string root = Root(mnt_);
+  std::string fh;
+  EXPECT_EQ(n.Lookup(root, "badattr", &fh), kNfs3ErrIo);
+  EXPECT_EQ(n.Lookup(root, "good", &fh), 0u);
+  EXPECT_EQ(n.Lookup(root, "missing", &fh), kNfs3ErrNoent);
+  EXPECT_EQ(n.Getattr(root), 0u);
+  EXPECT_NE(fuse_->Log().find("injected EIO: lookup badattr\n"), std::string::npos)
+      << fuse_->Log();
+  EXPECT_TRUE(ServerAlive());
+}
+
+TEST_F(BackendEioTest, FileSystemDaemonDyingGivesNfs3ErrIoAndTheOtherExportKeepsServing) {
+  Nfs3Wire n(&conn_);
+  const std::string root = Root(mnt_), other = Root(other_);
+  std::string good, kept, fh, data;
+  ASSERT_EQ(n.Lookup(root, "good", &good), 0u);
+  ASSERT_EQ(n.Lookup(other, "kept", &kept), 0u);
+  ASSERT_EQ(n.Read(good, 0, 100, &data), 0u);
+  fuse_->Kill9();
+  // Every call on the dead file system fails (ENOTCONN): NFS3ERR_IO.
+  EXPECT_EQ(n.Read(good, 0, 100, &data), kNfs3ErrIo);
+  EXPECT_EQ(n.Write(good, 0, "x", kFileSync), kNfs3ErrIo);
+  EXPECT_EQ(n.Getattr(root), kNfs3ErrIo);
+  EXPECT_EQ(n.Lookup(root, "good", &fh), kNfs3ErrIo);
+  // The other export does not notice.
+  ASSERT_EQ(n.Read(kept, 0, 100, &data), 0u);
+  EXPECT_EQ(data, "other data");
+  ASSERT_EQ(n.Create(other, "after", 0644, &fh), 0u);
+  EXPECT_EQ(n.Write(fh, 0, "after", kFileSync), 0u);
+  EXPECT_EQ(ReadFile(other_ + "/after"), "after");
+  const std::string log = srv_->StderrText();
+  EXPECT_NE(log.find("answered NFS3ERR_IO"), std::string::npos) << log;
+  EXPECT_TRUE(ServerAlive());
+}
+
+const Credentials kRootCred{.uid = 0, .gid = 0, .groups = {}};
+
+// What a caller of the client library sees: errno EIO (ErrnoOf) carrying NFS3ERR_IO.
+::testing::AssertionResult IsEio(const absl::Status& s) {
+  if (s.ok()) return ::testing::AssertionFailure() << "succeeded";
+  if (client::ErrnoOf(s) != EIO || client::NfsStatusOf(s) != std::optional<uint32_t>(kNfs3ErrIo))
+    return ::testing::AssertionFailure() << "errno " << client::ErrnoOf(s) << ": " << s;
+  return ::testing::AssertionSuccess();
+}
+
+// Over the client library: RPC only, then with the LOCALIO data path (whose local
+// pread / pwrite / fsync fail with EIO, and the RPC it falls back to as well).
+void CheckEioThroughTheClient(client::Nfs3Client* c, const std::string& mnt) {
+  auto bad = c->Lookup(c->root(), "bad", kRootCred);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_TRUE(IsEio(c->Read(bad->handle, 0, 4096, kRootCred).status()));
+  EXPECT_TRUE(IsEio(c->Write(bad->handle, 0, "x", kRootCred).status()));
+  EXPECT_TRUE(IsEio(c->Write(bad->handle, 0, "x", kRootCred, client::StableHow::kFileSync)
+                        .status()));
+  auto syncbad = c->Lookup(c->root(), "syncbad", kRootCred);
+  ASSERT_TRUE(syncbad.ok()) << syncbad.status();
+  EXPECT_TRUE(c->Write(syncbad->handle, 0, "pending", kRootCred).ok());
+  EXPECT_TRUE(IsEio(c->Commit(syncbad->handle, kRootCred).status()));
+  EXPECT_TRUE(IsEio(c->Lookup(c->root(), "badattr", kRootCred).status()));
+  auto good = c->Lookup(c->root(), "good", kRootCred);
+  ASSERT_TRUE(good.ok()) << good.status();
+  auto r = c->Read(good->handle, 0, 100, kRootCred);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->data, "good data\n");
+  EXPECT_TRUE(c->Write(good->handle, 0, "Good", kRootCred).ok());
+  EXPECT_TRUE(c->Commit(good->handle, kRootCred).ok());
+  EXPECT_EQ(ReadFile(mnt + "/good"), "Good data\n");
+}
+
+TEST_F(BackendEioTest, EioArrivesAsErrnoEioAtTheClientLibrary) {
+  auto c = client::Nfs3Client::Mount("127.0.0.1", srv_->nfs_port(), srv_->mount_port(), mnt_,
+                                     {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CheckEioThroughTheClient(c->get(), mnt_);
+  // The other export, through its own client.
+  auto o = client::Nfs3Client::Mount("127.0.0.1", srv_->nfs_port(), srv_->mount_port(),
+                                     other_, {});
+  ASSERT_TRUE(o.ok()) << o.status();
+  auto kept = (*o)->Lookup((*o)->root(), "kept", kRootCred);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  auto r = (*o)->Read(kept->handle, 0, 100, kRootCred);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->data, "other data");
+  EXPECT_TRUE(ServerAlive());
+}
+
+TEST_F(BackendEioTest, EioOnTheLocalioPathArrivesAsErrnoEio) {
+  auto c = client::Nfs3Client::Mount("127.0.0.1", srv_->nfs_port(), srv_->mount_port(), mnt_,
+                                     {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto lio = client::LocalioDataPath::Install(
+      c->get(), {.mode = client::LocalioMode::kOn, .runtime_dir = srv_->runtime_dir()});
+  ASSERT_TRUE(lio.ok()) << lio.status();
+  CheckEioThroughTheClient(c->get(), mnt_);
+  const client::IoCounters counters = (*c)->Counters();
+  // The healthy file went local; the failing calls fell back to RPC, which failed too.
+  EXPECT_GT(counters.local_reads, 0u) << client::FormatCounters(counters);
+  EXPECT_GT(counters.local_fallbacks, 0u) << client::FormatCounters(counters);
+  EXPECT_TRUE(ServerAlive());
 }
 
 }  // namespace

@@ -29,25 +29,15 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
-if [ -z "${LOCALNFS_SHARED:-}" ]; then
-	top=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || echo "$here/../..")
-	LOCALNFS_SHARED=$top/../shared
-fi
-RUN=$LOCALNFS_SHARED/kclient/run.sh
 WORKLOAD=${KCLIENT_KILL_WORKLOAD:-$here/workload-kill.sh}
 KILL_PIECE=${KC_KILL_PIECE:-$((8 + RANDOM % 3))}
 delay_ms=${KC_KILL_DELAY_MS:-$((RANDOM % 200))}
 FAULT=${KCLIENT_KILL_FAULT:-}
 
-if [ ! -x "$RUN" ]; then
-	echo "SKIP: $LOCALNFS_SHARED/kclient/run.sh not found (no shared kernel-client harness here)"
-	exit 77
-fi
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "SKIP: qemu-system-x86_64 not installed (run $LOCALNFS_SHARED/kclient/install-deps.sh)"
-	exit 77
-fi
-[ -x "$LOCALNFSD" ] || { echo "FAIL: $LOCALNFSD is not executable"; exit 1; }
+. "$here/lib.sh"
+console=
+fail() { echo "FAIL: $*"; exit 1; }  # until the full one below
+kc_find_harness
 [ -r "$WORKLOAD" ] || { echo "FAIL: cannot read $WORKLOAD"; exit 1; }
 case $FAULT in '' | lose-acked | early-ack | same-verifier) ;; *) echo "FAIL: bad KCLIENT_KILL_FAULT '$FAULT'"; exit 1 ;; esac
 
@@ -59,18 +49,8 @@ gpid=   # run.sh
 stopped=
 cleanup() {
 	if [ -n "$stopped" ] && [ -n "$pid" ]; then kill -CONT "$pid" 2>/dev/null; fi
-	if [ -n "$gpid" ] && kill -0 "$gpid" 2>/dev/null; then
-		kill -TERM "$gpid" 2>/dev/null # run.sh's trap stops its qemu
-		for _ in $(seq 100); do kill -0 "$gpid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$gpid" 2>/dev/null
-		wait "$gpid" 2>/dev/null
-	fi
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
+	kc_stop "$gpid"  # run.sh's trap stops its qemu
+	kc_stop "$pid"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -95,20 +75,10 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # start_server N: localnfsd incarnation N on $nfs_port/$mount_port (0 = any); sets pid.
 start_server() {
-	local n=$1 ready=
-	"$LOCALNFSD" --export "$work/export:rw,no_root_squash" --port "$nfs_port" \
+	kc_start_localnfsd "$work/server$1.out" "$work/server$1.err" \
+		--export "$work/export:rw,no_root_squash" --port "$nfs_port" \
 		--mount-port "$mount_port" --bind 127.0.0.1 --threads 4 --state-dir "$work/state" \
-		--runtime-dir "$work/run" >"$work/server$n.out" 2>>"$work/server$n.err" &
-	pid=$!
-	for _ in $(seq 300); do
-		ready=$(grep -m1 '^localnfsd: ready nfs=[0-9]* mount=[0-9]*' "$work/server$n.out" 2>/dev/null)
-		[ -n "$ready" ] && break
-		kill -0 "$pid" 2>/dev/null || { wait "$pid"; return 1; }
-		sleep 0.05
-	done
-	[ -n "$ready" ] || fail "no ready line from localnfsd ($n) within 15 s"
-	nfs_port=$(echo "$ready" | sed 's/.*nfs=\([0-9]*\).*/\1/')
-	mount_port=$(echo "$ready" | sed 's/.*mount=\([0-9]*\).*/\1/')
+		--runtime-dir "$work/run"
 }
 
 # The content model: 64-byte lines "%-63s\n" of "<file> piece <n> offset <byte>"
@@ -278,20 +248,9 @@ cmp "$work/model.B" "$work/export/$B" ||
 ops=$(clog | sed -n 's/^KCLIENT-OPS \([A-Z]*\): \([0-9]*\).*/\1=\2/p' | tr '\n' ' ')
 echo "final: A $an pieces ($asize bytes) and B $bn pieces ($bsize bytes) equal the model; client ops: $ops"
 
-# Orderly shutdown of the restarted server: exit 0, no sanitizer report.
-kill -TERM "$pid"
-rc=
-for _ in $(seq 150); do
-	if ! kill -0 "$pid" 2>/dev/null; then wait "$pid"; rc=$?; break; fi
-	sleep 0.1
-done
-[ -n "$rc" ] || fail "localnfsd did not exit within 15 s of SIGTERM"
+# Orderly shutdown of the restarted server: exit 0, no sanitizer report in either.
+kc_stop_checked "$pid" "$work"/server*.err
 pid=
-[ "$rc" = 0 ] || fail "restarted localnfsd exited $rc on SIGTERM"
-if grep -q -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' -e 'runtime error:' \
-	"$work"/server*.err; then
-	fail "sanitizer report in localnfsd's stderr"
-fi
 
 # Figures: the longest gap between two acknowledgements (guest uptime) is the time the
 # guest waited for the restarted server.

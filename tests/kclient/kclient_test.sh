@@ -13,62 +13,32 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
-if [ -z "${LOCALNFS_SHARED:-}" ]; then
-	top=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || echo "$here/../..")
-	LOCALNFS_SHARED=$top/../shared
-fi
-RUN=$LOCALNFS_SHARED/kclient/run.sh
 EXTRA=${KCLIENT_EXTRA:-$here/workload-extra.sh}
-
-if [ ! -x "$RUN" ]; then
-	echo "SKIP: $LOCALNFS_SHARED/kclient/run.sh not found (no shared kernel-client harness here)"
-	exit 77
-fi
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "SKIP: qemu-system-x86_64 not installed (run $LOCALNFS_SHARED/kclient/install-deps.sh)"
-	exit 77
-fi
-[ -x "$LOCALNFSD" ] || { echo "FAIL: $LOCALNFSD is not executable"; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
-mkdir -p "$work/export" "$work/state" "$work/run"
-pid=
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
+. "$here/lib.sh"
 fail() {
 	echo "FAIL: $*"
 	echo "--- localnfsd stderr (last 40 lines) ---"
 	tail -n 40 "$work/server.err" 2>/dev/null
 	exit 1
 }
+kc_find_harness
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
+chmod 755 "$work"
+mkdir -p "$work/export" "$work/state" "$work/run"
+pid=
+cleanup() {
+	kc_stop "$pid"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 t_start=$(date +%s)
-"$LOCALNFSD" --export "$work/export:rw,no_root_squash" --port 0 --mount-port 0 \
-	--bind 127.0.0.1 --threads 4 --state-dir "$work/state" --runtime-dir "$work/run" \
-	>"$work/server.out" 2>"$work/server.err" &
-pid=$!
-
-ready=
-for _ in $(seq 300); do
-	ready=$(grep -m1 '^localnfsd: ready nfs=[0-9]* mount=[0-9]*' "$work/server.out" 2>/dev/null)
-	[ -n "$ready" ] && break
-	kill -0 "$pid" 2>/dev/null || fail "localnfsd exited before it was ready"
-	sleep 0.1
-done
-[ -n "$ready" ] || fail "no ready line from localnfsd within 30 s"
-nfs_port=$(echo "$ready" | sed 's/.*nfs=\([0-9]*\).*/\1/')
-mount_port=$(echo "$ready" | sed 's/.*mount=\([0-9]*\).*/\1/')
+kc_start_localnfsd "$work/server.out" "$work/server.err" \
+	--export "$work/export:rw,no_root_squash" --port 0 --mount-port 0 --bind 127.0.0.1 \
+	--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" ||
+	fail "localnfsd exited before it was ready"
 echo "localnfsd pid $pid: nfs=$nfs_port mount=$mount_port export=$work/export"
 
 run_guest() {  # label, extra run.sh args...
@@ -111,17 +81,7 @@ mode=$(stat -c %a "$work/export/kclient-extra-$tag.tree/a/b/c/r3")
 echo "host checks: $lines checksums verified, big file $size bytes"
 
 # Orderly shutdown: exit 0 and no sanitizer report.
-kill -TERM "$pid"
-rc=
-for _ in $(seq 150); do
-	if ! kill -0 "$pid" 2>/dev/null; then wait "$pid"; rc=$?; break; fi
-	sleep 0.1
-done
-[ -n "$rc" ] || fail "localnfsd did not exit within 15 s of SIGTERM"
+kc_stop_checked "$pid" "$work/server.err"
 pid=
-[ "$rc" = 0 ] || fail "localnfsd exited $rc on SIGTERM"
-if grep -q -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' -e 'runtime error:' "$work/server.err"; then
-	fail "sanitizer report in localnfsd's stderr"
-fi
 echo "PASS: kernel client v3 (default + extra) in $(($(date +%s) - t_start)) s"
 exit 0

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <string>
@@ -37,14 +39,23 @@ inline void RemoveTree(const std::string& path) {
       16, FTW_DEPTH | FTW_PHYS);
 }
 
-// A directory under $TMPDIR (or /tmp) that lives as long as the process: a target
-// creates it once in its setup and keeps it in a static. It is removed by the
-// destructor or, for the fixtures targets never destroy (their threads run until
-// exit), by an atexit handler; a crash leaves it behind for inspection.
+// "/dev/shm" when it is a writable tmpfs, else nullptr (RunDir's default base). For
+// fixtures whose files are rewritten per input and whose real home is tmpfs anyway.
+inline const char* TmpfsDir() {
+  struct statfs fs;
+  if (statfs("/dev/shm", &fs) == 0 && fs.f_type == TMPFS_MAGIC && access("/dev/shm", W_OK) == 0)
+    return "/dev/shm";
+  return nullptr;
+}
+
+// A directory under `base` (default $TMPDIR, or /tmp) that lives as long as the
+// process: a target creates it once in its setup and keeps it in a static. It is
+// removed by the destructor or, for the fixtures targets never destroy (their threads
+// run until exit), by an atexit handler; a crash leaves it behind for inspection.
 class RunDir {
  public:
-  explicit RunDir(const char* prefix) {
-    const char* tmp = getenv("TMPDIR");
+  explicit RunDir(const char* prefix, const char* base = nullptr) {
+    const char* tmp = base != nullptr ? base : getenv("TMPDIR");
     std::string templ = std::string(tmp != nullptr && tmp[0] == '/' ? tmp : "/tmp") +
                         "/" + prefix + "-XXXXXX";
     if (mkdtemp(templ.data()) == nullptr) {

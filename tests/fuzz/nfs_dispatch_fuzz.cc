@@ -265,16 +265,26 @@ class Fixture {
     resolver_started_ = true;
   }
 
+  // Called for three directories before every input, so it must be cheap: one
+  // open + getdents64 into a static buffer + close, no opendir() (whose 32 KiB
+  // buffer, allocated and freed through ASan per call, cost a quarter of the run).
   static void RemoveExtras(const std::string& dir, std::initializer_list<std::string_view> keep) {
-    DIR* d = opendir(dir.c_str());
-    if (d == nullptr) return;
+    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) return;
+    alignas(8) static char buf[8192];
     std::vector<std::string> extra;
-    while (dirent* e = readdir(d)) {
-      std::string_view name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (std::find(keep.begin(), keep.end(), name) == keep.end()) extra.emplace_back(name);
+    for (;;) {
+      const ssize_t n = getdents64(fd.get(), buf, sizeof(buf));
+      if (n <= 0) break;
+      for (ssize_t pos = 0; pos < n;) {
+        const auto* e = reinterpret_cast<const struct dirent64*>(buf + pos);
+        pos += e->d_reclen;
+        const std::string_view name = e->d_name;
+        if (name == "." || name == "..") continue;
+        if (std::find(keep.begin(), keep.end(), name) == keep.end()) extra.emplace_back(name);
+      }
     }
-    closedir(d);
+    fd.reset();
     for (const std::string& name : extra) fuzz::RemoveTree(dir + "/" + name);
   }
 

@@ -12,6 +12,8 @@
 
 #include <urcu.h>
 
+#include "common/tsan.h"
+
 namespace localnfs {
 
 class RcuThread {
@@ -25,7 +27,13 @@ class RcuThread {
 class RcuReadLock {
  public:
   RcuReadLock() { rcu_read_lock(); }
-  ~RcuReadLock() { rcu_read_unlock(); }
+  ~RcuReadLock() {
+    // liburcu's read-side words are invisible to ThreadSanitizer: tell it that this
+    // section's reads happen before any call_rcu callback of a later grace period
+    // (common/tsan.h). Nothing without TSan.
+    tsan::RcuReaderRelease();
+    rcu_read_unlock();
+  }
   RcuReadLock(const RcuReadLock&) = delete;
   RcuReadLock& operator=(const RcuReadLock&) = delete;
 };

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/tsan.h"
 
 namespace localnfs {
 namespace {
@@ -84,8 +85,15 @@ class ReleaseQueue {
 
   void QueueAfterGracePeriod(ReleaseNode* n) {
     queued_.fetch_add(1, std::memory_order_relaxed);
+    // ThreadSanitizer sees neither liburcu's call_rcu queue (uatomic, in the
+    // uninstrumented liburcu.so) nor its grace periods: without these two edges every
+    // node (built here, run on the release thread) and every object freed by a release
+    // after a reader used it was reported as a race. common/tsan.h; no-ops without TSan.
+    tsan::Release(n);
     call_rcu(&n->rcu, [](rcu_head* head) {
       ReleaseNode* node = caa_container_of(head, ReleaseNode, rcu);
+      tsan::Acquire(node);             // the queuing thread's writes (the node, fn)
+      tsan::RcuGracePeriodAcquire();   // every read section that ended before now
       Instance().Enqueue(node);
     });
   }
@@ -117,7 +125,14 @@ class ReleaseQueue {
       for (DeferredList* list : lists_) QueueList(list->StealAll());
     }
     // 2. Every call_rcu callback queued so far has run, i.e. pushed its node.
-    rcu_barrier();
+    {
+      // rcu_barrier() callocs a record per call_rcu thread and passes it through
+      // liburcu's wait-free queue, which ThreadSanitizer cannot see; the call_rcu thread
+      // frees it. Not a race, but reported as one (free vs. calloc) unless the
+      // allocation is hidden from TSan. No-op without TSan (common/tsan.h).
+      tsan::IgnoreAccesses hide_liburcu_internals;
+      rcu_barrier();
+    }
     // 3. Flush: wait until the release thread has run everything pushed.
     const uint64_t target = queued_.load();
     std::unique_lock<std::mutex> l(mu_);

@@ -1,37 +1,97 @@
 #!/usr/bin/env bash
 # test-all.sh — the whole test suite, as CI runs it: installs what is missing, builds
-# plain and ASan+UBSan, and runs unit, integration and kernel-client tests in both.
+# plain and ASan+UBSan and runs unit, integration and kernel-client tests in both, then
+# the ThreadSanitizer step and the fuzz step.
 # Prints "N passed, N failed, N skipped" as its last line; exit 0 only if none failed.
 #
-#   tools/test-all.sh                 both builds
-#   LOCALNFS_BUILDS=plain tools/test-all.sh   only the plain build
+#   tools/test-all.sh                          plain, asan and tsan
+#   LOCALNFS_BUILDS=plain tools/test-all.sh    only the plain build
+#   LOCALNFS_BUILDS="plain asan" ...           no TSan step
+#   LOCALNFS_TSAN_TESTS="rpc_unit drc" ...     the TSan step runs these meson tests
+#                                              (default below; "all": unit + integration)
+#   LOCALNFS_FUZZ_SECONDS=0 ...                no fuzz step
+#
+# The TSan step (docs/TSAN.md) builds build-tsan/ with only the targets its tests need
+# and runs the tests that exercise the threaded paths — the event loop, the worker pool,
+# the caches (file, handle, export RCU, DRC, release queue) and the broker — a few of
+# them against a real localnfsd under concurrent load. Any ThreadSanitizer report fails
+# it: halt_on_error=1 (the process exits 66), and every report file is counted and
+# printed, also those of server processes whose exit status no test checks.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 top=$(pwd)
 
 tools/install-deps.sh || exit 1
-read -r -a builds <<<"${LOCALNFS_BUILDS:-plain asan}"
+read -r -a builds <<<"${LOCALNFS_BUILDS:-plain asan tsan}"
+
+# The TSan selection: unit tests of the threaded components, then the real server under
+# concurrent clients (nfs3_client: concurrent writers, 8 MiB write/commit/read; drc:
+# retransmits racing the original; ctl: status counters and LOCALIO clients read while
+# serving; localio_integration: broker and local socket with a real server).
+tsan_default="common_unit broker_unit rpc_unit export_cache_unit server_unit localio_unit
+  nfs3_client drc ctl localio_integration"
+read -r -d "" -a tsan_tests <<<"${LOCALNFS_TSAN_TESTS:-$tsan_default}" || true
+[ "${tsan_tests[*]}" = all ] && tsan_tests=(--suite unit --suite integration)
 
 start=$(date +%s)
-tools/build.sh "${builds[@]}" || { echo "0 passed, 1 failed"; exit 1; }
-echo "test-all: built ${builds[*]} in $(( $(date +%s) - start )) s"
-
 passed=0 failed=0 skipped=0
-for kind in "${builds[@]}"; do
-  dir=build; [ "$kind" = asan ] && dir=build-asan
-  t0=$(date +%s)
-  out=$(mktemp)
-  # Unit and integration tests run in parallel (meson's default: one per core);
-  # the kernel-client runs are serialised by their is_parallel: false.
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$out"
+tally() {  # meson test output file → passed/failed/skipped
+  local out=$1 ok fail xpass to skip
   count() { awk -v k="$1" '$1 == k":" {print $2; exit}' "$out"; }
   ok=$(count Ok); fail=$(count Fail); xpass=$(awk '/^Unexpected Pass:/ {print $3; exit}' "$out")
   to=$(count Timeout); skip=$(count Skipped)
   passed=$((passed + ${ok:-0}))
   failed=$((failed + ${fail:-0} + ${xpass:-0} + ${to:-0}))
   skipped=$((skipped + ${skip:-0}))
-  if [ -z "$ok" ]; then failed=$((failed + 1)); echo "test-all: meson test in $dir produced no summary"; fi
+  if [ -z "$ok" ]; then failed=$((failed + 1)); echo "test-all: meson test produced no summary"; fi
+}
+
+export LOCALNFS_TSAN_TESTS="${tsan_tests[*]}"  # tools/build.sh tsan builds only what they need
+[ "${tsan_tests[*]}" = "--suite unit --suite integration" ] && LOCALNFS_TSAN_TESTS=all
+for kind in "${builds[@]}"; do
+  t0=$(date +%s)
+  tools/build.sh "$kind" || { echo "0 passed, 1 failed"; exit 1; }
+  echo "test-all: build $kind took $(( $(date +%s) - t0 )) s"
+done
+echo "test-all: built ${builds[*]} in $(( $(date +%s) - start )) s"
+
+for kind in "${builds[@]}"; do
+  dir=build; [ "$kind" = asan ] && dir=build-asan
+  t0=$(date +%s)
+  out=$(mktemp)
+  if [ "$kind" = tsan ]; then
+    dir=build-tsan
+    # gcc 12's TSan cannot map its shadow with more than 28 bits of mmap randomisation
+    # ("FATAL: ThreadSanitizer: unexpected memory mapping", kernels with
+    # vm.mmap_rnd_bits=32): then run without address randomisation.
+    wrap=()
+    probe=$dir/common/common_unit_test
+    [ -x "$probe" ] || probe=$(find "$dir" -maxdepth 2 -name '*_test' -type f -perm -u+x | head -1)
+    if [ -n "$probe" ] && ! "$probe" --gtest_list_tests >/dev/null 2>&1; then
+      wrap=(setarch "$(uname -m)" -R)
+      echo "test-all: TSan needs setarch -R here (vm.mmap_rnd_bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null))"
+    fi
+    reports=$(mktemp -d)
+    chmod 1777 "$reports"  # servers that drop privileges write their reports here too
+    # Defaults compiled into every tsan binary: halt_on_error=1 (common/tsan_defaults.cc).
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$reports/tsan" \
+      "${wrap[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
+      "${tsan_tests[@]}" 2>&1 | tee "$out"
+    tally "$out"
+    n=$(find "$reports" -name 'tsan.*' -type f | wc -l)
+    if [ "$n" -gt 0 ]; then
+      failed=$((failed + 1))
+      echo "test-all: ThreadSanitizer wrote $n report file(s):"
+      for f in "$reports"/tsan.*; do echo "--- $f"; head -c 20000 "$f"; done
+    fi
+    rm -rf "$reports"
+  else
+    # Unit and integration tests run in parallel (meson's default: one per core);
+    # the kernel-client runs are serialised by their is_parallel: false.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$out"
+    tally "$out"
+  fi
   echo "test-all: $kind suite took $(( $(date +%s) - t0 )) s"
   rm -f "$out"
 done

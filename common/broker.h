@@ -102,7 +102,14 @@ inline constexpr char kSegmentName[] = "broker";
 inline constexpr uint32_t kFormatVersion = 2;  // 2: per-slot LOCALIO counters
 // Version of the ops table the record advertises (the local-socket protocol).
 inline constexpr uint32_t kOpsVersion = 1;
+// The fuzz build (-Dfuzz=true) shrinks the table to 64 slots: every loop over it runs
+// the same code, but mapping, zeroing and scanning the 1024 slots (370 KiB) was most of
+// broker_segment_fuzz's time per input (docs/FUZZING.md, "Speed of the slow targets").
+#ifdef LOCALNFS_FUZZ_SMALL_BROKER
+inline constexpr size_t kUuidSlots = 64;
+#else
 inline constexpr size_t kUuidSlots = 1024;
+#endif
 // Both include the terminating NUL.
 inline constexpr size_t kMaxSocketPath = 108;  // sizeof(sockaddr_un::sun_path)
 inline constexpr size_t kMaxDomain = 256;

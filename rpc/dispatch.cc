@@ -1,5 +1,6 @@
 #include "rpc/dispatch.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include <algorithm>
@@ -96,6 +97,27 @@ std::vector<Program*> Dispatcher::programs() const {
     return a->prog() != b->prog() ? a->prog() < b->prog() : a->vers() < b->vers();
   });
   return all;
+}
+
+bool Dispatcher::IsQuick(std::string_view record) const {
+  // xid, msg_type, rpcvers, prog, vers, proc: the fixed words before the credential.
+  constexpr size_t kFixedWords = 6;
+  if (record.size() < kFixedWords * 4) return false;
+  auto word = [&](size_t i) {
+    uint32_t v;
+    memcpy(&v, record.data() + 4 * i, sizeof v);
+    return ntohl(v);
+  };
+  if (word(1) != 0 /* CALL */ || word(2) != 2 /* RPC version */) return false;
+  auto pit = programs_.find(word(3));
+  if (pit == programs_.end()) return false;
+  const uint32_t vers = word(4), proc = word(5);
+  for (Program* p : pit->second) {
+    if (p->vers() != vers) continue;
+    const ProcXdr* px = proc < p->proc_count() ? p->procedure(proc) : nullptr;
+    return px != nullptr && px->quick;
+  }
+  return false;
 }
 
 bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,

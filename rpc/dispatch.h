@@ -74,6 +74,11 @@ class Dispatcher {
   bool Handle(std::string_view record, ConnectionInfo* conn, bool with_record_mark,
               std::string* reply, DeferredReply deliver_later = nullptr);
 
+  // True when `record` (without record mark) is a call of a procedure marked
+  // ProcXdr::quick. Reads only the fixed part of the call header; a record that is
+  // not such a call (malformed ones included) is not quick.
+  bool IsQuick(std::string_view record) const;
+
  private:
   ServerCounters* const counters_;
   DuplicateRequestCache* const drc_;

@@ -186,6 +186,25 @@ TEST_F(DispatcherTest, UnsupportedFlavorIsTooWeak) {
   EXPECT_EQ(e.auth_stat, AuthStat::kTooWeak);
 }
 
+TEST_F(DispatcherTest, IsQuickReadsTheProcedureFlagAndRefusesWhatIsNoCall) {
+  EXPECT_TRUE(dispatcher_.IsQuick(Call(1, 1, U32(7))));    // ECHO
+  EXPECT_TRUE(dispatcher_.IsQuick(Call(3, 1, U32(7))));    // in every version
+  EXPECT_FALSE(dispatcher_.IsQuick(Call(1, 3, U32(7))));   // SLEEP
+  EXPECT_FALSE(dispatcher_.IsQuick(Call(1, 2, "")));       // missing procedure
+  EXPECT_FALSE(dispatcher_.IsQuick(Call(1, 99, "")));      // out of range
+  EXPECT_FALSE(dispatcher_.IsQuick(Call(2, 1, U32(7))));   // unregistered version
+  EXPECT_FALSE(dispatcher_.IsQuick(Client::EncodeCall(42, kTestProg + 1, 1, 1, CallAuth{}, "")));
+  std::string echo = Call(1, 1, U32(7));
+  EXPECT_FALSE(dispatcher_.IsQuick(echo.substr(0, 23)));  // cut before the procedure
+  std::string reply = echo;
+  reply[7] = 1;  // msg_type REPLY
+  EXPECT_FALSE(dispatcher_.IsQuick(reply));
+  std::string v3rpc = echo;
+  v3rpc[11] = 3;  // rpcvers 3
+  EXPECT_FALSE(dispatcher_.IsQuick(v3rpc));
+  EXPECT_FALSE(dispatcher_.IsQuick(""));
+}
+
 TEST_F(DispatcherTest, RecordTooShortForAHeaderIsDropped) {
   RpcError e;
   EXPECT_FALSE(Run("abc", &e));

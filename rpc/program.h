@@ -90,6 +90,10 @@ struct ProcXdr {
   // Retransmits of this procedure are not idempotent: the duplicate request cache
   // (when present) keeps its reply.
   bool non_idempotent = false;
+  // Takes microseconds and never waits for a disk write (no fsync, no WRITE data, no
+  // directory listing): the rpc server may run such a call on the event-loop thread
+  // that read it instead of waking a worker (rpc/server.h, "Quick calls").
+  bool quick = false;
 };
 
 // What the dispatcher should send after Dispatch().

@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <rpc/pmap_clnt.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,6 +37,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -118,9 +120,14 @@ class Server::Impl {
   void CloseIdleConnections(absl::Time now);
   // epoll_wait's timeout: until the next idle sweep, or -1 without idle timeout.
   int LoopTimeoutMs(absl::Time now) const;
+  // Counts a request in flight and hands it to the workers — or, for the first quick
+  // TCP call of a loop round, holds it for RunHeldCall (see "Quick calls").
   void Enqueue(Work w);
+  void PushWork(Work w);
+  // End of a loop round: runs the held call, if the round started nothing else.
+  void RunHeldCall();
 
-  // Workers.
+  // Workers (RunTcp also on the loop, for a held quick call).
   void WorkerMain();
   void RunTcp(Work& w);
   void RunUdp(Work& w);
@@ -163,6 +170,8 @@ class Server::Impl {
   LogRateLimit refused_log_{1, kLimitLogInterval};
   LogRateLimit busy_log_{1, kLimitLogInterval};
   absl::Time next_idle_sweep_ = absl::InfiniteFuture();
+  std::optional<Work> held_call_;    // counted in load_.inflight while held
+  int requests_started_in_round_ = 0;
 
   // Work queue.
   absl::Mutex work_mu_;
@@ -286,8 +295,17 @@ absl::Status Server::Impl::Start() {
   for (auto& listener : listeners_) armed_listeners_[listener.get()] = listener;
   read_buf_.resize(std::max(kReadChunk, kMaxDatagram));
   const int n = std::max(1, opts_.worker_threads);
-  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerMain(); });
-  loop_thread_ = std::thread([this] { LoopMain(); });
+  // Named for top -H, perf and the tests that check where a call ran.
+  for (int i = 0; i < n; ++i) {
+    workers_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), kWorkerThreadName);
+      WorkerMain();
+    });
+  }
+  loop_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), kLoopThreadName);
+    LoopMain();
+  });
   state_ = State::kRunning;
   return absl::OkStatus();
 }
@@ -410,6 +428,7 @@ void Server::Impl::LoopMain() {
           break;
       }
     }
+    RunHeldCall();
     if (const absl::Time now = absl::Now(); now >= next_idle_sweep_) {
       CloseIdleConnections(now);
     }
@@ -569,8 +588,11 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
     }
     for (auto& r : records) conn->pending.push_back(std::move(r));
     records.clear();
-    conn->PendingChanged();
+    // Started first, then the rest (if any) announced: a record that starts at once
+    // never turns EPOLLIN off and on again (two epoll_ctl calls per request at one in
+    // flight). Connection::StartPending keeps its own view of `pending` exact.
     StartPending(conn);
+    conn->PendingChanged();
     if (load_.inflight.load(std::memory_order_relaxed) >=
         static_cast<int64_t>(opts_.max_requests_total)) {
       if (uint64_t left_out = 0; busy_log_.Allow(&left_out)) {
@@ -661,9 +683,33 @@ int Server::Impl::LoopTimeoutMs(absl::Time now) const {
 
 void Server::Impl::Enqueue(Work w) {
   load_.inflight.fetch_add(1);
+  if (w.conn && opts_.inline_quick_calls && requests_started_in_round_++ == 0 &&
+      dispatcher_.IsQuick(w.record)) {
+    held_call_.emplace(std::move(w));
+    return;
+  }
+  // A second request in this round: the held one goes to the workers too.
+  if (held_call_) {
+    PushWork(std::move(*held_call_));
+    held_call_.reset();
+  }
+  PushWork(std::move(w));
+}
+
+void Server::Impl::PushWork(Work w) {
   absl::MutexLock l(&work_mu_);
   work_.push_back(std::move(w));
   work_cv_.Signal();
+}
+
+void Server::Impl::RunHeldCall() {
+  requests_started_in_round_ = 0;
+  if (!held_call_) return;
+  Work w = std::move(*held_call_);
+  held_call_.reset();
+  RunTcp(w);
+  w = Work{};  // as in WorkerMain: the reference goes before the request counts as done
+  load_.inflight.fetch_sub(1);
 }
 
 // ---- workers ----

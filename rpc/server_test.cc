@@ -212,6 +212,47 @@ TEST_F(ServerTest, ManyConcurrentClients) {
             static_cast<uint64_t>(kClients));
 }
 
+TEST_F(ServerTest, LoneQuickCallsRunOnTheEventLoopOthersOnWorkers) {
+  StartServer();
+  auto c = NewClient();
+  for (u_int i = 0; i < 20; ++i) {
+    auto r = Echo(*c, i);  // ECHO is quick, one call in flight
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, i + 1);
+  }
+  u_int ms = 1, out = 0;
+  ASSERT_TRUE(c->Call(kTestProg, 1, 3, XdrU(), &ms, XdrU(), &out, kTimeout).ok());  // SLEEP
+  std::vector<std::string> threads = v1_.Threads();
+  ASSERT_EQ(threads.size(), 21u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(threads[i], kLoopThreadName) << "ECHO " << i;
+  EXPECT_EQ(threads[20], kWorkerThreadName) << "SLEEP is not quick";
+}
+
+TEST_F(ServerTest, QuickCallsReadTogetherAllGoToTheWorkers) {
+  StartServer();
+  auto c = NewClient();
+  // Three quick calls in one write arrive in one read: none runs on the loop, so a
+  // burst keeps the workers' parallelism.
+  std::string stream;
+  for (uint32_t i = 0; i < 3; ++i) {
+    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 1, CallAuth{}, U32(i)));
+  }
+  ASSERT_TRUE(c->SendRaw(stream).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
+  std::vector<std::string> threads = v1_.Threads();
+  ASSERT_EQ(threads.size(), 3u);
+  for (const std::string& t : threads) EXPECT_EQ(t, kWorkerThreadName);
+}
+
+TEST_F(ServerTest, WithInlineQuickCallsOffEveryCallRunsOnAWorker) {
+  ServerOptions opts;
+  opts.inline_quick_calls = false;
+  StartServer(opts);
+  auto c = NewClient();
+  for (u_int i = 0; i < 5; ++i) ASSERT_TRUE(Echo(*c, i).ok());
+  for (const std::string& t : v1_.Threads()) EXPECT_EQ(t, kWorkerThreadName);
+}
+
 TEST_F(ServerTest, PipelinedRequestsBeyondThePerConnectionLimitAllGetReplies) {
   ServerOptions opts;
   opts.max_requests_per_connection = 4;

@@ -3,7 +3,7 @@
 // Owns: its procedure table and counters. Versions are separate objects (1 and 3 are
 // registered by the tests, so PROG_MISMATCH reports 1..3).
 //   0 NULL                void → void
-//   1 ECHO                u_int → u_int + 1
+//   1 ECHO                u_int → u_int + 1 (ProcXdr::quick)
 //   2 (missing)           procedure() == nullptr → PROC_UNAVAIL
 //   3 SLEEP               u_int milliseconds → u_int (blocks the worker)
 //   4 GARBAGE             u_int → Dispatch says kGarbageArgs
@@ -17,13 +17,16 @@
 // Thread-safety: Dispatch is safe for concurrent calls.
 #pragma once
 
+#include <pthread.h>
 #include <rpc/rpc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <atomic>
 #include <string>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "rpc/program.h"
 
@@ -72,7 +75,7 @@ class TestProgram : public Program {
   const ProcXdr* procedure(uint32_t proc) const override {
     static const ProcXdr kProcs[] = {
         {"NULL", XdrVoid(), XdrVoid(), 0, 0},
-        {"ECHO", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
+        {"ECHO", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), false, /*quick=*/true},
         {"MISSING", nullptr, nullptr, 0, 0},
         {"SLEEP", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
         {"GARBAGE", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
@@ -90,6 +93,12 @@ class TestProgram : public Program {
   DispatchResult Dispatch(CallContext& ctx, void* args, void* result) override {
     running.fetch_add(1);
     started.fetch_add(1);
+    {
+      char name[16] = "";
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      absl::MutexLock l(&threads_mu);
+      threads.emplace_back(name);
+    }
     DispatchResult r = Run(ctx, args, result);
     running.fetch_sub(1);
     finished.fetch_add(1);
@@ -101,8 +110,16 @@ class TestProgram : public Program {
   std::atomic<int> finished{0};
   std::atomic<uint64_t> last_conn_id{0};
   std::atomic<int> counted{0};  // COUNT executions
+  // The name of the thread that ran each call, in the order they started.
+  std::vector<std::string> Threads() {
+    absl::MutexLock l(&threads_mu);
+    return threads;
+  }
 
  private:
+  absl::Mutex threads_mu;
+  std::vector<std::string> threads ABSL_GUARDED_BY(threads_mu);
+
   DispatchResult Run(CallContext& ctx, void* args, void* result) {
     last_conn_id.store(ctx.conn->id());
     auto in = [&] { return *static_cast<u_int*>(args); };

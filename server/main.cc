@@ -83,6 +83,9 @@ ABSL_FLAG(std::string, state_dir, "",
           "$XDG_STATE_HOME/localnfs or ~/.local/state/localnfs otherwise)");
 ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
 ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
+ABSL_FLAG(bool, inline_quick_calls, true,
+          "run a lone quick call (GETATTR, LOOKUP, READ, CREATE, REMOVE, ...) on the "
+          "event-loop thread that read it instead of waking a worker");
 ABSL_FLAG(int32_t, file_cache_size, 1024, "open files kept for READ/WRITE/COMMIT");
 // rpc limits and the duplicate request cache (rpc/server.h, rpc/drc.h): each refuses
 // cleanly (closed connection or back-pressure, with a log line), never grows memory.
@@ -445,6 +448,7 @@ int Main(int argc, char** argv) {
     LocalioProgram localio_program(broker.get());
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
+    opts.inline_quick_calls = absl::GetFlag(FLAGS_inline_quick_calls);
     opts.max_record_size = static_cast<uint32_t>(max_record_size);
     opts.max_connections = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_connections));
     opts.max_requests_per_connection =

@@ -29,38 +29,39 @@ uint64_t RandomVerifier() {
   Nfs3Program::Proc {                                                                \
     rpc::ProcXdr{NAME, reinterpret_cast<xdrproc_t>(xdr_##ARGS),                     \
                  reinterpret_cast<xdrproc_t>(xdr_##RES), sizeof(ARGS), sizeof(RES), \
-                 ((FLAGS) & Nfs3Program::kNonIdempotent) != 0},                     \
+                 ((FLAGS) & Nfs3Program::kNonIdempotent) != 0,                      \
+                 ((FLAGS) & Nfs3Program::kQuick) != 0},                             \
         &Nfs3Program::HANDLER, (FLAGS)                                               \
   }
 
 const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
   constexpr uint32_t E = kNeedsExport, W = kMakesWrite, N = kNonIdempotent,
-                     C = kAsCaller;
+                     C = kAsCaller, Q = kQuick;
   // NULL takes and returns void; the dispatcher needs a non-zero size to allocate.
   static const std::array<Proc, kNfs3ProcCount> table = {{
       {rpc::ProcXdr{"NULL", reinterpret_cast<xdrproc_t>(xdr_void),
-                    reinterpret_cast<xdrproc_t>(xdr_void), 0, 0, false},
+                    reinterpret_cast<xdrproc_t>(xdr_void), 0, 0, false, true},
        &Nfs3Program::Null, 0},
-      NFS3_PROC("GETATTR", GETATTR3args, GETATTR3res, Getattr, E),
+      NFS3_PROC("GETATTR", GETATTR3args, GETATTR3res, Getattr, E | Q),
       NFS3_PROC("SETATTR", SETATTR3args, SETATTR3res, Setattr, E | W | N),
-      NFS3_PROC("LOOKUP", LOOKUP3args, LOOKUP3res, Lookup, E | C),
-      NFS3_PROC("ACCESS", ACCESS3args, ACCESS3res, Access, E),
-      NFS3_PROC("READLINK", READLINK3args, READLINK3res, Readlink, E),
-      NFS3_PROC("READ", READ3args, READ3res, Read, E),
+      NFS3_PROC("LOOKUP", LOOKUP3args, LOOKUP3res, Lookup, E | C | Q),
+      NFS3_PROC("ACCESS", ACCESS3args, ACCESS3res, Access, E | Q),
+      NFS3_PROC("READLINK", READLINK3args, READLINK3res, Readlink, E | Q),
+      NFS3_PROC("READ", READ3args, READ3res, Read, E | Q),
       NFS3_PROC("WRITE", WRITE3args, WRITE3res, Write, E | W | N),
-      NFS3_PROC("CREATE", CREATE3args, CREATE3res, Create, E | W | N | C),
-      NFS3_PROC("MKDIR", MKDIR3args, MKDIR3res, Mkdir, E | W | N | C),
-      NFS3_PROC("SYMLINK", SYMLINK3args, SYMLINK3res, Symlink, E | W | N | C),
-      NFS3_PROC("MKNOD", MKNOD3args, MKNOD3res, Mknod, E | W | N | C),
-      NFS3_PROC("REMOVE", REMOVE3args, REMOVE3res, Remove, E | W | N | C),
-      NFS3_PROC("RMDIR", RMDIR3args, RMDIR3res, Rmdir, E | W | N | C),
-      NFS3_PROC("RENAME", RENAME3args, RENAME3res, Rename, E | W | N | C),
-      NFS3_PROC("LINK", LINK3args, LINK3res, Link, E | W | N | C),
+      NFS3_PROC("CREATE", CREATE3args, CREATE3res, Create, E | W | N | C | Q),
+      NFS3_PROC("MKDIR", MKDIR3args, MKDIR3res, Mkdir, E | W | N | C | Q),
+      NFS3_PROC("SYMLINK", SYMLINK3args, SYMLINK3res, Symlink, E | W | N | C | Q),
+      NFS3_PROC("MKNOD", MKNOD3args, MKNOD3res, Mknod, E | W | N | C | Q),
+      NFS3_PROC("REMOVE", REMOVE3args, REMOVE3res, Remove, E | W | N | C | Q),
+      NFS3_PROC("RMDIR", RMDIR3args, RMDIR3res, Rmdir, E | W | N | C | Q),
+      NFS3_PROC("RENAME", RENAME3args, RENAME3res, Rename, E | W | N | C | Q),
+      NFS3_PROC("LINK", LINK3args, LINK3res, Link, E | W | N | C | Q),
       NFS3_PROC("READDIR", READDIR3args, READDIR3res, Readdir, E | C),
       NFS3_PROC("READDIRPLUS", READDIRPLUS3args, READDIRPLUS3res, Readdirplus, E | C),
-      NFS3_PROC("FSSTAT", FSSTAT3args, FSSTAT3res, Fsstat, E),
-      NFS3_PROC("FSINFO", FSINFO3args, FSINFO3res, Fsinfo, E),
-      NFS3_PROC("PATHCONF", PATHCONF3args, PATHCONF3res, Pathconf, E),
+      NFS3_PROC("FSSTAT", FSSTAT3args, FSSTAT3res, Fsstat, E | Q),
+      NFS3_PROC("FSINFO", FSINFO3args, FSINFO3res, Fsinfo, E | Q),
+      NFS3_PROC("PATHCONF", PATHCONF3args, PATHCONF3res, Pathconf, E | Q),
       NFS3_PROC("COMMIT", COMMIT3args, COMMIT3res, Commit, E | W),
   }};
   return table;

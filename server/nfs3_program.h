@@ -78,6 +78,10 @@ class Nfs3Program : public rpc::Program {
   static constexpr uint32_t kMakesWrite = 1u << 1;     // refused on ro exports
   static constexpr uint32_t kNonIdempotent = 1u << 2;  // reply worth caching (DRC)
   static constexpr uint32_t kAsCaller = 1u << 3;       // namespace op: switch creds
+  // rpc::ProcXdr::quick: may run on the event-loop thread that read it. Not WRITE,
+  // COMMIT (they wait for the disk), SETATTR (a truncate can free a large file's
+  // blocks), READDIR/READDIRPLUS (a listing is unbounded work).
+  static constexpr uint32_t kQuick = 1u << 4;
 
   using Handler = void (Nfs3Program::*)(Nfs3Request&, void* args, void* result);
   struct Proc {

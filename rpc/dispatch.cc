@@ -122,7 +122,7 @@ bool Dispatcher::IsQuick(std::string_view record) const {
 
 bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
                         bool with_record_mark, std::string* reply,
-                        DeferredReply deliver_later) {
+                        DeferredReply deliver_later, bool* would_block) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   XDR in;
   // XDR_DECODE never writes to the buffer; xdrmem_create just lacks a const overload.
@@ -250,6 +250,7 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
   ctx.cred = std::move(h.cred);
   ctx.machine_name = std::move(h.machine_name);
   ctx.conn = conn;
+  ctx.must_not_block = would_block != nullptr;
 
   switch (program->Dispatch(ctx, args, result)) {
     case DispatchResult::kSuccess:
@@ -260,6 +261,16 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
     case DispatchResult::kSystemErr:
       return accepted(AcceptStat::kSystemErr);
     case DispatchResult::kDrop:
+      return false;
+    case DispatchResult::kWouldBlock:
+      if (would_block == nullptr) {
+        LOG_ERROR("rpc: %s procedure %s would block on a worker; replying SYSTEM_ERR",
+                  program->name(), px->name);
+        return accepted(AcceptStat::kSystemErr);
+      }
+      // Not run: the worker's run is the one that counts.
+      counters_->calls.fetch_sub(1, std::memory_order_relaxed);
+      *would_block = true;
       return false;
   }
 

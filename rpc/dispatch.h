@@ -71,8 +71,13 @@ class Dispatcher {
   // when `with_record_mark` (TCP), bare for datagrams. `deliver_later` is kept only
   // when the call is a parked retransmit (see above); without one such a retransmit
   // is dropped.
+  // `would_block` non-null: the call runs on the event-loop thread and must not wait
+  // for the disk (CallContext::must_not_block); when the program says it would, false
+  // is returned, *would_block is set and nothing was counted or done — the caller runs
+  // the record again with Handle() on a worker.
   bool Handle(std::string_view record, ConnectionInfo* conn, bool with_record_mark,
-              std::string* reply, DeferredReply deliver_later = nullptr);
+              std::string* reply, DeferredReply deliver_later = nullptr,
+              bool* would_block = nullptr);
 
   // True when `record` (without record mark) is a call of a procedure marked
   // ProcXdr::quick. Reads only the fixed part of the call header; a record that is

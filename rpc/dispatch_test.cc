@@ -91,7 +91,7 @@ TEST_F(DispatcherTest, MissingOrOutOfRangeProcedureIsProcUnavail) {
   RpcError e;
   ASSERT_TRUE(Run(Call(1, 2, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
-  ASSERT_TRUE(Run(Call(1, 11, ""), &e));
+  ASSERT_TRUE(Run(Call(1, 12, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
   ASSERT_TRUE(Run(Call(3, 0xffffffffu, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
@@ -184,6 +184,23 @@ TEST_F(DispatcherTest, UnsupportedFlavorIsTooWeak) {
   RpcError e;
   ASSERT_TRUE(Run(msg, &e));
   EXPECT_EQ(e.auth_stat, AuthStat::kTooWeak);
+}
+
+TEST_F(DispatcherTest, WouldBlockIsReportedOnlyWhenTheCallerMayRunItLater) {
+  std::string reply;
+  bool would_block = false;
+  EXPECT_FALSE(dispatcher_.Handle(Call(1, 11, U32(1)), &conn_, false, &reply, nullptr,
+                                  &would_block));
+  EXPECT_TRUE(would_block);
+  EXPECT_TRUE(reply.empty());
+  EXPECT_EQ(counters_.calls.load(), 0u);  // counted when it really runs
+  // On a worker (no would_block): it runs.
+  RpcError e;
+  std::string body;
+  ASSERT_TRUE(Run(Call(1, 11, U32(1)), &e, &body));
+  EXPECT_EQ(e.accept_stat, AcceptStat::kSuccess);
+  EXPECT_EQ(body, U32(2));
+  EXPECT_EQ(counters_.calls.load(), 1u);
 }
 
 TEST_F(DispatcherTest, IsQuickReadsTheProcedureFlagAndRefusesWhatIsNoCall) {

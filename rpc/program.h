@@ -75,6 +75,11 @@ struct CallContext {
   Credentials cred;
   std::string machine_name;  // AUTH_SYS machinename, empty for AUTH_NONE
   ConnectionInfo* conn = nullptr;  // never null; valid for the call's duration
+  // The call runs on the event-loop thread (a quick call, see ProcXdr::quick): the
+  // program must not wait for the disk. Where it would (a READ of data that is not in
+  // the page cache), it returns DispatchResult::kWouldBlock having changed nothing,
+  // and the call is run again on a worker with this false.
+  bool must_not_block = false;
 };
 
 // How one procedure is decoded and encoded. `args_size`/`result_size` are the sizes of
@@ -102,6 +107,7 @@ enum class DispatchResult {
   kGarbageArgs,  // arguments decoded but are semantically undecodable
   kSystemErr,    // the program could not run the call
   kDrop,         // send no reply (the client will retransmit)
+  kWouldBlock,   // only when ctx.must_not_block: nothing done, run it on a worker
 };
 
 // One program version. Registered with the rpc Server before it starts.

@@ -129,7 +129,9 @@ class Server::Impl {
 
   // Workers (RunTcp also on the loop, for a held quick call).
   void WorkerMain();
-  void RunTcp(Work& w);
+  // False only when `on_loop` and the call would wait for the disk: nothing was done,
+  // a worker must run it.
+  bool RunTcp(Work& w, bool on_loop = false);
   void RunUdp(Work& w);
   // Sends a complete reply record on `c` (from any worker).
   void SendOn(const std::shared_ptr<Connection>& c, std::string reply);
@@ -707,7 +709,10 @@ void Server::Impl::RunHeldCall() {
   if (!held_call_) return;
   Work w = std::move(*held_call_);
   held_call_.reset();
-  RunTcp(w);
+  if (!RunTcp(w, /*on_loop=*/true)) {
+    PushWork(std::move(w));  // it would wait for the disk; still counted in flight
+    return;
+  }
   w = Work{};  // as in WorkerMain: the reference goes before the request counts as done
   load_.inflight.fetch_sub(1);
 }
@@ -736,7 +741,7 @@ void Server::Impl::WorkerMain() {
   }
 }
 
-void Server::Impl::RunTcp(Work& w) {
+bool Server::Impl::RunTcp(Work& w, bool on_loop) {
   Connection& c = *w.conn;
   // A request whose client has gone is not run: its reply could not be delivered,
   // and the client retransmits on its new connection.
@@ -744,12 +749,15 @@ void Server::Impl::RunTcp(Work& w) {
     std::string reply;
     // A parked retransmit's reply is sent by whichever worker completes the original.
     auto later = [this, conn = w.conn](std::string r) { SendOn(conn, std::move(r)); };
+    bool would_block = false;
     if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply,
-                           std::move(later))) {
+                           std::move(later), on_loop ? &would_block : nullptr)) {
       SendOn(w.conn, std::move(reply));
     }
+    if (would_block) return false;
   }
   if (c.RequestFinished()) AskLoopToResume(w.conn);
+  return true;
 }
 
 void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply) {

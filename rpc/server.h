@@ -46,8 +46,11 @@
 // itself at the end of the round instead of waking a worker — one thread hand-off
 // less per request, which is most of a 4 KiB READ's or a GETATTR's cost when one call
 // is in flight. A round that starts two or more requests hands them all to the
-// workers, so a busy server keeps its parallelism; a quick call blocks the loop only
-// for its own duration (for a READ of data not in the page cache, one disk read).
+// workers, so a busy server keeps its parallelism. A quick call on the loop is told
+// not to wait for the disk (CallContext::must_not_block): a READ of data that is not
+// in the page cache comes back undone and goes to a worker. What can still hold the
+// loop is metadata that is not cached (a LOOKUP or CREATE reading a directory or
+// inode block from disk).
 // Duplicate request cache: ServerOptions::drc configures one rpc/drc.h cache shared by
 // every program, TCP and UDP (drc.max_entries == 0: none).
 // A server is started at most once: Start() after Stop() fails.

@@ -244,6 +244,21 @@ TEST_F(ServerTest, QuickCallsReadTogetherAllGoToTheWorkers) {
   for (const std::string& t : threads) EXPECT_EQ(t, kWorkerThreadName);
 }
 
+TEST_F(ServerTest, QuickCallThatWouldBlockOnTheLoopRunsOnAWorker) {
+  StartServer();
+  auto c = NewClient();
+  u_int in = 41, out = 0;
+  ASSERT_TRUE(c->Call(kTestProg, 1, 11, XdrU(), &in, XdrU(), &out, kTimeout).ok());
+  EXPECT_EQ(out, 42u);
+  // Tried on the loop (told not to block), then run on a worker; one call counted.
+  EXPECT_EQ(v1_.Threads(), (std::vector<std::string>{kLoopThreadName, kWorkerThreadName}));
+  EXPECT_EQ(server_->counters().calls.load(), 1u);
+  // And the connection goes on as before.
+  auto r = Echo(*c, 7);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 8u);
+}
+
 TEST_F(ServerTest, WithInlineQuickCallsOffEveryCallRunsOnAWorker) {
   ServerOptions opts;
   opts.inline_quick_calls = false;

@@ -14,6 +14,8 @@
 //   9 SUM_BLOB            opaque<> (heap-decoded) → u_int length
 //  10 COUNT               u_int milliseconds → u_int executions of COUNT so far;
 //                         sleeps first; non-idempotent (duplicate request cache)
+//  11 PAGED_ECHO          u_int → u_int + 1; quick, but "would block" when asked not to
+//                         (as a READ of data not in the page cache does)
 // Thread-safety: Dispatch is safe for concurrent calls.
 #pragma once
 
@@ -71,7 +73,7 @@ class TestProgram : public Program {
   uint32_t prog() const override { return kTestProg; }
   uint32_t vers() const override { return vers_; }
   const char* name() const override { return "test"; }
-  uint32_t proc_count() const override { return 11; }
+  uint32_t proc_count() const override { return 12; }
   const ProcXdr* procedure(uint32_t proc) const override {
     static const ProcXdr kProcs[] = {
         {"NULL", XdrVoid(), XdrVoid(), 0, 0},
@@ -85,6 +87,7 @@ class TestProgram : public Program {
         {"WHOAMI", XdrVoid(), reinterpret_cast<xdrproc_t>(XdrWhoAmI), 0, sizeof(WhoAmI)},
         {"SUM_BLOB", XdrProc(XdrBlob), XdrU(), sizeof(Blob), sizeof(u_int)},
         {"COUNT", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), /*non_idempotent=*/true},
+        {"PAGED_ECHO", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), false, /*quick=*/true},
     };
     if (proc >= proc_count() || proc == 2) return nullptr;
     return &kProcs[proc];
@@ -161,6 +164,10 @@ class TestProgram : public Program {
       case 10:
         absl::SleepFor(absl::Milliseconds(in()));
         out(static_cast<u_int>(counted.fetch_add(1) + 1));
+        return DispatchResult::kSuccess;
+      case 11:
+        if (ctx.must_not_block) return DispatchResult::kWouldBlock;
+        out(in() + 1);
         return DispatchResult::kSuccess;
     }
     return DispatchResult::kSystemErr;

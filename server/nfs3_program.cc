@@ -101,6 +101,10 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
     }
   }
   (this->*p.handler)(req, args, result);
+  if (req.would_block) {
+    calls_[ctx.proc].fetch_sub(1, std::memory_order_relaxed);  // counted when it runs
+    return rpc::DispatchResult::kWouldBlock;
+  }
   return rpc::DispatchResult::kSuccess;
 }
 

@@ -47,6 +47,9 @@ struct Nfs3Request {
   exports::ExportOptions options;  // of the client rule that matched
   vfs::Object obj;                 // obj.exp == exp.get()
   Credentials cred;                // squashed
+  // Set by a handler called with ctx->must_not_block that would have to wait for the
+  // disk: it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
+  bool would_block = false;
 };
 
 class Nfs3Program : public rpc::Program {

@@ -111,8 +111,13 @@ void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
   if (buf == nullptr) abort();
   absl::StatusOr<vfs::ReadResult> done =
       st.ok() ? vfs::Read(*deps_.file_cache, req.obj, *st, req.cred, a.offset,
-                          absl::MakeSpan(buf, count))
+                          absl::MakeSpan(buf, count), req.ctx->must_not_block)
               : absl::StatusOr<vfs::ReadResult>(st.status());
+  if (done.ok() && done->would_block) {
+    free(buf);
+    req.would_block = true;
+    return;
+  }
   r.status = NfsStatusFromStatus(done.status());
   if (st.ok()) SetPostOpAttr(&r.READ3res_u.resok.file_attributes, *st, fsid(req));
   if (!done.ok()) {

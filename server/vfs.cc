@@ -245,7 +245,7 @@ absl::StatusOr<std::string> ReadLink(const Object& obj) {
 
 absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struct stat& st,
                                 const Credentials& cred, uint64_t offset,
-                                absl::Span<char> buf) {
+                                absl::Span<char> buf, bool nowait) {
   RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
   ReadResult r;
   if (buf.empty()) {
@@ -255,10 +255,15 @@ absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struc
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kRead));
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = pread(file->fd(), buf.data() + done, buf.size() - done,
-                      static_cast<off_t>(offset + done));
+    iovec iov{buf.data() + done, buf.size() - done};
+    ssize_t n = preadv2(file->fd(), &iov, 1, static_cast<off_t>(offset + done),
+                        nowait ? RWF_NOWAIT : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (nowait && (errno == EAGAIN || errno == EOPNOTSUPP)) {
+        r.would_block = true;
+        return r;
+      }
       return ErrnoToStatus(errno, "pread");
     }
     if (n == 0) {

@@ -141,13 +141,16 @@ absl::StatusOr<std::string> ReadLink(const Object& obj);
 struct ReadResult {
   uint32_t count = 0;
   bool eof = false;
+  bool would_block = false;  // only with `nowait`: count and eof mean nothing then
 };
 // READ into `buf` (its size is the count, ≤ kMaxIoSize). `st` = attributes of obj,
 // taken before the read; EOF is decided from its size (no second fstat), except
 // that data found beyond that size (the file grew meanwhile) is never EOF.
+// `nowait`: only from the page cache (preadv2 RWF_NOWAIT); data that would have to be
+// read from the disk (or a file system without RWF_NOWAIT) gives would_block.
 absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj,
                                 const struct stat& st, const Credentials& cred,
-                                uint64_t offset, absl::Span<char> buf);
+                                uint64_t offset, absl::Span<char> buf, bool nowait = false);
 
 enum class Stability { kUnstable = 0, kDataSync = 1, kFileSync = 2 };
 struct WriteResult {

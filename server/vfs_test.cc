@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <set>
@@ -149,6 +151,40 @@ TEST_F(VfsTest, WriteReadCommitThroughTheFileCache) {
   EXPECT_EQ(part->count, 5u);
   EXPECT_FALSE(part->eof);
   EXPECT_EQ(cache.size(), 1u);  // one read-write file served all of it
+}
+
+TEST_F(VfsTest, NowaitReadOfDataNotInThePageCacheWouldBlock) {
+  FileCache cache(FileCacheOptions{});
+  SetAttrRequest attrs;
+  attrs.mode = 0644;
+  Object f = Obj(*Create(root_, "cold", CreateHow::kGuarded, attrs, 0, cred_));
+  const std::string data(256 << 10, 'c');
+  ASSERT_TRUE(Write(cache, f, *GetAttr(f.fd.get()), cred_, 0,
+                    absl::MakeConstSpan(data.data(), data.size()), Stability::kFileSync)
+                  .ok());
+  const struct stat st = *GetAttr(f.fd.get());
+  std::string buf(64 << 10, '\0');
+  auto cached = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf), /*nowait=*/true);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_FALSE(cached->would_block) << "just written: in the page cache";
+  EXPECT_EQ(cached->count, buf.size());
+  // Clean pages dropped from the cache: the data is on the disk only.
+  UniqueFd fd(openat(root_.fd.get(), "cold", O_RDONLY | O_CLOEXEC));
+  ASSERT_EQ(posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
+  struct statfs fs;
+  ASSERT_EQ(fstatfs(fd.get(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs: every page stays in memory";
+  auto cold = Read(cache, f, st, cred_, 128 << 10, absl::MakeSpan(buf), /*nowait=*/true);
+  ASSERT_TRUE(cold.ok()) << cold.status();
+  EXPECT_TRUE(cold->would_block);
+  auto waited = Read(cache, f, st, cred_, 128 << 10, absl::MakeSpan(buf));
+  ASSERT_TRUE(waited.ok());
+  EXPECT_FALSE(waited->would_block);
+  EXPECT_EQ(waited->count, buf.size());
+  EXPECT_EQ(buf, data.substr(128 << 10, buf.size()));
+  auto warm = Read(cache, f, st, cred_, 128 << 10, absl::MakeSpan(buf), /*nowait=*/true);
+  ASSERT_TRUE(warm.ok());
+  EXPECT_FALSE(warm->would_block) << "read once, cached now";
 }
 
 TEST_F(VfsTest, OwnerMayWriteTheirReadOnlyFileOthersMayNot) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 
@@ -131,6 +132,22 @@ absl::StatusOr<uint64_t> ProcessCpuMicros(pid_t pid) {
   return (utime + stime) * 1000000 / ticks_per_second;
 }
 
+absl::StatusOr<uint64_t> ProcessRssBytes(pid_t pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/status");
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view rest = line;
+    uint64_t kib = 0;
+    if (absl::ConsumePrefix(&rest, "VmRSS:") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                             absl::StripSuffix(absl::StripAsciiWhitespace(rest), "kB")),
+                         &kib))
+      return kib * 1024;
+  }
+  return absl::NotFoundError(absl::StrCat("no VmRSS in ", path));
+}
+
 namespace {
 
 uint64_t SelfCpuMicros() {
@@ -157,13 +174,13 @@ CpuSample SampleCpu(pid_t server_pid) {
   return s;
 }
 
-double Percentile(std::vector<uint32_t>& sorted, double p) {
+}  // namespace
+
+double Percentile(const std::vector<uint32_t>& sorted, double p) {
   if (sorted.empty()) return 0;
   size_t i = std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()));
   return sorted[i] / 1000.0;
 }
-
-}  // namespace
 
 std::string ThreadedTarget::Concurrency(int qd) const {
   return qd == 1 ? "1 thread" : absl::StrCat(qd, " threads");

@@ -181,6 +181,12 @@ std::string FillPattern(uint32_t length);
 
 // CPU time (user + system) of a process from /proc/PID/stat, in microseconds.
 absl::StatusOr<uint64_t> ProcessCpuMicros(pid_t pid);
+// Resident memory of a process (VmRSS of /proc/PID/status), in bytes.
+absl::StatusOr<uint64_t> ProcessRssBytes(pid_t pid);
+
+// The `p` quantile (0..1) of latencies in nanoseconds, in microseconds; `sorted`
+// must be sorted. 0 for none.
+double Percentile(const std::vector<uint32_t>& sorted, double p);
 
 // The figures of one job.
 struct Result {

@@ -30,12 +30,14 @@ class RefCounted {
     [[maybe_unused]] int old = refs_.fetch_add(1, std::memory_order_relaxed);
     assert(old > 0);
   }
-  // Takes a reference unless the object is already dying (count 0).
+  // Takes a reference unless the object is already dying (count 0). Every load is an
+  // acquire: a false result has seen the Put (a release) that dropped the count to zero,
+  // and so everything its thread did before (rcu_cache.h relies on it).
   bool TryGet() {
-    int old = refs_.load(std::memory_order_relaxed);
+    int old = refs_.load(std::memory_order_acquire);
     while (old > 0) {
       if (refs_.compare_exchange_weak(old, old + 1, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
+                                      std::memory_order_acquire))
         return true;
     }
     return false;

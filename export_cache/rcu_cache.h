@@ -159,9 +159,8 @@ RcuCache<Key, T>::~RcuCache() {
 
 template <class Key, class T>
 bool RcuCache<Key, T>::Superseded(const Index* index) const {
-  // TryGet saw a zero count with a relaxed load; the fence pairs it with the release
-  // of the writer's Put, which came after its publish, so the load below sees it.
-  std::atomic_thread_fence(std::memory_order_acquire);
+  // TryGet saw the zero count with an acquire load, which pairs with the release of
+  // the writer's Put; that Put came after its publish, so the load below sees it.
   return published_.load(std::memory_order_acquire) != index;
 }
 

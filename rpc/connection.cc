@@ -9,6 +9,8 @@ namespace {
 
 bool Retryable(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
+constexpr char kZeroPad[4] = {};
+
 }  // namespace
 
 bool Connection::Register() {
@@ -74,17 +76,37 @@ void Connection::StopReading() {
   UpdateInterestLocked();
 }
 
-int64_t Connection::SendReply(std::string reply) {
+int Connection::OutRecord::Iovecs(size_t offset, iovec* iov) const {
+  const std::pair<const char*, size_t> parts[kMaxIovPerRecord] = {
+      {head.data(), head.size()}, {payload.data.get(), payload.size}, {kZeroPad, payload.pad}};
+  int n = 0;
+  for (const auto& [data, len] : parts) {
+    if (offset >= len) {
+      offset -= len;
+      continue;
+    }
+    iov[n++] = iovec{const_cast<char*>(data + offset), len - offset};
+    offset = 0;
+  }
+  return n;
+}
+
+int64_t Connection::SendReply(std::string reply, Payload payload) {
   absl::MutexLock l(&mu);
   if (closed_) return 0;
+  OutRecord rec{std::move(reply), std::move(payload)};
+  const size_t total = rec.size();
   size_t sent = 0;
   // Replies may go out in any order (RPC matches them by xid), but bytes of one
   // record must not interleave with another: write directly only when nothing is
   // queued before us.
   if (out_.empty()) {
-    while (sent < reply.size()) {
-      const ssize_t n = ::send(fd_.get(), reply.data() + sent, reply.size() - sent,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (sent < total) {
+      iovec iov[kMaxIovPerRecord];
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = rec.Iovecs(sent, iov);
+      const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         sent += static_cast<size_t>(n);
         continue;
@@ -94,12 +116,12 @@ int64_t Connection::SendReply(std::string reply) {
       break;  // the socket buffer is full
     }
     if (sent > 0) last_activity_ = absl::Now();
-    if (sent == reply.size()) return 0;
+    if (sent == total) return 0;
     out_offset_ = sent;
   }
-  const size_t queued = reply.size() - sent;
+  const size_t queued = total - sent;
   queued_bytes_ += queued;
-  out_.push_back(std::move(reply));
+  out_.push_back(std::move(rec));
   UpdateInterestLocked();
   return static_cast<int64_t>(queued);
 }
@@ -112,10 +134,9 @@ int64_t Connection::Flush() {
     iovec iov[kMaxIov];
     int n_iov = 0;
     size_t offset = out_offset_;
-    for (auto it = out_.begin(); it != out_.end() && n_iov < kMaxIov; ++it) {
-      iov[n_iov].iov_base = it->data() + offset;
-      iov[n_iov].iov_len = it->size() - offset;
-      ++n_iov;
+    for (auto it = out_.begin();
+         it != out_.end() && n_iov + kMaxIovPerRecord <= kMaxIov; ++it) {
+      n_iov += it->Iovecs(offset, iov + n_iov);
       offset = 0;
     }
     msghdr msg{};

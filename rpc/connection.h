@@ -36,6 +36,7 @@
 
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <deque>
@@ -123,11 +124,12 @@ class Connection : public Pollable {
     return requests_ == 0 && last_activity_ < cutoff;
   }
 
-  // Worker: sends `reply` (a complete record) or queues what the socket does not
-  // take now and arms EPOLLOUT. Returns the number of bytes that were queued (for
-  // the server-wide unsent count); -1 on a socket error (the caller has the loop
-  // close the connection). Does nothing on a closed connection.
-  int64_t SendReply(std::string reply);
+  // Worker: sends the record `reply` + `payload` (its bulk data, sent from its own
+  // buffer: scatter-gather, no copy) or queues what the socket does not take now and
+  // arms EPOLLOUT. Returns the number of bytes that were queued (for the server-wide
+  // unsent count); -1 on a socket error (the caller has the loop close the
+  // connection). Does nothing on a closed connection.
+  int64_t SendReply(std::string reply, Payload payload = {});
   // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). Returns
   // the bytes written; -1 on a socket error.
   int64_t Flush();
@@ -174,7 +176,16 @@ class Connection : public Pollable {
   bool has_pending_ ABSL_GUARDED_BY(mu) = false;       // mirrors !pending.empty()
   bool resume_requested_ ABSL_GUARDED_BY(mu) = false;  // a worker asked the loop
   uint32_t armed_ ABSL_GUARDED_BY(mu) = 0;  // events currently registered with epoll
-  std::deque<std::string> out_ ABSL_GUARDED_BY(mu);
+  // One reply record not yet (wholly) sent: `head`, then the payload and its padding.
+  struct OutRecord {
+    std::string head;
+    Payload payload;
+    size_t size() const { return head.size() + payload.wire_size(); }
+    // The iovecs (at most kMaxIovPerRecord) of the bytes from `offset` on.
+    int Iovecs(size_t offset, iovec* iov) const;
+  };
+  static constexpr int kMaxIovPerRecord = 3;
+  std::deque<OutRecord> out_ ABSL_GUARDED_BY(mu);
   size_t out_offset_ ABSL_GUARDED_BY(mu) = 0;  // bytes of out_.front() already sent
   size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;
   absl::Time last_activity_ ABSL_GUARDED_BY(mu) = absl::Now();

@@ -122,7 +122,8 @@ bool Dispatcher::IsQuick(std::string_view record) const {
 
 bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
                         bool with_record_mark, std::string* reply,
-                        DeferredReply deliver_later, bool* would_block) {
+                        DeferredReply deliver_later, bool* would_block,
+                        Payload* payload) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   XDR in;
   // XDR_DECODE never writes to the buffer; xdrmem_create just lacks a const overload.
@@ -274,6 +275,12 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
       return false;
   }
 
+  // Bulk data leaves the result before encoding: it then ends with the opaque's length
+  // word (0), which is patched to the real length; the bytes follow from the buffer.
+  Payload bulk;
+  // (Never for a reply the duplicate request cache keeps: it saves one string.)
+  const bool has_payload = payload != nullptr && !drc_key && px->take_payload != nullptr &&
+                           px->take_payload(result, &bulk) && bulk.size > 0;
   const size_t result_bytes = xdr_sizeof(px->encode_result, result);
   const bool encoded = BuildReply(
       with_record_mark, kAcceptedReplyHeaderSize + result_bytes, reply, [&](XDR* x) {
@@ -284,6 +291,17 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
     LOG_WARNING("rpc: %s procedure %s: result does not encode; replying SYSTEM_ERR",
                 program->name(), px->name);
     return accepted(AcceptStat::kSystemErr);
+  }
+  if (has_payload) {
+    const size_t off = with_record_mark ? kRecordMarkSize : 0;
+    bulk.pad = static_cast<uint32_t>((4 - bulk.size % 4) % 4);
+    const uint32_t len = htonl(static_cast<uint32_t>(bulk.size));
+    memcpy(reply->data() + reply->size() - 4, &len, 4);
+    if (with_record_mark) {
+      PutRecordMark(static_cast<uint32_t>(reply->size() - off + bulk.wire_size()), true,
+                    reply->data());
+    }
+    *payload = std::move(bulk);
   }
   if (drc_key) {
     const size_t off = with_record_mark ? kRecordMarkSize : 0;

@@ -75,9 +75,12 @@ class Dispatcher {
   // for the disk (CallContext::must_not_block); when the program says it would, false
   // is returned, *would_block is set and nothing was counted or done — the caller runs
   // the record again with Handle() on a worker.
+  // `payload` non-null (TCP): a result with bulk data (ProcXdr::take_payload) is not
+  // copied into *reply; the record is then *reply followed by the payload's bytes and
+  // padding (the record mark counts them). Otherwise *reply is the whole record.
   bool Handle(std::string_view record, ConnectionInfo* conn, bool with_record_mark,
               std::string* reply, DeferredReply deliver_later = nullptr,
-              bool* would_block = nullptr);
+              bool* would_block = nullptr, Payload* payload = nullptr);
 
   // True when `record` (without record mark) is a call of a procedure marked
   // ProcXdr::quick. Reads only the fixed part of the call header; a record that is

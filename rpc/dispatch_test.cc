@@ -186,6 +186,27 @@ TEST_F(DispatcherTest, UnsupportedFlavorIsTooWeak) {
   EXPECT_EQ(e.auth_stat, AuthStat::kTooWeak);
 }
 
+TEST_F(DispatcherTest, PayloadPlusReplyIsTheRecordACopyingReplyWouldBe) {
+  for (uint32_t n : {1023u, 1024u, 4097u, 70001u}) {
+    std::string copied;
+    ASSERT_TRUE(dispatcher_.Handle(Call(1, 7, U32(n)), &conn_, true, &copied));
+    std::string head;
+    Payload payload;
+    ASSERT_TRUE(dispatcher_.Handle(Call(1, 7, U32(n)), &conn_, true, &head, nullptr, nullptr,
+                                   &payload));
+    if (n < 1024) {
+      EXPECT_EQ(payload.data, nullptr);  // BLOB keeps small data inline
+    } else {
+      ASSERT_NE(payload.data, nullptr) << n;
+      EXPECT_EQ(payload.size, n);
+      EXPECT_EQ(payload.pad, (4 - n % 4) % 4);
+    }
+    std::string whole = head + std::string(payload.data.get(), payload.size) +
+                        std::string(payload.pad, '\0');
+    EXPECT_EQ(whole, copied) << n;
+  }
+}
+
 TEST_F(DispatcherTest, WouldBlockIsReportedOnlyWhenTheCallerMayRunItLater) {
   std::string reply;
   bool would_block = false;

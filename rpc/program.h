@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <rpc/rpc.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -82,6 +83,19 @@ struct CallContext {
   bool must_not_block = false;
 };
 
+// Bulk bytes of a reply that go out after the reply's other bytes without being copied
+// into them (a READ's data; rpc/server.h, "Replies"): a malloc'd buffer, freed when
+// sent or dropped, followed on the wire by `pad` zero bytes (XDR's 4-byte alignment).
+struct Payload {
+  struct Free {
+    void operator()(char* p) const { free(p); }
+  };
+  std::unique_ptr<char, Free> data;
+  size_t size = 0;
+  uint32_t pad = 0;
+  size_t wire_size() const { return size + pad; }
+};
+
 // How one procedure is decoded and encoded. `args_size`/`result_size` are the sizes of
 // the rpcgen-generated argument and result structs; the dispatcher zero-initialises
 // buffers of that size, decodes into args, lets the program fill result, encodes it
@@ -99,6 +113,12 @@ struct ProcXdr {
   // directory listing): the rpc server may run such a call on the event-loop thread
   // that read it instead of waking a worker (rpc/server.h, "Quick calls").
   bool quick = false;
+  // For results whose LAST field is a variable-length opaque of bulk data (READ3resok's
+  // data): moves that buffer (malloc'd) out of the result into *out and leaves the
+  // field empty (length 0, pointer null), so that the result encodes without it; false
+  // when there is nothing worth moving (an error result, little data). The dispatcher
+  // then writes the real length and sends the bytes from the buffer (Dispatcher::Handle).
+  bool (*take_payload)(void* result, Payload* out) = nullptr;
 };
 
 // What the dispatcher should send after Dispatch().

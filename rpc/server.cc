@@ -134,7 +134,8 @@ class Server::Impl {
   bool RunTcp(Work& w, bool on_loop = false);
   void RunUdp(Work& w);
   // Sends a complete reply record on `c` (from any worker).
-  void SendOn(const std::shared_ptr<Connection>& c, std::string reply);
+  void SendOn(const std::shared_ptr<Connection>& c, std::string reply,
+              Payload payload = {});
   void AskLoopToClose(const std::shared_ptr<Connection>& c);
   void AskLoopToResume(const std::shared_ptr<Connection>& c);
 
@@ -750,9 +751,10 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
     // A parked retransmit's reply is sent by whichever worker completes the original.
     auto later = [this, conn = w.conn](std::string r) { SendOn(conn, std::move(r)); };
     bool would_block = false;
+    Payload payload;
     if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply,
-                           std::move(later), on_loop ? &would_block : nullptr)) {
-      SendOn(w.conn, std::move(reply));
+                           std::move(later), on_loop ? &would_block : nullptr, &payload)) {
+      SendOn(w.conn, std::move(reply), std::move(payload));
     }
     if (would_block) return false;
   }
@@ -760,8 +762,9 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
   return true;
 }
 
-void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply) {
-  const int64_t queued = c->SendReply(std::move(reply));
+void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply,
+                          Payload payload) {
+  const int64_t queued = c->SendReply(std::move(reply), std::move(payload));
   if (queued < 0) {
     AskLoopToClose(c);
   } else {

@@ -41,6 +41,9 @@
 // max_record_size (a partial record) + max_queued_reply_bytes + the replies of
 // max_requests_per_connection requests, and the number of connections by
 // max_connections.
+// Replies: one record each, written with sendmsg; the bulk data of a result (a READ's,
+// ProcXdr::take_payload) stays in its own buffer and goes out as a second iovec instead
+// of being copied into the reply (scatter-gather).
 // Quick calls (ServerOptions::inline_quick_calls): when one event-loop round starts
 // exactly one TCP request and its procedure is marked ProcXdr::quick, the loop runs it
 // itself at the end of the round instead of waking a worker — one thread hand-off

@@ -293,6 +293,38 @@ TEST_F(ServerTest, PipelinedRequestsBeyondThePerConnectionLimitAllGetReplies) {
   for (bool b : seen) EXPECT_TRUE(b);
 }
 
+TEST_F(ServerTest, BulkResultsArriveWholeFromTheirOwnBuffersAlsoWhenQueued) {
+  ServerOptions opts;
+  opts.max_queued_reply_bytes = 64 * 1024;  // partial sends, queued records, Flush
+  StartServer(opts);
+  auto c = NewClient();
+  // Sizes that need 0-3 bytes of padding, and one below the payload threshold.
+  const std::vector<uint32_t> sizes = {100, 1024, 100001, 65538, 1 << 20, 262143, 4099};
+  std::string stream;
+  for (uint32_t i = 0; i < sizes.size(); ++i) {
+    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 7, CallAuth{}, U32(sizes[i])));
+  }
+  ASSERT_TRUE(c->SendRaw(stream).ok());
+  absl::SleepFor(absl::Milliseconds(100));  // let the replies pile up unsent
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    auto r = c->ReceiveRecord(kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    XDR x;
+    xdrmem_create(&x, r->data(), static_cast<u_int>(r->size()), XDR_DECODE);
+    uint32_t xid = 0;
+    RpcError e;
+    ASSERT_TRUE(DecodeReplyHeader(&x, &xid, &e).ok());
+    ASSERT_LT(xid, sizes.size());
+    Blob b{};
+    ASSERT_TRUE(XdrBlob(&x, &b)) << "size " << sizes[xid];
+    EXPECT_EQ(xdr_getpos(&x), r->size()) << "padding of size " << sizes[xid];
+    EXPECT_EQ(b.len, sizes[xid]);
+    EXPECT_EQ(std::string(b.data, b.len), std::string(sizes[xid], 'x'));
+    xdr_free(XdrProc(XdrBlob), reinterpret_cast<char*>(&b));
+    xdr_destroy(&x);
+  }
+}
+
 TEST_F(ServerTest, SlowReaderGetsEveryReplyThroughBackPressure) {
   ServerOptions opts;
   opts.max_queued_reply_bytes = 256 * 1024;

@@ -9,7 +9,7 @@
 //   4 GARBAGE             u_int → Dispatch says kGarbageArgs
 //   5 SYSERR              u_int → kSystemErr
 //   6 DROP                u_int → kDrop (no reply)
-//   7 BLOB                u_int n → opaque<> of n bytes 'x'
+//   7 BLOB                u_int n → opaque<> of n bytes 'x' (a payload from 1 KiB on)
 //   8 WHOAMI              void → uid, gid, ngroups (3 u_ints)
 //   9 SUM_BLOB            opaque<> (heap-decoded) → u_int length
 //  10 COUNT               u_int milliseconds → u_int executions of COUNT so far;
@@ -57,6 +57,16 @@ inline bool_t XdrWhoAmI(XDR* x, WhoAmI* w) {
   return xdr_u_int(x, &w->uid) && xdr_u_int(x, &w->gid) && xdr_u_int(x, &w->ngroups);
 }
 
+// BLOB's data leaves as a payload (ProcXdr::take_payload) from 1 KiB on.
+inline bool TakeBlobPayload(void* result, Payload* out) {
+  auto* b = static_cast<Blob*>(result);
+  if (b->len < 1024) return false;
+  out->data.reset(b->data);
+  out->size = b->len;
+  b->data = nullptr;
+  b->len = 0;
+  return true;
+}
 inline xdrproc_t XdrProc(bool_t (*f)(XDR*, Blob*)) {
   return reinterpret_cast<xdrproc_t>(f);
 }
@@ -83,7 +93,8 @@ class TestProgram : public Program {
         {"GARBAGE", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
         {"SYSERR", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
         {"DROP", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
-        {"BLOB", XdrU(), XdrProc(XdrBlob), sizeof(u_int), sizeof(Blob)},
+        {"BLOB", XdrU(), XdrProc(XdrBlob), sizeof(u_int), sizeof(Blob), false, false,
+         &TakeBlobPayload},
         {"WHOAMI", XdrVoid(), reinterpret_cast<xdrproc_t>(XdrWhoAmI), 0, sizeof(WhoAmI)},
         {"SUM_BLOB", XdrProc(XdrBlob), XdrU(), sizeof(Blob), sizeof(u_int)},
         {"COUNT", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), /*non_idempotent=*/true},

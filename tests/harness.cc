@@ -135,6 +135,13 @@ std::string ServerProcess::StderrText() const {
   return stderr_buf_;
 }
 
+bool ServerProcess::WaitForStderr(const std::string& text,
+                                  std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> l(mu_);
+  return cv_.wait_for(l, timeout,
+                      [&] { return stderr_buf_.find(text) != std::string::npos; });
+}
+
 bool ServerProcess::SanitizerReported() const {
   std::string e = StderrText();
   return e.find("ERROR: AddressSanitizer") != std::string::npos ||

@@ -105,6 +105,11 @@ class ServerProcess {
   const std::string& runtime_dir() const { return runtime_dir_.path(); }
   // Everything the server wrote to stderr so far (all runs).
   std::string StderrText() const;
+  // Waits up to `timeout` for `text` to appear on stderr. A line the server logs just
+  // before something the test sees (a closed socket) may still be in the pipe: ask
+  // this, not StderrText(), when the test's next step races with the log line.
+  bool WaitForStderr(const std::string& text,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // True when stderr contains a sanitizer report.
   bool SanitizerReported() const;
 

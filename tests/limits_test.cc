@@ -147,7 +147,7 @@ TEST_F(LimitsTest, MaxConnectionsRefusesTheNextWhileTheFirstNKeepWorking) {
   WireConn extra;
   ASSERT_TRUE(extra.Connect(server_->nfs_port()));  // the kernel completes the handshake
   EXPECT_TRUE(extra.WaitClosedByPeer(5000)) << "connection " << kMax + 1 << " was kept";
-  EXPECT_NE(server_->StderrText().find("--max-connections"), std::string::npos)
+  EXPECT_TRUE(server_->WaitForStderr("--max-connections"))
       << "no log line for the refused connection";
   for (auto& c : held) {
     Nfs3Wire n(c.get());
@@ -183,7 +183,7 @@ TEST_F(LimitsTest, IdleTimeoutClosesAnIdleConnectionButNotAnActiveOne) {
   }
   EXPECT_TRUE(idle.WaitClosedByPeer(2000)) << "an idle connection was kept open";
   EXPECT_EQ(a.Null(), 0u);
-  EXPECT_NE(server_->StderrText().find("idle"), std::string::npos) << "no log line";
+  EXPECT_TRUE(server_->WaitForStderr("idle")) << "no log line";
   Report("idle_timeout_active_calls", calls);
 }
 
@@ -420,7 +420,7 @@ TEST_F(LimitsTest, MountListIsBoundedAndForgetsTheOldest) {
   EXPECT_TRUE(c.Call(kMountProg, 3, /*MOUNTPROC3_UMNT=*/3, umnt.bytes()).ok);
   want.erase(std::find(want.begin(), want.end(), path(kDirs - 1)));
   EXPECT_EQ(dump(), want);
-  EXPECT_NE(server_->StderrText().find("mount list full (--max-mounts 8)"), std::string::npos)
+  EXPECT_TRUE(server_->WaitForStderr("mount list full (--max-mounts 8)"))
       << server_->StderrText();
 }
 

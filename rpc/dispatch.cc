@@ -108,16 +108,22 @@ bool Dispatcher::IsQuick(std::string_view record) const {
     memcpy(&v, record.data() + 4 * i, sizeof v);
     return ntohl(v);
   };
-  if (word(1) != 0 /* CALL */ || word(2) != 2 /* RPC version */) return false;
-  auto pit = programs_.find(word(3));
-  if (pit == programs_.end()) return false;
-  const uint32_t vers = word(4), proc = word(5);
-  for (Program* p : pit->second) {
-    if (p->vers() != vers) continue;
-    const ProcXdr* px = proc < p->proc_count() ? p->procedure(proc) : nullptr;
-    return px != nullptr && px->quick;
-  }
-  return false;
+  if (word(1) != kMsgCall || word(2) != kRpcVersion) return false;
+  const ProcXdr* px = Find(word(3), word(4), word(5)).proc;
+  return px != nullptr && px->quick;
+}
+
+Dispatcher::Found Dispatcher::Find(uint32_t prog, uint32_t vers, uint32_t proc) const {
+  Found f;
+  auto pit = programs_.find(prog);
+  if (pit == programs_.end()) return f;
+  f.versions = &pit->second;
+  auto vit = std::find_if(f.versions->begin(), f.versions->end(),
+                          [&](Program* p) { return p->vers() == vers; });
+  if (vit == f.versions->end()) return f;
+  f.program = *vit;
+  f.proc = proc < f.program->proc_count() ? f.program->procedure(proc) : nullptr;
+  return f;
 }
 
 bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
@@ -167,22 +173,18 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
       return auth_error(AuthStat::kTooWeak);
   }
 
-  auto pit = programs_.find(h.prog);
-  if (pit == programs_.end()) {
+  const Found found = Find(h.prog, h.vers, h.proc);
+  if (found.versions == nullptr) {
     counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
     return accepted(AcceptStat::kProgUnavail);
   }
-  const std::vector<Program*>& versions = pit->second;
-  auto vit = std::find_if(versions.begin(), versions.end(),
-                          [&](Program* p) { return p->vers() == h.vers; });
-  if (vit == versions.end()) {
+  if (found.program == nullptr) {
     counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
-    return accepted(AcceptStat::kProgMismatch, versions.front()->vers(),
-                    versions.back()->vers());
+    return accepted(AcceptStat::kProgMismatch, found.versions->front()->vers(),
+                    found.versions->back()->vers());
   }
-  Program* program = *vit;
-  const ProcXdr* px =
-      h.proc < program->proc_count() ? program->procedure(h.proc) : nullptr;
+  Program* program = found.program;
+  const ProcXdr* px = found.proc;
   if (px == nullptr) {
     counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
     return accepted(AcceptStat::kProcUnavail);

@@ -88,6 +88,15 @@ class Dispatcher {
   bool IsQuick(std::string_view record) const;
 
  private:
+  // Where (prog, vers, proc) leads: `versions` null → unknown program; `program` null →
+  // no such version; `proc` null → no such procedure.
+  struct Found {
+    const std::vector<Program*>* versions = nullptr;
+    Program* program = nullptr;
+    const ProcXdr* proc = nullptr;
+  };
+  Found Find(uint32_t prog, uint32_t vers, uint32_t proc) const;
+
   ServerCounters* const counters_;
   DuplicateRequestCache* const drc_;
   // prog → its versions, sorted by vers.

@@ -126,6 +126,8 @@ class Server::Impl {
   void PushWork(Work w);
   // End of a loop round: runs the held call, if the round started nothing else.
   void RunHeldCall();
+  // A request that was run (by a worker or the loop) leaves the in-flight count.
+  void Finished(Work& w);
 
   // Workers (RunTcp also on the loop, for a held quick call).
   void WorkerMain();
@@ -714,7 +716,11 @@ void Server::Impl::RunHeldCall() {
     PushWork(std::move(w));  // it would wait for the disk; still counted in flight
     return;
   }
-  w = Work{};  // as in WorkerMain: the reference goes before the request counts as done
+  Finished(w);
+}
+
+void Server::Impl::Finished(Work& w) {
+  w = Work{};  // drop the connection reference before the request counts as done
   load_.inflight.fetch_sub(1);
 }
 
@@ -736,8 +742,7 @@ void Server::Impl::WorkerMain() {
     } else {
       RunUdp(w);
     }
-    w = Work{};  // drop the connection reference before the request counts as done
-    load_.inflight.fetch_sub(1);
+    Finished(w);
     FlushThisThread();
   }
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/lockfree_list.h"
 #include "common/tsan.h"
 
 namespace localnfs {
@@ -33,19 +34,8 @@ struct ReleaseNode {
   }
 };
 
-// A thread's deferred list: lock-free push by its owner, whole-list steal by anyone.
-struct DeferredList {
-  std::atomic<ReleaseNode*> head{nullptr};
-
-  void Push(ReleaseNode* n) {
-    ReleaseNode* old = head.load(std::memory_order_relaxed);
-    do {
-      n->next = old;
-    } while (!head.compare_exchange_weak(old, n, std::memory_order_release,
-                                         std::memory_order_relaxed));
-  }
-  ReleaseNode* StealAll() { return head.exchange(nullptr, std::memory_order_acquire); }
-};
+// A thread's deferred list: lock-free push by its owner, whole-list take by anyone.
+using DeferredList = LockFreeList<ReleaseNode>;
 
 class ReleaseQueue {
  public:
@@ -107,7 +97,7 @@ class ReleaseQueue {
       std::lock_guard<std::mutex> l(lists_mu_);
       lists_.erase(list);
     }
-    QueueList(list->StealAll());
+    QueueList(list->TakeAll());
   }
 
   void QueueList(ReleaseNode* n) {
@@ -122,7 +112,7 @@ class ReleaseQueue {
     // 1. Per-thread deferred lists first (seed 004): the barrier must see them.
     {
       std::lock_guard<std::mutex> l(lists_mu_);
-      for (DeferredList* list : lists_) QueueList(list->StealAll());
+      for (DeferredList* list : lists_) QueueList(list->TakeAll());
     }
     // 2. Every call_rcu callback queued so far has run, i.e. pushed its node.
     {
@@ -209,7 +199,7 @@ void DeferRelease(ReleaseFn fn) {
   ThisThreadList().Push(ReleaseNode::Make(std::move(fn)));
 }
 
-void FlushThisThread() { ReleaseQueue::Instance().QueueList(ThisThreadList().StealAll()); }
+void FlushThisThread() { ReleaseQueue::Instance().QueueList(ThisThreadList().TakeAll()); }
 
 void DrainReleases() { ReleaseQueue::Instance().Drain(); }
 

@@ -1,8 +1,13 @@
 #include "rpc/connection.h"
 
 #include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#include <algorithm>
 
 namespace localnfs::rpc {
 namespace {
@@ -91,81 +96,199 @@ int Connection::OutRecord::Iovecs(size_t offset, iovec* iov) const {
   return n;
 }
 
-int64_t Connection::SendReply(std::string reply, Payload payload) {
+SendResult Connection::SendReply(std::string reply, Payload payload) {
   absl::MutexLock l(&mu);
-  if (closed_) return 0;
-  OutRecord rec{std::move(reply), std::move(payload)};
-  const size_t total = rec.size();
-  size_t sent = 0;
+  if (closed_) return {};
   // Replies may go out in any order (RPC matches them by xid), but bytes of one
   // record must not interleave with another: write directly only when nothing is
-  // queued before us.
-  if (out_.empty()) {
-    while (sent < total) {
-      iovec iov[kMaxIovPerRecord];
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = rec.Iovecs(sent, iov);
-      const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        sent += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && !Retryable(errno)) return -1;
-      break;  // the socket buffer is full
-    }
-    if (sent > 0) last_activity_ = absl::Now();
-    if (sent == total) return 0;
-    out_offset_ = sent;
-  }
-  const size_t queued = total - sent;
-  queued_bytes_ += queued;
-  out_.push_back(std::move(rec));
+  // queued before us — then whatever is written belongs to this record.
+  const bool write_now = out_.empty();
+  out_.push_back(OutRecord{std::move(reply), std::move(payload)});
+  const size_t total = out_.back().size();
+  queued_bytes_ += total;
+  SendResult r;
+  if (write_now) r = WriteQueuedLocked();
+  r.bytes = static_cast<int64_t>(total) - r.bytes;
   UpdateInterestLocked();
-  return static_cast<int64_t>(queued);
+  return r;
 }
 
-int64_t Connection::Flush() {
+SendResult Connection::Flush() {
   absl::MutexLock l(&mu);
-  int64_t written = 0;
+  SendResult r = WriteQueuedLocked();
+  UpdateInterestLocked();
+  return r;
+}
+
+ssize_t Connection::SendmsgLocked(msghdr* msg, bool* zerocopy) {
+  while (true) {
+    const int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (*zerocopy ? MSG_ZEROCOPY : 0);
+    const ssize_t n = ::sendmsg(fd_.get(), msg, flags);
+    if (n < 0 && errno == EINTR) continue;
+    // ENOBUFS: the kernel could not account one more completion notification
+    // (optmem): this send is copied instead.
+    if (n < 0 && *zerocopy && errno == ENOBUFS) {
+      *zerocopy = false;
+      continue;
+    }
+    // The kernel numbers every MSG_ZEROCOPY send that took bytes, from 0.
+    if (n > 0 && *zerocopy) ++zc_next_seq_;
+    return n;
+  }
+}
+
+SendResult Connection::WriteQueuedLocked() {
+  SendResult r;
   while (!out_.empty() && !closed_) {
     constexpr int kMaxIov = 64;
     iovec iov[kMaxIov];
     int n_iov = 0;
     size_t offset = out_offset_;
+    bool zerocopy = false;
     for (auto it = out_.begin();
          it != out_.end() && n_iov + kMaxIovPerRecord <= kMaxIov; ++it) {
       n_iov += it->Iovecs(offset, iov + n_iov);
       offset = 0;
+      zerocopy |= zc_on_ && it->payload.size >= zc_options_.min_payload_bytes;
     }
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n_iov;
-    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = SendmsgLocked(&msg, &zerocopy);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (Retryable(errno)) break;
-      return -1;
+      if (Retryable(errno)) break;  // the socket buffer is full
+      r.error = true;
+      return r;
     }
-    written += n;
+    if (zerocopy) ++r.zerocopy_sends;
+    r.bytes += n;
     if (n > 0) last_activity_ = absl::Now();
     queued_bytes_ -= static_cast<size_t>(n);
     size_t left = static_cast<size_t>(n);
     while (left > 0) {
-      const size_t front_left = out_.front().size() - out_offset_;
+      OutRecord& front = out_.front();
+      if (zerocopy) {
+        front.zerocopy = true;
+        front.last_zc_seq = zc_next_seq_ - 1;
+      }
+      const size_t front_left = front.size() - out_offset_;
       if (left < front_left) {
         out_offset_ += left;
         left = 0;
       } else {
         left -= front_left;
-        out_.pop_front();
-        out_offset_ = 0;
+        r.queue_release |= PopSentLocked();
       }
     }
   }
-  UpdateInterestLocked();
-  return written;
+  return r;
+}
+
+bool Connection::PopSentLocked() {
+  out_offset_ = 0;
+  if (!out_.front().zerocopy) {
+    out_.pop_front();
+    return false;
+  }
+  auto held = std::make_unique<HeldRecord>();
+  held->record = std::move(out_.front());
+  out_.pop_front();
+  zc_waiting_.push_back(std::move(held));
+  limits_.load->held_replies.fetch_add(1, std::memory_order_relaxed);
+  // Its first bytes went zero-copy, the rest copied (the mode changed, or ENOBUFS):
+  // the completion it waits for may have been reaped already.
+  return ReleaseCompletedLocked();
+}
+
+ReapResult Connection::ReapCompletions() {
+  absl::MutexLock l(&mu);
+  return ReapCompletionsLocked();
+}
+
+ReapResult Connection::ReapCompletionsLocked() {
+  ReapResult r;
+  while (true) {
+    char control[CMSG_SPACE(sizeof(sock_extended_err) + sizeof(sockaddr_in6))];
+    msghdr msg{};
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    if (::recvmsg(fd_.get(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+      if (errno == EINTR) continue;
+      break;  // EAGAIN: the error queue is empty
+    }
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+      const bool is_recverr = (cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+                              (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR);
+      if (!is_recverr) continue;
+      sock_extended_err err;
+      memcpy(&err, CMSG_DATA(cm), sizeof(err));
+      if (err.ee_origin != SO_EE_ORIGIN_ZEROCOPY || err.ee_errno != 0) continue;
+      // [ee_info, ee_data]: a range of sends, numbered modulo 2^32.
+      const uint64_t count = static_cast<uint32_t>(err.ee_data - err.ee_info) + uint64_t{1};
+      r.sends_completed += count;
+      if (err.ee_code & SO_EE_CODE_ZEROCOPY_COPIED) {
+        r.sends_copied += count;
+        // A local peer: the kernel copies each such send later anyway, so zero-copy
+        // only adds the notifications.
+        if (!zc_options_.keep_when_copied) zc_on_ = false;
+      }
+      MarkCompletedLocked(err.ee_info, err.ee_data);
+    }
+  }
+  r.queue_release = ReleaseCompletedLocked();
+  int so_error = 0;
+  socklen_t len = sizeof(so_error);
+  if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) == 0) {
+    r.socket_error = so_error;
+  }
+  return r;
+}
+
+void Connection::MarkCompletedLocked(uint32_t lo, uint32_t hi) {
+  // Widen relative to zc_done_below_: outstanding sends are far fewer than 2^31.
+  const auto widen = [this](uint32_t v) {
+    return zc_done_below_ + static_cast<uint32_t>(v - static_cast<uint32_t>(zc_done_below_));
+  };
+  const uint64_t first = widen(lo);
+  const uint64_t last = first + static_cast<uint32_t>(hi - lo);
+  if (last >= zc_next_seq_) return;  // not a send of ours: ignore rather than free early
+  if (first > zc_done_below_) {
+    zc_done_ranges_[first] = last;
+    return;
+  }
+  zc_done_below_ = std::max(zc_done_below_, last + 1);
+  // Ranges that arrived early and now join the completed prefix.
+  while (!zc_done_ranges_.empty() && zc_done_ranges_.begin()->first <= zc_done_below_) {
+    zc_done_below_ = std::max(zc_done_below_, zc_done_ranges_.begin()->second + 1);
+    zc_done_ranges_.erase(zc_done_ranges_.begin());
+  }
+}
+
+bool Connection::ReleaseCompletedLocked() {
+  bool became_non_empty = false;
+  while (!zc_waiting_.empty() && zc_waiting_.front()->record.last_zc_seq < zc_done_below_) {
+    // A record may span several sends; all of them are <= its last and complete.
+    became_non_empty |= released_.Push(zc_waiting_.front().release());
+    zc_waiting_.pop_front();
+  }
+  return became_non_empty;
+}
+
+uint64_t Connection::FreeList(HeldRecord* r, ServerLoad* load) {
+  int64_t freed = 0;
+  while (r != nullptr) {
+    HeldRecord* next = r->next;
+    delete r;
+    r = next;
+    ++freed;
+  }
+  if (freed > 0) load->held_replies.fetch_sub(freed, std::memory_order_relaxed);
+  return static_cast<uint64_t>(freed);
+}
+
+uint64_t Connection::FreeReleasedReplies() {
+  if (released_.empty()) return 0;
+  return FreeList(released_.TakeAll(), limits_.load);
 }
 
 bool Connection::Close(uint64_t* dropped_bytes) {
@@ -173,12 +296,31 @@ bool Connection::Close(uint64_t* dropped_bytes) {
   if (closed_) return false;
   closed_ = true;
   *dropped_bytes = queued_bytes_;
+  // A record partly sent with MSG_ZEROCOPY is partly in the kernel's hands: held
+  // like the others (the rest of it is never sent). What has completed by now is
+  // released; the rest stays until the destructor.
+  if (!out_.empty() && out_.front().zerocopy) PopSentLocked();  // freed at destruction
+  if (zc_next_seq_ > 0) ReapCompletionsLocked();
   out_.clear();
   queued_bytes_ = 0;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd_.get(), nullptr);
   // Tells the peer now; the fd itself stays open until the last reference is gone.
   ::shutdown(fd_.get(), SHUT_RDWR);
   return true;
+}
+
+Connection::~Connection() {
+  absl::MutexLock l(&mu);
+  if (!zc_waiting_.empty()) {
+    // The kernel may still read these records' pages: abort the connection so it
+    // drops its write queue (and its references) before the memory can be reused.
+    const linger abort_on_close{1, 0};
+    setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+  }
+  fd_.reset();
+  for (auto& held : zc_waiting_) released_.Push(held.release());
+  zc_waiting_.clear();
+  FreeList(released_.TakeAll(), limits_.load);
 }
 
 }  // namespace localnfs::rpc

@@ -25,6 +25,24 @@
 // path out of the work queue (run, refused on a closed connection, dropped after a
 // timed-out drain) drops that count.
 //
+// Zero-copy sends (ZerocopyOptions; server.h "Zero-copy sends"): a send that carries a
+// large payload may go out with MSG_ZEROCOPY, so the kernel reads the reply from our
+// buffers until the peer has acknowledged it. A record sent that way is not freed when
+// its last byte leaves our queue: it waits in `zc_waiting_` under the number of the
+// last zero-copy send that covered it. The kernel reports finished sends on the
+// socket's error queue (EPOLLERR, read by the loop: ReapCompletions); the records
+// they free are only PUSHED onto the lock-free `released_` list there, and a worker
+// frees them between RPCs (FreeReleasedReplies) — seed 001's svcrdma send contexts.
+// The push that makes `released_` non-empty tells the loop to queue this connection
+// to a worker as well, so a connection that goes idle never pins its last replies.
+// Close() reaps what has completed; records the kernel may still read stay with the
+// object until it is destroyed, and the destructor then aborts the socket (RST,
+// SO_LINGER 0: the kernel drops its write queue and with it the pages) before it
+// frees them. Every held record counts in ServerLoad::held_replies until freed;
+// Stop() drains that count too. Held bytes need no limit of their own: the kernel
+// completes a send once the peer acknowledged it, so what waits is bounded by the
+// socket's send buffer.
+//
 // Idle tracking: the time of the last byte read (Touch, by the loop) or written, or of
 // the last request finished; IdleSince() is what the loop's idle sweep asks.
 //
@@ -40,12 +58,15 @@
 
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/lockfree_list.h"
 #include "common/unique_fd.h"
 #include "rpc/program.h"
 #include "rpc/record.h"
@@ -60,11 +81,13 @@ struct Pollable {
 };
 
 // Server-wide load, owned by the server and shared by its connections: requests
-// queued or running, and reply bytes queued on connections. Atomics keep the
-// per-request accounting lock-free.
+// queued or running, reply bytes queued on connections, and sent replies whose
+// buffers the kernel may still read (zero-copy) or that wait to be freed. Atomics keep
+// the per-request accounting lock-free.
 struct ServerLoad {
   std::atomic<int64_t> inflight{0};
   std::atomic<int64_t> unsent_bytes{0};
+  std::atomic<int64_t> held_replies{0};  // changed by the connections
 };
 
 struct ConnectionLimits {
@@ -72,21 +95,54 @@ struct ConnectionLimits {
   uint32_t max_requests;
   // Server-wide bounds on `load` (see server.h): above them this connection is not
   // read while it has requests, respectively replies, of its own pending.
-  const ServerLoad* load;
+  ServerLoad* load;
   int64_t max_requests_total;
   int64_t max_queued_reply_bytes_total;
+};
+
+// MSG_ZEROCOPY for this connection. `enabled` only once SO_ZEROCOPY is set on it.
+struct ZerocopyOptions {
+  bool enabled = false;
+  // A send uses MSG_ZEROCOPY when one of its records has a payload this large.
+  size_t min_payload_bytes = 64 * 1024;
+  // Keep using it after the kernel reported that it copied anyway (a local peer:
+  // loopback, veth). Off in production — it then only costs; on for tests.
+  bool keep_when_copied = false;
+};
+
+// What a send did, for the server's accounting.
+struct SendResult {
+  int64_t bytes = 0;         // SendReply: bytes queued (not sent); Flush: bytes written
+  uint32_t zerocopy_sends = 0;  // sendmsg calls made with MSG_ZEROCOPY
+  bool error = false;        // socket error: the connection must be closed
+  // A record whose zero-copy sends had all completed before its last byte left went
+  // straight onto `released_` and made it non-empty: queue a worker to free it.
+  bool queue_release = false;
+};
+
+// What ReapCompletions found on the socket's error queue.
+struct ReapResult {
+  uint64_t sends_completed = 0;  // zero-copy sends the kernel finished with
+  uint64_t sends_copied = 0;     // ... of which it had copied after all
+  bool queue_release = false;    // `released_` became non-empty: queue a worker
+  int socket_error = 0;          // a real pending error (SO_ERROR), 0 if none
 };
 
 class Connection : public Pollable {
  public:
   Connection(uint64_t id, UniqueFd fd, PeerAddress peer, PeerAddress local,
-             uint32_t max_record_size, int epoll_fd, ConnectionLimits limits)
+             uint32_t max_record_size, int epoll_fd, ConnectionLimits limits,
+             ZerocopyOptions zerocopy = {})
       : Pollable(Kind::kConnection),
         info(id, peer, local),
         decoder(max_record_size),
         fd_(std::move(fd)),
         epoll_fd_(epoll_fd),
-        limits_(limits) {}
+        limits_(limits),
+        zc_options_(zerocopy),
+        zc_on_(zerocopy.enabled) {}
+  // Frees what the kernel may still read only after aborting the socket (above).
+  ~Connection();
 
   int fd() const { return fd_.get(); }
 
@@ -126,13 +182,24 @@ class Connection : public Pollable {
 
   // Worker: sends the record `reply` + `payload` (its bulk data, sent from its own
   // buffer: scatter-gather, no copy) or queues what the socket does not take now and
-  // arms EPOLLOUT. Returns the number of bytes that were queued (for the server-wide
-  // unsent count); -1 on a socket error (the caller has the loop close the
-  // connection). Does nothing on a closed connection.
-  int64_t SendReply(std::string reply, Payload payload = {});
-  // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). Returns
-  // the bytes written; -1 on a socket error.
-  int64_t Flush();
+  // arms EPOLLOUT. `bytes` is what was queued (for the server-wide unsent count, also
+  // on error: Close() drops it); on `error` the caller has the loop close the
+  // connection. Does nothing on a closed connection.
+  SendResult SendReply(std::string reply, Payload payload = {});
+  // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). `bytes` is
+  // what was written.
+  SendResult Flush();
+  // Loop, on EPOLLERR of a connection that sent with MSG_ZEROCOPY: reads the error
+  // queue, pushes the records whose sends all completed onto `released_`.
+  ReapResult ReapCompletions();
+  // True once a zero-copy send was made (its completions are then to be reaped).
+  bool zerocopy_used() {
+    absl::MutexLock l(&mu);
+    return zc_next_seq_ > 0;
+  }
+  // Worker, between RPCs (and for the loop's queued release): frees the records on
+  // `released_`. Lock-free. Returns how many.
+  uint64_t FreeReleasedReplies();
   // Loop: stop reading for good (server stopping).
   void StopReading();
   // Loop: marks closed, removes from epoll, shuts the socket down, drops unsent
@@ -167,7 +234,40 @@ class Connection : public Pollable {
   // EPOLLOUT while replies are queued. Returns whether reading is allowed.
   bool UpdateInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
-  const UniqueFd fd_;
+  // One reply record, as queued and (while the kernel may still read it) held.
+  struct OutRecord {
+    std::string head;
+    Payload payload;
+    bool zerocopy = false;  // some of its bytes left with MSG_ZEROCOPY ...
+    uint64_t last_zc_seq = 0;  // ... the last of them in this send
+    size_t size() const { return head.size() + payload.wire_size(); }
+    // The iovecs (at most kMaxIovPerRecord) of the bytes from `offset` on.
+    int Iovecs(size_t offset, iovec* iov) const;
+  };
+  // A record sent with MSG_ZEROCOPY, from its last byte until it is freed.
+  struct HeldRecord {
+    HeldRecord* next = nullptr;  // LockFreeList link
+    OutRecord record;
+  };
+  static constexpr int kMaxIovPerRecord = 3;
+
+  // Writes out_ from out_offset_ until it is empty or the socket is full.
+  SendResult WriteQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // One sendmsg; with MSG_ZEROCOPY when *zerocopy (cleared if it fell back to a copy).
+  ssize_t SendmsgLocked(msghdr* msg, bool* zerocopy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // out_.front() was sent whole: freed, or held until the kernel is done with it.
+  // True when that made `released_` non-empty.
+  bool PopSentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  ReapResult ReapCompletionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Zero-copy sends [lo, hi] (the kernel's 32-bit numbers) completed.
+  void MarkCompletedLocked(uint32_t lo, uint32_t hi) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Moves the held records whose sends have all completed onto `released_`. True if
+  // that made it non-empty.
+  bool ReleaseCompletedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Frees a list taken from `released_`; returns how many.
+  static uint64_t FreeList(HeldRecord* r, ServerLoad* load);
+
+  UniqueFd fd_;  // reset only by the destructor, before the held records go
   const int epoll_fd_;
   const ConnectionLimits limits_;
   bool closed_ ABSL_GUARDED_BY(mu) = false;
@@ -176,19 +276,24 @@ class Connection : public Pollable {
   bool has_pending_ ABSL_GUARDED_BY(mu) = false;       // mirrors !pending.empty()
   bool resume_requested_ ABSL_GUARDED_BY(mu) = false;  // a worker asked the loop
   uint32_t armed_ ABSL_GUARDED_BY(mu) = 0;  // events currently registered with epoll
-  // One reply record not yet (wholly) sent: `head`, then the payload and its padding.
-  struct OutRecord {
-    std::string head;
-    Payload payload;
-    size_t size() const { return head.size() + payload.wire_size(); }
-    // The iovecs (at most kMaxIovPerRecord) of the bytes from `offset` on.
-    int Iovecs(size_t offset, iovec* iov) const;
-  };
-  static constexpr int kMaxIovPerRecord = 3;
+  // Reply records not yet (wholly) sent: `head`, then the payload and its padding.
   std::deque<OutRecord> out_ ABSL_GUARDED_BY(mu);
   size_t out_offset_ ABSL_GUARDED_BY(mu) = 0;  // bytes of out_.front() already sent
   size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;
   absl::Time last_activity_ ABSL_GUARDED_BY(mu) = absl::Now();
+
+  // Zero-copy state (see the header comment). Sequence numbers are the kernel's
+  // per-socket counter of MSG_ZEROCOPY sends, widened to 64 bits.
+  const ZerocopyOptions zc_options_;
+  bool zc_on_ ABSL_GUARDED_BY(mu);
+  uint64_t zc_next_seq_ ABSL_GUARDED_BY(mu) = 0;    // number of the next such send
+  uint64_t zc_done_below_ ABSL_GUARDED_BY(mu) = 0;  // every send before it completed
+  // Completed ranges [first, last] above zc_done_below_ (reported out of order).
+  absl::btree_map<uint64_t, uint64_t> zc_done_ranges_ ABSL_GUARDED_BY(mu);
+  // Sent whole, in send order; the kernel may still read them.
+  std::deque<std::unique_ptr<HeldRecord>> zc_waiting_ ABSL_GUARDED_BY(mu);
+  // Completed: freed by a worker (pushed by the loop, taken lock-free).
+  LockFreeList<HeldRecord> released_;
 };
 
 }  // namespace localnfs::rpc

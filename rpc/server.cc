@@ -72,12 +72,14 @@ struct Listener : Pollable {
   const PeerAddress local;
 };
 
-// One request for a worker: a TCP record (conn set) or a UDP datagram (udp set).
+// One request for a worker: a TCP record (conn set) or a UDP datagram (udp set) — or,
+// with release_only, no request: conn's completed zero-copy replies are to be freed.
 struct Work {
   std::shared_ptr<Connection> conn;
   std::shared_ptr<Listener> udp;  // keeps the UDP socket open until the reply is sent
   PeerAddress udp_peer;
   std::string record;
+  bool release_only = false;
 };
 
 absl::Status Errno(int err, const std::string& what) { return ErrnoToStatus(err, what); }
@@ -97,6 +99,7 @@ class Server::Impl {
   absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port);
   void UnregisterFromRpcbind();
   const ServerCounters& counters() const { return counters_; }
+  int64_t zerocopy_replies_held() const { return load_.held_replies.load(); }
   DrcStats drc_stats() const { return drc_.stats(); }
 
  private:
@@ -124,6 +127,14 @@ class Server::Impl {
   // TCP call of a loop round, holds it for RunHeldCall (see "Quick calls").
   void Enqueue(Work w);
   void PushWork(Work w);
+  // Queues c to a worker that frees its completed zero-copy replies (counted in
+  // flight like a request, so that Stop's drain and queue accounting see it).
+  void QueueRelease(const std::shared_ptr<Connection>& c);
+  // The loop, on EPOLLERR of a connection that sends with MSG_ZEROCOPY. False when
+  // the socket has a real error (the connection was closed).
+  bool ReapCompletions(const std::shared_ptr<Connection>& c);
+  // Frees c's released replies (worker).
+  void FreeReleased(Connection& c);
   // End of a loop round: runs the held call, if the round started nothing else.
   void RunHeldCall();
   // A request that was run (by a worker or the loop) leaves the in-flight count.
@@ -344,13 +355,16 @@ void Server::Impl::Stop() {
   const int64_t inflight_at_stop = load_.inflight.load();
   const int64_t unsent_at_stop = load_.unsent_bytes.load();
   bool drained = true;
-  while (load_.inflight.load() > 0 || load_.unsent_bytes.load() > 0) {
+  // Zero-copy replies the kernel has not let go of yet count too: their completions
+  // still come in (the loop reaps them) and the workers free them.
+  while (load_.inflight.load() > 0 || load_.unsent_bytes.load() > 0 ||
+         load_.held_replies.load() > 0) {
     if (absl::Now() >= deadline) {
       LOG_WARNING(
           "rpc: stop: drain timed out after %s with %d requests in flight, %d reply "
-          "bytes unsent",
+          "bytes unsent, %d zero-copy replies not completed",
           absl::FormatDuration(opts_.drain_timeout), load_.inflight.load(),
-          load_.unsent_bytes.load());
+          load_.unsent_bytes.load(), load_.held_replies.load());
       drained = false;
       break;
     }
@@ -523,6 +537,11 @@ void Server::Impl::Accept(Listener* l) {
     getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ls), &llen);
     int one = 1;
     setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ZerocopyOptions zerocopy{false, opts_.zerocopy_min_bytes,
+                             opts_.zerocopy == ZerocopyMode::kAlways};
+    // Fails on kernels (or sockets) without MSG_ZEROCOPY: then sends copy, as always.
+    zerocopy.enabled = opts_.zerocopy != ZerocopyMode::kOff &&
+                       setsockopt(fd.get(), SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) == 0;
     auto conn = std::make_shared<Connection>(
         next_conn_id_.fetch_add(1), std::move(fd), peer,
         PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ls), llen),
@@ -530,7 +549,8 @@ void Server::Impl::Accept(Listener* l) {
         ConnectionLimits{opts_.max_queued_reply_bytes,
                          std::max<uint32_t>(1, opts_.max_requests_per_connection), &load_,
                          static_cast<int64_t>(opts_.max_requests_total),
-                         static_cast<int64_t>(opts_.max_queued_reply_bytes_total)});
+                         static_cast<int64_t>(opts_.max_queued_reply_bytes_total)},
+        zerocopy);
     if (!conn->Register()) {
       LOG_WARNING("rpc: epoll_ctl for connection from %s: %s", peer.ToString(),
                   strerror(errno));
@@ -545,13 +565,20 @@ void Server::Impl::OnConnection(Connection* c, uint32_t events) {
   auto it = conns_.find(c);
   if (it == conns_.end()) return;  // closed earlier in this batch
   std::shared_ptr<Connection> conn = it->second;
+  // EPOLLERR also means "the error queue holds zero-copy completions".
+  if ((events & EPOLLERR) && conn->zerocopy_used()) {
+    if (!ReapCompletions(conn)) return;
+    if (!(events & EPOLLHUP)) events &= ~EPOLLERR;
+  }
   if (events & EPOLLOUT) {
-    const int64_t n = conn->Flush();
-    if (n < 0) {
+    const SendResult r = conn->Flush();
+    counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
+    if (r.queue_release) QueueRelease(conn);
+    load_.unsent_bytes.fetch_sub(r.bytes);
+    if (r.error) {
       CloseConnection(c, true);
       return;
     }
-    load_.unsent_bytes.fetch_sub(n);
     StartPending(conn);  // sending made room
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -707,6 +734,36 @@ void Server::Impl::PushWork(Work w) {
   work_cv_.Signal();
 }
 
+void Server::Impl::QueueRelease(const std::shared_ptr<Connection>& c) {
+  load_.inflight.fetch_add(1);
+  Work w;
+  w.conn = c;
+  w.release_only = true;
+  PushWork(std::move(w));
+}
+
+bool Server::Impl::ReapCompletions(const std::shared_ptr<Connection>& c) {
+  const ReapResult r = c->ReapCompletions();
+  counters_.zerocopy_sends_copied.fetch_add(r.sends_copied, std::memory_order_relaxed);
+  if (r.queue_release) QueueRelease(c);
+  if (r.socket_error != 0) {
+    const bool reset = r.socket_error == ECONNRESET || r.socket_error == EPIPE;
+    if (!reset) {
+      LOG_WARNING("rpc: connection from %s: %s", c->info.peer().ToString(),
+                  strerror(r.socket_error));
+    }
+    CloseConnection(c.get(), !reset);
+    return false;
+  }
+  return true;
+}
+
+void Server::Impl::FreeReleased(Connection& c) {
+  if (const uint64_t n = c.FreeReleasedReplies(); n > 0) {
+    counters_.zerocopy_replies_freed.fetch_add(n, std::memory_order_relaxed);
+  }
+}
+
 void Server::Impl::RunHeldCall() {
   requests_started_in_round_ = 0;
   if (!held_call_) return;
@@ -737,8 +794,11 @@ void Server::Impl::WorkerMain() {
       w = std::move(work_.front());
       work_.pop_front();
     }
-    if (w.conn) {
+    if (w.release_only) {
+      FreeReleased(*w.conn);
+    } else if (w.conn) {
       RunTcp(w);
+      FreeReleased(*w.conn);  // between RPCs, on a worker (seed 001)
     } else {
       RunUdp(w);
     }
@@ -769,12 +829,11 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
 
 void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply,
                           Payload payload) {
-  const int64_t queued = c->SendReply(std::move(reply), std::move(payload));
-  if (queued < 0) {
-    AskLoopToClose(c);
-  } else {
-    load_.unsent_bytes.fetch_add(queued);
-  }
+  const SendResult r = c->SendReply(std::move(reply), std::move(payload));
+  counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
+  if (r.queue_release) QueueRelease(c);
+  load_.unsent_bytes.fetch_add(r.bytes);  // also on error: closing drops them
+  if (r.error) AskLoopToClose(c);
 }
 
 void Server::Impl::RunUdp(Work& w) {
@@ -863,6 +922,7 @@ absl::Status Server::RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port)
 }
 void Server::UnregisterFromRpcbind() { impl_->UnregisterFromRpcbind(); }
 const ServerCounters& Server::counters() const { return impl_->counters(); }
+int64_t Server::zerocopy_replies_held() const { return impl_->zerocopy_replies_held(); }
 DrcStats Server::drc_stats() const { return impl_->drc_stats(); }
 
 }  // namespace localnfs::rpc

@@ -54,6 +54,17 @@
 // in the page cache comes back undone and goes to a worker. What can still hold the
 // loop is metadata that is not cached (a LOOKUP or CREATE reading a directory or
 // inode block from disk).
+// Zero-copy sends (ServerOptions::zerocopy): a reply whose payload is at least
+// zerocopy_min_bytes goes out with MSG_ZEROCOPY (SO_ZEROCOPY on each connection): the
+// kernel sends from the payload's own pages instead of copying them into the socket
+// buffer. The buffers are then held until the kernel reports the send complete on the
+// socket's error queue; the loop reads those reports and only pushes the records onto
+// a per-connection lock-free list, which a worker frees between RPCs, and the first
+// push queues the connection to a worker so that an idle one is freed too (seed 001;
+// connection.h says who holds what). kAuto stops using it on a connection once the
+// kernel reports that it copied anyway — always so for a peer on the same host
+// (loopback, veth), where zero-copy only adds the notifications; kAlways keeps it
+// (tests, measurements).
 // Duplicate request cache: ServerOptions::drc configures one rpc/drc.h cache shared by
 // every program, TCP and UDP (drc.max_entries == 0: none).
 // A server is started at most once: Start() after Stop() fails.
@@ -81,6 +92,8 @@ namespace localnfs::rpc {
 inline constexpr char kLoopThreadName[] = "rpc-loop";
 inline constexpr char kWorkerThreadName[] = "rpc-worker";
 
+enum class ZerocopyMode { kOff, kAuto, kAlways };
+
 struct ServerOptions {
   int worker_threads = 4;
   // Largest RPC record (all fragments together) accepted on TCP; a larger one closes
@@ -105,6 +118,9 @@ struct ServerOptions {
   DrcOptions drc;
   // Run a lone quick call on the event-loop thread (see "Quick calls" above).
   bool inline_quick_calls = true;
+  // MSG_ZEROCOPY for large reply payloads (see "Zero-copy sends" above).
+  ZerocopyMode zerocopy = ZerocopyMode::kAuto;
+  size_t zerocopy_min_bytes = 64 * 1024;
 };
 
 // Counters, readable while serving.
@@ -118,6 +134,9 @@ struct ServerCounters {
   std::atomic<uint64_t> connections_closed_idle{0};  // idle_timeout
   std::atomic<uint64_t> drc_replays{0};  // retransmits answered from the reply cache
   std::atomic<uint64_t> drc_parked{0};   // retransmits that waited for their original
+  std::atomic<uint64_t> zerocopy_sends{0};         // sendmsg calls with MSG_ZEROCOPY
+  std::atomic<uint64_t> zerocopy_sends_copied{0};  // ... the kernel reported copied
+  std::atomic<uint64_t> zerocopy_replies_freed{0};  // held replies freed after completion
 };
 
 class Server {
@@ -144,6 +163,9 @@ class Server {
   void UnregisterFromRpcbind();
 
   const ServerCounters& counters() const;
+  // Zero-copy replies sent whose buffers are not freed yet (the kernel may still read
+  // them, or a worker has yet to free them).
+  int64_t zerocopy_replies_held() const;
   // The duplicate request cache's figures (all zero without one).
   DrcStats drc_stats() const;
 

@@ -86,6 +86,11 @@ ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind")
 ABSL_FLAG(bool, inline_quick_calls, true,
           "run a lone quick call (GETATTR, LOOKUP, READ, CREATE, REMOVE, ...) on the "
           "event-loop thread that read it instead of waking a worker");
+ABSL_FLAG(std::string, zerocopy, "auto",
+          "MSG_ZEROCOPY for large READ replies: auto (until the kernel reports it copied "
+          "anyway, as for a client on this host), always, off");
+ABSL_FLAG(int64_t, zerocopy_min_bytes, localnfs::rpc::ServerOptions{}.zerocopy_min_bytes,
+          "smallest READ payload sent with MSG_ZEROCOPY");
 ABSL_FLAG(int32_t, file_cache_size, 1024, "open files kept for READ/WRITE/COMMIT");
 // rpc limits and the duplicate request cache (rpc/server.h, rpc/drc.h): each refuses
 // cleanly (closed connection or back-pressure, with a log line), never grows memory.
@@ -167,6 +172,8 @@ constexpr char kUsage[] =
     "  --max-mounts N       MOUNT DUMP entries kept, oldest forgotten (default 1024)\n"
     "  --no-localio         do not offer LOCALIO\n"
     "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
+    "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
+    "                       (default auto: until the kernel reports it copies anyway)\n"
     "Prints 'localnfsd: ready nfs=PORT mount=PORT' when serving. SIGTERM: orderly\n"
     "shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure, 2 bad usage.\n";
 
@@ -366,6 +373,17 @@ int Main(int argc, char** argv) {
     Die(kExitUsage, absl::StrFormat("--drain-timeout=%d: must be >= 0", drain_seconds));
   if (absl::GetFlag(FLAGS_drc_max_entries) < 0 || absl::GetFlag(FLAGS_drc_max_bytes) < 0)
     Die(kExitUsage, "--drc-max-entries and --drc-max-bytes must be >= 0");
+  const std::string zerocopy_flag = absl::GetFlag(FLAGS_zerocopy);
+  rpc::ZerocopyMode zerocopy = rpc::ZerocopyMode::kAuto;
+  if (zerocopy_flag == "always") {
+    zerocopy = rpc::ZerocopyMode::kAlways;
+  } else if (zerocopy_flag == "off") {
+    zerocopy = rpc::ZerocopyMode::kOff;
+  } else if (zerocopy_flag != "auto") {
+    Die(kExitUsage, absl::StrFormat("--zerocopy=%s: must be auto, always or off", zerocopy_flag));
+  }
+  if (absl::GetFlag(FLAGS_zerocopy_min_bytes) < 1)
+    Die(kExitUsage, "--zerocopy-min-bytes must be >= 1");
   std::string runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
   if (runtime_dir.empty()) runtime_dir = DefaultRuntimeDir();
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
@@ -449,6 +467,8 @@ int Main(int argc, char** argv) {
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
     opts.inline_quick_calls = absl::GetFlag(FLAGS_inline_quick_calls);
+    opts.zerocopy = zerocopy;
+    opts.zerocopy_min_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_zerocopy_min_bytes));
     opts.max_record_size = static_cast<uint32_t>(max_record_size);
     opts.max_connections = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_connections));
     opts.max_requests_per_connection =

@@ -40,6 +40,8 @@ struct Snapshot {
   uint64_t connections_accepted = 0, connections_closed_on_error = 0, calls = 0,
            garbage_args = 0, bad_headers = 0, connections_refused = 0,
            connections_closed_idle = 0;
+  uint64_t zerocopy_sends = 0, zerocopy_sends_copied = 0, zerocopy_replies_freed = 0;
+  int64_t zerocopy_replies_held = 0;
   rpc::DrcStats drc;
   size_t mounts = 0;
   uint64_t mounts_forgotten = 0;
@@ -91,6 +93,10 @@ Snapshot Gather(const StatusSources& src) {
     s.bad_headers = c.bad_headers.load(std::memory_order_relaxed);
     s.connections_refused = c.connections_refused.load(std::memory_order_relaxed);
     s.connections_closed_idle = c.connections_closed_idle.load(std::memory_order_relaxed);
+    s.zerocopy_sends = c.zerocopy_sends.load(std::memory_order_relaxed);
+    s.zerocopy_sends_copied = c.zerocopy_sends_copied.load(std::memory_order_relaxed);
+    s.zerocopy_replies_freed = c.zerocopy_replies_freed.load(std::memory_order_relaxed);
+    s.zerocopy_replies_held = src.rpc_server->zerocopy_replies_held();
     s.drc = src.rpc_server->drc_stats();
   }
   if (src.mount != nullptr) {
@@ -157,6 +163,11 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
                         "%d garbage args, %d bad headers\n",
                         s.connections_accepted, s.connections_closed_on_error, s.calls,
                         s.garbage_args, s.bad_headers);
+  absl::StrAppendFormat(&out,
+                        "zero-copy: %d sends (%d copied by the kernel), %d replies "
+                        "freed after completion, %d held\n",
+                        s.zerocopy_sends, s.zerocopy_sends_copied, s.zerocopy_replies_freed,
+                        s.zerocopy_replies_held);
   absl::StrAppendFormat(&out,
                         "limits: %d connections refused (--max-connections), %d closed "
                         "idle (--idle-timeout); mount list %d entries, %d forgotten "
@@ -260,11 +271,15 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
                         R"(  "rpc": {"connections_accepted": %d, )"
                         R"("connections_closed_on_error": %d, "calls": %d, )"
                         R"("garbage_args": %d, "bad_headers": %d, )"
-                        R"("connections_refused": %d, "connections_closed_idle": %d},)"
+                        R"("connections_refused": %d, "connections_closed_idle": %d, )"
+                        R"("zerocopy_sends": %d, "zerocopy_sends_copied": %d, )"
+                        R"("zerocopy_replies_freed": %d, "zerocopy_replies_held": %d},)"
                         "\n",
                         s.connections_accepted, s.connections_closed_on_error, s.calls,
                         s.garbage_args, s.bad_headers, s.connections_refused,
-                        s.connections_closed_idle);
+                        s.connections_closed_idle, s.zerocopy_sends,
+                        s.zerocopy_sends_copied, s.zerocopy_replies_freed,
+                        s.zerocopy_replies_held);
   absl::StrAppendFormat(&out,
                         R"(  "drc": {"entries": %d, "bytes": %d, "replays": %d, )"
                         R"("parked": %d, "dropped": %d, "evictions": %d},)"

@@ -95,7 +95,10 @@ TEST_F(CtlTest, StatusShowsExportsRpcCountersAndTheLocalClientsIo) {
   // The one MNT is in the mount list; the CREATE's reply is in the duplicate request cache.
   EXPECT_TRUE(has("\"mount\": \\{\"entries\": 1, \"forgotten\": 0\\}")) << json;
   EXPECT_TRUE(has("\"drc\": \\{\"entries\": 1, ")) << json;
-  EXPECT_TRUE(has("\"connections_refused\": 0, \"connections_closed_idle\": 0\\}")) << json;
+  EXPECT_TRUE(has("\"connections_refused\": 0, \"connections_closed_idle\": 0, "
+                  "\"zerocopy_sends\": 0, \"zerocopy_sends_copied\": 0, "
+                  "\"zerocopy_replies_freed\": 0, \"zerocopy_replies_held\": 0\\}"))
+      << json;
   EXPECT_TRUE(has("\"opens\": \\{\"NFS3_OK\": [12]\\}")) << json;
   // The client, with the counts it keeps in its broker slot.
   EXPECT_TRUE(has(absl::StrCat(

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/status.h"
@@ -16,6 +17,8 @@ namespace {
 // Written once by InitServerCredentials() before any worker thread starts, then
 // only read.
 bool g_can_switch = false;
+uid_t g_server_uid = 0;  // euid/egid: what a thread's fsuid/fsgid are between requests
+gid_t g_server_gid = 0;
 std::vector<gid_t> g_server_groups;
 
 int SetThreadGroups(size_t n, const gid_t* groups) {
@@ -25,7 +28,9 @@ int SetThreadGroups(size_t n, const gid_t* groups) {
 }  // namespace
 
 bool InitServerCredentials() {
-  g_can_switch = geteuid() == 0;
+  g_server_uid = geteuid();
+  g_server_gid = getegid();
+  g_can_switch = g_server_uid == 0;
   int n = getgroups(0, nullptr);
   g_server_groups.resize(n > 0 ? n : 0);
   if (n > 0) getgroups(n, g_server_groups.data());
@@ -42,23 +47,30 @@ ScopedFsCredentials::ScopedFsCredentials(const Credentials& cred) {
     if (n == kMaxAuthSysGroups) break;
     groups[n++] = g;
   }
-  if (SetThreadGroups(n, groups) != 0) {
-    status_ = ErrnoToStatus(errno, "setgroups");
-    return;
+  if (!std::equal(groups, groups + n, g_server_groups.begin(), g_server_groups.end())) {
+    if (SetThreadGroups(n, groups) != 0) {
+      status_ = ErrnoToStatus(errno, "setgroups");
+      return;
+    }
+    switched_groups_ = true;
   }
-  switched_ = true;
   // setfsuid/setfsgid report no errors; the kernel accepts any id for a caller
   // with CAP_SETUID/CAP_SETGID. gid first: after a non-zero fsuid we keep
   // CAP_SETGID anyway (it is not a file-system capability).
-  setfsgid(cred.gid);
-  setfsuid(cred.uid);
+  if (cred.gid != g_server_gid) {
+    setfsgid(cred.gid);
+    switched_gid_ = true;
+  }
+  if (cred.uid != g_server_uid) {
+    setfsuid(cred.uid);
+    switched_uid_ = true;
+  }
 }
 
 ScopedFsCredentials::~ScopedFsCredentials() {
-  if (!switched_) return;
-  setfsuid(geteuid());
-  setfsgid(getegid());
-  SetThreadGroups(g_server_groups.size(), g_server_groups.data());
+  if (switched_uid_) setfsuid(g_server_uid);
+  if (switched_gid_) setfsgid(g_server_gid);
+  if (switched_groups_) SetThreadGroups(g_server_groups.size(), g_server_groups.data());
 }
 
 absl::Status CheckPermission(const struct stat& st, const Credentials& cred, int want,

@@ -7,7 +7,11 @@
 // As root: ScopedFsCredentials sets the calling thread's fsuid/fsgid (setfsuid /
 // setfsgid are per thread) and supplementary groups (the raw setgroups syscall — the
 // glibc wrapper changes every thread of the process) to the request's credentials
-// and restores the server's own on destruction. The kernel then checks every
+// and restores the server's own on destruction. Only what differs from the
+// server's own identity is switched (and restored): a request as root on a
+// no_root_squash export makes no credential syscall at all, any other one at most
+// three each way — each setfsuid/setfsgid/setgroups builds and commits a new cred
+// in the kernel, a measurable part of a small request. The kernel then checks every
 // namespace operation (lookup, create, unlink, rename, chmod, chown, utimes,
 // truncate) exactly as for a local process of that user; a non-zero fsuid also drops
 // the file-system capabilities (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, …) for the
@@ -57,7 +61,10 @@ class ScopedFsCredentials {
   const absl::Status& status() const { return status_; }
 
  private:
-  bool switched_ = false;
+  // What the constructor changed, and the destructor restores.
+  bool switched_groups_ = false;
+  bool switched_gid_ = false;
+  bool switched_uid_ = false;
   absl::Status status_;
 };
 

@@ -19,7 +19,7 @@
 // restarted and may have lost them: the client resends those ranges and commits again,
 // so nothing a caller saw acknowledged as stable (Commit() returning OK, or a FILE_SYNC
 // write) is ever lost. The copy is bounded: past MountOptions::max_uncommitted_bytes per
-// file, Write() commits by itself.
+// file, Write() commits by itself (from half of it on without stopping other writers).
 //
 // Reconnection (hard-mount semantics): when a connection drops (server restart on the
 // same ports) or a call times out, the call is retried on a fresh connection until it
@@ -268,13 +268,16 @@ struct MountOptions {
   absl::Duration retry_timeout = absl::Seconds(120);
   // Connecting (MNT and the first NFS connection) must succeed within this.
   absl::Duration connect_timeout = absl::Seconds(10);
-  // Above this many uncommitted bytes in one file, Write() commits by itself.
+  // Above this many uncommitted bytes in one file, Write() commits by itself, and
+  // waits for it; above half of it, one writer commits what is written so far while
+  // the others go on.
   uint64_t max_uncommitted_bytes = uint64_t{64} << 20;
   // Credentials of MNT / UMNT and of the FSINFO probe at mount.
   Credentials mount_credentials{.uid = 0, .gid = 0, .groups = {}};
 };
 
 class UnstableWrites;  // client_localio/unstable_writes.h
+class FileWrites;
 
 class Nfs3Client {
  public:
@@ -358,6 +361,8 @@ class Nfs3Client {
 
   // How many times the client had to resend uncommitted data after a verifier change.
   uint64_t resends() const { return resends_.load(std::memory_order_relaxed); }
+  // COMMITs sent past half of max_uncommitted_bytes while writers went on.
+  uint64_t early_commits() const { return early_commits_.load(std::memory_order_relaxed); }
   // Bumped after every reconnect of any connection (a new server instance may be
   // behind it): the LOCALIO path re-probes when it changes.
   uint64_t connection_epoch() const;
@@ -382,6 +387,10 @@ class Nfs3Client {
   Nfs3Client(std::unique_ptr<RpcPool> pool, FileHandle root, std::string host,
              uint16_t mount_port, std::string export_path, MountOptions options);
   absl::Status ResendAndCommit(const FileHandle& fh, const Credentials& cred);
+  // Past half of max_uncommitted_bytes: commits what was written so far without
+  // stopping the other writers of the file (unstable_writes.h, "early commit").
+  void CommitEarly(const FileHandle& fh, const std::shared_ptr<FileWrites>& state,
+                   const Credentials& cred);
 
   const std::unique_ptr<RpcPool> pool_;
   const FileHandle root_;
@@ -395,6 +404,7 @@ class Nfs3Client {
   DataPath* data_path_;                     // rpc_data_path_ or wrapper_path_
   std::unique_ptr<UnstableWrites> unstable_;
   std::atomic<uint64_t> resends_{0};
+  std::atomic<uint64_t> early_commits_{0};
 };
 
 }  // namespace localnfs::client

@@ -812,10 +812,37 @@ absl::StatusOr<WriteResult> Nfs3Client::Write(const FileHandle& fh, uint64_t off
     last.count = static_cast<uint32_t>(done);
     pending = state->pending_bytes();
   }
-  unstable_->MaybeErase(fh, std::move(state));
-  // Bound the copy we keep for resending: past the limit, make it stable now.
-  if (pending > options_.max_uncommitted_bytes) RETURN_IF_ERROR(Commit(fh, cred).status());
+  // Bound the copy we keep for resending: past half the limit, commit what is written
+  // while the other writers go on; past the limit, make everything stable now.
+  if (pending > options_.max_uncommitted_bytes) {
+    unstable_->MaybeErase(fh, std::move(state));
+    RETURN_IF_ERROR(Commit(fh, cred).status());
+  } else if (pending > options_.max_uncommitted_bytes / 2) {
+    CommitEarly(fh, state, cred);
+    unstable_->MaybeErase(fh, std::move(state));
+  } else {
+    unstable_->MaybeErase(fh, std::move(state));
+  }
   return last;
+}
+
+void Nfs3Client::CommitEarly(const FileHandle& fh, const std::shared_ptr<FileWrites>& state,
+                             const Credentials& cred) {
+  if (state->early_commit_running.exchange(true)) return;  // another writer is on it
+  bool covered = true;
+  {
+    absl::ReaderMutexLock io(&state->io_mu);  // writers go on (unstable_writes.h)
+    const uint64_t point = state->WrittenSoFar();
+    early_commits_.fetch_add(1, std::memory_order_relaxed);
+    absl::StatusOr<CommitResult> c = data_path_->Commit(fh, 0, 0, cred);
+    // A failed early commit changes nothing: the bytes stay pending, and the bound's
+    // Commit() or the caller's own reports the error.
+    if (c.ok()) covered = state->CommitWrittenBefore(point, c->verifier);
+  }
+  state->early_commit_running.store(false);
+  // The server restarted: resend under the exclusive lock (its error is reported by
+  // the next Commit() as well).
+  if (!covered) Commit(fh, cred).IgnoreError();
 }
 
 absl::StatusOr<CommitResult> Nfs3Client::Commit(const FileHandle& fh,

@@ -284,6 +284,60 @@ TEST(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
   EXPECT_TRUE(server.Stop());
 }
 
+// Past half of max_uncommitted_bytes a writer commits what is written so far without
+// blocking the others; the copy stays bounded and no byte is lost — also when the server
+// restarted before the early COMMIT (a new verifier): the exclusive Commit resends.
+TEST(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
+  TempDir exp("lnfs-cli-export");
+  const int nfs_port = FreePort(), mount_port = FreePort();
+  TestServer server(exp.path(), nfs_port, mount_port);
+  ASSERT_TRUE(server.Start());
+  MountOptions opts;
+  opts.retry_timeout = absl::Seconds(30);
+  opts.max_uncommitted_bytes = 4 << 20;
+  auto c = Nfs3Client::Mount("127.0.0.1", nfs_port, mount_port, exp.path(), opts);
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::unique_ptr<Nfs3Client> client = *std::move(c);
+  auto f = client->Create(client->root(), "early", CreateMode::kGuarded, 0644, kRoot);
+  ASSERT_TRUE(f.ok()) << f.status();
+
+  // 16 MiB from four writers, 256 KiB at a time, interleaved.
+  const std::string data = RandomBytes(16 << 20, 11);
+  constexpr size_t kBlock = 256 << 10;
+  std::vector<std::thread> writers;
+  std::atomic<bool> ok{true};
+  for (size_t t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      for (size_t off = t * kBlock; off < data.size(); off += 4 * kBlock) {
+        auto w = client->Write(f->handle, off, std::string_view(data).substr(off, kBlock), kRoot);
+        if (!w.ok() || w->count != kBlock) ok = false;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(ok.load());
+  EXPECT_GE(client->early_commits(), 3u);  // one per ~2 MiB, at most one at a time
+  ASSERT_TRUE(client->Commit(f->handle, kRoot).ok());
+  EXPECT_TRUE(ReadLocalFile(exp.path() + "/early") == data);
+  EXPECT_EQ(client->resends(), 0u);
+
+  // 1.5 MiB pending (below half the bound); the server restarts and loses it; the next
+  // 1 MiB crosses half the bound: the early COMMIT sees the new verifier.
+  const std::string more = RandomBytes(5 << 19, 12);
+  ASSERT_TRUE(client->Write(f->handle, 0, std::string_view(more).substr(0, 3 << 19), kRoot).ok());
+  const uint64_t early = client->early_commits();
+  ASSERT_TRUE(server.Stop());
+  ASSERT_EQ(truncate((exp.path() + "/early").c_str(), 0), 0);  // what a crash loses
+  ASSERT_TRUE(server.Start());
+  ASSERT_TRUE(client->Write(f->handle, 3 << 19, std::string_view(more).substr(3 << 19), kRoot).ok());
+  EXPECT_EQ(client->early_commits(), early + 1);
+  EXPECT_EQ(client->resends(), 1u);
+  EXPECT_FALSE(client->HasUncommitted(f->handle));
+  EXPECT_TRUE(ReadLocalFile(exp.path() + "/early") == more);
+  client.reset();
+  EXPECT_TRUE(server.Stop());
+}
+
 TEST(Nfs3ClientRestartTest, HardMountGivesUpAfterRetryTimeout) {
   TempDir exp("lnfs-cli-export");
   TestServer server(exp.path());

@@ -65,7 +65,7 @@ void FileWrites::Record(uint64_t offset, std::string_view data,
     const uint64_t p_end = p.offset + p.data.size();
     if (p_end > offset) {
       if (p_end > end) {
-        Range tail{end, p.data.substr(end - p.offset), p.verifier};
+        Range tail{end, p.data.substr(end - p.offset), p.verifier, p.recorded};
         ranges_.emplace(end, std::move(tail));
       }
       pending_bytes_ -= p_end - offset;
@@ -80,7 +80,7 @@ void FileWrites::Record(uint64_t offset, std::string_view data,
     const uint64_t r_end = r.offset + r.data.size();
     pending_bytes_ -= r.data.size();
     if (r_end > end) {
-      Range tail{end, r.data.substr(end - r.offset), r.verifier};
+      Range tail{end, r.data.substr(end - r.offset), r.verifier, r.recorded};
       pending_bytes_ += tail.data.size();
       freed.push_back(std::move(r.data));
       it = ranges_.erase(it);
@@ -92,8 +92,9 @@ void FileWrites::Record(uint64_t offset, std::string_view data,
   }
   if (!verifier.has_value()) return;
   pending_bytes_ += data.size();
+  const uint64_t recorded = next_recorded_++;
   if (own_range) {
-    ranges_.emplace(offset, Range{offset, std::move(copy), *verifier});
+    ranges_.emplace(offset, Range{offset, std::move(copy), *verifier, recorded});
     return;
   }
   // Small sequential writes with one verifier grow one range instead of many.
@@ -103,10 +104,36 @@ void FileWrites::Record(uint64_t offset, std::string_view data,
     if (p.offset + p.data.size() == offset && p.verifier == *verifier &&
         p.data.size() + data.size() <= kMaxMergedBytes) {
       p.data.append(data);
+      p.recorded = recorded;
       return;
     }
   }
-  ranges_.emplace(offset, Range{offset, std::string(data), *verifier});
+  ranges_.emplace(offset, Range{offset, std::string(data), *verifier, recorded});
+}
+
+uint64_t FileWrites::WrittenSoFar() const {
+  absl::MutexLock l(&mu_);
+  return next_recorded_;
+}
+
+bool FileWrites::CommitWrittenBefore(uint64_t point, const WriteVerifier& committed) {
+  std::vector<std::string> freed;
+  absl::Cleanup recycle = [&] { Recycle(std::move(freed)); };
+  absl::MutexLock l(&mu_);
+  bool all_matched = true;
+  for (auto it = ranges_.begin(); it != ranges_.end();) {
+    if (it->second.recorded >= point) {
+      ++it;
+    } else if (it->second.verifier != committed) {
+      all_matched = false;
+      ++it;
+    } else {
+      pending_bytes_ -= it->second.data.size();
+      freed.push_back(std::move(it->second.data));
+      it = ranges_.erase(it);
+    }
+  }
+  return all_matched;
 }
 
 std::vector<FileWrites::Range> FileWrites::Commit(const WriteVerifier& committed) {

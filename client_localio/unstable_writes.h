@@ -19,7 +19,12 @@
 // Concurrency protocol: every FileState has `io_mu`. Writers hold it shared while they
 // send WRITEs and record the results; Commit holds it exclusively, so the ranges it
 // inspects cannot change under it and a resend can never overwrite newer data on the
-// server. `mu` guards the ranges themselves. The table erases a FileState only when
+// server. An early commit (Nfs3Client, past half the bound) holds it shared, so writers
+// go on meanwhile: it notes WrittenSoFar() before sending COMMIT and then drops only
+// ranges recorded before that point (CommitWrittenBefore) — their WRITE replies came
+// before the COMMIT was sent, so the COMMIT covers them; anything recorded later, also
+// an overwrite of an older range, keeps its copy. It never resends: a verifier change
+// leaves the ranges to an exclusive Commit. `mu` guards the ranges themselves. The table erases a FileState only when
 // nothing is pending and no thread holds a reference (so a waiter never records into an
 // orphan).
 //
@@ -29,6 +34,7 @@
 
 #include <stdint.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,6 +77,8 @@ class FileWrites {
     uint64_t offset = 0;
     std::string data;
     WriteVerifier verifier{};
+    // When its bytes were recorded (WrittenSoFar() order; a grown range: its newest).
+    uint64_t recorded = 0;
   };
 
   // A sequential write is appended to the range before it while that stays this small.
@@ -79,8 +87,10 @@ class FileWrites {
   // `pool` (may be null: plain allocations) must outlive this object.
   explicit FileWrites(BufferPool* pool = nullptr) : pool_(pool) {}
 
-  // Shared by writers, exclusive for COMMIT (see the file comment).
+  // Shared by writers and an early commit, exclusive for COMMIT (the file comment).
   absl::Mutex io_mu;
+  // Set while an early commit of this file runs: one at a time is enough.
+  std::atomic<bool> early_commit_running{false};
 
   // Records `data` at `offset`: with a verifier it is pending (UNSTABLE reply), without
   // one it was written stably and only displaces older pending bytes.
@@ -89,6 +99,12 @@ class FileWrites {
   // Removes the ranges whose verifier equals `committed`; returns the others (to be
   // resent) as copies.
   std::vector<Range> Commit(const WriteVerifier& committed);
+  // The recording point now: ranges recorded from here on are "after" it.
+  uint64_t WrittenSoFar() const;
+  // Removes the ranges recorded before `point` whose verifier equals `committed`.
+  // Returns false when one of those carries another verifier (the server restarted:
+  // they must be resent by Commit under the exclusive lock); they are kept.
+  bool CommitWrittenBefore(uint64_t point, const WriteVerifier& committed);
   // Forgets everything.
   void Clear();
   uint64_t pending_bytes() const;
@@ -106,6 +122,7 @@ class FileWrites {
   mutable absl::Mutex mu_;
   std::map<uint64_t, Range> ranges_ ABSL_GUARDED_BY(mu_);  // by offset, non-overlapping
   uint64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_recorded_ ABSL_GUARDED_BY(mu_) = 0;
   Credentials writer_ ABSL_GUARDED_BY(mu_);
 };
 

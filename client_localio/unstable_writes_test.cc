@@ -60,6 +60,41 @@ TEST(FileWritesTest, CommitDropsMatchingVerifierAndReturnsOthers) {
   EXPECT_EQ(w.pending_bytes(), 0u);
 }
 
+TEST(FileWritesTest, EarlyCommitDropsOnlyWhatWasRecordedBeforeItsPoint) {
+  FileWrites w;
+  w.Record(0, "aaaa", kV1, kCred);
+  w.Record(100, "bbbb", kV1, kCred);
+  const uint64_t point = w.WrittenSoFar();
+  // While the COMMIT is out: a new range, an overwrite of part of an old one (another
+  // verifier, so it does not merge with the old head), and a sequential write that
+  // grows an old range — all newer than the point.
+  w.Record(200, "cccc", kV1, kCred);
+  w.Record(102, "BB", kV2, kCred);
+  w.Record(4, "dd", kV1, kCred);
+  EXPECT_TRUE(w.CommitWrittenBefore(point, kV1));
+  auto s = w.Snapshot();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].offset, 0u);  // grown after the point: all of it kept
+  EXPECT_EQ(s[0].data, "aaaadd");
+  EXPECT_EQ(s[1].offset, 102u);
+  EXPECT_EQ(s[1].data, "BB");
+  EXPECT_EQ(s[2].offset, 200u);
+  EXPECT_EQ(w.pending_bytes(), 12u);
+  // The head "bb" of the overwritten range was recorded before the point: covered.
+  // The kV2 bytes are newer than the point, so a kV2 commit would not drop them either.
+  EXPECT_TRUE(w.CommitWrittenBefore(point, kV2));
+  EXPECT_EQ(w.pending_bytes(), 12u);
+}
+
+TEST(FileWritesTest, EarlyCommitWithAnotherVerifierKeepsEverything) {
+  FileWrites w;
+  w.Record(0, "aaaa", kV1, kCred);
+  const uint64_t point = w.WrittenSoFar();
+  EXPECT_FALSE(w.CommitWrittenBefore(point, kV2));  // restarted: resend first
+  EXPECT_EQ(w.pending_bytes(), 4u);
+  EXPECT_TRUE(w.Commit(kV1).empty());
+}
+
 TEST(FileWritesTest, SmallSequentialWritesMergeOnlyUpToTheBound) {
   FileWrites w;
   const std::string piece(4096, 'x');

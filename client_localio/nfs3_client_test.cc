@@ -236,19 +236,36 @@ TEST(Nfs3ClientMountTest, RefusedAndUnreachableMountsFailClearly) {
   EXPECT_TRUE(server.Stop());
 }
 
+// A server on fixed ports, so that it can be restarted where the client reconnects.
+class Nfs3ClientRestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.Start()); }
+  void TearDown() override {
+    if (server_.running()) EXPECT_TRUE(server_.Stop());
+  }
+  std::unique_ptr<Nfs3Client> Mount(MountOptions opts) {
+    auto c = Nfs3Client::Mount("127.0.0.1", nfs_port_, mount_port_, exp_.path(), opts);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+  // Hard mount, retrying long enough for a restart.
+  static MountOptions Retrying() {
+    MountOptions opts;
+    opts.retry_timeout = absl::Seconds(30);
+    return opts;
+  }
+
+  TempDir exp_{"lnfs-cli-export"};
+  const int nfs_port_ = FreePort(), mount_port_ = FreePort();
+  TestServer server_{exp_.path(), nfs_port_, mount_port_};
+};
+
 // Hard mount + the COMMIT contract: unstable data written before a server restart is
 // resent when COMMIT returns the new instance's verifier. The test makes the loss real
 // by cutting the file on disk while the server is down.
-TEST(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
-  TempDir exp("lnfs-cli-export");
-  const int nfs_port = FreePort(), mount_port = FreePort();
-  TestServer server(exp.path(), nfs_port, mount_port);
-  ASSERT_TRUE(server.Start());
-  MountOptions opts;
-  opts.retry_timeout = absl::Seconds(30);
-  auto c = Nfs3Client::Mount("127.0.0.1", nfs_port, mount_port, exp.path(), opts);
-  ASSERT_TRUE(c.ok()) << c.status();
-  std::unique_ptr<Nfs3Client> client = *std::move(c);
+TEST_F(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
+  std::unique_ptr<Nfs3Client> client = Mount(Retrying());
+  ASSERT_NE(client, nullptr);
 
   auto f = client->Create(client->root(), "unstable", CreateMode::kGuarded, 0644, kRoot);
   ASSERT_TRUE(f.ok()) << f.status();
@@ -257,9 +274,9 @@ TEST(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
   ASSERT_TRUE(w.ok()) << w.status();
   ASSERT_EQ(w->committed, StableHow::kUnstable);
 
-  ASSERT_TRUE(server.Stop());
+  ASSERT_TRUE(server_.Stop());
   // What a crash would have lost: everything after the first MiB.
-  ASSERT_EQ(truncate((exp.path() + "/unstable").c_str(), 1 << 20), 0);
+  ASSERT_EQ(truncate((exp_.path() + "/unstable").c_str(), 1 << 20), 0);
   const uint64_t epoch = client->connection_epoch();
   // COMMIT while the server is down; it is restarted a little later on the same ports
   // while the client is already retrying. (The server is started from this thread:
@@ -267,37 +284,31 @@ TEST(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
   absl::StatusOr<CommitResult> commit;
   std::thread committer([&] { commit = client->Commit(f->handle, kRoot); });
   usleep(700 * 1000);
-  EXPECT_TRUE(server.Start());
+  EXPECT_TRUE(server_.Start());
   committer.join();
-  ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server.Output();
+  ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server_.Output();
   EXPECT_NE(commit->verifier, w->verifier);
   EXPECT_EQ(client->resends(), 1u);
   EXPECT_GT(client->connection_epoch(), epoch);
   EXPECT_FALSE(client->HasUncommitted(f->handle));
-  EXPECT_TRUE(ReadLocalFile(exp.path() + "/unstable") == data);
+  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/unstable") == data);
 
   // The handle survives the restart, and a clean commit needs no resend.
   ASSERT_TRUE(client->Write(f->handle, data.size(), "tail", kRoot).ok());
   ASSERT_TRUE(client->Commit(f->handle, kRoot).ok());
   EXPECT_EQ(client->resends(), 1u);
   client.reset();
-  EXPECT_TRUE(server.Stop());
+  EXPECT_TRUE(server_.Stop());
 }
 
 // Past half of max_uncommitted_bytes a writer commits what is written so far without
 // blocking the others; the copy stays bounded and no byte is lost — also when the server
 // restarted before the early COMMIT (a new verifier): the exclusive Commit resends.
-TEST(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
-  TempDir exp("lnfs-cli-export");
-  const int nfs_port = FreePort(), mount_port = FreePort();
-  TestServer server(exp.path(), nfs_port, mount_port);
-  ASSERT_TRUE(server.Start());
-  MountOptions opts;
-  opts.retry_timeout = absl::Seconds(30);
+TEST_F(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
+  MountOptions opts = Retrying();
   opts.max_uncommitted_bytes = 4 << 20;
-  auto c = Nfs3Client::Mount("127.0.0.1", nfs_port, mount_port, exp.path(), opts);
-  ASSERT_TRUE(c.ok()) << c.status();
-  std::unique_ptr<Nfs3Client> client = *std::move(c);
+  std::unique_ptr<Nfs3Client> client = Mount(opts);
+  ASSERT_NE(client, nullptr);
   auto f = client->Create(client->root(), "early", CreateMode::kGuarded, 0644, kRoot);
   ASSERT_TRUE(f.ok()) << f.status();
 
@@ -318,7 +329,7 @@ TEST(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
   ASSERT_TRUE(ok.load());
   EXPECT_GE(client->early_commits(), 3u);  // one per ~2 MiB, at most one at a time
   ASSERT_TRUE(client->Commit(f->handle, kRoot).ok());
-  EXPECT_TRUE(ReadLocalFile(exp.path() + "/early") == data);
+  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/early") == data);
   EXPECT_EQ(client->resends(), 0u);
 
   // 1.5 MiB pending (below half the bound); the server restarts and loses it; the next
@@ -326,30 +337,26 @@ TEST(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
   const std::string more = RandomBytes(5 << 19, 12);
   ASSERT_TRUE(client->Write(f->handle, 0, std::string_view(more).substr(0, 3 << 19), kRoot).ok());
   const uint64_t early = client->early_commits();
-  ASSERT_TRUE(server.Stop());
-  ASSERT_EQ(truncate((exp.path() + "/early").c_str(), 0), 0);  // what a crash loses
-  ASSERT_TRUE(server.Start());
+  ASSERT_TRUE(server_.Stop());
+  ASSERT_EQ(truncate((exp_.path() + "/early").c_str(), 0), 0);  // what a crash loses
+  ASSERT_TRUE(server_.Start());
   ASSERT_TRUE(client->Write(f->handle, 3 << 19, std::string_view(more).substr(3 << 19), kRoot).ok());
   EXPECT_EQ(client->early_commits(), early + 1);
   EXPECT_EQ(client->resends(), 1u);
   EXPECT_FALSE(client->HasUncommitted(f->handle));
-  EXPECT_TRUE(ReadLocalFile(exp.path() + "/early") == more);
+  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/early") == more);
   client.reset();
-  EXPECT_TRUE(server.Stop());
+  EXPECT_TRUE(server_.Stop());
 }
 
-TEST(Nfs3ClientRestartTest, HardMountGivesUpAfterRetryTimeout) {
-  TempDir exp("lnfs-cli-export");
-  TestServer server(exp.path());
-  ASSERT_TRUE(server.Start());
+TEST_F(Nfs3ClientRestartTest, HardMountGivesUpAfterRetryTimeout) {
   MountOptions opts;
   opts.retry_timeout = absl::Seconds(1);
-  auto c = Nfs3Client::Mount("127.0.0.1", server.nfs_port(), server.mount_port(), exp.path(),
-                             opts);
-  ASSERT_TRUE(c.ok()) << c.status();
-  ASSERT_TRUE(server.Stop());
+  std::unique_ptr<Nfs3Client> client = Mount(opts);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(server_.Stop());
   const absl::Time start = absl::Now();
-  absl::Status s = (*c)->GetAttr((*c)->root(), kRoot).status();
+  absl::Status s = client->GetAttr(client->root(), kRoot).status();
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(ErrnoOf(s), EIO) << s;
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));

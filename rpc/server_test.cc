@@ -39,6 +39,16 @@ using testing::XdrVoid;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
 
+// Polls `done` every millisecond until it holds or kTimeout passes.
+template <typename Pred>
+bool WaitUntil(Pred done) {
+  for (const absl::Time deadline = absl::Now() + kTimeout; absl::Now() < deadline;) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return done();
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void StartServer(ServerOptions opts = ServerOptions{}, bool udp = false) {
@@ -62,6 +72,21 @@ class ServerTest : public ::testing::Test {
     absl::Status s = c.Call(kTestProg, vers, 1, XdrU(), &v, XdrU(), &out, kTimeout);
     if (!s.ok()) return s;
     return out;
+  }
+
+  // A client that asks for 32 MiB of zero-copy replies and never reads them: the
+  // kernel cannot finish those sends (they sit in the full socket). Returns once some
+  // are held.
+  std::unique_ptr<Client> StartUnreadZeroCopyReplies() {
+    auto c = NewClient();
+    std::string stream;
+    for (uint32_t i = 0; i < 32; ++i) {
+      stream += Client::EncodeRecord(
+          Client::EncodeCall(i, kTestProg, 1, 7, CallAuth{}, U32(1 << 20)));
+    }
+    EXPECT_TRUE(c->SendRaw(stream).ok());
+    EXPECT_TRUE(WaitUntil([&] { return server_->zerocopy_replies_held() > 0; }));
+    return c;
   }
 
   TestProgram v1_{1}, v3_{3};
@@ -332,16 +357,6 @@ TEST_F(ServerTest, BulkResultsArriveWholeFromTheirOwnBuffersAlsoWhenQueued) {
   }
 }
 
-// Polls `done` every millisecond until it holds or kTimeout passes.
-template <typename Pred>
-bool WaitUntil(Pred done) {
-  for (const absl::Time deadline = absl::Now() + kTimeout; absl::Now() < deadline;) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return done();
-}
-
 // One BLOB call of `size` bytes whose result must be `size` times 'x'.
 void ExpectBlob(Client& c, uint32_t size) {
   Blob b{};
@@ -401,20 +416,13 @@ TEST_F(ServerTest, ZeroCopyAutoStopsOnceTheKernelReportsItCopied) {
   EXPECT_TRUE(WaitUntil([&] { return n.zerocopy_sends.load() > sends; }));
 }
 
-// A client that stops reading leaves zero-copy sends the kernel cannot finish (they sit
-// in the full socket): when it goes away, or the server stops, those buffers are freed
-// only after the socket is aborted — and none leaks (LeakSanitizer).
+// When such a client goes away, or the server stops, the buffers are freed only after
+// the socket is aborted — and none leaks (LeakSanitizer).
 TEST_F(ServerTest, ZeroCopyRepliesOfAClientThatStoppedReadingAreFreedWhenItGoes) {
   ServerOptions opts;
   opts.zerocopy = ZerocopyMode::kAlways;
   StartServer(opts);
-  auto c = NewClient();
-  std::string stream;
-  for (uint32_t i = 0; i < 32; ++i) {
-    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 7, CallAuth{}, U32(1 << 20)));
-  }
-  ASSERT_TRUE(c->SendRaw(stream).ok());
-  ASSERT_TRUE(WaitUntil([&] { return server_->zerocopy_replies_held() > 0; }));
+  auto c = StartUnreadZeroCopyReplies();
   absl::SleepFor(absl::Milliseconds(100));
   EXPECT_GT(server_->zerocopy_replies_held(), 0);  // not completed while unread
   c->Close();
@@ -430,13 +438,7 @@ TEST_F(ServerTest, StopFreesZeroCopyRepliesTheKernelNeverFinished) {
   opts.zerocopy = ZerocopyMode::kAlways;
   opts.drain_timeout = absl::Milliseconds(200);
   StartServer(opts);
-  auto c = NewClient();
-  std::string stream;
-  for (uint32_t i = 0; i < 32; ++i) {
-    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 7, CallAuth{}, U32(1 << 20)));
-  }
-  ASSERT_TRUE(c->SendRaw(stream).ok());
-  ASSERT_TRUE(WaitUntil([&] { return server_->zerocopy_replies_held() > 0; }));
+  auto c = StartUnreadZeroCopyReplies();
   const absl::Time start = absl::Now();
   server_->Stop();  // the drain times out: the client never reads
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));

@@ -37,28 +37,13 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-class FuseMountTest : public ::testing::Test {
+class FuseMountTest : public testing::FuseMountFixture {
  protected:
-  void SetUp() override {
-    if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/fuse";
-    ASSERT_FALSE(MountBinary().empty()) << "$LOCALNFS_MOUNT unset";
-    server_ = std::make_unique<TestServer>(export_.path());
-    ASSERT_TRUE(server_->Start());
-    source_ = absl::StrCat("127.0.0.1:", server_->nfs_port(), ":", export_.path());
-  }
-
-  void TearDown() override {
-    UnmountFuse(mnt_.path());  // also a daemonised mount, which daemon_ did not start
-    daemon_.Unmount();
-    EXPECT_FALSE(SanitizerReport(daemon_.Output())) << daemon_.Output();
-    if (server_ && server_->running()) {
-      EXPECT_TRUE(server_->Stop());
-    }
-  }
+  FuseMountTest() : FuseMountFixture("lnfs-fuse-export", "lnfs-fuse-mnt") {}
 
   // localnfs-mount -f in a child; waits until the kernel shows the mount.
   ::testing::AssertionResult MountForeground(const std::vector<std::string>& extra = {}) {
-    return daemon_.Mount(source_, server_->mount_port(), mnt_.path(), extra);
+    return MountDaemon(extra);
   }
 
   // Runs a shell script with $M = mount point and $E = export dir; returns its output
@@ -75,11 +60,6 @@ class FuseMountTest : public ::testing::Test {
   std::string M(const std::string& rel) const { return mnt_.path() + "/" + rel; }
   std::string E(const std::string& rel) const { return export_.path() + "/" + rel; }
 
-  TempDir export_{"lnfs-fuse-export"};
-  TempDir mnt_{"lnfs-fuse-mnt"};
-  std::unique_ptr<TestServer> server_;
-  std::string source_;
-  testing::FuseDaemon daemon_;
 };
 
 TEST_F(FuseMountTest, PosixWorkloadMatchesServerDirectory) {

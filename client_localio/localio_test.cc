@@ -236,25 +236,14 @@ TEST_F(LocalioLibraryTest, ServerRestartMidWriteFallsBackRehandshakesAndLosesNot
 
 // ---- the FUSE mount ----
 
-class LocalioFuseTest : public ::testing::Test {
+class LocalioFuseTest : public testing::FuseMountFixture {
  protected:
-  void SetUp() override {
-    if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/fuse";
-    ASSERT_FALSE(MountBinary().empty()) << "$LOCALNFS_MOUNT unset";
-    server_ = std::make_unique<TestServer>(export_.path());
-    ASSERT_TRUE(server_->Start());
-    source_ = absl::StrCat("127.0.0.1:", server_->nfs_port(), ":", export_.path());
-  }
-  void TearDown() override {
-    Unmount();
-    EXPECT_FALSE(SanitizerReport(daemon_.Output())) << daemon_.Output();
-    if (server_ && server_->running()) EXPECT_TRUE(server_->Stop());
-  }
+  LocalioFuseTest() : FuseMountFixture("lnfs-lio-fuse-export", "lnfs-lio-fuse-mnt") {}
   void Unmount() { daemon_.Unmount(); }
   // `prefix` runs the daemon under another command (unshare for a pid namespace).
   ::testing::AssertionResult Mount(const std::vector<std::string>& extra,
                                    const std::vector<std::string>& prefix = {}) {
-    return daemon_.Mount(source_, server_->mount_port(), mnt_.path(), extra, prefix);
+    return MountDaemon(extra, prefix);
   }
   std::string Sh(const std::string& script) {
     std::string out;
@@ -292,12 +281,7 @@ class LocalioFuseTest : public ::testing::Test {
     return 0;
   }
 
-  TempDir export_{"lnfs-lio-fuse-export"};
-  TempDir mnt_{"lnfs-lio-fuse-mnt"};
   TempDir src_{"lnfs-lio-fuse-src"};
-  std::unique_ptr<TestServer> server_;
-  std::string source_;
-  testing::FuseDaemon daemon_;
 };
 
 TEST_F(LocalioFuseTest, LocalioOnDdWriteFsyncReadIsLocal) {

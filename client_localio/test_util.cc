@@ -19,6 +19,8 @@
 #include <sstream>
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
+
 namespace localnfs::client::testing {
 namespace {
 
@@ -376,6 +378,23 @@ void FuseDaemon::Unmount() {
       child_.Kill(SIGKILL);
       child_.Wait(5000, &status);
     }
+  }
+}
+
+void FuseMountFixture::SetUp() {
+  if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/fuse";
+  ASSERT_FALSE(MountBinary().empty()) << "$LOCALNFS_MOUNT unset";
+  server_ = std::make_unique<TestServer>(export_.path());
+  ASSERT_TRUE(server_->Start());
+  source_ = absl::StrCat("127.0.0.1:", server_->nfs_port(), ":", export_.path());
+}
+
+void FuseMountFixture::TearDown() {
+  UnmountFuse(mnt_.path());  // also a daemonised mount, which daemon_ did not start
+  daemon_.Unmount();
+  EXPECT_FALSE(SanitizerReport(daemon_.Output())) << daemon_.Output();
+  if (server_ && server_->running()) {
+    EXPECT_TRUE(server_->Stop());
   }
 }
 

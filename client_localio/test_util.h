@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -145,6 +146,29 @@ class TestServer {
   std::thread reader_;
   mutable std::mutex mu_;
   std::string output_;  // guarded by mu_
+};
+
+// The common base of the FUSE mount tests: a localnfsd exporting a fresh directory, a
+// mount point, and the foreground localnfs-mount (daemon_). SetUp skips the test
+// without /dev/fuse; TearDown unmounts (also a mount daemonised outside daemon_),
+// fails on a sanitizer report in the daemon's output and stops the server.
+class FuseMountFixture : public ::testing::Test {
+ protected:
+  FuseMountFixture(const std::string& export_prefix, const std::string& mnt_prefix)
+      : export_(export_prefix), mnt_(mnt_prefix) {}
+  void SetUp() override;
+  void TearDown() override;
+  // localnfs-mount -f of the export on mnt_ (FuseDaemon::Mount).
+  ::testing::AssertionResult MountDaemon(const std::vector<std::string>& extra = {},
+                                         const std::vector<std::string>& prefix = {}) {
+    return daemon_.Mount(source_, server_->mount_port(), mnt_.path(), extra, prefix);
+  }
+
+  TempDir export_;
+  TempDir mnt_;
+  std::unique_ptr<TestServer> server_;
+  std::string source_;  // host:nfs_port:export, the mount's source argument
+  FuseDaemon daemon_;
 };
 
 }  // namespace localnfs::client::testing

@@ -29,6 +29,7 @@
 
 #include "client_localio/client.h"
 #include "client_localio/localio_data_path.h"
+#include "client_localio/test_util.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
 #include "tests/wire.h"
@@ -162,33 +163,15 @@ class EioFsMount {
  public:
   enum class Started { kReady, kNoFuse, kFailed };
 
-  EioFsMount(std::string mountpoint, std::string log)
-      : mnt_(std::move(mountpoint)), log_(std::move(log)) {}
+  explicit EioFsMount(std::string mountpoint) : mnt_(std::move(mountpoint)) {}
   ~EioFsMount() { Stop(); }
   EioFsMount(const EioFsMount&) = delete;
   EioFsMount& operator=(const EioFsMount&) = delete;
 
-  // Runs eio_fs (stdout and stderr to the log file) and waits for its ready line.
+  // Runs eio_fs in a child (client_localio/test_util.h) and waits for its ready line.
   // kNoFuse: it could not mount (exit 3). *why says what happened otherwise.
   Started Start(std::string* why) {
-    const std::string bin = EioFsBinary();
-    std::vector<char*> argv = {const_cast<char*>(bin.c_str()),
-                               const_cast<char*>(mnt_.c_str()), nullptr};
-    const int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
-      *why = "open " + log_ + ": " + strerror(errno);
-      return Started::kFailed;
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      dup2(out, STDOUT_FILENO);
-      dup2(out, STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out);
-    if (pid_ < 0) {
+    if (!child_.Start({EioFsBinary(), mnt_})) {
       *why = std::string("fork: ") + strerror(errno);
       return Started::kFailed;
     }
@@ -196,9 +179,7 @@ class EioFsMount {
     while (std::chrono::steady_clock::now() < deadline) {
       if (Log().find("eio_fs: ready") != std::string::npos && IsMountPoint(mnt_))
         return Started::kReady;
-      int st;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
+      if (int st = 0; child_.Wait(0, &st)) {
         *why = "eio_fs exited (status " + std::to_string(st) + "): " + Log();
         return WIFEXITED(st) && WEXITSTATUS(st) == 3 ? Started::kNoFuse : Started::kFailed;
       }
@@ -209,27 +190,17 @@ class EioFsMount {
   }
 
   void Stop() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int st;
-      bool reaped = false;
-      for (int i = 0; i < 1000 && !reaped; ++i) {
-        reaped = waitpid(pid_, &st, WNOHANG) == pid_;
-        if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      if (!reaped) {
+    if (child_.running()) {
+      child_.Kill(SIGTERM);
+      int st = 0;
+      if (!child_.Wait(10000, &st)) {
         ADD_FAILURE() << "eio_fs ignored SIGTERM for 10 s; killed";
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &st, 0);
+        child_.Kill(SIGKILL);
+        child_.Wait(5000, &st);
       } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         ADD_FAILURE() << "eio_fs exited with status " << st << ": " << Log();
       }
-      pid_ = -1;
-      const std::string log = Log();
-      if (log.find("ERROR: AddressSanitizer") != std::string::npos ||
-          log.find("ERROR: LeakSanitizer") != std::string::npos ||
-          log.find("runtime error:") != std::string::npos)
-        ADD_FAILURE() << "sanitizer report from eio_fs: " << log;
+      if (client::testing::SanitizerReport(Log())) ADD_FAILURE() << "sanitizer report from eio_fs: " << Log();
     }
     // eio_fs unmounts on SIGTERM; after a SIGKILL (or a daemon that never got to it)
     // the dead mount is detached here.
@@ -240,18 +211,17 @@ class EioFsMount {
   // SIGKILL now: the daemon dies, its mount stays, and every call on it fails with
   // ENOTCONN until Stop() detaches it.
   void Kill9() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int st;
-    waitpid(pid_, &st, 0);
-    pid_ = -1;
+    if (!child_.running()) return;
+    child_.Kill(SIGKILL);
+    int st = 0;
+    child_.Wait(5000, &st);
   }
 
-  std::string Log() const { return ReadFile(log_); }
+  std::string Log() const { return child_.Output(); }
 
  private:
-  std::string mnt_, log_;
-  pid_t pid_ = -1;
+  std::string mnt_;
+  client::testing::Child child_;
 };
 
 // Exports eio_fs ("good", "bad", "syncbad", "badattr"; see tests/eio_fs.cc) and an
@@ -267,7 +237,7 @@ class BackendEioTest : public ::testing::Test {
     ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir(other_.c_str(), 0755), 0);
     ASSERT_TRUE(WriteFile(other_ + "/kept", "other data"));
-    fuse_ = std::make_unique<EioFsMount>(mnt_, top_.Sub("eio_fs.log"));
+    fuse_ = std::make_unique<EioFsMount>(mnt_);
     std::string why;
     switch (fuse_->Start(&why)) {
       case EioFsMount::Started::kReady: break;

@@ -20,6 +20,11 @@ absl::Status RecordDecoder::OnHeader(uint32_t header) {
         "record of at least %u bytes exceeds the maximum of %u bytes",
         static_cast<uint64_t>(record_.size()) + length, max_record_size_));
   }
+  // Room for the whole fragment at once: appending a large one chunk by chunk would
+  // reallocate (and copy) the record several times. Capped, so that a header alone
+  // never makes us reserve more than a typical WRITE.
+  constexpr uint32_t kMaxReserve = 2u << 20;
+  record_.reserve(record_.size() + std::min(length, kMaxReserve));
   in_fragment_ = true;
   fragment_left_ = length;
   last_fragment_ = last;

@@ -61,6 +61,11 @@ class NfsFile final : public RefCounted {
   int fd() const { return fd_.get(); }
   FileMode mode() const { return mode_; }
 
+  // Held around a large unstable write through this file (vfs::Write). The kernel serialises
+  // buffered writes to one inode anyway (i_rwsem, exclusive), but its waiters spin on
+  // the owner for as long as the owner copies — a whole 1 MiB WRITE; here they sleep.
+  absl::Mutex large_write_mu;
+
  private:
   friend class FileCache;
   NfsFile(UniqueFd fd, FileMode mode) : fd_(std::move(fd)), mode_(mode) {}

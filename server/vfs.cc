@@ -296,6 +296,12 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const str
   const int flags = stable == Stability::kFileSync   ? RWF_SYNC
                     : stable == Stability::kDataSync ? RWF_DSYNC
                                                      : 0;
+  // Small writes hold the inode briefly: the kernel's spinning is cheaper than a sleep.
+  // Stable writes are left alone: their sync runs after the kernel dropped the inode
+  // lock, and concurrent ones may overlap there.
+  constexpr size_t kLargeWrite = 64 * 1024;
+  std::optional<absl::MutexLock> serialised;
+  if (data.size() >= kLargeWrite && flags == 0) serialised.emplace(&file->large_write_mu);
   size_t done = 0;
   while (done < data.size() || data.empty()) {
     iovec iov{const_cast<char*>(data.data() + done), data.size() - done};

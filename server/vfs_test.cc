@@ -299,7 +299,9 @@ TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
     EXPECT_EQ(e.name, "x");
     EXPECT_TRUE(e.st.has_value());
     EXPECT_TRUE(e.kh.has_value());
-    if (e.kh) EXPECT_EQ(*e.kh, f.kh);
+    if (e.kh) {
+      EXPECT_EQ(*e.kh, f.kh);
+    }
     return true;
   });
   ASSERT_TRUE(r.ok());

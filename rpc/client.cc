@@ -216,18 +216,19 @@ absl::Status Client::Call(uint32_t prog, uint32_t vers, uint32_t proc,
   // XDR_ENCODE does not modify the arguments; the xdrproc_t signature is just not const.
   void* mutable_args = const_cast<void*>(args);
   const size_t args_size = xdr_sizeof(encode_args, mutable_args);
-  std::string msg(kRecordMarkSize + CallHeaderSize(auth_) + args_size, '\0');
+  const size_t room = kRecordMarkSize + CallHeaderSize(auth_) + args_size;
+  if (send_buf_.size() < room) send_buf_.resize(room);
   XDR x;
-  xdrmem_create(&x, msg.data() + kRecordMarkSize,
-                static_cast<u_int>(msg.size() - kRecordMarkSize), XDR_ENCODE);
+  xdrmem_create(&x, send_buf_.data() + kRecordMarkSize,
+                static_cast<u_int>(room - kRecordMarkSize), XDR_ENCODE);
   const bool ok =
       EncodeCallHeader(&x, xid, prog, vers, proc, auth_) && encode_args(&x, mutable_args);
   const uint32_t used = xdr_getpos(&x);
   xdr_destroy(&x);
   if (!ok) return absl::InvalidArgumentError("rpc client: arguments do not encode");
-  msg.resize(kRecordMarkSize + used);
-  PutRecordMark(used, true, msg.data());
-  RETURN_IF_ERROR(SendLocked(msg, deadline));
+  PutRecordMark(used, true, send_buf_.data());
+  RETURN_IF_ERROR(
+      SendLocked(std::string_view(send_buf_.data(), kRecordMarkSize + used), deadline));
 
   while (true) {
     ASSIGN_OR_RETURN(std::string record, ReceiveLocked(deadline));

@@ -91,6 +91,9 @@ class Client {
   UniqueFd fd_ ABSL_GUARDED_BY(mu_);
   RecordDecoder decoder_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> records_ ABSL_GUARDED_BY(mu_);  // decoded, not yet returned
+  // Where Call() encodes its message. Kept between calls and only ever grown: a fresh
+  // buffer per call would be zero-filled first — 1 MiB of memset per WRITE.
+  std::string send_buf_ ABSL_GUARDED_BY(mu_);
   CallAuth auth_ ABSL_GUARDED_BY(mu_);
   uint32_t next_xid_ ABSL_GUARDED_BY(mu_);
 };

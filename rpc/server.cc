@@ -154,6 +154,11 @@ class Server::Impl {
 
   const ServerOptions opts_;
   ServerCounters counters_;
+  // Requests queued or running, reply bytes queued on connections, and zero-copy
+  // replies held: drain accounting polled by Stop(), and the server-wide limits'
+  // measure. Before everything that may hold a connection (the reply cache, the work
+  // queue, the loop's tables): a connection destroyed with them still accounts here.
+  ServerLoad load_;
   // Before the dispatcher, which uses it; destroyed after it. Parked retransmits hold
   // connection references until their original completes or the cache goes.
   DuplicateRequestCache drc_;
@@ -195,9 +200,6 @@ class Server::Impl {
   std::deque<Work> work_ ABSL_GUARDED_BY(work_mu_);
   bool workers_quit_ ABSL_GUARDED_BY(work_mu_) = false;
 
-  // Requests queued or running and reply bytes queued on connections: drain
-  // accounting polled by Stop(), and the server-wide limits' measure.
-  ServerLoad load_;
   std::atomic<uint64_t> next_conn_id_{1};
 };
 

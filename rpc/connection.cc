@@ -225,7 +225,6 @@ ReapResult Connection::ReapCompletionsLocked() {
       if (err.ee_origin != SO_EE_ORIGIN_ZEROCOPY || err.ee_errno != 0) continue;
       // [ee_info, ee_data]: a range of sends, numbered modulo 2^32.
       const uint64_t count = static_cast<uint32_t>(err.ee_data - err.ee_info) + uint64_t{1};
-      r.sends_completed += count;
       if (err.ee_code & SO_EE_CODE_ZEROCOPY_COPIED) {
         r.sends_copied += count;
         // A local peer: the kernel copies each such send later anyway, so zero-copy

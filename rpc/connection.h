@@ -122,8 +122,7 @@ struct SendResult {
 
 // What ReapCompletions found on the socket's error queue.
 struct ReapResult {
-  uint64_t sends_completed = 0;  // zero-copy sends the kernel finished with
-  uint64_t sends_copied = 0;     // ... of which it had copied after all
+  uint64_t sends_copied = 0;     // zero-copy sends the kernel had copied after all
   bool queue_release = false;    // `released_` became non-empty: queue a worker
   int socket_error = 0;          // a real pending error (SO_ERROR), 0 if none
 };

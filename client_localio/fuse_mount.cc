@@ -1,6 +1,6 @@
 // client_localio/fuse_mount.cc — localnfs-mount: an NFSv3 export as a FUSE3 file system.
 //
-//   localnfs-mount [-o localio=auto|on|off,OPT...] [--mount-port N] [-f]
+//   localnfs-mount [-o localio=auto|on|off,passthrough,OPT...] [--mount-port N] [-f]
 //                  HOST[:PORT]:/EXPORT MOUNTPOINT
 //   fusermount3 -u MOUNTPOINT
 //
@@ -22,6 +22,10 @@
 // pread (or READ over RPC) into a per-thread buffer and sent with fuse_reply_buf. The
 // FUSE loop runs one /dev/fuse fd per thread (clone_fd) and keeps its threads (no
 // exit-and-respawn between bursts).
+//
+// -o passthrough (root, Linux >= 6.9): an open that LOCALIO may have is served by the
+// kernel from the server's file itself (FusePassthrough, client_localio/
+// fuse_passthrough.h): no read or write reaches this daemon; flush and fsync COMMIT.
 //
 // Attributes and entries are cached by the kernel for 1 s only
 // (correctness first). Writes are UNSTABLE; flush (every close), fsync and release
@@ -68,6 +72,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "client_localio/client.h"
+#include "client_localio/fuse_passthrough.h"
 #include "client_localio/inode_table.h"
 #include "client_localio/localio_data_path.h"
 #include "common/log.h"
@@ -100,6 +105,8 @@ struct MountState {
   // Largest read (= max_read) when read replies are spliced (LOCALIO on, pipes of twice
   // that allowed, FUSE_CAP_SPLICE_WRITE offered); 0: never spliced, max_read kMaxIo.
   size_t splice_max = 0;
+  // Kernel FUSE passthrough (-o passthrough, fuse_passthrough.h); null when off.
+  std::unique_ptr<FusePassthrough> passthrough;
 };
 
 // An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
@@ -107,6 +114,9 @@ struct MountState {
 struct OpenFile {
   FileHandle handle;
   Credentials cred;
+  bool writable = false;  // opened O_WRONLY or O_RDWR
+  // How the kernel serves it; counted in MountState::passthrough when that exists.
+  FuseOpenMode mode = FuseOpenMode::kCached;
 };
 
 OpenFile* OpenFileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -180,7 +190,14 @@ std::string StatsText(const MountState& m) {
                       "\n", "localio_handshakes ",
                       m.localio_path != nullptr ? m.localio_path->handshakes() : 0,
                       "\n", "localio_path ",
-                      m.localio_path != nullptr ? m.localio_path->Describe() : "rpc", "\n");
+                      m.localio_path != nullptr ? m.localio_path->Describe() : "rpc", "\n",
+                      m.passthrough == nullptr
+                          ? std::string("passthrough off\n")
+                          : absl::StrCat("passthrough ", m.passthrough->usable() ? "on" : "refused",
+                                         "\npassthrough_opens ",
+                                         m.passthrough->passthrough_opens(),
+                                         "\npassthrough_backing_files ",
+                                         m.passthrough->backing_files(), "\n"));
 }
 
 void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
@@ -234,6 +251,10 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
     } else {
       m->splice_max = 0;  // reads are served the copying way (at most max_read anyway)
     }
+  }
+  if (m->passthrough != nullptr && !m->passthrough->AcceptInInit()) {
+    LOG_WARNING("FUSE passthrough: the kernel does not offer it (Linux >= 6.9 with "
+                "CONFIG_FUSE_PASSTHROUGH); opens use the FUSE data path");
   }
 }
 
@@ -402,6 +423,43 @@ uint32_t AccessForOpen(int flags) {
   }
 }
 
+// With -o passthrough, how the kernel is to serve a new open of `ino`
+// (fuse_passthrough.h): from the server's file itself when LOCALIO hands this caller an
+// fd of it (or when other opens already use it), else through this daemon. Counted
+// until EndOpen.
+FuseOpenChoice ChooseOpen(MountState& m, fuse_ino_t ino, const OpenFile& of) {
+  if (m.passthrough == nullptr) return {};
+  std::optional<FuseOpenChoice> choice;
+  if (m.passthrough->usable() && m.localio_path != nullptr) {
+    (void)m.localio_path->WithLocalFile(of.handle, of.writable, of.cred, [&](int fd) {
+      choice = m.passthrough->ChooseOpen(ino, fd);
+      return absl::OkStatus();
+    });
+  }
+  return choice ? *choice : m.passthrough->ChooseOpen(ino, /*local_fd=*/-1);
+}
+
+void EndOpen(MountState& m, fuse_ino_t ino, const OpenFile& of) {
+  if (m.passthrough != nullptr) m.passthrough->EndOpen(ino, of.mode);
+}
+
+// The open reply (create reply when `entry` is set) for `of`, in the mode ChooseOpen
+// picks; on failure (returned non-zero) that choice is already ended.
+int ReplyOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, OpenFile* of,
+              const fuse_entry_param* entry) {
+  MountState& m = *State(req);
+  const FuseOpenChoice choice = ChooseOpen(m, ino, *of);
+  of->mode = choice.mode;
+  int rc;
+  {
+    FusePassthrough::OpenReplyScope mark(
+        choice.mode == FuseOpenMode::kPassthrough ? choice.backing_id : 0);
+    rc = entry != nullptr ? fuse_reply_create(req, entry, fi) : fuse_reply_open(req, fi);
+  }
+  if (rc != 0) EndOpen(m, ino, *of);
+  return rc;
+}
+
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (ino == kStatsIno) {
     if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EACCES);
@@ -420,10 +478,11 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       State(req)->client->Access(*fh, want, CallerCredentials(req));
   if (!granted.ok()) return ReplyStatus(req, granted.status());
   if ((*granted & want) != want) return (void)fuse_reply_err(req, EACCES);
-  auto* of = new OpenFile{*std::move(fh), CallerCredentials(req)};
+  auto* of = new OpenFile{*std::move(fh), CallerCredentials(req),
+                          (fi->flags & O_ACCMODE) != O_RDONLY};
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;  // revalidate cached pages on every open (close-to-open)
-  if (fuse_reply_open(req, fi) != 0) delete of;
+  if (ReplyOpen(req, ino, fi, of, nullptr) != 0) delete of;
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -437,10 +496,10 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   InodeTable& inodes = *State(req)->inodes;
   const fuse_ino_t ino = inodes.Ref(e->handle);
   const fuse_entry_param param = EntryParam(ino, e->attributes);
-  auto* of = new OpenFile{e->handle, CallerCredentials(req)};
+  auto* of = new OpenFile{e->handle, CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY};
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
-  if (fuse_reply_create(req, &param, fi) != 0) {
+  if (ReplyOpen(req, ino, fi, of, &param) != 0) {
     inodes.Forget(ino, 1);
     delete of;
   }
@@ -571,7 +630,11 @@ int CommitErrno(fuse_req_t req, fuse_ino_t ino, bool force) {
 
 void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // Every close(2): close-to-open consistency needs the data stable on the server.
-  fuse_reply_err(req, CommitErrno(req, ino, /*force=*/false));
+  // Writes through a passthrough open went to the server's file without us: COMMIT.
+  const bool wrote_around_us = ino != kStatsIno &&
+                               OpenFileOf(fi)->mode == FuseOpenMode::kPassthrough &&
+                               OpenFileOf(fi)->writable;
+  fuse_reply_err(req, CommitErrno(req, ino, /*force=*/wrote_around_us));
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
@@ -586,6 +649,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // flush already committed; this covers writes through a dup'd, never-flushed fd. Its
   // error has nobody to go to.
   (void)CommitErrno(req, ino, /*force=*/false);
+  EndOpen(*State(req), ino, *OpenFileOf(fi));
   delete OpenFileOf(fi);
   fuse_reply_err(req, 0);
 }
@@ -775,6 +839,7 @@ struct Args {
   bool debug = false;
   LocalioMode localio = LocalioMode::kAuto;
   std::string runtime_dir;  // empty: DefaultRuntimeDir()
+  bool passthrough = false;  // -o passthrough
   std::vector<std::string> fuse_options;  // -o options passed on to FUSE
 };
 
@@ -785,6 +850,10 @@ constexpr char kUsage[] =
     "                    the mount unless LOCALIO works; off: always RPC\n"
     "  -o runtime_dir=DIR  where localnfsd's broker is (also --runtime-dir DIR;\n"
     "                    default /run/localnfs as root, $XDG_RUNTIME_DIR/localnfs)\n"
+    "  -o passthrough    with LOCALIO, let the kernel read and write open files on\n"
+    "                    the server's file itself (Linux >= 6.9, root); an open file\n"
+    "                    then keeps that access until closed, even if the server\n"
+    "                    stops or unexports (see fuse_passthrough.h)\n"
     "  -o OPT            any other option is passed to FUSE (e.g. allow_other, ro)\n"
     "  --mount-port N    MOUNT v3 port (default 20048); the NFS port is PORT (2049)\n"
     "  -f                stay in the foreground;  -d  FUSE debug output (implies -f)\n"
@@ -841,6 +910,10 @@ absl::Status ParseOptions(const std::string& list, Args* a) {
             absl::StrCat("bad -o localio=", std::string(opt), " (auto, on or off)"));
       }
       a->localio = *mode;
+      continue;
+    }
+    if (opt == "passthrough") {
+      a->passthrough = true;
       continue;
     }
     if (absl::ConsumePrefix(&opt, "runtime_dir=")) {
@@ -981,6 +1054,15 @@ int Run(int argc, char** argv) {
         absl::Status s = state.localio_path->RehandshakeAfterFork();
         LOG_INFO("mount %s: daemon data path %s", what,
                  s.ok() ? state.localio_path->Describe() : std::string(s.message()));
+      }
+      if (args.passthrough && args.localio != LocalioMode::kOff) {
+        absl::StatusOr<std::unique_ptr<FusePassthrough>> pt = FusePassthrough::Attach(se);
+        if (pt.ok()) {
+          state.passthrough = *std::move(pt);
+        } else {
+          LOG_WARNING("mount %s: passthrough: %s; opens use the FUSE data path", what,
+                      std::string(pt.status().message()));
+        }
       }
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       // One /dev/fuse fd per worker thread; threads stay once started, so a burst of

@@ -590,6 +590,16 @@ absl::StatusOr<ReadIntoResult> LocalioDataPath::ReadInto(const FileHandle& fh,
   return ReadIntoResult{static_cast<uint32_t>(*got), *got < buffer.size(), std::nullopt};
 }
 
+absl::Status LocalioDataPath::WithLocalFile(const FileHandle& fh, bool write,
+                                            const Credentials& cred,
+                                            absl::FunctionRef<absl::Status(int fd)> use) {
+  LocalIo io;
+  if (!BeginLocal(fh, write, cred, &io)) {
+    return absl::UnavailableError("no LOCALIO file for this handle and credentials");
+  }
+  return use(io.file->fd.get());
+}
+
 absl::StatusOr<size_t> LocalioDataPath::ReadLocally(const FileHandle& fh,
                                                     const Credentials& cred,
                                                     absl::FunctionRef<ssize_t(int fd)> read) {

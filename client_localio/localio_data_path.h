@@ -51,9 +51,10 @@
 // an atomic shared_ptr (replaced under mu_ by handshakes and invalidations) and the fd
 // comes from the Session's cache, whose lookup allocates nothing.
 //
-// Thread-safety: Read/ReadInto/ReadLocally/Write/Commit/Counters/local_active/Describe
-// may be called concurrently from any thread. Lifetime: the Nfs3Client passed in must
-// outlive this object (Install() makes the client own it, which guarantees that).
+// Thread-safety: Read/ReadInto/ReadLocally/WithLocalFile/Write/Commit/Counters/
+// local_active/Describe may be called concurrently from any thread. Lifetime: the
+// Nfs3Client passed in must outlive this object (Install() makes the client own it,
+// which guarantees that).
 #pragma once
 
 #include <stdint.h>
@@ -130,6 +131,14 @@ class LocalioDataPath final : public DataPath {
   // then reads with ReadInto()/Read(), which go over RPC when LOCALIO cannot serve.
   absl::StatusOr<size_t> ReadLocally(const FileHandle& fh, const Credentials& cred,
                                      absl::FunctionRef<ssize_t(int fd)> read);
+  // For a caller that hands the file itself to the kernel (the FUSE mount registers it
+  // as a passthrough backing file): runs `use` on the local fd of `fh` opened for `cred`
+  // (for writing too when `write`) — the same generation check and OPEN_LOCAL_FH
+  // authorisation as a local READ/WRITE — and keeps that fd open until `use` returns.
+  // Not counted as I/O. kUnavailable when no local fd can be had (LOCALIO off or lost,
+  // open refused); otherwise what `use` returned.
+  absl::Status WithLocalFile(const FileHandle& fh, bool write, const Credentials& cred,
+                             absl::FunctionRef<absl::Status(int fd)> use);
   absl::StatusOr<WriteResult> Write(const FileHandle& fh, uint64_t offset,
                                     std::string_view data, StableHow stable,
                                     const Credentials& cred) override;

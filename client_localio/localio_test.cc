@@ -4,6 +4,7 @@
 // same work over RPC, and a server restart mid-write loses nothing.
 #include <signal.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -422,6 +423,118 @@ TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
   EXPECT_EQ(Counter(stats, "localio_active"), 1u);
   EXPECT_GE(Counter(stats, "local_write_bytes") + Counter(stats, "rpc_write_bytes"),
             kFileSize);
+}
+
+// ---- -o passthrough (client_localio/fuse_passthrough.h) ----
+
+// Kernel FUSE passthrough came with Linux 6.9.
+bool KernelHasFusePassthrough() {
+  struct utsname u {};
+  int major = 0, minor = 0;
+  return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+         (major > 6 || (major == 6 && minor >= 9));
+}
+
+std::string PassthroughOptions(const TestServer& server) {
+  return absl::StrCat("localio=on,passthrough,runtime_dir=", server.runtime_dir());
+}
+
+// Reads and writes through passthrough opens are the kernel's: the daemon counts none
+// of them, yet the bytes are the server's, and every close COMMITs what the kernel wrote.
+TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
+  if (!KernelHasFusePassthrough()) GTEST_SKIP() << "kernel without FUSE passthrough";
+  ASSERT_TRUE(Mount({"-o", PassthroughOptions(*server_)}));
+  Sh("head -c 16777216 /dev/urandom > $S/src; dd if=$S/src of=$M/f bs=1M status=none; "
+     "cmp $S/src $M/f");
+  EXPECT_EQ(Sha256OfFile(export_.path() + "/f"), Sha256OfFile(src_.path() + "/src"));
+  std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  std::cout << stats;
+  EXPECT_NE(stats.find("passthrough on\n"), std::string::npos) << stats;
+  EXPECT_GE(Counter(stats, "passthrough_opens"), 2u);  // dd's create, cmp's open
+  EXPECT_EQ(Counter(stats, "local_writes") + Counter(stats, "rpc_writes"), 0u);
+  EXPECT_EQ(Counter(stats, "local_reads") + Counter(stats, "rpc_reads"), 0u);
+  EXPECT_GE(Counter(stats, "local_commits"), 1u);  // dd's close
+  EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 0u);  // all closed
+  // The size the kernel wrote is what the server reports.
+  EXPECT_EQ(Sh("stat -c %s $M/f"), "16777216\n");
+
+  // Two opens of one file share its backing file, which goes with the last close.
+  Child holder;
+  ASSERT_TRUE(holder.Start({"python3", "-c",
+                            "import os, sys, time\n"
+                            "r = os.open(sys.argv[1], os.O_RDONLY)\n"
+                            "w = os.open(sys.argv[1], os.O_RDWR)\n"
+                            "os.pwrite(w, b'passthrough', 0)\n"
+                            "assert os.pread(r, 11, 0) == b'passthrough'\n"
+                            "print('open', flush=True)\n"
+                            "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n",
+                            mnt_.path() + "/f", src_.path() + "/release"}));
+  for (int i = 0; i < 500 && holder.Output().find("open\n") == std::string::npos; ++i)
+    usleep(10000);
+  ASSERT_NE(holder.Output().find("open\n"), std::string::npos) << holder.Output();
+  stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 1u) << stats;
+  EXPECT_EQ(ReadLocalFile(export_.path() + "/f").substr(0, 11), "passthrough");
+  Sh("touch $S/release");
+  int status = 0;
+  ASSERT_TRUE(holder.Wait(10000, &status));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << holder.Output();
+  stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 0u) << stats;
+  EXPECT_EQ(Counter(stats, "local_writes") + Counter(stats, "rpc_writes"), 0u);
+}
+
+// Opens keep working while LOCALIO goes away and comes back — an export's rules change
+// (the server invalidates its LOCALIO clients; the mount re-probes after 1 s), then the
+// server is killed and restarted. Each open must be in the mode the kernel accepts
+// beside the opens already there: beside a passthrough open only passthrough (else
+// EIO), beside a page-cache open no passthrough (else ETXTBSY). The reader mostly holds
+// one open while it makes the next, and every 8th time closes first, so that the inode
+// changes mode while LOCALIO comes and goes.
+TEST_F(LocalioFuseTest, PassthroughOpensSurviveLocalioLossAndServerRestart) {
+  if (!KernelHasFusePassthrough()) GTEST_SKIP() << "kernel without FUSE passthrough";
+  ASSERT_TRUE(Mount({"-o", PassthroughOptions(*server_)}));
+  Sh("head -c 1048576 /dev/urandom > $S/src; cp $S/src $M/f");
+  Child reader;
+  ASSERT_TRUE(reader.Start({"python3", "-c",
+                            "import os, sys, time\n"
+                            "want = open(sys.argv[2], 'rb').read()\n"
+                            "prev = None; n = 0; end = time.time() + 6\n"
+                            "while time.time() < end:\n"
+                            "  fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+                            "  got = os.pread(fd, len(want) + 1, 0)\n"
+                            "  if got != want:\n"
+                            "    print('differs', len(got), flush=True); sys.exit(3)\n"
+                            "  if prev is not None: os.close(prev)\n"
+                            "  prev = fd; n += 1\n"
+                            "  if n % 8 == 0: os.close(prev); prev = None\n"
+                            "  if n == 1: print('first', flush=True)\n"
+                            "  time.sleep(0.02)\n"
+                            "print('reads', n, flush=True)\n",
+                            mnt_.path() + "/f", src_.path() + "/src"}));
+  for (int i = 0; i < 500 && reader.Output().find("first\n") == std::string::npos; ++i)
+    usleep(10000);
+  ASSERT_NE(reader.Output().find("first\n"), std::string::npos) << reader.Output();
+  usleep(300 * 1000);
+  ASSERT_TRUE(server_->ReloadExports({export_.path()}, "rw,no_root_squash,anonuid=4321"));
+  usleep(2000 * 1000);
+  EXPECT_NE(server_->Output().find("localio: clients invalidated"), std::string::npos);
+  server_->Kill();
+  usleep(300 * 1000);
+  ASSERT_TRUE(server_->Start());
+  int status = 0;
+  ASSERT_TRUE(reader.Wait(120000, &status)) << reader.Output();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << reader.Output();
+  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  std::cout << reader.Output() << stats;
+  EXPECT_GE(Counter(stats, "passthrough_opens"), 2u);
+  // While LOCALIO was off, new page-cache opens read through the daemon over RPC.
+  EXPECT_GT(Counter(stats, "rpc_reads"), 0u);
+  // After the re-probe, new opens are passthrough again.
+  const uint64_t before = Counter(stats, "passthrough_opens");
+  Sh("sleep 1.2; cat $M/f > /dev/null; sleep 1.2; cmp $S/src $M/f");
+  EXPECT_GT(Counter(ReadLocalFile(mnt_.path() + "/.localnfs-stats"), "passthrough_opens"),
+            before);
 }
 
 }  // namespace

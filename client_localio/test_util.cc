@@ -258,18 +258,20 @@ void TestServer::Reap(int timeout_ms, int* status) {
   return ::testing::AssertionFailure() << "localnfsd not ready after 30 s:\n" << Output();
 }
 
-bool TestServer::WriteExports(const std::vector<std::string>& dirs) {
+bool TestServer::WriteExports(const std::vector<std::string>& dirs,
+                              const std::string& options) {
   std::string text;
-  for (const std::string& d : dirs) text += d + " *(rw,no_root_squash)\n";
+  for (const std::string& d : dirs) text += absl::StrCat(d, " *(", options, ")\n");
   FILE* f = fopen(exports_file().c_str(), "w");
   if (f == nullptr) return false;
   const bool ok = fwrite(text.data(), 1, text.size(), f) == text.size();
   return fclose(f) == 0 && ok;
 }
 
-::testing::AssertionResult TestServer::ReloadExports(const std::vector<std::string>& dirs) {
+::testing::AssertionResult TestServer::ReloadExports(const std::vector<std::string>& dirs,
+                                                     const std::string& options) {
   if (pid_ <= 0) return ::testing::AssertionFailure() << "not running";
-  if (!WriteExports(dirs))
+  if (!WriteExports(dirs, options))
     return ::testing::AssertionFailure() << "cannot write " << exports_file();
   auto count = [this] {
     const std::string out = Output();

@@ -128,15 +128,18 @@ class TestServer {
   int mount_port() const { return mount_port_; }
   // The --runtime-dir the server publishes its LOCALIO broker in (kept across restarts).
   const std::string& runtime_dir() const { return runtime_dir_.path(); }
-  // Serves `dirs` (rw,no_root_squash) instead: rewrites the exports file, SIGHUP, and
-  // waits for the server's "exports reloaded" line.
-  ::testing::AssertionResult ReloadExports(const std::vector<std::string>& dirs);
+  // Serves `dirs` with `options` instead: rewrites the exports file, SIGHUP, and waits
+  // for the server's "exports reloaded" line.
+  ::testing::AssertionResult ReloadExports(const std::vector<std::string>& dirs,
+                                           const std::string& options = kDefaultOptions);
   std::string Output() const;
 
  private:
   void Reap(int timeout_ms, int* status);
   std::string exports_file() const { return state_dir_.path() + "/exports"; }
-  bool WriteExports(const std::vector<std::string>& dirs);
+  static constexpr char kDefaultOptions[] = "rw,no_root_squash";
+  bool WriteExports(const std::vector<std::string>& dirs,
+                    const std::string& options = kDefaultOptions);
   std::string export_dir_;
   int nfs_port_, mount_port_;
   TempDir state_dir_{"lnfs-cli-state"};

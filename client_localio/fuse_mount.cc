@@ -242,6 +242,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->max_readahead = kMaxIo;
   // Writes must reach us (and COMMIT) in order with fsync: no kernel write-back cache.
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // open(O_TRUNC) of an existing file: the kernel truncates through setattr (a SETATTR
+  // of size 0 with the caller's credentials), as the kernel NFS client does. libfuse
+  // offers atomic O_TRUNC by default, which would leave truncation to open, and open
+  // does not truncate.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   auto* m = static_cast<MountState*>(userdata);
   if (m->splice_max != 0) {

@@ -96,6 +96,12 @@ TEST_F(FuseMountTest, PosixWorkloadMatchesServerDirectory) {
   EXPECT_EQ(via_mount.st_ino, st.st_ino);  // st_ino is the NFS fileid
   EXPECT_EQ(via_mount.st_size, 1000);
 
+  // open(O_TRUNC) of an existing file truncates it.
+  Sh("seq 1 1000 > $M/trunc && echo hi > $M/trunc");
+  EXPECT_EQ(Slurp(E("trunc")), "hi\n");
+  EXPECT_EQ(Sh("stat -c %s $M/trunc"), "3\n");
+  Sh("rm $M/trunc");
+
   // Links.
   Sh("ln $M/big $M/a/hard && ln -s ../big $M/a/sym");
   EXPECT_EQ(Sh("readlink $M/a/sym"), "../big\n");

@@ -837,7 +837,11 @@ void Nfs3Client::CommitEarly(const FileHandle& fh, const std::shared_ptr<FileWri
     absl::StatusOr<CommitResult> c = data_path_->Commit(fh, 0, 0, cred);
     // A failed early commit changes nothing: the bytes stay pending, and the bound's
     // Commit() or the caller's own reports the error.
-    if (c.ok()) covered = state->CommitWrittenBefore(point, c->verifier);
+    if (c.ok()) {
+      covered = state->CommitWrittenBefore(point, c->verifier);
+    } else {
+      LOG_DEBUG("early COMMIT failed (the bytes stay pending): %s", c.status().ToString());
+    }
   }
   state->early_commit_running.store(false);
   // The server restarted: resend under the exclusive lock (its error is reported by

@@ -108,7 +108,7 @@ SendResult Connection::SendReply(std::string reply, Payload payload) {
   queued_bytes_ += total;
   SendResult r;
   if (write_now) r = WriteQueuedLocked();
-  r.bytes = static_cast<int64_t>(total) - r.bytes;
+  r.left_queued = static_cast<int64_t>(total) - r.written;
   UpdateInterestLocked();
   return r;
 }
@@ -161,7 +161,7 @@ SendResult Connection::WriteQueuedLocked() {
       return r;
     }
     if (zerocopy) ++r.zerocopy_sends;
-    r.bytes += n;
+    r.written += n;
     if (n > 0) last_activity_ = absl::Now();
     queued_bytes_ -= static_cast<size_t>(n);
     size_t left = static_cast<size_t>(n);

@@ -112,7 +112,8 @@ struct ZerocopyOptions {
 
 // What a send did, for the server's accounting.
 struct SendResult {
-  int64_t bytes = 0;         // SendReply: bytes queued (not sent); Flush: bytes written
+  int64_t written = 0;       // bytes this call wrote to the socket
+  int64_t left_queued = 0;   // SendReply: bytes of this reply still queued after it
   uint32_t zerocopy_sends = 0;  // sendmsg calls made with MSG_ZEROCOPY
   bool error = false;        // socket error: the connection must be closed
   // A record whose zero-copy sends had all completed before its last byte left went

@@ -576,7 +576,7 @@ void Server::Impl::OnConnection(Connection* c, uint32_t events) {
     const SendResult r = conn->Flush();
     counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
     if (r.queue_release) QueueRelease(conn);
-    load_.unsent_bytes.fetch_sub(r.bytes);
+    load_.unsent_bytes.fetch_sub(r.written);
     if (r.error) {
       CloseConnection(c, true);
       return;
@@ -834,7 +834,7 @@ void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string repl
   const SendResult r = c->SendReply(std::move(reply), std::move(payload));
   counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
   if (r.queue_release) QueueRelease(c);
-  load_.unsent_bytes.fetch_add(r.bytes);  // also on error: closing drops them
+  load_.unsent_bytes.fetch_add(r.left_queued);  // also on error: closing drops them
   if (r.error) AskLoopToClose(c);
 }
 

@@ -193,7 +193,7 @@ std::string StatsText(const MountState& m) {
                       m.localio_path != nullptr ? m.localio_path->Describe() : "rpc", "\n",
                       m.passthrough == nullptr
                           ? std::string("passthrough off\n")
-                          : absl::StrCat("passthrough ", m.passthrough->usable() ? "on" : "refused",
+                          : absl::StrCat("passthrough ", m.passthrough->StateName(),
                                          "\npassthrough_opens ",
                                          m.passthrough->passthrough_opens(),
                                          "\npassthrough_backing_files ",
@@ -1060,7 +1060,9 @@ int Run(int argc, char** argv) {
         LOG_INFO("mount %s: daemon data path %s", what,
                  s.ok() ? state.localio_path->Describe() : std::string(s.message()));
       }
-      if (args.passthrough && args.localio != LocalioMode::kOff) {
+      if (args.passthrough && args.localio == LocalioMode::kOff) {
+        LOG_WARNING("mount %s: passthrough needs LOCALIO (localio=off): not used", what);
+      } else if (args.passthrough) {
         absl::StatusOr<std::unique_ptr<FusePassthrough>> pt = FusePassthrough::Attach(se);
         if (pt.ok()) {
           state.passthrough = *std::move(pt);

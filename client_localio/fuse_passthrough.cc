@@ -132,8 +132,17 @@ absl::StatusOr<std::unique_ptr<FusePassthrough>> FusePassthrough::Attach(fuse_se
 bool FusePassthrough::AcceptInInit() {
   const bool offered = g_kernel_offers.load(std::memory_order_relaxed);
   t_accept_init = offered;
-  if (!offered) usable_.store(false, std::memory_order_relaxed);
+  if (!offered) state_.store(State::kNotOffered, std::memory_order_relaxed);
   return offered;
+}
+
+const char* FusePassthrough::StateName() const {
+  switch (state()) {
+    case State::kOn: return "on";
+    case State::kNotOffered: return "not-offered";
+    case State::kRefused: return "refused";
+  }
+  return "?";
 }
 
 FuseOpenChoice FusePassthrough::ChooseOpen(uint64_t ino, int local_fd) {
@@ -158,7 +167,7 @@ FuseOpenChoice FusePassthrough::ChooseOpen(uint64_t ino, int local_fd) {
     }
     const int err = errno;
     if (err == EPERM) {  // the kernel did not take passthrough at INIT
-      usable_.store(false, std::memory_order_relaxed);
+      state_.store(State::kRefused, std::memory_order_relaxed);
       LOG_WARNING("FUSE passthrough: the kernel refused backing files (%s); opens use "
                   "the FUSE data path", strerror(err));
     } else {

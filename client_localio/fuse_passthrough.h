@@ -75,8 +75,14 @@ class FusePassthrough {
   // From the init operation: if the kernel offered FUSE_PASSTHROUGH, this thread's INIT
   // reply will accept it. Returns whether it was offered.
   bool AcceptInInit();
-  // True until the kernel refused a backing file (it did not accept the INIT flag).
-  bool usable() const { return usable_.load(std::memory_order_relaxed); }
+  // kOn until the INIT showed the kernel does not offer passthrough (kNotOffered: an
+  // older kernel or one built without it) or the kernel refused a backing file
+  // (kRefused: it did not take the INIT reply's flag — our mistake, or the kernel's).
+  enum class State { kOn, kNotOffered, kRefused };
+  State state() const { return state_.load(std::memory_order_relaxed); }
+  bool usable() const { return state() == State::kOn; }
+  // "on", "not-offered", "refused".
+  const char* StateName() const;
 
   // The mode for a new open of `ino`, which the server has allowed (ACCESS). `local_fd`
   // is the caller's authorised LOCALIO fd of the file, or -1 (no LOCALIO for this
@@ -109,7 +115,7 @@ class FusePassthrough {
   };
 
   const int dev_fd_;  // the session's /dev/fuse fd (owned by the session)
-  std::atomic<bool> usable_{true};
+  std::atomic<State> state_{State::kOn};
   std::atomic<uint64_t> opens_{0}, backing_files_{0};
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, InodeIo> inodes_ ABSL_GUARDED_BY(mu_);

@@ -371,9 +371,7 @@ TEST_F(LocalioFuseTest, UnexportUnderALocalWriterGivesEstaleAndKeepsWhatWasSynce
        "  print('error', e.errno, e.strerror, flush=True); sys.exit(3)\n",
        mnt_.path() + "/live"}));
   // Let it sync a few pieces locally, then remove the export under it.
-  for (int i = 0; i < 1000 && writer.Output().find("synced 5\n") == std::string::npos; ++i)
-    usleep(10000);
-  ASSERT_NE(writer.Output().find("synced 5\n"), std::string::npos) << writer.Output();
+  ASSERT_TRUE(writer.WaitForOutput("synced 5\n", 10000)) << writer.Output();
   ASSERT_TRUE(server_->ReloadExports({other.path()}));
   int status = 0;
   ASSERT_TRUE(writer.Wait(60000, &status)) << writer.Output();
@@ -466,9 +464,7 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
                             "print('open', flush=True)\n"
                             "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n",
                             mnt_.path() + "/f", src_.path() + "/release"}));
-  for (int i = 0; i < 500 && holder.Output().find("open\n") == std::string::npos; ++i)
-    usleep(10000);
-  ASSERT_NE(holder.Output().find("open\n"), std::string::npos) << holder.Output();
+  ASSERT_TRUE(holder.WaitForOutput("open\n", 5000)) << holder.Output();
   stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 1u) << stats;
   EXPECT_EQ(ReadLocalFile(export_.path() + "/f").substr(0, 11), "passthrough");
@@ -509,9 +505,7 @@ TEST_F(LocalioFuseTest, PassthroughOpensSurviveLocalioLossAndServerRestart) {
                             "  time.sleep(0.02)\n"
                             "print('reads', n, flush=True)\n",
                             mnt_.path() + "/f", src_.path() + "/src"}));
-  for (int i = 0; i < 500 && reader.Output().find("first\n") == std::string::npos; ++i)
-    usleep(10000);
-  ASSERT_NE(reader.Output().find("first\n"), std::string::npos) << reader.Output();
+  ASSERT_TRUE(reader.WaitForOutput("first\n", 5000)) << reader.Output();
   usleep(300 * 1000);
   ASSERT_TRUE(server_->ReloadExports({export_.path()}, "rw,no_root_squash,anonuid=4321"));
   usleep(2000 * 1000);

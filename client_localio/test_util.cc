@@ -161,6 +161,15 @@ std::string Child::Output() const {
   return output_;
 }
 
+bool Child::WaitForOutput(const std::string& text, int timeout_ms) const {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Output().find(text) == std::string::npos) {
+    if (Clock::now() >= deadline) return false;
+    usleep(10000);
+  }
+  return true;
+}
+
 bool IsMountedAs(const std::string& path, const std::string& fstype) {
   FILE* f = fopen("/proc/self/mountinfo", "r");
   if (f == nullptr) return false;

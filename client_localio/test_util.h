@@ -62,6 +62,8 @@ class Child {
   void Kill(int sig);
   bool running() const { return pid_ > 0; }
   std::string Output() const;
+  // Polls Output() until it contains `text` (true) or timeout_ms passed (false).
+  bool WaitForOutput(const std::string& text, int timeout_ms) const;
 
  private:
   pid_t pid_ = -1;

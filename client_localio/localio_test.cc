@@ -3,6 +3,7 @@
 // by the counters (RPC READ/WRITE stay 0), a client that cannot see the broker does the
 // same work over RPC, and a server restart mid-write loses nothing.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -468,6 +469,23 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
   stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 1u) << stats;
   EXPECT_EQ(ReadLocalFile(export_.path() + "/f").substr(0, 11), "passthrough");
+  // The backing file root's opens share gives nobody else anything: another user's open
+  // is the server's decision (ACCESS), as for every open.
+  ASSERT_EQ(chmod(export_.path().c_str(), 0755), 0);
+  ASSERT_EQ(chmod((export_.path() + "/f").c_str(), 0600), 0);
+  std::string denied;
+  EXPECT_NE(RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+                        mnt_.path() + "/f"},
+                       &denied, 30),
+            0);
+  EXPECT_NE(denied.find("Permission denied"), std::string::npos) << denied;
+  Sh("echo readable > $M/g && chmod 644 $M/g");  // the control: same path, readable
+  std::string allowed;
+  EXPECT_EQ(RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+                        mnt_.path() + "/g"},
+                       &allowed, 30),
+            0);
+  EXPECT_EQ(allowed, "readable\n");
   Sh("touch $S/release");
   int status = 0;
   ASSERT_TRUE(holder.Wait(10000, &status));

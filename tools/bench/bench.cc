@@ -26,8 +26,9 @@ absl::StatusOr<WorkloadKind> ParseWorkload(absl::string_view text) {
   if (text == "seqread") return WorkloadKind::kSeqRead;
   if (text == "seqwrite") return WorkloadKind::kSeqWrite;
   if (text == "meta") return WorkloadKind::kMeta;
+  if (text == "null") return WorkloadKind::kNull;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown workload '", text, "' (randread, seqread, seqwrite, meta)"));
+      absl::StrCat("unknown workload '", text, "' (randread, seqread, seqwrite, meta, null)"));
 }
 
 const char* WorkloadName(WorkloadKind kind) {
@@ -36,6 +37,7 @@ const char* WorkloadName(WorkloadKind kind) {
     case WorkloadKind::kSeqRead: return "seqread";
     case WorkloadKind::kSeqWrite: return "seqwrite";
     case WorkloadKind::kMeta: return "meta";
+    case WorkloadKind::kNull: return "null";
   }
   return "?";
 }
@@ -94,6 +96,10 @@ std::optional<Op> OpSource::Next(OpCursor& cursor, Clock::time_point now) {
       if (now >= end_) return std::nullopt;
       op.length = 0;
       op.seq = cursor.next_seq++;
+      return op;
+    case WorkloadKind::kNull:
+      if (now >= end_) return std::nullopt;
+      op.length = 0;
       return op;
   }
   return std::nullopt;
@@ -188,6 +194,9 @@ std::string ThreadedTarget::Concurrency(int qd) const {
 
 absl::Status ThreadedTarget::Run(const RunContext& ctx) {
   const JobSpec& spec = *ctx.spec;
+  if (spec.kind == WorkloadKind::kNull)
+    return absl::UnimplementedError(
+        "the null workload needs a target that sends RPCs itself (libnfs://)");
   absl::Mutex mu;
   absl::Status first_error;
   auto worker = [&](int index) {
@@ -208,6 +217,8 @@ absl::Status ThreadedTarget::Run(const RunContext& ctx) {
         case WorkloadKind::kMeta:
           status = MetaCycle(MetaFileName(index, op->seq));
           break;
+        case WorkloadKind::kNull:
+          break;  // Run() refused the job
       }
       Clock::time_point done = Clock::now();
       if (!status.ok()) {
@@ -243,6 +254,7 @@ absl::StatusOr<Result> RunJob(Target& target, const JobSpec& spec, pid_t server_
       RETURN_IF_ERROR(target.PrepareWriteFile(spec.file_name));
       break;
     case WorkloadKind::kMeta:
+    case WorkloadKind::kNull:
       break;
   }
 
@@ -309,6 +321,8 @@ std::string FormatText(const Result& r) {
   const JobSpec& s = r.spec;
   std::string rate = s.kind == WorkloadKind::kMeta
                          ? absl::StrFormat("%.0f cycles/s", r.ops_per_second)
+                     : s.kind == WorkloadKind::kNull
+                         ? absl::StrFormat("%.0f calls/s", r.ops_per_second)
                      : s.block_size >= 65536
                          ? absl::StrFormat("%.1f MB/s (%.0f ops/s)", r.mb_per_second,
                                            r.ops_per_second)

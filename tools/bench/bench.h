@@ -3,7 +3,7 @@
 // interface that each client (local files, our NFSv3 client with or without LOCALIO,
 // libnfs) implements.
 //
-// A job runs in two phases. Time-based workloads (randread, seqread, meta) run
+// A job runs in two phases. Time-based workloads (randread, seqread, meta, null) run
 // `warmup` unrecorded, then `duration` recorded; the coordinator samples the server's
 // and this process's CPU exactly at the start and the end of the recorded window, and
 // only operations that complete inside it count. The size-based workload (seqwrite)
@@ -39,7 +39,9 @@ namespace localnfs::bench {
 
 using Clock = std::chrono::steady_clock;
 
-enum class WorkloadKind { kRandRead, kSeqRead, kSeqWrite, kMeta };
+// kNull: the NFSv3 NULL procedure, nothing but the RPC round trip — the floor under
+// every other call's cost. Only targets that speak RPC themselves (libnfs) send it.
+enum class WorkloadKind { kRandRead, kSeqRead, kSeqWrite, kMeta, kNull };
 absl::StatusOr<WorkloadKind> ParseWorkload(absl::string_view text);
 const char* WorkloadName(WorkloadKind kind);
 
@@ -65,7 +67,8 @@ struct JobSpec {
 };
 
 // One operation to issue. For kMeta, `seq` numbers the cycle (names are unique per
-// worker and sequence number); for data workloads `offset`/`length` say where.
+// worker and sequence number); for data workloads `offset`/`length` say where; a kNull
+// call has neither.
 struct Op {
   uint64_t offset = 0;
   uint32_t length = 0;

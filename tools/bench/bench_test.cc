@@ -180,5 +180,13 @@ TEST_F(FileJobTest, EveryWorkloadRunsAndReportsFigures) {
   EXPECT_EQ(left, std::vector<std::string>{});
 }
 
+TEST_F(FileJobTest, NullIsOnlyForTargetsThatSendRpcs) {
+  absl::StatusOr<WorkloadKind> kind = ParseWorkload("null");
+  ASSERT_TRUE(kind.ok()) << kind.status();
+  EXPECT_STREQ(WorkloadName(*kind), "null");
+  absl::StatusOr<Result> r = Run(*kind, 1);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented) << r.status();
+}
+
 }  // namespace
 }  // namespace localnfs::bench

@@ -349,6 +349,9 @@ bool LibnfsTarget::Issue(Slot& s) {
       rc = rpc_nfs3_write_async(rpc, &Completed, &args, &s);
       break;
     }
+    case WorkloadKind::kNull:
+      rc = rpc_nfs3_null_async(rpc, &Completed, &s);
+      break;
     case WorkloadKind::kMeta:
       switch (s.meta_step) {
         case 0: {
@@ -430,6 +433,9 @@ void LibnfsTarget::Completed(rpc_context*, int status, void* data, void* priv) {
         s.meta_step = (s.meta_step + 1) % 3;
         cycle_done = s.meta_step == 0;
         break;
+      case WorkloadKind::kNull:
+        bytes = 0;  // NULL has no result but the RPC's own acceptance
+        break;
     }
     if (st != NFS3_OK) t.Fail(NfsStatusError(st, "benchmark call"));
     if (cycle_done) s.ctx->recorder->Record(s.index, s.issued, now, bytes);
@@ -439,7 +445,7 @@ void LibnfsTarget::Completed(rpc_context*, int status, void* data, void* priv) {
 
 absl::Status LibnfsTarget::Run(const RunContext& ctx) {
   const JobSpec& spec = *ctx.spec;
-  if (spec.kind != WorkloadKind::kMeta &&
+  if (spec.kind != WorkloadKind::kMeta && spec.kind != WorkloadKind::kNull &&
       spec.block_size > (spec.kind == WorkloadKind::kSeqWrite ? wtmax_ : rtmax_))
     return absl::InvalidArgumentError(absl::StrCat(
         "block size ", spec.block_size, " exceeds the server's rtmax ", rtmax_, " / wtmax ",

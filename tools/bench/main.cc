@@ -1,6 +1,6 @@
 // tools/bench/main.cc — localnfs-bench: one benchmark job against one target.
 //
-//   localnfs-bench --target URL --workload randread|seqread|seqwrite|meta
+//   localnfs-bench --target URL --workload randread|seqread|seqwrite|meta|null
 //       [--block-size 4k] [--queue-depth N] [--file-size 256m] [--duration 3s]
 //       [--warmup 500ms] [--file NAME] [--server-pid PID] [--json]
 //
@@ -28,7 +28,7 @@ using localnfs::bench::ByteSize;
 ABSL_FLAG(std::string, target, "",
           "file://DIR, nfs://HOST:PORT/EXPORT?mountport=M[&localio=on|off|auto]"
           "[&runtime_dir=D] or libnfs://HOST:PORT/EXPORT?mountport=M");
-ABSL_FLAG(std::string, workload, "randread", "randread, seqread, seqwrite or meta");
+ABSL_FLAG(std::string, workload, "randread", "randread, seqread, seqwrite, meta or null (NFSv3 NULL, libnfs targets)");
 ABSL_FLAG(ByteSize, block_size, ByteSize{4096}, "bytes per READ/WRITE (4k, 1m, …)");
 ABSL_FLAG(int32_t, queue_depth, 1,
           "operations in flight: threads (file://, nfs://) or async calls on one "
@@ -53,7 +53,7 @@ using localnfs::kExitUsage;
 int Main(int argc, char** argv) {
   localnfs::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage(
-      "localnfs-bench --target URL --workload randread|seqread|seqwrite|meta "
+      "localnfs-bench --target URL --workload randread|seqread|seqwrite|meta|null "
       "[--block-size 4k] [--queue-depth N] [--file-size 256m] [--duration 3s] "
       "[--server-pid PID] [--json]");
   std::vector<std::string> args;

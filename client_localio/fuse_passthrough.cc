@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/unaligned.h"
 
 namespace localnfs::client {
 namespace {
@@ -44,25 +45,14 @@ std::atomic<bool> g_kernel_offers{false};
 thread_local bool t_accept_init = false;
 thread_local int32_t t_open_backing_id = 0;
 
-template <typename T>
-T Load(const char* p) {
-  T v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename T>
-void Store(char* p, T v) {
-  memcpy(p, &v, sizeof v);
-}
-
 ssize_t ReadHook(int fd, void* buf, size_t len, void* /*userdata*/) {
   const ssize_t n = read(fd, buf, len);
   if (n >= static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, unused))) {
     const char* p = static_cast<const char*>(buf);
-    if (Load<uint32_t>(p + offsetof(fuse_in_header, opcode)) == FUSE_INIT) {
+    if (LoadUnaligned<uint32_t>(p + offsetof(fuse_in_header, opcode)) == FUSE_INIT) {
       const char* in = p + sizeof(fuse_in_header);
-      const uint32_t flags = Load<uint32_t>(in + offsetof(fuse_init_in, flags));
-      const uint32_t flags2 = Load<uint32_t>(in + offsetof(fuse_init_in, flags2));
+      const uint32_t flags = LoadUnaligned<uint32_t>(in + offsetof(fuse_init_in, flags));
+      const uint32_t flags2 = LoadUnaligned<uint32_t>(in + offsetof(fuse_init_in, flags2));
       g_kernel_offers.store((flags & FUSE_INIT_EXT) && (flags2 & kFusePassthroughFlags2),
                             std::memory_order_relaxed);
     }
@@ -74,7 +64,7 @@ ssize_t ReadHook(int fd, void* buf, size_t len, void* /*userdata*/) {
 // followed by one buffer (send_reply_ok), which is what the patches below expect.
 char* SinglePayload(struct iovec* iov, int count, size_t min_len) {
   if (count != 2 || iov[0].iov_len != sizeof(fuse_out_header)) return nullptr;
-  if (Load<int32_t>(static_cast<char*>(iov[0].iov_base) + offsetof(fuse_out_header, error)) !=
+  if (LoadUnaligned<int32_t>(static_cast<char*>(iov[0].iov_base) + offsetof(fuse_out_header, error)) !=
       0) {
     return nullptr;
   }
@@ -88,17 +78,17 @@ ssize_t WritevHook(int fd, struct iovec* iov, int count, void* /*userdata*/) {
     if (char* out = SinglePayload(iov, count, kInitOutMaxStackDepth + 4)) {
       const size_t flags_at = offsetof(fuse_init_out, flags);
       const size_t flags2_at = offsetof(fuse_init_out, flags2);
-      Store<uint32_t>(out + flags_at, Load<uint32_t>(out + flags_at) | FUSE_INIT_EXT);
-      Store<uint32_t>(out + flags2_at, Load<uint32_t>(out + flags2_at) | kFusePassthroughFlags2);
-      Store<uint32_t>(out + kInitOutMaxStackDepth, kMaxStackDepth);
+      StoreUnaligned<uint32_t>(out + flags_at, LoadUnaligned<uint32_t>(out + flags_at) | FUSE_INIT_EXT);
+      StoreUnaligned<uint32_t>(out + flags2_at, LoadUnaligned<uint32_t>(out + flags2_at) | kFusePassthroughFlags2);
+      StoreUnaligned<uint32_t>(out + kInitOutMaxStackDepth, kMaxStackDepth);
     }
   } else if (t_open_backing_id != 0) {
     // OPEN replies fuse_open_out; CREATE replies fuse_entry_out then fuse_open_out.
     if (char* out = SinglePayload(iov, count, sizeof(fuse_open_out))) {
       char* open_out = out + iov[1].iov_len - sizeof(fuse_open_out);
       const size_t flags_at = offsetof(fuse_open_out, open_flags);
-      Store<uint32_t>(open_out + flags_at, Load<uint32_t>(open_out + flags_at) | kFopenPassthrough);
-      Store<int32_t>(open_out + kOpenOutBackingId, t_open_backing_id);
+      StoreUnaligned<uint32_t>(open_out + flags_at, LoadUnaligned<uint32_t>(open_out + flags_at) | kFopenPassthrough);
+      StoreUnaligned<int32_t>(open_out + kOpenOutBackingId, t_open_backing_id);
     }
   }
   return writev(fd, iov, count);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status.h"
+#include "common/unaligned.h"
 #include "common/unix_socket.h"
 
 namespace localnfs::localio {
@@ -60,8 +61,7 @@ class Reader {
   explicit Reader(std::string_view in) : in_(in) {}
   template <typename T>
   T Get() {
-    T v;
-    memcpy(&v, in_.data() + pos_, sizeof(T));
+    const T v = LoadUnaligned<T>(in_.data() + pos_);
     pos_ += sizeof(T);
     return v;
   }
@@ -241,7 +241,7 @@ absl::Status SendWithFd(int sock, std::string_view packet, int fd) {
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    StoreUnaligned<int>(CMSG_DATA(c), fd);
   }
   for (;;) {
     ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -279,9 +279,7 @@ absl::StatusOr<ReceivedPacket> ReceiveWithFd(int sock, size_t max_size) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
       const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       for (size_t i = 0; i < count; ++i) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds.push_back(fd);
+        fds.push_back(LoadUnaligned<int>(CMSG_DATA(c) + i * sizeof(int)));
       }
     } else {
       foreign_control = true;

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "common/unaligned.h"
+
 namespace localnfs::rpc {
 namespace {
 
@@ -220,8 +222,7 @@ ReapResult Connection::ReapCompletionsLocked() {
       const bool is_recverr = (cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
                               (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR);
       if (!is_recverr) continue;
-      sock_extended_err err;
-      memcpy(&err, CMSG_DATA(cm), sizeof(err));
+      const auto err = LoadUnaligned<sock_extended_err>(CMSG_DATA(cm));
       if (err.ee_origin != SO_EE_ORIGIN_ZEROCOPY || err.ee_errno != 0) continue;
       // [ee_info, ee_data]: a range of sends, numbered modulo 2^32.
       const uint64_t count = static_cast<uint32_t>(err.ee_data - err.ee_info) + uint64_t{1};

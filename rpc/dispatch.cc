@@ -10,6 +10,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/string_view.h"
 #include "common/log.h"
+#include "common/unaligned.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
 
@@ -103,11 +104,7 @@ bool Dispatcher::IsQuick(std::string_view record) const {
   // xid, msg_type, rpcvers, prog, vers, proc: the fixed words before the credential.
   constexpr size_t kFixedWords = 6;
   if (record.size() < kFixedWords * 4) return false;
-  auto word = [&](size_t i) {
-    uint32_t v;
-    memcpy(&v, record.data() + 4 * i, sizeof v);
-    return ntohl(v);
-  };
+  auto word = [&](size_t i) { return ntohl(LoadUnaligned<uint32_t>(record.data() + 4 * i)); };
   if (word(1) != kMsgCall || word(2) != kRpcVersion) return false;
   const ProcXdr* px = Find(word(3), word(4), word(5)).proc;
   return px != nullptr && px->quick;
@@ -297,8 +294,8 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
   if (has_payload) {
     const size_t off = with_record_mark ? kRecordMarkSize : 0;
     bulk.pad = static_cast<uint32_t>((4 - bulk.size % 4) % 4);
-    const uint32_t len = htonl(static_cast<uint32_t>(bulk.size));
-    memcpy(reply->data() + reply->size() - 4, &len, 4);
+    StoreUnaligned<uint32_t>(reply->data() + reply->size() - 4,
+                             htonl(static_cast<uint32_t>(bulk.size)));
     if (with_record_mark) {
       PutRecordMark(static_cast<uint32_t>(reply->size() - off + bulk.wire_size()), true,
                     reply->data());

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <bit>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,9 +47,7 @@ inline constexpr uint32_t XdrEntryPlus3Size(size_t name_len, size_t fh_len) {
 template <typename Enum>
 int32_t WireEnumValue(const Enum& field) {
   static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
-  int32_t value;
-  memcpy(&value, &field, sizeof value);
-  return value;
+  return std::bit_cast<int32_t>(field);
 }
 
 fattr3 FattrFromStat(const struct stat& st, uint64_t fsid);

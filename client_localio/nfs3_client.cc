@@ -86,7 +86,8 @@ FileHandle FromFh(const nfs_fh3& fh) {
 diropargs3 ToDirop(const FileHandle& dir, const std::string& name) {
   diropargs3 out{};
   out.dir = ToFh(dir);
-  out.name = const_cast<char*>(name.c_str());
+  out.name.filename3_len = static_cast<u_int>(name.size());
+  out.name.filename3_val = const_cast<char*>(name.data());
   return out;
 }
 
@@ -376,7 +377,7 @@ absl::StatusOr<std::unique_ptr<Nfs3Client>> Nfs3Client::Mount(
     ASSIGN_OR_RETURN(std::unique_ptr<rpc::Client> mnt,
                      rpc::Client::Connect(host, mount_port, options.connect_timeout));
     mnt->SetAuthSys(options.mount_credentials, "localnfs-client");
-    char* path = const_cast<char*>(export_path.c_str());
+    dirpath path{static_cast<u_int>(export_path.size()), const_cast<char*>(export_path.data())};
     mountres3 res{};
     RETURN_IF_ERROR(mnt->Call(MOUNT_PROGRAM, MOUNT_V3, MOUNTPROC3_MNT,
                               LOCALNFS_XDRPROC(xdr_dirpath), &path,
@@ -422,7 +423,7 @@ Nfs3Client::~Nfs3Client() {
   auto mnt = rpc::Client::Connect(host_, mount_port_, absl::Seconds(2));
   if (!mnt.ok()) return;
   (*mnt)->SetAuthSys(options_.mount_credentials, "localnfs-client");
-  char* path = const_cast<char*>(export_path_.c_str());
+  dirpath path{static_cast<u_int>(export_path_.size()), const_cast<char*>(export_path_.data())};
   (void)(*mnt)->Call(MOUNT_PROGRAM, MOUNT_V3, MOUNTPROC3_UMNT, LOCALNFS_XDRPROC(xdr_dirpath),
                      &path, LOCALNFS_XDRPROC(xdr_void), nullptr, absl::Seconds(2));
 }
@@ -508,8 +509,8 @@ absl::StatusOr<std::string> Nfs3Client::ReadLink(const FileHandle& fh,
   RETURN_IF_ERROR(NfsCall(pool_.get(), NFSPROC3_READLINK,
                           LOCALNFS_XDRPROC(xdr_READLINK3args), &args, &r, cred));
   RETURN_IF_ERROR(Check(r.res.status, "READLINK"));
-  const char* data = r.res.READLINK3res_u.resok.data;
-  return std::string(data != nullptr ? data : "");
+  const nfspath3& data = r.res.READLINK3res_u.resok.data;
+  return std::string(data.nfspath3_val != nullptr ? data.nfspath3_val : "", data.nfspath3_len);
 }
 
 namespace {
@@ -581,7 +582,7 @@ absl::StatusOr<Entry> Nfs3Client::Symlink(const FileHandle& dir, std::string_vie
   SYMLINK3args args{};
   args.where = ToDirop(dir, n);
   args.symlink.symlink_attributes = sattr3{};
-  args.symlink.symlink_data = const_cast<char*>(t.c_str());
+  args.symlink.symlink_data = nfspath3{static_cast<u_int>(t.size()), const_cast<char*>(t.data())};
   XdrReply<SYMLINK3res> r(LOCALNFS_XDRPROC(xdr_SYMLINK3res));
   RETURN_IF_ERROR(NfsCall(pool_.get(), NFSPROC3_SYMLINK, LOCALNFS_XDRPROC(xdr_SYMLINK3args),
                           &args, &r, cred));
@@ -685,7 +686,8 @@ absl::StatusOr<std::vector<DirEntry>> Nfs3Client::ReadDirPlus(const FileHandle& 
     const size_t before = out.size();
     for (const entryplus3* e = ok.reply.entries; e != nullptr; e = e->nextentry) {
       DirEntry d;
-      d.name = e->name != nullptr ? e->name : "";
+      if (e->name.filename3_val != nullptr)
+        d.name.assign(e->name.filename3_val, e->name.filename3_len);
       d.fileid = e->fileid;
       d.cookie = e->cookie;
       if (e->name_handle.handle_follows) d.handle = FromFh(e->name_handle.post_op_fh3_u.handle);

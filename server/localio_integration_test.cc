@@ -190,7 +190,7 @@ struct Fixture {
 absl::StatusOr<std::string> MountRoot(int port, const std::string& path) {
   auto c = rpc::Client::Connect("127.0.0.1", static_cast<uint16_t>(port), absl::Seconds(5));
   if (!c.ok()) return c.status();
-  char* p = const_cast<char*>(path.c_str());
+  dirpath p{static_cast<u_int>(path.size()), const_cast<char*>(path.data())};
   mountres3 res{};
   absl::Status s = (*c)->Call(MOUNT_PROGRAM, MOUNT_V3, MOUNTPROC3_MNT,
                               reinterpret_cast<xdrproc_t>(xdr_dirpath), &p,
@@ -211,7 +211,7 @@ absl::StatusOr<std::string> Lookup(rpc::Client& c, const std::string& dir,
   LOOKUP3args args{};
   args.what.dir.data.data_len = dir.size();
   args.what.dir.data.data_val = const_cast<char*>(dir.data());
-  args.what.name = const_cast<char*>(name.c_str());
+  args.what.name = filename3{static_cast<u_int>(name.size()), const_cast<char*>(name.data())};
   LOOKUP3res res{};
   absl::Status s = c.Call(NFS_PROGRAM, NFS_V3, NFSPROC3_LOOKUP,
                           reinterpret_cast<xdrproc_t>(xdr_LOOKUP3args), &args,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -32,6 +33,16 @@ const std::array<rpc::ProcXdr, kMountProcCount> kProcs = {{
 
 #undef MOUNT_XDR
 
+// A decoded dirpath with its wire length (opaque<> in mount3.x: a NUL stays in it).
+std::string_view DirpathOf(const dirpath& p) {
+  return p.dirpath_val ? std::string_view(p.dirpath_val, p.dirpath_len) : std::string_view();
+}
+
+void SetDirpath(dirpath* out, std::string_view path) {
+  out->dirpath_val = MallocBytes(path);
+  out->dirpath_len = static_cast<u_int>(path.size());
+}
+
 }  // namespace
 
 const rpc::ProcXdr* MountProgram::procedure(uint32_t proc) const {
@@ -43,13 +54,13 @@ rpc::DispatchResult MountProgram::Dispatch(rpc::CallContext& ctx, void* args, vo
   calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
   switch (ctx.proc) {
     case MOUNTPROC3_MNT:
-      Mnt(ctx, *static_cast<dirpath*>(args), *static_cast<mountres3*>(result));
+      Mnt(ctx, DirpathOf(*static_cast<dirpath*>(args)), *static_cast<mountres3*>(result));
       break;
     case MOUNTPROC3_DUMP:
       Dump(*static_cast<mountlist*>(result));
       break;
     case MOUNTPROC3_UMNT:
-      Umnt(ctx, *static_cast<dirpath*>(args));
+      Umnt(ctx, DirpathOf(*static_cast<dirpath*>(args)));
       break;
     case MOUNTPROC3_UMNTALL:
       UmntAll(ctx);
@@ -63,8 +74,17 @@ rpc::DispatchResult MountProgram::Dispatch(rpc::CallContext& ctx, void* args, vo
   return rpc::DispatchResult::kSuccess;
 }
 
-void MountProgram::Mnt(rpc::CallContext& ctx, const char* path_arg, mountres3& res) {
-  const std::string_view path = path_arg ? path_arg : "";
+void MountProgram::Mnt(rpc::CallContext& ctx, std::string_view path, mountres3& res) {
+  if (path.find('\0') != std::string_view::npos) {
+    uint64_t left_out = 0;
+    if (bad_path_log_.Allow(&left_out))
+      LOG_WARNING("mount from %s: refused a path with a NUL: \"%s\" (and %d more since "
+                  "the last line)",
+                  ctx.conn->peer().ToString(),
+                  absl::CHexEscape(absl::string_view(path.data(), path.size())), left_out);
+    res.fhs_status = MNT3ERR_INVAL;
+    return;
+  }
   // The export with the longest path that is `path` or a parent of it.
   Ref<exports::Export> exp;
   std::string rel = ".";
@@ -168,15 +188,15 @@ void MountProgram::Dump(mountlist& res) {
     const auto& [host, path] = key;
     mountbody* b = NewNode<mountbody>();
     b->ml_hostname = MallocString(host);
-    b->ml_directory = MallocString(path);
+    SetDirpath(&b->ml_directory, path);
     *tail = b;
     tail = &b->ml_next;
   }
 }
 
-void MountProgram::Umnt(rpc::CallContext& ctx, const char* path) {
+void MountProgram::Umnt(rpc::CallContext& ctx, std::string_view path) {
   absl::MutexLock l(&mu_);
-  auto it = mounts_.find(MountKey(ctx.conn->peer().HostText(), path ? path : ""));
+  auto it = mounts_.find(MountKey(ctx.conn->peer().HostText(), std::string(path)));
   if (it == mounts_.end()) return;
   by_age_.erase(it->second);
   mounts_.erase(it);
@@ -199,7 +219,7 @@ void MountProgram::Export(exportlist3& res) {
   exportlist3* tail = &res;
   for (Ref<exports::Export>& e : deps_.exports->List()) {
     exportnode* n = NewNode<exportnode>();
-    n->ex_dir = MallocString(e->path());
+    SetDirpath(&n->ex_dir, e->path());
     grouplist3* gtail = &n->ex_groups;
     for (const exports::ClientRule& rule : e->spec().rules) {
       groupnode* g = NewNode<groupnode>();

@@ -12,8 +12,10 @@
 // is resolved beneath the export root without following any symlink (openat2
 // RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS); the longest matching export wins. No path →
 // MNT3ERR_NOENT; no client rule for the peer (or `secure` and a peer port ≥ 1024) →
-// MNT3ERR_ACCES; not a directory → MNT3ERR_NOTDIR. The reply carries the directory's
-// handle and the flavor list [AUTH_SYS].
+// MNT3ERR_ACCES; not a directory → MNT3ERR_NOTDIR; a path with a NUL in it (dirpath is
+// decoded with its wire length: as a C string it would be cut short and name another
+// directory) → MNT3ERR_INVAL, with a rate-limited log line. The reply carries the
+// directory's handle and the flavor list [AUTH_SYS].
 //
 // Thread-safety: Dispatch() is safe concurrently; the mount list has its own mutex.
 #pragma once
@@ -24,6 +26,7 @@
 #include <atomic>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -65,9 +68,9 @@ class MountProgram : public rpc::Program {
   uint64_t mounts_forgotten() const { return forgotten_.load(std::memory_order_relaxed); }
 
  private:
-  void Mnt(rpc::CallContext& ctx, const char* path, mountres3& res);
+  void Mnt(rpc::CallContext& ctx, std::string_view path, mountres3& res);
   void Dump(mountlist& res);
-  void Umnt(rpc::CallContext& ctx, const char* path);
+  void Umnt(rpc::CallContext& ctx, std::string_view path);
   void UmntAll(rpc::CallContext& ctx);
   void Export(exportlist3& res);
   void RecordMount(const std::string& host, const std::string& path);
@@ -83,6 +86,7 @@ class MountProgram : public rpc::Program {
   std::map<uint64_t, MountKey> by_age_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   LogRateLimit forget_log_{1, absl::Seconds(1)};
+  LogRateLimit bad_path_log_{1, absl::Seconds(1)};
 };
 
 }  // namespace localnfs::server

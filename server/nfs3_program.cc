@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "absl/strings/escaping.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "server/creds.h"
@@ -198,6 +199,18 @@ absl::StatusOr<vfs::Object> Nfs3Program::ResolveInExport(const Nfs3Request& req,
     return ErrnoToStatus(EXDEV, "handles of different exports");
   return ResolveObject(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
                        *req.exp, std::move(handle.kernel));
+}
+
+std::string_view Nfs3Program::ArgName(const Nfs3Request& req, const filename3& name) {
+  const std::string_view n = NameOf(name);
+  uint64_t left_out = 0;
+  if (vfs::HasSlashOrNul(n) && bad_name_log_.Allow(&left_out)) {
+    LOG_WARNING("%s from %s: refused a name with a NUL or '/': \"%s\" (and %d more "
+                "since the last line)",
+                Table()[req.ctx->proc].xdr.name, req.ctx->conn->peer().ToString(),
+                absl::CHexEscape(absl::string_view(n.data(), n.size())), left_out);
+  }
+  return n;
 }
 
 absl::StatusOr<std::string> Nfs3Program::MakeHandle(const Nfs3Request& req,

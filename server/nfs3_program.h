@@ -27,6 +27,7 @@
 #include <string>
 
 #include "common/credentials.h"
+#include "common/log.h"
 #include "common/refcount.h"
 #include "export_cache/export.h"
 #include "rpc/nfs3.h"
@@ -129,6 +130,10 @@ class Nfs3Program : public rpc::Program {
   // Helpers for handlers.
   // Resolves a second handle (RENAME's target dir, LINK's dir) in req's export.
   absl::StatusOr<vfs::Object> ResolveInExport(const Nfs3Request& req, const nfs_fh3& fh);
+  // A name argument of the request, with its wire length. One that holds a NUL or a
+  // '/' is logged here (rate-limited: a client can send them at will) and refused by
+  // vfs (ValidateName: EACCES).
+  std::string_view ArgName(const Nfs3Request& req, const filename3& name);
   // Encodes a handle for `r.kh` in req's export; remembers its location
   // (unprivileged) and keeps the object in the file cache (kPath), which may take
   // r.fd over (r.st and r.kh stay). `where` says how to find it again without
@@ -145,6 +150,7 @@ class Nfs3Program : public rpc::Program {
   Deps deps_;
   uint64_t write_verifier_;
   std::array<std::atomic<uint64_t>, kNfs3ProcCount> calls_{};
+  LogRateLimit bad_name_log_{1, absl::Seconds(1)};
 };
 
 }  // namespace localnfs::server

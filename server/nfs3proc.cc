@@ -57,7 +57,7 @@ void Nfs3Program::Setattr(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Lookup(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<LOOKUP3args*>(args);
   auto& r = *static_cast<LOOKUP3res*>(res);
-  const std::string_view name = a.what.name ? a.what.name : "";
+  const std::string_view name = ArgName(req, a.what.name);
   absl::StatusOr<vfs::LookupResult> found = vfs::Lookup(req.obj, name, req.cred);
   absl::StatusOr<std::string> wire =
       found.ok() ? MakeHandle(req, *found, req.obj.fd.get(), name) : found.status();
@@ -97,7 +97,7 @@ void Nfs3Program::Readlink(Nfs3Request& req, void*, void* res) {
   r.status = NfsStatusFromStatus(target.status());
   // Both arms start with the symlink's post_op_attr.
   SetPostOpAttr(&r.READLINK3res_u.resok.symlink_attributes, req.obj, fsid(req));
-  if (target.ok()) r.READLINK3res_u.resok.data = MallocString(*target);
+  if (target.ok()) SetPath(&r.READLINK3res_u.resok.data, *target);
 }
 
 void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
@@ -153,7 +153,7 @@ void Nfs3Program::Write(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<CREATE3args*>(args);
   auto& r = *static_cast<CREATE3res*>(res);
-  const std::string_view name = a.where.name ? a.where.name : "";
+  const std::string_view name = ArgName(req, a.where.name);
   const std::optional<struct stat>& before = req.obj.st;
   vfs::CreateHow how = a.how.mode == EXCLUSIVE ? vfs::CreateHow::kExclusive
                        : a.how.mode == GUARDED ? vfs::CreateHow::kGuarded
@@ -178,7 +178,7 @@ void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<MKDIR3args*>(args);
   auto& r = *static_cast<MKDIR3res*>(res);
-  const std::string_view name = a.where.name ? a.where.name : "";
+  const std::string_view name = ArgName(req, a.where.name);
   const std::optional<struct stat>& before = req.obj.st;
   auto made = vfs::Mkdir(req.obj, name, SetAttrRequestFromSattr(a.attributes), req.cred);
   r.status = NfsStatusFromStatus(made.status());
@@ -194,8 +194,8 @@ void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<SYMLINK3args*>(args);
   auto& r = *static_cast<SYMLINK3res*>(res);
-  const std::string_view name = a.where.name ? a.where.name : "";
-  const std::string_view target = a.symlink.symlink_data ? a.symlink.symlink_data : "";
+  const std::string_view name = ArgName(req, a.where.name);
+  const std::string_view target = PathOf(a.symlink.symlink_data);
   const std::optional<struct stat>& before = req.obj.st;
   auto made = vfs::Symlink(req.obj, name, target,
                            SetAttrRequestFromSattr(a.symlink.symlink_attributes), req.cred);
@@ -212,7 +212,7 @@ void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<MKNOD3args*>(args);
   auto& r = *static_cast<MKNOD3res*>(res);
-  const std::string_view name = a.where.name ? a.where.name : "";
+  const std::string_view name = ArgName(req, a.where.name);
   const std::optional<struct stat>& before = req.obj.st;
   absl::StatusOr<vfs::LookupResult> made;
   const int32_t type = WireEnumValue(a.what.type);
@@ -252,7 +252,7 @@ void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
 void Nfs3Program::RemoveEntry(Nfs3Request& req, const diropargs3& what, bool directory,
                               nfsstat3* status, wcc_data* dir_wcc) {
   const std::optional<struct stat>& before = req.obj.st;
-  auto gone = vfs::Remove(req.obj, what.name ? what.name : "", directory, req.cred);
+  auto gone = vfs::Remove(req.obj, ArgName(req, what.name), directory, req.cred);
   *status = NfsStatusFromStatus(gone.status());
   if (gone.ok()) Forget(req, *gone);
   SetWcc(dir_wcc, before, req.obj.fd.get(), fsid(req));
@@ -281,8 +281,8 @@ void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
     replaced = to.status();
   } else {
     to_before = to->st;
-    replaced = vfs::Rename(req.obj, a.from.name ? a.from.name : "", *to,
-                           a.to.name ? a.to.name : "", req.cred);
+    replaced = vfs::Rename(req.obj, ArgName(req, a.from.name), *to, ArgName(req, a.to.name),
+                           req.cred);
   }
   r.status = NfsStatusFromStatus(replaced.status());
   if (replaced.ok()) Forget(req, *replaced);
@@ -299,7 +299,7 @@ void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
   absl::Status s = dir.status();
   if (dir.ok()) {
     dir_before = dir->st;
-    s = vfs::Link(req.obj, *dir, a.link.name ? a.link.name : "", req.cred);
+    s = vfs::Link(req.obj, *dir, ArgName(req, a.link.name), req.cred);
   }
   r.status = NfsStatusFromStatus(s);
   // resok and resfail have the same layout.
@@ -374,7 +374,7 @@ void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
         if (used + *size > count) return nullptr;
         entry3* n = NewNode<entry3>();
         n->fileid = e.fileid;
-        n->name = MallocString(e.name);
+        SetName(&n->name, e.name);
         n->cookie = e.cookie;
         return n;
       });
@@ -398,7 +398,7 @@ void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
         if (used + *size > count) return nullptr;
         entryplus3* n = NewNode<entryplus3>();
         n->fileid = e.fileid;
-        n->name = MallocString(e.name);
+        SetName(&n->name, e.name);
         n->cookie = e.cookie;
         if (e.st) SetPostOpAttr(&n->name_attributes, *e.st, fsid(req));
         if (wire.ok()) {

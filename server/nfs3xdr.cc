@@ -104,6 +104,34 @@ char* MallocString(std::string_view s) {
   return p;
 }
 
+char* MallocBytes(std::string_view s) {
+  // One byte at least: malloc(0) may return nullptr, which is no failure.
+  char* p = static_cast<char*>(malloc(s.empty() ? 1 : s.size()));
+  if (p == nullptr) abort();
+  memcpy(p, s.data(), s.size());
+  return p;
+}
+
+std::string_view NameOf(const filename3& name) {
+  return name.filename3_val ? std::string_view(name.filename3_val, name.filename3_len)
+                            : std::string_view();
+}
+
+std::string_view PathOf(const nfspath3& path) {
+  return path.nfspath3_val ? std::string_view(path.nfspath3_val, path.nfspath3_len)
+                           : std::string_view();
+}
+
+void SetName(filename3* out, std::string_view s) {
+  out->filename3_val = MallocBytes(s);
+  out->filename3_len = static_cast<u_int>(s.size());
+}
+
+void SetPath(nfspath3* out, std::string_view s) {
+  out->nfspath3_val = MallocBytes(s);
+  out->nfspath3_len = static_cast<u_int>(s.size());
+}
+
 vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s) {
   vfs::SetAttrRequest r;
   if (s.mode.set_it) r.mode = s.mode.set_mode3_u.mode;

@@ -71,8 +71,17 @@ T* NewNode() {
   if (p == nullptr) abort();
   return p;
 }
-// A malloc'd NUL-terminated copy (for filename3/nfspath3 results).
+// A malloc'd NUL-terminated copy (for string<> results: mntname3).
 char* MallocString(std::string_view s);
+// A malloc'd copy of the bytes (for opaque<> results: set the length beside it).
+char* MallocBytes(std::string_view s);
+// A decoded name or symlink target with its wire length: opaque<> in nfs3.x, so an
+// embedded NUL stays part of it (and the name is refused) instead of ending it.
+std::string_view NameOf(const filename3& name);
+std::string_view PathOf(const nfspath3& path);
+// Stores a malloc'd copy of `s` (for results).
+void SetName(filename3* out, std::string_view s);
+void SetPath(nfspath3* out, std::string_view s);
 
 vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s);
 uint64_t Uint64FromOpaque8(const char* p);

@@ -157,9 +157,12 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int fl
 absl::Status ValidateName(std::string_view name) {
   if (name.empty()) return ErrnoToStatus(EACCES, "empty name");
   if (name.size() > kMaxNameLen) return ErrnoToStatus(ENAMETOOLONG, "name");
-  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
-    return ErrnoToStatus(EACCES, "name contains '/' or NUL");
+  if (HasSlashOrNul(name)) return ErrnoToStatus(EACCES, "name contains '/' or NUL");
   return absl::OkStatus();
+}
+
+bool HasSlashOrNul(std::string_view name) {
+  return name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos;
 }
 
 bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }

@@ -96,6 +96,8 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int fl
 // OK for a single path component; EACCES for empty names and names containing '/'
 // or NUL (like lookup_one_len), ENAMETOOLONG beyond 255 bytes.
 absl::Status ValidateName(std::string_view name);
+// True when `name` holds a '/' or a NUL: it can never name one directory entry.
+bool HasSlashOrNul(std::string_view name);
 bool IsDotOrDotDot(std::string_view name);
 
 absl::StatusOr<struct stat> GetAttr(int fd);

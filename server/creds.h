@@ -15,8 +15,11 @@
 // namespace operation (lookup, create, unlink, rename, chmod, chown, utimes,
 // truncate) exactly as for a local process of that user; a non-zero fsuid also drops
 // the file-system capabilities (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, …) for the
-// thread. Handle resolution (open_by_handle_at) runs before switching, with the
-// server's own credentials.
+// thread, CAP_DAC_READ_SEARCH among them, which open_by_handle_at needs: every handle
+// of a request is resolved before switching, with the server's own credentials. The
+// switch for namespace procedures is made in one place, Nfs3Program::Dispatch, after
+// every handle is resolved; SETATTR switches inside vfs::SetAttr for its mode, owner
+// and times step, after truncating as the server (its one handle resolved before).
 //
 // Unprivileged (server not running as root): no switching is possible; everything
 // acts as the server's user. What is enforced then:

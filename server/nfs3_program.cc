@@ -93,13 +93,23 @@ constexpr bool (*kTakePayload<READ3res>)(void*, rpc::Payload*) = &TakeReadPayloa
 
 }  // namespace
 
+#define NFS3_XDR(NAME, ARGS, RES, FLAGS)                                           \
+  rpc::ProcXdr {                                                                   \
+    NAME, ArgsXdr<ARGS>(xdr_##ARGS), reinterpret_cast<xdrproc_t>(xdr_##RES),       \
+        sizeof(ARGS), sizeof(RES), ((FLAGS) & Nfs3Program::kNonIdempotent) != 0,   \
+        ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>                    \
+  }
 #define NFS3_PROC(NAME, ARGS, RES, HANDLER, FLAGS)                                   \
   Nfs3Program::Proc {                                                                \
-    rpc::ProcXdr{NAME, ArgsXdr<ARGS>(xdr_##ARGS),                                   \
-                 reinterpret_cast<xdrproc_t>(xdr_##RES), sizeof(ARGS), sizeof(RES), \
-                 ((FLAGS) & Nfs3Program::kNonIdempotent) != 0,                      \
-                 ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>},          \
-        &Nfs3Program::HANDLER, (FLAGS)                                               \
+    NFS3_XDR(NAME, ARGS, RES, FLAGS), &Nfs3Program::HANDLER, (FLAGS), nullptr        \
+  }
+// A procedure whose args carry a second handle, ARGS::SECOND.
+#define NFS3_PROC_2FH(NAME, ARGS, RES, HANDLER, FLAGS, SECOND)                       \
+  Nfs3Program::Proc {                                                                \
+    NFS3_XDR(NAME, ARGS, RES, FLAGS), &Nfs3Program::HANDLER, (FLAGS),                \
+        [](const void* a) -> const nfs_fh3* {                                        \
+          return &static_cast<const ARGS*>(a)->SECOND;                               \
+        }                                                                            \
   }
 
 const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
@@ -109,7 +119,7 @@ const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
   static const std::array<Proc, kNfs3ProcCount> table = {{
       {rpc::ProcXdr{"NULL", reinterpret_cast<xdrproc_t>(xdr_void),
                     reinterpret_cast<xdrproc_t>(xdr_void), 0, 0, false, true},
-       &Nfs3Program::Null, 0},
+       &Nfs3Program::Null, 0, nullptr},
       NFS3_PROC("GETATTR", GETATTR3args, GETATTR3res, Getattr, E | Q),
       NFS3_PROC("SETATTR", SETATTR3args, SETATTR3res, Setattr, E | W | N),
       NFS3_PROC("LOOKUP", LOOKUP3args, LOOKUP3res, Lookup, E | C | Q),
@@ -123,8 +133,8 @@ const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
       NFS3_PROC("MKNOD", MKNOD3args, MKNOD3res, Mknod, E | W | N | C | Q),
       NFS3_PROC("REMOVE", REMOVE3args, REMOVE3res, Remove, E | W | N | C | Q),
       NFS3_PROC("RMDIR", RMDIR3args, RMDIR3res, Rmdir, E | W | N | C | Q),
-      NFS3_PROC("RENAME", RENAME3args, RENAME3res, Rename, E | W | N | C | Q),
-      NFS3_PROC("LINK", LINK3args, LINK3res, Link, E | W | N | C | Q),
+      NFS3_PROC_2FH("RENAME", RENAME3args, RENAME3res, Rename, E | W | N | C | Q, to.dir),
+      NFS3_PROC_2FH("LINK", LINK3args, LINK3res, Link, E | W | N | C | Q, link.dir),
       NFS3_PROC("READDIR", READDIR3args, READDIR3res, Readdir, E | C),
       NFS3_PROC("READDIRPLUS", READDIRPLUS3args, READDIRPLUS3res, Readdirplus, E | C),
       NFS3_PROC("FSSTAT", FSSTAT3args, FSSTAT3res, Fsstat, E | Q),
@@ -135,7 +145,9 @@ const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
   return table;
 }
 
+#undef NFS3_PROC_2FH
 #undef NFS3_PROC
+#undef NFS3_XDR
 
 Nfs3Program::Nfs3Program(Deps deps)
     : deps_(deps), write_verifier_(deps.write_verifier.value_or(RandomVerifier())) {}
@@ -151,14 +163,16 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
   Nfs3Request req;
   req.ctx = &ctx;
   if (p.flags & kNeedsExport) {
-    // Every NFSv3 args struct starts with an nfs_fh3; every result with nfsstat3
-    // whose failure arm holds only optional attributes (zeroed = absent).
-    nfsstat3 status = Prepare(ctx, p, *static_cast<const nfs_fh3*>(args), req);
+    // Every result starts with nfsstat3 whose failure arm holds only optional
+    // attributes (zeroed = absent).
+    nfsstat3 status = Prepare(ctx, p, args, req);
     if (status != NFS3_OK) {
       *static_cast<nfsstat3*>(result) = status;
       return rpc::DispatchResult::kSuccess;
     }
   }
+  // Every handle of the request is resolved by now: the switch may drop the
+  // capabilities that resolving needs (creds.h).
   std::optional<ScopedFsCredentials> as_caller;
   if (p.flags & kAsCaller) {
     as_caller.emplace(req.cred);
@@ -176,29 +190,31 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
   return rpc::DispatchResult::kSuccess;
 }
 
-nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
+nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const void* args,
                               Nfs3Request& req) {
-  absl::StatusOr<AuthorizedObject> auth =
-      Authorize(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
-                PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0});
+  const PolicyDeps deps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache};
+  // Every NFSv3 args struct starts with an nfs_fh3.
+  const nfs_fh3& fh = *static_cast<const nfs_fh3*>(args);
+  absl::StatusOr<AuthorizedObject> auth = Authorize(
+      deps, PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0});
   if (!auth.ok()) {
     LOG_DEBUG("%s: %s", p.xdr.name, auth.status().ToString());
     return NfsStatusFromStatus(auth.status());
+  }
+  if (p.second_handle != nullptr) {
+    absl::StatusOr<vfs::Object> second =
+        ResolveInSameExport(deps, *auth->exp, FhBytes(*p.second_handle(args)));
+    if (!second.ok()) {
+      LOG_DEBUG("%s (second handle): %s", p.xdr.name, second.status().ToString());
+      return NfsStatusFromStatus(second.status());
+    }
+    req.second = std::move(*second);
   }
   req.exp = std::move(auth->exp);
   req.options = auth->options;
   req.obj = std::move(auth->obj);
   req.cred = std::move(auth->cred);
   return NFS3_OK;
-}
-
-absl::StatusOr<vfs::Object> Nfs3Program::ResolveInExport(const Nfs3Request& req,
-                                                         const nfs_fh3& fh) {
-  ASSIGN_OR_RETURN(DecodedHandle handle, deps_.key->Decode(FhBytes(fh)));
-  if (handle.export_id != req.exp->id())
-    return ErrnoToStatus(EXDEV, "handles of different exports");
-  return ResolveObject(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
-                       *req.exp, std::move(handle.kernel));
 }
 
 std::string_view Nfs3Program::ArgName(const Nfs3Request& req, const filename3& name) {

@@ -10,10 +10,15 @@
 // the connection and the AUTH_SYS credentials to Authorize() (request_policy.h — the
 // same function the LOCALIO local socket uses: handle → BADHANDLE, export → STALE,
 // client rule of the connection → ACCES, `secure` → PERM, kMakesWrite on a read-only
-// export → ROFS, squash, handle → O_PATH fd), then switches to the squashed
-// credentials for kAsCaller procedures (creds.h). Failures are written as the bare
-// nfsstat3 at the start of the result (every failure arm holds only optional
-// attributes). Only then it calls the thin handler with an explicit Nfs3Request.
+// export → ROFS, squash, handle → O_PATH fd), resolves the request's second handle
+// (RENAME's to.dir, LINK's link.dir: Proc::second_handle) in the same export
+// (ResolveInSameExport: another export → XDEV), and only then switches to the
+// squashed credentials for kAsCaller procedures (creds.h) — every handle is resolved
+// with the server's own credentials, because open_by_handle_at needs
+// CAP_DAC_READ_SEARCH, which a switched fsuid drops. Handlers never resolve a handle
+// and never switch credentials themselves. Failures are written as the bare nfsstat3
+// at the start of the result (every failure arm holds only optional attributes).
+// Only then it calls the thin handler with an explicit Nfs3Request.
 //
 // Thread-safety: Dispatch() runs concurrently on worker threads; the table and the
 // verifier are immutable, counters are atomics.
@@ -40,13 +45,16 @@ namespace localnfs::server {
 
 inline constexpr uint32_t kNfs3ProcCount = 22;
 
-// What a handler gets: the call, the export (referenced), the resolved object of
-// the leading handle and the squashed credentials. Valid for the call only.
+// What a handler gets: the call, the export (referenced), the resolved objects of
+// its handles and the squashed credentials. Valid for the call only.
 struct Nfs3Request {
   rpc::CallContext* ctx = nullptr;
   Ref<exports::Export> exp;
   exports::ExportOptions options;  // of the client rule that matched
   vfs::Object obj;                 // obj.exp == exp.get()
+  // The object of the second handle (RENAME's to.dir, LINK's link.dir), in the same
+  // export; set exactly for the procedures whose Proc::second_handle is set.
+  std::optional<vfs::Object> second;
   Credentials cred;                // squashed
   // Set by a handler called with ctx->must_not_block that would have to wait for the
   // disk: it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
@@ -92,6 +100,9 @@ class Nfs3Program : public rpc::Program {
     rpc::ProcXdr xdr;
     Handler handler;
     uint32_t flags;
+    // The args' second file handle, resolved by Dispatch into Nfs3Request::second;
+    // null for procedures with one handle.
+    const nfs_fh3* (*second_handle)(const void* args) = nullptr;
   };
 
  private:
@@ -123,13 +134,11 @@ class Nfs3Program : public rpc::Program {
 
   static const std::array<Proc, kNfs3ProcCount>& Table();
 
-  // Dispatch steps.
-  nfsstat3 Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
+  // Dispatch steps: export, client rule, credentials and every handle of `args`.
+  nfsstat3 Prepare(rpc::CallContext& ctx, const Proc& p, const void* args,
                    Nfs3Request& req);
 
   // Helpers for handlers.
-  // Resolves a second handle (RENAME's target dir, LINK's dir) in req's export.
-  absl::StatusOr<vfs::Object> ResolveInExport(const Nfs3Request& req, const nfs_fh3& fh);
   // A name argument of the request, with its wire length. One that holds a NUL or a
   // '/' is logged here (rate-limited: a client can send them at will) and refused by
   // vfs (ValidateName: EACCES).

@@ -274,37 +274,25 @@ void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<RENAME3args*>(args);
   auto& r = *static_cast<RENAME3res*>(res);
   const std::optional<struct stat>& from_before = req.obj.st;
-  absl::StatusOr<vfs::Object> to = ResolveInExport(req, a.to.dir);
-  std::optional<struct stat> to_before;
-  absl::StatusOr<std::optional<KernelHandle>> replaced = std::optional<KernelHandle>();
-  if (!to.ok()) {
-    replaced = to.status();
-  } else {
-    to_before = to->st;
-    replaced = vfs::Rename(req.obj, ArgName(req, a.from.name), *to, ArgName(req, a.to.name),
-                           req.cred);
-  }
+  const vfs::Object& to = *req.second;  // Dispatch resolved a.to.dir
+  auto replaced = vfs::Rename(req.obj, ArgName(req, a.from.name), to, ArgName(req, a.to.name),
+                              req.cred);
   r.status = NfsStatusFromStatus(replaced.status());
   if (replaced.ok()) Forget(req, *replaced);
   // resok and resfail are the same two wcc_data.
   SetWcc(&r.RENAME3res_u.resok.fromdir_wcc, from_before, req.obj.fd.get(), fsid(req));
-  if (to.ok()) SetWcc(&r.RENAME3res_u.resok.todir_wcc, to_before, to->fd.get(), fsid(req));
+  SetWcc(&r.RENAME3res_u.resok.todir_wcc, to.st, to.fd.get(), fsid(req));
 }
 
 void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
   auto& a = *static_cast<LINK3args*>(args);
   auto& r = *static_cast<LINK3res*>(res);
-  absl::StatusOr<vfs::Object> dir = ResolveInExport(req, a.link.dir);
-  std::optional<struct stat> dir_before;
-  absl::Status s = dir.status();
-  if (dir.ok()) {
-    dir_before = dir->st;
-    s = vfs::Link(req.obj, *dir, ArgName(req, a.link.name), req.cred);
-  }
+  const vfs::Object& dir = *req.second;  // Dispatch resolved a.link.dir
+  absl::Status s = vfs::Link(req.obj, dir, ArgName(req, a.link.name), req.cred);
   r.status = NfsStatusFromStatus(s);
   // resok and resfail have the same layout.
   SetPostOpAttrOfFd(&r.LINK3res_u.resok.file_attributes, req.obj.fd.get(), fsid(req));
-  if (dir.ok()) SetWcc(&r.LINK3res_u.resok.linkdir_wcc, dir_before, dir->fd.get(), fsid(req));
+  SetWcc(&r.LINK3res_u.resok.linkdir_wcc, dir.st, dir.fd.get(), fsid(req));
 }
 
 namespace {

@@ -26,6 +26,14 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
   return out;
 }
 
+absl::StatusOr<vfs::Object> ResolveInSameExport(const PolicyDeps& deps,
+                                                const exports::Export& exp,
+                                                std::string_view handle) {
+  ASSIGN_OR_RETURN(DecodedHandle decoded, deps.key->Decode(handle));
+  if (decoded.export_id != exp.id()) return ErrnoToStatus(EXDEV, "handles of different exports");
+  return ResolveObject(deps, exp, std::move(decoded.kernel));
+}
+
 absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
                                           KernelHandle kh) {
   vfs::Object obj;

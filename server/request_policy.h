@@ -19,6 +19,9 @@
 //     (ResolveObject: through the file cache's kPath entry when deps.file_cache is
 //      set, so a hot handle is opened once, not per request; then one fstat, whose
 //      attributes CheckResolved() judges and the request keeps in obj.st)
+// A request's second handle (RENAME, LINK) goes through ResolveInSameExport: the same
+// decoding and resolution, in the export Authorize() allowed (another export → XDEV).
+// Both run before the request switches credentials (creds.h).
 // Nothing decided here is cached across requests: only the object is, never whether
 // a client or a credential may use it.
 // The mode-bit check of the object itself belongs to the operation (READ/WRITE check
@@ -71,10 +74,19 @@ struct AuthorizedObject {
 // turns them into the nfsstat3 to answer with.
 absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyInput& in);
 
+// A second handle of a request that Authorize() allowed in `exp` (RENAME's and
+// LINK's directory): decoded and authenticated (BADHANDLE), in the same export
+// (another export → EXDEV, NFS3ERR_XDEV; the rule, squash and ro decisions of `exp`
+// then cover it too), and resolved like the first. Runs, like Authorize(), before
+// the request switches credentials.
+absl::StatusOr<vfs::Object> ResolveInSameExport(const PolicyDeps& deps,
+                                                const exports::Export& exp,
+                                                std::string_view handle);
+
 // The resolution step alone, for a handle already authenticated and authorised in
-// `exp` (a second handle of the same request: RENAME's and LINK's directory).
-// The result has obj.st set. A cached object that fails CheckResolved (removed, moved
-// out of the export) is dropped from the file cache, and the request gets ESTALE.
+// `exp`. The result has obj.st set. A cached object that fails CheckResolved
+// (removed, moved out of the export) is dropped from the file cache, and the request
+// gets ESTALE.
 absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
                                           KernelHandle kh);
 

@@ -4,7 +4,8 @@
 //  1. validate: create an Export for every spec (opens and stats its root) and check
 //     that paths and ids are unique — nothing is published yet;
 //  2. publish: for each spec, keep the current Export object if its spec (ignoring
-//     the line number) is unchanged and its path still names the same directory,
+//     the line number) is unchanged and its path still names the same directory
+//     through the same mount,
 //     else take the new one; then replace the by-id index, then the by-path index.
 // The by-id index goes first so that an export found by path (MOUNT) is always
 // found by id (every later NFS call with its handles). Exports left out lose the
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <openssl/sha.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <atomic>
 #include <cerrno>
@@ -66,12 +68,14 @@ uint32_t ExportIdForPath(std::string_view path) {
   return id == 0 ? 1 : id;  // 0 is never an export id
 }
 
-Export::Export(ExportSpec spec, uint32_t id, UniqueFd root, uint64_t dev, uint64_t ino)
+Export::Export(ExportSpec spec, uint32_t id, UniqueFd root, uint64_t dev, uint64_t ino,
+               uint64_t mnt_id)
     : spec_(std::move(spec)),
       id_(id),
       root_fd_(std::move(root)),
       root_dev_(dev),
-      root_ino_(ino) {
+      root_ino_(ino),
+      root_mnt_id_(mnt_id) {
   live_exports.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -90,11 +94,15 @@ absl::StatusOr<Ref<Export>> Export::Create(ExportSpec spec) {
   ASSIGN_OR_RETURN(std::optional<uint32_t> fsid, SpecFsid(spec));
   UniqueFd root(open(spec.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return ErrnoToStatus(errno, what);
-  struct stat st;
-  if (fstat(root.get(), &st) != 0) return ErrnoToStatus(errno, what);
+  struct statx stx;
+  if (statx(root.get(), "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) != 0)
+    return ErrnoToStatus(errno, what);
+  // The same encoding as struct stat's st_dev (glibc's makedev, as its own stat).
+  const uint64_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  const uint64_t mnt_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
   const uint32_t id = fsid ? *fsid : ExportIdForPath(spec.path);
   return Ref<Export>::Adopt(
-      new Export(std::move(spec), id, std::move(root), st.st_dev, st.st_ino));
+      new Export(std::move(spec), id, std::move(root), dev, stx.stx_ino, mnt_id));
 }
 
 // ---- ExportTable ----
@@ -157,7 +165,8 @@ absl::Status ExportTable::Impl::Load(const std::vector<ExportSpec>& specs) {
     Ref<Export> current = by_path.Lookup(exp->path());
     if (current && SameRules(current->spec(), exp->spec()) &&
         current->id() == exp->id() && current->root_dev() == exp->root_dev() &&
-        current->root_ino() == exp->root_ino())
+        current->root_ino() == exp->root_ino() &&
+        current->root_mnt_id() == exp->root_mnt_id())
       exp = std::move(current);  // the new object is released after a grace period
     id_entries.emplace_back(exp->id(), exp);
     path_entries.emplace_back(exp->path(), exp);

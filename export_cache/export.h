@@ -121,6 +121,12 @@ class Export final : public RefCounted {
   int root_fd() const { return root_fd_.get(); }
   // st_dev of the root (objects on another device are outside the export).
   uint64_t root_dev() const { return root_dev_; }
+  // The id of the mount the root fd was opened through (statx STATX_MNT_ID; 0 when
+  // the kernel does not report it, before Linux 5.8). Objects reached through
+  // another mount — a mount point below the export, even a bind mount of the same
+  // device — are outside the export. Stable while root_fd() is open (the fd keeps
+  // the mount, and so its id, alive).
+  uint64_t root_mnt_id() const { return root_mnt_id_; }
   // st_ino of the root; a reload keeps an export object only while its path still
   // names the same directory.
   uint64_t root_ino() const { return root_ino_; }
@@ -134,7 +140,8 @@ class Export final : public RefCounted {
   static int64_t LiveCount();
 
  private:
-  Export(ExportSpec spec, uint32_t id, UniqueFd root, uint64_t dev, uint64_t ino);
+  Export(ExportSpec spec, uint32_t id, UniqueFd root, uint64_t dev, uint64_t ino,
+         uint64_t mnt_id);
   ~Export() override;
   void LastReferenceDropped() override;  // queues the release after a grace period
 
@@ -143,6 +150,7 @@ class Export final : public RefCounted {
   UniqueFd root_fd_;
   const uint64_t root_dev_;
   const uint64_t root_ino_;
+  const uint64_t root_mnt_id_;
 };
 
 // Returns the export id for a path when no fsid is set: 32 bits of SHA-256(path),
@@ -159,8 +167,8 @@ class ExportTable {
   // found → their handles become stale). Validates everything first: on error nothing
   // changes and the status names the export (and file line). Duplicate ids → error.
   // An export whose spec (path and rules; the line number is ignored) is unchanged
-  // and whose path is still the same directory keeps its Export object. After
-  // Shutdown() → FailedPrecondition.
+  // and whose path is still the same directory (through the same mount) keeps its
+  // Export object. After Shutdown() → FailedPrecondition.
   absl::Status Load(const std::vector<ExportSpec>& specs);
 
   Ref<Export> FindById(uint32_t id) const;

@@ -234,10 +234,7 @@ absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd,
   // The export's root identity is recorded when it is created, from the fd it keeps:
   // comparing with it costs no system call, so the export root itself (the directory
   // most handles name) is decided at once.
-  auto is_root = [&exp](const struct stat& st) {
-    return static_cast<uint64_t>(st.st_dev) == exp.root_dev() &&
-           static_cast<uint64_t>(st.st_ino) == exp.root_ino();
-  };
+  auto is_root = [&exp](const struct stat& st) { return vfs::IsExportRoot(exp, st); };
   if (is_root(dir_st)) return true;
   struct stat cur = dir_st;
   UniqueFd fd(openat(dir_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -260,9 +257,13 @@ absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd) {
   return IsWithinExport(exp, dir_fd, st);
 }
 
-absl::Status CheckResolved(const exports::Export& exp, int fd, const struct stat& st) {
-  if (static_cast<uint64_t>(st.st_dev) != exp.root_dev())
-    return ErrnoToStatus(ESTALE, "handle names an object on another device");
+absl::Status CheckResolved(const exports::Export& exp, int fd, const struct stat& st,
+                           uint64_t mnt_id) {
+  // open_by_handle_at gives an fd on the export's own mount, but an fd cached from a
+  // LOOKUP, or found by the unprivileged resolver through a name, is on the mount
+  // that name led to.
+  if (!vfs::InExportMount(exp, st, mnt_id))
+    return ErrnoToStatus(ESTALE, "handle names an object on another mount or device");
   // An unlinked object still resolves through an open fd or a cache.
   if (st.st_nlink == 0) return ErrnoToStatus(ESTALE, "object was removed");
   if (S_ISDIR(st.st_mode)) {
@@ -316,9 +317,8 @@ absl::StatusOr<UniqueFd> HandleResolver::Open(const exports::Export& exp,
 absl::StatusOr<UniqueFd> HandleResolver::Resolve(const exports::Export& exp,
                                                  const KernelHandle& kh) {
   ASSIGN_OR_RETURN(UniqueFd fd, Open(exp, kh));
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "fstat");
-  RETURN_IF_ERROR(CheckResolved(exp, fd.get(), st));
+  ASSIGN_OR_RETURN(vfs::AttrsOnMount a, vfs::GetAttrOnMount(fd.get()));
+  RETURN_IF_ERROR(CheckResolved(exp, fd.get(), a.st, a.mnt_id));
   return fd;
 }
 

@@ -27,12 +27,13 @@
 // Resolution (HandleResolver):
 //  * Privileged (CAP_DAC_READ_SEARCH, detected at Start() by resolving an export
 //    root's own handle): open_by_handle_at(export root fd, handle, O_PATH). The
-//    object must be on the export's device; a directory must in addition be a
-//    descendant of the export root (walked up with "..", as knfsd's nfsd_acceptable
-//    does), so a directory moved out of the export, or a handle of the file system
-//    root, never reaches outside it. Non-directories are accepted like knfsd with
-//    no_subtree_check (a file hard-linked or moved out of the export stays reachable
-//    by a client that already holds its handle).
+//    object must be on the export's mount and device; a directory must in addition
+//    be a descendant of the export root (walked up with "..", as knfsd's
+//    nfsd_acceptable does), so a directory moved out of the export, or a handle of
+//    the file system root, never reaches outside it. Non-directories are accepted
+//    like knfsd with no_subtree_check (a file hard-linked or moved out of the export
+//    stays reachable by a client that already holds its handle; the server never
+//    gives out a handle of a file reached through a mount point below the export).
 //  * Unprivileged: open_by_handle_at is not permitted, so every object the server
 //    hands out a handle for (LOOKUP, READDIRPLUS, CREATE, MKDIR, …) is remembered in
 //    a bounded LRU: identity → (O_PATH fd of the parent directory, name) or the
@@ -219,9 +220,13 @@ absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd,
                                     const struct stat& dir_st);
 
 // The checks an object found for a handle of `exp` must pass each time it is used,
-// given its attributes `st` now (so a cached fd is as good as a fresh resolution):
-// on the export's device, not removed (st_nlink 0), and a directory must still be
-// inside the export (it may have been moved out since). Fails with ESTALE.
-absl::Status CheckResolved(const exports::Export& exp, int fd, const struct stat& st);
+// given its attributes `st` and the id of the mount `fd` is on, `mnt_id`, now (so a
+// cached fd is as good as a fresh resolution; vfs::GetAttrOnMount takes both in one
+// statx): on the export's mount and device (vfs::InExportMount — never an object
+// reached through a mount point below the export, such as a bind mount of the same
+// file system), not removed (st_nlink 0), and a directory must still be inside the
+// export (it may have been moved out since). Fails with ESTALE.
+absl::Status CheckResolved(const exports::Export& exp, int fd, const struct stat& st,
+                           uint64_t mnt_id);
 
 }  // namespace localnfs::server

@@ -50,17 +50,18 @@ absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports:
     const int fd = path->fd();
     obj.fd = vfs::ObjectFd(fd, Ref<RefCounted>::Adopt(path.release()));
   }
-  // The one fstat of the request: whether the object may still be used, and the
+  // The one stat (statx) of the request: whether the object may still be used, and the
   // attributes its checks and its reply use.
-  absl::StatusOr<struct stat> st = vfs::GetAttr(obj.fd.get());
-  absl::Status usable = st.ok() ? CheckResolved(exp, obj.fd.get(), *st) : st.status();
+  absl::StatusOr<vfs::AttrsOnMount> a = vfs::GetAttrOnMount(obj.fd.get());
+  absl::Status usable =
+      a.ok() ? CheckResolved(exp, obj.fd.get(), a->st, a->mnt_id) : a.status();
   if (!usable.ok()) {
     // Removed or moved out while cached: later requests must not find it either.
     if (deps.file_cache != nullptr && StatusErrno(usable) == ESTALE)
       deps.file_cache->Close(exp.id(), kh);
     return usable;
   }
-  obj.st = *st;
+  obj.st = a->st;
   obj.kh = std::move(kh);
   return obj;
 }

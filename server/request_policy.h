@@ -17,8 +17,9 @@
 //   squash the credentials (root_squash, all_squash)
 //   resolve the handle to an O_PATH fd          → STALE (or the resolver's errno)
 //     (ResolveObject: through the file cache's kPath entry when deps.file_cache is
-//      set, so a hot handle is opened once, not per request; then one fstat, whose
-//      attributes CheckResolved() judges and the request keeps in obj.st)
+//      set, so a hot handle is opened once, not per request; then one statx,
+//      vfs::GetAttrOnMount, whose attributes and mount id CheckResolved() judges
+//      and whose attributes the request keeps in obj.st)
 // A request's second handle (RENAME, LINK) goes through ResolveInSameExport: the same
 // decoding and resolution, in the export Authorize() allowed (another export → XDEV).
 // Both run before the request switches credentials (creds.h).

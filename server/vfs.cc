@@ -28,9 +28,13 @@ std::string ProcPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
 // NUL-terminated copy of a validated name.
 std::string CName(std::string_view name) { return std::string(name); }
 
-absl::StatusOr<LookupResult> Describe(UniqueFd fd) {
+// The object `fd` found in `exp`: refused (EACCES) when it is not part of the export
+// (a mount point below it), else its attributes and identity.
+absl::StatusOr<LookupResult> Describe(const exports::Export& exp, UniqueFd fd) {
+  ASSIGN_OR_RETURN(AttrsOnMount a, GetAttrOnMount(fd.get()));
+  if (!InExportMount(exp, a.st, a.mnt_id)) return ErrnoToStatus(EACCES, "crosses a mount point");
   LookupResult r;
-  ASSIGN_OR_RETURN(r.st, GetAttr(fd.get()));
+  r.st = a.st;
   ASSIGN_OR_RETURN(r.kh, KernelHandleOfFd(fd.get()));
   r.fd = std::move(fd);
   return r;
@@ -39,7 +43,20 @@ absl::StatusOr<LookupResult> Describe(UniqueFd fd) {
 absl::StatusOr<LookupResult> OpenChild(const Object& dir, const std::string& name) {
   UniqueFd fd(openat(dir.fd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return ErrnoToStatus(errno, absl::StrCat("openat ", name));
-  return Describe(std::move(fd));
+  return Describe(*dir.exp, std::move(fd));
+}
+
+// READDIRPLUS: the attributes and identity of entry `name` of `dirfd`, when it is part
+// of the export (not a mount point) and still the object getdents listed, with
+// e.fileid as its inode number (as knfsd's compose_entry_fh); else none.
+void AddEntryAttrs(const exports::Export& exp, int dirfd, const char* name, DirEntry& e) {
+  absl::StatusOr<AttrsOnMount> a = GetAttrOnMount(dirfd, name);
+  if (!a.ok() || !InExportMount(exp, a->st, a->mnt_id) ||
+      static_cast<uint64_t>(a->st.st_ino) != e.fileid)
+    return;
+  e.st = a->st;
+  absl::StatusOr<KernelHandle> kh = KernelHandleAt(dirfd, name);
+  if (kh.ok()) e.kh = std::move(*kh);
 }
 
 // Directory checks shared by every operation that changes `dir`.
@@ -174,6 +191,40 @@ absl::StatusOr<struct stat> GetAttr(int fd) {
   return st;
 }
 
+absl::StatusOr<AttrsOnMount> GetAttrOnMount(int dirfd, const char* name) {
+  struct statx x;
+  const int flags = AT_SYMLINK_NOFOLLOW | (name[0] == '\0' ? AT_EMPTY_PATH : 0);
+  if (statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_MNT_ID, &x) != 0)
+    return ErrnoToStatus(errno, "statx");
+  AttrsOnMount a{};
+  struct stat& st = a.st;
+  // The encoding of fstatat's st_dev/st_rdev (glibc's makedev, as its own stat).
+  st.st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+  st.st_ino = x.stx_ino;
+  st.st_mode = x.stx_mode;
+  st.st_nlink = x.stx_nlink;
+  st.st_uid = x.stx_uid;
+  st.st_gid = x.stx_gid;
+  st.st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor);
+  st.st_size = static_cast<off_t>(x.stx_size);
+  st.st_blksize = static_cast<blksize_t>(x.stx_blksize);
+  st.st_blocks = static_cast<blkcnt_t>(x.stx_blocks);
+  st.st_atim = {x.stx_atime.tv_sec, x.stx_atime.tv_nsec};
+  st.st_mtim = {x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec};
+  st.st_ctim = {x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec};
+  a.mnt_id = (x.stx_mask & STATX_MNT_ID) ? x.stx_mnt_id : 0;
+  return a;
+}
+
+bool InExportMount(const exports::Export& exp, const struct stat& st, uint64_t mnt_id) {
+  return static_cast<uint64_t>(st.st_dev) == exp.root_dev() && mnt_id == exp.root_mnt_id();
+}
+
+bool IsExportRoot(const exports::Export& exp, const struct stat& st) {
+  return static_cast<uint64_t>(st.st_dev) == exp.root_dev() &&
+         static_cast<uint64_t>(st.st_ino) == exp.root_ino();
+}
+
 absl::StatusOr<struct stat> AttrsOf(const Object& obj) {
   if (obj.st) return *obj.st;
   return GetAttr(obj.fd.get());
@@ -190,20 +241,16 @@ absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
     fd = UniqueFd(fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
   } else if (name == "..") {
     // Never above the export root: its ".." is itself.
-    const bool at_root = static_cast<uint64_t>(dst.st_dev) == dir.exp->root_dev() &&
-                         static_cast<uint64_t>(dst.st_ino) == dir.exp->root_ino();
-    fd = UniqueFd(at_root
+    fd = UniqueFd(IsExportRoot(*dir.exp, dst)
                       ? fcntl(dir.exp->root_fd(), F_DUPFD_CLOEXEC, 0)
                       : openat(dir.fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
   } else {
     fd = UniqueFd(openat(dir.fd.get(), CName(name).c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   }
   if (!fd) return ErrnoToStatus(errno, "lookup");
-  ASSIGN_OR_RETURN(LookupResult r, Describe(std::move(fd)));
-  // A file system mounted below the export is not part of it.
-  if (static_cast<uint64_t>(r.st.st_dev) != dir.exp->root_dev())
-    return ErrnoToStatus(EACCES, "lookup crosses a mount point");
-  return r;
+  // A mount point below the export (another file system, or a bind mount of this
+  // one) is not entered.
+  return Describe(*dir.exp, std::move(fd));
 }
 
 absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
@@ -522,15 +569,7 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
       e.name = name;
       e.fileid = d->d_ino;
       e.cookie = static_cast<uint64_t>(d->d_off);
-      if (plus) {
-        struct stat st;
-        if (fstatat(fd.get(), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            static_cast<uint64_t>(st.st_dev) == dir.exp->root_dev()) {
-          e.st = st;
-          auto kh = KernelHandleAt(fd.get(), d->d_name);
-          if (kh.ok()) e.kh = std::move(*kh);
-        }
-      }
+      if (plus) AddEntryAttrs(*dir.exp, fd.get(), d->d_name, e);
       if (!emit(e)) return result;
     }
   }

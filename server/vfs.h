@@ -6,10 +6,12 @@
 // nfsstat3 in one place). There is no protocol in here: sizes, cookies and
 // attributes are plain values; protocol code (nfs3proc.cc) makes no syscalls.
 //
-// Confinement: names are single components (ValidateName rejects '/', empty and
+// Confinement: names are single components (ValidateName rejects '/', NUL, empty and
 // over-long names); lookups never follow symlinks (O_NOFOLLOW) and never leave the
-// export: ".." of the export root is the root, and an object on another device
-// (a mount point below the export) is not entered.
+// export: ".." of the export root is the root, and an object on another mount (a
+// mount point below the export, a bind mount of the same device included) is not
+// entered, as knfsd without crossmnt: InExportMount compares the mount id (statx
+// STATX_MNT_ID) and the device of every object a lookup or a listing reaches.
 //
 // Credentials: namespace operations run on a worker thread that already switched to
 // the request's credentials (creds.h) when the server is root, so the kernel checks
@@ -102,8 +104,28 @@ bool IsDotOrDotDot(std::string_view name);
 
 absl::StatusOr<struct stat> GetAttr(int fd);
 
+// Attributes of an object and the id of the mount it was reached through (statx
+// STATX_MNT_ID; 0 when the kernel does not report it, before Linux 5.8).
+struct AttrsOnMount {
+  struct stat st;
+  uint64_t mnt_id = 0;
+};
+// Of `name` in `dirfd`, never following a final symlink; "" is `dirfd` itself. One
+// statx, as costly as the fstatat of GetAttr.
+absl::StatusOr<AttrsOnMount> GetAttrOnMount(int dirfd, const char* name = "");
+// Whether an object with attributes `st`, reached through mount `mnt_id`, is part of
+// `exp`'s file system as the export sees it: on the export root's mount and device.
+// The mount tells a bind mount of a directory of the same file system (same st_dev)
+// from the export's own objects; the device tells apart the subvolumes one btrfs
+// mount holds (their inode numbers, the fileids, would collide within the export's
+// one fsid).
+bool InExportMount(const exports::Export& exp, const struct stat& st, uint64_t mnt_id);
+// Whether `st` are the attributes of the export root itself.
+bool IsExportRoot(const exports::Export& exp, const struct stat& st);
+
 // LOOKUP: "." is `dir` itself, ".." its parent (the root at the root). Returns an
-// O_PATH fd of the object and its identity.
+// O_PATH fd of the object and its identity; EACCES for a mount point (the object
+// found is not InExportMount), as for every object the functions below return.
 struct LookupResult {
   UniqueFd fd;
   KernelHandle kh;
@@ -217,8 +239,9 @@ struct DirEntry {
   std::string_view name;
   uint64_t fileid = 0;
   uint64_t cookie = 0;  // resume position after this entry
-  // Filled when `plus`: attributes and identity (st/kh unset when not available,
-  // e.g. removed meanwhile or another device).
+  // Filled when `plus`: attributes and identity (st/kh unset when not available:
+  // removed or replaced meanwhile — another inode number than getdents gave, as
+  // knfsd's compose_entry_fh checks — or a mount point, not InExportMount).
   std::optional<struct stat> st;
   std::optional<KernelHandle> kh;
 };

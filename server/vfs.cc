@@ -545,6 +545,7 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
   ASSIGN_OR_RETURN(struct stat dst, AttrsOf(dir));
   if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "readdir");
   RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayRead));
+  const bool at_root = IsExportRoot(*dir.exp, dst);
   UniqueFd fd(openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return ErrnoToStatus(errno, "opendir");
   if (cookie != 0 && lseek(fd.get(), static_cast<off_t>(cookie), SEEK_SET) < 0)
@@ -563,13 +564,23 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
     for (ssize_t pos = 0; pos < n;) {
       auto* d = reinterpret_cast<dirent64*>(buf + pos);
       pos += d->d_reclen;
-      std::string_view name(d->d_name);
-      if (IsDotOrDotDot(name)) continue;
       DirEntry e;
-      e.name = name;
+      e.name = d->d_name;
       e.fileid = d->d_ino;
       e.cookie = static_cast<uint64_t>(d->d_off);
-      if (plus) AddEntryAttrs(*dir.exp, fd.get(), d->d_name, e);
+      if (e.name == ".") {
+        if (plus) {  // the directory as this request resolved it
+          e.st = dst;
+          if (!dir.kh.bytes.empty()) e.kh = dir.kh;
+        }
+      } else if (e.name == ".." && at_root) {
+        // Never above the export (LOOKUP ".." of the root is the root): the root's
+        // fileid, and — as knfsd for the ".." of an export root — no attributes and
+        // no handle.
+        e.fileid = static_cast<uint64_t>(dst.st_ino);
+      } else if (plus) {
+        AddEntryAttrs(*dir.exp, fd.get(), d->d_name, e);
+      }
       if (!emit(e)) return result;
     }
   }

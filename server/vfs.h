@@ -233,15 +233,19 @@ absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
 // READDIR / READDIRPLUS. Cookies are the file system's own d_off values
 // (getdents64), stable across modifications on ext4/xfs/btrfs, so a listing resumes
 // with one lseek and never re-reads from the start: listing n entries is O(n).
-// "." and ".." are skipped. For each entry `emit` is called; it returns false when
-// the entry does not fit the reply, which ends the call (the entry is not consumed).
+// "." and ".." are listed where getdents gives them, with their own d_off cookies,
+// as knfsd does (POSIX readdir and `ls -a` on a client show what the server sends);
+// the fileid of ".." at the export root is the root's own (LOOKUP ".." there is the
+// root). For each entry `emit` is called; it returns false when the entry does not
+// fit the reply, which ends the call (the entry is not consumed).
 struct DirEntry {
   std::string_view name;
   uint64_t fileid = 0;
   uint64_t cookie = 0;  // resume position after this entry
-  // Filled when `plus`: attributes and identity (st/kh unset when not available:
-  // removed or replaced meanwhile — another inode number than getdents gave, as
-  // knfsd's compose_entry_fh checks — or a mount point, not InExportMount).
+  // Filled when `plus`, as knfsd's compose_entry_fh does: attributes and identity of
+  // the entry — "." is the directory itself — unless the name no longer names the
+  // object getdents listed (removed or replaced meanwhile: another inode number), it
+  // is a mount point (not InExportMount), or it is ".." of the export root.
   std::optional<struct stat> st;
   std::optional<KernelHandle> kh;
 };

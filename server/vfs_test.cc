@@ -286,27 +286,49 @@ TEST_F(VfsTest, ReaddirOf10000EntriesListsEachOnceInOnePass) {
     if (r->eof) break;
     ASSERT_LT(calls, kEntries);
   }
-  EXPECT_EQ(seen.size(), static_cast<size_t>(kEntries));
-  EXPECT_EQ(entries_emitted, static_cast<size_t>(kEntries));
-  EXPECT_LE(calls, kEntries / 100 + 2);
+  // Every file and "." and "..", each once.
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kEntries + 2));
+  EXPECT_TRUE(seen.count(".") && seen.count(".."));
+  EXPECT_EQ(entries_emitted, static_cast<size_t>(kEntries + 2));
+  EXPECT_LE(calls, (kEntries + 2) / 100 + 2);
 }
 
 TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
   Object f = Obj(*Create(root_, "x", CreateHow::kGuarded, {}, 0, cred_));
-  int n = 0;
+  Object sub = Obj(*Mkdir(root_, "sub", {}, cred_));
+  const struct stat root_st = *GetAttr(root_.fd.get());
+  std::set<std::string> names;
   auto r = ReadDir(root_, 0, true, cred_, [&](const DirEntry& e) {
-    ++n;
-    EXPECT_EQ(e.name, "x");
-    EXPECT_TRUE(e.st.has_value());
-    EXPECT_TRUE(e.kh.has_value());
-    if (e.kh) {
-      EXPECT_EQ(*e.kh, f.kh);
+    names.insert(std::string(e.name));
+    if (e.name == "..") {
+      // The export root's "..": the root itself, without attributes or handle.
+      EXPECT_EQ(e.fileid, root_st.st_ino);
+      EXPECT_FALSE(e.st.has_value());
+      EXPECT_FALSE(e.kh.has_value());
+      return true;
     }
+    EXPECT_TRUE(e.st.has_value()) << e.name;
+    EXPECT_TRUE(e.kh.has_value()) << e.name;
+    if (e.st) EXPECT_EQ(e.st->st_ino, e.fileid) << e.name;
+    if (e.kh) EXPECT_EQ(*e.kh, e.name == "." ? root_.kh : e.name == "x" ? f.kh : sub.kh);
     return true;
   });
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->eof);
-  EXPECT_EQ(n, 1);
+  EXPECT_EQ(names, (std::set<std::string>{".", "..", "x", "sub"}));
+  // Below the root, ".." is the parent, with its attributes and handle.
+  int dotdot = 0;
+  r = ReadDir(sub, 0, true, cred_, [&](const DirEntry& e) {
+    if (e.name != "..") return true;
+    ++dotdot;
+    EXPECT_EQ(e.fileid, root_st.st_ino);
+    EXPECT_TRUE(e.st.has_value());
+    if (e.kh) EXPECT_EQ(*e.kh, root_.kh);
+    EXPECT_TRUE(e.kh.has_value());
+    return true;
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(dotdot, 1);
 }
 
 TEST_F(VfsTest, HandleResolvesAfterRenameOfParent) {

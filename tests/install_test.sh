@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tests/install_test.sh — `meson install` puts exactly the shipped files in their places.
+#
+#   install_test.sh BUILD_ROOT EXPECTED_PATH...
+#
+# Installs the (already built) BUILD_ROOT into a temporary DESTDIR and compares the
+# files there with EXPECTED_PATH... (absolute paths under the configured prefix, as
+# the top meson.build lists them: localnfsd in sbin, localnfs-mount and localnfs-ctl in
+# bin, the man pages, the systemd unit). Anything more (a test binary, the benchmarks,
+# eio_fs) or less fails the test. Then it checks modes and runs each installed program's
+# --help, so an installed binary that cannot start is caught too.
+set -euo pipefail
+build=$1
+shift
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# --no-rebuild: meson test already built everything; the test must not start ninja.
+if ! meson install -C "$build" --no-rebuild --destdir "$tmp" >"$tmp.log" 2>&1; then
+  cat "$tmp.log"; rm -f "$tmp.log"
+  echo "install_test: meson install failed"
+  exit 1
+fi
+rm -f "$tmp.log"
+
+actual=$(cd "$tmp" && find . \( -type f -o -type l \) | sed 's|^\.||' | sort)
+expected=$(printf '%s\n' "$@" | sort)
+if [ "$actual" != "$expected" ]; then
+  echo "install_test: installed files differ from the expected list (< expected, > installed):"
+  diff <(echo "$expected") <(echo "$actual") || true
+  exit 1
+fi
+
+status=0
+for f in "$@"; do
+  mode=$(stat -c %a "$tmp$f")
+  case $f in
+    */bin/*|*/sbin/*) want=755 ;;
+    *) want=644 ;;
+  esac
+  if [ "$mode" != "$want" ]; then
+    echo "install_test: $f has mode $mode, want $want"
+    status=1
+  fi
+  case $f in
+    */bin/*|*/sbin/*)
+      if ! "$tmp$f" --help >/dev/null 2>"$tmp/err"; then
+        echo "install_test: $f --help failed:"; cat "$tmp/err"
+        status=1
+      fi ;;
+  esac
+done
+rm -f "$tmp/err"
+[ $status = 0 ] && echo "install_test: $# files installed as expected:" && printf '  %s\n' "$@"
+exit $status

@@ -7,15 +7,17 @@
 // same runtime dir refuses us, a dead one is reaped) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
-// → "localnfsd: ready nfs=PORT mount=PORT" on stdout. --no-localio: no broker and no
-// local socket; the LOCALIO program still answers (void) but binds nothing.
-// Shutdown (SIGTERM/SIGINT) undoes it: rpcbind → Server::Stop (drains in-flight
+// → "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
+// (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no broker
+// and no local socket; the LOCALIO program still answers (void) but binds nothing.
+// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
 // requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
 // uuid, drop their references, bump the generation: clients fall back) → file cache
 // (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
 // release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
 // and the old table stays); when an export was removed or changed, the LOCALIO
-// clients are invalidated (nfs_uuid_invalidate_clients).
+// clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
+// before and READY=1 (with the result in STATUS=) after.
 //
 // Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
 // message names the problem); 1 for runtime failures.
@@ -64,6 +66,7 @@
 #include "server/localio_program.h"
 #include "server/mount_program.h"
 #include "server/nfs3_program.h"
+#include "server/service_notify.h"
 #include "server/status.h"
 
 // Only for --help: main() takes every --export out of argv itself (PrepareArgs).
@@ -293,14 +296,16 @@ absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
   return ids;
 }
 
-void Reload(exports::ExportTable& table, FileCache& file_cache, broker::Broker* broker) {
+// Returns the error that kept the current exports, or OK.
+absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
+                    broker::Broker* broker) {
   LOG_INFO("SIGHUP: reloading exports");
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
   absl::Status s = specs.ok() ? table.Load(*specs) : specs.status();
   if (!s.ok()) {
     LOG_ERROR("reload failed, keeping the current exports: %s", s.ToString());
-    return;
+    return s;
   }
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> now = ExportObjects(table);
   bool removed_or_changed = false;
@@ -318,6 +323,7 @@ void Reload(exports::ExportTable& table, FileCache& file_cache, broker::Broker* 
     broker->InvalidateClients();
     LOG_INFO("localio: clients invalidated (an export was removed or changed)");
   }
+  return absl::OkStatus();
 }
 
 void RaiseFdLimit() {
@@ -523,14 +529,24 @@ int Main(int argc, char** argv) {
                *mount_bound, threads);
       printf("localnfsd: ready nfs=%d mount=%d\n", *nfs_bound, *mount_bound);
       fflush(stdout);
+      auto serving = [&] {
+        return absl::StrFormat("serving nfs=%d mount=%d, %d export(s)", *nfs_bound,
+                               *mount_bound, table.List().size());
+      };
+      NotifyReady(serving());
       for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&signals, &info);
         if (sig < 0) continue;  // EINTR
         if (sig == SIGHUP) {
-          Reload(table, file_cache, broker.get());
+          NotifyReloading();
+          const absl::Status reloaded = Reload(table, file_cache, broker.get());
+          NotifyReady(reloaded.ok() ? serving()
+                                    : absl::StrCat(serving(), "; reload failed: ",
+                                                   reloaded.message()));
           continue;
         }
+        NotifyStopping();
         LOG_INFO("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         shutdown.Begin();
         break;

@@ -8,7 +8,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       liburcu-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev libfuse3-dev fuse3
       libnfs-dev libnfs-utils python3
-      scdoc groff-base)   # the man pages (docs/man): scdoc builds them, groff renders them in the test
+      scdoc groff-base    # the man pages (docs/man): scdoc builds them, groff renders them in the test
+      libsystemd-dev)     # sd_notify for localnfsd.service (Type=notify)
 # The benchmarks (tools/bench-all): fio for the FUSE mount, NFS-Ganesha to compare with.
 if [ "${LOCALNFS_BENCH_DEPS:-0}" = 1 ]; then
   pkgs+=(fio nfs-ganesha nfs-ganesha-vfs)

@@ -120,6 +120,10 @@ ABSL_FLAG(int64_t, drc_max_bytes, localnfs::rpc::DrcOptions{}.max_bytes,
           "duplicate request cache: bytes kept");
 ABSL_FLAG(int32_t, handle_cache_size, localnfs::server::kResolverCacheEntries,
           "unprivileged mode: handle locations remembered (one fd each)");
+ABSL_FLAG(std::string, log_level, "",
+          "lowest level logged: error, warn, info (default; or $LOCALNFS_LOG) or debug");
+ABSL_FLAG(std::string, log_format, "text",
+          "log lines on stderr: text, or json (one object per line)");
 ABSL_FLAG(int32_t, max_mounts, static_cast<int32_t>(localnfs::server::kDefaultMaxMounts),
           "MOUNT: (host, path) entries kept for DUMP; the oldest is forgotten beyond");
 
@@ -177,6 +181,8 @@ constexpr char kUsage[] =
     "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
     "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
     "                       (default auto: until the kernel reports it copies anyway)\n"
+    "  --log-level L        error, warn, info (default) or debug\n"
+    "  --log-format F       text (default) or json: one line per event on stderr\n"
     "Prints 'localnfsd: ready nfs=PORT mount=PORT' when serving. SIGTERM: orderly\n"
     "shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure, 2 bad usage.\n";
 
@@ -343,6 +349,15 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args = PrepareArgs(argc, argv);
   std::vector<char*> rest = ParseFlagsOrExitUsage(args);
   if (rest.size() > 1) Die(kExitUsage, absl::StrCat("unexpected argument '", rest[1], "'"));
+  // First, so that every line after the flags has the asked format and level.
+  absl::StatusOr<LogFormat> log_format = ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) Die(kExitUsage, absl::StrCat("--log-format: ", log_format.status().message()));
+  SetLogFormat(*log_format);
+  if (const std::string level = absl::GetFlag(FLAGS_log_level); !level.empty()) {
+    absl::StatusOr<LogLevel> l = ParseLogLevel(level);
+    if (!l.ok()) Die(kExitUsage, absl::StrCat("--log-level: ", l.status().message()));
+    SetLogLevel(*l);
+  }
 
   const bool root = geteuid() == 0;
   auto nfs_port = PortFlag("port", absl::GetFlag(FLAGS_port));

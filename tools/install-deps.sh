@@ -10,6 +10,7 @@ pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       libnfs-dev libnfs-utils python3
       scdoc groff-base    # the man pages (docs/man): scdoc builds them, groff renders them in the test
       libsystemd-dev      # sd_notify for localnfsd.service (Type=notify)
+      nlohmann-json3-dev  # JSON log lines (--log-format json) and localnfs-ctl status --json
       dpkg-dev debhelper lintian)   # the Debian package (debian/, tools/package-test.sh)
 # The benchmarks (tools/bench-all): fio for the FUSE mount, NFS-Ganesha to compare with.
 if [ "${LOCALNFS_BENCH_DEPS:-0}" = 1 ]; then

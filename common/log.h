@@ -1,10 +1,16 @@
 // common/log.h — one-line log messages to stderr.
 //
-// Owns: the process-wide log level and the line format
-//   "localnfsd[pid]: LEVEL file:line: message".
+// Owns: the process-wide log level and the line format, one line per event on stderr
+// (journald stores each as one entry):
+//   text (default)  "localnfsd[pid]: LEVEL file:line: message"
+//   json            {"time":"2026-01-02T03:04:05.678901Z","level":"info",
+//                    "program":"localnfsd","pid":12,"source":"main.cc:415",
+//                    "message":"..."}  — built with nlohmann-json; bytes that are
+//                   not UTF-8 (a client's file name) become U+FFFD.
 // Abseil 20220623 has no absl/log, so this is the one small logger of the project.
 // Messages are formatted with absl::StrFormat; each line is written with a single
-// write(2), so lines from different threads never interleave.
+// write(2), so lines from different threads never interleave. A message below the
+// level costs one relaxed atomic load and is never formatted (the LOG_* macros).
 //
 // Thread-safety: all functions are safe to call from any thread.
 #pragma once
@@ -14,6 +20,7 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -22,9 +29,18 @@ namespace localnfs {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
-// Messages below `level` are dropped. Default kInfo; LOCALNFS_LOG=debug overrides.
+// Messages below `level` are dropped. Default kInfo; LOCALNFS_LOG=debug|info|warning|
+// error overrides, and SetLogLevel (localnfsd --log-level) overrides both.
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
+// "error", "warn" (or "warning"), "info", "debug".
+absl::StatusOr<LogLevel> ParseLogLevel(std::string_view name);
+
+enum class LogFormat { kText, kJson };
+// Call before threads exist (startup); default kText.
+void SetLogFormat(LogFormat format);
+// "text", "json".
+absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 // Sets the program name used as the line prefix (default "localnfs").
 void SetLogProgramName(std::string_view name);
 void LogLine(LogLevel level, const char* file, int line, std::string_view message);

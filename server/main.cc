@@ -7,15 +7,17 @@
 // same runtime dir refuses us, a dead one is reaped) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
-// → "localnfsd: ready nfs=PORT mount=PORT" on stdout. --no-localio: no broker and no
-// local socket; the LOCALIO program still answers (void) but binds nothing.
-// Shutdown (SIGTERM/SIGINT) undoes it: rpcbind → Server::Stop (drains in-flight
+// → "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
+// (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no broker
+// and no local socket; the LOCALIO program still answers (void) but binds nothing.
+// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
 // requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
 // uuid, drop their references, bump the generation: clients fall back) → file cache
 // (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
 // release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
 // and the old table stays); when an export was removed or changed, the LOCALIO
-// clients are invalidated (nfs_uuid_invalidate_clients).
+// clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
+// before and READY=1 (with the result in STATUS=) after.
 //
 // Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
 // message names the problem); 1 for runtime failures.
@@ -64,6 +66,7 @@
 #include "server/localio_program.h"
 #include "server/mount_program.h"
 #include "server/nfs3_program.h"
+#include "server/service_notify.h"
 #include "server/status.h"
 
 // Only for --help: main() takes every --export out of argv itself (PrepareArgs).
@@ -117,6 +120,10 @@ ABSL_FLAG(int64_t, drc_max_bytes, localnfs::rpc::DrcOptions{}.max_bytes,
           "duplicate request cache: bytes kept");
 ABSL_FLAG(int32_t, handle_cache_size, localnfs::server::kResolverCacheEntries,
           "unprivileged mode: handle locations remembered (one fd each)");
+ABSL_FLAG(std::string, log_level, "",
+          "lowest level logged: error, warn, info (default; or $LOCALNFS_LOG) or debug");
+ABSL_FLAG(std::string, log_format, "text",
+          "log lines on stderr: text, or json (one object per line)");
 ABSL_FLAG(int32_t, max_mounts, static_cast<int32_t>(localnfs::server::kDefaultMaxMounts),
           "MOUNT: (host, path) entries kept for DUMP; the oldest is forgotten beyond");
 
@@ -174,6 +181,8 @@ constexpr char kUsage[] =
     "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
     "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
     "                       (default auto: until the kernel reports it copies anyway)\n"
+    "  --log-level L        error, warn, info (default) or debug\n"
+    "  --log-format F       text (default) or json: one line per event on stderr\n"
     "Prints 'localnfsd: ready nfs=PORT mount=PORT' when serving. SIGTERM: orderly\n"
     "shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure, 2 bad usage.\n";
 
@@ -293,14 +302,16 @@ absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
   return ids;
 }
 
-void Reload(exports::ExportTable& table, FileCache& file_cache, broker::Broker* broker) {
+// Returns the error that kept the current exports, or OK.
+absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
+                    broker::Broker* broker) {
   LOG_INFO("SIGHUP: reloading exports");
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
   absl::Status s = specs.ok() ? table.Load(*specs) : specs.status();
   if (!s.ok()) {
     LOG_ERROR("reload failed, keeping the current exports: %s", s.ToString());
-    return;
+    return s;
   }
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> now = ExportObjects(table);
   bool removed_or_changed = false;
@@ -318,6 +329,7 @@ void Reload(exports::ExportTable& table, FileCache& file_cache, broker::Broker* 
     broker->InvalidateClients();
     LOG_INFO("localio: clients invalidated (an export was removed or changed)");
   }
+  return absl::OkStatus();
 }
 
 void RaiseFdLimit() {
@@ -337,6 +349,15 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args = PrepareArgs(argc, argv);
   std::vector<char*> rest = ParseFlagsOrExitUsage(args);
   if (rest.size() > 1) Die(kExitUsage, absl::StrCat("unexpected argument '", rest[1], "'"));
+  // First, so that every line after the flags has the asked format and level.
+  absl::StatusOr<LogFormat> log_format = ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) Die(kExitUsage, absl::StrCat("--log-format: ", log_format.status().message()));
+  SetLogFormat(*log_format);
+  if (const std::string level = absl::GetFlag(FLAGS_log_level); !level.empty()) {
+    absl::StatusOr<LogLevel> l = ParseLogLevel(level);
+    if (!l.ok()) Die(kExitUsage, absl::StrCat("--log-level: ", l.status().message()));
+    SetLogLevel(*l);
+  }
 
   const bool root = geteuid() == 0;
   auto nfs_port = PortFlag("port", absl::GetFlag(FLAGS_port));
@@ -523,14 +544,24 @@ int Main(int argc, char** argv) {
                *mount_bound, threads);
       printf("localnfsd: ready nfs=%d mount=%d\n", *nfs_bound, *mount_bound);
       fflush(stdout);
+      auto serving = [&] {
+        return absl::StrFormat("serving nfs=%d mount=%d, %d export(s)", *nfs_bound,
+                               *mount_bound, table.List().size());
+      };
+      NotifyReady(serving());
       for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&signals, &info);
         if (sig < 0) continue;  // EINTR
         if (sig == SIGHUP) {
-          Reload(table, file_cache, broker.get());
+          NotifyReloading();
+          const absl::Status reloaded = Reload(table, file_cache, broker.get());
+          NotifyReady(reloaded.ok() ? serving()
+                                    : absl::StrCat(serving(), "; reload failed: ",
+                                                   reloaded.message()));
           continue;
         }
+        NotifyStopping();
         LOG_INFO("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         shutdown.Begin();
         break;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
 #include "rpc/protocol_names.h"
 
 namespace localnfs::server {
@@ -234,106 +235,107 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
 }
 
 // ---- JSON ----
+// Built with nlohmann-json (ordered: members in the order written here). Strings that
+// are not UTF-8 (a path with such bytes) have those bytes replaced by U+FFFD. A
+// reference into an object is used only until the next member is added to that
+// object (ordered_json keeps its members in a vector).
 
-// A JSON string literal. Bytes ≥ 0x80 pass through (paths are UTF-8 on any sane
-// system; a non-UTF-8 name is shown byte for byte).
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
+using Json = nlohmann::ordered_json;
 
-std::string IoJson(const std::array<broker::LocalIoCount, 3>& io) {
-  return absl::StrFormat(
-      R"({"reads": %d, "read_bytes": %d, "writes": %d, "write_bytes": %d, "commits": %d})",
-      io[0].calls, io[0].bytes, io[1].calls, io[1].bytes, io[2].calls);
+Json IoJson(const std::array<broker::LocalIoCount, 3>& io) {
+  Json j = Json::object();
+  j["reads"] = io[0].calls;
+  j["read_bytes"] = io[0].bytes;
+  j["writes"] = io[1].calls;
+  j["write_bytes"] = io[1].bytes;
+  j["commits"] = io[2].calls;
+  return j;
 }
 
 std::string RenderJson(const StatusSources& src, const Snapshot& s) {
-  std::string out = "{\n";
-  absl::StrAppendFormat(&out,
-                        R"(  "server": {"pid": %d, "uptime_s": %d, "nfs_port": %d, )"
-                        R"("mount_port": %d, "worker_threads": %d, "runtime_dir": %s},)"
-                        "\n",
-                        getpid(), s.uptime_s, src.nfs_port, src.mount_port,
-                        src.worker_threads, Quote(src.runtime_dir));
-  absl::StrAppendFormat(&out,
-                        R"(  "rpc": {"connections_accepted": %d, )"
-                        R"("connections_closed_on_error": %d, "calls": %d, )"
-                        R"("garbage_args": %d, "bad_headers": %d, )"
-                        R"("connections_refused": %d, "connections_closed_idle": %d, )"
-                        R"("zerocopy_sends": %d, "zerocopy_sends_copied": %d, )"
-                        R"("zerocopy_replies_freed": %d, "zerocopy_replies_held": %d},)"
-                        "\n",
-                        s.connections_accepted, s.connections_closed_on_error, s.calls,
-                        s.garbage_args, s.bad_headers, s.connections_refused,
-                        s.connections_closed_idle, s.zerocopy_sends,
-                        s.zerocopy_sends_copied, s.zerocopy_replies_freed,
-                        s.zerocopy_replies_held);
-  absl::StrAppendFormat(&out,
-                        R"(  "drc": {"entries": %d, "bytes": %d, "replays": %d, )"
-                        R"("parked": %d, "dropped": %d, "evictions": %d},)"
-                        "\n",
-                        s.drc.entries, s.drc.bytes, s.drc.replays, s.drc.parked,
-                        s.drc.dropped, s.drc.evictions);
-  absl::StrAppendFormat(&out, R"(  "mount": {"entries": %d, "forgotten": %d},)" "\n",
-                        s.mounts, s.mounts_forgotten);
-  std::vector<std::string> exports;
+  Json doc = Json::object();
+  Json& server = doc["server"];
+  server["pid"] = getpid();
+  server["uptime_s"] = s.uptime_s;
+  server["nfs_port"] = src.nfs_port;
+  server["mount_port"] = src.mount_port;
+  server["worker_threads"] = src.worker_threads;
+  server["runtime_dir"] = src.runtime_dir;
+  Json& rpc = doc["rpc"];
+  rpc["connections_accepted"] = s.connections_accepted;
+  rpc["connections_closed_on_error"] = s.connections_closed_on_error;
+  rpc["calls"] = s.calls;
+  rpc["garbage_args"] = s.garbage_args;
+  rpc["bad_headers"] = s.bad_headers;
+  rpc["connections_refused"] = s.connections_refused;
+  rpc["connections_closed_idle"] = s.connections_closed_idle;
+  rpc["zerocopy_sends"] = s.zerocopy_sends;
+  rpc["zerocopy_sends_copied"] = s.zerocopy_sends_copied;
+  rpc["zerocopy_replies_freed"] = s.zerocopy_replies_freed;
+  rpc["zerocopy_replies_held"] = s.zerocopy_replies_held;
+  Json& drc = doc["drc"];
+  drc["entries"] = s.drc.entries;
+  drc["bytes"] = s.drc.bytes;
+  drc["replays"] = s.drc.replays;
+  drc["parked"] = s.drc.parked;
+  drc["dropped"] = s.drc.dropped;
+  drc["evictions"] = s.drc.evictions;
+  Json& mount = doc["mount"];
+  mount["entries"] = s.mounts;
+  mount["forgotten"] = s.mounts_forgotten;
+  Json& exports = doc["exports"] = Json::array();
   for (const ExportStatus& e : s.exports) {
-    std::vector<std::string> rules;
-    for (const auto& [who, opts] : e.rules)
-      rules.push_back(absl::StrCat(R"({"clients": )", Quote(who), R"(, "options": )",
-                                   Quote(opts), "}"));
-    exports.push_back(absl::StrFormat(R"({"id": %d, "path": %s, "rules": [%s]})", e.id,
-                                      Quote(e.path), absl::StrJoin(rules, ", ")));
+    Json ex = Json::object();
+    ex["id"] = e.id;
+    ex["path"] = e.path;
+    Json& rules = ex["rules"] = Json::array();
+    for (const auto& [who, opts] : e.rules) {
+      Json rule = Json::object();
+      rule["clients"] = who;
+      rule["options"] = opts;
+      rules.push_back(std::move(rule));
+    }
+    exports.push_back(std::move(ex));
   }
-  absl::StrAppendFormat(&out, "  \"exports\": [%s],\n", absl::StrJoin(exports, ",\n    "));
-  std::vector<std::string> programs;
+  Json& programs = doc["programs"] = Json::object();
   for (const ProgramStatus& p : s.programs) {
-    std::vector<std::string> procs;
-    for (const ProcCount& pc : p.procs)
-      procs.push_back(absl::StrCat(Quote(pc.name), ": ", pc.calls));
-    programs.push_back(absl::StrFormat(R"(%s: {"program": %d, "version": %d, "calls": {%s}})",
-                                       Quote(p.name), p.prog, p.vers,
-                                       absl::StrJoin(procs, ", ")));
+    Json& prog = programs[p.name];
+    prog["program"] = p.prog;
+    prog["version"] = p.vers;
+    Json& calls = prog["calls"] = Json::object();
+    for (const ProcCount& pc : p.procs) calls[pc.name] = pc.calls;
   }
-  absl::StrAppendFormat(&out, "  \"programs\": {%s},\n", absl::StrJoin(programs, ",\n    "));
-  if (!s.localio) return out + "  \"localio\": null\n}\n";
-  std::string record = "null";
-  if (s.record_error.empty())
-    record = absl::StrFormat(
-        R"({"instance_id": %s, "generation": %d, "bound_uuids": %d, "socket": %s})",
-        Quote(broker::UuidToString(s.record.instance_id)), s.record.generation,
-        s.record.refcount, Quote(s.record.socket_path));
-  std::vector<std::string> opens;
-  for (const auto& [name, n] : s.opens_by_status) opens.push_back(absl::StrCat(Quote(name), ": ", n));
-  std::vector<std::string> clients;
-  for (const ClientStatus& c : s.clients)
-    clients.push_back(absl::StrFormat(
-        R"({"uuid": %s, "pid": %d, "uid": %d, "domain": %s, "export_id": %d, )"
-        R"("export": %s, "opens": %d, "connections": %d, "local_io": %s})",
-        Quote(broker::UuidToString(c.seen.uuid)), c.seen.pid, c.seen.uid,
-        Quote(c.seen.domain), c.seen.export_id, Quote(c.export_path), c.seen.opens,
-        c.seen.connections, IoJson(c.local_io)));
-  absl::StrAppendFormat(&out,
-                        R"(  "localio": {"record": %s, "hellos_accepted": %d, )"
-                        R"("hellos_refused": %d, "malformed": %d, "opens": {%s}, )"
-                        R"("local_io": %s,)"
-                        "\n    \"clients\": [%s]}\n}\n",
-                        record, s.hellos_accepted, s.hellos_refused, s.malformed,
-                        absl::StrJoin(opens, ", "), IoJson(s.local_io_total),
-                        absl::StrJoin(clients, ",\n      "));
-  return out;
+  Json& localio = doc["localio"];  // null with --no-localio
+  if (s.localio) {
+    Json& record = localio["record"];  // null when the record cannot be read
+    if (s.record_error.empty()) {
+      record["instance_id"] = broker::UuidToString(s.record.instance_id);
+      record["generation"] = s.record.generation;
+      record["bound_uuids"] = s.record.refcount;
+      record["socket"] = s.record.socket_path;
+    }
+    localio["hellos_accepted"] = s.hellos_accepted;
+    localio["hellos_refused"] = s.hellos_refused;
+    localio["malformed"] = s.malformed;
+    Json& opens = localio["opens"] = Json::object();
+    for (const auto& [name, n] : s.opens_by_status) opens[name] = n;
+    localio["local_io"] = IoJson(s.local_io_total);
+    Json& clients = localio["clients"] = Json::array();
+    for (const ClientStatus& c : s.clients) {
+      Json client = Json::object();
+      client["uuid"] = broker::UuidToString(c.seen.uuid);
+      client["pid"] = c.seen.pid;
+      client["uid"] = c.seen.uid;
+      client["domain"] = c.seen.domain;
+      client["export_id"] = c.seen.export_id;
+      client["export"] = c.export_path;
+      client["opens"] = c.seen.opens;
+      client["connections"] = c.seen.connections;
+      client["local_io"] = IoJson(c.local_io);
+      clients.push_back(std::move(client));
+    }
+  }
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace

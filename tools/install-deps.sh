@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # install-deps.sh — install (as root, from Debian 12's archive) whatever localnfs needs
-# to build, test and run its kernel-client tests. Idempotent: installs nothing when
-# everything is there, so it needs no network then.
+# to build, test, package (tools/package-test.sh) and run its kernel-client tests.
+# Idempotent: installs nothing when everything is there, so it needs no network then.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       liburcu-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev libfuse3-dev fuse3
-      libnfs-dev libnfs-utils python3)
+      libnfs-dev libnfs-utils python3
+      scdoc groff-base    # the man pages (docs/man): scdoc builds them, groff renders them in the test
+      libsystemd-dev      # sd_notify for localnfsd.service (Type=notify)
+      nlohmann-json3-dev  # JSON log lines (--log-format json) and localnfs-ctl status --json
+      dpkg-dev debhelper lintian)   # the Debian package (debian/, tools/package-test.sh)
 # The benchmarks (tools/bench-all): fio for the FUSE mount, NFS-Ganesha to compare with.
 if [ "${LOCALNFS_BENCH_DEPS:-0}" = 1 ]; then
   pkgs+=(fio nfs-ganesha nfs-ganesha-vfs)

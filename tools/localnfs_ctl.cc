@@ -6,8 +6,9 @@
 // root or the server's own user only) and prints what the server renders: the server,
 // its exports, calls per program and procedure, and the LOCALIO record, open counters
 // and bound clients with their local reads/writes/commits (server/status.h).
-// Exit: 0 ok, 1 no server answering, 2 bad usage.
+// Exit: 0 ok, 1 no server answering, 2 bad usage. --help prints the usage (exit 0).
 #include <stdio.h>
+#include <string.h>
 
 #include <string>
 #include <vector>
@@ -26,9 +27,23 @@ ABSL_FLAG(bool, json, false, "print the status as one JSON object");
 namespace {
 
 constexpr char kUsage[] = "localnfs-ctl [--runtime-dir DIR] status [--json]";
+constexpr char kHelp[] =
+    "  --runtime-dir DIR  localnfsd's --runtime-dir (default /run/localnfs as root,\n"
+    "                     $XDG_RUNTIME_DIR/localnfs otherwise)\n"
+    "  status             the server, its exports, calls, LOCALIO and its clients\n"
+    "  --json             the same as one JSON object\n"
+    "Exit: 0 ok, 1 no server answering, 2 bad usage.\n";
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  // Our own --help: absl's would exit through ParseFlagsOrExitUsage's exit hook with
+  // status 2 before its output is flushed.
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: %s\n%s", kUsage, kHelp);
+      return 0;
+    }
+  }
   std::vector<std::string> args;
   for (int i = 0; i < argc; ++i) args.push_back(localnfs::AbslFlagSpelling(argv[i]));
   std::vector<char*> rest = localnfs::ParseFlagsOrExitUsage(args);

@@ -105,7 +105,9 @@ struct Attributes {
   Timespec atime, mtime, ctime;
 };
 
-// sattr3: only the fields that hold a value are set.
+// sattr3: only the fields that hold a value are set. Client times outside nfstime3's
+// range (unsigned 32-bit seconds) are sent clamped to 0 or 4294967295 with 0 ns, as the
+// kernel NFSv3 client clamps them.
 enum class TimeHow { kDontChange, kServerTime, kClientTime };
 struct SetAttributes {
   std::optional<uint32_t> mode;

@@ -1,5 +1,6 @@
 // Integration tests of localnfs-mount: a real localnfsd, a real /dev/fuse mount, and a
 // POSIX workload through the kernel VFS checked against the server's directory.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -193,6 +194,43 @@ TEST_F(FuseMountTest, UsageAndMountErrorsExitWithDocumentedCodes) {
                        &out),
             1);
   EXPECT_NE(out.find("localnfs-mount: mount 127.0.0.1:/x:"), std::string::npos) << out;
+}
+
+int ErrnoOfCall(int rc) { return rc == 0 ? 0 : errno; }
+
+// ---- timestamps ----
+
+// nfstime3 has unsigned 32-bit seconds: times outside it are clamped to 0 and
+// 4294967295 (2106-02-07) with 0 ns, as the kernel NFSv3 client clamps them — never
+// wrapped to another date.
+TEST_F(FuseMountTest, TimesOutsideNfstime3AreClampedLikeTheKernelClient) {
+  ASSERT_TRUE(MountForeground());
+  Sh("touch $M/t");
+  auto set = [&](timespec atime, timespec mtime) {
+    const timespec ts[2] = {atime, mtime};
+    return ErrnoOfCall(utimensat(AT_FDCWD, M("t").c_str(), ts, 0));
+  };
+  auto expect_times = [&](const std::string& path, timespec atime, timespec mtime) {
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_atim.tv_sec, atime.tv_sec) << path;
+    EXPECT_EQ(st.st_atim.tv_nsec, atime.tv_nsec) << path;
+    EXPECT_EQ(st.st_mtim.tv_sec, mtime.tv_sec) << path;
+    EXPECT_EQ(st.st_mtim.tv_nsec, mtime.tv_nsec) << path;
+  };
+  constexpr time_t kYear2200 = 7258118400;
+  constexpr time_t kYear1960 = -315619200;
+  constexpr time_t kMax = 4294967295;
+  ASSERT_EQ(set({kYear2200, 5}, {kMax + 1, 6}), 0);
+  expect_times(E("t"), {kMax, 0}, {kMax, 0});
+  expect_times(M("t"), {kMax, 0}, {kMax, 0});
+  ASSERT_EQ(set({kYear1960, 5}, {-1, 999999999}), 0);
+  expect_times(E("t"), {0, 0}, {0, 0});
+  expect_times(M("t"), {0, 0}, {0, 0});
+  // In range, to the nanosecond.
+  ASSERT_EQ(set({1700000000, 123456789}, {kMax - 1, 7}), 0);
+  expect_times(E("t"), {1700000000, 123456789}, {kMax - 1, 7});
+  expect_times(M("t"), {1700000000, 123456789}, {kMax - 1, 7});
 }
 
 }  // namespace

@@ -7,10 +7,23 @@
 // Design: the libfuse 3.14 low-level API. FUSE inode numbers map to NFS file handles
 // through an InodeTable (lookup counts, forget); every operation is one or a few calls
 // on Nfs3Client with the credentials of the calling process (fuse_req_ctx uid/gid and
-// fuse_req_getgroups), so the server — not this daemon — decides permissions, exactly as
-// for a kernel NFS mount. READ and WRITE use the handle and credentials captured at
-// open (an OpenFile in fi->fh), as the kernel NFS client uses its open context: no
-// inode-table lookup and no /proc read (fuse_req_getgroups) per I/O.
+// fuse_req_getgroups), so the server decides every operation, as for a kernel NFS
+// mount. READ and WRITE use the handle and credentials captured at open (an OpenFile in
+// fi->fh), as the kernel NFS client uses its open context: no inode-table lookup and no
+// /proc read (fuse_req_getgroups) per I/O.
+//
+// Permissions: FUSE asks the daemon about an open, never about a path walk through a
+// cached dentry, an open of a FIFO, or the MAY_WRITE that open(O_TRUNC) needs — checks
+// the kernel NFS client makes with ACCESS. So the mount is made with
+// default_permissions: the kernel checks every one of them against the mode, owner
+// and group we report (cached for kAttrTimeout; a denial is re-checked with fresh
+// attributes), and the server still checks each operation with the caller's
+// credentials: an open asks ACCESS, and a size change without a file open for writing
+// (truncate(2), open(O_TRUNC)) asks ACCESS for MODIFY first, so that neither a root the
+// server squashes (the kernel lets root through) nor an owner (the server's SETATTR
+// lets the owner truncate without write permission) truncates what it may not write.
+// What the kernel cannot see from mode bits: ACLs on the server, and exports that map
+// users to another uid (all_squash, anonuid) — the kernel judges by the uid it sees.
 //
 // Read replies: with LOCALIO a read of at least kSpliceMin bytes is spliced from the
 // server's file into a per-thread pipe and from there, by fuse_reply_data, into
@@ -311,6 +324,19 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   if (ino == kStatsIno) return (void)fuse_reply_err(req, EACCES);
   std::optional<FileHandle> fh = HandleOr(req, ino);
   if (!fh) return;
+  Nfs3Client& c = *State(req)->client;
+  const Credentials cred = CallerCredentials(req);
+  // A size change not made through a file open for writing (truncate(2), and
+  // open(O_TRUNC), whose truncation comes here without the file) needs write permission,
+  // which the kernel NFS client checks with ACCESS before its SETATTR (may_open and
+  // vfs_truncate ask MAY_WRITE). The server's SETATTR alone lets a file's owner change
+  // the size without it (knfsd's owner override, for writes through an fd opened
+  // before a chmod), and default_permissions cannot see a squashed root.
+  if ((to_set & FUSE_SET_ATTR_SIZE) && fi == nullptr) {
+    absl::StatusOr<uint32_t> granted = c.Access(*fh, kAccessModify, cred);
+    if (!granted.ok()) return ReplyStatus(req, granted.status());
+    if (!(*granted & kAccessModify)) return (void)fuse_reply_err(req, EACCES);
+  }
   SetAttributes s;
   if (to_set & FUSE_SET_ATTR_MODE) s.mode = attr->st_mode & 07777;
   if (to_set & FUSE_SET_ATTR_UID) s.uid = attr->st_uid;
@@ -328,7 +354,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     s.mtime_how = TimeHow::kClientTime;
     s.mtime = {attr->st_mtim.tv_sec, static_cast<uint32_t>(attr->st_mtim.tv_nsec)};
   }
-  absl::StatusOr<Attributes> a = State(req)->client->SetAttr(*fh, s, CallerCredentials(req));
+  absl::StatusOr<Attributes> a = c.SetAttr(*fh, s, cred);
   if (!a.ok()) return ReplyStatus(req, a.status());
   const struct stat st = ToStat(*a);
   fuse_reply_attr(req, &st, kAttrTimeout);
@@ -1024,7 +1050,10 @@ int Run(int argc, char** argv) {
   std::vector<std::string> mount_opts = {
       absl::StrCat("fsname=localnfs:", what), "subtype=localnfs",
       absl::StrCat("max_read=", state.splice_max != 0 ? state.splice_max : kMaxIo)};
-  // As root, serve every user like a kernel NFS mount; the server checks permissions.
+  // The kernel checks permissions on the attributes we report (the file comment,
+  // "Permissions"); the server checks every operation again with the caller's
+  // credentials. As root, serve every user like a kernel NFS mount.
+  mount_opts.push_back("default_permissions");
   if (geteuid() == 0) mount_opts.push_back("allow_other");
   for (const std::string& o : args.fuse_options) mount_opts.push_back(o);
   fuse_argv_storage.push_back("-o");

@@ -30,6 +30,21 @@ using testing::Sha256OfFile;
 using testing::TempDir;
 using testing::TestServer;
 using testing::UnmountFuse;
+using testing::RunAsUser;
+using testing::ReadLocalFile;
+
+// An ordinary user (the test runs as root) for permission checks.
+constexpr uid_t kUser = 1000;
+constexpr gid_t kUserGroup = 1000;
+constexpr uid_t kNobody = 65534;
+
+// The errno of open(path, flags) (0 if it opened), as the calling process.
+int OpenErrno(const std::string& path, int flags) {
+  const int fd = open(path.c_str(), flags);
+  if (fd < 0) return errno;
+  close(fd);
+  return 0;
+}
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -196,7 +211,90 @@ TEST_F(FuseMountTest, UsageAndMountErrorsExitWithDocumentedCodes) {
   EXPECT_NE(out.find("localnfs-mount: mount 127.0.0.1:/x:"), std::string::npos) << out;
 }
 
+// ---- permissions (default_permissions, and ACCESS before a truncate) ----
+
+// Makes `rel` in the export on the server's side, with exactly this owner and mode.
+void MakeServerFile(const std::string& path, const std::string& content, uid_t uid,
+                    mode_t mode) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+  ASSERT_EQ(chown(path.c_str(), uid, uid), 0) << path;
+  ASSERT_EQ(chmod(path.c_str(), mode), 0) << path;
+}
+
 int ErrnoOfCall(int rc) { return rc == 0 ? 0 : errno; }
+
+// The checks the kernel NFS client makes (with ACCESS) and FUSE never asks the daemon
+// about: O_TRUNC needs write permission; every directory of a path needs search
+// permission, also when another user's lookup left its dentry cached; opens of FIFOs and
+// directories need read permission. As an ordinary user, with controls that what the user
+// may do still works.
+TEST_F(FuseMountTest, OrdinaryUserGetsTheKernelClientsPermissionChecks) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as uid " << kUser;
+  ASSERT_TRUE(MountForeground());
+  ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("mine"), "keep", kUser, 0444));
+  ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("theirs"), "keep", 0, 0644));
+  ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("mine_rw"), "x", kUser, 0644));
+  ASSERT_EQ(mkdir(E("private").c_str(), 0700), 0);
+  ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("private/f"), "secret", 0, 0644));
+  ASSERT_EQ(mkfifo(E("fifo").c_str(), 0600), 0);
+  auto as_user = [](const std::function<int()>& body) {
+    return RunAsUser(kUser, kUserGroup, body);
+  };
+
+  // open(O_RDONLY | O_TRUNC) of a file the user may not write: refused, nothing lost —
+  // also of the user's own read-only file, which the server's SETATTR would truncate
+  // (its owner override).
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("mine"), O_RDONLY | O_TRUNC); }), EACCES);
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("theirs"), O_RDONLY | O_TRUNC); }), EACCES);
+  EXPECT_EQ(as_user([&] { return ErrnoOfCall(truncate(M("mine").c_str(), 0)); }), EACCES);
+  EXPECT_EQ(ReadLocalFile(E("mine")), "keep");
+  EXPECT_EQ(ReadLocalFile(E("theirs")), "keep");
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("mine"), O_RDONLY); }), 0);
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("mine_rw"), O_WRONLY | O_TRUNC); }), 0);
+  EXPECT_EQ(ReadLocalFile(E("mine_rw")), "");
+
+  // Search permission: root's lookup leaves private/f in the kernel's dentry cache; the
+  // user still may not reach it through private (0700 root).
+  struct stat st {};
+  ASSERT_EQ(stat(M("private/f").c_str(), &st), 0);
+  ASSERT_EQ(ReadLocalFile(M("private/f")), "secret");
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("private/f"), O_RDONLY); }), EACCES);
+  EXPECT_EQ(as_user([&] {
+              struct stat s {};
+              return ErrnoOfCall(stat(M("private/f").c_str(), &s));
+            }),
+            EACCES);
+  // Opening a directory, and a FIFO (which the kernel opens without asking the daemon).
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("private"), O_RDONLY | O_DIRECTORY); }), EACCES);
+  ASSERT_EQ(lstat(M("fifo").c_str(), &st), 0);
+  ASSERT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("fifo"), O_RDONLY | O_NONBLOCK); }), EACCES);
+
+  // Controls: the same opens once the modes allow them (chmod through the mount).
+  ASSERT_EQ(chmod(M("private").c_str(), 0755), 0);
+  ASSERT_EQ(chmod(M("fifo").c_str(), 0644), 0);
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("private/f"), O_RDONLY); }), 0);
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("private"), O_RDONLY | O_DIRECTORY); }), 0);
+  EXPECT_EQ(as_user([&] { return OpenErrno(M("fifo"), O_RDONLY | O_NONBLOCK); }), 0);
+}
+
+// A root the server squashes passes the kernel's checks (CAP_DAC_OVERRIDE) but not the
+// server's: open(O_TRUNC) and truncate(2) of a file the squashed root owns but may not
+// write are refused before any SETATTR, which the server's owner override would allow.
+TEST_F(FuseMountTest, SquashedRootCannotTruncateWhatItMayNotWrite) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  ASSERT_TRUE(server_->ReloadExports({export_.path()}, "rw,root_squash"));
+  ASSERT_TRUE(MountForeground());
+  ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("nobodys"), "keep", kNobody, 0444));
+  ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("writable"), "x", kNobody, 0644));
+  EXPECT_EQ(OpenErrno(M("nobodys"), O_RDONLY | O_TRUNC), EACCES);
+  EXPECT_EQ(ErrnoOfCall(truncate(M("nobodys").c_str(), 0)), EACCES);
+  EXPECT_EQ(ReadLocalFile(E("nobodys")), "keep");
+  // Controls: reading it works, and so does truncating a file the squashed root may write.
+  EXPECT_EQ(ReadLocalFile(M("nobodys")), "keep");
+  EXPECT_EQ(OpenErrno(M("writable"), O_WRONLY | O_TRUNC), 0);
+  EXPECT_EQ(ReadLocalFile(E("writable")), "");
+}
 
 // ---- timestamps ----
 

@@ -231,6 +231,10 @@ class DataPath {
                                               uint32_t count, const Credentials& cred) = 0;
   // A snapshot of this path's counters (a wrapper adds those of what it wraps).
   virtual IoCounters Counters() const = 0;
+  // `fh` was removed on the server: drop whatever this path keeps open of it (LOCALIO
+  // caches fds of the server's files), so that its space is freed. Calls still using
+  // such an fd finish first.
+  virtual void ForgetFile(const FileHandle& fh) {}
 };
 
 class RpcPool;  // client_localio/rpc_pool.h

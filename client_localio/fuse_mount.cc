@@ -25,6 +25,14 @@
 // What the kernel cannot see from mode bits: ACLs on the server, and exports that map
 // users to another uid (all_squash, anonuid) — the kernel judges by the uid it sees.
 //
+// Unlink or rename over a file that is open through this mount renames it to a hidden
+// ".nfs<fileid><counter>" name in its directory and removes that at its last close (the
+// kernel NFS client's silly rename, inode_table.h), so the open file keeps working;
+// readdir does not list such names, and fstat shows the nlink without them. A mount
+// that a signal ends while such files are open removes their names on the way out; one
+// that crashes leaves them behind, as a crashed kernel client does (remove them on the
+// server, e.g. find EXPORT -name '.nfs*', once no client has them open).
+//
 // Read replies: with LOCALIO a read of at least kSpliceMin bytes is spliced from the
 // server's file into a per-thread pipe and from there, by fuse_reply_data, into
 // /dev/fuse — the only copy is the kernel's into the reader's pages. libfuse splices a
@@ -46,7 +54,9 @@
 //
 // Counters: the mount root holds a virtual read-only file `.localnfs-stats` (not listed
 // by readdir) whose content is FormatCounters() of the data path plus the LOCALIO mode,
-// e.g. `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
+// the files open through the mount (`open_files`) and those of them silly-renamed
+// (`silly_renamed`), e.g. `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh
+// snapshot.
 //
 // LOCALIO: the data path is a LocalioDataPath (client_localio/localio_data_path.h)
 // looking for the server's broker in `-o runtime_dir=DIR` / `--runtime-dir DIR`
@@ -73,11 +83,15 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -120,6 +134,9 @@ struct MountState {
   size_t splice_max = 0;
   // Kernel FUSE passthrough (-o passthrough, fuse_passthrough.h); null when off.
   std::unique_ptr<FusePassthrough> passthrough;
+  // The counter part of silly names (MakeSillyName); starts at a random value so that
+  // two mounts hiding the same file try different names first.
+  std::atomic<uint32_t> silly_counter{0};
 };
 
 // An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
@@ -197,6 +214,8 @@ struct stat StatsFileStat() {
 std::string StatsText(const MountState& m) {
   return absl::StrCat(FormatCounters(m.client->Counters()),
                       "resends ", m.client->resends(), "\n",
+                      "open_files ", m.inodes->open_count(), "\n",
+                      "silly_renamed ", m.inodes->silly_count(), "\n",
                       "localio_mode ", LocalioModeName(m.localio), "\n",
                       "localio_active ",
                       m.localio_path != nullptr && m.localio_path->local_active() ? 1 : 0,
@@ -223,10 +242,18 @@ std::optional<FileHandle> HandleOr(fuse_req_t req, fuse_ino_t ino) {
   return fh;
 }
 
-fuse_entry_param EntryParam(fuse_ino_t ino, const Attributes& attrs) {
+// The attributes of `ino` as the mount reports them: a silly-renamed file's hidden
+// name is not counted in st_nlink (inode_table.h).
+struct stat InodeStat(const MountState& m, fuse_ino_t ino, const Attributes& attrs) {
+  struct stat st = ToStat(attrs);
+  if (st.st_nlink > 0 && m.inodes->SillyRenamed(ino)) --st.st_nlink;
+  return st;
+}
+
+fuse_entry_param EntryParam(const MountState& m, fuse_ino_t ino, const Attributes& attrs) {
   fuse_entry_param e{};
   e.ino = ino;
-  e.attr = ToStat(attrs);
+  e.attr = InodeStat(m, ino, attrs);
   e.attr_timeout = kAttrTimeout;
   e.entry_timeout = kEntryTimeout;
   return e;
@@ -237,7 +264,7 @@ fuse_entry_param EntryParam(fuse_ino_t ino, const Attributes& attrs) {
 void ReplyEntry(fuse_req_t req, const Entry& entry) {
   InodeTable& inodes = *State(req)->inodes;
   const fuse_ino_t ino = inodes.Ref(entry.handle);
-  const fuse_entry_param e = EntryParam(ino, entry.attributes);
+  const fuse_entry_param e = EntryParam(*State(req), ino, entry.attributes);
   if (fuse_reply_entry(req, &e) != 0) inodes.Forget(ino, 1);
 }
 
@@ -315,7 +342,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!fh) return;
   absl::StatusOr<Attributes> a = State(req)->client->GetAttr(*fh, CallerCredentials(req));
   if (!a.ok()) return ReplyStatus(req, a.status());
-  const struct stat st = ToStat(*a);
+  const struct stat st = InodeStat(*State(req), ino, *a);
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
@@ -356,7 +383,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   }
   absl::StatusOr<Attributes> a = c.SetAttr(*fh, s, cred);
   if (!a.ok()) return ReplyStatus(req, a.status());
-  const struct stat st = ToStat(*a);
+  const struct stat st = InodeStat(*State(req), ino, *a);
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
@@ -401,10 +428,86 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   ReplyEntryOr(req, State(req)->client->Mkdir(*dir, name, mode & 07777, CallerCredentials(req)));
 }
 
+// ---- silly rename (inode_table.h) ----
+
+// Removes the hidden name of a silly-renamed file at its last close (or as the mount
+// goes away). Nobody waits for the outcome: a failure is logged, and the name stays
+// on the server as the kernel client's would.
+void RemoveSillyName(MountState& m, const SillyName& silly) {
+  const absl::Status s = m.client->Remove(silly.dir, silly.name, silly.cred);
+  if (!s.ok() && ErrnoOf(s) != ENOENT) {
+    LOG_WARNING("cannot remove %s of a file unlinked while open: %s", silly.name,
+                std::string(s.message()));
+    return;
+  }
+  // LOCALIO's cached fds of it would keep its blocks on the server's disk.
+  m.client->data_path().ForgetFile(silly.file);
+}
+
+// One open of `ino` fewer; at the last close of a silly-renamed file, its hidden name
+// goes.
+void CloseInode(MountState& m, fuse_ino_t ino) {
+  if (std::optional<SillyName> silly = m.inodes->Close(ino)) RemoveSillyName(m, *silly);
+}
+
+// Renames the open `file` (`fileid`), named `name` in `dir`, to a silly name in the same
+// directory: the first name LOOKUP does not find (NFSv3 RENAME would replace a file
+// there), as nfs_sillyrename does. The name, or an errno.
+std::variant<SillyName, int> SillyRename(MountState& m, const FileHandle& file,
+                                         uint64_t fileid, const FileHandle& dir,
+                                         std::string_view name, const Credentials& cred) {
+  constexpr int kMaxTries = 64;
+  for (int i = 0; i < kMaxTries; ++i) {
+    std::string silly = MakeSillyName(fileid, m.silly_counter.fetch_add(1));
+    const absl::StatusOr<Entry> taken = m.client->Lookup(dir, silly, cred);
+    if (taken.ok()) continue;
+    if (ErrnoOf(taken.status()) != ENOENT) return ErrnoOf(taken.status());
+    if (const int err = ErrnoOf(m.client->Rename(dir, name, dir, silly, cred)); err != 0)
+      return err;
+    return SillyName{file, dir, std::move(silly), cred};
+  }
+  return EBUSY;  // no free name
+}
+
+// Before `name` in `dir` is unlinked or renamed over: if it names a regular file open
+// through this mount, that file is silly-renamed (*hidden: `name` is free now);
+// otherwise the caller goes on with the name as it is. Returns an errno (0: go on).
+// Only while some file is open does this cost a LOOKUP; a failed one is left to the
+// operation itself to report.
+int HideIfOpen(MountState& m, const FileHandle& dir, std::string_view name,
+               const Credentials& cred, bool* hidden) {
+  *hidden = false;
+  if (!m.inodes->AnyOpen()) return 0;
+  const absl::StatusOr<Entry> victim = m.client->Lookup(dir, name, cred);
+  if (!victim.ok() || victim->attributes.type != FileType::kRegular) return 0;
+  switch (m.inodes->PlanRemove(victim->handle, dir, name)) {
+    case InodeTable::RemovePlan::kRemove:
+      return 0;
+    case InodeTable::RemovePlan::kBusy:
+      return EBUSY;  // as the kernel answers for a silly-renamed dentry
+    case InodeTable::RemovePlan::kSillyRename:
+      break;
+  }
+  std::variant<SillyName, int> silly =
+      SillyRename(m, victim->handle, victim->attributes.fileid, dir, name, cred);
+  SillyName* renamed = std::get_if<SillyName>(&silly);
+  std::optional<SillyName> closed = m.inodes->FinishSillyRename(
+      victim->handle, renamed != nullptr ? std::optional<SillyName>(*renamed) : std::nullopt);
+  if (closed) RemoveSillyName(m, *closed);  // the last close came meanwhile
+  if (renamed == nullptr) return std::get<int>(silly);
+  *hidden = true;
+  return 0;
+}
+
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::optional<FileHandle> dir = HandleOr(req, parent);
   if (!dir) return;
-  fuse_reply_err(req, ErrnoOf(State(req)->client->Remove(*dir, name, CallerCredentials(req))));
+  MountState& m = *State(req);
+  const Credentials cred = CallerCredentials(req);
+  bool hidden = false;
+  if (const int err = HideIfOpen(m, *dir, name, cred, &hidden); err != 0 || hidden)
+    return (void)fuse_reply_err(req, err);
+  fuse_reply_err(req, ErrnoOf(m.client->Remove(*dir, name, cred)));
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -427,8 +530,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   if (!from) return;
   std::optional<FileHandle> to = HandleOr(req, newparent);
   if (!to) return;
-  fuse_reply_err(req, ErrnoOf(State(req)->client->Rename(*from, name, *to, newname,
-                                                         CallerCredentials(req))));
+  MountState& m = *State(req);
+  const Credentials cred = CallerCredentials(req);
+  // An open file renamed over keeps its data under a silly name, as nfs_rename does.
+  bool hidden = false;
+  if (const int err = HideIfOpen(m, *to, newname, cred, &hidden); err != 0)
+    return (void)fuse_reply_err(req, err);
+  fuse_reply_err(req, ErrnoOf(m.client->Rename(*from, name, *to, newname, cred)));
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
@@ -503,17 +611,24 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   std::optional<FileHandle> fh = HandleOr(req, ino);
   if (!fh) return;
+  MountState& m = *State(req);
+  // Counted before the server is asked, so that an unlink from now on keeps the file.
+  m.inodes->Open(ino);
+  absl::Cleanup not_opened = [&] { CloseInode(m, ino); };
   // Close-to-open: permission is checked by the server at open, as NFS clients do.
   const uint32_t want = AccessForOpen(fi->flags);
-  absl::StatusOr<uint32_t> granted =
-      State(req)->client->Access(*fh, want, CallerCredentials(req));
+  absl::StatusOr<uint32_t> granted = m.client->Access(*fh, want, CallerCredentials(req));
   if (!granted.ok()) return ReplyStatus(req, granted.status());
   if ((*granted & want) != want) return (void)fuse_reply_err(req, EACCES);
   auto* of = new OpenFile{*std::move(fh), CallerCredentials(req),
                           (fi->flags & O_ACCMODE) != O_RDONLY};
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;  // revalidate cached pages on every open (close-to-open)
-  if (ReplyOpen(req, ino, fi, of, nullptr) != 0) delete of;
+  if (ReplyOpen(req, ino, fi, of, nullptr) != 0) {
+    delete of;
+    return;
+  }
+  std::move(not_opened).Cancel();  // until release
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -524,14 +639,16 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   absl::StatusOr<Entry> e =
       State(req)->client->Create(*dir, name, how, mode & 07777, CallerCredentials(req));
   if (!e.ok()) return ReplyStatus(req, e.status());
-  InodeTable& inodes = *State(req)->inodes;
-  const fuse_ino_t ino = inodes.Ref(e->handle);
-  const fuse_entry_param param = EntryParam(ino, e->attributes);
+  MountState& m = *State(req);
+  const fuse_ino_t ino = m.inodes->Ref(e->handle);
+  m.inodes->Open(ino);
+  const fuse_entry_param param = EntryParam(m, ino, e->attributes);
   auto* of = new OpenFile{e->handle, CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY};
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
   if (ReplyOpen(req, ino, fi, of, &param) != 0) {
-    inodes.Forget(ino, 1);
+    CloseInode(m, ino);
+    m.inodes->Forget(ino, 1);
     delete of;
   }
 }
@@ -682,6 +799,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   (void)CommitErrno(req, ino, /*force=*/false);
   EndOpen(*State(req), ino, *OpenFileOf(fi));
   delete OpenFileOf(fi);
+  CloseInode(*State(req), ino);  // the last close of an unlinked file removes it
   fuse_reply_err(req, 0);
 }
 
@@ -698,7 +816,9 @@ void OpReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 // readdir and readdirplus. Entries come from one full READDIRPLUS listing taken at
-// offset 0 ("." and ".." first, synthesised here; the stats file hidden).
+// offset 0: "." and ".." first, synthesised here (the server's own, if it lists them,
+// are skipped, so they never appear twice); the stats file and silly-renamed files
+// (inode_table.h, whoever hid them) are not listed.
 //
 // The reply is sent only after d->mu is released: once the kernel has the reply, the
 // process may close the directory and another FUSE thread may run releasedir, which
@@ -725,7 +845,7 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
         d->entries.push_back(DirEntry{.name = ".", .fileid = ino});
         d->entries.push_back(DirEntry{.name = "..", .fileid = 1});
         for (DirEntry& e : *list) {
-          if (e.name == "." || e.name == "..") continue;
+          if (e.name == "." || e.name == ".." || IsSillyName(e.name)) continue;
           if (ino == FUSE_ROOT_ID && e.name == kStatsName) continue;
           d->entries.push_back(std::move(e));
         }
@@ -741,7 +861,8 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
         fuse_entry_param p{};
         const bool with_entry = e.handle.has_value() && e.attributes.has_value() && i >= 2;
         if (with_entry) {
-          p = EntryParam(m->inodes->Ref(*e.handle), *e.attributes);
+          const fuse_ino_t entry_ino = m->inodes->Ref(*e.handle);
+          p = EntryParam(*m, entry_ino, *e.attributes);
         } else {
           // ino 0: the kernel lists the name without instantiating an entry.
           p.attr.st_ino = e.fileid;
@@ -1032,6 +1153,7 @@ int Run(int argc, char** argv) {
   }
   state.client = *std::move(client);
   state.inodes = std::make_unique<InodeTable>(state.client->root());
+  state.silly_counter.store(std::random_device{}(), std::memory_order_relaxed);
   LocalioOptions lio_options;
   lio_options.mode = args.localio;
   lio_options.runtime_dir = args.runtime_dir;
@@ -1108,6 +1230,10 @@ int Run(int argc, char** argv) {
       fuse_loop_cfg_set_max_threads(cfg, kMaxThreads);
       rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : kExitRuntime;
       fuse_loop_cfg_destroy(cfg);
+      // Files unlinked while open and still open now (a signal ended the loop) can
+      // never be reached again: their hidden names go with us.
+      for (const SillyName& silly : state.inodes->TakeSillyNames())
+        RemoveSillyName(state, silly);
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

@@ -1,5 +1,6 @@
 // Integration tests of localnfs-mount: a real localnfsd, a real /dev/fuse mount, and a
 // POSIX workload through the kernel VFS checked against the server's directory.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,12 +11,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "client_localio/test_util.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 
 namespace localnfs::client {
@@ -32,6 +35,8 @@ using testing::TestServer;
 using testing::UnmountFuse;
 using testing::RunAsUser;
 using testing::ReadLocalFile;
+using testing::WaitUntil;
+using ::localnfs::UniqueFd;
 
 // An ordinary user (the test runs as root) for permission checks.
 constexpr uid_t kUser = 1000;
@@ -44,6 +49,27 @@ int OpenErrno(const std::string& path, int flags) {
   if (fd < 0) return errno;
   close(fd);
   return 0;
+}
+
+// The names in `dir` as readdir lists them ("." and ".." included).
+std::multiset<std::string> List(const std::string& dir) {
+  std::multiset<std::string> names;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    ADD_FAILURE() << "opendir " << dir << ": " << strerror(errno);
+    return names;
+  }
+  while (const dirent* e = readdir(d)) names.insert(e->d_name);
+  closedir(d);
+  return names;
+}
+
+// The silly-renamed files (".nfs…") in the server's directory `dir`.
+std::vector<std::string> SillyFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const std::string& n : List(dir))
+    if (n.rfind(".nfs", 0) == 0) out.push_back(n);
+  return out;
 }
 
 std::string Slurp(const std::string& path) {
@@ -329,6 +355,190 @@ TEST_F(FuseMountTest, TimesOutsideNfstime3AreClampedLikeTheKernelClient) {
   ASSERT_EQ(set({1700000000, 123456789}, {kMax - 1, 7}), 0);
   expect_times(E("t"), {1700000000, 123456789}, {kMax - 1, 7});
   expect_times(M("t"), {1700000000, 123456789}, {kMax - 1, 7});
+}
+
+// ---- unlink and rename over open files (silly rename) ----
+
+enum class DataPathMode { kRpc, kLocalio, kPassthrough };
+
+class SillyRenameTest : public FuseMountTest,
+                        public ::testing::WithParamInterface<DataPathMode> {
+ protected:
+  // Mounts with the data path of the parameter; skips when this kernel does not offer
+  // passthrough. Callers return on IsSkipped() or HasFatalFailure().
+  void MountForMode() {
+    std::vector<std::string> options;
+    switch (GetParam()) {
+      case DataPathMode::kRpc:
+        options = {"-o", "localio=off"};
+        break;
+      case DataPathMode::kLocalio:
+        options = {"-o", absl::StrCat("localio=on,runtime_dir=", server_->runtime_dir())};
+        break;
+      case DataPathMode::kPassthrough:
+        options = {"-o",
+                   absl::StrCat("localio=on,passthrough,runtime_dir=", server_->runtime_dir())};
+        break;
+    }
+    ASSERT_TRUE(MountForeground(options));
+    if (GetParam() == DataPathMode::kPassthrough && PassthroughNotOffered())
+      GTEST_SKIP() << "this kernel does not offer FUSE passthrough";
+  }
+  // Waits until the mount counts `n` open files (its releases are asynchronous).
+  ::testing::AssertionResult OpenFilesBecome(uint64_t n) {
+    const std::string line = absl::StrCat("\nopen_files ", n, "\n");
+    if (WaitUntil([&] { return Stats().find(line) != std::string::npos; }, 10000))
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "open_files is not " << n << ":\n" << Stats();
+  }
+};
+
+std::string PreadAll(int fd, size_t n) {
+  std::string buf(n, '\0');
+  const ssize_t got = pread(fd, buf.data(), n, 0);
+  buf.resize(got < 0 ? 0 : static_cast<size_t>(got));
+  return buf;
+}
+
+// The files under `dir` that process `pid` holds open although they were removed.
+std::vector<std::string> DeletedFilesOpenIn(pid_t pid, const std::string& dir) {
+  std::vector<std::string> out;
+  const std::string fds = absl::StrCat("/proc/", pid, "/fd");
+  DIR* d = opendir(fds.c_str());
+  if (d == nullptr) {
+    ADD_FAILURE() << "opendir " << fds << ": " << strerror(errno);
+    return out;
+  }
+  while (const dirent* e = readdir(d)) {
+    char target[4096];
+    const ssize_t n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    const std::string t(target, static_cast<size_t>(n));
+    if (t.rfind(dir + "/", 0) == 0 && t.find(" (deleted)") != std::string::npos)
+      out.push_back(t);
+  }
+  closedir(d);
+  return out;
+}
+
+// An unlinked open file keeps working through its fds — read, write, fstat (nlink 0),
+// ftruncate, fsync — hidden on the server under a silly name that readdir does not
+// list, until the last of its opens is closed; a file that is not open goes at once.
+TEST_P(SillyRenameTest, UnlinkedOpenFileWorksUntilTheLastClose) {
+  MountForMode();
+  if (IsSkipped() || HasFatalFailure()) return;
+  UniqueFd fd(open(M("a").c_str(), O_CREAT | O_RDWR, 0644));
+  ASSERT_TRUE(fd.valid()) << strerror(errno);
+  ASSERT_EQ(pwrite(fd.get(), "hello world", 11, 0), 11);
+  UniqueFd fd2(open(M("a").c_str(), O_RDONLY));
+  ASSERT_TRUE(fd2.valid()) << strerror(errno);
+  ASSERT_EQ(unlink(M("a").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(access(M("a").c_str(), F_OK), -1);
+  EXPECT_EQ(access(E("a").c_str(), F_OK), -1);
+
+  // The fds work on.
+  EXPECT_EQ(pwrite(fd.get(), "HELLO", 5, 0), 5) << strerror(errno);
+  EXPECT_EQ(PreadAll(fd.get(), 64), "HELLO world");
+  struct stat st {};
+  EXPECT_EQ(fstat(fd.get(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_nlink, 0u);
+  EXPECT_EQ(st.st_size, 11);
+  EXPECT_EQ(ftruncate(fd.get(), 5), 0) << strerror(errno);
+  EXPECT_EQ(fsync(fd.get()), 0) << strerror(errno);
+  EXPECT_EQ(fstat(fd.get(), &st), 0);
+  EXPECT_EQ(st.st_size, 5);
+
+  // On the server the file has a silly name, which the mount does not list and which
+  // cannot be unlinked while the file is open (EBUSY, as the kernel).
+  const std::vector<std::string> silly = SillyFiles(export_.path());
+  ASSERT_EQ(silly.size(), 1u);
+  EXPECT_EQ(silly[0].size(), 28u) << silly[0];  // ".nfs" + 16 + 8 hex digits
+  EXPECT_EQ(ReadLocalFile(E(silly[0])), "HELLO");
+  EXPECT_EQ(List(mnt_.path()), (std::multiset<std::string>{".", ".."}));
+  EXPECT_EQ(Stat("silly_renamed"), 1u);
+  EXPECT_EQ(ErrnoOfCall(unlink(M(silly[0]).c_str())), EBUSY);
+
+  // One close of two: the other open still has the file.
+  fd.reset();
+  ASSERT_TRUE(OpenFilesBecome(1));
+  EXPECT_EQ(SillyFiles(export_.path()), silly);
+  EXPECT_EQ(PreadAll(fd2.get(), 64), "HELLO");
+  EXPECT_EQ(fstat(fd2.get(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_size, 5);
+
+  // The last close removes it from the server. Nothing holds it open either (LOCALIO's
+  // cached fds in the mount, the server's own), which would keep its blocks on the disk.
+  fd2.reset();
+  ASSERT_TRUE(OpenFilesBecome(0));
+  EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
+  EXPECT_EQ(Stat("silly_renamed"), 0u);
+  EXPECT_EQ(DeletedFilesOpenIn(daemon_.child().pid(), export_.path()),
+            std::vector<std::string>{});
+  EXPECT_EQ(DeletedFilesOpenIn(server_->pid(), export_.path()), std::vector<std::string>{});
+
+  // A file that is not open is removed at once, without a silly name.
+  Sh("echo gone > $M/b");
+  ASSERT_EQ(unlink(M("b").c_str()), 0);
+  EXPECT_EQ(access(E("b").c_str(), F_OK), -1);
+  EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
+}
+
+// Renaming another file over an open one: the name gets the new file at once, the open
+// fd keeps the old file (silly-renamed first), which goes with its last close.
+TEST_P(SillyRenameTest, RenameOverAnOpenFileKeepsItForItsFd) {
+  MountForMode();
+  if (IsSkipped() || HasFatalFailure()) return;
+  Sh("printf old > $M/b; printf new > $M/c");
+  UniqueFd fd(open(M("b").c_str(), O_RDWR));
+  ASSERT_TRUE(fd.valid()) << strerror(errno);
+  ASSERT_EQ(rename(M("c").c_str(), M("b").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(ReadLocalFile(M("b")), "new");
+  EXPECT_EQ(ReadLocalFile(E("b")), "new");
+  EXPECT_EQ(access(E("c").c_str(), F_OK), -1);
+
+  EXPECT_EQ(PreadAll(fd.get(), 64), "old");
+  EXPECT_EQ(pwrite(fd.get(), "OLD", 3, 0), 3) << strerror(errno);
+  EXPECT_EQ(fsync(fd.get()), 0) << strerror(errno);
+  EXPECT_EQ(ReadLocalFile(E("b")), "new");
+  const std::vector<std::string> silly = SillyFiles(export_.path());
+  ASSERT_EQ(silly.size(), 1u);
+  EXPECT_EQ(ReadLocalFile(E(silly[0])), "OLD");
+  EXPECT_EQ(List(mnt_.path()), (std::multiset<std::string>{".", "..", "b"}));
+
+  fd.reset();
+  ASSERT_TRUE(OpenFilesBecome(0));
+  EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
+  EXPECT_EQ(DeletedFilesOpenIn(daemon_.child().pid(), export_.path()),
+            std::vector<std::string>{});
+  EXPECT_EQ(ReadLocalFile(E("b")), "new");
+}
+
+INSTANTIATE_TEST_SUITE_P(DataPaths, SillyRenameTest,
+                         ::testing::Values(DataPathMode::kRpc, DataPathMode::kLocalio,
+                                           DataPathMode::kPassthrough),
+                         [](const ::testing::TestParamInfo<DataPathMode>& info) {
+                           switch (info.param) {
+                             case DataPathMode::kRpc: return "Rpc";
+                             case DataPathMode::kLocalio: return "Localio";
+                             case DataPathMode::kPassthrough: return "Passthrough";
+                           }
+                           return "Unknown";
+                         });
+
+// A mount that ends while an unlinked file is still open (here: SIGTERM) removes the
+// file's silly name on its way out; nobody can reach that file any more. (A mount that
+// is killed leaves it, as a crashed kernel client does.)
+TEST_F(FuseMountTest, MountEndingWithAnUnlinkedOpenFileRemovesIt) {
+  ASSERT_TRUE(MountForeground());
+  UniqueFd fd(open(M("a").c_str(), O_CREAT | O_RDWR, 0644));
+  ASSERT_TRUE(fd.valid()) << strerror(errno);
+  ASSERT_EQ(unlink(M("a").c_str()), 0);
+  ASSERT_EQ(SillyFiles(export_.path()).size(), 1u);
+  daemon_.child().Kill(SIGTERM);
+  int status = 0;
+  ASSERT_TRUE(daemon_.child().Wait(10000, &status)) << daemon_.Output();
+  EXPECT_TRUE(WIFEXITED(status)) << daemon_.Output();
+  EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
 }
 
 }  // namespace

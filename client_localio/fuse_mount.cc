@@ -24,6 +24,9 @@
 // lets the owner truncate without write permission) truncates what it may not write.
 // What the kernel cannot see from mode bits: ACLs on the server, and exports that map
 // users to another uid (all_squash, anonuid) — the kernel judges by the uid it sees.
+// Since every path walk now starts with a check of the root's mode, a failed GETATTR of
+// the root is answered with its last known attributes, so that the stats file stays
+// reachable when the export is gone.
 //
 // Unlink or rename over a file that is open through this mount renames it to a hidden
 // ".nfs<fileid><counter>" name in its directory and removes that at its last close (the
@@ -137,6 +140,12 @@ struct MountState {
   // The counter part of silly names (MakeSillyName); starts at a random value so that
   // two mounts hiding the same file try different names first.
   std::atomic<uint32_t> silly_counter{0};
+  // The root's attributes from its last GETATTR, replied when a GETATTR of the root
+  // fails (export gone, server refusing): with default_permissions every path walk
+  // first checks the root's mode, and the stats file must stay reachable for diagnosis
+  // when the server does not answer. Names under the root still fail as the server says.
+  absl::Mutex root_mu;
+  std::optional<Attributes> root_attrs ABSL_GUARDED_BY(root_mu);
 };
 
 // An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
@@ -340,9 +349,21 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   std::optional<FileHandle> fh = HandleOr(req, ino);
   if (!fh) return;
-  absl::StatusOr<Attributes> a = State(req)->client->GetAttr(*fh, CallerCredentials(req));
+  MountState& m = *State(req);
+  absl::StatusOr<Attributes> a = m.client->GetAttr(*fh, CallerCredentials(req));
+  if (ino == FUSE_ROOT_ID) {
+    absl::MutexLock l(&m.root_mu);
+    if (a.ok()) {
+      m.root_attrs = *a;
+    } else if (m.root_attrs) {
+      // Not cached (timeout 0): the next check asks the server again.
+      const struct stat st = ToStat(*m.root_attrs);
+      fuse_reply_attr(req, &st, 0);
+      return;
+    }
+  }
   if (!a.ok()) return ReplyStatus(req, a.status());
-  const struct stat st = InodeStat(*State(req), ino, *a);
+  const struct stat st = InodeStat(m, ino, *a);
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 

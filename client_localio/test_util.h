@@ -1,6 +1,8 @@
 // client_localio/test_util.h — helpers for client_localio's integration tests: a real
 // localnfsd child process (explicit or ephemeral ports, restartable on the same ports),
-// temporary directories, free ports and running commands.
+// temporary directories, free ports, running commands (also a function as another
+// user, RunAsUser), polling for an event (WaitUntil) and reading the FUSE mount's
+// stats file.
 //
 // Owns: the server child process and its output pipe (read by one thread that keeps
 // everything it printed), and the temporary directories it creates.

@@ -263,20 +263,31 @@ TEST_F(FuseMountTest, OrdinaryUserGetsTheKernelClientsPermissionChecks) {
   ASSERT_EQ(mkdir(E("private").c_str(), 0700), 0);
   ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("private/f"), "secret", 0, 0644));
   ASSERT_EQ(mkfifo(E("fifo").c_str(), 0600), 0);
-  auto as_user = [](const std::function<int()>& body) {
-    return RunAsUser(kUser, kUserGroup, body);
+  // As uid kUser, the errno of open / truncate / stat of `path`. Paths are made before
+  // the fork: the child only makes system calls.
+  auto open_as_user = [](const std::string& path, int flags) {
+    return RunAsUser(kUser, kUserGroup, [&] { return OpenErrno(path, flags); });
+  };
+  auto truncate_as_user = [](const std::string& path) {
+    return RunAsUser(kUser, kUserGroup, [&] { return ErrnoOfCall(truncate(path.c_str(), 0)); });
+  };
+  auto stat_as_user = [](const std::string& path) {
+    return RunAsUser(kUser, kUserGroup, [&] {
+      struct stat s {};
+      return ErrnoOfCall(stat(path.c_str(), &s));
+    });
   };
 
   // open(O_RDONLY | O_TRUNC) of a file the user may not write: refused, nothing lost —
   // also of the user's own read-only file, which the server's SETATTR would truncate
   // (its owner override).
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("mine"), O_RDONLY | O_TRUNC); }), EACCES);
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("theirs"), O_RDONLY | O_TRUNC); }), EACCES);
-  EXPECT_EQ(as_user([&] { return ErrnoOfCall(truncate(M("mine").c_str(), 0)); }), EACCES);
+  EXPECT_EQ(open_as_user(M("mine"), O_RDONLY | O_TRUNC), EACCES);
+  EXPECT_EQ(open_as_user(M("theirs"), O_RDONLY | O_TRUNC), EACCES);
+  EXPECT_EQ(truncate_as_user(M("mine")), EACCES);
   EXPECT_EQ(ReadLocalFile(E("mine")), "keep");
   EXPECT_EQ(ReadLocalFile(E("theirs")), "keep");
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("mine"), O_RDONLY); }), 0);
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("mine_rw"), O_WRONLY | O_TRUNC); }), 0);
+  EXPECT_EQ(open_as_user(M("mine"), O_RDONLY), 0);
+  EXPECT_EQ(open_as_user(M("mine_rw"), O_WRONLY | O_TRUNC), 0);
   EXPECT_EQ(ReadLocalFile(E("mine_rw")), "");
 
   // Search permission: root's lookup leaves private/f in the kernel's dentry cache; the
@@ -284,24 +295,20 @@ TEST_F(FuseMountTest, OrdinaryUserGetsTheKernelClientsPermissionChecks) {
   struct stat st {};
   ASSERT_EQ(stat(M("private/f").c_str(), &st), 0);
   ASSERT_EQ(ReadLocalFile(M("private/f")), "secret");
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("private/f"), O_RDONLY); }), EACCES);
-  EXPECT_EQ(as_user([&] {
-              struct stat s {};
-              return ErrnoOfCall(stat(M("private/f").c_str(), &s));
-            }),
-            EACCES);
+  EXPECT_EQ(open_as_user(M("private/f"), O_RDONLY), EACCES);
+  EXPECT_EQ(stat_as_user(M("private/f")), EACCES);
   // Opening a directory, and a FIFO (which the kernel opens without asking the daemon).
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("private"), O_RDONLY | O_DIRECTORY); }), EACCES);
+  EXPECT_EQ(open_as_user(M("private"), O_RDONLY | O_DIRECTORY), EACCES);
   ASSERT_EQ(lstat(M("fifo").c_str(), &st), 0);
   ASSERT_TRUE(S_ISFIFO(st.st_mode));
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("fifo"), O_RDONLY | O_NONBLOCK); }), EACCES);
+  EXPECT_EQ(open_as_user(M("fifo"), O_RDONLY | O_NONBLOCK), EACCES);
 
   // Controls: the same opens once the modes allow them (chmod through the mount).
   ASSERT_EQ(chmod(M("private").c_str(), 0755), 0);
   ASSERT_EQ(chmod(M("fifo").c_str(), 0644), 0);
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("private/f"), O_RDONLY); }), 0);
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("private"), O_RDONLY | O_DIRECTORY); }), 0);
-  EXPECT_EQ(as_user([&] { return OpenErrno(M("fifo"), O_RDONLY | O_NONBLOCK); }), 0);
+  EXPECT_EQ(open_as_user(M("private/f"), O_RDONLY), 0);
+  EXPECT_EQ(open_as_user(M("private"), O_RDONLY | O_DIRECTORY), 0);
+  EXPECT_EQ(open_as_user(M("fifo"), O_RDONLY | O_NONBLOCK), 0);
 }
 
 // A root the server squashes passes the kernel's checks (CAP_DAC_OVERRIDE) but not the

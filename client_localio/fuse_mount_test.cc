@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -24,19 +24,19 @@
 namespace localnfs::client {
 namespace {
 
+using ::localnfs::UniqueFd;
 using testing::FreePort;
 using testing::IsMountedAs;
 using testing::MountBinary;
+using testing::ReadLocalFile;
+using testing::RunAsUser;
 using testing::RunCommand;
 using testing::SanitizerReport;
 using testing::Sha256OfFile;
 using testing::TempDir;
 using testing::TestServer;
 using testing::UnmountFuse;
-using testing::RunAsUser;
-using testing::ReadLocalFile;
 using testing::WaitUntil;
-using ::localnfs::UniqueFd;
 
 // An ordinary user (the test runs as root) for permission checks.
 constexpr uid_t kUser = 1000;

@@ -88,8 +88,7 @@ class InodeTable {
   RemovePlan PlanRemove(const FileHandle& fh, const FileHandle& dir, std::string_view name);
   // Ends a kSillyRename of `fh`: `silly` is its new name, nullopt if the rename failed.
   // Returns the name to remove now when the last close came meanwhile.
-  std::optional<SillyName> FinishSillyRename(const FileHandle& fh,
-                                             std::optional<SillyName> silly);
+  std::optional<SillyName> FinishSillyRename(const FileHandle& fh, std::optional<SillyName> silly);
   // True while `ino` has a silly name: the mount reports its nlink one lower (the hidden
   // name is not a link the caller made), so fstat of an unlinked open file says 0.
   bool SillyRenamed(uint64_t ino) const;

@@ -95,6 +95,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -126,6 +127,42 @@ constexpr size_t kSpliceMin = 64 * 1024;
 // FUSE worker threads: at most this many, all kept when idle.
 constexpr int kMaxThreads = 64;
 
+// An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
+// taken once at open.
+struct OpenFile {
+  FileHandle handle;
+  Credentials cred;
+  bool writable = false;  // opened O_WRONLY or O_RDWR
+  // How the kernel serves it; counted in MountState::passthrough when that exists.
+  FuseOpenMode mode = FuseOpenMode::kCached;
+};
+
+// Owns the OpenFiles whose addresses the kernel holds as fi->fh: made at open or
+// create, freed at release — or with the mount, for those the kernel never released
+// (a signal ended the loop while files were open).
+class OpenFiles {
+ public:
+  OpenFile* Add(OpenFile of) {
+    auto owned = std::make_unique<OpenFile>(std::move(of));
+    OpenFile* raw = owned.get();
+    absl::MutexLock l(&mu_);
+    files_.emplace(raw, std::move(owned));
+    return raw;
+  }
+  void Remove(OpenFile* of) {
+    std::unique_ptr<OpenFile> victim;
+    absl::MutexLock l(&mu_);
+    auto it = files_.find(of);
+    if (it == files_.end()) return;
+    victim = std::move(it->second);
+    files_.erase(it);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<OpenFile*, std::unique_ptr<OpenFile>> files_ ABSL_GUARDED_BY(mu_);
+};
+
 // The state of one mount, the FUSE userdata.
 struct MountState {
   std::unique_ptr<Nfs3Client> client;
@@ -146,16 +183,7 @@ struct MountState {
   // when the server does not answer. Names under the root still fail as the server says.
   absl::Mutex root_mu;
   std::optional<Attributes> root_attrs ABSL_GUARDED_BY(root_mu);
-};
-
-// An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
-// taken once at open.
-struct OpenFile {
-  FileHandle handle;
-  Credentials cred;
-  bool writable = false;  // opened O_WRONLY or O_RDWR
-  // How the kernel serves it; counted in MountState::passthrough when that exists.
-  FuseOpenMode mode = FuseOpenMode::kCached;
+  OpenFiles open_files;
 };
 
 OpenFile* OpenFileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -641,12 +669,12 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   absl::StatusOr<uint32_t> granted = m.client->Access(*fh, want, CallerCredentials(req));
   if (!granted.ok()) return ReplyStatus(req, granted.status());
   if ((*granted & want) != want) return (void)fuse_reply_err(req, EACCES);
-  auto* of = new OpenFile{*std::move(fh), CallerCredentials(req),
-                          (fi->flags & O_ACCMODE) != O_RDONLY};
+  OpenFile* of = m.open_files.Add(
+      OpenFile{*std::move(fh), CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY});
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;  // revalidate cached pages on every open (close-to-open)
   if (ReplyOpen(req, ino, fi, of, nullptr) != 0) {
-    delete of;
+    m.open_files.Remove(of);
     return;
   }
   std::move(not_opened).Cancel();  // until release
@@ -664,13 +692,14 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   const fuse_ino_t ino = m.inodes->Ref(e->handle);
   m.inodes->Open(ino);
   const fuse_entry_param param = EntryParam(m, ino, e->attributes);
-  auto* of = new OpenFile{e->handle, CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY};
+  OpenFile* of = m.open_files.Add(
+      OpenFile{e->handle, CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY});
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
   if (ReplyOpen(req, ino, fi, of, &param) != 0) {
     CloseInode(m, ino);
     m.inodes->Forget(ino, 1);
-    delete of;
+    m.open_files.Remove(of);
   }
 }
 
@@ -819,7 +848,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // error has nobody to go to.
   (void)CommitErrno(req, ino, /*force=*/false);
   EndOpen(*State(req), ino, *OpenFileOf(fi));
-  delete OpenFileOf(fi);
+  State(req)->open_files.Remove(OpenFileOf(fi));
   CloseInode(*State(req), ino);  // the last close of an unlinked file removes it
   fuse_reply_err(req, 0);
 }

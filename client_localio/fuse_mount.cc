@@ -788,9 +788,13 @@ bool ReplySplicedRead(fuse_req_t req, const OpenFile& of, size_t size, off_t off
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   if (ino == kStatsIno) {
+    // Replied from a copy: once the kernel has the reply the reader may close the file,
+    // and another FUSE thread's release frees the snapshot — possibly before this
+    // thread's writev has returned (ASan's writev interceptor reads the buffer then).
     const std::string& text = *reinterpret_cast<std::string*>(fi->fh);
     const size_t start = std::min(static_cast<size_t>(off), text.size());
-    fuse_reply_buf(req, text.data() + start, std::min(size, text.size() - start));
+    const std::string part = text.substr(start, size);
+    fuse_reply_buf(req, part.data(), part.size());
     return;
   }
   MountState* m = State(req);

@@ -57,9 +57,10 @@
 //
 // Counters: the mount root holds a virtual read-only file `.localnfs-stats` (not listed
 // by readdir) whose content is FormatCounters() of the data path plus the LOCALIO mode,
-// the files open through the mount (`open_files`) and those of them silly-renamed
-// (`silly_renamed`), e.g. `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh
-// snapshot.
+// the files open through the mount (`open_files`), those of them silly-renamed
+// (`silly_renamed`) and the releases of files done so far (`releases`: a close's
+// release is asynchronous, this says it has happened), e.g.
+// `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
 //
 // LOCALIO: the data path is a LocalioDataPath (client_localio/localio_data_path.h)
 // looking for the server's broker in `-o runtime_dir=DIR` / `--runtime-dir DIR`
@@ -184,6 +185,8 @@ struct MountState {
   absl::Mutex root_mu;
   std::optional<Attributes> root_attrs ABSL_GUARDED_BY(root_mu);
   OpenFiles open_files;
+  // Releases of regular files whose work (commit, silly-name removal) is done.
+  std::atomic<uint64_t> releases{0};
 };
 
 OpenFile* OpenFileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -252,6 +255,7 @@ std::string StatsText(const MountState& m) {
   return absl::StrCat(FormatCounters(m.client->Counters()),
                       "resends ", m.client->resends(), "\n",
                       "open_files ", m.inodes->open_count(), "\n",
+                      "releases ", m.releases.load(std::memory_order_relaxed), "\n",
                       "silly_renamed ", m.inodes->silly_count(), "\n",
                       "localio_mode ", LocalioModeName(m.localio), "\n",
                       "localio_active ",
@@ -854,6 +858,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   EndOpen(*State(req), ino, *OpenFileOf(fi));
   State(req)->open_files.Remove(OpenFileOf(fi));
   CloseInode(*State(req), ino);  // the last close of an unlinked file removes it
+  State(req)->releases.fetch_add(1, std::memory_order_relaxed);
   fuse_reply_err(req, 0);
 }
 

@@ -391,12 +391,13 @@ class SillyRenameTest : public FuseMountTest,
     if (GetParam() == DataPathMode::kPassthrough && PassthroughNotOffered())
       GTEST_SKIP() << "this kernel does not offer FUSE passthrough";
   }
-  // Waits until the mount counts `n` open files (its releases are asynchronous).
-  ::testing::AssertionResult OpenFilesBecome(uint64_t n) {
-    const std::string line = absl::StrCat("\nopen_files ", n, "\n");
-    if (WaitUntil([&] { return Stats().find(line) != std::string::npos; }, 10000))
+  // Waits until the mount has done `n` releases of files (a close's release is
+  // asynchronous: its work, e.g. removing a silly name, is done when it counts). `n` is
+  // every open the test made through the mount so far, so all of them are released.
+  ::testing::AssertionResult ReleasesBecome(uint64_t n) {
+    if (WaitUntil([&] { return testing::FindStatsCounter(Stats(), "releases") >= n; }, 10000))
       return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "open_files is not " << n << ":\n" << Stats();
+    return ::testing::AssertionFailure() << "releases is not " << n << ":\n" << Stats();
   }
 };
 
@@ -467,7 +468,8 @@ TEST_P(SillyRenameTest, UnlinkedOpenFileWorksUntilTheLastClose) {
 
   // One close of two: the other open still has the file.
   fd.reset();
-  ASSERT_TRUE(OpenFilesBecome(1));
+  ASSERT_TRUE(ReleasesBecome(1));
+  EXPECT_EQ(Stat("open_files"), 1u);
   EXPECT_EQ(SillyFiles(export_.path()), silly);
   EXPECT_EQ(PreadAll(fd2.get(), 64), "HELLO");
   EXPECT_EQ(fstat(fd2.get(), &st), 0) << strerror(errno);
@@ -476,7 +478,8 @@ TEST_P(SillyRenameTest, UnlinkedOpenFileWorksUntilTheLastClose) {
   // The last close removes it from the server. Nothing holds it open either (LOCALIO's
   // cached fds in the mount, the server's own), which would keep its blocks on the disk.
   fd2.reset();
-  ASSERT_TRUE(OpenFilesBecome(0));
+  ASSERT_TRUE(ReleasesBecome(2));
+  EXPECT_EQ(Stat("open_files"), 0u);
   EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
   EXPECT_EQ(Stat("silly_renamed"), 0u);
   EXPECT_EQ(DeletedFilesOpenIn(daemon_.child().pid(), export_.path()),
@@ -513,7 +516,9 @@ TEST_P(SillyRenameTest, RenameOverAnOpenFileKeepsItForItsFd) {
   EXPECT_EQ(List(mnt_.path()), (std::multiset<std::string>{".", "..", "b"}));
 
   fd.reset();
-  ASSERT_TRUE(OpenFilesBecome(0));
+  // The shell's two printf, the read of b through the mount, then ours.
+  ASSERT_TRUE(ReleasesBecome(4));
+  EXPECT_EQ(Stat("open_files"), 0u);
   EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
   EXPECT_EQ(DeletedFilesOpenIn(daemon_.child().pid(), export_.path()),
             std::vector<std::string>{});

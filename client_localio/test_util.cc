@@ -144,7 +144,7 @@ bool WaitUntil(const std::function<bool()>& done, int timeout_ms) {
   return true;
 }
 
-uint64_t StatsCounter(const std::string& stats, const std::string& name) {
+std::optional<uint64_t> FindStatsCounter(const std::string& stats, const std::string& name) {
   std::istringstream in(stats);
   std::string key;
   std::string value;
@@ -152,6 +152,11 @@ uint64_t StatsCounter(const std::string& stats, const std::string& name) {
     if (key == name) return std::stoull(value);
     std::getline(in, value);
   }
+  return std::nullopt;
+}
+
+uint64_t StatsCounter(const std::string& stats, const std::string& name) {
+  if (std::optional<uint64_t> v = FindStatsCounter(stats, name)) return *v;
   ADD_FAILURE() << "no counter " << name << " in:\n" << stats;
   return 0;
 }

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,8 @@ bool WaitUntil(const std::function<bool()>& done, int timeout_ms);
 // The value of counter `name` in a `.localnfs-stats` text ("name value" lines); a test
 // failure and 0 when it is missing.
 uint64_t StatsCounter(const std::string& stats, const std::string& name);
+// The same, nullopt when it is missing (no test failure).
+std::optional<uint64_t> FindStatsCounter(const std::string& stats, const std::string& name);
 
 // Sha-256 of a local file, via sha256sum; "" on failure.
 std::string Sha256OfFile(const std::string& path);

@@ -105,7 +105,9 @@ struct Attributes {
   Timespec atime, mtime, ctime;
 };
 
-// sattr3: only the fields that hold a value are set.
+// sattr3: only the fields that hold a value are set. Client times outside nfstime3's
+// range (unsigned 32-bit seconds) are sent clamped to 0 or 4294967295 with 0 ns, as the
+// kernel NFSv3 client clamps them.
 enum class TimeHow { kDontChange, kServerTime, kClientTime };
 struct SetAttributes {
   std::optional<uint32_t> mode;
@@ -229,6 +231,10 @@ class DataPath {
                                               uint32_t count, const Credentials& cred) = 0;
   // A snapshot of this path's counters (a wrapper adds those of what it wraps).
   virtual IoCounters Counters() const = 0;
+  // `fh` was removed on the server: drop whatever this path keeps open of it (LOCALIO
+  // caches fds of the server's files), so that its space is freed. Calls still using
+  // such an fd finish first.
+  virtual void ForgetFile(const FileHandle& fh) {}
 };
 
 class RpcPool;  // client_localio/rpc_pool.h

@@ -7,10 +7,34 @@
 // Design: the libfuse 3.14 low-level API. FUSE inode numbers map to NFS file handles
 // through an InodeTable (lookup counts, forget); every operation is one or a few calls
 // on Nfs3Client with the credentials of the calling process (fuse_req_ctx uid/gid and
-// fuse_req_getgroups), so the server — not this daemon — decides permissions, exactly as
-// for a kernel NFS mount. READ and WRITE use the handle and credentials captured at
-// open (an OpenFile in fi->fh), as the kernel NFS client uses its open context: no
-// inode-table lookup and no /proc read (fuse_req_getgroups) per I/O.
+// fuse_req_getgroups), so the server decides every operation, as for a kernel NFS
+// mount. READ and WRITE use the handle and credentials captured at open (an OpenFile in
+// fi->fh), as the kernel NFS client uses its open context: no inode-table lookup and no
+// /proc read (fuse_req_getgroups) per I/O.
+//
+// Permissions: FUSE asks the daemon about an open, never about a path walk through a
+// cached dentry, an open of a FIFO, or the MAY_WRITE that open(O_TRUNC) needs — checks
+// the kernel NFS client makes with ACCESS. So the mount is made with
+// default_permissions: the kernel checks every one of them against the mode, owner
+// and group we report (cached for kAttrTimeout; a denial is re-checked with fresh
+// attributes), and the server still checks each operation with the caller's
+// credentials: an open asks ACCESS, and a size change without a file open for writing
+// (truncate(2), open(O_TRUNC)) asks ACCESS for MODIFY first, so that neither a root the
+// server squashes (the kernel lets root through) nor an owner (the server's SETATTR
+// lets the owner truncate without write permission) truncates what it may not write.
+// What the kernel cannot see from mode bits: ACLs on the server, and exports that map
+// users to another uid (all_squash, anonuid) — the kernel judges by the uid it sees.
+// Since every path walk now starts with a check of the root's mode, a failed GETATTR of
+// the root is answered with its last known attributes, so that the stats file stays
+// reachable when the export is gone.
+//
+// Unlink or rename over a file that is open through this mount renames it to a hidden
+// ".nfs<fileid><counter>" name in its directory and removes that at its last close (the
+// kernel NFS client's silly rename, inode_table.h), so the open file keeps working;
+// readdir does not list such names, and fstat shows the nlink without them. A mount
+// that a signal ends while such files are open removes their names on the way out; one
+// that crashes leaves them behind, as a crashed kernel client does (remove them on the
+// server, e.g. find EXPORT -name '.nfs*', once no client has them open).
 //
 // Read replies: with LOCALIO a read of at least kSpliceMin bytes is spliced from the
 // server's file into a per-thread pipe and from there, by fuse_reply_data, into
@@ -33,7 +57,10 @@
 //
 // Counters: the mount root holds a virtual read-only file `.localnfs-stats` (not listed
 // by readdir) whose content is FormatCounters() of the data path plus the LOCALIO mode,
-// e.g. `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
+// the files open through the mount (`open_files`), those of them silly-renamed
+// (`silly_renamed`) and the releases of files done so far (`releases`: a close's
+// release is asynchronous, this says it has happened), e.g.
+// `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
 //
 // LOCALIO: the data path is a LocalioDataPath (client_localio/localio_data_path.h)
 // looking for the server's broker in `-o runtime_dir=DIR` / `--runtime-dir DIR`
@@ -60,11 +87,16 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -96,6 +128,42 @@ constexpr size_t kSpliceMin = 64 * 1024;
 // FUSE worker threads: at most this many, all kept when idle.
 constexpr int kMaxThreads = 64;
 
+// An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
+// taken once at open.
+struct OpenFile {
+  FileHandle handle;
+  Credentials cred;
+  bool writable = false;  // opened O_WRONLY or O_RDWR
+  // How the kernel serves it; counted in MountState::passthrough when that exists.
+  FuseOpenMode mode = FuseOpenMode::kCached;
+};
+
+// Owns the OpenFiles whose addresses the kernel holds as fi->fh: made at open or
+// create, freed at release — or with the mount, for those the kernel never released
+// (a signal ended the loop while files were open).
+class OpenFiles {
+ public:
+  OpenFile* Add(OpenFile of) {
+    auto owned = std::make_unique<OpenFile>(std::move(of));
+    OpenFile* raw = owned.get();
+    absl::MutexLock l(&mu_);
+    files_.emplace(raw, std::move(owned));
+    return raw;
+  }
+  void Remove(OpenFile* of) {
+    std::unique_ptr<OpenFile> victim;
+    absl::MutexLock l(&mu_);
+    auto it = files_.find(of);
+    if (it == files_.end()) return;
+    victim = std::move(it->second);
+    files_.erase(it);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<OpenFile*, std::unique_ptr<OpenFile>> files_ ABSL_GUARDED_BY(mu_);
+};
+
 // The state of one mount, the FUSE userdata.
 struct MountState {
   std::unique_ptr<Nfs3Client> client;
@@ -107,16 +175,18 @@ struct MountState {
   size_t splice_max = 0;
   // Kernel FUSE passthrough (-o passthrough, fuse_passthrough.h); null when off.
   std::unique_ptr<FusePassthrough> passthrough;
-};
-
-// An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
-// taken once at open.
-struct OpenFile {
-  FileHandle handle;
-  Credentials cred;
-  bool writable = false;  // opened O_WRONLY or O_RDWR
-  // How the kernel serves it; counted in MountState::passthrough when that exists.
-  FuseOpenMode mode = FuseOpenMode::kCached;
+  // The counter part of silly names (MakeSillyName); starts at a random value so that
+  // two mounts hiding the same file try different names first.
+  std::atomic<uint32_t> silly_counter{0};
+  // The root's attributes from its last GETATTR, replied when a GETATTR of the root
+  // fails (export gone, server refusing): with default_permissions every path walk
+  // first checks the root's mode, and the stats file must stay reachable for diagnosis
+  // when the server does not answer. Names under the root still fail as the server says.
+  absl::Mutex root_mu;
+  std::optional<Attributes> root_attrs ABSL_GUARDED_BY(root_mu);
+  OpenFiles open_files;
+  // Releases of regular files whose work (commit, silly-name removal) is done.
+  std::atomic<uint64_t> releases{0};
 };
 
 OpenFile* OpenFileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -184,6 +254,9 @@ struct stat StatsFileStat() {
 std::string StatsText(const MountState& m) {
   return absl::StrCat(FormatCounters(m.client->Counters()),
                       "resends ", m.client->resends(), "\n",
+                      "open_files ", m.inodes->open_count(), "\n",
+                      "releases ", m.releases.load(std::memory_order_relaxed), "\n",
+                      "silly_renamed ", m.inodes->silly_count(), "\n",
                       "localio_mode ", LocalioModeName(m.localio), "\n",
                       "localio_active ",
                       m.localio_path != nullptr && m.localio_path->local_active() ? 1 : 0,
@@ -210,10 +283,18 @@ std::optional<FileHandle> HandleOr(fuse_req_t req, fuse_ino_t ino) {
   return fh;
 }
 
-fuse_entry_param EntryParam(fuse_ino_t ino, const Attributes& attrs) {
+// The attributes of `ino` as the mount reports them: a silly-renamed file's hidden
+// name is not counted in st_nlink (inode_table.h).
+struct stat InodeStat(const MountState& m, fuse_ino_t ino, const Attributes& attrs) {
+  struct stat st = ToStat(attrs);
+  if (st.st_nlink > 0 && m.inodes->SillyRenamed(ino)) --st.st_nlink;
+  return st;
+}
+
+fuse_entry_param EntryParam(const MountState& m, fuse_ino_t ino, const Attributes& attrs) {
   fuse_entry_param e{};
   e.ino = ino;
-  e.attr = ToStat(attrs);
+  e.attr = InodeStat(m, ino, attrs);
   e.attr_timeout = kAttrTimeout;
   e.entry_timeout = kEntryTimeout;
   return e;
@@ -224,7 +305,7 @@ fuse_entry_param EntryParam(fuse_ino_t ino, const Attributes& attrs) {
 void ReplyEntry(fuse_req_t req, const Entry& entry) {
   InodeTable& inodes = *State(req)->inodes;
   const fuse_ino_t ino = inodes.Ref(entry.handle);
-  const fuse_entry_param e = EntryParam(ino, entry.attributes);
+  const fuse_entry_param e = EntryParam(*State(req), ino, entry.attributes);
   if (fuse_reply_entry(req, &e) != 0) inodes.Forget(ino, 1);
 }
 
@@ -300,9 +381,21 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   std::optional<FileHandle> fh = HandleOr(req, ino);
   if (!fh) return;
-  absl::StatusOr<Attributes> a = State(req)->client->GetAttr(*fh, CallerCredentials(req));
+  MountState& m = *State(req);
+  absl::StatusOr<Attributes> a = m.client->GetAttr(*fh, CallerCredentials(req));
+  if (ino == FUSE_ROOT_ID) {
+    absl::MutexLock l(&m.root_mu);
+    if (a.ok()) {
+      m.root_attrs = *a;
+    } else if (m.root_attrs) {
+      // Not cached (timeout 0): the next check asks the server again.
+      const struct stat st = ToStat(*m.root_attrs);
+      fuse_reply_attr(req, &st, 0);
+      return;
+    }
+  }
   if (!a.ok()) return ReplyStatus(req, a.status());
-  const struct stat st = ToStat(*a);
+  const struct stat st = InodeStat(m, ino, *a);
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
@@ -311,6 +404,19 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   if (ino == kStatsIno) return (void)fuse_reply_err(req, EACCES);
   std::optional<FileHandle> fh = HandleOr(req, ino);
   if (!fh) return;
+  Nfs3Client& c = *State(req)->client;
+  const Credentials cred = CallerCredentials(req);
+  // A size change not made through a file open for writing (truncate(2), and
+  // open(O_TRUNC), whose truncation comes here without the file) needs write permission,
+  // which the kernel NFS client checks with ACCESS before its SETATTR (may_open and
+  // vfs_truncate ask MAY_WRITE). The server's SETATTR alone lets a file's owner change
+  // the size without it (knfsd's owner override, for writes through an fd opened
+  // before a chmod), and default_permissions cannot see a squashed root.
+  if ((to_set & FUSE_SET_ATTR_SIZE) && fi == nullptr) {
+    absl::StatusOr<uint32_t> granted = c.Access(*fh, kAccessModify, cred);
+    if (!granted.ok()) return ReplyStatus(req, granted.status());
+    if (!(*granted & kAccessModify)) return (void)fuse_reply_err(req, EACCES);
+  }
   SetAttributes s;
   if (to_set & FUSE_SET_ATTR_MODE) s.mode = attr->st_mode & 07777;
   if (to_set & FUSE_SET_ATTR_UID) s.uid = attr->st_uid;
@@ -328,9 +434,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     s.mtime_how = TimeHow::kClientTime;
     s.mtime = {attr->st_mtim.tv_sec, static_cast<uint32_t>(attr->st_mtim.tv_nsec)};
   }
-  absl::StatusOr<Attributes> a = State(req)->client->SetAttr(*fh, s, CallerCredentials(req));
+  absl::StatusOr<Attributes> a = c.SetAttr(*fh, s, cred);
   if (!a.ok()) return ReplyStatus(req, a.status());
-  const struct stat st = ToStat(*a);
+  const struct stat st = InodeStat(*State(req), ino, *a);
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
@@ -375,10 +481,86 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   ReplyEntryOr(req, State(req)->client->Mkdir(*dir, name, mode & 07777, CallerCredentials(req)));
 }
 
+// ---- silly rename (inode_table.h) ----
+
+// Removes the hidden name of a silly-renamed file at its last close (or as the mount
+// goes away). Nobody waits for the outcome: a failure is logged, and the name stays
+// on the server as the kernel client's would.
+void RemoveSillyName(MountState& m, const SillyName& silly) {
+  const absl::Status s = m.client->Remove(silly.dir, silly.name, silly.cred);
+  if (!s.ok() && ErrnoOf(s) != ENOENT) {
+    LOG_WARNING("cannot remove %s of a file unlinked while open: %s", silly.name,
+                std::string(s.message()));
+    return;
+  }
+  // LOCALIO's cached fds of it would keep its blocks on the server's disk.
+  m.client->data_path().ForgetFile(silly.file);
+}
+
+// One open of `ino` fewer; at the last close of a silly-renamed file, its hidden name
+// goes.
+void CloseInode(MountState& m, fuse_ino_t ino) {
+  if (std::optional<SillyName> silly = m.inodes->Close(ino)) RemoveSillyName(m, *silly);
+}
+
+// Renames the open `file` (`fileid`), named `name` in `dir`, to a silly name in the same
+// directory: the first name LOOKUP does not find (NFSv3 RENAME would replace a file
+// there), as nfs_sillyrename does. The name, or an errno.
+std::variant<SillyName, int> SillyRename(MountState& m, const FileHandle& file,
+                                         uint64_t fileid, const FileHandle& dir,
+                                         std::string_view name, const Credentials& cred) {
+  constexpr int kMaxTries = 64;
+  for (int i = 0; i < kMaxTries; ++i) {
+    std::string silly = MakeSillyName(fileid, m.silly_counter.fetch_add(1));
+    const absl::StatusOr<Entry> taken = m.client->Lookup(dir, silly, cred);
+    if (taken.ok()) continue;
+    if (ErrnoOf(taken.status()) != ENOENT) return ErrnoOf(taken.status());
+    if (const int err = ErrnoOf(m.client->Rename(dir, name, dir, silly, cred)); err != 0)
+      return err;
+    return SillyName{file, dir, std::move(silly), cred};
+  }
+  return EBUSY;  // no free name
+}
+
+// Before `name` in `dir` is unlinked or renamed over: if it names a regular file open
+// through this mount, that file is silly-renamed (*hidden: `name` is free now);
+// otherwise the caller goes on with the name as it is. Returns an errno (0: go on).
+// Only while some file is open does this cost a LOOKUP; a failed one is left to the
+// operation itself to report.
+int HideIfOpen(MountState& m, const FileHandle& dir, std::string_view name,
+               const Credentials& cred, bool* hidden) {
+  *hidden = false;
+  if (!m.inodes->AnyOpen()) return 0;
+  const absl::StatusOr<Entry> victim = m.client->Lookup(dir, name, cred);
+  if (!victim.ok() || victim->attributes.type != FileType::kRegular) return 0;
+  switch (m.inodes->PlanRemove(victim->handle, dir, name)) {
+    case InodeTable::RemovePlan::kRemove:
+      return 0;
+    case InodeTable::RemovePlan::kBusy:
+      return EBUSY;  // as the kernel answers for a silly-renamed dentry
+    case InodeTable::RemovePlan::kSillyRename:
+      break;
+  }
+  std::variant<SillyName, int> silly =
+      SillyRename(m, victim->handle, victim->attributes.fileid, dir, name, cred);
+  SillyName* renamed = std::get_if<SillyName>(&silly);
+  std::optional<SillyName> closed = m.inodes->FinishSillyRename(
+      victim->handle, renamed != nullptr ? std::optional<SillyName>(*renamed) : std::nullopt);
+  if (closed) RemoveSillyName(m, *closed);  // the last close came meanwhile
+  if (renamed == nullptr) return std::get<int>(silly);
+  *hidden = true;
+  return 0;
+}
+
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::optional<FileHandle> dir = HandleOr(req, parent);
   if (!dir) return;
-  fuse_reply_err(req, ErrnoOf(State(req)->client->Remove(*dir, name, CallerCredentials(req))));
+  MountState& m = *State(req);
+  const Credentials cred = CallerCredentials(req);
+  bool hidden = false;
+  if (const int err = HideIfOpen(m, *dir, name, cred, &hidden); err != 0 || hidden)
+    return (void)fuse_reply_err(req, err);
+  fuse_reply_err(req, ErrnoOf(m.client->Remove(*dir, name, cred)));
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -401,8 +583,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   if (!from) return;
   std::optional<FileHandle> to = HandleOr(req, newparent);
   if (!to) return;
-  fuse_reply_err(req, ErrnoOf(State(req)->client->Rename(*from, name, *to, newname,
-                                                         CallerCredentials(req))));
+  MountState& m = *State(req);
+  const Credentials cred = CallerCredentials(req);
+  // An open file renamed over keeps its data under a silly name, as nfs_rename does.
+  bool hidden = false;
+  if (const int err = HideIfOpen(m, *to, newname, cred, &hidden); err != 0)
+    return (void)fuse_reply_err(req, err);
+  fuse_reply_err(req, ErrnoOf(m.client->Rename(*from, name, *to, newname, cred)));
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
@@ -477,17 +664,24 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   std::optional<FileHandle> fh = HandleOr(req, ino);
   if (!fh) return;
+  MountState& m = *State(req);
+  // Counted before the server is asked, so that an unlink from now on keeps the file.
+  m.inodes->Open(ino);
+  absl::Cleanup not_opened = [&] { CloseInode(m, ino); };
   // Close-to-open: permission is checked by the server at open, as NFS clients do.
   const uint32_t want = AccessForOpen(fi->flags);
-  absl::StatusOr<uint32_t> granted =
-      State(req)->client->Access(*fh, want, CallerCredentials(req));
+  absl::StatusOr<uint32_t> granted = m.client->Access(*fh, want, CallerCredentials(req));
   if (!granted.ok()) return ReplyStatus(req, granted.status());
   if ((*granted & want) != want) return (void)fuse_reply_err(req, EACCES);
-  auto* of = new OpenFile{*std::move(fh), CallerCredentials(req),
-                          (fi->flags & O_ACCMODE) != O_RDONLY};
+  OpenFile* of = m.open_files.Add(
+      OpenFile{*std::move(fh), CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY});
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;  // revalidate cached pages on every open (close-to-open)
-  if (ReplyOpen(req, ino, fi, of, nullptr) != 0) delete of;
+  if (ReplyOpen(req, ino, fi, of, nullptr) != 0) {
+    m.open_files.Remove(of);
+    return;
+  }
+  std::move(not_opened).Cancel();  // until release
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -498,15 +692,18 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   absl::StatusOr<Entry> e =
       State(req)->client->Create(*dir, name, how, mode & 07777, CallerCredentials(req));
   if (!e.ok()) return ReplyStatus(req, e.status());
-  InodeTable& inodes = *State(req)->inodes;
-  const fuse_ino_t ino = inodes.Ref(e->handle);
-  const fuse_entry_param param = EntryParam(ino, e->attributes);
-  auto* of = new OpenFile{e->handle, CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY};
+  MountState& m = *State(req);
+  const fuse_ino_t ino = m.inodes->Ref(e->handle);
+  m.inodes->Open(ino);
+  const fuse_entry_param param = EntryParam(m, ino, e->attributes);
+  OpenFile* of = m.open_files.Add(
+      OpenFile{e->handle, CallerCredentials(req), (fi->flags & O_ACCMODE) != O_RDONLY});
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
   if (ReplyOpen(req, ino, fi, of, &param) != 0) {
-    inodes.Forget(ino, 1);
-    delete of;
+    CloseInode(m, ino);
+    m.inodes->Forget(ino, 1);
+    m.open_files.Remove(of);
   }
 }
 
@@ -595,9 +792,13 @@ bool ReplySplicedRead(fuse_req_t req, const OpenFile& of, size_t size, off_t off
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   if (ino == kStatsIno) {
+    // Replied from a copy: once the kernel has the reply the reader may close the file,
+    // and another FUSE thread's release frees the snapshot — possibly before this
+    // thread's writev has returned (ASan's writev interceptor reads the buffer then).
     const std::string& text = *reinterpret_cast<std::string*>(fi->fh);
     const size_t start = std::min(static_cast<size_t>(off), text.size());
-    fuse_reply_buf(req, text.data() + start, std::min(size, text.size() - start));
+    const std::string part = text.substr(start, size);
+    fuse_reply_buf(req, part.data(), part.size());
     return;
   }
   MountState* m = State(req);
@@ -655,7 +856,9 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // error has nobody to go to.
   (void)CommitErrno(req, ino, /*force=*/false);
   EndOpen(*State(req), ino, *OpenFileOf(fi));
-  delete OpenFileOf(fi);
+  State(req)->open_files.Remove(OpenFileOf(fi));
+  CloseInode(*State(req), ino);  // the last close of an unlinked file removes it
+  State(req)->releases.fetch_add(1, std::memory_order_relaxed);
   fuse_reply_err(req, 0);
 }
 
@@ -672,7 +875,9 @@ void OpReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 // readdir and readdirplus. Entries come from one full READDIRPLUS listing taken at
-// offset 0 ("." and ".." first, synthesised here; the stats file hidden).
+// offset 0: "." and ".." first, synthesised here (the server's own, if it lists them,
+// are skipped, so they never appear twice); the stats file and silly-renamed files
+// (inode_table.h, whoever hid them) are not listed.
 //
 // The reply is sent only after d->mu is released: once the kernel has the reply, the
 // process may close the directory and another FUSE thread may run releasedir, which
@@ -699,7 +904,7 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
         d->entries.push_back(DirEntry{.name = ".", .fileid = ino});
         d->entries.push_back(DirEntry{.name = "..", .fileid = 1});
         for (DirEntry& e : *list) {
-          if (e.name == "." || e.name == "..") continue;
+          if (e.name == "." || e.name == ".." || IsSillyName(e.name)) continue;
           if (ino == FUSE_ROOT_ID && e.name == kStatsName) continue;
           d->entries.push_back(std::move(e));
         }
@@ -715,7 +920,8 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
         fuse_entry_param p{};
         const bool with_entry = e.handle.has_value() && e.attributes.has_value() && i >= 2;
         if (with_entry) {
-          p = EntryParam(m->inodes->Ref(*e.handle), *e.attributes);
+          const fuse_ino_t entry_ino = m->inodes->Ref(*e.handle);
+          p = EntryParam(*m, entry_ino, *e.attributes);
         } else {
           // ino 0: the kernel lists the name without instantiating an entry.
           p.attr.st_ino = e.fileid;
@@ -1006,6 +1212,7 @@ int Run(int argc, char** argv) {
   }
   state.client = *std::move(client);
   state.inodes = std::make_unique<InodeTable>(state.client->root());
+  state.silly_counter.store(std::random_device{}(), std::memory_order_relaxed);
   LocalioOptions lio_options;
   lio_options.mode = args.localio;
   lio_options.runtime_dir = args.runtime_dir;
@@ -1024,7 +1231,10 @@ int Run(int argc, char** argv) {
   std::vector<std::string> mount_opts = {
       absl::StrCat("fsname=localnfs:", what), "subtype=localnfs",
       absl::StrCat("max_read=", state.splice_max != 0 ? state.splice_max : kMaxIo)};
-  // As root, serve every user like a kernel NFS mount; the server checks permissions.
+  // The kernel checks permissions on the attributes we report (the file comment,
+  // "Permissions"); the server checks every operation again with the caller's
+  // credentials. As root, serve every user like a kernel NFS mount.
+  mount_opts.push_back("default_permissions");
   if (geteuid() == 0) mount_opts.push_back("allow_other");
   for (const std::string& o : args.fuse_options) mount_opts.push_back(o);
   fuse_argv_storage.push_back("-o");
@@ -1079,6 +1289,10 @@ int Run(int argc, char** argv) {
       fuse_loop_cfg_set_max_threads(cfg, kMaxThreads);
       rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : kExitRuntime;
       fuse_loop_cfg_destroy(cfg);
+      // Files unlinked while open and still open now (a signal ended the loop) can
+      // never be reached again: their hidden names go with us.
+      for (const SillyName& silly : state.inodes->TakeSillyNames())
+        RemoveSillyName(state, silly);
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

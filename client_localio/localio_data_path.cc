@@ -223,6 +223,24 @@ class LocalioDataPath::Session {
     index_.erase(it);
   }
 
+  // Stops caching every fd and refusal of the handle `fh`; true if there was one.
+  bool DropHandle(std::string_view fh) {
+    std::vector<std::shared_ptr<LocalFile>> victims;  // closed outside the lock
+    absl::MutexLock l(&mu_);
+    bool dropped = false;
+    for (auto it = lru_.begin(); it != lru_.end();) {
+      if (it->key.fh != fh) {
+        ++it;
+        continue;
+      }
+      victims.push_back(std::move(it->file));
+      index_.erase(it->key);
+      it = lru_.erase(it);
+      dropped = true;
+    }
+    return dropped;
+  }
+
   // Set by the handshake, immutable afterwards.
   std::unique_ptr<broker::Broker> broker;
   broker::Uuid uuid{};
@@ -677,6 +695,12 @@ absl::StatusOr<CommitResult> LocalioDataPath::Commit(const FileHandle& fh, uint6
     fallbacks_.fetch_add(1, std::memory_order_relaxed);
   }
   return rpc_->Commit(fh, offset, count, cred);
+}
+
+void LocalioDataPath::ForgetFile(const FileHandle& fh) {
+  // A Session made later has no fd of the removed file: only the current one matters.
+  std::shared_ptr<Session> s = session_.load();
+  if (s != nullptr && s->DropHandle(fh.bytes)) serial_.fetch_add(1, std::memory_order_release);
 }
 
 IoCounters LocalioDataPath::Counters() const {

@@ -22,7 +22,9 @@
 // from the cache (LRU, I/O error, Session invalidated) is closed only when the last call
 // using it returns — never while another thread's pread is on it (no fd-number reuse
 // race). A refused open is remembered for reprobe_interval so that a file the server
-// will not hand out does not cost one socket round trip per I/O.
+// will not hand out does not cost one socket round trip per I/O. ForgetFile() drops the
+// fds of a file the caller removed (the FUSE mount's silly-renamed files at their last
+// close), which would otherwise keep its blocks allocated on the server until evicted.
 //
 // Invalidation: before every local I/O one LoadGeneration() acquire load is compared
 // with the generation of the binding; a difference (server exit, crash + restart,
@@ -146,6 +148,8 @@ class LocalioDataPath final : public DataPath {
                                       const Credentials& cred) override;
   // RPC counters of the wrapped path plus the local ones.
   IoCounters Counters() const override;
+  // Drops every cached fd (and remembered refusal) of `fh`, for any mode and user.
+  void ForgetFile(const FileHandle& fh) override;
 
   LocalioMode mode() const { return options_.mode; }
   const std::string& runtime_dir() const { return options_.runtime_dir; }

@@ -30,6 +30,7 @@ using testing::IsMountedAs;
 using testing::MountBinary;
 using testing::RunCommand;
 using testing::SanitizerReport;
+using testing::StatsCounter;
 using testing::Sha256OfFile;
 using testing::RandomBytes;
 using testing::ReadLocalFile;
@@ -270,23 +271,6 @@ class LocalioFuseTest : public testing::FuseMountFixture {
     EXPECT_EQ(Sha256OfFile(export_.path() + "/big"), want) << "server disk differs";
     EXPECT_EQ(Sha256OfFile(src_.path() + "/back"), want) << "read-back differs";
   }
-  // Kernel FUSE passthrough came with Linux 6.9 (CONFIG_FUSE_PASSTHROUGH); a mount whose
-  // kernel does not offer it says so. ("passthrough refused" would be our mistake.)
-  bool PassthroughNotOffered() {
-    return ReadLocalFile(mnt_.path() + "/.localnfs-stats").find("passthrough not-offered") !=
-           std::string::npos;
-  }
-  static uint64_t Counter(const std::string& stats, const std::string& name) {
-    std::istringstream in(stats);
-    std::string key;
-    std::string value;
-    while (in >> key >> value) {
-      if (key == name) return std::stoull(value);
-      std::getline(in, value);
-    }
-    ADD_FAILURE() << "no counter " << name << " in:\n" << stats;
-    return 0;
-  }
 
   TempDir src_{"lnfs-lio-fuse-src"};
 };
@@ -299,12 +283,12 @@ TEST_F(LocalioFuseTest, LocalioOnDdWriteFsyncReadIsLocal) {
   std::cout << "[FUSE LOCALIO] 64 MiB dd write+fsync " << MiBps(kFileSize, t.write_s)
             << " MiB/s, read " << MiBps(kFileSize, t.read_s) << " MiB/s\n"
             << stats;
-  EXPECT_EQ(Counter(stats, "localio_active"), 1u);
-  EXPECT_EQ(Counter(stats, "rpc_reads"), 0u);
-  EXPECT_EQ(Counter(stats, "rpc_writes"), 0u);
-  EXPECT_EQ(Counter(stats, "local_write_bytes"), kFileSize);
-  EXPECT_GE(Counter(stats, "local_read_bytes"), kFileSize);
-  EXPECT_GE(Counter(stats, "local_commits"), 1u);
+  EXPECT_EQ(StatsCounter(stats, "localio_active"), 1u);
+  EXPECT_EQ(StatsCounter(stats, "rpc_reads"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "rpc_writes"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "local_write_bytes"), kFileSize);
+  EXPECT_GE(StatsCounter(stats, "local_read_bytes"), kFileSize);
+  EXPECT_GE(StatsCounter(stats, "local_commits"), 1u);
   Unmount();
   EXPECT_NE(daemon_.Output().find("data path local ("), std::string::npos) << daemon_.Output();
 }
@@ -318,9 +302,9 @@ TEST_F(LocalioFuseTest, ClientInAnotherPidNamespaceIsLocal) {
   Sh("head -c 4194304 /dev/urandom > $S/src; dd if=$S/src of=$M/f bs=1M conv=fsync "
      "status=none; cmp $S/src $M/f");
   const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
-  EXPECT_EQ(Counter(stats, "localio_active"), 1u) << stats;
-  EXPECT_EQ(Counter(stats, "rpc_writes"), 0u) << stats;
-  EXPECT_EQ(Counter(stats, "local_write_bytes"), 4194304u) << stats;
+  EXPECT_EQ(StatsCounter(stats, "localio_active"), 1u) << stats;
+  EXPECT_EQ(StatsCounter(stats, "rpc_writes"), 0u) << stats;
+  EXPECT_EQ(StatsCounter(stats, "local_write_bytes"), 4194304u) << stats;
   EXPECT_EQ(server_->Output().find("HELLO from"), std::string::npos) << server_->Output();
 }
 
@@ -343,11 +327,11 @@ TEST_F(LocalioFuseTest, OtherRuntimeDirIsRpcAndLocalioOnFails) {
   std::cout << "[FUSE RPC] 64 MiB dd write+fsync " << MiBps(kFileSize, t.write_s)
             << " MiB/s, read " << MiBps(kFileSize, t.read_s) << " MiB/s\n"
             << stats;
-  EXPECT_EQ(Counter(stats, "localio_active"), 0u);
-  EXPECT_EQ(Counter(stats, "local_writes"), 0u);
-  EXPECT_EQ(Counter(stats, "local_reads"), 0u);
-  EXPECT_EQ(Counter(stats, "rpc_write_bytes"), kFileSize);
-  EXPECT_GE(Counter(stats, "rpc_read_bytes"), kFileSize);
+  EXPECT_EQ(StatsCounter(stats, "localio_active"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "local_writes"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "local_reads"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "rpc_write_bytes"), kFileSize);
+  EXPECT_GE(StatsCounter(stats, "rpc_read_bytes"), kFileSize);
   Unmount();
   EXPECT_NE(daemon_.Output().find("localio=auto: data path rpc ("), std::string::npos)
       << daemon_.Output();
@@ -392,7 +376,7 @@ TEST_F(LocalioFuseTest, UnexportUnderALocalWriterGivesEstaleAndKeepsWhatWasSynce
   // the removed export fail the same way.
   EXPECT_NE(server_->Output().find("localio: clients invalidated"), std::string::npos);
   const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
-  EXPECT_EQ(Counter(stats, "localio_active"), 0u) << stats;
+  EXPECT_EQ(StatsCounter(stats, "localio_active"), 0u) << stats;
   std::string cat;
   EXPECT_NE(RunCommand({"cat", mnt_.path() + "/live"}, &cat, 30), 0) << cat;
 }
@@ -423,9 +407,9 @@ TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
   Sh("sleep 1.2; cat $M/big > /dev/null; sleep 1.2; cat $M/big > /dev/null");
   const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
   std::cout << stats;
-  EXPECT_GE(Counter(stats, "localio_handshakes"), 2u);
-  EXPECT_EQ(Counter(stats, "localio_active"), 1u);
-  EXPECT_GE(Counter(stats, "local_write_bytes") + Counter(stats, "rpc_write_bytes"),
+  EXPECT_GE(StatsCounter(stats, "localio_handshakes"), 2u);
+  EXPECT_EQ(StatsCounter(stats, "localio_active"), 1u);
+  EXPECT_GE(StatsCounter(stats, "local_write_bytes") + StatsCounter(stats, "rpc_write_bytes"),
             kFileSize);
 }
 
@@ -446,11 +430,11 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
   std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
   std::cout << stats;
   EXPECT_NE(stats.find("passthrough on\n"), std::string::npos) << stats;
-  EXPECT_GE(Counter(stats, "passthrough_opens"), 2u);  // dd's create, cmp's open
-  EXPECT_EQ(Counter(stats, "local_writes") + Counter(stats, "rpc_writes"), 0u);
-  EXPECT_EQ(Counter(stats, "local_reads") + Counter(stats, "rpc_reads"), 0u);
-  EXPECT_GE(Counter(stats, "local_commits"), 1u);  // dd's close
-  EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 0u);  // all closed
+  EXPECT_GE(StatsCounter(stats, "passthrough_opens"), 2u);  // dd's create, cmp's open
+  EXPECT_EQ(StatsCounter(stats, "local_writes") + StatsCounter(stats, "rpc_writes"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "local_reads") + StatsCounter(stats, "rpc_reads"), 0u);
+  EXPECT_GE(StatsCounter(stats, "local_commits"), 1u);  // dd's close
+  EXPECT_EQ(StatsCounter(stats, "passthrough_backing_files"), 0u);  // all closed
   // The size the kernel wrote is what the server reports.
   EXPECT_EQ(Sh("stat -c %s $M/f"), "16777216\n");
 
@@ -467,7 +451,7 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
                             mnt_.path() + "/f", src_.path() + "/release"}));
   ASSERT_TRUE(holder.WaitForOutput("open\n", 5000)) << holder.Output();
   stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
-  EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 1u) << stats;
+  EXPECT_EQ(StatsCounter(stats, "passthrough_backing_files"), 1u) << stats;
   EXPECT_EQ(ReadLocalFile(export_.path() + "/f").substr(0, 11), "passthrough");
   // The backing file root's opens share gives nobody else anything: another user's open
   // is the server's decision (ACCESS), as for every open.
@@ -491,8 +475,8 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
   ASSERT_TRUE(holder.Wait(10000, &status));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << holder.Output();
   stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
-  EXPECT_EQ(Counter(stats, "passthrough_backing_files"), 0u) << stats;
-  EXPECT_EQ(Counter(stats, "local_writes") + Counter(stats, "rpc_writes"), 0u);
+  EXPECT_EQ(StatsCounter(stats, "passthrough_backing_files"), 0u) << stats;
+  EXPECT_EQ(StatsCounter(stats, "local_writes") + StatsCounter(stats, "rpc_writes"), 0u);
 }
 
 // Opens keep working while LOCALIO goes away and comes back — an export's rules change
@@ -536,13 +520,13 @@ TEST_F(LocalioFuseTest, PassthroughOpensSurviveLocalioLossAndServerRestart) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << reader.Output();
   const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
   std::cout << reader.Output() << stats;
-  EXPECT_GE(Counter(stats, "passthrough_opens"), 2u);
+  EXPECT_GE(StatsCounter(stats, "passthrough_opens"), 2u);
   // While LOCALIO was off, new page-cache opens read through the daemon over RPC.
-  EXPECT_GT(Counter(stats, "rpc_reads"), 0u);
+  EXPECT_GT(StatsCounter(stats, "rpc_reads"), 0u);
   // After the re-probe, new opens are passthrough again.
-  const uint64_t before = Counter(stats, "passthrough_opens");
+  const uint64_t before = StatsCounter(stats, "passthrough_opens");
   Sh("sleep 1.2; cat $M/f > /dev/null; sleep 1.2; cmp $S/src $M/f");
-  EXPECT_GT(Counter(ReadLocalFile(mnt_.path() + "/.localnfs-stats"), "passthrough_opens"),
+  EXPECT_GT(StatsCounter(ReadLocalFile(mnt_.path() + "/.localnfs-stats"), "passthrough_opens"),
             before);
 }
 

@@ -115,7 +115,14 @@ std::optional<Attributes> FromPostOp(const post_op_attr& a) {
   return FromFattr(a.post_op_attr_u.attributes);
 }
 
+// nfstime3 seconds are unsigned 32-bit. A time outside [0, 2^32 - 1] is clamped to the
+// nearer bound with nanoseconds 0, as the kernel NFSv3 client does (its superblock's
+// s_time_min 0 and s_time_max U32_MAX, applied by timestamp_truncate() in the VFS):
+// year 2200 becomes 2106-02-07, 1960 becomes 1970 — never a wrap to another date.
 nfstime3 ToTime(const Timespec& t) {
+  constexpr int64_t kMax = UINT32_MAX;
+  if (t.seconds <= 0) return nfstime3{0, 0};
+  if (t.seconds >= kMax) return nfstime3{static_cast<uint32>(kMax), 0};
   return nfstime3{static_cast<uint32>(t.seconds), t.nanoseconds};
 }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -109,6 +110,55 @@ int RunCommand(const std::vector<std::string>& argv, std::string* output, int ti
   close(p[0]);
   if (output != nullptr) *output = out;
   return rc;
+}
+
+int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& body, int timeout_ms) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(255);
+    if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0) {
+      _exit(255);
+    }
+    _exit(body() & 0xff);
+  }
+  int status = 0;
+  if (!WaitFor(pid, timeout_ms, &status)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) == 255) return -1;
+  return WEXITSTATUS(status);
+}
+
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    usleep(10000);
+  }
+  return true;
+}
+
+std::optional<uint64_t> FindStatsCounter(const std::string& stats, const std::string& name) {
+  std::istringstream in(stats);
+  std::string key;
+  std::string value;
+  while (in >> key >> value) {
+    if (key == name) return std::stoull(value);
+    std::getline(in, value);
+  }
+  return std::nullopt;
+}
+
+uint64_t StatsCounter(const std::string& stats, const std::string& name) {
+  if (std::optional<uint64_t> v = FindStatsCounter(stats, name)) return *v;
+  ADD_FAILURE() << "no counter " << name << " in:\n" << stats;
+  return 0;
 }
 
 std::string Sha256OfFile(const std::string& path) {
@@ -390,6 +440,14 @@ void FuseDaemon::Unmount() {
       child_.Wait(5000, &status);
     }
   }
+}
+
+std::string FuseMountFixture::Stats() const {
+  return ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+}
+
+bool FuseMountFixture::PassthroughNotOffered() const {
+  return Stats().find("passthrough not-offered") != std::string::npos;
 }
 
 void FuseMountFixture::SetUp() {

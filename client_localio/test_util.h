@@ -1,6 +1,8 @@
 // client_localio/test_util.h — helpers for client_localio's integration tests: a real
 // localnfsd child process (explicit or ephemeral ports, restartable on the same ports),
-// temporary directories, free ports and running commands.
+// temporary directories, free ports, running commands (also a function as another
+// user, RunAsUser), polling for an event (WaitUntil) and reading the FUSE mount's
+// stats file.
 //
 // Owns: the server child process and its output pipe (read by one thread that keeps
 // everything it printed), and the temporary directories it creates.
@@ -11,8 +13,10 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +46,23 @@ int FreePort();
 // stdout+stderr in *output.
 int RunCommand(const std::vector<std::string>& argv, std::string* output, int timeout_s = 120);
 
+// Runs `body` in a forked child that is uid/gid `uid`/`gid` with no supplementary
+// groups (the test runs as root), and returns what `body` returned (0..254: e.g. 0 or
+// an errno), or -1 if the child could not become that user or did not exit within
+// `timeout_ms` (it is killed then). The child should only make system calls: the
+// parent's other threads do not exist in it.
+int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& body, int timeout_ms = 30000);
+
+// Polls `done` (every 10 ms) until it returns true (true) or `timeout_ms` passed (false):
+// for the event a negative check waits for.
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms);
+
+// The value of counter `name` in a `.localnfs-stats` text ("name value" lines); a test
+// failure and 0 when it is missing.
+uint64_t StatsCounter(const std::string& stats, const std::string& name);
+// The same, nullopt when it is missing (no test failure).
+std::optional<uint64_t> FindStatsCounter(const std::string& stats, const std::string& name);
+
 // Sha-256 of a local file, via sha256sum; "" on failure.
 std::string Sha256OfFile(const std::string& path);
 // `n` pseudo-random bytes from `seed` (deterministic, so a failure reproduces).
@@ -61,6 +82,7 @@ class Child {
   bool Wait(int timeout_ms, int* status);
   void Kill(int sig);
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   std::string Output() const;
   // Polls Output() until it contains `text` (true) or timeout_ms passed (false).
   bool WaitForOutput(const std::string& text, int timeout_ms) const;
@@ -126,6 +148,7 @@ class TestServer {
   // next start to reap).
   void Kill();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   int nfs_port() const { return nfs_port_; }
   int mount_port() const { return mount_port_; }
   // The --runtime-dir the server publishes its LOCALIO broker in (kept across restarts).
@@ -168,6 +191,13 @@ class FuseMountFixture : public ::testing::Test {
                                          const std::vector<std::string>& prefix = {}) {
     return daemon_.Mount(source_, server_->mount_port(), mnt_.path(), extra, prefix);
   }
+  // The mount's `.localnfs-stats` now, and one counter of it.
+  std::string Stats() const;
+  uint64_t Stat(const std::string& name) const { return StatsCounter(Stats(), name); }
+  // Kernel FUSE passthrough came with Linux 6.9 (CONFIG_FUSE_PASSTHROUGH); a mount with
+  // -o passthrough whose kernel does not offer it says so in its stats. ("passthrough
+  // refused" would be our mistake, and is not a reason to skip.)
+  bool PassthroughNotOffered() const;
 
   TempDir export_;
   TempDir mnt_;

@@ -65,6 +65,16 @@ absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want) {
   return s;
 }
 
+// A regular file with a set-user-ID or set-group-ID bit: a write or a size change by a
+// caller without CAP_FSETID clears them (the kernel's file_remove_privs and
+// setattr_should_drop_suidgid; S_ISGID only with group-exec or a caller outside the
+// file's group). The kernel judges the thread that writes — a server thread that opened
+// the cached fd as itself — so for such files that thread acts as the request's
+// credentials (creds.h, "Set-id bits"); every other file is written without switching.
+bool HasSetIdBits(const struct stat& st) {
+  return S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
+}
+
 absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode,
                                         bool exact_mode = false) {
   const int path_fd = obj.fd.get();
@@ -210,19 +220,23 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
                       guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
     return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
   RETURN_IF_ERROR(CheckSetAttrUnprivileged(st, req, cred));
+  Ref<NfsFile> resized;  // opened as the server, after the check with owner override
   if (req.size) {
     if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "truncate a directory");
     if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "truncate a special file");
     if (static_cast<uint64_t>(st.st_size) != *req.size ||
         req.mtime.how == TimeHow::kDontChange) {
       RETURN_IF_ERROR(CheckPermission(st, cred, kMayWrite, /*owner_override=*/true));
-      ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
-      if (ftruncate(file->fd(), static_cast<off_t>(*req.size)) != 0)
-        return ErrnoToStatus(errno, "ftruncate");
+      ASSIGN_OR_RETURN(resized, OpenCached(cache, obj, FileMode::kReadWrite));
     }
   }
+  // The size changes as the request's credentials too, so that the kernel clears the
+  // set-id bits for a caller without CAP_FSETID (ftruncate's rule) as it would for a
+  // local one; ftruncate checks no permission of its own on an fd open for writing.
   ScopedFsCredentials as_user(cred);
   RETURN_IF_ERROR(as_user.status());
+  if (resized && ftruncate(resized->fd(), static_cast<off_t>(*req.size)) != 0)
+    return ErrnoToStatus(errno, "ftruncate");
   return ApplyModeOwnerTimes(obj.fd.get(), st, req, /*skip_unchanged=*/false);
 }
 
@@ -284,7 +298,14 @@ absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
                                             const struct stat& st, const Credentials& cred,
                                             FileMode mode) {
   RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
-  if (mode == FileMode::kReadWrite) RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  if (mode == FileMode::kReadWrite) {
+    RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+    // The client's writes are judged by the kernel as the client process's, which for a
+    // root client acting for a user would keep the set-id bits: such files are written
+    // over RPC, where Write() clears them (creds.h, "Set-id bits").
+    if (HasSetIdBits(st) && !cred.is_root())
+      return ErrnoToStatus(EOPNOTSUPP, "LOCALIO write of a set-id file");
+  }
   return OpenCached(cache, obj, mode, /*exact_mode=*/true);
 }
 
@@ -293,6 +314,12 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const str
                                   absl::Span<const char> data, Stability stable) {
   RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
+  // `st` is from the start of the request: bits set after it are not cleared by this write.
+  std::optional<ScopedFsCredentials> as_writer;
+  if (HasSetIdBits(st)) {
+    as_writer.emplace(cred);
+    RETURN_IF_ERROR(as_writer->status());
+  }
   const int flags = stable == Stability::kFileSync   ? RWF_SYNC
                     : stable == Stability::kDataSync ? RWF_DSYNC
                                                      : 0;

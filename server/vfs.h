@@ -15,7 +15,9 @@
 // the request's credentials (creds.h) when the server is root, so the kernel checks
 // them; unprivileged, the mode-bit check of creds.h is applied first. READ, WRITE,
 // COMMIT and truncation use fds of the file cache (opened by the server) after an
-// explicit permission check with owner override, like knfsd.
+// explicit permission check with owner override, like knfsd; a WRITE to a file with
+// set-id bits and every truncation run as the request's credentials, so that the
+// kernel clears those bits as for a local writer (creds.h, "Set-id bits").
 //
 // Thread-safety: stateless functions; safe from any thread.
 #pragma once
@@ -125,9 +127,9 @@ struct SetAttrRequest {
 };
 
 // SETATTR. `guard_ctime`: the change is refused with kErrNotSync unless
-// the object's ctime equals it. Sets size first (through the file cache, after a
-// write-permission check with owner override), then — as the request's
-// credentials — mode, owner, times. Does not expect switched credentials.
+// the object's ctime equals it. Sets size first (through the file cache, opened after
+// a write-permission check with owner override), then mode, owner, times — all as the
+// request's credentials. Does not expect switched credentials.
 inline constexpr int kErrNotSync = EBADE;  // carried errno for NFS3ERR_NOT_SYNC
 absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
                      std::optional<timespec> guard_ctime, const Credentials& cred);
@@ -169,6 +171,8 @@ absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
 // mode bits with owner override, read-if-exec for reads. A kReadWrite file can be read
 // through as well, so it also needs what READ needs. The returned file has exactly
 // `mode` (never a read-write file for a read: the client gets an fd of that mode).
+// A kReadWrite open of a file with set-id bits by non-root credentials is refused
+// (EOPNOTSUPP): those writes go over RPC (creds.h, "Set-id bits").
 absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
                                             const struct stat& st, const Credentials& cred,
                                             FileMode mode);

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "export_cache/export.h"
 #include "server/creds.h"
@@ -138,6 +139,34 @@ absl::Status ApplyRemainingAttrs(LookupResult& r, const SetAttrRequest& rest,
   return absl::OkStatus();
 }
 
+// What the kernel would refuse in the times of `req` — nanoseconds beyond a second,
+// which utimensat rejects (and two of which are its UTIME_NOW / UTIME_OMIT) — found
+// before anything changes.
+absl::Status ValidateTimes(const SetAttrRequest& req) {
+  for (const SetTime* t : {&req.atime, &req.mtime}) {
+    if (t->how == TimeHow::kClientTime &&
+        (t->time.tv_nsec < 0 || t->time.tv_nsec >= 1000000000L))
+      return ErrnoToStatus(EINVAL, "time: nanoseconds beyond a second");
+  }
+  return absl::OkStatus();
+}
+
+// After a step that follows a creation failed: removes the object the request created at
+// `name`, so that its error reply describes the file system as it found it (an error with
+// a side effect leaves the client an object it was told was not made). Only while `name`
+// still names `made` — another client may have replaced it meanwhile. Returns `failure`.
+absl::Status UndoCreate(const Object& dir, const std::string& name, const struct stat& made,
+                        absl::Status failure) {
+  struct stat now;
+  if (fstatat(dir.fd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+      now.st_dev == made.st_dev && now.st_ino == made.st_ino &&
+      unlinkat(dir.fd.get(), name.c_str(), S_ISDIR(now.st_mode) ? AT_REMOVEDIR : 0) == 0)
+    return failure;
+  LOG_WARNING("create %s: %s; the object it made stays (%s)", name, failure.ToString(),
+              strerror(errno));
+  return failure;
+}
+
 // Unprivileged only: what the kernel would check for the request's user.
 absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
                                       const Credentials& cred) {
@@ -219,6 +248,7 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
   if (guard_ctime && (guard_ctime->tv_sec != st.st_ctim.tv_sec ||
                       guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
     return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
+  RETURN_IF_ERROR(ValidateTimes(req));
   RETURN_IF_ERROR(CheckSetAttrUnprivileged(st, req, cred));
   Ref<NfsFile> resized;  // opened as the server, after the check with owner override
   if (req.size) {
@@ -243,8 +273,10 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
 absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred) {
   ASSIGN_OR_RETURN(struct stat st, GetAttr(fd));
   SetAttrRequest r = req;
+  // Setting the owner works only for root: knfsd's nfsd_create_setattr drops the uid and
+  // gid for a non-root fsuid and answers OK, rather than failing after the creation.
   // Unprivileged, objects belong to the server's user (creds.h).
-  if (!CanSwitchCredentials()) r.uid.reset(), r.gid.reset();
+  if (!CanSwitchCredentials() || !cred.is_root()) r.uid.reset(), r.gid.reset();
   if (r.size && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != *r.size)
     RETURN_IF_ERROR(Truncate(fd, *r.size));
   return ApplyModeOwnerTimes(fd, st, r, /*skip_unchanged=*/true);
@@ -356,6 +388,7 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
                                     const SetAttrRequest& attrs, uint64_t verifier,
                                     const Credentials& cred) {
   RETURN_IF_ERROR(CheckNewName(name));
+  if (how != CreateHow::kExclusive) RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   // knfsd clears the high bits (file systems without big timestamps).
@@ -364,16 +397,22 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
   mode_t mode = how == CreateHow::kExclusive ? 0600 : (attrs.mode ? *attrs.mode & 07777 : 0644);
   if (mknodat(dir.fd.get(), n.c_str(), S_IFREG | mode, 0) == 0) {
     ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+    absl::Status s;
     if (how == CreateHow::kExclusive) {
       timespec ts[2] = {{v_atime, 0}, {v_mtime, 0}};
-      if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0)
-        return ErrnoToStatus(errno, "utimensat (verifier)");
-      ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+      if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0) {
+        s = ErrnoToStatus(errno, "utimensat (verifier)");
+      } else {
+        absl::StatusOr<struct stat> st = GetAttr(r.fd.get());
+        if (st.ok()) r.st = *st;
+        s = st.status();
+      }
     } else {
       SetAttrRequest rest = attrs;
       rest.mode.reset();
-      RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+      s = ApplyRemainingAttrs(r, rest, cred);
     }
+    if (!s.ok()) return UndoCreate(dir, n, r.st, std::move(s));
     return r;
   }
   if (errno != EEXIST || how == CreateHow::kGuarded) return ErrnoToStatus(errno, "create");
@@ -401,6 +440,7 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
 absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
                                    const SetAttrRequest& attrs, const Credentials& cred) {
   RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   if (mkdirat(dir.fd.get(), n.c_str(), attrs.mode ? *attrs.mode & 07777 : 0755) != 0)
@@ -409,7 +449,8 @@ absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
   SetAttrRequest rest = attrs;
   rest.mode.reset();
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
   return r;
 }
 
@@ -420,6 +461,7 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
   if (target.size() >= PATH_MAX) return ErrnoToStatus(ENAMETOOLONG, "symlink target");
   if (target.find('\0') != std::string_view::npos)
     return ErrnoToStatus(EINVAL, "symlink target contains NUL");
+  RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   if (symlinkat(std::string(target).c_str(), dir.fd.get(), n.c_str()) != 0)
@@ -428,7 +470,8 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
   SetAttrRequest rest = attrs;
   rest.mode.reset();  // symlinks have no mode of their own on Linux
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
   return r;
 }
 
@@ -441,6 +484,7 @@ absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mod
   const bool device = type == S_IFCHR || type == S_IFBLK;
   if (device && !CanSwitchCredentials())
     return ErrnoToStatus(EPERM, "mknod of a device by an unprivileged server");
+  RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
@@ -450,7 +494,8 @@ absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mod
   SetAttrRequest rest = attrs;
   rest.mode.reset();
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
   return r;
 }
 

@@ -135,7 +135,8 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
                      std::optional<timespec> guard_ctime, const Credentials& cred);
 
 // Applies `req` to a newly created object (under the already switched credentials),
-// skipping fields that already hold.
+// skipping fields that already hold. The owner (uid/gid) only for root, as knfsd: for
+// anyone else they are ignored.
 absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred);
 
 absl::StatusOr<std::string> ReadLink(const Object& obj);
@@ -182,6 +183,10 @@ enum class CreateHow { kUnchecked, kGuarded, kExclusive };
 // (knfsd's scheme): an existing file with the same verifier is success (a
 // retransmit), another is EEXIST. `attrs` (unchecked/guarded) are applied after
 // creation; for an existing file under kUnchecked only `attrs.size` etc. apply.
+// CREATE, MKDIR, SYMLINK and MKNOD fail without a trace: times the kernel would refuse
+// are refused before creating, and when applying `attrs` (or the verifier) to the new
+// object fails, the object is removed again before the error is returned (except when
+// the new name could not even be opened and described: then it is not known to be ours).
 absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name,
                                     CreateHow how, const SetAttrRequest& attrs,
                                     uint64_t verifier, const Credentials& cred);

@@ -611,6 +611,45 @@ uint64_t CookieVerifier(const struct stat& dir_st) {
   return static_cast<uint64_t>(dir_st.st_ino) | (1ull << 63);
 }
 
+void MetadataCommits::Push(int fd, const struct stat& st, bool created) {
+  for (const Entry& e : entries_)
+    if (e.dev == st.st_dev && e.ino == st.st_ino) return;
+  UniqueFd dup(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  // Without a duplicate (EMFILE) the object is committed with its whole file system.
+  entries_.push_back(Entry{std::move(dup), st.st_dev, st.st_ino,
+                           static_cast<mode_t>(st.st_mode & S_IFMT), created});
+}
+
+absl::Status MetadataCommits::Run(const exports::Export& exp) {
+  bool synced_fs = false;  // one syncfs covers every later object
+  for (const Entry& e : entries_) {
+    if (synced_fs) break;
+    const bool openable = e.fd && (e.type == S_IFDIR || e.type == S_IFREG);
+    if (!openable && e.created) continue;  // its directory's commit follows
+    UniqueFd fd;
+    if (openable) {
+      fd.reset(open(ProcPath(e.fd.get()).c_str(),
+                    (e.type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC));
+      // Unprivileged: a file its owner (the server's user) may write but not read.
+      if (!fd && errno == EACCES && e.type == S_IFREG)
+        fd.reset(open(ProcPath(e.fd.get()).c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd && errno != EACCES) return ErrnoToStatus(errno, "open for commit");
+    }
+    if (fd) {
+      if (fsync(fd.get()) != 0) return ErrnoToStatus(errno, "commit (fsync)");
+      continue;
+    }
+    UniqueFd root(open(ProcPath(exp.root_fd()).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root) {
+      sync();
+    } else if (syncfs(root.get()) != 0) {
+      return ErrnoToStatus(errno, "commit (syncfs)");
+    }
+    synced_fs = true;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<FsStat> StatFs(const Object& obj) {
   struct statvfs s;
   if (fstatvfs(obj.fd.get(), &s) != 0) return ErrnoToStatus(errno, "statvfs");

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -239,6 +240,42 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
 // and generation, not its mtime, so concurrent modifications never invalidate a
 // listing in progress).
 uint64_t CookieVerifier(const struct stat& dir_st);
+
+// Metadata commits (exports(5) `sync`, knfsd's commit_metadata): the objects a request
+// changed, made durable before its reply. Add() keeps a duplicate of the object's O_PATH
+// fd (the request's own structures may let the object go first: the file cache takes a
+// new object's fd) and skips an inode already added (RENAME within one directory: its
+// directory is committed once). Run() commits them in the order added
+// — knfsd's: the new object before its directory, RENAME's target directory before its
+// source, LINK's directory before the linked inode — each with fsync(2) through a fresh
+// open of its O_PATH fd (a directory or a regular file), and stops at the first failure.
+// Run it as the server's own credentials (after the request's switch ends): the caller
+// may not be allowed to open what it changed (a directory it may write but not read).
+// What cannot be opened to be synced — a symlink or special file, or (unprivileged) an
+// object the server's user may not read — is committed with syncfs(2) of the export's
+// file system (sync(2) if even that cannot be opened); a new one, added with AddCreated()
+// before its directory, is left to the directory's fsync (on journaling file systems the
+// transaction that adds the name holds the new inode).
+// Thread-safety: one request's; not shared.
+class MetadataCommits {
+ public:
+  // `fd`: an O_PATH fd of the object; `st`: its attributes (type and identity).
+  void Add(int fd, const struct stat& st) { Push(fd, st, /*created=*/false); }
+  void AddCreated(int fd, const struct stat& st) { Push(fd, st, /*created=*/true); }
+  bool empty() const { return entries_.empty(); }
+  absl::Status Run(const exports::Export& exp);
+
+ private:
+  struct Entry {
+    UniqueFd fd;
+    dev_t dev;
+    ino_t ino;
+    mode_t type;
+    bool created;
+  };
+  void Push(int fd, const struct stat& st, bool created);
+  std::vector<Entry> entries_;
+};
 
 struct FsStat {
   uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;

@@ -162,8 +162,11 @@ absl::Status UndoCreate(const Object& dir, const std::string& name, const struct
       now.st_dev == made.st_dev && now.st_ino == made.st_ino &&
       unlinkat(dir.fd.get(), name.c_str(), S_ISDIR(now.st_mode) ? AT_REMOVEDIR : 0) == 0)
     return failure;
-  LOG_WARNING("create %s: %s; the object it made stays (%s)", name, failure.ToString(),
-              strerror(errno));
+  // Clients can make this happen at will (replacing the name meanwhile): bounded.
+  static LogRateLimit* limit = new LogRateLimit(10, absl::Seconds(1));
+  if (uint64_t left_out = 0; limit->Allow(&left_out))
+    LOG_WARNING("create %s: %s; the object it made stays (%s; %d earlier not logged)", name,
+                failure.ToString(), strerror(errno), left_out);
   return failure;
 }
 

@@ -158,15 +158,17 @@ absl::Status ValidateTimes(const SetAttrRequest& req) {
 absl::Status UndoCreate(const Object& dir, const std::string& name, const struct stat& made,
                         absl::Status failure) {
   struct stat now;
+  errno = 0;
   if (fstatat(dir.fd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
       now.st_dev == made.st_dev && now.st_ino == made.st_ino &&
       unlinkat(dir.fd.get(), name.c_str(), S_ISDIR(now.st_mode) ? AT_REMOVEDIR : 0) == 0)
     return failure;
+  const int err = errno;  // of fstatat or unlinkat; 0 when the name is another object's
   // Clients can make this happen at will (replacing the name meanwhile): bounded.
   static LogRateLimit* limit = new LogRateLimit(10, absl::Seconds(1));
   if (uint64_t left_out = 0; limit->Allow(&left_out))
     LOG_WARNING("create %s: %s; the object it made stays (%s; %d earlier not logged)", name,
-                failure.ToString(), strerror(errno), left_out);
+                failure.ToString(), err != 0 ? strerror(err) : "replaced", left_out);
   return failure;
 }
 

@@ -46,6 +46,10 @@ enum class Squash { kRoot, kNone, kAll };
 
 struct ExportOptions {
   bool read_only = false;         // rw (default) / ro
+  // sync (default) / async: a change of the namespace or of attributes is on stable
+  // storage before its reply (knfsd's EX_ISSYNC and commit_metadata). WRITE's stable_how
+  // and COMMIT are honoured either way (knfsd's async also skips their syncs).
+  bool sync = true;
   Squash squash = Squash::kRoot;  // root_squash (default) / no_root_squash / all_squash
   uint32_t anonuid = kNobodyUid;
   uint32_t anongid = kNobodyGid;

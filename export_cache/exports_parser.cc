@@ -171,7 +171,11 @@ absl::Status ApplyOption(absl::string_view opt, ExportOptions* o) {
       o->secure = true;
     } else if (name == "insecure") {
       o->secure = false;
-    } else if (name == "sync" || name == "async" || name == "subtree_check" ||
+    } else if (name == "sync") {
+      o->sync = true;
+    } else if (name == "async") {
+      o->sync = false;
+    } else if (name == "subtree_check" ||
                name == "no_subtree_check" || name == "wdelay" || name == "no_wdelay" ||
                name == "crossmnt" || name == "nohide" || name == "hide") {
       // Accepted for compatibility with existing exports files; they describe kernel

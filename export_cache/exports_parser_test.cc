@@ -53,6 +53,7 @@ TEST(ParseExportsTest, Defaults) {
   EXPECT_EQ(o.anongid, kNobodyGid);
   EXPECT_FALSE(o.secure);
   EXPECT_FALSE(o.fsid.has_value());
+  EXPECT_TRUE(o.sync);
 }
 
 TEST(ParseExportsTest, EveryOption) {
@@ -67,7 +68,10 @@ TEST(ParseExportsTest, EveryOption) {
   EXPECT_TRUE(OptionsOf("secure").secure);
   EXPECT_FALSE(OptionsOf("secure,insecure").secure);
   EXPECT_EQ(OptionsOf("fsid=42").fsid, 42u);
-  EXPECT_EQ(OptionsOf("sync,async,no_subtree_check,subtree_check,wdelay,no_wdelay,"
+  EXPECT_FALSE(OptionsOf("async").sync);
+  EXPECT_TRUE(OptionsOf("async,sync").sync);
+  EXPECT_FALSE(OptionsOf("sync,async").sync);
+  EXPECT_EQ(OptionsOf("async,sync,no_subtree_check,subtree_check,wdelay,no_wdelay,"
                       "crossmnt,nohide"),
             ExportOptions());
 }
@@ -155,6 +159,11 @@ TEST(ParseExportsTest, DefaultOptionsForm) {
   EXPECT_FALSE(specs[0].rules[1].options.read_only);  // rw overrides the default
   EXPECT_EQ(specs[0].rules[1].options.anonuid, 5u);   // the rest is inherited
   EXPECT_TRUE(specs[1].rules[0].options.read_only);
+  // sync/async are per client rule too, with a line default.
+  specs = ParseOk("/srv -async 10.0.0.1 10.0.0.2(sync)\n");
+  ASSERT_EQ(specs.size(), 1u);
+  EXPECT_FALSE(specs[0].rules[0].options.sync);
+  EXPECT_TRUE(specs[0].rules[1].options.sync);
   EXPECT_EQ(ParseError("/srv 10.0.0.1 -ro\n"),
             "exports:1: default options '-ro' must directly follow the path");
 }
@@ -216,7 +225,7 @@ TEST(ParseExportsTest, BadCidr) {
 }
 
 TEST(ParseExportArgTest, DirWithOptions) {
-  absl::StatusOr<ExportSpec> spec = ParseExportArg("/srv//x/:ro,no_root_squash,fsid=3");
+  absl::StatusOr<ExportSpec> spec = ParseExportArg("/srv//x/:ro,no_root_squash,fsid=3,async");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->path, "/srv/x");
   EXPECT_EQ(spec->line, 0);
@@ -226,6 +235,7 @@ TEST(ParseExportArgTest, DirWithOptions) {
   EXPECT_TRUE(spec->rules[0].options.read_only);
   EXPECT_EQ(spec->rules[0].options.squash, Squash::kNone);
   EXPECT_EQ(spec->rules[0].options.fsid, 3u);
+  EXPECT_FALSE(spec->rules[0].options.sync);
 }
 
 TEST(ParseExportArgTest, DirAlone) {

@@ -35,6 +35,27 @@
 //    ownership of created objects (they belong to the server's user; the request's
 //    uid/gid are not applied).
 //
+// Set-id bits. The kernel clears S_ISUID, and S_ISGID when group-exec is set or the
+// writer is outside the file's group, of a regular file that is written or truncated
+// by a thread without CAP_FSETID (file_remove_privs, setattr_should_drop_suidgid), and
+// on every chown of a non-directory S_ISUID whoever the caller (chown_common). It judges
+// the thread that writes, not the one that opened the file. What holds:
+//  * root server: WRITE and truncation go through fds the server opened as itself, so
+//    for a file whose attributes at the start of the request show set-id bits they run
+//    switched to the request's credentials (vfs.cc); a non-zero fsuid drops CAP_FSETID
+//    as knfsd's nfsd_setuser does. Cleared for every non-root caller (the owner too) and
+//    for a squashed root; kept for root on no_root_squash; S_ISGID judged with the
+//    request's gid and groups. Files without those bits are written unswitched (the
+//    cheap path). chown runs as the caller anyway (SETATTR).
+//  * unprivileged server: its user never has CAP_FSETID, so every write and truncation
+//    clears the bits by the kernel's rule for the server's user — for every caller, root
+//    on no_root_squash included (where knfsd would keep them).
+//  * LOCALIO: the client process writes on its own fd, and the kernel judges it. A
+//    non-root client gets the rule for itself; a root client acting for a user (the
+//    FUSE daemon) would keep the bits, so OPEN_LOCAL_FH refuses a write open of a file
+//    with set-id bits for non-root credentials (vfs::OpenForLocalIo) and that client
+//    writes over RPC. Bits set after the open are not seen by writes through that fd.
+//
 // Thread-safety: ScopedFsCredentials affects only the calling thread; nest never.
 #pragma once
 

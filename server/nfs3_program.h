@@ -19,6 +19,8 @@
 // and never switch credentials themselves. Failures are written as the bare nfsstat3
 // at the start of the result (every failure arm holds only optional attributes).
 // Only then it calls the thin handler with an explicit Nfs3Request.
+// After it, back in the server's credentials, it commits what the handler changed
+// when the client rule says `sync` (CommitBeforeReply), before the reply is sent.
 //
 // Thread-safety: Dispatch() runs concurrently on worker threads; the table and the
 // verifier are immutable, counters are atomics.
@@ -59,6 +61,9 @@ struct Nfs3Request {
   // Set by a handler called with ctx->must_not_block that would have to wait for the
   // disk: it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
   bool would_block = false;
+  // What the handler changed, committed by Dispatch before the reply on a `sync`
+  // export (CommitLater).
+  vfs::MetadataCommits commits;
 };
 
 class Nfs3Program : public rpc::Program {
@@ -92,7 +97,9 @@ class Nfs3Program : public rpc::Program {
   static constexpr uint32_t kAsCaller = 1u << 3;       // namespace op: switch creds
   // rpc::ProcXdr::quick: may run on the event-loop thread that read it. Not WRITE,
   // COMMIT (they wait for the disk), SETATTR (a truncate can free a large file's
-  // blocks), READDIR/READDIRPLUS (a listing is unbounded work).
+  // blocks), READDIR/READDIRPLUS (a listing is unbounded work). A kMakesWrite procedure
+  // for a `sync` rule commits to disk before its reply: Dispatch sends it to a worker
+  // (kWouldBlock, before anything is done), so only `async` exports run those quick.
   static constexpr uint32_t kQuick = 1u << 4;
 
   using Handler = void (Nfs3Program::*)(Nfs3Request&, void* args, void* result);
@@ -154,6 +161,15 @@ class Nfs3Program : public rpc::Program {
                     post_op_fh3* fh, post_op_attr* attr);
   // After REMOVE/RMDIR/RENAME over: forget cached fds and handle locations.
   void Forget(const Nfs3Request& req, const std::optional<KernelHandle>& gone);
+  // With the rule's `sync` (exports(5); the default): `obj`, which this request changed,
+  // is committed before the reply — in the order of the calls, an inode once
+  // (vfs::MetadataCommits; knfsd's commit_metadata). CommitCreated: a new object, then
+  // its directory req.obj.
+  void CommitLater(Nfs3Request& req, const vfs::Object& obj);
+  void CommitCreated(Nfs3Request& req, const vfs::LookupResult& made);
+  // Dispatch's last step: runs req.commits as the server; when a commit fails, the
+  // result becomes that error alone (the change is made but not known to be durable).
+  void CommitBeforeReply(const Proc& p, Nfs3Request& req, void* result);
   uint64_t fsid(const Nfs3Request& req) const { return req.exp->id(); }
 
   Deps deps_;

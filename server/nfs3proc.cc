@@ -50,6 +50,7 @@ void Nfs3Program::Setattr(Nfs3Request& req, void* args, void* res) {
   absl::Status s = vfs::SetAttr(*deps_.file_cache, req.obj,
                                 SetAttrRequestFromSattr(a.new_attributes), guard, req.cred);
   r.status = NfsStatusFromStatus(s);
+  if (s.ok()) CommitLater(req, req.obj);
   // resok and resfail are the same wcc_data.
   SetWcc(&r.SETATTR3res_u.resok.obj_wcc, before, req.obj.fd.get(), fsid(req));
 }
@@ -167,6 +168,7 @@ void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
   auto made = vfs::Create(req.obj, name, how, attrs, verifier, req.cred);
   r.status = NfsStatusFromStatus(made.status());
   if (made.ok()) {
+    CommitCreated(req, *made);
     SetNewObject(req, name, *made, &r.CREATE3res_u.resok.obj,
                  &r.CREATE3res_u.resok.obj_attributes);
     SetWcc(&r.CREATE3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
@@ -183,6 +185,7 @@ void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
   auto made = vfs::Mkdir(req.obj, name, SetAttrRequestFromSattr(a.attributes), req.cred);
   r.status = NfsStatusFromStatus(made.status());
   if (made.ok()) {
+    CommitCreated(req, *made);
     SetNewObject(req, name, *made, &r.MKDIR3res_u.resok.obj,
                  &r.MKDIR3res_u.resok.obj_attributes);
     SetWcc(&r.MKDIR3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
@@ -201,6 +204,7 @@ void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
                            SetAttrRequestFromSattr(a.symlink.symlink_attributes), req.cred);
   r.status = NfsStatusFromStatus(made.status());
   if (made.ok()) {
+    CommitCreated(req, *made);
     SetNewObject(req, name, *made, &r.SYMLINK3res_u.resok.obj,
                  &r.SYMLINK3res_u.resok.obj_attributes);
     SetWcc(&r.SYMLINK3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
@@ -239,6 +243,7 @@ void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
                  ? NfsStatusFromStatus(made.status())
                  : NFS3ERR_BADTYPE;
   if (made.ok()) {
+    CommitCreated(req, *made);
     SetNewObject(req, name, *made, &r.MKNOD3res_u.resok.obj,
                  &r.MKNOD3res_u.resok.obj_attributes);
     SetWcc(&r.MKNOD3res_u.resok.dir_wcc, before, req.obj.fd.get(), fsid(req));
@@ -255,6 +260,7 @@ void Nfs3Program::RemoveEntry(Nfs3Request& req, const diropargs3& what, bool dir
   auto gone = vfs::Remove(req.obj, ArgName(req, what.name), directory, req.cred);
   *status = NfsStatusFromStatus(gone.status());
   if (gone.ok()) Forget(req, *gone);
+  if (gone.ok()) CommitLater(req, req.obj);
   SetWcc(dir_wcc, before, req.obj.fd.get(), fsid(req));
 }
 
@@ -279,6 +285,10 @@ void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
                               req.cred);
   r.status = NfsStatusFromStatus(replaced.status());
   if (replaced.ok()) Forget(req, *replaced);
+  if (replaced.ok()) {  // knfsd's order: the target directory, then the source
+    CommitLater(req, to);
+    CommitLater(req, req.obj);
+  }
   // resok and resfail are the same two wcc_data.
   SetWcc(&r.RENAME3res_u.resok.fromdir_wcc, from_before, req.obj.fd.get(), fsid(req));
   SetWcc(&r.RENAME3res_u.resok.todir_wcc, to.st, to.fd.get(), fsid(req));
@@ -290,6 +300,10 @@ void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
   const vfs::Object& dir = *req.second;  // Dispatch resolved a.link.dir
   absl::Status s = vfs::Link(req.obj, dir, ArgName(req, a.link.name), req.cred);
   r.status = NfsStatusFromStatus(s);
+  if (s.ok()) {  // knfsd's order: the directory, then the linked inode
+    CommitLater(req, dir);
+    CommitLater(req, req.obj);
+  }
   // resok and resfail have the same layout.
   SetPostOpAttrOfFd(&r.LINK3res_u.resok.file_attributes, req.obj.fd.get(), fsid(req));
   SetWcc(&r.LINK3res_u.resok.linkdir_wcc, dir.st, dir.fd.get(), fsid(req));

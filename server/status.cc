@@ -60,6 +60,7 @@ struct Snapshot {
 std::string OptionsText(const exports::ExportOptions& o) {
   std::vector<std::string> parts;
   parts.push_back(o.read_only ? "ro" : "rw");
+  parts.push_back(o.sync ? "sync" : "async");
   switch (o.squash) {
     case exports::Squash::kRoot: parts.push_back("root_squash"); break;
     case exports::Squash::kNone: parts.push_back("no_root_squash"); break;

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "export_cache/export.h"
 #include "server/creds.h"
@@ -82,6 +83,16 @@ absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want) {
   return s;
 }
 
+// A regular file with a set-user-ID or set-group-ID bit: a write or a size change by a
+// caller without CAP_FSETID clears them (the kernel's file_remove_privs and
+// setattr_should_drop_suidgid; S_ISGID only with group-exec or a caller outside the
+// file's group). The kernel judges the thread that writes — a server thread that opened
+// the cached fd as itself — so for such files that thread acts as the request's
+// credentials (creds.h, "Set-id bits"); every other file is written without switching.
+bool HasSetIdBits(const struct stat& st) {
+  return S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
+}
+
 absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode,
                                         bool exact_mode = false) {
   const int path_fd = obj.fd.get();
@@ -143,6 +154,39 @@ absl::Status ApplyRemainingAttrs(LookupResult& r, const SetAttrRequest& rest,
   RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), rest, cred));
   ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
   return absl::OkStatus();
+}
+
+// What the kernel would refuse in the times of `req` — nanoseconds beyond a second,
+// which utimensat rejects (and two of which are its UTIME_NOW / UTIME_OMIT) — found
+// before anything changes.
+absl::Status ValidateTimes(const SetAttrRequest& req) {
+  for (const SetTime* t : {&req.atime, &req.mtime}) {
+    if (t->how == TimeHow::kClientTime &&
+        (t->time.tv_nsec < 0 || t->time.tv_nsec >= 1000000000L))
+      return ErrnoToStatus(EINVAL, "time: nanoseconds beyond a second");
+  }
+  return absl::OkStatus();
+}
+
+// After a step that follows a creation failed: removes the object the request created at
+// `name`, so that its error reply describes the file system as it found it (an error with
+// a side effect leaves the client an object it was told was not made). Only while `name`
+// still names `made` — another client may have replaced it meanwhile. Returns `failure`.
+absl::Status UndoCreate(const Object& dir, const std::string& name, const struct stat& made,
+                        absl::Status failure) {
+  struct stat now;
+  errno = 0;
+  if (fstatat(dir.fd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+      now.st_dev == made.st_dev && now.st_ino == made.st_ino &&
+      unlinkat(dir.fd.get(), name.c_str(), S_ISDIR(now.st_mode) ? AT_REMOVEDIR : 0) == 0)
+    return failure;
+  const int err = errno;  // of fstatat or unlinkat; 0 when the name is another object's
+  // Clients can make this happen at will (replacing the name meanwhile): bounded.
+  static LogRateLimit* limit = new LogRateLimit(10, absl::Seconds(1));
+  if (uint64_t left_out = 0; limit->Allow(&left_out))
+    LOG_WARNING("create %s: %s; the object it made stays (%s; %d earlier not logged)", name,
+                failure.ToString(), err != 0 ? strerror(err) : "replaced", left_out);
+  return failure;
 }
 
 // Unprivileged only: what the kernel would check for the request's user.
@@ -259,28 +303,35 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
   if (guard_ctime && (guard_ctime->tv_sec != st.st_ctim.tv_sec ||
                       guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
     return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
+  RETURN_IF_ERROR(ValidateTimes(req));
   RETURN_IF_ERROR(CheckSetAttrUnprivileged(st, req, cred));
+  Ref<NfsFile> resized;  // opened as the server, after the check with owner override
   if (req.size) {
     if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "truncate a directory");
     if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "truncate a special file");
     if (static_cast<uint64_t>(st.st_size) != *req.size ||
         req.mtime.how == TimeHow::kDontChange) {
       RETURN_IF_ERROR(CheckPermission(st, cred, kMayWrite, /*owner_override=*/true));
-      ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
-      if (ftruncate(file->fd(), static_cast<off_t>(*req.size)) != 0)
-        return ErrnoToStatus(errno, "ftruncate");
+      ASSIGN_OR_RETURN(resized, OpenCached(cache, obj, FileMode::kReadWrite));
     }
   }
+  // The size changes as the request's credentials too, so that the kernel clears the
+  // set-id bits for a caller without CAP_FSETID (ftruncate's rule) as it would for a
+  // local one; ftruncate checks no permission of its own on an fd open for writing.
   ScopedFsCredentials as_user(cred);
   RETURN_IF_ERROR(as_user.status());
+  if (resized && ftruncate(resized->fd(), static_cast<off_t>(*req.size)) != 0)
+    return ErrnoToStatus(errno, "ftruncate");
   return ApplyModeOwnerTimes(obj.fd.get(), st, req, /*skip_unchanged=*/false);
 }
 
 absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred) {
   ASSIGN_OR_RETURN(struct stat st, GetAttr(fd));
   SetAttrRequest r = req;
+  // Setting the owner works only for root: knfsd's nfsd_create_setattr drops the uid and
+  // gid for a non-root fsuid and answers OK, rather than failing after the creation.
   // Unprivileged, objects belong to the server's user (creds.h).
-  if (!CanSwitchCredentials()) r.uid.reset(), r.gid.reset();
+  if (!CanSwitchCredentials() || !cred.is_root()) r.uid.reset(), r.gid.reset();
   if (r.size && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != *r.size)
     RETURN_IF_ERROR(Truncate(fd, *r.size));
   return ApplyModeOwnerTimes(fd, st, r, /*skip_unchanged=*/true);
@@ -334,7 +385,14 @@ absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
                                             const struct stat& st, const Credentials& cred,
                                             FileMode mode) {
   RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
-  if (mode == FileMode::kReadWrite) RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  if (mode == FileMode::kReadWrite) {
+    RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+    // The client's writes are judged by the kernel as the client process's, which for a
+    // root client acting for a user would keep the set-id bits: such files are written
+    // over RPC, where Write() clears them (creds.h, "Set-id bits").
+    if (HasSetIdBits(st) && !cred.is_root())
+      return ErrnoToStatus(EOPNOTSUPP, "LOCALIO write of a set-id file");
+  }
   return OpenCached(cache, obj, mode, /*exact_mode=*/true);
 }
 
@@ -343,6 +401,12 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const str
                                   absl::Span<const char> data, Stability stable) {
   RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
+  // `st` is from the start of the request: bits set after it are not cleared by this write.
+  std::optional<ScopedFsCredentials> as_writer;
+  if (HasSetIdBits(st)) {
+    as_writer.emplace(cred);
+    RETURN_IF_ERROR(as_writer->status());
+  }
   const int flags = stable == Stability::kFileSync   ? RWF_SYNC
                     : stable == Stability::kDataSync ? RWF_DSYNC
                                                      : 0;
@@ -379,6 +443,7 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
                                     const SetAttrRequest& attrs, uint64_t verifier,
                                     const Credentials& cred) {
   RETURN_IF_ERROR(CheckNewName(name));
+  if (how != CreateHow::kExclusive) RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   // knfsd clears the high bits (file systems without big timestamps).
@@ -387,16 +452,22 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
   mode_t mode = how == CreateHow::kExclusive ? 0600 : (attrs.mode ? *attrs.mode & 07777 : 0644);
   if (mknodat(dir.fd.get(), n.c_str(), S_IFREG | mode, 0) == 0) {
     ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+    absl::Status s;
     if (how == CreateHow::kExclusive) {
       timespec ts[2] = {{v_atime, 0}, {v_mtime, 0}};
-      if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0)
-        return ErrnoToStatus(errno, "utimensat (verifier)");
-      ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
+      if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0) {
+        s = ErrnoToStatus(errno, "utimensat (verifier)");
+      } else {
+        absl::StatusOr<struct stat> st = GetAttr(r.fd.get());
+        if (st.ok()) r.st = *st;
+        s = st.status();
+      }
     } else {
       SetAttrRequest rest = attrs;
       rest.mode.reset();
-      RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+      s = ApplyRemainingAttrs(r, rest, cred);
     }
+    if (!s.ok()) return UndoCreate(dir, n, r.st, std::move(s));
     return r;
   }
   if (errno != EEXIST || how == CreateHow::kGuarded) return ErrnoToStatus(errno, "create");
@@ -424,6 +495,7 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
 absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
                                    const SetAttrRequest& attrs, const Credentials& cred) {
   RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   if (mkdirat(dir.fd.get(), n.c_str(), attrs.mode ? *attrs.mode & 07777 : 0755) != 0)
@@ -432,7 +504,8 @@ absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
   SetAttrRequest rest = attrs;
   rest.mode.reset();
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
   return r;
 }
 
@@ -443,6 +516,7 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
   if (target.size() >= PATH_MAX) return ErrnoToStatus(ENAMETOOLONG, "symlink target");
   if (target.find('\0') != std::string_view::npos)
     return ErrnoToStatus(EINVAL, "symlink target contains NUL");
+  RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   if (symlinkat(std::string(target).c_str(), dir.fd.get(), n.c_str()) != 0)
@@ -451,7 +525,8 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
   SetAttrRequest rest = attrs;
   rest.mode.reset();  // symlinks have no mode of their own on Linux
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
   return r;
 }
 
@@ -464,6 +539,7 @@ absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mod
   const bool device = type == S_IFCHR || type == S_IFBLK;
   if (device && !CanSwitchCredentials())
     return ErrnoToStatus(EPERM, "mknod of a device by an unprivileged server");
+  RETURN_IF_ERROR(ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
@@ -473,7 +549,8 @@ absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mod
   SetAttrRequest rest = attrs;
   rest.mode.reset();
   rest.size.reset();
-  RETURN_IF_ERROR(ApplyRemainingAttrs(r, rest, cred));
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
   return r;
 }
 
@@ -590,6 +667,45 @@ uint64_t CookieVerifier(const struct stat& dir_st) {
   // Any constant per directory would do: our cookies never expire. A non-zero
   // value lets clients tell a verifier from "none".
   return static_cast<uint64_t>(dir_st.st_ino) | (1ull << 63);
+}
+
+void MetadataCommits::Push(int fd, const struct stat& st, bool created) {
+  for (const Entry& e : entries_)
+    if (e.dev == st.st_dev && e.ino == st.st_ino) return;
+  UniqueFd dup(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  // Without a duplicate (EMFILE) the object is committed with its whole file system.
+  entries_.push_back(Entry{std::move(dup), st.st_dev, st.st_ino,
+                           static_cast<mode_t>(st.st_mode & S_IFMT), created});
+}
+
+absl::Status MetadataCommits::Run(const exports::Export& exp) {
+  bool synced_fs = false;  // one syncfs covers every later object
+  for (const Entry& e : entries_) {
+    if (synced_fs) break;
+    const bool openable = e.fd && (e.type == S_IFDIR || e.type == S_IFREG);
+    if (!openable && e.created) continue;  // its directory's commit follows
+    UniqueFd fd;
+    if (openable) {
+      fd.reset(open(ProcPath(e.fd.get()).c_str(),
+                    (e.type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC));
+      // Unprivileged: a file its owner (the server's user) may write but not read.
+      if (!fd && errno == EACCES && e.type == S_IFREG)
+        fd.reset(open(ProcPath(e.fd.get()).c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd && errno != EACCES) return ErrnoToStatus(errno, "open for commit");
+    }
+    if (fd) {
+      if (fsync(fd.get()) != 0) return ErrnoToStatus(errno, "commit (fsync)");
+      continue;
+    }
+    UniqueFd root(open(ProcPath(exp.root_fd()).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root) {
+      sync();
+    } else if (syncfs(root.get()) != 0) {
+      return ErrnoToStatus(errno, "commit (syncfs)");
+    }
+    synced_fs = true;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<FsStat> StatFs(const Object& obj) {

@@ -17,7 +17,9 @@
 // the request's credentials (creds.h) when the server is root, so the kernel checks
 // them; unprivileged, the mode-bit check of creds.h is applied first. READ, WRITE,
 // COMMIT and truncation use fds of the file cache (opened by the server) after an
-// explicit permission check with owner override, like knfsd.
+// explicit permission check with owner override, like knfsd; a WRITE to a file with
+// set-id bits and every truncation run as the request's credentials, so that the
+// kernel clears those bits as for a local writer (creds.h, "Set-id bits").
 //
 // Thread-safety: stateless functions; safe from any thread.
 #pragma once
@@ -31,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -149,15 +152,16 @@ struct SetAttrRequest {
 };
 
 // SETATTR. `guard_ctime`: the change is refused with kErrNotSync unless
-// the object's ctime equals it. Sets size first (through the file cache, after a
-// write-permission check with owner override), then — as the request's
-// credentials — mode, owner, times. Does not expect switched credentials.
+// the object's ctime equals it. Sets size first (through the file cache, opened after
+// a write-permission check with owner override), then mode, owner, times — all as the
+// request's credentials. Does not expect switched credentials.
 inline constexpr int kErrNotSync = EBADE;  // carried errno for NFS3ERR_NOT_SYNC
 absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
                      std::optional<timespec> guard_ctime, const Credentials& cred);
 
 // Applies `req` to a newly created object (under the already switched credentials),
-// skipping fields that already hold.
+// skipping fields that already hold. The owner (uid/gid) only for root, as knfsd: for
+// anyone else they are ignored.
 absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred);
 
 absl::StatusOr<std::string> ReadLink(const Object& obj);
@@ -193,6 +197,8 @@ absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
 // mode bits with owner override, read-if-exec for reads. A kReadWrite file can be read
 // through as well, so it also needs what READ needs. The returned file has exactly
 // `mode` (never a read-write file for a read: the client gets an fd of that mode).
+// A kReadWrite open of a file with set-id bits by non-root credentials is refused
+// (EOPNOTSUPP): those writes go over RPC (creds.h, "Set-id bits").
 absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
                                             const struct stat& st, const Credentials& cred,
                                             FileMode mode);
@@ -202,6 +208,10 @@ enum class CreateHow { kUnchecked, kGuarded, kExclusive };
 // (knfsd's scheme): an existing file with the same verifier is success (a
 // retransmit), another is EEXIST. `attrs` (unchecked/guarded) are applied after
 // creation; for an existing file under kUnchecked only `attrs.size` etc. apply.
+// CREATE, MKDIR, SYMLINK and MKNOD fail without a trace: times the kernel would refuse
+// are refused before creating, and when applying `attrs` (or the verifier) to the new
+// object fails, the object is removed again before the error is returned (except when
+// the new name could not even be opened and described: then it is not known to be ours).
 absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name,
                                     CreateHow how, const SetAttrRequest& attrs,
                                     uint64_t verifier, const Credentials& cred);
@@ -259,6 +269,42 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
 // and generation, not its mtime, so concurrent modifications never invalidate a
 // listing in progress).
 uint64_t CookieVerifier(const struct stat& dir_st);
+
+// Metadata commits (exports(5) `sync`, knfsd's commit_metadata): the objects a request
+// changed, made durable before its reply. Add() keeps a duplicate of the object's O_PATH
+// fd (the request's own structures may let the object go first: the file cache takes a
+// new object's fd) and skips an inode already added (RENAME within one directory: its
+// directory is committed once). Run() commits them in the order added
+// — knfsd's: the new object before its directory, RENAME's target directory before its
+// source, LINK's directory before the linked inode — each with fsync(2) through a fresh
+// open of its O_PATH fd (a directory or a regular file), and stops at the first failure.
+// Run it as the server's own credentials (after the request's switch ends): the caller
+// may not be allowed to open what it changed (a directory it may write but not read).
+// What cannot be opened to be synced — a symlink or special file, or (unprivileged) an
+// object the server's user may not read — is committed with syncfs(2) of the export's
+// file system (sync(2) if even that cannot be opened); a new one, added with AddCreated()
+// before its directory, is left to the directory's fsync (on journaling file systems the
+// transaction that adds the name holds the new inode).
+// Thread-safety: one request's; not shared.
+class MetadataCommits {
+ public:
+  // `fd`: an O_PATH fd of the object; `st`: its attributes (type and identity).
+  void Add(int fd, const struct stat& st) { Push(fd, st, /*created=*/false); }
+  void AddCreated(int fd, const struct stat& st) { Push(fd, st, /*created=*/true); }
+  bool empty() const { return entries_.empty(); }
+  absl::Status Run(const exports::Export& exp);
+
+ private:
+  struct Entry {
+    UniqueFd fd;
+    dev_t dev;
+    ino_t ino;
+    mode_t type;
+    bool created;
+  };
+  void Push(int fd, const struct stat& st, bool created);
+  std::vector<Entry> entries_;
+};
 
 struct FsStat {
   uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;

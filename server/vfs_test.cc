@@ -449,5 +449,34 @@ TEST_F(VfsTest, ReadDecidesEofFromTheAttributesTakenBefore) {
   cache.Shutdown();
 }
 
+TEST_F(VfsTest, MetadataCommitsOpenOnlyDirectoriesAndRegularFiles) {
+  // A FIFO, a symlink and a file nobody may read: nothing blocks (a FIFO is never
+  // opened: its directory or its file system is synced instead) and nothing fails.
+  const std::string fifo = root_path_ + "/fifo", link = root_path_ + "/link";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  ASSERT_EQ(symlink("target", link.c_str()), 0);
+  auto file = Create(root_, "locked", CreateHow::kUnchecked, SetAttrRequest{.mode = 0}, 0,
+                     cred_);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto obj = [&](const std::string& path) {
+    UniqueFd fd(open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    EXPECT_TRUE(fd);
+    return fd;
+  };
+  UniqueFd fifo_fd = obj(fifo), link_fd = obj(link);
+  MetadataCommits commits;
+  EXPECT_TRUE(commits.empty());
+  commits.AddCreated(fifo_fd.get(), *GetAttr(fifo_fd.get()));  // left to the directory
+  commits.AddCreated(file->fd.get(), file->st);
+  commits.Add(root_.fd.get(), *GetAttr(root_.fd.get()));
+  commits.Add(root_.fd.get(), *GetAttr(root_.fd.get()));  // once
+  commits.Add(fifo_fd.get(), *GetAttr(fifo_fd.get()));    // already there: once
+  EXPECT_TRUE(commits.Run(*exp_).ok());
+  MetadataCommits others;
+  others.Add(link_fd.get(), *GetAttr(link_fd.get()));  // its file system
+  others.Add(fifo_fd.get(), *GetAttr(fifo_fd.get()));
+  EXPECT_TRUE(others.Run(*exp_).ok());
+}
+
 }  // namespace
 }  // namespace localnfs::server::vfs

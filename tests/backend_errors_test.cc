@@ -9,28 +9,21 @@
 // unmounted in TearDown / by their owners' destructors). The EIO tests skip without a
 // usable /dev/fuse.
 #include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "client_localio/client.h"
 #include "client_localio/localio_data_path.h"
 #include "client_localio/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/eio_fs_mount.h"
 #include "tests/harness.h"
 #include "tests/wire.h"
 
@@ -135,95 +128,6 @@ TEST_F(BackendErrorsTest, ReadOnlyFileSystemUnderARwExportGivesRofs) {
 
 constexpr uint32_t kUnstable = 0;
 
-std::string EioFsBinary() {
-  const char* p = getenv("LOCALNFS_EIO_FS");
-  return p != nullptr ? p : "";
-}
-
-// True when `dir` is a mount point (a mountinfo line names it; our temp paths need no
-// unescaping).
-bool IsMountPoint(const std::string& dir) {
-  char real[PATH_MAX];
-  const std::string path = realpath(dir.c_str(), real) != nullptr ? real : dir;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mnt;
-    if (fields >> id >> parent >> dev >> root >> mnt && mnt == path) return true;
-  }
-  return false;
-}
-
-// eio_fs mounted at a directory for as long as this object lives: the destructor (and
-// Stop()) ends the process — SIGTERM, SIGKILL after 10 s — and detaches the mount if it
-// is still there, also when the test failed half-way. The child gets
-// PR_SET_PDEATHSIG=SIGKILL, so a crashed test binary leaves no daemon behind.
-class EioFsMount {
- public:
-  enum class Started { kReady, kNoFuse, kFailed };
-
-  explicit EioFsMount(std::string mountpoint) : mnt_(std::move(mountpoint)) {}
-  ~EioFsMount() { Stop(); }
-  EioFsMount(const EioFsMount&) = delete;
-  EioFsMount& operator=(const EioFsMount&) = delete;
-
-  // Runs eio_fs in a child (client_localio/test_util.h) and waits for its ready line.
-  // kNoFuse: it could not mount (exit 3). *why says what happened otherwise.
-  Started Start(std::string* why) {
-    if (!child_.Start({EioFsBinary(), mnt_})) {
-      *why = std::string("fork: ") + strerror(errno);
-      return Started::kFailed;
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Log().find("eio_fs: ready") != std::string::npos && IsMountPoint(mnt_))
-        return Started::kReady;
-      if (int st = 0; child_.Wait(0, &st)) {
-        *why = "eio_fs exited (status " + std::to_string(st) + "): " + Log();
-        return WIFEXITED(st) && WEXITSTATUS(st) == 3 ? Started::kNoFuse : Started::kFailed;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    *why = "eio_fs not ready after 20 s: " + Log();
-    return Started::kFailed;
-  }
-
-  void Stop() {
-    if (child_.running()) {
-      child_.Kill(SIGTERM);
-      int st = 0;
-      if (!child_.Wait(10000, &st)) {
-        ADD_FAILURE() << "eio_fs ignored SIGTERM for 10 s; killed";
-        child_.Kill(SIGKILL);
-        child_.Wait(5000, &st);
-      } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        ADD_FAILURE() << "eio_fs exited with status " << st << ": " << Log();
-      }
-      if (client::testing::SanitizerReport(Log())) ADD_FAILURE() << "sanitizer report from eio_fs: " << Log();
-    }
-    // eio_fs unmounts on SIGTERM; after a SIGKILL (or a daemon that never got to it)
-    // the dead mount is detached here.
-    if (IsMountPoint(mnt_) && umount2(mnt_.c_str(), MNT_DETACH) != 0)
-      ADD_FAILURE() << "umount " << mnt_ << ": " << strerror(errno);
-  }
-
-  // SIGKILL now: the daemon dies, its mount stays, and every call on it fails with
-  // ENOTCONN until Stop() detaches it.
-  void Kill9() {
-    if (!child_.running()) return;
-    child_.Kill(SIGKILL);
-    int st = 0;
-    child_.Wait(5000, &st);
-  }
-
-  std::string Log() const { return child_.Output(); }
-
- private:
-  std::string mnt_;
-  client::testing::Child child_;
-};
-
 // Exports eio_fs ("good", "bad", "syncbad", "badattr"; see tests/eio_fs.cc) and an
 // ordinary directory from one server.
 class BackendEioTest : public ::testing::Test {
@@ -316,9 +220,11 @@ TEST_F(BackendEioTest, ReadWriteAndCommitFailingWithEioGiveNfs3ErrIoAndTheServer
   EXPECT_EQ(n.Write(syncbad, 0, "stable", kFileSync), kNfs3ErrIo);
   EXPECT_EQ(CommitStatus(syncbad), kNfs3ErrIo);
   EXPECT_TRUE(other_export_serves());
-  // A new file on the failing file system fails the same way (the name decides).
+  // A new file on the failing file system fails the same way (the name decides): its
+  // CREATE already, whose commit (the export is `sync`) fsyncs it; the file is there.
   std::string bad_new;
-  ASSERT_EQ(n.Create(root, "bad-new", 0644, &bad_new), 0u);
+  EXPECT_EQ(n.Create(root, "bad-new", 0644, &bad_new), kNfs3ErrIo);
+  ASSERT_EQ(n.Lookup(root, "bad-new", &bad_new), 0u);
   EXPECT_EQ(n.Write(bad_new, 0, "y", kFileSync), kNfs3ErrIo);
 
   // The same export's healthy files: read, written stably, committed, read back.
@@ -346,11 +252,9 @@ TEST_F(BackendEioTest, ReadWriteAndCommitFailingWithEioGiveNfs3ErrIoAndTheServer
   EXPECT_TRUE(other_export_serves());
 
   // The failures came from the file system (not from some other server error) ...
-  const std::string fs_log = fuse_->Log();
-  EXPECT_NE(fs_log.find("injected EIO: read bad\n"), std::string::npos) << fs_log;
-  EXPECT_NE(fs_log.find("injected EIO: write bad\n"), std::string::npos) << fs_log;
-  EXPECT_NE(fs_log.find("injected EIO: fsync syncbad\n"), std::string::npos) << fs_log;
-  EXPECT_NE(fs_log.find("injected EIO: write bad-new\n"), std::string::npos) << fs_log;
+  for (const char* line : {"injected EIO: read bad\n", "injected EIO: write bad\n",
+                           "injected EIO: fsync syncbad\n", "injected EIO: write bad-new\n"})
+    EXPECT_TRUE(fuse_->WaitForLog(line)) << line << fuse_->Log();
   // ... the server said so in its log ...
   const std::string log = srv_->StderrText();
   EXPECT_NE(log.find("I/O error, answered NFS3ERR_IO: pread: Input/output error"),
@@ -371,8 +275,7 @@ TEST_F(BackendEioTest, LookupFailingWithEioGivesNfs3ErrIo) {
   EXPECT_EQ(n.Lookup(root, "good", &fh), 0u);
   EXPECT_EQ(n.Lookup(root, "missing", &fh), kNfs3ErrNoent);
   EXPECT_EQ(n.Getattr(root), 0u);
-  EXPECT_NE(fuse_->Log().find("injected EIO: lookup badattr\n"), std::string::npos)
-      << fuse_->Log();
+  EXPECT_TRUE(fuse_->WaitForLog("injected EIO: lookup badattr\n")) << fuse_->Log();
   EXPECT_TRUE(ServerAlive());
 }
 

@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/synchronization/mutex.h"
 #include "common/credentials.h"
@@ -119,7 +120,19 @@ struct ProcXdr {
   // when there is nothing worth moving (an error result, little data). The dispatcher
   // then writes the real length and sends the bytes from the buffer (Dispatcher::Handle).
   bool (*take_payload)(void* result, Payload* out) = nullptr;
+  // The most bytes the result of this call can encode to, read from the call's
+  // argument bytes as received (not decoded: they may be short or garbage, and then
+  // the answer is small). The server reserves that much reply memory before it starts
+  // the call (rpc/server.h, "Memory for replies"), so only procedures whose result
+  // size the client chooses need it (READ's count, READDIR's). nullptr: at most
+  // kDefaultResultSize.
+  size_t (*max_result_bytes)(std::string_view args) = nullptr;
 };
+
+// What the server reserves for the result of a procedure without
+// ProcXdr::max_result_bytes. A larger result is still sent; it is counted at its real size
+// once it is encoded.
+inline constexpr size_t kDefaultResultSize = 4096;
 
 // What the dispatcher should send after Dispatch().
 enum class DispatchResult {

@@ -2,13 +2,18 @@
 // Dispatch(). Procedure semantics are in nfs3proc.cc.
 #include "server/nfs3_program.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <string_view>
+
 #include "common/log.h"
 #include "common/status.h"
+#include "common/unaligned.h"
 #include "server/creds.h"
 #include "server/nfs3xdr.h"
 #include "server/nfs_status.h"
@@ -38,6 +43,22 @@ bool TakeReadPayload(void* result, rpc::Payload* out) {
   data.data_val = nullptr;
   data.data_len = 0;
   return true;
+}
+
+// The result sizes READ, READDIR and READDIRPLUS can reach are chosen by the client
+// (count, maxcount; at most vfs::kMaxIoSize, as the handlers clamp them): read from
+// the argument bytes, which start with the nfs_fh3, `kCountAt` bytes after it, for the
+// server's reply-memory limits (rpc::ProcXdr::max_result_bytes). Arguments too short to
+// hold it are garbage, answered with a few bytes.
+constexpr size_t kResultOverhead = 256;  // status, post_op_attr, counts, padding
+
+template <size_t kCountAt>
+size_t ResultSizeOfCount(std::string_view args) {
+  if (args.size() < 4) return kResultOverhead;
+  const size_t fh_len = (ntohl(LoadUnaligned<uint32_t>(args.data())) + size_t{3}) & ~size_t{3};
+  if (fh_len > NFS3_FHSIZE || args.size() < 4 + fh_len + kCountAt + 4) return kResultOverhead;
+  const uint32_t count = ntohl(LoadUnaligned<uint32_t>(args.data() + 4 + fh_len + kCountAt));
+  return kResultOverhead + std::min(count, vfs::kMaxIoSize);
 }
 
 // WRITE3args like rpcgen's xdr_WRITE3args, except that decoding does not copy the data:
@@ -90,6 +111,15 @@ constexpr bool (*kTakePayload)(void*, rpc::Payload*) = nullptr;
 template <>
 constexpr bool (*kTakePayload<READ3res>)(void*, rpc::Payload*) = &TakeReadPayload;
 
+template <class Args>
+constexpr size_t (*kMaxResultBytes)(std::string_view) = nullptr;
+template <>  // offset3 offset; count3 count
+constexpr size_t (*kMaxResultBytes<READ3args>)(std::string_view) = &ResultSizeOfCount<8>;
+template <>  // cookie3 cookie; cookieverf3 cookieverf; count3 count
+constexpr size_t (*kMaxResultBytes<READDIR3args>)(std::string_view) = &ResultSizeOfCount<16>;
+template <>  // cookie3 cookie; cookieverf3 cookieverf; count3 dircount; count3 maxcount
+constexpr size_t (*kMaxResultBytes<READDIRPLUS3args>)(std::string_view) = &ResultSizeOfCount<20>;
+
 }  // namespace
 
 #define NFS3_PROC(NAME, ARGS, RES, HANDLER, FLAGS)                                   \
@@ -97,7 +127,8 @@ constexpr bool (*kTakePayload<READ3res>)(void*, rpc::Payload*) = &TakeReadPayloa
     rpc::ProcXdr{NAME, ArgsXdr<ARGS>(xdr_##ARGS),                                   \
                  reinterpret_cast<xdrproc_t>(xdr_##RES), sizeof(ARGS), sizeof(RES), \
                  ((FLAGS) & Nfs3Program::kNonIdempotent) != 0,                      \
-                 ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>},          \
+                 ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>,           \
+                 kMaxResultBytes<ARGS>},                                                \
         &Nfs3Program::HANDLER, (FLAGS)                                               \
   }
 

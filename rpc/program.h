@@ -79,7 +79,8 @@ struct CallContext {
   ConnectionInfo* conn = nullptr;  // never null; valid for the call's duration
   // The call runs on the event-loop thread (a quick call, see ProcXdr::quick): the
   // program must not wait for the disk. Where it would (a READ of data that is not in
-  // the page cache), it returns DispatchResult::kWouldBlock having changed nothing,
+  // the page cache, a file handle that only a search of the export can resolve), it
+  // returns DispatchResult::kWouldBlock having changed nothing,
   // and the call is run again on a worker with this false.
   bool must_not_block = false;
 };

@@ -70,9 +70,10 @@
 // is in flight. A round that starts two or more requests hands them all to the
 // workers, so a busy server keeps its parallelism. A quick call on the loop is told
 // not to wait for the disk (CallContext::must_not_block): a READ of data that is not
-// in the page cache comes back undone and goes to a worker. What can still hold the
-// loop is metadata that is not cached (a LOOKUP or CREATE reading a directory or
-// inode block from disk).
+// in the page cache, or a call whose file handle only a search of the export can
+// resolve (unprivileged mode), comes back undone and goes to a worker. What can still
+// hold the loop is metadata that is not cached (a LOOKUP or CREATE reading a
+// directory or inode block from disk).
 // Zero-copy sends (ServerOptions::zerocopy): a reply whose payload is at least
 // zerocopy_min_bytes goes out with MSG_ZEROCOPY (SO_ZEROCOPY on each connection): the
 // kernel sends from the payload's own pages instead of copying them into the socket

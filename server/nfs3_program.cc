@@ -184,6 +184,10 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
     // Every NFSv3 args struct starts with an nfs_fh3; every result with nfsstat3
     // whose failure arm holds only optional attributes (zeroed = absent).
     nfsstat3 status = Prepare(ctx, p, *static_cast<const nfs_fh3*>(args), req);
+    if (req.would_block) {
+      calls_[ctx.proc].fetch_sub(1, std::memory_order_relaxed);  // counted when it runs
+      return rpc::DispatchResult::kWouldBlock;
+    }
     if (status != NFS3_OK) {
       *static_cast<nfsstat3*>(result) = status;
       return rpc::DispatchResult::kSuccess;
@@ -210,8 +214,10 @@ nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh
                               Nfs3Request& req) {
   absl::StatusOr<AuthorizedObject> auth =
       Authorize(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
-                PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0});
+                PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0,
+                            ctx.must_not_block});
   if (!auth.ok()) {
+    req.would_block = StatusErrno(auth.status()) == EWOULDBLOCK;
     LOG_DEBUG("%s: %s", p.xdr.name, auth.status().ToString());
     return NfsStatusFromStatus(auth.status());
   }
@@ -222,13 +228,16 @@ nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh
   return NFS3_OK;
 }
 
-absl::StatusOr<vfs::Object> Nfs3Program::ResolveInExport(const Nfs3Request& req,
+absl::StatusOr<vfs::Object> Nfs3Program::ResolveInExport(Nfs3Request& req,
                                                          const nfs_fh3& fh) {
   ASSIGN_OR_RETURN(DecodedHandle handle, deps_.key->Decode(FhBytes(fh)));
   if (handle.export_id != req.exp->id())
     return ErrnoToStatus(EXDEV, "handles of different exports");
-  return ResolveObject(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
-                       *req.exp, std::move(handle.kernel));
+  absl::StatusOr<vfs::Object> obj =
+      ResolveObject(PolicyDeps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache},
+                    *req.exp, std::move(handle.kernel), req.ctx->must_not_block);
+  if (!obj.ok() && StatusErrno(obj.status()) == EWOULDBLOCK) req.would_block = true;
+  return obj;
 }
 
 absl::StatusOr<std::string> Nfs3Program::MakeHandle(const Nfs3Request& req,

@@ -48,7 +48,8 @@ struct Nfs3Request {
   vfs::Object obj;                 // obj.exp == exp.get()
   Credentials cred;                // squashed
   // Set by a handler called with ctx->must_not_block that would have to wait for the
-  // disk: it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
+  // disk, or by a handle resolution that would have to search the export
+  // (fhandle.h): it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
   bool would_block = false;
 };
 
@@ -122,13 +123,15 @@ class Nfs3Program : public rpc::Program {
 
   static const std::array<Proc, kNfs3ProcCount>& Table();
 
-  // Dispatch steps.
+  // Dispatch steps. Prepare sets req.would_block (on the event loop) when the handle
+  // needs an export search (fhandle.h).
   nfsstat3 Prepare(rpc::CallContext& ctx, const Proc& p, const nfs_fh3& fh,
                    Nfs3Request& req);
 
   // Helpers for handlers.
-  // Resolves a second handle (RENAME's target dir, LINK's dir) in req's export.
-  absl::StatusOr<vfs::Object> ResolveInExport(const Nfs3Request& req, const nfs_fh3& fh);
+  // Resolves a second handle (RENAME's target dir, LINK's dir) in req's export. Sets
+  // req.would_block like Prepare (the handler then fails before changing anything).
+  absl::StatusOr<vfs::Object> ResolveInExport(Nfs3Request& req, const nfs_fh3& fh);
   // Encodes a handle for `r.kh` in req's export; remembers its location
   // (unprivileged) and keeps the object in the file cache (kPath), which may take
   // r.fd over (r.st and r.kh stay). `where` says how to find it again without

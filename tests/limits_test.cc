@@ -77,6 +77,22 @@ class LimitsTest : public ::testing::Test {
     server_ = std::make_unique<ServerProcess>(std::move(args));
     ASSERT_TRUE(server_->Start());
   }
+  // StartServer() for a test that measures the server's RSS. Under ASan, freed memory
+  // sits in a quarantine (256 MiB by default) and counts in RSS; a small one keeps
+  // the figures about the server's own memory. Appended, so the suite's other
+  // ASAN_OPTIONS stay; a build without ASan ignores the variable.
+  void StartServerMeasuringMemory(std::vector<std::string> extra = {}) {
+    const char* asan = getenv("ASAN_OPTIONS");
+    const std::string saved = asan ? asan : "";
+    setenv("ASAN_OPTIONS",
+           (saved.empty() ? "" : saved + ":").append("quarantine_size_mb=8").c_str(), 1);
+    StartServer(std::move(extra));
+    if (asan) {
+      setenv("ASAN_OPTIONS", saved.c_str(), 1);
+    } else {
+      unsetenv("ASAN_OPTIONS");
+    }
+  }
   // MOUNT on `c` (or on a connection of its own) and the handle of "big".
   void MountOn(WireConn* c = nullptr) {
     WireConn own;
@@ -339,19 +355,7 @@ long SettledRssKiB(pid_t pid, milliseconds limit) {
 }
 
 TEST_F(LimitsTest, ClientThatNeverReadsItsRepliesDoesNotBlockOthersNorGrowMemory) {
-  // Under ASan, freed memory sits in a quarantine (256 MiB by default) and counts in
-  // RSS; a small one keeps this figure about the server's own memory. Appended, so the
-  // suite's other ASAN_OPTIONS stay; a build without ASan ignores the variable.
-  const char* asan = getenv("ASAN_OPTIONS");
-  const std::string saved = asan ? asan : "";
-  setenv("ASAN_OPTIONS",
-         (saved.empty() ? "" : saved + ":").append("quarantine_size_mb=8").c_str(), 1);
-  StartServer();
-  if (asan) {
-    setenv("ASAN_OPTIONS", saved.c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
+  StartServerMeasuringMemory();
   MountOn();
   const long rss_before = RssKiB(server_->pid());
   // 1 000 READs of 1 MiB: a server that queued every reply would hold ~1 GiB.
@@ -391,7 +395,7 @@ TEST_F(LimitsTest, ManyConnectionsThatNeverReadStayUnderTheServerWideReplyCap) {
   rlimit rl;
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
   ASSERT_GE(rl.rlim_max, static_cast<rlim_t>(kConns + 100));
-  StartServer({"--max-reply-bytes", std::to_string(kCapMiB << 20)});
+  StartServerMeasuringMemory({"--max-reply-bytes", std::to_string(kCapMiB << 20)});
   MountOn();
   const long rss_before = RssKiB(server_->pid());
   std::string stream;

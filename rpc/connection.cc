@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -19,6 +20,42 @@ bool Retryable(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == E
 constexpr char kZeroPad[4] = {};
 
 }  // namespace
+
+void ServerLoad::WakeLoop() {
+  const uint64_t one = 1;
+  // A full eventfd counter already means "wake up"; nothing else can fail here.
+  (void)!::write(wake_fd, &one, sizeof(one));
+}
+
+void ServerLoad::Release(int64_t bytes) {
+  if (bytes == 0) return;
+  const int64_t after = reply_bytes.fetch_sub(bytes) - bytes;
+  // After the subtraction: a waiter that registered before it finds the flag set here,
+  // one that registers after it sees the new total when it looks again.
+  if (after < max_reply_bytes && room_wanted_.load() && room_wanted_.exchange(false)) {
+    WakeLoop();
+  }
+  if (after <= max_reply_bytes / 16 && trim_armed_.load(std::memory_order_relaxed) &&
+      trim_armed_.exchange(false)) {
+    trim_wanted_.store(true);
+    WakeLoop();
+  }
+}
+
+void ServerLoad::WaitForRoom(Connection* c) {
+  {
+    absl::MutexLock l(&waiters_mu_);
+    room_waiters_.push_back(c);
+  }
+  room_wanted_.store(true);
+}
+
+std::vector<Connection*> ServerLoad::TakeRoomWaiters() {
+  absl::MutexLock l(&waiters_mu_);
+  std::vector<Connection*> out;
+  out.swap(room_waiters_);
+  return out;
+}
 
 bool Connection::Register() {
   absl::MutexLock l(&mu);
@@ -45,13 +82,57 @@ bool Connection::UpdateInterestLocked() {
   return reading;
 }
 
-bool Connection::StartPending(std::string* record) {
+Connection::Admission Connection::AdmitLocked(size_t reply_size) {
+  if (closed_ || stop_reading_ || requests_ >= limits_.max_requests) {
+    return Admission::kOwnLimit;
+  }
+  // Server-wide request bound: a connection with requests of its own in flight waits
+  // for them (it is resumed when one finishes).
+  if (requests_ > 0 && limits_.load->inflight.load(std::memory_order_relaxed) >=
+                           limits_.max_requests_total) {
+    return Admission::kOwnLimit;
+  }
+  const int64_t mine = ChargedLocked();
+  const int64_t want = static_cast<int64_t>(reply_size);
+  if (mine > 0 && mine + want > static_cast<int64_t>(limits_.max_reply_bytes)) {
+    return Admission::kOwnLimit;
+  }
+  const int64_t total = limits_.load->reply_bytes.load();
+  if (total + want > limits_.load->max_reply_bytes &&
+      !(mine == 0 && (reply_size <= kSmallReplyBytes || total == 0))) {
+    return Admission::kServerLimit;
+  }
+  return Admission::kYes;
+}
+
+bool Connection::MayStartLocked(size_t reply_size) {
+  const Admission a = AdmitLocked(reply_size);
+  if (a != Admission::kServerLimit) return a == Admission::kYes;
+  if (!room_waiting_) {
+    room_waiting_ = true;
+    limits_.load->WaitForRoom(this);
+  }
+  // A release between AdmitLocked and the registration did not wake anyone.
+  return AdmitLocked(reply_size) == Admission::kYes;
+}
+
+bool Connection::TakeResumeLocked() {
+  if (!has_pending_ || resume_requested_ || !MayStartLocked(next_reply_size_)) return false;
+  resume_requested_ = true;
+  return true;
+}
+
+bool Connection::StartPending(std::string* record, size_t* reserved) {
   absl::MutexLock l(&mu);
-  if (pending.empty() || !MayStartLocked()) return false;
-  *record = std::move(pending.front());
+  if (pending.empty() || !MayStartLocked(pending.front().reply_size)) return false;
+  *record = std::move(pending.front().record);
+  *reserved = pending.front().reply_size;
   pending.pop_front();
   ++requests_;
+  reserved_bytes_ += *reserved;
+  limits_.load->Charge(static_cast<int64_t>(*reserved));
   has_pending_ = !pending.empty();
+  next_reply_size_ = has_pending_ ? pending.front().reply_size : 0;
   UpdateInterestLocked();
   return true;
 }
@@ -59,22 +140,29 @@ bool Connection::StartPending(std::string* record) {
 void Connection::PendingChanged() {
   absl::MutexLock l(&mu);
   has_pending_ = !pending.empty();
+  next_reply_size_ = has_pending_ ? pending.front().reply_size : 0;
   UpdateInterestLocked();
 }
 
-bool Connection::RequestFinished() {
+bool Connection::RequestFinished(size_t unused) {
   absl::MutexLock l(&mu);
   --requests_;
+  reserved_bytes_ -= unused;
+  limits_.load->Release(static_cast<int64_t>(unused));
   last_activity_ = absl::Now();
   UpdateInterestLocked();
-  if (!has_pending_ || resume_requested_ || !MayStartLocked()) return false;
-  resume_requested_ = true;
-  return true;
+  return TakeResumeLocked();
 }
 
 void Connection::ResumeHandled() {
   absl::MutexLock l(&mu);
   resume_requested_ = false;
+}
+
+void Connection::RoomOffered() {
+  absl::MutexLock l(&mu);
+  room_waiting_ = false;
+  UpdateInterestLocked();
 }
 
 void Connection::StopReading() {
@@ -98,9 +186,13 @@ int Connection::OutRecord::Iovecs(size_t offset, iovec* iov) const {
   return n;
 }
 
-SendResult Connection::SendReply(std::string reply, Payload payload) {
+SendResult Connection::SendReply(std::string reply, Payload payload, size_t reservation) {
   absl::MutexLock l(&mu);
-  if (closed_) return {};
+  reserved_bytes_ -= reservation;
+  if (closed_) {
+    limits_.load->Release(static_cast<int64_t>(reservation));
+    return {};
+  }
   // Replies may go out in any order (RPC matches them by xid), but bytes of one
   // record must not interleave with another: write directly only when nothing is
   // queued before us — then whatever is written belongs to this record.
@@ -108,6 +200,14 @@ SendResult Connection::SendReply(std::string reply, Payload payload) {
   out_.push_back(OutRecord{std::move(reply), std::move(payload)});
   const size_t total = out_.back().size();
   queued_bytes_ += total;
+  // The record replaces its reservation: more when the reply outgrew it (a larger
+  // result than the procedure's bound, a reply cache replay), less usually.
+  out_bytes_ += total;
+  if (total >= reservation) {
+    limits_.load->Charge(static_cast<int64_t>(total - reservation));
+  } else {
+    limits_.load->Release(static_cast<int64_t>(reservation - total));
+  }
   SendResult r;
   if (write_now) r = WriteQueuedLocked();
   r.left_queued = static_cast<int64_t>(total) - r.written;
@@ -188,14 +288,18 @@ SendResult Connection::WriteQueuedLocked() {
 
 bool Connection::PopSentLocked() {
   out_offset_ = 0;
+  const size_t size = out_.front().size();
+  out_bytes_ -= size;
   if (!out_.front().zerocopy) {
     out_.pop_front();
+    limits_.load->Release(static_cast<int64_t>(size));
     return false;
   }
   auto held = std::make_unique<HeldRecord>();
   held->record = std::move(out_.front());
   out_.pop_front();
   zc_waiting_.push_back(std::move(held));
+  held_bytes_.fetch_add(static_cast<int64_t>(size), std::memory_order_relaxed);
   limits_.load->held_replies.fetch_add(1, std::memory_order_relaxed);
   // Its first bytes went zero-copy, the rest copied (the mode changed, or ENOBUFS):
   // the completion it waits for may have been reaped already.
@@ -274,21 +378,34 @@ bool Connection::ReleaseCompletedLocked() {
   return became_non_empty;
 }
 
-uint64_t Connection::FreeList(HeldRecord* r, ServerLoad* load) {
-  int64_t freed = 0;
+uint64_t Connection::FreeList(HeldRecord* r) {
+  int64_t freed = 0, bytes = 0;
   while (r != nullptr) {
     HeldRecord* next = r->next;
+    bytes += static_cast<int64_t>(r->record.size());
     delete r;
     r = next;
     ++freed;
   }
-  if (freed > 0) load->held_replies.fetch_sub(freed, std::memory_order_relaxed);
+  if (freed > 0) {
+    held_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    limits_.load->held_replies.fetch_sub(freed, std::memory_order_relaxed);
+    limits_.load->Release(bytes);
+  }
   return static_cast<uint64_t>(freed);
 }
 
-uint64_t Connection::FreeReleasedReplies() {
+uint64_t Connection::FreeReleasedReplies(bool* resume) {
+  *resume = false;
   if (released_.empty()) return 0;
-  return FreeList(released_.TakeAll(), limits_.load);
+  const uint64_t freed = FreeList(released_.TakeAll());
+  if (freed > 0) {
+    // The memory given back may be what this connection's limit waited for.
+    absl::MutexLock l(&mu);
+    UpdateInterestLocked();
+    *resume = TakeResumeLocked();
+  }
+  return freed;
 }
 
 bool Connection::Close(uint64_t* dropped_bytes) {
@@ -303,6 +420,8 @@ bool Connection::Close(uint64_t* dropped_bytes) {
   if (zc_next_seq_ > 0) ReapCompletionsLocked();
   out_.clear();
   queued_bytes_ = 0;
+  limits_.load->Release(static_cast<int64_t>(out_bytes_));
+  out_bytes_ = 0;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd_.get(), nullptr);
   // Tells the peer now; the fd itself stays open until the last reference is gone.
   ::shutdown(fd_.get(), SHUT_RDWR);
@@ -320,7 +439,7 @@ Connection::~Connection() {
   fd_.reset();
   for (auto& held : zc_waiting_) released_.Push(held.release());
   zc_waiting_.clear();
-  FreeList(released_.TakeAll(), limits_.load);
+  FreeList(released_.TakeAll());
 }
 
 }  // namespace localnfs::rpc

@@ -10,20 +10,38 @@
 // removes the socket from epoll and shuts it down, but keeps the fd number allocated,
 // so that a worker still sending on it can never hit a reused descriptor.
 //
-// Admission: records decoded from the socket go to `pending` (loop only) and are
-// started — handed to the workers — one at a time while MayStartLocked() holds (the
+// Admission: records decoded from the socket go to `pending` (loop only), each with
+// the reply size the dispatcher bounds for it (Dispatcher::ReplySize), and are started
+// — handed to the workers — one at a time while MayStartLocked() holds (the
 // per-connection and server-wide limits). The socket is read only while `pending` is
 // empty, so what one read brings in (at most one 64 KiB chunk of small calls) never
-// bypasses the limits. When a finishing request makes room while records are
-// pending, RequestFinished() tells the worker to have the loop resume the connection.
-// That resume is a self-requeuing work item guarded as in seed 003 (nfsd's
-// NFSD4_CALLBACK_RUNNING): resume_requested_ is its RUNNING flag, tested and set under
-// `mu` before the worker queues the connection for the loop, and cleared by the loop
-// (ResumeHandled) whenever it takes the request — also for a connection that was
-// closed meanwhile — so a connection is queued at most once and never left flagged.
-// The requests it starts count in ServerLoad::inflight, which Stop() drains; every
-// path out of the work queue (run, refused on a closed connection, dropped after a
-// timed-out drain) drops that count.
+// bypasses the limits. When a finishing request (or freed reply memory) makes room
+// while records are pending, RequestFinished() / FreeReleasedReplies() tell the worker
+// to have the loop resume the connection. That resume is a self-requeuing work item
+// guarded as in seed 003 (nfsd's NFSD4_CALLBACK_RUNNING): resume_requested_ is its
+// RUNNING flag, tested and set under `mu` before the worker queues the connection for
+// the loop, and cleared by the loop (ResumeHandled) whenever it takes the request —
+// also for a connection that was closed meanwhile — so a connection is queued at most
+// once and never left flagged. The requests it starts count in ServerLoad::inflight,
+// which Stop() drains; every path out of the work queue (run, refused on a closed
+// connection, dropped after a timed-out drain) drops that count.
+//
+// Reply memory: every byte the server holds for a connection's replies is charged to
+// it and to ServerLoad::reply_bytes, from the moment a request is started until the
+// bytes are freed: the reply size reserved for a request queued or running (a READ's
+// count is known before it runs), then the reply record itself while it is queued or
+// partly written, and while the kernel may still read it after a zero-copy send
+// (held, below). A request may start only while its reservation fits under both caps
+// (limits.max_reply_bytes per connection, load.max_reply_bytes server-wide); so the
+// server stops reading requests when the caps are reached, and never drops a reply it
+// owes. Two exceptions keep every client served: a connection that holds nothing may
+// start one request whatever its size (a READ larger than the per-connection cap
+// still runs), and one whose reply is small (kSmallReplyBytes) even when the
+// server-wide cap is reached — that is what lets a fresh client's NULL or GETATTR
+// through while others hold the whole cap, at a cost bounded by max connections ×
+// kSmallReplyBytes. A connection refused by the server-wide cap waits for room:
+// it registers with ServerLoad (WaitForRoom), and the release that next leaves room
+// wakes the loop, which offers it to the waiters in order (Server, RoomOffered).
 //
 // Zero-copy sends (ZerocopyOptions; server.h "Zero-copy sends"): a send that carries a
 // large payload may go out with MSG_ZEROCOPY, so the kernel reads the reply from our
@@ -38,18 +56,21 @@
 // Close() reaps what has completed; records the kernel may still read stay with the
 // object until it is destroyed, and the destructor then aborts the socket (RST,
 // SO_LINGER 0: the kernel drops its write queue and with it the pages) before it
-// frees them. Every held record counts in ServerLoad::held_replies until freed;
-// Stop() drains that count too. Held bytes need no limit of their own: the kernel
-// completes a send once the peer acknowledged it, so what waits is bounded by the
-// socket's send buffer.
+// frees them. Every held record counts in ServerLoad::held_replies until freed, and
+// its bytes stay charged as reply memory (above); Stop() drains that count too. A
+// client that does not read keeps the kernel from completing those sends, so held
+// bytes are what the caps stop first.
 //
 // Idle tracking: the time of the last byte read (Touch, by the loop) or written, or of
-// the last request finished; IdleSince() is what the loop's idle sweep asks.
+// the last request finished; IdleSince() is what the loop's idle sweep asks, and
+// IdleForEviction() what it asks when --max-connections is reached (server.h).
 //
-// Thread-safety: `decoder` is touched only by the event loop. Everything else that
-// changes is guarded by `mu`: workers append replies and adjust the in-flight count,
-// the loop flushes output, pauses/resumes reading and closes. The epoll interest set
-// is changed only under `mu`, so it always matches the state it is computed from.
+// Thread-safety: `decoder` and `pending` are touched only by the event loop. Everything
+// else that changes is guarded by `mu`: workers append replies and adjust the
+// in-flight count, the loop flushes output, pauses/resumes reading and closes. The
+// epoll interest set is changed only under `mu`, so it always matches the state it is
+// computed from. Held bytes are freed lock-free (an atomic). Lock order: `mu`, then
+// ServerLoad's waiter list.
 #pragma once
 
 #include <stdint.h>
@@ -58,6 +79,7 @@
 
 #include <atomic>
 #include <deque>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -80,24 +102,81 @@ struct Pollable {
   const Kind kind;
 };
 
+class Connection;
+
+// A reply of at most this many bytes may be started by a connection that holds no
+// reply memory even when the server-wide cap is reached (see "Reply memory" above):
+// a NULL, a GETATTR, a LOOKUP, a small READ.
+inline constexpr size_t kSmallReplyBytes = 16 * 1024;
+
 // Server-wide load, owned by the server and shared by its connections: requests
-// queued or running, reply bytes queued on connections, and sent replies whose
-// buffers the kernel may still read (zero-copy) or that wait to be freed. Atomics keep
-// the per-request accounting lock-free.
+// queued or running, reply bytes queued on connections and not yet written, sent
+// replies whose buffers the kernel may still read (zero-copy) or that wait to be
+// freed, and the reply memory of all connections with its cap. Atomics keep the
+// per-request accounting lock-free.
 struct ServerLoad {
   std::atomic<int64_t> inflight{0};
   std::atomic<int64_t> unsent_bytes{0};
   std::atomic<int64_t> held_replies{0};  // changed by the connections
+  std::atomic<int64_t> reply_bytes{0};   // changed by the connections (Charge/Release)
+  // Set before the first connection, constant after: the server-wide cap on
+  // reply_bytes, and the eventfd that wakes the event loop (written when a release
+  // leaves room for a connection that waits for it).
+  int64_t max_reply_bytes = 0;
+  int wake_fd = -1;
+
+  // Any thread, any lock held: takes reply memory. Reaching half the cap arms the
+  // heap trim (below).
+  void Charge(int64_t bytes) {
+    const int64_t after = reply_bytes.fetch_add(bytes) + bytes;
+    if (after >= max_reply_bytes / 2 && !trim_armed_.load(std::memory_order_relaxed)) {
+      trim_armed_.store(true, std::memory_order_relaxed);
+    }
+  }
+  // Any thread, any lock held: gives reply memory back; wakes the loop when someone
+  // waits for room and there is some now, or when the trim is armed and reply memory
+  // fell to a sixteenth of the cap (TakeTrimWanted).
+  void Release(int64_t bytes);
+  // Loop: true once after reply memory went from half the cap to a sixteenth of it:
+  // the freed heap is to be given back to the system (malloc_trim, on a worker).
+  bool TakeTrimWanted() {
+    return trim_wanted_.load(std::memory_order_relaxed) && trim_wanted_.exchange(false);
+  }
+  // Connection (under its `mu`): `c` was refused by the server-wide cap; the next
+  // release that leaves room wakes the loop. The caller looks at the cap once more
+  // after this: a release in between may not have seen the registration.
+  void WaitForRoom(Connection* c);
+  // Loop: the connections that wait for room, in the order they began waiting. They
+  // may have been closed (even destroyed) since: the loop looks each one up in its
+  // own table before using it.
+  std::vector<Connection*> TakeRoomWaiters();
+
+ private:
+  void WakeLoop();
+  std::atomic<bool> room_wanted_{false};
+  std::atomic<bool> trim_armed_{false};
+  std::atomic<bool> trim_wanted_{false};
+  absl::Mutex waiters_mu_;
+  std::vector<Connection*> room_waiters_ ABSL_GUARDED_BY(waiters_mu_);
 };
 
 struct ConnectionLimits {
-  size_t max_queued_reply_bytes;
+  // Reply memory of this connection (see "Reply memory") above which it may start no
+  // request: it is not read from until replies drain.
+  size_t max_reply_bytes;
   uint32_t max_requests;
-  // Server-wide bounds on `load` (see server.h): above them this connection is not
-  // read while it has requests, respectively replies, of its own pending.
+  // Server-wide bounds on `load` (see server.h): above max_requests_total this
+  // connection is not read while it has requests of its own pending; the server-wide
+  // reply memory cap is load->max_reply_bytes.
   ServerLoad* load;
   int64_t max_requests_total;
-  int64_t max_queued_reply_bytes_total;
+};
+
+// A record read from the socket and not yet started, with the most bytes its reply
+// can take (Dispatcher::ReplySize).
+struct PendingCall {
+  std::string record;
+  size_t reply_size = 0;
 };
 
 // MSG_ZEROCOPY for this connection. `enabled` only once SO_ZEROCOPY is set on it.
@@ -158,16 +237,31 @@ class Connection : public Pollable {
   }
 
   // Loop: starts the next pending record if the limits allow it: counts it as a
-  // request and moves it to *record. False when nothing may be started now.
-  bool StartPending(std::string* record);
+  // request, reserves its reply size (*reserved) and moves it to *record. False when
+  // nothing may be started now.
+  bool StartPending(std::string* record, size_t* reserved);
   // Loop: `pending` changed (records added or all started).
   void PendingChanged();
-  // Worker: a request finished (reply sent or dropped). True when records are pending
-  // and may be started now: the caller asks the loop to resume this connection (only
-  // once until the loop has done so).
-  bool RequestFinished();
+  // Worker: a request finished (reply sent or dropped); `unused` is what is left of
+  // its reservation (all of it when no reply was sent with SendReply). True when
+  // records are pending and may be started now: the caller asks the loop to resume
+  // this connection (only once until the loop has done so).
+  bool RequestFinished(size_t unused);
   // Loop: a resume asked for by RequestFinished() is being handled.
   void ResumeHandled();
+  // Loop: this connection, which waited for room under the server-wide cap, is
+  // offered some; the caller then lets it read and start what it can.
+  void RoomOffered();
+  // True while it waits for room (for the log line).
+  bool waiting_for_room() {
+    absl::MutexLock l(&mu);
+    return room_waiting_;
+  }
+  // Reply memory charged to this connection now.
+  int64_t reply_bytes() {
+    absl::MutexLock l(&mu);
+    return ChargedLocked();
+  }
   // Loop: bytes were read at `now`.
   void Touch(absl::Time now) {
     absl::MutexLock l(&mu);
@@ -179,13 +273,22 @@ class Connection : public Pollable {
     absl::MutexLock l(&mu);
     return requests_ == 0 && last_activity_ < cutoff;
   }
+  // True when closing it now loses nothing: no request pending, queued or running, no
+  // reply queued, none the kernel may still need (zero-copy). *since: its last
+  // activity. The loop's choice when --max-connections is reached.
+  bool IdleForEviction(absl::Time* since) {
+    absl::MutexLock l(&mu);
+    *since = last_activity_;
+    return !closed_ && requests_ == 0 && !has_pending_ && ChargedLocked() == 0;
+  }
 
   // Worker: sends the record `reply` + `payload` (its bulk data, sent from its own
   // buffer: scatter-gather, no copy) or queues what the socket does not take now and
-  // arms EPOLLOUT. `bytes` is what was queued (for the server-wide unsent count, also
-  // on error: Close() drops it); on `error` the caller has the loop close the
-  // connection. Does nothing on a closed connection.
-  SendResult SendReply(std::string reply, Payload payload = {});
+  // arms EPOLLOUT. `reservation`: the reply memory reserved for it (StartPending),
+  // which the record's real size replaces. `left_queued` is what was queued (for the
+  // server-wide unsent count, also on error: Close() drops it); on `error` the caller
+  // has the loop close the connection. Sends nothing on a closed connection.
+  SendResult SendReply(std::string reply, Payload payload = {}, size_t reservation = 0);
   // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). `bytes` is
   // what was written.
   SendResult Flush();
@@ -198,8 +301,9 @@ class Connection : public Pollable {
     return zc_next_seq_ > 0;
   }
   // Worker, between RPCs (and for the loop's queued release): frees the records on
-  // `released_`. Lock-free. Returns how many.
-  uint64_t FreeReleasedReplies();
+  // `released_` (lock-free). Returns how many; *resume as RequestFinished's result
+  // (the memory freed may let pending records start).
+  uint64_t FreeReleasedReplies(bool* resume);
   // Loop: stop reading for good (server stopping).
   void StopReading();
   // Loop: marks closed, removes from epoll, shuts the socket down, drops unsent
@@ -212,23 +316,23 @@ class Connection : public Pollable {
 
   ConnectionInfo info;
   RecordDecoder decoder;  // event loop only
-  std::deque<std::string> pending;  // event loop only: decoded, not yet started
+  std::deque<PendingCall> pending;  // event loop only: decoded, not yet started
   absl::Mutex mu;
 
  private:
+  enum class Admission { kYes, kOwnLimit, kServerLimit };
+  // The limits: may a request whose reply takes up to `reply_size` bytes start now?
+  Admission AdmitLocked(size_t reply_size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // AdmitLocked() == kYes; refused by the server-wide cap, registers for room first.
+  bool MayStartLocked(size_t reply_size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   bool ReadingAllowedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return !has_pending_ && MayStartLocked();
+    return !has_pending_ && MayStartLocked(0);
   }
-  // The limits: may one more request of this connection be started?
-  bool MayStartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return !closed_ && !stop_reading_ &&
-           queued_bytes_ <= limits_.max_queued_reply_bytes &&
-           requests_ < limits_.max_requests &&
-           !(requests_ > 0 && limits_.load->inflight.load(std::memory_order_relaxed) >=
-                                  limits_.max_requests_total) &&
-           !(queued_bytes_ > 0 &&
-             limits_.load->unsent_bytes.load(std::memory_order_relaxed) >
-                 limits_.max_queued_reply_bytes_total);
+  // The resume test of RequestFinished() (seed 003's test-and-set).
+  bool TakeResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  int64_t ChargedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return static_cast<int64_t>(reserved_bytes_ + out_bytes_) +
+           held_bytes_.load(std::memory_order_relaxed);
   }
   // Makes the epoll interest set match the state: EPOLLIN while reading is allowed,
   // EPOLLOUT while replies are queued. Returns whether reading is allowed.
@@ -264,8 +368,8 @@ class Connection : public Pollable {
   // Moves the held records whose sends have all completed onto `released_`. True if
   // that made it non-empty.
   bool ReleaseCompletedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Frees a list taken from `released_`; returns how many.
-  static uint64_t FreeList(HeldRecord* r, ServerLoad* load);
+  // Frees a list taken from `released_` and gives its bytes back; returns how many.
+  uint64_t FreeList(HeldRecord* r);
 
   UniqueFd fd_;  // reset only by the destructor, before the held records go
   const int epoll_fd_;
@@ -274,12 +378,19 @@ class Connection : public Pollable {
   bool stop_reading_ ABSL_GUARDED_BY(mu) = false;
   uint32_t requests_ ABSL_GUARDED_BY(mu) = 0;
   bool has_pending_ ABSL_GUARDED_BY(mu) = false;       // mirrors !pending.empty()
+  size_t next_reply_size_ ABSL_GUARDED_BY(mu) = 0;     // ... and pending.front()'s
   bool resume_requested_ ABSL_GUARDED_BY(mu) = false;  // a worker asked the loop
+  bool room_waiting_ ABSL_GUARDED_BY(mu) = false;      // on ServerLoad's waiter list
   uint32_t armed_ ABSL_GUARDED_BY(mu) = 0;  // events currently registered with epoll
   // Reply records not yet (wholly) sent: `head`, then the payload and its padding.
   std::deque<OutRecord> out_ ABSL_GUARDED_BY(mu);
   size_t out_offset_ ABSL_GUARDED_BY(mu) = 0;  // bytes of out_.front() already sent
-  size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;  // of out_, not yet written
+  // Reply memory (see "Reply memory"): reserved for requests started and not yet
+  // replied to, the records in out_, and the held records (zc_waiting_, released_).
+  size_t reserved_bytes_ ABSL_GUARDED_BY(mu) = 0;
+  size_t out_bytes_ ABSL_GUARDED_BY(mu) = 0;
+  std::atomic<int64_t> held_bytes_{0};
   absl::Time last_activity_ ABSL_GUARDED_BY(mu) = absl::Now();
 
   // Zero-copy state (see the header comment). Sequence numbers are the kernel's

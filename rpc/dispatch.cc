@@ -110,6 +110,28 @@ bool Dispatcher::IsQuick(std::string_view record) const {
   return px != nullptr && px->quick;
 }
 
+size_t Dispatcher::ReplySize(std::string_view record) const {
+  // The largest reply that carries no result: an accepted reply with mismatch_info.
+  constexpr size_t kNoResult = kRecordMarkSize + kSmallReplySize;
+  constexpr size_t kFixedWords = 6;  // xid, msg_type, rpcvers, prog, vers, proc
+  if (record.size() < kFixedWords * 4) return kNoResult;
+  auto word = [&](size_t at) { return ntohl(LoadUnaligned<uint32_t>(record.data() + at)); };
+  if (word(4) != kMsgCall || word(8) != kRpcVersion) return kNoResult;
+  const ProcXdr* px = Find(word(12), word(16), word(20)).proc;
+  if (px == nullptr) return kNoResult;
+  // The credential and the verifier: flavor, length, body padded to 4 bytes.
+  size_t pos = kFixedWords * 4;
+  for (int i = 0; i < 2; ++i) {
+    if (record.size() - pos < 8) return kNoResult;
+    const size_t body = (static_cast<size_t>(word(pos + 4)) + 3) & ~size_t{3};
+    if (record.size() - pos - 8 < body) return kNoResult;
+    pos += 8 + body;
+  }
+  const size_t result = px->max_result_bytes != nullptr ? px->max_result_bytes(record.substr(pos))
+                                                   : kDefaultResultSize;
+  return kRecordMarkSize + kAcceptedReplyHeaderSize + result;
+}
+
 Dispatcher::Found Dispatcher::Find(uint32_t prog, uint32_t vers, uint32_t proc) const {
   Found f;
   auto pit = programs_.find(prog);

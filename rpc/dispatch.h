@@ -87,6 +87,13 @@ class Dispatcher {
   // not such a call (malformed ones included) is not quick.
   bool IsQuick(std::string_view record) const;
 
+  // The most bytes the reply to `record` (without record mark) can take, record mark
+  // included: the reply header and the procedure's ProcXdr::max_result_bytes (or
+  // kDefaultResultSize). Reads the call header and the argument bytes without decoding
+  // them; a record that is not a call of a known procedure gets a small answer (its
+  // reply is an error). Safe on any bytes.
+  size_t ReplySize(std::string_view record) const;
+
  private:
   // Where (prog, vers, proc) leads: `versions` null → unknown program; `program` null →
   // no such version; `proc` null → no such procedure.

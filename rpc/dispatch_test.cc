@@ -243,6 +243,36 @@ TEST_F(DispatcherTest, IsQuickReadsTheProcedureFlagAndRefusesWhatIsNoCall) {
   EXPECT_FALSE(dispatcher_.IsQuick(""));
 }
 
+// The reply memory the server reserves before it starts a call (rpc/server.h,
+// "Memory for replies"): the bound of a procedure that declares one, read past any
+// credential, the default otherwise, and a small answer for anything that is no call.
+TEST_F(DispatcherTest, ReplySizeBoundsTheReplyFromTheUndecodedArguments) {
+  constexpr size_t kHeader = kRecordMarkSize + kAcceptedReplyHeaderSize;
+  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, U32(1 << 20))), kHeader + 4 + (1 << 20));  // BLOB
+  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, U32(5))), kHeader + 4 + 8);  // padded
+  CallAuth sys;
+  sys.flavor = AuthFlavor::kSys;
+  sys.cred.uid = 1000;
+  sys.cred.groups = {1, 2, 3};
+  sys.machine_name = "a-client";
+  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, U32(70000), sys)), kHeader + 4 + 70000);
+  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 1, U32(7))), kHeader + kDefaultResultSize);
+  // Arguments cut short: the call is garbage, its reply small.
+  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, "")), kHeader + 4);
+  const size_t no_result = dispatcher_.ReplySize("");
+  EXPECT_LT(no_result, 64u);
+  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 2, "")), no_result);   // missing procedure
+  EXPECT_EQ(dispatcher_.ReplySize(Call(2, 7, U32(1 << 20))), no_result);  // no version 2
+  std::string blob = Call(1, 7, U32(1 << 20));
+  EXPECT_EQ(dispatcher_.ReplySize(blob.substr(0, 30)), no_result);  // cut in the credential
+  std::string huge_cred = blob;
+  huge_cred[28] = '\x7f';  // the credential's length word: far beyond the record
+  EXPECT_EQ(dispatcher_.ReplySize(huge_cred), no_result);
+  std::string reply = blob;
+  reply[7] = 1;  // msg_type REPLY
+  EXPECT_EQ(dispatcher_.ReplySize(reply), no_result);
+}
+
 TEST_F(DispatcherTest, RecordTooShortForAHeaderIsDropped) {
   RpcError e;
   EXPECT_FALSE(Run("abc", &e));

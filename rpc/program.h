@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/synchronization/mutex.h"
 #include "common/credentials.h"
@@ -78,7 +79,8 @@ struct CallContext {
   ConnectionInfo* conn = nullptr;  // never null; valid for the call's duration
   // The call runs on the event-loop thread (a quick call, see ProcXdr::quick): the
   // program must not wait for the disk. Where it would (a READ of data that is not in
-  // the page cache), it returns DispatchResult::kWouldBlock having changed nothing,
+  // the page cache, a file handle that only a search of the export can resolve), it
+  // returns DispatchResult::kWouldBlock having changed nothing,
   // and the call is run again on a worker with this false.
   bool must_not_block = false;
 };
@@ -119,7 +121,19 @@ struct ProcXdr {
   // when there is nothing worth moving (an error result, little data). The dispatcher
   // then writes the real length and sends the bytes from the buffer (Dispatcher::Handle).
   bool (*take_payload)(void* result, Payload* out) = nullptr;
+  // The most bytes the result of this call can encode to, read from the call's
+  // argument bytes as received (not decoded: they may be short or garbage, and then
+  // the answer is small). The server reserves that much reply memory before it starts
+  // the call (rpc/server.h, "Memory for replies"), so only procedures whose result
+  // size the client chooses need it (READ's count, READDIR's). nullptr: at most
+  // kDefaultResultSize.
+  size_t (*max_result_bytes)(std::string_view args) = nullptr;
 };
+
+// What the server reserves for the result of a procedure without
+// ProcXdr::max_result_bytes. A larger result is still sent; it is counted at its real size
+// once it is encoded.
+inline constexpr size_t kDefaultResultSize = 4096;
 
 // What the dispatcher should send after Dispatch().
 enum class DispatchResult {

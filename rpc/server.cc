@@ -10,11 +10,17 @@
 //    close one through `close_requests_` + the wake eventfd.
 //  * worker_threads workers: dispatch a record (rpc/dispatch.h) and send the reply.
 //
-// Limits (server.h): the loop refuses connections beyond max_connections right after
-// accepting them, and sweeps for idle connections every idle_timeout / 4 (at most
-// once a second), waking from epoll_wait for it. Server-wide request and reply-byte
-// bounds live in ServerLoad, which every Connection reads when it decides whether it
-// may be read (connection.h).
+// Limits (server.h): at max_connections (or a client's max_connections_per_client)
+// the loop closes the longest-idle connection right after accepting a new one, or
+// the new one when every connection is busy; it sweeps for idle connections every
+// idle_timeout / 4 (at most once a second), waking from epoll_wait for it.
+// Server-wide request and reply-memory bounds live in ServerLoad, which every
+// Connection reads when it decides whether it may be read (connection.h); a
+// connection refused by the server-wide reply cap waits on ServerLoad's list, and the
+// release that leaves room wakes the loop (the wake eventfd), which offers the room
+// to the waiters in the order they came (OnWake). When reply memory has been high and
+// falls to little, a worker gives freed heap back to the system (malloc_trim: glibc
+// keeps freed 1 MiB READ buffers in its arenas otherwise).
 //
 // Stop() in reverse of Start(): (1) the loop closes the listeners and stops reading
 // from every connection; (2) Stop() waits, bounded by drain_timeout, until no request
@@ -26,6 +32,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <rpc/pmap_clnt.h>
@@ -80,6 +87,8 @@ struct Work {
   PeerAddress udp_peer;
   std::string record;
   bool release_only = false;
+  size_t reserved = 0;  // reply memory reserved for it and not yet used (TCP)
+  bool trim = false;    // no request: give freed heap back to the system
 };
 
 absl::Status Errno(int err, const std::string& what) { return ErrnoToStatus(err, what); }
@@ -100,6 +109,7 @@ class Server::Impl {
   void UnregisterFromRpcbind();
   const ServerCounters& counters() const { return counters_; }
   int64_t zerocopy_replies_held() const { return load_.held_replies.load(); }
+  int64_t reply_bytes_held() const { return load_.reply_bytes.load(); }
   DrcStats drc_stats() const { return drc_.stats(); }
 
  private:
@@ -121,6 +131,13 @@ class Server::Impl {
   void StartPending(const std::shared_ptr<Connection>& c);
   void CloseConnection(Connection* c, bool on_error);
   void CloseIdleConnections(absl::Time now);
+  // At max_connections (or max_connections_per_client for `peer`): closes the
+  // longest-idle connection (of `peer` only when `same_client`) and returns true, or
+  // returns false when every one is busy.
+  bool EvictIdlest(const PeerAddress& peer, bool same_client);
+  // The room left under the server-wide reply cap goes to the connections that waited
+  // for it, in order.
+  void OfferRoom();
   // epoll_wait's timeout: until the next idle sweep, or -1 without idle timeout.
   int LoopTimeoutMs(absl::Time now) const;
   // Counts a request in flight and hands it to the workers — or, for the first quick
@@ -133,8 +150,8 @@ class Server::Impl {
   // The loop, on EPOLLERR of a connection that sends with MSG_ZEROCOPY. False when
   // the socket has a real error (the connection was closed).
   bool ReapCompletions(const std::shared_ptr<Connection>& c);
-  // Frees c's released replies (worker).
-  void FreeReleased(Connection& c);
+  // Frees c's released replies (worker); resumes c when that made room for it.
+  void FreeReleased(const std::shared_ptr<Connection>& c);
   // End of a loop round: runs the held call, if the round started nothing else.
   void RunHeldCall();
   // A request that was run (by a worker or the loop) leaves the in-flight count.
@@ -148,7 +165,7 @@ class Server::Impl {
   void RunUdp(Work& w);
   // Sends a complete reply record on `c` (from any worker).
   void SendOn(const std::shared_ptr<Connection>& c, std::string reply,
-              Payload payload = {});
+              Payload payload = {}, size_t reservation = 0);
   void AskLoopToClose(const std::shared_ptr<Connection>& c);
   void AskLoopToResume(const std::shared_ptr<Connection>& c);
 
@@ -190,6 +207,10 @@ class Server::Impl {
   LogRateLimit accept_error_log_{1, absl::Seconds(1)};
   LogRateLimit refused_log_{1, kLimitLogInterval};
   LogRateLimit busy_log_{1, kLimitLogInterval};
+  LogRateLimit reply_cap_log_{1, kLimitLogInterval};
+  LogRateLimit evicted_log_{1, kLimitLogInterval};
+  // Open connections per client address (AddressBytes), with max_connections_per_client.
+  absl::flat_hash_map<std::string, uint32_t> conns_per_client_;
   absl::Time next_idle_sweep_ = absl::InfiniteFuture();
   std::optional<Work> held_call_;    // counted in load_.inflight while held
   int requests_started_in_round_ = 0;
@@ -312,6 +333,9 @@ absl::Status Server::Impl::Start() {
   // before it runs so that it never needs mu_ to find a listener.
   for (auto& listener : listeners_) armed_listeners_[listener.get()] = listener;
   read_buf_.resize(std::max(kReadChunk, kMaxDatagram));
+  // Before any connection exists: constant from now on (connection.h).
+  load_.max_reply_bytes = static_cast<int64_t>(opts_.max_reply_bytes);
+  load_.wake_fd = wake_fd_.get();
   const int n = std::max(1, opts_.worker_threads);
   // Named for top -H, perf and the tests that check where a call ran.
   for (int i = 0; i < n; ++i) {
@@ -400,9 +424,16 @@ void Server::Impl::Stop() {
     if (!work_.empty()) {
       LOG_WARNING("rpc: stop: %d queued requests dropped unrun", work_.size());
       load_.inflight.fetch_sub(static_cast<int64_t>(work_.size()));
+      for (Work& w : work_) {
+        if (w.conn && !w.release_only) w.conn->RequestFinished(w.reserved);
+      }
       work_.clear();
     }
   }
+  // Connections still referenced (by the reply cache's parked retransmits) may give
+  // reply memory back when they go, after wake_fd_ is closed: they must not write to
+  // whatever that number names by then. No other thread of ours runs any more.
+  load_.wake_fd = -1;
   absl::MutexLock l(&mu_);
   listeners_.clear();
   close_requests_.clear();
@@ -489,6 +520,13 @@ void Server::Impl::OnWake(bool* quit) {
     c->ResumeHandled();
     if (conns_.contains(c.get())) StartPending(c);
   }
+  OfferRoom();
+  if (load_.TakeTrimWanted()) {
+    load_.inflight.fetch_add(1);  // drained by Stop() like a request
+    Work w;
+    w.trim = true;
+    PushWork(std::move(w));
+  }
   if (stop_reading && !reading_stopped_.HasBeenNotified()) {
     for (auto& [l, ref] : armed_listeners_) {
       epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, l->fd.get(), nullptr);
@@ -522,15 +560,27 @@ void Server::Impl::Accept(Listener* l) {
     }
     const PeerAddress peer =
         PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    if (conns_.size() >= std::max<uint32_t>(1, opts_.max_connections)) {
-      // Closing at once (fd goes out of scope) tells the client now; leaving it in
-      // the backlog would leave it hanging and the listener readable (a busy loop).
+    const std::string client = opts_.max_connections_per_client > 0
+                                   ? peer.AddressBytes() : std::string();
+    const char* full = nullptr;  // the limit that refuses it
+    if (auto it = conns_per_client_.find(client);
+        opts_.max_connections_per_client > 0 && it != conns_per_client_.end() &&
+        it->second >= opts_.max_connections_per_client && !EvictIdlest(peer, true)) {
+      full = "--max-connections-per-client";
+    } else if (conns_.size() >= std::max<uint32_t>(1, opts_.max_connections) &&
+               !EvictIdlest(peer, false)) {
+      full = "--max-connections";
+    }
+    if (full != nullptr) {
+      // Every connection is busy. Closing at once (fd goes out of scope) tells the
+      // client now; leaving it in the backlog would leave it hanging and the listener
+      // readable (a busy loop).
       counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
       if (uint64_t left_out = 0; refused_log_.Allow(&left_out)) {
         LOG_WARNING(
-            "rpc: %u connections open (--max-connections): refused %u new "
-            "connection(s), the latest from %s",
-            conns_.size(), left_out + 1, peer.ToString());
+            "rpc: %u connections open (%s), none idle: refused %u new connection(s), "
+            "the latest from %s",
+            conns_.size(), full, left_out + 1, peer.ToString());
       }
       continue;
     }
@@ -548,10 +598,9 @@ void Server::Impl::Accept(Listener* l) {
         next_conn_id_.fetch_add(1), std::move(fd), peer,
         PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ls), llen),
         opts_.max_record_size, epoll_fd_.get(),
-        ConnectionLimits{opts_.max_queued_reply_bytes,
+        ConnectionLimits{opts_.max_reply_bytes_per_connection,
                          std::max<uint32_t>(1, opts_.max_requests_per_connection), &load_,
-                         static_cast<int64_t>(opts_.max_requests_total),
-                         static_cast<int64_t>(opts_.max_queued_reply_bytes_total)},
+                         static_cast<int64_t>(opts_.max_requests_total)},
         zerocopy);
     if (!conn->Register()) {
       LOG_WARNING("rpc: epoll_ctl for connection from %s: %s", peer.ToString(),
@@ -559,6 +608,7 @@ void Server::Impl::Accept(Listener* l) {
       continue;
     }
     counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+    if (opts_.max_connections_per_client > 0) ++conns_per_client_[client];
     conns_.emplace(conn.get(), std::move(conn));
   }
 }
@@ -620,7 +670,10 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
       CloseConnection(conn.get(), true);
       return;
     }
-    for (auto& r : records) conn->pending.push_back(std::move(r));
+    for (auto& r : records) {
+      const size_t reply_size = dispatcher_.ReplySize(r);
+      conn->pending.push_back(PendingCall{std::move(r), reply_size});
+    }
     records.clear();
     // Started first, then the rest (if any) announced: a record that starts at once
     // never turns EPOLLIN off and on again (two epoll_ctl calls per request at one in
@@ -643,8 +696,33 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
 void Server::Impl::StartPending(const std::shared_ptr<Connection>& conn) {
   if (conn->pending.empty()) return;
   std::string record;
-  while (conn->StartPending(&record)) {
-    Enqueue(Work{conn, nullptr, PeerAddress{}, std::move(record)});
+  size_t reserved = 0;
+  while (conn->StartPending(&record, &reserved)) {
+    Work w;
+    w.conn = conn;
+    w.record = std::move(record);
+    w.reserved = reserved;
+    Enqueue(std::move(w));
+  }
+  if (!conn->pending.empty() && conn->waiting_for_room()) {
+    if (uint64_t left_out = 0; reply_cap_log_.Allow(&left_out)) {
+      LOG_WARNING(
+          "rpc: %d bytes of replies held (--max-reply-bytes %u): connections whose next "
+          "reply does not fit wait until replies drain (%u such waits since the last line)",
+          load_.reply_bytes.load(), opts_.max_reply_bytes, left_out + 1);
+    }
+  }
+}
+
+void Server::Impl::OfferRoom() {
+  // Each waiter looks at the cap again: one that is still refused registers again
+  // (and re-arms the wake-up), so none is forgotten when others took the room first.
+  for (Connection* c : load_.TakeRoomWaiters()) {
+    auto it = conns_.find(c);
+    if (it == conns_.end()) continue;  // closed since
+    std::shared_ptr<Connection> conn = it->second;
+    conn->RoomOffered();  // also lets a connection with nothing pending read again
+    StartPending(conn);
   }
 }
 
@@ -682,6 +760,10 @@ void Server::Impl::CloseConnection(Connection* c, bool on_error) {
     counters_.connections_closed_on_error.fetch_add(1);
   }
   it->second->pending.clear();  // never started: nothing to account for
+  if (opts_.max_connections_per_client > 0) {
+    auto n = conns_per_client_.find(it->second->info.peer().AddressBytes());
+    if (n != conns_per_client_.end() && --n->second == 0) conns_per_client_.erase(n);
+  }
   uint64_t dropped = 0;
   if (it->second->Close(&dropped)) {
     load_.unsent_bytes.fetch_sub(static_cast<int64_t>(dropped));
@@ -706,6 +788,34 @@ void Server::Impl::CloseIdleConnections(absl::Time now) {
     counters_.connections_closed_idle.fetch_add(1, std::memory_order_relaxed);
     CloseConnection(c, false);
   }
+}
+
+bool Server::Impl::EvictIdlest(const PeerAddress& peer, bool same_client) {
+  const std::string client = same_client ? peer.AddressBytes() : std::string();
+  Connection* victim = nullptr;
+  absl::Time oldest = absl::InfiniteFuture();
+  for (auto& [c, ref] : conns_) {
+    absl::Time since;
+    if (c->IdleForEviction(&since) && since < oldest &&
+        (!same_client || c->info.peer().AddressBytes() == client)) {
+      oldest = since;
+      victim = c;
+    }
+  }
+  if (victim == nullptr) return false;
+  counters_.connections_evicted.fetch_add(1, std::memory_order_relaxed);
+  if (uint64_t left_out = 0; evicted_log_.Allow(&left_out)) {
+    LOG_WARNING(
+        "rpc: %u connections open (%s): closed the one idle longest (from %s, idle for "
+        "%s) to admit one from %s (%u closed so since the last line)",
+        same_client ? conns_per_client_[client] : conns_.size(),
+        same_client ? "--max-connections-per-client" : "--max-connections",
+        victim->info.peer().ToString(),
+        absl::FormatDuration(absl::Trunc(absl::Now() - oldest, absl::Milliseconds(1))),
+        peer.ToString(), left_out + 1);
+  }
+  CloseConnection(victim, false);
+  return true;
 }
 
 int Server::Impl::LoopTimeoutMs(absl::Time now) const {
@@ -760,10 +870,12 @@ bool Server::Impl::ReapCompletions(const std::shared_ptr<Connection>& c) {
   return true;
 }
 
-void Server::Impl::FreeReleased(Connection& c) {
-  if (const uint64_t n = c.FreeReleasedReplies(); n > 0) {
+void Server::Impl::FreeReleased(const std::shared_ptr<Connection>& c) {
+  bool resume = false;
+  if (const uint64_t n = c->FreeReleasedReplies(&resume); n > 0) {
     counters_.zerocopy_replies_freed.fetch_add(n, std::memory_order_relaxed);
   }
+  if (resume) AskLoopToResume(c);
 }
 
 void Server::Impl::RunHeldCall() {
@@ -796,11 +908,16 @@ void Server::Impl::WorkerMain() {
       w = std::move(work_.front());
       work_.pop_front();
     }
-    if (w.release_only) {
-      FreeReleased(*w.conn);
+    if (w.trim) {
+      const absl::Time t0 = absl::Now();
+      malloc_trim(0);
+      LOG_DEBUG("rpc: reply memory fell to %d bytes: heap trimmed in %s",
+                load_.reply_bytes.load(), absl::FormatDuration(absl::Now() - t0));
+    } else if (w.release_only) {
+      FreeReleased(w.conn);
     } else if (w.conn) {
       RunTcp(w);
-      FreeReleased(*w.conn);  // between RPCs, on a worker (seed 001)
+      FreeReleased(w.conn);  // between RPCs, on a worker (seed 001)
     } else {
       RunUdp(w);
     }
@@ -821,17 +938,19 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
     Payload payload;
     if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply,
                            std::move(later), on_loop ? &would_block : nullptr, &payload)) {
-      SendOn(w.conn, std::move(reply), std::move(payload));
+      SendOn(w.conn, std::move(reply), std::move(payload), w.reserved);
+      w.reserved = 0;  // the reply took its place
     }
     if (would_block) return false;
   }
-  if (c.RequestFinished()) AskLoopToResume(w.conn);
+  if (c.RequestFinished(w.reserved)) AskLoopToResume(w.conn);
+  w.reserved = 0;
   return true;
 }
 
 void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply,
-                          Payload payload) {
-  const SendResult r = c->SendReply(std::move(reply), std::move(payload));
+                          Payload payload, size_t reservation) {
+  const SendResult r = c->SendReply(std::move(reply), std::move(payload), reservation);
   counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
   if (r.queue_release) QueueRelease(c);
   load_.unsent_bytes.fetch_add(r.left_queued);  // also on error: closing drops them
@@ -925,6 +1044,7 @@ absl::Status Server::RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port)
 void Server::UnregisterFromRpcbind() { impl_->UnregisterFromRpcbind(); }
 const ServerCounters& Server::counters() const { return impl_->counters(); }
 int64_t Server::zerocopy_replies_held() const { return impl_->zerocopy_replies_held(); }
+int64_t Server::reply_bytes_held() const { return impl_->reply_bytes_held(); }
 DrcStats Server::drc_stats() const { return impl_->drc_stats(); }
 
 }  // namespace localnfs::rpc

@@ -23,23 +23,42 @@
 // writes what workers could not send at once; ServerOptions::worker_threads workers
 // decode, dispatch, encode and send. Both kinds of threads are registered with
 // liburcu for their whole life and call FlushThisThread() after each request/wakeup.
-// Back-pressure: a TCP connection with more than max_queued_reply_bytes of unsent
-// replies, or more than max_requests_per_connection requests queued or running, is
-// not read from until it drains. Server-wide, while max_requests_total requests are
-// queued or running, connections that already have one in flight are not read, and
-// while max_queued_reply_bytes_total reply bytes are unsent, connections that have
-// unsent replies are not read; a connection with nothing pending may always send its
-// next request, so one busy client cannot starve the others. Records already read in
-// one 64 KiB chunk are all queued, so each bound may be exceeded by one chunk's worth
-// per connection. UDP datagrams that arrive while the work queue holds more than
-// max_queued_datagrams are dropped (the client retransmits).
-// Connection limits: beyond max_connections a new connection is accepted and closed
-// at once (the client sees EOF instead of hanging in the listen backlog; a log line
-// once a second counts them). A connection on which nothing was read or written for
-// idle_timeout, and on which no request is running, is closed (also one whose client
-// stopped reading its replies). Memory held per connection is therefore bounded by
-// max_record_size (a partial record) + max_queued_reply_bytes + the replies of
-// max_requests_per_connection requests, and the number of connections by
+// Back-pressure: a TCP connection with more than max_requests_per_connection requests
+// queued or running is not read from until one finishes; server-wide, while
+// max_requests_total requests are queued or running, connections that already have
+// one in flight are not read. A connection with nothing in flight may always send its
+// next request, so one busy client cannot starve the others. UDP datagrams that
+// arrive while the work queue holds more than max_queued_datagrams are dropped (the
+// client retransmits).
+// Memory for replies: every byte the server holds for a reply counts against the
+// caps, from the start of the request to the moment the bytes are freed — the reply
+// size reserved before the request runs (the most its procedure can answer:
+// ProcXdr::max_result_bytes, a READ's count), the reply while it is queued or being
+// written, and a zero-copy reply the kernel may still read. A request starts only
+// when its reservation fits under max_reply_bytes_per_connection (for its
+// connection) and max_reply_bytes (for the server); otherwise its connection is not
+// read until replies drain — a reply the server owes is never dropped. A connection
+// that holds nothing may start one request of any size, and one whose reply is small
+// (connection.h, kSmallReplyBytes) even when the server-wide cap is reached: a fresh
+// client's NULL or GETATTR is answered while others hold the whole cap. So reply
+// memory stays under max_reply_bytes + max_connections × kSmallReplyBytes (+ one
+// reply per connection when a result outgrows its procedure's bound), and a log line
+// (once a second at most) says when the server-wide cap makes connections wait. When
+// reply memory falls back to little after it was high, the server gives the freed
+// memory back to the system (malloc_trim), so a burst does not leave the process large.
+// Connection limits: when max_connections are open, a new connection is admitted by
+// closing the one that has been idle the longest — no request queued or running and
+// no reply unsent or held (knfsd's svc_check_conn_limits() closes its oldest temporary
+// transport) — and, if every connection is busy, accepted and closed at once (the
+// client sees EOF instead of hanging in the listen backlog). max_connections_per_client
+// (0 = no limit) applies the same rule to the connections of one client address:
+// its own longest-idle connection makes room, or the new one is refused. A log line
+// once a second at most counts the evicted and the refused. A connection on which
+// nothing was read or written for idle_timeout, and on which no request is running,
+// is closed (also one whose client stopped reading its replies). Memory held per
+// connection is therefore bounded by max_record_size (a partial record) + 64 KiB of
+// read-ahead records + max_reply_bytes_per_connection (+ the request records of
+// max_requests_per_connection requests), and the number of connections by
 // max_connections.
 // Replies: one record each, written with sendmsg; the bulk data of a result (a READ's,
 // ProcXdr::take_payload) stays in its own buffer and goes out as a second iovec instead
@@ -51,9 +70,10 @@
 // is in flight. A round that starts two or more requests hands them all to the
 // workers, so a busy server keeps its parallelism. A quick call on the loop is told
 // not to wait for the disk (CallContext::must_not_block): a READ of data that is not
-// in the page cache comes back undone and goes to a worker. What can still hold the
-// loop is metadata that is not cached (a LOOKUP or CREATE reading a directory or
-// inode block from disk).
+// in the page cache, or a call whose file handle only a search of the export can
+// resolve (unprivileged mode), comes back undone and goes to a worker. What can still
+// hold the loop is metadata that is not cached (a LOOKUP or CREATE reading a
+// directory or inode block from disk).
 // Zero-copy sends (ServerOptions::zerocopy): a reply whose payload is at least
 // zerocopy_min_bytes goes out with MSG_ZEROCOPY (SO_ZEROCOPY on each connection): the
 // kernel sends from the payload's own pages instead of copying them into the socket
@@ -100,16 +120,18 @@ struct ServerOptions {
   // the connection with a log line. Must exceed the largest WRITE (1 MiB) + headers.
   uint32_t max_record_size = 4u << 20;
   absl::Duration drain_timeout = absl::Seconds(10);
-  // Per TCP connection: unsent reply bytes above which the connection is not read.
-  size_t max_queued_reply_bytes = size_t{16} << 20;
+  // Reply memory (see "Memory for replies"): per TCP connection, and in total.
+  size_t max_reply_bytes_per_connection = size_t{16} << 20;
+  size_t max_reply_bytes = size_t{256} << 20;
   // Per TCP connection: requests queued or running above which it is not read.
   uint32_t max_requests_per_connection = 128;
-  // All connections: requests queued or running, and unsent reply bytes, above which
-  // busy connections are not read (see the header comment).
+  // All connections: requests queued or running above which busy connections are not
+  // read (see the header comment).
   uint32_t max_requests_total = 1024;
-  size_t max_queued_reply_bytes_total = size_t{256} << 20;
-  // TCP connections open at once; more are accepted and closed.
+  // TCP connections open at once, in total and per client address (0 = no limit of
+  // its own); beyond them the longest-idle one is closed (see "Connection limits").
   uint32_t max_connections = 1024;
+  uint32_t max_connections_per_client = 0;
   // Connections without traffic for this long are closed; InfiniteDuration = never.
   absl::Duration idle_timeout = absl::Minutes(6);
   // UDP datagrams are dropped while this many requests wait for a worker.
@@ -130,7 +152,8 @@ struct ServerCounters {
   std::atomic<uint64_t> calls{0};  // every record handed to the dispatcher
   std::atomic<uint64_t> garbage_args{0};
   std::atomic<uint64_t> bad_headers{0};  // RPC_MISMATCH, PROG_*, PROC_UNAVAIL, auth
-  std::atomic<uint64_t> connections_refused{0};      // beyond max_connections
+  std::atomic<uint64_t> connections_refused{0};  // beyond max_connections*, all busy
+  std::atomic<uint64_t> connections_evicted{0};  // idle ones closed to admit a new one
   std::atomic<uint64_t> connections_closed_idle{0};  // idle_timeout
   std::atomic<uint64_t> drc_replays{0};  // retransmits answered from the reply cache
   std::atomic<uint64_t> drc_parked{0};   // retransmits that waited for their original
@@ -166,6 +189,8 @@ class Server {
   // Zero-copy replies sent whose buffers are not freed yet (the kernel may still read
   // them, or a worker has yet to free them).
   int64_t zerocopy_replies_held() const;
+  // Reply memory held now (see "Memory for replies").
+  int64_t reply_bytes_held() const;
   // The duplicate request cache's figures (all zero without one).
   DrcStats drc_stats() const;
 

@@ -13,6 +13,7 @@
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "rpc/client.h"
+#include "rpc/connection.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
 #include "rpc/test_program.h"
@@ -87,6 +88,33 @@ class ServerTest : public ::testing::Test {
     EXPECT_TRUE(c->SendRaw(stream).ok());
     EXPECT_TRUE(WaitUntil([&] { return server_->zerocopy_replies_held() > 0; }));
     return c;
+  }
+
+  // Every byte of reply memory charged is given back once the test's clients are gone
+  // (also after Stop(), and on every path a request can take).
+  void TearDown() override {
+    if (server_ == nullptr) return;
+    EXPECT_TRUE(WaitUntil([&] { return server_->reply_bytes_held() == 0; }))
+        << server_->reply_bytes_held() << " bytes of reply memory not given back";
+  }
+
+  // Sends `count` BLOB calls of `size` bytes on `c` (xids from `first_xid`), without
+  // reading the replies.
+  static void SendBlobs(Client& c, uint32_t first_xid, int count, uint32_t size) {
+    std::string stream;
+    for (int i = 0; i < count; ++i) {
+      stream += Client::EncodeRecord(
+          Client::EncodeCall(first_xid + i, kTestProg, 1, 7, CallAuth{}, U32(size)));
+    }
+    ASSERT_TRUE(c.SendRaw(stream).ok());
+  }
+  // Reads `count` BLOB replies of `size` bytes from `c`, in any order.
+  static void ReceiveBlobs(Client& c, int count, uint32_t size) {
+    for (int i = 0; i < count; ++i) {
+      auto r = c.ReceiveRecord(kTimeout);
+      ASSERT_TRUE(r.ok()) << "reply " << i << ": " << r.status();
+      EXPECT_EQ(r->size(), kAcceptedReplyHeaderSize + 4 + size);
+    }
   }
 
   TestProgram v1_{1}, v3_{3};
@@ -327,7 +355,7 @@ TEST_F(ServerTest, PipelinedRequestsBeyondThePerConnectionLimitAllGetReplies) {
 
 TEST_F(ServerTest, BulkResultsArriveWholeFromTheirOwnBuffersAlsoWhenQueued) {
   ServerOptions opts;
-  opts.max_queued_reply_bytes = 64 * 1024;  // partial sends, queued records, Flush
+  opts.max_reply_bytes_per_connection = 64 * 1024;  // partial sends, queued records, Flush
   StartServer(opts);
   auto c = NewClient();
   // Sizes that need 0-3 bytes of padding, and one below the payload threshold.
@@ -447,7 +475,7 @@ TEST_F(ServerTest, StopFreesZeroCopyRepliesTheKernelNeverFinished) {
 
 TEST_F(ServerTest, SlowReaderGetsEveryReplyThroughBackPressure) {
   ServerOptions opts;
-  opts.max_queued_reply_bytes = 256 * 1024;
+  opts.max_reply_bytes_per_connection = 256 * 1024;
   StartServer(opts);
   auto c = NewClient();
   constexpr int kCalls = 64;
@@ -661,7 +689,9 @@ TEST_F(ServerTest, WithoutTheCacheARetransmitRunsAgain) {
   EXPECT_EQ(ResultU32(*again), 2u);
 }
 
-TEST_F(ServerTest, ConnectionsBeyondMaxConnectionsAreClosedWhileTheOthersWork) {
+// knfsd's svc_check_conn_limits(): a new connection beyond the limit is admitted by
+// closing an old one that loses nothing — here the one idle the longest.
+TEST_F(ServerTest, ConnectionBeyondMaxConnectionsClosesTheLongestIdleOne) {
   ServerOptions opts;
   opts.max_connections = 3;
   StartServer(opts);
@@ -670,21 +700,110 @@ TEST_F(ServerTest, ConnectionsBeyondMaxConnectionsAreClosedWhileTheOthersWork) {
     held.push_back(NewClient());
     ASSERT_TRUE(Echo(*held.back(), i).ok());
   }
-  auto extra = NewClient();  // the kernel completes the handshake; the server closes
+  ASSERT_TRUE(Echo(*held[0], 7).ok());  // held[1] is now the one idle the longest
+  auto extra = NewClient();
+  ASSERT_NE(extra, nullptr);
+  EXPECT_TRUE(Echo(*extra, 1).ok()) << "the new connection was not admitted";
+  EXPECT_EQ(Echo(*held[1], 1).status().code(), absl::StatusCode::kUnavailable)
+      << "the longest-idle connection was kept";
+  EXPECT_TRUE(Echo(*held[0], 5).ok());
+  EXPECT_TRUE(Echo(*held[2], 5).ok());
+  EXPECT_EQ(server_->counters().connections_evicted.load(), 1u);
+  EXPECT_EQ(server_->counters().connections_refused.load(), 0u);
+}
+
+// A connection with a request running, or with replies it has not read yet, is never
+// the one closed; when every connection is busy, the new one is refused instead.
+TEST_F(ServerTest, BusyConnectionsAreNeverEvictedAndANewOneIsRefusedWhenAllAreBusy) {
+  ServerOptions opts;
+  opts.max_connections = 2;
+  StartServer(opts);
+  auto non_reader = NewClient();  // the oldest: its replies wait unsent
+  SendBlobs(*non_reader, 100, 32, 1 << 20);
+  ASSERT_TRUE(WaitUntil([&] { return v1_.finished.load() >= 1; }));
+  auto sleeper = NewClient();  // version 3: its own counters
+  ASSERT_TRUE(sleeper
+                  ->SendRaw(Client::EncodeRecord(
+                      Client::EncodeCall(5, kTestProg, 3, 3, CallAuth{}, U32(1500))))
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return v3_.running.load() >= 1; }));
+  auto extra = NewClient();  // accepted by the kernel, closed by the server
   ASSERT_NE(extra, nullptr);
   EXPECT_EQ(Echo(*extra, 1).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(server_->counters().connections_refused.load(), 1u);
-  for (auto& c : held) EXPECT_TRUE(Echo(*c, 5).ok());
-  // A freed slot can be used again.
-  held.front()->Close();
-  const absl::Time deadline = absl::Now() + kTimeout;
-  bool served = false;
-  while (!served && absl::Now() < deadline) {
+  EXPECT_EQ(server_->counters().connections_evicted.load(), 0u);
+  // Both busy connections are served to the end.
+  auto r = sleeper->ReceiveRecord(kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(ResultU32(*r), 1500u);
+  ReceiveBlobs(*non_reader, 32, 1 << 20);
+}
+
+// --max-connections-per-client: a client at its own limit makes room by losing its
+// own longest-idle connection (all of this test's clients share 127.0.0.1).
+TEST_F(ServerTest, ConnectionBeyondThePerClientLimitClosesThatClientsLongestIdleOne) {
+  ServerOptions opts;
+  opts.max_connections_per_client = 2;
+  StartServer(opts);
+  auto first = NewClient();
+  auto second = NewClient();
+  ASSERT_TRUE(Echo(*first, 1).ok());
+  ASSERT_TRUE(Echo(*second, 1).ok());
+  auto third = NewClient();
+  EXPECT_TRUE(Echo(*third, 1).ok());
+  EXPECT_EQ(Echo(*first, 1).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(Echo(*second, 1).ok());
+  EXPECT_EQ(server_->counters().connections_evicted.load(), 1u);
+  // A slot freed by a close is the client's again: no eviction needed.
+  third->Close();
+  ASSERT_TRUE(WaitUntil([&] {
     auto c = NewClient();
-    served = c != nullptr && Echo(*c, 1).ok();
-    if (!served) absl::SleepFor(absl::Milliseconds(10));
+    return c != nullptr && Echo(*c, 1).ok() &&
+           server_->counters().connections_evicted.load() == 1u;
+  }));
+}
+
+// Issue 15 item 9, on the rpc layer: clients that ask for 1 MiB replies and do not
+// read them. The server-wide reply memory stays at the cap (reservations are taken
+// before a call runs, so none overshoots), a fresh client's small call is answered
+// meanwhile, and every reply arrives once the clients read — the waiting calls start
+// as the others drain (room is offered across connections).
+TEST_F(ServerTest, RepliesBeyondTheServerWideCapWaitForRoomAndAllArrive) {
+  constexpr int64_t kCap = 4 << 20;
+  constexpr uint32_t kSize = 1 << 20;
+  constexpr int kClients = 6, kCalls = 8;
+  ServerOptions opts;
+  opts.max_reply_bytes = kCap;
+  StartServer(opts);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(NewClient());
+    SendBlobs(*clients.back(), 1000 * i, kCalls, kSize);
   }
-  EXPECT_TRUE(served);
+  // Three replies of 1 MiB (and their headers) fit under 4 MiB, a fourth does not.
+  ASSERT_TRUE(WaitUntil([&] { return server_->reply_bytes_held() > 3 * int64_t{kSize}; }));
+  auto fresh = NewClient();
+  ASSERT_TRUE(Echo(*fresh, 1).ok()) << "a small call waits behind the cap";
+  EXPECT_LE(server_->reply_bytes_held(), kCap + int64_t{kSmallReplyBytes});
+  for (auto& c : clients) ReceiveBlobs(*c, kCalls, kSize);
+  EXPECT_EQ(v1_.finished.load(), kClients * kCalls + 1);
+}
+
+// The per-connection cap: a connection that does not read holds at most its cap (plus
+// what it may always start when it holds nothing), and gets every reply later.
+TEST_F(ServerTest, PerConnectionReplyCapStopsStartingCallsUntilRepliesDrain) {
+  constexpr size_t kCap = 2 << 20;
+  constexpr uint32_t kSize = 1 << 20;
+  ServerOptions opts;
+  opts.max_reply_bytes_per_connection = kCap;
+  StartServer(opts);
+  auto c = NewClient();
+  SendBlobs(*c, 1, 20, kSize);
+  ASSERT_TRUE(WaitUntil([&] { return v1_.finished.load() >= 1; }));
+  auto fresh = NewClient();
+  ASSERT_TRUE(Echo(*fresh, 1).ok());  // a round trip of the loop
+  EXPECT_LE(server_->reply_bytes_held(), static_cast<int64_t>(kCap));
+  ReceiveBlobs(*c, 20, kSize);
 }
 
 TEST_F(ServerTest, IdleConnectionIsClosedButBusyAndRunningOnesAreNot) {

@@ -9,7 +9,8 @@
 //   4 GARBAGE             u_int → Dispatch says kGarbageArgs
 //   5 SYSERR              u_int → kSystemErr
 //   6 DROP                u_int → kDrop (no reply)
-//   7 BLOB                u_int n → opaque<> of n bytes 'x' (a payload from 1 KiB on)
+//   7 BLOB                u_int n → opaque<> of n bytes 'x' (a payload from 1 KiB on;
+//                         its reply size is bounded from n: ProcXdr::max_result_bytes)
 //   8 WHOAMI              void → uid, gid, ngroups (3 u_ints)
 //   9 SUM_BLOB            opaque<> (heap-decoded) → u_int length
 //  10 COUNT               u_int milliseconds → u_int executions of COUNT so far;
@@ -26,6 +27,7 @@
 
 #include <atomic>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -67,6 +69,13 @@ inline bool TakeBlobPayload(void* result, Payload* out) {
   b->len = 0;
   return true;
 }
+// BLOB's result takes its argument's bytes and a length word (ProcXdr::max_result_bytes).
+inline size_t BlobResultBytes(std::string_view args) {
+  if (args.size() < 4) return 4;
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n = n << 8 | static_cast<uint8_t>(args[i]);
+  return 4 + ((size_t{n} + 3) & ~size_t{3});
+}
 inline xdrproc_t XdrProc(bool_t (*f)(XDR*, Blob*)) {
   return reinterpret_cast<xdrproc_t>(f);
 }
@@ -94,7 +103,7 @@ class TestProgram : public Program {
         {"SYSERR", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
         {"DROP", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
         {"BLOB", XdrU(), XdrProc(XdrBlob), sizeof(u_int), sizeof(Blob), false, false,
-         &TakeBlobPayload},
+         &TakeBlobPayload, &BlobResultBytes},
         {"WHOAMI", XdrVoid(), reinterpret_cast<xdrproc_t>(XdrWhoAmI), 0, sizeof(WhoAmI)},
         {"SUM_BLOB", XdrProc(XdrBlob), XdrU(), sizeof(Blob), sizeof(u_int)},
         {"COUNT", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), /*non_idempotent=*/true},

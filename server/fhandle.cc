@@ -310,8 +310,8 @@ absl::StatusOr<std::shared_ptr<UniqueFd>> HandleResolver::MountFd(
 }
 
 absl::StatusOr<UniqueFd> HandleResolver::Open(const exports::Export& exp,
-                                              const KernelHandle& kh) {
-  return privileged_ ? ResolvePrivileged(exp, kh) : ResolveUnprivileged(exp, kh);
+                                              const KernelHandle& kh, bool may_search) {
+  return privileged_ ? ResolvePrivileged(exp, kh) : ResolveUnprivileged(exp, kh, may_search);
 }
 
 absl::StatusOr<UniqueFd> HandleResolver::Resolve(const exports::Export& exp,
@@ -393,7 +393,8 @@ size_t HandleResolver::CachedEntriesForTesting() const {
 }
 
 absl::StatusOr<UniqueFd> HandleResolver::ResolveUnprivileged(const exports::Export& exp,
-                                                             const KernelHandle& kh) {
+                                                             const KernelHandle& kh,
+                                                             bool may_search) {
   auto root_kh = KernelHandleOfFd(exp.root_fd());
   if (root_kh.ok() && *root_kh == kh) {
     UniqueFd fd(fcntl(exp.root_fd(), F_DUPFD_CLOEXEC, 0));
@@ -419,6 +420,10 @@ absl::StatusOr<UniqueFd> HandleResolver::ResolveUnprivileged(const exports::Expo
       if (now.ok() && *now == kh) return fd;
     }
     Forget(exp.id(), kh);
+  }
+  if (!may_search) {
+    return ErrnoToStatus(EWOULDBLOCK, "file handle not in the handle cache: a search of "
+                                      "the export is needed");
   }
   return Search(exp, kh);
 }

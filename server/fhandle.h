@@ -48,6 +48,12 @@
 //    path reaches them again; directories the server's user cannot read are not
 //    searched. The cache holds up to max_cached entries (one fd each; localnfsd's
 //    --handle-cache-size, default kResolverCacheEntries).
+//    Because a search takes that long, a thread that serves many clients at once (the
+//    RPC event loop running a quick call, the LOCALIO local socket) asks with
+//    may_search = false: a handle that would need one fails at once with EWOULDBLOCK,
+//    having done nothing, and the caller hands the request to a thread that may wait
+//    (an RPC worker: rpc/program.h, CallContext::must_not_block; the local socket's
+//    search thread: local_socket.h).
 //
 // Callers that serve requests keep the objects they resolve (request_policy.h:
 // ResolveObject, through the file cache) and re-check them on every use with
@@ -153,7 +159,9 @@ class HandleResolver {
   // The lookup half of Resolve(): an O_PATH fd for `kh` (open_by_handle_at, or the
   // unprivileged cache and search) that the caller must still pass through
   // CheckResolved() with the object's current attributes before using it.
-  absl::StatusOr<UniqueFd> Open(const exports::Export& exp, const KernelHandle& kh);
+  // !may_search: EWOULDBLOCK instead of searching the export (see above).
+  absl::StatusOr<UniqueFd> Open(const exports::Export& exp, const KernelHandle& kh,
+                                bool may_search = true);
   // Unprivileged mode: remembers where the object `name` in directory `dir` lives
   // (a no-op when privileged). `dir` is shared by every child remembered from one
   // request (see ShareFd), so a whole READDIRPLUS page costs one fd.
@@ -190,7 +198,7 @@ class HandleResolver {
   absl::StatusOr<UniqueFd> ResolvePrivileged(const exports::Export& exp,
                                              const KernelHandle& kh);
   absl::StatusOr<UniqueFd> ResolveUnprivileged(const exports::Export& exp,
-                                               const KernelHandle& kh);
+                                               const KernelHandle& kh, bool may_search);
   absl::StatusOr<UniqueFd> Search(const exports::Export& exp, const KernelHandle& kh);
   void Insert(Key key, Location loc);
 

@@ -46,8 +46,11 @@ struct LocalSocket::Connection {
   pid_t owner_pid = 0;
   uint64_t owner_start_time = 0;
   // The bound export-client domain as a connection, so that the client-rule cache of
-  // client_rules.h works for it exactly as for an NFS connection of that peer.
-  std::unique_ptr<rpc::ConnectionInfo> domain;
+  // client_rules.h works for it exactly as for an NFS connection of that peer. Shared
+  // with a search job, which may outlive the connection.
+  std::shared_ptr<rpc::ConnectionInfo> domain;
+  // Its OPEN_LOCAL_FH is on the search thread: not read until the answer is sent.
+  bool parked = false;
 };
 
 namespace {
@@ -116,7 +119,9 @@ absl::Status LocalSocket::Start() {
   if (!epoll_fd_) return ErrnoToStatus(errno, "epoll_create1");
   stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_) return ErrnoToStatus(errno, "eventfd");
-  for (int fd : {listen_fd_.get(), stop_fd_.get()}) {
+  search_done_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!search_done_fd_) return ErrnoToStatus(errno, "eventfd");
+  for (int fd : {listen_fd_.get(), stop_fd_.get(), search_done_fd_.get()}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -124,6 +129,7 @@ absl::Status LocalSocket::Start() {
       return ErrnoToStatus(errno, "epoll_ctl");
   }
   started_ = true;
+  search_thread_ = std::thread([this] { SearchLoop(); });
   thread_ = std::thread([this] { Loop(); });
   LOG_INFO("localio: local socket %s", path_);
   return absl::OkStatus();
@@ -135,7 +141,19 @@ void LocalSocket::Stop() {
     while (write(stop_fd_.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
     }
     thread_.join();
+    {
+      absl::MutexLock l(&search_mu_);
+      search_stop_ = true;
+      search_cv_.SignalAll();
+    }
+    // A search already running finishes first (its result is dropped).
+    search_thread_.join();
     started_ = false;
+  }
+  {
+    absl::MutexLock l(&search_mu_);
+    search_queue_.clear();
+    search_done_.clear();
   }
   // The loop has ended (or never ran): the connections are ours to close.
   std::vector<int> fds;
@@ -164,8 +182,18 @@ void LocalSocket::Loop() {
         Accept();
         continue;
       }
+      if (fd == search_done_fd_.get()) {
+        FinishSearches();
+        FlushThisThread();
+        continue;
+      }
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;
+      if (it->second->parked) {
+        // Not read while parked: only a hang-up or an error wakes us for it.
+        CloseConnection(fd, std::nullopt);
+        continue;
+      }
       if (!Serve(*it->second)) CloseConnection(fd, std::nullopt);
       FlushThisThread();
     }
@@ -273,6 +301,7 @@ bool LocalSocket::Serve(Connection& c) {
       return true;
     }
     if (!keep) return true;  // the handler closed it
+    if (c.parked) return true;  // read again once its open is answered
   }
 }
 
@@ -309,7 +338,7 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
   c.uuid = uuid;
   c.owner_pid = bound->owner_pid;
   c.owner_start_time = bound->owner_start_time;
-  c.domain = std::make_unique<rpc::ConnectionInfo>(c.id, peer, PeerAddress{});
+  c.domain = std::make_shared<rpc::ConnectionInfo>(c.id, peer, PeerAddress{});
   hellos_accepted_.fetch_add(1, std::memory_order_relaxed);
   {
     absl::MutexLock l(&stats_mu_);
@@ -327,15 +356,7 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
 }
 
 bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req) {
-  // The binding may have been revoked since HELLO (unexport, release, invalidation).
-  std::optional<broker::BoundClient> bound = deps_.broker->LookupBound(c.uuid);
-  if (!bound || bound->owner_pid != c.owner_pid ||
-      bound->owner_start_time != c.owner_start_time) {
-    LOG_INFO("localio: uuid %s of pid %d is no longer bound; closing",
-             broker::UuidToString(c.uuid), c.pid);
-    CloseConnection(c.fd.get(), ErrorReason::kNotBound);
-    return false;
-  }
+  if (!StillBound(c)) return false;
   // Only root may act for someone else (the FUSE daemon serving its user's request).
   Credentials cred = c.cred;
   if ((req.flags & localio::kOpenHasCredentials) != 0) {
@@ -346,17 +367,116 @@ bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& r
                 c.cred.uid, req.cred.uid);
   }
   const bool write = req.mode == localio::OpenMode::kReadWrite;
+  absl::StatusOr<AuthorizedObject> auth =
+      Authorize(deps_.policy, PolicyInput{req.fh, c.domain.get(), &cred, write,
+                                          /*must_not_block=*/true});
+  if (auth.ok() || StatusErrno(auth.status()) != EWOULDBLOCK) {
+    return FinishOpen(c, req, cred, write, std::move(auth));
+  }
+  // The handle needs a search of the export: park the connection (EPOLLIN off, a
+  // hang-up still wakes us) and let the search thread authorise it.
+  epoll_event ev{};
+  ev.events = EPOLLRDHUP;
+  ev.data.fd = c.fd.get();
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev) != 0) {
+    LOG_WARNING("localio: epoll_ctl: %s", strerror(errno));
+    CloseConnection(c.fd.get(), std::nullopt);
+    return false;
+  }
+  c.parked = true;
+  SearchJob job;
+  job.fd = c.fd.get();
+  job.connection_id = c.id;
+  job.req = req;
+  job.cred = std::move(cred);
+  job.write = write;
+  job.domain = c.domain;
+  absl::MutexLock l(&search_mu_);
+  search_queue_.push_back(std::move(job));
+  search_cv_.Signal();
+  return true;
+}
+
+bool LocalSocket::StillBound(Connection& c) {
+  // The binding may have been revoked since HELLO (unexport, release, invalidation).
+  std::optional<broker::BoundClient> bound = deps_.broker->LookupBound(c.uuid);
+  if (!bound || bound->owner_pid != c.owner_pid ||
+      bound->owner_start_time != c.owner_start_time) {
+    LOG_INFO("localio: uuid %s of pid %d is no longer bound; closing",
+             broker::UuidToString(c.uuid), c.pid);
+    CloseConnection(c.fd.get(), ErrorReason::kNotBound);
+    return false;
+  }
+  return true;
+}
+
+void LocalSocket::SearchLoop() {
+  RcuThread rcu_registration;
+  for (;;) {
+    SearchJob job;
+    {
+      absl::MutexLock l(&search_mu_);
+      while (search_queue_.empty() && !search_stop_) search_cv_.Wait(&search_mu_);
+      if (search_stop_) return;
+      job = std::move(search_queue_.front());
+      search_queue_.pop_front();
+    }
+    job.result = Authorize(deps_.policy,
+                           PolicyInput{job.req.fh, job.domain.get(), &job.cred, job.write});
+    {
+      absl::MutexLock l(&search_mu_);
+      search_done_.push_back(std::move(job));
+    }
+    const uint64_t one = 1;
+    (void)!write(search_done_fd_.get(), &one, sizeof(one));
+    FlushThisThread();
+  }
+}
+
+void LocalSocket::FinishSearches() {
+  uint64_t count;
+  while (read(search_done_fd_.get(), &count, sizeof(count)) > 0) {
+  }
+  std::vector<SearchJob> done;
+  {
+    absl::MutexLock l(&search_mu_);
+    done.swap(search_done_);
+  }
+  for (SearchJob& job : done) {
+    auto it = connections_.find(job.fd);
+    // Closed while it waited (its client hung up): nobody to answer.
+    if (it == connections_.end() || it->second->id != job.connection_id) continue;
+    Connection& c = *it->second;
+    c.parked = false;
+    // The search took long enough for an unbind to happen meanwhile.
+    if (!StillBound(c)) continue;
+    if (!FinishOpen(c, job.req, job.cred, job.write, std::move(job.result))) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = job.fd;
+    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, job.fd, &ev) != 0) {
+      LOG_WARNING("localio: epoll_ctl: %s", strerror(errno));
+      CloseConnection(job.fd, std::nullopt);
+      continue;
+    }
+    // What it sent meanwhile (a well-behaved client sends nothing before the answer).
+    if (!Serve(c)) CloseConnection(job.fd, std::nullopt);
+  }
+}
+
+bool LocalSocket::FinishOpen(Connection& c, const localio::OpenLocalFhRequest& req,
+                             const Credentials& cred, bool write,
+                             absl::StatusOr<AuthorizedObject> auth) {
   localio::OpenReply reply;
   reply.request_id = req.request_id;
   UniqueFd fd;
   uint32_t export_id = 0;
   absl::Status status = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(AuthorizedObject auth,
-                     Authorize(deps_.policy, PolicyInput{req.fh, c.domain.get(), &cred, write}));
-    export_id = auth.exp->id();
-    ASSIGN_OR_RETURN(struct stat st, vfs::GetAttr(auth.obj.fd.get()));
+    RETURN_IF_ERROR(auth.status());
+    export_id = auth->exp->id();
+    ASSIGN_OR_RETURN(struct stat st, vfs::GetAttr(auth->obj.fd.get()));
     ASSIGN_OR_RETURN(Ref<NfsFile> file,
-                     vfs::OpenForLocalIo(*deps_.file_cache, auth.obj, st, auth.cred,
+                     vfs::OpenForLocalIo(*deps_.file_cache, auth->obj, st, auth->cred,
                                          write ? FileMode::kReadWrite : FileMode::kRead));
     fd.reset(fcntl(file->fd(), F_DUPFD_CLOEXEC, 0));
     if (!fd) return ErrnoToStatus(errno, "dup");

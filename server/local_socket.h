@@ -3,8 +3,9 @@
 //
 // Owns: the AF_UNIX SOCK_SEQPACKET listener `<runtime-dir>/localio.sock` (mode 0660,
 // unlinked by Stop() if it is still ours), its accepted connections, the one
-// event-loop thread that serves them, and the LOCALIO open counters (per nfsstat3 and
-// per bound client uuid).
+// event-loop thread that serves them, the search thread that resolves the handles
+// the loop must not search for (below), and the LOCALIO open counters (per nfsstat3
+// and per bound client uuid).
 //
 // Authentication, per connection: the peer's kernel-verified pid/uid/gid (SO_PEERCRED)
 // and supplementary groups (SO_PEERGROUPS, else /proc/PID/status "Groups:"), read at
@@ -27,16 +28,24 @@
 // the broker, the export table, key, resolver and the file cache (main.cc stops the
 // socket before the file cache shuts down and before the broker record is withdrawn).
 // Requests run on the loop thread (RCU-registered; it flushes its deferred releases
-// after each packet); they are short (a decode, a resolve, an open, an fstat).
+// after each packet); they are short (a decode, a resolve, an open, an fstat) — except
+// the resolution of a handle that, unprivileged, only a search of the export can find
+// (fhandle.h: seconds on a large export). The loop asks for it with must_not_block;
+// when it would search, the connection is parked (not read: its client has one
+// request in flight anyway) and the authorisation runs on the search thread, which
+// hands the result back to the loop through an eventfd; the loop then finishes the
+// open, answers and reads the connection again. Meanwhile it serves everyone else.
 //
 // Thread-safety: Listen/Start/Stop from one controlling thread; the counters and
-// Clients() from any thread.
+// Clients() from any thread. The connections are the loop's; the search thread sees
+// only its job (search_mu_ guards the queues between the two).
 #pragma once
 
 #include <stdint.h>
 #include <sys/types.h>
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,8 +103,9 @@ class LocalSocket {
   // no live server owns this runtime dir), mode 0660, listens.
   absl::Status Listen(const std::string& path);
   absl::Status Start();
-  // Stops the loop, closes every connection (ERROR kShuttingDown first) and the
-  // listener, unlinks the socket file. Idempotent.
+  // Stops the loop and the search thread (a search under way runs to its end first),
+  // closes every connection (ERROR kShuttingDown first) and the listener, unlinks the
+  // socket file. Idempotent.
   void Stop();
 
   const std::string& path() const { return path_; }
@@ -111,13 +121,34 @@ class LocalSocket {
 
  private:
   struct Connection;
+  // An OPEN_LOCAL_FH whose handle needs an export search: the loop's request, the
+  // search thread's result.
+  struct SearchJob {
+    int fd = -1;               // the connection, as the loop knows it ...
+    uint64_t connection_id = 0;  // ... and which one (fd numbers are reused)
+    localio::OpenLocalFhRequest req;
+    Credentials cred;
+    bool write = false;
+    std::shared_ptr<rpc::ConnectionInfo> domain;  // kept alive for the search
+    absl::StatusOr<AuthorizedObject> result = absl::UnknownError("not run");
+  };
 
   void Loop();
+  void SearchLoop();
+  // The loop: finishes the jobs the search thread has done.
+  void FinishSearches();
   void Accept();
   // Serves every packet queued on `c`; false when the connection is to be closed.
   bool Serve(Connection& c);
   bool HandleHello(Connection& c, const broker::Uuid& uuid);
+  // False when the connection was closed. Parks it (see above) when the handle needs
+  // a search.
   bool HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req);
+  // HandleOpen's first check: the uuid is still bound to the peer; closes it if not.
+  bool StillBound(Connection& c);
+  // The rest of HandleOpen once the handle is authorised (or not): open, answer.
+  bool FinishOpen(Connection& c, const localio::OpenLocalFhRequest& req,
+                  const Credentials& cred, bool write, absl::StatusOr<AuthorizedObject> auth);
   void CloseConnection(int fd, std::optional<localio::ErrorReason> reason);
   void CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id = 0);
 
@@ -129,7 +160,14 @@ class LocalSocket {
   UniqueFd epoll_fd_;
   UniqueFd stop_fd_;  // eventfd
   std::thread thread_;
+  std::thread search_thread_;
+  UniqueFd search_done_fd_;  // eventfd: the search thread finished a job
   bool started_ = false;
+  absl::Mutex search_mu_;
+  absl::CondVar search_cv_;
+  std::deque<SearchJob> search_queue_ ABSL_GUARDED_BY(search_mu_);
+  std::vector<SearchJob> search_done_ ABSL_GUARDED_BY(search_mu_);
+  bool search_stop_ ABSL_GUARDED_BY(search_mu_) = false;
   // Loop thread only.
   absl::flat_hash_map<int, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;

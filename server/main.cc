@@ -101,7 +101,18 @@ ABSL_FLAG(int32_t, file_cache_size, 1024, "open files kept for READ/WRITE/COMMIT
 ABSL_FLAG(int64_t, max_record_size, localnfs::rpc::ServerOptions{}.max_record_size,
           "largest RPC record accepted; a larger one closes the connection");
 ABSL_FLAG(int32_t, max_connections, localnfs::rpc::ServerOptions{}.max_connections,
-          "TCP connections open at once; more are accepted and closed at once");
+          "TCP connections open at once; beyond, the longest-idle one is closed (a new one "
+          "is refused when all are busy)");
+ABSL_FLAG(int32_t, max_connections_per_client,
+          localnfs::rpc::ServerOptions{}.max_connections_per_client,
+          "TCP connections open at once from one client address, 0 = no limit of its own; "
+          "beyond, that client's longest-idle one is closed");
+ABSL_FLAG(int64_t, max_reply_bytes, localnfs::rpc::ServerOptions{}.max_reply_bytes,
+          "memory for replies in total (reserved for running requests, queued, awaiting "
+          "zero-copy completion); at the cap, requests whose reply does not fit wait");
+ABSL_FLAG(int64_t, max_reply_bytes_per_connection,
+          localnfs::rpc::ServerOptions{}.max_reply_bytes_per_connection,
+          "memory for replies per connection; at the cap, the connection is not read");
 ABSL_FLAG(int32_t, max_requests_per_connection,
           localnfs::rpc::ServerOptions{}.max_requests_per_connection,
           "requests queued or running per connection before it is no longer read");
@@ -168,7 +179,11 @@ constexpr char kUsage[] =
     "  --runtime-dir DIR    runtime state (LOCALIO broker)\n"
     "  --file-cache-size N  open files kept for READ/WRITE/COMMIT (default 1024)\n"
     "  --max-record-size B  largest RPC record (default 4194304)\n"
-    "  --max-connections N  TCP connections at once; more are closed (default 1024)\n"
+    "  --max-connections N  TCP connections at once; beyond, the longest-idle one is\n"
+    "                       closed (default 1024)\n"
+    "  --max-connections-per-client N  the same per client address, 0 = off (default 0)\n"
+    "  --max-reply-bytes B  memory for replies in total (default 268435456)\n"
+    "  --max-reply-bytes-per-connection B  ... per connection (default 16777216)\n"
     "  --max-requests-per-connection N  requests pending per connection (default 128)\n"
     "  --max-requests N     requests pending in total (default 1024)\n"
     "  --idle-timeout S     close connections idle for S seconds, 0 = never (default 360)\n"
@@ -384,6 +399,18 @@ int Main(int argc, char** argv) {
         std::pair{"max-mounts", absl::GetFlag(FLAGS_max_mounts)}}) {
     if (value < 1) Die(kExitUsage, absl::StrFormat("--%s=%d: must be >= 1", name, value));
   }
+  if (absl::GetFlag(FLAGS_max_connections_per_client) < 0)
+    Die(kExitUsage, absl::StrFormat("--max-connections-per-client=%d: must be >= 0",
+                                    absl::GetFlag(FLAGS_max_connections_per_client)));
+  // Room for the largest READ reply, so that a cap never serialises the server on it.
+  for (auto [name, value] :
+       {std::pair{"max-reply-bytes", absl::GetFlag(FLAGS_max_reply_bytes)},
+        std::pair{"max-reply-bytes-per-connection",
+                  absl::GetFlag(FLAGS_max_reply_bytes_per_connection)}}) {
+    if (value < int64_t{vfs::kMaxIoSize} || value > (int64_t{1} << 40))
+      Die(kExitUsage, absl::StrFormat("--%s=%d: must be %d..%d", name, value,
+                                      vfs::kMaxIoSize, int64_t{1} << 40));
+  }
   const int idle_seconds = absl::GetFlag(FLAGS_idle_timeout);
   if (idle_seconds < 0)
     Die(kExitUsage, absl::StrFormat("--idle-timeout=%d: must be >= 0", idle_seconds));
@@ -492,6 +519,11 @@ int Main(int argc, char** argv) {
     opts.zerocopy_min_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_zerocopy_min_bytes));
     opts.max_record_size = static_cast<uint32_t>(max_record_size);
     opts.max_connections = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_connections));
+    opts.max_connections_per_client =
+        static_cast<uint32_t>(absl::GetFlag(FLAGS_max_connections_per_client));
+    opts.max_reply_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_reply_bytes));
+    opts.max_reply_bytes_per_connection =
+        static_cast<size_t>(absl::GetFlag(FLAGS_max_reply_bytes_per_connection));
     opts.max_requests_per_connection =
         static_cast<uint32_t>(absl::GetFlag(FLAGS_max_requests_per_connection));
     opts.max_requests_total = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_requests));

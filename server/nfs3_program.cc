@@ -2,15 +2,20 @@
 // Dispatch(). Procedure semantics are in nfs3proc.cc.
 #include "server/nfs3_program.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <string_view>
+
 #include "absl/strings/escaping.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/unaligned.h"
 #include "server/creds.h"
 #include "server/nfs3xdr.h"
 #include "server/nfs_status.h"
@@ -40,6 +45,22 @@ bool TakeReadPayload(void* result, rpc::Payload* out) {
   data.data_val = nullptr;
   data.data_len = 0;
   return true;
+}
+
+// The result sizes READ, READDIR and READDIRPLUS can reach are chosen by the client
+// (count, maxcount; at most vfs::kMaxIoSize, as the handlers clamp them): read from
+// the argument bytes, which start with the nfs_fh3, `kCountAt` bytes after it, for the
+// server's reply-memory limits (rpc::ProcXdr::max_result_bytes). Arguments too short to
+// hold it are garbage, answered with a few bytes.
+constexpr size_t kResultOverhead = 256;  // status, post_op_attr, counts, padding
+
+template <size_t kCountAt>
+size_t ResultSizeOfCount(std::string_view args) {
+  if (args.size() < 4) return kResultOverhead;
+  const size_t fh_len = (ntohl(LoadUnaligned<uint32_t>(args.data())) + size_t{3}) & ~size_t{3};
+  if (fh_len > NFS3_FHSIZE || args.size() < 4 + fh_len + kCountAt + 4) return kResultOverhead;
+  const uint32_t count = ntohl(LoadUnaligned<uint32_t>(args.data() + 4 + fh_len + kCountAt));
+  return kResultOverhead + std::min(count, vfs::kMaxIoSize);
 }
 
 // WRITE3args like rpcgen's xdr_WRITE3args, except that decoding does not copy the data:
@@ -92,13 +113,23 @@ constexpr bool (*kTakePayload)(void*, rpc::Payload*) = nullptr;
 template <>
 constexpr bool (*kTakePayload<READ3res>)(void*, rpc::Payload*) = &TakeReadPayload;
 
+template <class Args>
+constexpr size_t (*kMaxResultBytes)(std::string_view) = nullptr;
+template <>  // offset3 offset; count3 count
+constexpr size_t (*kMaxResultBytes<READ3args>)(std::string_view) = &ResultSizeOfCount<8>;
+template <>  // cookie3 cookie; cookieverf3 cookieverf; count3 count
+constexpr size_t (*kMaxResultBytes<READDIR3args>)(std::string_view) = &ResultSizeOfCount<16>;
+template <>  // cookie3 cookie; cookieverf3 cookieverf; count3 dircount; count3 maxcount
+constexpr size_t (*kMaxResultBytes<READDIRPLUS3args>)(std::string_view) = &ResultSizeOfCount<20>;
+
 }  // namespace
 
 #define NFS3_XDR(NAME, ARGS, RES, FLAGS)                                           \
   rpc::ProcXdr {                                                                   \
     NAME, ArgsXdr<ARGS>(xdr_##ARGS), reinterpret_cast<xdrproc_t>(xdr_##RES),       \
         sizeof(ARGS), sizeof(RES), ((FLAGS) & Nfs3Program::kNonIdempotent) != 0,   \
-        ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>                    \
+        ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>,                   \
+        kMaxResultBytes<ARGS>                                                      \
   }
 #define NFS3_PROC(NAME, ARGS, RES, HANDLER, FLAGS)                                   \
   Nfs3Program::Proc {                                                                \
@@ -167,6 +198,10 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, voi
     // Every result starts with nfsstat3 whose failure arm holds only optional
     // attributes (zeroed = absent).
     nfsstat3 status = Prepare(ctx, p, args, req);
+    if (req.would_block) {
+      calls_[ctx.proc].fetch_sub(1, std::memory_order_relaxed);  // counted when it runs
+      return rpc::DispatchResult::kWouldBlock;
+    }
     if (status != NFS3_OK) {
       *static_cast<nfsstat3*>(result) = status;
       return rpc::DispatchResult::kSuccess;
@@ -215,15 +250,19 @@ nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const void* 
   // Every NFSv3 args struct starts with an nfs_fh3.
   const nfs_fh3& fh = *static_cast<const nfs_fh3*>(args);
   absl::StatusOr<AuthorizedObject> auth = Authorize(
-      deps, PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0});
+      deps, PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0,
+                      ctx.must_not_block});
   if (!auth.ok()) {
+    req.would_block = StatusErrno(auth.status()) == EWOULDBLOCK;
     LOG_DEBUG("%s: %s", p.xdr.name, auth.status().ToString());
     return NfsStatusFromStatus(auth.status());
   }
   if (p.second_handle != nullptr) {
     absl::StatusOr<vfs::Object> second =
-        ResolveInSameExport(deps, *auth->exp, FhBytes(*p.second_handle(args)));
+        ResolveInSameExport(deps, *auth->exp, FhBytes(*p.second_handle(args)),
+                            ctx.must_not_block);
     if (!second.ok()) {
+      req.would_block = StatusErrno(second.status()) == EWOULDBLOCK;
       LOG_DEBUG("%s (second handle): %s", p.xdr.name, second.status().ToString());
       return NfsStatusFromStatus(second.status());
     }

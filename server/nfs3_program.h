@@ -59,7 +59,8 @@ struct Nfs3Request {
   std::optional<vfs::Object> second;
   Credentials cred;                // squashed
   // Set by a handler called with ctx->must_not_block that would have to wait for the
-  // disk: it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
+  // disk, or by a handle resolution that would have to search the export
+  // (fhandle.h): it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
   bool would_block = false;
   // What the handler changed, committed by Dispatch before the reply on a `sync`
   // export (CommitLater).
@@ -141,7 +142,8 @@ class Nfs3Program : public rpc::Program {
 
   static const std::array<Proc, kNfs3ProcCount>& Table();
 
-  // Dispatch steps: export, client rule, credentials and every handle of `args`.
+  // Dispatch steps: export, client rule, credentials and every handle of `args`. Sets
+  // req.would_block (on the event loop) when a handle needs an export search (fhandle.h).
   nfsstat3 Prepare(rpc::CallContext& ctx, const Proc& p, const void* args,
                    Nfs3Request& req);
 

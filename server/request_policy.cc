@@ -22,30 +22,33 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
     return ErrnoToStatus(EROFS, "read-only export");
   out.options = *options;
   out.cred = exports::SquashCredentials(*options, *in.cred);
-  ASSIGN_OR_RETURN(out.obj, ResolveObject(deps, *out.exp, std::move(handle.kernel)));
+  ASSIGN_OR_RETURN(out.obj, ResolveObject(deps, *out.exp, std::move(handle.kernel),
+                                          in.must_not_block));
   return out;
 }
 
 absl::StatusOr<vfs::Object> ResolveInSameExport(const PolicyDeps& deps,
                                                 const exports::Export& exp,
-                                                std::string_view handle) {
+                                                std::string_view handle,
+                                                bool must_not_block) {
   ASSIGN_OR_RETURN(DecodedHandle decoded, deps.key->Decode(handle));
   if (decoded.export_id != exp.id()) return ErrnoToStatus(EXDEV, "handles of different exports");
-  return ResolveObject(deps, exp, std::move(decoded.kernel));
+  return ResolveObject(deps, exp, std::move(decoded.kernel), must_not_block);
 }
 
 absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
-                                          KernelHandle kh) {
+                                          KernelHandle kh, bool must_not_block) {
   vfs::Object obj;
   obj.exp = &exp;
+  const bool may_search = !must_not_block;
   if (deps.file_cache == nullptr) {
-    ASSIGN_OR_RETURN(obj.fd, deps.resolver->Open(exp, kh));
+    ASSIGN_OR_RETURN(obj.fd, deps.resolver->Open(exp, kh, may_search));
   } else {
     HandleResolver* resolver = deps.resolver;
     ASSIGN_OR_RETURN(Ref<NfsFile> path,
                      deps.file_cache->Acquire(exp.id(), kh, FileMode::kPath,
-                                              [resolver, &exp, &kh](FileMode) {
-                                                return resolver->Open(exp, kh);
+                                              [resolver, &exp, &kh, may_search](FileMode) {
+                                                return resolver->Open(exp, kh, may_search);
                                               }));
     const int fd = path->fd();
     obj.fd = vfs::ObjectFd(fd, Ref<RefCounted>::Adopt(path.release()));

@@ -15,7 +15,9 @@
 //   `secure` and a peer port >= 1024           → PERM
 //   a write on a read-only export               → ROFS
 //   squash the credentials (root_squash, all_squash)
-//   resolve the handle to an O_PATH fd          → STALE (or the resolver's errno)
+//   resolve the handle to an O_PATH fd          → STALE (or the resolver's errno;
+//                                                  EWOULDBLOCK with must_not_block when
+//                                                  it needs an export search: fhandle.h)
 //     (ResolveObject: through the file cache's kPath entry when deps.file_cache is
 //      set, so a hot handle is opened once, not per request; then one statx,
 //      vfs::GetAttrOnMount, whose attributes and mount id CheckResolved() judges
@@ -62,6 +64,10 @@ struct PolicyInput {
   rpc::ConnectionInfo* conn = nullptr;  // its peer() is the client; never null
   const Credentials* cred = nullptr;    // as sent (AUTH_SYS) or kernel-verified; never null
   bool makes_write = false;             // WRITE-like: refused on ro exports
+  // The caller's thread serves others and must not wait for an export search (the
+  // RPC event loop, the local socket): such a resolution fails with EWOULDBLOCK, and
+  // the caller runs the request again on a thread that may wait.
+  bool must_not_block = false;
 };
 
 struct AuthorizedObject {
@@ -79,16 +85,18 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
 // LINK's directory): decoded and authenticated (BADHANDLE), in the same export
 // (another export → EXDEV, NFS3ERR_XDEV; the rule, squash and ro decisions of `exp`
 // then cover it too), and resolved like the first. Runs, like Authorize(), before
-// the request switches credentials.
+// the request switches credentials. must_not_block: as PolicyInput's.
 absl::StatusOr<vfs::Object> ResolveInSameExport(const PolicyDeps& deps,
                                                 const exports::Export& exp,
-                                                std::string_view handle);
+                                                std::string_view handle,
+                                                bool must_not_block = false);
 
 // The resolution step alone, for a handle already authenticated and authorised in
 // `exp`. The result has obj.st set. A cached object that fails CheckResolved
 // (removed, moved out of the export) is dropped from the file cache, and the request
 // gets ESTALE.
+// must_not_block: as PolicyInput's.
 absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
-                                          KernelHandle kh);
+                                          KernelHandle kh, bool must_not_block = false);
 
 }  // namespace localnfs::server

@@ -40,7 +40,8 @@ struct Snapshot {
   int64_t uptime_s = 0;
   uint64_t connections_accepted = 0, connections_closed_on_error = 0, calls = 0,
            garbage_args = 0, bad_headers = 0, connections_refused = 0,
-           connections_closed_idle = 0;
+           connections_evicted = 0, connections_closed_idle = 0;
+  int64_t reply_bytes_held = 0;
   uint64_t zerocopy_sends = 0, zerocopy_sends_copied = 0, zerocopy_replies_freed = 0;
   int64_t zerocopy_replies_held = 0;
   rpc::DrcStats drc;
@@ -94,6 +95,8 @@ Snapshot Gather(const StatusSources& src) {
     s.garbage_args = c.garbage_args.load(std::memory_order_relaxed);
     s.bad_headers = c.bad_headers.load(std::memory_order_relaxed);
     s.connections_refused = c.connections_refused.load(std::memory_order_relaxed);
+    s.connections_evicted = c.connections_evicted.load(std::memory_order_relaxed);
+    s.reply_bytes_held = src.rpc_server->reply_bytes_held();
     s.connections_closed_idle = c.connections_closed_idle.load(std::memory_order_relaxed);
     s.zerocopy_sends = c.zerocopy_sends.load(std::memory_order_relaxed);
     s.zerocopy_sends_copied = c.zerocopy_sends_copied.load(std::memory_order_relaxed);
@@ -171,11 +174,12 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
                         s.zerocopy_sends, s.zerocopy_sends_copied, s.zerocopy_replies_freed,
                         s.zerocopy_replies_held);
   absl::StrAppendFormat(&out,
-                        "limits: %d connections refused (--max-connections), %d closed "
-                        "idle (--idle-timeout); mount list %d entries, %d forgotten "
-                        "(--max-mounts)\n",
-                        s.connections_refused, s.connections_closed_idle, s.mounts,
-                        s.mounts_forgotten);
+                        "limits: %d reply bytes held (--max-reply-bytes); %d connections "
+                        "closed idle to admit new ones, %d refused (--max-connections); "
+                        "%d closed idle (--idle-timeout); mount list %d entries, %d "
+                        "forgotten (--max-mounts)\n",
+                        s.reply_bytes_held, s.connections_evicted, s.connections_refused,
+                        s.connections_closed_idle, s.mounts, s.mounts_forgotten);
   absl::StrAppendFormat(&out,
                         "duplicate request cache: %d entries, %d bytes; %d replays, %d "
                         "parked, %d dropped, %d evictions\n",
@@ -268,6 +272,8 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   rpc["calls"] = s.calls;
   rpc["garbage_args"] = s.garbage_args;
   rpc["bad_headers"] = s.bad_headers;
+  rpc["reply_bytes_held"] = s.reply_bytes_held;
+  rpc["connections_evicted"] = s.connections_evicted;
   rpc["connections_refused"] = s.connections_refused;
   rpc["connections_closed_idle"] = s.connections_closed_idle;
   rpc["zerocopy_sends"] = s.zerocopy_sends;

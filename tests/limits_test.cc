@@ -5,6 +5,7 @@
 // checks that a separate, well-behaved client keeps getting answers with bounded
 // latency, and reports the figures (latencies, the server's RSS from
 // /proc/PID/status) as test properties and on stdout.
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,12 +42,12 @@ double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-// VmRSS of `pid` in KiB (0 when unreadable).
-long RssKiB(pid_t pid) {
+// A "Vm...:" line of /proc/PID/status in KiB (0 when unreadable).
+long StatusKiB(pid_t pid, const std::string& which) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string key;
   while (in >> key) {
-    if (key == "VmRSS:") {
+    if (key == which) {
       long kib = 0;
       in >> kib;
       return kib;
@@ -54,6 +56,11 @@ long RssKiB(pid_t pid) {
   }
   return 0;
 }
+
+// VmRSS of `pid` in KiB (0 when unreadable).
+long RssKiB(pid_t pid) { return StatusKiB(pid, "VmRSS:"); }
+// VmHWM: the peak of VmRSS over the process's life.
+long PeakRssKiB(pid_t pid) { return StatusKiB(pid, "VmHWM:"); }
 
 struct Latency {
   double p50 = 0, max = 0;
@@ -69,6 +76,22 @@ class LimitsTest : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = std::make_unique<ServerProcess>(std::move(args));
     ASSERT_TRUE(server_->Start());
+  }
+  // StartServer() for a test that measures the server's RSS. Under ASan, freed memory
+  // sits in a quarantine (256 MiB by default) and counts in RSS; a small one keeps
+  // the figures about the server's own memory. Appended, so the suite's other
+  // ASAN_OPTIONS stay; a build without ASan ignores the variable.
+  void StartServerMeasuringMemory(std::vector<std::string> extra = {}) {
+    const char* asan = getenv("ASAN_OPTIONS");
+    const std::string saved = asan ? asan : "";
+    setenv("ASAN_OPTIONS",
+           (saved.empty() ? "" : saved + ":").append("quarantine_size_mb=8").c_str(), 1);
+    StartServer(std::move(extra));
+    if (asan) {
+      setenv("ASAN_OPTIONS", saved.c_str(), 1);
+    } else {
+      unsetenv("ASAN_OPTIONS");
+    }
   }
   // MOUNT on `c` (or on a connection of its own) and the handle of "big".
   void MountOn(WireConn* c = nullptr) {
@@ -133,37 +156,110 @@ class LimitsTest : public ::testing::Test {
   std::string rootfh_, bigfh_;
 };
 
-TEST_F(LimitsTest, MaxConnectionsRefusesTheNextWhileTheFirstNKeepWorking) {
-  constexpr int kMax = 4;
+// Raises this process's soft limit on open files to at least `n` (the test's own
+// connections); false when the hard limit is lower.
+bool RaiseFileLimit(rlim_t n) {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max < n) return false;
+  if (rl.rlim_cur < n) {
+    rl.rlim_cur = n;
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+  }
+  return true;
+}
+
+// A connection that pipelines `reads` READs of 1 MiB and reads nothing: the server
+// keeps replies queued for it (busy), for as long as the test wants. Returns once the
+// server is answering it.
+std::unique_ptr<WireConn> StartNonReader(int port, const std::function<std::string(uint32_t)>& call,
+                                         uint32_t first_xid, int reads) {
+  auto c = std::make_unique<WireConn>();
+  // (Its receive buffer stays as it is: the kernel takes a few MiB of the replies off
+  // the server, the rest stays queued there. A tiny one would make TCP crawl later.)
+  if (!c->Connect(port)) return nullptr;
+  std::string stream;
+  for (int i = 0; i < reads; ++i) {
+    const std::string body = call(first_xid + i);
+    XdrOut mark;
+    mark.U32(0x80000000u | static_cast<uint32_t>(body.size()));
+    stream += mark.bytes() + body;
+  }
+  if (!c->SendAll(stream)) return nullptr;
+  pollfd p{c->fd(), POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return nullptr;  // the first reply has started
+  return c;
+}
+
+// Reads the `reads` READ replies of a StartNonReader() connection: all there, whole.
+void ExpectAllReadReplies(WireConn& c, uint32_t first_xid, int reads, const char* what) {
+  std::vector<bool> seen(reads);
+  for (int i = 0; i < reads; ++i) {
+    std::optional<std::string> rec = c.RecvRecord(20000);
+    ASSERT_TRUE(rec.has_value()) << what << ": reply " << i << " of " << reads << " missing";
+    const uint32_t xid = WireConn::ParseReply(*rec).xid - first_xid;
+    ASSERT_LT(xid, static_cast<uint32_t>(reads)) << what;
+    seen[xid] = true;
+    EXPECT_GT(rec->size(), kOneMiB) << what << ": reply " << xid << " cut short";
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), reads) << what;
+}
+
+// When every connection is busy (requests running or replies unsent), a new one is
+// refused — accepted and closed at once, with a log line — and the busy ones are
+// served to the end.
+TEST_F(LimitsTest, MaxConnectionsRefusesANewConnectionOnlyWhenAllAreBusy) {
+  constexpr int kMax = 4, kReads = 16;
   StartServer({"--max-connections", std::to_string(kMax)});
-  std::vector<std::unique_ptr<WireConn>> held;
+  MountOn();
+  std::vector<std::unique_ptr<WireConn>> busy;
+  auto call = [this](uint32_t xid) { return ReadCall(xid, kOneMiB); };
   for (int i = 0; i < kMax; ++i) {
-    held.push_back(std::make_unique<WireConn>());
-    ASSERT_TRUE(held.back()->Connect(server_->nfs_port()));
-    if (i == 0) MountOn(held.front().get());
-    Nfs3Wire n(held.back().get());
-    ASSERT_EQ(n.Null(), 0u) << "connection " << i << ": " << n.last_rpc().error;
+    busy.push_back(StartNonReader(server_->nfs_port(), call, 0x600000 + 0x100 * i, kReads));
+    ASSERT_NE(busy.back(), nullptr) << "connection " << i;
   }
   WireConn extra;
   ASSERT_TRUE(extra.Connect(server_->nfs_port()));  // the kernel completes the handshake
   EXPECT_TRUE(extra.WaitClosedByPeer(5000)) << "connection " << kMax + 1 << " was kept";
-  EXPECT_TRUE(server_->WaitForStderr("--max-connections"))
+  EXPECT_TRUE(server_->WaitForStderr("(--max-connections), none idle"))
       << "no log line for the refused connection";
-  for (auto& c : held) {
-    Nfs3Wire n(c.get());
-    EXPECT_EQ(n.Getattr(rootfh_), kNfs3Ok) << n.last_rpc().error;
+  for (int i = 0; i < kMax; ++i) {
+    ExpectAllReadReplies(*busy[i], 0x600000 + 0x100 * i, kReads, "busy connection");
   }
-  // A freed slot serves again.
-  held.pop_back();
-  bool served = false;
-  for (auto deadline = Clock::now() + milliseconds(5000);
-       !served && Clock::now() < deadline;) {
-    WireConn c;
-    ASSERT_TRUE(c.Connect(server_->nfs_port()));
-    served = Nfs3Wire(&c).Null() == 0;
-    if (!served) std::this_thread::sleep_for(milliseconds(20));
+  // Idle now: the next new connection is admitted in place of one of them.
+  WireConn again;
+  ASSERT_TRUE(again.Connect(server_->nfs_port()));
+  EXPECT_EQ(Nfs3Wire(&again).Null(), 0u) << "not admitted although connections are idle";
+}
+
+// Issue 15 item 10: one client opens 2 000 connections and leaves them idle (twice
+// --max-connections). Each new one is admitted by closing the one idle the longest, so
+// a fresh client's NULL is answered; a busy connection — the oldest of all, with
+// replies it has not read yet — is never the one closed.
+TEST_F(LimitsTest, TwoThousandIdleConnectionsFromOneClientDoNotLockOutAFreshClient) {
+  constexpr int kIdle = 2000, kReads = 16;
+  ASSERT_TRUE(RaiseFileLimit(kIdle + 200)) << "needs " << kIdle + 200 << " open files";
+  StartServer();  // --max-connections 1024
+  MountOn();
+  auto call = [this](uint32_t xid) { return ReadCall(xid, kOneMiB); };
+  std::unique_ptr<WireConn> busy = StartNonReader(server_->nfs_port(), call, 0x700000, kReads);
+  ASSERT_NE(busy, nullptr);
+  std::vector<std::unique_ptr<WireConn>> idle;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < kIdle; ++i) {
+    idle.push_back(std::make_unique<WireConn>());
+    ASSERT_TRUE(idle.back()->Connect(server_->nfs_port())) << "connect " << i;
   }
-  EXPECT_TRUE(served) << "a slot freed by a closed connection was not reused";
+  Report("connect_2000_idle_ms", MsSince(t0));
+  EXPECT_TRUE(server_->WaitForStderr("closed the one idle longest"))
+      << "no log line for the closed idle connections";
+  WireConn fresh;
+  ASSERT_TRUE(fresh.Connect(server_->nfs_port()));
+  Nfs3Wire n(&fresh);
+  EXPECT_EQ(n.Null(), 0u) << "a fresh client is locked out: " << n.last_rpc().error;
+  EXPECT_EQ(n.Getattr(rootfh_), kNfs3Ok);
+  ExpectAllReadReplies(*busy, 0x700000, kReads, "the busy connection");
+  // The newest idle connections are the ones still open.
+  EXPECT_EQ(Nfs3Wire(idle.back().get()).Null(), 0u);
 }
 
 TEST_F(LimitsTest, IdleTimeoutClosesAnIdleConnectionButNotAnActiveOne) {
@@ -259,19 +355,7 @@ long SettledRssKiB(pid_t pid, milliseconds limit) {
 }
 
 TEST_F(LimitsTest, ClientThatNeverReadsItsRepliesDoesNotBlockOthersNorGrowMemory) {
-  // Under ASan, freed memory sits in a quarantine (256 MiB by default) and counts in
-  // RSS; a small one keeps this figure about the server's own memory. Appended, so the
-  // suite's other ASAN_OPTIONS stay; a build without ASan ignores the variable.
-  const char* asan = getenv("ASAN_OPTIONS");
-  const std::string saved = asan ? asan : "";
-  setenv("ASAN_OPTIONS",
-         (saved.empty() ? "" : saved + ":").append("quarantine_size_mb=8").c_str(), 1);
-  StartServer();
-  if (asan) {
-    setenv("ASAN_OPTIONS", saved.c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
+  StartServerMeasuringMemory();
   MountOn();
   const long rss_before = RssKiB(server_->pid());
   // 1 000 READs of 1 MiB: a server that queued every reply would hold ~1 GiB.
@@ -292,12 +376,59 @@ TEST_F(LimitsTest, ClientThatNeverReadsItsRepliesDoesNotBlockOthersNorGrowMemory
   Report("non_reader_rss_kib_before", rss_before);
   Report("non_reader_rss_kib_loaded", rss_loaded);
   Report("non_reader_rss_kib_later", rss_later);
-  // Bounded by the per-connection reply queue (16 MiB) plus the replies of the
-  // requests admitted before it filled (128 × 1 MiB): well under 1 GiB.
-  EXPECT_LT(rss_loaded - rss_before, 320 * 1024) << "reply memory is not bounded";
+  // Bounded by the per-connection reply memory (16 MiB: the replies queued, held for
+  // zero-copy and reserved for the READs running all count) and the heap around it.
+  EXPECT_LT(rss_loaded - rss_before, 48 * 1024) << "reply memory is not bounded";
   EXPECT_LT(rss_later - rss_loaded, 32 * 1024) << "memory still grows while stalled";
   hog.Close();
   ExpectResponsive("after_non_reader");
+}
+
+// Issue 15 item 9: many connections that each pipeline 64 READs of 1 MiB and never
+// read a reply. Every reply byte the server holds — being produced, queued, or in the
+// kernel's hands for a zero-copy send — counts against the server-wide cap, so its
+// peak RSS stays under the cap + 128 MiB; once the connections are gone, the memory
+// goes back to the system.
+TEST_F(LimitsTest, ManyConnectionsThatNeverReadStayUnderTheServerWideReplyCap) {
+  constexpr int kConns = 128, kReadsPerConn = 64;
+  constexpr long kCapMiB = 64;
+  rlimit rl;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  ASSERT_GE(rl.rlim_max, static_cast<rlim_t>(kConns + 100));
+  StartServerMeasuringMemory({"--max-reply-bytes", std::to_string(kCapMiB << 20)});
+  MountOn();
+  const long rss_before = RssKiB(server_->pid());
+  std::string stream;
+  for (int i = 0; i < kReadsPerConn; ++i) stream += Framed(ReadCall(0x500000 + i, kOneMiB));
+  std::vector<std::unique_ptr<WireConn>> hogs;
+  for (int i = 0; i < kConns; ++i) {
+    hogs.push_back(std::make_unique<WireConn>());
+    WireConn& c = *hogs.back();
+    ASSERT_TRUE(c.Connect(server_->nfs_port())) << "connect " << i;
+    // The kernel then takes as little of each reply off the server as it can.
+    int small = 4096;
+    setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    timeval tv{5, 0};  // the server may stop reading us: never block the test on it
+    setsockopt(c.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    c.SendAll(stream);  // may stop short when the server no longer reads: that is fine
+  }
+  // The server says when it stops reading because the cap is reached.
+  EXPECT_TRUE(server_->WaitForStderr("--max-reply-bytes", std::chrono::seconds(20)))
+      << "no log line for the reached cap";
+  const long rss_loaded = SettledRssKiB(server_->pid(), milliseconds(10000));
+  // Small calls of a connection that holds nothing are still answered.
+  ExpectResponsive("with_128_non_readers");
+  const long peak = PeakRssKiB(server_->pid());
+  Report("non_readers_rss_kib_before", rss_before);
+  Report("non_readers_rss_kib_loaded", rss_loaded);
+  Report("non_readers_rss_kib_peak", peak);
+  EXPECT_LT(peak, rss_before + (kCapMiB + 128) * 1024)
+      << "reply memory exceeds the server-wide cap of " << kCapMiB << " MiB";
+  hogs.clear();
+  ExpectResponsive("after_128_non_readers");
+  const long rss_after = SettledRssKiB(server_->pid(), milliseconds(10000));
+  Report("non_readers_rss_kib_after_close", rss_after);
+  EXPECT_LT(rss_after, rss_before + 32 * 1024) << "memory not given back after the close";
 }
 
 TEST_F(LimitsTest, ClientThatDisconnectsMidReadOfOneMiBLeavesTheServerServing) {

@@ -1,12 +1,22 @@
 // tests/unprivileged_test.cc — localnfsd run as an ordinary user (uid 65534, no
 // capabilities): it serves, its file handles survive renames and a restart although
 // open_by_handle_at is unavailable (server/fhandle.h: the unprivileged resolver), and
-// forged handles are refused. Needs root to start the server as another user.
+// forged handles are refused. A handle only a search of the export can resolve is
+// searched for off the threads that serve everyone (the RPC event loop, the LOCALIO
+// local socket), which keep answering other clients meanwhile. Needs root to start the
+// server as another user.
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 
+#include "common/broker.h"
+#include "common/localio_proto.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
 #include "tests/wire.h"
@@ -105,6 +115,178 @@ TEST_F(UnprivilegedTest, ForgedAndRemovedHandlesAreRefused) {
   }
   ASSERT_EQ(n.Remove(rootfh, "victim"), kNfs3Ok);
   EXPECT_EQ(n.Getattr(ffh), kNfs3ErrStale);
+}
+
+// Issue 15 item 11. An export whose breadth-first search visits `dirs` × `per_dir`
+// entries before it reaches zz/a/b/target: the bulk are hard links of one file (cheap
+// to make; the search still reads each entry and asks name_to_handle_at for it) at
+// depth 3, the target at depth 4. The target's handle is taken, then the server
+// restarted, so that no cache knows where the target is.
+class HandleSearchTest : public UnprivilegedTest {
+ protected:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int kDirs = 40, kPerDir = 1000;
+
+  void SetUp() override {
+    UnprivilegedTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    const std::string bulk = root_.Sub("bulk");
+    ASSERT_EQ(mkdir(bulk.c_str(), 0755), 0);
+    for (int d = 0; d < kDirs; ++d) {
+      const std::string dir = bulk + "/d" + std::to_string(d);
+      ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+      ASSERT_TRUE(WriteFile(dir + "/f0", "x"));  // one file per directory: ext4 allows
+      for (int f = 1; f < kPerDir; ++f) {        // 65 000 links to one inode
+        ASSERT_EQ(link((dir + "/f0").c_str(), (dir + "/f" + std::to_string(f)).c_str()), 0);
+      }
+    }
+    for (const char* d : {"zz", "zz/a", "zz/a/b"}) ASSERT_EQ(mkdir(root_.Sub(d).c_str(), 0755), 0);
+    ASSERT_TRUE(WriteFile(root_.Sub("zz/a/b/target"), "found by a search"));
+    ASSERT_TRUE(WriteFile(root_.Sub("warm"), "cached"));
+    {
+      WireConn c;
+      ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+      Nfs3Wire n(&c, User());
+      ASSERT_EQ(n.Mount(root_.path(), &rootfh_), 0u) << n.last_rpc().error;
+      std::string fh = rootfh_;
+      for (const char* name : {"zz", "a", "b", "target"}) {
+        ASSERT_EQ(n.Lookup(fh, name, &fh), kNfs3Ok) << name;
+      }
+      targetfh_ = fh;
+    }
+    ASSERT_TRUE(srv_->Restart());
+  }
+  static AuthSys User() {
+    AuthSys user;
+    user.uid = kUser;
+    user.gid = kUser;
+    return user;
+  }
+  static double MsSince(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+  static bool Readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+  }
+  void Report(const std::string& key, double value) {
+    RecordProperty(key, std::to_string(value));
+    printf("[ figure ] %s = %.3f\n", key.c_str(), value);
+  }
+
+  std::string rootfh_, targetfh_;
+};
+
+TEST_F(HandleSearchTest, SearchRunsOnAWorkerWhileTheEventLoopAnswersOtherClients) {
+  WireConn searcher, other;
+  ASSERT_TRUE(searcher.Connect(srv_->nfs_port()));
+  ASSERT_TRUE(other.Connect(srv_->nfs_port()));
+  Nfs3Wire o(&other, User());
+  ASSERT_EQ(o.Null(), 0u);
+  // A lone GETATTR is a quick call: the event loop tries it first.
+  const AuthSys user = User();
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(searcher.SendRecord(WireConn::CallMessage(
+      0x5ea4c4, kNfsProg, 3, NFS3_GETATTR, XdrOut().Opaque(targetfh_).bytes(), &user)));
+  // Taken by the loop before the other client's call arrives, so that it is a lone
+  // call of its round (two read together would both go to the workers anyway).
+  ASSERT_TRUE(searcher.WaitSentBytesRead());
+  const auto t1 = Clock::now();
+  EXPECT_EQ(o.Null(), 0u) << o.last_rpc().error;
+  EXPECT_EQ(o.Getattr(rootfh_), kNfs3Ok);
+  const double other_ms = MsSince(t1);
+  EXPECT_FALSE(Readable(searcher.fd()))
+      << "the search ended before another client was answered: it held the event loop";
+  std::optional<std::string> rec = searcher.RecvRecord(120000);
+  ASSERT_TRUE(rec.has_value()) << "no reply to the GETATTR that needs the search";
+  const double search_ms = MsSince(t0);
+  RpcReply r = WireConn::ParseReply(*rec);
+  ASSERT_TRUE(r.ok) << r.error;
+  XdrIn in(r.results);
+  uint32_t status = 1;
+  Fattr attr;
+  ASSERT_TRUE(in.U32(&status));
+  ASSERT_EQ(status, kNfs3Ok) << "the search did not find the target";
+  ASSERT_TRUE(ReadFattr(in, &attr));
+  EXPECT_EQ(attr.fileid, Inode(root_.Sub("zz/a/b/target")));
+  Report("other_client_answered_ms", other_ms);
+  Report("handle_search_ms", search_ms);
+}
+
+TEST_F(HandleSearchTest, SearchRunsOffTheLocalSocketThreadWhichServesOtherOpens) {
+  // The LOCALIO handshake (server/localio_program.h), as a co-located client makes it.
+  auto broker = broker::Broker::OpenForClient(srv_->runtime_dir());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto uuid = (*broker)->UuidBegin();
+  ASSERT_TRUE(uuid.ok()) << uuid.status();
+  WireConn nfs;
+  ASSERT_TRUE(nfs.Connect(srv_->nfs_port()));
+  Nfs3Wire n(&nfs, User());
+  std::string warmfh;
+  ASSERT_EQ(n.Lookup(rootfh_, "warm", &warmfh), kNfs3Ok);  // cached again
+  RpcReply bound = nfs.Call(/*LOCALIO*/ 400122, 1, /*UUID_IS_LOCAL*/ 1,
+                            std::string(reinterpret_cast<const char*>(uuid->data()), uuid->size()));
+  ASSERT_TRUE(bound.ok) << bound.error;
+  auto binding = (*broker)->UuidEnd(*uuid);
+  ASSERT_TRUE(binding.ok()) << binding.status();
+
+  // The searcher speaks the protocol by hand, so that it can send without waiting.
+  UniqueFd searcher(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(searcher);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(binding->socket_path.size(), sizeof(addr.sun_path));
+  memcpy(addr.sun_path, binding->socket_path.data(), binding->socket_path.size());
+  ASSERT_EQ(connect(searcher.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_TRUE(localio::SendWithFd(searcher.get(), localio::Encode(localio::HelloRequest{*uuid})).ok());
+  auto hello = localio::ReceiveWithFd(searcher.get());
+  ASSERT_TRUE(hello.ok()) << hello.status();
+  localio::OpenLocalFhRequest open;
+  open.request_id = 77;
+  open.fh = targetfh_;
+  auto packet = localio::Encode(open);
+  ASSERT_TRUE(packet.ok());
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(localio::SendWithFd(searcher.get(), *packet).ok());
+
+  // Another client of the local socket: connected, greeted and served meanwhile.
+  auto other = localio::LocalioSocketClient::Connect(binding->socket_path, *uuid);
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto warm = (*other)->OpenLocalFh(warmfh, localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(warm.ok()) << warm.status();
+  EXPECT_EQ(warm->status, 0u);
+  const double other_ms = MsSince(t0);
+  EXPECT_FALSE(Readable(searcher.get()))
+      << "the search ended before another local client was answered: it held the "
+         "local socket's thread";
+
+  pollfd p{searcher.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 120000), 1) << "no answer to the open that needs the search";
+  const double search_ms = MsSince(t0);
+  auto answer = localio::ReceiveWithFd(searcher.get());
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  auto m = localio::Decode(answer->bytes);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->op, localio::Op::kOpenReply);
+  EXPECT_EQ(m->open_reply.request_id, 77u);
+  ASSERT_EQ(m->open_reply.status, 0u) << "the search did not find the target";
+  ASSERT_TRUE(answer->fd);
+  struct stat st;
+  ASSERT_EQ(fstat(answer->fd.get(), &st), 0);
+  EXPECT_EQ(st.st_ino, Inode(root_.Sub("zz/a/b/target")));
+  // The parked connection serves its next open as usual.
+  open.request_id = 78;
+  open.fh = warmfh;
+  ASSERT_TRUE(localio::SendWithFd(searcher.get(), *localio::Encode(open)).ok());
+  auto next = localio::ReceiveWithFd(searcher.get());
+  ASSERT_TRUE(next.ok()) << next.status();
+  auto m2 = localio::Decode(next->bytes);
+  ASSERT_TRUE(m2.ok());
+  EXPECT_EQ(m2->open_reply.request_id, 78u);
+  EXPECT_EQ(m2->open_reply.status, 0u);
+  Report("other_local_client_answered_ms", other_ms);
+  Report("local_handle_search_ms", search_ms);
+  (*broker)->UuidRelease(*uuid);
 }
 
 }  // namespace

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 namespace localnfs::testing {
 
@@ -228,6 +231,38 @@ bool WireConn::WaitClosedByPeer(int timeout_ms) {
     if (n < 0 && (errno == ECONNRESET || errno == EPIPE)) return true;
     if (n < 0 && errno != EINTR && errno != EAGAIN) return true;
   }
+}
+
+bool WireConn::WaitSentBytesRead(int timeout_ms) {
+  sockaddr_in ours{}, theirs{};
+  socklen_t len = sizeof(ours);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ours), &len) != 0 ||
+      ours.sin_family != AF_INET)
+    return false;
+  len = sizeof(theirs);
+  if (getpeername(fd_, reinterpret_cast<sockaddr*>(&theirs), &len) != 0) return false;
+  // The server's end: local address = our peer, remote address = us (hex, as the
+  // kernel prints them: the address in network byte order read as a host u32).
+  char local[32], remote[32];
+  snprintf(local, sizeof local, "%08X:%04X", theirs.sin_addr.s_addr, ntohs(theirs.sin_port));
+  snprintf(remote, sizeof remote, "%08X:%04X", ours.sin_addr.s_addr, ntohs(ours.sin_port));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream tcp("/proc/net/tcp");
+    std::string line;
+    while (std::getline(tcp, line)) {
+      // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
+      std::istringstream in(line);
+      std::string sl, l, r, st, queues;
+      if (!(in >> sl >> l >> r >> st >> queues) || l != local || r != remote) continue;
+      const size_t colon = queues.find(':');
+      if (colon != std::string::npos &&
+          std::stoul(queues.substr(colon + 1), nullptr, 16) == 0)
+        return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
 }
 
 std::string WireConn::CallMessage(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc,

@@ -121,6 +121,11 @@ class WireConn {
   // True when the peer closes the connection (EOF or reset) within timeout_ms,
   // discarding anything it sends before.
   bool WaitClosedByPeer(int timeout_ms = 5000);
+  // True once the server process has read everything sent on this connection (its
+  // socket's receive queue, /proc/net/tcp, is empty) within timeout_ms: what a test
+  // waits for when the next step must find the request already taken by the server.
+  // IPv4 loopback connections only.
+  bool WaitSentBytesRead(int timeout_ms = 5000);
 
   // Builds an RPC call message (without record mark).
   static std::string CallMessage(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc,

@@ -358,7 +358,7 @@ struct EntryCopy {
 // Reads entry `e` without a lock: retries while the server is writing it (odd `seq`)
 // or wrote it meanwhile. False when it keeps changing (the caller is not bound).
 bool ReadEntry(const Entry& e, EntryCopy* out) {
-  for (int attempt = 0; attempt < 1000; ++attempt) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
     const uint32_t before = Load(e.seq);
     if ((before & 1) == 0) {
       out->state = Load(e.state);
@@ -597,11 +597,11 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::OpenForClient(
     const std::string& runtime_dir) {
   const std::string path = runtime_dir + "/" + kSegmentName;
   const std::string slots_path = runtime_dir + "/" + kSlotsName;
-  absl::Status last;
-  // A server start renames the slot file, then the server file into place: a client
-  // between the two sees a pair that does not match, and looks again.
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(attempt));
+  // A server start withdraws the old record, then renames the slot file and then the
+  // server file into place: a client that opened the old server file meanwhile sees a
+  // slot file that does not match it, and looks again. A mismatch with a live record
+  // that is still the one at `path` is no race: the files are bad.
+  for (int attempt = 0;; ++attempt) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd) {
       if (errno == ENOENT || errno == ENOTDIR)
@@ -630,18 +630,29 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::OpenForClient(
       }
     } unmap_seg{p, sizeof(Segment)};
     RETURN_IF_ERROR(CheckHeader(*seg, path));
+    const ino_t ino = st.st_ino;
+    auto mismatch = [&](std::string why) -> absl::Status {
+      struct stat now;
+      const bool replaced = ::stat(path.c_str(), &now) != 0 || now.st_ino != ino;
+      if (attempt < 4 && (replaced || Load(seg->record.state) != kRecLive)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(attempt));
+        return absl::OkStatus();  // a start in progress: look again
+      }
+      return replaced ? absl::UnavailableError("broker files keep changing: " + why)
+                      : absl::FailedPreconditionError(why);
+    };
 
     UniqueFd slots_fd(::open(slots_path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!slots_fd) {
       if (errno != ENOENT) return ErrnoToStatus(errno, "open " + slots_path);
-      last = absl::UnavailableError("no " + slots_path);
+      RETURN_IF_ERROR(mismatch("no " + slots_path));
       continue;
     }
     if (::fstat(slots_fd.get(), &st) != 0) return ErrnoToStatus(errno, "fstat " + slots_path);
     if (static_cast<uint64_t>(st.st_dev) != Load(seg->header.slots_dev) ||
         static_cast<uint64_t>(st.st_ino) != Load(seg->header.slots_ino)) {
-      last = absl::UnavailableError(
-          absl::StrFormat("%s is not the slot file of the record in %s", slots_path, path));
+      RETURN_IF_ERROR(mismatch(
+          absl::StrFormat("%s is not the slot file of the record in %s", slots_path, path)));
       continue;
     }
     if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != sizeof(SlotTable))
@@ -658,7 +669,6 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::OpenForClient(
     return std::unique_ptr<Broker>(new Broker(runtime_dir, seg, std::move(slots_fd),
                                               static_cast<SlotTable*>(q)));
   }
-  return absl::UnavailableError(absl::StrCat("broker files keep changing: ", last.message()));
 }
 
 uint64_t Broker::BumpGeneration() const {

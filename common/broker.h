@@ -261,10 +261,11 @@ class Broker {
   // or owned by a user other than this server's and root. Creates no file yet.
   static absl::StatusOr<std::unique_ptr<Broker>> CreateForServer(
       const std::string& runtime_dir);
-  // Client side. Never creates anything. No files → kNotFound ("LOCALIO off"); bad files
-  // (size, magic, version, a server file others may write, a world-writable slot file,
-  // a slot file that is not the one the record names) → kFailedPrecondition, or
-  // kUnavailable when a server start kept replacing them while we looked.
+  // Client side. Never creates anything. No server file → kNotFound ("LOCALIO off");
+  // bad files (size, magic, version, a server file others may write, a world-writable
+  // slot file, a slot file that is not the one the live record names) →
+  // kFailedPrecondition; kUnavailable when a server start kept replacing them while we
+  // looked (a start in progress is waited for a few milliseconds).
   static absl::StatusOr<std::unique_ptr<Broker>> OpenForClient(
       const std::string& runtime_dir);
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -453,49 +454,91 @@ class NewFile {
   UniqueFd fd_;
 };
 
-// Takes over the runtime dir from the previous server: refuses while its record is
-// live and its process runs; withdraws it (generation bumped) when the process is gone.
-// Returns the generation the new record starts at. Only a file this server's uid wrote
-// and nobody else may write is believed; anything else is left to be replaced.
-absl::StatusOr<uint64_t> TakeOverPrevious(int dirfd, const std::string& runtime_dir) {
-  const std::string path = runtime_dir + "/" + kSegmentName;
+// The previous server's file, mapped read-write, if this server's uid wrote it and
+// nobody else may write it; null (logged) when there is none or it cannot be believed —
+// it is then just replaced.
+struct PreviousFile {
+  Segment* seg = nullptr;
+  ~PreviousFile() {
+    if (seg != nullptr) ::munmap(seg, sizeof(Segment));
+  }
+};
+std::unique_ptr<PreviousFile> OpenPrevious(int dirfd, const std::string& path) {
   UniqueFd fd(::openat(dirfd, kSegmentName, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
     if (errno != ENOENT) LOG_WARNING("broker %s: %s; replacing it", path, strerror(errno));
-    return 1;
+    return nullptr;
   }
-  struct stat st;
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
       (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
       static_cast<uint64_t>(st.st_size) != sizeof(Segment)) {
     LOG_WARNING("broker %s is not one this server version wrote (mode %o, uid %d, %d "
                 "bytes); replacing it",
                 path, st.st_mode & 07777, st.st_uid, st.st_size);
-    return 1;
+    return nullptr;
   }
   void* p = ::mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return ErrnoToStatus(errno, "mmap " + path);
-  auto* old = static_cast<Segment*>(p);
-  struct Unmap {
-    void* p;
-    ~Unmap() { ::munmap(p, sizeof(Segment)); }
-  } unmap{p};
-  if (absl::Status s = CheckHeader(*old, path); !s.ok()) {
+  if (p == MAP_FAILED) {
+    LOG_WARNING("broker %s: mmap: %s; replacing it", path, strerror(errno));
+    return nullptr;
+  }
+  auto prev = std::make_unique<PreviousFile>();
+  prev->seg = static_cast<Segment*>(p);
+  if (absl::Status s = CheckHeader(*prev->seg, path); !s.ok()) {
     LOG_WARNING("%s; replacing it", s.message());
-    return 1;
+    return nullptr;
   }
-  Record& rec = old->record;
-  if (Load(rec.state) == kRecLive) {
-    if (RecordAliveOf(rec))
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "runtime dir %s is served by localnfsd pid %d", runtime_dir, Load(rec.pid)));
+  return prev;
+}
+
+// Takes over the runtime dir from the previous server: refuses while another server
+// holds the lock file or the previous record is live and its process runs; withdraws
+// that record (generation bumped) when its process is gone. Returns the generation the
+// new record starts at.
+absl::StatusOr<uint64_t> TakeOverPrevious(int dirfd, const std::string& runtime_dir,
+                                          bool locked_by_another) {
+  const std::string path = runtime_dir + "/" + kSegmentName;
+  std::unique_ptr<PreviousFile> prev = OpenPrevious(dirfd, path);
+  Record* rec = prev != nullptr ? &prev->seg->record : nullptr;
+  const bool live = rec != nullptr && Load(rec->state) == kRecLive;
+  if (live && (locked_by_another || RecordAliveOf(*rec)))
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "runtime dir %s is served by localnfsd pid %d", runtime_dir, Load(rec->pid)));
+  if (locked_by_another)
+    return absl::FailedPreconditionError(
+        absl::StrFormat("runtime dir %s is being taken over by another localnfsd", runtime_dir));
+  if (rec == nullptr) return 1;
+  if (live) {
     LOG_WARNING("broker %s: reaping the record of dead localnfsd pid %d (%d bound uuids)",
-                path, Load(rec.pid), Load(rec.refcount));
-    Store(rec.state, kRecWithdrawn);
+                path, Load(rec->pid), Load(rec->refcount));
+    Store(rec->state, kRecWithdrawn);
     // Its clients still hold this mapping: they see the bump and fall back.
-    std::atomic_ref<uint64_t>(rec.generation).fetch_add(1, std::memory_order_acq_rel);
+    std::atomic_ref<uint64_t>(rec->generation).fetch_add(1, std::memory_order_acq_rel);
   }
-  return Load(rec.generation) + 1;
+  return Load(rec->generation) + 1;
+}
+
+// The lock a server holds on <runtime-dir>/broker.lock (mode 0600: no client can open
+// it) from PublishServer to Withdraw: what keeps two servers starting at once apart.
+// Never waits. *held_elsewhere when another server holds it.
+absl::StatusOr<UniqueFd> LockRuntimeDir(int dirfd, const std::string& runtime_dir,
+                                        bool* held_elsewhere) {
+  const std::string path = runtime_dir + "/" + kLockName;
+  UniqueFd fd(::openat(dirfd, kLockName, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) return ErrnoToStatus(errno, "open " + path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "fstat " + path);
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s is not this server's lock file (mode %o, uid %d)", path, st.st_mode & 07777,
+        st.st_uid));
+  *held_elsewhere = false;
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return ErrnoToStatus(errno, "flock " + path);
+    *held_elsewhere = true;
+  }
+  return fd;
 }
 
 uint64_t kNoGeneration = 0;  // what an unpublished server's LoadGeneration() reads
@@ -695,7 +738,11 @@ absl::Status Broker::PublishServer(const ServerRecord& record) {
   RETURN_IF_ERROR(FillRandom(instance.data(), instance.size()));
   const Self self = CurrentProcess();
 
-  ASSIGN_OR_RETURN(const uint64_t generation, TakeOverPrevious(dirfd_.get(), runtime_dir_));
+  bool locked_by_another = false;
+  ASSIGN_OR_RETURN(UniqueFd lock,
+                   LockRuntimeDir(dirfd_.get(), runtime_dir_, &locked_by_another));
+  ASSIGN_OR_RETURN(const uint64_t generation,
+                   TakeOverPrevious(dirfd_.get(), runtime_dir_, locked_by_another));
   // The slot file first: once the server file names it, clients may use it.
   ASSIGN_OR_RETURN(NewFile slots, NewFile::Create(dirfd_.get(), runtime_dir_, kSlotsName,
                                                   0660, sizeof(SlotTable)));
@@ -735,6 +782,7 @@ absl::Status Broker::PublishServer(const ServerRecord& record) {
   segment_ = seg;
   generation_ = &rec.generation;
   slots_fd_ = slots.ReleaseFd();
+  lock_fd_ = std::move(lock);
   published_ = instance;
   bindings_.assign(kUuidSlots, std::nullopt);
   bound_count_ = 0;
@@ -791,6 +839,7 @@ void Broker::Withdraw() {
   Store(rec.refcount, 0u);
   BumpGeneration();
   published_.reset();
+  lock_fd_.reset();  // the next server may start
 }
 
 bool Broker::BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export_id) {

@@ -19,6 +19,9 @@
 //     uuid, the owner's start time and pid namespace, and the owner's LOCALIO counters.
 //     No header: everything that says which slot file belongs to which record is in the
 //     server's file. The server never maps it; it reads one slot at a time with pread.
+//   <runtime-dir>/broker.lock   mode 0600, never opened by clients: a server flocks it
+//     (without waiting) from PublishServer to Withdraw, so two servers starting at once
+//     cannot both take the runtime dir over.
 //
 // The handshake: a client claims a free slot by compare-and-swap on its state word and
 // registers a random uuid whose last bits name the slot (uuid_begin); UUID_IS_LOCAL
@@ -53,7 +56,8 @@
 // check each "cannot" and the first "can" with real processes of another uid):
 //   - It cannot write the server's file (0640, the server's owner), so it cannot forge
 //     or freeze the record, redirect other clients to a socket of its own, bump or hold
-//     the generation, or make a starting server believe another server is live.
+//     the generation, or make a starting server believe another server is live (nor
+//     open, let alone hold, broker.lock).
 //   - It cannot make any server thread wait: the server takes no lock in shared memory
 //     and reads the slot file only by pread of bounded copies — a poisoned or held
 //     lock word, an flock or OFD lock on either file, changes no server call.
@@ -137,6 +141,7 @@ std::string UuidToString(const std::array<uint8_t, 16>& uuid);
 
 inline constexpr char kSegmentName[] = "broker";
 inline constexpr char kSlotsName[] = "broker-slots";
+inline constexpr char kLockName[] = "broker.lock";
 // Layout version of both files; files of another version are rejected by clients and
 // replaced by a starting server.
 // 2: per-slot LOCALIO counters. 3: the server's record and bindings in a file only the
@@ -276,16 +281,17 @@ class Broker {
   // ---- Server side (nfsd) ----
 
   // nfsd_localio_ops_init: refuses (kFailedPrecondition "runtime dir X is served by
-  // localnfsd pid N") when the previous record in the runtime dir is live and its
-  // process runs; withdraws it when its process is gone (generation bumped: its clients
-  // fall back); then creates a fresh slot file and a fresh server file with this
-  // process's live record and renames them into place. The generation continues from
+  // localnfsd pid N") when another server holds broker.lock, or the previous record in
+  // the runtime dir is live and its process runs; withdraws that record when its
+  // process is gone (generation bumped: its clients fall back); then creates a fresh
+  // slot file and a fresh server file with this process's live record and renames them
+  // into place. Never waits for anything. The generation continues from
   // the previous record's, so no binding of an earlier server matches again. Both files
   // get the runtime dir's group. Once per Broker (kFailedPrecondition after that).
   absl::Status PublishServer(const ServerRecord& record);
-  // Clean exit: unbinds every uuid (dropping their references), bumps the generation
-  // and marks the record withdrawn. Plain stores: bounded whatever clients do. No-op if
-  // not published.
+  // Clean exit: unbinds every uuid (dropping their references), bumps the generation,
+  // marks the record withdrawn and lets go of broker.lock. Plain stores: bounded
+  // whatever clients do. No-op if not published.
   void Withdraw();
   // UUID_IS_LOCAL: the uuid's slot (one pread) must hold it registered by a live owner;
   // then it is bound to this server's live record with the connection's export-client
@@ -371,6 +377,7 @@ class Broker {
   // Server side: this Broker's publication and the bindings it made, by slot index.
   mutable absl::Mutex mu_;
   bool publish_tried_ ABSL_GUARDED_BY(mu_) = false;
+  UniqueFd lock_fd_ ABSL_GUARDED_BY(mu_);  // flock on broker.lock while published
   std::optional<InstanceId> published_ ABSL_GUARDED_BY(mu_);
   // LookupBound()/ListBound() drop what the slots took away: mutable.
   mutable std::vector<std::optional<BoundClient>> bindings_ ABSL_GUARDED_BY(mu_);

@@ -91,9 +91,15 @@ class Child {
     if (pid_ < 0) std::abort();
     if (pid_ == 0) {
       ::alarm(60);  // never outlive a broken test
-      ::close(down[1]);
-      ::close(up[0]);
-      ::_exit(body(down[0], up[1]));
+      // Keep no fd of the parent but the two pipe ends: an inherited fd of a server
+      // Broker would keep its broker.lock held after the parent's Withdraw (a server
+      // never forks; a test does).
+      const int in = ::fcntl(down[0], F_DUPFD_CLOEXEC, 1000);
+      const int out = ::fcntl(up[1], F_DUPFD_CLOEXEC, 1000);
+      if (in != 1000 || out != 1001) std::abort();
+      ::close_range(3, 999, 0);
+      ::close_range(1002, ~0u, 0);
+      ::_exit(body(in, out));
     }
     ::close(down[0]);
     ::close(up[1]);
@@ -330,6 +336,43 @@ TEST_F(BrokerTest, SecondServerIsRefusedWhileTheFirstLives) {
   EXPECT_TRUE(server->BindUuid(*uuid, "127.0.0.1:1", 1));
   EXPECT_TRUE(client->UuidEnd(*uuid).ok());
   server->Withdraw();
+}
+
+// Servers started at the same moment on one runtime dir: exactly one takes it over
+// (broker.lock), the others are refused; none waits.
+TEST_F(BrokerTest, OfServersStartingAtOnceExactlyOneWins) {
+  ASSERT_TRUE(Server());  // makes the dir
+  constexpr int kServers = 4;
+  std::vector<std::unique_ptr<Child>> servers;
+  for (int i = 0; i < kServers; ++i) {
+    servers.push_back(std::make_unique<Child>([&](int in, int out) {
+      auto broker = Broker::CreateForServer(dir_);
+      if (!broker.ok()) return 10;
+      char go;
+      if (!Receive(in, &go)) return 11;
+      absl::Status s = (*broker)->PublishServer({.socket_path = kSocket});
+      const char won = s.ok() ? 'w' : s.code() == absl::StatusCode::kFailedPrecondition ? 'r' : 'e';
+      if (!Send(out, won)) return 12;
+      Receive(in, &go);  // hold it until every contender has tried
+      return 0;
+    }));
+  }
+  for (auto& c : servers) ASSERT_TRUE(Send(c->out(), 'g'));
+  int won = 0, refused = 0;
+  for (auto& c : servers) {
+    char r = 0;
+    ASSERT_TRUE(Receive(c->in(), &r));
+    won += r == 'w';
+    refused += r == 'r';
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(refused, kServers - 1);
+  for (auto& c : servers) ASSERT_TRUE(Send(c->out(), 'x'));
+  for (auto& c : servers) EXPECT_EQ(c->Wait(), 0);
+  // The winner is gone: the next start reaps its record.
+  auto next = PublishedServer();
+  ASSERT_TRUE(next);
+  next->Withdraw();
 }
 
 TEST_F(BrokerTest, DeadServerRecordIsReapedByTheNextServer) {

@@ -15,7 +15,8 @@
 // the data calls themselves.
 //
 // Owns: one Session at a time (shared_ptr; in-flight calls hold their own reference):
-// the broker mapping, the bound uuid (released with UuidRelease when the Session dies,
+// the broker mappings (the files of the server that bound us: a restarted server makes
+// new ones and withdraws these, which the generation check below sees), the bound uuid (released with UuidRelease when the Session dies,
 // unless it belongs to a parent process), the local-socket connection and the fd cache.
 // The fd cache maps (file handle, mode, credentials) to an fd from OPEN_LOCAL_FH,
 // bounded (max_open_files, LRU); each fd is a shared_ptr<LocalFile>, so an fd dropped

@@ -3,51 +3,89 @@
 // The kernel's NFS client and nfsd share exactly one thing, nfs_common (the nfs_uuid
 // list and the `nfs_to` ops table, include/linux/nfslocalio.h). localnfsd and its
 // co-located clients (client_localio, the FUSE daemon — separate processes, maybe other
-// users of the same group) share exactly this header and the segment it describes.
+// users of the runtime dir's group) share exactly this header and two files in the
+// runtime dir, both fixed-size, both mapped MAP_SHARED:
 //
-// Owns: the shared-memory segment `<runtime-dir>/broker` (fixed size, magic + format
-// version), mapped MAP_SHARED by every party. It holds
-//   - the server's ops-table record: state, ops version, capability bits, the path of the
-//     server's local AF_UNIX socket, pid + process start time (+ pid namespace), a random
-//     instance id, the generation word and a reference count (= uuids bound to it);
-//   - the uuid table (kUuidSlots slots): free / pending (a client's uuid_begin) / bound
-//     (the server found it via UUID_IS_LOCAL; the slot then holds the reference on the
-//     record, the export-client domain of the connection and the export id).
-// Kernel module lifetime becomes process lifetime: a record or slot whose process is
-// gone (pid dead, zombie, or reused — the start time differs) is dead whatever its count,
-// and is reaped by the next server start (PublishServer) or by ReapDeadClients().
+//   <runtime-dir>/broker        written by the server only (mode 0640): a header
+//     (magic, format version, sizes, and the device + inode of the slot file made with
+//     it), the server's ops-table record (state, ops version, capability bits, the path
+//     of the local AF_UNIX socket, pid + process start time + pid namespace, a random
+//     instance id, the generation word, the number of bound uuids) and the binding
+//     table: one entry per slot, filled by UUID_IS_LOCAL (uuid, owner, export id,
+//     export-client domain, the generation at bind time) under a per-entry sequence
+//     word. Clients map it read-only.
+//   <runtime-dir>/broker-slots  the uuid slots (kUuidSlots), written by clients (mode
+//     0660): a state word (free / claiming / registered, with the owner's pid), the
+//     uuid, the owner's start time and pid namespace, and the owner's LOCALIO counters.
+//     No header: everything that says which slot file belongs to which record is in the
+//     server's file. The server never maps it; it reads one slot at a time with pread.
+//   <runtime-dir>/broker.lock   mode 0600, never opened by clients: a server flocks it
+//     (without waiting) from PublishServer to Withdraw, so two servers starting at once
+//     cannot both take the runtime dir over.
 //
-// Cross-process synchronisation — which mechanism for what, and why:
-//   - ONE robust, process-shared pthread mutex (PTHREAD_MUTEX_ROBUST |
-//     PTHREAD_PROCESS_SHARED) in the segment serialises every state transition of the
-//     record and the slots. Why a mutex and not lock-free words: a transition writes
-//     several fields (uuid + owner, or instance + domain + export + refcount) that must
-//     appear together, and the party that may die halfway is another process; a robust
-//     mutex tells the next locker exactly that (EOWNERDEAD), which a CAS protocol
-//     cannot without its own recovery scheme. Every transition first stores a transient
-//     state (claiming / binding / freeing, publishing / withdrawing), then the fields,
-//     then the final state, so a half-done update is recognisable: on EOWNERDEAD the next
-//     locker frees transient slots, finishes or undoes a transient record, recomputes the
-//     reference count from the bound slots, and only then calls pthread_mutex_consistent.
-//     The lock is taken with a timeout (kLockTimeout): a holder that is alive but stuck,
-//     or a mutex word scribbled over, yields kUnavailable instead of a hung mount.
-//   - Lock-free atomics (std::atomic_ref on naturally aligned integers, statically
-//     asserted always-lock-free) for every scalar field, so that readers outside the
-//     mutex never see torn values. The one reader on the hot path is the client's
-//     LoadGeneration(): a single acquire load before each local I/O, no lock, no syscall.
-//     Invalidation bumps the generation even when the mutex cannot be taken, so a
-//     client never misses one.
+// The handshake: a client claims a free slot by compare-and-swap on its state word and
+// registers a random uuid whose last bits name the slot (uuid_begin); UUID_IS_LOCAL
+// makes the server pread exactly that slot, check it, and write the binding into the
+// entry of the same index (nfs_uuid_is_local); the client reads that entry (uuid_end).
 //
-// Trust: the segment is mode 0660 and writable by every client, so nothing in it is
-// trusted. Readers check file size, magic, version and slot count before use, bound every
-// string read (a string without its NUL within its array is corrupt), never take an
-// index or length from the segment, and treat unknown state values as garbage. The
-// server never authenticates from the segment alone: LookupBound()/ListBound() answer
-// from the server's private table of the bindings it made, and the segment can only take
-// a binding away (a client released it), never grant one. A bad segment yields an error
-// Status — the client then runs without LOCALIO. Residual risk: a group member that
-// truncates the file after others mapped it makes their next access SIGBUS; the group is
-// the trust boundary (use a private runtime dir, mode 0700, for single-user setups).
+// Lifetimes: each server start (PublishServer) makes both files afresh under temporary
+// names and renames them into place, slot file first; the previous record, if its
+// server is gone, is withdrawn first (state withdrawn, generation bumped), so a client
+// still holding the old mapping falls back to RPC and handshakes again with the new
+// files. Kernel module lifetime becomes process lifetime: a record whose process is
+// gone (pid dead, zombie, or reused — the start time differs) is dead whatever its
+// count. Withdraw() at clean exit, InvalidateClients() on unexport, and UnbindUuid()
+// bump the generation word; a client compares it (one acquire load, no lock, no
+// syscall) before each local I/O.
+//
+// Cross-process synchronisation — no lock anywhere in shared memory:
+//   - Slots: clients claim, register and release by compare-and-swap on the 64-bit
+//     state word (std::atomic_ref, statically asserted always lock-free). A claim that
+//     stops halfway leaves a `claiming` word with the claimer's pid, which another
+//     client reclaims once that pid is gone; a word that is no valid state (scribbled)
+//     is reclaimable at once.
+//   - Binding entries and the record: one writer, the server, serialised by a private
+//     absl::Mutex no client can reach. Entries carry a sequence word (odd while being
+//     written) so that clients read them without a lock and retry a torn read.
+//   - The server's private table of the bindings it made is authoritative:
+//     LookupBound()/ListBound() answer from it and re-read the client's slot only to
+//     see whether the client let go (released, died, or its slot was overwritten).
+//
+// What a malicious LOCALIO client can and cannot do (a member of the runtime dir's
+// group, of another uid than the server; broker_test and tests/localio_hostile_test.cc
+// check each "cannot" and the first "can" with real processes of another uid):
+//   - It cannot write the server's file (0640, the server's owner), so it cannot forge
+//     or freeze the record, redirect other clients to a socket of its own, bump or hold
+//     the generation, or make a starting server believe another server is live (nor
+//     open, let alone hold, broker.lock).
+//   - It cannot make any server thread wait: the server takes no lock in shared memory
+//     and reads the slot file only by pread of bounded copies — a poisoned or held
+//     lock word, an flock or OFD lock on either file, changes no server call.
+//     UUID_IS_LOCAL is one pread, one /proc read and a short private critical section.
+//   - It cannot crash the server by truncating the slot file (the server never maps
+//     it: pread returns short, the slot is "not registered"), nor truncate the server's
+//     file (no write permission). A server start reads only the previous server's
+//     file, trusted only when it is owned by the server's uid and not group- or
+//     world-writable; it never depends on the slot file, which it replaces.
+//   - It cannot obtain a binding for another process: HELLO on the local socket
+//     authenticates the peer (SO_PEERCRED pid + start time) against the owner the slot
+//     named at bind time. Registering a uuid in another process's name yields a binding
+//     nobody can use.
+//   - It can overwrite, release or fill slots of the slot file (scribbling, truncating,
+//     or registering uuids in every slot while it lives): the clients whose slots it
+//     hits, or every client when it truncates the file or holds every slot, lose
+//     LOCALIO and use RPC until the next server start makes a new slot file. Slots it
+//     merely scribbled are reclaimed by the next client that needs one.
+//   - It can make clients that have the slot file mapped crash with SIGBUS by
+//     truncating it (they touch it on every local I/O to count it). The client library
+//     installs no signal handler; among clients the group is the trust boundary. (A
+//     sealed memfd handed out over the local socket would close this; not done.)
+//   - It can send UUID_IS_LOCAL for a uuid it read from another client's slot before
+//     that client does: the binding then carries the attacker's connection as its
+//     export-client domain (the victim's own credentials still apply to every open).
+// The runtime dir itself must not be writable by clients (CreateForServer refuses a
+// dir writable by group or others, or owned by another user): whoever can rename files
+// there can replace the broker and the sockets.
 //
 // Pid namespaces: every pid is recorded as its owner's own namespace numbers it, with
 // that namespace (the inode of /proc/self/ns/pid) — a client in a container that shares
@@ -56,21 +94,23 @@
 // slot is better than revoking a live client); a server record from another namespace
 // is dead when its local socket refuses connections. The server authenticates a
 // container client's local-socket peer with IsOwnerProcess(): SO_PEERCRED's pid (in
-// the server's namespace) → /proc/PID/ns/pid and the innermost "NSpid:" entry.
+// the server's namespace) → /proc/PID/ns/pid and the innermost "NSpid:" entry. (A proof
+// of locality that does not rest on pids — a secret whose hash the client registers in
+// its slot and presents in HELLO — has room in the slot's reserved words.)
 //
-// Thread-safety: every method may be called from any thread; methods serialise on the
-// segment mutex. Process-safety: any number of processes may map the segment; at most
-// one server record is live at a time (PublishServer refuses a second live server).
-// Lifetime: a Broker owns its mapping; the destructor unmaps and does NOT withdraw —
-// call Withdraw() at clean exit (a crash is handled by reaping). Do not use a Broker
-// inherited across fork() as a server; create a new one in the child.
+// Thread-safety: every method may be called from any thread, except that
+// PublishServer() must return before other threads use the Broker. Process-safety: any
+// number of processes may map the files; at most one server record is live at a time
+// (PublishServer refuses a second live server). Lifetime: a Broker owns its mappings
+// and fds; the destructor unmaps and does NOT withdraw — call Withdraw() at clean exit
+// (a crash is handled by the next start). Do not use a Broker inherited across fork()
+// as a server; create a new one in the child.
 #pragma once
 
 #include <sys/types.h>
 
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -78,14 +118,17 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/unique_fd.h"
 
 namespace localnfs::broker {
 
 namespace internal {
-struct Segment;  // the shared layout, defined in broker.cc
+struct Segment;    // the server's file, defined in broker.cc
+struct SlotTable;  // the clients' file, defined in broker.cc
 }  // namespace internal
 
 // The kernel's uuid_t: 16 random bytes (RFC 4122 version 4).
@@ -97,34 +140,41 @@ using InstanceId = std::array<uint8_t, 16>;
 std::string UuidToString(const std::array<uint8_t, 16>& uuid);
 
 inline constexpr char kSegmentName[] = "broker";
-// Segment layout version; a segment of another version is rejected by clients and
+inline constexpr char kSlotsName[] = "broker-slots";
+inline constexpr char kLockName[] = "broker.lock";
+// Layout version of both files; files of another version are rejected by clients and
 // replaced by a starting server.
-inline constexpr uint32_t kFormatVersion = 2;  // 2: per-slot LOCALIO counters
+// 2: per-slot LOCALIO counters. 3: the server's record and bindings in a file only the
+// server writes, the clients' slots in their own file; no shared mutex.
+inline constexpr uint32_t kFormatVersion = 3;
 // Version of the ops table the record advertises (the local-socket protocol).
 inline constexpr uint32_t kOpsVersion = 1;
 // The fuzz build (-Dfuzz=true) shrinks the table to 64 slots: every loop over it runs
-// the same code, but mapping, zeroing and scanning the 1024 slots (370 KiB) was most of
+// the same code, but mapping, zeroing and scanning the 1024 slots was most of
 // broker_segment_fuzz's time per input (docs/FUZZING.md, "Speed of the slow targets").
+// A power of two: a uuid names its slot by its last bits (SlotOfUuid).
 #ifdef LOCALNFS_FUZZ_SMALL_BROKER
 inline constexpr size_t kUuidSlots = 64;
 #else
 inline constexpr size_t kUuidSlots = 1024;
 #endif
+static_assert((kUuidSlots & (kUuidSlots - 1)) == 0 && kUuidSlots <= 65536);
 // Both include the terminating NUL.
 inline constexpr size_t kMaxSocketPath = 108;  // sizeof(sockaddr_un::sun_path)
 inline constexpr size_t kMaxDomain = 256;
 // Capability bits of the record.
 inline constexpr uint64_t kCapOpenLocalFh = uint64_t{1} << 0;
-// How long a caller waits for the segment mutex before giving up with kUnavailable.
-inline constexpr std::chrono::seconds kLockTimeout{5};
 
 enum class RecordState : uint32_t {
-  kEmpty = 0,      // no server has published since the segment was created
+  kEmpty = 0,      // never seen in a valid file (a record is live when its file appears)
   kLive = 1,       // a server published and has not withdrawn (it may have died)
-  kWithdrawn = 2,  // the last server withdrew cleanly or was reaped
+  kWithdrawn = 2,  // the server withdrew cleanly, or its successor reaped it
 };
 
 enum class SlotState : uint32_t { kFree = 0, kPending = 1, kBound = 2 };
+
+// The slot a uuid lives in: its last two bytes, big-endian, modulo kUuidSlots.
+size_t SlotOfUuid(const Uuid& uuid);
 
 // What a server publishes. pid, start time, pid namespace and instance id are filled in
 // by PublishServer(), not chosen by the caller.
@@ -181,17 +231,17 @@ struct BoundClient {
   uint64_t owner_pidns = 0;     // inode of the owner's /proc/self/ns/pid
 };
 
-// One non-free slot as the segment shows it (for localnfs-ctl and tests; untrusted).
+// One registered slot as the files show it (for localnfs-ctl and tests; untrusted).
 struct SlotInfo {
   size_t index = 0;
-  SlotState state = SlotState::kFree;
+  SlotState state = SlotState::kFree;  // kPending or kBound
   Uuid uuid{};
   pid_t owner_pid = 0;
   uint64_t owner_start_time = 0;
-  InstanceId instance_id{};  // bound only
+  InstanceId instance_id{};  // bound only: the record's
   std::string domain;        // bound only
   uint32_t export_id = 0;    // bound only
-  // Bound only: the owner's CountLocalIo() figures, indexed by LocalIoKind.
+  // The owner's CountLocalIo() figures, indexed by LocalIoKind.
   std::array<LocalIoCount, 3> local_io{};
 };
 
@@ -211,14 +261,16 @@ bool IsOwnerProcess(pid_t peer_pid, const BoundClient& client);
 class Broker {
  public:
   // Server side. Creates `runtime_dir` (mode 0700; an existing one keeps its mode — make
-  // it 0750/2770 beforehand for clients of other users in the group) and the segment
-  // (mode 0660 whatever the umask), or opens and validates an existing one. A segment
-  // that fails validation is replaced atomically; one owned by another user, or in a
-  // world-writable directory, is refused (kFailedPrecondition).
+  // it 0750 or 2750 with the clients' group beforehand for clients of other users) and
+  // opens it. Refuses (kFailedPrecondition) a runtime dir writable by group or others,
+  // or owned by a user other than this server's and root. Creates no file yet.
   static absl::StatusOr<std::unique_ptr<Broker>> CreateForServer(
       const std::string& runtime_dir);
-  // Client side. Never creates anything. No segment → kNotFound ("LOCALIO off"); a bad
-  // segment (size, magic, version, world-writable) → kFailedPrecondition.
+  // Client side. Never creates anything. No server file → kNotFound ("LOCALIO off");
+  // bad files (size, magic, version, a server file others may write, a world-writable
+  // slot file, a slot file that is not the one the live record names) →
+  // kFailedPrecondition; kUnavailable when a server start kept replacing them while we
+  // looked (a start in progress is waited for a few milliseconds).
   static absl::StatusOr<std::unique_ptr<Broker>> OpenForClient(
       const std::string& runtime_dir);
 
@@ -228,46 +280,53 @@ class Broker {
 
   // ---- Server side (nfsd) ----
 
-  // Writes this process's record (nfsd_localio_ops_init). A live record of another live
-  // process → kFailedPrecondition "runtime dir X is served by localnfsd pid N". A live
-  // record whose process is gone is reaped first: its bound uuids freed, generation
-  // bumped. The generation word is never reset, so bindings of an earlier server never
-  // match again. kFailedPrecondition if this Broker already published.
+  // nfsd_localio_ops_init: refuses (kFailedPrecondition "runtime dir X is served by
+  // localnfsd pid N") when another server holds broker.lock, or the previous record in
+  // the runtime dir is live and its process runs; withdraws that record when its
+  // process is gone (generation bumped: its clients fall back); then creates a fresh
+  // slot file and a fresh server file with this process's live record and renames them
+  // into place. Never waits for anything. The generation continues from
+  // the previous record's, so no binding of an earlier server matches again. Both files
+  // get the runtime dir's group. Once per Broker (kFailedPrecondition after that).
   absl::Status PublishServer(const ServerRecord& record);
-  // Clean exit: unbinds every uuid of this record (dropping their references), bumps the
-  // generation and marks the record withdrawn. No-op if not published.
+  // Clean exit: unbinds every uuid (dropping their references), bumps the generation,
+  // marks the record withdrawn and lets go of broker.lock. Plain stores: bounded
+  // whatever clients do. No-op if not published.
   void Withdraw();
-  // UUID_IS_LOCAL: a pending uuid is bound to this server's live record with the
-  // connection's export-client domain and export id, taking a reference. Returns false
-  // and changes nothing if the uuid is unknown, not pending, its owner is gone, the
-  // domain is too long, or this Broker has no live record.
+  // UUID_IS_LOCAL: the uuid's slot (one pread) must hold it registered by a live owner;
+  // then it is bound to this server's live record with the connection's export-client
+  // domain and export id, taking a reference. Returns false and changes nothing if the
+  // uuid is not registered there, already bound, its owner is gone, the domain is too
+  // long, or this Broker has no live record. Never waits for a client.
   bool BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export_id);
-  // Revokes one binding: frees the slot, drops its reference, bumps the generation
-  // (the owner's cached fds must go too, and the generation is all it checks).
+  // Revokes one binding: drops its reference, bumps the generation (the owner's cached
+  // fds must go too, and the generation is all it checks).
   void UnbindUuid(const Uuid& uuid);
   // Unexport / shutdown (nfs_uuid_invalidate_clients): unbind all, drop the references,
-  // bump the generation — the bump happens even if the mutex cannot be taken.
+  // bump the generation.
   void InvalidateClients();
-  // The binding this server made for `uuid`, if the segment still shows it bound to
-  // this record with the same owner. Used to authenticate the local socket.
+  // The binding this server made for `uuid`, if its slot still holds it registered by
+  // the same owner (a slot the client released or lost drops the binding). Used to
+  // authenticate the local socket.
   std::optional<BoundClient> LookupBound(const Uuid& uuid) const;
   std::vector<BoundClient> ListBound() const;
-  // Frees pending and bound slots whose owning client process is gone; returns how
-  // many. Bound ones drop their reference.
+  // Drops bindings whose owner is gone or whose slot no longer holds them; returns how
+  // many. (Slots of dead clients are reclaimed by the next client that needs one.)
   int ReapDeadClients();
   // The instance id of this Broker's live record, if it published and has not withdrawn.
   std::optional<InstanceId> PublishedInstance() const;
 
   // ---- Client side (nfs client) ----
 
-  // uuid_begin: a fresh random uuid registered as pending, owned by this process.
-  // kResourceExhausted when every slot is taken by a live client.
+  // uuid_begin: a fresh random uuid registered in a free (or reclaimed) slot, owned by
+  // this process. kResourceExhausted when every slot is held by a live client;
+  // kFailedPrecondition on a server's Broker.
   absl::StatusOr<Uuid> UuidBegin();
   // uuid_end: bound → where and how to reach the server; still pending (or unknown, or
-  // bound to a record that is no longer the live one) → kNotFound, meaning "not local".
+  // bound to a record that is no longer live) → kNotFound, meaning "not local".
   absl::StatusOr<Binding> UuidEnd(const Uuid& uuid);
-  // Unmount: frees the slot of `uuid` if this process owns it; a bound slot drops its
-  // reference. Unknown uuids are ignored (the server may have unbound it already).
+  // Unmount: frees the slot of `uuid` if this process registered it. Unknown uuids are
+  // ignored. The server drops its binding when it next looks.
   void UuidRelease(const Uuid& uuid);
   // The generation word: one acquire load, no lock. Compare with Binding::generation
   // before each local I/O; a different value means "drop local fds, use RPC".
@@ -278,52 +337,51 @@ class Broker {
   bool ServerAlive() const;
   // Adds one local read/write/commit of `bytes` to the counters in the slot of
   // `binding` (two relaxed atomic adds, no lock: it is on the I/O path). Statistics
-  // only: a slot the server freed a moment ago (the caller's generation check raced
-  // with an unbind) may absorb a count; freeing clears the counters.
+  // only: a slot released a moment ago may absorb a count; a claim clears them.
   void CountLocalIo(const Binding& binding, LocalIoKind kind, uint64_t bytes);
 
   // ---- Both sides ----
 
   absl::StatusOr<ServerInfo> ReadServer() const;
+  // The registered slots (read with pread: a truncated file gives fewer, never a
+  // fault; garbage slots are skipped).
   absl::StatusOr<std::vector<SlotInfo>> ListSlots() const;
+  // <runtime-dir>/broker.
   const std::string& path() const { return path_; }
-
-  // Test hook: takes the mutex, leaves one slot half-claimed (transient state) and
-  // returns WITHOUT unlocking, so a test can kill the process mid-update.
-  absl::StatusOr<Uuid> ClaimSlotAndHoldLockForTesting();
 
  private:
   using Segment = internal::Segment;
-  struct PrivateBinding {
-    size_t slot = 0;
-    BoundClient client;
-  };
+  using SlotTable = internal::SlotTable;
 
-  Broker(std::string runtime_dir, std::string path, Segment* segment);
+  Broker(std::string runtime_dir, UniqueFd dirfd);
+  Broker(std::string runtime_dir, Segment* segment, UniqueFd slots_fd, SlotTable* slots);
 
-  // Takes the segment mutex (repairing after a dead holder); logs on failure.
-  absl::Status LockSegment() const;
-  void UnlockSegment() const;
-
-  // All *Locked helpers require the segment mutex.
-  void RepairLocked() const;
-  bool RecordAliveLocked() const;
-  bool OwnsLiveRecordLocked() const;
-  void ReapRecordLocked() const;
-  int UnbindRecordLocked(const InstanceId& instance) const;
-  void FreeSlotLocked(size_t index) const;
-  std::optional<size_t> FindSlotLocked(const Uuid& uuid) const;
-  bool PrivateBindingValidLocked(const PrivateBinding& binding) const;
-  int ReapDeadClientsLocked();
+  // Drops the binding in slot `index` (if it is still `expected`): clears its entry and
+  // its reference. No generation bump.
+  void DropBindingLocked(size_t index, const BoundClient& expected) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes (or, with nullptr, clears) the shared entry of slot `index`.
+  void WriteEntryLocked(size_t index, const BoundClient* client) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RecordAlive() const;
   uint64_t BumpGeneration() const;
 
   const std::string runtime_dir_;
   const std::string path_;
-  Segment* const segment_;
-  uint64_t* const generation_;  // inside segment_
-  // Guarded by the segment mutex: this Broker's publication and the bindings it made.
-  std::optional<InstanceId> published_;
-  mutable absl::flat_hash_map<Uuid, PrivateBinding> bindings_;
+  UniqueFd dirfd_;              // server: the runtime dir
+  Segment* segment_ = nullptr;  // server: read-write once published; client: read-only
+  UniqueFd slots_fd_;           // both: pread; the server's never mapped
+  SlotTable* slots_ = nullptr;  // client only: its read-write mapping
+  uint64_t* generation_;        // inside segment_; a zero word before publication
+
+  // Server side: this Broker's publication and the bindings it made, by slot index.
+  mutable absl::Mutex mu_;
+  bool publish_tried_ ABSL_GUARDED_BY(mu_) = false;
+  UniqueFd lock_fd_ ABSL_GUARDED_BY(mu_);  // flock on broker.lock while published
+  std::optional<InstanceId> published_ ABSL_GUARDED_BY(mu_);
+  // LookupBound()/ListBound() drop what the slots took away: mutable.
+  mutable std::vector<std::optional<BoundClient>> bindings_ ABSL_GUARDED_BY(mu_);
+  mutable uint32_t bound_count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace localnfs::broker

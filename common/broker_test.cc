@@ -2,7 +2,12 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +19,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/unique_fd.h"
@@ -23,6 +29,20 @@ namespace localnfs::broker {
 namespace {
 
 constexpr char kSocket[] = "/run/localnfs-test/localnfsd.sock";
+// A member of the runtime dir's group of another uid than the server: the hostile
+// client of the tests below.
+constexpr uid_t kOtherUid = 1000;
+constexpr gid_t kGroup = 1000;
+using Clock = std::chrono::steady_clock;
+// What "at once" means for a server call below: no wait on anything a client holds.
+constexpr auto kPrompt = std::chrono::milliseconds(200);
+
+// In a forked child: become uid/gid kOtherUid in group kGroup. False on failure.
+bool BecomeGroupMember() {
+  const gid_t groups[1] = {kGroup};
+  return ::setgroups(1, groups) == 0 && ::setresgid(kGroup, kGroup, kGroup) == 0 &&
+         ::setresuid(kOtherUid, kOtherUid, kOtherUid) == 0;
+}
 
 // ---- Processes and pipes ----
 
@@ -71,9 +91,15 @@ class Child {
     if (pid_ < 0) std::abort();
     if (pid_ == 0) {
       ::alarm(60);  // never outlive a broken test
-      ::close(down[1]);
-      ::close(up[0]);
-      ::_exit(body(down[0], up[1]));
+      // Keep no fd of the parent but the two pipe ends: an inherited fd of a server
+      // Broker would keep its broker.lock held after the parent's Withdraw (a server
+      // never forks; a test does).
+      const int in = ::fcntl(down[0], F_DUPFD_CLOEXEC, 1000);
+      const int out = ::fcntl(up[1], F_DUPFD_CLOEXEC, 1000);
+      if (in != 1000 || out != 1001) std::abort();
+      ::close_range(3, 999, 0);
+      ::close_range(1002, ~0u, 0);
+      ::_exit(body(in, out));
     }
     ::close(down[0]);
     ::close(up[1]);
@@ -133,7 +159,24 @@ class BrokerTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s;
     return broker;
   }
+  // A client of this runtime dir in this process.
+  std::unique_ptr<Broker> Client() {
+    auto broker = Broker::OpenForClient(dir_);
+    EXPECT_TRUE(broker.ok()) << broker.status();
+    return broker.ok() ? std::move(*broker) : nullptr;
+  }
   std::string SegmentPath() const { return dir_ + "/broker"; }
+  std::string SlotsPath() const { return dir_ + "/broker-slots"; }
+  // The documented setup for clients of other users: the runtime dir 2750, owned by
+  // the server (root here), group kGroup. False (and the test should skip) unless root.
+  bool MakeGroupRuntimeDir() {
+    if (::geteuid() != 0) return false;
+    EXPECT_EQ(::chmod(base_.c_str(), 0755), 0);
+    EXPECT_EQ(::mkdir(dir_.c_str(), 0750), 0);
+    EXPECT_EQ(::chown(dir_.c_str(), 0, kGroup), 0);
+    EXPECT_EQ(::chmod(dir_.c_str(), 02750), 0);
+    return true;
+  }
 
   std::string base_, dir_;
 };
@@ -160,6 +203,9 @@ TEST_F(BrokerTest, PublishAndWithdraw) {
   // One Broker publishes once.
   EXPECT_EQ(server->PublishServer({.socket_path = kSocket}).code(),
             absl::StatusCode::kFailedPrecondition);
+  auto client = Client();
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->LoadGeneration(), server->LoadGeneration());
 
   const uint64_t generation = server->LoadGeneration();
   server->Withdraw();
@@ -168,16 +214,20 @@ TEST_F(BrokerTest, PublishAndWithdraw) {
   EXPECT_EQ(info->state, RecordState::kWithdrawn);
   EXPECT_FALSE(info->alive);
   EXPECT_GT(server->LoadGeneration(), generation);
+  EXPECT_EQ(client->LoadGeneration(), server->LoadGeneration());  // the same mapping
   EXPECT_FALSE(server->ServerAlive());
+  EXPECT_FALSE(client->ServerAlive());
   EXPECT_FALSE(server->PublishedInstance().has_value());
 
-  // A restart (new publication) gets a new instance id; the generation is not reset.
-  ASSERT_TRUE(server->PublishServer({.socket_path = kSocket}).ok());
-  auto again = server->ReadServer();
+  // A restart (new files) gets a new instance id; the generation goes on.
+  auto next = PublishedServer();
+  ASSERT_TRUE(next);
+  auto again = next->ReadServer();
   ASSERT_TRUE(again.ok());
   EXPECT_NE(again->instance_id, info->instance_id);
-  EXPECT_GE(again->generation, info->generation);
-  server->Withdraw();
+  EXPECT_GT(again->generation, info->generation);
+  EXPECT_EQ(client->ReadServer()->state, RecordState::kWithdrawn);  // the old file
+  next->Withdraw();
 }
 
 TEST_F(BrokerTest, PublishRejectsBadSocketPath) {
@@ -188,31 +238,70 @@ TEST_F(BrokerTest, PublishRejectsBadSocketPath) {
   EXPECT_EQ(server->PublishServer({.socket_path = std::string(kMaxSocketPath, 'x')}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(server->PublishedInstance().has_value());
+  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(BrokerTest, SegmentIs0660WhateverTheUmaskAndDirIs0700) {
+TEST_F(BrokerTest, ServerFileIs0640SlotFile0660WhateverTheUmaskAndDirIs0700) {
   mode_t old = ::umask(077);
-  auto server = Server();
+  auto server = PublishedServer();
   ::umask(old);
   ASSERT_TRUE(server);
   struct stat st;
   ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  ASSERT_EQ(::stat(SlotsPath().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0660u);
   EXPECT_EQ(st.st_uid, ::geteuid());
   ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
 
-  // A server start repairs a loosened mode; a client refuses a world-writable segment.
-  ASSERT_EQ(::chmod(SegmentPath().c_str(), 0666), 0);
+  // A client refuses a server file others may write (it could be forged), and a
+  // world-writable slot file.
+  ASSERT_EQ(::chmod(SegmentPath().c_str(), 0660), 0);
   EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(Server());
-  ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 0660u);
-  EXPECT_TRUE(Broker::OpenForClient(dir_).ok());
+  ASSERT_EQ(::chmod(SegmentPath().c_str(), 0640), 0);
+  ASSERT_EQ(::chmod(SlotsPath().c_str(), 0666), 0);
+  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_EQ(::chmod(SlotsPath().c_str(), 0660), 0);
+  EXPECT_TRUE(Client());
+  server->Withdraw();
 }
 
-TEST_F(BrokerTest, MissingSegmentMeansLocalioOff) {
+TEST_F(BrokerTest, FilesTakeTheRuntimeDirsGroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the dir another group";
+  ASSERT_EQ(::mkdir(dir_.c_str(), 0750), 0);
+  ASSERT_EQ(::chown(dir_.c_str(), 0, kGroup), 0);  // no setgid bit
+  auto server = PublishedServer();
+  ASSERT_TRUE(server);
+  struct stat st;
+  ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, kGroup);
+  ASSERT_EQ(::stat(SlotsPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, kGroup);
+  server->Withdraw();
+}
+
+TEST_F(BrokerTest, RuntimeDirClientsCouldWriteIsRefused) {
+  ASSERT_EQ(::mkdir(dir_.c_str(), 0700), 0);
+  for (mode_t mode : {0770, 0730, 0707, 01777, 02770}) {
+    ASSERT_EQ(::chmod(dir_.c_str(), mode), 0);
+    EXPECT_EQ(Broker::CreateForServer(dir_).status().code(),
+              absl::StatusCode::kFailedPrecondition)
+        << std::oct << mode;
+  }
+  ASSERT_EQ(::chmod(dir_.c_str(), 0750), 0);
+  EXPECT_TRUE(Broker::CreateForServer(dir_).ok());
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown(dir_.c_str(), kOtherUid, kGroup), 0);
+    EXPECT_EQ(Broker::CreateForServer(dir_).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_F(BrokerTest, MissingFilesMeanLocalioOff) {
   EXPECT_EQ(Broker::OpenForClient(dir_).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Broker::OpenForClient("/nonexistent/localnfs").status().code(),
             absl::StatusCode::kNotFound);
@@ -235,12 +324,55 @@ TEST_F(BrokerTest, SecondServerIsRefusedWhileTheFirstLives) {
   char buf[512] = {};
   ::read(second.in(), buf, sizeof buf - 1);
   EXPECT_EQ(std::string(buf), expected);
-  // The first server's record is untouched.
-  auto info = server->ReadServer();
+  // The first server's files are untouched: a client still handshakes with it.
+  auto client = Client();
+  ASSERT_TRUE(client);
+  auto info = client->ReadServer();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->pid, ::getpid());
   EXPECT_EQ(info->socket_path, kSocket);
+  auto uuid = client->UuidBegin();
+  ASSERT_TRUE(uuid.ok());
+  EXPECT_TRUE(server->BindUuid(*uuid, "127.0.0.1:1", 1));
+  EXPECT_TRUE(client->UuidEnd(*uuid).ok());
   server->Withdraw();
+}
+
+// Servers started at the same moment on one runtime dir: exactly one takes it over
+// (broker.lock), the others are refused; none waits.
+TEST_F(BrokerTest, OfServersStartingAtOnceExactlyOneWins) {
+  ASSERT_TRUE(Server());  // makes the dir
+  constexpr int kServers = 4;
+  std::vector<std::unique_ptr<Child>> servers;
+  for (int i = 0; i < kServers; ++i) {
+    servers.push_back(std::make_unique<Child>([&](int in, int out) {
+      auto broker = Broker::CreateForServer(dir_);
+      if (!broker.ok()) return 10;
+      char go;
+      if (!Receive(in, &go)) return 11;
+      absl::Status s = (*broker)->PublishServer({.socket_path = kSocket});
+      const char won = s.ok() ? 'w' : s.code() == absl::StatusCode::kFailedPrecondition ? 'r' : 'e';
+      if (!Send(out, won)) return 12;
+      Receive(in, &go);  // hold it until every contender has tried
+      return 0;
+    }));
+  }
+  for (auto& c : servers) ASSERT_TRUE(Send(c->out(), 'g'));
+  int won = 0, refused = 0;
+  for (auto& c : servers) {
+    char r = 0;
+    ASSERT_TRUE(Receive(c->in(), &r));
+    won += r == 'w';
+    refused += r == 'r';
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(refused, kServers - 1);
+  for (auto& c : servers) ASSERT_TRUE(Send(c->out(), 'x'));
+  for (auto& c : servers) EXPECT_EQ(c->Wait(), 0);
+  // The winner is gone: the next start reaps its record.
+  auto next = PublishedServer();
+  ASSERT_TRUE(next);
+  next->Withdraw();
 }
 
 TEST_F(BrokerTest, DeadServerRecordIsReapedByTheNextServer) {
@@ -260,41 +392,45 @@ TEST_F(BrokerTest, DeadServerRecordIsReapedByTheNextServer) {
   });
   char byte;
   ASSERT_TRUE(Receive(server.in(), &byte));
-  auto client = Broker::OpenForClient(dir_);
-  ASSERT_TRUE(client.ok()) << client.status();
-  auto uuid = (*client)->UuidBegin();
+  auto client = Client();
+  ASSERT_TRUE(client);
+  auto uuid = client->UuidBegin();
   ASSERT_TRUE(uuid.ok());
   ASSERT_TRUE(Send(server.out(), *uuid));
   ASSERT_TRUE(Receive(server.in(), &byte));
-  auto binding = (*client)->UuidEnd(*uuid);
+  auto binding = client->UuidEnd(*uuid);
   ASSERT_TRUE(binding.ok()) << binding.status();
   EXPECT_EQ(binding->socket_path, kSocket);
   EXPECT_EQ(binding->export_id, 3u);
-  EXPECT_EQ((*client)->LoadGeneration(), binding->generation);
+  EXPECT_EQ(client->LoadGeneration(), binding->generation);
   ASSERT_TRUE(Send(server.out(), byte));
   EXPECT_EQ(server.Wait(), 0);
 
   // Dead whatever its count: still "live" with one reference, but not alive.
-  auto info = (*client)->ReadServer();
+  auto info = client->ReadServer();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, RecordState::kLive);
   EXPECT_EQ(info->refcount, 1u);
   EXPECT_FALSE(info->alive);
-  EXPECT_FALSE((*client)->ServerAlive());
+  EXPECT_FALSE(client->ServerAlive());
 
   auto next = PublishedServer();
   ASSERT_TRUE(next);
-  EXPECT_NE((*client)->LoadGeneration(), binding->generation);
-  EXPECT_EQ((*client)->UuidEnd(*uuid).status().code(), absl::StatusCode::kNotFound);
-  auto slots = (*client)->ListSlots();
-  ASSERT_TRUE(slots.ok());
-  EXPECT_TRUE(slots->empty());
-  info = next->ReadServer();
+  // The client's mapping is the old file: reaped, generation bumped.
+  EXPECT_NE(client->LoadGeneration(), binding->generation);
+  EXPECT_EQ(client->ReadServer()->state, RecordState::kWithdrawn);
+  EXPECT_EQ(client->UuidEnd(*uuid).status().code(), absl::StatusCode::kNotFound);
+  client->UuidRelease(*uuid);  // the unmount after the fact is harmless
+  // A client that opens now sees the new record and no slot taken.
+  auto fresh = Client();
+  ASSERT_TRUE(fresh);
+  info = fresh->ReadServer();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->pid, ::getpid());
   EXPECT_EQ(info->refcount, 0u);
   EXPECT_TRUE(info->alive);
-  (*client)->UuidRelease(*uuid);  // the unmount after the fact is harmless
+  EXPECT_GT(info->generation, binding->generation);
+  EXPECT_TRUE(fresh->ListSlots()->empty());
   next->Withdraw();
 }
 
@@ -328,13 +464,19 @@ TEST_F(BrokerTest, HandshakeFromAForkedClient) {
     r.instance = binding->instance_id;
     snprintf(r.socket_path, sizeof r.socket_path, "%s", binding->socket_path.c_str());
     if ((*broker)->LoadGeneration() != binding->generation) return 16;
+    if (binding->slot_index != SlotOfUuid(*uuid)) return 17;
     (*broker)->UuidRelease(*uuid);
-    if (!Send(out, r)) return 17;
+    if (!Send(out, r)) return 18;
     return 0;
   });
   Uuid uuid;
   ASSERT_TRUE(Receive(client.in(), &uuid));
   EXPECT_FALSE(server->LookupBound(uuid).has_value());  // pending is not bound
+  auto slots = server->ListSlots();
+  ASSERT_TRUE(slots.ok());
+  ASSERT_EQ(slots->size(), 1u);
+  EXPECT_EQ((*slots)[0].state, SlotState::kPending);
+  EXPECT_EQ((*slots)[0].owner_pid, client.pid());
   ASSERT_TRUE(server->BindUuid(uuid, "192.0.2.7", 42));
   auto bound = server->LookupBound(uuid);
   ASSERT_TRUE(bound.has_value());
@@ -344,6 +486,12 @@ TEST_F(BrokerTest, HandshakeFromAForkedClient) {
   EXPECT_EQ(bound->export_id, 42u);
   EXPECT_EQ(server->ListBound().size(), 1u);
   EXPECT_EQ(server->ReadServer()->refcount, 1u);
+  slots = server->ListSlots();
+  ASSERT_TRUE(slots.ok());
+  ASSERT_EQ(slots->size(), 1u);
+  EXPECT_EQ((*slots)[0].state, SlotState::kBound);
+  EXPECT_EQ((*slots)[0].domain, "192.0.2.7");
+  EXPECT_EQ((*slots)[0].instance_id, instance);
   EXPECT_FALSE(server->BindUuid(uuid, "192.0.2.7", 42));  // no longer pending
 
   const uint64_t generation = server->LoadGeneration();
@@ -367,11 +515,12 @@ TEST_F(BrokerTest, HandshakeFromAForkedClient) {
 
 TEST_F(BrokerTest, BindingAnUnknownUuidBindsNothing) {
   auto server = PublishedServer();
-  ASSERT_TRUE(server);
-  auto pending = server->UuidBegin();
+  auto client = Client();
+  ASSERT_TRUE(server && client);
+  auto pending = client->UuidBegin();
   ASSERT_TRUE(pending.ok());
   Uuid unknown = *pending;
-  unknown[0] ^= 0xff;
+  unknown[0] ^= 0xff;  // same slot, another uuid
   const uint64_t generation = server->LoadGeneration();
   EXPECT_FALSE(server->BindUuid(unknown, "127.0.0.1", 1));
   EXPECT_TRUE(server->ListBound().empty());
@@ -384,40 +533,74 @@ TEST_F(BrokerTest, BindingAnUnknownUuidBindsNothing) {
   EXPECT_EQ((*slots)[0].uuid, *pending);
   // Too long a domain is refused rather than truncated into another rule's name.
   EXPECT_FALSE(server->BindUuid(*pending, std::string(kMaxDomain, 'd'), 1));
-  EXPECT_EQ(server->UuidEnd(*pending).status().code(), absl::StatusCode::kNotFound);
-  server->UuidRelease(*pending);
+  EXPECT_EQ(client->UuidEnd(*pending).status().code(), absl::StatusCode::kNotFound);
+  client->UuidRelease(*pending);
   EXPECT_TRUE(server->ListSlots()->empty());
   server->Withdraw();
 }
 
-TEST_F(BrokerTest, UnpublishedServerBindsNothing) {
+TEST_F(BrokerTest, UnpublishedServerBindsNothingAndServersAreNotClients) {
   auto server = Server();
   ASSERT_TRUE(server);
-  auto uuid = server->UuidBegin();
-  ASSERT_TRUE(uuid.ok());
-  EXPECT_FALSE(server->BindUuid(*uuid, "127.0.0.1", 1));
+  EXPECT_FALSE(server->BindUuid(Uuid{}, "127.0.0.1", 1));
   EXPECT_FALSE(server->ServerAlive());
+  EXPECT_FALSE(server->ReadServer().ok());
+  EXPECT_EQ(server->LoadGeneration(), 0u);
+  ASSERT_TRUE(server->PublishServer({.socket_path = kSocket}).ok());
+  EXPECT_EQ(server->UuidBegin().status().code(), absl::StatusCode::kFailedPrecondition);
+  server->Withdraw();
 }
 
-TEST_F(BrokerTest, UuidsAreVersion4AndPrintable) {
-  auto server = Server();
-  ASSERT_TRUE(server);
-  auto a = server->UuidBegin();
-  auto b = server->UuidBegin();
+TEST_F(BrokerTest, UuidsAreVersion4AndNameTheirSlot) {
+  auto server = PublishedServer();
+  auto client = Client();
+  ASSERT_TRUE(server && client);
+  auto a = client->UuidBegin();
+  auto b = client->UuidBegin();
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(*a, *b);
+  EXPECT_NE(SlotOfUuid(*a), SlotOfUuid(*b));
   EXPECT_EQ((*a)[6] >> 4, 4);
   EXPECT_EQ((*a)[8] & 0xc0, 0x80);
+  auto slots = client->ListSlots();
+  ASSERT_TRUE(slots.ok());
+  ASSERT_EQ(slots->size(), 2u);
+  for (const SlotInfo& s : *slots) EXPECT_EQ(s.index, SlotOfUuid(s.uuid));
   Uuid fixed{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
              0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
   EXPECT_EQ(UuidToString(fixed), "00112233-4455-6677-8899-aabbccddeeff");
+  EXPECT_EQ(SlotOfUuid(fixed), 0xeeffu & (kUuidSlots - 1));
+  server->Withdraw();
 }
 
-TEST_F(BrokerTest, FullTableIsResourceExhausted) {
-  auto server = Server();
+TEST_F(BrokerTest, FullTableIsResourceExhaustedAndADeadClientsSlotsAreReclaimed) {
+  auto server = PublishedServer();
   ASSERT_TRUE(server);
-  for (size_t i = 0; i < kUuidSlots; ++i) ASSERT_TRUE(server->UuidBegin().ok()) << i;
-  EXPECT_EQ(server->UuidBegin().status().code(), absl::StatusCode::kResourceExhausted);
+  Child hog([&](int in, int out) {
+    auto broker = Broker::OpenForClient(dir_);
+    if (!broker.ok()) return 10;
+    for (size_t i = 0; i < kUuidSlots; ++i)
+      if (!(*broker)->UuidBegin().ok()) return 11;
+    const bool full = (*broker)->UuidBegin().status().code() ==
+                      absl::StatusCode::kResourceExhausted;
+    if (!Send(out, full)) return 12;
+    char go;
+    Receive(in, &go);
+    for (;;) ::pause();
+  });
+  bool full = false;
+  ASSERT_TRUE(Receive(hog.in(), &full));
+  EXPECT_TRUE(full);
+  auto client = Client();
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->UuidBegin().status().code(), absl::StatusCode::kResourceExhausted);
+  hog.Kill();
+  EXPECT_EQ(hog.Wait(), 128 + SIGKILL);
+  auto uuid = client->UuidBegin();  // reclaims a slot of the dead hog
+  ASSERT_TRUE(uuid.ok()) << uuid.status();
+  ASSERT_TRUE(server->BindUuid(*uuid, "127.0.0.1:1", 1));
+  EXPECT_TRUE(client->UuidEnd(*uuid).ok());
+  server->Withdraw();
 }
 
 // ---- Invalidation ----
@@ -425,19 +608,24 @@ TEST_F(BrokerTest, FullTableIsResourceExhausted) {
 TEST_F(BrokerTest, GenerationBumpIsSeenByAClientMapping) {
   auto server = PublishedServer();
   ASSERT_TRUE(server);
-  auto uuid = server->UuidBegin();
-  ASSERT_TRUE(uuid.ok());
-  ASSERT_TRUE(server->BindUuid(*uuid, "127.0.0.1", 1));
   Child client([&](int in, int out) {
     auto broker = Broker::OpenForClient(dir_);
     if (!broker.ok()) return 10;
-    uint64_t before = (*broker)->LoadGeneration();
-    if (!Send(out, before)) return 11;
+    auto uuid = (*broker)->UuidBegin();
+    if (!uuid.ok() || !Send(out, *uuid)) return 11;
     char go;
     if (!Receive(in, &go)) return 12;
+    auto binding = (*broker)->UuidEnd(*uuid);
+    if (!binding.ok() || !Send(out, binding->generation)) return 13;
+    if (!Receive(in, &go)) return 14;
     uint64_t after = (*broker)->LoadGeneration();
-    return Send(out, after) ? 0 : 13;
+    if (!Send(out, after)) return 15;
+    return (*broker)->UuidEnd(*uuid).status().code() == absl::StatusCode::kNotFound ? 0 : 16;
   });
+  Uuid uuid;
+  ASSERT_TRUE(Receive(client.in(), &uuid));
+  ASSERT_TRUE(server->BindUuid(uuid, "127.0.0.1", 1));
+  ASSERT_TRUE(Send(client.out(), 'b'));
   uint64_t before = 0, after = 0;
   ASSERT_TRUE(Receive(client.in(), &before));
   EXPECT_EQ(before, server->LoadGeneration());
@@ -447,17 +635,17 @@ TEST_F(BrokerTest, GenerationBumpIsSeenByAClientMapping) {
   EXPECT_EQ(client.Wait(), 0);
   EXPECT_EQ(after, before + 1);
   // Invalidation unbound the uuid and dropped its reference.
-  EXPECT_FALSE(server->LookupBound(*uuid).has_value());
+  EXPECT_FALSE(server->LookupBound(uuid).has_value());
   EXPECT_EQ(server->ReadServer()->refcount, 0u);
-  EXPECT_EQ(server->UuidEnd(*uuid).status().code(), absl::StatusCode::kNotFound);
   server->Withdraw();
 }
 
 TEST_F(BrokerTest, UnbindUuidRevokesOneBinding) {
   auto server = PublishedServer();
-  ASSERT_TRUE(server);
-  auto a = server->UuidBegin();
-  auto b = server->UuidBegin();
+  auto client = Client();
+  ASSERT_TRUE(server && client);
+  auto a = client->UuidBegin();
+  auto b = client->UuidBegin();
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE(server->BindUuid(*a, "10.0.0.1", 1));
   ASSERT_TRUE(server->BindUuid(*b, "10.0.0.2", 2));
@@ -468,10 +656,11 @@ TEST_F(BrokerTest, UnbindUuidRevokesOneBinding) {
   EXPECT_FALSE(server->LookupBound(*a).has_value());
   EXPECT_TRUE(server->LookupBound(*b).has_value());
   EXPECT_EQ(server->ReadServer()->refcount, 1u);
+  EXPECT_EQ(client->UuidEnd(*a).status().code(), absl::StatusCode::kNotFound);
   server->Withdraw();
   EXPECT_FALSE(server->LookupBound(*b).has_value());
   EXPECT_EQ(server->ReadServer()->refcount, 0u);
-  EXPECT_TRUE(server->ListSlots()->empty());
+  EXPECT_EQ(client->UuidEnd(*b).status().code(), absl::StatusCode::kNotFound);
 }
 
 // ---- Process death ----
@@ -496,63 +685,301 @@ TEST_F(BrokerTest, KilledClientIsReaped) {
 
   client.Kill();
   EXPECT_EQ(client.Wait(), 128 + SIGKILL);
-  EXPECT_EQ(server->ReapDeadClients(), 2);
-  EXPECT_TRUE(server->ListSlots()->empty());
+  EXPECT_EQ(server->ReapDeadClients(), 1);  // the binding; the pending slot is the clients'
   EXPECT_TRUE(server->ListBound().empty());
   EXPECT_EQ(server->ReadServer()->refcount, 0u);
+  EXPECT_FALSE(server->BindUuid(pending, "127.0.0.1", 1));  // its owner is gone
   server->Withdraw();
 }
 
-TEST_F(BrokerTest, BindingAPendingUuidOfADeadClientFails) {
+// ---- What a malicious client can and cannot do (common/broker.h) ----
+
+// It cannot write, truncate, chmod or replace the server's file; it can write the slots.
+TEST_F(BrokerTest, GroupMemberCannotWriteTheServersFile) {
+  if (!MakeGroupRuntimeDir()) GTEST_SKIP() << "needs root to run a client of another uid";
   auto server = PublishedServer();
   ASSERT_TRUE(server);
-  Child client([&](int, int out) {
+  Child member([&](int, int) {
+    if (!BecomeGroupMember()) return 100;
+    int failures = 0;
+    const std::string seg = SegmentPath();
+    failures += ::open(seg.c_str(), O_RDWR) >= 0 || errno != EACCES;
+    failures += ::truncate(seg.c_str(), 0) == 0;
+    failures += ::chmod(seg.c_str(), 0666) == 0;
+    failures += ::unlink(seg.c_str()) == 0;
+    failures += ::open((dir_ + "/broker.forged").c_str(), O_RDWR | O_CREAT, 0660) >= 0;
+    failures += ::open(seg.c_str(), O_RDONLY) < 0;            // but it may read it
+    failures += ::open(SlotsPath().c_str(), O_RDWR) < 0;      // and write the slots
+    auto broker = Broker::OpenForClient(dir_);
+    failures += !broker.ok() || !(*broker)->UuidBegin().ok();  // and be a client
+    return failures;
+  });
+  EXPECT_EQ(member.Wait(), 0);
+  server->Withdraw();
+}
+
+// A live client holding every lock it can take on both files — flock, an OFD lock, and
+// a process-shared mutex it locks at byte 64 of the slot file, with its live tid as the
+// owner — changes nothing for the server: each call returns at once, a new server
+// start succeeds, and another client still handshakes.
+TEST_F(BrokerTest, LocksAClientHoldsNeverStallTheServer) {
+  const bool other_uid = MakeGroupRuntimeDir();
+  auto server = PublishedServer();
+  auto victim = Client();
+  ASSERT_TRUE(server && victim);
+  auto bound = victim->UuidBegin();
+  ASSERT_TRUE(bound.ok());
+  ASSERT_TRUE(server->BindUuid(*bound, "127.0.0.1:1", 1));
+  Child holder([&](int, int out) {
+    if (other_uid && !BecomeGroupMember()) return 100;
+    int held = 0;
+    for (const std::string& path : {SegmentPath(), SlotsPath()}) {
+      // (Without root it runs as the server's own uid, which could write anything.)
+      int fd = path == SlotsPath() || other_uid ? ::open(path.c_str(), O_RDWR) : -1;
+      const bool rw = fd >= 0;
+      if (!rw) fd = ::open(path.c_str(), O_RDONLY);
+      if (fd < 0) return 101;
+      held += ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+      struct flock ofd {};
+      ofd.l_type = rw ? F_WRLCK : F_RDLCK;
+      ofd.l_whence = SEEK_SET;
+      held += ::fcntl(fd, F_OFD_SETLK, &ofd) == 0;
+      if (rw) {
+        void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) return 102;
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        auto* m = reinterpret_cast<pthread_mutex_t*>(static_cast<char*>(p) + 64);
+        pthread_mutex_init(m, &attr);
+        held += pthread_mutex_lock(m) == 0;
+      }
+    }
+    if (!Send(out, held)) return 103;
+    for (;;) ::pause();
+  });
+  int held = 0;
+  ASSERT_TRUE(Receive(holder.in(), &held));
+  EXPECT_GE(held, 4);
+
+  auto other = Client();
+  ASSERT_TRUE(other);
+  const auto t0 = Clock::now();
+  auto uuid = other->UuidBegin();
+  ASSERT_TRUE(uuid.ok()) << uuid.status();
+  EXPECT_TRUE(server->BindUuid(*uuid, "127.0.0.1:2", 1));
+  EXPECT_TRUE(other->UuidEnd(*uuid).ok());
+  EXPECT_TRUE(server->LookupBound(*uuid).has_value());
+  EXPECT_EQ(server->ListBound().size(), 2u);  // the victim's slot 0 bytes 64.. are counters
+  EXPECT_EQ(server->ReapDeadClients(), 0);
+  EXPECT_TRUE(server->ListSlots().ok());
+  EXPECT_TRUE(server->ReadServer().ok());
+  server->InvalidateClients();
+  server->Withdraw();
+  EXPECT_LT(Clock::now() - t0, kPrompt);
+
+  const auto t1 = Clock::now();
+  auto next = PublishedServer();
+  ASSERT_TRUE(next);
+  EXPECT_LT(Clock::now() - t1, kPrompt);
+  auto fresh = Client();
+  ASSERT_TRUE(fresh);
+  auto again = fresh->UuidBegin();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(next->BindUuid(*again, "127.0.0.1:3", 1));
+  EXPECT_TRUE(fresh->UuidEnd(*again).ok());
+  next->Withdraw();
+}
+
+// Bytes scribbled over the whole slot file: the server keeps answering; the client whose
+// slot was hit loses its binding; any client then reclaims a scribbled slot and binds.
+TEST_F(BrokerTest, ScribbledSlotTableCostsOnlyTheSlotsItHit) {
+  const bool other_uid = MakeGroupRuntimeDir();
+  auto server = PublishedServer();
+  auto victim = Client();
+  ASSERT_TRUE(server && victim);
+  auto bound = victim->UuidBegin();
+  ASSERT_TRUE(bound.ok());
+  ASSERT_TRUE(server->BindUuid(*bound, "127.0.0.1:1", 1));
+  // Fixed by default; --gtest_random_seed=N explores other scribbles reproducibly.
+  const uint64_t seed = 20240829 + ::testing::UnitTest::GetInstance()->random_seed();
+  for (int round = 0; round < 8; ++round) {
+    Child scribbler([&](int, int) {
+      if (other_uid && !BecomeGroupMember()) return 100;
+      UniqueFd fd(::open(SlotsPath().c_str(), O_RDWR));
+      if (!fd) return 101;
+      std::mt19937_64 rng(seed + round);
+      struct stat st;
+      if (::fstat(fd.get(), &st) != 0) return 102;
+      std::string junk(static_cast<size_t>(st.st_size), '\0');
+      // Random bytes; every other round, random words of the valid tags and live pids.
+      for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>(rng());
+      if (round % 2 == 1)
+        for (size_t off = 0; off + 8 <= junk.size(); off += 128) {
+          const uint64_t word = uint64_t{static_cast<uint32_t>(rng() % 2 ? 1 : ::getpid())} << 32 |
+                                (rng() % 2 ? 0x47455252u : 0x4d4c4143u);
+          memcpy(&junk[off], &word, 8);
+        }
+      return ::pwrite(fd.get(), junk.data(), junk.size(), 0) == st.st_size ? 0 : 103;
+    });
+    ASSERT_EQ(scribbler.Wait(), 0);
+    const auto t0 = Clock::now();
+    EXPECT_FALSE(server->LookupBound(*bound).has_value());  // its slot is gone
+    EXPECT_EQ(victim->UuidEnd(*bound).status().code(), absl::StatusCode::kNotFound);
+    (void)server->ListBound();
+    (void)server->ReapDeadClients();
+    EXPECT_TRUE(server->ListSlots().ok());
+    EXPECT_TRUE(server->ReadServer().ok());
+    auto client = Client();
+    ASSERT_TRUE(client);
+    auto uuid = client->UuidBegin();
+    ASSERT_TRUE(uuid.ok()) << uuid.status() << " round " << round;
+    EXPECT_TRUE(server->BindUuid(*uuid, "127.0.0.1:2", 1));
+    EXPECT_TRUE(client->UuidEnd(*uuid).ok());
+    EXPECT_TRUE(server->LookupBound(*uuid).has_value());
+    client->UuidRelease(*uuid);
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
+  }
+  server->Withdraw();
+}
+
+// A slot file cut short: the server never mapped it, so it never faults; clients that
+// open it now refuse it (LOCALIO off for them); the next server start replaces it.
+TEST_F(BrokerTest, TruncatedSlotFileNeverFaultsTheServer) {
+  const bool other_uid = MakeGroupRuntimeDir();
+  auto server = PublishedServer();
+  ASSERT_TRUE(server);
+  Uuid bound;
+  {
+    auto victim = Client();
+    ASSERT_TRUE(victim);
+    auto u = victim->UuidBegin();
+    ASSERT_TRUE(u.ok());
+    bound = *u;
+    ASSERT_TRUE(server->BindUuid(bound, "127.0.0.1:1", 1));
+  }  // unmapped: touching a truncated mapping would fault this test process
+  for (off_t size : {off_t{0}, off_t{100}, off_t{4096}}) {
+    Child truncater([&](int, int) {
+      if (other_uid && !BecomeGroupMember()) return 100;
+      return ::truncate(SlotsPath().c_str(), size) == 0 ? 0 : 101;
+    });
+    ASSERT_EQ(truncater.Wait(), 0);
+    EXPECT_FALSE(server->LookupBound(bound).has_value());
+    EXPECT_FALSE(server->BindUuid(bound, "127.0.0.1:1", 1));
+    EXPECT_TRUE(server->ListBound().empty());
+    EXPECT_EQ(server->ReapDeadClients(), 0);
+    auto slots = server->ListSlots();
+    ASSERT_TRUE(slots.ok());
+    EXPECT_TRUE(slots->empty());
+    EXPECT_TRUE(server->ReadServer().ok());
+    EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+              absl::StatusCode::kFailedPrecondition)
+        << size;
+  }
+  server->Withdraw();
+  auto next = PublishedServer();
+  ASSERT_TRUE(next);
+  auto client = Client();
+  ASSERT_TRUE(client);
+  auto uuid = client->UuidBegin();
+  ASSERT_TRUE(uuid.ok());
+  EXPECT_TRUE(next->BindUuid(*uuid, "127.0.0.1:1", 1));
+  EXPECT_TRUE(client->UuidEnd(*uuid).ok());
+  next->Withdraw();
+}
+
+// A registration in another process's name binds, but the binding names that process
+// as its owner: nobody else can use it (the local socket's IsOwnerProcess).
+TEST_F(BrokerTest, UuidRegisteredInAnotherProcessesNameIsUselessToItsAuthor) {
+  auto server = PublishedServer();
+  ASSERT_TRUE(server);
+  Child victim([&](int in, int out) {
     auto broker = Broker::OpenForClient(dir_);
     if (!broker.ok()) return 10;
     auto uuid = (*broker)->UuidBegin();
-    return uuid.ok() && Send(out, *uuid) ? 0 : 11;
+    if (!uuid.ok() || !Send(out, *uuid)) return 11;
+    char go;
+    Receive(in, &go);
+    return 0;
   });
-  Uuid uuid;
-  ASSERT_TRUE(Receive(client.in(), &uuid));
-  EXPECT_EQ(client.Wait(), 0);
-  EXPECT_FALSE(server->BindUuid(uuid, "127.0.0.1", 1));
-  EXPECT_TRUE(server->ListSlots()->empty());
+  Uuid theirs;
+  ASSERT_TRUE(Receive(victim.in(), &theirs));
+  ASSERT_TRUE(server->BindUuid(theirs, "127.0.0.1:9", 1));
+  auto bound = server->LookupBound(theirs);
+  ASSERT_TRUE(bound.has_value());
+  EXPECT_EQ(bound->owner_pid, victim.pid());
+  EXPECT_FALSE(IsOwnerProcess(::getpid(), *bound));
+  EXPECT_TRUE(IsOwnerProcess(victim.pid(), *bound));
+  ASSERT_TRUE(Send(victim.out(), 'x'));
+  EXPECT_EQ(victim.Wait(), 0);
   server->Withdraw();
 }
 
-TEST_F(BrokerTest, HolderKilledInsideTheMutexDoesNotDeadlockTheNextLocker) {
+// A previous file at the server's name that this server did not write, or that others
+// may write, says nothing about a live server: a start replaces it.
+TEST_F(BrokerTest, ServerStartReplacesAFileItCannotTrust) {
+  ASSERT_TRUE(PublishedServer());  // a live record of this (live) process, left behind
+  struct stat st;
+  ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
+  // While the file is ours and 0640, its live record refuses the next start ...
+  auto refused = Server();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->PublishServer({.socket_path = kSocket}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // ... but not once others may have written it.
+  ASSERT_EQ(::chmod(SegmentPath().c_str(), 0660), 0);
+  auto next = PublishedServer();
+  ASSERT_TRUE(next);
+  next->Withdraw();
+  if (::geteuid() == 0) {
+    ASSERT_TRUE(PublishedServer());  // live again, left behind
+    ASSERT_EQ(::chown(SegmentPath().c_str(), kOtherUid, kGroup), 0);
+    auto after_chown = PublishedServer();
+    ASSERT_TRUE(after_chown);
+    after_chown->Withdraw();
+  }
+}
+
+// Many threads of clients and the server at once: claims, binds, lookups, releases,
+// reaping and listing (the threaded paths TSan checks).
+TEST_F(BrokerTest, ConcurrentClientsAndServer) {
   auto server = PublishedServer();
-  ASSERT_TRUE(server);
-  Child holder([&](int, int out) {
-    auto broker = Broker::OpenForClient(dir_);
-    if (!broker.ok()) return 10;
-    auto uuid = (*broker)->ClaimSlotAndHoldLockForTesting();
-    if (!uuid.ok() || !Send(out, *uuid)) return 11;
-    for (;;) ::pause();
+  auto client = Client();
+  ASSERT_TRUE(server && client);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto uuid = client->UuidBegin();
+        if (!uuid.ok()) {
+          ++failures;
+          continue;
+        }
+        if (!server->BindUuid(*uuid, "127.0.0.1:1", 1)) ++failures;
+        auto binding = client->UuidEnd(*uuid);
+        if (!binding.ok()) ++failures;
+        else client->CountLocalIo(*binding, LocalIoKind::kRead, 4096);
+        if (!server->LookupBound(*uuid).has_value()) ++failures;
+        client->UuidRelease(*uuid);
+      }
+    });
+  }
+  std::thread observer([&] {
+    while (!stop.load()) {
+      (void)server->ListBound();
+      (void)server->ReapDeadClients();
+      (void)server->ListSlots();
+      (void)server->ReadServer();
+    }
   });
-  Uuid half_claimed;
-  ASSERT_TRUE(Receive(holder.in(), &half_claimed));
-
-  // A waiter blocked on the mutex when the holder dies gets it (EOWNERDEAD), repairs
-  // the half-done claim and carries on — well within the lock timeout.
-  absl::StatusOr<Uuid> waited = absl::UnknownError("not run");
-  auto start = std::chrono::steady_clock::now();
-  std::thread waiter([&] { waited = server->UuidBegin(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  holder.Kill();
-  waiter.join();
-  EXPECT_EQ(holder.Wait(), 128 + SIGKILL);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, kLockTimeout);
-  ASSERT_TRUE(waited.ok()) << waited.status();
-
-  auto slots = server->ListSlots();
-  ASSERT_TRUE(slots.ok()) << slots.status();
-  ASSERT_EQ(slots->size(), 1u);  // the half-claimed slot was freed
-  EXPECT_EQ((*slots)[0].uuid, *waited);
-  EXPECT_NE((*slots)[0].uuid, half_claimed);
-  // And the mutex is consistent again: plain operations keep working.
-  EXPECT_TRUE(server->UuidBegin().ok());
-  EXPECT_TRUE(server->ServerAlive());
+  for (std::thread& t : threads) t.join();
+  stop = true;
+  observer.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(server->ListBound().empty());
   server->Withdraw();
 }
 
@@ -579,42 +1006,31 @@ TEST(ProcessLiveness, StartTimeAndZombies) {
   EXPECT_EQ(ProcessStartTime(child), 0u);
 }
 
-// ---- Bad segments ----
+// ---- Bad files (the server's own, corrupted by its uid or a crash) ----
 
-TEST_F(BrokerTest, TruncatedSegmentIsAnErrorAndAServerReplacesIt) {
-  ASSERT_TRUE(Server());  // created, then unmapped
+TEST_F(BrokerTest, BadServerFileIsAnErrorAndAServerReplacesIt) {
+  ASSERT_TRUE(PublishedServer());  // left behind live; this process is its "server"
   struct stat st;
   ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
-  for (off_t size : {st.st_size / 2, off_t{0}, off_t{7}, st.st_size - 1}) {
+  for (off_t size : {st.st_size / 2, off_t{0}, off_t{7}, st.st_size - 1, st.st_size * 2}) {
     ASSERT_EQ(::truncate(SegmentPath().c_str(), size), 0);
-    auto client = Broker::OpenForClient(dir_);
-    EXPECT_EQ(client.status().code(), absl::StatusCode::kFailedPrecondition) << size;
+    EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+              absl::StatusCode::kFailedPrecondition)
+        << size;
   }
-  ASSERT_EQ(::truncate(SegmentPath().c_str(), st.st_size * 2), 0);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-
-  auto server = PublishedServer();  // replaces the bad segment
+  auto server = PublishedServer();  // replaces the bad file
   ASSERT_TRUE(server);
-  auto client = Broker::OpenForClient(dir_);
-  ASSERT_TRUE(client.ok()) << client.status();
-  EXPECT_TRUE((*client)->ServerAlive());
-  ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 0660u);
-  server->Withdraw();
-}
+  ASSERT_TRUE(Client());
 
-TEST_F(BrokerTest, GarbageHeaderIsAnError) {
-  ASSERT_TRUE(Server());
   UniqueFd fd(::open(SegmentPath().c_str(), O_RDWR));
   ASSERT_TRUE(fd);
   uint64_t garbage = 0x0123456789abcdefULL;
   ASSERT_EQ(::pwrite(fd.get(), &garbage, sizeof garbage, 0), 8);
   EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
-
-  ASSERT_TRUE(Server());  // replaced
-  ASSERT_TRUE(Broker::OpenForClient(dir_).ok());
+  server.reset();  // unmapped, its record left live
+  server = PublishedServer();  // a bad header: replaced
+  ASSERT_TRUE(server);
   fd.reset(::open(SegmentPath().c_str(), O_RDWR));
   uint32_t version = kFormatVersion + 1;
   ASSERT_EQ(::pwrite(fd.get(), &version, sizeof version, 8), 4);  // after the magic
@@ -626,61 +1042,78 @@ TEST_F(BrokerTest, GarbageHeaderIsAnError) {
   ASSERT_EQ(::pwrite(fd.get(), &slot_count, sizeof slot_count, 12), 4);
   EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
+  server->Withdraw();
 }
 
-// Random bytes over the record and the uuid table (everything after the 128-byte header
-// and mutex): every operation returns, with a value or an error, and never crashes.
-TEST_F(BrokerTest, ScribbledSegmentNeverCrashes) {
-  constexpr off_t kAfterMutex = 128;
+TEST_F(BrokerTest, SlotFileOfAnotherRecordIsRefused) {
   auto server = PublishedServer();
   ASSERT_TRUE(server);
-  auto bound = server->UuidBegin();
+  // Same bytes, another inode: not the file the record names.
+  ASSERT_EQ(::system(absl::StrCat("cp -p ", SlotsPath(), " ", SlotsPath(), ".copy && mv ",
+                                  SlotsPath(), ".copy ", SlotsPath())
+                         .c_str()),
+            0);
+  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_EQ(::unlink(SlotsPath().c_str()), 0);
+  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A withdrawn record with a slot file that is not its own: a start in progress, as
+  // far as a client can tell; it looks a few times, then gives up.
+  server->Withdraw();
+  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// Random bytes over the record and the binding table of the server's file (everything
+// after the 64-byte header): every client operation returns, with a value or an error,
+// and never crashes; the next server start replaces the file.
+TEST_F(BrokerTest, ScribbledServerFileNeverCrashesAClient) {
+  constexpr off_t kAfterHeader = 64;
+  auto server = PublishedServer();
+  ASSERT_TRUE(server);
+  auto client = Client();
+  ASSERT_TRUE(client);
+  auto bound = client->UuidBegin();
   ASSERT_TRUE(bound.ok());
   ASSERT_TRUE(server->BindUuid(*bound, "127.0.0.1", 1));
   struct stat st;
   ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
   UniqueFd fd(::open(SegmentPath().c_str(), O_RDWR));
   ASSERT_TRUE(fd);
-  // Fixed by default; --gtest_random_seed=N explores other scribbles reproducibly.
   std::mt19937_64 rng(20240829 + ::testing::UnitTest::GetInstance()->random_seed());
   for (int round = 0; round < 40; ++round) {
-    // Half the rounds scribble a few spots, half flood whole regions (unterminated
-    // strings, impossible states, absurd pids).
     const int writes = round % 2 == 0 ? 64 : 4;
     for (int w = 0; w < writes; ++w) {
-      off_t offset = kAfterMutex + static_cast<off_t>(rng() % (st.st_size - kAfterMutex));
+      off_t offset = kAfterHeader + static_cast<off_t>(rng() % (st.st_size - kAfterHeader));
       size_t len = round % 2 == 0 ? 1 + rng() % 16 : 1 + rng() % 4096;
       len = std::min<size_t>(len, st.st_size - offset);
       std::string junk(len, '\0');
       for (char& c : junk) c = static_cast<char>(rng());
       ASSERT_EQ(::pwrite(fd.get(), junk.data(), len, offset), static_cast<ssize_t>(len));
     }
-    auto client = Broker::OpenForClient(dir_);
-    ASSERT_TRUE(client.ok()) << client.status();  // the header is intact
-    Broker& c = **client;
-    (void)c.LoadGeneration();
-    (void)c.ServerAlive();
-    (void)c.ReadServer();
-    (void)c.ListSlots();
-    (void)c.UuidEnd(*bound);
-    auto uuid = c.UuidBegin();
+    auto c = Broker::OpenForClient(dir_);
+    ASSERT_TRUE(c.ok()) << c.status();  // the header is intact
+    Broker& b = **c;
+    (void)b.LoadGeneration();
+    (void)b.ServerAlive();
+    (void)b.ReadServer();
+    (void)b.ListSlots();
+    (void)b.UuidEnd(*bound);
+    auto uuid = b.UuidBegin();
     if (uuid.ok()) {
-      (void)server->BindUuid(*uuid, "127.0.0.1", 1);
-      (void)c.UuidEnd(*uuid);
-      (void)server->LookupBound(*uuid);
-      c.UuidRelease(*uuid);
+      (void)b.UuidEnd(*uuid);
+      b.UuidRelease(*uuid);
     }
-    (void)server->ListBound();
-    (void)server->LookupBound(*bound);
-    (void)server->ReapDeadClients();
   }
   // Flood the record with non-NUL bytes: the socket path has no terminator.
   std::string ff(600, '\xff');
-  ASSERT_EQ(::pwrite(fd.get(), ff.data(), ff.size(), kAfterMutex), 600);
-  auto client = Broker::OpenForClient(dir_);
-  ASSERT_TRUE(client.ok());
-  EXPECT_FALSE((*client)->ReadServer().ok());
-  // A new server start repairs whatever state the scribbling left.
+  ASSERT_EQ(::pwrite(fd.get(), ff.data(), ff.size(), kAfterHeader), 600);
+  auto c = Broker::OpenForClient(dir_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE((*c)->ReadServer().ok());
+  // A new server start replaces whatever the scribbling left (its record state is
+  // garbage: not live).
   server.reset();
   auto next = PublishedServer();
   ASSERT_TRUE(next);

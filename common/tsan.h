@@ -12,8 +12,6 @@
 //    rcu_barrier() hands records it allocates to the call_rcu thread, which frees them,
 //    the same invisible way: release_queue.cc runs it under IgnoreAccesses (it runs
 //    none of our code on the calling thread).
-//  * pthread_mutex_clocklock (not intercepted by gcc 12's libtsan): common/broker.cc
-//    reports its lock with MutexPreLock/MutexPostLock.
 //
 // Thread-safety: stateless; callable from any thread.
 #pragma once
@@ -72,20 +70,5 @@ class IgnoreAccesses {
   IgnoreAccesses(const IgnoreAccesses&) = delete;
   IgnoreAccesses& operator=(const IgnoreAccesses&) = delete;
 };
-
-// A mutex locked through a call TSan does not intercept (the unlock still goes through
-// the intercepted pthread_mutex_unlock). Reported as a try-lock, since the call may
-// time out.
-inline void MutexPreLock([[maybe_unused]] void* mutex) {
-#ifdef LOCALNFS_TSAN
-  __tsan_mutex_pre_lock(mutex, __tsan_mutex_try_lock);
-#endif
-}
-inline void MutexPostLock([[maybe_unused]] void* mutex, [[maybe_unused]] bool locked) {
-#ifdef LOCALNFS_TSAN
-  __tsan_mutex_post_lock(
-      mutex, __tsan_mutex_try_lock | (locked ? 0u : __tsan_mutex_try_lock_failed), 0);
-#endif
-}
 
 }  // namespace localnfs::tsan

@@ -10,9 +10,9 @@
 // Authentication, per connection: the peer's kernel-verified pid/uid/gid (SO_PEERCRED)
 // and supplementary groups (SO_PEERGROUPS, else /proc/PID/status "Groups:"), read at
 // accept. The first packet must be HELLO with a uuid that OUR broker bound
-// (Broker::LookupBound answers from the server's private table, never from the
-// writable segment alone) and whose owner is the peer process (same pid and process
-// start time); otherwise ERROR + close. Every OPEN_LOCAL_FH re-checks the binding, so
+// (Broker::LookupBound answers from the server's private table, and re-reads the
+// client's slot with one pread only to see whether the client let go) and whose owner
+// is the peer process (same pid and process start time); otherwise ERROR + close. Every OPEN_LOCAL_FH re-checks the binding, so
 // an unbind (SIGHUP unexport, client release, owner death) ends local opens at once.
 //
 // Authorisation, per OPEN_LOCAL_FH: Authorize() (request_policy.h — the one policy the

@@ -404,6 +404,7 @@ TEST_F(LocalioIntegrationTest, NonRootPeerGetsOnlyWhatItsUidMayOpen) {
   ASSERT_EQ(chown(fx_.runtime.c_str(), 0, 1000), 0);
   ASSERT_EQ(chmod(fx_.runtime.c_str(), 0750), 0);
   ASSERT_EQ(chown((fx_.runtime + "/broker").c_str(), 0, 1000), 0);
+  ASSERT_EQ(chown((fx_.runtime + "/broker-slots").c_str(), 0, 1000), 0);
   ASSERT_EQ(chown((fx_.runtime + "/localio.sock").c_str(), 0, 1000), 0);
   const std::string own = Handle(fx_.rw, "u1000"), other = Handle(fx_.rw, "u2000");
   pid_t child = fork();
@@ -474,13 +475,19 @@ TEST_F(LocalioIntegrationTest, Kill9LeavesADeadRecordTheNextStartReaps) {
 
   Server next(fx_.runtime, fx_.state, fx_.ExportArgs());
   ASSERT_TRUE(next.Start()) << next.Stderr();
-  info = broker_->ReadServer();
+  // Our mapping is the old record: the new server reaped it (the generation moved).
+  EXPECT_GT(broker_->LoadGeneration(), gen);
+  EXPECT_EQ(broker_->ReadServer()->state, broker::RecordState::kWithdrawn);
+  EXPECT_FALSE(broker_->UuidEnd(hs->first).ok());
+  // The runtime dir names the new one.
+  auto fresh = Broker::OpenForClient(fx_.runtime);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  info = (*fresh)->ReadServer();
   ASSERT_TRUE(info.ok());
   EXPECT_TRUE(info->alive);
   EXPECT_EQ(info->pid, next.pid());
   EXPECT_NE(info->instance_id, hs->second.instance_id);
-  EXPECT_GT(broker_->LoadGeneration(), gen);
-  EXPECT_FALSE(broker_->UuidEnd(hs->first).ok());
+  EXPECT_GT((*fresh)->LoadGeneration(), gen);
   EXPECT_EQ(next.Stop(), 0);
 }
 

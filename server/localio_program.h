@@ -4,8 +4,8 @@
 // reply is void whatever the outcome — the client learns the answer from the broker,
 // never from the wire. hidden(): never registered with rpcbind (.vs_hidden).
 //
-// UUID_IS_LOCAL is nfs_uuid_is_local(): a uuid that a client process registered as
-// pending in OUR broker (Broker::UuidBegin) proves the client shares the runtime
+// UUID_IS_LOCAL is nfs_uuid_is_local(): a uuid that a client process registered in
+// OUR broker's slot file (Broker::UuidBegin) proves the client shares the runtime
 // directory with us; it is bound to our record together with the export-client domain
 // of the connection it arrived on (the peer address, "HOST:PORT" as
 // PeerAddress::ToString writes it — the local socket applies the client rules to
@@ -19,7 +19,9 @@
 // program; nullptr (--no-localio) makes every call a no-op that still answers.
 //
 // Thread-safety: Dispatch() runs concurrently on RPC workers; the broker serialises
-// its own state, counters are atomics.
+// its own state, counters are atomics. BindUuid never waits on anything a client can
+// hold (one pread of the uuid's slot, a /proc read, a short server-private critical
+// section), so UUID_IS_LOCAL is as quick as NULL whatever clients do to the broker.
 #pragma once
 
 #include <stdint.h>

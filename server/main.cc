@@ -3,8 +3,9 @@
 //
 // Startup: parse flags → RCU registration of the main thread → release queue →
 // exports (ExportTable) → handle key → handle resolver → file cache → LOCALIO broker
-// (Broker::CreateForServer + PublishServer: our ops-table record; a live server on the
-// same runtime dir refuses us, a dead one is reaped) → local socket
+// (Broker::CreateForServer + PublishServer: our ops-table record in fresh files renamed
+// into place; a live server on the same runtime dir refuses us, a dead one is reaped;
+// nothing a client wrote or holds is waited on or believed) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
 // → "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
@@ -12,7 +13,8 @@
 // and no local socket; the LOCALIO program still answers (void) but binds nothing.
 // Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
 // requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
-// uuid, drop their references, bump the generation: clients fall back) → file cache
+// uuid, drop their references, bump the generation: clients fall back; plain stores,
+// bounded whatever clients do) → file cache
 // (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
 // release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
 // and the old table stays); when an export was removed or changed, the LOCALIO

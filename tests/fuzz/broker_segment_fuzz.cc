@@ -1,23 +1,28 @@
-// broker_segment_fuzz — the LOCALIO broker segment (common/broker.h) as a client
-// process reads it, and as a starting server takes it over, after any other member of
-// the group scribbled on it or cut it short.
+// broker_segment_fuzz — the LOCALIO broker files (common/broker.h) after a client
+// scribbled on the slot file or cut it short, and after the server's own file was
+// corrupted: the server keeps serving from them, clients read them, and a starting
+// server takes over from them.
 //
-// The segment is mode 0660 and writable by every client, so nothing in it may be
-// trusted; a bad one must give an error Status (the client runs without LOCALIO),
-// never a crash, a hang or a read outside the mapping.
+// The slot file is writable by every client, so nothing in it may be trusted; the
+// server's file is written by the server only, but clients still trust nothing in it.
+// A bad file must give an error Status or "not bound" (the client runs without
+// LOCALIO), never a crash, a hang or a read outside a mapping.
 //
-// Input: a list of patches applied to a valid segment — one published by a live
-// server (this process), with one pending and one bound uuid — then written to a
-// fresh runtime dir:
-//   byte 0  mode: bit 0 the header (magic, version, sizes) may be patched too;
-//                 bit 1 the file is truncated to byte 1 / 256 of its size;
-//                 bit 2 also run the server side (CreateForServer, PublishServer,
-//                 BindUuid, ListBound, ReapDeadClients, InvalidateClients, Withdraw);
-//   byte 1  truncation fraction (read only with bit 1)
-//   then    patches: 3 bytes offset (little endian), 1 byte length, the bytes.
-// Never patched: the process-shared mutex (bytes 64..127). A scribbled mutex word
-// makes every locker wait kLockTimeout (5 s) and then fail, which broker_test covers;
-// here it would only slow the fuzzer to a crawl.
+// Each input starts from a fresh runtime dir state: a server (this process) publishes,
+// a client registers two uuids and the server binds one. Then:
+//   byte 0  mode: bit 0 patches may hit the server's file too (else only the slot file);
+//                 bit 1 the slot file is truncated to byte 1 / 256 of its size;
+//                 bit 2 a second server start takes the runtime dir over afterwards;
+//                 bit 3 the server's file is truncated too, once its server unmapped it
+//                 (only its own uid could do that: it is never truncated under a
+//                 mapping of this process);
+//   byte 1  truncation fraction (read only with bit 1 or 3)
+//   then    patches: 3 bytes offset (little endian), 1 byte length, the bytes; offsets
+//           run over the server's file then the slot file (bit 0), or the slot file.
+// The server side (BindUuid, LookupBound, ListBound, ReapDeadClients, ListSlots,
+// InvalidateClients), a new client (OpenForClient, ReadServer, ListSlots, UuidEnd,
+// UuidBegin/Release) and, with bit 2, a new server (CreateForServer, PublishServer,
+// BindUuid, Withdraw) then run over the result.
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,8 +33,6 @@
 #include <algorithm>
 #include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "common/broker.h"
 #include "common/unique_fd.h"
@@ -40,51 +43,17 @@ namespace {
 using namespace localnfs;
 using namespace localnfs::broker;
 
-constexpr size_t kHeaderEnd = 64;   // magic, version, slot count, size, reserved
-constexpr size_t kMutexEnd = 128;   // the pthread mutex, 64-byte aligned
-
-std::string ReadFile(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st;
-  if (!fd || fstat(fd.get(), &st) != 0) abort();
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
-  if (pread(fd.get(), bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
-    abort();
-  return bytes;
-}
-
 struct Fixture {
-  // On tmpfs when there is one, as a real runtime dir (/run) is: on ext4 every input's
-  // rename of a replaced segment over the old one forced a writeback of the old one.
+  // On tmpfs when there is one, as a real runtime dir (/run) is.
   Fixture() : dir("localnfs-fuzz-broker", fuzz::TmpfsDir()) {
     fuzz::QuietLogs();
-    const std::string tmpl = dir.Sub("template");
-    absl::StatusOr<std::unique_ptr<Broker>> server = Broker::CreateForServer(tmpl);
-    if (!server.ok()) abort();
-    if (!(*server)->PublishServer(ServerRecord{dir.Sub("localio.sock")}).ok()) abort();
-    absl::StatusOr<Uuid> p = (*server)->UuidBegin();
-    absl::StatusOr<Uuid> b = (*server)->UuidBegin();
-    if (!p.ok() || !b.ok() || !(*server)->BindUuid(*b, "127.0.0.1:700", 7)) abort();
-    pending = *p;
-    bound = *b;
-    image = ReadFile((*server)->path());
-    if (image.size() <= kMutexEnd) abort();
-    work = image;
     run_dir = dir.Sub("run");
-    if (mkdir(run_dir.c_str(), 0700) != 0) abort();
     segment_path = run_dir + "/" + kSegmentName;
+    slots_path = run_dir + "/" + kSlotsName;
+    socket_path = dir.Sub("localio.sock");
   }
   fuzz::RunDir dir;
-  std::string image;  // the valid segment every input starts from
-  // `image` with the current input's patches; put back after each input through
-  // `patched` (a fresh copy per input, ~370 KiB through ASan's mmap allocator, was a
-  // third of the run).
-  std::string work;
-  std::vector<std::pair<size_t, size_t>> patched;  // (offset, length) in `work`
-  Uuid pending{};
-  Uuid bound{};
-  std::string run_dir;
-  std::string segment_path;
+  std::string run_dir, segment_path, slots_path, socket_path;
 };
 
 Fixture& F() {
@@ -92,63 +61,69 @@ Fixture& F() {
   return *f;
 }
 
-void ApplyPatches(const uint8_t* p, size_t n, bool header_too, std::string* seg,
-                  std::vector<std::pair<size_t, size_t>>* patched) {
-  const size_t size = seg->size();
+off_t FileSize(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+// Applies the patches in place: offsets below `segment_size` go to the server's file
+// (when `segment_too`), the rest to the slot file.
+void ApplyPatches(const uint8_t* p, size_t n, bool segment_too, const Fixture& f) {
+  const size_t segment_size = static_cast<size_t>(FileSize(f.segment_path));
+  const size_t slots_size = static_cast<size_t>(FileSize(f.slots_path));
+  const size_t total = (segment_too ? segment_size : 0) + slots_size;
+  if (total == 0) return;
+  UniqueFd seg(::open(f.segment_path.c_str(), O_WRONLY | O_CLOEXEC));
+  UniqueFd slots(::open(f.slots_path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!seg || !slots) abort();
   while (n >= 4) {
     const size_t raw = p[0] | size_t{p[1]} << 8 | size_t{p[2]} << 16;
-    size_t len = p[3];
+    size_t len = std::min<size_t>(p[3], n - 4);
     p += 4;
     n -= 4;
-    len = std::min(len, n);
-    size_t off;
-    size_t end;  // a patch never runs into the mutex
-    if (header_too && raw % 8 == 0) {
-      off = (raw / 8) % kHeaderEnd;
-      end = kHeaderEnd;
-    } else {
-      off = kMutexEnd + raw % (size - kMutexEnd);
-      end = size;
+    size_t off = raw % total;
+    int fd = slots.get();
+    size_t end = total;
+    if (segment_too && off < segment_size) {
+      fd = seg.get();
+      end = segment_size;
+    } else if (segment_too) {
+      off -= segment_size;
+      end = slots_size;
     }
-    memcpy(seg->data() + off, p, std::min(len, end - off));
-    patched->emplace_back(off, std::min(len, end - off));
+    const size_t put = std::min(len, end - off);
+    if (::pwrite(fd, p, put, static_cast<off_t>(off)) != static_cast<ssize_t>(put)) abort();
     p += len;
     n -= len;
   }
 }
 
-void ClientSide(Fixture& f) {
+void ServerSide(Broker& server, const Uuid& pending, const Uuid& bound) {
+  (void)server.BindUuid(pending, "127.0.0.1:701", 7);
+  (void)server.LookupBound(bound);
+  (void)server.LookupBound(pending);
+  (void)server.ListBound();
+  (void)server.ReapDeadClients();
+  (void)server.ListSlots();
+  (void)server.ReadServer();
+  server.InvalidateClients();
+}
+
+void ClientSide(const Fixture& f, const Uuid& pending, const Uuid& bound) {
   absl::StatusOr<std::unique_ptr<Broker>> client = Broker::OpenForClient(f.run_dir);
   if (!client.ok()) return;
   Broker& b = **client;
   (void)b.ReadServer();
   (void)b.ListSlots();
-  (void)b.UuidEnd(f.pending);
-  (void)b.UuidEnd(f.bound);
+  (void)b.UuidEnd(pending);
+  (void)b.UuidEnd(bound);
   (void)b.LoadGeneration();
   (void)b.ServerAlive();
   if (absl::StatusOr<Uuid> mine = b.UuidBegin(); mine.ok()) {
     (void)b.UuidEnd(*mine);
     b.UuidRelease(*mine);
   }
-  b.UuidRelease(f.pending);
-}
-
-void ServerSide(Fixture& f) {
-  absl::StatusOr<std::unique_ptr<Broker>> server = Broker::CreateForServer(f.run_dir);
-  if (!server.ok()) return;
-  Broker& b = **server;
-  (void)b.ReadServer();
-  if (b.PublishServer(ServerRecord{f.dir.Sub("localio.sock")}).ok()) {
-    (void)b.BindUuid(f.pending, "127.0.0.1:701", 7);
-    (void)b.LookupBound(f.pending);
-    (void)b.LookupBound(f.bound);
-    (void)b.ListBound();
-  }
-  (void)b.ListSlots();
-  (void)b.ReapDeadClients();
-  b.InvalidateClients();
-  b.Withdraw();
+  b.UuidRelease(pending);
 }
 
 }  // namespace
@@ -157,22 +132,46 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   Fixture& f = F();
   const uint8_t mode = data[0];
-  f.patched.clear();
-  ApplyPatches(data + 2, size - 2, (mode & 1) != 0, &f.work, &f.patched);
-  const size_t length = (mode & 2) != 0 ? f.work.size() * data[1] / 256 : f.work.size();
 
+  absl::StatusOr<std::unique_ptr<Broker>> created = Broker::CreateForServer(f.run_dir);
+  if (!created.ok()) abort();
+  std::unique_ptr<Broker> server = *std::move(created);
+  if (!server->PublishServer(ServerRecord{f.socket_path}).ok()) abort();
+  Uuid pending{}, bound{};
   {
-    // Rewritten in place (no O_TRUNC): the same bytes and size as a fresh file, without
-    // freeing and allocating every page of it per input. The server side may have
-    // replaced the file; the path always names the current one.
-    UniqueFd fd(open(f.segment_path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660));
-    if (!fd || pwrite(fd.get(), f.work.data(), length, 0) != static_cast<ssize_t>(length) ||
-        ftruncate(fd.get(), static_cast<off_t>(length)) != 0)
+    absl::StatusOr<std::unique_ptr<Broker>> client = Broker::OpenForClient(f.run_dir);
+    if (!client.ok()) abort();
+    absl::StatusOr<Uuid> p = (*client)->UuidBegin();
+    absl::StatusOr<Uuid> b = (*client)->UuidBegin();
+    if (!p.ok() || !b.ok() || !server->BindUuid(*b, "127.0.0.1:700", 7)) abort();
+    pending = *p;
+    bound = *b;
+  }  // unmapped before the slot file may be cut short
+
+  ApplyPatches(data + 2, size - 2, (mode & 1) != 0, f);
+  if ((mode & 2) != 0)
+    if (::truncate(f.slots_path.c_str(), FileSize(f.slots_path) * data[1] / 256) != 0) abort();
+  if ((mode & 8) != 0) {
+    server.reset();  // its record stays live: a start must judge it by its process
+    if (::truncate(f.segment_path.c_str(), FileSize(f.segment_path) * data[1] / 256) != 0)
       abort();
+  } else {
+    ServerSide(*server, pending, bound);
   }
-  for (const auto& [off, len] : f.patched) memcpy(f.work.data() + off, f.image.data() + off, len);
-  if (f.work != f.image) abort();  // the next input must start from the valid segment
-  ClientSide(f);
-  if ((mode & 4) != 0) ServerSide(f);
+  ClientSide(f, pending, bound);
+  if ((mode & 4) != 0) {
+    server.reset();
+    absl::StatusOr<std::unique_ptr<Broker>> next = Broker::CreateForServer(f.run_dir);
+    if (next.ok() && (*next)->PublishServer(ServerRecord{f.socket_path}).ok()) {
+      (void)(*next)->BindUuid(pending, "127.0.0.1:702", 7);
+      (void)(*next)->ListSlots();
+      (*next)->Withdraw();
+    }
+  }
+  if (server) server->Withdraw();
+  // The next input starts from nothing (a record left live by this process would make
+  // every later start refuse).
+  ::unlink(f.segment_path.c_str());
+  ::unlink(f.slots_path.c_str());
   return 0;
 }

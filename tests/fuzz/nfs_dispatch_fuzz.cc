@@ -113,6 +113,10 @@ class Fixture {
     if (!b.ok() || !(*b)->PublishServer(broker::ServerRecord{runtime + "/localio.sock"}).ok())
       abort();
     broker_ = *std::move(b);
+    // The uuids of LOCALIO calls are registered as a client would register them.
+    b = broker::Broker::OpenForClient(runtime);
+    if (!b.ok()) abort();
+    client_broker_ = *std::move(b);
 
     nfs3_ = std::make_unique<Nfs3Program>(
         Nfs3Program::Deps{&table_, &key_, &resolver_, file_cache_.get(), 0x0123456789abcdefULL});
@@ -147,7 +151,7 @@ class Fixture {
     }
     std::string reply;
     if (dispatcher_.Handle(record, conn, /*with_record_mark=*/true, &reply)) CheckReply(record, reply);
-    if (uuid) broker_->UuidRelease(*uuid);
+    if (uuid) client_broker_->UuidRelease(*uuid);
     FlushThisThread();
   }
 
@@ -199,7 +203,7 @@ class Fixture {
     } else if (prog == 100005 && (proc == 1 || proc == 3)) {
       fuzz::PutOpaque(&record, roots_[choice >= 5 ? 1 : 0] + std::string(rest));
     } else if (prog == 400122 && proc == 1) {
-      absl::StatusOr<broker::Uuid> pending = broker_->UuidBegin();
+      absl::StatusOr<broker::Uuid> pending = client_broker_->UuidBegin();
       if (!pending.ok()) abort();  // every input releases its uuid: slots never run out
       *uuid = *pending;
       record.append(reinterpret_cast<const char*>(pending->data()), pending->size());
@@ -298,6 +302,7 @@ class Fixture {
   bool resolver_started_ = false;
   std::unique_ptr<FileCache> file_cache_;
   std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<broker::Broker> client_broker_;
   std::unique_ptr<Nfs3Program> nfs3_;
   std::unique_ptr<MountProgram> mount_;
   std::unique_ptr<LocalioProgram> localio_;

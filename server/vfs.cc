@@ -189,6 +189,26 @@ absl::Status UndoCreate(const Object& dir, const std::string& name, const struct
   return failure;
 }
 
+// Setting a time to the server's clock needs only write permission (utimes(2) with
+// NULL times; knfsd's notify_change with ATTR_MTIME but not ATTR_MTIME_SET). The
+// kernel takes a single UTIME_NOW beside UTIME_OMIT for an explicit time, though,
+// which only the owner may set: a writer who is not the owner would get EPERM for what
+// the kernel NFS client sends with every ftruncate (size + mtime = server time). For
+// such a caller asking only for the server's clock, both times are set to now — the
+// kernel's "touch", for which it checks write permission itself. The price: atime
+// moves too when only mtime was asked for.
+SetAttrRequest TouchForWriter(const struct stat& st, const SetAttrRequest& req,
+                              const Credentials& cred) {
+  const bool server_time = req.atime.how == TimeHow::kServerTime ||
+                           req.mtime.how == TimeHow::kServerTime;
+  const bool client_time = req.atime.how == TimeHow::kClientTime ||
+                           req.mtime.how == TimeHow::kClientTime;
+  if (!server_time || client_time || cred.is_root() || cred.uid == st.st_uid) return req;
+  SetAttrRequest touch = req;
+  touch.atime.how = touch.mtime.how = TimeHow::kServerTime;
+  return touch;
+}
+
 // Unprivileged only: what the kernel would check for the request's user.
 absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
                                       const Credentials& cred) {
@@ -322,7 +342,8 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
   RETURN_IF_ERROR(as_user.status());
   if (resized && ftruncate(resized->fd(), static_cast<off_t>(*req.size)) != 0)
     return ErrnoToStatus(errno, "ftruncate");
-  return ApplyModeOwnerTimes(obj.fd.get(), st, req, /*skip_unchanged=*/false);
+  return ApplyModeOwnerTimes(obj.fd.get(), st, TouchForWriter(st, req, cred),
+                             /*skip_unchanged=*/false);
 }
 
 absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentials& cred) {

@@ -207,6 +207,34 @@ TEST_F(SetIdTest, SizeChangeClearsThemForNonRootOnly) {
         Who(0, 0), 06777);
 }
 
+// What the kernel NFS client sends for ftruncate(2) (truncate -s, open O_TRUNC): the size
+// with mtime = the server's clock. A writer who is not the owner may set it (knfsd: write
+// permission for a time that is not explicit); the kernel's utimensat would refuse
+// UTIME_OMIT + UTIME_NOW to a non-owner, so the server touches both times for it.
+TEST_F(SetIdTest, SizeChangeWithServerMtimeByAWriterWhoIsNotTheOwner) {
+  ASSERT_TRUE(MakeFile(open_.Sub("shared"), 06777, 0, 0));
+  Nfs3Wire n(&conn_, Who(1000, 1000));
+  std::string fh;
+  ASSERT_EQ(n.Lookup(open_fh_, "shared", &fh), kNfs3Ok);
+  EXPECT_EQ(SetattrStatus(fh, XdrOut().Sattr(-1, -1, -1, /*size=*/2, /*atime=*/0,
+                                             /*mtime=*/1),
+                          Who(1000, 1000)),
+            kNfs3Ok);
+  EXPECT_EQ(ReadFile(open_.Sub("shared")), "or");
+  EXPECT_EQ(Octal(ModeOf(open_.Sub("shared"))), "0777");
+  // mtime alone (touch -m by a writer), and a refused explicit time for the non-owner.
+  struct stat before;
+  ASSERT_EQ(stat(open_.Sub("shared").c_str(), &before), 0);
+  EXPECT_EQ(SetattrStatus(fh, XdrOut().Sattr(-1, -1, -1, -1, 0, /*mtime=*/1), Who(1000, 1000)),
+            kNfs3Ok);
+  // A file the caller may not write: the server clock is refused as well (ACCES).
+  ASSERT_TRUE(MakeFile(open_.Sub("readonly"), 0644, 0, 0));
+  std::string ro;
+  ASSERT_EQ(n.Lookup(open_fh_, "readonly", &ro), kNfs3Ok);
+  EXPECT_NE(SetattrStatus(ro, XdrOut().Sattr(-1, -1, -1, -1, 0, /*mtime=*/1), Who(1000, 1000)),
+            kNfs3Ok);
+}
+
 TEST_F(SetIdTest, ChownClearsSetUidEvenForRoot) {
   // chown_common: S_ISUID of a non-directory goes on every chown; S_ISGID with group-exec.
   ASSERT_TRUE(MakeFile(open_.Sub("owned"), 06755, 0, 0));

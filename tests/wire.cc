@@ -35,7 +35,8 @@ XdrOut& XdrOut::Opaque(const std::string& bytes) {
   U32(static_cast<uint32_t>(bytes.size()));
   return Fixed(bytes);
 }
-XdrOut& XdrOut::Sattr(int64_t mode, int64_t uid, int64_t gid, int64_t size) {
+XdrOut& XdrOut::Sattr(int64_t mode, int64_t uid, int64_t gid, int64_t size,
+                      uint32_t atime_how, uint32_t mtime_how) {
   auto opt32 = [&](int64_t v) {
     if (v < 0) {
       U32(0);
@@ -53,8 +54,8 @@ XdrOut& XdrOut::Sattr(int64_t mode, int64_t uid, int64_t gid, int64_t size) {
     U32(1);
     U64(static_cast<uint64_t>(size));
   }
-  U32(0);  // atime DONT_CHANGE
-  U32(0);  // mtime DONT_CHANGE
+  U32(atime_how);
+  U32(mtime_how);
   return *this;
 }
 

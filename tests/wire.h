@@ -53,7 +53,9 @@ class XdrOut {
   XdrOut& Fixed(const std::string& bytes);   // fixed length, padded
   XdrOut& Str(const std::string& s) { return Opaque(s); }
   // sattr3 with only mode set (mode < 0: nothing set).
-  XdrOut& Sattr(int64_t mode = -1, int64_t uid = -1, int64_t gid = -1, int64_t size = -1);
+  // sattr3; atime_how/mtime_how: 0 DONT_CHANGE, 1 SET_TO_SERVER_TIME (time_how).
+  XdrOut& Sattr(int64_t mode = -1, int64_t uid = -1, int64_t gid = -1, int64_t size = -1,
+                uint32_t atime_how = 0, uint32_t mtime_how = 0);
   const std::string& bytes() const { return b_; }
 
  private:

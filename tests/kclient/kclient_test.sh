@@ -1,19 +1,22 @@
 #!/bin/bash
 # tests/kclient/kclient_test.sh — the real Linux NFS client (qemu guest, ../shared/kclient)
 # against a real localnfsd: the default workload, then workload-extra.sh, then the host
-# checks what the guest left behind, then an orderly SIGTERM (exit 0, no sanitizer
-# report). Exit 0 pass, 1 fail, 77 skip (meson's skip code) when ../shared/kclient or
+# checks what the guest left behind, then workload-posix.sh (". .." in listings, set-id
+# bits cleared by another user's write, truncate and chown), then an orderly SIGTERM
+# (exit 0, no sanitizer report). Exit 0 pass, 1 fail, 77 skip (meson's skip code) when ../shared/kclient or
 # qemu is absent.
 #
 # Environment: LOCALNFSD (required, the server binary), LOCALNFS_SHARED (the shared/
 # folder; default <repo>/../shared), KCLIENT_EXTRA (the extra guest script; default
-# beside this file), KC_NBIG / KC_HUGE_MIB (extra workload sizes, passed to the guest),
+# beside this file), KCLIENT_POSIX (the POSIX-semantics guest script; default beside
+# this file), KC_NBIG / KC_HUGE_MIB (extra workload sizes, passed to the guest),
 # KCLIENT_SKIP_DEFAULT=1 (only the extra run).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 EXTRA=${KCLIENT_EXTRA:-$here/workload-extra.sh}
+POSIX=${KCLIENT_POSIX:-$here/workload-posix.sh}
 . "$here/lib.sh"
 fail() {
 	echo "FAIL: $*"
@@ -80,8 +83,12 @@ mode=$(stat -c %a "$work/export/kclient-extra-$tag.tree/a/b/c/r3")
 [ "$mode" = 4755 ] || fail "mode on the host is $mode, want 4755"
 echo "host checks: $lines checksums verified, big file $size bytes"
 
+run_guest posix "$POSIX"
+left=$(ls -A "$work/export" | grep -v "^kclient-extra-$tag\.")
+[ -z "$left" ] || fail "posix workload left files behind: $left"
+
 # Orderly shutdown: exit 0 and no sanitizer report.
 kc_stop_checked "$pid" "$work/server.err"
 pid=
-echo "PASS: kernel client v3 (default + extra) in $(($(date +%s) - t_start)) s"
+echo "PASS: kernel client v3 (default + extra + posix) in $(($(date +%s) - t_start)) s"
 exit 0

@@ -430,6 +430,41 @@ absl::StatusOr<UniqueFd> HandleResolver::ResolveUnprivileged(const exports::Expo
 
 absl::StatusOr<UniqueFd> HandleResolver::Search(const exports::Export& exp,
                                                 const KernelHandle& kh) {
+  const Key key{exp.id(), kh};
+  {
+    absl::MutexLock l(&search_mu_);
+    const absl::Time now = absl::Now();
+    auto it = stale_.find(key);
+    if (it != stale_.end()) {
+      if (it->second > now) return ErrnoToStatus(ESTALE, "file handle searched for recently");
+      stale_.erase(it);
+    }
+    if (searches_running_ >= max_searches_)
+      return ErrnoToStatus(ETIMEDOUT, "every search slot is busy: the client retries");
+    ++searches_running_;
+  }
+  absl::StatusOr<UniqueFd> found = SearchExport(exp, kh);
+  absl::MutexLock l(&search_mu_);
+  --searches_running_;
+  if (!found.ok() && StatusErrno(found.status()) == ESTALE) {
+    const absl::Time now = absl::Now();
+    if (stale_.size() >= kMaxStaleHandles) {
+      for (auto e = stale_.begin(); e != stale_.end();) {
+        if (e->second <= now) {
+          stale_.erase(e++);
+        } else {
+          ++e;
+        }
+      }
+      if (stale_.size() >= kMaxStaleHandles) stale_.erase(stale_.begin());
+    }
+    stale_[key] = now + kStaleHandleMemory;
+  }
+  return found;
+}
+
+absl::StatusOr<UniqueFd> HandleResolver::SearchExport(const exports::Export& exp,
+                                                      const KernelHandle& kh) {
   // Breadth-first over paths relative to the root; each directory is opened beneath
   // the root without following symlinks, so a concurrent rename cannot lead it out.
   std::deque<std::string> queue{"."};

@@ -54,6 +54,13 @@
 //    having done nothing, and the caller hands the request to a thread that may wait
 //    (an RPC worker: rpc/program.h, CallContext::must_not_block; the local socket's
 //    search thread: local_socket.h).
+//    A client can ask for searches at will (it keeps the handles of files it removes),
+//    so they are bounded too: at most max_searches run at once (localnfsd: one fewer
+//    than its workers, so one worker always serves other requests) — beyond, Open()
+//    fails at once with ETIMEDOUT (NFS3ERR_JUKEBOX: the client retries later, as for
+//    knfsd's -ETIMEDOUT) — and a handle whose search found nothing is remembered as
+//    stale for kStaleHandleMemory (at most kMaxStaleHandles of them), so repeating it
+//    costs a hash lookup, not another search.
 //
 // Callers that serve requests keep the objects they resolve (request_policy.h:
 // ResolveObject, through the file cache) and re-check them on every use with
@@ -77,6 +84,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/unique_fd.h"
 
 namespace localnfs::exports {
@@ -94,6 +102,8 @@ inline constexpr size_t kMaxKernelHandleBytes =
 inline constexpr size_t kHandleKeySize = 32;
 inline constexpr size_t kResolverCacheEntries = 16384;
 inline constexpr size_t kMaxSearchEntries = 1000000;
+inline constexpr absl::Duration kStaleHandleMemory = absl::Seconds(10);
+inline constexpr size_t kMaxStaleHandles = 4096;
 
 // The file system's identity of an object (struct file_handle without its header).
 struct KernelHandle {
@@ -140,8 +150,9 @@ class HandleKey {
 
 class HandleResolver {
  public:
-  explicit HandleResolver(size_t max_cached = kResolverCacheEntries)
-      : max_cached_(max_cached) {}
+  // `max_searches`: unprivileged export searches running at once (see above).
+  explicit HandleResolver(size_t max_cached = kResolverCacheEntries, int max_searches = 1)
+      : max_cached_(max_cached), max_searches_(max_searches < 1 ? 1 : max_searches) {}
   HandleResolver(const HandleResolver&) = delete;
   HandleResolver& operator=(const HandleResolver&) = delete;
 
@@ -199,7 +210,9 @@ class HandleResolver {
                                              const KernelHandle& kh);
   absl::StatusOr<UniqueFd> ResolveUnprivileged(const exports::Export& exp,
                                                const KernelHandle& kh, bool may_search);
+  // The bounded search (see above): a slot, the stale memory, then SearchExport.
   absl::StatusOr<UniqueFd> Search(const exports::Export& exp, const KernelHandle& kh);
+  absl::StatusOr<UniqueFd> SearchExport(const exports::Export& exp, const KernelHandle& kh);
   void Insert(Key key, Location loc);
 
   // open_by_handle_at needs a mount fd that is not O_PATH (Linux ≥ 6.x refuses
@@ -212,7 +225,12 @@ class HandleResolver {
   };
 
   const size_t max_cached_;
+  const int max_searches_;
   bool privileged_ = true;
+  absl::Mutex search_mu_;
+  int searches_running_ ABSL_GUARDED_BY(search_mu_) = 0;
+  // Handles whose search found nothing → until when they are known stale.
+  absl::flat_hash_map<Key, absl::Time> stale_ ABSL_GUARDED_BY(search_mu_);
   absl::Mutex mount_mu_;
   absl::flat_hash_map<uint32_t, MountFdEntry> mount_fds_ ABSL_GUARDED_BY(mount_mu_);
   mutable absl::Mutex mu_;

@@ -477,7 +477,9 @@ int Main(int argc, char** argv) {
       StopReleaseQueue();
       Die(kExitRuntime, std::string(key.status().message()));
     }
-    HandleResolver resolver(static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)));
+    // Unprivileged export searches at once: one worker always stays for other requests.
+    HandleResolver resolver(static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)),
+                            std::max(1, absl::GetFlag(FLAGS_threads) - 1));
     resolver.Start(*table.List().front());
     FileCacheOptions fc_opts;
     fc_opts.max_entries = static_cast<size_t>(cache_size);

@@ -58,6 +58,7 @@ nfsstat3 NfsStatusOfErrno(int err) {
     case ENOBUFS: return NFS3ERR_TOOSMALL;
     // Transient shortage: the client retries later.
     case EAGAIN:
+    case ETIMEDOUT:  // as knfsd's nfserrno: e.g. every handle-search slot busy (fhandle.h)
     case ENOMEM:
     case EMFILE:
     case ENFILE: return NFS3ERR_JUKEBOX;

@@ -3,8 +3,9 @@
 // open_by_handle_at is unavailable (server/fhandle.h: the unprivileged resolver), and
 // forged handles are refused. A handle only a search of the export can resolve is
 // searched for off the threads that serve everyone (the RPC event loop, the LOCALIO
-// local socket), which keep answering other clients meanwhile. Needs root to start the
-// server as another user.
+// local socket), which keep answering other clients meanwhile; searches are bounded (a
+// slot per worker but one, JUKEBOX beyond; a handle searched for in vain is stale at
+// once for a while). Needs root to start the server as another user.
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -174,6 +175,16 @@ class HandleSearchTest : public UnprivilegedTest {
     printf("[ figure ] %s = %.3f\n", key.c_str(), value);
   }
 
+  // Status of a GETATTR reply record, or kRpcFailed.
+  static uint32_t GetattrStatus(const std::optional<std::string>& rec) {
+    if (!rec) return Nfs3Wire::kRpcFailed;
+    RpcReply r = WireConn::ParseReply(*rec);
+    XdrIn in(r.results);
+    uint32_t status = Nfs3Wire::kRpcFailed;
+    if (!r.ok || !in.U32(&status)) return Nfs3Wire::kRpcFailed;
+    return status;
+  }
+
   std::string rootfh_, targetfh_;
 };
 
@@ -287,6 +298,58 @@ TEST_F(HandleSearchTest, SearchRunsOffTheLocalSocketThreadWhichServesOtherOpens)
   Report("other_local_client_answered_ms", other_ms);
   Report("local_handle_search_ms", search_ms);
   (*broker)->UuidRelease(*uuid);
+}
+
+}  // namespace
+}  // namespace localnfs::testing
+
+namespace localnfs::testing {
+namespace {
+
+// A client can make the server search at will: it keeps the handles of the files it
+// removes. A handle searched for in vain is STALE at once for a while (no second
+// search), and no more searches run at once than there are workers but one: the next
+// cold handle gets JUKEBOX (retry later) at once instead of a worker.
+TEST_F(HandleSearchTest, SearchesAreBoundedAndAStaleHandleIsNotSearchedAgain) {
+  WireConn c;
+  ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+  Nfs3Wire n(&c, User());
+  std::string gonefh;
+  ASSERT_TRUE(WriteFile(root_.Sub("gone"), "x"));
+  ASSERT_EQ(chown(root_.Sub("gone").c_str(), kUser, kUser), 0);
+  ASSERT_EQ(n.Lookup(rootfh_, "gone", &gonefh), kNfs3Ok);
+  ASSERT_EQ(unlink(root_.Sub("gone").c_str()), 0);
+  ASSERT_TRUE(srv_->Restart());  // no cache knows the handle any more
+  ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+  auto t0 = Clock::now();
+  EXPECT_EQ(n.Getattr(gonefh), kNfs3ErrStale);
+  const double first_ms = MsSince(t0);
+  t0 = Clock::now();
+  EXPECT_EQ(n.Getattr(gonefh), kNfs3ErrStale);
+  const double second_ms = MsSince(t0);
+  Report("stale_handle_first_ms", first_ms);
+  Report("stale_handle_again_ms", second_ms);
+  EXPECT_LT(second_ms, first_ms / 2) << "the stale handle was searched for again";
+
+  // Four cold GETATTRs at once against four workers: three search, one is refused.
+  constexpr int kCalls = 4;
+  WireConn conns[kCalls];
+  const AuthSys user = User();
+  for (int i = 0; i < kCalls; ++i) ASSERT_TRUE(conns[i].Connect(srv_->nfs_port()));
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(conns[i].SendRecord(WireConn::CallMessage(
+        0x5ea400 + i, kNfsProg, 3, NFS3_GETATTR, XdrOut().Opaque(targetfh_).bytes(), &user)));
+  }
+  int ok = 0, jukebox = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    const uint32_t st = GetattrStatus(conns[i].RecvRecord(120000));
+    if (st == kNfs3Ok) ++ok;
+    if (st == 10008) ++jukebox;  // NFS3ERR_JUKEBOX
+  }
+  EXPECT_EQ(jukebox, 1) << "searches at once are not bounded by the workers but one";
+  EXPECT_EQ(ok, kCalls - 1);
+  // Found now: answered from the cache.
+  EXPECT_EQ(n.Getattr(targetfh_), kNfs3Ok);
 }
 
 }  // namespace

@@ -19,8 +19,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/broker.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_server.h"
+#include "common/localio/proto.h"
 #include "gtest/gtest.h"
 #include "rpc/client.h"
 #include "rpc/mount3.h"

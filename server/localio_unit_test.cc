@@ -12,8 +12,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/broker.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_server.h"
+#include "common/localio/proto.h"
 #include "common/rcu.h"
 #include "common/release_queue.h"
 #include "common/status.h"

@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 #include "export_cache/export.h"
 #include "rpc/server.h"
 #include "server/local_socket.h"

@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
 #include "tests/wire.h"

@@ -15,8 +15,8 @@
 #include <chrono>
 #include <string>
 
-#include "common/broker.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_server.h"
+#include "common/localio/proto.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"

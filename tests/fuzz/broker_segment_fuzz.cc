@@ -34,7 +34,7 @@
 #include <memory>
 #include <string>
 
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 #include "common/unique_fd.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/localio_proto.h"
+#include "common/localio/proto.h"
 
 namespace {
 

@@ -41,7 +41,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 #include "common/rcu.h"
 #include "common/release_queue.h"
 #include "common/unique_fd.h"

@@ -1,4 +1,4 @@
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
-// common/localio_proto.cc — see localio_proto.h.
-#include "common/localio_proto.h"
+// common/localio/proto.cc — see proto.h.
+#include "common/localio/proto.h"
 
 #include <errno.h>
 #include <string.h>

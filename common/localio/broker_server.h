@@ -1,4 +1,4 @@
-// common/broker.h — the broker: localnfs's nfs_common.
+// common/localio/broker_server.h — the broker: localnfs's nfs_common.
 //
 // The kernel's NFS client and nfsd share exactly one thing, nfs_common (the nfs_uuid
 // list and the `nfs_to` ops table, include/linux/nfslocalio.h). localnfsd and its

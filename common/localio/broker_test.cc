@@ -1,4 +1,4 @@
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 
 #include <fcntl.h>
 #include <ftw.h>

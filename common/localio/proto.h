@@ -1,4 +1,4 @@
-// common/localio_proto.h — the local-socket protocol of LOCALIO: what localnfsd and
+// common/localio/proto.h — the local-socket protocol of LOCALIO: what localnfsd and
 // its co-located clients (client_localio, the FUSE daemon) exchange after the
 // UUID_IS_LOCAL handshake. With common/broker.h this is the whole interface the two
 // sides share, as include/linux/nfslocalio.h is for the kernel's nfs and nfsd.
@@ -50,7 +50,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 #include "common/credentials.h"
 #include "common/unique_fd.h"
 

@@ -1,5 +1,6 @@
 // server/local_socket.h — the LOCALIO local socket: nfsd_open_local_fh() for
-// co-located clients (protocol: common/localio_proto.h).
+// co-located clients (protocol: common/localio/proto.h; the client's end:
+// common/localio/socket_client.h).
 //
 // Owns: the AF_UNIX SOCK_SEQPACKET listener `<runtime-dir>/localio.sock` (mode 0660,
 // unlinked by Stop() if it is still ours), its accepted connections, the one

@@ -22,7 +22,7 @@
 
 #include "absl/time/time.h"
 #include "common/localio/broker_server.h"
-#include "export_cache/export.h"
+#include "export_cache/export_table.h"
 #include "rpc/server.h"
 #include "server/local_socket.h"
 #include "server/localio_program.h"

@@ -1,7 +1,6 @@
 // common/localio/broker_test.cc — the broker's two sides against each other: a server
 // (broker_server.h) and clients (broker_client.h) in this process and in forked
-// processes of other users, over the files broker_format.h describes; and the
-// process identity they rest on (proc_identity.h).
+// processes of other users, over the files broker_format.h describes.
 #include "common/localio/broker_server.h"
 
 #include <fcntl.h>
@@ -995,29 +994,6 @@ TEST_F(BrokerTest, ConcurrentClientsAndServer) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_TRUE(server->ListBound().empty());
   server->Withdraw();
-}
-
-TEST(ProcessLiveness, StartTimeAndZombies) {
-  const pid_t self = ::getpid();
-  const uint64_t start = ProcessStartTime(self);
-  ASSERT_NE(start, 0u);
-  EXPECT_TRUE(ProcessAlive(self, start));
-  EXPECT_FALSE(ProcessAlive(self, start + 1));  // same pid, another process: reused
-  EXPECT_FALSE(ProcessAlive(0, start));
-  EXPECT_FALSE(ProcessAlive(-1, start));
-
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) ::_exit(0);
-  const uint64_t child_start = ProcessStartTime(child);  // may already be a zombie
-  // Wait until it is a zombie (exited, not yet reaped): dead although the pid exists.
-  for (int i = 0; i < 200 && ProcessAlive(child, child_start); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EXPECT_FALSE(ProcessAlive(child, child_start));
-  int status;
-  ::waitpid(child, &status, 0);
-  EXPECT_FALSE(ProcessAlive(child, child_start));
-  EXPECT_EQ(ProcessStartTime(child), 0u);
 }
 
 // ---- Bad files (the server's own, corrupted by its uid or a crash) ----

@@ -19,9 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "common/broker.h"
 #include "common/control.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/proto.h"
+#include "common/localio/socket_client.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -242,7 +243,7 @@ class LocalioDataPath::Session {
   }
 
   // Set by the handshake, immutable afterwards.
-  std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<broker::BrokerClient> broker;
   broker::Uuid uuid{};
   bool uuid_registered = false;
   broker::Binding binding;
@@ -319,8 +320,8 @@ absl::StatusOr<std::shared_ptr<LocalioDataPath::Session>> LocalioDataPath::Hands
   s->epoch = client_->connection_epoch();
   s->owner_pid = CachedPid();
 
-  absl::StatusOr<std::unique_ptr<broker::Broker>> b =
-      broker::Broker::OpenForClient(options_.runtime_dir);
+  absl::StatusOr<std::unique_ptr<broker::BrokerClient>> b =
+      broker::BrokerClient::Open(options_.runtime_dir);
   if (!b.ok()) {
     return absl::Status(b.status().code(), absl::StrCat("no usable broker in ",
                                                         options_.runtime_dir, ": ",

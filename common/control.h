@@ -1,9 +1,9 @@
 // common/control.h — the runtime directory and the control socket: what localnfsd and
 // localnfs-ctl share.
 //
-// The runtime directory (--runtime-dir) holds the LOCALIO broker segment
-// (broker.h), the LOCALIO local socket (localio_proto.h) and the control socket
-// `control.sock`: an AF_UNIX SOCK_STREAM socket, mode 0600, that answers only peers
+// The runtime directory (--runtime-dir) holds the LOCALIO broker files
+// (localio/broker_format.h), the LOCALIO local socket (localio/proto.h) and the control
+// socket `control.sock`: an AF_UNIX SOCK_STREAM socket, mode 0600, that answers only peers
 // whose SO_PEERCRED uid is root or the server's own uid.
 //
 // Protocol: the client sends one request line (at most kMaxControlRequest bytes,

@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "common/rcu.h"
-#include "common/refcount.h"
 #include "gtest/gtest.h"
 
 namespace localnfs {
@@ -63,23 +62,6 @@ TEST_F(ReleaseQueueTest, DrainFlushesOtherThreadsDeferredLists) {
   EXPECT_EQ(ran.load(), 1);
   done = true;
   worker.join();
-}
-
-struct Counted : RefCounted {
-  explicit Counted(std::atomic<int>* d) : destroyed(d) {}
-  ~Counted() override { (*destroyed)++; }
-  std::atomic<int>* destroyed;
-};
-
-TEST(RefCount, TryGetFailsOnDyingObjectAndRefDropsLast) {
-  std::atomic<int> destroyed{0};
-  auto* c = new Counted(&destroyed);
-  {
-    Ref<Counted> a = Ref<Counted>::Adopt(c);
-    Ref<Counted> b = a;
-    EXPECT_EQ(c->RefCountForTesting(), 2);
-  }
-  EXPECT_EQ(destroyed.load(), 1);
 }
 
 }  // namespace

@@ -13,6 +13,9 @@
 //    the same invisible way: release_queue.cc runs it under IgnoreAccesses (it runs
 //    none of our code on the calling thread).
 //
+// What makes the uninstrumented libraries themselves visible (Abseil's mutex, libtirpc)
+// is not here but in tools/tsan/, linked only into the tsan build.
+//
 // Thread-safety: stateless; callable from any thread.
 #pragma once
 

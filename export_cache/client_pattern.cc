@@ -1,9 +1,12 @@
-// Client patterns: parsing ("*", address, CIDR / netmask, wildcard name, host name)
-// and matching a peer against them (svcauth_unix's job in the kernel).
+// export_cache/client_pattern.cc — see client_pattern.h: client patterns, parsing ("*",
+// address, CIDR / netmask, wildcard name, host name) and matching a peer against them
+// (svcauth_unix's job in the kernel).
 //
 // Addresses are compared as the network-order bytes of PeerAddress::AddressBytes(),
 // which reports a v4-mapped IPv6 peer as its 4 IPv4 bytes; rules are normalised the
 // same way when parsed, so an IPv4 rule matches a client on a dual-stack socket.
+#include "export_cache/client_pattern.h"
+
 #include <arpa/inet.h>
 #include <fnmatch.h>
 #include <netdb.h>
@@ -18,7 +21,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
-#include "export_cache/export.h"
 
 namespace localnfs::exports {
 namespace {
@@ -210,9 +212,10 @@ bool ClientPattern::Matches(const PeerAddress& peer) const {
   return MatchesPeer(*this, peer, &name);
 }
 
-const ClientRule* Export::MatchClient(const PeerAddress& peer) const {
+const ClientRule* FirstMatchingRule(const std::vector<ClientRule>& rules,
+                                    const PeerAddress& peer) {
   std::optional<std::optional<std::string>> name;  // reverse DNS, at most once
-  for (const ClientRule& rule : spec_.rules)
+  for (const ClientRule& rule : rules)
     if (MatchesPeer(rule.pattern, peer, &name)) return &rule;
   return nullptr;
 }

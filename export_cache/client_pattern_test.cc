@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "export_cache/export.h"
+#include "export_cache/client_pattern.h"
 #include "gtest/gtest.h"
 
 namespace localnfs::exports {

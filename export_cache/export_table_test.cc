@@ -11,7 +11,8 @@
 
 #include "common/rcu.h"
 #include "common/release_queue.h"
-#include "export_cache/export.h"
+#include "export_cache/export_table.h"
+#include "export_cache/exports_parser.h"
 #include "gtest/gtest.h"
 
 namespace localnfs::exports {

@@ -1,4 +1,5 @@
-// The exports(5) parser and the --export DIR[:OPTS] parser.
+// export_cache/exports_parser.cc — see exports_parser.h: the exports(5) parser and
+// the --export DIR[:OPTS] parser.
 //
 // Syntax accepted (a subset of nfs-utils' exports(5), errors instead of guesses):
 //   /dir  host(opts)  10.0.0.0/8(opts)  *(opts)   # comment
@@ -13,6 +14,8 @@
 //
 // Errors name the file and the physical line of the offending token:
 //   "exports:3: unknown option 'rx'".
+#include "export_cache/exports_parser.h"
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,7 +31,6 @@
 #include "absl/strings/string_view.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "export_cache/export.h"
 
 namespace localnfs::exports {
 namespace {

@@ -1,7 +1,7 @@
 #include <string>
 #include <vector>
 
-#include "export_cache/export.h"
+#include "export_cache/exports_parser.h"
 #include "gtest/gtest.h"
 
 namespace localnfs::exports {

@@ -1,8 +1,7 @@
-// Squashing: the credentials a request acts as under an export's options
-// (nfsd_setuser in fs/nfsd/auth.c).
-#include <algorithm>
+// export_cache/squash.cc — see squash.h.
+#include "export_cache/squash.h"
 
-#include "export_cache/export.h"
+#include <algorithm>
 
 namespace localnfs::exports {
 

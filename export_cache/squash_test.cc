@@ -1,4 +1,4 @@
-#include "export_cache/export.h"
+#include "export_cache/squash.h"
 #include "gtest/gtest.h"
 
 namespace localnfs::exports {

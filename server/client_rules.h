@@ -11,7 +11,8 @@
 
 #include <optional>
 
-#include "export_cache/export.h"
+#include "export_cache/export_options.h"
+#include "export_cache/export_table.h"
 #include "rpc/program.h"
 
 namespace localnfs::server {

@@ -1,5 +1,6 @@
 // server/local_socket.h — the LOCALIO local socket: nfsd_open_local_fh() for
-// co-located clients (protocol: common/localio_proto.h).
+// co-located clients (protocol: common/localio/proto.h; the client's end:
+// common/localio/socket_client.h).
 //
 // Owns: the AF_UNIX SOCK_SEQPACKET listener `<runtime-dir>/localio.sock` (mode 0660,
 // unlinked by Stop() if it is still ours), its accepted connections, the one
@@ -56,8 +57,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/broker.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_server.h"
+#include "common/localio/proto.h"
 #include "common/unique_fd.h"
 #include "server/file_cache.h"
 #include "server/request_policy.h"

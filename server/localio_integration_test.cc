@@ -19,8 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/broker.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/proto.h"
+#include "common/localio/socket_client.h"
 #include "gtest/gtest.h"
 #include "rpc/client.h"
 #include "rpc/mount3.h"
@@ -29,7 +30,7 @@
 namespace localnfs {
 namespace {
 
-using broker::Broker;
+using broker::BrokerClient;
 using broker::Uuid;
 
 std::string MakeTempDir(const char* prefix) {
@@ -235,7 +236,7 @@ class LocalioIntegrationTest : public ::testing::Test {
     auto c = rpc::Client::Connect("127.0.0.1", server_->nfs_port(), absl::Seconds(5));
     ASSERT_TRUE(c.ok()) << c.status();
     nfs_ = std::move(*c);
-    auto b = Broker::OpenForClient(fx_.runtime);
+    auto b = BrokerClient::Open(fx_.runtime);
     ASSERT_TRUE(b.ok()) << b.status();
     broker_ = std::move(*b);
   }
@@ -267,7 +268,7 @@ class LocalioIntegrationTest : public ::testing::Test {
   Fixture fx_;
   std::optional<Server> server_;
   std::unique_ptr<rpc::Client> nfs_;
-  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<BrokerClient> broker_;
 };
 
 TEST_F(LocalioIntegrationTest, KernelUuidIsLocalGetsVoidReplyAndBindsOnlyPendingUuids) {
@@ -368,7 +369,7 @@ int RunUnprivilegedPeer(const std::string& runtime, int nfs_port, const std::str
       setresuid(1000, 1000, 1000) != 0)
     return 100;
   int failures = 0;
-  auto b = Broker::OpenForClient(runtime);
+  auto b = BrokerClient::Open(runtime);
   if (!b.ok()) return 101;
   auto u = (*b)->UuidBegin();
   if (!u.ok()) return 102;
@@ -428,7 +429,7 @@ TEST_F(LocalioIntegrationTest, HelloNeedsABoundUuidOfTheConnectingProcess) {
   ASSERT_EQ(pipe(q), 0);
   pid_t child = fork();
   if (child == 0) {
-    auto b = Broker::OpenForClient(fx_.runtime);
+    auto b = BrokerClient::Open(fx_.runtime);
     auto u = (*b)->UuidBegin();
     auto rc = rpc::Client::Connect("127.0.0.1", server_->nfs_port(), absl::Seconds(5));
     UuidIsLocal(**rc, *u);
@@ -480,7 +481,7 @@ TEST_F(LocalioIntegrationTest, Kill9LeavesADeadRecordTheNextStartReaps) {
   EXPECT_EQ(broker_->ReadServer()->state, broker::RecordState::kWithdrawn);
   EXPECT_FALSE(broker_->UuidEnd(hs->first).ok());
   // The runtime dir names the new one.
-  auto fresh = Broker::OpenForClient(fx_.runtime);
+  auto fresh = BrokerClient::Open(fx_.runtime);
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   info = (*fresh)->ReadServer();
   ASSERT_TRUE(info.ok());
@@ -511,7 +512,7 @@ TEST(LocalioLifecycleTest, SighupRemovingAnExportInvalidatesClients) {
   std::ofstream(exports) << fx.rw << " 127.0.0.1(rw)\n" << fx.ro << " 127.0.0.1(ro)\n";
   Server server(fx.runtime, fx.state, {"--exports", exports});
   ASSERT_TRUE(server.Start()) << server.Stderr();
-  auto b = Broker::OpenForClient(fx.runtime);
+  auto b = BrokerClient::Open(fx.runtime);
   ASSERT_TRUE(b.ok());
   auto u = (*b)->UuidBegin();
   auto c = rpc::Client::Connect("127.0.0.1", server.nfs_port(), absl::Seconds(5));
@@ -544,7 +545,7 @@ TEST(LocalioLifecycleTest, NoLocalioAnswersButPublishesNothing) {
   ASSERT_TRUE(c.ok());
   Uuid u{};
   UuidIsLocal(**c, u);
-  EXPECT_TRUE(absl::IsNotFound(Broker::OpenForClient(fx.runtime).status()));
+  EXPECT_TRUE(absl::IsNotFound(BrokerClient::Open(fx.runtime).status()));
   EXPECT_NE(access((fx.runtime + "/localio.sock").c_str(), F_OK), 0);
   EXPECT_EQ(server.Stop(), 0);
 }

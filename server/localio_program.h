@@ -31,7 +31,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/broker.h"
+#include "common/localio/broker_server.h"
 #include "common/peer_address.h"
 #include "rpc/localio.h"
 #include "rpc/program.h"

@@ -33,7 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/log.h"
-#include "export_cache/export.h"
+#include "export_cache/export_table.h"
 #include "rpc/mount3.h"
 #include "rpc/program.h"
 #include "server/fhandle.h"

@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "common/status.h"
+#include "export_cache/squash.h"
 #include "server/client_rules.h"
 
 namespace localnfs::server {

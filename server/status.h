@@ -21,8 +21,8 @@
 #include <string_view>
 
 #include "absl/time/time.h"
-#include "common/broker.h"
-#include "export_cache/export.h"
+#include "common/localio/broker_server.h"
+#include "export_cache/export_table.h"
 #include "rpc/server.h"
 #include "server/local_socket.h"
 #include "server/localio_program.h"

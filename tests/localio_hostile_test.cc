@@ -1,5 +1,6 @@
 // tests/localio_hostile_test.cc — hostile LOCALIO clients against a real localnfsd
-// (DESIGN.md "Trust boundaries"; common/broker.h "What a malicious client can do").
+// (DESIGN.md "Trust boundaries"; common/localio/broker_format.h "What a malicious
+// LOCALIO client can and cannot do").
 //
 // The attacker is a real process of another user (uid 1000) in the runtime dir's group
 // (the documented setup for clients of other users: the runtime dir 2750 with their
@@ -41,7 +42,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/broker.h"
+#include "common/localio/broker_client.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
 #include "tests/wire.h"
@@ -193,8 +194,8 @@ std::string UuidArgs(const broker::Uuid& uuid) {
 absl::Status Handshake(const std::string& runtime_dir, int port, Clock::duration* took) {
   const auto t0 = Clock::now();
   absl::Status result = [&]() -> absl::Status {
-    absl::StatusOr<std::unique_ptr<broker::Broker>> b =
-        broker::Broker::OpenForClient(runtime_dir);
+    absl::StatusOr<std::unique_ptr<broker::BrokerClient>> b =
+        broker::BrokerClient::Open(runtime_dir);
     if (!b.ok()) return b.status();
     absl::StatusOr<broker::Uuid> uuid = (*b)->UuidBegin();
     if (!uuid.ok()) return uuid.status();

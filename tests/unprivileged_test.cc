@@ -15,8 +15,9 @@
 #include <chrono>
 #include <string>
 
-#include "common/broker.h"
-#include "common/localio_proto.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/proto.h"
+#include "common/localio/socket_client.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
@@ -226,7 +227,7 @@ TEST_F(HandleSearchTest, SearchRunsOnAWorkerWhileTheEventLoopAnswersOtherClients
 
 TEST_F(HandleSearchTest, SearchRunsOffTheLocalSocketThreadWhichServesOtherOpens) {
   // The LOCALIO handshake (server/localio_program.h), as a co-located client makes it.
-  auto broker = broker::Broker::OpenForClient(srv_->runtime_dir());
+  auto broker = broker::BrokerClient::Open(srv_->runtime_dir());
   ASSERT_TRUE(broker.ok()) << broker.status();
   auto uuid = (*broker)->UuidBegin();
   ASSERT_TRUE(uuid.ok()) << uuid.status();

@@ -1,7 +1,7 @@
-// broker_segment_fuzz — the LOCALIO broker files (common/broker.h) after a client
-// scribbled on the slot file or cut it short, and after the server's own file was
-// corrupted: the server keeps serving from them, clients read them, and a starting
-// server takes over from them.
+// broker_segment_fuzz — the LOCALIO broker files (common/localio/broker_format.h) after
+// a client scribbled on the slot file or cut it short, and after the server's own file
+// was corrupted: the server (broker_server.h) keeps serving from them, clients
+// (broker_client.h) read them, and a starting server takes over from them.
 //
 // The slot file is writable by every client, so nothing in it may be trusted; the
 // server's file is written by the server only, but clients still trust nothing in it.
@@ -20,7 +20,7 @@
 //   then    patches: 3 bytes offset (little endian), 1 byte length, the bytes; offsets
 //           run over the server's file then the slot file (bit 0), or the slot file.
 // The server side (BindUuid, LookupBound, ListBound, ReapDeadClients, ListSlots,
-// InvalidateClients), a new client (OpenForClient, ReadServer, ListSlots, UuidEnd,
+// InvalidateClients), a new client (BrokerClient::Open, ReadServer, ListSlots, UuidEnd,
 // UuidBegin/Release) and, with bit 2, a new server (CreateForServer, PublishServer,
 // BindUuid, Withdraw) then run over the result.
 #include <fcntl.h>
@@ -34,7 +34,8 @@
 #include <memory>
 #include <string>
 
-#include "common/broker.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/broker_server.h"
 #include "common/unique_fd.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -110,9 +111,9 @@ void ServerSide(Broker& server, const Uuid& pending, const Uuid& bound) {
 }
 
 void ClientSide(const Fixture& f, const Uuid& pending, const Uuid& bound) {
-  absl::StatusOr<std::unique_ptr<Broker>> client = Broker::OpenForClient(f.run_dir);
+  absl::StatusOr<std::unique_ptr<BrokerClient>> client = BrokerClient::Open(f.run_dir);
   if (!client.ok()) return;
-  Broker& b = **client;
+  BrokerClient& b = **client;
   (void)b.ReadServer();
   (void)b.ListSlots();
   (void)b.UuidEnd(pending);
@@ -139,7 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!server->PublishServer(ServerRecord{f.socket_path}).ok()) abort();
   Uuid pending{}, bound{};
   {
-    absl::StatusOr<std::unique_ptr<Broker>> client = Broker::OpenForClient(f.run_dir);
+    absl::StatusOr<std::unique_ptr<BrokerClient>> client = BrokerClient::Open(f.run_dir);
     if (!client.ok()) abort();
     absl::StatusOr<Uuid> p = (*client)->UuidBegin();
     absl::StatusOr<Uuid> b = (*client)->UuidBegin();

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "export_cache/export.h"
+#include "export_cache/exports_parser.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int getaddrinfo(const char* node, const char* service, const struct addrinfo* hints,

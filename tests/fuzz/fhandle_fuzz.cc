@@ -22,6 +22,7 @@
 #include "common/release_queue.h"
 #include "common/status.h"
 #include "export_cache/export.h"
+#include "export_cache/exports_parser.h"
 #include "server/fhandle.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -1,7 +1,8 @@
-// localio_proto_fuzz — the LOCALIO local-socket packets (common/localio_proto.h) as
+// localio_proto_fuzz — the LOCALIO local-socket packets (common/localio/proto.h) as
 // LocalSocket::Serve decodes what a co-located client sends (HELLO, OPEN_LOCAL_FH)
-// and as LocalioSocketClient decodes what the server answers (HELLO_REPLY,
-// OPEN_REPLY, ERROR): localio::Decode is the one decoder of both sides.
+// and as LocalioSocketClient (common/localio/socket_client.h) decodes what the server
+// answers (HELLO_REPLY, OPEN_REPLY, ERROR): localio::Decode is the one decoder of both
+// sides.
 //
 // Input: one SOCK_SEQPACKET packet. Properties beyond "no crash, no leak": a decoded
 // message respects the protocol's limits (handle 1..64 bytes, at most 32 groups), and
@@ -12,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/localio_proto.h"
+#include "common/localio/proto.h"
 
 namespace {
 

@@ -41,11 +41,13 @@
 #include <string_view>
 #include <vector>
 
-#include "common/broker.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/broker_server.h"
 #include "common/rcu.h"
 #include "common/release_queue.h"
 #include "common/unique_fd.h"
-#include "export_cache/export.h"
+#include "export_cache/export_table.h"
+#include "export_cache/exports_parser.h"
 #include "rpc/dispatch.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
@@ -114,9 +116,10 @@ class Fixture {
       abort();
     broker_ = *std::move(b);
     // The uuids of LOCALIO calls are registered as a client would register them.
-    b = broker::Broker::OpenForClient(runtime);
-    if (!b.ok()) abort();
-    client_broker_ = *std::move(b);
+    absl::StatusOr<std::unique_ptr<broker::BrokerClient>> c =
+        broker::BrokerClient::Open(runtime);
+    if (!c.ok()) abort();
+    client_broker_ = *std::move(c);
 
     nfs3_ = std::make_unique<Nfs3Program>(
         Nfs3Program::Deps{&table_, &key_, &resolver_, file_cache_.get(), 0x0123456789abcdefULL});
@@ -302,7 +305,7 @@ class Fixture {
   bool resolver_started_ = false;
   std::unique_ptr<FileCache> file_cache_;
   std::unique_ptr<broker::Broker> broker_;
-  std::unique_ptr<broker::Broker> client_broker_;
+  std::unique_ptr<broker::BrokerClient> client_broker_;
   std::unique_ptr<Nfs3Program> nfs3_;
   std::unique_ptr<MountProgram> mount_;
   std::unique_ptr<LocalioProgram> localio_;

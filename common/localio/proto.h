@@ -1,11 +1,11 @@
-// common/localio_proto.h — the local-socket protocol of LOCALIO: what localnfsd and
+// common/localio/proto.h — the local-socket protocol of LOCALIO: what localnfsd and
 // its co-located clients (client_localio, the FUSE daemon) exchange after the
-// UUID_IS_LOCAL handshake. With common/broker.h this is the whole interface the two
-// sides share, as include/linux/nfslocalio.h is for the kernel's nfs and nfsd.
+// UUID_IS_LOCAL handshake. With broker_format.h this is the whole interface the two
+// sides share, as include/linux/nfslocalio.h is for the kernel's nfs and nfsd. The
+// server's end of the socket is server/local_socket.h, the client's socket_client.h.
 //
-// Owns: the message layouts and their encode/decode, the fd-passing helpers
-// (SendWithFd / ReceiveWithFd) and LocalioSocketClient, the client end of one
-// connection.
+// Owns: the message layouts and their encode/decode, and the fd-passing helpers
+// (SendWithFd / ReceiveWithFd) both ends use.
 //
 // Transport: an AF_UNIX SOCK_SEQPACKET socket, `<runtime-dir>/localio.sock`, whose path
 // the server publishes in its broker record. One message = one packet; record
@@ -30,28 +30,21 @@
 // kOpenHasCredentials to act for the user it serves. Per-open failures are an
 // OPEN_REPLY with an nfsstat3; ERROR means the connection is over.
 //
-// Thread-safety: the free functions are stateless. LocalioSocketClient serialises its
-// calls on an internal mutex (one request in flight per connection; open several
-// clients for parallel opens).
+// Thread-safety: the functions are stateless.
 #pragma once
 
 #include <stdint.h>
 #include <sys/types.h>
 
 #include <array>
-#include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "common/broker.h"
 #include "common/credentials.h"
+#include "common/localio/broker_format.h"
 #include "common/unique_fd.h"
 
 namespace localnfs::localio {
@@ -161,44 +154,5 @@ struct ReceivedPacket {
 // ECONNRESET "connection closed". Other errors carry the errno (StatusErrno() ==
 // EAGAIN on a non-blocking socket with nothing queued, or after SO_RCVTIMEO).
 absl::StatusOr<ReceivedPacket> ReceiveWithFd(int sock, size_t max_size = kMaxMessageSize);
-
-// The client end of one local-socket connection.
-class LocalioSocketClient {
- public:
-  struct OpenResult {
-    uint32_t status = 0;  // nfsstat3
-    LocalAttrs attrs;
-    UniqueFd fd;  // valid iff status == 0 (NFS3_OK)
-  };
-
-  // Connects to `socket_path` and says HELLO with `uuid` (bound by UUID_IS_LOCAL,
-  // owned by this process). The server's refusal → kPermissionDenied naming the
-  // reason; no server → kUnavailable. `timeout` bounds every later call as well.
-  static absl::StatusOr<std::unique_ptr<LocalioSocketClient>> Connect(
-      const std::string& socket_path, const broker::Uuid& uuid,
-      absl::Duration timeout = absl::Seconds(10));
-
-  LocalioSocketClient(const LocalioSocketClient&) = delete;
-  LocalioSocketClient& operator=(const LocalioSocketClient&) = delete;
-
-  const broker::InstanceId& instance_id() const { return instance_id_; }
-
-  // OPEN_LOCAL_FH. `cred` is sent only when given (the server honours it only from a
-  // root peer). An OK Status with a non-zero `status` is the server's per-open answer
-  // (ACCES, ROFS, STALE, …); a non-OK Status means the connection is unusable
-  // (closed, ERROR from the server, a malformed reply) and the client should stop
-  // using it (kPermissionDenied for the server's ERROR, kUnavailable otherwise).
-  absl::StatusOr<OpenResult> OpenLocalFh(std::string_view fh, OpenMode mode,
-                                         const std::optional<Credentials>& cred);
-
- private:
-  LocalioSocketClient(UniqueFd fd, broker::InstanceId instance)
-      : fd_(std::move(fd)), instance_id_(instance) {}
-
-  absl::Mutex mu_;
-  UniqueFd fd_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_request_id_ ABSL_GUARDED_BY(mu_) = 1;
-  const broker::InstanceId instance_id_;
-};
 
 }  // namespace localnfs::localio

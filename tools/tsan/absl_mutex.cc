@@ -1,6 +1,6 @@
-// common/tsan_absl_mutex.cc — makes absl::Mutex visible to ThreadSanitizer. Built only
-// in the tsan build (meson.build: -Db_sanitize=thread), as a shared library that every
-// target using Abseil links before Abseil's own libraries.
+// tools/tsan/absl_mutex.cc — makes absl::Mutex visible to ThreadSanitizer. Built only
+// in the tsan build (tools/tsan/meson.build, -Db_sanitize=thread), as a shared library
+// that every target using Abseil links before Abseil's own libraries.
 //
 // Why: Debian 12's libabsl_synchronization.so is not built with -fsanitize=thread, so its
 // Mutex (an atomic word plus futexes, all inside the uninstrumented library) makes no
@@ -43,7 +43,7 @@ constexpr bool SameString(const char* a, const char* b) {
   return *a == *b;
 }
 static_assert(SameString(LOCALNFS_TSAN_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME), "debian3"),
-              "tsan_absl_mutex.cc: the mangled names are for Abseil's debian3 namespace");
+              "tools/tsan/absl_mutex.cc: the mangled names are for Abseil's debian3 namespace");
 
 // The real definition of `mangled` in the next library of the search order.
 template <class Fn>

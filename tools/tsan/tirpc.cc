@@ -1,6 +1,6 @@
-// common/tsan_tirpc.cc — the tsan build's one expected race inside libtirpc, declared to
-// ThreadSanitizer by address. Built only with -Db_sanitize=thread (meson.build), into the
-// same library as tsan_absl_mutex.cc.
+// tools/tsan/tirpc.cc — the tsan build's one expected race inside libtirpc, declared to
+// ThreadSanitizer by address. Built only with -Db_sanitize=thread (tools/tsan/meson.build),
+// into the same library as absl_mutex.cc.
 //
 // libtirpc's xdr_opaque() decodes the 1-3 padding bytes after an opaque or string of
 // unaligned length into a function-static scratch array ("crud") and never reads it

@@ -1,195 +1,37 @@
-// client_localio/fuse_mount.cc — localnfs-mount: an NFSv3 export as a FUSE3 file system.
+// client_localio/fuse_ops.cc — localnfs-mount's FUSE operations (fuse_mount.h) but
+// READ and WRITE (fuse_io.cc): lookup, forget, getattr/setattr, the namespace
+// operations with the kernel NFS client's silly rename of open files (inode_table.h),
+// open/create (close-to-open ACCESS, passthrough choice), flush/fsync/release (COMMIT),
+// readdir/readdirplus from a per-open snapshot, statfs, access, and the stats file.
+// Every operation runs with the calling process's credentials.
 //
-//   localnfs-mount [-o localio=auto|on|off,passthrough,OPT...] [--mount-port N] [-f]
-//                  HOST[:PORT]:/EXPORT MOUNTPOINT
-//   fusermount3 -u MOUNTPOINT
-//
-// Design: the libfuse 3.14 low-level API. FUSE inode numbers map to NFS file handles
-// through an InodeTable (lookup counts, forget); every operation is one or a few calls
-// on Nfs3Client with the credentials of the calling process (fuse_req_ctx uid/gid and
-// fuse_req_getgroups), so the server decides every operation, as for a kernel NFS
-// mount. READ and WRITE use the handle and credentials captured at open (an OpenFile in
-// fi->fh), as the kernel NFS client uses its open context: no inode-table lookup and no
-// /proc read (fuse_req_getgroups) per I/O.
-//
-// Permissions: FUSE asks the daemon about an open, never about a path walk through a
-// cached dentry, an open of a FIFO, or the MAY_WRITE that open(O_TRUNC) needs — checks
-// the kernel NFS client makes with ACCESS. So the mount is made with
-// default_permissions: the kernel checks every one of them against the mode, owner
-// and group we report (cached for kAttrTimeout; a denial is re-checked with fresh
-// attributes), and the server still checks each operation with the caller's
-// credentials: an open asks ACCESS, and a size change without a file open for writing
-// (truncate(2), open(O_TRUNC)) asks ACCESS for MODIFY first, so that neither a root the
-// server squashes (the kernel lets root through) nor an owner (the server's SETATTR
-// lets the owner truncate without write permission) truncates what it may not write.
-// What the kernel cannot see from mode bits: ACLs on the server, and exports that map
-// users to another uid (all_squash, anonuid) — the kernel judges by the uid it sees.
-// Since every path walk now starts with a check of the root's mode, a failed GETATTR of
-// the root is answered with its last known attributes, so that the stats file stays
-// reachable when the export is gone.
-//
-// Unlink or rename over a file that is open through this mount renames it to a hidden
-// ".nfs<fileid><counter>" name in its directory and removes that at its last close (the
-// kernel NFS client's silly rename, inode_table.h), so the open file keeps working;
-// readdir does not list such names, and fstat shows the nlink without them. A mount
-// that a signal ends while such files are open removes their names on the way out; one
-// that crashes leaves them behind, as a crashed kernel client does (remove them on the
-// server, e.g. find EXPORT -name '.nfs*', once no client has them open).
-//
-// Read replies: with LOCALIO a read of at least kSpliceMin bytes is spliced from the
-// server's file into a per-thread pipe and from there, by fuse_reply_data, into
-// /dev/fuse — the only copy is the kernel's into the reader's pages. libfuse splices a
-// reply only if its own pipe holds the reply plus a few pages, so the largest pipe this
-// process may make (probed at start: 2 MiB with CAP_SYS_RESOURCE, else
-// fs.pipe-max-size, 1 MiB by default) decides the read size: half of it, which also
-// becomes max_read. Without LOCALIO or such pipes, and for small reads, the data is
-// pread (or READ over RPC) into a per-thread buffer and sent with fuse_reply_buf. The
-// FUSE loop runs one /dev/fuse fd per thread (clone_fd) and keeps its threads (no
-// exit-and-respawn between bursts).
-//
-// -o passthrough (root, Linux >= 6.9): an open that LOCALIO may have is served by the
-// kernel from the server's file itself (FusePassthrough, client_localio/
-// fuse_passthrough.h): no read or write reaches this daemon; flush and fsync COMMIT.
-//
-// Attributes and entries are cached by the kernel for 1 s only
-// (correctness first). Writes are UNSTABLE; flush (every close), fsync and release
-// COMMIT them, and Nfs3Client resends after a server restart.
-//
-// Counters: the mount root holds a virtual read-only file `.localnfs-stats` (not listed
-// by readdir) whose content is FormatCounters() of the data path plus the LOCALIO mode,
-// the files open through the mount (`open_files`), those of them silly-renamed
-// (`silly_renamed`) and the releases of files done so far (`releases`: a close's
-// release is asynchronous, this says it has happened), e.g.
-// `cat MOUNTPOINT/.localnfs-stats`. Each open takes a fresh snapshot.
-//
-// LOCALIO: the data path is a LocalioDataPath (client_localio/localio_data_path.h)
-// looking for the server's broker in `-o runtime_dir=DIR` / `--runtime-dir DIR`
-// (default: localnfsd's default). `localio=on` fails the mount when the handshake does
-// not succeed ("LOCALIO handshake not available: <why>", exit 1); `auto` (the default)
-// logs which path it uses and falls back to RPC silently; `off` never tries. The
-// handshake runs before daemonising (so `on` can fail the mount) and again in the
-// daemon, because the broker ties the uuid to the pid that registered it. The stats
-// file shows local and RPC counters side by side and `localio_active 0|1`.
-//
-// Exit status: 0 after a clean unmount, 2 for usage errors, 1 for runtime failures
-// (server unreachable, MNT refused, FUSE mount failed). The process daemonises after
-// the mount is in place unless -f is given.
-#define FUSE_USE_VERSION 312
-#include <fuse_lowlevel.h>
+// Owns: the DirHandle of each open directory (fi->fh, opendir to releasedir) and the
+// stats file's snapshot of each of its opens (fi->fh, open to release). Thread-safety:
+// the operations run on any FUSE thread; what they share is in MountState.
+#include "client_localio/fuse_mount.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cstdlib>
 #include <memory>
-#include <random>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/types/span.h"
-#include "client_localio/client.h"
-#include "client_localio/fuse_passthrough.h"
-#include "client_localio/inode_table.h"
-#include "client_localio/localio_data_path.h"
 #include "common/log.h"
-#include "common/mutex_mode.h"
-#include "common/status.h"
-#include "common/unique_fd.h"
 
 namespace localnfs::client {
 namespace {
-
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
-constexpr double kAttrTimeout = 1.0;
-constexpr double kEntryTimeout = 1.0;
-constexpr uint32_t kMaxIo = 1u << 20;
-constexpr fuse_ino_t kStatsIno = 2;
-constexpr char kStatsName[] = ".localnfs-stats";
-// Reads of at least this size are spliced when they can be: below it, one copy costs
-// less than the pipe system calls.
-constexpr size_t kSpliceMin = 64 * 1024;
-// FUSE worker threads: at most this many, all kept when idle.
-constexpr int kMaxThreads = 64;
-
-// An open regular file, in fi->fh from open/create to release: what READ and WRITE need,
-// taken once at open.
-struct OpenFile {
-  FileHandle handle;
-  Credentials cred;
-  bool writable = false;  // opened O_WRONLY or O_RDWR
-  // How the kernel serves it; counted in MountState::passthrough when that exists.
-  FuseOpenMode mode = FuseOpenMode::kCached;
-};
-
-// Owns the OpenFiles whose addresses the kernel holds as fi->fh: made at open or
-// create, freed at release — or with the mount, for those the kernel never released
-// (a signal ended the loop while files were open).
-class OpenFiles {
- public:
-  OpenFile* Add(OpenFile of) {
-    auto owned = std::make_unique<OpenFile>(std::move(of));
-    OpenFile* raw = owned.get();
-    absl::MutexLock l(&mu_);
-    files_.emplace(raw, std::move(owned));
-    return raw;
-  }
-  void Remove(OpenFile* of) {
-    std::unique_ptr<OpenFile> victim;
-    absl::MutexLock l(&mu_);
-    auto it = files_.find(of);
-    if (it == files_.end()) return;
-    victim = std::move(it->second);
-    files_.erase(it);
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::flat_hash_map<OpenFile*, std::unique_ptr<OpenFile>> files_ ABSL_GUARDED_BY(mu_);
-};
-
-// The state of one mount, the FUSE userdata.
-struct MountState {
-  std::unique_ptr<Nfs3Client> client;
-  std::unique_ptr<InodeTable> inodes;
-  LocalioMode localio = LocalioMode::kAuto;
-  LocalioDataPath* localio_path = nullptr;  // owned by `client`
-  // Largest read (= max_read) when read replies are spliced (LOCALIO on, pipes of twice
-  // that allowed, FUSE_CAP_SPLICE_WRITE offered); 0: never spliced, max_read kMaxIo.
-  size_t splice_max = 0;
-  // Kernel FUSE passthrough (-o passthrough, fuse_passthrough.h); null when off.
-  std::unique_ptr<FusePassthrough> passthrough;
-  // The counter part of silly names (MakeSillyName); starts at a random value so that
-  // two mounts hiding the same file try different names first.
-  std::atomic<uint32_t> silly_counter{0};
-  // The root's attributes from its last GETATTR, replied when a GETATTR of the root
-  // fails (export gone, server refusing): with default_permissions every path walk
-  // first checks the root's mode, and the stats file must stay reachable for diagnosis
-  // when the server does not answer. Names under the root still fail as the server says.
-  absl::Mutex root_mu;
-  std::optional<Attributes> root_attrs ABSL_GUARDED_BY(root_mu);
-  OpenFiles open_files;
-  // Releases of regular files whose work (commit, silly-name removal) is done.
-  std::atomic<uint64_t> releases{0};
-};
-
-OpenFile* OpenFileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
 
 // An open directory: the snapshot readdir serves offsets from. Offset N (N >= 1) is
 // the position after entry N-1; offset 0 refetches, so rewinddir sees changes.
@@ -197,8 +39,6 @@ struct DirHandle {
   absl::Mutex mu;
   std::vector<DirEntry> entries ABSL_GUARDED_BY(mu);
 };
-
-MountState* State(fuse_req_t req) { return static_cast<MountState*>(fuse_req_userdata(req)); }
 
 Credentials CallerCredentials(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
@@ -272,8 +112,6 @@ std::string StatsText(const MountState& m) {
                                          "\npassthrough_backing_files ",
                                          m.passthrough->backing_files(), "\n"));
 }
-
-void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
 
 // The handle of `ino`, or replies ESTALE (the kernel forgot it, or never had it) and
 // returns nullopt.
@@ -483,9 +321,8 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 
 // ---- silly rename (inode_table.h) ----
 
-// Removes the hidden name of a silly-renamed file at its last close (or as the mount
-// goes away). Nobody waits for the outcome: a failure is logged, and the name stays
-// on the server as the kernel client's would.
+}  // namespace
+
 void RemoveSillyName(MountState& m, const SillyName& silly) {
   const absl::Status s = m.client->Remove(silly.dir, silly.name, silly.cred);
   if (!s.ok() && ErrnoOf(s) != ENOENT) {
@@ -496,6 +333,8 @@ void RemoveSillyName(MountState& m, const SillyName& silly) {
   // LOCALIO's cached fds of it would keep its blocks on the server's disk.
   m.client->data_path().ForgetFile(silly.file);
 }
+
+namespace {
 
 // One open of `ino` fewer; at the last close of a silly-renamed file, its hidden name
 // goes.
@@ -707,123 +546,6 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
 }
 
-// This thread's reply buffer: grown to the largest read it served, reused (a fresh
-// allocation per read would page-fault and zero it every time).
-absl::Span<char> ThreadReadBuffer(size_t size) {
-  thread_local std::unique_ptr<char[]> buf;
-  thread_local size_t capacity = 0;
-  if (capacity < size) {
-    buf.reset(new char[size]);
-    capacity = size;
-  }
-  return absl::Span<char>(buf.get(), size);
-}
-
-// A pipe of `bytes` capacity, or an invalid one if this process may not make it.
-struct SplicePipe {
-  UniqueFd read_end, write_end;
-  bool Open(size_t bytes) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return false;
-    read_end.reset(fds[0]);
-    write_end.reset(fds[1]);
-    if (fcntl(write_end.get(), F_SETPIPE_SZ, static_cast<int>(bytes)) < 0) {
-      read_end.reset();
-      write_end.reset();
-      return false;
-    }
-    return true;
-  }
-};
-
-// This thread's pipe for spliced read replies: twice splice_max, so a read of
-// splice_max at any offset fits.
-SplicePipe* ThreadSplicePipe(size_t splice_max) {
-  thread_local SplicePipe pipe;
-  if (!pipe.read_end.valid() && !pipe.Open(2 * splice_max)) return nullptr;
-  return &pipe;
-}
-
-// The splice_max this process can use (see the file comment): half the largest pipe
-// of 2 × kMaxIo or kMaxIo it may make, 0 if neither.
-size_t ProbeSpliceMax() {
-  for (size_t pipe_bytes : {2 * size_t{kMaxIo}, size_t{kMaxIo}}) {
-    SplicePipe probe;
-    if (probe.Open(pipe_bytes)) return pipe_bytes / 2;
-  }
-  return 0;
-}
-
-// LOCALIO read of `size` bytes at `off` spliced into /dev/fuse; false if nothing was
-// replied (the caller reads another way).
-bool ReplySplicedRead(fuse_req_t req, const OpenFile& of, size_t size, off_t off) {
-  MountState* m = State(req);
-  SplicePipe* pipe = ThreadSplicePipe(m->splice_max);
-  if (pipe == nullptr) return false;
-  absl::StatusOr<size_t> n =
-      m->localio_path->ReadLocally(of.handle, of.cred, [&](int fd) -> ssize_t {
-        loff_t pos = off;
-        size_t got = 0;
-        while (got < size) {
-          // Blocking is safe: the pipe holds twice the largest read.
-          const ssize_t r = splice(fd, &pos, pipe->write_end.get(), nullptr, size - got, 0);
-          if (r < 0 && errno == EINTR) continue;
-          if (r < 0) return -errno;
-          if (r == 0) break;  // EOF
-          got += static_cast<size_t>(r);
-        }
-        return static_cast<ssize_t>(got);
-      });
-  if (n.ok()) {
-    fuse_bufvec bv = FUSE_BUFVEC_INIT(*n);
-    bv.buf[0].flags = FUSE_BUF_IS_FD;
-    bv.buf[0].fd = pipe->read_end.get();
-    fuse_reply_data(req, &bv, static_cast<fuse_buf_copy_flags>(0));
-  }
-  // The reply takes all it was given; anything left (a failed reply or splice) must not
-  // reach the next one.
-  int left = 0;
-  if (ioctl(pipe->read_end.get(), FIONREAD, &left) != 0 || left != 0) {
-    pipe->read_end.reset();
-    pipe->write_end.reset();
-  }
-  return n.ok();
-}
-
-void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  if (ino == kStatsIno) {
-    // Replied from a copy: once the kernel has the reply the reader may close the file,
-    // and another FUSE thread's release frees the snapshot — possibly before this
-    // thread's writev has returned (ASan's writev interceptor reads the buffer then).
-    const std::string& text = *reinterpret_cast<std::string*>(fi->fh);
-    const size_t start = std::min(static_cast<size_t>(off), text.size());
-    const std::string part = text.substr(start, size);
-    fuse_reply_buf(req, part.data(), part.size());
-    return;
-  }
-  MountState* m = State(req);
-  const OpenFile& of = *OpenFileOf(fi);
-  size = std::min<size_t>(size, kMaxIo);
-  if (m->splice_max != 0 && size >= kSpliceMin && size <= m->splice_max &&
-      ReplySplicedRead(req, of, size, off)) {
-    return;
-  }
-  const absl::Span<char> buf = ThreadReadBuffer(size);
-  absl::StatusOr<ReadIntoResult> r =
-      m->client->ReadInto(of.handle, static_cast<uint64_t>(off), buf, of.cred);
-  if (!r.ok()) return ReplyStatus(req, r.status());
-  fuse_reply_buf(req, buf.data(), r->count);
-}
-
-void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-             fuse_file_info* fi) {
-  const OpenFile& of = *OpenFileOf(fi);
-  absl::StatusOr<WriteResult> w = State(req)->client->Write(
-      of.handle, static_cast<uint64_t>(off), std::string_view(buf, size), of.cred);
-  if (!w.ok()) return ReplyStatus(req, w.status());
-  fuse_reply_write(req, w->count);
-}
-
 // COMMIT pending writes of `ino` (if any, or always when `force`).
 int CommitErrno(fuse_req_t req, fuse_ino_t ino, bool force) {
   if (ino == kStatsIno) return 0;
@@ -1004,6 +726,8 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   fuse_reply_err(req, ok ? 0 : EACCES);
 }
 
+}  // namespace
+
 fuse_lowlevel_ops MakeOps() {
   fuse_lowlevel_ops ops{};
   ops.init = OpInit;
@@ -1037,272 +761,4 @@ fuse_lowlevel_ops MakeOps() {
   return ops;
 }
 
-// ---- command line ----
-
-struct Args {
-  std::string host;
-  uint16_t nfs_port = 2049;
-  uint16_t mount_port = 20048;
-  std::string export_path;
-  std::string source;  // as given, for messages and fsname
-  std::string mountpoint;
-  bool foreground = false;
-  bool debug = false;
-  LocalioMode localio = LocalioMode::kAuto;
-  std::string runtime_dir;  // empty: DefaultRuntimeDir()
-  bool passthrough = false;  // -o passthrough
-  std::vector<std::string> fuse_options;  // -o options passed on to FUSE
-};
-
-constexpr char kUsage[] =
-    "usage: localnfs-mount [-o localio=auto|on|off,OPT...] [--mount-port N] [-f] [-d]\n"
-    "                      HOST[:PORT]:/EXPORT MOUNTPOINT\n"
-    "  -o localio=MODE   auto (default): LOCALIO when possible, else RPC; on: fail\n"
-    "                    the mount unless LOCALIO works; off: always RPC\n"
-    "  -o runtime_dir=DIR  where localnfsd's broker is (also --runtime-dir DIR;\n"
-    "                    default /run/localnfs as root, $XDG_RUNTIME_DIR/localnfs)\n"
-    "  -o passthrough    with LOCALIO, let the kernel read and write open files on\n"
-    "                    the server's file itself (Linux >= 6.9, root); an open file\n"
-    "                    then keeps that access until closed, even if the server\n"
-    "                    stops or unexports (see fuse_passthrough.h)\n"
-    "  -o OPT            any other option is passed to FUSE (e.g. allow_other, ro)\n"
-    "  --mount-port N    MOUNT v3 port (default 20048); the NFS port is PORT (2049)\n"
-    "  -f                stay in the foreground;  -d  FUSE debug output (implies -f)\n"
-    "Counters: cat MOUNTPOINT/.localnfs-stats.  Unmount: fusermount3 -u MOUNTPOINT\n";
-
-bool ParsePort(std::string_view text, uint16_t* out) {
-  uint32_t v = 0;
-  if (!absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &v) || v == 0 ||
-      v > 65535) {
-    return false;
-  }
-  *out = static_cast<uint16_t>(v);
-  return true;
-}
-
-// HOST[:PORT]:/EXPORT, HOST may be [IPv6].
-absl::Status ParseSource(const std::string& src, Args* a) {
-  const size_t sep = src.find(":/");
-  if (sep == std::string::npos || sep == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("bad source '", src,
-                                                   "': expected HOST[:PORT]:/EXPORT"));
-  }
-  std::string hostport = src.substr(0, sep);
-  a->export_path = src.substr(sep + 1);
-  if (hostport.front() == '[') {
-    const size_t close = hostport.find(']');
-    if (close == std::string::npos) return absl::InvalidArgumentError("bad [IPv6] host");
-    a->host = hostport.substr(1, close - 1);
-    hostport = hostport.substr(close + 1);
-    if (!hostport.empty()) {
-      if (hostport[0] != ':' || !ParsePort(hostport.substr(1), &a->nfs_port)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad port in '", src, "'"));
-      }
-    }
-  } else {
-    const size_t colon = hostport.rfind(':');
-    a->host = hostport.substr(0, colon);
-    if (colon != std::string::npos &&
-        !ParsePort(std::string_view(hostport).substr(colon + 1), &a->nfs_port)) {
-      return absl::InvalidArgumentError(absl::StrCat("bad port in '", src, "'"));
-    }
-  }
-  if (a->host.empty()) return absl::InvalidArgumentError("empty host");
-  a->source = src;
-  return absl::OkStatus();
-}
-
-absl::Status ParseOptions(const std::string& list, Args* a) {
-  for (absl::string_view opt : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&opt, "localio=")) {
-      absl::StatusOr<LocalioMode> mode = ParseLocalioMode(std::string_view(opt.data(), opt.size()));
-      if (!mode.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("bad -o localio=", std::string(opt), " (auto, on or off)"));
-      }
-      a->localio = *mode;
-      continue;
-    }
-    if (opt == "passthrough") {
-      a->passthrough = true;
-      continue;
-    }
-    if (absl::ConsumePrefix(&opt, "runtime_dir=")) {
-      if (opt.empty()) return absl::InvalidArgumentError("empty -o runtime_dir=");
-      a->runtime_dir = std::string(opt);
-      continue;
-    }
-    a->fuse_options.emplace_back(opt);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ParseArgs(int argc, char** argv, Args* a) {
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](const char* flag) -> absl::StatusOr<std::string> {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-      return std::string(argv[++i]);
-    };
-    if (arg == "-o") {
-      ASSIGN_OR_RETURN(std::string v, value("-o"));
-      RETURN_IF_ERROR(ParseOptions(v, a));
-    } else if (arg.rfind("-o", 0) == 0 && arg.size() > 2) {
-      RETURN_IF_ERROR(ParseOptions(arg.substr(2), a));
-    } else if (arg == "--mount-port") {
-      ASSIGN_OR_RETURN(std::string v, value("--mount-port"));
-      if (!ParsePort(v, &a->mount_port)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad --mount-port ", v));
-      }
-    } else if (arg.rfind("--mount-port=", 0) == 0) {
-      if (!ParsePort(std::string_view(arg).substr(13), &a->mount_port)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad ", arg));
-      }
-    } else if (arg == "--runtime-dir") {
-      ASSIGN_OR_RETURN(a->runtime_dir, value("--runtime-dir"));
-      if (a->runtime_dir.empty()) return absl::InvalidArgumentError("empty --runtime-dir");
-    } else if (arg.rfind("--runtime-dir=", 0) == 0) {
-      a->runtime_dir = arg.substr(14);
-      if (a->runtime_dir.empty()) return absl::InvalidArgumentError("empty --runtime-dir");
-    } else if (arg == "-f") {
-      a->foreground = true;
-    } else if (arg == "-d") {
-      a->debug = true;
-      a->foreground = true;
-    } else if (!arg.empty() && arg[0] == '-') {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
-    } else {
-      positional.push_back(arg);
-    }
-  }
-  if (positional.size() != 2) {
-    return absl::InvalidArgumentError("expected HOST[:PORT]:/EXPORT and MOUNTPOINT");
-  }
-  RETURN_IF_ERROR(ParseSource(positional[0], a));
-  a->mountpoint = positional[1];
-  return absl::OkStatus();
-}
-
-int Run(int argc, char** argv) {
-  ConfigureMutexDeadlockDetection();
-  SetLogProgramName("localnfs-mount");
-  for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      fputs(kUsage, stdout);
-      return 0;
-    }
-  }
-  Args args;
-  if (absl::Status s = ParseArgs(argc, argv, &args); !s.ok()) {
-    fprintf(stderr, "localnfs-mount: %s\n%s", std::string(s.message()).c_str(), kUsage);
-    return kExitUsage;
-  }
-  const std::string what = absl::StrCat(args.host, ":", args.export_path);
-
-  MountState state;
-  state.localio = args.localio;
-  MountOptions options;
-  absl::StatusOr<std::unique_ptr<Nfs3Client>> client = Nfs3Client::Mount(
-      args.host, args.nfs_port, args.mount_port, args.export_path, options);
-  if (!client.ok()) {
-    fprintf(stderr, "localnfs-mount: mount %s: %s\n", what.c_str(),
-            std::string(client.status().message()).c_str());
-    return kExitRuntime;
-  }
-  state.client = *std::move(client);
-  state.inodes = std::make_unique<InodeTable>(state.client->root());
-  state.silly_counter.store(std::random_device{}(), std::memory_order_relaxed);
-  LocalioOptions lio_options;
-  lio_options.mode = args.localio;
-  lio_options.runtime_dir = args.runtime_dir;
-  absl::StatusOr<LocalioDataPath*> lio = LocalioDataPath::Install(state.client.get(), lio_options);
-  if (!lio.ok()) {  // only localio=on fails here
-    fprintf(stderr, "localnfs-mount: mount %s: localio=on: %s\n", what.c_str(),
-            std::string(lio.status().message()).c_str());
-    return kExitRuntime;
-  }
-  state.localio_path = *lio;
-  if (args.localio != LocalioMode::kOff) state.splice_max = ProbeSpliceMax();
-  LOG_INFO("mount %s: localio=%s: data path %s", what, LocalioModeName(args.localio),
-           state.localio_path->Describe());
-
-  std::vector<std::string> fuse_argv_storage = {"localnfs-mount"};
-  std::vector<std::string> mount_opts = {
-      absl::StrCat("fsname=localnfs:", what), "subtype=localnfs",
-      absl::StrCat("max_read=", state.splice_max != 0 ? state.splice_max : kMaxIo)};
-  // The kernel checks permissions on the attributes we report (the file comment,
-  // "Permissions"); the server checks every operation again with the caller's
-  // credentials. As root, serve every user like a kernel NFS mount.
-  mount_opts.push_back("default_permissions");
-  if (geteuid() == 0) mount_opts.push_back("allow_other");
-  for (const std::string& o : args.fuse_options) mount_opts.push_back(o);
-  fuse_argv_storage.push_back("-o");
-  fuse_argv_storage.push_back(absl::StrJoin(mount_opts, ","));
-  if (args.debug) fuse_argv_storage.push_back("-d");
-  std::vector<char*> fuse_argv;
-  for (std::string& s : fuse_argv_storage) fuse_argv.push_back(s.data());
-  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), fuse_argv.data());
-
-  const fuse_lowlevel_ops ops = MakeOps();
-  fuse_session* se = fuse_session_new(&fargs, &ops, sizeof(ops), &state);
-  if (se == nullptr) {
-    fprintf(stderr, "localnfs-mount: mount %s: bad FUSE options '%s'\n", what.c_str(),
-            fuse_argv_storage[2].c_str());
-    return kExitUsage;
-  }
-  int rc = kExitRuntime;
-  if (fuse_set_signal_handlers(se) != 0) {
-    fprintf(stderr, "localnfs-mount: cannot install signal handlers\n");
-  } else {
-    if (fuse_session_mount(se, args.mountpoint.c_str()) != 0) {
-      fprintf(stderr, "localnfs-mount: mount %s on %s: FUSE mount failed\n", what.c_str(),
-              args.mountpoint.c_str());
-    } else {
-      // The NFS connections are plain sockets and survive the fork of fuse_daemonize;
-      // no thread exists yet. The LOCALIO uuid does not (it names our pid).
-      if (!args.foreground && args.localio != LocalioMode::kOff)
-        state.localio_path->ReleaseBeforeFork();
-      fuse_daemonize(args.foreground ? 1 : 0);
-      if (!args.foreground && args.localio != LocalioMode::kOff) {
-        // The daemon is a new pid: its parent's uuid does not authenticate it.
-        absl::Status s = state.localio_path->RehandshakeAfterFork();
-        LOG_INFO("mount %s: daemon data path %s", what,
-                 s.ok() ? state.localio_path->Describe() : std::string(s.message()));
-      }
-      if (args.passthrough && args.localio == LocalioMode::kOff) {
-        LOG_WARNING("mount %s: passthrough needs LOCALIO (localio=off): not used", what);
-      } else if (args.passthrough) {
-        absl::StatusOr<std::unique_ptr<FusePassthrough>> pt = FusePassthrough::Attach(se);
-        if (pt.ok()) {
-          state.passthrough = *std::move(pt);
-        } else {
-          LOG_WARNING("mount %s: passthrough: %s; opens use the FUSE data path", what,
-                      std::string(pt.status().message()));
-        }
-      }
-      fuse_loop_config* cfg = fuse_loop_cfg_create();
-      // One /dev/fuse fd per worker thread; threads stay once started, so a burst of
-      // I/O never pays for thread creation again.
-      fuse_loop_cfg_set_clone_fd(cfg, 1);
-      fuse_loop_cfg_set_idle_threads(cfg, kMaxThreads);
-      fuse_loop_cfg_set_max_threads(cfg, kMaxThreads);
-      rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : kExitRuntime;
-      fuse_loop_cfg_destroy(cfg);
-      // Files unlinked while open and still open now (a signal ended the loop) can
-      // never be reached again: their hidden names go with us.
-      for (const SillyName& silly : state.inodes->TakeSillyNames())
-        RemoveSillyName(state, silly);
-      fuse_session_unmount(se);
-    }
-    fuse_remove_signal_handlers(se);
-  }
-  fuse_session_destroy(se);
-  fuse_opt_free_args(&fargs);
-  return rc;
-}
-
-}  // namespace
 }  // namespace localnfs::client
-
-int main(int argc, char** argv) { return localnfs::client::Run(argc, argv); }

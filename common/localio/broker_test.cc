@@ -1,4 +1,7 @@
-#include "common/broker.h"
+// common/localio/broker_test.cc — the broker's two sides against each other: a server
+// (broker_server.h) and clients (broker_client.h) in this process and in forked
+// processes of other users, over the files broker_format.h describes.
+#include "common/localio/broker_server.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -22,6 +25,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/proc_identity.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
 
@@ -160,8 +165,8 @@ class BrokerTest : public ::testing::Test {
     return broker;
   }
   // A client of this runtime dir in this process.
-  std::unique_ptr<Broker> Client() {
-    auto broker = Broker::OpenForClient(dir_);
+  std::unique_ptr<BrokerClient> Client() {
+    auto broker = BrokerClient::Open(dir_);
     EXPECT_TRUE(broker.ok()) << broker.status();
     return broker.ok() ? std::move(*broker) : nullptr;
   }
@@ -238,7 +243,7 @@ TEST_F(BrokerTest, PublishRejectsBadSocketPath) {
   EXPECT_EQ(server->PublishServer({.socket_path = std::string(kMaxSocketPath, 'x')}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(server->PublishedInstance().has_value());
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(BrokerTest, ServerFileIs0640SlotFile0660WhateverTheUmaskAndDirIs0700) {
@@ -259,11 +264,11 @@ TEST_F(BrokerTest, ServerFileIs0640SlotFile0660WhateverTheUmaskAndDirIs0700) {
   // A client refuses a server file others may write (it could be forged), and a
   // world-writable slot file.
   ASSERT_EQ(::chmod(SegmentPath().c_str(), 0660), 0);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_EQ(::chmod(SegmentPath().c_str(), 0640), 0);
   ASSERT_EQ(::chmod(SlotsPath().c_str(), 0666), 0);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_EQ(::chmod(SlotsPath().c_str(), 0660), 0);
   EXPECT_TRUE(Client());
@@ -302,8 +307,8 @@ TEST_F(BrokerTest, RuntimeDirClientsCouldWriteIsRefused) {
 }
 
 TEST_F(BrokerTest, MissingFilesMeanLocalioOff) {
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Broker::OpenForClient("/nonexistent/localnfs").status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(BrokerClient::Open("/nonexistent/localnfs").status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -447,7 +452,7 @@ TEST_F(BrokerTest, HandshakeFromAForkedClient) {
     char socket_path[kMaxSocketPath];
   };
   Child client([&](int in, int out) {
-    auto broker = Broker::OpenForClient(dir_);
+    auto broker = BrokerClient::Open(dir_);
     if (!broker.ok()) return 10;
     auto uuid = (*broker)->UuidBegin();
     if (!uuid.ok()) return 11;
@@ -539,6 +544,12 @@ TEST_F(BrokerTest, BindingAnUnknownUuidBindsNothing) {
   server->Withdraw();
 }
 
+template <class T>
+concept HasClientSide = requires(T& b, const Uuid& u) {
+  b.UuidBegin();
+  b.UuidEnd(u);
+};
+
 TEST_F(BrokerTest, UnpublishedServerBindsNothingAndServersAreNotClients) {
   auto server = Server();
   ASSERT_TRUE(server);
@@ -547,7 +558,9 @@ TEST_F(BrokerTest, UnpublishedServerBindsNothingAndServersAreNotClients) {
   EXPECT_FALSE(server->ReadServer().ok());
   EXPECT_EQ(server->LoadGeneration(), 0u);
   ASSERT_TRUE(server->PublishServer({.socket_path = kSocket}).ok());
-  EXPECT_EQ(server->UuidBegin().status().code(), absl::StatusCode::kFailedPrecondition);
+  // A server's Broker cannot act as a client: it has no uuid_begin or uuid_end at all
+  // (when one class served both sides, they refused with kFailedPrecondition).
+  static_assert(!HasClientSide<Broker> && HasClientSide<BrokerClient>);
   server->Withdraw();
 }
 
@@ -577,7 +590,7 @@ TEST_F(BrokerTest, FullTableIsResourceExhaustedAndADeadClientsSlotsAreReclaimed)
   auto server = PublishedServer();
   ASSERT_TRUE(server);
   Child hog([&](int in, int out) {
-    auto broker = Broker::OpenForClient(dir_);
+    auto broker = BrokerClient::Open(dir_);
     if (!broker.ok()) return 10;
     for (size_t i = 0; i < kUuidSlots; ++i)
       if (!(*broker)->UuidBegin().ok()) return 11;
@@ -609,7 +622,7 @@ TEST_F(BrokerTest, GenerationBumpIsSeenByAClientMapping) {
   auto server = PublishedServer();
   ASSERT_TRUE(server);
   Child client([&](int in, int out) {
-    auto broker = Broker::OpenForClient(dir_);
+    auto broker = BrokerClient::Open(dir_);
     if (!broker.ok()) return 10;
     auto uuid = (*broker)->UuidBegin();
     if (!uuid.ok() || !Send(out, *uuid)) return 11;
@@ -669,7 +682,7 @@ TEST_F(BrokerTest, KilledClientIsReaped) {
   auto server = PublishedServer();
   ASSERT_TRUE(server);
   Child client([&](int, int out) {
-    auto broker = Broker::OpenForClient(dir_);
+    auto broker = BrokerClient::Open(dir_);
     if (!broker.ok()) return 10;
     auto a = (*broker)->UuidBegin();
     auto b = (*broker)->UuidBegin();
@@ -692,7 +705,7 @@ TEST_F(BrokerTest, KilledClientIsReaped) {
   server->Withdraw();
 }
 
-// ---- What a malicious client can and cannot do (common/broker.h) ----
+// ---- What a malicious client can and cannot do (broker_format.h) ----
 
 // It cannot write, truncate, chmod or replace the server's file; it can write the slots.
 TEST_F(BrokerTest, GroupMemberCannotWriteTheServersFile) {
@@ -710,7 +723,7 @@ TEST_F(BrokerTest, GroupMemberCannotWriteTheServersFile) {
     failures += ::open((dir_ + "/broker.forged").c_str(), O_RDWR | O_CREAT, 0660) >= 0;
     failures += ::open(seg.c_str(), O_RDONLY) < 0;            // but it may read it
     failures += ::open(SlotsPath().c_str(), O_RDWR) < 0;      // and write the slots
-    auto broker = Broker::OpenForClient(dir_);
+    auto broker = BrokerClient::Open(dir_);
     failures += !broker.ok() || !(*broker)->UuidBegin().ok();  // and be a client
     return failures;
   });
@@ -873,7 +886,7 @@ TEST_F(BrokerTest, TruncatedSlotFileNeverFaultsTheServer) {
     ASSERT_TRUE(slots.ok());
     EXPECT_TRUE(slots->empty());
     EXPECT_TRUE(server->ReadServer().ok());
-    EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+    EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
               absl::StatusCode::kFailedPrecondition)
         << size;
   }
@@ -895,7 +908,7 @@ TEST_F(BrokerTest, UuidRegisteredInAnotherProcessesNameIsUselessToItsAuthor) {
   auto server = PublishedServer();
   ASSERT_TRUE(server);
   Child victim([&](int in, int out) {
-    auto broker = Broker::OpenForClient(dir_);
+    auto broker = BrokerClient::Open(dir_);
     if (!broker.ok()) return 10;
     auto uuid = (*broker)->UuidBegin();
     if (!uuid.ok() || !Send(out, *uuid)) return 11;
@@ -983,29 +996,6 @@ TEST_F(BrokerTest, ConcurrentClientsAndServer) {
   server->Withdraw();
 }
 
-TEST(ProcessLiveness, StartTimeAndZombies) {
-  const pid_t self = ::getpid();
-  const uint64_t start = ProcessStartTime(self);
-  ASSERT_NE(start, 0u);
-  EXPECT_TRUE(ProcessAlive(self, start));
-  EXPECT_FALSE(ProcessAlive(self, start + 1));  // same pid, another process: reused
-  EXPECT_FALSE(ProcessAlive(0, start));
-  EXPECT_FALSE(ProcessAlive(-1, start));
-
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) ::_exit(0);
-  const uint64_t child_start = ProcessStartTime(child);  // may already be a zombie
-  // Wait until it is a zombie (exited, not yet reaped): dead although the pid exists.
-  for (int i = 0; i < 200 && ProcessAlive(child, child_start); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EXPECT_FALSE(ProcessAlive(child, child_start));
-  int status;
-  ::waitpid(child, &status, 0);
-  EXPECT_FALSE(ProcessAlive(child, child_start));
-  EXPECT_EQ(ProcessStartTime(child), 0u);
-}
-
 // ---- Bad files (the server's own, corrupted by its uid or a crash) ----
 
 TEST_F(BrokerTest, BadServerFileIsAnErrorAndAServerReplacesIt) {
@@ -1014,7 +1004,7 @@ TEST_F(BrokerTest, BadServerFileIsAnErrorAndAServerReplacesIt) {
   ASSERT_EQ(::stat(SegmentPath().c_str(), &st), 0);
   for (off_t size : {st.st_size / 2, off_t{0}, off_t{7}, st.st_size - 1, st.st_size * 2}) {
     ASSERT_EQ(::truncate(SegmentPath().c_str(), size), 0);
-    EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+    EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
               absl::StatusCode::kFailedPrecondition)
         << size;
   }
@@ -1026,7 +1016,7 @@ TEST_F(BrokerTest, BadServerFileIsAnErrorAndAServerReplacesIt) {
   ASSERT_TRUE(fd);
   uint64_t garbage = 0x0123456789abcdefULL;
   ASSERT_EQ(::pwrite(fd.get(), &garbage, sizeof garbage, 0), 8);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   server.reset();  // unmapped, its record left live
   server = PublishedServer();  // a bad header: replaced
@@ -1034,13 +1024,13 @@ TEST_F(BrokerTest, BadServerFileIsAnErrorAndAServerReplacesIt) {
   fd.reset(::open(SegmentPath().c_str(), O_RDWR));
   uint32_t version = kFormatVersion + 1;
   ASSERT_EQ(::pwrite(fd.get(), &version, sizeof version, 8), 4);  // after the magic
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   uint32_t slot_count = 7;
   version = kFormatVersion;
   ASSERT_EQ(::pwrite(fd.get(), &version, sizeof version, 8), 4);
   ASSERT_EQ(::pwrite(fd.get(), &slot_count, sizeof slot_count, 12), 4);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   server->Withdraw();
 }
@@ -1053,15 +1043,15 @@ TEST_F(BrokerTest, SlotFileOfAnotherRecordIsRefused) {
                                   SlotsPath(), ".copy ", SlotsPath())
                          .c_str()),
             0);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_EQ(::unlink(SlotsPath().c_str()), 0);
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   // A withdrawn record with a slot file that is not its own: a start in progress, as
   // far as a client can tell; it looks a few times, then gives up.
   server->Withdraw();
-  EXPECT_EQ(Broker::OpenForClient(dir_).status().code(),
+  EXPECT_EQ(BrokerClient::Open(dir_).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
@@ -1092,9 +1082,9 @@ TEST_F(BrokerTest, ScribbledServerFileNeverCrashesAClient) {
       for (char& c : junk) c = static_cast<char>(rng());
       ASSERT_EQ(::pwrite(fd.get(), junk.data(), len, offset), static_cast<ssize_t>(len));
     }
-    auto c = Broker::OpenForClient(dir_);
+    auto c = BrokerClient::Open(dir_);
     ASSERT_TRUE(c.ok()) << c.status();  // the header is intact
-    Broker& b = **c;
+    BrokerClient& b = **c;
     (void)b.LoadGeneration();
     (void)b.ServerAlive();
     (void)b.ReadServer();
@@ -1109,7 +1099,7 @@ TEST_F(BrokerTest, ScribbledServerFileNeverCrashesAClient) {
   // Flood the record with non-NUL bytes: the socket path has no terminator.
   std::string ff(600, '\xff');
   ASSERT_EQ(::pwrite(fd.get(), ff.data(), ff.size(), kAfterHeader), 600);
-  auto c = Broker::OpenForClient(dir_);
+  auto c = BrokerClient::Open(dir_);
   ASSERT_TRUE(c.ok());
   EXPECT_FALSE((*c)->ReadServer().ok());
   // A new server start replaces whatever the scribbling left (its record state is

@@ -284,10 +284,10 @@ absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struc
   RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayRead));
   if (buf.empty()) return ReadResult{0, offset >= static_cast<uint64_t>(st.st_size), false};
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kRead));
-  return ReadAt(file->fd(), st, offset, buf, nowait);
+  return ReadAt(file->fd(), static_cast<uint64_t>(st.st_size), offset, buf, nowait);
 }
 
-absl::StatusOr<ReadResult> ReadAt(int fd, const struct stat& st, uint64_t offset,
+absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
                                   absl::Span<char> buf, bool nowait) {
   ReadResult r;
   size_t done = 0;
@@ -313,7 +313,7 @@ absl::StatusOr<ReadResult> ReadAt(int fd, const struct stat& st, uint64_t offset
   // A full read ends at EOF when it ends at the size in the attributes taken before
   // it (which the reply also carries), instead of asking again; data beyond that
   // size means the file grew meanwhile, and then more may follow.
-  if (!r.eof) r.eof = offset + done == static_cast<uint64_t>(st.st_size);
+  if (!r.eof) r.eof = offset + done == size;
   return r;
 }
 
@@ -329,16 +329,17 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const str
                                   absl::Span<const char> data, Stability stable) {
   RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayWrite));
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
-  return WriteAt(*file, st, cred, offset, data, stable);
+  return WriteAt(*file, backend::HasSetIdBits(st) ? &cred : nullptr, offset, data, stable);
 }
 
-absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const struct stat& st,
-                                    const Credentials& cred, uint64_t offset,
-                                    absl::Span<const char> data, Stability stable) {
-  // `st` is from the start of the request: bits set after it are not cleared by this write.
+absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
+                                    uint64_t offset, absl::Span<const char> data,
+                                    Stability stable) {
+  // Decided on the attributes from the start of the request: bits set after them are not
+  // cleared by this write.
   std::optional<ScopedFsCredentials> as_writer;
-  if (backend::HasSetIdBits(st)) {
-    as_writer.emplace(cred);
+  if (writer != nullptr) {
+    as_writer.emplace(*writer);
     RETURN_IF_ERROR(as_writer->status());
   }
   const int flags = stable == Stability::kFileSync   ? RWF_SYNC

@@ -178,19 +178,21 @@ absl::StatusOr<UniqueFd> OpenFileOf(int path_fd, FileMode mode);
 absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj,
                                 const struct stat& st, const Credentials& cred,
                                 uint64_t offset, absl::Span<char> buf, bool nowait = false);
-// Read()'s I/O on an open `fd` after its checks (`buf` not empty).
-absl::StatusOr<ReadResult> ReadAt(int fd, const struct stat& st, uint64_t offset,
+// Read()'s I/O on an open `fd` after its checks (`buf` not empty); `size` is the file's
+// size in the attributes the request took (EOF).
+absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
                                   absl::Span<char> buf, bool nowait);
 
 absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj,
                                   const struct stat& st, const Credentials& cred,
                                   uint64_t offset, absl::Span<const char> data,
                                   Stability stable);
-// Write()'s I/O on `file` (open for writing) after its checks: as `cred` for a file whose
-// attributes `st` show set-id bits (creds.h), large unstable writes serialised.
-absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const struct stat& st,
-                                    const Credentials& cred, uint64_t offset,
-                                    absl::Span<const char> data, Stability stable);
+// Write()'s I/O on `file` (open for writing) after its checks: switched to `writer` when
+// not null — the caller, for a file whose attributes show set-id bits (creds.h) — and large
+// unstable writes serialised.
+absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
+                                    uint64_t offset, absl::Span<const char> data,
+                                    Stability stable);
 absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
                     const Credentials& cred);
 

@@ -40,6 +40,10 @@ bool HasSetIdBits(const struct stat& st) {
   return S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
 }
 
+bool HasSetIdBits(const Attrs& a) {
+  return a.is_regular() && (a.mode & (S_ISUID | S_ISGID)) != 0;
+}
+
 absl::Status CheckLocalIo(const struct stat& st, const Credentials& cred, FileMode mode) {
   RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
   if (mode == FileMode::kReadWrite) {

@@ -52,6 +52,7 @@ absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want);
 // A regular file with a set-user-ID or set-group-ID bit: a write or a size change by a
 // caller without CAP_FSETID clears them (creds.h, "Set-id bits").
 bool HasSetIdBits(const struct stat& st);
+bool HasSetIdBits(const Attrs& a);
 
 // LOCALIO OPEN_LOCAL_FH of mode kRead or kReadWrite: exactly what READ (and, for
 // kReadWrite, also WRITE) checks; a kReadWrite open of a file with set-id bits by

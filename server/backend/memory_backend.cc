@@ -443,8 +443,9 @@ absl::StatusOr<Object> MemoryBackend::OpenPath(const exports::Export& exp,
     const std::string_view part = rel.substr(0, slash);
     rel = slash == std::string_view::npos ? std::string_view() : rel.substr(slash + 1);
     if (part.empty() || part == ".") continue;
+    if (cur->is_dir()) RETURN_IF_ERROR(KernelMay(cur->st, server, kMayExec));
+    if (S_ISLNK(cur->st.st_mode)) return ErrnoToStatus(ELOOP, "openat2: through a symlink");
     if (!cur->is_dir()) return ErrnoToStatus(ENOTDIR, "openat2");
-    RETURN_IF_ERROR(KernelMay(cur->st, server, kMayExec));
     if (part == "..") {
       if (cur->parent == cur->ino()) return ErrnoToStatus(EXDEV, "openat2: above the root");
       cur = &impl_->ParentOf(*cur);
@@ -452,8 +453,7 @@ absl::StatusOr<Object> MemoryBackend::OpenPath(const exports::Export& exp,
     }
     Inode* next = cur->Child(part);
     if (next == nullptr) return ErrnoToStatus(ENOENT, "openat2");
-    if (S_ISLNK(next->st.st_mode)) return ErrnoToStatus(ELOOP, "openat2: a symlink");
-    cur = next;
+    cur = next;  // a final symlink is opened itself (O_PATH | O_NOFOLLOW)
   }
   if (!cur->is_dir()) return ErrnoToStatus(ENOTDIR, "mount a non-directory");
   return ObjectOf(exp, *cur);
@@ -609,7 +609,6 @@ absl::StatusOr<Object> MemoryBackend::Mknod(const Object& dir, std::string_view 
       type != FileType::kBlockDevice)
     return ErrnoToStatus(EINVAL, "mknod type");
   const bool device = type == FileType::kCharDevice || type == FileType::kBlockDevice;
-  // A root server keeps CAP_MKNOD for a switched caller (it is no file-system capability).
   if (device && !options_.privileged)
     return ErrnoToStatus(EPERM, "mknod of a device by an unprivileged server");
   RETURN_IF_ERROR(ValidateTimes(attrs));
@@ -621,6 +620,8 @@ absl::StatusOr<Object> MemoryBackend::Mknod(const Object& dir, std::string_view 
     Inode& d = InodeOf(dir);
     const Actor a = impl_->Kernel(caller.cred);
     RETURN_IF_ERROR(impl_->MayCreate(d, name, a));
+    // vfs_mknod: CAP_MKNOD, which a switched fsuid drops with the file-system capabilities.
+    if (device && !a.caps) return ErrnoToStatus(EPERM, "mknod of a device");
     const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
     Ref<Inode> n = impl_->NewInode(d, ModeOfFileType(type) | mode, a);
     if (device) n->st.st_rdev = makedev(rdev_major, rdev_minor);

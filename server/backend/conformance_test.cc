@@ -489,5 +489,536 @@ TEST_P(BackendConformanceTest, MknodMakesFifosAndSocketsAndDevicesOnlyForRootOnA
   EXPECT_EQ(Err(b().Read(*fifo, owner_, 0, {})), EINVAL);
 }
 
+// ---- Directories
+
+TEST_P(BackendConformanceTest, ReaddirListsDotEntriesAndEveryEntryOnce) {
+  Object d = Dir(root_, "d", 0755, me_);
+  std::set<std::string> want = {".", ".."};
+  for (int i = 0; i < 40; ++i) {
+    const std::string n = absl::StrCat("f", i);
+    File(d, n, 0644, me_);
+    want.insert(n);
+  }
+  std::vector<Listed> all = List(d, me_, /*plus=*/false, 0, /*page=*/7);
+  std::vector<std::string> names = Names(all);
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), want);
+  EXPECT_EQ(names.size(), want.size());  // each once
+  for (const Listed& e : all) {
+    if (e.name == ".") EXPECT_EQ(e.fileid, d.attrs().fileid);
+    if (e.name == "..") EXPECT_EQ(e.fileid, root_.attrs().fileid);
+  }
+  // Resuming from any entry's cookie lists exactly the entries after it.
+  for (size_t i = 0; i < all.size(); i += 5) {
+    std::vector<std::string> rest = Names(List(d, me_, false, all[i].cookie));
+    EXPECT_EQ(rest, std::vector<std::string>(names.begin() + i + 1, names.end()));
+  }
+}
+
+TEST_P(BackendConformanceTest, ReaddirCookiesSurviveChangesToTheDirectory) {
+  Object d = Dir(root_, "d", 0755, me_);
+  for (int i = 0; i < 30; ++i) File(d, absl::StrCat("f", i), 0644, me_);
+  std::vector<Listed> first = List(d, me_, false, 0, 1000000);
+  // Stop after ten entries; meanwhile entries come and go.
+  const size_t stop = 10;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < stop; ++i) seen.insert(first[i].name);
+  std::string removed;
+  for (size_t i = first.size(); i-- > stop;) {
+    if (first[i].name[0] == 'f') {
+      removed = first[i].name;
+      break;
+    }
+  }
+  ASSERT_FALSE(removed.empty());
+  ASSERT_TRUE(b().Remove(d, removed, RemoveKind::kNonDirectory, As(me_)).ok());
+  File(d, "new", 0644, me_);
+  std::vector<Listed> rest = List(d, me_, false, first[stop - 1].cookie);
+  for (const Listed& e : rest) {
+    EXPECT_FALSE(seen.count(e.name)) << e.name << " listed twice";
+    EXPECT_NE(e.name, removed);
+    seen.insert(e.name);
+  }
+  for (const Listed& e : first)  // every entry that stayed is listed
+    if (e.name != removed) EXPECT_TRUE(seen.count(e.name)) << e.name;
+}
+
+TEST_P(BackendConformanceTest, ReaddirPlusDescribesEntriesButNotTheRootsParent) {
+  Object f = File(root_, "f", 0640, me_);
+  std::vector<Listed> all = List(root_, me_, /*plus=*/true);
+  ASSERT_EQ(all.size(), 3u);
+  for (const Listed& e : all) {
+    if (e.name == "..") {  // never above the export
+      EXPECT_EQ(e.fileid, root_.attrs().fileid);
+      EXPECT_EQ(e.attrs.valid, 0u);
+      EXPECT_FALSE(e.handle);
+    } else {
+      ASSERT_TRUE(e.handle) << e.name;
+      EXPECT_EQ(e.attrs.fileid, e.fileid);
+      auto again = b().Resolve(*exp_a_, *e.handle);
+      ASSERT_TRUE(again.ok()) << e.name << ": " << again.status();
+      EXPECT_EQ(again->attrs().fileid, e.fileid);
+    }
+    if (e.name == ".") EXPECT_EQ(*e.handle, root_.handle());
+    if (e.name == "f") EXPECT_EQ(e.attrs.mode, 0640u);
+  }
+  Object d = Dir(root_, "d", 0755, me_);
+  for (const Listed& e : List(d, me_, true)) {
+    if (e.name != "..") continue;
+    ASSERT_TRUE(e.handle);
+    EXPECT_EQ(*e.handle, root_.handle());
+  }
+}
+
+TEST_P(BackendConformanceTest, ReaddirNeedsReadPermissionAndADirectory) {
+  Object f = File(root_, "f", 0644, me_);
+  EXPECT_EQ(Err(b().ReadDir(f, 0, false, me_, [](const DirEntry&) { return true; })),
+            ENOTDIR);
+  Object d = Dir(root_, "d", 0711, owner_);
+  EXPECT_EQ(Err(b().ReadDir(d, 0, false, other_, [](const DirEntry&) { return true; })),
+            EACCES);
+  EXPECT_EQ(Names(List(d, owner_)).size(), 2u);
+}
+
+// ---- Rename, link, remove
+
+TEST_P(BackendConformanceTest, RenameOverAFileReportsTheReplacedFile) {
+  Object a = File(root_, "a", 0644, me_);
+  Object victim = File(root_, "b", 0644, me_);
+  auto replaced = b().Rename(root_, "a", root_, "b", As(me_));
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ(**replaced, victim.handle());
+  EXPECT_EQ(Err(b().Lookup(root_, "a", me_)), ENOENT);
+  EXPECT_EQ(b().Lookup(root_, "b", me_)->attrs().fileid, a.attrs().fileid);
+  EXPECT_EQ(Err(b().Resolve(*exp_a_, victim.handle())), ESTALE);
+}
+
+TEST_P(BackendConformanceTest, RenameOntoAnotherLinkOfTheSameFileChangesNothing) {
+  Object f = File(root_, "f", 0644, me_);
+  ASSERT_TRUE(b().Link(f, root_, "g", As(me_)).ok());
+  auto replaced = b().Rename(root_, "f", root_, "g", As(me_));
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_FALSE(replaced->has_value());
+  EXPECT_TRUE(b().Lookup(root_, "f", me_).ok());
+  EXPECT_TRUE(b().Lookup(root_, "g", me_).ok());
+  EXPECT_EQ(AttrsNow(f).nlink, 2u);
+}
+
+TEST_P(BackendConformanceTest, RenameOfDirectoriesFollowsRename2) {
+  Object a = Dir(root_, "a", 0755, me_);
+  Object full = Dir(root_, "full", 0755, me_);
+  File(full, "x", 0644, me_);
+  Object empty = Dir(root_, "empty", 0755, me_);
+  File(root_, "file", 0644, me_);
+  Object inner = Dir(a, "inner", 0755, me_);
+  EXPECT_EQ(Err(b().Rename(root_, "a", root_, "full", As(me_))), ENOTEMPTY);
+  EXPECT_EQ(Err(b().Rename(root_, "file", root_, "empty", As(me_))), EISDIR);
+  EXPECT_EQ(Err(b().Rename(root_, "a", root_, "file", As(me_))), ENOTDIR);
+  EXPECT_EQ(Err(b().Rename(root_, "a", inner, "loop", As(me_))), EINVAL);
+  EXPECT_EQ(Err(b().Rename(root_, "missing", root_, "x", As(me_))), ENOENT);
+  auto replaced = b().Rename(root_, "a", root_, "empty", As(me_));
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ(**replaced, empty.handle());
+  EXPECT_EQ(b().Lookup(root_, "empty", me_)->attrs().fileid, a.attrs().fileid);
+}
+
+TEST_P(BackendConformanceTest, DirectoryLinkCountsMoveWithARename) {
+  Object from = Dir(root_, "from", 0755, me_);
+  Object to = Dir(root_, "to", 0755, me_);
+  Dir(from, "moving", 0755, me_);
+  EXPECT_EQ(AttrsNow(from).nlink, 3u);
+  ASSERT_TRUE(b().Rename(from, "moving", to, "moved", As(me_)).ok());
+  EXPECT_EQ(AttrsNow(from).nlink, 2u);
+  EXPECT_EQ(AttrsNow(to).nlink, 3u);
+  auto moved = b().Lookup(to, "moved", me_);
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(b().Lookup(*moved, "..", me_)->attrs().fileid, to.attrs().fileid);
+}
+
+TEST_P(BackendConformanceTest, RenameAndLinkAcrossExportsAreEXDEV) {
+  Object f = File(root_, "f", 0644, me_);
+  EXPECT_EQ(Err(b().Rename(root_, "f", root_b_, "g", As(me_))), EXDEV);
+  EXPECT_EQ(Err(b().Link(f, root_b_, "g", As(me_))), EXDEV);
+  EXPECT_TRUE(b().Lookup(root_, "f", me_).ok());
+}
+
+TEST_P(BackendConformanceTest, LinkCountsFollowLinkAndRemove) {
+  Object f = File(root_, "f", 0644, me_);
+  ASSERT_TRUE(b().Link(f, root_, "g", As(me_)).ok());
+  EXPECT_EQ(AttrsNow(f).nlink, 2u);
+  EXPECT_EQ(Err(b().Link(f, root_, "g", As(me_))), EEXIST);
+  auto gone = b().Remove(root_, "f", RemoveKind::kNonDirectory, As(me_));
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_FALSE(gone->has_value());  // still linked as g
+  EXPECT_EQ(AttrsNow(f).nlink, 1u);
+  gone = b().Remove(root_, "g", RemoveKind::kNonDirectory, As(me_));
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  ASSERT_TRUE(gone->has_value());
+  EXPECT_EQ(**gone, f.handle());
+  Object d = Dir(root_, "d", 0755, me_);
+  EXPECT_EQ(Err(b().Link(d, root_, "dl", As(me_))), EISDIR);
+}
+
+TEST_P(BackendConformanceTest, RemoveAndRmdirCheckTheTypeAndEmptiness) {
+  Object d = Dir(root_, "d", 0755, me_);
+  File(d, "x", 0644, me_);
+  File(root_, "f", 0644, me_);
+  EXPECT_EQ(Err(b().Remove(root_, "d", RemoveKind::kNonDirectory, As(me_))), EISDIR);
+  EXPECT_EQ(Err(b().Remove(root_, "f", RemoveKind::kDirectory, As(me_))), ENOTDIR);
+  EXPECT_EQ(Err(b().Remove(root_, "d", RemoveKind::kDirectory, As(me_))), ENOTEMPTY);
+  EXPECT_EQ(Err(b().Remove(root_, "missing", RemoveKind::kAny, As(me_))), ENOENT);
+  EXPECT_TRUE(b().Remove(d, "x", RemoveKind::kAny, As(me_)).ok());
+  auto gone = b().Remove(root_, "d", RemoveKind::kAny, As(me_));
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  ASSERT_TRUE(gone->has_value());
+  EXPECT_EQ(**gone, d.handle());
+}
+
+// ---- Permissions
+
+TEST_P(BackendConformanceTest, NamespaceChangesNeedWriteAndSearchPermission) {
+  Object ro = Dir(root_, "ro", 0555, owner_);
+  EXPECT_EQ(Err(b().Create(ro, "f", CreateHow::kGuarded, {}, 0, As(other_))), EACCES);
+  EXPECT_EQ(Err(b().Mkdir(ro, "d", {}, As(other_))), EACCES);
+  EXPECT_EQ(Err(b().Symlink(ro, "l", "x", {}, As(other_))), EACCES);
+  Object noexec = Dir(root_, "noexec", 0766, owner_);
+  File(noexec, "inside", 0644, owner_);
+  EXPECT_EQ(Err(b().Lookup(noexec, "inside", other_)), EACCES);
+  Object open = Dir(root_, "open", 0755, owner_);
+  File(open, "f", 0666, owner_);
+  EXPECT_EQ(Err(b().Remove(open, "f", RemoveKind::kNonDirectory, As(other_))), EACCES);
+  EXPECT_EQ(Err(b().Rename(open, "f", root_, "g", As(other_))), EACCES);
+  EXPECT_TRUE(b().Remove(open, "f", RemoveKind::kNonDirectory, As(owner_)).ok());
+}
+
+TEST_P(BackendConformanceTest, StickyDirectoryProtectsOthersEntriesOnARootServer) {
+  Object tmp = Dir(root_, "tmp", 01777, root_cred_);
+  File(tmp, "mine", 0666, owner_);
+  auto by_other = b().Remove(tmp, "mine", RemoveKind::kNonDirectory, As(other_));
+  if (privileged_) {
+    EXPECT_EQ(Err(by_other), EPERM);
+    EXPECT_EQ(Err(b().Rename(tmp, "mine", tmp, "taken", As(other_))), EPERM);
+    EXPECT_TRUE(b().Remove(tmp, "mine", RemoveKind::kNonDirectory, As(owner_)).ok());
+  } else {  // not enforced: the kernel sees the server's user, which owns everything
+    EXPECT_TRUE(by_other.ok()) << by_other.status();
+  }
+}
+
+TEST_P(BackendConformanceTest, OwnerMayWriteTheirReadOnlyFileOthersMayNot) {
+  Object f = File(root_, "f", 0644, owner_);
+  ASSERT_TRUE(WriteText(f, owner_, "mine").ok());
+  ASSERT_TRUE(b().SetAttr(f, Mode(0444), std::nullopt, As(owner_)).ok());
+  f = Fresh(f);
+  // Owner override, as knfsd — where the server opened the file for writing before, or
+  // opens it as root. Unprivileged, the server's own user opens it, and the kernel
+  // refuses a read-only file to its owner too.
+  const absl::Status owner_write = WriteText(f, owner_, "MINE");
+  if (privileged_ || caching_) {
+    EXPECT_TRUE(owner_write.ok()) << owner_write;
+  } else {
+    EXPECT_EQ(Err(owner_write), EACCES);
+  }
+  EXPECT_EQ(Err(WriteText(f, other_, "theirs")), EACCES);
+  EXPECT_EQ(ReadText(f, other_), privileged_ || caching_ ? "MINE" : "mine");
+  Object secret = File(root_, "secret", 0600, owner_);
+  std::string buf(8, '\0');
+  EXPECT_EQ(Err(b().Read(secret, other_, 0, absl::MakeSpan(buf.data(), buf.size()))), EACCES);
+  Object exec_only = File(root_, "prog", 0711, owner_);
+  EXPECT_TRUE(b().Read(exec_only, other_, 0, absl::MakeSpan(buf.data(), buf.size())).ok());
+  EXPECT_EQ(Err(b().Commit(f, other_)), EACCES);
+  EXPECT_EQ(b().Commit(f, owner_).ok(), privileged_ || caching_);
+}
+
+TEST_P(BackendConformanceTest, IoNeedsARegularFile) {
+  Object d = Dir(root_, "d", 0777, me_);
+  std::string buf(8, '\0');
+  EXPECT_EQ(Err(b().Read(d, me_, 0, absl::MakeSpan(buf.data(), buf.size()))), EISDIR);
+  EXPECT_EQ(Err(WriteText(d, me_, "x")), EISDIR);
+  auto l = b().Symlink(root_, "l", "d", {}, As(me_));
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(Err(b().Read(*l, me_, 0, absl::MakeSpan(buf.data(), buf.size()))), EINVAL);
+}
+
+TEST_P(BackendConformanceTest, ChmodChownAndTimesFollowTheKernelsRights) {
+  Object f = File(root_, "f", 0666, owner_);
+  EXPECT_EQ(Err(b().SetAttr(f, Mode(0777), std::nullopt, As(other_))), EPERM);
+  SetAttrRequest chown;
+  chown.uid = other_.uid;
+  EXPECT_EQ(Err(b().SetAttr(f, chown, std::nullopt, As(owner_))), EPERM);
+  SetAttrRequest explicit_time;
+  explicit_time.mtime = SetTime{TimeHow::kClientTime, {12345, 0}};
+  EXPECT_EQ(Err(b().SetAttr(f, explicit_time, std::nullopt, As(other_))), EPERM);
+  // A writer who is not the owner may set the times to the server's clock.
+  SetAttrRequest touch;
+  touch.mtime.how = TimeHow::kServerTime;
+  EXPECT_TRUE(b().SetAttr(f, touch, std::nullopt, As(other_)).ok());
+  Object ro = File(root_, "ro", 0644, owner_);
+  EXPECT_EQ(Err(b().SetAttr(ro, touch, std::nullopt, As(other_))), EACCES);
+  EXPECT_TRUE(b().SetAttr(f, Mode(0640), std::nullopt, As(owner_)).ok());
+  EXPECT_TRUE(b().SetAttr(f, explicit_time, std::nullopt, As(owner_)).ok());
+  const Attrs now = AttrsNow(f);
+  EXPECT_EQ(now.mode, 0640u);
+  EXPECT_EQ(now.mtime.tv_sec, 12345);
+  if (privileged_) {
+    EXPECT_TRUE(b().SetAttr(Fresh(f), chown, std::nullopt, As(root_cred_)).ok());
+    EXPECT_EQ(AttrsNow(f).uid, other_.uid);
+  }
+}
+
+TEST_P(BackendConformanceTest, SetAttrGuardMismatchIsNotSync) {
+  Object f = File(root_, "f", 0644, me_);
+  timespec wrong = f.attrs().ctime;
+  wrong.tv_sec -= 10;
+  EXPECT_EQ(Err(b().SetAttr(f, Mode(0600), wrong, As(me_))), kErrNotSync);
+  EXPECT_TRUE(b().SetAttr(f, Mode(0600), f.attrs().ctime, As(me_)).ok());
+}
+
+TEST_P(BackendConformanceTest, TruncateBySetAttrNeedsWritePermissionWithOwnerOverride) {
+  Object f = File(root_, "f", 0644, owner_);
+  ASSERT_TRUE(WriteText(f, owner_, "0123456789").ok());
+  ASSERT_TRUE(b().SetAttr(f, Mode(0444), std::nullopt, As(owner_)).ok());
+  if (!privileged_ && !caching_) GTEST_SKIP() << "unprivileged: the server cannot open it";
+  SetAttrRequest size;
+  size.size = 3;
+  EXPECT_EQ(Err(b().SetAttr(Fresh(f), size, std::nullopt, As(other_))), EACCES);
+  EXPECT_TRUE(b().SetAttr(Fresh(f), size, std::nullopt, As(owner_)).ok());
+  EXPECT_EQ(AttrsNow(f).size, 3u);
+  Object d = Dir(root_, "d", 0777, owner_);
+  EXPECT_EQ(Err(b().SetAttr(d, size, std::nullopt, As(owner_))), EISDIR);
+}
+
+// ---- Set-id bits (creds.h, "Set-id bits")
+
+TEST_P(BackendConformanceTest, WriteByANonRootCallerClearsSetIdBits) {
+  Object f = File(root_, "f", 06777, me_);
+  ASSERT_EQ(f.attrs().mode, 06777u);
+  ASSERT_TRUE(WriteText(f, other_, "x").ok());
+  EXPECT_EQ(AttrsNow(f).mode, 0777u);
+}
+
+TEST_P(BackendConformanceTest, WriteByRootKeepsSetIdBitsOnlyOnARootServer) {
+  Object f = File(root_, "f", 06777, me_);
+  ASSERT_TRUE(WriteText(f, root_cred_, "x").ok());
+  // Unprivileged, the server's user writes, without CAP_FSETID.
+  EXPECT_EQ(AttrsNow(f).mode, privileged_ ? 06777u : 0777u);
+}
+
+TEST_P(BackendConformanceTest, SetGidWithoutGroupExecIsKeptForAGroupMember) {
+  Object f = File(root_, "f", 02666, me_);
+  const uint32_t group = f.attrs().gid;
+  ASSERT_TRUE(WriteText(f, Cred(other_.uid, other_.gid, {group}), "x").ok());
+  EXPECT_EQ(AttrsNow(f).mode, 02666u);
+  ASSERT_TRUE(WriteText(Fresh(f), other_, "y").ok());
+  // Unprivileged: the server's user, in the file's group, judges the write.
+  EXPECT_EQ(AttrsNow(f).mode, privileged_ ? 0666u : 02666u);
+}
+
+TEST_P(BackendConformanceTest, TruncationClearsSetIdBitsLikeAWrite) {
+  Object f = File(root_, "f", 06777, me_);
+  ASSERT_TRUE(WriteText(f, me_, "0123456789").ok());
+  SetAttrRequest size;
+  size.size = 2;
+  ASSERT_TRUE(b().SetAttr(Fresh(f), size, std::nullopt, As(other_)).ok());
+  EXPECT_EQ(AttrsNow(f).mode, 0777u);
+  EXPECT_EQ(AttrsNow(f).size, 2u);
+}
+
+TEST_P(BackendConformanceTest, ChownClearsSetUidWhoeverTheCaller) {
+  Object f = File(root_, "f", 04755, owner_);
+  SetAttrRequest same_owner;
+  same_owner.uid = owner_.uid;
+  ASSERT_TRUE(b().SetAttr(f, same_owner, std::nullopt, As(owner_)).ok());
+  EXPECT_EQ(AttrsNow(f).mode, 0755u);
+  Object g = File(root_, "g", 04755, me_);
+  same_owner.uid = me_.uid;
+  ASSERT_TRUE(b().SetAttr(g, same_owner, std::nullopt, As(root_cred_)).ok());
+  EXPECT_EQ(AttrsNow(g).mode, 0755u);
+}
+
+// ---- Data
+
+TEST_P(BackendConformanceTest, WriteReadRoundTripAndEofFromTheRequestsAttributes) {
+  Object f = File(root_, "f", 0644, me_);
+  ASSERT_TRUE(WriteText(f, me_, "hello, nfs").ok());
+  f = Fresh(f);
+  EXPECT_EQ(f.attrs().size, 10u);
+  std::string buf(10, '\0');
+  auto whole = b().Read(f, me_, 0, absl::MakeSpan(buf.data(), buf.size()));
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->count, 10u);
+  EXPECT_TRUE(whole->eof);  // ends at the size the request saw
+  EXPECT_EQ(buf, "hello, nfs");
+  auto part = b().Read(f, me_, 0, absl::MakeSpan(buf.data(), 5));
+  ASSERT_TRUE(part.ok());
+  EXPECT_FALSE(part->eof);
+  auto past = b().Read(f, me_, 20, absl::MakeSpan(buf.data(), 5));
+  ASSERT_TRUE(past.ok());
+  EXPECT_EQ(past->count, 0u);
+  EXPECT_TRUE(past->eof);
+  // The file grows after the request took its attributes: data beyond is never EOF.
+  ASSERT_TRUE(WriteText(f, me_, "more", 10).ok());
+  auto grown = b().Read(f, me_, 0, absl::MakeSpan(buf.data(), buf.size()));
+  ASSERT_TRUE(grown.ok());
+  EXPECT_EQ(grown->count, 10u);
+  EXPECT_TRUE(grown->eof);
+  std::string big(20, '\0');
+  auto beyond = b().Read(f, me_, 0, absl::MakeSpan(big.data(), big.size()));
+  ASSERT_TRUE(beyond.ok());
+  EXPECT_EQ(beyond->count, 14u);
+  EXPECT_TRUE(beyond->eof);
+  auto empty = b().Read(f, me_, 0, {});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->count, 0u);
+  EXPECT_FALSE(empty->eof);
+}
+
+TEST_P(BackendConformanceTest, WritesMoveMtimeCtimeAndTheChangeAttribute) {
+  Object f = File(root_, "f", 0644, me_);
+  const Attrs before = AttrsNow(f);
+  ASSERT_TRUE(WriteText(f, me_, "x").ok());
+  const Attrs after = AttrsNow(f);
+  EXPECT_GT(after.change, before.change);
+  EXPECT_TRUE(after.has(kAttrBasic));
+  const Attrs dir_before = AttrsNow(root_);
+  File(root_, "g", 0644, me_);
+  EXPECT_GT(AttrsNow(root_).change, dir_before.change);
+}
+
+// ---- Durability
+
+TEST_P(BackendConformanceTest, SyncCommitsAreMadeInKnfsdsOrder) {
+  using K = CommitRecord::Kind;
+  auto meta = [](const Object& o) { return CommitRecord{K::kMetadata, o.attrs().fileid}; };
+  Object a = Dir(root_, "a", 0777, me_);
+  Object c = Dir(root_, "c", 0777, me_);
+  TakeCommits();
+  auto f = b().Create(a, "f", CreateHow::kGuarded, Mode(0644), 0, As(me_, true));
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(*f), meta(a)}));
+  auto d = b().Mkdir(a, "d", {}, As(me_, true));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(*d), meta(a)}));
+  ASSERT_TRUE(b().Rename(a, "f", c, "f", As(me_, true)).ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(c), meta(a)}));
+  ASSERT_TRUE(b().Rename(c, "f", c, "g", As(me_, true)).ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(c)}));  // one directory, once
+  ASSERT_TRUE(b().Link(*f, a, "h", As(me_, true)).ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(a), meta(*f)}));
+  ASSERT_TRUE(b().SetAttr(*f, Mode(0600), std::nullopt, As(me_, true)).ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(*f)}));
+  ASSERT_TRUE(b().Remove(a, "h", RemoveKind::kNonDirectory, As(me_, true)).ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{meta(a)}));
+  // async: nothing
+  ASSERT_TRUE(b().Create(a, "x", CreateHow::kGuarded, {}, 0, As(me_, false)).ok());
+  ASSERT_TRUE(b().Remove(a, "x", RemoveKind::kAny, As(me_, false)).ok());
+  EXPECT_TRUE(TakeCommits().empty());
+  // Data: stable writes and COMMIT.
+  Object file = Fresh(*f);
+  ASSERT_TRUE(WriteText(file, me_, "u").ok());
+  EXPECT_TRUE(TakeCommits().empty());
+  ASSERT_TRUE(WriteText(file, me_, "s", 0, Stability::kFileSync).ok());
+  ASSERT_TRUE(b().Commit(file, me_).ok());
+  EXPECT_EQ(TakeCommits(), (std::vector<CommitRecord>{{K::kData, file.attrs().fileid},
+                                                      {K::kData, file.attrs().fileid}}));
+}
+
+// ---- LOCALIO
+
+TEST_P(BackendConformanceTest, OpenForLocalIoChecksExactlyWhatReadAndWriteCheck) {
+  Object secret = File(root_, "secret", 0600, owner_);
+  EXPECT_EQ(Err(b().OpenForLocalIo(secret, other_, FileMode::kRead)), EACCES);
+  Object shared = File(root_, "shared", 0644, owner_);
+  EXPECT_EQ(Err(b().OpenForLocalIo(shared, other_, FileMode::kReadWrite)), EACCES);
+  Object setid = File(root_, "setid", 06777, owner_);
+  EXPECT_EQ(Err(b().OpenForLocalIo(setid, other_, FileMode::kReadWrite)), EOPNOTSUPP);
+  Object d = Dir(root_, "d", 0777, owner_);
+  EXPECT_EQ(Err(b().OpenForLocalIo(d, owner_, FileMode::kRead)), EISDIR);
+  auto ro = b().OpenForLocalIo(shared, other_, FileMode::kRead);
+  if (memory()) {  // no fds to hand out, after the same checks
+    EXPECT_EQ(Err(ro), EOPNOTSUPP);
+    return;
+  }
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  // Even with a read-write file open for WRITE, a read open gets a read-only fd.
+  ASSERT_TRUE(WriteText(shared, owner_, "data").ok());
+  ro = b().OpenForLocalIo(shared, other_, FileMode::kRead);
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ(fcntl((*ro)->fd(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  auto rw = b().OpenForLocalIo(shared, owner_, FileMode::kReadWrite);
+  ASSERT_TRUE(rw.ok()) << rw.status();
+  EXPECT_EQ(fcntl((*rw)->fd(), F_GETFL) & O_ACCMODE, O_RDWR);
+}
+
+// ---- NFSv4.2's optional operations
+
+TEST_P(BackendConformanceTest, AllocateExtendsAndDeallocateZeroesKeepingTheSize) {
+  ASSERT_TRUE(b().capabilities() & kCapAllocate);
+  Object f = File(root_, "f", 0644, me_);
+  ASSERT_TRUE(WriteText(f, me_, std::string(8192, 'a')).ok());
+  ASSERT_TRUE(b().Allocate(f, me_, 0, 16384).ok());
+  EXPECT_EQ(AttrsNow(f).size, 16384u);
+  ASSERT_TRUE(b().Deallocate(f, me_, 0, 4096).ok());
+  EXPECT_EQ(AttrsNow(f).size, 16384u);
+  EXPECT_EQ(ReadText(Fresh(f), me_, 4, 0), std::string(4, '\0'));
+  EXPECT_EQ(ReadText(Fresh(f), me_, 4, 4096), "aaaa");
+  Object ro = File(root_, "ro", 0644, owner_);
+  EXPECT_EQ(Err(b().Allocate(ro, other_, 0, 10)), EACCES);
+}
+
+TEST_P(BackendConformanceTest, SeekFindsDataAndTheHoleAtTheEnd) {
+  Object f = File(root_, "f", 0644, me_);
+  ASSERT_TRUE(WriteText(f, me_, std::string(100, 'a')).ok());
+  auto data = b().Seek(f, me_, 10, SeekWhat::kData);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_FALSE(data->eof);
+  EXPECT_EQ(data->offset, 10u);
+  auto hole = b().Seek(f, me_, 10, SeekWhat::kHole);
+  ASSERT_TRUE(hole.ok()) << hole.status();
+  EXPECT_TRUE(hole->eof);
+  EXPECT_EQ(hole->offset, 100u);
+  auto past = b().Seek(f, me_, 200, SeekWhat::kData);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_TRUE(past->eof);
+}
+
+TEST_P(BackendConformanceTest, CopyRangeCopiesUpToTheEndAndCloneCopiesOrIsNotSupported) {
+  Object src = File(root_, "src", 0644, me_);
+  Object dst = File(root_, "dst", 0644, me_);
+  ASSERT_TRUE(WriteText(src, me_, "0123456789").ok());
+  src = Fresh(src);
+  auto copied = b().CopyRange(src, dst, me_, 2, 0, 100);
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  EXPECT_EQ(*copied, 8u);
+  EXPECT_EQ(ReadText(Fresh(dst), me_), "23456789");
+  auto all = b().CopyRange(src, dst, me_, 0, 0, 0);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, 10u);
+  Object setid = File(root_, "setid", 06666, me_);
+  ASSERT_TRUE(b().CopyRange(src, setid, other_, 0, 0, 4).ok());
+  // As a write: S_ISGID stays where the writer (the server's user, unprivileged) is in
+  // the file's group.
+  EXPECT_EQ(AttrsNow(setid).mode, privileged_ ? 0666u : 02666u);
+  Object clone = File(root_, "clone", 0644, me_);
+  absl::Status s = b().Clone(src, clone, me_, 0, 0, 0);
+  if (s.ok())
+    EXPECT_EQ(ReadText(Fresh(clone), me_), "0123456789");
+  else
+    EXPECT_EQ(Err(s), EOPNOTSUPP) << s;  // ext4 shares no blocks
+}
+
+// ---- File system
+
+TEST_P(BackendConformanceTest, StatFsAndPathConfDescribeTheFileSystem) {
+  auto fs = b().StatFs(root_);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  EXPECT_GT(fs->tbytes, 0u);
+  EXPECT_LE(fs->abytes, fs->tbytes);
+  auto pc = b().GetPathConf(root_);
+  ASSERT_TRUE(pc.ok()) << pc.status();
+  EXPECT_EQ(pc->name_max, kMaxNameLen);
+  EXPECT_GT(pc->linkmax, 1u);
+}
+
 }  // namespace
 }  // namespace localnfs::server::backend

@@ -844,8 +844,15 @@ absl::StatusOr<PathConf> MemoryBackend::GetPathConf(const Object&) {
 }
 
 absl::StatusOr<Ref<NfsFile>> MemoryBackend::OpenFile(const Object& obj, FileMode mode) {
-  files_opened_.fetch_add(1, std::memory_order_relaxed);
   Inode& n = InodeOf(obj);
+  {
+    // The server opens as itself (O_RDONLY or O_RDWR): root may, its own user only
+    // what the mode bits allow it — a read-only file is refused to its owner too.
+    absl::MutexLock l(&impl_->mu);
+    RETURN_IF_ERROR(KernelMay(n.st, impl_->Server(),
+                              mode == FileMode::kRead ? kMayRead : kMayRead | kMayWrite));
+  }
+  files_opened_.fetch_add(1, std::memory_order_relaxed);
   return Ref<NfsFile>::Adopt(new MemoryFile(Ref<Inode>::Share(&n), mode));
 }
 

@@ -21,7 +21,10 @@
 //    anyone else has none, as a switched fsuid), the server's own user otherwise: search
 //    and write permission of directories, sticky directories, protected hard links
 //    (fs.protected_hardlinks=1), chmod/chown/utimes rights (EPERM, EACCES for a touch),
-//    mkdir dropping set-id bits, set-group-ID directories passing on their group.
+//    mkdir dropping set-id bits, set-group-ID directories passing on their group, devices
+//    only for root on a root server (a switched fsuid drops CAP_MKNOD). Files for I/O are
+//    opened as the server: unprivileged, its own user needs the mode bits (a read-only
+//    file cannot be opened for writing even for its owner).
 //  * Set-id bits are cleared by a write, a truncation, ALLOCATE/DEALLOCATE/COPY into the
 //    file and a chown, by the kernel's rules of today (setattr_should_drop_suidgid /
 //    setattr_should_drop_sgid): S_ISUID always, S_ISGID with group-exec or for a writer

@@ -1,4 +1,10 @@
-// server/vfs.h — the file-system backend: every syscall the NFS procedures need.
+// server/vfs.h — the POSIX file system's system calls: every one the NFS procedures need.
+//
+// The Backend interface (server/backend/backend.h) is what protocol code is moving to; its
+// POSIX backend (backend/posix_backend.h) is built on the functions here, and the rules
+// every backend shares (names, I/O checks, SETATTR's checks) live in backend/rules.h.
+// The NFSv3 program and the local socket still call these directly until they are
+// ported onto the Backend; then what remains here belongs to the POSIX backend alone.
 //
 // Owns: nothing long-lived. Functions operate on O_PATH fds of objects inside one
 // export (an Object: the export, the object's O_PATH fd and its kernel handle) and
@@ -17,7 +23,8 @@
 // the request's credentials (creds.h) when the server is root, so the kernel checks
 // them; unprivileged, the mode-bit check of creds.h is applied first. READ, WRITE,
 // COMMIT and truncation use fds of the file cache (opened by the server) after an
-// explicit permission check with owner override, like knfsd; a WRITE to a file with
+// explicit permission check with owner override, like knfsd (the *At functions and
+// ApplySetAttr are those steps without the cache, for the POSIX backend's caching layer); a WRITE to a file with
 // set-id bits and every truncation run as the request's credentials, so that the
 // kernel clears those bits as for a local writer (creds.h, "Set-id bits").
 //

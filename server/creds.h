@@ -20,6 +20,10 @@
 // switch for namespace procedures is made in one place, Nfs3Program::Dispatch, after
 // every handle is resolved; SETATTR switches inside vfs::SetAttr for its mode, owner
 // and times step, after truncating as the server (its one handle resolved before).
+// Through the Backend interface (backend/backend.h), the POSIX backend owns the switch
+// instead: each operation takes resolved objects and switches around its own system
+// calls (backend/posix_backend.h); the programs move there when they are ported onto it,
+// and Dispatch's switch goes (the two must not nest).
 //
 // Unprivileged (server not running as root): no switching is possible; everything
 // acts as the server's user. What is enforced then:

@@ -71,6 +71,16 @@ void FileCache::UnhashLocked(Lru::iterator it, std::vector<NfsFile*>& out) {
 absl::StatusOr<Ref<NfsFile>> FileCache::Acquire(uint32_t export_id, const KernelHandle& kh,
                                                 FileMode mode, bool exact_mode,
                                                 const Opener& open) {
+  return AcquireFile(export_id, kh, mode, exact_mode,
+                     [&open](FileMode m) -> absl::StatusOr<Ref<NfsFile>> {
+                       ASSIGN_OR_RETURN(UniqueFd fd, open(m));
+                       return NfsFile::Make(std::move(fd), m);
+                     });
+}
+
+absl::StatusOr<Ref<NfsFile>> FileCache::AcquireFile(uint32_t export_id,
+                                                    const KernelHandle& kh, FileMode mode,
+                                                    bool exact_mode, Maker make) {
   Key key{export_id, kh, mode};
   {
     absl::MutexLock l(&mu_);
@@ -81,11 +91,11 @@ absl::StatusOr<Ref<NfsFile>> FileCache::Acquire(uint32_t export_id, const Kernel
         return f;
     }
   }
-  // Opened outside the lock: two racing misses may both open; the loser's file is
+  // Made outside the lock: two racing misses may both open; the loser's file is
   // used for its one call and closed when it is done.
-  ASSIGN_OR_RETURN(UniqueFd fd, open(mode));
-  NfsFile* file = new NfsFile(std::move(fd), mode);  // the cache's reference
-  Ref<NfsFile> result = Ref<NfsFile>::Share(file);
+  ASSIGN_OR_RETURN(Ref<NfsFile> result, make(mode));
+  NfsFile* file = result.get();
+  file->Get();  // the cache's reference
   std::vector<NfsFile*> dropped;
   {
     absl::MutexLock l(&mu_);

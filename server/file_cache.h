@@ -6,6 +6,14 @@
 // see creds.h), an LRU list bounded by count, and a reaper thread that closes
 // entries idle for longer than the idle timeout.
 //
+// What an entry holds is a backend's (server/backend/backend.h): the POSIX backend's
+// entries are plain NfsFiles around an fd; a backend whose objects are not fds (the
+// memory backend of the unit tests) makes NfsFile subclasses of its own, whose fd() is -1,
+// and only that backend looks inside them. The cache never does: it keys, counts and
+// drops references. The caching layer (backend/caching_backend.h) owns one for the
+// Backend interface; the NFSv3 program and the local socket still use the one main.cc
+// makes, through vfs.h, until they are ported onto the Backend.
+//
 // Mode kPath is the O_PATH fd a handle resolves to (request_policy.h: ResolveObject),
 // so that a handle in use is opened by handle once, not on every request — what the
 // dentry cache gives knfsd's fh_verify. It carries no authorisation: every request
@@ -43,6 +51,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -55,10 +64,16 @@ namespace localnfs::server {
 // kPath: the object's O_PATH fd (see above), not an open file.
 enum class FileMode : uint8_t { kRead = 0, kReadWrite = 1, kPath = 2 };
 
-// One open file. Immutable after creation except for its bookkeeping.
-class NfsFile final : public RefCounted {
+// One open file (or, kPath, one resolved object). Immutable after creation except for its
+// bookkeeping. Subclassed by backends whose files are not fds (see above).
+class NfsFile : public RefCounted {
  public:
-  int fd() const { return fd_.get(); }
+  // A new file around `fd` with one reference, the caller's.
+  static Ref<NfsFile> Make(UniqueFd fd, FileMode mode) {
+    return Ref<NfsFile>::Adopt(new NfsFile(std::move(fd), mode));
+  }
+
+  int fd() const { return fd_.get(); }  // -1 for a backend's own subclass
   FileMode mode() const { return mode_; }
 
   // Held around a large unstable write through this file (vfs::Write). The kernel serialises
@@ -66,10 +81,11 @@ class NfsFile final : public RefCounted {
   // the owner for as long as the owner copies — a whole 1 MiB WRITE; here they sleep.
   absl::Mutex large_write_mu;
 
- private:
-  friend class FileCache;
+ protected:
   NfsFile(UniqueFd fd, FileMode mode) : fd_(std::move(fd)), mode_(mode) {}
   ~NfsFile() override = default;
+
+ private:
   UniqueFd fd_;  // closed by the destructor, i.e. after the last reference
   const FileMode mode_;
 };
@@ -84,6 +100,9 @@ class FileCache {
  public:
   // Opens the file; called without the cache's lock held.
   using Opener = std::function<absl::StatusOr<UniqueFd>(FileMode)>;
+  // Makes the entry (a new NfsFile, or one the caller already holds, with mode `mode`);
+  // called without the cache's lock held. FunctionRef: no allocation per call.
+  using Maker = absl::FunctionRef<absl::StatusOr<Ref<NfsFile>>(FileMode)>;
 
   explicit FileCache(FileCacheOptions options);
   ~FileCache();  // Shutdown() if not done
@@ -106,6 +125,12 @@ class FileCache {
   // through an fd it asked (and was checked) for reading.
   absl::StatusOr<Ref<NfsFile>> Acquire(uint32_t export_id, const KernelHandle& kh,
                                        FileMode mode, bool exact_mode, const Opener& open);
+  // The same with the entry made by `make` (a backend's; see above). On a hit `make` is
+  // not called; on a miss the cache keeps a reference of its own on what it returns,
+  // unless a racing miss hashed another file first (then the caller's file serves its
+  // one call, as with Acquire).
+  absl::StatusOr<Ref<NfsFile>> AcquireFile(uint32_t export_id, const KernelHandle& kh,
+                                           FileMode mode, bool exact_mode, Maker make);
   // Unhashes every mode of one file, kPath included (after it was removed or replaced
   // by RENAME, so its blocks are freed once in-flight I/O finishes).
   void Close(uint32_t export_id, const KernelHandle& kh);

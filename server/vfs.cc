@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "export_cache/export.h"
+#include "server/backend/rules.h"
 #include "server/creds.h"
 #include "server/file_cache.h"
 
@@ -67,42 +68,11 @@ absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) {
   return CheckPermissionIfUnprivileged(st, cred, kMayWrite | kMayExec);
 }
 
-absl::Status CheckNewName(std::string_view name) {
-  RETURN_IF_ERROR(ValidateName(name));
-  if (IsDotOrDotDot(name)) return ErrnoToStatus(EEXIST, "create . or ..");
-  return absl::OkStatus();
-}
-
-// Regular-file I/O: type and permission (with owner override; a file that may be
-// executed may be read, as knfsd's NFSD_MAY_READ_IF_EXEC).
-absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want) {
-  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "is a directory");
-  if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "not a regular file");
-  absl::Status s = CheckPermission(st, cred, want, /*owner_override=*/true);
-  if (!s.ok() && want == kMayRead) s = CheckPermission(st, cred, kMayExec, false);
-  return s;
-}
-
-// A regular file with a set-user-ID or set-group-ID bit: a write or a size change by a
-// caller without CAP_FSETID clears them (the kernel's file_remove_privs and
-// setattr_should_drop_suidgid; S_ISGID only with group-exec or a caller outside the
-// file's group). The kernel judges the thread that writes — a server thread that opened
-// the cached fd as itself — so for such files that thread acts as the request's
-// credentials (creds.h, "Set-id bits"); every other file is written without switching.
-bool HasSetIdBits(const struct stat& st) {
-  return S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
-}
-
 absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode,
                                         bool exact_mode = false) {
   const int path_fd = obj.fd.get();
   return cache.Acquire(obj.exp->id(), obj.kh, mode, exact_mode,
-                       [path_fd](FileMode m) -> absl::StatusOr<UniqueFd> {
-                         int flags = (m == FileMode::kRead ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-                         UniqueFd fd(open(ProcPath(path_fd).c_str(), flags));
-                         if (!fd) return ErrnoToStatus(errno, "open");
-                         return fd;
-                       });
+                       [path_fd](FileMode m) { return OpenFileOf(path_fd, m); });
 }
 
 absl::Status Truncate(int fd, uint64_t size) {
@@ -156,18 +126,6 @@ absl::Status ApplyRemainingAttrs(LookupResult& r, const SetAttrRequest& rest,
   return absl::OkStatus();
 }
 
-// What the kernel would refuse in the times of `req` — nanoseconds beyond a second,
-// which utimensat rejects (and two of which are its UTIME_NOW / UTIME_OMIT) — found
-// before anything changes.
-absl::Status ValidateTimes(const SetAttrRequest& req) {
-  for (const SetTime* t : {&req.atime, &req.mtime}) {
-    if (t->how == TimeHow::kClientTime &&
-        (t->time.tv_nsec < 0 || t->time.tv_nsec >= 1000000000L))
-      return ErrnoToStatus(EINVAL, "time: nanoseconds beyond a second");
-  }
-  return absl::OkStatus();
-}
-
 // After a step that follows a creation failed: removes the object the request created at
 // `name`, so that its error reply describes the file system as it found it (an error with
 // a side effect leaves the client an object it was told was not made). Only while `name`
@@ -189,41 +147,6 @@ absl::Status UndoCreate(const Object& dir, const std::string& name, const struct
   return failure;
 }
 
-// Setting a time to the server's clock needs only write permission (utimes(2) with
-// NULL times; knfsd's notify_change with ATTR_MTIME but not ATTR_MTIME_SET). The
-// kernel takes a single UTIME_NOW beside UTIME_OMIT for an explicit time, though,
-// which only the owner may set: a writer who is not the owner would get EPERM for what
-// the kernel NFS client sends with every ftruncate (size + mtime = server time). For
-// such a caller asking only for the server's clock, both times are set to now — the
-// kernel's "touch", for which it checks write permission itself. The price: atime
-// moves too when only mtime was asked for.
-SetAttrRequest TouchForWriter(const struct stat& st, const SetAttrRequest& req,
-                              const Credentials& cred) {
-  const bool server_time = req.atime.how == TimeHow::kServerTime ||
-                           req.mtime.how == TimeHow::kServerTime;
-  const bool client_time = req.atime.how == TimeHow::kClientTime ||
-                           req.mtime.how == TimeHow::kClientTime;
-  if (!server_time || client_time || cred.is_root() || cred.uid == st.st_uid) return req;
-  SetAttrRequest touch = req;
-  touch.atime.how = touch.mtime.how = TimeHow::kServerTime;
-  return touch;
-}
-
-// Unprivileged only: what the kernel would check for the request's user.
-absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
-                                      const Credentials& cred) {
-  if (CanSwitchCredentials() || cred.is_root()) return absl::OkStatus();
-  const bool owner = cred.uid == st.st_uid;
-  if ((req.mode || req.uid || req.gid || req.atime.how == TimeHow::kClientTime ||
-       req.mtime.how == TimeHow::kClientTime) &&
-      !owner)
-    return ErrnoToStatus(EPERM, "setattr: not the owner");
-  if ((req.atime.how == TimeHow::kServerTime || req.mtime.how == TimeHow::kServerTime) &&
-      !owner)
-    return CheckPermission(st, cred, kMayWrite, false);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int flags) {
@@ -234,19 +157,6 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int fl
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("openat2 ", rel));
   return UniqueFd(fd);
 }
-
-absl::Status ValidateName(std::string_view name) {
-  if (name.empty()) return ErrnoToStatus(EACCES, "empty name");
-  if (name.size() > kMaxNameLen) return ErrnoToStatus(ENAMETOOLONG, "name");
-  if (HasSlashOrNul(name)) return ErrnoToStatus(EACCES, "name contains '/' or NUL");
-  return absl::OkStatus();
-}
-
-bool HasSlashOrNul(std::string_view name) {
-  return name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos;
-}
-
-bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }
 
 absl::StatusOr<struct stat> GetAttr(int fd) {
   struct stat st;
@@ -320,21 +230,17 @@ absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
 absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
                      std::optional<timespec> guard_ctime, const Credentials& cred) {
   ASSIGN_OR_RETURN(struct stat st, AttrsOf(obj));
-  if (guard_ctime && (guard_ctime->tv_sec != st.st_ctim.tv_sec ||
-                      guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
-    return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
-  RETURN_IF_ERROR(ValidateTimes(req));
-  RETURN_IF_ERROR(CheckSetAttrUnprivileged(st, req, cred));
+  ASSIGN_OR_RETURN(const bool truncate, backend::CheckSetAttr(st, req, guard_ctime, cred,
+                                                              !CanSwitchCredentials()));
   Ref<NfsFile> resized;  // opened as the server, after the check with owner override
-  if (req.size) {
-    if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "truncate a directory");
-    if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "truncate a special file");
-    if (static_cast<uint64_t>(st.st_size) != *req.size ||
-        req.mtime.how == TimeHow::kDontChange) {
-      RETURN_IF_ERROR(CheckPermission(st, cred, kMayWrite, /*owner_override=*/true));
-      ASSIGN_OR_RETURN(resized, OpenCached(cache, obj, FileMode::kReadWrite));
-    }
+  if (truncate) {
+    ASSIGN_OR_RETURN(resized, OpenCached(cache, obj, FileMode::kReadWrite));
   }
+  return ApplySetAttr(obj.fd.get(), st, req, resized.get(), cred);
+}
+
+absl::Status ApplySetAttr(int path_fd, const struct stat& st, const SetAttrRequest& req,
+                          NfsFile* resized, const Credentials& cred) {
   // The size changes as the request's credentials too, so that the kernel clears the
   // set-id bits for a caller without CAP_FSETID (ftruncate's rule) as it would for a
   // local one; ftruncate checks no permission of its own on an fd open for writing.
@@ -342,7 +248,7 @@ absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& 
   RETURN_IF_ERROR(as_user.status());
   if (resized && ftruncate(resized->fd(), static_cast<off_t>(*req.size)) != 0)
     return ErrnoToStatus(errno, "ftruncate");
-  return ApplyModeOwnerTimes(obj.fd.get(), st, TouchForWriter(st, req, cred),
+  return ApplyModeOwnerTimes(path_fd, st, backend::TouchForWriter(st, req, cred),
                              /*skip_unchanged=*/false);
 }
 
@@ -365,20 +271,29 @@ absl::StatusOr<std::string> ReadLink(const Object& obj) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+absl::StatusOr<UniqueFd> OpenFileOf(int path_fd, FileMode mode) {
+  const int flags = (mode == FileMode::kRead ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  UniqueFd fd(open(ProcPath(path_fd).c_str(), flags));
+  if (!fd) return ErrnoToStatus(errno, "open");
+  return fd;
+}
+
 absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struct stat& st,
                                 const Credentials& cred, uint64_t offset,
                                 absl::Span<char> buf, bool nowait) {
-  RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
-  ReadResult r;
-  if (buf.empty()) {
-    r.eof = offset >= static_cast<uint64_t>(st.st_size);
-    return r;
-  }
+  RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayRead));
+  if (buf.empty()) return ReadResult{0, offset >= static_cast<uint64_t>(st.st_size), false};
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kRead));
+  return ReadAt(file->fd(), static_cast<uint64_t>(st.st_size), offset, buf, nowait);
+}
+
+absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
+                                  absl::Span<char> buf, bool nowait) {
+  ReadResult r;
   size_t done = 0;
   while (done < buf.size()) {
     iovec iov{buf.data() + done, buf.size() - done};
-    ssize_t n = preadv2(file->fd(), &iov, 1, static_cast<off_t>(offset + done),
+    ssize_t n = preadv2(fd, &iov, 1, static_cast<off_t>(offset + done),
                         nowait ? RWF_NOWAIT : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -398,34 +313,33 @@ absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struc
   // A full read ends at EOF when it ends at the size in the attributes taken before
   // it (which the reply also carries), instead of asking again; data beyond that
   // size means the file grew meanwhile, and then more may follow.
-  if (!r.eof) r.eof = offset + done == static_cast<uint64_t>(st.st_size);
+  if (!r.eof) r.eof = offset + done == size;
   return r;
 }
 
 absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
                                             const struct stat& st, const Credentials& cred,
                                             FileMode mode) {
-  RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
-  if (mode == FileMode::kReadWrite) {
-    RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
-    // The client's writes are judged by the kernel as the client process's, which for a
-    // root client acting for a user would keep the set-id bits: such files are written
-    // over RPC, where Write() clears them (creds.h, "Set-id bits").
-    if (HasSetIdBits(st) && !cred.is_root())
-      return ErrnoToStatus(EOPNOTSUPP, "LOCALIO write of a set-id file");
-  }
+  RETURN_IF_ERROR(backend::CheckLocalIo(st, cred, mode));
   return OpenCached(cache, obj, mode, /*exact_mode=*/true);
 }
 
 absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const struct stat& st,
                                   const Credentials& cred, uint64_t offset,
                                   absl::Span<const char> data, Stability stable) {
-  RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayWrite));
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
-  // `st` is from the start of the request: bits set after it are not cleared by this write.
+  return WriteAt(*file, backend::HasSetIdBits(st) ? &cred : nullptr, offset, data, stable);
+}
+
+absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
+                                    uint64_t offset, absl::Span<const char> data,
+                                    Stability stable) {
+  // Decided on the attributes from the start of the request: bits set after them are not
+  // cleared by this write.
   std::optional<ScopedFsCredentials> as_writer;
-  if (HasSetIdBits(st)) {
-    as_writer.emplace(cred);
+  if (writer != nullptr) {
+    as_writer.emplace(*writer);
     RETURN_IF_ERROR(as_writer->status());
   }
   const int flags = stable == Stability::kFileSync   ? RWF_SYNC
@@ -436,11 +350,11 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const str
   // lock, and concurrent ones may overlap there.
   constexpr size_t kLargeWrite = 64 * 1024;
   std::optional<absl::MutexLock> serialised;
-  if (data.size() >= kLargeWrite && flags == 0) serialised.emplace(&file->large_write_mu);
+  if (data.size() >= kLargeWrite && flags == 0) serialised.emplace(&file.large_write_mu);
   size_t done = 0;
   while (done < data.size() || data.empty()) {
     iovec iov{const_cast<char*>(data.data() + done), data.size() - done};
-    ssize_t n = pwritev2(file->fd(), &iov, 1, static_cast<off_t>(offset + done), flags);
+    ssize_t n = pwritev2(file.fd(), &iov, 1, static_cast<off_t>(offset + done), flags);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (done > 0) break;  // report the short write
@@ -454,7 +368,7 @@ absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const str
 
 absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
                     const Credentials& cred) {
-  RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+  RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayWrite));
   ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
   if (fsync(file->fd()) != 0) return ErrnoToStatus(errno, "fsync");
   return absl::OkStatus();
@@ -463,19 +377,17 @@ absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
 absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, CreateHow how,
                                     const SetAttrRequest& attrs, uint64_t verifier,
                                     const Credentials& cred) {
-  RETURN_IF_ERROR(CheckNewName(name));
-  if (how != CreateHow::kExclusive) RETURN_IF_ERROR(ValidateTimes(attrs));
+  RETURN_IF_ERROR(backend::CheckNewName(name));
+  if (how != CreateHow::kExclusive) RETURN_IF_ERROR(backend::ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
-  // knfsd clears the high bits (file systems without big timestamps).
-  const time_t v_mtime = static_cast<time_t>((verifier >> 32) & 0x7fffffff);
-  const time_t v_atime = static_cast<time_t>(verifier & 0x7fffffff);
+  const backend::VerifierTimes v = backend::ExclusiveVerifierTimes(verifier);
   mode_t mode = how == CreateHow::kExclusive ? 0600 : (attrs.mode ? *attrs.mode & 07777 : 0644);
   if (mknodat(dir.fd.get(), n.c_str(), S_IFREG | mode, 0) == 0) {
     ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
     absl::Status s;
     if (how == CreateHow::kExclusive) {
-      timespec ts[2] = {{v_atime, 0}, {v_mtime, 0}};
+      timespec ts[2] = {{v.atime_sec, 0}, {v.mtime_sec, 0}};
       if (utimensat(r.fd.get(), "", ts, AT_EMPTY_PATH) != 0) {
         s = ErrnoToStatus(errno, "utimensat (verifier)");
       } else {
@@ -494,9 +406,7 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
   if (errno != EEXIST || how == CreateHow::kGuarded) return ErrnoToStatus(errno, "create");
   ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
   if (how == CreateHow::kExclusive) {
-    if (S_ISREG(r.st.st_mode) && r.st.st_mtim.tv_sec == v_mtime &&
-        r.st.st_atim.tv_sec == v_atime && r.st.st_size == 0)
-      return r;  // a retransmit of our own create
+    if (backend::IsExclusiveRetransmit(r.st, verifier)) return r;  // a retransmit of our own create
     return ErrnoToStatus(EEXIST, "exclusive create");
   }
   if (!S_ISREG(r.st.st_mode))
@@ -515,8 +425,8 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
 
 absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
                                    const SetAttrRequest& attrs, const Credentials& cred) {
-  RETURN_IF_ERROR(CheckNewName(name));
-  RETURN_IF_ERROR(ValidateTimes(attrs));
+  RETURN_IF_ERROR(backend::CheckNewName(name));
+  RETURN_IF_ERROR(backend::ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   if (mkdirat(dir.fd.get(), n.c_str(), attrs.mode ? *attrs.mode & 07777 : 0755) != 0)
@@ -533,11 +443,11 @@ absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
 absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
                                      std::string_view target, const SetAttrRequest& attrs,
                                      const Credentials& cred) {
-  RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(backend::CheckNewName(name));
   if (target.size() >= PATH_MAX) return ErrnoToStatus(ENAMETOOLONG, "symlink target");
   if (target.find('\0') != std::string_view::npos)
     return ErrnoToStatus(EINVAL, "symlink target contains NUL");
-  RETURN_IF_ERROR(ValidateTimes(attrs));
+  RETURN_IF_ERROR(backend::ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   if (symlinkat(std::string(target).c_str(), dir.fd.get(), n.c_str()) != 0)
@@ -554,13 +464,13 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
 absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mode_t type,
                                    dev_t rdev, const SetAttrRequest& attrs,
                                    const Credentials& cred) {
-  RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(backend::CheckNewName(name));
   if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
     return ErrnoToStatus(EINVAL, "mknod type");
   const bool device = type == S_IFCHR || type == S_IFBLK;
   if (device && !CanSwitchCredentials())
     return ErrnoToStatus(EPERM, "mknod of a device by an unprivileged server");
-  RETURN_IF_ERROR(ValidateTimes(attrs));
+  RETURN_IF_ERROR(backend::ValidateTimes(attrs));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   const std::string n = CName(name);
   const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
@@ -627,10 +537,10 @@ absl::StatusOr<std::optional<KernelHandle>> Rename(const Object& from_dir,
 
 absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
                   const Credentials& cred) {
-  RETURN_IF_ERROR(CheckNewName(name));
+  RETURN_IF_ERROR(backend::CheckNewName(name));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
   ASSIGN_OR_RETURN(struct stat st, AttrsOf(obj));
-  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "link a directory");
+  RETURN_IF_ERROR(backend::CheckLinkSource(st));
   if (linkat(AT_FDCWD, ProcPath(obj.fd.get()).c_str(), dir.fd.get(), CName(name).c_str(),
              AT_SYMLINK_FOLLOW) != 0)
     return ErrnoToStatus(errno, "link");
@@ -639,7 +549,7 @@ absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
 
 absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
                                       const Credentials& cred,
-                                      const std::function<bool(const DirEntry&)>& emit) {
+                                      absl::FunctionRef<bool(const DirEntry&)> emit) {
   ASSIGN_OR_RETURN(struct stat dst, AttrsOf(dir));
   if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "readdir");
   RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayRead));
@@ -685,9 +595,7 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
 }
 
 uint64_t CookieVerifier(const struct stat& dir_st) {
-  // Any constant per directory would do: our cookies never expire. A non-zero
-  // value lets clients tell a verifier from "none".
-  return static_cast<uint64_t>(dir_st.st_ino) | (1ull << 63);
+  return backend::DirCookieVerifier(static_cast<uint64_t>(dir_st.st_ino));
 }
 
 void MetadataCommits::Push(int fd, const struct stat& st, bool created) {

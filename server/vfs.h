@@ -1,4 +1,10 @@
-// server/vfs.h — the file-system backend: every syscall the NFS procedures need.
+// server/vfs.h — the POSIX file system's system calls: every one the NFS procedures need.
+//
+// The Backend interface (server/backend/backend.h) is what protocol code is moving to; its
+// POSIX backend (backend/posix_backend.h) is built on the functions here, and the rules
+// every backend shares (names, I/O checks, SETATTR's checks) live in backend/rules.h.
+// The NFSv3 program and the local socket still call these directly until they are
+// ported onto the Backend; then what remains here belongs to the POSIX backend alone.
 //
 // Owns: nothing long-lived. Functions operate on O_PATH fds of objects inside one
 // export (an Object: the export, the object's O_PATH fd and its kernel handle) and
@@ -17,7 +23,8 @@
 // the request's credentials (creds.h) when the server is root, so the kernel checks
 // them; unprivileged, the mode-bit check of creds.h is applied first. READ, WRITE,
 // COMMIT and truncation use fds of the file cache (opened by the server) after an
-// explicit permission check with owner override, like knfsd; a WRITE to a file with
+// explicit permission check with owner override, like knfsd (the *At functions and
+// ApplySetAttr are those steps without the cache, for the POSIX backend's caching layer); a WRITE to a file with
 // set-id bits and every truncation run as the request's credentials, so that the
 // kernel clears those bits as for a local writer (creds.h, "Set-id bits").
 //
@@ -29,7 +36,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,10 +43,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/functional/function_ref.h"
 #include "absl/types/span.h"
 #include "common/credentials.h"
 #include "common/refcount.h"
 #include "common/unique_fd.h"
+#include "server/backend/rules.h"
+#include "server/backend/types.h"
 #include "server/fhandle.h"
 
 namespace localnfs::exports {
@@ -55,9 +64,24 @@ enum class FileMode : uint8_t;
 
 namespace localnfs::server::vfs {
 
-inline constexpr uint32_t kMaxIoSize = 1u << 20;  // rtmax / wtmax
-inline constexpr uint32_t kPrefDirSize = 64u << 10;
-inline constexpr size_t kMaxNameLen = 255;
+// The vocabulary and the name rules are the Backend interface's (server/backend/), which
+// the POSIX backend builds on the functions below.
+using backend::CreateHow;
+using backend::FsStat;
+using backend::HasSlashOrNul;
+using backend::IsDotOrDotDot;
+using backend::kErrNotSync;
+using backend::kMaxIoSize;
+using backend::kMaxNameLen;
+using backend::kPrefDirSize;
+using backend::PathConf;
+using backend::ReadResult;
+using backend::SetAttrRequest;
+using backend::SetTime;
+using backend::Stability;
+using backend::TimeHow;
+using backend::ValidateName;
+using backend::WriteResult;
 
 // The O_PATH fd of an Object: owned by the request, or shared with the file cache's
 // entry for the handle (FileMode::kPath), which the reference held here keeps open
@@ -98,13 +122,6 @@ absl::StatusOr<struct stat> AttrsOf(const Object& obj);
 // RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV).
 absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int flags);
 
-// OK for a single path component; EACCES for empty names and names containing '/'
-// or NUL (like lookup_one_len), ENAMETOOLONG beyond 255 bytes.
-absl::Status ValidateName(std::string_view name);
-// True when `name` holds a '/' or a NUL: it can never name one directory entry.
-bool HasSlashOrNul(std::string_view name);
-bool IsDotOrDotDot(std::string_view name);
-
 absl::StatusOr<struct stat> GetAttr(int fd);
 
 // Attributes of an object and the id of the mount it was reached through (statx
@@ -137,27 +154,18 @@ struct LookupResult {
 absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
                                     const Credentials& cred);
 
-enum class TimeHow { kDontChange, kServerTime, kClientTime };
-struct SetTime {
-  TimeHow how = TimeHow::kDontChange;
-  timespec time{};
-};
-struct SetAttrRequest {
-  std::optional<mode_t> mode;
-  std::optional<uint32_t> uid;
-  std::optional<uint32_t> gid;
-  std::optional<uint64_t> size;
-  SetTime atime;
-  SetTime mtime;
-};
-
 // SETATTR. `guard_ctime`: the change is refused with kErrNotSync unless
 // the object's ctime equals it. Sets size first (through the file cache, opened after
 // a write-permission check with owner override), then mode, owner, times — all as the
-// request's credentials. Does not expect switched credentials.
-inline constexpr int kErrNotSync = EBADE;  // carried errno for NFS3ERR_NOT_SYNC
+// request's credentials. Does not expect switched credentials. The checks are
+// backend::CheckSetAttr's; the changes ApplySetAttr's.
 absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
                      std::optional<timespec> guard_ctime, const Credentials& cred);
+// SETATTR's changes after its checks, on the object's O_PATH fd `path_fd` with attributes
+// `st`: the size through `resized` (a file open for writing; null: no size change), then
+// mode, owner and times — all switched to `cred` here (not expecting switched credentials).
+absl::Status ApplySetAttr(int path_fd, const struct stat& st, const SetAttrRequest& req,
+                          NfsFile* resized, const Credentials& cred);
 
 // Applies `req` to a newly created object (under the already switched credentials),
 // skipping fields that already hold. The owner (uid/gid) only for root, as knfsd: for
@@ -166,11 +174,9 @@ absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentia
 
 absl::StatusOr<std::string> ReadLink(const Object& obj);
 
-struct ReadResult {
-  uint32_t count = 0;
-  bool eof = false;
-  bool would_block = false;  // only with `nowait`: count and eof mean nothing then
-};
+// A file of `path_fd`'s object opened for `mode` (kRead: O_RDONLY, kReadWrite: O_RDWR)
+// by the server's own credentials, through /proc/self/fd (what the file cache keeps).
+absl::StatusOr<UniqueFd> OpenFileOf(int path_fd, FileMode mode);
 // READ into `buf` (its size is the count, ≤ kMaxIoSize). `st` = attributes of obj,
 // taken before the read; EOF is decided from its size (no second fstat), except
 // that data found beyond that size (the file grew meanwhile) is never EOF.
@@ -179,16 +185,21 @@ struct ReadResult {
 absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj,
                                 const struct stat& st, const Credentials& cred,
                                 uint64_t offset, absl::Span<char> buf, bool nowait = false);
+// Read()'s I/O on an open `fd` after its checks (`buf` not empty); `size` is the file's
+// size in the attributes the request took (EOF).
+absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
+                                  absl::Span<char> buf, bool nowait);
 
-enum class Stability { kUnstable = 0, kDataSync = 1, kFileSync = 2 };
-struct WriteResult {
-  uint32_t count = 0;
-  Stability committed = Stability::kUnstable;
-};
 absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj,
                                   const struct stat& st, const Credentials& cred,
                                   uint64_t offset, absl::Span<const char> data,
                                   Stability stable);
+// Write()'s I/O on `file` (open for writing) after its checks: switched to `writer` when
+// not null — the caller, for a file whose attributes show set-id bits (creds.h) — and large
+// unstable writes serialised.
+absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
+                                    uint64_t offset, absl::Span<const char> data,
+                                    Stability stable);
 absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
                     const Credentials& cred);
 
@@ -203,7 +214,6 @@ absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
                                             const struct stat& st, const Credentials& cred,
                                             FileMode mode);
 
-enum class CreateHow { kUnchecked, kGuarded, kExclusive };
 // CREATE of a regular file. For kExclusive, `verifier` is stored in atime/mtime
 // (knfsd's scheme): an existing file with the same verifier is success (a
 // retransmit), another is EEXIST. `attrs` (unchecked/guarded) are applied after
@@ -264,7 +274,7 @@ struct ReadDirResult {
 };
 absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
                                       const Credentials& cred,
-                                      const std::function<bool(const DirEntry&)>& emit);
+                                      absl::FunctionRef<bool(const DirEntry&)> emit);
 // The cookie verifier of a directory: constant for its lifetime (its inode number
 // and generation, not its mtime, so concurrent modifications never invalidate a
 // listing in progress).
@@ -306,14 +316,7 @@ class MetadataCommits {
   std::vector<Entry> entries_;
 };
 
-struct FsStat {
-  uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;
-};
 absl::StatusOr<FsStat> StatFs(const Object& obj);
-struct PathConf {
-  uint32_t linkmax = 0;
-  uint32_t name_max = 0;
-};
 absl::StatusOr<PathConf> GetPathConf(const Object& obj);
 
 }  // namespace localnfs::server::vfs

@@ -1,0 +1,195 @@
+// server/backend/caching_backend_test.cc — what the caching layer keeps, shares and drops
+// (the conformance suite shows it changes no answer; these show it saves the work).
+#include "server/backend/caching_backend.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/rcu.h"
+#include "common/release_queue.h"
+#include "common/status.h"
+#include "export_cache/export.h"
+#include "gtest/gtest.h"
+#include "server/backend/memory_backend.h"
+#include "server/backend/posix_backend.h"
+#include "server/creds.h"
+
+namespace localnfs::server::backend {
+namespace {
+
+class CachingBackendTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    rcu_ = new RcuThread;
+    StartReleaseQueue();
+    InitServerCredentials();
+  }
+  static void TearDownTestSuite() {
+    StopReleaseQueue();
+    delete rcu_;
+  }
+
+  void SetUp() override {
+    char tmpl[] = "/tmp/cachingtestXXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    exports::ExportSpec spec;
+    spec.path = base_;
+    spec.rules.push_back(exports::ClientRule{});
+    auto exp = exports::Export::Create(spec);
+    ASSERT_TRUE(exp.ok()) << exp.status();
+    exp_ = *exp;
+    me_.uid = geteuid();
+    me_.gid = getegid();
+    MemoryBackendOptions o;
+    o.privileged = CanSwitchCredentials();
+    o.server_uid = me_.uid;
+    o.server_gid = me_.gid;
+    o.root_uid = me_.uid;
+    o.root_gid = me_.gid;
+    memory_ = std::make_unique<MemoryBackend>(o);
+    caching_ = std::make_unique<CachingBackend>(*memory_, FileCacheOptions{});
+    root_ = *caching_->OpenPath(*exp_, "");
+  }
+  void TearDown() override {
+    root_ = Object();
+    caching_.reset();
+    memory_.reset();
+    exp_.reset();
+    DrainReleases();
+    ASSERT_EQ(system(absl::StrCat("rm -rf ", base_).c_str()), 0);
+  }
+
+  Object Create(Backend& b, const std::string& name) {
+    auto made = b.Create(root_, name, CreateHow::kGuarded, {}, 0, Caller{me_});
+    EXPECT_TRUE(made.ok()) << made.status();
+    return made.ok() ? std::move(*made) : Object();
+  }
+  absl::Status Write(const Object& o) {
+    const std::string text = "data";
+    return caching_->Write(o, me_, 0, absl::MakeConstSpan(text.data(), text.size()),
+                           Stability::kUnstable)
+        .status();
+  }
+  absl::Status Read(const Object& o) {
+    char buf[8];
+    return caching_->Read(o, me_, 0, absl::MakeSpan(buf, sizeof(buf))).status();
+  }
+
+  static RcuThread* rcu_;
+  std::string base_;
+  Ref<exports::Export> exp_;
+  Credentials me_;
+  std::unique_ptr<MemoryBackend> memory_;
+  std::unique_ptr<CachingBackend> caching_;
+  Object root_;
+};
+RcuThread* CachingBackendTest::rcu_ = nullptr;
+
+TEST_F(CachingBackendTest, AHotHandleIsResolvedByHandleOnce) {
+  Object f = Create(*memory_, "f");  // made behind the cache: not in it
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(caching_->Resolve(*exp_, f.handle()).ok());
+  EXPECT_EQ(memory_->nodes_opened(), 1u);
+}
+
+TEST_F(CachingBackendTest, NewAndLookedUpObjectsAreKeptForTheirNextUse) {
+  Object made = Create(*caching_, "made");
+  Create(*memory_, "found");
+  ASSERT_TRUE(caching_->Lookup(root_, "found", me_).ok());
+  ASSERT_TRUE(caching_->Resolve(*exp_, made.handle()).ok());
+  ASSERT_TRUE(caching_->Resolve(*exp_, caching_->Lookup(root_, "found", me_)->handle()).ok());
+  EXPECT_EQ(memory_->nodes_opened(), 0u);
+}
+
+TEST_F(CachingBackendTest, ReadsWritesAndCommitsShareOneOpenFile) {
+  Object f = Create(*caching_, "f");
+  ASSERT_TRUE(Write(f).ok());
+  ASSERT_TRUE(Read(f).ok());  // a read-write file serves a read
+  ASSERT_TRUE(Write(f).ok());
+  ASSERT_TRUE(caching_->Commit(f, me_).ok());
+  EXPECT_EQ(memory_->files_opened(), 1u);
+  Object g = Create(*caching_, "g");
+  ASSERT_TRUE(Read(g).ok());
+  ASSERT_TRUE(Read(g).ok());
+  EXPECT_EQ(memory_->files_opened(), 2u);
+}
+
+TEST_F(CachingBackendTest, RemoveAndRenameOverDropTheObjectsEntries) {
+  Object f = Create(*caching_, "f");
+  ASSERT_TRUE(Write(f).ok());
+  Object g = Create(*caching_, "g");
+  ASSERT_TRUE(Write(g).ok());
+  const size_t before = caching_->file_cache().size();  // root + f, g: node and file each
+  ASSERT_TRUE(caching_->Remove(root_, "f", RemoveKind::kNonDirectory, Caller{me_}).ok());
+  EXPECT_EQ(caching_->file_cache().size(), before - 2);
+  Create(*caching_, "h");
+  ASSERT_TRUE(caching_->Rename(root_, "h", root_, "g", Caller{me_}).ok());  // g replaced
+  EXPECT_EQ(caching_->file_cache().size(), before - 2 - 2 + 1);
+}
+
+TEST_F(CachingBackendTest, ACachedObjectRemovedBehindItsBackIsStaleAndDropped) {
+  Object f = Create(*caching_, "f");
+  ASSERT_TRUE(caching_->Resolve(*exp_, f.handle()).ok());
+  const size_t before = caching_->file_cache().size();
+  ASSERT_TRUE(memory_->Remove(root_, "f", RemoveKind::kNonDirectory, Caller{me_}).ok());
+  EXPECT_EQ(StatusErrno(caching_->Resolve(*exp_, f.handle()).status()), ESTALE);
+  EXPECT_EQ(caching_->file_cache().size(), before - 1);
+}
+
+// LOCALIO opens take the same cached objects and files as RPC requests.
+TEST(CachingPosixBackendTest, LocalIoOpensShareTheCacheWithRpcReads) {
+  RcuThread rcu;
+  StartReleaseQueue();
+  InitServerCredentials();
+  char tmpl[] = "/tmp/cachingtestXXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string base = tmpl;
+  {
+    exports::ExportSpec spec;
+    spec.path = base;
+    spec.rules.push_back(exports::ClientRule{});
+    auto exp = exports::Export::Create(spec);
+    ASSERT_TRUE(exp.ok()) << exp.status();
+    HandleResolver resolver;
+    resolver.Start(**exp);
+    PosixBackend posix(resolver);
+    CachingBackend caching(posix, FileCacheOptions{});
+    Credentials me;
+    me.uid = geteuid();
+    me.gid = getegid();
+    auto root = caching.OpenPath(**exp, "");
+    ASSERT_TRUE(root.ok()) << root.status();
+    auto f = caching.Create(*root, "f", CreateHow::kGuarded, {}, 0, Caller{me});
+    ASSERT_TRUE(f.ok()) << f.status();
+    const std::string text = "data";
+    ASSERT_TRUE(caching
+                    .Write(*f, me, 0, absl::MakeConstSpan(text.data(), text.size()),
+                           Stability::kUnstable)
+                    .ok());
+    auto first = caching.OpenForLocalIo(*f, me, FileMode::kRead);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(fcntl((*first)->fd(), F_GETFL) & O_ACCMODE, O_RDONLY);
+    auto second = caching.OpenForLocalIo(*f, me, FileMode::kRead);
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_EQ(first->get(), second->get());  // one cached file
+    auto rw = caching.OpenForLocalIo(*f, me, FileMode::kReadWrite);
+    ASSERT_TRUE(rw.ok()) << rw.status();
+    EXPECT_EQ(caching.file_cache().size(), 4u);  // root and f (kPath), f's two files
+    root = Object();
+    f = Object();
+    caching.Shutdown();
+    resolver.Shutdown();
+  }
+  DrainReleases();
+  StopReleaseQueue();
+  ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
+}
+
+}  // namespace
+}  // namespace localnfs::server::backend

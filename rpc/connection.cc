@@ -122,25 +122,24 @@ bool Connection::TakeResumeLocked() {
   return true;
 }
 
-bool Connection::StartPending(std::string* record, size_t* reserved) {
+bool Connection::StartNext(std::unique_ptr<Call>* call, size_t* reserved) {
   absl::MutexLock l(&mu);
-  if (pending.empty() || !MayStartLocked(pending.front().reply_size)) return false;
-  *record = std::move(pending.front().record);
-  *reserved = pending.front().reply_size;
-  pending.pop_front();
+  if (next == nullptr || !MayStartLocked(next->reply_bound())) return false;
+  *reserved = next->reply_bound();
+  *call = std::move(next);
   ++requests_;
   reserved_bytes_ += *reserved;
   limits_.load->Charge(static_cast<int64_t>(*reserved));
   has_pending_ = !pending.empty();
-  next_reply_size_ = has_pending_ ? pending.front().reply_size : 0;
+  next_reply_size_ = 0;  // the loop receives the next record now
   UpdateInterestLocked();
   return true;
 }
 
 void Connection::PendingChanged() {
   absl::MutexLock l(&mu);
-  has_pending_ = !pending.empty();
-  next_reply_size_ = has_pending_ ? pending.front().reply_size : 0;
+  has_pending_ = next != nullptr || !pending.empty();
+  next_reply_size_ = next != nullptr ? next->reply_bound() : 0;
   UpdateInterestLocked();
 }
 

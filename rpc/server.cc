@@ -79,13 +79,15 @@ struct Listener : Pollable {
   const PeerAddress local;
 };
 
-// One request for a worker: a TCP record (conn set) or a UDP datagram (udp set) — or,
-// with release_only, no request: conn's completed zero-copy replies are to be freed.
+// One request for a worker: a TCP call (conn set: received, perhaps already run on
+// the loop up to a step that would block) or a UDP datagram (udp set) — or, with
+// release_only, no request: conn's completed zero-copy replies are to be freed.
 struct Work {
   std::shared_ptr<Connection> conn;
+  std::unique_ptr<Call> call;     // TCP
   std::shared_ptr<Listener> udp;  // keeps the UDP socket open until the reply is sent
   PeerAddress udp_peer;
-  std::string record;
+  std::string datagram;  // UDP
   bool release_only = false;
   size_t reserved = 0;  // reply memory reserved for it and not yet used (TCP)
   bool trim = false;    // no request: give freed heap back to the system
@@ -127,7 +129,8 @@ class Server::Impl {
   void ReadDatagrams(const std::shared_ptr<Listener>& l);
   void OnConnection(Connection* c, uint32_t events);
   void ReadConnection(const std::shared_ptr<Connection>& c);
-  // Hands c's pending records to the workers while its limits allow.
+  // Hands c's pending records to the workers while its limits allow, receiving each
+  // (Dispatcher::Receive) when its turn comes.
   void StartPending(const std::shared_ptr<Connection>& c);
   void CloseConnection(Connection* c, bool on_error);
   void CloseIdleConnections(absl::Time now);
@@ -670,14 +673,11 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
       CloseConnection(conn.get(), true);
       return;
     }
-    for (auto& r : records) {
-      const size_t reply_size = dispatcher_.ReplySize(r);
-      conn->pending.push_back(PendingCall{std::move(r), reply_size});
-    }
+    for (auto& r : records) conn->pending.push_back(std::move(r));
     records.clear();
     // Started first, then the rest (if any) announced: a record that starts at once
     // never turns EPOLLIN off and on again (two epoll_ctl calls per request at one in
-    // flight). Connection::StartPending keeps its own view of `pending` exact.
+    // flight). StartPending keeps the connection's view of what is pending.
     StartPending(conn);
     conn->PendingChanged();
     if (load_.inflight.load(std::memory_order_relaxed) >=
@@ -694,17 +694,29 @@ void Server::Impl::ReadConnection(const std::shared_ptr<Connection>& conn) {
 }
 
 void Server::Impl::StartPending(const std::shared_ptr<Connection>& conn) {
-  if (conn->pending.empty()) return;
-  std::string record;
-  size_t reserved = 0;
-  while (conn->StartPending(&record, &reserved)) {
+  if (conn->next == nullptr && conn->pending.empty()) return;
+  bool started = false;
+  while (true) {
+    if (conn->next == nullptr) {  // received (call header decoded) at its turn
+      if (conn->pending.empty()) break;
+      conn->next = dispatcher_.Receive(std::move(conn->pending.front()), &conn->info);
+      conn->pending.pop_front();
+    }
+    std::unique_ptr<Call> call;
+    size_t reserved = 0;
+    if (!conn->StartNext(&call, &reserved)) {
+      // The connection's view of `next` was left unknown when the one before started.
+      if (started) conn->PendingChanged();
+      break;
+    }
+    started = true;
     Work w;
     w.conn = conn;
-    w.record = std::move(record);
+    w.call = std::move(call);
     w.reserved = reserved;
     Enqueue(std::move(w));
   }
-  if (!conn->pending.empty() && conn->waiting_for_room()) {
+  if (conn->next != nullptr && conn->waiting_for_room()) {
     if (uint64_t left_out = 0; reply_cap_log_.Allow(&left_out)) {
       LOG_WARNING(
           "rpc: %d bytes of replies held (--max-reply-bytes %u): connections whose next "
@@ -744,9 +756,11 @@ void Server::Impl::ReadDatagrams(const std::shared_ptr<Listener>& l) {
       absl::MutexLock lock(&work_mu_);
       if (work_.size() >= opts_.max_queued_datagrams) continue;
     }
-    Enqueue(Work{nullptr, l,
-                 PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len),
-                 std::string(read_buf_.data(), static_cast<size_t>(n))});
+    Work w;
+    w.udp = l;
+    w.udp_peer = PeerAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    w.datagram.assign(read_buf_.data(), static_cast<size_t>(n));
+    Enqueue(std::move(w));
   }
 }
 
@@ -760,6 +774,7 @@ void Server::Impl::CloseConnection(Connection* c, bool on_error) {
     counters_.connections_closed_on_error.fetch_add(1);
   }
   it->second->pending.clear();  // never started: nothing to account for
+  it->second->next.reset();
   if (opts_.max_connections_per_client > 0) {
     auto n = conns_per_client_.find(it->second->info.peer().AddressBytes());
     if (n != conns_per_client_.end() && --n->second == 0) conns_per_client_.erase(n);
@@ -828,7 +843,7 @@ int Server::Impl::LoopTimeoutMs(absl::Time now) const {
 void Server::Impl::Enqueue(Work w) {
   load_.inflight.fetch_add(1);
   if (w.conn && opts_.inline_quick_calls && requests_started_in_round_++ == 0 &&
-      dispatcher_.IsQuick(w.record)) {
+      w.call->quick()) {
     held_call_.emplace(std::move(w));
     return;
   }
@@ -884,7 +899,9 @@ void Server::Impl::RunHeldCall() {
   Work w = std::move(*held_call_);
   held_call_.reset();
   if (!RunTcp(w, /*on_loop=*/true)) {
-    PushWork(std::move(w));  // it would wait for the disk; still counted in flight
+    // It would wait for the disk: the call goes to a worker as it is (decoded, with
+    // what the program resolved), still counted in flight.
+    PushWork(std::move(w));
     return;
   }
   Finished(w);
@@ -932,17 +949,25 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
   // and the client retransmits on its new connection.
   if (!c.closed()) {
     std::string reply;
-    // A parked retransmit's reply is sent by whichever worker completes the original.
-    auto later = [this, conn = w.conn](std::string r) { SendOn(conn, std::move(r)); };
-    bool would_block = false;
     Payload payload;
-    if (dispatcher_.Handle(w.record, &c.info, /*with_record_mark=*/true, &reply,
-                           std::move(later), on_loop ? &would_block : nullptr, &payload)) {
-      SendOn(w.conn, std::move(reply), std::move(payload), w.reserved);
-      w.reserved = 0;  // the reply took its place
+    Dispatcher::RunOptions run;
+    run.with_record_mark = true;
+    run.must_not_block = on_loop;
+    run.payload = &payload;
+    // A parked retransmit's reply is sent by whichever worker completes the original.
+    run.deliver_later = [this, conn = w.conn](std::string r) { SendOn(conn, std::move(r)); };
+    switch (dispatcher_.Run(*w.call, &reply, std::move(run))) {
+      case Dispatcher::Outcome::kReply:
+        SendOn(w.conn, std::move(reply), std::move(payload), w.reserved);
+        w.reserved = 0;  // the reply took its place
+        break;
+      case Dispatcher::Outcome::kNoReply:
+        break;
+      case Dispatcher::Outcome::kWouldBlock:
+        return false;
     }
-    if (would_block) return false;
   }
+  w.call.reset();  // the call's resources go before the request counts as finished
   if (c.RequestFinished(w.reserved)) AskLoopToResume(w.conn);
   w.reserved = 0;
   return true;
@@ -966,9 +991,12 @@ void Server::Impl::RunUdp(Work& w) {
              reinterpret_cast<const sockaddr*>(&to.addr), to.len);
   };
   auto later = [send, udp = w.udp, to = w.udp_peer](std::string r) { send(*udp, to, r); };
+  std::unique_ptr<Call> call = dispatcher_.Receive(std::move(w.datagram), &info);
   std::string reply;
-  if (dispatcher_.Handle(w.record, &info, /*with_record_mark=*/false, &reply,
-                         std::move(later))) {
+  Dispatcher::RunOptions run;
+  run.with_record_mark = false;
+  run.deliver_later = std::move(later);
+  if (dispatcher_.Run(*call, &reply, std::move(run)) == Dispatcher::Outcome::kReply) {
     send(*w.udp, w.udp_peer, reply);
   }
 }

@@ -47,6 +47,7 @@ void Call::AllocateWorkspace() {
 }
 
 void Call::ResetResult() {
+  bulk_.clear();  // its buffers go with the result
   XdrFree(desc_->xdr_result, result_);
   memset(result_, 0, desc_->result_size);
 }

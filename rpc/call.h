@@ -4,8 +4,9 @@
 // Owns: the call's record (the decoded arguments may point into it: WRITE's data is
 // not copied), the decoded call header as the request context (CallContext: ids,
 // credentials as sent, connection), the procedure found for it, its decoded arguments
-// and its result, the program's state of the call, and the duplicate-request-cache
-// entry it holds while it runs.
+// and its result, the bulk buffers of the result registered to go out by reference,
+// the program's state of the call, and the duplicate-request-cache entry it holds
+// while it runs.
 //
 // Lifecycle (rpc/dispatch.h): Dispatcher::Receive makes it from a record — the call
 // header decoded and checked once, the procedure looked up, the reply bounded (what
@@ -37,9 +38,11 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "rpc/drc.h"
 #include "rpc/message.h"
 #include "rpc/program.h"
+#include "rpc/reply.h"
 
 namespace localnfs::rpc {
 
@@ -68,6 +71,14 @@ class Call {
   // Frees what the result holds and zeroes it again, for a pipeline that replaces
   // what a handler produced (an error found after it ran).
   void ResetResult();
+
+  // Registers a malloc'd buffer of the result — `*field` holds it, `size` bytes — as
+  // bulk data that may go out by reference (rpc/reply.h) if the procedure is marked
+  // ProcedureDesc::kBulkReply and the transport takes it: the reply then owns the
+  // buffer and *field is cleared once the reply is encoded. Otherwise (and on any
+  // other path) the result keeps it and its xdr_free frees it. Only buffers whose
+  // copy costs more than an iovec are worth it (READ: from 16 KiB).
+  void AddBulk(char** field, size_t size) { bulk_.push_back(BulkRef{field, size}); }
 
   // The program's state of the call: constructed once by EmplaceState (at most
   // call_state_size() bytes), found again on every later run with state().
@@ -132,6 +143,8 @@ class Call {
   void* state_ = nullptr;  // state storage (call_state_size bytes), or null
   const void* state_type_ = nullptr;
   void (*destroy_state_)(void*) = nullptr;
+  // Bulk data registered by the handler (AddBulk).
+  absl::InlinedVector<BulkRef, 1> bulk_;
 };
 
 template <class T, class... A>

@@ -45,8 +45,11 @@
 // it registers with ServerLoad (WaitForRoom), and the release that next leaves room
 // wakes the loop, which offers it to the waiters in order (Server, RoomOffered).
 //
+// Replies are records of segments (rpc/reply.h: the encoded bytes and bulk buffers
+// between them), written with sendmsg as iovecs — several records per call.
+//
 // Zero-copy sends (ZerocopyOptions; server.h "Zero-copy sends"): a send that carries a
-// large payload may go out with MSG_ZEROCOPY, so the kernel reads the reply from our
+// large bulk segment may go out with MSG_ZEROCOPY, so the kernel reads the reply from our
 // buffers until the peer has acknowledged it. A record sent that way is not freed when
 // its last byte leaves our queue: it waits in `zc_waiting_` under the number of the
 // last zero-copy send that covered it. The kernel reports finished sends on the
@@ -95,6 +98,7 @@
 #include "rpc/call.h"
 #include "rpc/program.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 
 namespace localnfs::rpc {
 
@@ -178,7 +182,7 @@ struct ConnectionLimits {
 // MSG_ZEROCOPY for this connection. `enabled` only once SO_ZEROCOPY is set on it.
 struct ZerocopyOptions {
   bool enabled = false;
-  // A send uses MSG_ZEROCOPY when one of its records has a payload this large.
+  // A send uses MSG_ZEROCOPY when one of its records has a bulk segment this large.
   size_t min_payload_bytes = 64 * 1024;
   // Keep using it after the kernel reported that it copied anyway (a local peer:
   // loopback, veth). Off in production — it then only costs; on for tests.
@@ -278,13 +282,13 @@ class Connection : public Pollable {
     return !closed_ && requests_ == 0 && !has_pending_ && ChargedLocked() == 0;
   }
 
-  // Worker: sends the record `reply` + `payload` (its bulk data, sent from its own
-  // buffer: scatter-gather, no copy) or queues what the socket does not take now and
-  // arms EPOLLOUT. `reservation`: the reply memory reserved for it (StartPending),
-  // which the record's real size replaces. `left_queued` is what was queued (for the
-  // server-wide unsent count, also on error: Close() drops it); on `error` the caller
-  // has the loop close the connection. Sends nothing on a closed connection.
-  SendResult SendReply(std::string reply, Payload payload = {}, size_t reservation = 0);
+  // Worker: sends the record `reply` (its bulk segments from their own buffers:
+  // scatter-gather, no copy) or queues what the socket does not take now and arms
+  // EPOLLOUT. `reservation`: the reply memory reserved for it (StartNext), which the
+  // record's real size replaces. `left_queued` is what was queued (for the server-wide
+  // unsent count, also on error: Close() drops it); on `error` the caller has the loop
+  // close the connection. Sends nothing on a closed connection.
+  SendResult SendReply(ReplyRecord reply, size_t reservation = 0);
   // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). `bytes` is
   // what was written.
   SendResult Flush();
@@ -339,20 +343,16 @@ class Connection : public Pollable {
 
   // One reply record, as queued and (while the kernel may still read it) held.
   struct OutRecord {
-    std::string head;
-    Payload payload;
+    ReplyRecord reply;
     bool zerocopy = false;  // some of its bytes left with MSG_ZEROCOPY ...
     uint64_t last_zc_seq = 0;  // ... the last of them in this send
-    size_t size() const { return head.size() + payload.wire_size(); }
-    // The iovecs (at most kMaxIovPerRecord) of the bytes from `offset` on.
-    int Iovecs(size_t offset, iovec* iov) const;
+    size_t size() const { return reply.size(); }
   };
   // A record sent with MSG_ZEROCOPY, from its last byte until it is freed.
   struct HeldRecord {
     HeldRecord* next = nullptr;  // LockFreeList link
     OutRecord record;
   };
-  static constexpr int kMaxIovPerRecord = 3;
 
   // Writes out_ from out_offset_ until it is empty or the socket is full.
   SendResult WriteQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -384,7 +384,7 @@ class Connection : public Pollable {
   bool resume_requested_ ABSL_GUARDED_BY(mu) = false;  // a worker asked the loop
   bool room_waiting_ ABSL_GUARDED_BY(mu) = false;      // on ServerLoad's waiter list
   uint32_t armed_ ABSL_GUARDED_BY(mu) = 0;  // events currently registered with epoll
-  // Reply records not yet (wholly) sent: `head`, then the payload and its padding.
+  // Reply records not yet (wholly) sent.
   std::deque<OutRecord> out_ ABSL_GUARDED_BY(mu);
   size_t out_offset_ ABSL_GUARDED_BY(mu) = 0;  // bytes of out_.front() already sent
   size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;  // of out_, not yet written

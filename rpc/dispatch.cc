@@ -7,7 +7,6 @@
 
 #include "absl/strings/string_view.h"
 #include "common/log.h"
-#include "common/unaligned.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
 #include "rpc/reply.h"
@@ -18,27 +17,33 @@ namespace {
 // Room for the largest fixed reply (an accepted reply with mismatch_info).
 constexpr size_t kSmallReplySize = kAcceptedReplyHeaderSize + 8;
 
-// Encodes a reply with `encode` into *reply, preceded by a record mark when asked.
-// Returns false if encoding failed.
+// Encodes a reply with `encode` into *reply, preceded by a record mark when asked;
+// `bulk`: buffers that may become segments. Returns false if encoding failed (*reply
+// then holds no segment).
 template <typename EncodeFn>
-bool BuildReply(bool with_record_mark, std::string* reply, EncodeFn encode) {
-  reply->assign(with_record_mark ? kRecordMarkSize : 0, '\0');
-  ReplyEncoder enc(reply);
-  if (!encode(enc.xdr())) return false;
+bool BuildReply(bool with_record_mark, ReplyRecord* reply, EncodeFn encode,
+                absl::Span<const BulkRef> bulk = {}) {
+  *reply = ReplyRecord(std::string(with_record_mark ? kRecordMarkSize : 0, '\0'));
+  ReplyEncoder enc(reply, bulk);
+  if (!encode(enc.xdr())) {
+    enc.DropBulk();
+    return false;
+  }
   enc.Finish();
+  enc.TakeBulk();
   if (with_record_mark) {
-    PutRecordMark(static_cast<uint32_t>(enc.encoded()), true, reply->data());
+    PutRecordMark(static_cast<uint32_t>(enc.encoded()), true, reply->bytes().data());
   }
   return true;
 }
 
 // A reply message saved by the duplicate request cache, framed for its transport.
-std::string Framed(absl::string_view message, bool with_record_mark) {
-  if (!with_record_mark) return std::string(message);
+ReplyRecord Framed(absl::string_view message, bool with_record_mark) {
+  if (!with_record_mark) return ReplyRecord(std::string(message));
   std::string out(kRecordMarkSize, '\0');
   PutRecordMark(static_cast<uint32_t>(message.size()), true, out.data());
   out.append(message.data(), message.size());
-  return out;
+  return ReplyRecord(std::move(out));
 }
 
 }  // namespace
@@ -126,7 +131,7 @@ std::unique_ptr<Call> Dispatcher::Receive(std::string record, ConnectionInfo* co
 }
 
 Dispatcher::Outcome Dispatcher::RejectCall(Call& call, bool with_record_mark,
-                                           std::string* reply) {
+                                           ReplyRecord* reply) {
   const uint32_t xid = call.ctx_.xid;
   auto accepted = [&](AcceptStat stat, uint32_t low = 0, uint32_t high = 0) {
     BuildReply(with_record_mark, reply, [&](XDR* x) {
@@ -175,7 +180,7 @@ Dispatcher::Outcome Dispatcher::RejectCall(Call& call, bool with_record_mark,
   }
 }
 
-bool Dispatcher::Decode(Call& call, std::string* reply, RunOptions& options,
+bool Dispatcher::Decode(Call& call, ReplyRecord* reply, RunOptions& options,
                         Outcome* outcome) {
   const ProcedureDesc& px = *call.desc_;
   const CallContext& ctx = call.ctx_;
@@ -239,7 +244,7 @@ bool Dispatcher::Decode(Call& call, std::string* reply, RunOptions& options,
   return true;
 }
 
-Dispatcher::Outcome Dispatcher::Run(Call& call, std::string* reply, RunOptions options) {
+Dispatcher::Outcome Dispatcher::Run(Call& call, ReplyRecord* reply, RunOptions options) {
   if (call.stage_ == Call::Stage::kReceived) {
     if (call.found_ != Call::Found::kProcedure) {
       return RejectCall(call, options.with_record_mark, reply);
@@ -285,35 +290,25 @@ Dispatcher::Outcome Dispatcher::Run(Call& call, std::string* reply, RunOptions o
       return Outcome::kWouldBlock;
   }
 
-  // Bulk data leaves the result before encoding: it then ends with the opaque's length
-  // word (0), which is patched to the real length; the bytes follow from the buffer.
-  Payload bulk;
-  // (Never for a reply the duplicate request cache keeps: it saves one string.)
-  const bool has_payload = options.payload != nullptr && !call.drc_key_ &&
-                           px.take_payload != nullptr &&
-                           px.take_payload(call.result_, &bulk) && bulk.size > 0;
-  const bool encoded = BuildReply(options.with_record_mark, reply, [&](XDR* x) {
-    return EncodeAcceptedReply(x, ctx.xid, AcceptStat::kSuccess) &&
-           px.xdr_result(x, call.result_);
-  });
+  // Bulk data the handler registered stays in its buffer, a segment of the record
+  // (never for a reply the duplicate request cache keeps: it saves one string).
+  absl::Span<const BulkRef> bulk;
+  if (options.bulk_by_reference && px.bulk_reply() && !call.drc_key_) bulk = call.bulk_;
+  const bool encoded = BuildReply(
+      options.with_record_mark, reply,
+      [&](XDR* x) {
+        return EncodeAcceptedReply(x, ctx.xid, AcceptStat::kSuccess) &&
+               px.xdr_result(x, call.result_);
+      },
+      bulk);
   if (!encoded) {
     LOG_WARNING("rpc: %s procedure %s: result does not encode; replying SYSTEM_ERR",
                 call.program_->name(), px.name);
     return accepted(AcceptStat::kSystemErr);
   }
-  const size_t off = options.with_record_mark ? kRecordMarkSize : 0;
-  if (has_payload) {
-    bulk.pad = static_cast<uint32_t>((4 - bulk.size % 4) % 4);
-    StoreUnaligned<uint32_t>(reply->data() + reply->size() - 4,
-                             htonl(static_cast<uint32_t>(bulk.size)));
-    if (options.with_record_mark) {
-      PutRecordMark(static_cast<uint32_t>(reply->size() - off + bulk.wire_size()), true,
-                    reply->data());
-    }
-    *options.payload = std::move(bulk);
-  }
   if (call.drc_key_) {
-    drc_->Complete(*call.drc_key_, reply->substr(off));
+    const size_t off = options.with_record_mark ? kRecordMarkSize : 0;
+    drc_->Complete(*call.drc_key_, reply->bytes().substr(off));
     call.drc_key_.reset();
   }
   return Outcome::kReply;
@@ -322,11 +317,11 @@ Dispatcher::Outcome Dispatcher::Run(Call& call, std::string* reply, RunOptions o
 std::optional<std::string> Dispatcher::Handle(std::string record, ConnectionInfo* conn,
                                               bool with_record_mark) {
   std::unique_ptr<Call> call = Receive(std::move(record), conn);
-  std::string reply;
+  ReplyRecord reply;
   RunOptions options;
   options.with_record_mark = with_record_mark;
   if (Run(*call, &reply, std::move(options)) != Outcome::kReply) return std::nullopt;
-  return reply;
+  return reply.Flatten();
 }
 
 }  // namespace localnfs::rpc

@@ -12,7 +12,10 @@
 //  Run (a worker, or the event loop for a quick call): answers a call whose header
 //    failed; consults the duplicate request cache; decodes the arguments with the
 //    procedure's XDR routine into zeroed storage; runs Program::Dispatch; encodes the
-//    reply header and the result. Arguments and result are freed (xdr_free) when the
+//    reply header and the result (rpc/reply.h: bulk data the handler registered goes
+//    out by reference, wherever it sits in the result, for a procedure marked
+//    kBulkReply on a transport that takes segments). Arguments and result are freed
+//    (xdr_free) when the
 //    call is destroyed, on every path (also after a partial decode, which rpcgen
 //    routines handle). With must_not_block (the event loop), a program that would
 //    block returns kWouldBlock: Run returns kWouldBlock with the call as it is, and
@@ -59,6 +62,7 @@
 #include "rpc/drc.h"
 #include "rpc/procedure.h"
 #include "rpc/program.h"
+#include "rpc/reply.h"
 #include "rpc/server.h"
 
 namespace localnfs::rpc {
@@ -67,7 +71,7 @@ class Dispatcher {
  public:
   // Sends a reply that became available after Run() returned (a parked retransmit;
   // the reply is framed like Run's). May run on any worker thread.
-  using DeferredReply = absl::AnyInvocable<void(std::string reply)>;
+  using DeferredReply = absl::AnyInvocable<void(ReplyRecord reply)>;
 
   // `counters` and `drc` (nullptr = no duplicate request cache) must outlive the
   // dispatcher.
@@ -91,24 +95,24 @@ class Dispatcher {
     bool with_record_mark = true;
     // The event loop: the program must not wait for the disk (above).
     bool must_not_block = false;
-    // Non-null (TCP): a result with bulk data (ProcedureDesc::take_payload) is not
-    // copied into *reply; the record is then *reply followed by the payload's bytes
-    // and padding (the record mark counts them). Otherwise *reply is the whole record.
-    Payload* payload = nullptr;
+    // TCP: bulk data registered by a procedure marked kBulkReply stays in its buffer,
+    // a segment of the reply record (rpc/reply.h); otherwise it is copied. Never for
+    // a reply the duplicate request cache keeps (it saves one string).
+    bool bulk_by_reference = false;
     // Kept only when the call is a parked retransmit (see above); without one such a
     // retransmit is dropped.
     DeferredReply deliver_later;
   };
   enum class Outcome {
-    kReply,       // *reply (and the payload) is to be sent
+    kReply,       // *reply is to be sent
     kNoReply,     // nothing to send (dropped, parked)
     kWouldBlock,  // only with must_not_block: run the call again on a worker
   };
   // The second step (above), or its continuation after kWouldBlock.
-  Outcome Run(Call& call, std::string* reply, RunOptions options);
+  Outcome Run(Call& call, ReplyRecord* reply, RunOptions options);
 
   // Both steps on this thread, as a worker does them (tests, fuzz targets): the
-  // reply record, or nullopt when there is none.
+  // reply record (flattened), or nullopt when there is none.
   std::optional<std::string> Handle(std::string record, ConnectionInfo* conn,
                                     bool with_record_mark);
 
@@ -122,10 +126,10 @@ class Dispatcher {
   };
   Found Find(uint32_t prog, uint32_t vers, uint32_t proc) const;
   // The reply of a call whose header or procedure lookup failed (Found != kProcedure).
-  Outcome RejectCall(Call& call, bool with_record_mark, std::string* reply);
+  Outcome RejectCall(Call& call, bool with_record_mark, ReplyRecord* reply);
   // Run from the duplicate request cache lookup to the decoded arguments; false with
   // *outcome set when the call ends there.
-  bool Decode(Call& call, std::string* reply, RunOptions& options, Outcome* outcome);
+  bool Decode(Call& call, ReplyRecord* reply, RunOptions& options, Outcome* outcome);
 
   ServerCounters* const counters_;
   DuplicateRequestCache* const drc_;

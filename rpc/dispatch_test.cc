@@ -8,6 +8,7 @@
 #include "rpc/client.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 #include "rpc/test_program.h"
 
 namespace localnfs::rpc {
@@ -94,7 +95,7 @@ TEST_F(DispatcherTest, MissingOrOutOfRangeProcedureIsProcUnavail) {
   RpcError e;
   ASSERT_TRUE(Run(Call(1, 2, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
-  ASSERT_TRUE(Run(Call(1, 12, ""), &e));
+  ASSERT_TRUE(Run(Call(1, v1_.proc_count(), ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
   ASSERT_TRUE(Run(Call(3, 0xffffffffu, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
@@ -189,27 +190,82 @@ TEST_F(DispatcherTest, UnsupportedFlavorIsTooWeak) {
   EXPECT_EQ(e.auth_stat, AuthStat::kTooWeak);
 }
 
-TEST_F(DispatcherTest, PayloadPlusReplyIsTheRecordACopyingReplyWouldBe) {
+// Bulk data by reference is the same record on the wire as bulk data copied.
+TEST_F(DispatcherTest, BulkSegmentsPlusBytesAreTheRecordACopyingReplyWouldBe) {
   for (uint32_t n : {1023u, 1024u, 4097u, 70001u}) {
     std::optional<std::string> copied = dispatcher_.Handle(Call(1, 7, U32(n)), &conn_, true);
     ASSERT_TRUE(copied);
     std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 7, U32(n)), &conn_);
-    std::string head;
-    Payload payload;
+    ReplyRecord reply;
     Dispatcher::RunOptions run;
-    run.payload = &payload;
-    ASSERT_EQ(dispatcher_.Run(*call, &head, std::move(run)), Dispatcher::Outcome::kReply);
+    run.bulk_by_reference = true;
+    ASSERT_EQ(dispatcher_.Run(*call, &reply, std::move(run)), Dispatcher::Outcome::kReply);
     if (n < 1024) {
-      EXPECT_EQ(payload.data, nullptr);  // BLOB keeps small data inline
+      EXPECT_EQ(reply.bulk_segments(), 0u);  // BLOB keeps small data inline
     } else {
-      ASSERT_NE(payload.data, nullptr) << n;
-      EXPECT_EQ(payload.size, n);
-      EXPECT_EQ(payload.pad, (4 - n % 4) % 4);
+      ASSERT_EQ(reply.bulk_segments(), 1u) << n;
+      EXPECT_EQ(reply.largest_bulk(), n);
+      // The header and length word, the data, its padding.
+      EXPECT_EQ(reply.bytes().size(), kRecordMarkSize + kAcceptedReplyHeaderSize + 4 +
+                                          (4 - n % 4) % 4);
     }
-    std::string whole = head + std::string(payload.data.get(), payload.size) +
-                        std::string(payload.pad, '\0');
-    EXPECT_EQ(whole, *copied) << n;
+    EXPECT_EQ(reply.Flatten(), *copied) << n;
+    EXPECT_EQ(reply.size(), copied->size());
   }
+}
+
+// Where the bulk data sits in the result does not matter (a COMPOUND puts GETATTR after
+// READ): SANDWICH's data lies between two words of its result.
+TEST_F(DispatcherTest, BulkDataInTheMiddleOfAResultIsASegmentBetweenItsNeighbours) {
+  for (uint32_t n : {1u, 2u, 3u, 4u, 5000u, 65537u}) {
+    std::optional<std::string> copied = dispatcher_.Handle(Call(1, 12, U32(n)), &conn_, true);
+    ASSERT_TRUE(copied);
+    // The result as a copying encoder writes it: n, opaque<n> 'y', n + 1.
+    const size_t pad = (4 - n % 4) % 4;
+    EXPECT_EQ(copied->substr(kRecordMarkSize + kAcceptedReplyHeaderSize),
+              U32(n) + U32(n) + std::string(n, 'y') + std::string(pad, '\0') + U32(n + 1));
+    std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 12, U32(n)), &conn_);
+    ReplyRecord reply;
+    Dispatcher::RunOptions run;
+    run.bulk_by_reference = true;
+    ASSERT_EQ(dispatcher_.Run(*call, &reply, std::move(run)), Dispatcher::Outcome::kReply);
+    ASSERT_EQ(reply.bulk_segments(), 1u);
+    EXPECT_EQ(reply.Flatten(), *copied) << n;
+    // Three iovecs: everything up to the data's length word, the data, then its
+    // padding and the word after it.
+    iovec iov[8];
+    ASSERT_EQ(reply.Iovecs(0, iov, 8), 3);
+    EXPECT_EQ(iov[0].iov_len, kRecordMarkSize + kAcceptedReplyHeaderSize + 8);
+    EXPECT_EQ(std::string(static_cast<char*>(iov[1].iov_base), iov[1].iov_len),
+              std::string(n, 'y'));
+    EXPECT_EQ(std::string(static_cast<char*>(iov[2].iov_base), iov[2].iov_len),
+              std::string(pad, '\0') + U32(n + 1));
+    // The record mark counts the data.
+    EXPECT_EQ(copied->substr(0, 4), reply.bytes().substr(0, 4));
+  }
+}
+
+// A reply the duplicate request cache keeps is one string: its bulk data is copied,
+// and a retransmit gets the same bytes.
+TEST(DispatcherDrcTest, AReplyTheCacheKeepsCopiesItsBulkData) {
+  ServerCounters counters;
+  DuplicateRequestCache drc(DrcOptions{});
+  Dispatcher dispatcher(&counters, &drc);
+  testing::TestProgram v1(1);
+  dispatcher.AddProgram(&v1);
+  ConnectionInfo conn(1, PeerAddress{}, PeerAddress{});
+  const std::string call = Client::EncodeCall(1, kTestProg, 1, 13, CallAuth{}, U32(4096));
+  ReplyRecord replies[2];
+  for (ReplyRecord& reply : replies) {
+    std::unique_ptr<rpc::Call> c = dispatcher.Receive(call, &conn);
+    Dispatcher::RunOptions run;
+    run.bulk_by_reference = true;
+    ASSERT_EQ(dispatcher.Run(*c, &reply, std::move(run)), Dispatcher::Outcome::kReply);
+    EXPECT_EQ(reply.bulk_segments(), 0u);
+  }
+  EXPECT_EQ(counters.drc_replays.load(), 1u);
+  EXPECT_EQ(replies[0].Flatten(), replies[1].Flatten());
+  EXPECT_EQ(replies[0].size(), kRecordMarkSize + kAcceptedReplyHeaderSize + 4 + 4096);
 }
 
 // A call that would block on the event loop moves to a worker as it is: the worker's
@@ -217,18 +273,19 @@ TEST_F(DispatcherTest, PayloadPlusReplyIsTheRecordACopyingReplyWouldBe) {
 // counted twice.
 TEST_F(DispatcherTest, WouldBlockIsReportedOnlyWhenTheCallerMayRunItLater) {
   std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 11, U32(1)), &conn_);
-  std::string reply;
+  ReplyRecord record;
   Dispatcher::RunOptions on_loop;
   on_loop.with_record_mark = false;
   on_loop.must_not_block = true;
-  EXPECT_EQ(dispatcher_.Run(*call, &reply, std::move(on_loop)),
+  EXPECT_EQ(dispatcher_.Run(*call, &record, std::move(on_loop)),
             Dispatcher::Outcome::kWouldBlock);
-  EXPECT_TRUE(reply.empty());
+  EXPECT_EQ(record.size(), 0u);
   EXPECT_EQ(counters_.calls.load(), 1u);
   // On a worker (no must_not_block): it continues and answers.
   Dispatcher::RunOptions on_worker;
   on_worker.with_record_mark = false;
-  ASSERT_EQ(dispatcher_.Run(*call, &reply, std::move(on_worker)), Dispatcher::Outcome::kReply);
+  ASSERT_EQ(dispatcher_.Run(*call, &record, std::move(on_worker)), Dispatcher::Outcome::kReply);
+  std::string reply = record.Flatten();
   XDR x;
   xdrmem_create(&x, reply.data(), static_cast<u_int>(reply.size()), XDR_DECODE);
   uint32_t xid = 0;

@@ -20,8 +20,9 @@
 // (rpc/dispatch.h): kNonIdempotent → the duplicate request cache keeps the reply;
 // kQuick → may run on the event-loop thread that read it (rpc/server.h "Quick
 // calls"); max_result_bytes → the reply memory reserved before the call starts
-// (server.h "Memory for replies"); take_payload → the result's bulk data goes out
-// from its own buffer. `program_flags` is opaque to the rpc layer: it is the word the
+// (server.h "Memory for replies"); kBulkReply → the bulk data the handler registered
+// (Call::AddBulk) goes out from its own buffer wherever it sits in the result
+// (rpc/reply.h). `program_flags` is opaque to the rpc layer: it is the word the
 // program's pipeline (Program::Dispatch) reads — NFSv3's needs export, makes a write,
 // as caller (server/nfs3_program.h) — so that a program keeps no second table.
 // Nothing here assumes what an argument or a result starts with.
@@ -56,6 +57,10 @@ struct ProcedureDesc {
   // directory listing): the rpc server may run such a call on the event-loop thread
   // that read it instead of waking a worker.
   static constexpr uint32_t kQuick = 1u << 1;
+  // The result may carry bulk data its handler registered with Call::AddBulk (a
+  // READ's): on TCP, for a reply the duplicate request cache does not keep, it is sent
+  // from its own buffer (rpc/reply.h); otherwise it is copied like the rest.
+  static constexpr uint32_t kBulkReply = 1u << 2;
 
   const char* name = nullptr;  // "GETATTR"
   XdrFn xdr_args = nullptr;    // decodes (and frees) the arguments
@@ -72,14 +77,9 @@ struct ProcedureDesc {
   // the call, so only procedures whose result size the client chooses need it
   // (READ's count, READDIR's). nullptr: at most kDefaultResultSize.
   size_t (*max_result_bytes)(std::string_view args) = nullptr;
-  // For results whose LAST field is a variable-length opaque of bulk data (READ3resok's
-  // data): moves that buffer (malloc'd) out of the result into *out and leaves the
-  // field empty (length 0, pointer null), so that the result encodes without it; false
-  // when there is nothing worth moving (an error result, little data). The dispatcher
-  // then writes the real length and sends the bytes from the buffer.
-  bool (*take_payload)(void* result, Payload* out) = nullptr;
 
   bool quick() const { return (flags & kQuick) != 0; }
+  bool bulk_reply() const { return (flags & kBulkReply) != 0; }
   bool non_idempotent() const { return (flags & kNonIdempotent) != 0; }
 };
 
@@ -89,7 +89,6 @@ struct ProcedureOptions {
   uint32_t flags = 0;
   uint32_t program_flags = 0;
   size_t (*max_result_bytes)(std::string_view args) = nullptr;
-  bool (*take_payload)(void* result, Payload* out) = nullptr;
 };
 
 namespace internal {
@@ -151,7 +150,6 @@ constexpr ProcedureDesc Procedure(const char* name, ProcedureOptions options = {
   d.flags = options.flags;
   d.program_flags = options.program_flags;
   d.max_result_bytes = options.max_result_bytes;
-  d.take_payload = options.take_payload;
   return d;
 }
 

@@ -17,7 +17,6 @@
 #include <netinet/in.h>
 #include <rpc/rpc.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -94,19 +93,6 @@ struct CallContext {
   // with that state — to a worker, which calls Dispatch() again with this false, and
   // the program continues from the step that would have blocked.
   bool must_not_block = false;
-};
-
-// Bulk bytes of a reply that go out after the reply's other bytes without being copied
-// into them (a READ's data; rpc/server.h, "Replies"): a malloc'd buffer, freed when
-// sent or dropped, followed on the wire by `pad` zero bytes (XDR's 4-byte alignment).
-struct Payload {
-  struct Free {
-    void operator()(char* p) const { free(p); }
-  };
-  std::unique_ptr<char, Free> data;
-  size_t size = 0;
-  uint32_t pad = 0;
-  size_t wire_size() const { return size + pad; }
 };
 
 // What the server reserves for the result of a procedure without

@@ -22,8 +22,48 @@ constexpr size_t kInitialBytes = 256;
 
 }  // namespace
 
-ReplyEncoder::ReplyEncoder(std::string* out)
-    : out_(out), start_(out->size()), used_(out->size()) {
+size_t ReplyRecord::largest_bulk() const {
+  size_t n = 0;
+  for (const Bulk& b : bulk_) n = std::max(n, b.size);
+  return n;
+}
+
+int ReplyRecord::Iovecs(size_t offset, iovec* iov, int max) const {
+  int n = 0;
+  size_t pos = 0;  // in bytes_
+  auto add = [&](const char* data, size_t len) {
+    if (n == max || len == 0) return;
+    if (offset >= len) {
+      offset -= len;
+      return;
+    }
+    iov[n++] = iovec{const_cast<char*>(data + offset), len - offset};
+    offset = 0;
+  };
+  for (const Bulk& b : bulk_) {
+    add(bytes_.data() + pos, b.at - pos);
+    add(b.data, b.size);
+    pos = b.at;
+  }
+  add(bytes_.data() + pos, bytes_.size() - pos);
+  return n;
+}
+
+std::string ReplyRecord::Flatten() const {
+  std::string out;
+  out.reserve(size());
+  size_t pos = 0;
+  for (const Bulk& b : bulk_) {
+    out.append(bytes_, pos, b.at - pos);
+    out.append(b.data, b.size);
+    pos = b.at;
+  }
+  out.append(bytes_, pos, std::string::npos);
+  return out;
+}
+
+ReplyEncoder::ReplyEncoder(ReplyRecord* out, absl::Span<const BulkRef> bulk)
+    : out_(out), bytes_(out->bytes_), refs_(bulk), start_(bytes_.size()), used_(start_) {
   static const XDR::xdr_ops kOps = {
       .x_getlong = &GetLong,
       .x_putlong = &PutLong,
@@ -40,13 +80,32 @@ ReplyEncoder::ReplyEncoder(std::string* out)
   xdr_.x_private = this;
 }
 
-void ReplyEncoder::Finish() { out_->resize(used_); }
+void ReplyEncoder::Finish() { bytes_.resize(used_); }
+
+void ReplyEncoder::TakeBulk() {
+  for (ReplyRecord::Bulk& b : out_->bulk_) {
+    if (b.owned != nullptr) continue;
+    char** field = refs_[b.ref].field;
+    b.owned.reset(*field);
+    *field = nullptr;
+  }
+}
+
+void ReplyEncoder::DropBulk() {
+  auto& bulk = out_->bulk_;
+  auto gone = std::remove_if(bulk.begin(), bulk.end(), [&](const ReplyRecord::Bulk& b) {
+    if (b.owned != nullptr) return false;
+    out_->bulk_bytes_ -= b.size;
+    return true;
+  });
+  bulk.erase(gone, bulk.end());
+}
 
 char* ReplyEncoder::Reserve(size_t n) {
-  if (out_->size() - used_ < n) {
-    out_->resize(std::max({used_ + n, 2 * out_->size(), start_ + kInitialBytes}));
+  if (bytes_.size() - used_ < n) {
+    bytes_.resize(std::max({used_ + n, 2 * bytes_.size(), start_ + kInitialBytes}));
   }
-  char* at = out_->data() + used_;
+  char* at = bytes_.data() + used_;
   used_ += n;
   return at;
 }
@@ -57,7 +116,26 @@ bool_t ReplyEncoder::PutLong(XDR* x, const long* v) {
 }
 
 bool_t ReplyEncoder::PutBytes(XDR* x, const char* p, u_int n) {
-  if (n > 0) memcpy(Of(x)->Reserve(n), p, n);
+  ReplyEncoder* e = Of(x);
+  for (size_t i = 0; i < e->refs_.size(); ++i) {
+    const BulkRef& r = e->refs_[i];
+    if (n == 0 || p != *r.field || n != r.size) continue;
+    // A registered buffer: a segment instead of a copy — once (were it encoded twice,
+    // the second time is copied: it has one owner).
+    if (std::any_of(e->out_->bulk_.begin(), e->out_->bulk_.end(),
+                    [i](const ReplyRecord::Bulk& b) { return b.ref == i; })) {
+      break;
+    }
+    ReplyRecord::Bulk b;
+    b.at = e->used_;
+    b.data = p;
+    b.size = n;
+    b.ref = i;
+    e->out_->bulk_.push_back(std::move(b));
+    e->out_->bulk_bytes_ += n;
+    return TRUE;
+  }
+  if (n > 0) memcpy(e->Reserve(n), p, n);
   return TRUE;
 }
 

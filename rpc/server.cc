@@ -167,8 +167,8 @@ class Server::Impl {
   bool RunTcp(Work& w, bool on_loop = false);
   void RunUdp(Work& w);
   // Sends a complete reply record on `c` (from any worker).
-  void SendOn(const std::shared_ptr<Connection>& c, std::string reply,
-              Payload payload = {}, size_t reservation = 0);
+  void SendOn(const std::shared_ptr<Connection>& c, ReplyRecord reply,
+              size_t reservation = 0);
   void AskLoopToClose(const std::shared_ptr<Connection>& c);
   void AskLoopToResume(const std::shared_ptr<Connection>& c);
 
@@ -948,17 +948,16 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
   // A request whose client has gone is not run: its reply could not be delivered,
   // and the client retransmits on its new connection.
   if (!c.closed()) {
-    std::string reply;
-    Payload payload;
+    ReplyRecord reply;
     Dispatcher::RunOptions run;
     run.with_record_mark = true;
     run.must_not_block = on_loop;
-    run.payload = &payload;
+    run.bulk_by_reference = true;
     // A parked retransmit's reply is sent by whichever worker completes the original.
-    run.deliver_later = [this, conn = w.conn](std::string r) { SendOn(conn, std::move(r)); };
+    run.deliver_later = [this, conn = w.conn](ReplyRecord r) { SendOn(conn, std::move(r)); };
     switch (dispatcher_.Run(*w.call, &reply, std::move(run))) {
       case Dispatcher::Outcome::kReply:
-        SendOn(w.conn, std::move(reply), std::move(payload), w.reserved);
+        SendOn(w.conn, std::move(reply), w.reserved);
         w.reserved = 0;  // the reply took its place
         break;
       case Dispatcher::Outcome::kNoReply:
@@ -973,9 +972,9 @@ bool Server::Impl::RunTcp(Work& w, bool on_loop) {
   return true;
 }
 
-void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, std::string reply,
-                          Payload payload, size_t reservation) {
-  const SendResult r = c->SendReply(std::move(reply), std::move(payload), reservation);
+void Server::Impl::SendOn(const std::shared_ptr<Connection>& c, ReplyRecord reply,
+                          size_t reservation) {
+  const SendResult r = c->SendReply(std::move(reply), reservation);
   counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
   if (r.queue_release) QueueRelease(c);
   load_.unsent_bytes.fetch_add(r.left_queued);  // also on error: closing drops them
@@ -986,13 +985,14 @@ void Server::Impl::RunUdp(Work& w) {
   // Datagrams have no connection; each call gets its own short-lived ConnectionInfo.
   ConnectionInfo info(next_conn_id_.fetch_add(1), w.udp_peer, w.udp->local);
   // Best effort, as UDP is: a reply that does not fit the socket buffer is lost.
-  auto send = [](const Listener& udp, const PeerAddress& to, const std::string& r) {
-    ::sendto(udp.fd.get(), r.data(), r.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+  // (Without bulk_by_reference a reply is its bytes alone.)
+  auto send = [](const Listener& udp, const PeerAddress& to, const ReplyRecord& r) {
+    ::sendto(udp.fd.get(), r.bytes().data(), r.bytes().size(), MSG_DONTWAIT | MSG_NOSIGNAL,
              reinterpret_cast<const sockaddr*>(&to.addr), to.len);
   };
-  auto later = [send, udp = w.udp, to = w.udp_peer](std::string r) { send(*udp, to, r); };
+  auto later = [send, udp = w.udp, to = w.udp_peer](ReplyRecord r) { send(*udp, to, r); };
   std::unique_ptr<Call> call = dispatcher_.Receive(std::move(w.datagram), &info);
-  std::string reply;
+  ReplyRecord reply;
   Dispatcher::RunOptions run;
   run.with_record_mark = false;
   run.deliver_later = std::move(later);

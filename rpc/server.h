@@ -60,9 +60,11 @@
 // read-ahead records + max_reply_bytes_per_connection (+ the request records of
 // max_requests_per_connection requests), and the number of connections by
 // max_connections.
-// Replies: one record each, written with sendmsg; the bulk data of a result (a READ's,
-// ProcedureDesc::take_payload) stays in its own buffer and goes out as a second iovec instead
-// of being copied into the reply (scatter-gather).
+// Replies: one record each (rpc/reply.h ReplyRecord), written with sendmsg; the bulk
+// data of a result (a READ's, registered with Call::AddBulk by a procedure marked
+// ProcedureDesc::kBulkReply) stays in its own buffer and goes out as an iovec of its own,
+// wherever it sits in the result, instead of being copied into the reply
+// (scatter-gather).
 // Quick calls (ServerOptions::inline_quick_calls): when one event-loop round starts
 // exactly one TCP request and its procedure is marked ProcedureDesc::kQuick, the loop
 // runs it itself at the end of the round instead of waking a worker — one thread
@@ -75,9 +77,9 @@
 // decoded, with what its program resolved (rpc/call.h) — and continues there. What
 // can still hold the loop is metadata that is not cached (a LOOKUP or CREATE reading
 // a directory or inode block from disk).
-// Zero-copy sends (ServerOptions::zerocopy): a reply whose payload is at least
+// Zero-copy sends (ServerOptions::zerocopy): a reply with a bulk segment of at least
 // zerocopy_min_bytes goes out with MSG_ZEROCOPY (SO_ZEROCOPY on each connection): the
-// kernel sends from the payload's own pages instead of copying them into the socket
+// kernel sends from the bulk buffer's own pages instead of copying them into the socket
 // buffer. The buffers are then held until the kernel reports the send complete on the
 // socket's error queue; the loop reads those reports and only pushes the records onto
 // a per-connection lock-free list, which a worker frees between RPCs, and the first

@@ -9,8 +9,9 @@
 //   4 GARBAGE             u_int → Dispatch says kGarbageArgs
 //   5 SYSERR              u_int → kSystemErr
 //   6 DROP                u_int → kDrop (no reply)
-//   7 BLOB                u_int n → opaque<> of n bytes 'x' (a payload from 1 KiB on;
-//                         its reply size is bounded from n: max_result_bytes)
+//   7 BLOB                u_int n → opaque<> of n bytes 'x' (bulk data from 1 KiB on:
+//                         Call::AddBulk; its reply size is bounded from n:
+//                         max_result_bytes)
 //   8 WHOAMI              void → uid, gid, ngroups (3 u_ints)
 //   9 SUM_BLOB            opaque<> (heap-decoded) → u_int length
 //  10 COUNT               u_int milliseconds → u_int executions of COUNT so far;
@@ -18,6 +19,9 @@
 //  11 PAGED_ECHO          u_int → u_int + 1; quick, but "would block" when asked not to
 //                         (as a READ of data not in the page cache does), keeping in
 //                         its state of the call that it got that far
+//  12 SANDWICH            u_int n → n, opaque<> of n bytes 'y' (bulk data, whatever
+//                         its size), n + 1: bulk data in the middle of a result
+//  13 CACHED_BLOB         BLOB, but non-idempotent (its reply goes to the cache)
 // Thread-safety: Dispatch is safe for concurrent calls.
 #pragma once
 
@@ -62,15 +66,14 @@ inline bool_t XdrWhoAmI(XDR* x, WhoAmI* w) {
   return xdr_u_int(x, &w->uid) && xdr_u_int(x, &w->gid) && xdr_u_int(x, &w->ngroups);
 }
 
-// BLOB's data leaves as a payload (ProcedureDesc::take_payload) from 1 KiB on.
-inline bool TakeBlobPayload(void* result, Payload* out) {
-  auto* b = static_cast<Blob*>(result);
-  if (b->len < 1024) return false;
-  out->data.reset(b->data);
-  out->size = b->len;
-  b->data = nullptr;
-  b->len = 0;
-  return true;
+// SANDWICH's result: bulk data between two words.
+struct Sandwich {
+  u_int before;
+  Blob middle;
+  u_int after;
+};
+inline bool_t XdrSandwich(XDR* x, Sandwich* s) {
+  return xdr_u_int(x, &s->before) && XdrBlob(x, &s->middle) && xdr_u_int(x, &s->after);
 }
 // BLOB's result takes its argument's bytes and a length word (max_result_bytes).
 inline size_t BlobResultBytes(std::string_view args) {
@@ -108,13 +111,19 @@ class TestProgram : public Program {
         Procedure<&TestProgram::SysErr, xdr_u_int, xdr_u_int>("SYSERR"),
         Procedure<&TestProgram::Drop, xdr_u_int, xdr_u_int>("DROP"),
         Procedure<&TestProgram::MakeBlob, xdr_u_int, XdrBlob>(
-            "BLOB", {.max_result_bytes = &BlobResultBytes, .take_payload = &TakeBlobPayload}),
+            "BLOB", {.flags = ProcedureDesc::kBulkReply, .max_result_bytes = &BlobResultBytes}),
         Procedure<&TestProgram::WhoAmIs, ::localnfs::rpc::XdrVoid, XdrWhoAmI>("WHOAMI"),
         Procedure<&TestProgram::SumBlob, XdrBlob, xdr_u_int>("SUM_BLOB"),
         Procedure<&TestProgram::Count, xdr_u_int, xdr_u_int>(
             "COUNT", {.flags = ProcedureDesc::kNonIdempotent}),
         Procedure<&TestProgram::PagedEcho, xdr_u_int, xdr_u_int>("PAGED_ECHO",
                                                                  {.flags = kQuick}),
+        Procedure<&TestProgram::MakeSandwich, xdr_u_int, XdrSandwich>(
+            "SANDWICH", {.flags = ProcedureDesc::kBulkReply}),
+        Procedure<&TestProgram::MakeBlob, xdr_u_int, XdrBlob>(
+            "CACHED_BLOB",
+            {.flags = ProcedureDesc::kBulkReply | ProcedureDesc::kNonIdempotent,
+             .max_result_bytes = &BlobResultBytes}),
     }};
     if (proc >= proc_count() || kProcs[proc].name == nullptr) return nullptr;
     return &kProcs[proc];
@@ -151,7 +160,7 @@ class TestProgram : public Program {
   }
 
  private:
-  static constexpr uint32_t kProcCount = 12;
+  static constexpr uint32_t kProcCount = 14;
   // PAGED_ECHO's state of the call.
   struct PagedState {
     int runs = 0;
@@ -166,11 +175,21 @@ class TestProgram : public Program {
   DispatchResult Garbage(Call&, const u_int&, u_int&) { return DispatchResult::kGarbageArgs; }
   DispatchResult SysErr(Call&, const u_int&, u_int&) { return DispatchResult::kSystemErr; }
   DispatchResult Drop(Call&, const u_int&, u_int&) { return DispatchResult::kDrop; }
-  void MakeBlob(Call&, const u_int& n, Blob& b) {
+  void MakeBlob(Call& call, const u_int& n, Blob& b) {
     b.len = n;
-    // The call's xdr_free (mem_free → free) releases it after the reply is encoded.
+    // The call's xdr_free (mem_free → free) releases it after the reply is encoded —
+    // unless the reply took it as a segment.
     b.data = static_cast<char*>(malloc(b.len == 0 ? 1 : b.len));
     memset(b.data, 'x', b.len);
+    if (b.len >= 1024) call.AddBulk(&b.data, b.len);
+  }
+  void MakeSandwich(Call& call, const u_int& n, Sandwich& s) {
+    s.before = n;
+    s.middle.len = n;
+    s.middle.data = static_cast<char*>(malloc(n == 0 ? 1 : n));
+    memset(s.middle.data, 'y', n);
+    call.AddBulk(&s.middle.data, n);
+    s.after = n + 1;
   }
   void WhoAmIs(Call& call, const Void&, WhoAmI& w) {
     w.uid = call.ctx().cred.uid;

@@ -31,22 +31,6 @@ uint64_t RandomVerifier() {
   return v;
 }
 
-// READ's data leaves as a separate buffer (rpc::ProcedureDesc::take_payload) once it is
-// large enough that copying it into the reply costs more than a second iovec.
-constexpr uint32_t kMinReadPayload = 16 * 1024;
-
-bool TakeReadPayload(void* result, rpc::Payload* out) {
-  auto& r = *static_cast<READ3res*>(result);
-  if (r.status != NFS3_OK) return false;
-  auto& data = r.READ3res_u.resok.data;
-  if (data.data_len < kMinReadPayload) return false;
-  out->data.reset(data.data_val);
-  out->size = data.data_len;
-  data.data_val = nullptr;
-  data.data_len = 0;
-  return true;
-}
-
 // The result sizes READ, READDIR and READDIRPLUS can reach are chosen by the client
 // (count, maxcount; at most vfs::kMaxIoSize, as the handlers clamp them): read from
 // the argument bytes, which start with the nfs_fh3, `kCountAt` bytes after it, for the
@@ -130,11 +114,6 @@ void Fail(rpc::Call& call, nfsstat3 status) {
   }
 }
 
-template <class Res>
-constexpr bool (*kTakePayload)(void*, rpc::Payload*) = nullptr;
-template <>
-constexpr bool (*kTakePayload<READ3res>)(void*, rpc::Payload*) = &TakeReadPayload;
-
 template <class Args>
 constexpr size_t (*kMaxResultBytes)(std::string_view) = nullptr;
 template <>  // offset3 offset; count3 count
@@ -156,8 +135,7 @@ constexpr Nfs3Program::Proc Nfs3Program::MakeProc(const char* name, uint32_t pro
   p.desc = rpc::Procedure<kHandler, kXdrArgs, kXdrResult>(
       name, {.flags = rpc_flags,
              .program_flags = program_flags,
-             .max_result_bytes = kMaxResultBytes<Args>,
-             .take_payload = kTakePayload<Res>});
+             .max_result_bytes = kMaxResultBytes<Args>});
   p.handles = &Handles<Args>;
   p.fail = &Fail<Res>;
   return p;
@@ -178,7 +156,8 @@ const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
       NFS3_PROC(LOOKUP, Lookup, E | C, Q),
       NFS3_PROC(ACCESS, Access, E, Q),
       NFS3_PROC(READLINK, Readlink, E, Q),
-      NFS3_PROC(READ, Read, E, Q),
+      // READ's data goes out from its own buffer (Read registers it: Call::AddBulk).
+      NFS3_PROC(READ, Read, E, Q | rpc::ProcedureDesc::kBulkReply),
       // WRITE's arguments are decoded without copying the data (above).
       MakeProc<&Nfs3Program::Write, XdrWrite3ArgsInPlace, xdr_WRITE3res>("WRITE", E | W, N),
       NFS3_PROC(CREATE, Create, E | W | C, N | Q),

@@ -120,6 +120,7 @@ void Nfs3Program::Read(Nfs3Request& req, const READ3args& a, READ3res& r) {
   ok.eof = done->eof ? TRUE : FALSE;
   ok.data.data_val = buf;
   ok.data.data_len = done->count;
+  if (done->count >= kMinReadPayload) req.call->AddBulk(&ok.data.data_val, done->count);
 }
 
 void Nfs3Program::Write(Nfs3Request& req, const WRITE3args& a, WRITE3res& r) {

@@ -50,6 +50,7 @@
 #include "rpc/dispatch.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 #include "server/creds.h"
 #include "server/fhandle.h"
 #include "server/file_cache.h"
@@ -153,14 +154,14 @@ class Fixture {
     // As the server runs it: a quick call first on the "event loop" (told not to
     // block); one that would block continues as a worker would, from where it stopped.
     std::unique_ptr<rpc::Call> call = dispatcher_.Receive(record, conn);
-    std::string reply;
+    rpc::ReplyRecord reply;
     rpc::Dispatcher::RunOptions run;
     run.must_not_block = call->quick();
     rpc::Dispatcher::Outcome outcome = dispatcher_.Run(*call, &reply, std::move(run));
     if (outcome == rpc::Dispatcher::Outcome::kWouldBlock) {
       outcome = dispatcher_.Run(*call, &reply, rpc::Dispatcher::RunOptions{});
     }
-    if (outcome == rpc::Dispatcher::Outcome::kReply) CheckReply(record, reply);
+    if (outcome == rpc::Dispatcher::Outcome::kReply) CheckReply(record, reply.Flatten());
     if (uuid) client_broker_->UuidRelease(*uuid);
     FlushThisThread();
   }

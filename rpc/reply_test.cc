@@ -148,6 +148,7 @@ TEST(ReplyEncoderTest, OnlyTheRegisteredBufferOfAFinishedReplyMovesToTheRecord) 
 
 TEST(ReplyEncoderTest, ABufferEncodedTwiceIsASegmentOnce) {
   TwoReads r = Make(64, 0);
+  free(r.second.data);
   r.second = r.first;  // the same buffer twice
   ReplyRecord rec;
   {

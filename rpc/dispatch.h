@@ -15,9 +15,8 @@
 //    reply header and the result (rpc/reply.h: bulk data the handler registered goes
 //    out by reference, wherever it sits in the result, for a procedure marked
 //    kBulkReply on a transport that takes segments). Arguments and result are freed
-//    (xdr_free) when the
-//    call is destroyed, on every path (also after a partial decode, which rpcgen
-//    routines handle). With must_not_block (the event loop), a program that would
+//    (xdr_free) when the call is destroyed, on every path (also after a partial
+//    decode, which rpcgen routines handle). With must_not_block (the event loop), a program that would
 //    block returns kWouldBlock: Run returns kWouldBlock with the call as it is, and
 //    the next Run (on a worker) continues it — the arguments are not decoded again,
 //    the cache not consulted again, nothing counted again.

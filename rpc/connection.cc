@@ -17,8 +17,6 @@ namespace {
 
 bool Retryable(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
-constexpr char kZeroPad[4] = {};
-
 }  // namespace
 
 void ServerLoad::WakeLoop() {
@@ -122,25 +120,24 @@ bool Connection::TakeResumeLocked() {
   return true;
 }
 
-bool Connection::StartPending(std::string* record, size_t* reserved) {
+bool Connection::StartNext(std::unique_ptr<Call>* call, size_t* reserved) {
   absl::MutexLock l(&mu);
-  if (pending.empty() || !MayStartLocked(pending.front().reply_size)) return false;
-  *record = std::move(pending.front().record);
-  *reserved = pending.front().reply_size;
-  pending.pop_front();
+  if (next == nullptr || !MayStartLocked(next->reply_bound())) return false;
+  *reserved = next->reply_bound();
+  *call = std::move(next);
   ++requests_;
   reserved_bytes_ += *reserved;
   limits_.load->Charge(static_cast<int64_t>(*reserved));
   has_pending_ = !pending.empty();
-  next_reply_size_ = has_pending_ ? pending.front().reply_size : 0;
+  next_reply_size_ = 0;  // the loop receives the next record now
   UpdateInterestLocked();
   return true;
 }
 
 void Connection::PendingChanged() {
   absl::MutexLock l(&mu);
-  has_pending_ = !pending.empty();
-  next_reply_size_ = has_pending_ ? pending.front().reply_size : 0;
+  has_pending_ = next != nullptr || !pending.empty();
+  next_reply_size_ = next != nullptr ? next->reply_bound() : 0;
   UpdateInterestLocked();
 }
 
@@ -171,22 +168,7 @@ void Connection::StopReading() {
   UpdateInterestLocked();
 }
 
-int Connection::OutRecord::Iovecs(size_t offset, iovec* iov) const {
-  const std::pair<const char*, size_t> parts[kMaxIovPerRecord] = {
-      {head.data(), head.size()}, {payload.data.get(), payload.size}, {kZeroPad, payload.pad}};
-  int n = 0;
-  for (const auto& [data, len] : parts) {
-    if (offset >= len) {
-      offset -= len;
-      continue;
-    }
-    iov[n++] = iovec{const_cast<char*>(data + offset), len - offset};
-    offset = 0;
-  }
-  return n;
-}
-
-SendResult Connection::SendReply(std::string reply, Payload payload, size_t reservation) {
+SendResult Connection::SendReply(ReplyRecord reply, size_t reservation) {
   absl::MutexLock l(&mu);
   reserved_bytes_ -= reservation;
   if (closed_) {
@@ -197,7 +179,7 @@ SendResult Connection::SendReply(std::string reply, Payload payload, size_t rese
   // record must not interleave with another: write directly only when nothing is
   // queued before us — then whatever is written belongs to this record.
   const bool write_now = out_.empty();
-  out_.push_back(OutRecord{std::move(reply), std::move(payload)});
+  out_.push_back(OutRecord{std::move(reply)});
   const size_t total = out_.back().size();
   queued_bytes_ += total;
   // The record replaces its reservation: more when the reply outgrew it (a larger
@@ -247,11 +229,12 @@ SendResult Connection::WriteQueuedLocked() {
     int n_iov = 0;
     size_t offset = out_offset_;
     bool zerocopy = false;
-    for (auto it = out_.begin();
-         it != out_.end() && n_iov + kMaxIovPerRecord <= kMaxIov; ++it) {
-      n_iov += it->Iovecs(offset, iov + n_iov);
+    // As many records as the iovecs hold; the last may be cut short (what is sent is
+    // accounted by bytes below).
+    for (auto it = out_.begin(); it != out_.end() && n_iov < kMaxIov; ++it) {
+      n_iov += it->reply.Iovecs(offset, iov + n_iov, kMaxIov - n_iov);
       offset = 0;
-      zerocopy |= zc_on_ && it->payload.size >= zc_options_.min_payload_bytes;
+      zerocopy |= zc_on_ && it->reply.largest_bulk() >= zc_options_.min_payload_bytes;
     }
     msghdr msg{};
     msg.msg_iov = iov;

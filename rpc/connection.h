@@ -10,12 +10,14 @@
 // removes the socket from epoll and shuts it down, but keeps the fd number allocated,
 // so that a worker still sending on it can never hit a reused descriptor.
 //
-// Admission: records decoded from the socket go to `pending` (loop only), each with
-// the reply size the dispatcher bounds for it (Dispatcher::ReplySize), and are started
-// — handed to the workers — one at a time while MayStartLocked() holds (the
-// per-connection and server-wide limits). The socket is read only while `pending` is
-// empty, so what one read brings in (at most one 64 KiB chunk of small calls) never
-// bypasses the limits. When a finishing request (or freed reply memory) makes room
+// Admission: records decoded from the socket go to `pending` (loop only) and are
+// started — handed to the workers — one at a time while MayStartLocked() holds (the
+// per-connection and server-wide limits). The oldest is received first (its call
+// header decoded once: rpc/call.h) as `next`, whose reply bound (Call::reply_bound)
+// is what the limits weigh; the others stay bytes until their turn, so a burst of tiny
+// calls costs its bytes, not a call object each. The socket is read only while nothing
+// is pending, so what one read brings in (at most one 64 KiB chunk of small calls)
+// never bypasses the limits. When a finishing request (or freed reply memory) makes room
 // while records are pending, RequestFinished() / FreeReleasedReplies() tell the worker
 // to have the loop resume the connection. That resume is a self-requeuing work item
 // guarded as in seed 003 (nfsd's NFSD4_CALLBACK_RUNNING): resume_requested_ is its
@@ -43,8 +45,11 @@
 // it registers with ServerLoad (WaitForRoom), and the release that next leaves room
 // wakes the loop, which offers it to the waiters in order (Server, RoomOffered).
 //
+// Replies are records of segments (rpc/reply.h: the encoded bytes and bulk buffers
+// between them), written with sendmsg as iovecs — several records per call.
+//
 // Zero-copy sends (ZerocopyOptions; server.h "Zero-copy sends"): a send that carries a
-// large payload may go out with MSG_ZEROCOPY, so the kernel reads the reply from our
+// large bulk segment may go out with MSG_ZEROCOPY, so the kernel reads the reply from our
 // buffers until the peer has acknowledged it. A record sent that way is not freed when
 // its last byte leaves our queue: it waits in `zc_waiting_` under the number of the
 // last zero-copy send that covered it. The kernel reports finished sends on the
@@ -65,7 +70,7 @@
 // the last request finished; IdleSince() is what the loop's idle sweep asks, and
 // IdleForEviction() what it asks when --max-connections is reached (server.h).
 //
-// Thread-safety: `decoder` and `pending` are touched only by the event loop. Everything
+// Thread-safety: `decoder`, `pending` and `next` are touched only by the event loop. Everything
 // else that changes is guarded by `mu`: workers append replies and adjust the
 // in-flight count, the loop flushes output, pauses/resumes reading and closes. The
 // epoll interest set is changed only under `mu`, so it always matches the state it is
@@ -90,8 +95,10 @@
 #include "absl/time/time.h"
 #include "common/lockfree_list.h"
 #include "common/unique_fd.h"
+#include "rpc/call.h"
 #include "rpc/program.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 
 namespace localnfs::rpc {
 
@@ -172,17 +179,10 @@ struct ConnectionLimits {
   int64_t max_requests_total;
 };
 
-// A record read from the socket and not yet started, with the most bytes its reply
-// can take (Dispatcher::ReplySize).
-struct PendingCall {
-  std::string record;
-  size_t reply_size = 0;
-};
-
 // MSG_ZEROCOPY for this connection. `enabled` only once SO_ZEROCOPY is set on it.
 struct ZerocopyOptions {
   bool enabled = false;
-  // A send uses MSG_ZEROCOPY when one of its records has a payload this large.
+  // A send uses MSG_ZEROCOPY when one of its records has a bulk segment this large.
   size_t min_payload_bytes = 64 * 1024;
   // Keep using it after the kernel reported that it copied anyway (a local peer:
   // loopback, veth). Off in production — it then only costs; on for tests.
@@ -236,11 +236,11 @@ class Connection : public Pollable {
     return UpdateInterestLocked();
   }
 
-  // Loop: starts the next pending record if the limits allow it: counts it as a
-  // request, reserves its reply size (*reserved) and moves it to *record. False when
-  // nothing may be started now.
-  bool StartPending(std::string* record, size_t* reserved);
-  // Loop: `pending` changed (records added or all started).
+  // Loop: starts `next` (which the caller received from pending's oldest record) if
+  // the limits allow it: counts it as a request, reserves its reply size (*reserved,
+  // its reply_bound()) and moves it to *call. False when it may not start now.
+  bool StartNext(std::unique_ptr<Call>* call, size_t* reserved);
+  // Loop: `pending` or `next` changed (records added, a call received or started).
   void PendingChanged();
   // Worker: a request finished (reply sent or dropped); `unused` is what is left of
   // its reservation (all of it when no reply was sent with SendReply). True when
@@ -282,13 +282,13 @@ class Connection : public Pollable {
     return !closed_ && requests_ == 0 && !has_pending_ && ChargedLocked() == 0;
   }
 
-  // Worker: sends the record `reply` + `payload` (its bulk data, sent from its own
-  // buffer: scatter-gather, no copy) or queues what the socket does not take now and
-  // arms EPOLLOUT. `reservation`: the reply memory reserved for it (StartPending),
-  // which the record's real size replaces. `left_queued` is what was queued (for the
-  // server-wide unsent count, also on error: Close() drops it); on `error` the caller
-  // has the loop close the connection. Sends nothing on a closed connection.
-  SendResult SendReply(std::string reply, Payload payload = {}, size_t reservation = 0);
+  // Worker: sends the record `reply` (its bulk segments from their own buffers:
+  // scatter-gather, no copy) or queues what the socket does not take now and arms
+  // EPOLLOUT. `reservation`: the reply memory reserved for it (StartNext), which the
+  // record's real size replaces. `left_queued` is what was queued (for the server-wide
+  // unsent count, also on error: Close() drops it); on `error` the caller has the loop
+  // close the connection. Sends nothing on a closed connection.
+  SendResult SendReply(ReplyRecord reply, size_t reservation = 0);
   // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). `bytes` is
   // what was written.
   SendResult Flush();
@@ -316,7 +316,10 @@ class Connection : public Pollable {
 
   ConnectionInfo info;
   RecordDecoder decoder;  // event loop only
-  std::deque<PendingCall> pending;  // event loop only: decoded, not yet started
+  // Event loop only: records read and not yet started, oldest first, except the oldest
+  // once it is received as `next` (see "Admission").
+  std::deque<std::string> pending;
+  std::unique_ptr<Call> next;
   absl::Mutex mu;
 
  private:
@@ -340,20 +343,16 @@ class Connection : public Pollable {
 
   // One reply record, as queued and (while the kernel may still read it) held.
   struct OutRecord {
-    std::string head;
-    Payload payload;
+    ReplyRecord reply;
     bool zerocopy = false;  // some of its bytes left with MSG_ZEROCOPY ...
     uint64_t last_zc_seq = 0;  // ... the last of them in this send
-    size_t size() const { return head.size() + payload.wire_size(); }
-    // The iovecs (at most kMaxIovPerRecord) of the bytes from `offset` on.
-    int Iovecs(size_t offset, iovec* iov) const;
+    size_t size() const { return reply.size(); }
   };
   // A record sent with MSG_ZEROCOPY, from its last byte until it is freed.
   struct HeldRecord {
     HeldRecord* next = nullptr;  // LockFreeList link
     OutRecord record;
   };
-  static constexpr int kMaxIovPerRecord = 3;
 
   // Writes out_ from out_offset_ until it is empty or the socket is full.
   SendResult WriteQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -377,12 +376,15 @@ class Connection : public Pollable {
   bool closed_ ABSL_GUARDED_BY(mu) = false;
   bool stop_reading_ ABSL_GUARDED_BY(mu) = false;
   uint32_t requests_ ABSL_GUARDED_BY(mu) = 0;
-  bool has_pending_ ABSL_GUARDED_BY(mu) = false;       // mirrors !pending.empty()
-  size_t next_reply_size_ ABSL_GUARDED_BY(mu) = 0;     // ... and pending.front()'s
+  // Mirror next || !pending.empty(), and next's reply bound (0 while the loop has yet
+  // to receive the next record: a worker's resume test may then wake the loop once
+  // for nothing).
+  bool has_pending_ ABSL_GUARDED_BY(mu) = false;
+  size_t next_reply_size_ ABSL_GUARDED_BY(mu) = 0;
   bool resume_requested_ ABSL_GUARDED_BY(mu) = false;  // a worker asked the loop
   bool room_waiting_ ABSL_GUARDED_BY(mu) = false;      // on ServerLoad's waiter list
   uint32_t armed_ ABSL_GUARDED_BY(mu) = 0;  // events currently registered with epoll
-  // Reply records not yet (wholly) sent: `head`, then the payload and its padding.
+  // Reply records not yet (wholly) sent.
   std::deque<OutRecord> out_ ABSL_GUARDED_BY(mu);
   size_t out_offset_ ABSL_GUARDED_BY(mu) = 0;  // bytes of out_.front() already sent
   size_t queued_bytes_ ABSL_GUARDED_BY(mu) = 0;  // of out_, not yet written

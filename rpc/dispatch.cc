@@ -4,74 +4,46 @@
 #include <string.h>
 
 #include <algorithm>
-#include <cstddef>
-#include <optional>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/string_view.h"
 #include "common/log.h"
-#include "common/unaligned.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 
 namespace localnfs::rpc {
 namespace {
 
-// Zeroed scratch space for one call's args or result, reused by the thread's next
-// call: avoids two heap allocations per RPC. max_align_t elements keep any rpcgen
-// struct correctly aligned.
-class ScratchBuffer {
- public:
-  void* Zeroed(size_t size) {
-    const size_t words = (size + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
-    if (buf_.size() < words) buf_.resize(words);
-    if (words == 0) return buf_.empty() ? nullptr : buf_.data();
-    memset(buf_.data(), 0, words * sizeof(std::max_align_t));
-    return buf_.data();
-  }
-
- private:
-  std::vector<std::max_align_t> buf_;
-};
-
-struct ThreadScratch {
-  ScratchBuffer args;
-  ScratchBuffer result;
-  // A one-word dummy for procedures whose args/result size is 0 (xdr_void): the XDR
-  // routines still get a valid pointer.
-  std::max_align_t empty{};
-};
-
-thread_local ThreadScratch scratch;
-
-// Builds a reply of at most `body_size` bytes with `encode`, optionally preceded by
-// a record mark. Returns false if encoding failed.
-template <typename EncodeFn>
-bool BuildReply(bool with_record_mark, size_t body_size, std::string* reply,
-                EncodeFn encode) {
-  const size_t off = with_record_mark ? kRecordMarkSize : 0;
-  reply->assign(off + body_size, '\0');
-  XDR x;
-  xdrmem_create(&x, reply->data() + off, static_cast<u_int>(body_size), XDR_ENCODE);
-  const bool ok = encode(&x);
-  const size_t used = xdr_getpos(&x);
-  xdr_destroy(&x);
-  if (!ok) return false;
-  reply->resize(off + used);
-  if (with_record_mark) PutRecordMark(static_cast<uint32_t>(used), true, reply->data());
-  return true;
-}
-
 // Room for the largest fixed reply (an accepted reply with mismatch_info).
 constexpr size_t kSmallReplySize = kAcceptedReplyHeaderSize + 8;
 
+// Encodes a reply with `encode` into *reply, preceded by a record mark when asked;
+// `bulk`: buffers that may become segments. Returns false if encoding failed (*reply
+// then holds no segment).
+template <typename EncodeFn>
+bool BuildReply(bool with_record_mark, ReplyRecord* reply, EncodeFn encode,
+                absl::Span<const BulkRef> bulk = {}) {
+  *reply = ReplyRecord(std::string(with_record_mark ? kRecordMarkSize : 0, '\0'));
+  ReplyEncoder enc(reply, bulk);
+  if (!encode(enc.xdr())) {
+    enc.DropBulk();
+    return false;
+  }
+  enc.Finish();
+  enc.TakeBulk();
+  if (with_record_mark) {
+    PutRecordMark(static_cast<uint32_t>(enc.encoded()), true, reply->bytes().data());
+  }
+  return true;
+}
+
 // A reply message saved by the duplicate request cache, framed for its transport.
-std::string Framed(absl::string_view message, bool with_record_mark) {
-  if (!with_record_mark) return std::string(message);
+ReplyRecord Framed(absl::string_view message, bool with_record_mark) {
+  if (!with_record_mark) return ReplyRecord(std::string(message));
   std::string out(kRecordMarkSize, '\0');
   PutRecordMark(static_cast<uint32_t>(message.size()), true, out.data());
   out.append(message.data(), message.size());
-  return out;
+  return ReplyRecord(std::move(out));
 }
 
 }  // namespace
@@ -100,38 +72,6 @@ std::vector<Program*> Dispatcher::programs() const {
   return all;
 }
 
-bool Dispatcher::IsQuick(std::string_view record) const {
-  // xid, msg_type, rpcvers, prog, vers, proc: the fixed words before the credential.
-  constexpr size_t kFixedWords = 6;
-  if (record.size() < kFixedWords * 4) return false;
-  auto word = [&](size_t i) { return ntohl(LoadUnaligned<uint32_t>(record.data() + 4 * i)); };
-  if (word(1) != kMsgCall || word(2) != kRpcVersion) return false;
-  const ProcXdr* px = Find(word(3), word(4), word(5)).proc;
-  return px != nullptr && px->quick;
-}
-
-size_t Dispatcher::ReplySize(std::string_view record) const {
-  // The largest reply that carries no result: an accepted reply with mismatch_info.
-  constexpr size_t kNoResult = kRecordMarkSize + kSmallReplySize;
-  constexpr size_t kFixedWords = 6;  // xid, msg_type, rpcvers, prog, vers, proc
-  if (record.size() < kFixedWords * 4) return kNoResult;
-  auto word = [&](size_t at) { return ntohl(LoadUnaligned<uint32_t>(record.data() + at)); };
-  if (word(4) != kMsgCall || word(8) != kRpcVersion) return kNoResult;
-  const ProcXdr* px = Find(word(12), word(16), word(20)).proc;
-  if (px == nullptr) return kNoResult;
-  // The credential and the verifier: flavor, length, body padded to 4 bytes.
-  size_t pos = kFixedWords * 4;
-  for (int i = 0; i < 2; ++i) {
-    if (record.size() - pos < 8) return kNoResult;
-    const size_t body = (static_cast<size_t>(word(pos + 4)) + 3) & ~size_t{3};
-    if (record.size() - pos - 8 < body) return kNoResult;
-    pos += 8 + body;
-  }
-  const size_t result = px->max_result_bytes != nullptr ? px->max_result_bytes(record.substr(pos))
-                                                   : kDefaultResultSize;
-  return kRecordMarkSize + kAcceptedReplyHeaderSize + result;
-}
-
 Dispatcher::Found Dispatcher::Find(uint32_t prog, uint32_t vers, uint32_t proc) const {
   Found f;
   auto pit = programs_.find(prog);
@@ -145,45 +85,83 @@ Dispatcher::Found Dispatcher::Find(uint32_t prog, uint32_t vers, uint32_t proc) 
   return f;
 }
 
-bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
-                        bool with_record_mark, std::string* reply,
-                        DeferredReply deliver_later, bool* would_block,
-                        Payload* payload) {
+std::unique_ptr<Call> Dispatcher::Receive(std::string record, ConnectionInfo* conn) const {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
+  std::unique_ptr<Call> call(new Call(std::move(record), conn));
+  // The largest reply that carries no result: an accepted reply with mismatch_info.
+  call->reply_bound_ = kRecordMarkSize + kSmallReplySize;
   XDR in;
   // XDR_DECODE never writes to the buffer; xdrmem_create just lacks a const overload.
-  xdrmem_create(&in, const_cast<char*>(record.data()), static_cast<u_int>(record.size()),
+  xdrmem_create(&in, call->record_.data(), static_cast<u_int>(call->record_.size()),
                 XDR_DECODE);
-  absl::Cleanup destroy_in = [&in] { xdr_destroy(&in); };
-
   CallHeader h;
+  call->header_ = DecodeCallHeader(&in, &h);
+  call->args_pos_ = xdr_getpos(&in);
+  xdr_destroy(&in);
+  CallContext& ctx = call->ctx_;
+  ctx.xid = h.xid;
+  if (call->header_ != HeaderCheck::kOk) return call;
+  ctx.prog = h.prog;
+  ctx.vers = h.vers;
+  ctx.proc = h.proc;
+  ctx.flavor = h.flavor;
+  ctx.cred = std::move(h.cred);
+  ctx.machine_name = std::move(h.machine_name);
+
+  const Found found = Find(h.prog, h.vers, h.proc);
+  if (found.versions == nullptr) {
+    call->found_ = Call::Found::kNoProgram;
+  } else if (found.program == nullptr) {
+    call->found_ = Call::Found::kNoVersion;
+    call->low_ = found.versions->front()->vers();
+    call->high_ = found.versions->back()->vers();
+  } else if (found.proc == nullptr) {
+    call->found_ = Call::Found::kNoProcedure;
+  } else {
+    call->found_ = Call::Found::kProcedure;
+    call->program_ = found.program;
+    call->desc_ = found.proc;
+    const std::string_view args = std::string_view(call->record_).substr(call->args_pos_);
+    const size_t result = found.proc->max_result_bytes != nullptr
+                              ? found.proc->max_result_bytes(args)
+                              : kDefaultResultSize;
+    call->reply_bound_ = kRecordMarkSize + kAcceptedReplyHeaderSize + result;
+  }
+  return call;
+}
+
+Dispatcher::Outcome Dispatcher::RejectCall(Call& call, bool with_record_mark,
+                                           ReplyRecord* reply) {
+  const uint32_t xid = call.ctx_.xid;
   auto accepted = [&](AcceptStat stat, uint32_t low = 0, uint32_t high = 0) {
-    return BuildReply(with_record_mark, kSmallReplySize, reply, [&](XDR* x) {
-      return EncodeAcceptedReply(x, h.xid, stat, low, high);
+    BuildReply(with_record_mark, reply, [&](XDR* x) {
+      return EncodeAcceptedReply(x, xid, stat, low, high);
     });
+    return Outcome::kReply;
   };
   auto auth_error = [&](AuthStat stat) {
     counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
-    return BuildReply(with_record_mark, kSmallReplySize, reply,
-                      [&](XDR* x) { return EncodeAuthErrorReply(x, h.xid, stat); });
+    BuildReply(with_record_mark, reply,
+               [&](XDR* x) { return EncodeAuthErrorReply(x, xid, stat); });
+    return Outcome::kReply;
   };
-
-  switch (DecodeCallHeader(&in, &h)) {
+  switch (call.header_) {
     case HeaderCheck::kOk:
       break;
     case HeaderCheck::kDrop:
       // Without an xid (or for a REPLY) there is nobody to answer.
       counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
       LOG_WARNING("rpc: dropping a %u-byte record from %s: not an RPC call",
-                  record.size(), conn->peer().ToString());
-      return false;
+                  call.record_.size(), call.ctx_.conn->peer().ToString());
+      return Outcome::kNoReply;
     case HeaderCheck::kGarbage:
       counters_->garbage_args.fetch_add(1, std::memory_order_relaxed);
       return accepted(AcceptStat::kGarbageArgs);
     case HeaderCheck::kRpcMismatch:
       counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
-      return BuildReply(with_record_mark, kSmallReplySize, reply,
-                        [&](XDR* x) { return EncodeRpcMismatchReply(x, h.xid); });
+      BuildReply(with_record_mark, reply,
+                 [&](XDR* x) { return EncodeRpcMismatchReply(x, xid); });
+      return Outcome::kReply;
     case HeaderCheck::kBadCred:
       return auth_error(AuthStat::kBadCred);
     case HeaderCheck::kBadVerf:
@@ -191,90 +169,106 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
     case HeaderCheck::kTooWeak:
       return auth_error(AuthStat::kTooWeak);
   }
+  counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
+  switch (call.found_) {
+    case Call::Found::kNoProgram:
+      return accepted(AcceptStat::kProgUnavail);
+    case Call::Found::kNoVersion:
+      return accepted(AcceptStat::kProgMismatch, call.low_, call.high_);
+    default:
+      return accepted(AcceptStat::kProcUnavail);
+  }
+}
 
-  const Found found = Find(h.prog, h.vers, h.proc);
-  if (found.versions == nullptr) {
-    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
-    return accepted(AcceptStat::kProgUnavail);
-  }
-  if (found.program == nullptr) {
-    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
-    return accepted(AcceptStat::kProgMismatch, found.versions->front()->vers(),
-                    found.versions->back()->vers());
-  }
-  Program* program = found.program;
-  const ProcXdr* px = found.proc;
-  if (px == nullptr) {
-    counters_->bad_headers.fetch_add(1, std::memory_order_relaxed);
-    return accepted(AcceptStat::kProcUnavail);
-  }
-
+bool Dispatcher::Decode(Call& call, ReplyRecord* reply, RunOptions& options,
+                        Outcome* outcome) {
+  const ProcedureDesc& px = *call.desc_;
+  const CallContext& ctx = call.ctx_;
   // A retransmit of a non-idempotent call is answered from the cache, never run twice.
-  std::optional<DrcKey> drc_key;
-  if (drc_ != nullptr && px->non_idempotent) {
+  if (drc_ != nullptr && px.non_idempotent()) {
     // The header decoded, so the record holds at least the xid.
-    drc_key = DrcKey::Of(conn->peer().AddressBytes(), h.xid, h.prog, h.vers, h.proc,
-                         absl::string_view(record.data() + 4, record.size() - 4));
+    DrcKey key = DrcKey::Of(ctx.conn->peer().AddressBytes(), ctx.xid, ctx.prog, ctx.vers,
+                            ctx.proc, absl::string_view(call.record_).substr(4));
     DuplicateRequestCache::Waiter waiter;
-    if (deliver_later) {
-      waiter = [with_record_mark, deliver = std::move(deliver_later)](
+    if (options.deliver_later) {
+      waiter = [with_record_mark = options.with_record_mark,
+                deliver = std::move(options.deliver_later)](
                    absl::string_view message) mutable {
         deliver(Framed(message, with_record_mark));
       };
     }
-    DuplicateRequestCache::Lookup found = drc_->Begin(*drc_key, std::move(waiter));
+    DuplicateRequestCache::Lookup found = drc_->Begin(key, std::move(waiter));
     switch (found.outcome) {
       case DuplicateRequestCache::Outcome::kRun:
+        call.drc_ = drc_;
+        call.drc_key_ = std::move(key);
         break;
       case DuplicateRequestCache::Outcome::kRunUncached:
-        drc_key.reset();
         break;
       case DuplicateRequestCache::Outcome::kReplay:
         counters_->drc_replays.fetch_add(1, std::memory_order_relaxed);
         LOG_DEBUG("rpc: %s %s xid %08x from %s: replayed from the reply cache",
-                  program->name(), px->name, h.xid, conn->peer().ToString());
-        *reply = Framed(found.reply, with_record_mark);
-        return true;
+                  call.program_->name(), px.name, ctx.xid, ctx.conn->peer().ToString());
+        *reply = Framed(found.reply, options.with_record_mark);
+        *outcome = Outcome::kReply;
+        return false;
       case DuplicateRequestCache::Outcome::kWaiting:
         counters_->drc_parked.fetch_add(1, std::memory_order_relaxed);
+        *outcome = Outcome::kNoReply;
         return false;
       case DuplicateRequestCache::Outcome::kDrop:
+        *outcome = Outcome::kNoReply;
         return false;
     }
   }
-  // Every path below either completes the cache entry with the SUCCESS reply or
-  // abandons it (the client's retransmit then runs the call again).
-  bool drc_completed = false;
-  absl::Cleanup drc_abandon = [&] {
-    if (drc_key && !drc_completed) drc_->Abandon(*drc_key);
-  };
-
-  void* args = px->args_size > 0 ? scratch.args.Zeroed(px->args_size) : &scratch.empty;
-  void* result =
-      px->result_size > 0 ? scratch.result.Zeroed(px->result_size) : &scratch.empty;
-  // Frees whatever the decoder or the program allocated, on every path below.
-  absl::Cleanup free_xdr = [&] {
-    xdr_free(px->decode_args, static_cast<char*>(args));
-    xdr_free(px->encode_result, static_cast<char*>(result));
-  };
-
-  if (!px->decode_args(&in, args)) {
+  // From here on the call's destructor frees whatever the decoder allocates (also
+  // after a partial decode).
+  call.AllocateWorkspace();
+  XDR in;
+  xdrmem_create(&in, call.record_.data() + call.args_pos_,
+                static_cast<u_int>(call.record_.size() - call.args_pos_), XDR_DECODE);
+  const bool decoded = px.xdr_args(&in, call.args_);
+  xdr_destroy(&in);
+  if (!decoded) {
     counters_->garbage_args.fetch_add(1, std::memory_order_relaxed);
-    return accepted(AcceptStat::kGarbageArgs);
+    // No reply worth keeping: the entry goes (a retransmit runs the call again).
+    if (call.drc_key_) drc_->Abandon(*call.drc_key_);
+    call.drc_key_.reset();
+    BuildReply(options.with_record_mark, reply, [&](XDR* x) {
+      return EncodeAcceptedReply(x, ctx.xid, AcceptStat::kGarbageArgs);
+    });
+    *outcome = Outcome::kReply;
+    return false;
   }
+  call.stage_ = Call::Stage::kDecoded;
+  return true;
+}
 
-  CallContext ctx;
-  ctx.xid = h.xid;
-  ctx.prog = h.prog;
-  ctx.vers = h.vers;
-  ctx.proc = h.proc;
-  ctx.flavor = h.flavor;
-  ctx.cred = std::move(h.cred);
-  ctx.machine_name = std::move(h.machine_name);
-  ctx.conn = conn;
-  ctx.must_not_block = would_block != nullptr;
+Dispatcher::Outcome Dispatcher::Run(Call& call, ReplyRecord* reply, RunOptions options) {
+  if (call.stage_ == Call::Stage::kReceived) {
+    if (call.found_ != Call::Found::kProcedure) {
+      return RejectCall(call, options.with_record_mark, reply);
+    }
+    Outcome outcome;
+    if (!Decode(call, reply, options, &outcome)) return outcome;
+  }
+  const ProcedureDesc& px = *call.desc_;
+  CallContext& ctx = call.ctx_;
+  ctx.must_not_block = options.must_not_block;
+  // Every path below but kWouldBlock ends the call: the cache entry is completed with
+  // the SUCCESS reply or abandoned (the client's retransmit then runs the call again).
+  auto no_cache = [&] {
+    if (call.drc_key_) drc_->Abandon(*call.drc_key_);
+    call.drc_key_.reset();
+  };
+  auto accepted = [&](AcceptStat stat) {
+    no_cache();
+    BuildReply(options.with_record_mark, reply,
+               [&](XDR* x) { return EncodeAcceptedReply(x, ctx.xid, stat); });
+    return Outcome::kReply;
+  };
 
-  switch (program->Dispatch(ctx, args, result)) {
+  switch (call.program_->Dispatch(call)) {
     case DispatchResult::kSuccess:
       break;
     case DispatchResult::kGarbageArgs:
@@ -283,53 +277,51 @@ bool Dispatcher::Handle(std::string_view record, ConnectionInfo* conn,
     case DispatchResult::kSystemErr:
       return accepted(AcceptStat::kSystemErr);
     case DispatchResult::kDrop:
-      return false;
+      no_cache();
+      return Outcome::kNoReply;
     case DispatchResult::kWouldBlock:
-      if (would_block == nullptr) {
+      if (!options.must_not_block) {
         LOG_ERROR("rpc: %s procedure %s would block on a worker; replying SYSTEM_ERR",
-                  program->name(), px->name);
+                  call.program_->name(), px.name);
         return accepted(AcceptStat::kSystemErr);
       }
-      // Not run: the worker's run is the one that counts.
-      counters_->calls.fetch_sub(1, std::memory_order_relaxed);
-      *would_block = true;
-      return false;
+      // Everything stays with the call (arguments, result, the program's state, the
+      // cache entry): the worker's run continues it.
+      return Outcome::kWouldBlock;
   }
 
-  // Bulk data leaves the result before encoding: it then ends with the opaque's length
-  // word (0), which is patched to the real length; the bytes follow from the buffer.
-  Payload bulk;
-  // (Never for a reply the duplicate request cache keeps: it saves one string.)
-  const bool has_payload = payload != nullptr && !drc_key && px->take_payload != nullptr &&
-                           px->take_payload(result, &bulk) && bulk.size > 0;
-  const size_t result_bytes = xdr_sizeof(px->encode_result, result);
+  // Bulk data the handler registered stays in its buffer, a segment of the record
+  // (never for a reply the duplicate request cache keeps: it saves one string).
+  absl::Span<const BulkRef> bulk;
+  if (options.bulk_by_reference && px.bulk_reply() && !call.drc_key_) bulk = call.bulk_;
   const bool encoded = BuildReply(
-      with_record_mark, kAcceptedReplyHeaderSize + result_bytes, reply, [&](XDR* x) {
-        return EncodeAcceptedReply(x, h.xid, AcceptStat::kSuccess) &&
-               px->encode_result(x, result);
-      });
+      options.with_record_mark, reply,
+      [&](XDR* x) {
+        return EncodeAcceptedReply(x, ctx.xid, AcceptStat::kSuccess) &&
+               px.xdr_result(x, call.result_);
+      },
+      bulk);
   if (!encoded) {
     LOG_WARNING("rpc: %s procedure %s: result does not encode; replying SYSTEM_ERR",
-                program->name(), px->name);
+                call.program_->name(), px.name);
     return accepted(AcceptStat::kSystemErr);
   }
-  if (has_payload) {
-    const size_t off = with_record_mark ? kRecordMarkSize : 0;
-    bulk.pad = static_cast<uint32_t>((4 - bulk.size % 4) % 4);
-    StoreUnaligned<uint32_t>(reply->data() + reply->size() - 4,
-                             htonl(static_cast<uint32_t>(bulk.size)));
-    if (with_record_mark) {
-      PutRecordMark(static_cast<uint32_t>(reply->size() - off + bulk.wire_size()), true,
-                    reply->data());
-    }
-    *payload = std::move(bulk);
+  if (call.drc_key_) {
+    const size_t off = options.with_record_mark ? kRecordMarkSize : 0;
+    drc_->Complete(*call.drc_key_, reply->bytes().substr(off));
+    call.drc_key_.reset();
   }
-  if (drc_key) {
-    const size_t off = with_record_mark ? kRecordMarkSize : 0;
-    drc_->Complete(*drc_key, reply->substr(off));
-    drc_completed = true;
-  }
-  return true;
+  return Outcome::kReply;
+}
+
+std::optional<std::string> Dispatcher::Handle(std::string record, ConnectionInfo* conn,
+                                              bool with_record_mark) {
+  std::unique_ptr<Call> call = Receive(std::move(record), conn);
+  ReplyRecord reply;
+  RunOptions options;
+  options.with_record_mark = with_record_mark;
+  if (Run(*call, &reply, std::move(options)) != Outcome::kReply) return std::nullopt;
+  return reply.Flatten();
 }
 
 }  // namespace localnfs::rpc

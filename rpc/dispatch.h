@@ -1,14 +1,25 @@
-// rpc/dispatch.h — the one place where an RPC call record becomes a reply.
+// rpc/dispatch.h — the one place where an RPC call record becomes a reply (the
+// kernel's svc_process), and where the rpc flags of the procedures are enforced.
 //
-// Owns: the program/version table (Programs themselves are not owned) and the
-// per-thread scratch buffers for decoded arguments and results.
+// Owns: the program/version table (Programs themselves are not owned). Counters go to
+// the ServerCounters given at construction.
 //
-// For each call record it: decodes and checks the call header (rpc/message.h), looks
-// up program, version and procedure, decodes the arguments with the procedure's XDR
-// routine into a zeroed buffer of args_size, runs Program::Dispatch, encodes the reply
-// header and the result, and xdr_free()s arguments and result on every path (also
-// after a partial decode, which rpcgen routines handle). Counters go to the
-// ServerCounters given at construction.
+// Two steps, each done once per call (rpc/call.h):
+//  Receive (the event loop, as a record is read): decodes and checks the call header,
+//    looks up program, version and procedure, and bounds the reply from the argument
+//    bytes (ProcedureDesc::max_result_bytes or kDefaultResultSize) — what the server
+//    reserves before it starts the call, and whether the call is quick.
+//  Run (a worker, or the event loop for a quick call): answers a call whose header
+//    failed; consults the duplicate request cache; decodes the arguments with the
+//    procedure's XDR routine into zeroed storage; runs Program::Dispatch; encodes the
+//    reply header and the result (rpc/reply.h: bulk data the handler registered goes
+//    out by reference, wherever it sits in the result, for a procedure marked
+//    kBulkReply on a transport that takes segments). Arguments and result are freed
+//    (xdr_free) when the call is destroyed, on every path (also after a partial
+//    decode, which rpcgen routines handle). With must_not_block (the event loop), a program that would
+//    block returns kWouldBlock: Run returns kWouldBlock with the call as it is, and
+//    the next Run (on a worker) continues it — the arguments are not decoded again,
+//    the cache not consulted again, nothing counted again.
 //
 // Replies the dispatcher gives (RFC 5531):
 //   record shorter than xid + msg_type, or not a CALL   → no reply, a log line
@@ -21,38 +32,45 @@
 //   proc >= proc_count() or procedure() == nullptr       → PROC_UNAVAIL
 //   arguments that do not decode (trailing bytes are ignored) → GARBAGE_ARGS
 //   Dispatch(): kSuccess → SUCCESS + result, kGarbageArgs → GARBAGE_ARGS,
-//               kSystemErr → SYSTEM_ERR, kDrop → no reply.
+//               kSystemErr → SYSTEM_ERR, kDrop → no reply, kWouldBlock on a worker
+//               (a program error) → SYSTEM_ERR.
 //
 // Duplicate request cache (rpc/drc.h), when one is given: for a procedure marked
-// ProcXdr::non_idempotent, after the procedure is found and before its arguments are
-// decoded, the call is looked up by (peer IP, xid, prog, vers, proc, call bytes).
-// A retransmit of a finished call gets the saved reply; one of a call still running is
-// parked and its reply goes out later through `deliver_later`; only SUCCESS replies are
-// saved (any other outcome abandons the entry, so a retransmit runs the call again).
+// ProcedureDesc::kNonIdempotent, before its arguments are decoded, the call is looked
+// up by (peer IP, xid, prog, vers, proc, call bytes). A retransmit of a finished call
+// gets the saved reply; one of a call still running is parked and its reply goes out
+// later through `deliver_later`; only SUCCESS replies are saved (any other outcome
+// abandons the entry, so a retransmit runs the call again). The entry belongs to the
+// call until then, also while the call moves to a worker.
 //
-// Thread-safety: AddProgram before the first Handle; Handle concurrently from any
-// number of threads.
+// Thread-safety: AddProgram before the first Receive; Receive and Run concurrently
+// from any number of threads (each on its own calls).
 #pragma once
 
 #include <stdint.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "rpc/call.h"
 #include "rpc/drc.h"
+#include "rpc/procedure.h"
 #include "rpc/program.h"
+#include "rpc/reply.h"
 #include "rpc/server.h"
 
 namespace localnfs::rpc {
 
 class Dispatcher {
  public:
-  // Sends a reply that became available after Handle() returned (a parked retransmit;
-  // the reply is framed like Handle's). May run on any worker thread.
-  using DeferredReply = absl::AnyInvocable<void(std::string reply)>;
+  // Sends a reply that became available after Run() returned (a parked retransmit;
+  // the reply is framed like Run's). May run on any worker thread.
+  using DeferredReply = absl::AnyInvocable<void(ReplyRecord reply)>;
 
   // `counters` and `drc` (nullptr = no duplicate request cache) must outlive the
   // dispatcher.
@@ -66,33 +84,36 @@ class Dispatcher {
   // Every registered program version, ordered by (prog, vers).
   std::vector<Program*> programs() const;
 
-  // Processes one call record. Returns false when nothing is to be sent; otherwise
-  // *reply is the reply message, preceded by a 4-byte record mark (one last fragment)
-  // when `with_record_mark` (TCP), bare for datagrams. `deliver_later` is kept only
-  // when the call is a parked retransmit (see above); without one such a retransmit
-  // is dropped.
-  // `would_block` non-null: the call runs on the event-loop thread and must not wait
-  // for the disk (CallContext::must_not_block); when the program says it would, false
-  // is returned, *would_block is set and nothing was counted or done — the caller runs
-  // the record again with Handle() on a worker.
-  // `payload` non-null (TCP): a result with bulk data (ProcXdr::take_payload) is not
-  // copied into *reply; the record is then *reply followed by the payload's bytes and
-  // padding (the record mark counts them). Otherwise *reply is the whole record.
-  bool Handle(std::string_view record, ConnectionInfo* conn, bool with_record_mark,
-              std::string* reply, DeferredReply deliver_later = nullptr,
-              bool* would_block = nullptr, Payload* payload = nullptr);
+  // The first step (above): a call made of `record` (without record mark) from `conn`
+  // (which must outlive the call). Never null; counted in ServerCounters::calls.
+  std::unique_ptr<Call> Receive(std::string record, ConnectionInfo* conn) const;
 
-  // True when `record` (without record mark) is a call of a procedure marked
-  // ProcXdr::quick. Reads only the fixed part of the call header; a record that is
-  // not such a call (malformed ones included) is not quick.
-  bool IsQuick(std::string_view record) const;
+  struct RunOptions {
+    // TCP: the reply is preceded by a 4-byte record mark (one last fragment); bare
+    // for datagrams.
+    bool with_record_mark = true;
+    // The event loop: the program must not wait for the disk (above).
+    bool must_not_block = false;
+    // TCP: bulk data registered by a procedure marked kBulkReply stays in its buffer,
+    // a segment of the reply record (rpc/reply.h); otherwise it is copied. Never for
+    // a reply the duplicate request cache keeps (it saves one string).
+    bool bulk_by_reference = false;
+    // Kept only when the call is a parked retransmit (see above); without one such a
+    // retransmit is dropped.
+    DeferredReply deliver_later;
+  };
+  enum class Outcome {
+    kReply,       // *reply is to be sent
+    kNoReply,     // nothing to send (dropped, parked)
+    kWouldBlock,  // only with must_not_block: run the call again on a worker
+  };
+  // The second step (above), or its continuation after kWouldBlock.
+  Outcome Run(Call& call, ReplyRecord* reply, RunOptions options);
 
-  // The most bytes the reply to `record` (without record mark) can take, record mark
-  // included: the reply header and the procedure's ProcXdr::max_result_bytes (or
-  // kDefaultResultSize). Reads the call header and the argument bytes without decoding
-  // them; a record that is not a call of a known procedure gets a small answer (its
-  // reply is an error). Safe on any bytes.
-  size_t ReplySize(std::string_view record) const;
+  // Both steps on this thread, as a worker does them (tests, fuzz targets): the
+  // reply record (flattened), or nullopt when there is none.
+  std::optional<std::string> Handle(std::string record, ConnectionInfo* conn,
+                                    bool with_record_mark);
 
  private:
   // Where (prog, vers, proc) leads: `versions` null → unknown program; `program` null →
@@ -100,9 +121,14 @@ class Dispatcher {
   struct Found {
     const std::vector<Program*>* versions = nullptr;
     Program* program = nullptr;
-    const ProcXdr* proc = nullptr;
+    const ProcedureDesc* proc = nullptr;
   };
   Found Find(uint32_t prog, uint32_t vers, uint32_t proc) const;
+  // The reply of a call whose header or procedure lookup failed (Found != kProcedure).
+  Outcome RejectCall(Call& call, bool with_record_mark, ReplyRecord* reply);
+  // Run from the duplicate request cache lookup to the decoded arguments; false with
+  // *outcome set when the call ends there.
+  bool Decode(Call& call, ReplyRecord* reply, RunOptions& options, Outcome* outcome);
 
   ServerCounters* const counters_;
   DuplicateRequestCache* const drc_;

@@ -1,11 +1,14 @@
 #include "rpc/dispatch.h"
 
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "rpc/client.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 #include "rpc/test_program.h"
 
 namespace localnfs::rpc {
@@ -27,9 +30,10 @@ class DispatcherTest : public ::testing::Test {
   // reply header) are filled.
   bool Run(const std::string& record, RpcError* e, std::string* body = nullptr,
            uint32_t* xid_out = nullptr) {
-    std::string reply;
-    if (!dispatcher_.Handle(record, &conn_, /*with_record_mark=*/false, &reply))
-      return false;
+    std::optional<std::string> out =
+        dispatcher_.Handle(record, &conn_, /*with_record_mark=*/false);
+    if (!out) return false;
+    std::string& reply = *out;
     XDR x;
     xdrmem_create(&x, reply.data(), static_cast<u_int>(reply.size()), XDR_DECODE);
     uint32_t xid = 0;
@@ -63,11 +67,11 @@ TEST_F(DispatcherTest, EchoSucceedsWithResult) {
 }
 
 TEST_F(DispatcherTest, RecordMarkIsPrependedForTcp) {
-  std::string reply;
-  ASSERT_TRUE(dispatcher_.Handle(Call(1, 0, ""), &conn_, true, &reply));
+  std::optional<std::string> reply = dispatcher_.Handle(Call(1, 0, ""), &conn_, true);
+  ASSERT_TRUE(reply);
   RecordDecoder d(1024);
   std::vector<std::string> out;
-  ASSERT_TRUE(d.Feed(reply, &out).ok());
+  ASSERT_TRUE(d.Feed(*reply, &out).ok());
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].size(), kAcceptedReplyHeaderSize);
 }
@@ -91,7 +95,7 @@ TEST_F(DispatcherTest, MissingOrOutOfRangeProcedureIsProcUnavail) {
   RpcError e;
   ASSERT_TRUE(Run(Call(1, 2, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
-  ASSERT_TRUE(Run(Call(1, 12, ""), &e));
+  ASSERT_TRUE(Run(Call(1, v1_.proc_count(), ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
   ASSERT_TRUE(Run(Call(3, 0xffffffffu, ""), &e));
   EXPECT_EQ(e.accept_stat, AcceptStat::kProcUnavail);
@@ -186,91 +190,173 @@ TEST_F(DispatcherTest, UnsupportedFlavorIsTooWeak) {
   EXPECT_EQ(e.auth_stat, AuthStat::kTooWeak);
 }
 
-TEST_F(DispatcherTest, PayloadPlusReplyIsTheRecordACopyingReplyWouldBe) {
+// Bulk data by reference is the same record on the wire as bulk data copied.
+TEST_F(DispatcherTest, BulkSegmentsPlusBytesAreTheRecordACopyingReplyWouldBe) {
   for (uint32_t n : {1023u, 1024u, 4097u, 70001u}) {
-    std::string copied;
-    ASSERT_TRUE(dispatcher_.Handle(Call(1, 7, U32(n)), &conn_, true, &copied));
-    std::string head;
-    Payload payload;
-    ASSERT_TRUE(dispatcher_.Handle(Call(1, 7, U32(n)), &conn_, true, &head, nullptr, nullptr,
-                                   &payload));
+    std::optional<std::string> copied = dispatcher_.Handle(Call(1, 7, U32(n)), &conn_, true);
+    ASSERT_TRUE(copied);
+    std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 7, U32(n)), &conn_);
+    ReplyRecord reply;
+    Dispatcher::RunOptions run;
+    run.bulk_by_reference = true;
+    ASSERT_EQ(dispatcher_.Run(*call, &reply, std::move(run)), Dispatcher::Outcome::kReply);
     if (n < 1024) {
-      EXPECT_EQ(payload.data, nullptr);  // BLOB keeps small data inline
+      EXPECT_EQ(reply.bulk_segments(), 0u);  // BLOB keeps small data inline
     } else {
-      ASSERT_NE(payload.data, nullptr) << n;
-      EXPECT_EQ(payload.size, n);
-      EXPECT_EQ(payload.pad, (4 - n % 4) % 4);
+      ASSERT_EQ(reply.bulk_segments(), 1u) << n;
+      EXPECT_EQ(reply.largest_bulk(), n);
+      // The header and length word, the data, its padding.
+      EXPECT_EQ(reply.bytes().size(), kRecordMarkSize + kAcceptedReplyHeaderSize + 4 +
+                                          (4 - n % 4) % 4);
     }
-    std::string whole = head + std::string(payload.data.get(), payload.size) +
-                        std::string(payload.pad, '\0');
-    EXPECT_EQ(whole, copied) << n;
+    EXPECT_EQ(reply.Flatten(), *copied) << n;
+    EXPECT_EQ(reply.size(), copied->size());
   }
 }
 
+// Where the bulk data sits in the result does not matter (a COMPOUND puts GETATTR after
+// READ): SANDWICH's data lies between two words of its result.
+TEST_F(DispatcherTest, BulkDataInTheMiddleOfAResultIsASegmentBetweenItsNeighbours) {
+  for (uint32_t n : {1u, 2u, 3u, 4u, 5000u, 65537u}) {
+    std::optional<std::string> copied = dispatcher_.Handle(Call(1, 12, U32(n)), &conn_, true);
+    ASSERT_TRUE(copied);
+    // The result as a copying encoder writes it: n, opaque<n> 'y', n + 1.
+    const size_t pad = (4 - n % 4) % 4;
+    EXPECT_EQ(copied->substr(kRecordMarkSize + kAcceptedReplyHeaderSize),
+              U32(n) + U32(n) + std::string(n, 'y') + std::string(pad, '\0') + U32(n + 1));
+    std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 12, U32(n)), &conn_);
+    ReplyRecord reply;
+    Dispatcher::RunOptions run;
+    run.bulk_by_reference = true;
+    ASSERT_EQ(dispatcher_.Run(*call, &reply, std::move(run)), Dispatcher::Outcome::kReply);
+    ASSERT_EQ(reply.bulk_segments(), 1u);
+    EXPECT_EQ(reply.Flatten(), *copied) << n;
+    // Three iovecs: everything up to the data's length word, the data, then its
+    // padding and the word after it.
+    iovec iov[8];
+    ASSERT_EQ(reply.Iovecs(0, iov, 8), 3);
+    EXPECT_EQ(iov[0].iov_len, kRecordMarkSize + kAcceptedReplyHeaderSize + 8);
+    EXPECT_EQ(std::string(static_cast<char*>(iov[1].iov_base), iov[1].iov_len),
+              std::string(n, 'y'));
+    EXPECT_EQ(std::string(static_cast<char*>(iov[2].iov_base), iov[2].iov_len),
+              std::string(pad, '\0') + U32(n + 1));
+    // The record mark counts the data.
+    EXPECT_EQ(copied->substr(0, 4), reply.bytes().substr(0, 4));
+  }
+}
+
+// A reply the duplicate request cache keeps is one string: its bulk data is copied,
+// and a retransmit gets the same bytes.
+TEST(DispatcherDrcTest, AReplyTheCacheKeepsCopiesItsBulkData) {
+  ServerCounters counters;
+  DuplicateRequestCache drc(DrcOptions{});
+  Dispatcher dispatcher(&counters, &drc);
+  testing::TestProgram v1(1);
+  dispatcher.AddProgram(&v1);
+  ConnectionInfo conn(1, PeerAddress{}, PeerAddress{});
+  const std::string call = Client::EncodeCall(1, kTestProg, 1, 13, CallAuth{}, U32(4096));
+  ReplyRecord replies[2];
+  for (ReplyRecord& reply : replies) {
+    std::unique_ptr<rpc::Call> c = dispatcher.Receive(call, &conn);
+    Dispatcher::RunOptions run;
+    run.bulk_by_reference = true;
+    ASSERT_EQ(dispatcher.Run(*c, &reply, std::move(run)), Dispatcher::Outcome::kReply);
+    EXPECT_EQ(reply.bulk_segments(), 0u);
+  }
+  EXPECT_EQ(counters.drc_replays.load(), 1u);
+  EXPECT_EQ(replies[0].Flatten(), replies[1].Flatten());
+  EXPECT_EQ(replies[0].size(), kRecordMarkSize + kAcceptedReplyHeaderSize + 4 + 4096);
+}
+
+// A call that would block on the event loop moves to a worker as it is: the worker's
+// run continues it (the program finds the state the first run left) and nothing is
+// counted twice.
 TEST_F(DispatcherTest, WouldBlockIsReportedOnlyWhenTheCallerMayRunItLater) {
-  std::string reply;
-  bool would_block = false;
-  EXPECT_FALSE(dispatcher_.Handle(Call(1, 11, U32(1)), &conn_, false, &reply, nullptr,
-                                  &would_block));
-  EXPECT_TRUE(would_block);
-  EXPECT_TRUE(reply.empty());
-  EXPECT_EQ(counters_.calls.load(), 0u);  // counted when it really runs
-  // On a worker (no would_block): it runs.
-  RpcError e;
-  std::string body;
-  ASSERT_TRUE(Run(Call(1, 11, U32(1)), &e, &body));
-  EXPECT_EQ(e.accept_stat, AcceptStat::kSuccess);
-  EXPECT_EQ(body, U32(2));
+  std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 11, U32(1)), &conn_);
+  ReplyRecord record;
+  Dispatcher::RunOptions on_loop;
+  on_loop.with_record_mark = false;
+  on_loop.must_not_block = true;
+  EXPECT_EQ(dispatcher_.Run(*call, &record, std::move(on_loop)),
+            Dispatcher::Outcome::kWouldBlock);
+  EXPECT_EQ(record.size(), 0u);
   EXPECT_EQ(counters_.calls.load(), 1u);
+  // On a worker (no must_not_block): it continues and answers.
+  Dispatcher::RunOptions on_worker;
+  on_worker.with_record_mark = false;
+  ASSERT_EQ(dispatcher_.Run(*call, &record, std::move(on_worker)), Dispatcher::Outcome::kReply);
+  std::string reply = record.Flatten();
+  XDR x;
+  xdrmem_create(&x, reply.data(), static_cast<u_int>(reply.size()), XDR_DECODE);
+  uint32_t xid = 0;
+  RpcError e;
+  ASSERT_TRUE(DecodeReplyHeader(&x, &xid, &e).ok());
+  EXPECT_EQ(e.accept_stat, AcceptStat::kSuccess);
+  EXPECT_EQ(reply.substr(xdr_getpos(&x)), U32(2));
+  xdr_destroy(&x);
+  EXPECT_EQ(v1_.paged_continued.load(), 1) << "run again from the start, not continued";
+  EXPECT_EQ(counters_.calls.load(), 1u);  // counted once
+  // A call that is not told it may block later runs where it is.
+  RpcError e2;
+  std::string body;
+  ASSERT_TRUE(Run(Call(1, 11, U32(5)), &e2, &body));
+  EXPECT_EQ(body, U32(6));
+  EXPECT_EQ(counters_.calls.load(), 2u);
 }
 
 TEST_F(DispatcherTest, IsQuickReadsTheProcedureFlagAndRefusesWhatIsNoCall) {
-  EXPECT_TRUE(dispatcher_.IsQuick(Call(1, 1, U32(7))));    // ECHO
-  EXPECT_TRUE(dispatcher_.IsQuick(Call(3, 1, U32(7))));    // in every version
-  EXPECT_FALSE(dispatcher_.IsQuick(Call(1, 3, U32(7))));   // SLEEP
-  EXPECT_FALSE(dispatcher_.IsQuick(Call(1, 2, "")));       // missing procedure
-  EXPECT_FALSE(dispatcher_.IsQuick(Call(1, 99, "")));      // out of range
-  EXPECT_FALSE(dispatcher_.IsQuick(Call(2, 1, U32(7))));   // unregistered version
-  EXPECT_FALSE(dispatcher_.IsQuick(Client::EncodeCall(42, kTestProg + 1, 1, 1, CallAuth{}, "")));
+  auto quick = [&](const std::string& record) {
+    return dispatcher_.Receive(record, &conn_)->quick();
+  };
+  EXPECT_TRUE(quick(Call(1, 1, U32(7))));    // ECHO
+  EXPECT_TRUE(quick(Call(3, 1, U32(7))));    // in every version
+  EXPECT_FALSE(quick(Call(1, 3, U32(7))));   // SLEEP
+  EXPECT_FALSE(quick(Call(1, 2, "")));       // missing procedure
+  EXPECT_FALSE(quick(Call(1, 99, "")));      // out of range
+  EXPECT_FALSE(quick(Call(2, 1, U32(7))));   // unregistered version
+  EXPECT_FALSE(quick(Client::EncodeCall(42, kTestProg + 1, 1, 1, CallAuth{}, "")));
   std::string echo = Call(1, 1, U32(7));
-  EXPECT_FALSE(dispatcher_.IsQuick(echo.substr(0, 23)));  // cut before the procedure
+  EXPECT_FALSE(quick(echo.substr(0, 23)));  // cut before the procedure
   std::string reply = echo;
   reply[7] = 1;  // msg_type REPLY
-  EXPECT_FALSE(dispatcher_.IsQuick(reply));
+  EXPECT_FALSE(quick(reply));
   std::string v3rpc = echo;
   v3rpc[11] = 3;  // rpcvers 3
-  EXPECT_FALSE(dispatcher_.IsQuick(v3rpc));
-  EXPECT_FALSE(dispatcher_.IsQuick(""));
+  EXPECT_FALSE(quick(v3rpc));
+  EXPECT_FALSE(quick(""));
 }
 
 // The reply memory the server reserves before it starts a call (rpc/server.h,
 // "Memory for replies"): the bound of a procedure that declares one, read past any
 // credential, the default otherwise, and a small answer for anything that is no call.
 TEST_F(DispatcherTest, ReplySizeBoundsTheReplyFromTheUndecodedArguments) {
+  auto bound = [&](const std::string& record) {
+    return dispatcher_.Receive(record, &conn_)->reply_bound();
+  };
   constexpr size_t kHeader = kRecordMarkSize + kAcceptedReplyHeaderSize;
-  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, U32(1 << 20))), kHeader + 4 + (1 << 20));  // BLOB
-  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, U32(5))), kHeader + 4 + 8);  // padded
+  EXPECT_EQ(bound(Call(1, 7, U32(1 << 20))), kHeader + 4 + (1 << 20));  // BLOB
+  EXPECT_EQ(bound(Call(1, 7, U32(5))), kHeader + 4 + 8);  // padded
   CallAuth sys;
   sys.flavor = AuthFlavor::kSys;
   sys.cred.uid = 1000;
   sys.cred.groups = {1, 2, 3};
   sys.machine_name = "a-client";
-  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, U32(70000), sys)), kHeader + 4 + 70000);
-  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 1, U32(7))), kHeader + kDefaultResultSize);
+  EXPECT_EQ(bound(Call(1, 7, U32(70000), sys)), kHeader + 4 + 70000);
+  EXPECT_EQ(bound(Call(1, 1, U32(7))), kHeader + kDefaultResultSize);
   // Arguments cut short: the call is garbage, its reply small.
-  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 7, "")), kHeader + 4);
-  const size_t no_result = dispatcher_.ReplySize("");
+  EXPECT_EQ(bound(Call(1, 7, "")), kHeader + 4);
+  const size_t no_result = bound("");
   EXPECT_LT(no_result, 64u);
-  EXPECT_EQ(dispatcher_.ReplySize(Call(1, 2, "")), no_result);   // missing procedure
-  EXPECT_EQ(dispatcher_.ReplySize(Call(2, 7, U32(1 << 20))), no_result);  // no version 2
+  EXPECT_EQ(bound(Call(1, 2, "")), no_result);   // missing procedure
+  EXPECT_EQ(bound(Call(2, 7, U32(1 << 20))), no_result);  // no version 2
   std::string blob = Call(1, 7, U32(1 << 20));
-  EXPECT_EQ(dispatcher_.ReplySize(blob.substr(0, 30)), no_result);  // cut in the credential
+  EXPECT_EQ(bound(blob.substr(0, 30)), no_result);  // cut in the credential
   std::string huge_cred = blob;
   huge_cred[28] = '\x7f';  // the credential's length word: far beyond the record
-  EXPECT_EQ(dispatcher_.ReplySize(huge_cred), no_result);
+  EXPECT_EQ(bound(huge_cred), no_result);
   std::string reply = blob;
   reply[7] = 1;  // msg_type REPLY
-  EXPECT_EQ(dispatcher_.ReplySize(reply), no_result);
+  EXPECT_EQ(bound(reply), no_result);
 }
 
 TEST_F(DispatcherTest, RecordTooShortForAHeaderIsDropped) {

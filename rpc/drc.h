@@ -1,7 +1,7 @@
 // rpc/drc.h — the duplicate request cache (DRC): the replies of non-idempotent calls,
 // so that a retransmitted call is answered from the cache instead of being executed a
 // second time (a retransmitted REMOVE must not turn into NFS3ERR_NOENT). Generic, like
-// knfsd's fs/nfsd/nfscache.c: the Program's ProcXdr::non_idempotent says which
+// knfsd's fs/nfsd/nfscache.c: a procedure's ProcedureDesc::kNonIdempotent says which
 // procedures are cached; the rpc Dispatcher consults the cache for them.
 //
 // Owns: the entries — one per call seen — and, for finished calls, a copy of the reply

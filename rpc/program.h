@@ -1,21 +1,22 @@
 // rpc/program.h — the contract between the ONC RPC server (rpc/) and the programs it
-// serves (server/: NFSv3, MOUNT v3, LOCALIO).
+// serves (server/: NFSv3, MOUNT v3, LOCALIO; later NFSv4's COMPOUND).
 //
 // The rpc layer owns: record marking, transports, call-header checks, credential
-// decoding, argument decoding/result encoding with the procedure's XDR routines,
-// the reply, and freeing decoded arguments and results (xdr_free).
-// A Program owns: its procedure table and the semantics — including its policy
-// flags (needs export, makes a write, …), which the program's Dispatch() enforces in
-// one place before it calls the handler.
+// decoding, the per-call object (rpc/call.h, the kernel's svc_rqst) with its decoded
+// arguments and result, the reply, and freeing arguments and result (xdr_free). It
+// enforces the rpc flags of each procedure's descriptor (rpc/procedure.h) in one
+// place, the dispatcher (rpc/dispatch.h).
+// A Program owns: its procedure table (ProcedureDesc entries, made from typed
+// handlers) and its one pipeline, Dispatch(), which reads the program flags of the
+// descriptor (needs export, makes a write, …) and calls the handler.
 //
-// Thread-safety: Program::Dispatch() is called concurrently from worker threads; a
-// Program must be safe for that. ProcXdr tables are immutable.
+// Thread-safety: Program::Dispatch() is called concurrently from worker threads and
+// the event loop; a Program must be safe for that. Procedure tables are immutable.
 #pragma once
 
 #include <netinet/in.h>
 #include <rpc/rpc.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -30,9 +31,13 @@ namespace localnfs::rpc {
 
 using ::localnfs::PeerAddress;
 
-// Per-connection state visible to programs. The rpc layer creates one per accepted
-// TCP connection and destroys it after the connection is closed and every request
-// that referenced it has finished.
+class Call;
+struct ProcedureDesc;
+
+// Per-connection state visible to programs (the kernel's svc_xprt as programs see it).
+// The rpc layer creates one per accepted TCP connection (and one per UDP datagram) and
+// destroys it after the connection is closed and every call that referenced it has
+// finished.
 class ConnectionInfo {
  public:
   ConnectionInfo(uint64_t id, PeerAddress peer, PeerAddress local)
@@ -65,7 +70,10 @@ class ConnectionInfo {
 // Authentication flavors we accept (RFC 5531 §8.2).
 enum class AuthFlavor : uint32_t { kNone = 0, kSys = 1 };
 
-// The explicit request context, passed as a parameter to every handler.
+// The request context the rpc layer establishes, passed explicitly (inside the Call)
+// to the program's pipeline and its handlers — never a thread-local. The program adds
+// what it resolves (export, squashed credentials, objects) in its own state of the
+// call (Call::EmplaceState).
 struct CallContext {
   uint32_t xid = 0;
   uint32_t prog = 0;
@@ -77,71 +85,28 @@ struct CallContext {
   Credentials cred;
   std::string machine_name;  // AUTH_SYS machinename, empty for AUTH_NONE
   ConnectionInfo* conn = nullptr;  // never null; valid for the call's duration
-  // The call runs on the event-loop thread (a quick call, see ProcXdr::quick): the
-  // program must not wait for the disk. Where it would (a READ of data that is not in
-  // the page cache, a file handle that only a search of the export can resolve), it
-  // returns DispatchResult::kWouldBlock having changed nothing,
-  // and the call is run again on a worker with this false.
+  // This run of the call is on the event-loop thread (a quick call, see
+  // ProcedureDesc::kQuick): the program must not wait for the disk. Where it would (a
+  // READ of data that is not in the page cache, a file handle that only a search of
+  // the export can resolve), it returns DispatchResult::kWouldBlock, keeping in its
+  // state of the call what it has done; the dispatcher then moves the call — decoded,
+  // with that state — to a worker, which calls Dispatch() again with this false, and
+  // the program continues from the step that would have blocked.
   bool must_not_block = false;
 };
 
-// Bulk bytes of a reply that go out after the reply's other bytes without being copied
-// into them (a READ's data; rpc/server.h, "Replies"): a malloc'd buffer, freed when
-// sent or dropped, followed on the wire by `pad` zero bytes (XDR's 4-byte alignment).
-struct Payload {
-  struct Free {
-    void operator()(char* p) const { free(p); }
-  };
-  std::unique_ptr<char, Free> data;
-  size_t size = 0;
-  uint32_t pad = 0;
-  size_t wire_size() const { return size + pad; }
-};
-
-// How one procedure is decoded and encoded. `args_size`/`result_size` are the sizes of
-// the rpcgen-generated argument and result structs; the dispatcher zero-initialises
-// buffers of that size, decodes into args, lets the program fill result, encodes it
-// with encode_result, then xdr_free()s both with their routines.
-struct ProcXdr {
-  const char* name;  // "GETATTR"
-  xdrproc_t decode_args;
-  xdrproc_t encode_result;
-  uint32_t args_size;
-  uint32_t result_size;
-  // Retransmits of this procedure are not idempotent: the duplicate request cache
-  // (when present) keeps its reply.
-  bool non_idempotent = false;
-  // Takes microseconds and never waits for a disk write (no fsync, no WRITE data, no
-  // directory listing): the rpc server may run such a call on the event-loop thread
-  // that read it instead of waking a worker (rpc/server.h, "Quick calls").
-  bool quick = false;
-  // For results whose LAST field is a variable-length opaque of bulk data (READ3resok's
-  // data): moves that buffer (malloc'd) out of the result into *out and leaves the
-  // field empty (length 0, pointer null), so that the result encodes without it; false
-  // when there is nothing worth moving (an error result, little data). The dispatcher
-  // then writes the real length and sends the bytes from the buffer (Dispatcher::Handle).
-  bool (*take_payload)(void* result, Payload* out) = nullptr;
-  // The most bytes the result of this call can encode to, read from the call's
-  // argument bytes as received (not decoded: they may be short or garbage, and then
-  // the answer is small). The server reserves that much reply memory before it starts
-  // the call (rpc/server.h, "Memory for replies"), so only procedures whose result
-  // size the client chooses need it (READ's count, READDIR's). nullptr: at most
-  // kDefaultResultSize.
-  size_t (*max_result_bytes)(std::string_view args) = nullptr;
-};
-
 // What the server reserves for the result of a procedure without
-// ProcXdr::max_result_bytes. A larger result is still sent; it is counted at its real size
-// once it is encoded.
+// ProcedureDesc::max_result_bytes. A larger result is still sent; it is counted at its
+// real size once it is encoded.
 inline constexpr size_t kDefaultResultSize = 4096;
 
 // What the dispatcher should send after Dispatch().
 enum class DispatchResult {
-  kSuccess,      // encode the result with encode_result (accept_stat SUCCESS)
+  kSuccess,      // encode the result (accept_stat SUCCESS)
   kGarbageArgs,  // arguments decoded but are semantically undecodable
   kSystemErr,    // the program could not run the call
   kDrop,         // send no reply (the client will retransmit)
-  kWouldBlock,   // only when ctx.must_not_block: nothing done, run it on a worker
+  kWouldBlock,   // only when ctx.must_not_block: continue on a worker (above)
 };
 
 // One program version. Registered with the rpc Server before it starts.
@@ -153,14 +118,22 @@ class Program {
   virtual const char* name() const = 0;  // "nfs", "mount", "localio"
   // Number of procedures (procedure numbers are 0 .. count-1).
   virtual uint32_t proc_count() const = 0;
-  // The XDR description of `proc`, or nullptr if the procedure does not exist
-  // (→ PROC_UNAVAIL).
-  virtual const ProcXdr* procedure(uint32_t proc) const = 0;
+  // The descriptor of `proc` (proc < proc_count()), or nullptr if the procedure does
+  // not exist (→ PROC_UNAVAIL).
+  virtual const ProcedureDesc* procedure(uint32_t proc) const = 0;
   // True for programs that must not be registered with rpcbind (LOCALIO, like the
   // kernel's .vs_hidden).
   virtual bool hidden() const { return false; }
-  // Runs `ctx.proc` on decoded `args`, filling the zero-initialised `result`.
-  virtual DispatchResult Dispatch(CallContext& ctx, void* args, void* result) = 0;
+  // Bytes each call of this program keeps for the program's state of the call
+  // (Call::EmplaceState): what its pipeline resolved, kept when the call moves to a
+  // worker. 0: the program keeps none.
+  virtual size_t call_state_size() const { return 0; }
+  // The program's one pipeline (the kernel's vs_dispatch), for every procedure: runs
+  // the call's handler (procedure().handle) on its decoded arguments, filling the
+  // zero-initialised result, after whatever the program's flags ask for. The default
+  // runs the handler alone. Called again for the same call after kWouldBlock (see
+  // CallContext::must_not_block).
+  virtual DispatchResult Dispatch(Call& call);
 };
 
 }  // namespace localnfs::rpc

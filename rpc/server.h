@@ -33,7 +33,7 @@
 // Memory for replies: every byte the server holds for a reply counts against the
 // caps, from the start of the request to the moment the bytes are freed — the reply
 // size reserved before the request runs (the most its procedure can answer:
-// ProcXdr::max_result_bytes, a READ's count), the reply while it is queued or being
+// ProcedureDesc::max_result_bytes, a READ's count), the reply while it is queued or being
 // written, and a zero-copy reply the kernel may still read. A request starts only
 // when its reservation fits under max_reply_bytes_per_connection (for its
 // connection) and max_reply_bytes (for the server); otherwise its connection is not
@@ -60,23 +60,26 @@
 // read-ahead records + max_reply_bytes_per_connection (+ the request records of
 // max_requests_per_connection requests), and the number of connections by
 // max_connections.
-// Replies: one record each, written with sendmsg; the bulk data of a result (a READ's,
-// ProcXdr::take_payload) stays in its own buffer and goes out as a second iovec instead
-// of being copied into the reply (scatter-gather).
+// Replies: one record each (rpc/reply.h ReplyRecord), written with sendmsg; the bulk
+// data of a result (a READ's, registered with Call::AddBulk by a procedure marked
+// ProcedureDesc::kBulkReply) stays in its own buffer and goes out as an iovec of its own,
+// wherever it sits in the result, instead of being copied into the reply
+// (scatter-gather).
 // Quick calls (ServerOptions::inline_quick_calls): when one event-loop round starts
-// exactly one TCP request and its procedure is marked ProcXdr::quick, the loop runs it
-// itself at the end of the round instead of waking a worker — one thread hand-off
-// less per request, which is most of a 4 KiB READ's or a GETATTR's cost when one call
-// is in flight. A round that starts two or more requests hands them all to the
-// workers, so a busy server keeps its parallelism. A quick call on the loop is told
-// not to wait for the disk (CallContext::must_not_block): a READ of data that is not
-// in the page cache, or a call whose file handle only a search of the export can
-// resolve (unprivileged mode), comes back undone and goes to a worker. What can still
-// hold the loop is metadata that is not cached (a LOOKUP or CREATE reading a
-// directory or inode block from disk).
-// Zero-copy sends (ServerOptions::zerocopy): a reply whose payload is at least
+// exactly one TCP request and its procedure is marked ProcedureDesc::kQuick, the loop
+// runs it itself at the end of the round instead of waking a worker — one thread
+// hand-off less per request, which is most of a 4 KiB READ's or a GETATTR's cost when
+// one call is in flight. A round that starts two or more requests hands them all to
+// the workers, so a busy server keeps its parallelism. A quick call on the loop is
+// told not to wait for the disk (CallContext::must_not_block): a READ of data that is
+// not in the page cache, or a call whose file handle only a search of the export can
+// resolve (unprivileged mode), stops at that step and goes to a worker as it is —
+// decoded, with what its program resolved (rpc/call.h) — and continues there. What
+// can still hold the loop is metadata that is not cached (a LOOKUP or CREATE reading
+// a directory or inode block from disk).
+// Zero-copy sends (ServerOptions::zerocopy): a reply with a bulk segment of at least
 // zerocopy_min_bytes goes out with MSG_ZEROCOPY (SO_ZEROCOPY on each connection): the
-// kernel sends from the payload's own pages instead of copying them into the socket
+// kernel sends from the bulk buffer's own pages instead of copying them into the socket
 // buffer. The buffers are then held until the kernel reports the send complete on the
 // socket's error queue; the loop reads those reports and only pushes the records onto
 // a per-connection lock-free list, which a worker frees between RPCs, and the first

@@ -310,8 +310,10 @@ TEST_F(ServerTest, QuickCallThatWouldBlockOnTheLoopRunsOnAWorker) {
   u_int in = 41, out = 0;
   ASSERT_TRUE(c->Call(kTestProg, 1, 11, XdrU(), &in, XdrU(), &out, kTimeout).ok());
   EXPECT_EQ(out, 42u);
-  // Tried on the loop (told not to block), then run on a worker; one call counted.
+  // Tried on the loop (told not to block), then continued on a worker from where it
+  // stopped (its state of the call went along); one call counted.
   EXPECT_EQ(v1_.Threads(), (std::vector<std::string>{kLoopThreadName, kWorkerThreadName}));
+  EXPECT_EQ(v1_.paged_continued.load(), 1);
   EXPECT_EQ(server_->counters().calls.load(), 1u);
   // And the connection goes on as before.
   auto r = Echo(*c, 7);

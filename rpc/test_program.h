@@ -3,20 +3,25 @@
 // Owns: its procedure table and counters. Versions are separate objects (1 and 3 are
 // registered by the tests, so PROG_MISMATCH reports 1..3).
 //   0 NULL                void → void
-//   1 ECHO                u_int → u_int + 1 (ProcXdr::quick)
+//   1 ECHO                u_int → u_int + 1 (kQuick)
 //   2 (missing)           procedure() == nullptr → PROC_UNAVAIL
 //   3 SLEEP               u_int milliseconds → u_int (blocks the worker)
 //   4 GARBAGE             u_int → Dispatch says kGarbageArgs
 //   5 SYSERR              u_int → kSystemErr
 //   6 DROP                u_int → kDrop (no reply)
-//   7 BLOB                u_int n → opaque<> of n bytes 'x' (a payload from 1 KiB on;
-//                         its reply size is bounded from n: ProcXdr::max_result_bytes)
+//   7 BLOB                u_int n → opaque<> of n bytes 'x' (bulk data from 1 KiB on:
+//                         Call::AddBulk; its reply size is bounded from n:
+//                         max_result_bytes)
 //   8 WHOAMI              void → uid, gid, ngroups (3 u_ints)
 //   9 SUM_BLOB            opaque<> (heap-decoded) → u_int length
 //  10 COUNT               u_int milliseconds → u_int executions of COUNT so far;
 //                         sleeps first; non-idempotent (duplicate request cache)
 //  11 PAGED_ECHO          u_int → u_int + 1; quick, but "would block" when asked not to
-//                         (as a READ of data not in the page cache does)
+//                         (as a READ of data not in the page cache does), keeping in
+//                         its state of the call that it got that far
+//  12 SANDWICH            u_int n → n, opaque<> of n bytes 'y' (bulk data, whatever
+//                         its size), n + 1: bulk data in the middle of a result
+//  13 CACHED_BLOB         BLOB, but non-idempotent (its reply goes to the cache)
 // Thread-safety: Dispatch is safe for concurrent calls.
 #pragma once
 
@@ -25,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <array>
 #include <atomic>
 #include <string>
 #include <string_view>
@@ -32,6 +38,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "rpc/procedure.h"
 #include "rpc/program.h"
 
 namespace localnfs::rpc::testing {
@@ -59,23 +66,23 @@ inline bool_t XdrWhoAmI(XDR* x, WhoAmI* w) {
   return xdr_u_int(x, &w->uid) && xdr_u_int(x, &w->gid) && xdr_u_int(x, &w->ngroups);
 }
 
-// BLOB's data leaves as a payload (ProcXdr::take_payload) from 1 KiB on.
-inline bool TakeBlobPayload(void* result, Payload* out) {
-  auto* b = static_cast<Blob*>(result);
-  if (b->len < 1024) return false;
-  out->data.reset(b->data);
-  out->size = b->len;
-  b->data = nullptr;
-  b->len = 0;
-  return true;
+// SANDWICH's result: bulk data between two words.
+struct Sandwich {
+  u_int before;
+  Blob middle;
+  u_int after;
+};
+inline bool_t XdrSandwich(XDR* x, Sandwich* s) {
+  return xdr_u_int(x, &s->before) && XdrBlob(x, &s->middle) && xdr_u_int(x, &s->after);
 }
-// BLOB's result takes its argument's bytes and a length word (ProcXdr::max_result_bytes).
+// BLOB's result takes its argument's bytes and a length word (max_result_bytes).
 inline size_t BlobResultBytes(std::string_view args) {
   if (args.size() < 4) return 4;
   uint32_t n = 0;
   for (int i = 0; i < 4; ++i) n = n << 8 | static_cast<uint8_t>(args[i]);
   return 4 + ((size_t{n} + 3) & ~size_t{3});
 }
+// For rpc::Client calls of the tests (its routines go through xdrproc_t).
 inline xdrproc_t XdrProc(bool_t (*f)(XDR*, Blob*)) {
   return reinterpret_cast<xdrproc_t>(f);
 }
@@ -92,28 +99,38 @@ class TestProgram : public Program {
   uint32_t prog() const override { return kTestProg; }
   uint32_t vers() const override { return vers_; }
   const char* name() const override { return "test"; }
-  uint32_t proc_count() const override { return 12; }
-  const ProcXdr* procedure(uint32_t proc) const override {
-    static const ProcXdr kProcs[] = {
-        {"NULL", XdrVoid(), XdrVoid(), 0, 0},
-        {"ECHO", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), false, /*quick=*/true},
-        {"MISSING", nullptr, nullptr, 0, 0},
-        {"SLEEP", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
-        {"GARBAGE", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
-        {"SYSERR", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
-        {"DROP", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int)},
-        {"BLOB", XdrU(), XdrProc(XdrBlob), sizeof(u_int), sizeof(Blob), false, false,
-         &TakeBlobPayload, &BlobResultBytes},
-        {"WHOAMI", XdrVoid(), reinterpret_cast<xdrproc_t>(XdrWhoAmI), 0, sizeof(WhoAmI)},
-        {"SUM_BLOB", XdrProc(XdrBlob), XdrU(), sizeof(Blob), sizeof(u_int)},
-        {"COUNT", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), /*non_idempotent=*/true},
-        {"PAGED_ECHO", XdrU(), XdrU(), sizeof(u_int), sizeof(u_int), false, /*quick=*/true},
-    };
-    if (proc >= proc_count() || proc == 2) return nullptr;
+  uint32_t proc_count() const override { return kProcCount; }
+  const ProcedureDesc* procedure(uint32_t proc) const override {
+    static constexpr uint32_t kQuick = ProcedureDesc::kQuick;
+    static const std::array<ProcedureDesc, kProcCount> kProcs = {{
+        Procedure<&TestProgram::Null, ::localnfs::rpc::XdrVoid, ::localnfs::rpc::XdrVoid>("NULL"),
+        Procedure<&TestProgram::Echo, xdr_u_int, xdr_u_int>("ECHO", {.flags = kQuick}),
+        ProcedureDesc{},  // 2: missing
+        Procedure<&TestProgram::Sleep, xdr_u_int, xdr_u_int>("SLEEP"),
+        Procedure<&TestProgram::Garbage, xdr_u_int, xdr_u_int>("GARBAGE"),
+        Procedure<&TestProgram::SysErr, xdr_u_int, xdr_u_int>("SYSERR"),
+        Procedure<&TestProgram::Drop, xdr_u_int, xdr_u_int>("DROP"),
+        Procedure<&TestProgram::MakeBlob, xdr_u_int, XdrBlob>(
+            "BLOB", {.flags = ProcedureDesc::kBulkReply, .max_result_bytes = &BlobResultBytes}),
+        Procedure<&TestProgram::WhoAmIs, ::localnfs::rpc::XdrVoid, XdrWhoAmI>("WHOAMI"),
+        Procedure<&TestProgram::SumBlob, XdrBlob, xdr_u_int>("SUM_BLOB"),
+        Procedure<&TestProgram::Count, xdr_u_int, xdr_u_int>(
+            "COUNT", {.flags = ProcedureDesc::kNonIdempotent}),
+        Procedure<&TestProgram::PagedEcho, xdr_u_int, xdr_u_int>("PAGED_ECHO",
+                                                                 {.flags = kQuick}),
+        Procedure<&TestProgram::MakeSandwich, xdr_u_int, XdrSandwich>(
+            "SANDWICH", {.flags = ProcedureDesc::kBulkReply}),
+        Procedure<&TestProgram::MakeBlob, xdr_u_int, XdrBlob>(
+            "CACHED_BLOB",
+            {.flags = ProcedureDesc::kBulkReply | ProcedureDesc::kNonIdempotent,
+             .max_result_bytes = &BlobResultBytes}),
+    }};
+    if (proc >= proc_count() || kProcs[proc].name == nullptr) return nullptr;
     return &kProcs[proc];
   }
+  size_t call_state_size() const override { return sizeof(PagedState); }
 
-  DispatchResult Dispatch(CallContext& ctx, void* args, void* result) override {
+  DispatchResult Dispatch(Call& call) override {
     running.fetch_add(1);
     started.fetch_add(1);
     {
@@ -122,7 +139,8 @@ class TestProgram : public Program {
       absl::MutexLock l(&threads_mu);
       threads.emplace_back(name);
     }
-    DispatchResult r = Run(ctx, args, result);
+    last_conn_id.store(call.ctx().conn->id());
+    DispatchResult r = Program::Dispatch(call);
     running.fetch_sub(1);
     finished.fetch_add(1);
     return r;
@@ -133,6 +151,8 @@ class TestProgram : public Program {
   std::atomic<int> finished{0};
   std::atomic<uint64_t> last_conn_id{0};
   std::atomic<int> counted{0};  // COUNT executions
+  // PAGED_ECHO calls finished by a run that found the state an earlier run left.
+  std::atomic<int> paged_continued{0};
   // The name of the thread that ran each call, in the order they started.
   std::vector<std::string> Threads() {
     absl::MutexLock l(&threads_mu);
@@ -140,59 +160,58 @@ class TestProgram : public Program {
   }
 
  private:
-  absl::Mutex threads_mu;
-  std::vector<std::string> threads ABSL_GUARDED_BY(threads_mu);
+  static constexpr uint32_t kProcCount = 14;
+  // PAGED_ECHO's state of the call.
+  struct PagedState {
+    int runs = 0;
+  };
 
-  DispatchResult Run(CallContext& ctx, void* args, void* result) {
-    last_conn_id.store(ctx.conn->id());
-    auto in = [&] { return *static_cast<u_int*>(args); };
-    auto out = [&](u_int v) { *static_cast<u_int*>(result) = v; };
-    switch (ctx.proc) {
-      case 0:
-        return DispatchResult::kSuccess;
-      case 1:
-        out(in() + 1);
-        return DispatchResult::kSuccess;
-      case 3:
-        absl::SleepFor(absl::Milliseconds(in()));
-        out(in());
-        return DispatchResult::kSuccess;
-      case 4:
-        return DispatchResult::kGarbageArgs;
-      case 5:
-        return DispatchResult::kSystemErr;
-      case 6:
-        return DispatchResult::kDrop;
-      case 7: {
-        auto* b = static_cast<Blob*>(result);
-        b->len = in();
-        // xdr_free (mem_free → free) releases it after the reply is encoded.
-        b->data = static_cast<char*>(malloc(b->len == 0 ? 1 : b->len));
-        memset(b->data, 'x', b->len);
-        return DispatchResult::kSuccess;
-      }
-      case 8: {
-        auto* w = static_cast<WhoAmI*>(result);
-        w->uid = ctx.cred.uid;
-        w->gid = ctx.cred.gid;
-        w->ngroups = static_cast<u_int>(ctx.cred.groups.size());
-        return DispatchResult::kSuccess;
-      }
-      case 9:
-        out(static_cast<Blob*>(args)->len);
-        return DispatchResult::kSuccess;
-      case 10:
-        absl::SleepFor(absl::Milliseconds(in()));
-        out(static_cast<u_int>(counted.fetch_add(1) + 1));
-        return DispatchResult::kSuccess;
-      case 11:
-        if (ctx.must_not_block) return DispatchResult::kWouldBlock;
-        out(in() + 1);
-        return DispatchResult::kSuccess;
-    }
-    return DispatchResult::kSystemErr;
+  void Null(Call&, const Void&, Void&) {}
+  void Echo(Call&, const u_int& in, u_int& out) { out = in + 1; }
+  void Sleep(Call&, const u_int& ms, u_int& out) {
+    absl::SleepFor(absl::Milliseconds(ms));
+    out = ms;
+  }
+  DispatchResult Garbage(Call&, const u_int&, u_int&) { return DispatchResult::kGarbageArgs; }
+  DispatchResult SysErr(Call&, const u_int&, u_int&) { return DispatchResult::kSystemErr; }
+  DispatchResult Drop(Call&, const u_int&, u_int&) { return DispatchResult::kDrop; }
+  void MakeBlob(Call& call, const u_int& n, Blob& b) {
+    b.len = n;
+    // The call's xdr_free (mem_free → free) releases it after the reply is encoded —
+    // unless the reply took it as a segment.
+    b.data = static_cast<char*>(malloc(b.len == 0 ? 1 : b.len));
+    memset(b.data, 'x', b.len);
+    if (b.len >= 1024) call.AddBulk(&b.data, b.len);
+  }
+  void MakeSandwich(Call& call, const u_int& n, Sandwich& s) {
+    s.before = n;
+    s.middle.len = n;
+    s.middle.data = static_cast<char*>(malloc(n == 0 ? 1 : n));
+    memset(s.middle.data, 'y', n);
+    call.AddBulk(&s.middle.data, n);
+    s.after = n + 1;
+  }
+  void WhoAmIs(Call& call, const Void&, WhoAmI& w) {
+    w.uid = call.ctx().cred.uid;
+    w.gid = call.ctx().cred.gid;
+    w.ngroups = static_cast<u_int>(call.ctx().cred.groups.size());
+  }
+  void SumBlob(Call&, const Blob& in, u_int& out) { out = in.len; }
+  void Count(Call&, const u_int& ms, u_int& out) {
+    absl::SleepFor(absl::Milliseconds(ms));
+    out = static_cast<u_int>(counted.fetch_add(1) + 1);
+  }
+  DispatchResult PagedEcho(Call& call, const u_int& in, u_int& out) {
+    PagedState* s = call.find_state<PagedState>();
+    if (s == nullptr) s = &call.EmplaceState<PagedState>();
+    if (++s->runs == 1 && call.ctx().must_not_block) return DispatchResult::kWouldBlock;
+    if (s->runs > 1) paged_continued.fetch_add(1);
+    out = in + 1;
+    return DispatchResult::kSuccess;
   }
 
+  absl::Mutex threads_mu;
+  std::vector<std::string> threads ABSL_GUARDED_BY(threads_mu);
   const uint32_t vers_;
   const bool hidden_;
 };

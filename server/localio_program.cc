@@ -25,34 +25,33 @@ bool PeerOfDomain(std::string_view domain, PeerAddress* out) {
   return PeerAddress::Parse(std::string(host), static_cast<uint16_t>(port), out);
 }
 
-const rpc::ProcXdr* LocalioProgram::procedure(uint32_t proc) const {
-  // Both procedures reply void; UUID_IS_LOCAL's argument is the bare 16 bytes.
-  static const std::array<rpc::ProcXdr, kLocalioProcCount> table = {{
-      {"NULL", reinterpret_cast<xdrproc_t>(xdr_void), reinterpret_cast<xdrproc_t>(xdr_void),
-       0, 0, false},
-      {"UUID_IS_LOCAL", reinterpret_cast<xdrproc_t>(xdr_localio_uuidargs),
-       reinterpret_cast<xdrproc_t>(xdr_void), sizeof(localio_uuidargs), 0, false},
+const rpc::ProcedureDesc* LocalioProgram::procedure(uint32_t proc) const {
+  static const std::array<rpc::ProcedureDesc, kLocalioProcCount> table = {{
+      rpc::Procedure<&LocalioProgram::Null, rpc::XdrVoid, rpc::XdrVoid>("NULL"),
+      rpc::Procedure<&LocalioProgram::UuidIsLocal, xdr_localio_uuidargs, rpc::XdrVoid>(
+          "UUID_IS_LOCAL"),
   }};
   return proc < kLocalioProcCount ? &table[proc] : nullptr;
 }
 
-rpc::DispatchResult LocalioProgram::Dispatch(rpc::CallContext& ctx, void* args, void*) {
-  if (ctx.proc >= kLocalioProcCount) return rpc::DispatchResult::kSystemErr;
-  calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
-  if (ctx.proc != LOCALIOPROC_UUID_IS_LOCAL || broker_ == nullptr)
-    return rpc::DispatchResult::kSuccess;
+rpc::DispatchResult LocalioProgram::Dispatch(rpc::Call& call) {
+  calls_[call.ctx().proc].fetch_add(1, std::memory_order_relaxed);
+  return rpc::Program::Dispatch(call);
+}
+
+void LocalioProgram::UuidIsLocal(rpc::Call& call, const localio_uuidargs& args, rpc::Void&) {
+  if (broker_ == nullptr) return;
   broker::Uuid uuid;
   static_assert(sizeof(localio_uuidargs::uuid) == sizeof(uuid));
-  memcpy(uuid.data(), static_cast<const localio_uuidargs*>(args)->uuid, uuid.size());
-  const std::string domain = DomainOfPeer(ctx.conn->peer());
-  if (broker_->BindUuid(uuid, domain, SoleExportOfConnection(*ctx.conn))) {
+  memcpy(uuid.data(), args.uuid, uuid.size());
+  const std::string domain = DomainOfPeer(call.ctx().conn->peer());
+  if (broker_->BindUuid(uuid, domain, SoleExportOfConnection(*call.ctx().conn))) {
     binds_.fetch_add(1, std::memory_order_relaxed);
     LOG_INFO("localio: uuid %s bound for %s", broker::UuidToString(uuid), domain);
   } else {
     LOG_DEBUG("localio: uuid %s from %s not pending here", broker::UuidToString(uuid),
               domain);
   }
-  return rpc::DispatchResult::kSuccess;
 }
 
 }  // namespace localnfs::server

@@ -33,7 +33,9 @@
 
 #include "common/localio/broker_server.h"
 #include "common/peer_address.h"
+#include "rpc/call.h"
 #include "rpc/localio.h"
+#include "rpc/procedure.h"
 #include "rpc/program.h"
 
 namespace localnfs::server {
@@ -55,9 +57,10 @@ class LocalioProgram : public rpc::Program {
   uint32_t vers() const override { return LOCALIO_V1; }
   const char* name() const override { return "localio"; }
   uint32_t proc_count() const override { return kLocalioProcCount; }
-  const rpc::ProcXdr* procedure(uint32_t proc) const override;
+  const rpc::ProcedureDesc* procedure(uint32_t proc) const override;
   bool hidden() const override { return true; }
-  rpc::DispatchResult Dispatch(rpc::CallContext& ctx, void* args, void* result) override;
+  // Counts the call, then runs its handler.
+  rpc::DispatchResult Dispatch(rpc::Call& call) override;
 
   uint64_t calls(uint32_t proc) const {
     return proc < kLocalioProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
@@ -66,6 +69,10 @@ class LocalioProgram : public rpc::Program {
   uint64_t binds() const { return binds_.load(std::memory_order_relaxed); }
 
  private:
+  // Handlers. Both reply void; UUID_IS_LOCAL's argument is the bare 16 bytes.
+  void Null(rpc::Call&, const rpc::Void&, rpc::Void&) {}
+  void UuidIsLocal(rpc::Call& call, const localio_uuidargs& args, rpc::Void&);
+
   broker::Broker* const broker_;
   std::array<std::atomic<uint64_t>, kLocalioProcCount> calls_{};
   std::atomic<uint64_t> binds_{0};

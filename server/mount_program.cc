@@ -16,23 +16,6 @@
 namespace localnfs::server {
 namespace {
 
-#define MOUNT_XDR(NAME, ARGS, ARGS_SIZE, RES, RES_SIZE)                              \
-  rpc::ProcXdr {                                                                    \
-    NAME, reinterpret_cast<xdrproc_t>(ARGS), reinterpret_cast<xdrproc_t>(RES),      \
-        ARGS_SIZE, RES_SIZE, false                                                  \
-  }
-
-const std::array<rpc::ProcXdr, kMountProcCount> kProcs = {{
-    MOUNT_XDR("NULL", xdr_void, 0, xdr_void, 0),
-    MOUNT_XDR("MNT", xdr_dirpath, sizeof(dirpath), xdr_mountres3, sizeof(mountres3)),
-    MOUNT_XDR("DUMP", xdr_void, 0, xdr_mountlist, sizeof(mountlist)),
-    MOUNT_XDR("UMNT", xdr_dirpath, sizeof(dirpath), xdr_void, 0),
-    MOUNT_XDR("UMNTALL", xdr_void, 0, xdr_void, 0),
-    MOUNT_XDR("EXPORT", xdr_void, 0, xdr_exportlist3, sizeof(exportlist3)),
-}};
-
-#undef MOUNT_XDR
-
 // A decoded dirpath with its wire length (opaque<> in mount3.x: a NUL stays in it).
 std::string_view DirpathOf(const dirpath& p) {
   return p.dirpath_val ? std::string_view(p.dirpath_val, p.dirpath_len) : std::string_view();
@@ -45,36 +28,28 @@ void SetDirpath(dirpath* out, std::string_view path) {
 
 }  // namespace
 
-const rpc::ProcXdr* MountProgram::procedure(uint32_t proc) const {
+const rpc::ProcedureDesc* MountProgram::procedure(uint32_t proc) const {
+  using rpc::Procedure;
+  using rpc::XdrVoid;
+  static const std::array<rpc::ProcedureDesc, kMountProcCount> kProcs = {{
+      Procedure<&MountProgram::Null, XdrVoid, XdrVoid>("NULL"),
+      Procedure<&MountProgram::Mnt, xdr_dirpath, xdr_mountres3>("MNT"),
+      Procedure<&MountProgram::Dump, XdrVoid, xdr_mountlist>("DUMP"),
+      Procedure<&MountProgram::Umnt, xdr_dirpath, XdrVoid>("UMNT"),
+      Procedure<&MountProgram::UmntAll, XdrVoid, XdrVoid>("UMNTALL"),
+      Procedure<&MountProgram::Export, XdrVoid, xdr_exportlist3>("EXPORT"),
+  }};
   return proc < kMountProcCount ? &kProcs[proc] : nullptr;
 }
 
-rpc::DispatchResult MountProgram::Dispatch(rpc::CallContext& ctx, void* args, void* result) {
-  if (ctx.proc >= kMountProcCount) return rpc::DispatchResult::kSystemErr;
-  calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
-  switch (ctx.proc) {
-    case MOUNTPROC3_MNT:
-      Mnt(ctx, DirpathOf(*static_cast<dirpath*>(args)), *static_cast<mountres3*>(result));
-      break;
-    case MOUNTPROC3_DUMP:
-      Dump(*static_cast<mountlist*>(result));
-      break;
-    case MOUNTPROC3_UMNT:
-      Umnt(ctx, DirpathOf(*static_cast<dirpath*>(args)));
-      break;
-    case MOUNTPROC3_UMNTALL:
-      UmntAll(ctx);
-      break;
-    case MOUNTPROC3_EXPORT:
-      Export(*static_cast<exportlist3*>(result));
-      break;
-    default:  // NULL
-      break;
-  }
-  return rpc::DispatchResult::kSuccess;
+rpc::DispatchResult MountProgram::Dispatch(rpc::Call& call) {
+  calls_[call.ctx().proc].fetch_add(1, std::memory_order_relaxed);
+  return rpc::Program::Dispatch(call);
 }
 
-void MountProgram::Mnt(rpc::CallContext& ctx, std::string_view path, mountres3& res) {
+void MountProgram::Mnt(rpc::Call& call, const dirpath& arg, mountres3& res) {
+  const rpc::CallContext& ctx = call.ctx();
+  const std::string_view path = DirpathOf(arg);
   if (path.find('\0') != std::string_view::npos) {
     uint64_t left_out = 0;
     if (bad_path_log_.Allow(&left_out))
@@ -181,7 +156,7 @@ size_t MountProgram::mount_count() const {
   return mounts_.size();
 }
 
-void MountProgram::Dump(mountlist& res) {
+void MountProgram::Dump(rpc::Call&, const rpc::Void&, mountlist& res) {
   absl::MutexLock l(&mu_);
   mountlist* tail = &res;
   for (const auto& [seq, key] : by_age_) {
@@ -194,16 +169,17 @@ void MountProgram::Dump(mountlist& res) {
   }
 }
 
-void MountProgram::Umnt(rpc::CallContext& ctx, std::string_view path) {
+void MountProgram::Umnt(rpc::Call& call, const dirpath& arg, rpc::Void&) {
+  MountKey key(call.ctx().conn->peer().HostText(), std::string(DirpathOf(arg)));
   absl::MutexLock l(&mu_);
-  auto it = mounts_.find(MountKey(ctx.conn->peer().HostText(), std::string(path)));
+  auto it = mounts_.find(key);
   if (it == mounts_.end()) return;
   by_age_.erase(it->second);
   mounts_.erase(it);
 }
 
-void MountProgram::UmntAll(rpc::CallContext& ctx) {
-  const std::string host = ctx.conn->peer().HostText();
+void MountProgram::UmntAll(rpc::Call& call, const rpc::Void&, rpc::Void&) {
+  const std::string host = call.ctx().conn->peer().HostText();
   absl::MutexLock l(&mu_);
   for (auto it = by_age_.begin(); it != by_age_.end();) {
     if (it->second.first == host) {
@@ -215,7 +191,7 @@ void MountProgram::UmntAll(rpc::CallContext& ctx) {
   }
 }
 
-void MountProgram::Export(exportlist3& res) {
+void MountProgram::Export(rpc::Call&, const rpc::Void&, exportlist3& res) {
   exportlist3* tail = &res;
   for (Ref<exports::Export>& e : deps_.exports->List()) {
     exportnode* n = NewNode<exportnode>();

@@ -18,6 +18,7 @@
 // directory's handle and the flavor list [AUTH_SYS].
 //
 // Thread-safety: Dispatch() is safe concurrently; the mount list has its own mutex.
+// The procedure table is immutable.
 #pragma once
 
 #include <stdint.h>
@@ -34,7 +35,9 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "export_cache/export_table.h"
+#include "rpc/call.h"
 #include "rpc/mount3.h"
+#include "rpc/procedure.h"
 #include "rpc/program.h"
 #include "server/fhandle.h"
 
@@ -57,8 +60,9 @@ class MountProgram : public rpc::Program {
   uint32_t vers() const override { return MOUNT_V3; }
   const char* name() const override { return "mount"; }
   uint32_t proc_count() const override { return kMountProcCount; }
-  const rpc::ProcXdr* procedure(uint32_t proc) const override;
-  rpc::DispatchResult Dispatch(rpc::CallContext& ctx, void* args, void* result) override;
+  const rpc::ProcedureDesc* procedure(uint32_t proc) const override;
+  // Counts the call, then runs its handler.
+  rpc::DispatchResult Dispatch(rpc::Call& call) override;
 
   uint64_t calls(uint32_t proc) const {
     return proc < kMountProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
@@ -68,11 +72,13 @@ class MountProgram : public rpc::Program {
   uint64_t mounts_forgotten() const { return forgotten_.load(std::memory_order_relaxed); }
 
  private:
-  void Mnt(rpc::CallContext& ctx, std::string_view path, mountres3& res);
-  void Dump(mountlist& res);
-  void Umnt(rpc::CallContext& ctx, std::string_view path);
-  void UmntAll(rpc::CallContext& ctx);
-  void Export(exportlist3& res);
+  // Handlers.
+  void Null(rpc::Call&, const rpc::Void&, rpc::Void&) {}
+  void Mnt(rpc::Call& call, const dirpath& arg, mountres3& res);
+  void Dump(rpc::Call&, const rpc::Void&, mountlist& res);
+  void Umnt(rpc::Call& call, const dirpath& arg, rpc::Void&);
+  void UmntAll(rpc::Call& call, const rpc::Void&, rpc::Void&);
+  void Export(rpc::Call&, const rpc::Void&, exportlist3& res);
   void RecordMount(const std::string& host, const std::string& path);
 
   Deps deps_;

@@ -1,16 +1,16 @@
-// server/nfs3_program.cc — the NFSv3 procedure table and the one policy point,
-// Dispatch(). Procedure semantics are in nfs3proc.cc.
+// server/nfs3_program.cc — the NFSv3 procedure table and the one policy point, the
+// pipeline Dispatch(). Procedure semantics are in nfs3proc.cc.
 #include "server/nfs3_program.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/strings/escaping.h"
 #include "common/log.h"
@@ -31,26 +31,10 @@ uint64_t RandomVerifier() {
   return v;
 }
 
-// READ's data leaves as a separate buffer (rpc::ProcXdr::take_payload) once it is
-// large enough that copying it into the reply costs more than a second iovec.
-constexpr uint32_t kMinReadPayload = 16 * 1024;
-
-bool TakeReadPayload(void* result, rpc::Payload* out) {
-  auto& r = *static_cast<READ3res*>(result);
-  if (r.status != NFS3_OK) return false;
-  auto& data = r.READ3res_u.resok.data;
-  if (data.data_len < kMinReadPayload) return false;
-  out->data.reset(data.data_val);
-  out->size = data.data_len;
-  data.data_val = nullptr;
-  data.data_len = 0;
-  return true;
-}
-
 // The result sizes READ, READDIR and READDIRPLUS can reach are chosen by the client
 // (count, maxcount; at most vfs::kMaxIoSize, as the handlers clamp them): read from
 // the argument bytes, which start with the nfs_fh3, `kCountAt` bytes after it, for the
-// server's reply-memory limits (rpc::ProcXdr::max_result_bytes). Arguments too short to
+// server's reply-memory limits (rpc::ProcedureDesc::max_result_bytes). Arguments too short to
 // hold it are garbage, answered with a few bytes.
 constexpr size_t kResultOverhead = 256;  // status, post_op_attr, counts, padding
 
@@ -64,17 +48,10 @@ size_t ResultSizeOfCount(std::string_view args) {
 }
 
 // WRITE3args like rpcgen's xdr_WRITE3args, except that decoding does not copy the data:
-// data_val points into the call's record (xdr_inline), which the dispatcher keeps for
-// the whole call, and freeing leaves it alone. One malloc and one copy of up to 1 MiB
+// data_val points into the call's record (xdr_inline), which the call keeps until it
+// is destroyed, and freeing leaves it alone. One malloc and one copy of up to 1 MiB
 // less per WRITE (and no page faults on a fresh buffer for each).
-// Declared with xdrproc_t's own type, (XDR*, ...), because it is only ever called
-// through one: a C++ function of another type called that way is undefined behaviour
-// (UBSan's -fsanitize=function reports it; rpcgen's C routines are not checked).
-bool_t XdrWrite3ArgsInPlace(XDR* x, ...) {
-  va_list ap;
-  va_start(ap, x);
-  WRITE3args* a = va_arg(ap, WRITE3args*);
-  va_end(ap);
+bool_t XdrWrite3ArgsInPlace(XDR* x, WRITE3args* a) {
   if (x->x_op == XDR_ENCODE) return xdr_WRITE3args(x, a);
   if (x->x_op == XDR_FREE) {
     a->data.data_val = nullptr;  // the record's, not ours
@@ -98,20 +75,44 @@ bool_t XdrWrite3ArgsInPlace(XDR* x, ...) {
   return TRUE;
 }
 
-// The argument routine of a procedure: rpcgen's, or one of ours above.
+// The file handles of each procedure's arguments (Nfs3Program::Proc::handles).
+Nfs3Handles HandlesOf(const rpc::Void&) { return {}; }
+Nfs3Handles HandlesOf(const GETATTR3args& a) { return {&a.object}; }
+Nfs3Handles HandlesOf(const SETATTR3args& a) { return {&a.object}; }
+Nfs3Handles HandlesOf(const LOOKUP3args& a) { return {&a.what.dir}; }
+Nfs3Handles HandlesOf(const ACCESS3args& a) { return {&a.object}; }
+Nfs3Handles HandlesOf(const READLINK3args& a) { return {&a.symlink}; }
+Nfs3Handles HandlesOf(const READ3args& a) { return {&a.file}; }
+Nfs3Handles HandlesOf(const WRITE3args& a) { return {&a.file}; }
+Nfs3Handles HandlesOf(const CREATE3args& a) { return {&a.where.dir}; }
+Nfs3Handles HandlesOf(const MKDIR3args& a) { return {&a.where.dir}; }
+Nfs3Handles HandlesOf(const SYMLINK3args& a) { return {&a.where.dir}; }
+Nfs3Handles HandlesOf(const MKNOD3args& a) { return {&a.where.dir}; }
+Nfs3Handles HandlesOf(const REMOVE3args& a) { return {&a.object.dir}; }
+Nfs3Handles HandlesOf(const RMDIR3args& a) { return {&a.object.dir}; }
+Nfs3Handles HandlesOf(const RENAME3args& a) { return {&a.from.dir, &a.to.dir}; }
+Nfs3Handles HandlesOf(const LINK3args& a) { return {&a.file, &a.link.dir}; }
+Nfs3Handles HandlesOf(const READDIR3args& a) { return {&a.dir}; }
+Nfs3Handles HandlesOf(const READDIRPLUS3args& a) { return {&a.dir}; }
+Nfs3Handles HandlesOf(const FSSTAT3args& a) { return {&a.fsroot}; }
+Nfs3Handles HandlesOf(const FSINFO3args& a) { return {&a.fsroot}; }
+Nfs3Handles HandlesOf(const PATHCONF3args& a) { return {&a.object}; }
+Nfs3Handles HandlesOf(const COMMIT3args& a) { return {&a.file}; }
+
 template <class Args>
-xdrproc_t ArgsXdr(bool_t (*generated)(XDR*, Args*)) {
-  return reinterpret_cast<xdrproc_t>(generated);
-}
-template <>
-xdrproc_t ArgsXdr<WRITE3args>(bool_t (*)(XDR*, WRITE3args*)) {
-  return &XdrWrite3ArgsInPlace;
+Nfs3Handles Handles(const void* args) {
+  return HandlesOf(*static_cast<const Args*>(args));
 }
 
+// The result as its bare status: the failure arm of every NFSv3 result holds only
+// optional attributes, absent when zeroed.
 template <class Res>
-constexpr bool (*kTakePayload)(void*, rpc::Payload*) = nullptr;
-template <>
-constexpr bool (*kTakePayload<READ3res>)(void*, rpc::Payload*) = &TakeReadPayload;
+void Fail(rpc::Call& call, nfsstat3 status) {
+  call.ResetResult();
+  if constexpr (!std::is_same_v<Res, rpc::Void>) {
+    static_cast<Res*>(call.result())->status = status;
+  }
+}
 
 template <class Args>
 constexpr size_t (*kMaxResultBytes)(std::string_view) = nullptr;
@@ -124,154 +125,170 @@ constexpr size_t (*kMaxResultBytes<READDIRPLUS3args>)(std::string_view) = &Resul
 
 }  // namespace
 
-#define NFS3_XDR(NAME, ARGS, RES, FLAGS)                                           \
-  rpc::ProcXdr {                                                                   \
-    NAME, ArgsXdr<ARGS>(xdr_##ARGS), reinterpret_cast<xdrproc_t>(xdr_##RES),       \
-        sizeof(ARGS), sizeof(RES), ((FLAGS) & Nfs3Program::kNonIdempotent) != 0,   \
-        ((FLAGS) & Nfs3Program::kQuick) != 0, kTakePayload<RES>,                   \
-        kMaxResultBytes<ARGS>                                                      \
-  }
-#define NFS3_PROC(NAME, ARGS, RES, HANDLER, FLAGS)                                   \
-  Nfs3Program::Proc {                                                                \
-    NFS3_XDR(NAME, ARGS, RES, FLAGS), &Nfs3Program::HANDLER, (FLAGS), nullptr        \
-  }
-// A procedure whose args carry a second handle, ARGS::SECOND.
-#define NFS3_PROC_2FH(NAME, ARGS, RES, HANDLER, FLAGS, SECOND)                       \
-  Nfs3Program::Proc {                                                                \
-    NFS3_XDR(NAME, ARGS, RES, FLAGS), &Nfs3Program::HANDLER, (FLAGS),                \
-        [](const void* a) -> const nfs_fh3* {                                        \
-          return &static_cast<const ARGS*>(a)->SECOND;                               \
-        }                                                                            \
-  }
+template <auto kHandler, auto kXdrArgs, auto kXdrResult>
+constexpr Nfs3Program::Proc Nfs3Program::MakeProc(const char* name, uint32_t program_flags,
+                                                   uint32_t rpc_flags) {
+  using Traits = rpc::internal::HandlerTraits<decltype(kHandler)>;
+  using Args = typename Traits::Args;
+  using Res = typename Traits::Result;
+  Proc p;
+  p.desc = rpc::Procedure<kHandler, kXdrArgs, kXdrResult>(
+      name, {.flags = rpc_flags,
+             .program_flags = program_flags,
+             .max_result_bytes = kMaxResultBytes<Args>});
+  p.handles = &Handles<Args>;
+  p.fail = &Fail<Res>;
+  return p;
+}
+
+// One entry: NAME's handler and the rpcgen routines of NAME3args and NAME3res.
+#define NFS3_PROC(NAME, HANDLER, PROGRAM_FLAGS, RPC_FLAGS)                           \
+  MakeProc<&Nfs3Program::HANDLER, xdr_##NAME##3args, xdr_##NAME##3res>(#NAME, PROGRAM_FLAGS, \
+                                                                       RPC_FLAGS)
 
 const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
-  constexpr uint32_t E = kNeedsExport, W = kMakesWrite, N = kNonIdempotent,
-                     C = kAsCaller, Q = kQuick;
-  // NULL takes and returns void; the dispatcher needs a non-zero size to allocate.
+  constexpr uint32_t E = kNeedsExport, W = kMakesWrite, C = kAsCaller;
+  constexpr uint32_t N = kNonIdempotent, Q = kQuick;
   static const std::array<Proc, kNfs3ProcCount> table = {{
-      {rpc::ProcXdr{"NULL", reinterpret_cast<xdrproc_t>(xdr_void),
-                    reinterpret_cast<xdrproc_t>(xdr_void), 0, 0, false, true},
-       &Nfs3Program::Null, 0, nullptr},
-      NFS3_PROC("GETATTR", GETATTR3args, GETATTR3res, Getattr, E | Q),
-      NFS3_PROC("SETATTR", SETATTR3args, SETATTR3res, Setattr, E | W | N),
-      NFS3_PROC("LOOKUP", LOOKUP3args, LOOKUP3res, Lookup, E | C | Q),
-      NFS3_PROC("ACCESS", ACCESS3args, ACCESS3res, Access, E | Q),
-      NFS3_PROC("READLINK", READLINK3args, READLINK3res, Readlink, E | Q),
-      NFS3_PROC("READ", READ3args, READ3res, Read, E | Q),
-      NFS3_PROC("WRITE", WRITE3args, WRITE3res, Write, E | W | N),
-      NFS3_PROC("CREATE", CREATE3args, CREATE3res, Create, E | W | N | C | Q),
-      NFS3_PROC("MKDIR", MKDIR3args, MKDIR3res, Mkdir, E | W | N | C | Q),
-      NFS3_PROC("SYMLINK", SYMLINK3args, SYMLINK3res, Symlink, E | W | N | C | Q),
-      NFS3_PROC("MKNOD", MKNOD3args, MKNOD3res, Mknod, E | W | N | C | Q),
-      NFS3_PROC("REMOVE", REMOVE3args, REMOVE3res, Remove, E | W | N | C | Q),
-      NFS3_PROC("RMDIR", RMDIR3args, RMDIR3res, Rmdir, E | W | N | C | Q),
-      NFS3_PROC_2FH("RENAME", RENAME3args, RENAME3res, Rename, E | W | N | C | Q, to.dir),
-      NFS3_PROC_2FH("LINK", LINK3args, LINK3res, Link, E | W | N | C | Q, link.dir),
-      NFS3_PROC("READDIR", READDIR3args, READDIR3res, Readdir, E | C),
-      NFS3_PROC("READDIRPLUS", READDIRPLUS3args, READDIRPLUS3res, Readdirplus, E | C),
-      NFS3_PROC("FSSTAT", FSSTAT3args, FSSTAT3res, Fsstat, E | Q),
-      NFS3_PROC("FSINFO", FSINFO3args, FSINFO3res, Fsinfo, E | Q),
-      NFS3_PROC("PATHCONF", PATHCONF3args, PATHCONF3res, Pathconf, E | Q),
-      NFS3_PROC("COMMIT", COMMIT3args, COMMIT3res, Commit, E | W),
+      MakeProc<&Nfs3Program::Null, rpc::XdrVoid, rpc::XdrVoid>("NULL", 0, Q),
+      NFS3_PROC(GETATTR, Getattr, E, Q),
+      NFS3_PROC(SETATTR, Setattr, E | W, N),
+      NFS3_PROC(LOOKUP, Lookup, E | C, Q),
+      NFS3_PROC(ACCESS, Access, E, Q),
+      NFS3_PROC(READLINK, Readlink, E, Q),
+      // READ's data goes out from its own buffer (Read registers it: Call::AddBulk).
+      NFS3_PROC(READ, Read, E, Q | rpc::ProcedureDesc::kBulkReply),
+      // WRITE's arguments are decoded without copying the data (above).
+      MakeProc<&Nfs3Program::Write, XdrWrite3ArgsInPlace, xdr_WRITE3res>("WRITE", E | W, N),
+      NFS3_PROC(CREATE, Create, E | W | C, N | Q),
+      NFS3_PROC(MKDIR, Mkdir, E | W | C, N | Q),
+      NFS3_PROC(SYMLINK, Symlink, E | W | C, N | Q),
+      NFS3_PROC(MKNOD, Mknod, E | W | C, N | Q),
+      NFS3_PROC(REMOVE, Remove, E | W | C, N | Q),
+      NFS3_PROC(RMDIR, Rmdir, E | W | C, N | Q),
+      NFS3_PROC(RENAME, Rename, E | W | C, N | Q),
+      NFS3_PROC(LINK, Link, E | W | C, N | Q),
+      NFS3_PROC(READDIR, Readdir, E | C, 0),
+      NFS3_PROC(READDIRPLUS, Readdirplus, E | C, 0),
+      NFS3_PROC(FSSTAT, Fsstat, E, Q),
+      NFS3_PROC(FSINFO, Fsinfo, E, Q),
+      NFS3_PROC(PATHCONF, Pathconf, E, Q),
+      NFS3_PROC(COMMIT, Commit, E | W, 0),
   }};
   return table;
 }
 
-#undef NFS3_PROC_2FH
 #undef NFS3_PROC
-#undef NFS3_XDR
 
 Nfs3Program::Nfs3Program(Deps deps)
     : deps_(deps), write_verifier_(deps.write_verifier.value_or(RandomVerifier())) {}
 
-const rpc::ProcXdr* Nfs3Program::procedure(uint32_t proc) const {
-  return proc < kNfs3ProcCount ? &Table()[proc].xdr : nullptr;
+const rpc::ProcedureDesc* Nfs3Program::procedure(uint32_t proc) const {
+  return proc < kNfs3ProcCount ? &Table()[proc].desc : nullptr;
 }
 
-rpc::DispatchResult Nfs3Program::Dispatch(rpc::CallContext& ctx, void* args, void* result) {
-  if (ctx.proc >= kNfs3ProcCount) return rpc::DispatchResult::kSystemErr;
-  calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
+rpc::DispatchResult Nfs3Program::Dispatch(rpc::Call& call) {
+  const rpc::CallContext& ctx = call.ctx();
+  // The dispatcher found the descriptor in this table: ctx.proc < kNfs3ProcCount.
   const Proc& p = Table()[ctx.proc];
-  Nfs3Request req;
-  req.ctx = &ctx;
-  if (p.flags & kNeedsExport) {
-    // Every result starts with nfsstat3 whose failure arm holds only optional
-    // attributes (zeroed = absent).
-    nfsstat3 status = Prepare(ctx, p, args, req);
-    if (req.would_block) {
-      calls_[ctx.proc].fetch_sub(1, std::memory_order_relaxed);  // counted when it runs
-      return rpc::DispatchResult::kWouldBlock;
-    }
+  const uint32_t flags = p.desc.program_flags;
+  if (flags == 0) {  // NULL: no policy, nothing to keep
+    calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
+    return p.desc.handle(*this, call);
+  }
+  // A worker's run of a call the event loop began finds its state: nothing is
+  // counted, authorised or resolved again.
+  Nfs3Request* state = call.find_state<Nfs3Request>();
+  if (state == nullptr) {
+    state = &call.EmplaceState<Nfs3Request>();
+    state->call = &call;
+    state->ctx = &ctx;
+    calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
+  }
+  Nfs3Request& req = *state;
+  req.would_block = false;
+  if (flags & kNeedsExport) {
+    const nfsstat3 status = Prepare(call, p, req);
+    if (req.would_block) return rpc::DispatchResult::kWouldBlock;
     if (status != NFS3_OK) {
-      *static_cast<nfsstat3*>(result) = status;
+      p.fail(call, status);
       return rpc::DispatchResult::kSuccess;
     }
   }
   // A change for a `sync` rule waits for the disk before its reply: not on the event
   // loop. Nothing is done yet (resolving the handle changes nothing).
-  if (ctx.must_not_block && (p.flags & kMakesWrite) && req.options.sync) {
-    calls_[ctx.proc].fetch_sub(1, std::memory_order_relaxed);  // counted when it runs
+  if (ctx.must_not_block && (flags & kMakesWrite) && req.options.sync) {
     return rpc::DispatchResult::kWouldBlock;
   }
   // Every handle of the request is resolved by now: the switch may drop the
   // capabilities that resolving needs (creds.h).
   std::optional<ScopedFsCredentials> as_caller;
-  if (p.flags & kAsCaller) {
+  if (flags & kAsCaller) {
     as_caller.emplace(req.cred);
     if (!as_caller->status().ok()) {
-      LOG_ERROR("%s: %s", p.xdr.name, as_caller->status().ToString());
-      *static_cast<nfsstat3*>(result) = NFS3ERR_SERVERFAULT;
+      LOG_ERROR("%s: %s", p.desc.name, as_caller->status().ToString());
+      p.fail(call, NFS3ERR_SERVERFAULT);
       return rpc::DispatchResult::kSuccess;
     }
   }
-  (this->*p.handler)(req, args, result);
-  if (req.would_block) {
-    calls_[ctx.proc].fetch_sub(1, std::memory_order_relaxed);  // counted when it runs
-    return rpc::DispatchResult::kWouldBlock;
-  }
+  p.desc.handle(*this, call);
+  // The handler changed nothing (a READ of data not in the page cache): the worker's
+  // run calls it again.
+  if (req.would_block) return rpc::DispatchResult::kWouldBlock;
   as_caller.reset();  // commits run as the server (vfs::MetadataCommits)
-  if (!req.commits.empty()) CommitBeforeReply(p, req, result);
+  if (!req.commits.empty()) CommitBeforeReply(p, req);
   return rpc::DispatchResult::kSuccess;
 }
 
-void Nfs3Program::CommitBeforeReply(const Proc& p, Nfs3Request& req, void* result) {
+void Nfs3Program::CommitBeforeReply(const Proc& p, Nfs3Request& req) {
   const absl::Status s = req.commits.Run(*req.exp);
   if (s.ok()) return;
   // As knfsd, which returns commit_metadata's error: the change is made but may not
   // survive a crash. The failure arm needs no attributes: the bare status.
-  xdr_free(p.xdr.encode_result, static_cast<char*>(result));
-  memset(result, 0, p.xdr.result_size);
-  *static_cast<nfsstat3*>(result) = NfsStatusFromStatus(s);
+  p.fail(*req.call, NfsStatusFromStatus(s));
 }
 
-nfsstat3 Nfs3Program::Prepare(rpc::CallContext& ctx, const Proc& p, const void* args,
-                              Nfs3Request& req) {
+nfsstat3 Nfs3Program::Prepare(const rpc::Call& call, const Proc& p, Nfs3Request& req) {
+  const rpc::CallContext& ctx = call.ctx();
   const PolicyDeps deps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache};
-  // Every NFSv3 args struct starts with an nfs_fh3.
-  const nfs_fh3& fh = *static_cast<const nfs_fh3*>(args);
-  absl::StatusOr<AuthorizedObject> auth = Authorize(
-      deps, PolicyInput{FhBytes(fh), ctx.conn, &ctx.cred, (p.flags & kMakesWrite) != 0,
-                      ctx.must_not_block});
-  if (!auth.ok()) {
-    req.would_block = StatusErrno(auth.status()) == EWOULDBLOCK;
-    LOG_DEBUG("%s: %s", p.xdr.name, auth.status().ToString());
-    return NfsStatusFromStatus(auth.status());
+  const Nfs3Handles handles = p.handles(call.args());
+  if (!req.authorized) {
+    absl::StatusOr<Authorization> auth =
+        AuthorizeHandle(deps, PolicyInput{FhBytes(*handles.first), ctx.conn, &ctx.cred,
+                                          (p.desc.program_flags & kMakesWrite) != 0});
+    if (!auth.ok()) {
+      LOG_DEBUG("%s: %s", p.desc.name, auth.status().ToString());
+      return NfsStatusFromStatus(auth.status());
+    }
+    req.exp = std::move(auth->exp);
+    req.options = auth->options;
+    req.cred = std::move(auth->cred);
+    req.kh = std::move(auth->kh);
+    req.authorized = true;
   }
-  if (p.second_handle != nullptr) {
+  if (req.obj.exp == nullptr) {
+    // On the loop a resolution may need a search and come back EWOULDBLOCK: the
+    // handle is kept for the worker's run.
+    absl::StatusOr<vfs::Object> obj =
+        ResolveObject(deps, *req.exp, ctx.must_not_block ? req.kh : std::move(req.kh),
+                      ctx.must_not_block);
+    if (!obj.ok()) {
+      req.would_block = StatusErrno(obj.status()) == EWOULDBLOCK;
+      LOG_DEBUG("%s: %s", p.desc.name, obj.status().ToString());
+      return NfsStatusFromStatus(obj.status());
+    }
+    req.obj = std::move(*obj);
+  }
+  if (handles.second != nullptr && !req.second) {
     absl::StatusOr<vfs::Object> second =
-        ResolveInSameExport(deps, *auth->exp, FhBytes(*p.second_handle(args)),
-                            ctx.must_not_block);
+        ResolveInSameExport(deps, *req.exp, FhBytes(*handles.second), ctx.must_not_block);
     if (!second.ok()) {
       req.would_block = StatusErrno(second.status()) == EWOULDBLOCK;
-      LOG_DEBUG("%s (second handle): %s", p.xdr.name, second.status().ToString());
+      LOG_DEBUG("%s (second handle): %s", p.desc.name, second.status().ToString());
       return NfsStatusFromStatus(second.status());
     }
     req.second = std::move(*second);
   }
-  req.exp = std::move(auth->exp);
-  req.options = auth->options;
-  req.obj = std::move(auth->obj);
-  req.cred = std::move(auth->cred);
   return NFS3_OK;
 }
 
@@ -281,7 +298,7 @@ std::string_view Nfs3Program::ArgName(const Nfs3Request& req, const filename3& n
   if (vfs::HasSlashOrNul(n) && bad_name_log_.Allow(&left_out)) {
     LOG_WARNING("%s from %s: refused a name with a NUL or '/': \"%s\" (and %d more "
                 "since the last line)",
-                Table()[req.ctx->proc].xdr.name, req.ctx->conn->peer().ToString(),
+                Table()[req.ctx->proc].desc.name, req.ctx->conn->peer().ToString(),
                 absl::CHexEscape(absl::string_view(n.data(), n.size())), left_out);
   }
   return n;

@@ -1,5 +1,5 @@
 // server/nfs3_program_test.cc — the NFSv3 procedure table's reply bounds
-// (rpc::ProcXdr::max_result_bytes): what the rpc server reserves before it runs a call.
+// (rpc::ProcedureDesc::max_result_bytes): what the rpc server reserves before it runs a call.
 #include <string>
 
 #include "gtest/gtest.h"
@@ -21,7 +21,7 @@ std::string Fh(uint32_t len) { return U32(len) + std::string((len + 3) & ~3u, 'h
 TEST(Nfs3ProgramTest, ReadAndDirectoryListingsBoundTheirResultByTheClientsCount) {
   Nfs3Program nfs3(Nfs3Program::Deps{});
   auto bound = [&](uint32_t proc, const std::string& args) {
-    const rpc::ProcXdr* px = nfs3.procedure(proc);
+    const rpc::ProcedureDesc* px = nfs3.procedure(proc);
     EXPECT_NE(px, nullptr);
     EXPECT_NE(px->max_result_bytes, nullptr) << px->name;
     return px->max_result_bytes(args);

@@ -32,16 +32,13 @@ vfs::Stability StabilityOf(const stable_how& wire) {
 
 }  // namespace
 
-void Nfs3Program::Getattr(Nfs3Request& req, void*, void* res) {
-  auto& r = *static_cast<GETATTR3res*>(res);
+void Nfs3Program::Getattr(Nfs3Request& req, const GETATTR3args&, GETATTR3res& r) {
   auto st = vfs::AttrsOf(req.obj);
   r.status = NfsStatusFromStatus(st.status());
   if (st.ok()) r.GETATTR3res_u.resok.obj_attributes = FattrFromStat(*st, fsid(req));
 }
 
-void Nfs3Program::Setattr(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<SETATTR3args*>(args);
-  auto& r = *static_cast<SETATTR3res*>(res);
+void Nfs3Program::Setattr(Nfs3Request& req, const SETATTR3args& a, SETATTR3res& r) {
   const std::optional<struct stat>& before = req.obj.st;
   std::optional<timespec> guard;
   if (a.guard.check)
@@ -55,9 +52,7 @@ void Nfs3Program::Setattr(Nfs3Request& req, void* args, void* res) {
   SetWcc(&r.SETATTR3res_u.resok.obj_wcc, before, req.obj.fd.get(), fsid(req));
 }
 
-void Nfs3Program::Lookup(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<LOOKUP3args*>(args);
-  auto& r = *static_cast<LOOKUP3res*>(res);
+void Nfs3Program::Lookup(Nfs3Request& req, const LOOKUP3args& a, LOOKUP3res& r) {
   const std::string_view name = ArgName(req, a.what.name);
   absl::StatusOr<vfs::LookupResult> found = vfs::Lookup(req.obj, name, req.cred);
   absl::StatusOr<std::string> wire =
@@ -74,9 +69,7 @@ void Nfs3Program::Lookup(Nfs3Request& req, void* args, void* res) {
   SetPostOpAttr(&ok.dir_attributes, req.obj, fsid(req));
 }
 
-void Nfs3Program::Access(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<ACCESS3args*>(args);
-  auto& r = *static_cast<ACCESS3res*>(res);
+void Nfs3Program::Access(Nfs3Request& req, const ACCESS3args& a, ACCESS3res& r) {
   auto st = vfs::AttrsOf(req.obj);
   r.status = NfsStatusFromStatus(st.status());
   if (!st.ok()) return;
@@ -92,8 +85,7 @@ void Nfs3Program::Access(Nfs3Request& req, void* args, void* res) {
   ok.access = a.access & allowed;
 }
 
-void Nfs3Program::Readlink(Nfs3Request& req, void*, void* res) {
-  auto& r = *static_cast<READLINK3res*>(res);
+void Nfs3Program::Readlink(Nfs3Request& req, const READLINK3args&, READLINK3res& r) {
   absl::StatusOr<std::string> target = vfs::ReadLink(req.obj);
   r.status = NfsStatusFromStatus(target.status());
   // Both arms start with the symlink's post_op_attr.
@@ -101,9 +93,7 @@ void Nfs3Program::Readlink(Nfs3Request& req, void*, void* res) {
   if (target.ok()) SetPath(&r.READLINK3res_u.resok.data, *target);
 }
 
-void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<READ3args*>(args);
-  auto& r = *static_cast<READ3res*>(res);
+void Nfs3Program::Read(Nfs3Request& req, const READ3args& a, READ3res& r) {
   // One fstat per READ, taken when the handle was resolved: the permission check,
   // EOF and the post-op attributes all use it (a read changes none of them but atime).
   absl::StatusOr<struct stat> st = vfs::AttrsOf(req.obj);
@@ -130,11 +120,10 @@ void Nfs3Program::Read(Nfs3Request& req, void* args, void* res) {
   ok.eof = done->eof ? TRUE : FALSE;
   ok.data.data_val = buf;
   ok.data.data_len = done->count;
+  if (done->count >= kMinReadPayload) req.call->AddBulk(&ok.data.data_val, done->count);
 }
 
-void Nfs3Program::Write(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<WRITE3args*>(args);
-  auto& r = *static_cast<WRITE3res*>(res);
+void Nfs3Program::Write(Nfs3Request& req, const WRITE3args& a, WRITE3res& r) {
   const std::optional<struct stat>& before = req.obj.st;
   absl::StatusOr<vfs::WriteResult> done = ErrnoToStatus(EIO, "no attributes");
   // RFC 1813: count is the data length; never trust it beyond the data sent.
@@ -151,9 +140,7 @@ void Nfs3Program::Write(Nfs3Request& req, void* args, void* res) {
   Uint64ToOpaque8(write_verifier_, ok.verf);
 }
 
-void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<CREATE3args*>(args);
-  auto& r = *static_cast<CREATE3res*>(res);
+void Nfs3Program::Create(Nfs3Request& req, const CREATE3args& a, CREATE3res& r) {
   const std::string_view name = ArgName(req, a.where.name);
   const std::optional<struct stat>& before = req.obj.st;
   vfs::CreateHow how = a.how.mode == EXCLUSIVE ? vfs::CreateHow::kExclusive
@@ -177,9 +164,7 @@ void Nfs3Program::Create(Nfs3Request& req, void* args, void* res) {
   }
 }
 
-void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<MKDIR3args*>(args);
-  auto& r = *static_cast<MKDIR3res*>(res);
+void Nfs3Program::Mkdir(Nfs3Request& req, const MKDIR3args& a, MKDIR3res& r) {
   const std::string_view name = ArgName(req, a.where.name);
   const std::optional<struct stat>& before = req.obj.st;
   auto made = vfs::Mkdir(req.obj, name, SetAttrRequestFromSattr(a.attributes), req.cred);
@@ -194,9 +179,7 @@ void Nfs3Program::Mkdir(Nfs3Request& req, void* args, void* res) {
   }
 }
 
-void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<SYMLINK3args*>(args);
-  auto& r = *static_cast<SYMLINK3res*>(res);
+void Nfs3Program::Symlink(Nfs3Request& req, const SYMLINK3args& a, SYMLINK3res& r) {
   const std::string_view name = ArgName(req, a.where.name);
   const std::string_view target = PathOf(a.symlink.symlink_data);
   const std::optional<struct stat>& before = req.obj.st;
@@ -213,9 +196,7 @@ void Nfs3Program::Symlink(Nfs3Request& req, void* args, void* res) {
   }
 }
 
-void Nfs3Program::Mknod(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<MKNOD3args*>(args);
-  auto& r = *static_cast<MKNOD3res*>(res);
+void Nfs3Program::Mknod(Nfs3Request& req, const MKNOD3args& a, MKNOD3res& r) {
   const std::string_view name = ArgName(req, a.where.name);
   const std::optional<struct stat>& before = req.obj.st;
   absl::StatusOr<vfs::LookupResult> made;
@@ -264,21 +245,15 @@ void Nfs3Program::RemoveEntry(Nfs3Request& req, const diropargs3& what, bool dir
   SetWcc(dir_wcc, before, req.obj.fd.get(), fsid(req));
 }
 
-void Nfs3Program::Remove(Nfs3Request& req, void* args, void* res) {
-  auto& r = *static_cast<REMOVE3res*>(res);
-  RemoveEntry(req, static_cast<REMOVE3args*>(args)->object, /*directory=*/false, &r.status,
-              &r.REMOVE3res_u.resok.dir_wcc);
+void Nfs3Program::Remove(Nfs3Request& req, const REMOVE3args& a, REMOVE3res& r) {
+  RemoveEntry(req, a.object, /*directory=*/false, &r.status, &r.REMOVE3res_u.resok.dir_wcc);
 }
 
-void Nfs3Program::Rmdir(Nfs3Request& req, void* args, void* res) {
-  auto& r = *static_cast<RMDIR3res*>(res);
-  RemoveEntry(req, static_cast<RMDIR3args*>(args)->object, /*directory=*/true, &r.status,
-              &r.RMDIR3res_u.resok.dir_wcc);
+void Nfs3Program::Rmdir(Nfs3Request& req, const RMDIR3args& a, RMDIR3res& r) {
+  RemoveEntry(req, a.object, /*directory=*/true, &r.status, &r.RMDIR3res_u.resok.dir_wcc);
 }
 
-void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<RENAME3args*>(args);
-  auto& r = *static_cast<RENAME3res*>(res);
+void Nfs3Program::Rename(Nfs3Request& req, const RENAME3args& a, RENAME3res& r) {
   const std::optional<struct stat>& from_before = req.obj.st;
   const vfs::Object& to = *req.second;  // Dispatch resolved a.to.dir
   auto replaced = vfs::Rename(req.obj, ArgName(req, a.from.name), to, ArgName(req, a.to.name),
@@ -294,9 +269,7 @@ void Nfs3Program::Rename(Nfs3Request& req, void* args, void* res) {
   SetWcc(&r.RENAME3res_u.resok.todir_wcc, to.st, to.fd.get(), fsid(req));
 }
 
-void Nfs3Program::Link(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<LINK3args*>(args);
-  auto& r = *static_cast<LINK3res*>(res);
+void Nfs3Program::Link(Nfs3Request& req, const LINK3args& a, LINK3res& r) {
   const vfs::Object& dir = *req.second;  // Dispatch resolved a.link.dir
   absl::Status s = vfs::Link(req.obj, dir, ArgName(req, a.link.name), req.cred);
   r.status = NfsStatusFromStatus(s);
@@ -364,9 +337,7 @@ nfsstat3 ReaddirReply(const Nfs3Request& req, uint64_t cookie, const cookieverf3
 
 }  // namespace
 
-void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<READDIR3args*>(args);
-  auto& r = *static_cast<READDIR3res*>(res);
+void Nfs3Program::Readdir(Nfs3Request& req, const READDIR3args& a, READDIR3res& r) {
   r.status = ReaddirReply<entry3>(
       req, a.cookie, a.cookieverf, a.count, /*plus=*/false,
       reinterpret_cast<xdrproc_t>(xdr_READDIR3resok), r.READDIR3res_u.resok,
@@ -382,9 +353,7 @@ void Nfs3Program::Readdir(Nfs3Request& req, void* args, void* res) {
       });
 }
 
-void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
-  auto& a = *static_cast<READDIRPLUS3args*>(args);
-  auto& r = *static_cast<READDIRPLUS3res*>(res);
+void Nfs3Program::Readdirplus(Nfs3Request& req, const READDIRPLUS3args& a, READDIRPLUS3res& r) {
   std::shared_ptr<UniqueFd> dir_share;  // unprivileged: where the children live
   if (!deps_.resolver->privileged()) dir_share = deps_.resolver->ShareFd(req.obj.fd.get());
   // dircount is ignored, as knfsd does: maxcount bounds the reply.
@@ -412,8 +381,7 @@ void Nfs3Program::Readdirplus(Nfs3Request& req, void* args, void* res) {
       });
 }
 
-void Nfs3Program::Fsstat(Nfs3Request& req, void*, void* res) {
-  auto& r = *static_cast<FSSTAT3res*>(res);
+void Nfs3Program::Fsstat(Nfs3Request& req, const FSSTAT3args&, FSSTAT3res& r) {
   auto fs = vfs::StatFs(req.obj);
   r.status = NfsStatusFromStatus(fs.status());
   SetPostOpAttr(&r.FSSTAT3res_u.resok.obj_attributes, req.obj, fsid(req));
@@ -428,8 +396,7 @@ void Nfs3Program::Fsstat(Nfs3Request& req, void*, void* res) {
   ok.invarsec = 0;
 }
 
-void Nfs3Program::Fsinfo(Nfs3Request& req, void*, void* res) {
-  auto& r = *static_cast<FSINFO3res*>(res);
+void Nfs3Program::Fsinfo(Nfs3Request& req, const FSINFO3args&, FSINFO3res& r) {
   r.status = NFS3_OK;
   FSINFO3resok& ok = r.FSINFO3res_u.resok;
   SetPostOpAttr(&ok.obj_attributes, req.obj, fsid(req));
@@ -442,8 +409,7 @@ void Nfs3Program::Fsinfo(Nfs3Request& req, void*, void* res) {
   ok.properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
 }
 
-void Nfs3Program::Pathconf(Nfs3Request& req, void*, void* res) {
-  auto& r = *static_cast<PATHCONF3res*>(res);
+void Nfs3Program::Pathconf(Nfs3Request& req, const PATHCONF3args&, PATHCONF3res& r) {
   auto pc = vfs::GetPathConf(req.obj);
   r.status = NfsStatusFromStatus(pc.status());
   SetPostOpAttr(&r.PATHCONF3res_u.resok.obj_attributes, req.obj, fsid(req));
@@ -457,8 +423,7 @@ void Nfs3Program::Pathconf(Nfs3Request& req, void*, void* res) {
   ok.case_preserving = TRUE;
 }
 
-void Nfs3Program::Commit(Nfs3Request& req, void*, void* res) {
-  auto& r = *static_cast<COMMIT3res*>(res);
+void Nfs3Program::Commit(Nfs3Request& req, const COMMIT3args&, COMMIT3res& r) {
   const std::optional<struct stat>& before = req.obj.st;
   absl::Status s = before ? vfs::Commit(*deps_.file_cache, req.obj, *before, req.cred)
                           : ErrnoToStatus(EIO, "no attributes");

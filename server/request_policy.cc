@@ -9,9 +9,9 @@
 
 namespace localnfs::server {
 
-absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyInput& in) {
+absl::StatusOr<Authorization> AuthorizeHandle(const PolicyDeps& deps, const PolicyInput& in) {
   ASSIGN_OR_RETURN(DecodedHandle handle, deps.key->Decode(in.handle));
-  AuthorizedObject out;
+  Authorization out;
   out.exp = deps.exports->FindById(handle.export_id);
   if (!out.exp) return ErrnoToStatus(ESTALE, "export of the handle is gone");
   std::optional<exports::ExportOptions> options =
@@ -23,8 +23,17 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
     return ErrnoToStatus(EROFS, "read-only export");
   out.options = *options;
   out.cred = exports::SquashCredentials(*options, *in.cred);
-  ASSIGN_OR_RETURN(out.obj, ResolveObject(deps, *out.exp, std::move(handle.kernel),
-                                          in.must_not_block));
+  out.kh = std::move(handle.kernel);
+  return out;
+}
+
+absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyInput& in) {
+  ASSIGN_OR_RETURN(Authorization a, AuthorizeHandle(deps, in));
+  AuthorizedObject out;
+  ASSIGN_OR_RETURN(out.obj, ResolveObject(deps, *a.exp, std::move(a.kh), in.must_not_block));
+  out.exp = std::move(a.exp);
+  out.options = a.options;
+  out.cred = std::move(a.cred);
   return out;
 }
 

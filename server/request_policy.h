@@ -1,10 +1,11 @@
 // server/request_policy.h — the one NFS access policy of the server.
 //
 // Owns: the decision whether a request may touch the object of a file handle, and as
-// whom. Both doors into the server's files go through Authorize(): an NFSv3 RPC
-// (Nfs3Program::Dispatch, for every procedure that carries a handle) and a LOCALIO
-// OPEN_LOCAL_FH on the local socket (local_socket.h), so a local client can never get
-// an fd that the same client could not use over RPC.
+// whom. Both doors into the server's files take the same steps: an NFSv3 RPC
+// (Nfs3Program::Dispatch, for every procedure that carries a handle: AuthorizeHandle,
+// then ResolveObject) and a LOCALIO OPEN_LOCAL_FH on the local socket (Authorize;
+// local_socket.h), so a local client can never get an fd that the same client could
+// not use over RPC.
 //
 // The steps, in order, each with the nfsstat3 its errno maps to (nfs_status.h):
 //   decode + authenticate the handle           → BADHANDLE (EBADMSG)
@@ -24,7 +25,8 @@
 //      and whose attributes the request keeps in obj.st)
 // A request's second handle (RENAME, LINK) goes through ResolveInSameExport: the same
 // decoding and resolution, in the export Authorize() allowed (another export → XDEV).
-// Both run before the request switches credentials (creds.h).
+// Both run before the request switches credentials (creds.h). AuthorizeHandle() is
+// Authorize() without the resolution, for a caller that resolves later.
 // Nothing decided here is cached across requests: only the object is, never whether
 // a client or a credential may use it.
 // The mode-bit check of the object itself belongs to the operation (READ/WRITE check
@@ -71,6 +73,14 @@ struct PolicyInput {
   bool must_not_block = false;
 };
 
+// What Authorize() decided before it resolves the handle (AuthorizeHandle).
+struct Authorization {
+  Ref<exports::Export> exp;
+  exports::ExportOptions options;  // of the client rule that matched
+  Credentials cred;                // squashed
+  KernelHandle kh;                 // the handle's object, to be resolved in exp
+};
+
 struct AuthorizedObject {
   Ref<exports::Export> exp;
   exports::ExportOptions options;  // of the client rule that matched
@@ -81,6 +91,12 @@ struct AuthorizedObject {
 // Errors carry the errno of the failed step (see above); NfsStatusFromStatus()
 // turns them into the nfsstat3 to answer with.
 absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyInput& in);
+
+// Authorize() up to the resolution: every step but the last, which the caller takes
+// with ResolveObject(deps, *a.exp, a.kh) — possibly later, on another thread (an RPC
+// that would block on the event loop continues on a worker without deciding again).
+// in.must_not_block is not used here.
+absl::StatusOr<Authorization> AuthorizeHandle(const PolicyDeps& deps, const PolicyInput& in);
 
 // A second handle of a request that Authorize() allowed in `exp` (RENAME's and
 // LINK's directory): decoded and authenticated (BADHANDLE), in the same export

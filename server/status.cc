@@ -78,7 +78,7 @@ template <class P>
 ProgramStatus ProgramOf(const P& program) {
   ProgramStatus out{program.name(), program.prog(), program.vers(), {}};
   for (uint32_t proc = 0; proc < program.proc_count(); ++proc) {
-    const rpc::ProcXdr* x = program.procedure(proc);
+    const rpc::ProcedureDesc* x = program.procedure(proc);
     out.procs.push_back({x != nullptr ? x->name : absl::StrCat(proc), program.calls(proc)});
   }
   return out;

@@ -141,6 +141,48 @@ TEST_F(CtlTest, StatusShowsExportsRpcCountersAndTheLocalClientsIo) {
   EXPECT_NE(text.find("clients (0):"), std::string::npos) << text;
 }
 
+// A READ's data goes out from its own buffer (rpc::Call::AddBulk, rpc/reply.h) once it
+// is at least server::kMinReadPayload (16 KiB); a smaller one is copied into the reply.
+// Seen from outside: with --zerocopy always only a reply with such a buffer is sent with
+// MSG_ZEROCOPY (rpc.zerocopy_sends), and the data arrive whole either way.
+TEST_F(CtlTest, LargeReadsGoOutFromTheirOwnBufferSmallOnesAreCopied) {
+  ASSERT_TRUE(srv_->Stop());
+  srv_ = std::make_unique<ServerProcess>(std::vector<std::string>{
+      "--export", exp_.path() + ":rw,no_root_squash", "--zerocopy", "always",
+      "--zerocopy-min-bytes", "4096"});
+  ASSERT_TRUE(srv_->Start());
+  runtime_dir_ = srv_->runtime_dir();
+  auto c = client::Nfs3Client::Mount("127.0.0.1", srv_->nfs_port(), srv_->mount_port(),
+                                     exp_.path(), {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  client_ = *std::move(c);  // no LOCALIO: reads are RPCs
+  auto f = client_->Create(client_->root(), "f", client::CreateMode::kGuarded, 0644, kRoot);
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::string data(64 * 1024, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 23);
+  ASSERT_TRUE(client_->Write(f->handle, 0, data, kRoot).ok());
+  ASSERT_TRUE(client_->Commit(f->handle, kRoot).ok());
+  auto rpc_counters = [&] {
+    std::string json;
+    EXPECT_EQ(Ctl({"--runtime-dir", runtime_dir_, "status", "--json"}, &json), 0) << json;
+    nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+    return j["rpc"];
+  };
+
+  // 8 KiB: copied (no buffer of its own), so nothing goes zero-copy.
+  auto small = client_->Read(f->handle, 4096, 8192, kRoot);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->data, data.substr(4096, 8192));
+  EXPECT_EQ(rpc_counters()["zerocopy_sends"], 0);
+
+  // 64 KiB from an odd offset (the data needs XDR padding): its own buffer, zero-copy.
+  auto large = client_->Read(f->handle, 1, 64 * 1024 - 2, kRoot);
+  ASSERT_TRUE(large.ok()) << large.status();
+  EXPECT_EQ(large->data, data.substr(1, 64 * 1024 - 2));
+  const nlohmann::json counters = rpc_counters();
+  EXPECT_GE(counters["zerocopy_sends"].get<int64_t>(), 1) << counters;
+}
+
 TEST_F(CtlTest, OnlyRootOrTheServersUserIsAnswered) {
   // An admin loosening the socket's mode does not open it to everyone: the server
   // checks SO_PEERCRED itself.

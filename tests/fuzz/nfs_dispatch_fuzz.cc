@@ -1,6 +1,7 @@
 // nfs_dispatch_fuzz — the whole request path a call record takes in localnfsd after
-// record marking: rpc::Dispatcher::Handle (call header, AUTH_SYS, program / version /
-// procedure lookup, the rpcgen argument decoder, xdr_free on every path) into the
+// record marking: rpc::Dispatcher::Receive and Run (call header, AUTH_SYS, program /
+// version / procedure lookup, the rpcgen argument decoder, xdr_free on every path; a
+// quick call first told not to block, and continued when it would) into the
 // real NFSv3, MOUNT v3 and LOCALIO programs (handle decoding, the request policy,
 // credential switching, the procedures themselves) against real temporary exports
 // on disk, and the reply encoders on the way back.
@@ -51,6 +52,7 @@
 #include "rpc/dispatch.h"
 #include "rpc/message.h"
 #include "rpc/record.h"
+#include "rpc/reply.h"
 #include "server/creds.h"
 #include "server/fhandle.h"
 #include "server/file_cache.h"
@@ -152,8 +154,17 @@ class Fixture {
     } else {
       record = CallRecord(selector, flags, rest, &uuid);
     }
-    std::string reply;
-    if (dispatcher_.Handle(record, conn, /*with_record_mark=*/true, &reply)) CheckReply(record, reply);
+    // As the server runs it: a quick call first on the "event loop" (told not to
+    // block); one that would block continues as a worker would, from where it stopped.
+    std::unique_ptr<rpc::Call> call = dispatcher_.Receive(record, conn);
+    rpc::ReplyRecord reply;
+    rpc::Dispatcher::RunOptions run;
+    run.must_not_block = call->quick();
+    rpc::Dispatcher::Outcome outcome = dispatcher_.Run(*call, &reply, std::move(run));
+    if (outcome == rpc::Dispatcher::Outcome::kWouldBlock) {
+      outcome = dispatcher_.Run(*call, &reply, rpc::Dispatcher::RunOptions{});
+    }
+    if (outcome == rpc::Dispatcher::Outcome::kReply) CheckReply(record, reply.Flatten());
     if (uuid) client_broker_->UuidRelease(*uuid);
     FlushThisThread();
   }

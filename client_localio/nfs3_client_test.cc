@@ -19,9 +19,10 @@ namespace {
 
 using testing::FreePort;
 using testing::RandomBytes;
-using testing::ReadLocalFile;
+using testing::ReadFile;
 using testing::TempDir;
-using testing::TestServer;
+using testing::ExportToAll;
+using testing::ServerProcess;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr uint32_t kNfs3ErrNoent = 2;
@@ -30,7 +31,7 @@ constexpr uint32_t kNfs3ErrExist = 17;
 class Nfs3ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<TestServer>(export_.path());
+    server_ = std::make_unique<ServerProcess>(ExportToAll(export_.path()));
     ASSERT_TRUE(server_->Start());
     MountOptions opts;
     opts.retry_timeout = absl::Seconds(30);
@@ -47,7 +48,7 @@ class Nfs3ClientTest : public ::testing::Test {
   }
 
   TempDir export_{"lnfs-cli-export"};
-  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<Nfs3Client> client_;
 };
 
@@ -76,7 +77,7 @@ TEST_F(Nfs3ClientTest, WriteCommitReadBack8MiBMatchesServerDisk) {
   EXPECT_TRUE(r->eof);
   ASSERT_EQ(r->data.size(), data.size());
   EXPECT_TRUE(r->data == data);
-  EXPECT_TRUE(ReadLocalFile(export_.path() + "/data") == data);
+  EXPECT_TRUE(ReadFile(export_.path() + "/data") == data);
 
   const IoCounters n = client_->Counters();
   EXPECT_GE(n.rpc_writes, 8u);
@@ -117,7 +118,7 @@ TEST_F(Nfs3ClientTest, RenameLinkSymlinkRemove) {
   ASSERT_TRUE(client_->Write(f->handle, 0, "hello", kRoot, StableHow::kFileSync).ok());
 
   ASSERT_TRUE(client_->Rename(a->handle, "f", b->handle, "g", kRoot).ok());
-  EXPECT_EQ(ReadLocalFile(export_.path() + "/b/g"), "hello");
+  EXPECT_EQ(ReadFile(export_.path() + "/b/g"), "hello");
   absl::Status gone = client_->Lookup(a->handle, "f", kRoot).status();
   EXPECT_EQ(NfsStatusOf(gone), kNfs3ErrNoent);
   EXPECT_EQ(ErrnoOf(gone), ENOENT);
@@ -211,7 +212,7 @@ TEST_F(Nfs3ClientTest, ConcurrentWritersOnSeparateFiles) {
       }
       results[t] = client_->Commit(f->handle, kRoot).status();
       if (results[t].ok() &&
-          ReadLocalFile(absl::StrCat(export_.path(), "/c", t)) != data) {
+          ReadFile(absl::StrCat(export_.path(), "/c", t)) != data) {
         results[t] = absl::DataLossError("content differs");
       }
     });
@@ -222,7 +223,7 @@ TEST_F(Nfs3ClientTest, ConcurrentWritersOnSeparateFiles) {
 
 TEST(Nfs3ClientMountTest, RefusedAndUnreachableMountsFailClearly) {
   TempDir exp("lnfs-cli-export");
-  TestServer server(exp.path());
+  ServerProcess server(ExportToAll(exp.path()));
   ASSERT_TRUE(server.Start());
   auto bad = Nfs3Client::Mount("127.0.0.1", server.nfs_port(), server.mount_port(),
                                "/not/exported", {});
@@ -257,7 +258,7 @@ class Nfs3ClientRestartTest : public ::testing::Test {
 
   TempDir exp_{"lnfs-cli-export"};
   const int nfs_port_ = FreePort(), mount_port_ = FreePort();
-  TestServer server_{exp_.path(), nfs_port_, mount_port_};
+  ServerProcess server_{ExportToAll(exp_.path(), nfs_port_, mount_port_)};
 };
 
 // Hard mount + the COMMIT contract: unstable data written before a server restart is
@@ -286,12 +287,12 @@ TEST_F(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
   usleep(700 * 1000);
   EXPECT_TRUE(server_.Start());
   committer.join();
-  ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server_.Output();
+  ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server_.StderrText();
   EXPECT_NE(commit->verifier, w->verifier);
   EXPECT_EQ(client->resends(), 1u);
   EXPECT_GT(client->connection_epoch(), epoch);
   EXPECT_FALSE(client->HasUncommitted(f->handle));
-  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/unstable") == data);
+  EXPECT_TRUE(ReadFile(exp_.path() + "/unstable") == data);
 
   // The handle survives the restart, and a clean commit needs no resend.
   ASSERT_TRUE(client->Write(f->handle, data.size(), "tail", kRoot).ok());
@@ -329,7 +330,7 @@ TEST_F(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
   ASSERT_TRUE(ok.load());
   EXPECT_GE(client->early_commits(), 3u);  // one per ~2 MiB, at most one at a time
   ASSERT_TRUE(client->Commit(f->handle, kRoot).ok());
-  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/early") == data);
+  EXPECT_TRUE(ReadFile(exp_.path() + "/early") == data);
   EXPECT_EQ(client->resends(), 0u);
 
   // 1.5 MiB pending (below half the bound); the server restarts and loses it; the next
@@ -344,7 +345,7 @@ TEST_F(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
   EXPECT_EQ(client->early_commits(), early + 1);
   EXPECT_EQ(client->resends(), 1u);
   EXPECT_FALSE(client->HasUncommitted(f->handle));
-  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/early") == more);
+  EXPECT_TRUE(ReadFile(exp_.path() + "/early") == more);
   client.reset();
   EXPECT_TRUE(server_.Stop());
 }

@@ -24,6 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace localnfs::broker {
 namespace {
@@ -133,19 +135,11 @@ class Child {
 class BrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char templ[] = "/tmp/broker_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(templ), nullptr);
-    base_ = templ;
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("broker_test");
+    base_ = tmp_->path();
     dir_ = base_ + "/rt";  // does not exist yet: CreateForServer makes it
   }
-  void TearDown() override {
-    ::nftw(
-        base_.c_str(),
-        [](const char* path, const struct stat*, int, struct FTW*) {
-          return ::remove(path);
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-  }
+  void TearDown() override { tmp_.reset(); }
 
   std::unique_ptr<Broker> Server() {
     auto broker = Broker::CreateForServer(dir_);
@@ -178,6 +172,7 @@ class BrokerTest : public ::testing::Test {
     return true;
   }
 
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_, dir_;
 };
 
@@ -997,8 +992,8 @@ TEST(ProcessLiveness, StartTimeAndZombies) {
   if (child == 0) ::_exit(0);
   const uint64_t child_start = ProcessStartTime(child);  // may already be a zombie
   // Wait until it is a zombie (exited, not yet reaped): dead although the pid exists.
-  for (int i = 0; i < 200 && ProcessAlive(child, child_start); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  localnfs::testing::WaitUntil([&] { return !ProcessAlive(child, child_start); },
+                               std::chrono::seconds(1));
   EXPECT_FALSE(ProcessAlive(child, child_start));
   int status;
   ::waitpid(child, &status, 0);

@@ -13,6 +13,7 @@
 #include "common/release_queue.h"
 #include "export_cache/export.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::exports {
 namespace {
@@ -26,9 +27,8 @@ class ExportTableTest : public ::testing::Test {
  protected:
   void SetUp() override {
     StartReleaseQueue();
-    char tmpl[] = "/tmp/export_table_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("export_table_test");
+    root_ = tmp_->path();
     for (const char* d : {"a", "b", "c"}) ASSERT_EQ(mkdir(Dir(d).c_str(), 0755), 0);
     base_live_ = Export::LiveCount();
   }
@@ -36,8 +36,7 @@ class ExportTableTest : public ::testing::Test {
     DrainReleases();
     EXPECT_EQ(Export::LiveCount(), base_live_) << "an Export was leaked";
     StopReleaseQueue();
-    std::string cmd = "rm -rf '" + root_ + "'";
-    ASSERT_EQ(system(cmd.c_str()), 0);
+    tmp_.reset();
   }
 
   std::string Dir(const std::string& name) const { return root_ + "/" + name; }
@@ -48,6 +47,7 @@ class ExportTableTest : public ::testing::Test {
   }
 
   RcuThread rcu_;
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string root_;
   int64_t base_live_ = 0;
 };

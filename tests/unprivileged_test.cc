@@ -19,7 +19,7 @@
 #include "common/localio_proto.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

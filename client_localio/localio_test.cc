@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -38,7 +39,11 @@ using testing::ReadFile;
 using testing::TempDir;
 using testing::ExportsLine;
 using testing::ExportToAll;
+using testing::FindStatsCounter;
+using testing::InSleepSyscall;
 using testing::ServerProcess;
+using testing::ThisThreadId;
+using testing::WaitUntil;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr size_t kMiB = size_t{1} << 20;
@@ -213,19 +218,34 @@ TEST_F(LocalioLibraryTest, ServerRestartMidWriteFallsBackRehandshakesAndLosesNot
   ASSERT_TRUE(server_->Stop());
   ASSERT_EQ(truncate((export_.path() + "/restart").c_str(), kMiB), 0);
   absl::Status write_status;
+  std::atomic<pid_t> writer_tid{0};
   std::thread writer([&] {
+    writer_tid = ThisThreadId();
     for (size_t off = half; off < kFileSize && write_status.ok(); off += kMiB) {
       write_status =
           client_->Write(f->handle, off, std::string_view(data).substr(off, kMiB), kRoot)
               .status();
     }
   });
-  usleep(700 * 1000);
+  // Restarted once the writer met the dead server: its call sleeps in the back-off
+  // between two refused reconnects.
+  EXPECT_TRUE(WaitUntil([&] { return writer_tid != 0 && InSleepSyscall(writer_tid); }, 20s))
+      << "the writer never retried";
   EXPECT_TRUE(server_->Start());
   writer.join();
   ASSERT_TRUE(write_status.ok()) << write_status;
   auto commit = client_->Commit(f->handle, kRoot);
   ASSERT_TRUE(commit.ok()) << commit.status();
+  // The re-probe binds LOCALIO again on the first data call reprobe_interval (1 s)
+  // after it was lost; the writer may have finished sooner (the server was back as
+  // soon as it retried): more I/O until that re-probe came.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        EXPECT_TRUE(client_->Read(f->handle, 0, 4096, kRoot).ok());
+        return path->handshakes() >= 2u;
+      },
+      20s, 100ms))
+      << path->Describe();
 
   const IoCounters k = client_->Counters();
   std::cout << FormatCounters(k) << "resends " << client_->resends() << "\nhandshakes "
@@ -377,7 +397,7 @@ TEST_F(LocalioFuseTest, UnexportUnderALocalWriterGivesEstaleAndKeepsWhatWasSynce
         << "piece " << i;
   // The server invalidated the LOCALIO clients: the mount is on RPC now, and reads of
   // the removed export fail the same way.
-  EXPECT_NE(server_->StderrText().find("localio: clients invalidated"), std::string::npos);
+  EXPECT_TRUE(server_->WaitForStderr("localio: clients invalidated"));
   const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(StatsCounter(stats, "localio_active"), 0u) << stats;
   std::string cat;
@@ -396,18 +416,34 @@ TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
                     "for i in $(seq 0 63); do dd if=$S/src of=$M/big bs=1M count=1 skip=$i "
                     "seek=$i conv=notrunc status=none; sleep 0.03; done; "
                     "dd if=/dev/null of=$M/big conv=notrunc,fsync status=none")}));
-  usleep(700 * 1000);
+  // Killed once the writer is under way (its first pieces are on the server's disk).
+  struct stat st {};
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return stat((export_.path() + "/big").c_str(), &st) == 0 &&
+               st.st_size >= static_cast<off_t>(2 * kMiB);
+      },
+      30s))
+      << writer.Output();
   server_->Kill9();
-  usleep(500 * 1000);
+  // The outage under test: no server for this long while the writer goes on.
+  std::this_thread::sleep_for(500ms);
   ASSERT_TRUE(server_->Start());
   int status = 0;
   ASSERT_TRUE(writer.Wait(120s, &status)) << writer.Output();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << writer.Output();
   EXPECT_EQ(Sha256OfFile(export_.path() + "/big"), Sha256OfFile(src_.path() + "/src"))
       << "server disk differs";
-  // More I/O after the re-probe interval, so that a re-probe due after the restart
-  // has happened.
-  Sh("sleep 1.2; cat $M/big > /dev/null; sleep 1.2; cat $M/big > /dev/null");
+  // More I/O until the re-probe due after the restart (1 s after LOCALIO was lost, on
+  // the next I/O) has bound LOCALIO again.
+  WaitUntil(
+      [&] {
+        Sh("cat $M/big > /dev/null");
+        const std::string s = Stats();
+        return FindStatsCounter(s, "localio_active") == 1u &&
+               FindStatsCounter(s, "localio_handshakes") >= 2u;
+      },
+      30s, 200ms);
   const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   std::cout << stats;
   EXPECT_GE(StatsCounter(stats, "localio_handshakes"), 2u);
@@ -511,13 +547,27 @@ TEST_F(LocalioFuseTest, PassthroughOpensSurviveLocalioLossAndServerRestart) {
                             "print('reads', n, flush=True)\n",
                             mnt_.path() + "/f", src_.path() + "/src"}));
   ASSERT_TRUE(reader.WaitForOutput("first\n", 5s)) << reader.Output();
-  usleep(300 * 1000);
+  // A few passthrough opens of the reader before LOCALIO goes away.
+  const uint64_t opens_at_first = Stat("passthrough_opens");
+  EXPECT_TRUE(WaitUntil([&] { return Stat("passthrough_opens") >= opens_at_first + 4; }, 10s))
+      << Stats();
   ASSERT_TRUE(server_->ReloadExports(
       {ExportsLine(export_.path(), "rw,no_root_squash,anonuid=4321")}));
-  usleep(2000 * 1000);
-  EXPECT_NE(server_->StderrText().find("localio: clients invalidated"), std::string::npos);
+  EXPECT_TRUE(server_->WaitForStderr("localio: clients invalidated"));
+  // The reader's opens meet LOCALIO lost (page-cache opens read over RPC), then the
+  // mount's re-probe (after 1 s) binds it again, before the server is killed.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const std::string s = Stats();
+        return FindStatsCounter(s, "rpc_reads") > 0u &&
+               FindStatsCounter(s, "localio_handshakes") >= 2u &&
+               FindStatsCounter(s, "localio_active") == 1u;
+      },
+      10s))
+      << Stats();
   server_->Kill9();
-  usleep(300 * 1000);
+  // The outage under test: no server for this long while the reader goes on opening.
+  std::this_thread::sleep_for(300ms);
   ASSERT_TRUE(server_->Start());
   int status = 0;
   ASSERT_TRUE(reader.Wait(120s, &status)) << reader.Output();
@@ -527,9 +577,15 @@ TEST_F(LocalioFuseTest, PassthroughOpensSurviveLocalioLossAndServerRestart) {
   EXPECT_GE(StatsCounter(stats, "passthrough_opens"), 2u);
   // While LOCALIO was off, new page-cache opens read through the daemon over RPC.
   EXPECT_GT(StatsCounter(stats, "rpc_reads"), 0u);
-  // After the re-probe, new opens are passthrough again.
+  // After the re-probe (1 s after LOCALIO was lost, on the next open), new opens are
+  // passthrough again.
   const uint64_t before = StatsCounter(stats, "passthrough_opens");
-  Sh("sleep 1.2; cat $M/f > /dev/null; sleep 1.2; cmp $S/src $M/f");
+  WaitUntil(
+      [&] {
+        Sh("cmp $S/src $M/f");
+        return Stat("passthrough_opens") > before;
+      },
+      30s, 200ms);
   EXPECT_GT(StatsCounter(ReadFile(mnt_.path() + "/.localnfs-stats"), "passthrough_opens"),
             before);
 }

@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,9 @@ using testing::ReadFile;
 using testing::TempDir;
 using testing::ExportToAll;
 using testing::ServerProcess;
+using testing::ThisThreadId;
+using testing::InSleepSyscall;
+using testing::WaitUntil;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr uint32_t kNfs3ErrNoent = 2;
@@ -279,12 +283,19 @@ TEST_F(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
   // What a crash would have lost: everything after the first MiB.
   ASSERT_EQ(truncate((exp_.path() + "/unstable").c_str(), 1 << 20), 0);
   const uint64_t epoch = client->connection_epoch();
-  // COMMIT while the server is down; it is restarted a little later on the same ports
-  // while the client is already retrying. (The server is started from this thread:
-  // its PR_SET_PDEATHSIG follows the thread that forked it.)
+  // COMMIT while the server is down; it is restarted on the same ports once the client
+  // is retrying: its call sleeps in the back-off between two refused reconnects. (The
+  // server is started from this thread: its PR_SET_PDEATHSIG follows the thread that
+  // forked it.)
   absl::StatusOr<CommitResult> commit;
-  std::thread committer([&] { commit = client->Commit(f->handle, kRoot); });
-  usleep(700 * 1000);
+  std::atomic<pid_t> committer_tid{0};
+  std::thread committer([&] {
+    committer_tid = ThisThreadId();
+    commit = client->Commit(f->handle, kRoot);
+  });
+  EXPECT_TRUE(WaitUntil([&] { return committer_tid != 0 && InSleepSyscall(committer_tid); },
+                        std::chrono::seconds(20)))
+      << "the COMMIT never retried";
   EXPECT_TRUE(server_.Start());
   committer.join();
   ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server_.StderrText();

@@ -13,6 +13,7 @@
 #include "common/release_queue.h"
 #include "export_cache/export.h"
 #include "gtest/gtest.h"
+#include "tests/support/rcu_wait.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::exports {
@@ -235,7 +236,8 @@ TEST_F(ExportTableTest, ReaderInReadSectionDelaysExportRelease) {
   while (!inside) std::this_thread::yield();
   ASSERT_TRUE(table.Load({}).ok());  // unexport: the table's references are gone
   EXPECT_FALSE(table.FindById(id));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The grace period that would allow the release has begun and waits for the reader.
+  EXPECT_TRUE(testing::WaitForGracePeriodBlockedOnReader());
   EXPECT_EQ(Export::LiveCount(), live);  // not released while the reader is inside
   go = true;
   reader.join();

@@ -26,6 +26,7 @@
 #include "rpc/mount3.h"
 #include "rpc/nfs3.h"
 #include "tests/support/localnfsd.h"
+#include "tests/support/wait.h"
 
 namespace localnfs {
 namespace {
@@ -33,6 +34,7 @@ namespace {
 using testing::ServerOptions;
 using testing::ServerProcess;
 using testing::TempDir;
+using testing::WaitUntil;
 
 using broker::Broker;
 using broker::Uuid;
@@ -438,15 +440,17 @@ TEST(LocalioLifecycleTest, SighupRemovingAnExportInvalidatesClients) {
   UuidIsLocal(**c, *u);
   auto binding = (*b)->UuidEnd(*u);
   ASSERT_TRUE(binding.ok()) << binding.status();
-  // An unchanged reload keeps the binding.
-  server.Signal(SIGHUP);
-  absl::SleepFor(absl::Milliseconds(500));
+  // An unchanged reload keeps the binding. An invalidation would come after that
+  // reload's "exports reloaded" line, still inside it: a second reload, which the
+  // server's one signal thread starts only once the first one returned, is the point
+  // by which it would have happened.
+  ASSERT_TRUE(server.Reload());
+  ASSERT_TRUE(server.Reload());
   EXPECT_EQ((*b)->LoadGeneration(), binding->generation);
   std::ofstream(exports) << fx.rw << " 127.0.0.1(rw)\n";
-  server.Signal(SIGHUP);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while ((*b)->LoadGeneration() == binding->generation && absl::Now() < deadline)
-    absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(server.Reload());
+  EXPECT_TRUE(WaitUntil([&] { return (*b)->LoadGeneration() != binding->generation; },
+                        std::chrono::seconds(10)));
   EXPECT_NE((*b)->LoadGeneration(), binding->generation);
   EXPECT_FALSE((*b)->UuidEnd(*u).ok());
   EXPECT_TRUE(server.Stop());

@@ -84,7 +84,8 @@ TEST_F(LocalioAsUserTest, ServerAndFuseMountAsUserUseLocalio) {
   const std::string nfs_port = std::to_string(server_->nfs_port());
   const std::string mount_port = std::to_string(server_->mount_port());
   std::string out;
-  EXPECT_TRUE(server_->WaitForStderr(absl::StrCat("localio: published in ", xdg_, "/localnfs/broker")))
+  EXPECT_TRUE(
+      server_->WaitForStderr(absl::StrCat("localio: published in ", xdg_, "/localnfs/broker")))
       << server_->StderrText();
 
   // Daemonised (no -f): the mount command returns once mounted, as a user runs it.

@@ -33,7 +33,8 @@ for kind in asan lsan ubsan tsan; do
 	# Ends by itself.
 	"$fake" --report "$kind" --when exit >/dev/null 2>"$tmp/$kind.err"
 	check "$kind, exited" "${marker[$kind]}" "$tmp/$kind.err"
-	check "$kind, among other files" "${marker[$kind]}" "$tmp/clean.err" "$tmp/missing" "$tmp/$kind.err"
+	check "$kind, among other files" "${marker[$kind]}" \
+		"$tmp/clean.err" "$tmp/missing" "$tmp/$kind.err"
 	# Killed on purpose once it served (the report was printed before).
 	"$fake" --report "$kind" --when serving >"$tmp/$kind.k.out" 2>"$tmp/$kind.k.err" &
 	pid=$!

@@ -166,7 +166,8 @@ TEST_P(LauncherScanTest, ExpectedReportDoesNotFail) {
   EXPECT_NE(child.SanitizerReport().find(Marker(kind())), std::string::npos) << child.Output();
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, LauncherScanTest, ::testing::Values("asan", "lsan", "ubsan", "tsan"),
+INSTANTIATE_TEST_SUITE_P(Kinds, LauncherScanTest,
+                         ::testing::Values("asan", "lsan", "ubsan", "tsan"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);
                          });

@@ -16,7 +16,8 @@ bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds time
   while (!done()) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return done();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(poll, deadline - now));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(poll, deadline - now));
   }
   return true;
 }

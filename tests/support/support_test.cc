@@ -213,7 +213,9 @@ TEST(ChildTest, SeparateStderrAndAnotherUser) {
   int status = -1;
   ASSERT_TRUE(child.Wait(10s, &status));
   EXPECT_EQ(child.Output(), geteuid() == 0 ? "65534\n" : "");
-  if (geteuid() == 0) EXPECT_EQ(child.Stderr(), "y\n");
+  if (geteuid() == 0) {
+    EXPECT_EQ(child.Stderr(), "y\n");
+  }
 }
 
 TEST(WaitUntilTest, TrueOnTheEventFalseAtTheDeadline) {

@@ -24,17 +24,18 @@
 namespace localnfs::client {
 namespace {
 
+using namespace std::chrono_literals;
+
 using ::localnfs::UniqueFd;
 using testing::FreePort;
 using testing::IsMountedAs;
 using testing::MountBinary;
-using testing::ReadLocalFile;
+using testing::ReadFile;
 using testing::RunAsUser;
 using testing::RunCommand;
-using testing::SanitizerReport;
 using testing::Sha256OfFile;
 using testing::TempDir;
-using testing::TestServer;
+using testing::ExportsLine;
 using testing::UnmountFuse;
 using testing::WaitUntil;
 
@@ -94,7 +95,7 @@ class FuseMountTest : public testing::FuseMountFixture {
     std::string out;
     const int rc = RunCommand({"sh", "-ec", absl::StrCat("M='", mnt_.path(), "'; E='",
                                                           export_.path(), "'; ", script)},
-                              &out, 300);
+                              &out, 300s);
     EXPECT_EQ(rc, 0) << script << "\n" << out;
     return out;
   }
@@ -192,7 +193,7 @@ TEST_F(FuseMountTest, PosixWorkloadMatchesServerDirectory) {
   std::string out;
   ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_.path()}, &out), 0) << out;
   int status = 0;
-  ASSERT_TRUE(daemon_.child().Wait(10000, &status));
+  ASSERT_TRUE(daemon_.child().Wait(10s, &status));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon_.Output();
 }
 
@@ -200,7 +201,7 @@ TEST_F(FuseMountTest, DaemonisesAndExitsOnUnmount) {
   std::string out;
   const int rc = RunCommand({MountBinary(), "--mount-port",
                              std::to_string(server_->mount_port()), source_, mnt_.path()},
-                            &out, 60);
+                            &out, 60s);
   ASSERT_EQ(rc, 0) << out;
   ASSERT_TRUE(IsMountedAs(mnt_.path(), "fuse.localnfs"));
   Sh("echo hi > $M/f && cat $M/f && test \"$(cat $E/f)\" = hi");
@@ -284,17 +285,17 @@ TEST_F(FuseMountTest, OrdinaryUserGetsTheKernelClientsPermissionChecks) {
   EXPECT_EQ(open_as_user(M("mine"), O_RDONLY | O_TRUNC), EACCES);
   EXPECT_EQ(open_as_user(M("theirs"), O_RDONLY | O_TRUNC), EACCES);
   EXPECT_EQ(truncate_as_user(M("mine")), EACCES);
-  EXPECT_EQ(ReadLocalFile(E("mine")), "keep");
-  EXPECT_EQ(ReadLocalFile(E("theirs")), "keep");
+  EXPECT_EQ(ReadFile(E("mine")), "keep");
+  EXPECT_EQ(ReadFile(E("theirs")), "keep");
   EXPECT_EQ(open_as_user(M("mine"), O_RDONLY), 0);
   EXPECT_EQ(open_as_user(M("mine_rw"), O_WRONLY | O_TRUNC), 0);
-  EXPECT_EQ(ReadLocalFile(E("mine_rw")), "");
+  EXPECT_EQ(ReadFile(E("mine_rw")), "");
 
   // Search permission: root's lookup leaves private/f in the kernel's dentry cache; the
   // user still may not reach it through private (0700 root).
   struct stat st {};
   ASSERT_EQ(stat(M("private/f").c_str(), &st), 0);
-  ASSERT_EQ(ReadLocalFile(M("private/f")), "secret");
+  ASSERT_EQ(ReadFile(M("private/f")), "secret");
   EXPECT_EQ(open_as_user(M("private/f"), O_RDONLY), EACCES);
   EXPECT_EQ(stat_as_user(M("private/f")), EACCES);
   // Opening a directory, and a FIFO (which the kernel opens without asking the daemon).
@@ -316,17 +317,17 @@ TEST_F(FuseMountTest, OrdinaryUserGetsTheKernelClientsPermissionChecks) {
 // write are refused before any SETATTR, which the server's owner override would allow.
 TEST_F(FuseMountTest, SquashedRootCannotTruncateWhatItMayNotWrite) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  ASSERT_TRUE(server_->ReloadExports({export_.path()}, "rw,root_squash"));
+  ASSERT_TRUE(server_->ReloadExports({ExportsLine(export_.path(), "rw,root_squash")}));
   ASSERT_TRUE(MountForeground());
   ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("nobodys"), "keep", kNobody, 0444));
   ASSERT_NO_FATAL_FAILURE(MakeServerFile(E("writable"), "x", kNobody, 0644));
   EXPECT_EQ(OpenErrno(M("nobodys"), O_RDONLY | O_TRUNC), EACCES);
   EXPECT_EQ(ErrnoOfCall(truncate(M("nobodys").c_str(), 0)), EACCES);
-  EXPECT_EQ(ReadLocalFile(E("nobodys")), "keep");
+  EXPECT_EQ(ReadFile(E("nobodys")), "keep");
   // Controls: reading it works, and so does truncating a file the squashed root may write.
-  EXPECT_EQ(ReadLocalFile(M("nobodys")), "keep");
+  EXPECT_EQ(ReadFile(M("nobodys")), "keep");
   EXPECT_EQ(OpenErrno(M("writable"), O_WRONLY | O_TRUNC), 0);
-  EXPECT_EQ(ReadLocalFile(E("writable")), "");
+  EXPECT_EQ(ReadFile(E("writable")), "");
 }
 
 // ---- timestamps ----
@@ -395,7 +396,7 @@ class SillyRenameTest : public FuseMountTest,
   // asynchronous: its work, e.g. removing a silly name, is done when it counts). `n` is
   // every open the test made through the mount so far, so all of them are released.
   ::testing::AssertionResult ReleasesBecome(uint64_t n) {
-    if (WaitUntil([&] { return testing::FindStatsCounter(Stats(), "releases") >= n; }, 10000))
+    if (WaitUntil([&] { return testing::FindStatsCounter(Stats(), "releases") >= n; }, 10s))
       return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << "releases is not " << n << ":\n" << Stats();
   }
@@ -461,7 +462,7 @@ TEST_P(SillyRenameTest, UnlinkedOpenFileWorksUntilTheLastClose) {
   const std::vector<std::string> silly = SillyFiles(export_.path());
   ASSERT_EQ(silly.size(), 1u);
   EXPECT_EQ(silly[0].size(), 28u) << silly[0];  // ".nfs" + 16 + 8 hex digits
-  EXPECT_EQ(ReadLocalFile(E(silly[0])), "HELLO");
+  EXPECT_EQ(ReadFile(E(silly[0])), "HELLO");
   EXPECT_EQ(List(mnt_.path()), (std::multiset<std::string>{".", ".."}));
   EXPECT_EQ(Stat("silly_renamed"), 1u);
   EXPECT_EQ(ErrnoOfCall(unlink(M(silly[0]).c_str())), EBUSY);
@@ -502,17 +503,17 @@ TEST_P(SillyRenameTest, RenameOverAnOpenFileKeepsItForItsFd) {
   UniqueFd fd(open(M("b").c_str(), O_RDWR));
   ASSERT_TRUE(fd.valid()) << strerror(errno);
   ASSERT_EQ(rename(M("c").c_str(), M("b").c_str()), 0) << strerror(errno);
-  EXPECT_EQ(ReadLocalFile(M("b")), "new");
-  EXPECT_EQ(ReadLocalFile(E("b")), "new");
+  EXPECT_EQ(ReadFile(M("b")), "new");
+  EXPECT_EQ(ReadFile(E("b")), "new");
   EXPECT_EQ(access(E("c").c_str(), F_OK), -1);
 
   EXPECT_EQ(PreadAll(fd.get(), 64), "old");
   EXPECT_EQ(pwrite(fd.get(), "OLD", 3, 0), 3) << strerror(errno);
   EXPECT_EQ(fsync(fd.get()), 0) << strerror(errno);
-  EXPECT_EQ(ReadLocalFile(E("b")), "new");
+  EXPECT_EQ(ReadFile(E("b")), "new");
   const std::vector<std::string> silly = SillyFiles(export_.path());
   ASSERT_EQ(silly.size(), 1u);
-  EXPECT_EQ(ReadLocalFile(E(silly[0])), "OLD");
+  EXPECT_EQ(ReadFile(E(silly[0])), "OLD");
   EXPECT_EQ(List(mnt_.path()), (std::multiset<std::string>{".", "..", "b"}));
 
   fd.reset();
@@ -522,7 +523,7 @@ TEST_P(SillyRenameTest, RenameOverAnOpenFileKeepsItForItsFd) {
   EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
   EXPECT_EQ(DeletedFilesOpenIn(daemon_.child().pid(), export_.path()),
             std::vector<std::string>{});
-  EXPECT_EQ(ReadLocalFile(E("b")), "new");
+  EXPECT_EQ(ReadFile(E("b")), "new");
 }
 
 INSTANTIATE_TEST_SUITE_P(DataPaths, SillyRenameTest,
@@ -548,7 +549,7 @@ TEST_F(FuseMountTest, MountEndingWithAnUnlinkedOpenFileRemovesIt) {
   ASSERT_EQ(SillyFiles(export_.path()).size(), 1u);
   daemon_.child().Kill(SIGTERM);
   int status = 0;
-  ASSERT_TRUE(daemon_.child().Wait(10000, &status)) << daemon_.Output();
+  ASSERT_TRUE(daemon_.child().Wait(10s, &status)) << daemon_.Output();
   EXPECT_TRUE(WIFEXITED(status)) << daemon_.Output();
   EXPECT_EQ(SillyFiles(export_.path()), std::vector<std::string>{});
 }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -25,17 +26,24 @@
 namespace localnfs::client {
 namespace {
 
+using namespace std::chrono_literals;
+
 using testing::Child;
 using testing::IsMountedAs;
 using testing::MountBinary;
 using testing::RunCommand;
-using testing::SanitizerReport;
 using testing::StatsCounter;
 using testing::Sha256OfFile;
 using testing::RandomBytes;
-using testing::ReadLocalFile;
+using testing::ReadFile;
 using testing::TempDir;
-using testing::TestServer;
+using testing::ExportsLine;
+using testing::ExportToAll;
+using testing::FindStatsCounter;
+using testing::InSleepSyscall;
+using testing::ServerProcess;
+using testing::ThisThreadId;
+using testing::WaitUntil;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr size_t kMiB = size_t{1} << 20;
@@ -84,7 +92,7 @@ void WriteCommitReadBack(Nfs3Client* c, const std::string& name, const std::stri
 class LocalioLibraryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<TestServer>(export_.path());
+    server_ = std::make_unique<ServerProcess>(ExportToAll(export_.path()));
     ASSERT_TRUE(server_->Start());
   }
   void TearDown() override {
@@ -99,7 +107,7 @@ class LocalioLibraryTest : public ::testing::Test {
   }
 
   TempDir export_{"lnfs-lio-export"};
-  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<Nfs3Client> client_;
 };
 
@@ -109,7 +117,7 @@ TEST_F(LocalioLibraryTest, LocalWriteCommitReadMovesOnlyLocalCounters) {
   client_ = *std::move(c);
   auto lio = LocalioDataPath::Install(
       client_.get(), {.mode = LocalioMode::kOn, .runtime_dir = server_->runtime_dir()});
-  ASSERT_TRUE(lio.ok()) << lio.status() << "\n" << server_->Output();
+  ASSERT_TRUE(lio.ok()) << lio.status() << "\n" << server_->StderrText();
   ASSERT_TRUE((*lio)->local_active()) << (*lio)->Describe();
   EXPECT_EQ((*lio)->Describe().rfind("local (", 0), 0u) << (*lio)->Describe();
 
@@ -133,7 +141,7 @@ TEST_F(LocalioLibraryTest, LocalWriteCommitReadMovesOnlyLocalCounters) {
   EXPECT_LE(k.local_opens, 2u);  // one read-write fd, at most one read-only fd
   EXPECT_EQ(k.local_fallbacks, 0u);
   EXPECT_EQ(client_->resends(), 0u);
-  EXPECT_TRUE(ReadLocalFile(export_.path() + "/big") == data) << "server disk differs";
+  EXPECT_TRUE(ReadFile(export_.path() + "/big") == data) << "server disk differs";
 
   // ReadInto: the same bytes, pread into the caller's buffer; short with EOF at the end.
   auto f = client_->Lookup(client_->root(), "big", kRoot);
@@ -180,7 +188,7 @@ TEST_F(LocalioLibraryTest, NoBrokerMeansRpcWithIdenticalResultsAndOnFails) {
   EXPECT_EQ(k.rpc_write_bytes, kFileSize);
   EXPECT_EQ(k.rpc_read_bytes, kFileSize);
   EXPECT_GE(k.rpc_commits, 1u);
-  EXPECT_TRUE(ReadLocalFile(export_.path() + "/big") == data) << "server disk differs";
+  EXPECT_TRUE(ReadFile(export_.path() + "/big") == data) << "server disk differs";
 }
 
 TEST_F(LocalioLibraryTest, ServerRestartMidWriteFallsBackRehandshakesAndLosesNothing) {
@@ -210,19 +218,34 @@ TEST_F(LocalioLibraryTest, ServerRestartMidWriteFallsBackRehandshakesAndLosesNot
   ASSERT_TRUE(server_->Stop());
   ASSERT_EQ(truncate((export_.path() + "/restart").c_str(), kMiB), 0);
   absl::Status write_status;
+  std::atomic<pid_t> writer_tid{0};
   std::thread writer([&] {
+    writer_tid = ThisThreadId();
     for (size_t off = half; off < kFileSize && write_status.ok(); off += kMiB) {
       write_status =
           client_->Write(f->handle, off, std::string_view(data).substr(off, kMiB), kRoot)
               .status();
     }
   });
-  usleep(700 * 1000);
+  // Restarted once the writer met the dead server: its call sleeps in the back-off
+  // between two refused reconnects.
+  EXPECT_TRUE(WaitUntil([&] { return writer_tid != 0 && InSleepSyscall(writer_tid); }, 20s))
+      << "the writer never retried";
   EXPECT_TRUE(server_->Start());
   writer.join();
   ASSERT_TRUE(write_status.ok()) << write_status;
   auto commit = client_->Commit(f->handle, kRoot);
   ASSERT_TRUE(commit.ok()) << commit.status();
+  // The re-probe binds LOCALIO again on the first data call reprobe_interval (1 s)
+  // after it was lost; the writer may have finished sooner (the server was back as
+  // soon as it retried): more I/O until that re-probe came.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        EXPECT_TRUE(client_->Read(f->handle, 0, 4096, kRoot).ok());
+        return path->handshakes() >= 2u;
+      },
+      20s, 100ms))
+      << path->Describe();
 
   const IoCounters k = client_->Counters();
   std::cout << FormatCounters(k) << "resends " << client_->resends() << "\nhandshakes "
@@ -233,7 +256,7 @@ TEST_F(LocalioLibraryTest, ServerRestartMidWriteFallsBackRehandshakesAndLosesNot
   // The first half was written under the old instance's verifier: COMMIT to the new
   // one must have resent it.
   EXPECT_GE(client_->resends(), 1u);
-  EXPECT_TRUE(ReadLocalFile(export_.path() + "/restart") == data) << "server disk differs";
+  EXPECT_TRUE(ReadFile(export_.path() + "/restart") == data) << "server disk differs";
 }
 
 // ---- the FUSE mount ----
@@ -251,7 +274,7 @@ class LocalioFuseTest : public testing::FuseMountFixture {
     std::string out;
     const int rc = RunCommand(
         {"sh", "-ec", absl::StrCat("M='", mnt_.path(), "'; S='", src_.path(), "'; ", script)},
-        &out, 300);
+        &out, 300s);
     EXPECT_EQ(rc, 0) << script << "\n" << out;
     return out;
   }
@@ -279,7 +302,7 @@ TEST_F(LocalioFuseTest, LocalioOnDdWriteFsyncReadIsLocal) {
   ASSERT_TRUE(Mount({"-o", absl::StrCat("localio=on,runtime_dir=", server_->runtime_dir())}));
   Timing t;
   ASSERT_NO_FATAL_FAILURE(DdWriteReadBack(&t));
-  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   std::cout << "[FUSE LOCALIO] 64 MiB dd write+fsync " << MiBps(kFileSize, t.write_s)
             << " MiB/s, read " << MiBps(kFileSize, t.read_s) << " MiB/s\n"
             << stats;
@@ -301,11 +324,11 @@ TEST_F(LocalioFuseTest, ClientInAnotherPidNamespaceIsLocal) {
                     {"unshare", "--pid", "--fork", "--kill-child"}));
   Sh("head -c 4194304 /dev/urandom > $S/src; dd if=$S/src of=$M/f bs=1M conv=fsync "
      "status=none; cmp $S/src $M/f");
-  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(StatsCounter(stats, "localio_active"), 1u) << stats;
   EXPECT_EQ(StatsCounter(stats, "rpc_writes"), 0u) << stats;
   EXPECT_EQ(StatsCounter(stats, "local_write_bytes"), 4194304u) << stats;
-  EXPECT_EQ(server_->Output().find("HELLO from"), std::string::npos) << server_->Output();
+  EXPECT_EQ(server_->StderrText().find("HELLO from"), std::string::npos) << server_->StderrText();
 }
 
 TEST_F(LocalioFuseTest, OtherRuntimeDirIsRpcAndLocalioOnFails) {
@@ -314,7 +337,7 @@ TEST_F(LocalioFuseTest, OtherRuntimeDirIsRpcAndLocalioOnFails) {
   EXPECT_EQ(RunCommand({MountBinary(), "-f", "--mount-port",
                         std::to_string(server_->mount_port()), "-o", "localio=on",
                         "--runtime-dir", elsewhere.path(), source_, mnt_.path()},
-                       &out, 60),
+                       &out, 60s),
             1);
   EXPECT_NE(out.find("localio=on: LOCALIO handshake not available"), std::string::npos)
       << out;
@@ -323,7 +346,7 @@ TEST_F(LocalioFuseTest, OtherRuntimeDirIsRpcAndLocalioOnFails) {
   ASSERT_TRUE(Mount({"--runtime-dir", elsewhere.path()}));  // localio=auto
   Timing t;
   ASSERT_NO_FATAL_FAILURE(DdWriteReadBack(&t));
-  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   std::cout << "[FUSE RPC] 64 MiB dd write+fsync " << MiBps(kFileSize, t.write_s)
             << " MiB/s, read " << MiBps(kFileSize, t.read_s) << " MiB/s\n"
             << stats;
@@ -356,10 +379,10 @@ TEST_F(LocalioFuseTest, UnexportUnderALocalWriterGivesEstaleAndKeepsWhatWasSynce
        "  print('error', e.errno, e.strerror, flush=True); sys.exit(3)\n",
        mnt_.path() + "/live"}));
   // Let it sync a few pieces locally, then remove the export under it.
-  ASSERT_TRUE(writer.WaitForOutput("synced 5\n", 10000)) << writer.Output();
-  ASSERT_TRUE(server_->ReloadExports({other.path()}));
+  ASSERT_TRUE(writer.WaitForOutput("synced 5\n", 10s)) << writer.Output();
+  ASSERT_TRUE(server_->ReloadExports({ExportsLine(other.path())}));
   int status = 0;
-  ASSERT_TRUE(writer.Wait(60000, &status)) << writer.Output();
+  ASSERT_TRUE(writer.Wait(60s, &status)) << writer.Output();
   const std::string out = writer.Output();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << out;
   EXPECT_NE(out.find(absl::StrCat("error ", ESTALE, " ")), std::string::npos) << out;
@@ -367,18 +390,18 @@ TEST_F(LocalioFuseTest, UnexportUnderALocalWriterGivesEstaleAndKeepsWhatWasSynce
   size_t synced = 0;
   for (size_t pos = 0; (pos = out.find("synced ", pos)) != std::string::npos; pos += 7)
     synced = std::stoul(out.substr(pos + 7));
-  const std::string disk = ReadLocalFile(export_.path() + "/live");
+  const std::string disk = ReadFile(export_.path() + "/live");
   ASSERT_GE(disk.size(), synced * kMiB);
   for (size_t i = 0; i < synced; ++i)
     ASSERT_EQ(disk.substr(i * kMiB, kMiB), std::string(kMiB, static_cast<char>(i % 251)))
         << "piece " << i;
   // The server invalidated the LOCALIO clients: the mount is on RPC now, and reads of
   // the removed export fail the same way.
-  EXPECT_NE(server_->Output().find("localio: clients invalidated"), std::string::npos);
-  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  EXPECT_TRUE(server_->WaitForStderr("localio: clients invalidated"));
+  const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(StatsCounter(stats, "localio_active"), 0u) << stats;
   std::string cat;
-  EXPECT_NE(RunCommand({"cat", mnt_.path() + "/live"}, &cat, 30), 0) << cat;
+  EXPECT_NE(RunCommand({"cat", mnt_.path() + "/live"}, &cat, 30s), 0) << cat;
 }
 
 TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
@@ -393,19 +416,35 @@ TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
                     "for i in $(seq 0 63); do dd if=$S/src of=$M/big bs=1M count=1 skip=$i "
                     "seek=$i conv=notrunc status=none; sleep 0.03; done; "
                     "dd if=/dev/null of=$M/big conv=notrunc,fsync status=none")}));
-  usleep(700 * 1000);
-  server_->Kill();
-  usleep(500 * 1000);
+  // Killed once the writer is under way (its first pieces are on the server's disk).
+  struct stat st {};
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return stat((export_.path() + "/big").c_str(), &st) == 0 &&
+               st.st_size >= static_cast<off_t>(2 * kMiB);
+      },
+      30s))
+      << writer.Output();
+  server_->Kill9();
+  // The outage under test: no server for this long while the writer goes on.
+  std::this_thread::sleep_for(500ms);
   ASSERT_TRUE(server_->Start());
   int status = 0;
-  ASSERT_TRUE(writer.Wait(120000, &status)) << writer.Output();
+  ASSERT_TRUE(writer.Wait(120s, &status)) << writer.Output();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << writer.Output();
   EXPECT_EQ(Sha256OfFile(export_.path() + "/big"), Sha256OfFile(src_.path() + "/src"))
       << "server disk differs";
-  // More I/O after the re-probe interval, so that a re-probe due after the restart
-  // has happened.
-  Sh("sleep 1.2; cat $M/big > /dev/null; sleep 1.2; cat $M/big > /dev/null");
-  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  // More I/O until the re-probe due after the restart (1 s after LOCALIO was lost, on
+  // the next I/O) has bound LOCALIO again.
+  WaitUntil(
+      [&] {
+        Sh("cat $M/big > /dev/null");
+        const std::string s = Stats();
+        return FindStatsCounter(s, "localio_active") == 1u &&
+               FindStatsCounter(s, "localio_handshakes") >= 2u;
+      },
+      30s, 200ms);
+  const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   std::cout << stats;
   EXPECT_GE(StatsCounter(stats, "localio_handshakes"), 2u);
   EXPECT_EQ(StatsCounter(stats, "localio_active"), 1u);
@@ -415,7 +454,7 @@ TEST_F(LocalioFuseTest, ServerCrashAndRestartMidWriteLosesNothing) {
 
 // ---- -o passthrough (client_localio/fuse_passthrough.h) ----
 
-std::string PassthroughOptions(const TestServer& server) {
+std::string PassthroughOptions(const ServerProcess& server) {
   return absl::StrCat("localio=on,passthrough,runtime_dir=", server.runtime_dir());
 }
 
@@ -427,7 +466,7 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
   Sh("head -c 16777216 /dev/urandom > $S/src; dd if=$S/src of=$M/f bs=1M status=none; "
      "cmp $S/src $M/f");
   EXPECT_EQ(Sha256OfFile(export_.path() + "/f"), Sha256OfFile(src_.path() + "/src"));
-  std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   std::cout << stats;
   EXPECT_NE(stats.find("passthrough on\n"), std::string::npos) << stats;
   EXPECT_GE(StatsCounter(stats, "passthrough_opens"), 2u);  // dd's create, cmp's open
@@ -449,10 +488,10 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
                             "print('open', flush=True)\n"
                             "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n",
                             mnt_.path() + "/f", src_.path() + "/release"}));
-  ASSERT_TRUE(holder.WaitForOutput("open\n", 5000)) << holder.Output();
-  stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  ASSERT_TRUE(holder.WaitForOutput("open\n", 5s)) << holder.Output();
+  stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(StatsCounter(stats, "passthrough_backing_files"), 1u) << stats;
-  EXPECT_EQ(ReadLocalFile(export_.path() + "/f").substr(0, 11), "passthrough");
+  EXPECT_EQ(ReadFile(export_.path() + "/f").substr(0, 11), "passthrough");
   // The backing file root's opens share gives nobody else anything: another user's open
   // is the server's decision (ACCESS), as for every open.
   ASSERT_EQ(chmod(export_.path().c_str(), 0755), 0);
@@ -460,21 +499,21 @@ TEST_F(LocalioFuseTest, PassthroughIoIsTheKernelsAndCloseCommits) {
   std::string denied;
   EXPECT_NE(RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
                         mnt_.path() + "/f"},
-                       &denied, 30),
+                       &denied, 30s),
             0);
   EXPECT_NE(denied.find("Permission denied"), std::string::npos) << denied;
   Sh("echo readable > $M/g && chmod 644 $M/g");  // the control: same path, readable
   std::string allowed;
   EXPECT_EQ(RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
                         mnt_.path() + "/g"},
-                       &allowed, 30),
+                       &allowed, 30s),
             0);
   EXPECT_EQ(allowed, "readable\n");
   Sh("touch $S/release");
   int status = 0;
-  ASSERT_TRUE(holder.Wait(10000, &status));
+  ASSERT_TRUE(holder.Wait(10s, &status));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << holder.Output();
-  stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   EXPECT_EQ(StatsCounter(stats, "passthrough_backing_files"), 0u) << stats;
   EXPECT_EQ(StatsCounter(stats, "local_writes") + StatsCounter(stats, "rpc_writes"), 0u);
 }
@@ -507,26 +546,47 @@ TEST_F(LocalioFuseTest, PassthroughOpensSurviveLocalioLossAndServerRestart) {
                             "  time.sleep(0.02)\n"
                             "print('reads', n, flush=True)\n",
                             mnt_.path() + "/f", src_.path() + "/src"}));
-  ASSERT_TRUE(reader.WaitForOutput("first\n", 5000)) << reader.Output();
-  usleep(300 * 1000);
-  ASSERT_TRUE(server_->ReloadExports({export_.path()}, "rw,no_root_squash,anonuid=4321"));
-  usleep(2000 * 1000);
-  EXPECT_NE(server_->Output().find("localio: clients invalidated"), std::string::npos);
-  server_->Kill();
-  usleep(300 * 1000);
+  ASSERT_TRUE(reader.WaitForOutput("first\n", 5s)) << reader.Output();
+  // A few passthrough opens of the reader before LOCALIO goes away.
+  const uint64_t opens_at_first = Stat("passthrough_opens");
+  EXPECT_TRUE(WaitUntil([&] { return Stat("passthrough_opens") >= opens_at_first + 4; }, 10s))
+      << Stats();
+  ASSERT_TRUE(server_->ReloadExports(
+      {ExportsLine(export_.path(), "rw,no_root_squash,anonuid=4321")}));
+  EXPECT_TRUE(server_->WaitForStderr("localio: clients invalidated"));
+  // The reader's opens meet LOCALIO lost (page-cache opens read over RPC), then the
+  // mount's re-probe (after 1 s) binds it again, before the server is killed.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const std::string s = Stats();
+        return FindStatsCounter(s, "rpc_reads") > 0u &&
+               FindStatsCounter(s, "localio_handshakes") >= 2u &&
+               FindStatsCounter(s, "localio_active") == 1u;
+      },
+      10s))
+      << Stats();
+  server_->Kill9();
+  // The outage under test: no server for this long while the reader goes on opening.
+  std::this_thread::sleep_for(300ms);
   ASSERT_TRUE(server_->Start());
   int status = 0;
-  ASSERT_TRUE(reader.Wait(120000, &status)) << reader.Output();
+  ASSERT_TRUE(reader.Wait(120s, &status)) << reader.Output();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << reader.Output();
-  const std::string stats = ReadLocalFile(mnt_.path() + "/.localnfs-stats");
+  const std::string stats = ReadFile(mnt_.path() + "/.localnfs-stats");
   std::cout << reader.Output() << stats;
   EXPECT_GE(StatsCounter(stats, "passthrough_opens"), 2u);
   // While LOCALIO was off, new page-cache opens read through the daemon over RPC.
   EXPECT_GT(StatsCounter(stats, "rpc_reads"), 0u);
-  // After the re-probe, new opens are passthrough again.
+  // After the re-probe (1 s after LOCALIO was lost, on the next open), new opens are
+  // passthrough again.
   const uint64_t before = StatsCounter(stats, "passthrough_opens");
-  Sh("sleep 1.2; cat $M/f > /dev/null; sleep 1.2; cmp $S/src $M/f");
-  EXPECT_GT(StatsCounter(ReadLocalFile(mnt_.path() + "/.localnfs-stats"), "passthrough_opens"),
+  WaitUntil(
+      [&] {
+        Sh("cmp $S/src $M/f");
+        return Stat("passthrough_opens") > before;
+      },
+      30s, 200ms);
+  EXPECT_GT(StatsCounter(ReadFile(mnt_.path() + "/.localnfs-stats"), "passthrough_opens"),
             before);
 }
 

@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -19,9 +20,13 @@ namespace {
 
 using testing::FreePort;
 using testing::RandomBytes;
-using testing::ReadLocalFile;
+using testing::ReadFile;
 using testing::TempDir;
-using testing::TestServer;
+using testing::ExportToAll;
+using testing::ServerProcess;
+using testing::ThisThreadId;
+using testing::InSleepSyscall;
+using testing::WaitUntil;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 constexpr uint32_t kNfs3ErrNoent = 2;
@@ -30,7 +35,7 @@ constexpr uint32_t kNfs3ErrExist = 17;
 class Nfs3ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<TestServer>(export_.path());
+    server_ = std::make_unique<ServerProcess>(ExportToAll(export_.path()));
     ASSERT_TRUE(server_->Start());
     MountOptions opts;
     opts.retry_timeout = absl::Seconds(30);
@@ -47,7 +52,7 @@ class Nfs3ClientTest : public ::testing::Test {
   }
 
   TempDir export_{"lnfs-cli-export"};
-  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<Nfs3Client> client_;
 };
 
@@ -76,7 +81,7 @@ TEST_F(Nfs3ClientTest, WriteCommitReadBack8MiBMatchesServerDisk) {
   EXPECT_TRUE(r->eof);
   ASSERT_EQ(r->data.size(), data.size());
   EXPECT_TRUE(r->data == data);
-  EXPECT_TRUE(ReadLocalFile(export_.path() + "/data") == data);
+  EXPECT_TRUE(ReadFile(export_.path() + "/data") == data);
 
   const IoCounters n = client_->Counters();
   EXPECT_GE(n.rpc_writes, 8u);
@@ -117,7 +122,7 @@ TEST_F(Nfs3ClientTest, RenameLinkSymlinkRemove) {
   ASSERT_TRUE(client_->Write(f->handle, 0, "hello", kRoot, StableHow::kFileSync).ok());
 
   ASSERT_TRUE(client_->Rename(a->handle, "f", b->handle, "g", kRoot).ok());
-  EXPECT_EQ(ReadLocalFile(export_.path() + "/b/g"), "hello");
+  EXPECT_EQ(ReadFile(export_.path() + "/b/g"), "hello");
   absl::Status gone = client_->Lookup(a->handle, "f", kRoot).status();
   EXPECT_EQ(NfsStatusOf(gone), kNfs3ErrNoent);
   EXPECT_EQ(ErrnoOf(gone), ENOENT);
@@ -211,7 +216,7 @@ TEST_F(Nfs3ClientTest, ConcurrentWritersOnSeparateFiles) {
       }
       results[t] = client_->Commit(f->handle, kRoot).status();
       if (results[t].ok() &&
-          ReadLocalFile(absl::StrCat(export_.path(), "/c", t)) != data) {
+          ReadFile(absl::StrCat(export_.path(), "/c", t)) != data) {
         results[t] = absl::DataLossError("content differs");
       }
     });
@@ -222,7 +227,7 @@ TEST_F(Nfs3ClientTest, ConcurrentWritersOnSeparateFiles) {
 
 TEST(Nfs3ClientMountTest, RefusedAndUnreachableMountsFailClearly) {
   TempDir exp("lnfs-cli-export");
-  TestServer server(exp.path());
+  ServerProcess server(ExportToAll(exp.path()));
   ASSERT_TRUE(server.Start());
   auto bad = Nfs3Client::Mount("127.0.0.1", server.nfs_port(), server.mount_port(),
                                "/not/exported", {});
@@ -257,7 +262,7 @@ class Nfs3ClientRestartTest : public ::testing::Test {
 
   TempDir exp_{"lnfs-cli-export"};
   const int nfs_port_ = FreePort(), mount_port_ = FreePort();
-  TestServer server_{exp_.path(), nfs_port_, mount_port_};
+  ServerProcess server_{ExportToAll(exp_.path(), nfs_port_, mount_port_)};
 };
 
 // Hard mount + the COMMIT contract: unstable data written before a server restart is
@@ -278,20 +283,27 @@ TEST_F(Nfs3ClientRestartTest, VerifierChangeResendsUncommittedData) {
   // What a crash would have lost: everything after the first MiB.
   ASSERT_EQ(truncate((exp_.path() + "/unstable").c_str(), 1 << 20), 0);
   const uint64_t epoch = client->connection_epoch();
-  // COMMIT while the server is down; it is restarted a little later on the same ports
-  // while the client is already retrying. (The server is started from this thread:
-  // its PR_SET_PDEATHSIG follows the thread that forked it.)
+  // COMMIT while the server is down; it is restarted on the same ports once the client
+  // is retrying: its call sleeps in the back-off between two refused reconnects. (The
+  // server is started from this thread: its PR_SET_PDEATHSIG follows the thread that
+  // forked it.)
   absl::StatusOr<CommitResult> commit;
-  std::thread committer([&] { commit = client->Commit(f->handle, kRoot); });
-  usleep(700 * 1000);
+  std::atomic<pid_t> committer_tid{0};
+  std::thread committer([&] {
+    committer_tid = ThisThreadId();
+    commit = client->Commit(f->handle, kRoot);
+  });
+  EXPECT_TRUE(WaitUntil([&] { return committer_tid != 0 && InSleepSyscall(committer_tid); },
+                        std::chrono::seconds(20)))
+      << "the COMMIT never retried";
   EXPECT_TRUE(server_.Start());
   committer.join();
-  ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server_.Output();
+  ASSERT_TRUE(commit.ok()) << commit.status() << "\nserver:\n" << server_.StderrText();
   EXPECT_NE(commit->verifier, w->verifier);
   EXPECT_EQ(client->resends(), 1u);
   EXPECT_GT(client->connection_epoch(), epoch);
   EXPECT_FALSE(client->HasUncommitted(f->handle));
-  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/unstable") == data);
+  EXPECT_TRUE(ReadFile(exp_.path() + "/unstable") == data);
 
   // The handle survives the restart, and a clean commit needs no resend.
   ASSERT_TRUE(client->Write(f->handle, data.size(), "tail", kRoot).ok());
@@ -329,7 +341,7 @@ TEST_F(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
   ASSERT_TRUE(ok.load());
   EXPECT_GE(client->early_commits(), 3u);  // one per ~2 MiB, at most one at a time
   ASSERT_TRUE(client->Commit(f->handle, kRoot).ok());
-  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/early") == data);
+  EXPECT_TRUE(ReadFile(exp_.path() + "/early") == data);
   EXPECT_EQ(client->resends(), 0u);
 
   // 1.5 MiB pending (below half the bound); the server restarts and loses it; the next
@@ -344,7 +356,7 @@ TEST_F(Nfs3ClientRestartTest, EarlyCommitBoundsTheCopyAndResendsAfterARestart) {
   EXPECT_EQ(client->early_commits(), early + 1);
   EXPECT_EQ(client->resends(), 1u);
   EXPECT_FALSE(client->HasUncommitted(f->handle));
-  EXPECT_TRUE(ReadLocalFile(exp_.path() + "/early") == more);
+  EXPECT_TRUE(ReadFile(exp_.path() + "/early") == more);
   client.reset();
   EXPECT_TRUE(server_.Stop());
 }

@@ -5,6 +5,7 @@
 
 #include "common/rcu.h"
 #include "gtest/gtest.h"
+#include "tests/support/rcu_wait.h"
 
 namespace localnfs {
 namespace {
@@ -36,7 +37,9 @@ TEST_F(ReleaseQueueTest, ReleaseWaitsForReaderInReadSection) {
   });
   while (!reader_in) std::this_thread::yield();
   QueueReleaseAfterGracePeriod([&] { released = true; });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Not released once the grace period for it has begun and waits for our reader: a
+  // release that did not wait would have run by then.
+  EXPECT_TRUE(testing::WaitForGracePeriodBlockedOnReader());
   EXPECT_FALSE(released.load());
   reader_go = true;
   reader.join();

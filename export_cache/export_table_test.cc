@@ -14,6 +14,8 @@
 #include "export_cache/export_table.h"
 #include "export_cache/exports_parser.h"
 #include "gtest/gtest.h"
+#include "tests/support/rcu_wait.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::exports {
 namespace {
@@ -27,9 +29,8 @@ class ExportTableTest : public ::testing::Test {
  protected:
   void SetUp() override {
     StartReleaseQueue();
-    char tmpl[] = "/tmp/export_table_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("export_table_test");
+    root_ = tmp_->path();
     for (const char* d : {"a", "b", "c"}) ASSERT_EQ(mkdir(Dir(d).c_str(), 0755), 0);
     base_live_ = Export::LiveCount();
   }
@@ -37,8 +38,7 @@ class ExportTableTest : public ::testing::Test {
     DrainReleases();
     EXPECT_EQ(Export::LiveCount(), base_live_) << "an Export was leaked";
     StopReleaseQueue();
-    std::string cmd = "rm -rf '" + root_ + "'";
-    ASSERT_EQ(system(cmd.c_str()), 0);
+    tmp_.reset();
   }
 
   std::string Dir(const std::string& name) const { return root_ + "/" + name; }
@@ -49,6 +49,7 @@ class ExportTableTest : public ::testing::Test {
   }
 
   RcuThread rcu_;
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string root_;
   int64_t base_live_ = 0;
 };
@@ -236,7 +237,8 @@ TEST_F(ExportTableTest, ReaderInReadSectionDelaysExportRelease) {
   while (!inside) std::this_thread::yield();
   ASSERT_TRUE(table.Load({}).ok());  // unexport: the table's references are gone
   EXPECT_FALSE(table.FindById(id));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The grace period that would allow the release has begun and waits for the reader.
+  EXPECT_TRUE(testing::WaitForGracePeriodBlockedOnReader());
   EXPECT_EQ(Export::LiveCount(), live);  // not released while the reader is inside
   go = true;
   reader.join();

@@ -9,6 +9,7 @@
 #include "common/rcu.h"
 #include "common/release_queue.h"
 #include "gtest/gtest.h"
+#include "tests/support/rcu_wait.h"
 
 namespace localnfs {
 namespace {
@@ -145,7 +146,8 @@ TEST_F(RcuCacheTest, ReaderInReadSectionDelaysRelease) {
   });
   while (!inside) std::this_thread::yield();
   ASSERT_TRUE(cache.Remove(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The grace period that would allow the release has begun and waits for the reader.
+  EXPECT_TRUE(testing::WaitForGracePeriodBlockedOnReader());
   EXPECT_EQ(released_.load(), 0);
   go = true;
   reader.join();

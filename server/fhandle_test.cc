@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
 namespace {
@@ -118,9 +119,8 @@ TEST(FileHandleTest, OversizedKernelHandleIsRefused) {
 }
 
 TEST(FileHandleTest, KeyIsCreatedOnceWithMode0600AndReused) {
-  char tmpl[] = "/tmp/fhkeyXXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = std::string(tmpl) + "/state";
+  localnfs::testing::TempDir tmp("fhkey");
+  const std::string dir = tmp.path() + "/state";
   auto k1 = HandleKey::LoadOrCreate(dir);
   ASSERT_TRUE(k1.ok()) << k1.status();
   struct stat st;
@@ -132,9 +132,6 @@ TEST(FileHandleTest, KeyIsCreatedOnceWithMode0600AndReused) {
   // A handle made before a "restart" still decodes after it.
   std::string wire = *k1->Encode(3, SampleKernelHandle());
   EXPECT_TRUE(k2->Decode(wire).ok());
-  unlink((dir + "/handle.key").c_str());
-  rmdir(dir.c_str());
-  rmdir(tmpl);
 }
 
 TEST(FileHandleTest, KernelHandleOfFdMatchesKernelHandleAt) {

@@ -26,19 +26,19 @@
 #include "rpc/client.h"
 #include "rpc/mount3.h"
 #include "rpc/nfs3.h"
+#include "tests/support/localnfsd.h"
+#include "tests/support/wait.h"
 
 namespace localnfs {
 namespace {
 
+using testing::ServerOptions;
+using testing::ServerProcess;
+using testing::TempDir;
+using testing::WaitUntil;
+
 using broker::BrokerClient;
 using broker::Uuid;
-
-std::string MakeTempDir(const char* prefix) {
-  std::string tmpl = absl::StrCat("/tmp/", prefix, "XXXXXX");
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  chmod(tmpl.c_str(), 0755);
-  return tmpl;
-}
 
 void WriteFile(const std::string& path, const std::string& data, mode_t mode, uid_t uid,
                gid_t gid) {
@@ -47,90 +47,11 @@ void WriteFile(const std::string& path, const std::string& data, mode_t mode, ui
   ASSERT_EQ(chown(path.c_str(), uid, gid), 0);
 }
 
-// One localnfsd child with its stdout ready line; stderr goes to a file.
-class Server {
- public:
-  Server(std::string runtime, std::string state, std::vector<std::string> args)
-      : runtime_(std::move(runtime)), state_(std::move(state)), args_(std::move(args)) {}
-  ~Server() {
-    if (pid_ > 0) Stop();
-  }
-
-  // Starts; true when the ready line came. Otherwise the exit status is in status().
-  bool Start() {
-    const char* exe = getenv("LOCALNFSD");
-    if (exe == nullptr) return false;
-    std::vector<std::string> argv = {exe, "--port", "0", "--mount-port", "0", "--bind",
-                                     "127.0.0.1", "--runtime-dir", runtime_, "--state-dir",
-                                     state_};
-    argv.insert(argv.end(), args_.begin(), args_.end());
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return false;
-    stderr_path_ = state_ + "/stderr." + std::to_string(++runs_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      dup2(out[1], 1);
-      int err = open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(err, 2);
-      std::vector<char*> a;
-      for (auto& s : argv) a.push_back(s.data());
-      a.push_back(nullptr);
-      execv(a[0], a.data());
-      _exit(127);
-    }
-    close(out[1]);
-    std::string text;
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    bool ready = false;
-    while (!ready && absl::Now() < deadline) {
-      pollfd p{out[0], POLLIN, 0};
-      if (poll(&p, 1, 200) <= 0) continue;
-      char buf[256];
-      ssize_t n = read(out[0], buf, sizeof(buf));
-      if (n <= 0) break;
-      text.append(buf, n);
-      size_t at = text.find("localnfsd: ready nfs=");
-      if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
-        sscanf(text.c_str() + at, "localnfsd: ready nfs=%d mount=%d", &nfs_port_, &mount_port_);
-        ready = true;
-      }
-    }
-    close(out[0]);
-    if (!ready) {
-      int st = 0;
-      waitpid(pid_, &st, 0);
-      status_ = st;
-      pid_ = -1;
-    }
-    return ready;
-  }
-  // SIGTERM; returns the wait status.
-  int Stop(int sig = SIGTERM) {
-    kill(pid_, sig);
-    int st = 0;
-    waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return st;
-  }
-  std::string Stderr() const {
-    std::ifstream in(stderr_path_);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  pid_t pid() const { return pid_; }
-  int status() const { return status_; }
-  int nfs_port() const { return nfs_port_; }
-  int mount_port() const { return mount_port_; }
-
- private:
-  std::string runtime_, state_;
-  std::vector<std::string> args_;
-  std::string stderr_path_;
-  int runs_ = 0;
-  pid_t pid_ = -1;
-  int status_ = 0;
-  int nfs_port_ = 0, mount_port_ = 0;
-};
+// A localnfsd (tests/support/localnfsd.h) on the fixture's runtime and state dirs.
+ServerOptions ServerOn(const std::string& runtime, const std::string& state,
+                       std::vector<std::string> args) {
+  return ServerOptions{.args = std::move(args), .state_dir = state, .runtime_dir = runtime};
+}
 
 // The kernel's UUID_IS_LOCAL call (fs/nfs/localio.c): AUTH_UNIX as the kernel's
 // rpc_clnt sends it, then the 16 uuid bytes, no length word.
@@ -171,7 +92,8 @@ void UuidIsLocal(rpc::Client& client, const Uuid& uuid) {
 }
 
 struct Fixture {
-  std::string base = MakeTempDir("localio-it");
+  TempDir top{"localio-it"};
+  std::string base = top.path();
   std::string runtime = base + "/run";
   std::string state = base + "/state";
   std::string rw = base + "/rw";
@@ -181,7 +103,6 @@ struct Fixture {
     for (const std::string& d : {runtime, state, rw, ro, sq}) mkdir(d.c_str(), 0755);
     chmod(runtime.c_str(), 0700);
   }
-  ~Fixture() { system(absl::StrCat("rm -rf ", base).c_str()); }
   std::vector<std::string> ExportArgs() const {
     return {"--export", rw + ":rw,no_root_squash", "--export", ro + ":ro,no_root_squash",
             "--export", sq + ":rw,root_squash"};
@@ -231,8 +152,8 @@ class LocalioIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (getenv("LOCALNFSD") == nullptr) GTEST_SKIP() << "LOCALNFSD not set";
-    server_.emplace(fx_.runtime, fx_.state, fx_.ExportArgs());
-    ASSERT_TRUE(server_->Start()) << server_->Stderr();
+    server_.emplace(ServerOn(fx_.runtime, fx_.state, fx_.ExportArgs()));
+    ASSERT_TRUE(server_->Start());
     auto c = rpc::Client::Connect("127.0.0.1", server_->nfs_port(), absl::Seconds(5));
     ASSERT_TRUE(c.ok()) << c.status();
     nfs_ = std::move(*c);
@@ -266,7 +187,7 @@ class LocalioIntegrationTest : public ::testing::Test {
   }
 
   Fixture fx_;
-  std::optional<Server> server_;
+  std::optional<ServerProcess> server_;
   std::unique_ptr<rpc::Client> nfs_;
   std::unique_ptr<BrokerClient> broker_;
 };
@@ -413,7 +334,7 @@ TEST_F(LocalioIntegrationTest, NonRootPeerGetsOnlyWhatItsUidMayOpen) {
   int st = 0;
   ASSERT_EQ(waitpid(child, &st, 0), child);
   ASSERT_TRUE(WIFEXITED(st));
-  EXPECT_EQ(WEXITSTATUS(st), 0) << server_->Stderr();
+  EXPECT_EQ(WEXITSTATUS(st), 0) << server_->StderrText();
 }
 
 TEST_F(LocalioIntegrationTest, HelloNeedsABoundUuidOfTheConnectingProcess) {
@@ -454,7 +375,7 @@ TEST_F(LocalioIntegrationTest, SigtermWithdrawsAndBumpsTheGeneration) {
   ASSERT_TRUE(hs.ok()) << hs.status();
   const uint64_t gen = broker_->LoadGeneration();
   EXPECT_EQ(gen, hs->second.generation);
-  EXPECT_EQ(server_->Stop(), 0);
+  EXPECT_TRUE(server_->Stop());  // exit 0, no sanitizer report
   EXPECT_GT(broker_->LoadGeneration(), gen);
   auto info = broker_->ReadServer();
   ASSERT_TRUE(info.ok());
@@ -467,15 +388,15 @@ TEST_F(LocalioIntegrationTest, Kill9LeavesADeadRecordTheNextStartReaps) {
   auto hs = Handshake();
   ASSERT_TRUE(hs.ok()) << hs.status();
   const uint64_t gen = broker_->LoadGeneration();
-  server_->Stop(SIGKILL);
+  server_->Kill9();
   auto info = broker_->ReadServer();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, broker::RecordState::kLive);
   EXPECT_FALSE(info->alive);
   EXPECT_FALSE(broker_->ServerAlive());
 
-  Server next(fx_.runtime, fx_.state, fx_.ExportArgs());
-  ASSERT_TRUE(next.Start()) << next.Stderr();
+  ServerProcess next(ServerOn(fx_.runtime, fx_.state, fx_.ExportArgs()));
+  ASSERT_TRUE(next.Start());
   // Our mapping is the old record: the new server reaped it (the generation moved).
   EXPECT_GT(broker_->LoadGeneration(), gen);
   EXPECT_EQ(broker_->ReadServer()->state, broker::RecordState::kWithdrawn);
@@ -489,17 +410,17 @@ TEST_F(LocalioIntegrationTest, Kill9LeavesADeadRecordTheNextStartReaps) {
   EXPECT_EQ(info->pid, next.pid());
   EXPECT_NE(info->instance_id, hs->second.instance_id);
   EXPECT_GT((*fresh)->LoadGeneration(), gen);
-  EXPECT_EQ(next.Stop(), 0);
+  EXPECT_TRUE(next.Stop());
 }
 
 TEST_F(LocalioIntegrationTest, SecondServerOnTheSameRuntimeDirExits1) {
-  Server second(fx_.runtime, fx_.state, fx_.ExportArgs());
+  ServerProcess second(ServerOn(fx_.runtime, fx_.state, fx_.ExportArgs()));
   EXPECT_FALSE(second.Start());
-  EXPECT_TRUE(WIFEXITED(second.status()));
-  EXPECT_EQ(WEXITSTATUS(second.status()), 1);
-  EXPECT_NE(second.Stderr().find(absl::StrCat("is served by localnfsd pid ", server_->pid())),
+  EXPECT_TRUE(WIFEXITED(second.exit_status()));
+  EXPECT_EQ(WEXITSTATUS(second.exit_status()), 1);
+  EXPECT_NE(second.StderrText().find(absl::StrCat("is served by localnfsd pid ", server_->pid())),
             std::string::npos)
-      << second.Stderr();
+      << second.StderrText();
   // The first one still serves LOCALIO.
   auto hs = Handshake();
   EXPECT_TRUE(hs.ok()) << hs.status();
@@ -510,8 +431,8 @@ TEST(LocalioLifecycleTest, SighupRemovingAnExportInvalidatesClients) {
   Fixture fx;
   const std::string exports = fx.base + "/exports";
   std::ofstream(exports) << fx.rw << " 127.0.0.1(rw)\n" << fx.ro << " 127.0.0.1(ro)\n";
-  Server server(fx.runtime, fx.state, {"--exports", exports});
-  ASSERT_TRUE(server.Start()) << server.Stderr();
+  ServerProcess server(ServerOn(fx.runtime, fx.state, {"--exports", exports}));
+  ASSERT_TRUE(server.Start());
   auto b = BrokerClient::Open(fx.runtime);
   ASSERT_TRUE(b.ok());
   auto u = (*b)->UuidBegin();
@@ -520,18 +441,20 @@ TEST(LocalioLifecycleTest, SighupRemovingAnExportInvalidatesClients) {
   UuidIsLocal(**c, *u);
   auto binding = (*b)->UuidEnd(*u);
   ASSERT_TRUE(binding.ok()) << binding.status();
-  // An unchanged reload keeps the binding.
-  kill(server.pid(), SIGHUP);
-  absl::SleepFor(absl::Milliseconds(500));
+  // An unchanged reload keeps the binding. An invalidation would come after that
+  // reload's "exports reloaded" line, still inside it: a second reload, which the
+  // server's one signal thread starts only once the first one returned, is the point
+  // by which it would have happened.
+  ASSERT_TRUE(server.Reload());
+  ASSERT_TRUE(server.Reload());
   EXPECT_EQ((*b)->LoadGeneration(), binding->generation);
   std::ofstream(exports) << fx.rw << " 127.0.0.1(rw)\n";
-  kill(server.pid(), SIGHUP);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while ((*b)->LoadGeneration() == binding->generation && absl::Now() < deadline)
-    absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(server.Reload());
+  EXPECT_TRUE(WaitUntil([&] { return (*b)->LoadGeneration() != binding->generation; },
+                        std::chrono::seconds(10)));
   EXPECT_NE((*b)->LoadGeneration(), binding->generation);
   EXPECT_FALSE((*b)->UuidEnd(*u).ok());
-  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_TRUE(server.Stop());
 }
 
 TEST(LocalioLifecycleTest, NoLocalioAnswersButPublishesNothing) {
@@ -539,15 +462,15 @@ TEST(LocalioLifecycleTest, NoLocalioAnswersButPublishesNothing) {
   Fixture fx;
   std::vector<std::string> args = fx.ExportArgs();
   args.push_back("--no-localio");
-  Server server(fx.runtime, fx.state, args);
-  ASSERT_TRUE(server.Start()) << server.Stderr();
+  ServerProcess server(ServerOn(fx.runtime, fx.state, args));
+  ASSERT_TRUE(server.Start());
   auto c = rpc::Client::Connect("127.0.0.1", server.nfs_port(), absl::Seconds(5));
   ASSERT_TRUE(c.ok());
   Uuid u{};
   UuidIsLocal(**c, u);
   EXPECT_TRUE(absl::IsNotFound(BrokerClient::Open(fx.runtime).status()));
   EXPECT_NE(access((fx.runtime + "/localio.sock").c_str(), F_OK), 0);
-  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_TRUE(server.Stop());
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "server/file_cache.h"
 #include "server/local_socket.h"
 #include "server/localio_program.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
 namespace {
@@ -82,9 +83,8 @@ class LocalSocketTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    char tmpl[] = "/tmp/lsocktestXXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("lsocktest");
+    base_ = tmp_->path();
     ASSERT_EQ(mkdir((base_ + "/exp").c_str(), 0755), 0);
     ASSERT_EQ(mkdir((base_ + "/run").c_str(), 0700), 0);
     WriteFile("exp/data", "local bytes", 0644);
@@ -120,7 +120,7 @@ class LocalSocketTest : public ::testing::Test {
     resolver_.Shutdown();
     table_.Shutdown();
     DrainReleases();
-    ASSERT_EQ(system(absl::StrCat("rm -rf ", base_).c_str()), 0);
+    tmp_.reset();
   }
 
   void WriteFile(const std::string& rel, const std::string& data, mode_t mode) {
@@ -145,6 +145,7 @@ class LocalSocketTest : public ::testing::Test {
   }
 
   static RcuThread* rcu_;
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_;
   std::string sock_path_;
   exports::ExportTable table_;

@@ -21,6 +21,7 @@
 #include "server/creds.h"
 #include "server/file_cache.h"
 #include "server/request_policy.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::server::vfs {
 namespace {
@@ -39,9 +40,8 @@ class VfsTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    char tmpl[] = "/tmp/vfstestXXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("vfstest");
+    base_ = tmp_->path();
     root_path_ = base_ + "/export";
     ASSERT_EQ(mkdir(root_path_.c_str(), 0755), 0);
     exports::ExportSpec spec;
@@ -58,7 +58,7 @@ class VfsTest : public ::testing::Test {
     root_ = Object();
     exp_.reset();
     DrainReleases();
-    ASSERT_EQ(system(absl::StrCat("rm -rf ", base_).c_str()), 0);
+    tmp_.reset();
   }
 
   Object Obj(UniqueFd fd) {
@@ -71,6 +71,7 @@ class VfsTest : public ::testing::Test {
   Object Obj(LookupResult r) { return Obj(std::move(r.fd)); }
 
   static RcuThread* rcu_;
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_, root_path_;
   Ref<exports::Export> exp_;
   Object root_;

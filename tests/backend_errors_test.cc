@@ -24,7 +24,7 @@
 #include "client_localio/test_util.h"
 #include "gtest/gtest.h"
 #include "tests/eio_fs_mount.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

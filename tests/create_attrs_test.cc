@@ -15,7 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/eio_fs_mount.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

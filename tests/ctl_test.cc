@@ -11,16 +11,13 @@
 #include "absl/strings/str_cat.h"
 #include "client_localio/client.h"
 #include "client_localio/localio_data_path.h"
-#include "client_localio/test_util.h"
 #include "common/control.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 
 namespace localnfs::testing {
 namespace {
-
-using client::testing::RunCommand;
 
 const Credentials kRoot{.uid = 0, .gid = 0, .groups = {}};
 
@@ -48,7 +45,7 @@ class CtlTest : public ::testing::Test {
   int Ctl(const std::vector<std::string>& args, std::string* out) {
     std::vector<std::string> argv = {CtlBinary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, out, 30);
+    return RunCommand(argv, out, std::chrono::seconds(30));
   }
 
   TempDir exp_;
@@ -78,7 +75,7 @@ TEST_F(CtlTest, StatusShowsExportsRpcCountersAndTheLocalClientsIo) {
   // Well-formed JSON (python3 is there: meson runs on it).
   std::string check;
   ASSERT_EQ(RunCommand({"sh", "-c", "printf '%s' \"$0\" | python3 -m json.tool >/dev/null", json},
-                       &check, 30),
+                       &check, std::chrono::seconds(30)),
             0)
       << check << json;
   // Not const: a missing member reads as null (and fails the comparison) instead of
@@ -192,7 +189,7 @@ TEST_F(CtlTest, OnlyRootOrTheServersUserIsAnswered) {
   std::string out;
   EXPECT_EQ(RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         CtlBinary(), "--runtime-dir", runtime_dir_, "status"},
-                       &out, 30),
+                       &out, std::chrono::seconds(30)),
             1)
       << out;
   EXPECT_NE(out.find("permission denied"), std::string::npos) << out;

@@ -11,10 +11,11 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/support/sanitizer.h"
+#include "tests/support/wait.h"
 
 namespace localnfs::testing {
 
@@ -43,16 +44,19 @@ EioFsMount::Started EioFsMount::Start(std::string* why) {
     *why = std::string("fork: ") + strerror(errno);
     return Started::kFailed;
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (Log().find("eio_fs: ready") != std::string::npos && IsMountPoint(mnt_))
-      return Started::kReady;
-    if (int st = 0; child_.Wait(0, &st)) {
-      *why = "eio_fs exited (status " + std::to_string(st) + "): " + Log();
-      return WIFEXITED(st) && WEXITSTATUS(st) == 3 ? Started::kNoFuse : Started::kFailed;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int st = 0;
+  bool exited = false;
+  const bool ready = WaitUntil(
+      [&] {
+        exited = child_.Wait(std::chrono::milliseconds(0), &st);
+        return exited || (Log().find("eio_fs: ready") != std::string::npos && IsMountPoint(mnt_));
+      },
+      std::chrono::seconds(20));
+  if (exited) {
+    *why = "eio_fs exited (status " + std::to_string(st) + "): " + Log();
+    return WIFEXITED(st) && WEXITSTATUS(st) == 3 ? Started::kNoFuse : Started::kFailed;
   }
+  if (ready) return Started::kReady;
   *why = "eio_fs not ready after 20 s: " + Log();
   return Started::kFailed;
 }
@@ -61,14 +65,14 @@ void EioFsMount::Stop() {
   if (child_.running()) {
     child_.Kill(SIGTERM);
     int st = 0;
-    if (!child_.Wait(10000, &st)) {
+    if (!child_.Wait(std::chrono::seconds(10), &st)) {
       ADD_FAILURE() << "eio_fs ignored SIGTERM for 10 s; killed";
       child_.Kill(SIGKILL);
-      child_.Wait(5000, &st);
+      child_.Wait(std::chrono::seconds(5), &st);
     } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
       ADD_FAILURE() << "eio_fs exited with status " << st << ": " << Log();
     }
-    if (client::testing::SanitizerReport(Log()))
+    if (HasSanitizerReport(Log()))
       ADD_FAILURE() << "sanitizer report from eio_fs: " << Log();
   }
   // eio_fs unmounts on SIGTERM; after a SIGKILL (or a daemon that never got to it)
@@ -81,7 +85,7 @@ void EioFsMount::Kill9() {
   if (!child_.running()) return;
   child_.Kill(SIGKILL);
   int st = 0;
-  child_.Wait(5000, &st);
+  child_.Wait(std::chrono::seconds(5), &st);
 }
 
 }  // namespace localnfs::testing

@@ -1,18 +1,20 @@
 // tests/eio_fs_mount.h — tests/eio_fs (the in-memory FUSE file system that fails on
 // purpose and can log its operations) mounted for the length of a test.
 //
-// Owns: the eio_fs child process (client_localio/test_util.h Child: fork, exec, output
-// capture) and its mount. The destructor (and Stop()) ends the process — SIGTERM,
-// SIGKILL after 10 s — and detaches the mount if it is still there, also when the test
-// failed half-way; the child gets PR_SET_PDEATHSIG=SIGKILL, so a crashed test binary
-// leaves no daemon behind. A sanitizer report or an unclean exit of eio_fs fails the test.
+// Owns: the eio_fs child process (tests/support/child.h Child: fork, exec, output
+// capture, sanitizer scan when reaped) and its mount. The destructor (and Stop()) ends
+// the process — SIGTERM, SIGKILL after 10 s — and detaches the mount if it is still
+// there, also when the test failed half-way; the child gets PR_SET_PDEATHSIG=SIGKILL,
+// so a crashed test binary leaves no daemon behind. A sanitizer report or an unclean
+// exit of eio_fs fails the test.
 //
 // Thread-safety: one test thread drives an EioFsMount.
 #pragma once
 
+#include <chrono>
 #include <string>
 
-#include "client_localio/test_util.h"
+#include "tests/support/child.h"
 
 namespace localnfs::testing {
 
@@ -46,12 +48,14 @@ class EioFsMount {
   std::string Log() const { return child_.Output(); }
   // Waits up to 5 s for `text` in Log(): a line eio_fs printed before it replied may
   // still be in the pipe when the test sees the reply.
-  bool WaitForLog(const std::string& text) const { return child_.WaitForOutput(text, 5000); }
+  bool WaitForLog(const std::string& text) const {
+    return child_.WaitForOutput(text, std::chrono::seconds(5));
+  }
 
  private:
   std::string mnt_;
   std::string oplog_;
-  client::testing::Child child_;
+  Child child_;
 };
 
 }  // namespace localnfs::testing

@@ -8,10 +8,12 @@
 # the top meson.build lists them: localnfsd in sbin, localnfs-mount and localnfs-ctl in
 # bin, the man pages, the systemd unit). Anything more (a test binary, the benchmarks,
 # eio_fs) or less fails the test. Then it checks modes and runs each installed program's
-# --help, so an installed binary that cannot start is caught too.
+# --help, so an installed binary that cannot start, or prints a sanitizer report
+# (tests/support/sanitizer.sh), is caught too.
 set -uo pipefail
 build=$1
 shift
+. "$(dirname "$0")/support/sanitizer.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -46,6 +48,9 @@ for f in "$@"; do
     */bin/*|*/sbin/*)
       if ! "$tmp$f" --help >/dev/null 2>"$tmp/err"; then
         echo "install_test: $f --help failed:"; cat "$tmp/err"
+        status=1
+      elif report=$(sanitizer_report "$tmp/err"); then
+        echo "install_test: $f --help printed a sanitizer report: $report"; cat "$tmp/err"
         status=1
       fi ;;
   esac

@@ -27,7 +27,7 @@
 // clang-format on
 
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 
 namespace localnfs::testing {
 namespace {

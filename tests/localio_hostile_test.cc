@@ -44,7 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/localio/broker_client.h"
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

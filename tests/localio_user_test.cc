@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <regex>
 #include <string>
 #include <vector>
@@ -15,14 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "client_localio/test_util.h"
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 
 namespace localnfs::testing {
 namespace {
 
-using client::testing::Child;
+using namespace std::chrono_literals;
 using client::testing::IsMountedAs;
-using client::testing::RunCommand;
 
 constexpr uid_t kUser = 65534;
 
@@ -48,20 +48,19 @@ class LocalioAsUserTest : public ::testing::Test {
   }
   void TearDown() override {
     std::string out;
-    if (IsMountedAs(mnt_, "fuse.localnfs")) RunCommand({"fusermount3", "-uz", mnt_}, &out, 30);
-    mount_.Kill(SIGKILL);
-    if (server_.running()) {
-      server_.Kill(SIGTERM);
-      int status = 0;
-      if (!server_.Wait(15000, &status)) server_.Kill(SIGKILL);
-    }
+    if (IsMountedAs(mnt_, "fuse.localnfs")) RunCommand({"fusermount3", "-uz", mnt_}, &out, 30s);
+    if (server_ && server_->running()) server_->Kill9();
   }
-  // argv run as the user, in a clean environment whose XDG_RUNTIME_DIR is ours.
+  // The user's clean environment, whose XDG_RUNTIME_DIR is ours.
+  std::vector<std::string> UserEnv() const {
+    return {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + top_.path(),
+            "XDG_RUNTIME_DIR=" + xdg_};
+  }
+  // argv run as the user, in that environment.
   std::vector<std::string> AsUser(std::vector<std::string> argv) const {
-    std::vector<std::string> out = {"setpriv",   "--reuid=65534", "--regid=65534",
-                                    "--clear-groups", "env", "-i",
-                                    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                                    "HOME=" + top_.path(), "XDG_RUNTIME_DIR=" + xdg_};
+    std::vector<std::string> out = {"setpriv", "--reuid=65534", "--regid=65534",
+                                    "--clear-groups", "env", "-i"};
+    for (const std::string& e : UserEnv()) out.push_back(e);
     out.insert(out.end(), argv.begin(), argv.end());
     return out;
   }
@@ -70,32 +69,30 @@ class LocalioAsUserTest : public ::testing::Test {
   std::string exp_ = top_.Sub("export");
   std::string mnt_ = top_.Sub("mnt");
   std::string xdg_ = top_.Sub("xdg");
-  Child server_, mount_;
+  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(LocalioAsUserTest, ServerAndFuseMountAsUserUseLocalio) {
-  ASSERT_TRUE(server_.Start(AsUser({Env("LOCALNFSD"), "--export", exp_ + ":rw", "--port", "0",
-                                    "--mount-port", "0", "--bind", "127.0.0.1",
-                                    "--state-dir", top_.Sub("state")})));
-  std::smatch m;
+  // As the user, with no --runtime-dir: the default, $XDG_RUNTIME_DIR/localnfs.
+  server_ = std::make_unique<ServerProcess>(ServerOptions{.args = {"--export", exp_ + ":rw"},
+                                                          .state_dir = top_.Sub("state"),
+                                                          .pass_runtime_dir = false,
+                                                          .env = UserEnv(),
+                                                          .run_as_uid = kUser,
+                                                          .run_as_gid = kUser});
+  ASSERT_TRUE(server_->Start());
+  const std::string nfs_port = std::to_string(server_->nfs_port());
+  const std::string mount_port = std::to_string(server_->mount_port());
   std::string out;
-  for (int i = 0; i < 3000 && !std::regex_search(out, m, std::regex("ready nfs=(\\d+) mount=(\\d+)"));
-       ++i) {
-    int status;
-    ASSERT_FALSE(server_.Wait(10, &status)) << server_.Output();
-    out = server_.Output();
-  }
-  ASSERT_FALSE(m.empty()) << out;
-  const std::string nfs_port = m[1], mount_port = m[2];
-  EXPECT_NE(out.find(absl::StrCat("localio: published in ", xdg_, "/localnfs/broker")),
-            std::string::npos)
-      << out;
+  EXPECT_TRUE(
+      server_->WaitForStderr(absl::StrCat("localio: published in ", xdg_, "/localnfs/broker")))
+      << server_->StderrText();
 
   // Daemonised (no -f): the mount command returns once mounted, as a user runs it.
   ASSERT_EQ(RunCommand(AsUser({Env("LOCALNFS_MOUNT"), "-o", "localio=on", "--mount-port",
                                mount_port,
                                absl::StrCat("127.0.0.1:", nfs_port, ":", exp_), mnt_}),
-                       &out, 60),
+                       &out, 60s),
             0)
       << out;
   ASSERT_TRUE(IsMountedAs(mnt_, "fuse.localnfs"));
@@ -105,11 +102,11 @@ TEST_F(LocalioAsUserTest, ServerAndFuseMountAsUserUseLocalio) {
                                             "/f bs=1M conv=fsync status=none; cmp ",
                                             top_.Sub("src"), " ", mnt_, "/f; cmp ",
                                             top_.Sub("src"), " ", exp_, "/f")}),
-                       &out, 120),
+                       &out, 120s),
             0)
       << out;
   std::string stats;
-  ASSERT_EQ(RunCommand(AsUser({"cat", mnt_ + "/.localnfs-stats"}), &stats, 30), 0) << stats;
+  ASSERT_EQ(RunCommand(AsUser({"cat", mnt_ + "/.localnfs-stats"}), &stats, 30s), 0) << stats;
   EXPECT_NE(stats.find("localio_active 1"), std::string::npos) << stats;
   EXPECT_NE(stats.find("rpc_reads 0\n"), std::string::npos) << stats;
   EXPECT_NE(stats.find("rpc_writes 0\n"), std::string::npos) << stats;
@@ -118,18 +115,16 @@ TEST_F(LocalioAsUserTest, ServerAndFuseMountAsUserUseLocalio) {
 
   // localnfs-ctl as the same user, default runtime dir: one client, the daemon
   // (its parent released the uuid it had before daemonising), uid 65534.
-  ASSERT_EQ(RunCommand(AsUser({Env("LOCALNFS_CTL"), "status"}), &out, 30), 0) << out;
+  ASSERT_EQ(RunCommand(AsUser({Env("LOCALNFS_CTL"), "status"}), &out, 30s), 0) << out;
   EXPECT_NE(out.find("clients (1):"), std::string::npos) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex("uid 65534 from 127\\.0\\.0\\.1:\\d+ export " +
                                                 exp_ + ": [12] opens")))
       << out;
 
-  ASSERT_EQ(RunCommand(AsUser({"fusermount3", "-u", mnt_}), &out, 30), 0) << out;
-  server_.Kill(SIGTERM);
-  int status = 0;
-  ASSERT_TRUE(server_.Wait(15000, &status));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << server_.Output();
-  EXPECT_EQ(server_.Output().find("Sanitizer"), std::string::npos) << server_.Output();
+  ASSERT_EQ(RunCommand(AsUser({"fusermount3", "-u", mnt_}), &out, 30s), 0) << out;
+  // SIGTERM: exit 0 and no sanitizer report.
+  EXPECT_TRUE(server_->Stop());
+  EXPECT_EQ(server_->StderrText().find("Sanitizer"), std::string::npos) << server_->StderrText();
 }
 
 }  // namespace

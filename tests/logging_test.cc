@@ -9,7 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

@@ -14,11 +14,16 @@
 #       localnfs-ctl(8)     the --flags and commands of `localnfs-ctl --help`;
 #       localnfs-exports(5) every option export_cache/exports_parser.cc accepts
 #                           (its `name == "..."` comparisons).
+#  3. The programs' stderr while they print --help holds no sanitizer report
+#     (tests/support/sanitizer.sh).
 set -uo pipefail
 src=$1 localnfsd=$2 mount=$3 ctl=$4
 shift 4
 status=0
 declare -A text
+. "$(dirname "$0")/support/sanitizer.sh"
+errs=$(mktemp "${TMPDIR:-/tmp}/localnfs-man-test.XXXXXX")
+trap 'rm -f "$errs"' EXIT
 
 for page in "$@"; do
   name=$(basename "$page")
@@ -54,7 +59,7 @@ check() {
 flags_of_help() { grep -oE -- '--[a-z][a-z0-9-]*[a-z0-9]' | sort -u; }
 
 # localnfsd: --help, and the ABSL_FLAGs of main.cc (their names with '_' → '-').
-mapfile -t f1 < <("$localnfsd" --help | flags_of_help)
+mapfile -t f1 < <("$localnfsd" --help 2>>"$errs" | flags_of_help)
 mapfile -t f2 < <(grep -ozE 'ABSL_FLAG\([^,]+,[[:space:]]*[a-z_0-9]+' "$src/server/main.cc" |
                     tr '\0' '\n' | sed -E 's/.*,[[:space:]]*//' | tr _ - | sed 's/^/--/')
 [ ${#f2[@]} -ge 10 ] || { echo "man_test: found only ${#f2[@]} ABSL_FLAGs in main.cc"; status=1; }
@@ -62,12 +67,12 @@ mapfile -t f < <(printf '%s\n' "${f1[@]}" "${f2[@]}" | sort -u)
 check localnfsd.8 "localnfsd flags" "${f[@]}"
 
 # localnfs-mount: its --flags and the names of its -o options.
-help=$("$mount" --help)
+help=$("$mount" --help 2>>"$errs")
 mapfile -t f < <({ flags_of_help <<<"$help"; grep -oE -- '-o [a-z_]+' <<<"$help" | cut -c4-; } | sort -u)
 check localnfs-mount.8 "localnfs-mount options" "${f[@]}" -f -d
 
 # localnfs-ctl: its --flags and its commands (the words of the usage line after the flags).
-help=$("$ctl" --help)
+help=$("$ctl" --help 2>>"$errs")
 mapfile -t f < <({ flags_of_help <<<"$help"; head -1 <<<"$help" | grep -oE ' [a-z]+( |$)' | tr -d ' '; } | sort -u)
 check localnfs-ctl.8 "localnfs-ctl flags and commands" "${f[@]}"
 
@@ -76,5 +81,11 @@ mapfile -t f < <(grep -oE 'name == "[a-z_]+"' "$src/export_cache/exports_parser.
                    sed -E 's/.*"(.*)"/\1/' | sort -u)
 [ ${#f[@]} -ge 15 ] || { echo "man_test: found only ${#f[@]} options in exports_parser.cc"; status=1; }
 check localnfs-exports.5 "export options" "${f[@]}"
+
+if report=$(sanitizer_report "$errs"); then
+  echo "man_test: sanitizer report from a program's --help: $report"
+  cat "$errs"
+  status=1
+fi
 
 exit $status

@@ -30,7 +30,7 @@
 #include "export_cache/export.h"
 #include "gtest/gtest.h"
 #include "server/fhandle.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {
@@ -299,7 +299,7 @@ TEST_F(FuseDotEntriesTest, FuseMountListsDotAndDotDotOnce) {
   ASSERT_EQ(client::testing::RunCommand(
                 {"sh", "-ec", "cd '" + mnt_.path() + "'; ls -a1; echo --; ls -a1 sub; echo --; "
                               "ls -la sub | grep -c ' \\.\\.\\?$'"},
-                &out, 60),
+                &out, std::chrono::seconds(60)),
             0)
       << out;
   EXPECT_EQ(out, ".\n..\nf\nsub\n--\n.\n..\ng\n--\n2\n");

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

@@ -2,7 +2,7 @@
 // READY=1 once it serves, RELOADING=1 (with MONOTONIC_USEC) and READY=1 around a
 // SIGHUP reload — also one that fails —, STOPPING=1 when SIGTERM starts the shutdown.
 //
-// A real localnfsd (tests/harness.h) runs with NOTIFY_SOCKET naming this test's
+// A real localnfsd (tests/support/localnfsd.h) runs with NOTIFY_SOCKET naming this test's
 // AF_UNIX datagram socket, as systemd's is; SO_PASSCRED shows that each message comes
 // from the server's own pid (systemd's NotifyAccess=main accepts nothing else).
 #include <poll.h>
@@ -21,7 +21,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 
 namespace localnfs::testing {
 namespace {

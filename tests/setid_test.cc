@@ -23,7 +23,7 @@
 #include "client_localio/client.h"
 #include "client_localio/localio_data_path.h"
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

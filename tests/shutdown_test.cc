@@ -21,7 +21,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
+#include "tests/support/wait.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {
@@ -181,12 +182,12 @@ TEST_F(ShutdownTest, SigtermUnderLoadIsOrderlyBoundedAndKeepsEveryAcknowledgedWr
     }
   });
 
-  // SIGTERM once the load is well under way (a loaded ASan run needs longer).
+  // SIGTERM once the load is well under way (a loaded ASan run needs longer): after
+  // kLoadBeforeSigterm requests, and 100 more, so that every kind is in flight.
   constexpr long kLoadBeforeSigterm = 200;
-  const auto load_start = Clock::now();
-  while (served.load() < kLoadBeforeSigterm && MsSince(load_start) < 30000)
-    std::this_thread::sleep_for(milliseconds(50));
-  std::this_thread::sleep_for(milliseconds(200));
+  WaitUntil([&] { return served.load() >= kLoadBeforeSigterm; }, milliseconds(30000));
+  const long at_threshold = served.load();
+  WaitUntil([&] { return served.load() >= at_threshold + 100; }, milliseconds(10000));
   const long served_before = served.load();
   int status = 0;
   const double ms = TermAndWait(milliseconds(20000), &status);
@@ -238,7 +239,12 @@ TEST_F(ShutdownTest, SigtermWithAClientThatNeverReadsIsBoundedByTheDrainTimeout)
     burst += mark.bytes() + call;
   }
   ASSERT_TRUE(stuck.SendAll(burst));
-  std::this_thread::sleep_for(milliseconds(500));  // the replies fill the socket
+  // SIGTERM once the replies fill the socket: the server holds reply bytes it cannot
+  // hand over (several 1 MiB replies: more than the socket buffers take).
+  EXPECT_TRUE(WaitUntil(
+      [&] { return server_->StatusNumber("/rpc/reply_bytes_held").value_or(0) >= 4 * kOneMiB; },
+      milliseconds(10000)))
+      << server_->StatusJson();
   int status = 0;
   const double ms = TermAndWait(milliseconds(20000), &status);
   ASSERT_GE(ms, 0) << "localnfsd did not exit within 20 s of SIGTERM\n" << server_->StderrText();

@@ -20,7 +20,7 @@
 #include "common/localio/socket_client.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
 namespace localnfs::testing {

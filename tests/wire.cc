@@ -15,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/wait.h"
+
 namespace localnfs::testing {
 
 XdrOut& XdrOut::U32(uint32_t v) {
@@ -247,23 +249,23 @@ bool WireConn::WaitSentBytesRead(int timeout_ms) {
   char local[32], remote[32];
   snprintf(local, sizeof local, "%08X:%04X", theirs.sin_addr.s_addr, ntohs(theirs.sin_port));
   snprintf(remote, sizeof remote, "%08X:%04X", ours.sin_addr.s_addr, ntohs(ours.sin_port));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream tcp("/proc/net/tcp");
-    std::string line;
-    while (std::getline(tcp, line)) {
-      // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
-      std::istringstream in(line);
-      std::string sl, l, r, st, queues;
-      if (!(in >> sl >> l >> r >> st >> queues) || l != local || r != remote) continue;
-      const size_t colon = queues.find(':');
-      if (colon != std::string::npos &&
-          std::stoul(queues.substr(colon + 1), nullptr, 16) == 0)
-        return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return false;
+  return WaitUntil(
+      [&] {
+        std::ifstream tcp("/proc/net/tcp");
+        std::string line;
+        while (std::getline(tcp, line)) {
+          // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
+          std::istringstream in(line);
+          std::string sl, l, r, st, queues;
+          if (!(in >> sl >> l >> r >> st >> queues) || l != local || r != remote) continue;
+          const size_t colon = queues.find(':');
+          if (colon != std::string::npos &&
+              std::stoul(queues.substr(colon + 1), nullptr, 16) == 0)
+            return true;
+        }
+        return false;
+      },
+      std::chrono::milliseconds(timeout_ms), std::chrono::milliseconds(1));
 }
 
 std::string WireConn::CallMessage(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc,

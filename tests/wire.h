@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/harness.h"
+#include "tests/support/localnfsd.h"
 
 namespace localnfs::testing {
 

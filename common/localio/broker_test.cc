@@ -29,6 +29,7 @@
 #include "common/localio/proc_identity.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::broker {
 namespace {
@@ -138,19 +139,11 @@ class Child {
 class BrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char templ[] = "/tmp/broker_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(templ), nullptr);
-    base_ = templ;
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("broker_test");
+    base_ = tmp_->path();
     dir_ = base_ + "/rt";  // does not exist yet: CreateForServer makes it
   }
-  void TearDown() override {
-    ::nftw(
-        base_.c_str(),
-        [](const char* path, const struct stat*, int, struct FTW*) {
-          return ::remove(path);
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-  }
+  void TearDown() override { tmp_.reset(); }
 
   std::unique_ptr<Broker> Server() {
     auto broker = Broker::CreateForServer(dir_);
@@ -183,6 +176,7 @@ class BrokerTest : public ::testing::Test {
     return true;
   }
 
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_, dir_;
 };
 

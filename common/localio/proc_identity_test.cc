@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/support/wait.h"
 
 namespace localnfs::broker {
 namespace {
@@ -28,8 +28,8 @@ TEST(ProcessLiveness, StartTimeAndZombies) {
   if (child == 0) ::_exit(0);
   const uint64_t child_start = ProcessStartTime(child);  // may already be a zombie
   // Wait until it is a zombie (exited, not yet reaped): dead although the pid exists.
-  for (int i = 0; i < 200 && ProcessAlive(child, child_start); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  localnfs::testing::WaitUntil([&] { return !ProcessAlive(child, child_start); },
+                               std::chrono::seconds(1));
   EXPECT_FALSE(ProcessAlive(child, child_start));
   int status;
   ::waitpid(child, &status, 0);

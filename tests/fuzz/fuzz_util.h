@@ -4,7 +4,7 @@
 // logging every target wants (a warning per malformed input would dominate the
 // run), and tiny helpers to build XDR in a byte string.
 //
-// Not tests/harness.h: that library links GoogleTest's main(), which a fuzz target
+// Not tests/support/ (the test-support library): it links GoogleTest's main(), which a fuzz target
 // (libFuzzer provides main) cannot link.
 //
 // Thread-safety: none needed; libFuzzer calls a target from one thread.

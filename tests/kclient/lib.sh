@@ -10,7 +10,14 @@
 #                            mount_port; returns 1 when it exited before it was ready
 #   kc_stop PID              SIGTERM, 10 s, SIGKILL; reaps (cleanup on every path)
 #   kc_stop_checked PID ERR...  SIGTERM and wait 15 s: fails unless it exits 0 and no
-#                            ERR file holds a sanitizer report
+#                            ERR file holds a sanitizer report (ASan, LSan, UBSan, TSan:
+#                            tests/support/sanitizer.sh) — pass the stderr files of every
+#                            server the test ran, those it killed on purpose included
+#
+# The loops below poll (0.05-0.1 s) for an event — the ready line, the exit — with a
+# deadline; none sleeps for a fixed time.
+
+. "$(dirname "${BASH_SOURCE[0]}")/../support/sanitizer.sh"
 
 kc_find_harness() {
 	if [ -z "${LOCALNFS_SHARED:-}" ]; then
@@ -65,7 +72,8 @@ kc_stop_checked() {
 	done
 	[ -n "$rc" ] || fail "localnfsd did not exit within 15 s of SIGTERM"
 	[ "$rc" = 0 ] || fail "localnfsd exited $rc on SIGTERM"
-	if grep -q -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' -e 'runtime error:' "$@"; then
-		fail "sanitizer report in localnfsd's stderr"
+	local report
+	if report=$(sanitizer_report "$@"); then
+		fail "sanitizer report in localnfsd's stderr: $report"
 	fi
 }

@@ -15,7 +15,8 @@
 //
 // Which operations switch to the caller (as the NFSv3 program's kAsCaller procedures do
 // today): LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RENAME, LINK, READDIR; SETATTR
-// switches for its changes after truncating; WRITE, truncation, ALLOCATE, DEALLOCATE and
+// for all its changes, the truncation included (through a file opened as the server,
+// so that the kernel clears set-id bits as for a local writer); WRITE, truncation, ALLOCATE, DEALLOCATE and
 // COPY to a file with set-id bits. Metadata commits run after the switch, as the server.
 //
 // Thread-safety: safe from any thread; the resolver is (fhandle.h). Must not be called

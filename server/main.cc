@@ -2,7 +2,9 @@
 // exact reverse order.
 //
 // Startup: parse flags → RCU registration of the main thread → release queue →
-// exports (ExportTable) → handle key → handle resolver → file cache → LOCALIO broker
+// exports (ExportTable) → handle key → handle resolver → file cache (MOUNT's and
+// LOCALIO's) → backend (the POSIX backend under the caching layer, which owns NFSv3's
+// file cache) → LOCALIO broker
 // (Broker::CreateForServer + PublishServer: our ops-table record in fresh files renamed
 // into place; a live server on the same runtime dir refuses us, a dead one is reaped;
 // nothing a client wrote or holds is waited on or believed) → local socket
@@ -14,8 +16,8 @@
 // Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
 // requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
 // uuid, drop their references, bump the generation: clients fall back; plain stores,
-// bounded whatever clients do) → file cache
-// (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
+// bounded whatever clients do) → the backend's file cache, then the file cache
+// (close fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
 // release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
 // and the old table stays); when an export was removed or changed, the LOCALIO
 // clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
@@ -64,7 +66,9 @@
 #include "server/control_socket.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/backend/caching_backend.h"
 #include "server/backend/file_cache.h"
+#include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
@@ -322,7 +326,7 @@ absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
 
 // Returns the error that kept the current exports, or OK.
 absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
-                    broker::Broker* broker) {
+                    backend::CachingBackend& backend, broker::Broker* broker) {
   LOG_INFO("SIGHUP: reloading exports");
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
@@ -336,7 +340,10 @@ absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
   for (const auto& [id, exp] : before) {
     auto it = now.find(id);
     // Open files of removed exports are closed (their handles are stale now).
-    if (it == now.end()) file_cache.CloseExport(id);
+    if (it == now.end()) {
+      file_cache.CloseExport(id);
+      backend.CloseExport(id);
+    }
     if (it == now.end() || it->second.get() != exp.get()) removed_or_changed = true;
   }
   LOG_INFO("exports reloaded: %d export(s)", now.size());
@@ -487,6 +494,11 @@ int Main(int argc, char** argv) {
     FileCache file_cache(fc_opts);
     file_cache.Start();
     LOG_INFO("file cache started (%d files)", cache_size);
+    // The files NFSv3 serves: the POSIX backend under the caching layer, which owns the
+    // file cache of resolved objects and open files (backend/caching_backend.h).
+    backend::PosixBackend posix_backend(resolver);
+    backend::CachingBackend backend(posix_backend, fc_opts);
+    backend.Start();
 
     // LOCALIO: our ops-table record in the broker, then the socket it names. The
     // record is published first: PublishServer is what refuses a second live server on
@@ -513,7 +525,11 @@ int Main(int argc, char** argv) {
       if (localio_started.ok()) LOG_INFO("localio: published in %s", broker->path());
     }
 
-    Nfs3Program nfs3(Nfs3Program::Deps{&table, &*key, &resolver, &file_cache, std::nullopt});
+    Nfs3Program::Deps deps;
+    deps.exports = &table;
+    deps.key = &*key;
+    deps.backend = &backend;
+    Nfs3Program nfs3(deps);
     MountProgram mount(MountProgram::Deps{&table, &*key, &resolver,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
@@ -592,7 +608,7 @@ int Main(int argc, char** argv) {
         if (sig < 0) continue;  // EINTR
         if (sig == SIGHUP) {
           NotifyReloading();
-          const absl::Status reloaded = Reload(table, file_cache, broker.get());
+          const absl::Status reloaded = Reload(table, file_cache, backend, broker.get());
           NotifyReady(reloaded.ok() ? serving()
                                     : absl::StrCat(serving(), "; reload failed: ",
                                                    reloaded.message()));
@@ -614,6 +630,7 @@ int Main(int argc, char** argv) {
     if (broker)
       shutdown.Step("localio: record withdrawn, clients invalidated",
                     [&] { broker->Withdraw(); });
+    shutdown.Step("backend: file cache closed", [&] { backend.Shutdown(); });
     shutdown.Step("file cache closed", [&] { file_cache.Shutdown(); });
     shutdown.Step("handle resolver closed", [&] { resolver.Shutdown(); });
   }

@@ -76,7 +76,7 @@ class NfsFile : public RefCounted {
   int fd() const { return fd_.get(); }  // -1 for a backend's own subclass
   FileMode mode() const { return mode_; }
 
-  // Held around a large unstable write through this file (vfs::Write). The kernel serialises
+  // Held around a large unstable write through this file (vfs::WriteAt). The kernel serialises
   // buffered writes to one inode anyway (i_rwsem, exclusive), but its waiters spin on
   // the owner for as long as the owner copies — a whole 1 MiB WRITE; here they sleep.
   absl::Mutex large_write_mu;

@@ -1,6 +1,7 @@
 // server/nfs3/nfs3proc.cc — NFSv3 procedure semantics (RFC 1813 §3.3). Each handler gets
 // a request whose export, objects and credentials Dispatch() already established;
 // it validates, calls the Backend (backend/backend.h) and fills the result.
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@ namespace localnfs::server {
 
 // nfs3.x bounds READ/WRITE data on the wire; FSINFO must not advertise more.
 static_assert(backend::kMaxIoSize <= NFS3_MAXDATA);
+// nfs_status.cc answers the guard's errno with NFS3ERR_NOT_SYNC.
+static_assert(backend::kErrNotSync == EBADE);
 
 namespace {
 

@@ -102,11 +102,11 @@ class Nfs3HandlersTest : public ::testing::Test {
   void SetUp() override { Start(MemoryBackendOptions{}); }
 
   // The exports: rw (no_root_squash), ro, squash (all_squash to 4242:4243), async (rw,
-  // no_root_squash, async), for the peer 127.0.0.1.
+  // no_root_squash, async), rootsquash (the default root_squash), for the peer 127.0.0.1.
   void Start(MemoryBackendOptions options) {
     tmp_ = std::make_unique<testing::TempDir>("nfs3handlers");
     std::vector<exports::ExportSpec> specs;
-    for (const char* name : {"rw", "ro", "squash", "async"}) {
+    for (const char* name : {"rw", "ro", "squash", "async", "rootsquash"}) {
       ASSERT_EQ(mkdir(tmp_->Sub(name).c_str(), 0755), 0);
       exports::ExportSpec spec;
       spec.path = tmp_->Sub(name);
@@ -120,6 +120,7 @@ class Nfs3HandlersTest : public ::testing::Test {
         rule.options.anongid = 4243;
       }
       if (std::string(name) == "async") rule.options.sync = false;
+      if (std::string(name) == "rootsquash") rule.options.squash = exports::Squash::kRoot;
       spec.rules.push_back(rule);
       specs.push_back(spec);
     }
@@ -143,7 +144,7 @@ class Nfs3HandlersTest : public ::testing::Test {
     ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
     ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
     conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
-    for (const char* name : {"rw", "ro", "squash", "async"}) {
+    for (const char* name : {"rw", "ro", "squash", "async", "rootsquash"}) {
       Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(name));
       ASSERT_TRUE(exp);
       auto root = backend_->OpenPath(*exp, "");
@@ -600,7 +601,7 @@ TEST_F(Nfs3HandlersTest, CreateUncheckedGuardedAndExclusiveWithItsRetransmit) {
   EXPECT_EQ((*NFS3(CREATE, a, root_))->status, NFS3ERR_ROFS);
 }
 
-TEST_F(Nfs3HandlersTest, SquashedCallersCreateAsTheAnonymousUser) {
+TEST_F(Nfs3HandlersTest, SquashedCallersActAsTheAnonymousUser) {
   CREATE3args a{};
   a.where = diropargs3{Fh(roots_["squash"]), Name("f")};
   a.how.mode = GUARDED;
@@ -614,6 +615,24 @@ TEST_F(Nfs3HandlersTest, SquashedCallersCreateAsTheAnonymousUser) {
   auto d = NFS3(MKDIR, m, user_);
   ASSERT_EQ((*d)->status, NFS3_OK);
   EXPECT_EQ((*d)->MKDIR3res_u.resok.obj_attributes.post_op_attr_u.attributes.uid, 4242u);
+  // root_squash: root acts as nobody, others as themselves.
+  a.where = diropargs3{Fh(roots_["rootsquash"]), Name("by-root")};
+  auto squashed = NFS3(CREATE, a, root_);
+  ASSERT_EQ((*squashed)->status, NFS3_OK);
+  EXPECT_EQ((*squashed)->CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes.uid,
+            kNobodyUid);
+  a.where = diropargs3{Fh(roots_["rootsquash"]), Name("by-user")};
+  auto kept = NFS3(CREATE, a, user_);
+  ASSERT_EQ((*kept)->status, NFS3_OK);
+  EXPECT_EQ((*kept)->CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes.uid, 1000u);
+  // Squashed root may not chmod root's export root (owned by root).
+  SETATTR3args chmod{};
+  chmod.object = Fh(roots_["rootsquash"]);
+  chmod.new_attributes.mode.set_it = TRUE;
+  chmod.new_attributes.mode.set_mode3_u.mode = 0700;
+  EXPECT_EQ((*NFS3(SETATTR, chmod, root_))->status, NFS3ERR_PERM);
+  chmod.object = Fh(roots_["rw"]);
+  EXPECT_EQ((*NFS3(SETATTR, chmod, root_))->status, NFS3_OK);
 }
 
 TEST_F(Nfs3HandlersTest, MkdirAndMknodMakeTheirTypes) {

@@ -37,15 +37,6 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
   return out;
 }
 
-absl::StatusOr<vfs::Object> ResolveInSameExport(const PolicyDeps& deps,
-                                                const exports::Export& exp,
-                                                std::string_view handle,
-                                                bool must_not_block) {
-  ASSIGN_OR_RETURN(DecodedHandle decoded, deps.key->Decode(handle));
-  if (decoded.export_id != exp.id()) return ErrnoToStatus(EXDEV, "handles of different exports");
-  return ResolveObject(deps, exp, std::move(decoded.kernel), must_not_block);
-}
-
 absl::StatusOr<vfs::Object> ResolveObject(const PolicyDeps& deps, const exports::Export& exp,
                                           KernelHandle kh, bool must_not_block) {
   vfs::Object obj;

@@ -3,9 +3,10 @@
 // Owns: the decision whether a request may touch the object of a file handle, and as
 // whom. Both doors into the server's files take the same steps: an NFSv3 RPC
 // (Nfs3Program::Dispatch, for every procedure that carries a handle: AuthorizeHandle,
-// then ResolveObject) and a LOCALIO OPEN_LOCAL_FH on the local socket (Authorize;
-// local_socket.h), so a local client can never get an fd that the same client could
-// not use over RPC.
+// then Backend::Resolve of every handle — backend/backend.h, the same checks of the
+// resolved object as ResolveObject's) and a LOCALIO OPEN_LOCAL_FH on the local socket
+// (Authorize; local_socket.h), so a local client can never get an fd that the same
+// client could not use over RPC.
 //
 // The steps, in order, each with the nfsstat3 its errno maps to (nfs_status.h):
 //   decode + authenticate the handle           → BADHANDLE (EBADMSG)
@@ -23,9 +24,9 @@
 //      set, so a hot handle is opened once, not per request; then one statx,
 //      vfs::GetAttrOnMount, whose attributes and mount id CheckResolved() judges
 //      and whose attributes the request keeps in obj.st)
-// A request's second handle (RENAME, LINK) goes through ResolveInSameExport: the same
-// decoding and resolution, in the export Authorize() allowed (another export → XDEV).
-// Both run before the request switches credentials (creds.h). AuthorizeHandle() is
+// An NFSv3 request's second handle (RENAME, LINK) is decoded the same way and must be
+// of the export AuthorizeHandle() allowed (another export → XDEV; Nfs3Program::Prepare).
+// Resolution runs before anything switches credentials (creds.h). AuthorizeHandle() is
 // Authorize() without the resolution, for a caller that resolves later.
 // Nothing decided here is cached across requests: only the object is, never whether
 // a client or a credential may use it.
@@ -97,16 +98,6 @@ absl::StatusOr<AuthorizedObject> Authorize(const PolicyDeps& deps, const PolicyI
 // that would block on the event loop continues on a worker without deciding again).
 // in.must_not_block is not used here.
 absl::StatusOr<Authorization> AuthorizeHandle(const PolicyDeps& deps, const PolicyInput& in);
-
-// A second handle of a request that Authorize() allowed in `exp` (RENAME's and
-// LINK's directory): decoded and authenticated (BADHANDLE), in the same export
-// (another export → EXDEV, NFS3ERR_XDEV; the rule, squash and ro decisions of `exp`
-// then cover it too), and resolved like the first. Runs, like Authorize(), before
-// the request switches credentials. must_not_block: as PolicyInput's.
-absl::StatusOr<vfs::Object> ResolveInSameExport(const PolicyDeps& deps,
-                                                const exports::Export& exp,
-                                                std::string_view handle,
-                                                bool must_not_block = false);
 
 // The resolution step alone, for a handle already authenticated and authorised in
 // `exp`. The result has obj.st set. A cached object that fails CheckResolved

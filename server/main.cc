@@ -2,7 +2,8 @@
 // exact reverse order.
 //
 // Startup: parse flags → RCU registration of the main thread → release queue →
-// exports (ExportTable) → handle key → handle resolver → file cache → LOCALIO broker
+// exports (ExportTable) → handle key → handle resolver → the backend (the POSIX
+// backend under the caching layer, whose file cache every door shares) → LOCALIO broker
 // (Broker::CreateForServer + PublishServer: our ops-table record in fresh files renamed
 // into place; a live server on the same runtime dir refuses us, a dead one is reaped;
 // nothing a client wrote or holds is waited on or believed) → local socket
@@ -14,8 +15,8 @@
 // Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
 // requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
 // uuid, drop their references, bump the generation: clients fall back; plain stores,
-// bounded whatever clients do) → file cache
-// (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
+// bounded whatever clients do) → file caches
+// (close fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
 // release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
 // and the old table stays); when an export was removed or changed, the LOCALIO
 // clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
@@ -64,7 +65,9 @@
 #include "server/control_socket.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/backend/caching_backend.h"
 #include "server/backend/file_cache.h"
+#include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
@@ -322,7 +325,7 @@ absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
 
 // Returns the error that kept the current exports, or OK.
 absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
-                    broker::Broker* broker) {
+                    backend::CachingBackend& backend, broker::Broker* broker) {
   LOG_INFO("SIGHUP: reloading exports");
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
@@ -336,7 +339,10 @@ absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
   for (const auto& [id, exp] : before) {
     auto it = now.find(id);
     // Open files of removed exports are closed (their handles are stale now).
-    if (it == now.end()) file_cache.CloseExport(id);
+    if (it == now.end()) {
+      file_cache.CloseExport(id);
+      backend.CloseExport(id);
+    }
     if (it == now.end() || it->second.get() != exp.get()) removed_or_changed = true;
   }
   LOG_INFO("exports reloaded: %d export(s)", now.size());
@@ -486,6 +492,12 @@ int Main(int argc, char** argv) {
     fc_opts.max_entries = static_cast<size_t>(cache_size);
     FileCache file_cache(fc_opts);
     file_cache.Start();
+    // The file-system backend (server/backend/backend.h): the exported directories
+    // through the kernel, under the caching layer that keeps hot objects resolved and
+    // hot files open. MOUNT and LOCALIO's OPEN_LOCAL_FH go through it.
+    backend::PosixBackend posix_backend(resolver);
+    backend::CachingBackend backend(posix_backend, fc_opts);
+    backend.Start();
     LOG_INFO("file cache started (%d files)", cache_size);
 
     // LOCALIO: our ops-table record in the broker, then the socket it names. The
@@ -505,16 +517,22 @@ int Main(int argc, char** argv) {
         localio_started = broker->PublishServer(broker::ServerRecord{socket_path});
       }
       if (localio_started.ok()) {
-        local_socket.emplace(LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver},
-                                             &file_cache});
+        local_socket.emplace(
+            LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver}, &backend});
         localio_started = local_socket->Listen(socket_path);
         if (localio_started.ok()) localio_started = local_socket->Start();
       }
       if (localio_started.ok()) LOG_INFO("localio: published in %s", broker->path());
     }
 
-    Nfs3Program nfs3(Nfs3Program::Deps{&table, &*key, &resolver, &file_cache, std::nullopt});
-    MountProgram mount(MountProgram::Deps{&table, &*key, &resolver,
+    // Until the NFSv3 program is on the backend too, it keeps its objects and files in
+    // the backend's file cache: one cache for every door, so that LOCALIO's opens are
+    // the files RPC READ/WRITE use, and REMOVE/RENAME over RPC drop them (a removed
+    // file's blocks are freed once the last client fd closes). `file_cache` above then
+    // serves nobody; it goes with that port.
+    Nfs3Program nfs3(
+        Nfs3Program::Deps{&table, &*key, &resolver, &backend.file_cache(), std::nullopt});
+    MountProgram mount(MountProgram::Deps{&table, &*key, &backend,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
     rpc::ServerOptions opts;
@@ -592,7 +610,7 @@ int Main(int argc, char** argv) {
         if (sig < 0) continue;  // EINTR
         if (sig == SIGHUP) {
           NotifyReloading();
-          const absl::Status reloaded = Reload(table, file_cache, broker.get());
+          const absl::Status reloaded = Reload(table, file_cache, backend, broker.get());
           NotifyReady(reloaded.ok() ? serving()
                                     : absl::StrCat(serving(), "; reload failed: ",
                                                    reloaded.message()));
@@ -614,7 +632,10 @@ int Main(int argc, char** argv) {
     if (broker)
       shutdown.Step("localio: record withdrawn, clients invalidated",
                     [&] { broker->Withdraw(); });
-    shutdown.Step("file cache closed", [&] { file_cache.Shutdown(); });
+    shutdown.Step("file cache closed", [&] {
+      file_cache.Shutdown();
+      backend.Shutdown();
+    });
     shutdown.Step("handle resolver closed", [&] { resolver.Shutdown(); });
   }
   shutdown.Step("exports torn down", [&] { table.Shutdown(); });

@@ -3,9 +3,9 @@
 // Owns: the decision whether a request may touch the object of a file handle, and as
 // whom. Both doors into the server's files take the same steps: an NFSv3 RPC
 // (Nfs3Program::Dispatch, for every procedure that carries a handle: AuthorizeHandle,
-// then ResolveObject) and a LOCALIO OPEN_LOCAL_FH on the local socket (Authorize;
-// local_socket.h), so a local client can never get an fd that the same client could
-// not use over RPC.
+// then ResolveObject) and a LOCALIO OPEN_LOCAL_FH on the local socket
+// (AuthorizeHandle, then the backend's Resolve; local_socket.h), so a local client can
+// never get an fd that the same client could not use over RPC.
 //
 // The steps, in order, each with the nfsstat3 its errno maps to (nfs_status.h):
 //   decode + authenticate the handle           → BADHANDLE (EBADMSG)

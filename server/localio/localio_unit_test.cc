@@ -27,6 +27,7 @@
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
 #include "server/backend/caching_backend.h"
+#include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
@@ -310,6 +311,60 @@ TEST_F(LocalSocketTest, OpenLocalFhAndBackendReadShareOneCachedOpenFile) {
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(backend_.file_cache().size(), 3u);
   EXPECT_EQ(socket_->Opens(0), 2u);
+}
+
+// The local socket judges an open on the backend's attributes, whatever the backend: on
+// the memory backend (no fds to hand out: no kCapLocalIo) an open that passes every
+// check of READ/WRITE is NOTSUPP, one that fails them gets their answer.
+TEST_F(LocalSocketTest, OpenLocalFhIsJudgedOnTheBackendsAttributes) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs a root peer to send a user's credentials";
+  backend::MemoryBackend memory;
+  LocalSocket memory_socket(LocalSocketDeps{
+      server_broker_.get(), PolicyDeps{&table_, &*key_, &resolver_}, &memory});
+  const std::string path = base_ + "/run/memory.sock";
+  ASSERT_TRUE(memory_socket.Listen(path).ok());
+  ASSERT_TRUE(memory_socket.Start().ok());
+  Ref<exports::Export> exp = table_.List().front();
+  auto root = memory.OpenPath(*exp, "");
+  ASSERT_TRUE(root.ok()) << root.status();
+  Credentials root_cred, owner, other;
+  root_cred.uid = root_cred.gid = 0;
+  owner.uid = owner.gid = 1000;
+  other.uid = other.gid = 1001;
+  backend::SetAttrRequest attrs;
+  attrs.mode = 0600;
+  attrs.uid = owner.uid;
+  attrs.gid = owner.gid;
+  auto file = memory.Create(*root, "private", backend::CreateHow::kGuarded, attrs, 0,
+                            backend::Caller{root_cred});
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto dir = memory.Mkdir(*root, "dir", attrs, backend::Caller{root_cred});
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  auto wire = [&](const backend::Object& obj) {
+    auto w = key_->Encode(exp->id(), obj.handle());
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? *w : std::string();
+  };
+
+  auto client = localio::LocalioSocketClient::Connect(path, BoundUuid());
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto status = [&](const backend::Object& obj, localio::OpenMode mode,
+                    const Credentials& as) {
+    auto r = (*client)->OpenLocalFh(wire(obj), mode, as);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return static_cast<uint32_t>(NFS3ERR_SERVERFAULT);
+    EXPECT_FALSE(r->fd.valid());
+    return r->status;
+  };
+  EXPECT_EQ(status(*file, localio::OpenMode::kRead, other), NFS3ERR_ACCES);
+  EXPECT_EQ(status(*file, localio::OpenMode::kReadWrite, other), NFS3ERR_ACCES);
+  EXPECT_EQ(status(*file, localio::OpenMode::kRead, owner), NFS3ERR_NOTSUPP);
+  EXPECT_EQ(status(*file, localio::OpenMode::kReadWrite, owner), NFS3ERR_NOTSUPP);
+  EXPECT_EQ(status(*dir, localio::OpenMode::kRead, owner), NFS3ERR_ISDIR);
+  EXPECT_EQ(memory_socket.Opens(NFS3ERR_ACCES), 2u);
+  EXPECT_EQ(memory_socket.Opens(NFS3_OK), 0u);
+  // Nothing of this went to the POSIX stack of the fixture.
+  EXPECT_EQ(backend_.file_cache().size(), 0u);
 }
 
 }  // namespace

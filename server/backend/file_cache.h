@@ -11,8 +11,9 @@
 // memory backend of the unit tests) makes NfsFile subclasses of its own, whose fd() is -1,
 // and only that backend looks inside them. The cache never does: it keys, counts and
 // drops references. The caching layer (backend/caching_backend.h) owns one for the
-// Backend interface; the NFSv3 program and the local socket still use the one main.cc
-// makes, through vfs.h, until they are ported onto the Backend.
+// Backend interface; MOUNT and the local socket use it through the Backend, and the
+// NFSv3 program, until it is ported onto the Backend, uses that same one (main.cc gives
+// it CachingBackend::file_cache()) through vfs.h — the entries of both are alike.
 //
 // Mode kPath is the O_PATH fd a handle resolves to (request_policy.h: ResolveObject),
 // so that a handle in use is opened by handle once, not on every request — what the

@@ -3,23 +3,26 @@
 //
 // Startup: parse flags → RCU registration of the main thread → release queue →
 // exports (ExportTable) → handle key → handle resolver → backend (the POSIX backend
-// under the caching layer, which owns the file cache NFSv3 and LOCALIO share) → LOCALIO
-// broker (Broker::CreateForServer + PublishServer: our ops-table record in fresh files renamed
-// into place; a live server on the same runtime dir refuses us, a dead one is reaped;
-// nothing a client wrote or holds is waited on or believed) → local socket
+// under the caching layer, which owns the file cache NFSv3, MOUNT and LOCALIO share) →
+// LOCALIO broker (Broker::CreateForServer + PublishServer: our ops-table record in fresh
+// files renamed into place; a live server on the same runtime dir refuses us, a dead one
+// is reaped; nothing a client wrote or holds is waited on or believed) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
-// → "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
+// → control socket (<runtime-dir>/control.sock: localnfs-ctl's status) →
+// "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
 // (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no broker
 // and no local socket; the LOCALIO program still answers (void) but binds nothing.
-// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
-// requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
-// uuid, drop their references, bump the generation: clients fall back; plain stores,
-// bounded whatever clients do) → the backend's file cache (closes fds) → resolver →
-// ExportTable::Shutdown (unregister, drain, destroy) → release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
-// and the old table stays); when an export was removed or changed, the LOCALIO
-// clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
-// before and READY=1 (with the result in STATUS=) after.
+// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: control socket →
+// rpcbind → Server::Stop (drains in-flight requests; no more UUID_IS_LOCAL) → local
+// socket → Broker::Withdraw (unbind every uuid, drop their references, bump the
+// generation: clients fall back; plain stores, bounded whatever clients do) → the
+// backend's file cache (closes fds) → resolver → ExportTable::Shutdown (unregister,
+// drain, destroy) → release queue. SIGHUP re-reads the exports and reloads the table
+// (errors are logged and the old table stays); when an export was removed or changed,
+// the backend closes the removed exports' files and the LOCALIO clients are invalidated
+// (nfs_uuid_invalidate_clients). systemd hears RELOADING=1 before and READY=1 (with the
+// result in STATUS=) after.
 //
 // Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
 // message names the problem); 1 for runtime failures.
@@ -484,10 +487,10 @@ int Main(int argc, char** argv) {
     HandleResolver resolver(static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)),
                             std::max(1, absl::GetFlag(FLAGS_threads) - 1));
     resolver.Start(*table.List().front());
-    // The files NFSv3 serves: the POSIX backend under the caching layer, which owns the
-    // file cache of resolved objects and open files (backend/caching_backend.h). LOCALIO's
-    // opens share that cache (one entry per object and mode for both doors, and REMOVE
-    // and RENAME drop what they made unreachable from it for both).
+    // The files every door serves: the POSIX backend under the caching layer, which owns
+    // the file cache of resolved objects and open files (backend/caching_backend.h).
+    // NFSv3, MOUNT and LOCALIO's opens share that cache (one entry per object and mode for
+    // all, and REMOVE and RENAME drop what they made unreachable from it for all).
     FileCacheOptions fc_opts;
     fc_opts.max_entries = static_cast<size_t>(cache_size);
     backend::PosixBackend posix_backend(resolver);
@@ -512,8 +515,8 @@ int Main(int argc, char** argv) {
         localio_started = broker->PublishServer(broker::ServerRecord{socket_path});
       }
       if (localio_started.ok()) {
-        local_socket.emplace(LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver},
-                                             &backend.file_cache()});
+        local_socket.emplace(
+            LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver}, &backend});
         localio_started = local_socket->Listen(socket_path);
         if (localio_started.ok()) localio_started = local_socket->Start();
       }
@@ -525,7 +528,7 @@ int Main(int argc, char** argv) {
     deps.key = &*key;
     deps.backend = &backend;
     Nfs3Program nfs3(deps);
-    MountProgram mount(MountProgram::Deps{&table, &*key, &resolver,
+    MountProgram mount(MountProgram::Deps{&table, &*key, &backend,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
     rpc::ServerOptions opts;

@@ -11,9 +11,9 @@
 // memory backend of the unit tests) makes NfsFile subclasses of its own, whose fd() is -1,
 // and only that backend looks inside them. The cache never does: it keys, counts and
 // drops references. The caching layer (backend/caching_backend.h) owns the one localnfsd
-// has: NFSv3 reaches it through the Backend; the LOCALIO local socket, not yet ported onto
-// the Backend, shares its open files through vfs.h (OpenForLocalIo) with the same keys
-// and NfsFiles, so both doors hold one entry per object and mode.
+// has; every door reaches it through the Backend (NFSv3 and MOUNT through Resolve and the
+// I/O calls, the LOCALIO local socket through OpenForLocalIo), so all of them hold one
+// entry per object and mode, and REMOVE/RENAME over RPC drop what LOCALIO opened too.
 //
 // Mode kPath is the O_PATH fd a handle resolves to (Backend::Resolve, ResolveObject),
 // so that a handle in use is opened by handle once, not on every request — what the

@@ -55,8 +55,9 @@
 //  * LOCALIO: the client process writes on its own fd, and the kernel judges it. A
 //    non-root client gets the rule for itself; a root client acting for a user (the
 //    FUSE daemon) would keep the bits, so OPEN_LOCAL_FH refuses a write open of a file
-//    with set-id bits for non-root credentials (vfs::OpenForLocalIo) and that client
-//    writes over RPC. Bits set after the open are not seen by writes through that fd.
+//    with set-id bits for non-root credentials (backend/rules.h CheckLocalIo, which
+//    Backend::OpenForLocalIo applies) and that client writes over RPC. Bits set after
+//    the open are not seen by writes through that fd.
 //
 // Thread-safety: ScopedFsCredentials affects only the calling thread; nest never.
 #pragma once

@@ -5,8 +5,8 @@
 // (Nfs3Program::Dispatch, for every procedure that carries a handle: AuthorizeHandle,
 // then Backend::Resolve of every handle — backend/backend.h, the same checks of the
 // resolved object as ResolveObject's) and a LOCALIO OPEN_LOCAL_FH on the local socket
-// (Authorize; local_socket.h), so a local client can never get an fd that the same
-// client could not use over RPC.
+// (AuthorizeHandle, then the backend's Resolve; local_socket.h), so a local client can
+// never get an fd that the same client could not use over RPC.
 //
 // The steps, in order, each with the nfsstat3 its errno maps to (nfs_status.h):
 //   decode + authenticate the handle           → BADHANDLE (EBADMSG)

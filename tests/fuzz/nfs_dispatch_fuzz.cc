@@ -111,7 +111,7 @@ class Fixture {
     resolver_.Start(*table_.List().front());
     FileCacheOptions fc;
     fc.max_entries = 8;
-    // NFSv3's files as localnfsd serves them: the POSIX backend under the caching layer.
+    // The backend stack of main.cc: the POSIX backend under the caching layer.
     posix_backend_ = std::make_unique<backend::PosixBackend>(resolver_);
     backend_ = std::make_unique<backend::CachingBackend>(*posix_backend_, fc);
     backend_->Start();
@@ -133,7 +133,7 @@ class Fixture {
     deps.backend = backend_.get();
     deps.write_verifier = 0x0123456789abcdefULL;
     nfs3_ = std::make_unique<Nfs3Program>(deps);
-    mount_ = std::make_unique<MountProgram>(MountProgram::Deps{&table_, &key_, &resolver_});
+    mount_ = std::make_unique<MountProgram>(MountProgram::Deps{&table_, &key_, backend_.get()});
     localio_ = std::make_unique<LocalioProgram>(broker_.get());
     dispatcher_.AddProgram(nfs3_.get());
     dispatcher_.AddProgram(mount_.get());

@@ -516,7 +516,7 @@ int Main(int argc, char** argv) {
       }
       if (localio_started.ok()) {
         local_socket.emplace(
-            LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver}, &backend});
+            LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key}, &backend});
         localio_started = local_socket->Listen(socket_path);
         if (localio_started.ok()) localio_started = local_socket->Start();
       }

@@ -68,13 +68,6 @@ absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) {
   return CheckPermissionIfUnprivileged(st, cred, kMayWrite | kMayExec);
 }
 
-absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode,
-                                        bool exact_mode = false) {
-  const int path_fd = obj.fd.get();
-  return cache.Acquire(obj.exp->id(), obj.kh, mode, exact_mode,
-                       [path_fd](FileMode m) { return OpenFileOf(path_fd, m); });
-}
-
 absl::Status Truncate(int fd, uint64_t size) {
   if (truncate(ProcPath(fd).c_str(), static_cast<off_t>(size)) != 0)
     return ErrnoToStatus(errno, "truncate");
@@ -294,13 +287,6 @@ absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
   // size means the file grew meanwhile, and then more may follow.
   if (!r.eof) r.eof = offset + done == size;
   return r;
-}
-
-absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
-                                            const struct stat& st, const Credentials& cred,
-                                            FileMode mode) {
-  RETURN_IF_ERROR(backend::CheckLocalIo(st, cred, mode));
-  return OpenCached(cache, obj, mode, /*exact_mode=*/true);
 }
 
 absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,

@@ -3,9 +3,8 @@
 // The Backend interface (server/backend/backend.h) is what protocol code is moving to; its
 // POSIX backend (backend/posix_backend.h) is built on the functions here, and the rules
 // every backend shares (names, I/O checks, SETATTR's checks) live in backend/rules.h.
-// NFSv3 calls the Backend only; MOUNT (OpenBeneath, GetAttr) and the LOCALIO local socket
-// (OpenForLocalIo through the old FileCache) still call a few of these directly until
-// they are ported onto it; then what remains here belongs to the POSIX backend alone.
+// Every protocol (NFSv3, MOUNT, the LOCALIO local socket) calls the Backend only; what is
+// here belongs to the POSIX backend (and the caching layer's file opens) alone.
 //
 // Owns: nothing long-lived. Functions operate on O_PATH fds of objects inside one
 // export (an Object: the export, the object's O_PATH fd and its kernel handle) and
@@ -187,17 +186,6 @@ absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
 absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
                                     uint64_t offset, absl::Span<const char> data,
                                     Stability stable);
-
-// LOCALIO OPEN_LOCAL_FH: the cached open file of `obj` for a co-located client, after
-// exactly the check READ (mode kRead) or WRITE (kReadWrite) applies — regular file,
-// mode bits with owner override, read-if-exec for reads. A kReadWrite file can be read
-// through as well, so it also needs what READ needs. The returned file has exactly
-// `mode` (never a read-write file for a read: the client gets an fd of that mode).
-// A kReadWrite open of a file with set-id bits by non-root credentials is refused
-// (EOPNOTSUPP): those writes go over RPC (creds.h, "Set-id bits").
-absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
-                                            const struct stat& st, const Credentials& cred,
-                                            FileMode mode);
 
 // CREATE of a regular file. For kExclusive, `verifier` is stored in atime/mtime
 // (knfsd's scheme): an existing file with the same verifier is success (a

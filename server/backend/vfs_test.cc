@@ -335,65 +335,6 @@ TEST_F(VfsTest, DirectoryOutsideTheExportIsStale) {
   EXPECT_EQ(StatusErrno(resolver.Resolve(*exp_, kh).status()), ESTALE);
 }
 
-// The file cache keeps the object a handle resolves to (request_policy.h): opened by
-// handle once, and still judged on every use.
-TEST_F(VfsTest, CachedObjectIsOpenedOnceAndCarriesItsAttributes) {
-  Object f = Obj(*Create(root_, "hot", CreateHow::kGuarded, {}, 0, cred_));
-  HandleResolver resolver;
-  resolver.Start(*exp_);
-  FileCache cache(FileCacheOptions{});
-  PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
-  auto a = ResolveObject(deps, *exp_, f.kh);
-  auto b = ResolveObject(deps, *exp_, f.kh);
-  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
-  EXPECT_EQ(a->fd.get(), b->fd.get());
-  EXPECT_EQ(cache.size(), 1u);
-  ASSERT_TRUE(b->st.has_value());
-  EXPECT_EQ(b->st->st_ino, GetAttr(f.fd.get())->st_ino);
-  cache.Shutdown();
-}
-
-TEST_F(VfsTest, CachedObjectRemovedBehindTheServersBackIsStale) {
-  for (bool privileged : {true, false}) {
-    const std::string name = privileged ? "gone-p" : "gone-u";
-    Object f = Obj(*Create(root_, name, CreateHow::kGuarded, {}, 0, cred_));
-    HandleResolver resolver;
-    resolver.SetPrivilegedForTesting(privileged);
-    if (privileged) {
-      resolver.Start(*exp_);
-      if (!resolver.privileged()) continue;
-    }
-    FileCache cache(FileCacheOptions{});
-    PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
-    ASSERT_TRUE(ResolveObject(deps, *exp_, f.kh).ok()) << privileged;
-    // Removed by a local process, not through the server: no Close() reached the cache.
-    ASSERT_EQ(unlink((root_path_ + "/" + name).c_str()), 0);
-    EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, f.kh).status()), ESTALE) << privileged;
-    EXPECT_EQ(cache.size(), 0u) << privileged;
-    // Recreated under the same name: another object, the old handle stays stale.
-    Object again = Obj(*Create(root_, name, CreateHow::kGuarded, {}, 0, cred_));
-    EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, f.kh).status()), ESTALE) << privileged;
-    cache.Shutdown();
-  }
-}
-
-TEST_F(VfsTest, CachedDirectoryMovedOutOfTheExportIsStale) {
-  Object d = Obj(*Mkdir(root_, "d", {}, cred_));
-  HandleResolver resolver;
-  resolver.Start(*exp_);
-  if (!resolver.privileged()) GTEST_SKIP() << "needs CAP_DAC_READ_SEARCH";
-  FileCache cache(FileCacheOptions{});
-  PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
-  ASSERT_TRUE(ResolveObject(deps, *exp_, d.kh).ok());
-  ASSERT_EQ(rename((root_path_ + "/d").c_str(), (base_ + "/d").c_str()), 0);
-  EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, d.kh).status()), ESTALE);
-  EXPECT_EQ(cache.size(), 0u);
-  // Moved back in: the same handle is good again.
-  ASSERT_EQ(rename((base_ + "/d").c_str(), (root_path_ + "/d").c_str()), 0);
-  EXPECT_TRUE(ResolveObject(deps, *exp_, d.kh).ok());
-  cache.Shutdown();
-}
-
 TEST_F(VfsTest, MetadataCommitsOpenOnlyDirectoriesAndRegularFiles) {
   // A FIFO, a symlink and a file nobody may read: nothing blocks (a FIFO is never
   // opened: its directory or its file system is synced instead) and nothing fails.

@@ -112,7 +112,7 @@ class LocalSocketTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status();
     client_broker_ = std::move(*c);
     socket_.emplace(LocalSocketDeps{server_broker_.get(),
-                                    PolicyDeps{&table_, &*key_, &resolver_}, &backend_});
+                                    PolicyDeps{&table_, &*key_}, &backend_});
     ASSERT_TRUE(socket_->Listen(sock_path_).ok());
     ASSERT_TRUE(socket_->Start().ok());
   }
@@ -320,7 +320,7 @@ TEST_F(LocalSocketTest, OpenLocalFhIsJudgedOnTheBackendsAttributes) {
   if (geteuid() != 0) GTEST_SKIP() << "needs a root peer to send a user's credentials";
   backend::MemoryBackend memory;
   LocalSocket memory_socket(LocalSocketDeps{
-      server_broker_.get(), PolicyDeps{&table_, &*key_, &resolver_}, &memory});
+      server_broker_.get(), PolicyDeps{&table_, &*key_}, &memory});
   const std::string path = base_ + "/run/memory.sock";
   ASSERT_TRUE(memory_socket.Listen(path).ok());
   ASSERT_TRUE(memory_socket.Start().ok());

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/unaligned.h"
+#include "server/backend/rules.h"
 #include "server/nfs3/nfs3xdr.h"
 #include "server/nfs3/nfs_status.h"
 #include "server/policy/request_policy.h"

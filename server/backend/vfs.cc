@@ -372,6 +372,24 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
   return r;
 }
 
+// The end of MKDIR, SYMLINK and MKNOD: the new object `n` in `dir`, with the attributes
+// the creation call did not already set (mode was given to it, size means nothing here);
+// when those fail, the object is removed again and the error returned (no error reply
+// with a side effect).
+namespace {
+absl::StatusOr<LookupResult> FinishCreate(const Object& dir, const std::string& n,
+                                          const SetAttrRequest& attrs,
+                                          const Credentials& cred) {
+  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
+  SetAttrRequest rest = attrs;
+  rest.mode.reset();
+  rest.size.reset();
+  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
+    return UndoCreate(dir, n, r.st, std::move(s));
+  return r;
+}
+}  // namespace
+
 absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
                                    const SetAttrRequest& attrs, const Credentials& cred) {
   RETURN_IF_ERROR(backend::CheckNewName(name));
@@ -380,13 +398,7 @@ absl::StatusOr<LookupResult> Mkdir(const Object& dir, std::string_view name,
   const std::string n = CName(name);
   if (mkdirat(dir.fd.get(), n.c_str(), attrs.mode ? *attrs.mode & 07777 : 0755) != 0)
     return ErrnoToStatus(errno, "mkdir");
-  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
-  SetAttrRequest rest = attrs;
-  rest.mode.reset();
-  rest.size.reset();
-  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
-    return UndoCreate(dir, n, r.st, std::move(s));
-  return r;
+  return FinishCreate(dir, n, attrs, cred);
 }
 
 absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
@@ -401,13 +413,8 @@ absl::StatusOr<LookupResult> Symlink(const Object& dir, std::string_view name,
   const std::string n = CName(name);
   if (symlinkat(std::string(target).c_str(), dir.fd.get(), n.c_str()) != 0)
     return ErrnoToStatus(errno, "symlink");
-  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
-  SetAttrRequest rest = attrs;
-  rest.mode.reset();  // symlinks have no mode of their own on Linux
-  rest.size.reset();
-  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
-    return UndoCreate(dir, n, r.st, std::move(s));
-  return r;
+  // (Symlinks have no mode of their own on Linux: FinishCreate sets none.)
+  return FinishCreate(dir, n, attrs, cred);
 }
 
 absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mode_t type,
@@ -425,13 +432,7 @@ absl::StatusOr<LookupResult> Mknod(const Object& dir, std::string_view name, mod
   const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
   if (mknodat(dir.fd.get(), n.c_str(), type | mode, device ? rdev : 0) != 0)
     return ErrnoToStatus(errno, "mknod");
-  ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
-  SetAttrRequest rest = attrs;
-  rest.mode.reset();
-  rest.size.reset();
-  if (absl::Status s = ApplyRemainingAttrs(r, rest, cred); !s.ok())
-    return UndoCreate(dir, n, r.st, std::move(s));
-  return r;
+  return FinishCreate(dir, n, attrs, cred);
 }
 
 absl::StatusOr<std::optional<KernelHandle>> Remove(const Object& dir, std::string_view name,

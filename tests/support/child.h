@@ -26,13 +26,14 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace localnfs::testing {
 
@@ -110,11 +111,11 @@ class Child {
   int last_status_ = -1;
   std::thread reader_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::string buf_[2];              // guarded by mu_
-  bool eof_[2] = {true, true};      // guarded by mu_
-  size_t run_start_[2] = {0, 0};    // guarded by mu_: where the current run began
+  mutable absl::Mutex mu_;
+  mutable absl::CondVar cv_;
+  std::string buf_[2] ABSL_GUARDED_BY(mu_);
+  bool eof_[2] ABSL_GUARDED_BY(mu_) = {true, true};
+  size_t run_start_[2] ABSL_GUARDED_BY(mu_) = {0, 0};  // where the current run began
 };
 
 // Runs `argv` (argv[0] searched in PATH) to completion, waiting up to `timeout` (then

@@ -24,7 +24,7 @@
 // (Call::AddBulk) goes out from its own buffer wherever it sits in the result
 // (rpc/reply.h). `program_flags` is opaque to the rpc layer: it is the word the
 // program's pipeline (Program::Dispatch) reads — NFSv3's needs export, makes a write,
-// as caller (server/nfs3_program.h) — so that a program keeps no second table.
+// as caller (server/nfs3/nfs3_program.h) — so that a program keeps no second table.
 // Nothing here assumes what an argument or a result starts with.
 //
 // Thread-safety: descriptors are immutable.

@@ -24,10 +24,10 @@
 #include "common/localio/broker_server.h"
 #include "export_cache/export_table.h"
 #include "rpc/server.h"
-#include "server/local_socket.h"
-#include "server/localio_program.h"
-#include "server/mount_program.h"
-#include "server/nfs3_program.h"
+#include "server/localio/local_socket.h"
+#include "server/localio/localio_program.h"
+#include "server/mount/mount_program.h"
+#include "server/nfs3/nfs3_program.h"
 
 namespace localnfs::server {
 

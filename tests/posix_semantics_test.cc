@@ -29,7 +29,7 @@
 #include "common/unique_fd.h"
 #include "export_cache/export.h"
 #include "gtest/gtest.h"
-#include "server/fhandle.h"
+#include "server/policy/fhandle.h"
 #include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 

@@ -1,6 +1,6 @@
 // tests/unprivileged_test.cc — localnfsd run as an ordinary user (uid 65534, no
 // capabilities): it serves, its file handles survive renames and a restart although
-// open_by_handle_at is unavailable (server/fhandle.h: the unprivileged resolver), and
+// open_by_handle_at is unavailable (server/policy/fhandle.h: the unprivileged resolver), and
 // forged handles are refused. A handle only a search of the export can resolve is
 // searched for off the threads that serve everyone (the RPC event loop, the LOCALIO
 // local socket), which keep answering other clients meanwhile; searches are bounded (a
@@ -226,7 +226,7 @@ TEST_F(HandleSearchTest, SearchRunsOnAWorkerWhileTheEventLoopAnswersOtherClients
 }
 
 TEST_F(HandleSearchTest, SearchRunsOffTheLocalSocketThreadWhichServesOtherOpens) {
-  // The LOCALIO handshake (server/localio_program.h), as a co-located client makes it.
+  // The LOCALIO handshake (server/localio/localio_program.h), as a co-located client makes it.
   auto broker = broker::BrokerClient::Open(srv_->runtime_dir());
   ASSERT_TRUE(broker.ok()) << broker.status();
   auto uuid = (*broker)->UuidBegin();

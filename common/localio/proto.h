@@ -2,7 +2,7 @@
 // its co-located clients (client_localio, the FUSE daemon) exchange after the
 // UUID_IS_LOCAL handshake. With broker_format.h this is the whole interface the two
 // sides share, as include/linux/nfslocalio.h is for the kernel's nfs and nfsd. The
-// server's end of the socket is server/local_socket.h, the client's socket_client.h.
+// server's end of the socket is server/localio/local_socket.h, the client's socket_client.h.
 //
 // Owns: the message layouts and their encode/decode, and the fd-passing helpers
 // (SendWithFd / ReceiveWithFd) both ends use.

@@ -2,7 +2,7 @@
 // connection (proto.h): HELLO with the uuid the server bound, then OPEN_LOCAL_FH
 // requests, each answered by an nfsstat3 and, on success, the server's fd of the file.
 // Only clients use it (client_localio's LocalioDataPath, and tests acting as a
-// client); the server's end is server/local_socket.h.
+// client); the server's end is server/localio/local_socket.h.
 //
 // Owns: the connection's socket. Thread-safety: a LocalioSocketClient serialises its
 // calls on an internal mutex (one request in flight per connection; open several

@@ -9,7 +9,7 @@
 
 #include "common/status.h"
 #include "server/backend/rules.h"
-#include "server/creds.h"
+#include "server/policy/creds.h"
 
 namespace localnfs::server::backend {
 namespace {

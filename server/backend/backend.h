@@ -105,8 +105,8 @@
 #include "common/credentials.h"
 #include "common/refcount.h"
 #include "server/backend/types.h"
-#include "server/fhandle.h"
-#include "server/file_cache.h"
+#include "server/policy/fhandle.h"
+#include "server/backend/file_cache.h"
 
 namespace localnfs::exports {
 class Export;

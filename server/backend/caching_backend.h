@@ -26,7 +26,7 @@
 #pragma once
 
 #include "server/backend/backend.h"
-#include "server/file_cache.h"
+#include "server/backend/file_cache.h"
 
 namespace localnfs::server::backend {
 

@@ -18,7 +18,7 @@
 #include "gtest/gtest.h"
 #include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
-#include "server/creds.h"
+#include "server/policy/creds.h"
 
 namespace localnfs::server::backend {
 namespace {

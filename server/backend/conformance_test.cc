@@ -34,8 +34,8 @@
 #include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
-#include "server/creds.h"
-#include "server/fhandle.h"
+#include "server/policy/creds.h"
+#include "server/policy/fhandle.h"
 
 namespace localnfs::server::backend {
 namespace {

@@ -15,7 +15,7 @@
 #include "common/status.h"
 #include "export_cache/export.h"
 #include "server/backend/rules.h"
-#include "server/creds.h"
+#include "server/policy/creds.h"
 
 namespace localnfs::server::backend {
 

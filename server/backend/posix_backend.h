@@ -2,9 +2,9 @@
 // kernel: what localnfsd serves.
 //
 // Owns: nothing long-lived. It is the Backend face of what already does the work — the
-// system calls of server/vfs.h (lookups confined to the export, creation that undoes
+// system calls of server/backend/vfs.h (lookups confined to the export, creation that undoes
 // itself on failure, getdents cookies, metadata commits), the credential switch and the
-// mode-bit checks of server/creds.h, and the handle resolution of server/fhandle.h — and
+// mode-bit checks of server/policy/creds.h, and the handle resolution of server/policy/fhandle.h — and
 // adds what the interface promises on top: the switch to the caller around each namespace
 // operation (the one place it happens for a request that goes through the Backend), the
 // metadata commits of `sync`, the remembered locations of every object it hands out when
@@ -26,8 +26,8 @@
 #include <initializer_list>
 
 #include "server/backend/backend.h"
-#include "server/fhandle.h"
-#include "server/vfs.h"
+#include "server/policy/fhandle.h"
+#include "server/backend/vfs.h"
 
 namespace localnfs::server::backend {
 

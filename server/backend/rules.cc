@@ -4,8 +4,8 @@
 #include <errno.h>
 
 #include "common/status.h"
-#include "server/creds.h"
-#include "server/file_cache.h"
+#include "server/policy/creds.h"
+#include "server/backend/file_cache.h"
 
 namespace localnfs::server::backend {
 

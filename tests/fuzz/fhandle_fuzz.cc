@@ -1,4 +1,4 @@
-// fhandle_fuzz — the NFS file-handle decoder (server/fhandle.h) and the resolver
+// fhandle_fuzz — the NFS file-handle decoder (server/policy/fhandle.h) and the resolver
 // behind it.
 //
 // Input: byte 0 picks the mode, the rest is the payload.
@@ -23,7 +23,7 @@
 #include "common/status.h"
 #include "export_cache/export.h"
 #include "export_cache/exports_parser.h"
-#include "server/fhandle.h"
+#include "server/policy/fhandle.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

@@ -53,12 +53,12 @@
 #include "rpc/message.h"
 #include "rpc/record.h"
 #include "rpc/reply.h"
-#include "server/creds.h"
-#include "server/fhandle.h"
-#include "server/file_cache.h"
-#include "server/localio_program.h"
-#include "server/mount_program.h"
-#include "server/nfs3_program.h"
+#include "server/policy/creds.h"
+#include "server/policy/fhandle.h"
+#include "server/backend/file_cache.h"
+#include "server/localio/localio_program.h"
+#include "server/mount/mount_program.h"
+#include "server/nfs3/nfs3_program.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

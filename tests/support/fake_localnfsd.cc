@@ -36,7 +36,7 @@ void PrintReport(const std::string& kind) {
             pid);
   } else if (kind == "ubsan") {
     fprintf(stderr,
-            "server/nfs3proc.cc:123:45: runtime error: signed integer overflow: 2147483647 + 1 "
+            "server/nfs3/nfs3proc.cc:123:45: runtime error: signed integer overflow: 2147483647 + 1 "
             "cannot be represented in type 'int'\n");
   } else if (kind == "tsan") {
     fprintf(stderr,

@@ -1,0 +1,184 @@
+// server/localio/local_socket.h — the LOCALIO local socket: nfsd_open_local_fh() for
+// co-located clients (protocol: common/localio/proto.h; the client's end:
+// common/localio/socket_client.h).
+//
+// Owns: the AF_UNIX SOCK_SEQPACKET listener `<runtime-dir>/localio.sock` (mode 0660,
+// unlinked by Stop() if it is still ours), its accepted connections, the one
+// event-loop thread that serves them, the search thread that resolves the handles
+// the loop must not search for (below), and the LOCALIO open counters (per nfsstat3
+// and per bound client uuid).
+//
+// Authentication, per connection: the peer's kernel-verified pid/uid/gid (SO_PEERCRED)
+// and supplementary groups (SO_PEERGROUPS, else /proc/PID/status "Groups:"), read at
+// accept. The first packet must be HELLO with a uuid that OUR broker bound
+// (Broker::LookupBound answers from the server's private table, and re-reads the
+// client's slot with one pread only to see whether the client let go) and whose owner
+// is the peer process (same pid and process start time); otherwise ERROR + close. Every OPEN_LOCAL_FH re-checks the binding, so
+// an unbind (SIGHUP unexport, client release, owner death) ends local opens at once.
+//
+// Authorisation, per OPEN_LOCAL_FH: Authorize() (request_policy.h — the one policy the
+// NFSv3 program uses too) with the bound export-client domain as the peer, then the
+// READ/WRITE permission check of vfs::OpenForLocalIo() with the squashed credentials.
+// Credentials: the peer's own; only a root peer (the FUSE daemon acting for a user)
+// may send the user's in the message, and they are squashed like AUTH_SYS ones.
+// The fd: a dup (F_DUPFD_CLOEXEC) of the file cache's fd of exactly the asked mode —
+// the client's close never touches the cache, and the cache's eviction never
+// invalidates the client's fd (it owns its own open file description reference).
+//
+// Lifetimes: Listen() → Start() → Stop(). Deps are not owned and must outlive Stop():
+// the broker, the export table, key, resolver and the file cache (main.cc stops the
+// socket before the file cache shuts down and before the broker record is withdrawn).
+// Requests run on the loop thread (RCU-registered; it flushes its deferred releases
+// after each packet); they are short (a decode, a resolve, an open, an fstat) — except
+// the resolution of a handle that, unprivileged, only a search of the export can find
+// (fhandle.h: seconds on a large export). The loop asks for it with must_not_block;
+// when it would search, the connection is parked (not read: its client has one
+// request in flight anyway) and the authorisation runs on the search thread, which
+// hands the result back to the loop through an eventfd; the loop then finishes the
+// open, answers and reads the connection again. Meanwhile it serves everyone else.
+//
+// Thread-safety: Listen/Start/Stop from one controlling thread; the counters and
+// Clients() from any thread. The connections are the loop's; the search thread sees
+// only its job (search_mu_ guards the queues between the two).
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/localio/broker_server.h"
+#include "common/localio/proto.h"
+#include "common/unique_fd.h"
+#include "server/backend/file_cache.h"
+#include "server/policy/request_policy.h"
+
+namespace localnfs::server {
+
+struct LocalSocketDeps {
+  broker::Broker* broker = nullptr;
+  PolicyDeps policy;
+  FileCache* file_cache = nullptr;
+};
+
+struct LocalSocketOptions {
+  // Accepted connections above this get ERROR kTooManyConnections and are closed.
+  size_t max_connections = 256;
+  // A connection that has not said HELLO by then is closed.
+  absl::Duration hello_timeout = absl::Seconds(10);
+  // How often dead client processes' uuids are reaped from the broker.
+  absl::Duration reap_interval = absl::Seconds(10);
+};
+
+// One bound client as the local socket saw it (for status output).
+struct LocalClientStats {
+  broker::Uuid uuid{};
+  std::string domain;
+  // The export of the client's latest successful open (0 before its first): the
+  // handshake binds a uuid to a client, not to an export, as in the kernel.
+  uint32_t export_id = 0;
+  pid_t pid = 0;
+  uid_t uid = 0;
+  uint64_t opens = 0;        // successful OPEN_LOCAL_FH
+  uint64_t connections = 0;  // currently open connections of this uuid
+};
+
+class LocalSocket {
+ public:
+  LocalSocket(LocalSocketDeps deps, LocalSocketOptions options = {});
+  ~LocalSocket();  // Stop()
+  LocalSocket(const LocalSocket&) = delete;
+  LocalSocket& operator=(const LocalSocket&) = delete;
+
+  // Binds `path` (a stale socket file there is replaced: the broker already made sure
+  // no live server owns this runtime dir), mode 0660, listens.
+  absl::Status Listen(const std::string& path);
+  absl::Status Start();
+  // Stops the loop and the search thread (a search under way runs to its end first),
+  // closes every connection (ERROR kShuttingDown first) and the listener, unlinks the
+  // socket file. Idempotent.
+  void Stop();
+
+  const std::string& path() const { return path_; }
+
+  uint64_t hellos_accepted() const { return hellos_accepted_.load(std::memory_order_relaxed); }
+  uint64_t hellos_refused() const { return hellos_refused_.load(std::memory_order_relaxed); }
+  uint64_t malformed() const { return malformed_.load(std::memory_order_relaxed); }
+  // OPEN_LOCAL_FH answers by nfsstat3 (0 = opened).
+  absl::flat_hash_map<uint32_t, uint64_t> OpensByStatus() const;
+  uint64_t Opens(uint32_t nfsstat) const;
+  // The clients that are still bound, with their open counts.
+  std::vector<LocalClientStats> Clients() const;
+
+ private:
+  struct Connection;
+  // An OPEN_LOCAL_FH whose handle needs an export search: the loop's request, the
+  // search thread's result.
+  struct SearchJob {
+    int fd = -1;               // the connection, as the loop knows it ...
+    uint64_t connection_id = 0;  // ... and which one (fd numbers are reused)
+    localio::OpenLocalFhRequest req;
+    Credentials cred;
+    bool write = false;
+    std::shared_ptr<rpc::ConnectionInfo> domain;  // kept alive for the search
+    absl::StatusOr<AuthorizedObject> result = absl::UnknownError("not run");
+  };
+
+  void Loop();
+  void SearchLoop();
+  // The loop: finishes the jobs the search thread has done.
+  void FinishSearches();
+  void Accept();
+  // Serves every packet queued on `c`; false when the connection is to be closed.
+  bool Serve(Connection& c);
+  bool HandleHello(Connection& c, const broker::Uuid& uuid);
+  // False when the connection was closed. Parks it (see above) when the handle needs
+  // a search.
+  bool HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req);
+  // HandleOpen's first check: the uuid is still bound to the peer; closes it if not.
+  bool StillBound(Connection& c);
+  // The rest of HandleOpen once the handle is authorised (or not): open, answer.
+  bool FinishOpen(Connection& c, const localio::OpenLocalFhRequest& req,
+                  const Credentials& cred, bool write, absl::StatusOr<AuthorizedObject> auth);
+  void CloseConnection(int fd, std::optional<localio::ErrorReason> reason);
+  void CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id = 0);
+
+  const LocalSocketDeps deps_;
+  const LocalSocketOptions options_;
+  std::string path_;
+  ino_t path_ino_ = 0;
+  UniqueFd listen_fd_;
+  UniqueFd epoll_fd_;
+  UniqueFd stop_fd_;  // eventfd
+  std::thread thread_;
+  std::thread search_thread_;
+  UniqueFd search_done_fd_;  // eventfd: the search thread finished a job
+  bool started_ = false;
+  absl::Mutex search_mu_;
+  absl::CondVar search_cv_;
+  std::deque<SearchJob> search_queue_ ABSL_GUARDED_BY(search_mu_);
+  std::vector<SearchJob> search_done_ ABSL_GUARDED_BY(search_mu_);
+  bool search_stop_ ABSL_GUARDED_BY(search_mu_) = false;
+  // Loop thread only.
+  absl::flat_hash_map<int, std::unique_ptr<Connection>> connections_;
+  uint64_t next_connection_id_ = 1;
+
+  std::atomic<uint64_t> hellos_accepted_{0};
+  std::atomic<uint64_t> hellos_refused_{0};
+  std::atomic<uint64_t> malformed_{0};
+  mutable absl::Mutex stats_mu_;
+  absl::flat_hash_map<uint32_t, uint64_t> opens_by_status_ ABSL_GUARDED_BY(stats_mu_);
+  absl::flat_hash_map<broker::Uuid, LocalClientStats> clients_ ABSL_GUARDED_BY(stats_mu_);
+};
+
+}  // namespace localnfs::server

@@ -1,0 +1,262 @@
+// server/localio/localio_unit_test.cc — in-process tests of the server's LOCALIO pieces: the
+// LOCALIO program's table and rpcbind hiding, the export-client domain, and the local
+// socket served in this process with this process as the (bound, owning) client. (The
+// local-socket protocol itself is tested in common/localio/proto_test.cc.)
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/localio/broker_server.h"
+#include "common/localio/broker_client.h"
+#include "common/localio/proto.h"
+#include "common/localio/socket_client.h"
+#include "common/rcu.h"
+#include "common/release_queue.h"
+#include "common/status.h"
+#include "export_cache/client_pattern.h"
+#include "export_cache/export_table.h"
+#include "gtest/gtest.h"
+#include "rpc/nfs3.h"
+#include "rpc/server.h"
+#include "server/policy/creds.h"
+#include "server/policy/fhandle.h"
+#include "server/backend/file_cache.h"
+#include "server/localio/local_socket.h"
+#include "server/localio/localio_program.h"
+#include "tests/support/temp_dir.h"
+
+namespace localnfs::server {
+namespace {
+
+using localio::Decode;
+using localio::Encode;
+
+TEST(LocalioProgramTest, IsHiddenAndNeverRegisteredWithRpcbind) {
+  LocalioProgram program(nullptr);
+  EXPECT_EQ(program.prog(), 400122u);
+  EXPECT_EQ(program.vers(), 1u);
+  EXPECT_TRUE(program.hidden());
+  ASSERT_NE(program.procedure(1), nullptr);
+  EXPECT_EQ(program.procedure(1)->args_size, 16u);
+  EXPECT_EQ(program.procedure(2), nullptr);
+  rpc::Server s(rpc::ServerOptions{});
+  s.AddProgram(&program);
+  // Nothing to register: no rpcbind is contacted, so this succeeds anywhere.
+  EXPECT_TRUE(s.RegisterWithRpcbind(2049, 20048).ok());
+  s.UnregisterFromRpcbind();
+}
+
+TEST(LocalioProgramTest, DomainRoundTrips) {
+  for (const char* host : {"127.0.0.1", "::1", "10.1.2.3", "fe80::1"}) {
+    PeerAddress a;
+    ASSERT_TRUE(PeerAddress::Parse(host, 812, &a));
+    PeerAddress b;
+    ASSERT_TRUE(PeerOfDomain(DomainOfPeer(a), &b)) << DomainOfPeer(a);
+    EXPECT_EQ(b.ToString(), a.ToString());
+    EXPECT_EQ(b.port(), 812);
+  }
+  PeerAddress x;
+  EXPECT_FALSE(PeerOfDomain("", &x));
+  EXPECT_FALSE(PeerOfDomain("127.0.0.1", &x));
+  EXPECT_FALSE(PeerOfDomain("127.0.0.1:99999", &x));
+  EXPECT_FALSE(PeerOfDomain("host:1", &x));
+}
+
+// The whole server side in this process: export, key, resolver, cache, broker,
+// local socket. This process is also the client that owns the uuid.
+class LocalSocketTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    rcu_ = new RcuThread;
+    StartReleaseQueue();
+    InitServerCredentials();
+  }
+  static void TearDownTestSuite() {
+    StopReleaseQueue();
+    delete rcu_;
+  }
+
+  void SetUp() override {
+    tmp_ = std::make_unique<localnfs::testing::TempDir>("lsocktest");
+    base_ = tmp_->path();
+    ASSERT_EQ(mkdir((base_ + "/exp").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((base_ + "/run").c_str(), 0700), 0);
+    WriteFile("exp/data", "local bytes", 0644);
+    exports::ExportSpec spec;
+    spec.path = base_ + "/exp";
+    exports::ClientRule rule;
+    rule.options.squash = exports::Squash::kNone;
+    ASSERT_TRUE(exports::ParseClientPattern("127.0.0.1").ok());
+    rule.pattern = *exports::ParseClientPattern("127.0.0.1");
+    spec.rules.push_back(rule);
+    ASSERT_TRUE(table_.Load({spec}).ok());
+    auto key = HandleKey::LoadOrCreate(base_);
+    ASSERT_TRUE(key.ok()) << key.status();
+    key_.emplace(std::move(*key));
+    resolver_.Start(*table_.List().front());
+    auto b = broker::Broker::CreateForServer(base_ + "/run");
+    ASSERT_TRUE(b.ok()) << b.status();
+    server_broker_ = std::move(*b);
+    sock_path_ = base_ + "/run/" + localio::kSocketName;
+    ASSERT_TRUE(server_broker_->PublishServer(broker::ServerRecord{sock_path_}).ok());
+    auto c = broker::BrokerClient::Open(base_ + "/run");
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_broker_ = std::move(*c);
+    socket_.emplace(LocalSocketDeps{server_broker_.get(),
+                                    PolicyDeps{&table_, &*key_, &resolver_}, &cache_});
+    ASSERT_TRUE(socket_->Listen(sock_path_).ok());
+    ASSERT_TRUE(socket_->Start().ok());
+  }
+  void TearDown() override {
+    socket_.reset();
+    server_broker_->Withdraw();
+    cache_.Shutdown();
+    resolver_.Shutdown();
+    table_.Shutdown();
+    DrainReleases();
+    tmp_.reset();
+  }
+
+  void WriteFile(const std::string& rel, const std::string& data, mode_t mode) {
+    const std::string p = base_ + "/" + rel;
+    UniqueFd fd(open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    fchmod(fd.get(), mode);
+  }
+  std::string HandleOf(const std::string& rel) {
+    auto kh = KernelHandleAt(AT_FDCWD, (base_ + "/" + rel).c_str());
+    EXPECT_TRUE(kh.ok()) << kh.status();
+    auto wire = key_->Encode(table_.List().front()->id(), *kh);
+    EXPECT_TRUE(wire.ok());
+    return *wire;
+  }
+  broker::Uuid BoundUuid(const std::string& domain = "127.0.0.1:900") {
+    auto u = client_broker_->UuidBegin();
+    EXPECT_TRUE(u.ok());
+    EXPECT_TRUE(server_broker_->BindUuid(*u, domain, 0));
+    return *u;
+  }
+
+  static RcuThread* rcu_;
+  std::unique_ptr<localnfs::testing::TempDir> tmp_;
+  std::string base_;
+  std::string sock_path_;
+  exports::ExportTable table_;
+  std::optional<HandleKey> key_;
+  HandleResolver resolver_;
+  FileCache cache_{FileCacheOptions{}};
+  std::unique_ptr<broker::Broker> server_broker_;
+  std::unique_ptr<broker::BrokerClient> client_broker_;
+  std::optional<LocalSocket> socket_;
+};
+RcuThread* LocalSocketTest::rcu_ = nullptr;
+
+TEST_F(LocalSocketTest, BoundOwnerOpensAndReads) {
+  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ((*client)->instance_id(), *server_broker_->PublishedInstance());
+  auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 0u);
+  EXPECT_EQ(r->attrs.size, 11u);
+  char buf[32] = {};
+  EXPECT_EQ(pread(r->fd.get(), buf, sizeof(buf), 0), 11);
+  EXPECT_STREQ(buf, "local bytes");
+  EXPECT_EQ(fcntl(r->fd.get(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  // Read-write: O_RDWR, and a read afterwards still gets a read-only fd.
+  auto w = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kReadWrite,
+                                  std::nullopt);
+  ASSERT_TRUE(w.ok() && w->status == 0);
+  EXPECT_EQ(fcntl(w->fd.get(), F_GETFL) & O_ACCMODE, O_RDWR);
+  r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0);
+  EXPECT_EQ(fcntl(r->fd.get(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_EQ(socket_->Opens(0), 3u);
+  auto clients = socket_->Clients();
+  ASSERT_EQ(clients.size(), 1u);
+  EXPECT_EQ(clients[0].opens, 3u);
+  EXPECT_EQ(clients[0].pid, getpid());
+}
+
+TEST_F(LocalSocketTest, ForgedHandleIsBadhandleAndDirectoryIsIsdir) {
+  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto r = (*client)->OpenLocalFh(std::string(40, 'z'), localio::OpenMode::kRead,
+                                  std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, static_cast<uint32_t>(NFS3ERR_BADHANDLE));
+  EXPECT_FALSE(r->fd.valid());
+  r = (*client)->OpenLocalFh(HandleOf("exp"), localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, static_cast<uint32_t>(NFS3ERR_ISDIR));
+  EXPECT_EQ(socket_->Opens(NFS3ERR_BADHANDLE), 1u);
+}
+
+TEST_F(LocalSocketTest, DomainWithoutARuleIsAcces) {
+  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid("10.9.9.9:900"));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead,
+                                  std::nullopt);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, static_cast<uint32_t>(NFS3ERR_ACCES));
+}
+
+TEST_F(LocalSocketTest, RefusesPendingUnknownAndMissingHello) {
+  auto pending = client_broker_->UuidBegin();
+  ASSERT_TRUE(pending.ok());
+  auto c = localio::LocalioSocketClient::Connect(sock_path_, *pending);
+  EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+  c = localio::LocalioSocketClient::Connect(sock_path_, broker::Uuid{1, 2, 3});
+  EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+
+  // OPEN before HELLO: ERROR kHelloRequired, then the end of the stream.
+  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, sock_path_.c_str());
+  ASSERT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  localio::OpenLocalFhRequest open;
+  open.fh = HandleOf("exp/data");
+  ASSERT_TRUE(localio::SendWithFd(fd.get(), *Encode(open)).ok());
+  auto got = localio::ReceiveWithFd(fd.get());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->fd.valid());
+  auto m = Decode(got->bytes);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->op, localio::Op::kError);
+  EXPECT_EQ(m->error.reason, localio::ErrorReason::kHelloRequired);
+  EXPECT_EQ(StatusErrno(localio::ReceiveWithFd(fd.get()).status()), ECONNRESET);
+
+  // Garbage: ERROR kBadMessage, closed; the server keeps serving.
+  UniqueFd g(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(connect(g.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_TRUE(localio::SendWithFd(g.get(), "garbage!garbage!").ok());
+  got = localio::ReceiveWithFd(g.get());
+  ASSERT_TRUE(got.ok());
+  m = Decode(got->bytes);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->error.reason, localio::ErrorReason::kBadMessage);
+  EXPECT_GE(socket_->malformed(), 1u);
+  EXPECT_GE(socket_->hellos_refused(), 3u);
+  EXPECT_TRUE(localio::LocalioSocketClient::Connect(sock_path_, BoundUuid()).ok());
+}
+
+TEST_F(LocalSocketTest, UnbindEndsOpensOnAnAuthenticatedConnection) {
+  broker::Uuid u = BoundUuid();
+  auto client = localio::LocalioSocketClient::Connect(sock_path_, u);
+  ASSERT_TRUE(client.ok());
+  server_broker_->InvalidateClients();
+  auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead,
+                                  std::nullopt);
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+}
+
+}  // namespace
+}  // namespace localnfs::server

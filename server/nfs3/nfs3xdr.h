@@ -1,0 +1,90 @@
+// server/nfs3/nfs3xdr.h — conversions between backend values and the rpcgen NFSv3 types
+// (knfsd's nfs3xdr.c role; the wire encoding itself is rpcgen's).
+//
+// Owns: nothing. Every pointer these helpers store in a result (handle bytes,
+// strings, directory entries, READ data) is malloc'd, because the rpc dispatcher
+// releases results with xdr_free(), which free()s them.
+// Thread-safety: stateless.
+#pragma once
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <bit>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "absl/status/statusor.h"
+#include "rpc/nfs3.h"
+#include "server/backend/vfs.h"
+
+namespace localnfs::server {
+
+// XDR sizes of the pieces of a READDIR/READDIRPLUS reply (RFC 1813 §3.3.16-17).
+inline constexpr uint32_t kXdrFattr3Size = 84;
+inline constexpr uint32_t kXdrPostOpAttrSize = 4 + kXdrFattr3Size;
+inline constexpr uint32_t XdrPad(uint32_t n) { return (n + 3) & ~3u; }
+// status + dir_attributes + cookieverf + "no more entries" + eof.
+inline constexpr uint32_t kXdrReaddirReplyOverhead = 4 + kXdrPostOpAttrSize + 8 + 4 + 4;
+// value_follows + fileid + name + cookie.
+inline constexpr uint32_t XdrEntry3Size(size_t name_len) {
+  return 4 + 8 + 4 + XdrPad(static_cast<uint32_t>(name_len)) + 8;
+}
+// entry3 + name_attributes + name_handle.
+inline constexpr uint32_t XdrEntryPlus3Size(size_t name_len, size_t fh_len) {
+  return XdrEntry3Size(name_len) + kXdrPostOpAttrSize + 4 + 4 +
+         XdrPad(static_cast<uint32_t>(fh_len));
+}
+
+// The value of an enum field as rpcgen decoded it. xdr_enum accepts any 32-bit value,
+// and loading one outside the C++ enum's range as that enum is undefined behaviour
+// (a MKNOD type or a WRITE stable_how of 183), so handlers read such fields through
+// this, as the integer the wire carried.
+template <typename Enum>
+int32_t WireEnumValue(const Enum& field) {
+  static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
+  return std::bit_cast<int32_t>(field);
+}
+
+fattr3 FattrFromStat(const struct stat& st, uint64_t fsid);
+void SetPostOpAttr(post_op_attr* out, const struct stat& st, uint64_t fsid);
+// Attributes of `fd` now, or none if they cannot be read.
+void SetPostOpAttrOfFd(post_op_attr* out, int fd, uint64_t fsid);
+// Attributes of `obj` as resolved for this request (obj.st), else of its fd now: for
+// replies of procedures that change nothing.
+void SetPostOpAttr(post_op_attr* out, const vfs::Object& obj, uint64_t fsid);
+void SetPreOpAttr(pre_op_attr* out, const std::optional<struct stat>& st);
+// wcc_data: `before` as captured by the caller, after = the attributes of `fd` now.
+void SetWcc(wcc_data* out, const std::optional<struct stat>& before, int fd, uint64_t fsid);
+
+std::string_view FhBytes(const nfs_fh3& fh);
+// Copies `wire` into `out` (malloc'd).
+void SetFh(nfs_fh3* out, std::string_view wire);
+// A zeroed node for rpcgen linked lists (entry3, mountbody, …), freed by xdr_free.
+template <typename T>
+T* NewNode() {
+  T* p = static_cast<T*>(calloc(1, sizeof(T)));
+  if (p == nullptr) abort();
+  return p;
+}
+// A malloc'd NUL-terminated copy (for string<> results: mntname3).
+char* MallocString(std::string_view s);
+// A malloc'd copy of the bytes (for opaque<> results: set the length beside it).
+char* MallocBytes(std::string_view s);
+// A decoded name or symlink target with its wire length: opaque<> in nfs3.x, so an
+// embedded NUL stays part of it (and the name is refused) instead of ending it.
+std::string_view NameOf(const filename3& name);
+std::string_view PathOf(const nfspath3& path);
+// Stores a malloc'd copy of `s` (for results).
+void SetName(filename3* out, std::string_view s);
+void SetPath(nfspath3* out, std::string_view s);
+
+vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s);
+uint64_t Uint64FromOpaque8(const char* p);
+void Uint64ToOpaque8(uint64_t v, char* p);
+
+}  // namespace localnfs::server

@@ -31,7 +31,10 @@ for kind in "$@"; do
     # -O1: 17% less compile CPU than -O2, same test run time (docs/TSAN.md).
     tsan) dir=build-tsan; opts=("${common[@]}" -Doptimization=1 -Db_sanitize=thread -Db_lundef=false) ;;
     # gcc has no thread-safety analysis: the annotations are only checked by clang.
-    tsa) dir=build-tsa; cc=(CC=clang CXX=clang++)
+    # Meson puts ccache in front of a compiler it finds itself, not of one named in
+    # CC/CXX: name it here.
+    tsa) dir=build-tsa; launcher=$(command -v ccache || true)
+         cc=(CC="${launcher:+$launcher }clang" CXX="${launcher:+$launcher }clang++")
          opts=(-Dunity=on -Dunity_size=8 -Ddebug=false -Doptimization=0
                "-Dcpp_args=['-Wthread-safety','-Werror=thread-safety']") ;;
     *) echo "build.sh: unknown build kind '$kind' (plain|asan|tsan|tsa)" >&2; exit 2 ;;

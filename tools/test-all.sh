@@ -23,7 +23,7 @@
 # over every target, as an error; nothing in it is run. It is one passed/failed entry.
 # It compiles in the background, at nice 19, while the suites run: the suites leave a
 # core idle much of the time (kernel-client tests wait on qemu, integration tests on
-# their servers), and at nice 19 it takes no CPU the tests want. Measured (2 cores,
+# their servers), and at nice 19 it yields the CPU to them. Measured (2 cores,
 # -O0, unity, no ccache): 251 s of CPU (user+sys), 341 s wall on a machine loaded
 # by other builds (load 6), i.e. about 2.5 min alone; 76 s wall with ccache warm.
 # Its time is printed when it is waited for, before the fuzz step.

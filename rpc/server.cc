@@ -5,12 +5,15 @@
 // server_workers.cc (the work queue and the workers), server_rpcbind.cc.
 //
 // Threads:
-//  * one event loop: accepts, reads into each connection's RecordDecoder, queues
-//    complete records for the workers, receives UDP datagrams, finishes sends that
-//    workers left queued (EPOLLOUT), and closes connections. It is the only thread
+//  * one event loop: accepts, reads into each connection's RecordDecoder, receives each
+//    complete record as a decoded call (Dispatcher::Receive: header, procedure,
+//    arguments, reply cache) and runs a quick one itself or queues it for the workers,
+//    receives UDP datagrams, finishes sends that workers left queued (EPOLLOUT), and
+//    closes connections. It is the only thread
 //    that closes a connection or changes the set of connections; workers ask it to
 //    close one through `close_requests_` + the wake eventfd.
-//  * worker_threads workers: dispatch a record (rpc/dispatch.h) and send the reply.
+//  * worker_threads workers: run a received call (rpc/dispatch.h; a call the loop began
+//    continues from where it stopped) and send the reply.
 //
 // Limits (server.h): at max_connections (or a client's max_connections_per_client)
 // the loop closes the longest-idle connection right after accepting a new one, or

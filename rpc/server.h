@@ -184,7 +184,8 @@ class Server {
 
   // Registers every non-hidden program version with a running rpcbind on the port of
   // the first listener that serves it (`nfs_port` for NFS, `mount_port` for MOUNT),
-  // through libtirpc's rpcb_set. Fails if rpcbind is not reachable.
+  // through libtirpc's pmap_set/pmap_unset (which speak rpcbind's protocol; see
+  // server_rpcbind.cc). Fails if rpcbind is not reachable.
   absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port);
   void UnregisterFromRpcbind();
 

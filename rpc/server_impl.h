@@ -150,8 +150,9 @@ class Server::Impl {
 
   // Workers (RunTcp also on the loop, for a held quick call).
   void WorkerMain() ABSL_LOCKS_EXCLUDED(work_mu_);
-  // False only when `on_loop` and the call would wait for the disk: nothing was done,
-  // a worker must run it.
+  // False only when `on_loop` and the call would wait for the disk: the call stays
+  // decoded (and entered in the reply cache, authorised as far as its program got) and
+  // a worker continues it from that step; nothing is run twice.
   bool RunTcp(Work& w, bool on_loop = false);
   void RunUdp(Work& w);
   // Sends a complete reply record on `c` (from any worker).

@@ -23,6 +23,10 @@
 //                         its size), n + 1: bulk data in the middle of a result
 //  13 CACHED_BLOB         BLOB, but non-idempotent (its reply goes to the cache)
 // Thread-safety: Dispatch is safe for concurrent calls.
+//
+// Also here, for unit tests of any program's handlers (server/mount/mount_program_test.cc):
+// RunCall drives one call from its encoded XDR through a Dispatcher as a worker runs it,
+// and DecodedResult decodes the reply's result with the procedure's XDR routine.
 #pragma once
 
 #include <pthread.h>
@@ -36,8 +40,13 @@
 #include <string_view>
 #include <vector>
 
+#include <optional>
+
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "rpc/client.h"
+#include "rpc/dispatch.h"
+#include "rpc/message.h"
 #include "rpc/procedure.h"
 #include "rpc/program.h"
 
@@ -214,6 +223,59 @@ class TestProgram : public Program {
   std::vector<std::string> threads ABSL_GUARDED_BY(threads_mu);
   const uint32_t vers_;
   const bool hidden_;
+};
+
+// A reply as RunCall saw it: its header's verdict, and the result's bytes after it.
+struct TestReply {
+  RpcError error;    // is_success() for an accepted SUCCESS
+  std::string body;  // the encoded result
+};
+
+// One call of (prog, vers, proc) with the encoded `args`, from `conn`, through
+// `dispatcher` on this thread as a worker runs it (Dispatcher::Handle); nullopt when
+// there is no reply or its header does not decode.
+inline std::optional<TestReply> RunCall(Dispatcher& dispatcher, ConnectionInfo& conn,
+                                        uint32_t prog, uint32_t vers, uint32_t proc,
+                                        std::string_view args, const CallAuth& auth = {}) {
+  std::optional<std::string> out = dispatcher.Handle(
+      Client::EncodeCall(42, prog, vers, proc, auth, args), &conn, /*with_record_mark=*/false);
+  if (!out) return std::nullopt;
+  XDR x;
+  xdrmem_create(&x, out->data(), static_cast<u_int>(out->size()), XDR_DECODE);
+  TestReply reply;
+  uint32_t xid = 0;
+  const bool decoded = DecodeReplyHeader(&x, &xid, &reply.error).ok();
+  if (decoded) reply.body = out->substr(xdr_getpos(&x));
+  xdr_destroy(&x);
+  if (!decoded) return std::nullopt;
+  return reply;
+}
+
+// A result decoded from a reply's body with its XDR routine (all of it: ok() is false
+// when the routine fails or bytes are left over), freed with xdr_free when it goes.
+template <class T, bool_t (*kXdr)(XDR*, T*)>
+class DecodedResult {
+ public:
+  explicit DecodedResult(std::string_view body) : bytes_(body) {
+    XDR x;
+    xdrmem_create(&x, bytes_.data(), static_cast<u_int>(bytes_.size()), XDR_DECODE);
+    ok_ = kXdr(&x, &value_) && xdr_getpos(&x) == bytes_.size();
+    xdr_destroy(&x);
+  }
+  ~DecodedResult() {
+    xdr_free(reinterpret_cast<xdrproc_t>(kXdr), reinterpret_cast<char*>(&value_));
+  }
+  DecodedResult(const DecodedResult&) = delete;
+  DecodedResult& operator=(const DecodedResult&) = delete;
+
+  bool ok() const { return ok_; }
+  const T& operator*() const { return value_; }
+  const T* operator->() const { return &value_; }
+
+ private:
+  std::string bytes_;
+  T value_{};
+  bool ok_ = false;
 };
 
 }  // namespace localnfs::rpc::testing

@@ -2,24 +2,27 @@
 // exact reverse order.
 //
 // Startup: parse flags → RCU registration of the main thread → release queue →
-// exports (ExportTable) → handle key → handle resolver → file cache → LOCALIO broker
-// (Broker::CreateForServer + PublishServer: our ops-table record in fresh files renamed
-// into place; a live server on the same runtime dir refuses us, a dead one is reaped;
-// nothing a client wrote or holds is waited on or believed) → local socket
+// exports (ExportTable) → handle key → handle resolver → backend (the POSIX backend
+// under the caching layer, which owns the file cache NFSv3, MOUNT and LOCALIO share) →
+// LOCALIO broker (Broker::CreateForServer + PublishServer: our ops-table record in fresh
+// files renamed into place; a live server on the same runtime dir refuses us, a dead one
+// is reaped; nothing a client wrote or holds is waited on or believed) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
-// → "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
+// → control socket (<runtime-dir>/control.sock: localnfs-ctl's status) →
+// "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
 // (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no broker
 // and no local socket; the LOCALIO program still answers (void) but binds nothing.
-// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: rpcbind → Server::Stop (drains in-flight
-// requests; no more UUID_IS_LOCAL) → local socket → Broker::Withdraw (unbind every
-// uuid, drop their references, bump the generation: clients fall back; plain stores,
-// bounded whatever clients do) → file cache
-// (closes fds) → resolver → ExportTable::Shutdown (unregister, drain, destroy) →
-// release queue. SIGHUP re-reads the exports and reloads the table (errors are logged
-// and the old table stays); when an export was removed or changed, the LOCALIO
-// clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
-// before and READY=1 (with the result in STATUS=) after.
+// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: control socket →
+// rpcbind → Server::Stop (drains in-flight requests; no more UUID_IS_LOCAL) → local
+// socket → Broker::Withdraw (unbind every uuid, drop their references, bump the
+// generation: clients fall back; plain stores, bounded whatever clients do) → the
+// backend's file cache (closes fds) → resolver → ExportTable::Shutdown (unregister,
+// drain, destroy) → release queue. SIGHUP re-reads the exports and reloads the table
+// (errors are logged and the old table stays); when an export was removed or changed,
+// the backend closes the removed exports' files and the LOCALIO clients are invalidated
+// (nfs_uuid_invalidate_clients). systemd hears RELOADING=1 before and READY=1 (with the
+// result in STATUS=) after.
 //
 // Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
 // message names the problem); 1 for runtime failures.
@@ -64,7 +67,9 @@
 #include "server/control_socket.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/backend/caching_backend.h"
 #include "server/backend/file_cache.h"
+#include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
@@ -321,7 +326,7 @@ absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
 }
 
 // Returns the error that kept the current exports, or OK.
-absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
+absl::Status Reload(exports::ExportTable& table, backend::CachingBackend& backend,
                     broker::Broker* broker) {
   LOG_INFO("SIGHUP: reloading exports");
   const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
@@ -336,7 +341,7 @@ absl::Status Reload(exports::ExportTable& table, FileCache& file_cache,
   for (const auto& [id, exp] : before) {
     auto it = now.find(id);
     // Open files of removed exports are closed (their handles are stale now).
-    if (it == now.end()) file_cache.CloseExport(id);
+    if (it == now.end()) backend.CloseExport(id);
     if (it == now.end() || it->second.get() != exp.get()) removed_or_changed = true;
   }
   LOG_INFO("exports reloaded: %d export(s)", now.size());
@@ -482,10 +487,15 @@ int Main(int argc, char** argv) {
     HandleResolver resolver(static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)),
                             std::max(1, absl::GetFlag(FLAGS_threads) - 1));
     resolver.Start(*table.List().front());
+    // The files every door serves: the POSIX backend under the caching layer, which owns
+    // the file cache of resolved objects and open files (backend/caching_backend.h).
+    // NFSv3, MOUNT and LOCALIO's opens share that cache (one entry per object and mode for
+    // all, and REMOVE and RENAME drop what they made unreachable from it for all).
     FileCacheOptions fc_opts;
     fc_opts.max_entries = static_cast<size_t>(cache_size);
-    FileCache file_cache(fc_opts);
-    file_cache.Start();
+    backend::PosixBackend posix_backend(resolver);
+    backend::CachingBackend backend(posix_backend, fc_opts);
+    backend.Start();
     LOG_INFO("file cache started (%d files)", cache_size);
 
     // LOCALIO: our ops-table record in the broker, then the socket it names. The
@@ -505,16 +515,20 @@ int Main(int argc, char** argv) {
         localio_started = broker->PublishServer(broker::ServerRecord{socket_path});
       }
       if (localio_started.ok()) {
-        local_socket.emplace(LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key, &resolver},
-                                             &file_cache});
+        local_socket.emplace(
+            LocalSocketDeps{broker.get(), PolicyDeps{&table, &*key}, &backend});
         localio_started = local_socket->Listen(socket_path);
         if (localio_started.ok()) localio_started = local_socket->Start();
       }
       if (localio_started.ok()) LOG_INFO("localio: published in %s", broker->path());
     }
 
-    Nfs3Program nfs3(Nfs3Program::Deps{&table, &*key, &resolver, &file_cache, std::nullopt});
-    MountProgram mount(MountProgram::Deps{&table, &*key, &resolver,
+    Nfs3Program::Deps deps;
+    deps.exports = &table;
+    deps.key = &*key;
+    deps.backend = &backend;
+    Nfs3Program nfs3(deps);
+    MountProgram mount(MountProgram::Deps{&table, &*key, &backend,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
     rpc::ServerOptions opts;
@@ -592,7 +606,7 @@ int Main(int argc, char** argv) {
         if (sig < 0) continue;  // EINTR
         if (sig == SIGHUP) {
           NotifyReloading();
-          const absl::Status reloaded = Reload(table, file_cache, broker.get());
+          const absl::Status reloaded = Reload(table, backend, broker.get());
           NotifyReady(reloaded.ok() ? serving()
                                     : absl::StrCat(serving(), "; reload failed: ",
                                                    reloaded.message()));
@@ -614,7 +628,7 @@ int Main(int argc, char** argv) {
     if (broker)
       shutdown.Step("localio: record withdrawn, clients invalidated",
                     [&] { broker->Withdraw(); });
-    shutdown.Step("file cache closed", [&] { file_cache.Shutdown(); });
+    shutdown.Step("file cache closed", [&] { backend.Shutdown(); });
     shutdown.Step("handle resolver closed", [&] { resolver.Shutdown(); });
   }
   shutdown.Step("exports torn down", [&] { table.Shutdown(); });

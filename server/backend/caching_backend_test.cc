@@ -142,6 +142,75 @@ TEST_F(CachingBackendTest, ACachedObjectRemovedBehindItsBackIsStaleAndDropped) {
   EXPECT_EQ(caching_->file_cache().size(), before - 1);
 }
 
+// On disk, objects change behind the server's back (a local process): a cached node is
+// judged again on every use, dropped once stale, and good again when it is back.
+TEST(CachingPosixBackendTest, CachedObjectsChangedBehindTheServersBackAreJudgedOnUse) {
+  RcuThread rcu;
+  StartReleaseQueue();
+  InitServerCredentials();
+  char tmpl[] = "/tmp/cachingtestXXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string base = tmpl, root_path = base + "/export";
+  ASSERT_EQ(mkdir(root_path.c_str(), 0755), 0);
+  {
+    exports::ExportSpec spec;
+    spec.path = root_path;
+    spec.rules.push_back(exports::ClientRule{});
+    auto exp = exports::Export::Create(spec);
+    ASSERT_TRUE(exp.ok()) << exp.status();
+    Credentials me;
+    me.uid = geteuid();
+    me.gid = getegid();
+    for (bool privileged : {true, false}) {
+      HandleResolver resolver;
+      resolver.SetPrivilegedForTesting(privileged);
+      if (privileged) {
+        resolver.Start(**exp);
+        if (!resolver.privileged()) continue;  // needs CAP_DAC_READ_SEARCH
+      }
+      PosixBackend posix(resolver);
+      CachingBackend caching(posix, FileCacheOptions{});
+      auto root = caching.OpenPath(**exp, "");
+      ASSERT_TRUE(root.ok()) << root.status();
+      const std::string name = privileged ? "gone-p" : "gone-u";
+      auto f = caching.Create(*root, name, CreateHow::kGuarded, {}, 0, Caller{me});
+      ASSERT_TRUE(f.ok()) << f.status();
+      const Handle fh = f->handle();
+      *f = Object();
+      // Kept by the cache from its creation on: resolving adds no entry.
+      const size_t cached = caching.file_cache().size();
+      ASSERT_TRUE(caching.Resolve(**exp, fh).ok());
+      ASSERT_TRUE(caching.Resolve(**exp, fh).ok());
+      EXPECT_EQ(caching.file_cache().size(), cached) << privileged;
+      // Removed by a local process: no REMOVE reached the cache.
+      ASSERT_EQ(unlink((root_path + "/" + name).c_str()), 0);
+      EXPECT_EQ(StatusErrno(caching.Resolve(**exp, fh).status()), ESTALE) << privileged;
+      EXPECT_EQ(caching.file_cache().size(), cached - 1) << privileged;
+      // Recreated under the same name: another object; the old handle stays stale.
+      ASSERT_TRUE(caching.Create(*root, name, CreateHow::kGuarded, {}, 0, Caller{me}).ok());
+      EXPECT_EQ(StatusErrno(caching.Resolve(**exp, fh).status()), ESTALE) << privileged;
+      if (privileged) {
+        // A directory moved out of the export is stale while out, and good again back in.
+        auto d = caching.Mkdir(*root, "d", {}, Caller{me});
+        ASSERT_TRUE(d.ok()) << d.status();
+        const Handle dh = d->handle();
+        *d = Object();
+        ASSERT_TRUE(caching.Resolve(**exp, dh).ok());
+        ASSERT_EQ(rename((root_path + "/d").c_str(), (base + "/d").c_str()), 0);
+        EXPECT_EQ(StatusErrno(caching.Resolve(**exp, dh).status()), ESTALE);
+        ASSERT_EQ(rename((base + "/d").c_str(), (root_path + "/d").c_str()), 0);
+        EXPECT_TRUE(caching.Resolve(**exp, dh).ok());
+      }
+      root = Object();
+      caching.Shutdown();
+      resolver.Shutdown();
+    }
+  }
+  DrainReleases();
+  StopReleaseQueue();
+  ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
+}
+
 // LOCALIO opens take the same cached objects and files as RPC requests.
 TEST(CachingPosixBackendTest, LocalIoOpensShareTheCacheWithRpcReads) {
   RcuThread rcu;

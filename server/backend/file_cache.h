@@ -10,11 +10,12 @@
 // entries are plain NfsFiles around an fd; a backend whose objects are not fds (the
 // memory backend of the unit tests) makes NfsFile subclasses of its own, whose fd() is -1,
 // and only that backend looks inside them. The cache never does: it keys, counts and
-// drops references. The caching layer (backend/caching_backend.h) owns one for the
-// Backend interface; the NFSv3 program and the local socket still use the one main.cc
-// makes, through vfs.h, until they are ported onto the Backend.
+// drops references. The caching layer (backend/caching_backend.h) owns the one localnfsd
+// has; every door reaches it through the Backend (NFSv3 and MOUNT through Resolve and the
+// I/O calls, the LOCALIO local socket through OpenForLocalIo), so all of them hold one
+// entry per object and mode, and REMOVE/RENAME over RPC drop what LOCALIO opened too.
 //
-// Mode kPath is the O_PATH fd a handle resolves to (request_policy.h: ResolveObject),
+// Mode kPath is the O_PATH fd a handle resolves to (Backend::Resolve, ResolveObject),
 // so that a handle in use is opened by handle once, not on every request — what the
 // dentry cache gives knfsd's fh_verify. It carries no authorisation: every request
 // still checks the export, its client rule and the caller's permissions itself, and
@@ -76,7 +77,7 @@ class NfsFile : public RefCounted {
   int fd() const { return fd_.get(); }  // -1 for a backend's own subclass
   FileMode mode() const { return mode_; }
 
-  // Held around a large unstable write through this file (vfs::Write). The kernel serialises
+  // Held around a large unstable write through this file (vfs::WriteAt). The kernel serialises
   // buffered writes to one inode anyway (i_rwsem, exclusive), but its waiters spin on
   // the owner for as long as the owner copies — a whole 1 MiB WRITE; here they sleep.
   absl::Mutex large_write_mu;

@@ -410,7 +410,9 @@ MemoryBackend::MemoryBackend(MemoryBackendOptions options)
 MemoryBackend::~MemoryBackend() { delete impl_; }
 
 absl::StatusOr<Ref<NfsFile>> MemoryBackend::OpenNode(const exports::Export& exp,
-                                                     const Handle& handle, bool) {
+                                                     const Handle& handle, bool may_search) {
+  if (options_.resolve_needs_search && !may_search)
+    return ErrnoToStatus(EWOULDBLOCK, "resolution needs a search (modelled)");
   if (handle.type != kHandleType || handle.bytes.size() != 12)
     return ErrnoToStatus(ESTALE, "not a memory handle");
   uint64_t ino;
@@ -858,7 +860,8 @@ absl::StatusOr<Ref<NfsFile>> MemoryBackend::OpenFile(const Object& obj, FileMode
 
 absl::StatusOr<ReadResult> MemoryBackend::ReadFile(NfsFile& file, const Attrs& attrs,
                                                    uint64_t offset, absl::Span<char> buf,
-                                                   bool) {
+                                                   bool nowait) {
+  if (nowait && options_.reads_need_disk) return ReadResult{0, false, /*would_block=*/true};
   absl::MutexLock l(&impl_->mu);
   const std::string& data = InodeOf(file).data;
   ReadResult r;

@@ -74,6 +74,13 @@ struct MemoryBackendOptions {
   uint64_t fsid = 0x6d656d;
   // The clock of every time it sets; realtime when unset.
   std::function<timespec()> clock;
+  // The waits a thread that must not block avoids (backend.h "Thread-safety"), for tests
+  // of the callers that move such a call to a worker. resolve_needs_search: a resolution
+  // without may_search fails EWOULDBLOCK, as the unprivileged POSIX backend's when only a
+  // search of the export finds the object (fhandle.h). reads_need_disk: a `nowait` read
+  // of data gives would_block, as data not in the page cache does. Off: nothing waits.
+  bool resolve_needs_search = false;
+  bool reads_need_disk = false;
 };
 
 class MemoryBackend final : public Backend {

@@ -13,10 +13,12 @@
 // NfsFiles around fds opened as the server through /proc/self/fd. It caches nothing:
 // CachingBackend (caching_backend.h) does.
 //
-// Which operations switch to the caller (as the NFSv3 program's kAsCaller procedures do
-// today): LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RENAME, LINK, READDIR; SETATTR
-// switches for its changes after truncating; WRITE, truncation, ALLOCATE, DEALLOCATE and
-// COPY to a file with set-id bits. Metadata commits run after the switch, as the server.
+// Which operations switch to the caller: LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE,
+// RENAME, LINK, READDIR (what the NFSv3 program switched for before it moved onto the
+// Backend); SETATTR for all its changes, the truncation included (through a file opened
+// as the server, so that the kernel clears set-id bits as for a local writer); WRITE,
+// ALLOCATE, DEALLOCATE and COPY to a file with set-id bits. Metadata commits run after
+// the switch, as the server.
 //
 // Thread-safety: safe from any thread; the resolver is (fhandle.h). Must not be called
 // with the thread's credentials already switched (creds.h: ScopedFsCredentials does not

@@ -4,10 +4,10 @@
 // Owns: nothing; plain values. No protocol in here: an NFSv3 fattr3, an NFSv4 fattr4
 // bitmap and a LOCALIO attribute record are all filled from an Attrs by protocol code.
 //
-// Attributes with a mask. `Attrs::valid` says which fields hold a value: what a caller
-// asked for (GetAttr's `want`) and what the backend could give. The POSIX backend takes
-// them with one statx (the fields of STATX_BASIC_STATS plus the mount id), so asking for
-// fewer costs nothing less today; the mask is there so that NFSv4 GETATTR, which asks for
+// Attributes with a mask. `Attrs::valid` says which fields hold a value: what the
+// backend could give (GetAttr takes no request mask today: the POSIX backend takes
+// everything with one statx — the fields of STATX_BASIC_STATS plus the mount id — so
+// asking for fewer would cost nothing less). The mask is there so that NFSv4 GETATTR, which asks for
 // attributes by bitmap, can tell "not supported" from zero, and so that a backend whose
 // attributes are not all free (a remote one) may skip what nobody asked for.
 //

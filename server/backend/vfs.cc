@@ -68,13 +68,6 @@ absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) {
   return CheckPermissionIfUnprivileged(st, cred, kMayWrite | kMayExec);
 }
 
-absl::StatusOr<Ref<NfsFile>> OpenCached(FileCache& cache, const Object& obj, FileMode mode,
-                                        bool exact_mode = false) {
-  const int path_fd = obj.fd.get();
-  return cache.Acquire(obj.exp->id(), obj.kh, mode, exact_mode,
-                       [path_fd](FileMode m) { return OpenFileOf(path_fd, m); });
-}
-
 absl::Status Truncate(int fd, uint64_t size) {
   if (truncate(ProcPath(fd).c_str(), static_cast<off_t>(size)) != 0)
     return ErrnoToStatus(errno, "truncate");
@@ -227,18 +220,6 @@ absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
   return Describe(*dir.exp, std::move(fd));
 }
 
-absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
-                     std::optional<timespec> guard_ctime, const Credentials& cred) {
-  ASSIGN_OR_RETURN(struct stat st, AttrsOf(obj));
-  ASSIGN_OR_RETURN(const bool truncate, backend::CheckSetAttr(st, req, guard_ctime, cred,
-                                                              !CanSwitchCredentials()));
-  Ref<NfsFile> resized;  // opened as the server, after the check with owner override
-  if (truncate) {
-    ASSIGN_OR_RETURN(resized, OpenCached(cache, obj, FileMode::kReadWrite));
-  }
-  return ApplySetAttr(obj.fd.get(), st, req, resized.get(), cred);
-}
-
 absl::Status ApplySetAttr(int path_fd, const struct stat& st, const SetAttrRequest& req,
                           NfsFile* resized, const Credentials& cred) {
   // The size changes as the request's credentials too, so that the kernel clears the
@@ -278,15 +259,6 @@ absl::StatusOr<UniqueFd> OpenFileOf(int path_fd, FileMode mode) {
   return fd;
 }
 
-absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj, const struct stat& st,
-                                const Credentials& cred, uint64_t offset,
-                                absl::Span<char> buf, bool nowait) {
-  RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayRead));
-  if (buf.empty()) return ReadResult{0, offset >= static_cast<uint64_t>(st.st_size), false};
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kRead));
-  return ReadAt(file->fd(), static_cast<uint64_t>(st.st_size), offset, buf, nowait);
-}
-
 absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
                                   absl::Span<char> buf, bool nowait) {
   ReadResult r;
@@ -315,21 +287,6 @@ absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
   // size means the file grew meanwhile, and then more may follow.
   if (!r.eof) r.eof = offset + done == size;
   return r;
-}
-
-absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
-                                            const struct stat& st, const Credentials& cred,
-                                            FileMode mode) {
-  RETURN_IF_ERROR(backend::CheckLocalIo(st, cred, mode));
-  return OpenCached(cache, obj, mode, /*exact_mode=*/true);
-}
-
-absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj, const struct stat& st,
-                                  const Credentials& cred, uint64_t offset,
-                                  absl::Span<const char> data, Stability stable) {
-  RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
-  return WriteAt(*file, backend::HasSetIdBits(st) ? &cred : nullptr, offset, data, stable);
 }
 
 absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
@@ -364,14 +321,6 @@ absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
     if (data.empty()) break;
   }
   return WriteResult{static_cast<uint32_t>(done), stable};
-}
-
-absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
-                    const Credentials& cred) {
-  RETURN_IF_ERROR(backend::CheckIo(st, cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenCached(cache, obj, FileMode::kReadWrite));
-  if (fsync(file->fd()) != 0) return ErrnoToStatus(errno, "fsync");
-  return absl::OkStatus();
 }
 
 absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, CreateHow how,
@@ -592,10 +541,6 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
       if (!emit(e)) return result;
     }
   }
-}
-
-uint64_t CookieVerifier(const struct stat& dir_st) {
-  return backend::DirCookieVerifier(static_cast<uint64_t>(dir_st.st_ino));
 }
 
 void MetadataCommits::Push(int fd, const struct stat& st, bool created) {

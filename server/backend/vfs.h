@@ -3,8 +3,8 @@
 // The Backend interface (server/backend/backend.h) is what protocol code is moving to; its
 // POSIX backend (backend/posix_backend.h) is built on the functions here, and the rules
 // every backend shares (names, I/O checks, SETATTR's checks) live in backend/rules.h.
-// The NFSv3 program and the local socket still call these directly until they are
-// ported onto the Backend; then what remains here belongs to the POSIX backend alone.
+// Every protocol (NFSv3, MOUNT, the LOCALIO local socket) calls the Backend only; what is
+// here belongs to the POSIX backend (and the caching layer's file opens) alone.
 //
 // Owns: nothing long-lived. Functions operate on O_PATH fds of objects inside one
 // export (an Object: the export, the object's O_PATH fd and its kernel handle) and
@@ -19,14 +19,15 @@
 // entered, as knfsd without crossmnt: InExportMount compares the mount id (statx
 // STATX_MNT_ID) and the device of every object a lookup or a listing reaches.
 //
-// Credentials: namespace operations run on a worker thread that already switched to
-// the request's credentials (creds.h) when the server is root, so the kernel checks
+// Credentials: namespace operations run with the thread switched to the request's
+// credentials (creds.h; the POSIX backend switches around them) when the server is root, so the kernel checks
 // them; unprivileged, the mode-bit check of creds.h is applied first. READ, WRITE,
-// COMMIT and truncation use fds of the file cache (opened by the server) after an
-// explicit permission check with owner override, like knfsd (the *At functions and
-// ApplySetAttr are those steps without the cache, for the POSIX backend's caching layer); a WRITE to a file with
-// set-id bits and every truncation run as the request's credentials, so that the
-// kernel clears those bits as for a local writer (creds.h, "Set-id bits").
+// COMMIT and truncation use files opened by the server (OpenFileOf; the caching layer
+// keeps them) after an explicit permission check with owner override, like knfsd (the
+// Backend's, backend.cc: ReadAt, WriteAt and ApplySetAttr are the steps after it); a
+// WRITE to a file with set-id bits and every truncation run as the request's
+// credentials, so that the kernel clears those bits as for a local writer (creds.h,
+// "Set-id bits").
 //
 // Thread-safety: stateless functions; safe from any thread.
 #pragma once
@@ -154,13 +155,6 @@ struct LookupResult {
 absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
                                     const Credentials& cred);
 
-// SETATTR. `guard_ctime`: the change is refused with kErrNotSync unless
-// the object's ctime equals it. Sets size first (through the file cache, opened after
-// a write-permission check with owner override), then mode, owner, times — all as the
-// request's credentials. Does not expect switched credentials. The checks are
-// backend::CheckSetAttr's; the changes ApplySetAttr's.
-absl::Status SetAttr(FileCache& cache, const Object& obj, const SetAttrRequest& req,
-                     std::optional<timespec> guard_ctime, const Credentials& cred);
 // SETATTR's changes after its checks, on the object's O_PATH fd `path_fd` with attributes
 // `st`: the size through `resized` (a file open for writing; null: no size change), then
 // mode, owner and times — all switched to `cred` here (not expecting switched credentials).
@@ -177,42 +171,21 @@ absl::StatusOr<std::string> ReadLink(const Object& obj);
 // A file of `path_fd`'s object opened for `mode` (kRead: O_RDONLY, kReadWrite: O_RDWR)
 // by the server's own credentials, through /proc/self/fd (what the file cache keeps).
 absl::StatusOr<UniqueFd> OpenFileOf(int path_fd, FileMode mode);
-// READ into `buf` (its size is the count, ≤ kMaxIoSize). `st` = attributes of obj,
-// taken before the read; EOF is decided from its size (no second fstat), except
-// that data found beyond that size (the file grew meanwhile) is never EOF.
-// `nowait`: only from the page cache (preadv2 RWF_NOWAIT); data that would have to be
-// read from the disk (or a file system without RWF_NOWAIT) gives would_block.
-absl::StatusOr<ReadResult> Read(FileCache& cache, const Object& obj,
-                                const struct stat& st, const Credentials& cred,
-                                uint64_t offset, absl::Span<char> buf, bool nowait = false);
-// Read()'s I/O on an open `fd` after its checks (`buf` not empty); `size` is the file's
-// size in the attributes the request took (EOF).
+// READ's I/O on an open `fd` after its checks (rules.h CheckIo), into `buf` (not empty;
+// its size is the count, ≤ kMaxIoSize). `size` is the file's size in the attributes the
+// request took: EOF is decided from it (no second fstat), except that data found beyond
+// it (the file grew meanwhile) is never EOF. `nowait`: only from the page cache (preadv2
+// RWF_NOWAIT); data that would have to be read from the disk (or a file system without
+// RWF_NOWAIT) gives would_block.
 absl::StatusOr<ReadResult> ReadAt(int fd, uint64_t size, uint64_t offset,
                                   absl::Span<char> buf, bool nowait);
 
-absl::StatusOr<WriteResult> Write(FileCache& cache, const Object& obj,
-                                  const struct stat& st, const Credentials& cred,
-                                  uint64_t offset, absl::Span<const char> data,
-                                  Stability stable);
-// Write()'s I/O on `file` (open for writing) after its checks: switched to `writer` when
+// WRITE's I/O on `file` (open for writing) after its checks: switched to `writer` when
 // not null — the caller, for a file whose attributes show set-id bits (creds.h) — and large
 // unstable writes serialised.
 absl::StatusOr<WriteResult> WriteAt(NfsFile& file, const Credentials* writer,
                                     uint64_t offset, absl::Span<const char> data,
                                     Stability stable);
-absl::Status Commit(FileCache& cache, const Object& obj, const struct stat& st,
-                    const Credentials& cred);
-
-// LOCALIO OPEN_LOCAL_FH: the cached open file of `obj` for a co-located client, after
-// exactly the check READ (mode kRead) or WRITE (kReadWrite) applies — regular file,
-// mode bits with owner override, read-if-exec for reads. A kReadWrite file can be read
-// through as well, so it also needs what READ needs. The returned file has exactly
-// `mode` (never a read-write file for a read: the client gets an fd of that mode).
-// A kReadWrite open of a file with set-id bits by non-root credentials is refused
-// (EOPNOTSUPP): those writes go over RPC (creds.h, "Set-id bits").
-absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(FileCache& cache, const Object& obj,
-                                            const struct stat& st, const Credentials& cred,
-                                            FileMode mode);
 
 // CREATE of a regular file. For kExclusive, `verifier` is stored in atime/mtime
 // (knfsd's scheme): an existing file with the same verifier is success (a
@@ -275,10 +248,6 @@ struct ReadDirResult {
 absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
                                       const Credentials& cred,
                                       absl::FunctionRef<bool(const DirEntry&)> emit);
-// The cookie verifier of a directory: constant for its lifetime (its inode number
-// and generation, not its mtime, so concurrent modifications never invalidate a
-// listing in progress).
-uint64_t CookieVerifier(const struct stat& dir_st);
 
 // Metadata commits (exports(5) `sync`, knfsd's commit_metadata): the objects a request
 // changed, made durable before its reply. Add() keeps a duplicate of the object's O_PATH

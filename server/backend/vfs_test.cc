@@ -130,43 +130,23 @@ TEST_F(VfsTest, ExclusiveCreateRetransmitSucceedsOtherVerifierFails) {
   EXPECT_TRUE(Create(root_, "f", CreateHow::kUnchecked, {}, 0, cred_).ok());
 }
 
-TEST_F(VfsTest, WriteReadCommitThroughTheFileCache) {
-  FileCache cache(FileCacheOptions{});
-  SetAttrRequest attrs;
-  attrs.mode = 0644;
-  Object f = Obj(*Create(root_, "data", CreateHow::kGuarded, attrs, 0, cred_));
-  struct stat st = *GetAttr(f.fd.get());
-  const std::string text = "hello, nfs";
-  auto w = Write(cache, f, st, cred_, 0, absl::MakeConstSpan(text.data(), text.size()),
-                 Stability::kFileSync);
-  ASSERT_TRUE(w.ok()) << w.status();
-  EXPECT_EQ(w->count, text.size());
-  EXPECT_EQ(w->committed, Stability::kFileSync);
-  EXPECT_TRUE(Commit(cache, f, st, cred_).ok());
-  st = *GetAttr(f.fd.get());
-  char buf[64];
-  auto r = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf, sizeof(buf)));
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(std::string(buf, r->count), text);
-  EXPECT_TRUE(r->eof);
-  auto part = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf, 5));
-  EXPECT_EQ(part->count, 5u);
-  EXPECT_FALSE(part->eof);
-  EXPECT_EQ(cache.size(), 1u);  // one read-write file served all of it
-}
-
+// The POSIX backend's READ primitive with `nowait` (the event loop's READ).
 TEST_F(VfsTest, NowaitReadOfDataNotInThePageCacheWouldBlock) {
-  FileCache cache(FileCacheOptions{});
   SetAttrRequest attrs;
   attrs.mode = 0644;
   Object f = Obj(*Create(root_, "cold", CreateHow::kGuarded, attrs, 0, cred_));
   const std::string data(256 << 10, 'c');
-  ASSERT_TRUE(Write(cache, f, *GetAttr(f.fd.get()), cred_, 0,
-                    absl::MakeConstSpan(data.data(), data.size()), Stability::kFileSync)
-                  .ok());
-  const struct stat st = *GetAttr(f.fd.get());
+  {
+    UniqueFd w = *OpenFileOf(f.fd.get(), FileMode::kReadWrite);
+    ASSERT_EQ(pwrite(w.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(fsync(w.get()), 0);
+  }
+  UniqueFd file = *OpenFileOf(f.fd.get(), FileMode::kRead);
+  auto Read = [&](uint64_t offset, absl::Span<char> buf, bool nowait) {
+    return ReadAt(file.get(), data.size(), offset, buf, nowait);
+  };
   std::string buf(64 << 10, '\0');
-  auto cached = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf), /*nowait=*/true);
+  auto cached = Read(0, absl::MakeSpan(buf), /*nowait=*/true);
   ASSERT_TRUE(cached.ok()) << cached.status();
   EXPECT_FALSE(cached->would_block) << "just written: in the page cache";
   EXPECT_EQ(cached->count, buf.size());
@@ -193,7 +173,7 @@ TEST_F(VfsTest, NowaitReadOfDataNotInThePageCacheWouldBlock) {
     ASSERT_EQ(posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
     if (resident(128 << 10)) continue;
     ++cold_attempts;
-    auto cold = Read(cache, f, st, cred_, 128 << 10, absl::MakeSpan(buf), /*nowait=*/true);
+    auto cold = Read(128 << 10, absl::MakeSpan(buf), /*nowait=*/true);
     ASSERT_TRUE(cold.ok()) << cold.status();
     if (cold->would_block) {
       saw_would_block = true;
@@ -205,56 +185,14 @@ TEST_F(VfsTest, NowaitReadOfDataNotInThePageCacheWouldBlock) {
   munmap(map, data.size());
   if (cold_attempts == 0) GTEST_SKIP() << "the kernel kept the pages despite POSIX_FADV_DONTNEED";
   EXPECT_TRUE(saw_would_block) << cold_attempts << " reads of evicted pages all completed";
-  auto waited = Read(cache, f, st, cred_, 128 << 10, absl::MakeSpan(buf));
+  auto waited = Read(128 << 10, absl::MakeSpan(buf), /*nowait=*/false);
   ASSERT_TRUE(waited.ok());
   EXPECT_FALSE(waited->would_block);
   EXPECT_EQ(waited->count, buf.size());
   EXPECT_EQ(buf, data.substr(128 << 10, buf.size()));
-  auto warm = Read(cache, f, st, cred_, 128 << 10, absl::MakeSpan(buf), /*nowait=*/true);
+  auto warm = Read(128 << 10, absl::MakeSpan(buf), /*nowait=*/true);
   ASSERT_TRUE(warm.ok());
   EXPECT_FALSE(warm->would_block) << "read once, cached now";
-}
-
-TEST_F(VfsTest, OwnerMayWriteTheirReadOnlyFileOthersMayNot) {
-  FileCache cache(FileCacheOptions{});
-  SetAttrRequest attrs;
-  attrs.mode = 0444;
-  Object f = Obj(*Create(root_, "ro", CreateHow::kGuarded, attrs, 0, cred_));
-  struct stat st = *GetAttr(f.fd.get());
-  Credentials owner;
-  owner.uid = st.st_uid + 1000;
-  owner.gid = 4242;
-  struct stat as_owner = st;
-  as_owner.st_uid = owner.uid;
-  EXPECT_TRUE(Write(cache, f, as_owner, owner, 0, absl::MakeConstSpan("x", 1),
-                    Stability::kUnstable).ok());
-  Credentials other;
-  other.uid = st.st_uid + 2000;
-  other.gid = 4343;
-  EXPECT_EQ(StatusErrno(Write(cache, f, as_owner, other, 0, absl::MakeConstSpan("x", 1),
-                              Stability::kUnstable).status()),
-            EACCES);
-}
-
-TEST_F(VfsTest, SetAttrGuardMismatchIsNotSync) {
-  FileCache cache(FileCacheOptions{});
-  Object f = Obj(*Create(root_, "g", CreateHow::kGuarded, {}, 0, cred_));
-  SetAttrRequest req;
-  req.mode = 0600;
-  timespec wrong{1, 2};
-  EXPECT_EQ(StatusErrno(SetAttr(cache, f, req, wrong, cred_)), kErrNotSync);
-  struct stat st = *GetAttr(f.fd.get());
-  EXPECT_TRUE(SetAttr(cache, f, req, st.st_ctim, cred_).ok());
-  EXPECT_EQ(GetAttr(f.fd.get())->st_mode & 07777, 0600u);
-  req = SetAttrRequest();
-  req.size = 1000;
-  req.mtime.how = TimeHow::kClientTime;
-  req.mtime.time = {12345, 6};
-  ASSERT_TRUE(SetAttr(cache, f, req, std::nullopt, cred_).ok());
-  st = *GetAttr(f.fd.get());
-  EXPECT_EQ(st.st_size, 1000);
-  EXPECT_EQ(st.st_mtim.tv_sec, 12345);
-  EXPECT_EQ(st.st_mtim.tv_nsec, 6);
 }
 
 TEST_F(VfsTest, RenameOverExistingReportsTheReplacedFile) {
@@ -395,86 +333,6 @@ TEST_F(VfsTest, DirectoryOutsideTheExportIsStale) {
   resolver.Start(*exp_);
   if (!resolver.privileged()) GTEST_SKIP() << "needs CAP_DAC_READ_SEARCH";
   EXPECT_EQ(StatusErrno(resolver.Resolve(*exp_, kh).status()), ESTALE);
-}
-
-// The file cache keeps the object a handle resolves to (request_policy.h): opened by
-// handle once, and still judged on every use.
-TEST_F(VfsTest, CachedObjectIsOpenedOnceAndCarriesItsAttributes) {
-  Object f = Obj(*Create(root_, "hot", CreateHow::kGuarded, {}, 0, cred_));
-  HandleResolver resolver;
-  resolver.Start(*exp_);
-  FileCache cache(FileCacheOptions{});
-  PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
-  auto a = ResolveObject(deps, *exp_, f.kh);
-  auto b = ResolveObject(deps, *exp_, f.kh);
-  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
-  EXPECT_EQ(a->fd.get(), b->fd.get());
-  EXPECT_EQ(cache.size(), 1u);
-  ASSERT_TRUE(b->st.has_value());
-  EXPECT_EQ(b->st->st_ino, GetAttr(f.fd.get())->st_ino);
-  cache.Shutdown();
-}
-
-TEST_F(VfsTest, CachedObjectRemovedBehindTheServersBackIsStale) {
-  for (bool privileged : {true, false}) {
-    const std::string name = privileged ? "gone-p" : "gone-u";
-    Object f = Obj(*Create(root_, name, CreateHow::kGuarded, {}, 0, cred_));
-    HandleResolver resolver;
-    resolver.SetPrivilegedForTesting(privileged);
-    if (privileged) {
-      resolver.Start(*exp_);
-      if (!resolver.privileged()) continue;
-    }
-    FileCache cache(FileCacheOptions{});
-    PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
-    ASSERT_TRUE(ResolveObject(deps, *exp_, f.kh).ok()) << privileged;
-    // Removed by a local process, not through the server: no Close() reached the cache.
-    ASSERT_EQ(unlink((root_path_ + "/" + name).c_str()), 0);
-    EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, f.kh).status()), ESTALE) << privileged;
-    EXPECT_EQ(cache.size(), 0u) << privileged;
-    // Recreated under the same name: another object, the old handle stays stale.
-    Object again = Obj(*Create(root_, name, CreateHow::kGuarded, {}, 0, cred_));
-    EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, f.kh).status()), ESTALE) << privileged;
-    cache.Shutdown();
-  }
-}
-
-TEST_F(VfsTest, CachedDirectoryMovedOutOfTheExportIsStale) {
-  Object d = Obj(*Mkdir(root_, "d", {}, cred_));
-  HandleResolver resolver;
-  resolver.Start(*exp_);
-  if (!resolver.privileged()) GTEST_SKIP() << "needs CAP_DAC_READ_SEARCH";
-  FileCache cache(FileCacheOptions{});
-  PolicyDeps deps{nullptr, nullptr, &resolver, &cache};
-  ASSERT_TRUE(ResolveObject(deps, *exp_, d.kh).ok());
-  ASSERT_EQ(rename((root_path_ + "/d").c_str(), (base_ + "/d").c_str()), 0);
-  EXPECT_EQ(StatusErrno(ResolveObject(deps, *exp_, d.kh).status()), ESTALE);
-  EXPECT_EQ(cache.size(), 0u);
-  // Moved back in: the same handle is good again.
-  ASSERT_EQ(rename((base_ + "/d").c_str(), (root_path_ + "/d").c_str()), 0);
-  EXPECT_TRUE(ResolveObject(deps, *exp_, d.kh).ok());
-  cache.Shutdown();
-}
-
-TEST_F(VfsTest, ReadDecidesEofFromTheAttributesTakenBefore) {
-  Object f = Obj(*Create(root_, "eof", CreateHow::kGuarded, {}, 0, cred_));
-  FileCache cache(FileCacheOptions{});
-  ASSERT_EQ(truncate((root_path_ + "/eof").c_str(), 8192), 0);
-  struct stat st = *GetAttr(f.fd.get());
-  char buf[4096];
-  auto first = Read(cache, f, st, cred_, 0, absl::MakeSpan(buf));
-  auto last = Read(cache, f, st, cred_, 4096, absl::MakeSpan(buf));
-  ASSERT_TRUE(first.ok() && last.ok());
-  EXPECT_FALSE(first->eof);
-  EXPECT_TRUE(last->eof);
-  EXPECT_EQ(last->count, 4096u);
-  // The file grew after the attributes were taken: data beyond them is not EOF.
-  ASSERT_EQ(truncate((root_path_ + "/eof").c_str(), 16384), 0);
-  auto grown = Read(cache, f, st, cred_, 8192, absl::MakeSpan(buf));
-  ASSERT_TRUE(grown.ok());
-  EXPECT_EQ(grown->count, 4096u);
-  EXPECT_FALSE(grown->eof);
-  cache.Shutdown();
 }
 
 TEST_F(VfsTest, MetadataCommitsOpenOnlyDirectoriesAndRegularFiles) {

@@ -24,7 +24,6 @@
 #include "rpc/nfs3.h"
 #include "server/localio/localio_program.h"
 #include "server/nfs3/nfs_status.h"
-#include "server/backend/vfs.h"
 
 namespace localnfs::server {
 
@@ -85,13 +84,13 @@ bool PeerGroups(int fd, pid_t pid, absl::InlinedVector<uint32_t, kMaxAuthSysGrou
   return false;
 }
 
-localio::LocalAttrs AttrsOf(const struct stat& st) {
+localio::LocalAttrs AttrsOf(const backend::Attrs& attrs) {
   localio::LocalAttrs a;
-  a.size = static_cast<uint64_t>(st.st_size);
-  a.mtime_ns = Nanos(st.st_mtim);
-  a.ctime_ns = Nanos(st.st_ctim);
+  a.size = attrs.size;
+  a.mtime_ns = Nanos(attrs.mtime);
+  a.ctime_ns = Nanos(attrs.ctime);
   a.change = static_cast<uint64_t>(a.ctime_ns);
-  a.fileid = st.st_ino;
+  a.fileid = attrs.fileid;
   return a;
 }
 
@@ -367,14 +366,20 @@ bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& r
                 c.cred.uid, req.cred.uid);
   }
   const bool write = req.mode == localio::OpenMode::kReadWrite;
-  absl::StatusOr<AuthorizedObject> auth =
-      Authorize(deps_.policy, PolicyInput{req.fh, c.domain.get(), &cred, write,
-                                          /*must_not_block=*/true});
-  if (auth.ok() || StatusErrno(auth.status()) != EWOULDBLOCK) {
-    return FinishOpen(c, req, cred, write, std::move(auth));
-  }
+  // As an RPC: the rule, `secure`, ro and squash decided first (request_policy.h) ...
+  absl::StatusOr<Authorization> auth =
+      AuthorizeHandle(deps_.policy, PolicyInput{req.fh, c.domain.get(), &cred, write});
+  if (!auth.ok()) return FinishOpen(c, req, cred, write, auth.status());
+  // ... then the handle resolved by the backend, through its cache, without a search
+  // (the loop serves everyone). The handle is copied: a search needs it again.
+  absl::StatusOr<backend::Object> obj =
+      deps_.backend->Resolve(*auth->exp, auth->kh, /*may_search=*/false);
+  if (obj.ok())
+    return FinishOpen(c, req, cred, write, Resolved{std::move(*auth), std::move(*obj)});
+  if (StatusErrno(obj.status()) != EWOULDBLOCK)
+    return FinishOpen(c, req, cred, write, obj.status());
   // The handle needs a search of the export: park the connection (EPOLLIN off, a
-  // hang-up still wakes us) and let the search thread authorise it.
+  // hang-up still wakes us) and let the search thread resolve it.
   epoll_event ev{};
   ev.events = EPOLLRDHUP;
   ev.data.fd = c.fd.get();
@@ -390,7 +395,7 @@ bool LocalSocket::HandleOpen(Connection& c, const localio::OpenLocalFhRequest& r
   job.req = req;
   job.cred = std::move(cred);
   job.write = write;
-  job.domain = c.domain;
+  job.auth = std::move(*auth);
   absl::MutexLock l(&search_mu_);
   search_queue_.push_back(std::move(job));
   search_cv_.Signal();
@@ -421,8 +426,8 @@ void LocalSocket::SearchLoop() {
       job = std::move(search_queue_.front());
       search_queue_.pop_front();
     }
-    job.result = Authorize(deps_.policy,
-                           PolicyInput{job.req.fh, job.domain.get(), &job.cred, job.write});
+    // Authorised on the loop already: only the resolution, which may search, is left.
+    job.result = deps_.backend->Resolve(*job.auth.exp, job.auth.kh, /*may_search=*/true);
     {
       absl::MutexLock l(&search_mu_);
       search_done_.push_back(std::move(job));
@@ -450,7 +455,11 @@ void LocalSocket::FinishSearches() {
     c.parked = false;
     // The search took long enough for an unbind to happen meanwhile.
     if (!StillBound(c)) continue;
-    if (!FinishOpen(c, job.req, job.cred, job.write, std::move(job.result))) continue;
+    absl::StatusOr<Resolved> resolved =
+        job.result.ok() ? absl::StatusOr<Resolved>(
+                              Resolved{std::move(job.auth), std::move(*job.result)})
+                        : absl::StatusOr<Resolved>(job.result.status());
+    if (!FinishOpen(c, job.req, job.cred, job.write, std::move(resolved))) continue;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = job.fd;
@@ -466,23 +475,24 @@ void LocalSocket::FinishSearches() {
 
 bool LocalSocket::FinishOpen(Connection& c, const localio::OpenLocalFhRequest& req,
                              const Credentials& cred, bool write,
-                             absl::StatusOr<AuthorizedObject> auth) {
+                             absl::StatusOr<Resolved> resolved) {
   localio::OpenReply reply;
   reply.request_id = req.request_id;
   UniqueFd fd;
   uint32_t export_id = 0;
   absl::Status status = [&]() -> absl::Status {
-    RETURN_IF_ERROR(auth.status());
-    export_id = auth->exp->id();
-    ASSIGN_OR_RETURN(struct stat st, vfs::GetAttr(auth->obj.fd.get()));
+    RETURN_IF_ERROR(resolved.status());
+    export_id = resolved->auth.exp->id();
+    // The checks of an RPC READ/WRITE (rules.h CheckLocalIo) on the resolution's
+    // attributes, then the cached file of exactly this mode: the one RPC I/O uses.
     ASSIGN_OR_RETURN(Ref<NfsFile> file,
-                     vfs::OpenForLocalIo(*deps_.file_cache, auth->obj, st, auth->cred,
-                                         write ? FileMode::kReadWrite : FileMode::kRead));
+                     deps_.backend->OpenForLocalIo(
+                         resolved->obj, resolved->auth.cred,
+                         write ? FileMode::kReadWrite : FileMode::kRead));
     fd.reset(fcntl(file->fd(), F_DUPFD_CLOEXEC, 0));
     if (!fd) return ErrnoToStatus(errno, "dup");
-    struct stat now;
-    if (fstat(fd.get(), &now) != 0) return ErrnoToStatus(errno, "fstat");
-    reply.attrs = AttrsOf(now);
+    // The resolution's one stat: opening changed none of them.
+    reply.attrs = AttrsOf(resolved->obj.attrs());
     return absl::OkStatus();
   }();
   reply.status = NfsStatusFromStatus(status);

@@ -16,24 +16,35 @@
 // is the peer process (same pid and process start time); otherwise ERROR + close. Every OPEN_LOCAL_FH re-checks the binding, so
 // an unbind (SIGHUP unexport, client release, owner death) ends local opens at once.
 //
-// Authorisation, per OPEN_LOCAL_FH: Authorize() (request_policy.h — the one policy the
-// NFSv3 program uses too) with the bound export-client domain as the peer, then the
-// READ/WRITE permission check of vfs::OpenForLocalIo() with the squashed credentials.
+// Authorisation, per OPEN_LOCAL_FH, as an RPC of the same client would get it:
+// AuthorizeHandle() (request_policy.h — the one policy the NFSv3 program uses too: the
+// handle authenticated, the client rule of the bound export-client domain as the peer,
+// `secure`, a read-write open refused on a ro export, the credentials squashed), then
+// the handle resolved by the backend (Backend::Resolve: through the caching layer's
+// node, one statx, which is the open's one stat), then Backend::OpenForLocalIo() with
+// the squashed credentials (rules.h CheckLocalIo on the resolution's attributes: READ's
+// and WRITE's permission checks with owner override; a set-id file for writing →
+// EOPNOTSUPP, so that it is written over RPC, which clears the bits). The reply's
+// attributes are the resolution's: opening changes none.
 // Credentials: the peer's own; only a root peer (the FUSE daemon acting for a user)
 // may send the user's in the message, and they are squashed like AUTH_SYS ones.
-// The fd: a dup (F_DUPFD_CLOEXEC) of the file cache's fd of exactly the asked mode —
-// the client's close never touches the cache, and the cache's eviction never
-// invalidates the client's fd (it owns its own open file description reference).
+// The fd: a dup (F_DUPFD_CLOEXEC) of the caching layer's open file of exactly the asked
+// mode — the very file RPC READ/WRITE of that handle use (main.cc gives both the one
+// CachingBackend, or its file cache), so a LOCALIO open costs no open once the file is
+// hot, and an RPC REMOVE or RENAME that unlinks the file drops it for both. The client's
+// close never touches the cache, and the cache's eviction never invalidates the
+// client's fd (it owns its own open file description reference).
 //
 // Lifetimes: Listen() → Start() → Stop(). Deps are not owned and must outlive Stop():
-// the broker, the export table, key, resolver and the file cache (main.cc stops the
-// socket before the file cache shuts down and before the broker record is withdrawn).
-// Requests run on the loop thread (RCU-registered; it flushes its deferred releases
-// after each packet); they are short (a decode, a resolve, an open, an fstat) — except
-// the resolution of a handle that, unprivileged, only a search of the export can find
-// (fhandle.h: seconds on a large export). The loop asks for it with must_not_block;
-// when it would search, the connection is parked (not read: its client has one
-// request in flight anyway) and the authorisation runs on the search thread, which
+// the broker, the export table, key, resolver and the backend (main.cc stops the
+// socket before the backend's cache shuts down and before the broker record is
+// withdrawn). Requests run on the loop thread (RCU-registered; it flushes its deferred
+// releases after each packet); they are short (a decode, the authorisation, a resolve
+// that hits the cache, a cached open, a dup) — except the resolution of a handle that,
+// unprivileged, only a search of the export can find (fhandle.h: seconds on a large
+// export). The loop resolves with may_search=false; when that would search, the
+// connection is parked (not read: its client has one request in flight anyway) and the
+// search thread resolves the handle (what the loop decided is not decided again), then
 // hands the result back to the loop through an eventfd; the loop then finishes the
 // open, answers and reads the connection again. Meanwhile it serves everyone else.
 //
@@ -60,15 +71,18 @@
 #include "common/localio/broker_server.h"
 #include "common/localio/proto.h"
 #include "common/unique_fd.h"
-#include "server/backend/file_cache.h"
+#include "server/backend/backend.h"
 #include "server/policy/request_policy.h"
 
 namespace localnfs::server {
 
 struct LocalSocketDeps {
   broker::Broker* broker = nullptr;
+  // The access policy (AuthorizeHandle); its file_cache is not used: the backend resolves.
   PolicyDeps policy;
-  FileCache* file_cache = nullptr;
+  // Resolves the handle and opens the file: the caching layer the RPC program uses, so
+  // that both share one resolved node and one open file per handle and mode.
+  backend::Backend* backend = nullptr;
 };
 
 struct LocalSocketOptions {
@@ -122,16 +136,21 @@ class LocalSocket {
 
  private:
   struct Connection;
-  // An OPEN_LOCAL_FH whose handle needs an export search: the loop's request, the
-  // search thread's result.
+  // An authorised OPEN_LOCAL_FH with its object resolved.
+  struct Resolved {
+    Authorization auth;   // holds the export the object points to
+    backend::Object obj;
+  };
+  // An OPEN_LOCAL_FH whose handle needs an export search: the loop's request, decided
+  // (authorised) there, and the search thread's resolution.
   struct SearchJob {
     int fd = -1;               // the connection, as the loop knows it ...
     uint64_t connection_id = 0;  // ... and which one (fd numbers are reused)
     localio::OpenLocalFhRequest req;
-    Credentials cred;
+    Credentials cred;  // as the peer sent them (for the log)
     bool write = false;
-    std::shared_ptr<rpc::ConnectionInfo> domain;  // kept alive for the search
-    absl::StatusOr<AuthorizedObject> result = absl::UnknownError("not run");
+    Authorization auth;
+    absl::StatusOr<backend::Object> result = absl::UnknownError("not run");
   };
 
   void Loop();
@@ -148,9 +167,10 @@ class LocalSocket {
       ABSL_LOCKS_EXCLUDED(search_mu_);
   // HandleOpen's first check: the uuid is still bound to the peer; closes it if not.
   bool StillBound(Connection& c);
-  // The rest of HandleOpen once the handle is authorised (or not): open, answer.
+  // The rest of HandleOpen once the handle is authorised and resolved (or not): open,
+  // answer.
   bool FinishOpen(Connection& c, const localio::OpenLocalFhRequest& req,
-                  const Credentials& cred, bool write, absl::StatusOr<AuthorizedObject> auth);
+                  const Credentials& cred, bool write, absl::StatusOr<Resolved> resolved);
   void CloseConnection(int fd, std::optional<localio::ErrorReason> reason)
       ABSL_LOCKS_EXCLUDED(stats_mu_);
   void CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id = 0)

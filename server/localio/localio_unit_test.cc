@@ -26,7 +26,9 @@
 #include "rpc/server.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
-#include "server/backend/file_cache.h"
+#include "server/backend/caching_backend.h"
+#include "server/backend/memory_backend.h"
+#include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
 #include "tests/support/temp_dir.h"
@@ -68,8 +70,9 @@ TEST(LocalioProgramTest, DomainRoundTrips) {
   EXPECT_FALSE(PeerOfDomain("host:1", &x));
 }
 
-// The whole server side in this process: export, key, resolver, cache, broker,
-// local socket. This process is also the client that owns the uuid.
+// The whole server side in this process: export, key, resolver, the backend stack of
+// main.cc (POSIX under the caching layer), broker, local socket. This process is also
+// the client that owns the uuid.
 class LocalSocketTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -109,14 +112,14 @@ class LocalSocketTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status();
     client_broker_ = std::move(*c);
     socket_.emplace(LocalSocketDeps{server_broker_.get(),
-                                    PolicyDeps{&table_, &*key_, &resolver_}, &cache_});
+                                    PolicyDeps{&table_, &*key_}, &backend_});
     ASSERT_TRUE(socket_->Listen(sock_path_).ok());
     ASSERT_TRUE(socket_->Start().ok());
   }
   void TearDown() override {
     socket_.reset();
     server_broker_->Withdraw();
-    cache_.Shutdown();
+    backend_.Shutdown();
     resolver_.Shutdown();
     table_.Shutdown();
     DrainReleases();
@@ -151,7 +154,8 @@ class LocalSocketTest : public ::testing::Test {
   exports::ExportTable table_;
   std::optional<HandleKey> key_;
   HandleResolver resolver_;
-  FileCache cache_{FileCacheOptions{}};
+  backend::PosixBackend posix_backend_{resolver_};
+  backend::CachingBackend backend_{posix_backend_, FileCacheOptions{}};
   std::unique_ptr<broker::Broker> server_broker_;
   std::unique_ptr<broker::BrokerClient> client_broker_;
   std::optional<LocalSocket> socket_;
@@ -256,6 +260,111 @@ TEST_F(LocalSocketTest, UnbindEndsOpensOnAnAuthenticatedConnection) {
   auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead,
                                   std::nullopt);
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+}
+
+
+// LOCALIO opens go through the caching layer that RPC I/O uses (backend.h): an
+// OPEN_LOCAL_FH leaves the object's node and its read-only file in the cache; the fd the
+// client got is that cached open file itself (one open file description: they share the
+// offset), and a READ through the backend — what the NFSv3 program's READ calls — finds
+// them both and opens nothing. A read-write open adds the read-write file, which a WRITE
+// through the backend then uses.
+TEST_F(LocalSocketTest, OpenLocalFhAndBackendReadShareOneCachedOpenFile) {
+  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string fh = HandleOf("exp/data");
+  auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
+  EXPECT_EQ(backend_.file_cache().size(), 2u);  // the node (kPath) and the kRead file
+
+  auto decoded = key_->Decode(fh);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  const uint32_t export_id = decoded->export_id;
+  // A hit, or this maker's error: the cache holds a kRead file of exactly this handle.
+  auto cached = backend_.file_cache().AcquireFile(
+      export_id, decoded->kernel, FileMode::kRead, /*exact_mode=*/true,
+      [](FileMode) -> absl::StatusOr<Ref<NfsFile>> {
+        return absl::InternalError("not cached");
+      });
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  ASSERT_EQ(lseek(r->fd.get(), 6, SEEK_SET), 6);
+  EXPECT_EQ(lseek((*cached)->fd(), 0, SEEK_CUR), 6) << "the client's fd is another open file";
+
+  Ref<exports::Export> exp = table_.FindById(export_id);
+  ASSERT_TRUE(exp);
+  auto obj = backend_.Resolve(*exp, decoded->kernel);
+  ASSERT_TRUE(obj.ok()) << obj.status();
+  Credentials me;
+  me.uid = geteuid();
+  me.gid = getegid();
+  char buf[32] = {};
+  auto read = backend_.Read(*obj, me, 0, absl::MakeSpan(buf, sizeof(buf)));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(std::string(buf, read->count), "local bytes");
+  EXPECT_EQ(backend_.file_cache().size(), 2u);
+
+  auto w = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
+  ASSERT_TRUE(w.ok() && w->status == 0) << w.status();
+  EXPECT_EQ(backend_.file_cache().size(), 3u);
+  auto written = backend_.Write(*obj, me, 0, absl::MakeConstSpan("LOCAL", 5),
+                                backend::Stability::kUnstable);
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(backend_.file_cache().size(), 3u);
+  EXPECT_EQ(socket_->Opens(0), 2u);
+}
+
+// The local socket judges an open on the backend's attributes, whatever the backend: on
+// the memory backend (no fds to hand out: no kCapLocalIo) an open that passes every
+// check of READ/WRITE is NOTSUPP, one that fails them gets their answer.
+TEST_F(LocalSocketTest, OpenLocalFhIsJudgedOnTheBackendsAttributes) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs a root peer to send a user's credentials";
+  backend::MemoryBackend memory;
+  LocalSocket memory_socket(LocalSocketDeps{
+      server_broker_.get(), PolicyDeps{&table_, &*key_}, &memory});
+  const std::string path = base_ + "/run/memory.sock";
+  ASSERT_TRUE(memory_socket.Listen(path).ok());
+  ASSERT_TRUE(memory_socket.Start().ok());
+  Ref<exports::Export> exp = table_.List().front();
+  auto root = memory.OpenPath(*exp, "");
+  ASSERT_TRUE(root.ok()) << root.status();
+  Credentials root_cred, owner, other;
+  root_cred.uid = root_cred.gid = 0;
+  owner.uid = owner.gid = 1000;
+  other.uid = other.gid = 1001;
+  backend::SetAttrRequest attrs;
+  attrs.mode = 0600;
+  attrs.uid = owner.uid;
+  attrs.gid = owner.gid;
+  auto file = memory.Create(*root, "private", backend::CreateHow::kGuarded, attrs, 0,
+                            backend::Caller{root_cred});
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto dir = memory.Mkdir(*root, "dir", attrs, backend::Caller{root_cred});
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  auto wire = [&](const backend::Object& obj) {
+    auto w = key_->Encode(exp->id(), obj.handle());
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? *w : std::string();
+  };
+
+  auto client = localio::LocalioSocketClient::Connect(path, BoundUuid());
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto status = [&](const backend::Object& obj, localio::OpenMode mode,
+                    const Credentials& as) {
+    auto r = (*client)->OpenLocalFh(wire(obj), mode, as);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return static_cast<uint32_t>(NFS3ERR_SERVERFAULT);
+    EXPECT_FALSE(r->fd.valid());
+    return r->status;
+  };
+  EXPECT_EQ(status(*file, localio::OpenMode::kRead, other), NFS3ERR_ACCES);
+  EXPECT_EQ(status(*file, localio::OpenMode::kReadWrite, other), NFS3ERR_ACCES);
+  EXPECT_EQ(status(*file, localio::OpenMode::kRead, owner), NFS3ERR_NOTSUPP);
+  EXPECT_EQ(status(*file, localio::OpenMode::kReadWrite, owner), NFS3ERR_NOTSUPP);
+  EXPECT_EQ(status(*dir, localio::OpenMode::kRead, owner), NFS3ERR_ISDIR);
+  EXPECT_EQ(memory_socket.Opens(NFS3ERR_ACCES), 2u);
+  EXPECT_EQ(memory_socket.Opens(NFS3_OK), 0u);
+  // Nothing of this went to the POSIX stack of the fixture.
+  EXPECT_EQ(backend_.file_cache().size(), 0u);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // server/mount/mount_program.cc — see mount_program.h.
 #include "server/mount/mount_program.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,9 +9,8 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "server/policy/client_rules.h"
 #include "server/nfs3/nfs3xdr.h"
-#include "server/backend/vfs.h"
+#include "server/policy/client_rules.h"
 
 namespace localnfs::server {
 namespace {
@@ -94,15 +93,11 @@ void MountProgram::Mnt(rpc::Call& call, const dirpath& arg, mountres3& res) {
     res.fhs_status = MNT3ERR_ACCES;
     return;
   }
-  // Each step runs only when the one before succeeded; the first error stays.
-  absl::StatusOr<UniqueFd> dir = vfs::OpenBeneath(exp->root_fd(), rel, O_PATH);
-  absl::StatusOr<struct stat> st =
-      dir.ok() ? vfs::GetAttr(dir->get()) : absl::StatusOr<struct stat>(dir.status());
-  if (st.ok() && !S_ISDIR(st->st_mode)) st = ErrnoToStatus(ENOTDIR, "mount");
-  absl::StatusOr<KernelHandle> kh =
-      st.ok() ? KernelHandleOfFd(dir->get()) : absl::StatusOr<KernelHandle>(st.status());
-  absl::StatusOr<std::string> wire = kh.ok() ? deps_.key->Encode(exp->id(), *kh)
-                                             : absl::StatusOr<std::string>(kh.status());
+  // The directory through the backend (the caching layer keeps its node: the client's
+  // next call uses the handle it is given here), then its wire handle.
+  absl::StatusOr<backend::Object> dir = deps_.backend->OpenPath(*exp, rel);
+  absl::StatusOr<std::string> wire = dir.ok() ? deps_.key->Encode(exp->id(), dir->handle())
+                                              : absl::StatusOr<std::string>(dir.status());
   if (!wire.ok()) {
     const int err = StatusErrno(wire.status());
     LOG_INFO("mount %s from %s: %s", path, ctx.conn->peer().ToString(),
@@ -113,7 +108,6 @@ void MountProgram::Mnt(rpc::Call& call, const dirpath& arg, mountres3& res) {
                                                     : MNT3ERR_SERVERFAULT;
     return;
   }
-  deps_.resolver->RememberFd(exp->id(), *kh, dir->get());
   res.fhs_status = MNT3_OK;
   mountres3_ok& ok = res.mountres3_u.mountinfo;
   ok.fhandle.fhandle3_val = static_cast<char*>(malloc(wire->size()));

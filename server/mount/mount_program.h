@@ -2,20 +2,26 @@
 //
 // Owns: the list of mounts recorded by MNT (host, path) and removed by UMNT/UMNTALL
 // (what DUMP reports; advisory, like rmtab), and per-procedure call counters. Not
-// owned: the export table, the handle key and resolver (they outlive the program).
+// owned: the export table, the handle key and the backend (backend/backend.h; they
+// outlive the program).
 // The mount list is bounded (Deps::max_mounts, --max-mounts): any directory below an
 // export can be mounted, so a client could otherwise grow it without end. When it is
 // full, the entry mounted least recently is forgotten (DUMP is advisory; nothing else
 // reads the list), with a log line at most once a second counting what was dropped.
 //
-// MNT: the path is an export's path exactly, or a directory below an export, which
-// is resolved beneath the export root without following any symlink (openat2
-// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS); the longest matching export wins. No path →
-// MNT3ERR_NOENT; no client rule for the peer (or `secure` and a peer port ≥ 1024) →
+// MNT: the path is an export's path exactly, or a directory below an export; the
+// longest matching export wins. The client rule is checked first, then the directory is
+// resolved by the backend (Backend::OpenPath: beneath the export root, never following
+// a symlink nor crossing a mount — the POSIX backend's openat2 RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV — as the server, before any credential switch),
+// and the reply carries the wire handle (fhandle.h) of the object's backend handle; the
+// caching layer keeps the node, which the client's next call uses. No path →
+// MNT3ERR_NOENT (also a symlink on the way, ELOOP, or leaving the root or its mount,
+// EXDEV); no client rule for the peer (or `secure` and a peer port ≥ 1024) →
 // MNT3ERR_ACCES; not a directory → MNT3ERR_NOTDIR; a path with a NUL in it (dirpath is
 // decoded with its wire length: as a C string it would be cut short and name another
-// directory) → MNT3ERR_INVAL, with a rate-limited log line. The reply carries the
-// directory's handle and the flavor list [AUTH_SYS].
+// directory) → MNT3ERR_INVAL, with a rate-limited log line. The reply's flavor list is
+// [AUTH_SYS]. EXPORT lists every export with its client patterns as groups.
 //
 // Thread-safety: Dispatch() is safe concurrently; the mount list has its own mutex.
 // The procedure table is immutable.
@@ -39,6 +45,7 @@
 #include "rpc/mount3.h"
 #include "rpc/procedure.h"
 #include "rpc/program.h"
+#include "server/backend/backend.h"
 #include "server/policy/fhandle.h"
 
 namespace localnfs::server {
@@ -51,7 +58,7 @@ class MountProgram : public rpc::Program {
   struct Deps {
     exports::ExportTable* exports = nullptr;
     const HandleKey* key = nullptr;
-    HandleResolver* resolver = nullptr;
+    backend::Backend* backend = nullptr;
     size_t max_mounts = kDefaultMaxMounts;
   };
   explicit MountProgram(Deps deps) : deps_(deps) {}

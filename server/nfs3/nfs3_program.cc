@@ -16,7 +16,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/unaligned.h"
-#include "server/policy/creds.h"
+#include "server/backend/rules.h"
 #include "server/nfs3/nfs3xdr.h"
 #include "server/nfs3/nfs_status.h"
 #include "server/policy/request_policy.h"
@@ -32,7 +32,7 @@ uint64_t RandomVerifier() {
 }
 
 // The result sizes READ, READDIR and READDIRPLUS can reach are chosen by the client
-// (count, maxcount; at most vfs::kMaxIoSize, as the handlers clamp them): read from
+// (count, maxcount; at most backend::kMaxIoSize, as the handlers clamp them): read from
 // the argument bytes, which start with the nfs_fh3, `kCountAt` bytes after it, for the
 // server's reply-memory limits (rpc::ProcedureDesc::max_result_bytes). Arguments too short to
 // hold it are garbage, answered with a few bytes.
@@ -44,7 +44,7 @@ size_t ResultSizeOfCount(std::string_view args) {
   const size_t fh_len = (ntohl(LoadUnaligned<uint32_t>(args.data())) + size_t{3}) & ~size_t{3};
   if (fh_len > NFS3_FHSIZE || args.size() < 4 + fh_len + kCountAt + 4) return kResultOverhead;
   const uint32_t count = ntohl(LoadUnaligned<uint32_t>(args.data() + 4 + fh_len + kCountAt));
-  return kResultOverhead + std::min(count, vfs::kMaxIoSize);
+  return kResultOverhead + std::min(count, backend::kMaxIoSize);
 }
 
 // WRITE3args like rpcgen's xdr_WRITE3args, except that decoding does not copy the data:
@@ -147,29 +147,29 @@ constexpr Nfs3Program::Proc Nfs3Program::MakeProc(const char* name, uint32_t pro
                                                                        RPC_FLAGS)
 
 const std::array<Nfs3Program::Proc, kNfs3ProcCount>& Nfs3Program::Table() {
-  constexpr uint32_t E = kNeedsExport, W = kMakesWrite, C = kAsCaller;
+  constexpr uint32_t E = kNeedsExport, W = kMakesWrite;
   constexpr uint32_t N = kNonIdempotent, Q = kQuick;
   static const std::array<Proc, kNfs3ProcCount> table = {{
       MakeProc<&Nfs3Program::Null, rpc::XdrVoid, rpc::XdrVoid>("NULL", 0, Q),
       NFS3_PROC(GETATTR, Getattr, E, Q),
       NFS3_PROC(SETATTR, Setattr, E | W, N),
-      NFS3_PROC(LOOKUP, Lookup, E | C, Q),
+      NFS3_PROC(LOOKUP, Lookup, E, Q),
       NFS3_PROC(ACCESS, Access, E, Q),
       NFS3_PROC(READLINK, Readlink, E, Q),
       // READ's data goes out from its own buffer (Read registers it: Call::AddBulk).
       NFS3_PROC(READ, Read, E, Q | rpc::ProcedureDesc::kBulkReply),
       // WRITE's arguments are decoded without copying the data (above).
       MakeProc<&Nfs3Program::Write, XdrWrite3ArgsInPlace, xdr_WRITE3res>("WRITE", E | W, N),
-      NFS3_PROC(CREATE, Create, E | W | C, N | Q),
-      NFS3_PROC(MKDIR, Mkdir, E | W | C, N | Q),
-      NFS3_PROC(SYMLINK, Symlink, E | W | C, N | Q),
-      NFS3_PROC(MKNOD, Mknod, E | W | C, N | Q),
-      NFS3_PROC(REMOVE, Remove, E | W | C, N | Q),
-      NFS3_PROC(RMDIR, Rmdir, E | W | C, N | Q),
-      NFS3_PROC(RENAME, Rename, E | W | C, N | Q),
-      NFS3_PROC(LINK, Link, E | W | C, N | Q),
-      NFS3_PROC(READDIR, Readdir, E | C, 0),
-      NFS3_PROC(READDIRPLUS, Readdirplus, E | C, 0),
+      NFS3_PROC(CREATE, Create, E | W, N | Q),
+      NFS3_PROC(MKDIR, Mkdir, E | W, N | Q),
+      NFS3_PROC(SYMLINK, Symlink, E | W, N | Q),
+      NFS3_PROC(MKNOD, Mknod, E | W, N | Q),
+      NFS3_PROC(REMOVE, Remove, E | W, N | Q),
+      NFS3_PROC(RMDIR, Rmdir, E | W, N | Q),
+      NFS3_PROC(RENAME, Rename, E | W, N | Q),
+      NFS3_PROC(LINK, Link, E | W, N | Q),
+      NFS3_PROC(READDIR, Readdir, E, 0),
+      NFS3_PROC(READDIRPLUS, Readdirplus, E, 0),
       NFS3_PROC(FSSTAT, Fsstat, E, Q),
       NFS3_PROC(FSINFO, Fsinfo, E, Q),
       NFS3_PROC(PATHCONF, Pathconf, E, Q),
@@ -215,44 +215,24 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::Call& call) {
       return rpc::DispatchResult::kSuccess;
     }
   }
-  // A change for a `sync` rule waits for the disk before its reply: not on the event
-  // loop. Nothing is done yet (resolving the handle changes nothing).
+  // A change for a `sync` rule waits for the disk before its reply (the Backend
+  // commits it): not on the event loop. Nothing is done yet (resolving changes nothing).
   if (ctx.must_not_block && (flags & kMakesWrite) && req.options.sync) {
     return rpc::DispatchResult::kWouldBlock;
-  }
-  // Every handle of the request is resolved by now: the switch may drop the
-  // capabilities that resolving needs (creds.h).
-  std::optional<ScopedFsCredentials> as_caller;
-  if (flags & kAsCaller) {
-    as_caller.emplace(req.cred);
-    if (!as_caller->status().ok()) {
-      LOG_ERROR("%s: %s", p.desc.name, as_caller->status().ToString());
-      p.fail(call, NFS3ERR_SERVERFAULT);
-      return rpc::DispatchResult::kSuccess;
-    }
   }
   p.desc.handle(*this, call);
   // The handler changed nothing (a READ of data not in the page cache): the worker's
   // run calls it again.
   if (req.would_block) return rpc::DispatchResult::kWouldBlock;
-  as_caller.reset();  // commits run as the server (vfs::MetadataCommits)
-  if (!req.commits.empty()) CommitBeforeReply(p, req);
   return rpc::DispatchResult::kSuccess;
-}
-
-void Nfs3Program::CommitBeforeReply(const Proc& p, Nfs3Request& req) {
-  const absl::Status s = req.commits.Run(*req.exp);
-  if (s.ok()) return;
-  // As knfsd, which returns commit_metadata's error: the change is made but may not
-  // survive a crash. The failure arm needs no attributes: the bare status.
-  p.fail(*req.call, NfsStatusFromStatus(s));
 }
 
 nfsstat3 Nfs3Program::Prepare(const rpc::Call& call, const Proc& p, Nfs3Request& req) {
   const rpc::CallContext& ctx = call.ctx();
-  const PolicyDeps deps{deps_.exports, deps_.key, deps_.resolver, deps_.file_cache};
-  const Nfs3Handles handles = p.handles(call.args());
+  // 1 and 2: decode and authenticate the handles, then the export's decisions.
   if (!req.authorized) {
+    const Nfs3Handles handles = p.handles(call.args());
+    const PolicyDeps deps{deps_.exports, deps_.key};
     absl::StatusOr<Authorization> auth =
         AuthorizeHandle(deps, PolicyInput{FhBytes(*handles.first), ctx.conn, &ctx.cred,
                                           (p.desc.program_flags & kMakesWrite) != 0});
@@ -260,34 +240,47 @@ nfsstat3 Nfs3Program::Prepare(const rpc::Call& call, const Proc& p, Nfs3Request&
       LOG_DEBUG("%s: %s", p.desc.name, auth.status().ToString());
       return NfsStatusFromStatus(auth.status());
     }
+    if (handles.second != nullptr) {
+      absl::StatusOr<DecodedHandle> second = deps_.key->Decode(FhBytes(*handles.second));
+      absl::Status s = second.status();
+      if (s.ok() && second->export_id != auth->exp->id())
+        s = ErrnoToStatus(EXDEV, "handles of different exports");
+      if (!s.ok()) {
+        LOG_DEBUG("%s (second handle): %s", p.desc.name, s.ToString());
+        return NfsStatusFromStatus(s);
+      }
+      req.second_handle = std::move(second->kernel);
+    }
     req.exp = std::move(auth->exp);
     req.options = auth->options;
     req.cred = std::move(auth->cred);
-    req.kh = std::move(auth->kh);
+    req.handle = std::move(auth->kh);
     req.authorized = true;
   }
-  if (req.obj.exp == nullptr) {
-    // On the loop a resolution may need a search and come back EWOULDBLOCK: the
-    // handle is kept for the worker's run.
-    absl::StatusOr<vfs::Object> obj =
-        ResolveObject(deps, *req.exp, ctx.must_not_block ? req.kh : std::move(req.kh),
-                      ctx.must_not_block);
+  // 3: resolve every handle, as the server. On the loop a resolution may need a search
+  // and come back EWOULDBLOCK: the handle is kept (copied) for the worker's run.
+  const bool may_search = !ctx.must_not_block;
+  auto resolve = [&](backend::Handle& handle, const char* which,
+                     backend::Object* out) -> nfsstat3 {
+    absl::StatusOr<backend::Object> obj = deps_.backend->Resolve(
+        *req.exp, may_search ? std::move(handle) : backend::Handle(handle), may_search);
     if (!obj.ok()) {
       req.would_block = StatusErrno(obj.status()) == EWOULDBLOCK;
-      LOG_DEBUG("%s: %s", p.desc.name, obj.status().ToString());
+      LOG_DEBUG("%s%s: %s", p.desc.name, which, obj.status().ToString());
       return NfsStatusFromStatus(obj.status());
     }
-    req.obj = std::move(*obj);
+    *out = std::move(*obj);
+    return NFS3_OK;
+  };
+  if (!req.obj.valid()) {
+    const nfsstat3 status = resolve(req.handle, "", &req.obj);
+    if (status != NFS3_OK) return status;
   }
-  if (handles.second != nullptr && !req.second) {
-    absl::StatusOr<vfs::Object> second =
-        ResolveInSameExport(deps, *req.exp, FhBytes(*handles.second), ctx.must_not_block);
-    if (!second.ok()) {
-      req.would_block = StatusErrno(second.status()) == EWOULDBLOCK;
-      LOG_DEBUG("%s (second handle): %s", p.desc.name, second.status().ToString());
-      return NfsStatusFromStatus(second.status());
-    }
-    req.second = std::move(*second);
+  if (req.second_handle && !req.second) {
+    backend::Object second;
+    const nfsstat3 status = resolve(*req.second_handle, " (second handle)", &second);
+    if (status != NFS3_OK) return status;
+    req.second = std::move(second);
   }
   return NFS3_OK;
 }
@@ -295,7 +288,7 @@ nfsstat3 Nfs3Program::Prepare(const rpc::Call& call, const Proc& p, Nfs3Request&
 std::string_view Nfs3Program::ArgName(const Nfs3Request& req, const filename3& name) {
   const std::string_view n = NameOf(name);
   uint64_t left_out = 0;
-  if (vfs::HasSlashOrNul(n) && bad_name_log_.Allow(&left_out)) {
+  if (backend::HasSlashOrNul(n) && bad_name_log_.Allow(&left_out)) {
     LOG_WARNING("%s from %s: refused a name with a NUL or '/': \"%s\" (and %d more "
                 "since the last line)",
                 Table()[req.ctx->proc].desc.name, req.ctx->conn->peer().ToString(),
@@ -304,51 +297,16 @@ std::string_view Nfs3Program::ArgName(const Nfs3Request& req, const filename3& n
   return n;
 }
 
-absl::StatusOr<std::string> Nfs3Program::MakeHandle(const Nfs3Request& req,
-                                                    vfs::LookupResult& r, int dir_fd,
-                                                    std::string_view name) {
-  ASSIGN_OR_RETURN(std::string wire, deps_.key->Encode(req.exp->id(), r.kh));
-  if (!deps_.resolver->privileged()) {
-    if (S_ISDIR(r.st.st_mode) || vfs::IsDotOrDotDot(name))
-      deps_.resolver->RememberFd(req.exp->id(), r.kh, r.fd.get());
-    else
-      deps_.resolver->Remember(req.exp->id(), r.kh, deps_.resolver->ShareFd(dir_fd), name);
-  }
-  // The client uses a handle it was just given next (GETATTR after CREATE, READ
-  // after LOOKUP): the file cache keeps the object (taking over r.fd unless it has
-  // it already), so that needs no open by handle.
-  (void)deps_.file_cache->Acquire(
-      req.exp->id(), r.kh, FileMode::kPath,
-      [&r](FileMode) -> absl::StatusOr<UniqueFd> { return std::move(r.fd); });
-  return wire;
-}
-
-void Nfs3Program::SetNewObject(const Nfs3Request& req, std::string_view name,
-                               vfs::LookupResult& r, post_op_fh3* fh,
-                               post_op_attr* attr) {
-  SetPostOpAttr(attr, r.st, fsid(req));
-  absl::StatusOr<std::string> wire = MakeHandle(req, r, req.obj.fd.get(), name);
-  // Without a handle the client looks the name up itself (RFC 1813 allows it).
+void Nfs3Program::SetNewObject(const Nfs3Request& req, const backend::Object& made,
+                               post_op_fh3* fh, post_op_attr* attr) {
+  SetPostOpAttr(attr, made.attrs(), fsid(req));
+  absl::StatusOr<std::string> wire = deps_.key->Encode(req.exp->id(), made.handle());
   fh->handle_follows = wire.ok() ? TRUE : FALSE;
   if (wire.ok()) SetFh(&fh->post_op_fh3_u.handle, *wire);
 }
 
-void Nfs3Program::CommitLater(Nfs3Request& req, const vfs::Object& obj) {
-  if (!req.options.sync) return;
-  absl::StatusOr<struct stat> st = vfs::AttrsOf(obj);
-  if (st.ok()) req.commits.Add(obj.fd.get(), *st);
-}
-
-void Nfs3Program::CommitCreated(Nfs3Request& req, const vfs::LookupResult& made) {
-  if (!req.options.sync) return;
-  req.commits.AddCreated(made.fd.get(), made.st);
-  CommitLater(req, req.obj);
-}
-
-void Nfs3Program::Forget(const Nfs3Request& req, const std::optional<KernelHandle>& gone) {
-  if (!gone) return;
-  deps_.file_cache->Close(req.exp->id(), *gone);
-  deps_.resolver->Forget(req.exp->id(), *gone);
+void Nfs3Program::SetWccOf(wcc_data* out, const Nfs3Request& req, const backend::Object& obj) {
+  SetWcc(out, obj.attrs(), deps_.backend->GetAttr(obj), fsid(req));
 }
 
 }  // namespace localnfs::server

@@ -5,31 +5,36 @@
 // beside it the typed adaptors of the pipeline: the arguments' file handles and the
 // failure result), the write verifier (8 random bytes per server start, or injected),
 // and per-procedure call counters. Not owned (must outlive the program): the export
-// table, the handle key, the handle resolver and the file cache.
+// table, the handle key and the Backend (backend/backend.h: the caching layer over the
+// POSIX backend in localnfsd, a MemoryBackend in the handler tests).
 //
-// Policy is enforced in ONE place, the pipeline Dispatch(): for procedures flagged
-// kNeedsExport it passes the arguments' file handle (Proc::handles), the connection
-// and the AUTH_SYS credentials to AuthorizeHandle() (request_policy.h — the steps the
-// LOCALIO local socket's Authorize() takes too: handle → BADHANDLE, export → STALE,
-// client rule of the connection → ACCES, `secure` → PERM, kMakesWrite on a read-only
-// export → ROFS, squash), resolves that handle (ResolveObject: → O_PATH fd) and the
-// request's second handle (RENAME's to.dir, LINK's link.dir) in the same export
-// (ResolveInSameExport: another export → XDEV), and only then switches to the
-// squashed credentials for kAsCaller procedures (creds.h) — every handle is resolved
-// with the server's own credentials, because open_by_handle_at needs
-// CAP_DAC_READ_SEARCH, which a switched fsuid drops. Handlers never resolve a handle
-// and never switch credentials themselves. Failures are written as the bare nfsstat3
-// of the result (Proc::fail: every failure arm holds only optional attributes).
-// Only then it calls the thin handler with an explicit Nfs3Request — the program's
-// state of the call (rpc/call.h), which keeps what the pipeline resolved. On the event
-// loop (CallContext::must_not_block) a step that would wait — a handle only a search of
-// the export can resolve, a READ of data not in the page cache, a change that a `sync`
-// rule commits before its reply — returns kWouldBlock having changed nothing; the call
-// moves to a worker with its state, and the pipeline continues there from that step
-// (nothing is authorised, resolved or counted again).
-// After the handler, back in the server's credentials, it commits what the handler
-// changed when the client rule says `sync` (CommitBeforeReply), before the reply is
-// sent.
+// Policy is enforced in ONE place, the pipeline Dispatch(), in three explicit steps for
+// every procedure flagged kNeedsExport:
+//  1. decode the arguments' file handles (Proc::handles) and authenticate them
+//     (HandleKey::Decode: → BADHANDLE);
+//  2. check export access: AuthorizeHandle() (request_policy.h — the steps the LOCALIO
+//     local socket takes too: export → STALE, client rule of the connection → ACCES,
+//     `secure` → PERM, kMakesWrite on a read-only export → ROFS, squash). A second
+//     handle (RENAME's to.dir, LINK's link.dir) must name the same export (→ XDEV), so
+//     the same decisions cover it;
+//  3. resolve EVERY handle through Backend::Resolve (→ STALE, or the backend's errno).
+// Only then the thin handler runs, with an explicit Nfs3Request — the program's state of
+// the call (rpc/call.h), which keeps what the pipeline decided and resolved. Handlers
+// never resolve a handle, never decide access and never switch credentials: the Backend
+// owns the switch (backend.h "Credentials": the POSIX backend switches around the system
+// calls of each namespace operation, after its objects were resolved as the server), and
+// handlers pass it the squashed credentials — with the rule's `sync` for changes
+// (backend::Caller), so that the Backend commits the metadata it changed before it
+// returns (backend.h "Durability"; a failed commit is the operation's error).
+// Failures of the steps are written as the bare nfsstat3 of the result (Proc::fail:
+// every failure arm holds only optional attributes).
+// On the event loop (CallContext::must_not_block) a step that would wait — a handle only
+// a search of the export can resolve (Resolve with may_search=false → EWOULDBLOCK), a
+// READ of data not in the page cache (Backend::Read nowait → would_block), a change that
+// a `sync` rule commits before its reply (sent to a worker before anything is done) —
+// returns kWouldBlock having changed nothing; the call moves to a worker with its state,
+// and the pipeline continues there from that step (nothing is decoded, authorised,
+// resolved or counted again).
 //
 // Thread-safety: Dispatch() runs concurrently on worker threads and the event loop;
 // the table and the verifier are immutable, counters are atomics.
@@ -51,9 +56,8 @@
 #include "rpc/nfs3.h"
 #include "rpc/procedure.h"
 #include "rpc/program.h"
+#include "server/backend/backend.h"
 #include "server/policy/fhandle.h"
-#include "server/backend/file_cache.h"
-#include "server/backend/vfs.h"
 
 namespace localnfs::server {
 
@@ -71,24 +75,25 @@ struct Nfs3Request {
   const rpc::CallContext* ctx = nullptr;  // &call->ctx()
   Ref<exports::Export> exp;
   exports::ExportOptions options;  // of the client rule that matched
-  vfs::Object obj;                 // obj.exp == exp.get()
+  backend::Object obj;             // &obj.exp() == exp.get()
   // The object of the second handle (RENAME's to.dir, LINK's link.dir), in the same
   // export; set exactly for the procedures whose arguments carry one.
-  std::optional<vfs::Object> second;
+  std::optional<backend::Object> second;
   Credentials cred;                // squashed
   // Set by a handler called with ctx->must_not_block that would have to wait for the
   // disk, or by a handle resolution that would have to search the export
   // (fhandle.h): it changed nothing, Dispatch returns kWouldBlock (rpc/program.h).
   bool would_block = false;
-  // What the handler changed, committed by Dispatch before the reply on a `sync`
-  // export (CommitLater).
-  vfs::MetadataCommits commits;
 
   // How far the pipeline got (kept for the worker's run after kWouldBlock): the
-  // handle authorised (exp, options, cred set) and its object to be resolved from
-  // `kh` into obj (obj.exp is set once it is).
+  // handles decoded and authorised (exp, options, cred set; `handle`, `second_handle`
+  // to be resolved into obj and second).
   bool authorized = false;
-  KernelHandle kh;
+  backend::Handle handle;
+  std::optional<backend::Handle> second_handle;
+
+  // The Caller of a change: the squashed credentials and the rule's `sync`.
+  backend::Caller caller() const { return backend::Caller{cred, options.sync}; }
 };
 
 // The file handles of a procedure's arguments: the object's (every NFSv3 procedure
@@ -103,8 +108,7 @@ class Nfs3Program : public rpc::Program {
   struct Deps {
     exports::ExportTable* exports = nullptr;
     const HandleKey* key = nullptr;
-    HandleResolver* resolver = nullptr;
-    FileCache* file_cache = nullptr;
+    backend::Backend* backend = nullptr;
     // Injected for tests; random per start when unset.
     std::optional<uint64_t> write_verifier;
   };
@@ -126,7 +130,6 @@ class Nfs3Program : public rpc::Program {
   // Policy flags of a table entry (its ProcedureDesc::program_flags).
   static constexpr uint32_t kNeedsExport = 1u << 0;    // leading handle → export, object
   static constexpr uint32_t kMakesWrite = 1u << 1;     // refused on ro exports
-  static constexpr uint32_t kAsCaller = 1u << 3;       // namespace op: switch creds
   // The rpc flags the table uses (ProcedureDesc::flags):
   // kNonIdempotent: reply worth caching (DRC).
   // kQuick: may run on the event-loop thread that read it. Not WRITE, COMMIT (they
@@ -147,7 +150,7 @@ class Nfs3Program : public rpc::Program {
   };
 
  private:
-  // Handlers (nfs3proc.cc): validate, call vfs, fill the result.
+  // Handlers (nfs3proc.cc): validate, call the Backend, fill the result.
   void Null(rpc::Call&, const rpc::Void&, rpc::Void&) {}
   void Getattr(Nfs3Request&, const GETATTR3args&, GETATTR3res&);
   void Setattr(Nfs3Request&, const SETATTR3args&, SETATTR3res&);
@@ -162,7 +165,7 @@ class Nfs3Program : public rpc::Program {
   void Mknod(Nfs3Request&, const MKNOD3args&, MKNOD3res&);
   void Remove(Nfs3Request&, const REMOVE3args&, REMOVE3res&);
   void Rmdir(Nfs3Request&, const RMDIR3args&, RMDIR3res&);
-  void RemoveEntry(Nfs3Request& req, const diropargs3& what, bool directory,
+  void RemoveEntry(Nfs3Request& req, const diropargs3& what, backend::RemoveKind kind,
                    nfsstat3* status, wcc_data* dir_wcc);
   void Rename(Nfs3Request&, const RENAME3args&, RENAME3res&);
   void Link(Nfs3Request&, const LINK3args&, LINK3res&);
@@ -178,36 +181,22 @@ class Nfs3Program : public rpc::Program {
                                  uint32_t rpc_flags);
   static const std::array<Proc, kNfs3ProcCount>& Table();
 
-  // Dispatch steps: export, client rule, credentials and every handle of the call,
-  // from where an earlier run stopped. Sets req.would_block (on the event loop) when a
-  // handle needs an export search (fhandle.h).
+  // Dispatch steps 1-3 (above) from where an earlier run stopped. Sets req.would_block
+  // (on the event loop) when a handle needs an export search (fhandle.h).
   nfsstat3 Prepare(const rpc::Call& call, const Proc& p, Nfs3Request& req);
 
   // Helpers for handlers.
   // A name argument of the request, with its wire length. One that holds a NUL or a
   // '/' is logged here (rate-limited: a client can send them at will) and refused by
-  // vfs (ValidateName: EACCES).
+  // the backend (rules.h ValidateName: EACCES).
   std::string_view ArgName(const Nfs3Request& req, const filename3& name);
-  // Encodes a handle for `r.kh` in req's export; remembers its location
-  // (unprivileged) and keeps the object in the file cache (kPath), which may take
-  // r.fd over (r.st and r.kh stay). `where` says how to find it again without
-  // open_by_handle_at: the object's own fd (directories) or its parent `dir_fd` + `name`.
-  absl::StatusOr<std::string> MakeHandle(const Nfs3Request& req, vfs::LookupResult& r,
-                                         int dir_fd, std::string_view name);
-  // CREATE/MKDIR/SYMLINK/MKNOD results: the new object's handle and attributes.
-  void SetNewObject(const Nfs3Request& req, std::string_view name, vfs::LookupResult& r,
-                    post_op_fh3* fh, post_op_attr* attr);
-  // After REMOVE/RMDIR/RENAME over: forget cached fds and handle locations.
-  void Forget(const Nfs3Request& req, const std::optional<KernelHandle>& gone);
-  // With the rule's `sync` (exports(5); the default): `obj`, which this request changed,
-  // is committed before the reply — in the order of the calls, an inode once
-  // (vfs::MetadataCommits; knfsd's commit_metadata). CommitCreated: a new object, then
-  // its directory req.obj.
-  void CommitLater(Nfs3Request& req, const vfs::Object& obj);
-  void CommitCreated(Nfs3Request& req, const vfs::LookupResult& made);
-  // Dispatch's last step: runs req.commits as the server; when a commit fails, the
-  // result becomes that error alone (the change is made but not known to be durable).
-  void CommitBeforeReply(const Proc& p, Nfs3Request& req);
+  // CREATE/MKDIR/SYMLINK/MKNOD results: the new object's handle (none if it cannot be
+  // encoded: the client looks the name up itself, RFC 1813 allows it) and attributes.
+  void SetNewObject(const Nfs3Request& req, const backend::Object& made, post_op_fh3* fh,
+                    post_op_attr* attr);
+  // wcc_data of `obj` changed (or not) by this request: its attributes as resolved,
+  // and now.
+  void SetWccOf(wcc_data* out, const Nfs3Request& req, const backend::Object& obj);
   uint64_t fsid(const Nfs3Request& req) const { return req.exp->id(); }
 
   Deps deps_;

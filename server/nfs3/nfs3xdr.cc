@@ -3,22 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysmacros.h>
 
 namespace localnfs::server {
 namespace {
-
-ftype3 TypeFromMode(mode_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFDIR: return NF3DIR;
-    case S_IFBLK: return NF3BLK;
-    case S_IFCHR: return NF3CHR;
-    case S_IFLNK: return NF3LNK;
-    case S_IFSOCK: return NF3SOCK;
-    case S_IFIFO: return NF3FIFO;
-    default: return NF3REG;
-  }
-}
 
 nfstime3 Time3(const timespec& ts) {
   return nfstime3{static_cast<uint32>(ts.tv_sec), static_cast<uint32>(ts.tv_nsec)};
@@ -30,59 +17,58 @@ timespec TimespecFrom(const nfstime3& t) {
 
 }  // namespace
 
-fattr3 FattrFromStat(const struct stat& st, uint64_t fsid) {
-  fattr3 a{};
-  a.type = TypeFromMode(st.st_mode);
-  a.mode = st.st_mode & 07777;
-  a.nlink = static_cast<uint32>(st.st_nlink);
-  a.uid = st.st_uid;
-  a.gid = st.st_gid;
-  a.size = static_cast<uint64>(st.st_size);
-  a.used = static_cast<uint64>(st.st_blocks) * 512;
-  a.rdev.specdata1 = major(st.st_rdev);
-  a.rdev.specdata2 = minor(st.st_rdev);
-  a.fsid = fsid;
-  a.fileid = st.st_ino;
-  a.atime = Time3(st.st_atim);
-  a.mtime = Time3(st.st_mtim);
-  a.ctime = Time3(st.st_ctim);
-  return a;
+fattr3 FattrFromAttrs(const backend::Attrs& a, uint64_t fsid) {
+  fattr3 f{};
+  // backend::FileType's values are ftype3's.
+  f.type = static_cast<ftype3>(a.type == backend::FileType::kNone ? backend::FileType::kRegular
+                                                                  : a.type);
+  f.mode = a.mode & 07777;
+  f.nlink = a.nlink;
+  f.uid = a.uid;
+  f.gid = a.gid;
+  f.size = a.size;
+  f.used = a.used;
+  f.rdev.specdata1 = a.rdev_major;
+  f.rdev.specdata2 = a.rdev_minor;
+  f.fsid = fsid;
+  f.fileid = a.fileid;
+  f.atime = Time3(a.atime);
+  f.mtime = Time3(a.mtime);
+  f.ctime = Time3(a.ctime);
+  return f;
 }
 
-void SetPostOpAttr(post_op_attr* out, const struct stat& st, uint64_t fsid) {
-  out->attributes_follow = TRUE;
-  out->post_op_attr_u.attributes = FattrFromStat(st, fsid);
-}
-
-void SetPostOpAttrOfFd(post_op_attr* out, int fd, uint64_t fsid) {
-  auto st = vfs::GetAttr(fd);
-  if (st.ok())
-    SetPostOpAttr(out, *st, fsid);
-  else
-    out->attributes_follow = FALSE;
-}
-
-void SetPostOpAttr(post_op_attr* out, const vfs::Object& obj, uint64_t fsid) {
-  if (obj.st)
-    SetPostOpAttr(out, *obj.st, fsid);
-  else
-    SetPostOpAttrOfFd(out, obj.fd.get(), fsid);
-}
-
-void SetPreOpAttr(pre_op_attr* out, const std::optional<struct stat>& st) {
-  if (!st) {
+void SetPostOpAttr(post_op_attr* out, const backend::Attrs& a, uint64_t fsid) {
+  if (!a.has(backend::kAttrBasic)) {
     out->attributes_follow = FALSE;
     return;
   }
   out->attributes_follow = TRUE;
-  out->pre_op_attr_u.attributes.size = static_cast<uint64>(st->st_size);
-  out->pre_op_attr_u.attributes.mtime = Time3(st->st_mtim);
-  out->pre_op_attr_u.attributes.ctime = Time3(st->st_ctim);
+  out->post_op_attr_u.attributes = FattrFromAttrs(a, fsid);
 }
 
-void SetWcc(wcc_data* out, const std::optional<struct stat>& before, int fd, uint64_t fsid) {
+void SetPostOpAttr(post_op_attr* out, const absl::StatusOr<backend::Attrs>& a, uint64_t fsid) {
+  if (a.ok())
+    SetPostOpAttr(out, *a, fsid);
+  else
+    out->attributes_follow = FALSE;
+}
+
+void SetPreOpAttr(pre_op_attr* out, const backend::Attrs& a) {
+  if (!a.has(backend::kAttrSize | backend::kAttrMtime | backend::kAttrCtime)) {
+    out->attributes_follow = FALSE;
+    return;
+  }
+  out->attributes_follow = TRUE;
+  out->pre_op_attr_u.attributes.size = a.size;
+  out->pre_op_attr_u.attributes.mtime = Time3(a.mtime);
+  out->pre_op_attr_u.attributes.ctime = Time3(a.ctime);
+}
+
+void SetWcc(wcc_data* out, const backend::Attrs& before,
+            const absl::StatusOr<backend::Attrs>& after, uint64_t fsid) {
   SetPreOpAttr(&out->before, before);
-  SetPostOpAttrOfFd(&out->after, fd, fsid);
+  SetPostOpAttr(&out->after, after, fsid);
 }
 
 std::string_view FhBytes(const nfs_fh3& fh) {
@@ -132,8 +118,8 @@ void SetPath(nfspath3* out, std::string_view s) {
   out->nfspath3_len = static_cast<u_int>(s.size());
 }
 
-vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s) {
-  vfs::SetAttrRequest r;
+backend::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s) {
+  backend::SetAttrRequest r;
   if (s.mode.set_it) r.mode = s.mode.set_mode3_u.mode;
   if (s.uid.set_it) r.uid = s.uid.set_uid3_u.uid;
   if (s.gid.set_it) r.gid = s.gid.set_gid3_u.gid;
@@ -142,10 +128,10 @@ vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s) {
   // the union's default arm; as a C++ enum it would be undefined behaviour) and, as in
   // knfsd, means DONT_CHANGE.
   auto time = [](int32_t how, const nfstime3& t) {
-    vfs::SetTime st;
-    if (how == SET_TO_SERVER_TIME) st.how = vfs::TimeHow::kServerTime;
+    backend::SetTime st;
+    if (how == SET_TO_SERVER_TIME) st.how = backend::TimeHow::kServerTime;
     if (how == SET_TO_CLIENT_TIME) {
-      st.how = vfs::TimeHow::kClientTime;
+      st.how = backend::TimeHow::kClientTime;
       st.time = TimespecFrom(t);
     }
     return st;

@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <bit>
 #include <optional>
@@ -20,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "rpc/nfs3.h"
-#include "server/backend/vfs.h"
+#include "server/backend/types.h"
 
 namespace localnfs::server {
 
@@ -50,16 +49,16 @@ int32_t WireEnumValue(const Enum& field) {
   return std::bit_cast<int32_t>(field);
 }
 
-fattr3 FattrFromStat(const struct stat& st, uint64_t fsid);
-void SetPostOpAttr(post_op_attr* out, const struct stat& st, uint64_t fsid);
-// Attributes of `fd` now, or none if they cannot be read.
-void SetPostOpAttrOfFd(post_op_attr* out, int fd, uint64_t fsid);
-// Attributes of `obj` as resolved for this request (obj.st), else of its fd now: for
-// replies of procedures that change nothing.
-void SetPostOpAttr(post_op_attr* out, const vfs::Object& obj, uint64_t fsid);
-void SetPreOpAttr(pre_op_attr* out, const std::optional<struct stat>& st);
-// wcc_data: `before` as captured by the caller, after = the attributes of `fd` now.
-void SetWcc(wcc_data* out, const std::optional<struct stat>& before, int fd, uint64_t fsid);
+// Attributes as the backend gave them (backend/types.h). fsid: the export's id, the
+// file system the client sees (not the device, Attrs::fsid). An Attrs without every
+// kAttrBasic field is "no attributes" for post_op_attr and pre_op_attr.
+fattr3 FattrFromAttrs(const backend::Attrs& a, uint64_t fsid);
+void SetPostOpAttr(post_op_attr* out, const backend::Attrs& a, uint64_t fsid);
+void SetPostOpAttr(post_op_attr* out, const absl::StatusOr<backend::Attrs>& a, uint64_t fsid);
+void SetPreOpAttr(pre_op_attr* out, const backend::Attrs& a);
+// wcc_data: `before` as the request resolved the object, `after` its attributes now.
+void SetWcc(wcc_data* out, const backend::Attrs& before,
+            const absl::StatusOr<backend::Attrs>& after, uint64_t fsid);
 
 std::string_view FhBytes(const nfs_fh3& fh);
 // Copies `wire` into `out` (malloc'd).
@@ -83,7 +82,7 @@ std::string_view PathOf(const nfspath3& path);
 void SetName(filename3* out, std::string_view s);
 void SetPath(nfspath3* out, std::string_view s);
 
-vfs::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s);
+backend::SetAttrRequest SetAttrRequestFromSattr(const sattr3& s);
 uint64_t Uint64FromOpaque8(const char* p);
 void Uint64ToOpaque8(uint64_t v, char* p);
 

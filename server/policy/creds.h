@@ -17,13 +17,11 @@
 // the file-system capabilities (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, …) for the
 // thread, CAP_DAC_READ_SEARCH among them, which open_by_handle_at needs: every handle
 // of a request is resolved before switching, with the server's own credentials. The
-// switch for namespace procedures is made in one place, Nfs3Program::Dispatch, after
-// every handle is resolved; SETATTR switches inside vfs::SetAttr for its mode, owner
-// and times step, after truncating as the server (its one handle resolved before).
-// Through the Backend interface (backend/backend.h), the POSIX backend owns the switch
-// instead: each operation takes resolved objects and switches around its own system
-// calls (backend/posix_backend.h); the programs move there when they are ported onto it,
-// and Dispatch's switch goes (the two must not nest).
+// switch is owned by the POSIX backend (backend/posix_backend.h): each operation takes
+// objects the request resolved before and switches around its own system calls (SETATTR
+// for its size, mode, owner and times steps, after opening the file to truncate as the
+// server). Callers must not be switched already: the switch does not nest. NFSv3 goes
+// through the Backend; the LOCALIO local socket and MOUNT switch nothing.
 //
 // Unprivileged (server not running as root): no switching is possible; everything
 // acts as the server's user. What is enforced then:
@@ -57,8 +55,9 @@
 //  * LOCALIO: the client process writes on its own fd, and the kernel judges it. A
 //    non-root client gets the rule for itself; a root client acting for a user (the
 //    FUSE daemon) would keep the bits, so OPEN_LOCAL_FH refuses a write open of a file
-//    with set-id bits for non-root credentials (vfs::OpenForLocalIo) and that client
-//    writes over RPC. Bits set after the open are not seen by writes through that fd.
+//    with set-id bits for non-root credentials (backend/rules.h CheckLocalIo, which
+//    Backend::OpenForLocalIo applies) and that client writes over RPC. Bits set after
+//    the open are not seen by writes through that fd.
 //
 // Thread-safety: ScopedFsCredentials affects only the calling thread; nest never.
 #pragma once

@@ -56,7 +56,8 @@
 //    search thread: local_socket.h).
 //    A client can ask for searches at will (it keeps the handles of files it removes),
 //    so they are bounded too: at most max_searches run at once (localnfsd: one fewer
-//    than its workers, so one worker always serves other requests) — beyond, Open()
+//    than its workers but at least one, so with two or more workers one always serves
+//    other requests) — beyond, Open()
 //    fails at once with ETIMEDOUT (NFS3ERR_JUKEBOX: the client retries later, as for
 //    knfsd's -ETIMEDOUT) — and a handle whose search found nothing is remembered as
 //    stale for kStaleHandleMemory (at most kMaxStaleHandles of them), so repeating it

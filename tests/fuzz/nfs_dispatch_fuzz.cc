@@ -55,7 +55,9 @@
 #include "rpc/reply.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/backend/caching_backend.h"
 #include "server/backend/file_cache.h"
+#include "server/backend/posix_backend.h"
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
@@ -109,8 +111,10 @@ class Fixture {
     resolver_.Start(*table_.List().front());
     FileCacheOptions fc;
     fc.max_entries = 8;
-    file_cache_ = std::make_unique<FileCache>(fc);
-    file_cache_->Start();
+    // The backend stack of main.cc: the POSIX backend under the caching layer.
+    posix_backend_ = std::make_unique<backend::PosixBackend>(resolver_);
+    backend_ = std::make_unique<backend::CachingBackend>(*posix_backend_, fc);
+    backend_->Start();
 
     const std::string runtime = dir_.Sub("run");
     absl::StatusOr<std::unique_ptr<broker::Broker>> b = broker::Broker::CreateForServer(runtime);
@@ -123,9 +127,13 @@ class Fixture {
     if (!c.ok()) abort();
     client_broker_ = *std::move(c);
 
-    nfs3_ = std::make_unique<Nfs3Program>(
-        Nfs3Program::Deps{&table_, &key_, &resolver_, file_cache_.get(), 0x0123456789abcdefULL});
-    mount_ = std::make_unique<MountProgram>(MountProgram::Deps{&table_, &key_, &resolver_});
+    Nfs3Program::Deps deps;
+    deps.exports = &table_;
+    deps.key = &key_;
+    deps.backend = backend_.get();
+    deps.write_verifier = 0x0123456789abcdefULL;
+    nfs3_ = std::make_unique<Nfs3Program>(deps);
+    mount_ = std::make_unique<MountProgram>(MountProgram::Deps{&table_, &key_, backend_.get()});
     localio_ = std::make_unique<LocalioProgram>(broker_.get());
     dispatcher_.AddProgram(nfs3_.get());
     dispatcher_.AddProgram(mount_.get());
@@ -314,7 +322,8 @@ class Fixture {
   const HandleKey key_ = HandleKey::FromBytes(std::string(kHandleKeySize, '\x3c'));
   HandleResolver resolver_;
   bool resolver_started_ = false;
-  std::unique_ptr<FileCache> file_cache_;
+  std::unique_ptr<backend::PosixBackend> posix_backend_;
+  std::unique_ptr<backend::CachingBackend> backend_;
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<broker::BrokerClient> client_broker_;
   std::unique_ptr<Nfs3Program> nfs3_;

@@ -88,8 +88,8 @@ class FusePassthrough {
   // is the caller's authorised LOCALIO fd of the file, or -1 (no LOCALIO for this
   // open). The choice is counted: every choice must be ended by exactly one EndOpen (on
   // release, or at once if the reply failed).
-  FuseOpenChoice ChooseOpen(uint64_t ino, int local_fd);
-  void EndOpen(uint64_t ino, FuseOpenMode mode);
+  FuseOpenChoice ChooseOpen(uint64_t ino, int local_fd) ABSL_LOCKS_EXCLUDED(mu_);
+  void EndOpen(uint64_t ino, FuseOpenMode mode) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Marks the open or create reply this thread sends while the scope lives as a
   // passthrough open of `backing_id` (0: nothing is marked).

@@ -59,24 +59,24 @@ class InodeTable {
   explicit InodeTable(FileHandle root);
 
   // One more kernel reference to the inode of `fh` (created if new); its number.
-  uint64_t Ref(const FileHandle& fh);
+  uint64_t Ref(const FileHandle& fh) ABSL_LOCKS_EXCLUDED(mu_);
   // The handle of `ino`, if the kernel still references it.
-  std::optional<FileHandle> Get(uint64_t ino) const;
+  std::optional<FileHandle> Get(uint64_t ino) const ABSL_LOCKS_EXCLUDED(mu_);
   // Drops `nlookup` references; the entry goes at zero unless the inode is open.
-  void Forget(uint64_t ino, uint64_t nlookup);
+  void Forget(uint64_t ino, uint64_t nlookup) ABSL_LOCKS_EXCLUDED(mu_);
   // Inodes currently known (root included).
-  size_t size() const;
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- open files and silly rename ----
 
   // One more open of `ino` (open, create: before the server is asked, so that an unlink
   // racing with it sees it). `ino` must be referenced.
-  void Open(uint64_t ino);
+  void Open(uint64_t ino) ABSL_LOCKS_EXCLUDED(mu_);
   // One open fewer (release, or an open that failed). At the last close of a
   // silly-renamed inode, returns its hidden name: the caller removes it.
-  std::optional<SillyName> Close(uint64_t ino);
+  std::optional<SillyName> Close(uint64_t ino) ABSL_LOCKS_EXCLUDED(mu_);
   // True while any inode is open (only then do unlink and rename look at their victim).
-  bool AnyOpen() const;
+  bool AnyOpen() const ABSL_LOCKS_EXCLUDED(mu_);
 
   enum class RemovePlan {
     kRemove,       // not open here, or already kept alive by a silly name: remove `name`
@@ -85,18 +85,20 @@ class InodeTable {
   };
   // Before `name` in directory `dir`, which names the file `fh`, is unlinked or renamed
   // over. kSillyRename pins the inode (as one more open) until FinishSillyRename().
-  RemovePlan PlanRemove(const FileHandle& fh, const FileHandle& dir, std::string_view name);
+  RemovePlan PlanRemove(const FileHandle& fh, const FileHandle& dir, std::string_view name)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Ends a kSillyRename of `fh`: `silly` is its new name, nullopt if the rename failed.
   // Returns the name to remove now when the last close came meanwhile.
-  std::optional<SillyName> FinishSillyRename(const FileHandle& fh, std::optional<SillyName> silly);
+  std::optional<SillyName> FinishSillyRename(const FileHandle& fh, std::optional<SillyName> silly)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // True while `ino` has a silly name: the mount reports its nlink one lower (the hidden
   // name is not a link the caller made), so fstat of an unlinked open file says 0.
-  bool SillyRenamed(uint64_t ino) const;
+  bool SillyRenamed(uint64_t ino) const ABSL_LOCKS_EXCLUDED(mu_);
   // Every silly name still held (the mount is going away, its files with it).
-  std::vector<SillyName> TakeSillyNames();
+  std::vector<SillyName> TakeSillyNames() ABSL_LOCKS_EXCLUDED(mu_);
   // For the stats file: opens (pins included) and silly names held.
-  uint64_t open_count() const;
-  size_t silly_count() const;
+  uint64_t open_count() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t silly_count() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Node {

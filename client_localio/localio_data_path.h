@@ -158,7 +158,7 @@ class LocalioDataPath final : public DataPath {
   bool local_active() const;
   // One line for logs and the stats file: "local (server pid P, instance …)" or
   // "rpc (<why the last handshake failed>)".
-  std::string Describe() const;
+  std::string Describe() const ABSL_LOCKS_EXCLUDED(mu_);
   // How many handshakes succeeded (1 after a plain mount; more after re-probes).
   uint64_t handshakes() const { return handshakes_.load(std::memory_order_relaxed); }
 
@@ -168,8 +168,8 @@ class LocalioDataPath final : public DataPath {
   // the release the parent's slot would stay bound until the server reaps dead
   // clients.) RehandshakeAfterFork drops any Session it inherited without releasing
   // the parent's uuid and handshakes from this process; returns the outcome.
-  void ReleaseBeforeFork();
-  absl::Status RehandshakeAfterFork();
+  void ReleaseBeforeFork() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RehandshakeAfterFork() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   class Session;
@@ -187,7 +187,7 @@ class LocalioDataPath final : public DataPath {
   // reconnected, or when LOCALIO is off and reprobe_interval has passed.
   std::shared_ptr<Session> Active();
   // Active() when the published Session is missing or stale: under mu_.
-  std::shared_ptr<Session> ActiveSlow();
+  std::shared_ptr<Session> ActiveSlow() ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes `next` as the current Session (null: RPC) and moves serial_; returns the
   // previous one, for the caller to release after unlocking mu_.
   std::shared_ptr<Session> ReplaceSession(std::shared_ptr<Session> next)
@@ -209,7 +209,7 @@ class LocalioDataPath final : public DataPath {
   // the partly built Session releases its uuid as it is destroyed.
   absl::StatusOr<std::shared_ptr<Session>> Handshake();
   // Drops `s` if it is still the current Session (generation changed, socket broken).
-  void Invalidate(const std::shared_ptr<Session>& s, std::string_view why);
+  void Invalidate(const std::shared_ptr<Session>& s, std::string_view why) ABSL_LOCKS_EXCLUDED(mu_);
   // A usable cached-or-opened fd of `fh` for `cred`, or an error (→ RPC for this call).
   absl::StatusOr<std::shared_ptr<LocalFile>> FileFor(const std::shared_ptr<Session>& s,
                                                      const FileHandle& fh, bool write,

@@ -44,15 +44,23 @@ RpcPool::RpcPool(std::string host, uint16_t port, RpcPoolOptions options)
   for (int i = 0; i < n; ++i) slots_.push_back(std::make_unique<Slot>());
 }
 
-RpcPool::Slot* RpcPool::Acquire() {
+absl::Status RpcPool::Attempt(uint32_t prog, uint32_t vers, uint32_t proc,
+                              xdrproc_t encode_args, const void* args, xdrproc_t decode_result,
+                              void* result, const Credentials& cred, absl::Duration timeout) {
   const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot* s = slots_[(start + i) % slots_.size()].get();
-    if (s->mu.TryLock()) return s;
+    if (s->mu.TryLock()) {
+      absl::Status st = AttemptLocked(s, prog, vers, proc, encode_args, args, decode_result,
+                                      result, cred, timeout);
+      s->mu.Unlock();
+      return st;
+    }
   }
   Slot* s = slots_[start % slots_.size()].get();
-  s->mu.Lock();
-  return s;
+  absl::MutexLock l(&s->mu);
+  return AttemptLocked(s, prog, vers, proc, encode_args, args, decode_result, result, cred,
+                       timeout);
 }
 
 absl::Status RpcPool::AttemptLocked(Slot* slot, uint32_t prog, uint32_t vers, uint32_t proc,
@@ -86,13 +94,8 @@ absl::Status RpcPool::Call(uint32_t prog, uint32_t vers, uint32_t proc,
   const absl::Time give_up = absl::Now() + options_.retry_timeout;
   absl::Duration backoff = absl::Milliseconds(20);
   for (int attempt = 0;; ++attempt) {
-    absl::Status s;
-    {
-      Slot* slot = Acquire();
-      s = AttemptLocked(slot, prog, vers, proc, encode_args, args, decode_result, result,
-                        cred, options_.call_timeout);
-      slot->mu.Unlock();
-    }
+    absl::Status s = Attempt(prog, vers, proc, encode_args, args, decode_result, result, cred,
+                             options_.call_timeout);
     if (!IsTransportError(s)) return s;
     const absl::Time now = absl::Now();
     if (now >= give_up) {
@@ -111,11 +114,7 @@ absl::Status RpcPool::CallOnce(uint32_t prog, uint32_t vers, uint32_t proc,
                                xdrproc_t encode_args, const void* args,
                                xdrproc_t decode_result, void* result, const Credentials& cred,
                                absl::Duration timeout) {
-  Slot* slot = Acquire();
-  absl::Status s = AttemptLocked(slot, prog, vers, proc, encode_args, args, decode_result,
-                                 result, cred, timeout);
-  slot->mu.Unlock();
-  return s;
+  return Attempt(prog, vers, proc, encode_args, args, decode_result, result, cred, timeout);
 }
 
 }  // namespace localnfs::client

@@ -69,8 +69,12 @@ class RpcPool {
   };
 
   RpcPool(std::string host, uint16_t port, RpcPoolOptions options);
-  // Locks and returns a slot: a free one if any, else waits for slot `hint % size`.
-  Slot* Acquire();
+  // One attempt on a slot, locked for the attempt: a free one if any, else waits for
+  // the next in turn. (Not a "lock and return the slot" helper: the thread-safety
+  // analysis cannot follow a lock out of the function that took it.)
+  absl::Status Attempt(uint32_t prog, uint32_t vers, uint32_t proc, xdrproc_t encode_args,
+                       const void* args, xdrproc_t decode_result, void* result,
+                       const Credentials& cred, absl::Duration timeout);
   // One attempt on a locked slot: connect if needed, set credentials, call.
   absl::Status AttemptLocked(Slot* slot, uint32_t prog, uint32_t vers, uint32_t proc,
                              xdrproc_t encode_args, const void* args,

@@ -59,10 +59,10 @@ class BufferPool {
 
   explicit BufferPool(size_t max_bytes) : max_bytes_(max_bytes) {}
   // An empty string with capacity for `size` bytes: a pooled one if any.
-  std::string Take(size_t size);
+  std::string Take(size_t size) ABSL_LOCKS_EXCLUDED(mu_);
   // Returns `buf` to the pool (dropped if small or if the pool is full).
-  void Give(std::string buf);
-  size_t pooled_bytes() const;
+  void Give(std::string buf) ABSL_LOCKS_EXCLUDED(mu_);
+  size_t pooled_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const size_t max_bytes_;
@@ -95,24 +95,25 @@ class FileWrites {
   // Records `data` at `offset`: with a verifier it is pending (UNSTABLE reply), without
   // one it was written stably and only displaces older pending bytes.
   void Record(uint64_t offset, std::string_view data,
-              const std::optional<WriteVerifier>& verifier, const Credentials& cred);
+              const std::optional<WriteVerifier>& verifier, const Credentials& cred)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Removes the ranges whose verifier equals `committed`; returns the others (to be
   // resent) as copies.
-  std::vector<Range> Commit(const WriteVerifier& committed);
+  std::vector<Range> Commit(const WriteVerifier& committed) ABSL_LOCKS_EXCLUDED(mu_);
   // The recording point now: ranges recorded from here on are "after" it.
-  uint64_t WrittenSoFar() const;
+  uint64_t WrittenSoFar() const ABSL_LOCKS_EXCLUDED(mu_);
   // Removes the ranges recorded before `point` whose verifier equals `committed`.
   // Returns false when one of those carries another verifier (the server restarted:
   // they must be resent by Commit under the exclusive lock); they are kept.
-  bool CommitWrittenBefore(uint64_t point, const WriteVerifier& committed);
+  bool CommitWrittenBefore(uint64_t point, const WriteVerifier& committed) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets everything.
-  void Clear();
-  uint64_t pending_bytes() const;
-  size_t range_count() const;
+  void Clear() ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t pending_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t range_count() const ABSL_LOCKS_EXCLUDED(mu_);
   // The credentials of the last write (used to resend).
-  Credentials writer() const;
+  Credentials writer() const ABSL_LOCKS_EXCLUDED(mu_);
   // All pending ranges, in offset order (tests).
-  std::vector<Range> Snapshot() const;
+  std::vector<Range> Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Gives the buffers of `ranges` back to the pool.
@@ -132,12 +133,12 @@ class UnstableWrites {
   explicit UnstableWrites(size_t pool_bytes = 0) : pool_(pool_bytes) {}
 
   // The state of `fh`, created on first use.
-  std::shared_ptr<FileWrites> Get(const FileHandle& fh);
+  std::shared_ptr<FileWrites> Get(const FileHandle& fh) ABSL_LOCKS_EXCLUDED(mu_);
   // The state of `fh` if it exists.
-  std::shared_ptr<FileWrites> Find(const FileHandle& fh) const;
+  std::shared_ptr<FileWrites> Find(const FileHandle& fh) const ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the table's reference to `state` if nothing is pending and nobody else holds
   // it. The caller passes its own reference in (it is released here).
-  void MaybeErase(const FileHandle& fh, std::shared_ptr<FileWrites> state);
+  void MaybeErase(const FileHandle& fh, std::shared_ptr<FileWrites> state) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   BufferPool pool_;  // outlives files_ (declared first)

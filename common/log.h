@@ -53,7 +53,7 @@ void LogLine(LogLevel level, const char* file, int line, std::string_view messag
 class LogRateLimit {
  public:
   LogRateLimit(int lines, absl::Duration period) : lines_(lines), period_(period) {}
-  bool Allow(uint64_t* left_out);
+  bool Allow(uint64_t* left_out) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const int lines_;

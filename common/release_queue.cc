@@ -4,14 +4,14 @@
 #include <urcu/compiler.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "common/lockfree_list.h"
 #include "common/tsan.h"
 
@@ -39,34 +39,34 @@ using DeferredList = LockFreeList<ReleaseNode>;
 
 class ReleaseQueue {
  public:
-  void Start() {
-    std::lock_guard<std::mutex> l(mu_);
+  void Start() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
     if (running_) return;
     running_ = true;
     stopping_ = false;
     thread_ = std::thread([this] { Run(); });
   }
 
-  void Stop() {
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_, lists_mu_) {
     Drain();
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       if (!running_) return;
       stopping_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     running_ = false;
   }
 
   // From call_rcu's thread: the grace period has passed; hand the node to our thread.
-  void Enqueue(ReleaseNode* n) {
+  void Enqueue(ReleaseNode* n) ABSL_LOCKS_EXCLUDED(mu_) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       if (running_ && !stopping_) {
         work_.push_back(n);
-        cv_.notify_all();
+        cv_.SignalAll();
         return;
       }
     }
@@ -88,13 +88,13 @@ class ReleaseQueue {
     });
   }
 
-  void RegisterList(DeferredList* list) {
-    std::lock_guard<std::mutex> l(lists_mu_);
+  void RegisterList(DeferredList* list) ABSL_LOCKS_EXCLUDED(lists_mu_) {
+    absl::MutexLock l(&lists_mu_);
     lists_.insert(list);
   }
-  void UnregisterList(DeferredList* list) {
+  void UnregisterList(DeferredList* list) ABSL_LOCKS_EXCLUDED(lists_mu_) {
     {
-      std::lock_guard<std::mutex> l(lists_mu_);
+      absl::MutexLock l(&lists_mu_);
       lists_.erase(list);
     }
     QueueList(list->TakeAll());
@@ -108,10 +108,10 @@ class ReleaseQueue {
     }
   }
 
-  void Drain() {
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_, lists_mu_) {
     // 1. Per-thread deferred lists first (seed 004): the barrier must see them.
     {
-      std::lock_guard<std::mutex> l(lists_mu_);
+      absl::MutexLock l(&lists_mu_);
       for (DeferredList* list : lists_) QueueList(list->TakeAll());
     }
     // 2. Every call_rcu callback queued so far has run, i.e. pushed its node.
@@ -125,8 +125,8 @@ class ReleaseQueue {
     }
     // 3. Flush: wait until the release thread has run everything pushed.
     const uint64_t target = queued_.load();
-    std::unique_lock<std::mutex> l(mu_);
-    done_cv_.wait(l, [&] { return completed_.load() >= target; });
+    absl::MutexLock l(&mu_);
+    while (completed_.load() < target) done_cv_.Wait(&mu_);
   }
 
   static ReleaseQueue& Instance() {
@@ -135,42 +135,42 @@ class ReleaseQueue {
   }
 
  private:
-  void RunNode(ReleaseNode* n) {
+  void RunNode(ReleaseNode* n) ABSL_LOCKS_EXCLUDED(mu_) {
     n->RunAndDestroy();
     completed_.fetch_add(1);
-    std::lock_guard<std::mutex> l(mu_);
-    done_cv_.notify_all();
+    absl::MutexLock l(&mu_);
+    done_cv_.SignalAll();
   }
 
-  void Run() {
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
     rcu_register_thread();
-    std::unique_lock<std::mutex> l(mu_);
+    mu_.Lock();
     for (;;) {
-      cv_.wait(l, [&] { return stopping_ || !work_.empty(); });
+      while (!stopping_ && work_.empty()) cv_.Wait(&mu_);
       if (work_.empty() && stopping_) break;
       ReleaseNode* n = work_.front();
       work_.pop_front();
-      l.unlock();
+      mu_.Unlock();
       n->RunAndDestroy();
-      l.lock();
+      mu_.Lock();
       completed_.fetch_add(1);
-      done_cv_.notify_all();
+      done_cv_.SignalAll();
     }
-    l.unlock();
+    mu_.Unlock();
     rcu_unregister_thread();
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
-  std::deque<ReleaseNode*> work_;
-  bool running_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
+  absl::Mutex mu_;
+  absl::CondVar cv_, done_cv_;
+  std::deque<ReleaseNode*> work_ ABSL_GUARDED_BY(mu_);
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // started by Start(), joined by Stop(): both by the owner thread
   std::atomic<uint64_t> queued_{0};
   std::atomic<uint64_t> completed_{0};
 
-  std::mutex lists_mu_;
-  absl::flat_hash_set<DeferredList*> lists_;
+  absl::Mutex lists_mu_;
+  absl::flat_hash_set<DeferredList*> lists_ ABSL_GUARDED_BY(lists_mu_);
 };
 
 // The calling thread's deferred list, registered on first use and handed to the queue

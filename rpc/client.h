@@ -53,26 +53,28 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Credentials of later calls: AUTH_SYS with `cred`, or AUTH_NONE (the default).
-  void SetAuthSys(const Credentials& cred, const std::string& machine_name);
-  void SetAuthNone();
+  void SetAuthSys(const Credentials& cred, const std::string& machine_name)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void SetAuthNone() ABSL_LOCKS_EXCLUDED(mu_);
 
   // One RPC: encodes the call with `encode_args(args)`, waits for the reply with the
   // same xid and decodes an accepted SUCCESS result with `decode_result` into
   // `result` (zero-initialised by the caller).
   absl::Status Call(uint32_t prog, uint32_t vers, uint32_t proc, xdrproc_t encode_args,
                     const void* args, xdrproc_t decode_result, void* result,
-                    absl::Duration timeout);
+                    absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Raw access for bad-input tests. SendRaw writes `bytes` as they are (include the
   // record marks yourself); ReceiveRecord returns the next reply record (without its
   // marks); CallRaw is both.
   absl::Status SendRaw(std::string_view bytes,
-                       absl::Duration timeout = absl::Seconds(10));
-  absl::StatusOr<std::string> ReceiveRecord(absl::Duration timeout);
-  absl::StatusOr<std::string> CallRaw(std::string_view bytes, absl::Duration timeout);
+                       absl::Duration timeout = absl::Seconds(10)) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> ReceiveRecord(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> CallRaw(std::string_view bytes, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Closes the connection now (a client vanishing mid-request).
-  void Close();
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
   // `payload` as one record fragment (mark + payload).
   static std::string EncodeRecord(std::string_view payload, bool last = true);

@@ -333,7 +333,7 @@ ReapResult Connection::ReapCompletionsLocked() {
 
 void Connection::MarkCompletedLocked(uint32_t lo, uint32_t hi) {
   // Widen relative to zc_done_below_: outstanding sends are far fewer than 2^31.
-  const auto widen = [this](uint32_t v) {
+  const auto widen = [this](uint32_t v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return zc_done_below_ + static_cast<uint32_t>(v - static_cast<uint32_t>(zc_done_below_));
   };
   const uint64_t first = widen(lo);

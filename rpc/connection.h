@@ -152,11 +152,11 @@ struct ServerLoad {
   // Connection (under its `mu`): `c` was refused by the server-wide cap; the next
   // release that leaves room wakes the loop. The caller looks at the cap once more
   // after this: a release in between may not have seen the registration.
-  void WaitForRoom(Connection* c);
+  void WaitForRoom(Connection* c) ABSL_LOCKS_EXCLUDED(waiters_mu_);
   // Loop: the connections that wait for room, in the order they began waiting. They
   // may have been closed (even destroyed) since: the loop looks each one up in its
   // own table before using it.
-  std::vector<Connection*> TakeRoomWaiters();
+  std::vector<Connection*> TakeRoomWaiters() ABSL_LOCKS_EXCLUDED(waiters_mu_);
 
  private:
   void WakeLoop();
@@ -226,7 +226,7 @@ class Connection : public Pollable {
   int fd() const { return fd_.get(); }
 
   // Adds the socket to epoll (reading). Loop thread, before any other call.
-  bool Register();
+  bool Register() ABSL_LOCKS_EXCLUDED(mu);
 
   // True if the loop may read more from the socket now. Also brings the epoll interest
   // set up to date: the server-wide limits change without this connection's events,
@@ -239,19 +239,19 @@ class Connection : public Pollable {
   // Loop: starts `next` (which the caller received from pending's oldest record) if
   // the limits allow it: counts it as a request, reserves its reply size (*reserved,
   // its reply_bound()) and moves it to *call. False when it may not start now.
-  bool StartNext(std::unique_ptr<Call>* call, size_t* reserved);
+  bool StartNext(std::unique_ptr<Call>* call, size_t* reserved) ABSL_LOCKS_EXCLUDED(mu);
   // Loop: `pending` or `next` changed (records added, a call received or started).
-  void PendingChanged();
+  void PendingChanged() ABSL_LOCKS_EXCLUDED(mu);
   // Worker: a request finished (reply sent or dropped); `unused` is what is left of
   // its reservation (all of it when no reply was sent with SendReply). True when
   // records are pending and may be started now: the caller asks the loop to resume
   // this connection (only once until the loop has done so).
-  bool RequestFinished(size_t unused);
+  bool RequestFinished(size_t unused) ABSL_LOCKS_EXCLUDED(mu);
   // Loop: a resume asked for by RequestFinished() is being handled.
-  void ResumeHandled();
+  void ResumeHandled() ABSL_LOCKS_EXCLUDED(mu);
   // Loop: this connection, which waited for room under the server-wide cap, is
   // offered some; the caller then lets it read and start what it can.
-  void RoomOffered();
+  void RoomOffered() ABSL_LOCKS_EXCLUDED(mu);
   // True while it waits for room (for the log line).
   bool waiting_for_room() {
     absl::MutexLock l(&mu);
@@ -288,13 +288,13 @@ class Connection : public Pollable {
   // record's real size replaces. `left_queued` is what was queued (for the server-wide
   // unsent count, also on error: Close() drops it); on `error` the caller has the loop
   // close the connection. Sends nothing on a closed connection.
-  SendResult SendReply(ReplyRecord reply, size_t reservation = 0);
+  SendResult SendReply(ReplyRecord reply, size_t reservation = 0) ABSL_LOCKS_EXCLUDED(mu);
   // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). `bytes` is
   // what was written.
-  SendResult Flush();
+  SendResult Flush() ABSL_LOCKS_EXCLUDED(mu);
   // Loop, on EPOLLERR of a connection that sent with MSG_ZEROCOPY: reads the error
   // queue, pushes the records whose sends all completed onto `released_`.
-  ReapResult ReapCompletions();
+  ReapResult ReapCompletions() ABSL_LOCKS_EXCLUDED(mu);
   // True once a zero-copy send was made (its completions are then to be reaped).
   bool zerocopy_used() {
     absl::MutexLock l(&mu);
@@ -303,12 +303,12 @@ class Connection : public Pollable {
   // Worker, between RPCs (and for the loop's queued release): frees the records on
   // `released_` (lock-free). Returns how many; *resume as RequestFinished's result
   // (the memory freed may let pending records start).
-  uint64_t FreeReleasedReplies(bool* resume);
+  uint64_t FreeReleasedReplies(bool* resume) ABSL_LOCKS_EXCLUDED(mu);
   // Loop: stop reading for good (server stopping).
-  void StopReading();
+  void StopReading() ABSL_LOCKS_EXCLUDED(mu);
   // Loop: marks closed, removes from epoll, shuts the socket down, drops unsent
   // replies. Returns the number of unsent bytes dropped; false → was already closed.
-  bool Close(uint64_t* dropped_bytes);
+  bool Close(uint64_t* dropped_bytes) ABSL_LOCKS_EXCLUDED(mu);
   bool closed() {
     absl::MutexLock l(&mu);
     return closed_;

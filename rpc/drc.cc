@@ -116,7 +116,7 @@ std::vector<DuplicateRequestCache::Waiter> DuplicateRequestCache::EraseLocked(En
 }
 
 bool DuplicateRequestCache::MakeRoomLocked(size_t extra_entries, size_t extra_bytes) {
-  auto fits = [&] {
+  auto fits = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return table_.size() + extra_entries <= options_.max_entries &&
            bytes_ + extra_bytes <= options_.max_bytes;
   };

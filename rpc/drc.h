@@ -123,14 +123,14 @@ class DuplicateRequestCache {
   DuplicateRequestCache& operator=(const DuplicateRequestCache&) = delete;
 
   // Looks `key` up; see the header comment. `waiter` is kept only for kWaiting.
-  Lookup Begin(const DrcKey& key, Waiter waiter);
+  Lookup Begin(const DrcKey& key, Waiter waiter) ABSL_LOCKS_EXCLUDED(mu_);
   // The call of a kRun answer finished with `reply`: saves it (when it fits) and hands
   // it to every parked waiter.
-  void Complete(const DrcKey& key, std::string reply);
+  void Complete(const DrcKey& key, std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
   // The call of a kRun answer finished without a reply worth keeping.
-  void Abandon(const DrcKey& key);
+  void Abandon(const DrcKey& key) ABSL_LOCKS_EXCLUDED(mu_);
 
-  DrcStats stats() const;
+  DrcStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry;

@@ -91,11 +91,12 @@ class Server::Impl {
   ~Impl() { Stop(); }
 
   void AddProgram(Program* p) { dispatcher_.AddProgram(p); }
-  absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port, bool udp);
-  absl::Status Start();
-  void Stop();
-  absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port);
-  void UnregisterFromRpcbind();
+  absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port, bool udp)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_, work_mu_);
+  absl::Status RegisterWithRpcbind(uint16_t nfs_port, uint16_t mount_port) ABSL_LOCKS_EXCLUDED(mu_);
+  void UnregisterFromRpcbind() ABSL_LOCKS_EXCLUDED(mu_);
   const ServerCounters& counters() const { return counters_; }
   int64_t zerocopy_replies_held() const { return load_.held_replies.load(); }
   int64_t reply_bytes_held() const { return load_.reply_bytes.load(); }
@@ -111,9 +112,9 @@ class Server::Impl {
 
   // Event loop.
   void LoopMain();
-  void OnWake(bool* quit);
+  void OnWake(bool* quit) ABSL_LOCKS_EXCLUDED(mu_);
   void Accept(Listener* l);
-  void ReadDatagrams(const std::shared_ptr<Listener>& l);
+  void ReadDatagrams(const std::shared_ptr<Listener>& l) ABSL_LOCKS_EXCLUDED(work_mu_);
   void OnConnection(Connection* c, uint32_t events);
   void ReadConnection(const std::shared_ptr<Connection>& c);
   // Hands c's pending records to the workers while its limits allow, receiving each
@@ -133,7 +134,7 @@ class Server::Impl {
   // Counts a request in flight and hands it to the workers — or, for the first quick
   // TCP call of a loop round, holds it for RunHeldCall (see "Quick calls").
   void Enqueue(Work w);
-  void PushWork(Work w);
+  void PushWork(Work w) ABSL_LOCKS_EXCLUDED(work_mu_);
   // Queues c to a worker that frees its completed zero-copy replies (counted in
   // flight like a request, so that Stop's drain and queue accounting see it).
   void QueueRelease(const std::shared_ptr<Connection>& c);
@@ -148,7 +149,7 @@ class Server::Impl {
   void Finished(Work& w);
 
   // Workers (RunTcp also on the loop, for a held quick call).
-  void WorkerMain();
+  void WorkerMain() ABSL_LOCKS_EXCLUDED(work_mu_);
   // False only when `on_loop` and the call would wait for the disk: the call stays
   // decoded (and entered in the reply cache, authorised as far as its program got) and
   // a worker continues it from that step; nothing is run twice.
@@ -157,8 +158,8 @@ class Server::Impl {
   // Sends a complete reply record on `c` (from any worker).
   void SendOn(const std::shared_ptr<Connection>& c, ReplyRecord reply,
               size_t reservation = 0);
-  void AskLoopToClose(const std::shared_ptr<Connection>& c);
-  void AskLoopToResume(const std::shared_ptr<Connection>& c);
+  void AskLoopToClose(const std::shared_ptr<Connection>& c) ABSL_LOCKS_EXCLUDED(mu_);
+  void AskLoopToResume(const std::shared_ptr<Connection>& c) ABSL_LOCKS_EXCLUDED(mu_);
 
   const ServerOptions opts_;
   ServerCounters counters_;

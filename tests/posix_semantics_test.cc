@@ -210,7 +210,7 @@ class PosixSemanticsTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
   WireConn conn_;
   std::string rootfh_;
-  const AuthSys root_cred_;
+  const AuthSys root_cred_{};  // {}: clang 14 will not default-initialise a const member otherwise
 };
 
 // --- 1: "." and ".." ------------------------------------------------------------------

@@ -11,6 +11,7 @@ pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       scdoc groff-base    # the man pages (docs/man): scdoc builds them, groff renders them in the test
       libsystemd-dev      # sd_notify for localnfsd.service (Type=notify)
       nlohmann-json3-dev  # JSON log lines (--log-format json) and localnfs-ctl status --json
+      clang libclang-rt-dev  # tools/build.sh tsa (-Wthread-safety), tools/fuzz.sh (libFuzzer)
       dpkg-dev debhelper lintian)   # the Debian package (debian/, tools/package-test.sh)
 # The benchmarks (tools/bench-all): fio for the FUSE mount, NFS-Ganesha to compare with.
 if [ "${LOCALNFS_BENCH_DEPS:-0}" = 1 ]; then

@@ -82,33 +82,34 @@ class Broker {
   // into place. Never waits for anything. The generation continues from
   // the previous record's, so no binding of an earlier server matches again. Both files
   // get the runtime dir's group. Once per Broker (kFailedPrecondition after that).
-  absl::Status PublishServer(const ServerRecord& record);
+  absl::Status PublishServer(const ServerRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
   // Clean exit: unbinds every uuid (dropping their references), bumps the generation,
   // marks the record withdrawn and lets go of broker.lock. Plain stores: bounded
   // whatever clients do. No-op if not published.
-  void Withdraw();
+  void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
   // UUID_IS_LOCAL: the uuid's slot (one pread) must hold it registered by a live owner;
   // then it is bound to this server's live record with the connection's export-client
   // domain and export id, taking a reference. Returns false and changes nothing if the
   // uuid is not registered there, already bound, its owner is gone, the domain is too
   // long, or this Broker has no live record. Never waits for a client.
-  bool BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export_id);
+  bool BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Revokes one binding: drops its reference, bumps the generation (the owner's cached
   // fds must go too, and the generation is all it checks).
-  void UnbindUuid(const Uuid& uuid);
+  void UnbindUuid(const Uuid& uuid) ABSL_LOCKS_EXCLUDED(mu_);
   // Unexport / shutdown (nfs_uuid_invalidate_clients): unbind all, drop the references,
   // bump the generation.
-  void InvalidateClients();
+  void InvalidateClients() ABSL_LOCKS_EXCLUDED(mu_);
   // The binding this server made for `uuid`, if its slot still holds it registered by
   // the same owner (a slot the client released or lost drops the binding). Used to
   // authenticate the local socket.
-  std::optional<BoundClient> LookupBound(const Uuid& uuid) const;
-  std::vector<BoundClient> ListBound() const;
+  std::optional<BoundClient> LookupBound(const Uuid& uuid) const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<BoundClient> ListBound() const ABSL_LOCKS_EXCLUDED(mu_);
   // Drops bindings whose owner is gone or whose slot no longer holds them; returns how
   // many. (Slots of dead clients are reclaimed by the next client that needs one.)
-  int ReapDeadClients();
+  int ReapDeadClients() ABSL_LOCKS_EXCLUDED(mu_);
   // The instance id of this Broker's live record, if it published and has not withdrawn.
-  std::optional<InstanceId> PublishedInstance() const;
+  std::optional<InstanceId> PublishedInstance() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // The generation word of this server's record (0 before publication): one acquire
   // load, no lock.

@@ -57,7 +57,7 @@ absl::StatusOr<LocalioSocketClient::OpenResult> LocalioSocketClient::OpenLocalFh
   }
   ASSIGN_OR_RETURN(std::string bytes, Encode(req));
   // Any transport or protocol failure below leaves the connection unusable.
-  auto fail = [&](absl::Status s) {
+  auto fail = [&](absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     fd_.reset();
     return ConnectionError(s);
   };

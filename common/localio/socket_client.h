@@ -54,7 +54,8 @@ class LocalioSocketClient {
   // (closed, ERROR from the server, a malformed reply) and the client should stop
   // using it (kPermissionDenied for the server's ERROR, kUnavailable otherwise).
   absl::StatusOr<OpenResult> OpenLocalFh(std::string_view fh, OpenMode mode,
-                                         const std::optional<Credentials>& cred);
+                                         const std::optional<Credentials>& cred)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   LocalioSocketClient(UniqueFd fd, broker::InstanceId instance)

@@ -111,9 +111,9 @@ class FileCache {
   FileCache& operator=(const FileCache&) = delete;
 
   // Starts the reaper thread.
-  void Start();
+  void Start() ABSL_LOCKS_EXCLUDED(mu_);
   // Stops the reaper and closes every cached fd (see the header comment).
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns a referenced open file for (export_id, kh) with at least `mode`
   // (a read-write file satisfies a read). On a miss calls `open(mode)`.
@@ -131,14 +131,15 @@ class FileCache {
   // unless a racing miss hashed another file first (then the caller's file serves its
   // one call, as with Acquire).
   absl::StatusOr<Ref<NfsFile>> AcquireFile(uint32_t export_id, const KernelHandle& kh,
-                                           FileMode mode, bool exact_mode, Maker make);
+                                           FileMode mode, bool exact_mode, Maker make)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Unhashes every mode of one file, kPath included (after it was removed or replaced
   // by RENAME, so its blocks are freed once in-flight I/O finishes).
-  void Close(uint32_t export_id, const KernelHandle& kh);
+  void Close(uint32_t export_id, const KernelHandle& kh) ABSL_LOCKS_EXCLUDED(mu_);
   // Unhashes every file of an export (export removed on reload).
-  void CloseExport(uint32_t export_id);
+  void CloseExport(uint32_t export_id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  size_t size() const;
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
   // Runs one reaper pass as if `now` were the current time.
   void ReapForTesting(absl::Time now);
 
@@ -165,8 +166,8 @@ class FileCache {
   // Moves the cache's reference of `it` to `out` (dropped outside the lock).
   void UnhashLocked(Lru::iterator it, std::vector<NfsFile*>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Reap(absl::Time now);
-  void ReaperLoop();
+  void Reap(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  void ReaperLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const FileCacheOptions options_;
   mutable absl::Mutex mu_;

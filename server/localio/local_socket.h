@@ -121,7 +121,7 @@ class LocalSocket {
   // Stops the loop and the search thread (a search under way runs to its end first),
   // closes every connection (ERROR kShuttingDown first) and the listener, unlinks the
   // socket file. Idempotent.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(search_mu_);
 
   const std::string& path() const { return path_; }
 
@@ -129,10 +129,10 @@ class LocalSocket {
   uint64_t hellos_refused() const { return hellos_refused_.load(std::memory_order_relaxed); }
   uint64_t malformed() const { return malformed_.load(std::memory_order_relaxed); }
   // OPEN_LOCAL_FH answers by nfsstat3 (0 = opened).
-  absl::flat_hash_map<uint32_t, uint64_t> OpensByStatus() const;
-  uint64_t Opens(uint32_t nfsstat) const;
+  absl::flat_hash_map<uint32_t, uint64_t> OpensByStatus() const ABSL_LOCKS_EXCLUDED(stats_mu_);
+  uint64_t Opens(uint32_t nfsstat) const ABSL_LOCKS_EXCLUDED(stats_mu_);
   // The clients that are still bound, with their open counts.
-  std::vector<LocalClientStats> Clients() const;
+  std::vector<LocalClientStats> Clients() const ABSL_LOCKS_EXCLUDED(stats_mu_);
 
  private:
   struct Connection;
@@ -154,24 +154,27 @@ class LocalSocket {
   };
 
   void Loop();
-  void SearchLoop();
+  void SearchLoop() ABSL_LOCKS_EXCLUDED(search_mu_);
   // The loop: finishes the jobs the search thread has done.
-  void FinishSearches();
+  void FinishSearches() ABSL_LOCKS_EXCLUDED(search_mu_);
   void Accept();
   // Serves every packet queued on `c`; false when the connection is to be closed.
   bool Serve(Connection& c);
-  bool HandleHello(Connection& c, const broker::Uuid& uuid);
+  bool HandleHello(Connection& c, const broker::Uuid& uuid) ABSL_LOCKS_EXCLUDED(stats_mu_);
   // False when the connection was closed. Parks it (see above) when the handle needs
   // a search.
-  bool HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req);
+  bool HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req)
+      ABSL_LOCKS_EXCLUDED(search_mu_);
   // HandleOpen's first check: the uuid is still bound to the peer; closes it if not.
   bool StillBound(Connection& c);
   // The rest of HandleOpen once the handle is authorised and resolved (or not): open,
   // answer.
   bool FinishOpen(Connection& c, const localio::OpenLocalFhRequest& req,
                   const Credentials& cred, bool write, absl::StatusOr<Resolved> resolved);
-  void CloseConnection(int fd, std::optional<localio::ErrorReason> reason);
-  void CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id = 0);
+  void CloseConnection(int fd, std::optional<localio::ErrorReason> reason)
+      ABSL_LOCKS_EXCLUDED(stats_mu_);
+  void CountOpen(uint32_t status, const broker::Uuid* uuid, uint32_t export_id = 0)
+      ABSL_LOCKS_EXCLUDED(stats_mu_);
 
   const LocalSocketDeps deps_;
   const LocalSocketOptions options_;

@@ -74,7 +74,7 @@ class MountProgram : public rpc::Program {
   uint64_t calls(uint32_t proc) const {
     return proc < kMountProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
   }
-  size_t mount_count() const;
+  size_t mount_count() const ABSL_LOCKS_EXCLUDED(mu_);
   // Entries forgotten because the list was full.
   uint64_t mounts_forgotten() const { return forgotten_.load(std::memory_order_relaxed); }
 
@@ -82,11 +82,11 @@ class MountProgram : public rpc::Program {
   // Handlers.
   void Null(rpc::Call&, const rpc::Void&, rpc::Void&) {}
   void Mnt(rpc::Call& call, const dirpath& arg, mountres3& res);
-  void Dump(rpc::Call&, const rpc::Void&, mountlist& res);
-  void Umnt(rpc::Call& call, const dirpath& arg, rpc::Void&);
-  void UmntAll(rpc::Call& call, const rpc::Void&, rpc::Void&);
+  void Dump(rpc::Call&, const rpc::Void&, mountlist& res) ABSL_LOCKS_EXCLUDED(mu_);
+  void Umnt(rpc::Call& call, const dirpath& arg, rpc::Void&) ABSL_LOCKS_EXCLUDED(mu_);
+  void UmntAll(rpc::Call& call, const rpc::Void&, rpc::Void&) ABSL_LOCKS_EXCLUDED(mu_);
   void Export(rpc::Call&, const rpc::Void&, exportlist3& res);
-  void RecordMount(const std::string& host, const std::string& path);
+  void RecordMount(const std::string& host, const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
 
   Deps deps_;
   std::array<std::atomic<uint64_t>, kMountProcCount> calls_{};

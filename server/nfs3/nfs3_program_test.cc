@@ -4,17 +4,15 @@
 
 #include "gtest/gtest.h"
 #include "rpc/nfs3.h"
+#include "rpc/test_program.h"
 #include "server/nfs3/nfs3_program.h"
 #include "server/backend/vfs.h"
 
 namespace localnfs::server {
 namespace {
 
-std::string U32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
-  return s;
-}
+using rpc::testing::U32;
+
 // An nfs_fh3 of `len` bytes, padded.
 std::string Fh(uint32_t len) { return U32(len) + std::string((len + 3) & ~3u, 'h'); }
 

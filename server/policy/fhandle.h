@@ -163,7 +163,7 @@ class HandleResolver {
   // Forces a mode (tests, and when there is no export to probe).
   void SetPrivilegedForTesting(bool privileged) { privileged_ = privileged; }
   // Drops the unprivileged cache (its fds).
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mount_mu_, mu_);
   bool privileged() const { return privileged_; }
 
   // Returns an O_PATH fd for `kh` inside `exp`, or ESTALE: Open() + CheckResolved().
@@ -184,8 +184,8 @@ class HandleResolver {
   // Unprivileged mode: remembers an object by its own O_PATH fd (duplicated).
   void RememberFd(uint32_t export_id, const KernelHandle& kh, int fd);
   // Drops an entry (after REMOVE/RMDIR).
-  void Forget(uint32_t export_id, const KernelHandle& kh);
-  size_t CachedEntriesForTesting() const;
+  void Forget(uint32_t export_id, const KernelHandle& kh) ABSL_LOCKS_EXCLUDED(mu_);
+  size_t CachedEntriesForTesting() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Key {
@@ -210,16 +210,19 @@ class HandleResolver {
   absl::StatusOr<UniqueFd> ResolvePrivileged(const exports::Export& exp,
                                              const KernelHandle& kh);
   absl::StatusOr<UniqueFd> ResolveUnprivileged(const exports::Export& exp,
-                                               const KernelHandle& kh, bool may_search);
+                                               const KernelHandle& kh, bool may_search)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The bounded search (see above): a slot, the stale memory, then SearchExport.
-  absl::StatusOr<UniqueFd> Search(const exports::Export& exp, const KernelHandle& kh);
+  absl::StatusOr<UniqueFd> Search(const exports::Export& exp, const KernelHandle& kh)
+      ABSL_LOCKS_EXCLUDED(search_mu_);
   absl::StatusOr<UniqueFd> SearchExport(const exports::Export& exp, const KernelHandle& kh);
-  void Insert(Key key, Location loc);
+  void Insert(Key key, Location loc) ABSL_LOCKS_EXCLUDED(mu_);
 
   // open_by_handle_at needs a mount fd that is not O_PATH (Linux ≥ 6.x refuses
   // O_PATH there), and Export::root_fd() is O_PATH: one O_RDONLY directory fd per
   // export id, opened on first use, replaced when the export's device changes.
-  absl::StatusOr<std::shared_ptr<UniqueFd>> MountFd(const exports::Export& exp);
+  absl::StatusOr<std::shared_ptr<UniqueFd>> MountFd(const exports::Export& exp)
+      ABSL_LOCKS_EXCLUDED(mount_mu_);
   struct MountFdEntry {
     uint64_t dev;
     std::shared_ptr<UniqueFd> fd;  // shared: a replaced fd stays open for its users

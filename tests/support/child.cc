@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/support/sanitizer.h"
 
@@ -117,7 +118,7 @@ bool Child::Start(const std::vector<std::string>& argv) {
   pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   stop_fd_ = eventfd(0, EFD_CLOEXEC);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     for (int s : {kOut, kErr}) run_start_[s] = buf_[s].size();
     eof_[kOut] = false;
     eof_[kErr] = !options_.separate_stderr;
@@ -146,10 +147,10 @@ void Child::ReadLoop(int out_fd, int err_fd) {
     fds[s].fd = -1;
     forward(s, true);
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       eof_[s] = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   };
   // Until both streams ended; once stop_fd_ fired (the child was reaped), only what is
   // already in the pipes (a grandchild may hold them open for ever).
@@ -172,10 +173,10 @@ void Child::ReadLoop(int out_fd, int err_fd) {
         continue;
       }
       {
-        std::lock_guard<std::mutex> l(mu_);
+        absl::MutexLock l(&mu_);
         buf_[s].append(buf, static_cast<size_t>(got));
       }
-      cv_.notify_all();
+      cv_.SignalAll();
       partial[s].append(buf, static_cast<size_t>(got));
       forward(s, false);
     }
@@ -226,33 +227,33 @@ void Child::Kill(int sig) {
 }
 
 std::string Child::Output() const {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   return buf_[kOut];
 }
 
 std::string Child::Stderr() const {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   return buf_[kErr];
 }
 
 size_t Child::OutputSize() const {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   return buf_[kOut].size();
 }
 
 size_t Child::StderrSize() const {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   return buf_[kErr].size();
 }
 
 bool Child::WaitForText(Stream s, const std::string& text, std::chrono::milliseconds timeout,
                         size_t from) const {
-  std::unique_lock<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     if (buf_[s].size() > from && buf_[s].find(text, from) != std::string::npos) return true;
     if (eof_[s]) return false;
-    if (cv_.wait_until(l, deadline) == std::cv_status::timeout)
+    if (cv_.WaitWithTimeout(&mu_, absl::FromChrono(deadline - Clock::now())))  // timed out
       return buf_[s].size() > from && buf_[s].find(text, from) != std::string::npos;
   }
 }
@@ -268,7 +269,7 @@ bool Child::WaitForStderr(const std::string& text, std::chrono::milliseconds tim
 }
 
 std::string Child::SanitizerReport() const {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   for (int s : {kOut, kErr}) {
     std::string report =
         FindSanitizerReport(std::string_view(buf_[s]).substr(run_start_[s]));

@@ -26,13 +26,14 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace localnfs::testing {
 
@@ -64,7 +65,7 @@ class Child {
   // Runs argv (argv[0] searched in PATH). False when no process could be made; an exec
   // that fails shows as exit 127 with the reason in the output. A Child may be started
   // again once the previous run was reaped; the buffers keep every run's output.
-  bool Start(const std::vector<std::string>& argv);
+  bool Start(const std::vector<std::string>& argv) ABSL_LOCKS_EXCLUDED(mu_);
   // Waits up to `timeout` for the child to exit: true (and the raw wait status in
   // *status) once it is reaped; false while it still runs. Scans this run's output.
   bool Wait(std::chrono::milliseconds timeout, int* status = nullptr);
@@ -76,13 +77,13 @@ class Child {
   int last_status() const { return last_status_; }
 
   // Everything printed so far (stdout, and stderr too unless separate_stderr).
-  std::string Output() const;
+  std::string Output() const ABSL_LOCKS_EXCLUDED(mu_);
   // Everything printed on stderr so far (separate_stderr only).
-  std::string Stderr() const;
+  std::string Stderr() const ABSL_LOCKS_EXCLUDED(mu_);
   // The current sizes: offsets a later WaitFor* may search from, so that only text
   // printed after a step counts.
-  size_t OutputSize() const;
-  size_t StderrSize() const;
+  size_t OutputSize() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t StderrSize() const ABSL_LOCKS_EXCLUDED(mu_);
   // Waits up to `timeout` until Output() (Stderr()) holds `text` at or after offset
   // `from` (true); false at the deadline, or at once when the child closed that
   // stream (it exited: the text cannot come any more).
@@ -91,13 +92,13 @@ class Child {
   bool WaitForStderr(const std::string& text, std::chrono::milliseconds timeout,
                      size_t from = 0) const;
   // The first sanitizer report line in what the current (or last) run printed; "".
-  std::string SanitizerReport() const;
+  std::string SanitizerReport() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   enum Stream { kOut = 0, kErr = 1 };
   bool WaitForText(Stream s, const std::string& text, std::chrono::milliseconds timeout,
-                   size_t from) const;
-  void ReadLoop(int out_fd, int err_fd);
+                   size_t from) const ABSL_LOCKS_EXCLUDED(mu_);
+  void ReadLoop(int out_fd, int err_fd) ABSL_LOCKS_EXCLUDED(mu_);
   void StopReader();
   // Waits for the process to exit (pidfd poll, or polling without one); true when
   // reaped, with the raw status.
@@ -110,11 +111,11 @@ class Child {
   int last_status_ = -1;
   std::thread reader_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::string buf_[2];              // guarded by mu_
-  bool eof_[2] = {true, true};      // guarded by mu_
-  size_t run_start_[2] = {0, 0};    // guarded by mu_: where the current run began
+  mutable absl::Mutex mu_;
+  mutable absl::CondVar cv_;
+  std::string buf_[2] ABSL_GUARDED_BY(mu_);
+  bool eof_[2] ABSL_GUARDED_BY(mu_) = {true, true};
+  size_t run_start_[2] ABSL_GUARDED_BY(mu_) = {0, 0};  // where the current run began
 };
 
 // Runs `argv` (argv[0] searched in PATH) to completion, waiting up to `timeout` (then

@@ -35,10 +35,15 @@ for kind in asan lsan ubsan tsan; do
 	check "$kind, exited" "${marker[$kind]}" "$tmp/$kind.err"
 	check "$kind, among other files" "${marker[$kind]}" \
 		"$tmp/clean.err" "$tmp/missing" "$tmp/$kind.err"
-	# Killed on purpose once it served (the report was printed before).
+	# Killed on purpose once it served and printed its report. The fake prints the ready
+	# line first: wait for the report too, or a loaded machine kills it in between.
 	"$fake" --report "$kind" --when serving >"$tmp/$kind.k.out" 2>"$tmp/$kind.k.err" &
 	pid=$!
-	for _ in $(seq 500); do grep -q ready "$tmp/$kind.k.out" 2>/dev/null && break; sleep 0.01; done
+	for _ in $(seq 500); do
+		grep -q ready "$tmp/$kind.k.out" 2>/dev/null &&
+			grep -qF "${marker[$kind]}" "$tmp/$kind.k.err" 2>/dev/null && break
+		sleep 0.01
+	done
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null
 	check "$kind, killed -9" "${marker[$kind]}" "$tmp/$kind.k.err"

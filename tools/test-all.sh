@@ -93,6 +93,18 @@ for kind in "${builds[@]}"; do
       wrap=(setarch "$(uname -m)" -R)
       echo "test-all: TSan needs setarch -R here (vm.mmap_rnd_bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null))"
     fi
+    # Every executable of this build must load the absl::Mutex interposer (tools/tsan;
+    # meson.build links with --no-as-needed for it): without it Abseil's real Mutex binds
+    # and TSan reports the accesses it guards as races.
+    without=()
+    while IFS= read -r exe; do
+      readelf -d "$exe" 2>/dev/null | grep -q 'liblocalnfs_tsan\.so' || without+=("$exe")
+    done < <(find "$dir" -type f -perm -u+x ! -name '*.so*' ! -path '*.p/*' ! -path '*/meson-private/*' \
+               -exec sh -c 'head -c 4 "$1" | grep -q ELF' _ {} \; -print)
+    if [ "${#without[@]}" -gt 0 ]; then
+      failed=$((failed + 1))
+      echo "test-all: tsan executables without the absl::Mutex interposer: ${without[*]}"
+    fi
     reports=$(mktemp -d)
     chmod 1777 "$reports"  # servers that drop privileges write their reports here too
     # Defaults compiled into every tsan binary: halt_on_error=1 (common/tsan_defaults.cc).

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,7 @@
 #include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
 #include "server/policy/creds.h"
+#include "server/server_test_runtime.h"
 
 namespace localnfs::server::backend {
 namespace {
@@ -26,13 +28,11 @@ namespace {
 class CachingBackendTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rcu_ = new RcuThread;
-    StartReleaseQueue();
-    InitServerCredentials();
+    runtime_ = new ServerTestRuntime;
   }
   static void TearDownTestSuite() {
-    StopReleaseQueue();
-    delete rcu_;
+    delete runtime_;
+    runtime_ = nullptr;
   }
 
   void SetUp() override {
@@ -82,7 +82,7 @@ class CachingBackendTest : public ::testing::Test {
     return caching_->Read(o, me_, 0, absl::MakeSpan(buf, sizeof(buf))).status();
   }
 
-  static RcuThread* rcu_;
+  static ServerTestRuntime* runtime_;
   std::string base_;
   Ref<exports::Export> exp_;
   Credentials me_;
@@ -90,7 +90,7 @@ class CachingBackendTest : public ::testing::Test {
   std::unique_ptr<CachingBackend> caching_;
   Object root_;
 };
-RcuThread* CachingBackendTest::rcu_ = nullptr;
+ServerTestRuntime* CachingBackendTest::runtime_ = nullptr;
 
 TEST_F(CachingBackendTest, AHotHandleIsResolvedByHandleOnce) {
   Object f = Create(*memory_, "f");  // made behind the cache: not in it
@@ -145,9 +145,7 @@ TEST_F(CachingBackendTest, ACachedObjectRemovedBehindItsBackIsStaleAndDropped) {
 // On disk, objects change behind the server's back (a local process): a cached node is
 // judged again on every use, dropped once stale, and good again when it is back.
 TEST(CachingPosixBackendTest, CachedObjectsChangedBehindTheServersBackAreJudgedOnUse) {
-  RcuThread rcu;
-  StartReleaseQueue();
-  InitServerCredentials();
+  std::optional<ServerTestRuntime> runtime(std::in_place);
   char tmpl[] = "/tmp/cachingtestXXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string base = tmpl, root_path = base + "/export";
@@ -206,16 +204,13 @@ TEST(CachingPosixBackendTest, CachedObjectsChangedBehindTheServersBackAreJudgedO
       resolver.Shutdown();
     }
   }
-  DrainReleases();
-  StopReleaseQueue();
+  runtime.reset();
   ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
 }
 
 // LOCALIO opens take the same cached objects and files as RPC requests.
 TEST(CachingPosixBackendTest, LocalIoOpensShareTheCacheWithRpcReads) {
-  RcuThread rcu;
-  StartReleaseQueue();
-  InitServerCredentials();
+  std::optional<ServerTestRuntime> runtime(std::in_place);
   char tmpl[] = "/tmp/cachingtestXXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string base = tmpl;
@@ -255,8 +250,7 @@ TEST(CachingPosixBackendTest, LocalIoOpensShareTheCacheWithRpcReads) {
     caching.Shutdown();
     resolver.Shutdown();
   }
-  DrainReleases();
-  StopReleaseQueue();
+  runtime.reset();
   ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
 }
 

@@ -36,6 +36,7 @@
 #include "server/backend/posix_backend.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/server_test_runtime.h"
 
 namespace localnfs::server::backend {
 namespace {
@@ -87,14 +88,12 @@ class Recorder : public CommitObserver {
 class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
  protected:
   static void SetUpTestSuite() {
-    rcu_ = new RcuThread;
-    StartReleaseQueue();
-    InitServerCredentials();
+    runtime_ = new ServerTestRuntime;
     umask(0);  // as localnfsd
   }
   static void TearDownTestSuite() {
-    StopReleaseQueue();
-    delete rcu_;
+    delete runtime_;
+    runtime_ = nullptr;
   }
 
   void SetUp() override {
@@ -238,7 +237,7 @@ class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
   }
   std::vector<CommitRecord> TakeCommits() { return std::exchange(commits_.records, {}); }
 
-  static RcuThread* rcu_;
+  static ServerTestRuntime* runtime_;
   bool privileged_ = false;
   Credentials me_, owner_, other_;
   const Credentials root_cred_ = Cred(0, 0);
@@ -251,7 +250,7 @@ class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
   Recorder commits_;
   Object root_, root_b_;
 };
-RcuThread* BackendConformanceTest::rcu_ = nullptr;
+ServerTestRuntime* BackendConformanceTest::runtime_ = nullptr;
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendConformanceTest,
                          ::testing::Values(Kind::kPosix, Kind::kCachingPosix, Kind::kMemory,

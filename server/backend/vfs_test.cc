@@ -21,6 +21,7 @@
 #include "server/policy/creds.h"
 #include "server/backend/file_cache.h"
 #include "server/policy/request_policy.h"
+#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server::vfs {
@@ -29,14 +30,12 @@ namespace {
 class VfsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rcu_ = new RcuThread;
-    StartReleaseQueue();
-    InitServerCredentials();
+    runtime_ = new ServerTestRuntime;
     umask(0);
   }
   static void TearDownTestSuite() {
-    StopReleaseQueue();
-    delete rcu_;
+    delete runtime_;
+    runtime_ = nullptr;
   }
 
   void SetUp() override {
@@ -70,14 +69,14 @@ class VfsTest : public ::testing::Test {
   }
   Object Obj(LookupResult r) { return Obj(std::move(r.fd)); }
 
-  static RcuThread* rcu_;
+  static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_, root_path_;
   Ref<exports::Export> exp_;
   Object root_;
   Credentials cred_;
 };
-RcuThread* VfsTest::rcu_ = nullptr;
+ServerTestRuntime* VfsTest::runtime_ = nullptr;
 
 TEST_F(VfsTest, DotDotAtTheRootIsTheRoot) {
   auto up = Lookup(root_, "..", cred_);

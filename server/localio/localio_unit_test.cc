@@ -31,6 +31,7 @@
 #include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
+#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -76,13 +77,11 @@ TEST(LocalioProgramTest, DomainRoundTrips) {
 class LocalSocketTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rcu_ = new RcuThread;
-    StartReleaseQueue();
-    InitServerCredentials();
+    runtime_ = new ServerTestRuntime;
   }
   static void TearDownTestSuite() {
-    StopReleaseQueue();
-    delete rcu_;
+    delete runtime_;
+    runtime_ = nullptr;
   }
 
   void SetUp() override {
@@ -147,7 +146,7 @@ class LocalSocketTest : public ::testing::Test {
     return *u;
   }
 
-  static RcuThread* rcu_;
+  static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_;
   std::string sock_path_;
@@ -160,7 +159,7 @@ class LocalSocketTest : public ::testing::Test {
   std::unique_ptr<broker::BrokerClient> client_broker_;
   std::optional<LocalSocket> socket_;
 };
-RcuThread* LocalSocketTest::rcu_ = nullptr;
+ServerTestRuntime* LocalSocketTest::runtime_ = nullptr;
 
 TEST_F(LocalSocketTest, BoundOwnerOpensAndReads) {
   auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());

@@ -24,6 +24,7 @@
 #include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
 #include "server/policy/fhandle.h"
+#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -63,12 +64,11 @@ exports::ClientRule Rule(const char* pattern, bool secure = false) {
 class MountProgramTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rcu_ = new RcuThread;
-    StartReleaseQueue();
+    runtime_ = new ServerTestRuntime;
   }
   static void TearDownTestSuite() {
-    StopReleaseQueue();
-    delete rcu_;
+    delete runtime_;
+    runtime_ = nullptr;
   }
 
   void SetUp() override {
@@ -149,7 +149,7 @@ class MountProgramTest : public ::testing::Test {
     return out;
   }
 
-  static RcuThread* rcu_;
+  static ServerTestRuntime* runtime_;
   localnfs::testing::TempDir tmp_{"mounttest"};
   std::string exp_path_, sec_path_;
   exports::ExportTable table_;
@@ -174,7 +174,7 @@ class MountProgramTest : public ::testing::Test {
   rpc::ConnectionInfo stranger_{3, Peer("10.9.9.9", 700), PeerAddress{}};
   rpc::ConnectionInfo unreserved_{4, Peer("127.0.0.1", 40000), PeerAddress{}};
 };
-RcuThread* MountProgramTest::rcu_ = nullptr;
+ServerTestRuntime* MountProgramTest::runtime_ = nullptr;
 
 TEST_F(MountProgramTest, NullAnswersVoid) {
   EXPECT_EQ(Call(MOUNTPROC3_NULL, "").body, "");

@@ -30,6 +30,7 @@
 #include "server/nfs3/nfs3xdr.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -90,13 +91,11 @@ std::string WireOf(const nfs_fh3& fh) { return std::string(FhBytes(fh)); }
 class Nfs3HandlersTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rcu_ = new RcuThread;
-    StartReleaseQueue();
-    InitServerCredentials();
+    runtime_ = new ServerTestRuntime;
   }
   static void TearDownTestSuite() {
-    StopReleaseQueue();
-    delete rcu_;
+    delete runtime_;
+    runtime_ = nullptr;
   }
 
   void SetUp() override { Start(MemoryBackendOptions{}); }
@@ -280,7 +279,7 @@ class Nfs3HandlersTest : public ::testing::Test {
     return names;
   }
 
-  static RcuThread* rcu_;
+  static ServerTestRuntime* runtime_;
   std::unique_ptr<testing::TempDir> tmp_;
   exports::ExportTable table_;
   std::optional<HandleKey> key_;
@@ -297,7 +296,7 @@ class Nfs3HandlersTest : public ::testing::Test {
   std::map<std::string, Ref<exports::Export>> exports_;
   uint32_t xid_ = 0;
 };
-RcuThread* Nfs3HandlersTest::rcu_ = nullptr;
+ServerTestRuntime* Nfs3HandlersTest::runtime_ = nullptr;
 
 TEST_F(Nfs3HandlersTest, NullAnswersVoidAndIsCounted) {
   std::unique_ptr<rpc::Call> call = dispatcher_->Receive(

@@ -67,7 +67,12 @@ absl::StatusOr<Ref<NfsFile>> Backend::OpenForLocalIo(const Object& obj,
     return ErrnoToStatus(EINVAL, "LOCALIO open mode");
   RETURN_IF_ERROR(CheckLocalIo(StatFromAttrs(obj.attrs()), cred, mode));
   if ((capabilities() & kCapLocalIo) == 0) return Unsupported("LOCALIO: no files to hand out");
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, mode, /*exact_mode=*/true));
+  // A file of its own, never the cached one that RPC I/O uses (AcquireFile): a client
+  // holding a shared open file description could change its status flags under the
+  // server — F_SETFL O_APPEND makes every pwrite of RPC WRITEs append, O_DIRECT fails
+  // every unaligned RPC READ. (knfsd can hand its nfsd_file to the in-kernel client; ours
+  // are processes.) The object itself was resolved through the cache.
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, OpenFile(obj, mode));
   if (file->fd() < 0) return Unsupported("LOCALIO: no fd");
   return file;
 }

@@ -59,9 +59,10 @@
 // cache (file_cache.h: its essay says who holds which reference and when an fd closes).
 // Resolve goes through it, so a hot handle is opened by handle once, not per request;
 // LOOKUP and CREATE results enter it (the client uses a handle it was just given next);
-// REMOVE and RENAME drop what they made unreachable; READ, WRITE, COMMIT, truncation and
-// LOCALIO's OpenForLocalIo all take their file from it — LOCALIO opens share the RPC
-// path's objects and files. Nothing decided about access is cached: every request checks
+// REMOVE and RENAME drop what they made unreachable; READ, WRITE, COMMIT and truncation
+// take their file from it. LOCALIO's OpenForLocalIo shares the RPC path's resolved
+// objects but opens a file of its own for each client (a client must not hold the
+// server's open file description: see OpenForLocalIo). Nothing decided about access is cached: every request checks
 // the export, the rule and the caller's permissions again (request_policy.h), and every
 // cached node is validated again on use (removed, moved out of the export → ESTALE, and
 // dropped).
@@ -305,8 +306,10 @@ class Backend {
                                     Stability stable);
   // COMMIT: everything written to obj before is durable.
   absl::Status Commit(const Object& obj, const Credentials& cred);
-  // LOCALIO OPEN_LOCAL_FH: the (cached) file of `obj` with exactly `mode` (kRead or
-  // kReadWrite), after rules.h CheckLocalIo (EOPNOTSUPP: a set-id file for writing). Its
+  // LOCALIO OPEN_LOCAL_FH: a new open file of `obj` with exactly `mode` (kRead or
+  // kReadWrite), after rules.h CheckLocalIo (EOPNOTSUPP: a set-id file for writing) —
+  // never the cached file RPC I/O uses: the client could change a shared open file
+  // description's status flags (O_APPEND, O_DIRECT) under the server's own I/O. Its
   // fd() is what the client gets; EOPNOTSUPP from a backend without fds (no kCapLocalIo).
   // The attributes to send with it are obj.attrs(): opening changes none.
   absl::StatusOr<Ref<NfsFile>> OpenForLocalIo(const Object& obj, const Credentials& cred,

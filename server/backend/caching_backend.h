@@ -10,9 +10,11 @@
 //    CheckResolved); one found stale is dropped, so later requests do not find it either.
 //    LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD and MOUNT's OpenPath put the node they made
 //    into it (the client uses a handle it was just given next).
-//  * kRead, kReadWrite: open files, for READ, WRITE, COMMIT, SETATTR's truncation,
-//    LOCALIO's OpenForLocalIo (exact mode: a read-only file for a read-only open, never the
-//    read-write one) and the v4.2 operations. A read may use a read-write file.
+//  * kRead, kReadWrite: open files, for READ, WRITE, COMMIT, SETATTR's truncation and
+//    the v4.2 operations. A read may use a read-write file. LOCALIO's OpenForLocalIo
+//    resolves through the cache (the node) but gives each client a file of its own, never
+//    a cached one (backend.h: a shared open file description's status flags are the
+//    client's to change).
 // REMOVE and RENAME drop every entry of an object that lost its last link, so its blocks
 // are freed once in-flight I/O finishes. CloseExport() drops an export's (unexport).
 //

@@ -208,8 +208,10 @@ TEST(CachingPosixBackendTest, CachedObjectsChangedBehindTheServersBackAreJudgedO
   ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
 }
 
-// LOCALIO opens take the same cached objects and files as RPC requests.
-TEST(CachingPosixBackendTest, LocalIoOpensShareTheCacheWithRpcReads) {
+// LOCALIO opens take the cached object but a file of their own, never the server's cached
+// one (backend.h OpenForLocalIo: a shared open file description's flags are the client's
+// to change).
+TEST(CachingPosixBackendTest, LocalIoOpensShareTheNodeButNotTheServersFiles) {
   std::optional<ServerTestRuntime> runtime(std::in_place);
   char tmpl[] = "/tmp/cachingtestXXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -241,10 +243,21 @@ TEST(CachingPosixBackendTest, LocalIoOpensShareTheCacheWithRpcReads) {
     EXPECT_EQ(fcntl((*first)->fd(), F_GETFL) & O_ACCMODE, O_RDONLY);
     auto second = caching.OpenForLocalIo(*f, me, FileMode::kRead);
     ASSERT_TRUE(second.ok()) << second.status();
-    EXPECT_EQ(first->get(), second->get());  // one cached file
+    EXPECT_NE(first->get(), second->get());  // a file each
     auto rw = caching.OpenForLocalIo(*f, me, FileMode::kReadWrite);
     ASSERT_TRUE(rw.ok()) << rw.status();
-    EXPECT_EQ(caching.file_cache().size(), 4u);  // root and f (kPath), f's two files
+    EXPECT_EQ(fcntl((*rw)->fd(), F_GETFL) & O_ACCMODE, O_RDWR);
+    // Status flags set on a client's file do not reach the server's: WRITE at 0 stays at 0.
+    ASSERT_EQ(fcntl((*rw)->fd(), F_SETFL, O_APPEND), 0);
+    ASSERT_TRUE(caching
+                    .Write(*f, me, 0, absl::MakeConstSpan("DA", 2), Stability::kUnstable)
+                    .ok());
+    char buf[8] = {};
+    auto read = caching.Read(*f, me, 0, absl::MakeSpan(buf, sizeof(buf)));
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(std::string(buf, read->count), "DAta");
+    // root and f (kPath) and the server's kReadWrite file of f's WRITEs: nothing of LOCALIO's.
+    EXPECT_EQ(caching.file_cache().size(), 3u);
     root = Object();
     f = Object();
     caching.Shutdown();

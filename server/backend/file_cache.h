@@ -12,10 +12,11 @@
 // and only that backend looks inside them. The cache never does: it keys, counts and
 // drops references. The caching layer (backend/caching_backend.h) owns the one localnfsd
 // has; every door reaches it through the Backend (NFSv3 and MOUNT through Resolve and the
-// I/O calls, the LOCALIO local socket through OpenForLocalIo), so all of them hold one
-// entry per object and mode, and REMOVE/RENAME over RPC drop what LOCALIO opened too.
+// I/O calls, the LOCALIO local socket through Resolve), so all of them share one node per
+// object, and REMOVE/RENAME drop it for all. Open files are the server's alone: a LOCALIO
+// client gets a file of its own (Backend::OpenForLocalIo), never a cached one.
 //
-// Mode kPath is the O_PATH fd a handle resolves to (Backend::Resolve, ResolveObject),
+// Mode kPath is the O_PATH fd a handle resolves to (Backend::Resolve),
 // so that a handle in use is opened by handle once, not on every request — what the
 // dentry cache gives knfsd's fh_verify. It carries no authorisation: every request
 // still checks the export, its client rule and the caller's permissions itself, and
@@ -26,8 +27,7 @@
 // Lifetimes (who holds which reference, as in fs/nfsd/filecache.c):
 //  * An NfsFile is refcounted. The cache holds one reference while the file is in
 //    its table ("hashed"). Acquire() returns a Ref<NfsFile> — a second reference held
-//    by the caller for the duration of one READ/WRITE/COMMIT (or, later, handed to a
-//    LOCALIO client while its fd is being passed).
+//    by the caller for the duration of one READ/WRITE/COMMIT.
 //  * Eviction (LRU overflow, idle reaper, Close() after REMOVE/RENAME-over or a
 //    removal noticed on use, export removal, Shutdown) unhashes the entry and drops
 //    the cache's reference. The fd is closed when the last reference goes: an

@@ -484,7 +484,7 @@ bool LocalSocket::FinishOpen(Connection& c, const localio::OpenLocalFhRequest& r
     RETURN_IF_ERROR(resolved.status());
     export_id = resolved->auth.exp->id();
     // The checks of an RPC READ/WRITE (rules.h CheckLocalIo) on the resolution's
-    // attributes, then the cached file of exactly this mode: the one RPC I/O uses.
+    // attributes, then a file of exactly this mode that is the client's alone.
     ASSIGN_OR_RETURN(Ref<NfsFile> file,
                      deps_.backend->OpenForLocalIo(
                          resolved->obj, resolved->auth.cred,

@@ -28,19 +28,19 @@
 // attributes are the resolution's: opening changes none.
 // Credentials: the peer's own; only a root peer (the FUSE daemon acting for a user)
 // may send the user's in the message, and they are squashed like AUTH_SYS ones.
-// The fd: a dup (F_DUPFD_CLOEXEC) of the caching layer's open file of exactly the asked
-// mode — the very file RPC READ/WRITE of that handle use (main.cc gives both the one
-// CachingBackend, or its file cache), so a LOCALIO open costs no open once the file is
-// hot, and an RPC REMOVE or RENAME that unlinks the file drops it for both. The client's
-// close never touches the cache, and the cache's eviction never invalidates the
-// client's fd (it owns its own open file description reference).
+// The fd: a new open file of exactly the asked mode (Backend::OpenForLocalIo), made by
+// the server from the object the caching layer resolved — never the cached file RPC
+// READ/WRITE use, nor a dup of it: file status flags belong to the open file
+// description, and a client holding the server's could set O_APPEND (every RPC WRITE
+// would append) or O_DIRECT (unaligned RPC READs would fail) on it. The client owns its
+// file; the cache's eviction or an RPC REMOVE never invalidates it.
 //
 // Lifetimes: Listen() → Start() → Stop(). Deps are not owned and must outlive Stop():
 // the broker, the export table, key, resolver and the backend (main.cc stops the
 // socket before the backend's cache shuts down and before the broker record is
 // withdrawn). Requests run on the loop thread (RCU-registered; it flushes its deferred
 // releases after each packet); they are short (a decode, the authorisation, a resolve
-// that hits the cache, a cached open, a dup) — except the resolution of a handle that,
+// that hits the cache, one open) — except the resolution of a handle that,
 // unprivileged, only a search of the export can find (fhandle.h: seconds on a large
 // export). The loop resolves with may_search=false; when that would search, the
 // connection is parked (not read: its client has one request in flight anyway) and the
@@ -81,7 +81,7 @@ struct LocalSocketDeps {
   // The access policy (AuthorizeHandle); its file_cache is not used: the backend resolves.
   PolicyDeps policy;
   // Resolves the handle and opens the file: the caching layer the RPC program uses, so
-  // that both share one resolved node and one open file per handle and mode.
+  // that both share one resolved node per handle.
   backend::Backend* backend = nullptr;
 };
 

@@ -262,53 +262,44 @@ TEST_F(LocalSocketTest, UnbindEndsOpensOnAnAuthenticatedConnection) {
 }
 
 
-// LOCALIO opens go through the caching layer that RPC I/O uses (backend.h): an
-// OPEN_LOCAL_FH leaves the object's node and its read-only file in the cache; the fd the
-// client got is that cached open file itself (one open file description: they share the
-// offset), and a READ through the backend — what the NFSv3 program's READ calls — finds
-// them both and opens nothing. A read-write open adds the read-write file, which a WRITE
-// through the backend then uses.
-TEST_F(LocalSocketTest, OpenLocalFhAndBackendReadShareOneCachedOpenFile) {
+// LOCALIO opens resolve through the caching layer that RPC I/O uses (backend.h) — the
+// object's node is shared — but each client gets an open file of its own, never the
+// cached file RPC READ/WRITE use: file status flags belong to the open file description,
+// and a client that set O_APPEND on the server's would make every RPC WRITE append (with
+// the shared description of before, the WRITE below landed at the end: "local bytesLOCAL").
+TEST_F(LocalSocketTest, OpenLocalFhSharesTheResolvedNodeButNotTheServersOpenFiles) {
   auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
   ASSERT_TRUE(client.ok()) << client.status();
   const std::string fh = HandleOf("exp/data");
-  auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kRead, std::nullopt);
+  auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
   ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
-  EXPECT_EQ(backend_.file_cache().size(), 2u);  // the node (kPath) and the kRead file
+  EXPECT_EQ(backend_.file_cache().size(), 1u);  // the node (kPath) only
+  // What a hostile (or careless) client may do to its own file.
+  ASSERT_EQ(fcntl(r->fd.get(), F_SETFL, fcntl(r->fd.get(), F_GETFL) | O_APPEND), 0);
 
   auto decoded = key_->Decode(fh);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  const uint32_t export_id = decoded->export_id;
-  // A hit, or this maker's error: the cache holds a kRead file of exactly this handle.
-  auto cached = backend_.file_cache().AcquireFile(
-      export_id, decoded->kernel, FileMode::kRead, /*exact_mode=*/true,
-      [](FileMode) -> absl::StatusOr<Ref<NfsFile>> {
-        return absl::InternalError("not cached");
-      });
-  ASSERT_TRUE(cached.ok()) << cached.status();
-  ASSERT_EQ(lseek(r->fd.get(), 6, SEEK_SET), 6);
-  EXPECT_EQ(lseek((*cached)->fd(), 0, SEEK_CUR), 6) << "the client's fd is another open file";
-
-  Ref<exports::Export> exp = table_.FindById(export_id);
+  Ref<exports::Export> exp = table_.FindById(decoded->export_id);
   ASSERT_TRUE(exp);
   auto obj = backend_.Resolve(*exp, decoded->kernel);
   ASSERT_TRUE(obj.ok()) << obj.status();
   Credentials me;
   me.uid = geteuid();
   me.gid = getegid();
-  char buf[32] = {};
-  auto read = backend_.Read(*obj, me, 0, absl::MakeSpan(buf, sizeof(buf)));
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(std::string(buf, read->count), "local bytes");
-  EXPECT_EQ(backend_.file_cache().size(), 2u);
-
-  auto w = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
-  ASSERT_TRUE(w.ok() && w->status == 0) << w.status();
-  EXPECT_EQ(backend_.file_cache().size(), 3u);
+  // RPC WRITE and READ through the backend: the server's own file, unaffected.
   auto written = backend_.Write(*obj, me, 0, absl::MakeConstSpan("LOCAL", 5),
                                 backend::Stability::kUnstable);
   ASSERT_TRUE(written.ok()) << written.status();
-  EXPECT_EQ(backend_.file_cache().size(), 3u);
+  EXPECT_EQ(backend_.file_cache().size(), 2u);  // the node and the server's kReadWrite file
+  char buf[32] = {};
+  auto read = backend_.Read(*obj, me, 0, absl::MakeSpan(buf, sizeof(buf)));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(std::string(buf, read->count), "LOCAL bytes");
+  // A second open is another file again, of the mode asked for.
+  auto ro = (*client)->OpenLocalFh(fh, localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(ro.ok() && ro->status == 0) << ro.status();
+  EXPECT_EQ(fcntl(ro->fd.get(), F_GETFL) & (O_ACCMODE | O_APPEND), O_RDONLY);
+  EXPECT_EQ(backend_.file_cache().size(), 2u);
   EXPECT_EQ(socket_->Opens(0), 2u);
 }
 

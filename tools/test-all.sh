@@ -96,10 +96,11 @@ for kind in "${builds[@]}"; do
     fi
     # Every executable of this build must load the absl::Mutex interposer (tools/tsan;
     # meson.build links with --no-as-needed for it): without it Abseil's real Mutex binds
-    # and TSan reports the accesses it guards as races.
+    # and TSan reports the accesses it guards as races. (grep without -q: under pipefail
+    # an early exit would fail readelf with SIGPIPE on a long dynamic section.)
     without=()
     while IFS= read -r exe; do
-      readelf -d "$exe" 2>/dev/null | grep -q 'liblocalnfs_tsan\.so' || without+=("$exe")
+      readelf -d "$exe" 2>/dev/null | grep 'liblocalnfs_tsan\.so' >/dev/null || without+=("$exe")
     done < <(find "$dir" -type f -perm -u+x ! -name '*.so*' ! -path '*.p/*' ! -path '*/meson-private/*' \
                -exec sh -c 'head -c 4 "$1" | grep -q ELF' _ {} \; -print)
     if [ "${#without[@]}" -gt 0 ]; then

@@ -318,6 +318,66 @@ int RunUnprivilegedPeer(const std::string& runtime, int nfs_port, const std::str
   return failures;
 }
 
+// A client owns the status flags of the file it was given (they belong to the open file
+// description): O_APPEND or O_DIRECT set on it must not reach the server's own I/O of the
+// same file. With the server's cached file handed out (a dup, before), the RPC WRITE at
+// offset 0 appended and the unaligned RPC READ failed with EINVAL (NFS3ERR_IO).
+TEST_F(LocalioIntegrationTest, AClientsFileFlagsDoNotReachTheServersOwnIo) {
+  WriteFile(fx_.rw + "/shared", "0123456789", 0666, 0, 0);  // writable by whoever RPC says
+  auto hs = Handshake();
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  auto client = localio::LocalioSocketClient::Connect(hs->second.socket_path, hs->first);
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string fh = Handle(fx_.rw, "shared");
+  auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
+  auto call_read = [&](uint64_t offset, uint32_t count) {
+    READ3args a{};
+    a.file.data.data_len = fh.size();
+    a.file.data.data_val = const_cast<char*>(fh.data());
+    a.offset = offset;
+    a.count = count;
+    READ3res res{};
+    absl::Status s = nfs_->Call(NFS_PROGRAM, NFS_V3, NFSPROC3_READ,
+                                reinterpret_cast<xdrproc_t>(xdr_READ3args), &a,
+                                reinterpret_cast<xdrproc_t>(xdr_READ3res), &res,
+                                absl::Seconds(5));
+    EXPECT_TRUE(s.ok()) << s;
+    std::string got = res.status == NFS3_OK
+                          ? std::string(res.READ3res_u.resok.data.data_val,
+                                        res.READ3res_u.resok.data.data_len)
+                          : absl::StrCat("status ", res.status);
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_READ3res), reinterpret_cast<char*>(&res));
+    return got;
+  };
+  auto call_write = [&](uint64_t offset, std::string data) {
+    WRITE3args a{};
+    a.file.data.data_len = fh.size();
+    a.file.data.data_val = const_cast<char*>(fh.data());
+    a.offset = offset;
+    a.count = data.size();
+    a.stable = FILE_SYNC;
+    a.data.data_len = data.size();
+    a.data.data_val = data.data();
+    WRITE3res res{};
+    absl::Status s = nfs_->Call(NFS_PROGRAM, NFS_V3, NFSPROC3_WRITE,
+                                reinterpret_cast<xdrproc_t>(xdr_WRITE3args), &a,
+                                reinterpret_cast<xdrproc_t>(xdr_WRITE3res), &res,
+                                absl::Seconds(5));
+    EXPECT_TRUE(s.ok()) << s;
+    const nfsstat3 status = res.status;
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_WRITE3res), reinterpret_cast<char*>(&res));
+    return status;
+  };
+  ASSERT_EQ(call_write(0, "a"), NFS3_OK);  // the server's read-write file is open now
+  ASSERT_EQ(call_read(1, 3), "123");
+  // What a hostile (or careless) client may do to the file it holds.
+  ASSERT_EQ(fcntl(r->fd.get(), F_SETFL, O_APPEND | O_DIRECT), 0);
+  EXPECT_EQ(call_write(0, "AB"), NFS3_OK);
+  EXPECT_EQ(call_read(1, 3), "B23");  // unaligned, and the WRITE landed at offset 0
+  EXPECT_EQ(call_read(0, 64), "AB23456789");
+}
+
 TEST_F(LocalioIntegrationTest, NonRootPeerGetsOnlyWhatItsUidMayOpen) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make a uid 1000 peer";
   WriteFile(fx_.rw + "/u2000", "not yours", 0600, 2000, 2000);

@@ -46,6 +46,8 @@
 
 namespace localnfs::rpc {
 
+class ProcedureStats;
+
 class Call {
  public:
   Call(const Call&) = delete;
@@ -133,6 +135,10 @@ class Call {
   size_t reply_bound_ = 0;
   Program* program_ = nullptr;
   const ProcedureDesc* desc_ = nullptr;
+  // The procedure's counters (the dispatcher's), set with desc_; and when Receive took
+  // the call up (MonotonicNowNs), what its latency is measured from.
+  ProcedureStats* stats_ = nullptr;
+  int64_t received_ns_ = 0;
   // The duplicate request cache entry this call must complete or abandon.
   DuplicateRequestCache* drc_ = nullptr;
   std::optional<DrcKey> drc_key_;

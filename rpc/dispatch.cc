@@ -50,26 +50,36 @@ ReplyRecord Framed(absl::string_view message, bool with_record_mark) {
 
 void Dispatcher::AddProgram(Program* program) {
   auto& versions = programs_[program->prog()];
+  Registered entry{program, std::make_unique<ProcedureStats[]>(program->proc_count())};
   auto it = std::find_if(versions.begin(), versions.end(),
-                         [&](Program* p) { return p->vers() == program->vers(); });
+                         [&](const Registered& r) { return r.program->vers() == program->vers(); });
   if (it != versions.end()) {
-    *it = program;
+    *it = std::move(entry);
   } else {
-    versions.push_back(program);
+    versions.push_back(std::move(entry));
   }
-  std::sort(versions.begin(), versions.end(),
-            [](Program* a, Program* b) { return a->vers() < b->vers(); });
+  std::sort(versions.begin(), versions.end(), [](const Registered& a, const Registered& b) {
+    return a.program->vers() < b.program->vers();
+  });
 }
 
 std::vector<Program*> Dispatcher::programs() const {
   std::vector<Program*> all;
   for (const auto& [prog, versions] : programs_) {
-    all.insert(all.end(), versions.begin(), versions.end());
+    for (const Registered& r : versions) all.push_back(r.program);
   }
   std::sort(all.begin(), all.end(), [](Program* a, Program* b) {
     return a->prog() != b->prog() ? a->prog() < b->prog() : a->vers() < b->vers();
   });
   return all;
+}
+
+const ProcedureStats* Dispatcher::procedure_stats(const Program& program) const {
+  auto pit = programs_.find(program.prog());
+  if (pit == programs_.end()) return nullptr;
+  for (const Registered& r : pit->second)
+    if (r.program == &program) return r.stats.get();
+  return nullptr;
 }
 
 Dispatcher::Found Dispatcher::Find(uint32_t prog, uint32_t vers, uint32_t proc) const {
@@ -78,16 +88,20 @@ Dispatcher::Found Dispatcher::Find(uint32_t prog, uint32_t vers, uint32_t proc) 
   if (pit == programs_.end()) return f;
   f.versions = &pit->second;
   auto vit = std::find_if(f.versions->begin(), f.versions->end(),
-                          [&](Program* p) { return p->vers() == vers; });
+                          [&](const Registered& r) { return r.program->vers() == vers; });
   if (vit == f.versions->end()) return f;
-  f.program = *vit;
-  f.proc = proc < f.program->proc_count() ? f.program->procedure(proc) : nullptr;
+  f.program = vit->program;
+  if (proc < f.program->proc_count()) {
+    f.proc = f.program->procedure(proc);
+    f.stats = &vit->stats[proc];
+  }
   return f;
 }
 
 std::unique_ptr<Call> Dispatcher::Receive(std::string record, ConnectionInfo* conn) const {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   std::unique_ptr<Call> call(new Call(std::move(record), conn));
+  call->received_ns_ = MonotonicNowNs();
   // The largest reply that carries no result: an accepted reply with mismatch_info.
   call->reply_bound_ = kRecordMarkSize + kSmallReplySize;
   XDR in;
@@ -113,14 +127,15 @@ std::unique_ptr<Call> Dispatcher::Receive(std::string record, ConnectionInfo* co
     call->found_ = Call::Found::kNoProgram;
   } else if (found.program == nullptr) {
     call->found_ = Call::Found::kNoVersion;
-    call->low_ = found.versions->front()->vers();
-    call->high_ = found.versions->back()->vers();
+    call->low_ = found.versions->front().program->vers();
+    call->high_ = found.versions->back().program->vers();
   } else if (found.proc == nullptr) {
     call->found_ = Call::Found::kNoProcedure;
   } else {
     call->found_ = Call::Found::kProcedure;
     call->program_ = found.program;
     call->desc_ = found.proc;
+    call->stats_ = found.stats;
     const std::string_view args = std::string_view(call->record_).substr(call->args_pos_);
     const size_t result = found.proc->max_result_bytes != nullptr
                               ? found.proc->max_result_bytes(args)
@@ -245,6 +260,14 @@ bool Dispatcher::Decode(Call& call, ReplyRecord* reply, RunOptions& options,
 }
 
 Dispatcher::Outcome Dispatcher::Run(Call& call, ReplyRecord* reply, RunOptions options) {
+  const Outcome outcome = RunSteps(call, reply, options);
+  if (outcome != Outcome::kWouldBlock && call.stats_ != nullptr) {
+    call.stats_->Record(MonotonicNowNs() - call.received_ns_);
+  }
+  return outcome;
+}
+
+Dispatcher::Outcome Dispatcher::RunSteps(Call& call, ReplyRecord* reply, RunOptions& options) {
   if (call.stage_ == Call::Stage::kReceived) {
     if (call.found_ != Call::Found::kProcedure) {
       return RejectCall(call, options.with_record_mark, reply);

@@ -1,8 +1,11 @@
 // rpc/dispatch.h — the one place where an RPC call record becomes a reply (the
 // kernel's svc_process), and where the rpc flags of the procedures are enforced.
 //
-// Owns: the program/version table (Programs themselves are not owned). Counters go to
-// the ServerCounters given at construction.
+// Owns: the program/version table (Programs themselves are not owned) and, for each
+// registered program version, one ProcedureStats per procedure (rpc/procedure_stats.h):
+// every call of every program is counted and timed here, once, when it ends — the one
+// place for all programs. Server-wide counters go to the ServerCounters given at
+// construction.
 //
 // Two steps, each done once per call (rpc/call.h):
 //  Receive (the event loop, as a record is read): decodes and checks the call header,
@@ -60,6 +63,7 @@
 #include "rpc/call.h"
 #include "rpc/drc.h"
 #include "rpc/procedure.h"
+#include "rpc/procedure_stats.h"
 #include "rpc/program.h"
 #include "rpc/reply.h"
 #include "rpc/server.h"
@@ -84,6 +88,11 @@ class Dispatcher {
   // Every registered program version, ordered by (prog, vers).
   std::vector<Program*> programs() const;
 
+  // The calls and latencies of `program`'s procedures, indexed by procedure number
+  // (program.proc_count() entries), or nullptr when it is not registered. Valid as long
+  // as the dispatcher and the registration; readable from any thread while calls run.
+  const ProcedureStats* procedure_stats(const Program& program) const;
+
   // The first step (above): a call made of `record` (without record mark) from `conn`
   // (which must outlive the call). Never null; counted in ServerCounters::calls.
   std::unique_ptr<Call> Receive(std::string record, ConnectionInfo* conn) const;
@@ -107,7 +116,9 @@ class Dispatcher {
     kNoReply,     // nothing to send (dropped, parked)
     kWouldBlock,  // only with must_not_block: run the call again on a worker
   };
-  // The second step (above), or its continuation after kWouldBlock.
+  // The second step (above), or its continuation after kWouldBlock. A call of a
+  // procedure that ends here (any outcome but kWouldBlock) is recorded in its
+  // procedure's stats.
   Outcome Run(Call& call, ReplyRecord* reply, RunOptions options);
 
   // Both steps on this thread, as a worker does them (tests, fuzz targets): the
@@ -118,14 +129,21 @@ class Dispatcher {
  private:
   // Where (prog, vers, proc) leads: `versions` null → unknown program; `program` null →
   // no such version; `proc` null → no such procedure.
+  struct Registered {
+    Program* program;
+    std::unique_ptr<ProcedureStats[]> stats;  // program->proc_count() entries
+  };
   struct Found {
-    const std::vector<Program*>* versions = nullptr;
+    const std::vector<Registered>* versions = nullptr;
     Program* program = nullptr;
     const ProcedureDesc* proc = nullptr;
+    ProcedureStats* stats = nullptr;  // the procedure's
   };
   Found Find(uint32_t prog, uint32_t vers, uint32_t proc) const;
   // The reply of a call whose header or procedure lookup failed (Found != kProcedure).
   Outcome RejectCall(Call& call, bool with_record_mark, ReplyRecord* reply);
+  // Run without the recording of its end.
+  Outcome RunSteps(Call& call, ReplyRecord* reply, RunOptions& options);
   // Run from the duplicate request cache lookup to the decoded arguments; false with
   // *outcome set when the call ends there.
   bool Decode(Call& call, ReplyRecord* reply, RunOptions& options, Outcome* outcome);
@@ -133,7 +151,7 @@ class Dispatcher {
   ServerCounters* const counters_;
   DuplicateRequestCache* const drc_;
   // prog → its versions, sorted by vers.
-  absl::flat_hash_map<uint32_t, std::vector<Program*>> programs_;
+  absl::flat_hash_map<uint32_t, std::vector<Registered>> programs_;
 };
 
 }  // namespace localnfs::rpc

@@ -197,5 +197,8 @@ const ServerCounters& Server::counters() const { return impl_->counters(); }
 int64_t Server::zerocopy_replies_held() const { return impl_->zerocopy_replies_held(); }
 int64_t Server::reply_bytes_held() const { return impl_->reply_bytes_held(); }
 DrcStats Server::drc_stats() const { return impl_->drc_stats(); }
+const ProcedureStats* Server::procedure_stats(const Program& program) const {
+  return impl_->procedure_stats(program);
+}
 
 }  // namespace localnfs::rpc

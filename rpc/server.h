@@ -93,7 +93,8 @@
 // A server is started at most once: Start() after Stop() fails.
 //
 // Thread-safety: AddProgram/Listen/Start/Stop/rpcbind from one controlling thread,
-// AddProgram and Listen before Start; counters() from any thread.
+// AddProgram and Listen before Start; counters(), procedure_stats() and the other
+// figures from any thread.
 #pragma once
 
 #include <stdint.h>
@@ -107,6 +108,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "rpc/drc.h"
+#include "rpc/procedure_stats.h"
 #include "rpc/program.h"
 
 namespace localnfs::rpc {
@@ -151,6 +153,8 @@ struct ServerOptions {
 // Counters, readable while serving.
 struct ServerCounters {
   std::atomic<uint64_t> connections_accepted{0};
+  // Accepted connections closed since, for whatever reason (open = accepted - closed).
+  std::atomic<uint64_t> connections_closed{0};
   std::atomic<uint64_t> connections_closed_on_error{0};
   std::atomic<uint64_t> calls{0};  // every record handed to the dispatcher
   std::atomic<uint64_t> garbage_args{0};
@@ -197,6 +201,9 @@ class Server {
   int64_t reply_bytes_held() const;
   // The duplicate request cache's figures (all zero without one).
   DrcStats drc_stats() const;
+  // Calls and latencies of a registered program's procedures (Dispatcher::
+  // procedure_stats: proc_count() entries, or nullptr when `program` is not registered).
+  const ProcedureStats* procedure_stats(const Program& program) const;
 
  private:
   class Impl;

@@ -101,6 +101,9 @@ class Server::Impl {
   int64_t zerocopy_replies_held() const { return load_.held_replies.load(); }
   int64_t reply_bytes_held() const { return load_.reply_bytes.load(); }
   DrcStats drc_stats() const { return drc_.stats(); }
+  const ProcedureStats* procedure_stats(const Program& p) const {
+    return dispatcher_.procedure_stats(p);
+  }
 
  private:
   enum class State { kNew, kRunning, kStopped };

@@ -271,6 +271,9 @@ void Server::Impl::CloseConnection(Connection* c, bool on_error) {
   }
   graveyard_.push_back(std::move(it->second));
   conns_.erase(it);
+  // Release: a reader that sees this close also sees the connection's accept counted
+  // (open = accepted - closed never goes below 0).
+  counters_.connections_closed.fetch_add(1, std::memory_order_release);
 }
 
 void Server::Impl::CloseIdleConnections(absl::Time now) {

@@ -9,11 +9,13 @@
 // is reaped; nothing a client wrote or holds is waited on or believed) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
-// → control socket (<runtime-dir>/control.sock: localnfs-ctl's status) →
-// "localnfsd: ready nfs=PORT mount=PORT" on stdout, then READY=1 to systemd
+// → control socket (<runtime-dir>/control.sock: localnfs-ctl's status) → the metrics
+// endpoint (--metrics: server/metrics_http.h, the same figures as the status) →
+// "localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]" on stdout, then READY=1 to systemd
 // (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no broker
 // and no local socket; the LOCALIO program still answers (void) but binds nothing.
-// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: control socket →
+// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: metrics endpoint →
+// control socket →
 // rpcbind → Server::Stop (drains in-flight requests; no more UUID_IS_LOCAL) → local
 // socket → Broker::Withdraw (unbind every uuid, drop their references, bump the
 // generation: clients fall back; plain stores, bounded whatever clients do) → the
@@ -65,6 +67,7 @@
 #include "export_cache/exports_parser.h"
 #include "rpc/server.h"
 #include "server/control_socket.h"
+#include "server/metrics_http.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
 #include "server/backend/caching_backend.h"
@@ -143,6 +146,9 @@ ABSL_FLAG(std::string, log_level, "",
           "lowest level logged: error, warn, info (default; or $LOCALNFS_LOG) or debug");
 ABSL_FLAG(std::string, log_format, "text",
           "log lines on stderr: text, or json (one object per line)");
+ABSL_FLAG(std::string, metrics, "",
+          "ADDR:PORT ([IPV6]:PORT, :PORT = every interface; port 0 = any free port) to serve "
+          "Prometheus metrics on (GET /metrics); empty = none");
 ABSL_FLAG(int32_t, max_mounts, static_cast<int32_t>(localnfs::server::kDefaultMaxMounts),
           "MOUNT: (host, path) entries kept for DUMP; the oldest is forgotten beyond");
 
@@ -206,7 +212,9 @@ constexpr char kUsage[] =
     "                       (default auto: until the kernel reports it copies anyway)\n"
     "  --log-level L        error, warn, info (default) or debug\n"
     "  --log-format F       text (default) or json: one line per event on stderr\n"
-    "Prints 'localnfsd: ready nfs=PORT mount=PORT' when serving. SIGTERM: orderly\n"
+    "  --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+    "                       ([IPV6]:PORT; :PORT = every interface; port 0 = any free port)\n"
+    "Prints 'localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]' when serving. SIGTERM: orderly\n"
     "shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure, 2 bad usage.\n";
 
 // The --export values, taken out of argv before absl parses it: an absl vector flag
@@ -440,6 +448,15 @@ int Main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_zerocopy_min_bytes) < 1)
     Die(kExitUsage, "--zerocopy-min-bytes must be >= 1");
+  std::optional<PeerAddress> metrics_address;
+  if (const std::string m = absl::GetFlag(FLAGS_metrics); !m.empty()) {
+    if (!MetricsHttpServer::Available())
+      Die(kExitUsage, "--metrics: this localnfsd was built without libmicrohttpd (apt-get "
+                      "install libmicrohttpd-dev, then rebuild)");
+    absl::StatusOr<PeerAddress> a = ParseMetricsAddress(m);
+    if (!a.ok()) Die(kExitUsage, std::string(a.status().message()));
+    metrics_address = *a;
+  }
   std::string runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
   if (runtime_dir.empty()) runtime_dir = DefaultRuntimeDir();
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
@@ -580,20 +597,35 @@ int Main(int argc, char** argv) {
                                  &mount,
                                  &localio_program,
                                  broker.get(),
-                                 local_socket ? &*local_socket : nullptr};
+                                 local_socket ? &*local_socket : nullptr,
+                                 &backend.file_cache()};
     ControlSocket control([&status_sources](std::string_view request) {
       return AnswerControlRequest(status_sources, request);
     });
     if (started.ok())
       started = control.Listen(absl::StrCat(runtime_dir, "/", kControlSocketName));
     if (started.ok()) started = control.Start();
+    // After everything it reports on; its thread only reads (status.h).
+    MetricsHttpServer metrics([&status_sources] {
+      return RenderStatus(status_sources, StatusFormat::kPrometheus);
+    });
+    if (started.ok() && metrics_address) {
+      started = metrics.Listen(*metrics_address);
+      if (started.ok()) started = metrics.Start();
+      if (started.ok())
+        LOG_INFO("metrics: serving /metrics on %s port %d", metrics_address->HostText(),
+                 metrics.port());
+    }
     if (!started.ok()) {
       fprintf(stderr, "localnfsd: %s\n", std::string(started.message()).c_str());
       exit_code = kExitRuntime;
     } else {
       LOG_INFO("serving nfs on port %d, mount on port %d (%d workers)", *nfs_bound,
                *mount_bound, threads);
-      printf("localnfsd: ready nfs=%d mount=%d\n", *nfs_bound, *mount_bound);
+      const std::string metrics_port =
+          metrics_address ? absl::StrCat(" metrics=", metrics.port()) : "";
+      printf("localnfsd: ready nfs=%d mount=%d%s\n", *nfs_bound, *mount_bound,
+             metrics_port.c_str());
       fflush(stdout);
       auto serving = [&] {
         return absl::StrFormat("serving nfs=%d mount=%d, %d export(s)", *nfs_bound,
@@ -619,6 +651,7 @@ int Main(int argc, char** argv) {
       }
     }
     // Reverse order of startup.
+    if (metrics_address) shutdown.Step("metrics endpoint closed", [&] { metrics.Stop(); });
     shutdown.Step("control socket closed", [&] { control.Stop(); });
     if (registered)
       shutdown.Step("unregistered from rpcbind", [&] { server.UnregisterFromRpcbind(); });

@@ -19,7 +19,8 @@ namespace {
 
 struct ProcCount {
   std::string name;
-  uint64_t calls = 0;
+  uint64_t calls = 0;  // = latency.calls
+  rpc::ProcedureStats::Snapshot latency;
 };
 struct ProgramStatus {
   std::string name;
@@ -38,13 +39,17 @@ struct ClientStatus {
 };
 struct Snapshot {
   int64_t uptime_s = 0;
-  uint64_t connections_accepted = 0, connections_closed_on_error = 0, calls = 0,
+  uint64_t connections_accepted = 0, connections_closed = 0, connections_open = 0,
+           connections_closed_on_error = 0, calls = 0,
            garbage_args = 0, bad_headers = 0, connections_refused = 0,
            connections_evicted = 0, connections_closed_idle = 0;
   int64_t reply_bytes_held = 0;
   uint64_t zerocopy_sends = 0, zerocopy_sends_copied = 0, zerocopy_replies_freed = 0;
   int64_t zerocopy_replies_held = 0;
   rpc::DrcStats drc;
+  uint64_t nfs_bytes_read = 0, nfs_bytes_written = 0;
+  bool file_cache_shown = false;
+  FileCacheStats file_cache;
   size_t mounts = 0;
   uint64_t mounts_forgotten = 0;
   std::vector<ExportStatus> exports;
@@ -52,6 +57,7 @@ struct Snapshot {
   bool localio = false;
   broker::ServerInfo record;
   std::string record_error;  // ReadServer failed
+  uint64_t binds = 0;  // UUID_IS_LOCAL calls that bound a uuid
   uint64_t hellos_accepted = 0, hellos_refused = 0, malformed = 0;
   std::vector<std::pair<std::string, uint64_t>> opens_by_status;
   std::vector<ClientStatus> clients;
@@ -74,12 +80,18 @@ std::string OptionsText(const exports::ExportOptions& o) {
   return absl::StrJoin(parts, ",");
 }
 
-template <class P>
-ProgramStatus ProgramOf(const P& program) {
+// The program's procedures with what the dispatcher counted for each (zeros when the
+// program is not registered with `server`).
+ProgramStatus ProgramOf(const rpc::Program& program, const rpc::Server* server) {
   ProgramStatus out{program.name(), program.prog(), program.vers(), {}};
+  const rpc::ProcedureStats* stats =
+      server != nullptr ? server->procedure_stats(program) : nullptr;
   for (uint32_t proc = 0; proc < program.proc_count(); ++proc) {
     const rpc::ProcedureDesc* x = program.procedure(proc);
-    out.procs.push_back({x != nullptr ? x->name : absl::StrCat(proc), program.calls(proc)});
+    ProcCount pc{x != nullptr ? x->name : absl::StrCat(proc), 0, {}};
+    if (stats != nullptr) pc.latency = stats[proc].Read();
+    pc.calls = pc.latency.calls;
+    out.procs.push_back(std::move(pc));
   }
   return out;
 }
@@ -89,7 +101,13 @@ Snapshot Gather(const StatusSources& src) {
   s.uptime_s = absl::ToInt64Seconds(absl::Now() - src.started);
   if (src.rpc_server != nullptr) {
     const rpc::ServerCounters& c = src.rpc_server->counters();
+    // Closed first (acquire, against the loop's release): every close seen has its
+    // accept counted, so open never goes below 0.
+    s.connections_closed = c.connections_closed.load(std::memory_order_acquire);
     s.connections_accepted = c.connections_accepted.load(std::memory_order_relaxed);
+    s.connections_open = s.connections_accepted >= s.connections_closed
+                             ? s.connections_accepted - s.connections_closed
+                             : 0;
     s.connections_closed_on_error = c.connections_closed_on_error.load(std::memory_order_relaxed);
     s.calls = c.calls.load(std::memory_order_relaxed);
     s.garbage_args = c.garbage_args.load(std::memory_order_relaxed);
@@ -104,6 +122,15 @@ Snapshot Gather(const StatusSources& src) {
     s.zerocopy_replies_held = src.rpc_server->zerocopy_replies_held();
     s.drc = src.rpc_server->drc_stats();
   }
+  if (src.nfs3 != nullptr) {
+    s.nfs_bytes_read = src.nfs3->bytes_read();
+    s.nfs_bytes_written = src.nfs3->bytes_written();
+  }
+  if (src.file_cache != nullptr) {
+    s.file_cache_shown = true;
+    s.file_cache = src.file_cache->stats();
+  }
+  if (src.localio != nullptr) s.binds = src.localio->binds();
   if (src.mount != nullptr) {
     s.mounts = src.mount->mount_count();
     s.mounts_forgotten = src.mount->mounts_forgotten();
@@ -119,9 +146,9 @@ Snapshot Gather(const StatusSources& src) {
       s.exports.push_back(std::move(es));
     }
   }
-  if (src.nfs3 != nullptr) s.programs.push_back(ProgramOf(*src.nfs3));
-  if (src.mount != nullptr) s.programs.push_back(ProgramOf(*src.mount));
-  if (src.localio != nullptr) s.programs.push_back(ProgramOf(*src.localio));
+  if (src.nfs3 != nullptr) s.programs.push_back(ProgramOf(*src.nfs3, src.rpc_server));
+  if (src.mount != nullptr) s.programs.push_back(ProgramOf(*src.mount, src.rpc_server));
+  if (src.localio != nullptr) s.programs.push_back(ProgramOf(*src.localio, src.rpc_server));
 
   s.localio = src.broker != nullptr && src.local_socket != nullptr;
   if (!s.localio) return s;
@@ -164,10 +191,11 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
                         src.worker_threads);
   absl::StrAppendFormat(&out, "runtime dir %s\n", src.runtime_dir);
   absl::StrAppendFormat(&out,
-                        "rpc: %d connections accepted, %d closed on error, %d calls, "
+                        "rpc: %d connections open, %d accepted, %d closed on error, %d calls, "
                         "%d garbage args, %d bad headers\n",
-                        s.connections_accepted, s.connections_closed_on_error, s.calls,
-                        s.garbage_args, s.bad_headers);
+                        s.connections_open, s.connections_accepted,
+                        s.connections_closed_on_error, s.calls, s.garbage_args,
+                        s.bad_headers);
   absl::StrAppendFormat(&out,
                         "zero-copy: %d sends (%d copied by the kernel), %d replies "
                         "freed after completion, %d held\n",
@@ -185,6 +213,18 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
                         "parked, %d dropped, %d evictions\n",
                         s.drc.entries, s.drc.bytes, s.drc.replays, s.drc.parked,
                         s.drc.dropped, s.drc.evictions);
+  if (s.file_cache_shown) {
+    const FileCacheStats& f = s.file_cache;
+    absl::StrAppendFormat(&out,
+                          "file cache: %d open files (%d read, %d read-write), %d resolved "
+                          "objects; hits/misses: read %d/%d, read-write %d/%d, objects "
+                          "%d/%d; %d evicted (--file-cache-size), %d idle, %d invalidated\n",
+                          f.entries[0] + f.entries[1], f.entries[0], f.entries[1],
+                          f.entries[2], f.hits[0], f.misses[0], f.hits[1], f.misses[1],
+                          f.hits[2], f.misses[2], f.evictions, f.reaped, f.closed);
+  }
+  absl::StrAppendFormat(&out, "nfs data: %d bytes read, %d bytes written\n",
+                        s.nfs_bytes_read, s.nfs_bytes_written);
   absl::StrAppendFormat(&out, "\nexports (%d):\n", s.exports.size());
   for (const ExportStatus& e : s.exports) {
     std::vector<std::string> rules;
@@ -214,8 +254,10 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
   }
   std::vector<std::string> opens;
   for (const auto& [name, n] : s.opens_by_status) opens.push_back(absl::StrCat(name, " ", n));
-  absl::StrAppendFormat(&out, "  hellos: %d accepted, %d refused; %d malformed packets\n",
-                        s.hellos_accepted, s.hellos_refused, s.malformed);
+  absl::StrAppendFormat(&out,
+                        "  UUID_IS_LOCAL binds: %d; hellos: %d accepted, %d refused; %d "
+                        "malformed packets\n",
+                        s.binds, s.hellos_accepted, s.hellos_refused, s.malformed);
   absl::StrAppendFormat(&out, "  OPEN_LOCAL_FH: %s\n",
                         opens.empty() ? "-" : absl::StrJoin(opens, ", "));
   const auto& t = s.local_io_total;
@@ -267,7 +309,9 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   server["worker_threads"] = src.worker_threads;
   server["runtime_dir"] = src.runtime_dir;
   Json& rpc = doc["rpc"];
+  rpc["connections_open"] = s.connections_open;
   rpc["connections_accepted"] = s.connections_accepted;
+  rpc["connections_closed"] = s.connections_closed;
   rpc["connections_closed_on_error"] = s.connections_closed_on_error;
   rpc["calls"] = s.calls;
   rpc["garbage_args"] = s.garbage_args;
@@ -287,6 +331,22 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   drc["parked"] = s.drc.parked;
   drc["dropped"] = s.drc.dropped;
   drc["evictions"] = s.drc.evictions;
+  if (s.file_cache_shown) {
+    Json& fc = doc["file_cache"];
+    static constexpr const char* kModes[] = {"read", "read_write", "objects"};
+    for (size_t m = 0; m < FileCacheStats::kModes; ++m) {
+      Json& mode = fc[kModes[m]];
+      mode["entries"] = s.file_cache.entries[m];
+      mode["hits"] = s.file_cache.hits[m];
+      mode["misses"] = s.file_cache.misses[m];
+    }
+    fc["evictions"] = s.file_cache.evictions;
+    fc["reaped_idle"] = s.file_cache.reaped;
+    fc["invalidated"] = s.file_cache.closed;
+  }
+  Json& nfs_data = doc["nfs_data"];
+  nfs_data["read_bytes"] = s.nfs_bytes_read;
+  nfs_data["write_bytes"] = s.nfs_bytes_written;
   Json& mount = doc["mount"];
   mount["entries"] = s.mounts;
   mount["forgotten"] = s.mounts_forgotten;
@@ -321,6 +381,7 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
       record["bound_uuids"] = s.record.refcount;
       record["socket"] = s.record.socket_path;
     }
+    localio["uuid_binds"] = s.binds;
     localio["hellos_accepted"] = s.hellos_accepted;
     localio["hellos_refused"] = s.hellos_refused;
     localio["malformed"] = s.malformed;
@@ -345,11 +406,258 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+
+// ---- Prometheus text exposition format 0.0.4 ----
+// Every family has its HELP and TYPE lines, then its samples; families are never
+// interleaved. Label values are escaped (\\, \", \n); metric and label names are
+// constants here. Counters are what they are in the server since it started; a
+// figure that can go down is a gauge.
+
+class PromWriter {
+ public:
+  using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+
+  // Starts a family: `name` without the _total/_bucket/... suffix its samples add.
+  void Family(std::string_view name, std::string_view type, std::string_view help) {
+    Put("# HELP ", name, " ");
+    for (char c : help) {
+      if (c == '\\') out_ += "\\\\";
+      else if (c == '\n') out_ += "\\n";
+      else out_ += c;
+    }
+    Put("\n# TYPE ", name, " ");
+    Put(type, "\n");
+  }
+  void Sample(std::string_view name, Labels labels, uint64_t value) {
+    Put(name);
+    PutLabels(labels, "");
+    Put(" ", std::to_string(value), "\n");
+  }
+  void Sample(std::string_view name, Labels labels, double value) {
+    Put(name);
+    PutLabels(labels, "");
+    Put(" ", absl::StrFormat("%.17g", value), "\n");
+  }
+  // A histogram's samples: _bucket{...,le=} for each bound and +Inf, then _sum, _count.
+  void Histogram(std::string_view name, Labels labels, const rpc::ProcedureStats::Snapshot& h) {
+    static const std::array<std::string, rpc::ProcedureStats::kBuckets> kLe = [] {
+      std::array<std::string, rpc::ProcedureStats::kBuckets> le;
+      for (size_t i = 0; i + 1 < le.size(); ++i)
+        le[i] = absl::StrFormat("%g", rpc::ProcedureStats::kBucketBoundsNs[i] * 1e-9);
+      le.back() = "+Inf";
+      return le;
+    }();
+    for (size_t i = 0; i < rpc::ProcedureStats::kBuckets; ++i) {
+      Put(name, "_bucket");
+      PutLabels(labels, kLe[i]);
+      Put(" ", std::to_string(h.cumulative[i]), "\n");
+    }
+    Put(name, "_sum");
+    PutLabels(labels, "");
+    Put(" ", absl::StrFormat("%.17g", static_cast<double>(h.sum_ns) * 1e-9), "\n");
+    Put(name, "_count");
+    PutLabels(labels, "");
+    Put(" ", std::to_string(h.calls), "\n");
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  template <class... S>
+  void Put(const S&... parts) {
+    (out_.append(std::string_view(parts)), ...);
+  }
+  // {k="v",...} with the values escaped, and le="..." last when `le` is not empty;
+  // nothing without labels.
+  void PutLabels(Labels labels, std::string_view le) {
+    if (labels.size() == 0 && le.empty()) return;
+    out_ += '{';
+    const char* sep = "";
+    for (const auto& [k, v] : labels) {
+      Put(sep, k, "=\"");
+      for (char c : v) {
+        if (c == '\\') out_ += "\\\\";
+        else if (c == '"') out_ += "\\\"";
+        else if (c == '\n') out_ += "\\n";
+        else out_ += c;
+      }
+      out_ += '"';
+      sep = ",";
+    }
+    if (!le.empty()) Put(sep, "le=\"", le, "\"");
+    out_ += '}';
+  }
+
+  std::string out_;
+};
+
+std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
+  PromWriter w;
+  w.Family("localnfs_start_time_seconds", "gauge", "When the server started (Unix time).");
+  w.Sample("localnfs_start_time_seconds", {}, absl::ToDoubleSeconds(src.started - absl::UnixEpoch()));
+  w.Family("localnfs_worker_threads", "gauge", "RPC worker threads (--threads).");
+  w.Sample("localnfs_worker_threads", {}, static_cast<uint64_t>(src.worker_threads));
+  w.Family("localnfs_exports", "gauge", "Exports served now.");
+  w.Sample("localnfs_exports", {}, static_cast<uint64_t>(s.exports.size()));
+
+  // ---- rpc ----
+  w.Family("localnfs_rpc_calls_total", "counter",
+           "Calls per program, version and procedure, counted when each ends (replied, "
+           "answered from the duplicate request cache, or dropped).");
+  for (const ProgramStatus& p : s.programs) {
+    const std::string vers = absl::StrCat(p.vers);
+    for (const ProcCount& pc : p.procs)
+      w.Sample("localnfs_rpc_calls_total",
+               {{"program", p.name}, {"version", vers}, {"procedure", pc.name}}, pc.calls);
+  }
+  w.Family("localnfs_rpc_duration_seconds", "histogram",
+           "Time from taking a call up (its header decoded) to its end (its reply encoded), "
+           "per program, version and procedure.");
+  for (const ProgramStatus& p : s.programs) {
+    const std::string vers = absl::StrCat(p.vers);
+    for (const ProcCount& pc : p.procs)
+      w.Histogram("localnfs_rpc_duration_seconds",
+                  {{"program", p.name}, {"version", vers}, {"procedure", pc.name}}, pc.latency);
+  }
+  w.Family("localnfs_rpc_records_total", "counter",
+           "RPC records received and handed to the dispatcher, malformed ones included.");
+  w.Sample("localnfs_rpc_records_total", {}, s.calls);
+  w.Family("localnfs_rpc_garbage_args_total", "counter",
+           "Calls answered GARBAGE_ARGS (arguments that do not decode).");
+  w.Sample("localnfs_rpc_garbage_args_total", {}, s.garbage_args);
+  w.Family("localnfs_rpc_bad_headers_total", "counter",
+           "Records refused for their header: not a call, RPC_MISMATCH, PROG_UNAVAIL, "
+           "PROG_MISMATCH, PROC_UNAVAIL, authentication errors.");
+  w.Sample("localnfs_rpc_bad_headers_total", {}, s.bad_headers);
+  w.Family("localnfs_rpc_connections", "gauge", "TCP connections open now.");
+  w.Sample("localnfs_rpc_connections", {}, s.connections_open);
+  w.Family("localnfs_rpc_connections_accepted_total", "counter", "TCP connections accepted.");
+  w.Sample("localnfs_rpc_connections_accepted_total", {}, s.connections_accepted);
+  w.Family("localnfs_rpc_connections_closed_total", "counter",
+           "Accepted TCP connections closed, for any reason.");
+  w.Sample("localnfs_rpc_connections_closed_total", {}, s.connections_closed);
+  w.Family("localnfs_rpc_connections_closed_on_error_total", "counter",
+           "TCP connections closed on an error (a bad record, a socket error).");
+  w.Sample("localnfs_rpc_connections_closed_on_error_total", {}, s.connections_closed_on_error);
+  w.Family("localnfs_rpc_connections_closed_idle_total", "counter",
+           "TCP connections closed after --idle-timeout without traffic.");
+  w.Sample("localnfs_rpc_connections_closed_idle_total", {}, s.connections_closed_idle);
+  w.Family("localnfs_rpc_connections_evicted_total", "counter",
+           "Idle TCP connections closed to admit a new one (--max-connections).");
+  w.Sample("localnfs_rpc_connections_evicted_total", {}, s.connections_evicted);
+  w.Family("localnfs_rpc_connections_refused_total", "counter",
+           "New TCP connections closed at once because every connection was busy.");
+  w.Sample("localnfs_rpc_connections_refused_total", {}, s.connections_refused);
+  w.Family("localnfs_rpc_reply_bytes_held", "gauge",
+           "Memory held for replies now: reserved, queued or awaiting zero-copy completion "
+           "(--max-reply-bytes).");
+  w.Sample("localnfs_rpc_reply_bytes_held", {}, static_cast<uint64_t>(std::max<int64_t>(0, s.reply_bytes_held)));
+  w.Family("localnfs_rpc_zerocopy_sends_total", "counter", "sendmsg calls with MSG_ZEROCOPY.");
+  w.Sample("localnfs_rpc_zerocopy_sends_total", {}, s.zerocopy_sends);
+  w.Family("localnfs_rpc_zerocopy_sends_copied_total", "counter",
+           "MSG_ZEROCOPY sends the kernel reported it copied anyway.");
+  w.Sample("localnfs_rpc_zerocopy_sends_copied_total", {}, s.zerocopy_sends_copied);
+  w.Family("localnfs_rpc_zerocopy_replies_held", "gauge",
+           "Zero-copy replies whose buffers the kernel may still read.");
+  w.Sample("localnfs_rpc_zerocopy_replies_held", {},
+           static_cast<uint64_t>(std::max<int64_t>(0, s.zerocopy_replies_held)));
+
+  // ---- NFS data, caches, MOUNT ----
+  w.Family("localnfs_nfs_read_bytes_total", "counter", "Data bytes NFSv3 READ replies carried.");
+  w.Sample("localnfs_nfs_read_bytes_total", {}, s.nfs_bytes_read);
+  w.Family("localnfs_nfs_write_bytes_total", "counter", "Data bytes NFSv3 WRITE calls wrote.");
+  w.Sample("localnfs_nfs_write_bytes_total", {}, s.nfs_bytes_written);
+  w.Family("localnfs_drc_entries", "gauge", "Duplicate request cache: entries kept now.");
+  w.Sample("localnfs_drc_entries", {}, static_cast<uint64_t>(s.drc.entries));
+  w.Family("localnfs_drc_bytes", "gauge",
+           "Duplicate request cache: memory kept now (--drc-max-bytes).");
+  w.Sample("localnfs_drc_bytes", {}, static_cast<uint64_t>(s.drc.bytes));
+  w.Family("localnfs_drc_lookups_total", "counter",
+           "Duplicate request cache lookups of non-idempotent calls, by result: miss (run "
+           "and cached), replay (answered from the cache), parked (waited for the original), "
+           "dropped, uncached (run, not kept).");
+  w.Sample("localnfs_drc_lookups_total", {{"result", "miss"}}, s.drc.misses);
+  w.Sample("localnfs_drc_lookups_total", {{"result", "replay"}}, s.drc.replays);
+  w.Sample("localnfs_drc_lookups_total", {{"result", "parked"}}, s.drc.parked);
+  w.Sample("localnfs_drc_lookups_total", {{"result", "dropped"}}, s.drc.dropped);
+  w.Sample("localnfs_drc_lookups_total", {{"result", "uncached"}}, s.drc.uncached);
+  w.Family("localnfs_drc_evictions_total", "counter",
+           "Duplicate request cache entries evicted for room (--drc-max-entries, --drc-max-bytes).");
+  w.Sample("localnfs_drc_evictions_total", {}, s.drc.evictions);
+  if (s.file_cache_shown) {
+    static constexpr const char* kModes[] = {"read", "read_write", "object"};
+    const FileCacheStats& f = s.file_cache;
+    w.Family("localnfs_file_cache_entries", "gauge",
+             "File cache entries now, by mode: open files (read, read_write) and resolved "
+             "objects (object).");
+    for (size_t m = 0; m < FileCacheStats::kModes; ++m)
+      w.Sample("localnfs_file_cache_entries", {{"mode", kModes[m]}}, f.entries[m]);
+    w.Family("localnfs_file_cache_hits_total", "counter", "File cache lookups that found the entry, by the mode asked.");
+    for (size_t m = 0; m < FileCacheStats::kModes; ++m)
+      w.Sample("localnfs_file_cache_hits_total", {{"mode", kModes[m]}}, f.hits[m]);
+    w.Family("localnfs_file_cache_misses_total", "counter", "File cache lookups that opened the file or resolved the object, by the mode asked.");
+    for (size_t m = 0; m < FileCacheStats::kModes; ++m)
+      w.Sample("localnfs_file_cache_misses_total", {{"mode", kModes[m]}}, f.misses[m]);
+    w.Family("localnfs_file_cache_evictions_total", "counter",
+             "File cache entries dropped, by reason: size (--file-cache-size), idle, "
+             "invalidated (removed, renamed over, unexported).");
+    w.Sample("localnfs_file_cache_evictions_total", {{"reason", "size"}}, f.evictions);
+    w.Sample("localnfs_file_cache_evictions_total", {{"reason", "idle"}}, f.reaped);
+    w.Sample("localnfs_file_cache_evictions_total", {{"reason", "invalidated"}}, f.closed);
+  }
+  w.Family("localnfs_mount_entries", "gauge", "MOUNT DUMP list entries now (--max-mounts).");
+  w.Sample("localnfs_mount_entries", {}, static_cast<uint64_t>(s.mounts));
+  w.Family("localnfs_mount_forgotten_total", "counter",
+           "MOUNT DUMP list entries forgotten because the list was full.");
+  w.Sample("localnfs_mount_forgotten_total", {}, s.mounts_forgotten);
+
+  // ---- LOCALIO ----
+  w.Family("localnfs_localio_enabled", "gauge", "1 when LOCALIO is offered (no --no-localio).");
+  w.Sample("localnfs_localio_enabled", {}, uint64_t{s.localio ? 1u : 0u});
+  w.Family("localnfs_localio_uuid_binds_total", "counter",
+           "UUID_IS_LOCAL calls that bound a client's uuid.");
+  w.Sample("localnfs_localio_uuid_binds_total", {}, s.binds);
+  if (!s.localio) return w.Take();
+  w.Family("localnfs_localio_hellos_total", "counter", "Local-socket HELLOs, by result.");
+  w.Sample("localnfs_localio_hellos_total", {{"result", "accepted"}}, s.hellos_accepted);
+  w.Sample("localnfs_localio_hellos_total", {{"result", "refused"}}, s.hellos_refused);
+  w.Family("localnfs_localio_malformed_total", "counter", "Malformed local-socket packets.");
+  w.Sample("localnfs_localio_malformed_total", {}, s.malformed);
+  w.Family("localnfs_localio_opens_total", "counter", "OPEN_LOCAL_FH answers, by nfsstat3.");
+  for (const auto& [status, n] : s.opens_by_status)
+    w.Sample("localnfs_localio_opens_total", {{"status", status}}, n);
+  w.Family("localnfs_localio_clients", "gauge", "LOCALIO clients bound now.");
+  w.Sample("localnfs_localio_clients", {}, static_cast<uint64_t>(s.clients.size()));
+  if (s.record_error.empty()) {
+    w.Family("localnfs_localio_generation", "gauge",
+             "The broker record's generation (bumped when clients are invalidated).");
+    w.Sample("localnfs_localio_generation", {}, s.record.generation);
+  }
+  // The clients' own counts, from their broker slots: they go when a client unbinds,
+  // so the sums can go down — gauges, not counters.
+  const auto& t = s.local_io_total;
+  w.Family("localnfs_localio_client_calls", "gauge",
+           "Local reads, writes and commits the clients bound now counted in their broker "
+           "slots (calls that never reach the server as RPCs), summed.");
+  w.Sample("localnfs_localio_client_calls", {{"op", "read"}}, t[0].calls);
+  w.Sample("localnfs_localio_client_calls", {{"op", "write"}}, t[1].calls);
+  w.Sample("localnfs_localio_client_calls", {{"op", "commit"}}, t[2].calls);
+  w.Family("localnfs_localio_client_bytes", "gauge",
+           "Bytes of those local reads and writes, summed over the clients bound now.");
+  w.Sample("localnfs_localio_client_bytes", {{"op", "read"}}, t[0].bytes);
+  w.Sample("localnfs_localio_client_bytes", {{"op", "write"}}, t[1].bytes);
+  return w.Take();
+}
+
 }  // namespace
 
 std::string RenderStatus(const StatusSources& sources, StatusFormat format) {
   const Snapshot s = Gather(sources);
-  return format == StatusFormat::kJson ? RenderJson(sources, s) : RenderText(sources, s);
+  switch (format) {
+    case StatusFormat::kText: return RenderText(sources, s);
+    case StatusFormat::kJson: return RenderJson(sources, s);
+    case StatusFormat::kPrometheus: return RenderPrometheus(sources, s);
+  }
+  return {};
 }
 
 std::string AnswerControlRequest(const StatusSources& sources, std::string_view request) {

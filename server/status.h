@@ -1,10 +1,15 @@
-// server/status.h — what `localnfs-ctl status` shows: a snapshot of the running server
-// gathered from the objects that own each figure, rendered as text or JSON.
+// server/status.h — what `localnfs-ctl status` and the metrics endpoint (--metrics,
+// server/metrics_http.h) show: a snapshot of the running server gathered from the
+// objects that own each figure, rendered as text, JSON or the Prometheus text format —
+// the same figures, read from the same counters, whatever the format.
 //
 //   server     pid, instance id, uptime, ports, runtime dir
 //   rpc        connections and call counters of the rpc::Server
 //   exports    id, path, client rules with their options
-//   programs   calls per procedure of NFSv3, MOUNT v3 and LOCALIO (RPC only)
+//   programs   calls per procedure of NFSv3, MOUNT v3 and LOCALIO (RPC only; the
+//              dispatcher's rpc::ProcedureStats, with their latency histograms), and
+//              the bytes NFSv3 READ and WRITE moved
+//   caches     the duplicate request cache, the file cache (per mode)
 //   localio    the broker record (generation, bound uuids), local-socket HELLOs and
 //              OPEN_LOCAL_FH answers by nfsstat3, and per bound client: uuid, peer
 //              pid/uid, domain, export, opens, and the local reads / writes / commits
@@ -24,6 +29,7 @@
 #include "common/localio/broker_server.h"
 #include "export_cache/export_table.h"
 #include "rpc/server.h"
+#include "server/backend/file_cache.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
@@ -45,9 +51,13 @@ struct StatusSources {
   // Null with --no-localio.
   const broker::Broker* broker = nullptr;
   const LocalSocket* local_socket = nullptr;
+  // The backend's file cache (null: not shown).
+  const FileCache* file_cache = nullptr;
 };
 
-enum class StatusFormat { kText, kJson };
+// kPrometheus: the text exposition format 0.0.4 (what GET /metrics answers; metric
+// names and labels are listed in docs/man/localnfsd.8.scd, METRICS).
+enum class StatusFormat { kText, kJson, kPrometheus };
 
 std::string RenderStatus(const StatusSources& sources, StatusFormat format);
 

@@ -10,6 +10,8 @@ pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       libnfs-dev libnfs-utils python3
       scdoc groff-base    # the man pages (docs/man): scdoc builds them, groff renders them in the test
       libsystemd-dev      # sd_notify for localnfsd.service (Type=notify)
+      libmicrohttpd-dev   # localnfsd --metrics (the Prometheus endpoint, server/metrics_http.h)
+      python3-prometheus-client  # tests/metrics_test: parses /metrics with Prometheus's own parser
       nlohmann-json3-dev  # JSON log lines (--log-format json) and localnfs-ctl status --json
       clang libclang-rt-dev  # tools/build.sh tsa (-Wthread-safety), tools/fuzz.sh (libFuzzer)
       dpkg-dev debhelper lintian)   # the Debian package (debian/, tools/package-test.sh)

@@ -42,6 +42,7 @@ class CachingBackend final : public Backend {
   // Drops every entry of an export (removed on reload).
   void CloseExport(uint32_t export_id) { cache_.CloseExport(export_id); }
   FileCache& file_cache() { return cache_; }
+  const FileCache& file_cache() const { return cache_; }
   Backend& inner() { return inner_; }
 
   const char* name() const override { return "caching"; }

@@ -63,6 +63,7 @@ Ref<NfsFile> FileCache::LookupLocked(const Key& key, absl::Time now) {
 }
 
 void FileCache::UnhashLocked(Lru::iterator it, std::vector<NfsFile*>& out) {
+  --stats_.entries[static_cast<size_t>(it->key.mode)];
   out.push_back(it->file);
   index_.erase(it->key);
   lru_.erase(it);
@@ -85,11 +86,18 @@ absl::StatusOr<Ref<NfsFile>> FileCache::AcquireFile(uint32_t export_id,
   {
     absl::MutexLock l(&mu_);
     const absl::Time now = absl::Now();
-    if (Ref<NfsFile> f = LookupLocked(key, now)) return f;
-    if (mode == FileMode::kRead && !exact_mode) {
-      if (Ref<NfsFile> f = LookupLocked(Key{export_id, kh, FileMode::kReadWrite}, now))
-        return f;
+    const size_t m = static_cast<size_t>(mode);
+    if (Ref<NfsFile> f = LookupLocked(key, now)) {
+      ++stats_.hits[m];
+      return f;
     }
+    if (mode == FileMode::kRead && !exact_mode) {
+      if (Ref<NfsFile> f = LookupLocked(Key{export_id, kh, FileMode::kReadWrite}, now)) {
+        ++stats_.hits[m];
+        return f;
+      }
+    }
+    ++stats_.misses[m];
   }
   // Made outside the lock: two racing misses may both open; the loser's file is
   // used for its one call and closed when it is done.
@@ -104,7 +112,11 @@ absl::StatusOr<Ref<NfsFile>> FileCache::AcquireFile(uint32_t export_id,
     } else {
       lru_.push_front(Entry{key, file, absl::Now()});
       index_.emplace(key, lru_.begin());
-      while (lru_.size() > options_.max_entries) UnhashLocked(std::prev(lru_.end()), dropped);
+      ++stats_.entries[static_cast<size_t>(mode)];
+      while (lru_.size() > options_.max_entries) {
+        UnhashLocked(std::prev(lru_.end()), dropped);
+        ++stats_.evictions;
+      }
     }
   }
   DropAll(dropped);
@@ -119,6 +131,7 @@ void FileCache::Close(uint32_t export_id, const KernelHandle& kh) {
       auto it = index_.find(Key{export_id, kh, m});
       if (it != index_.end()) UnhashLocked(it->second, dropped);
     }
+    stats_.closed += dropped.size();
   }
   DropAll(dropped);
 }
@@ -132,6 +145,7 @@ void FileCache::CloseExport(uint32_t export_id) {
       if (it->key.export_id == export_id) UnhashLocked(it, dropped);
       it = next;
     }
+    stats_.closed += dropped.size();
   }
   DropAll(dropped);
 }
@@ -139,6 +153,11 @@ void FileCache::CloseExport(uint32_t export_id) {
 size_t FileCache::size() const {
   absl::MutexLock l(&mu_);
   return lru_.size();
+}
+
+FileCacheStats FileCache::stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
 }
 
 void FileCache::Reap(absl::Time now) {
@@ -157,6 +176,7 @@ void FileCache::Reap(absl::Time now) {
       }
       UnhashLocked(it, dropped);
     }
+    stats_.reaped += dropped.size();
   }
   if (!dropped.empty()) LOG_DEBUG("file cache: closing %d idle files", dropped.size());
   DropAll(dropped);

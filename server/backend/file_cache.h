@@ -46,6 +46,7 @@
 
 #include <stdint.h>
 
+#include <array>
 #include <functional>
 #include <list>
 #include <string>
@@ -89,6 +90,19 @@ class NfsFile : public RefCounted {
  private:
   UniqueFd fd_;  // closed by the destructor, i.e. after the last reference
   const FileMode mode_;
+};
+
+// What the cache did, for localnfs-ctl status and the metrics endpoint. Arrays are
+// indexed by FileMode (kRead, kReadWrite, kPath).
+struct FileCacheStats {
+  static constexpr size_t kModes = 3;
+  std::array<uint64_t, kModes> entries{};  // hashed now
+  std::array<uint64_t, kModes> hits{};     // by the mode asked (a read served by a
+                                           // read-write file is a kRead hit)
+  std::array<uint64_t, kModes> misses{};   // opened (or made) for the mode asked
+  uint64_t evictions = 0;  // the least recently used, beyond max_entries
+  uint64_t reaped = 0;     // idle for idle_timeout
+  uint64_t closed = 0;     // Close()/CloseExport(): removed, renamed over, unexported
 };
 
 struct FileCacheOptions {
@@ -140,6 +154,9 @@ class FileCache {
   void CloseExport(uint32_t export_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+  // A copy of the figures, taken under the lock (they are counted under it anyway, by
+  // the paths that take it).
+  FileCacheStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
   // Runs one reaper pass as if `now` were the current time.
   void ReapForTesting(absl::Time now);
 
@@ -174,6 +191,7 @@ class FileCache {
   Lru lru_ ABSL_GUARDED_BY(mu_);  // front = most recently used
   absl::flat_hash_map<Key, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  FileCacheStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread reaper_;
 };
 

@@ -34,11 +34,6 @@ const rpc::ProcedureDesc* LocalioProgram::procedure(uint32_t proc) const {
   return proc < kLocalioProcCount ? &table[proc] : nullptr;
 }
 
-rpc::DispatchResult LocalioProgram::Dispatch(rpc::Call& call) {
-  calls_[call.ctx().proc].fetch_add(1, std::memory_order_relaxed);
-  return rpc::Program::Dispatch(call);
-}
-
 void LocalioProgram::UuidIsLocal(rpc::Call& call, const localio_uuidargs& args, rpc::Void&) {
   if (broker_ == nullptr) return;
   broker::Uuid uuid;

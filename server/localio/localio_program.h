@@ -59,12 +59,6 @@ class LocalioProgram : public rpc::Program {
   uint32_t proc_count() const override { return kLocalioProcCount; }
   const rpc::ProcedureDesc* procedure(uint32_t proc) const override;
   bool hidden() const override { return true; }
-  // Counts the call, then runs its handler.
-  rpc::DispatchResult Dispatch(rpc::Call& call) override;
-
-  uint64_t calls(uint32_t proc) const {
-    return proc < kLocalioProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
-  }
   // UUID_IS_LOCAL calls that bound a uuid.
   uint64_t binds() const { return binds_.load(std::memory_order_relaxed); }
 
@@ -74,7 +68,6 @@ class LocalioProgram : public rpc::Program {
   void UuidIsLocal(rpc::Call& call, const localio_uuidargs& args, rpc::Void&);
 
   broker::Broker* const broker_;
-  std::array<std::atomic<uint64_t>, kLocalioProcCount> calls_{};
   std::atomic<uint64_t> binds_{0};
 };
 

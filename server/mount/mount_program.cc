@@ -41,11 +41,6 @@ const rpc::ProcedureDesc* MountProgram::procedure(uint32_t proc) const {
   return proc < kMountProcCount ? &kProcs[proc] : nullptr;
 }
 
-rpc::DispatchResult MountProgram::Dispatch(rpc::Call& call) {
-  calls_[call.ctx().proc].fetch_add(1, std::memory_order_relaxed);
-  return rpc::Program::Dispatch(call);
-}
-
 void MountProgram::Mnt(rpc::Call& call, const dirpath& arg, mountres3& res) {
   const rpc::CallContext& ctx = call.ctx();
   const std::string_view path = DirpathOf(arg);

@@ -1,8 +1,8 @@
 // server/mount/mount_program.h — MOUNT version 3 (program 100005, RFC 1813 appendix I).
 //
 // Owns: the list of mounts recorded by MNT (host, path) and removed by UMNT/UMNTALL
-// (what DUMP reports; advisory, like rmtab), and per-procedure call counters. Not
-// owned: the export table, the handle key and the backend (backend/backend.h; they
+// (what DUMP reports; advisory, like rmtab). Calls are counted by the dispatcher
+// (rpc/procedure_stats.h). Not owned: the export table, the handle key and the backend (backend/backend.h; they
 // outlive the program).
 // The mount list is bounded (Deps::max_mounts, --max-mounts): any directory below an
 // export can be mounted, so a client could otherwise grow it without end. When it is
@@ -68,12 +68,6 @@ class MountProgram : public rpc::Program {
   const char* name() const override { return "mount"; }
   uint32_t proc_count() const override { return kMountProcCount; }
   const rpc::ProcedureDesc* procedure(uint32_t proc) const override;
-  // Counts the call, then runs its handler.
-  rpc::DispatchResult Dispatch(rpc::Call& call) override;
-
-  uint64_t calls(uint32_t proc) const {
-    return proc < kMountProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
-  }
   size_t mount_count() const ABSL_LOCKS_EXCLUDED(mu_);
   // Entries forgotten because the list was full.
   uint64_t mounts_forgotten() const { return forgotten_.load(std::memory_order_relaxed); }
@@ -89,7 +83,6 @@ class MountProgram : public rpc::Program {
   void RecordMount(const std::string& host, const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
 
   Deps deps_;
-  std::array<std::atomic<uint64_t>, kMountProcCount> calls_{};
   std::atomic<uint64_t> forgotten_{0};
   mutable absl::Mutex mu_;
   // (host, path) → the sequence number of its latest MNT; by_age_ is the same set

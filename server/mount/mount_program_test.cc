@@ -164,6 +164,11 @@ class MountProgramTest : public ::testing::Test {
     return c;
   }();
   uint64_t root_fileid_ = 0, sub_fileid_ = 0;
+  // Calls of `proc` the dispatcher counted (rpc/procedure_stats.h).
+  uint64_t Calls(uint32_t proc) const {
+    return dispatcher_.procedure_stats(*mount_)[proc].calls();
+  }
+
   std::optional<MountProgram> mount_;
   rpc::ServerCounters counters_;
   rpc::Dispatcher dispatcher_{&counters_};
@@ -178,7 +183,7 @@ ServerTestRuntime* MountProgramTest::runtime_ = nullptr;
 
 TEST_F(MountProgramTest, NullAnswersVoid) {
   EXPECT_EQ(Call(MOUNTPROC3_NULL, "").body, "");
-  EXPECT_EQ(mount_->calls(MOUNTPROC3_NULL), 1u);
+  EXPECT_EQ(Calls(MOUNTPROC3_NULL), 1u);
   EXPECT_EQ(mount_->mount_count(), 0u);
 }
 
@@ -196,7 +201,7 @@ TEST_F(MountProgramTest, MntGivesTheHandleOfTheExportRootAndAuthSys) {
   // MNT left the root's node in the caching layer: the resolutions above found it there,
   // without resolving the handle in the backend again.
   EXPECT_EQ(memory_.nodes_opened(), 0u);
-  EXPECT_EQ(mount_->calls(MOUNTPROC3_MNT), 3u);
+  EXPECT_EQ(Calls(MOUNTPROC3_MNT), 3u);
 }
 
 TEST_F(MountProgramTest, MntOfASubdirectoryGivesItsHandle) {
@@ -273,8 +278,8 @@ TEST_F(MountProgramTest, DumpListsMountsUntilUmntAndUmntall) {
   EXPECT_EQ(Call(MOUNTPROC3_UMNTALL, "").body, "");
   EXPECT_EQ(Dumped(), (Mounts{{"10.1.2.3", exp_path_}}));
   EXPECT_EQ(mount_->mount_count(), 1u);
-  EXPECT_EQ(mount_->calls(MOUNTPROC3_UMNT), 2u);
-  EXPECT_EQ(mount_->calls(MOUNTPROC3_UMNTALL), 1u);
+  EXPECT_EQ(Calls(MOUNTPROC3_UMNT), 2u);
+  EXPECT_EQ(Calls(MOUNTPROC3_UMNTALL), 1u);
 }
 
 TEST_F(MountProgramTest, DumpForgetsTheOldestBeyondMaxMounts) {
@@ -311,7 +316,7 @@ TEST_F(MountProgramTest, ExportListsEveryExportWithItsClientPatterns) {
   std::sort(got.begin(), got.end());
   using Exports = std::vector<std::pair<std::string, std::vector<std::string>>>;
   EXPECT_EQ(got, (Exports{{exp_path_, {"127.0.0.1", "10.1.0.0/16"}}, {sec_path_, {"*"}}}));
-  EXPECT_EQ(mount_->calls(MOUNTPROC3_EXPORT), 1u);
+  EXPECT_EQ(Calls(MOUNTPROC3_EXPORT), 1u);
 }
 
 TEST_F(MountProgramTest, UndecodableArgumentsAreGarbageArgs) {

@@ -193,17 +193,15 @@ rpc::DispatchResult Nfs3Program::Dispatch(rpc::Call& call) {
   const Proc& p = Table()[ctx.proc];
   const uint32_t flags = p.desc.program_flags;
   if (flags == 0) {  // NULL: no policy, nothing to keep
-    calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
     return p.desc.handle(*this, call);
   }
   // A worker's run of a call the event loop began finds its state: nothing is
-  // counted, authorised or resolved again.
+  // authorised or resolved again.
   Nfs3Request* state = call.find_state<Nfs3Request>();
   if (state == nullptr) {
     state = &call.EmplaceState<Nfs3Request>();
     state->call = &call;
     state->ctx = &ctx;
-    calls_[ctx.proc].fetch_add(1, std::memory_order_relaxed);
   }
   Nfs3Request& req = *state;
   req.would_block = false;

@@ -4,7 +4,8 @@
 // handler and its rpcgen types, with this program's flags in its program-flags word;
 // beside it the typed adaptors of the pipeline: the arguments' file handles and the
 // failure result), the write verifier (8 random bytes per server start, or injected),
-// and per-procedure call counters. Not owned (must outlive the program): the export
+// and the bytes READ and WRITE moved (calls and their latency are counted for every
+// program by the dispatcher: rpc/procedure_stats.h). Not owned (must outlive the program): the export
 // table, the handle key and the Backend (backend/backend.h: the caching layer over the
 // POSIX backend in localnfsd, a MemoryBackend in the handler tests).
 //
@@ -122,9 +123,9 @@ class Nfs3Program : public rpc::Program {
   size_t call_state_size() const override { return sizeof(Nfs3Request); }
   rpc::DispatchResult Dispatch(rpc::Call& call) override;
 
-  uint64_t calls(uint32_t proc) const {
-    return proc < kNfs3ProcCount ? calls_[proc].load(std::memory_order_relaxed) : 0;
-  }
+  // Data bytes READ replies carried and WRITE calls wrote (successful calls only).
+  uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
+  uint64_t bytes_written() const { return bytes_written_.load(std::memory_order_relaxed); }
   uint64_t write_verifier() const { return write_verifier_; }
 
   // Policy flags of a table entry (its ProcedureDesc::program_flags).
@@ -201,7 +202,8 @@ class Nfs3Program : public rpc::Program {
 
   Deps deps_;
   uint64_t write_verifier_;
-  std::array<std::atomic<uint64_t>, kNfs3ProcCount> calls_{};
+  std::atomic<uint64_t> bytes_read_{0};
+  std::atomic<uint64_t> bytes_written_{0};
   LogRateLimit bad_name_log_{1, absl::Seconds(1)};
 };
 

@@ -118,6 +118,7 @@ void Nfs3Program::Read(Nfs3Request& req, const READ3args& a, READ3res& r) {
   ok.eof = done->eof ? TRUE : FALSE;
   ok.data.data_val = buf;
   ok.data.data_len = done->count;
+  bytes_read_.fetch_add(done->count, std::memory_order_relaxed);
   if (done->count >= kMinReadPayload) req.call->AddBulk(&ok.data.data_val, done->count);
 }
 
@@ -132,6 +133,7 @@ void Nfs3Program::Write(Nfs3Request& req, const WRITE3args& a, WRITE3res& r) {
   if (!done.ok()) return;
   WRITE3resok& ok = r.WRITE3res_u.resok;
   ok.count = done->count;
+  bytes_written_.fetch_add(done->count, std::memory_order_relaxed);
   ok.committed = static_cast<stable_how>(done->committed);
   Uint64ToOpaque8(write_verifier_, ok.verf);
 }

@@ -304,6 +304,72 @@ TEST_F(DispatcherTest, WouldBlockIsReportedOnlyWhenTheCallerMayRunItLater) {
   EXPECT_EQ(counters_.calls.load(), 2u);
 }
 
+TEST_F(DispatcherTest, EveryCallOfAProcedureIsCountedAndTimedOnceWhenItEnds) {
+  const ProcedureStats* v1 = dispatcher_.procedure_stats(v1_);
+  const ProcedureStats* v3 = dispatcher_.procedure_stats(v3_);
+  ASSERT_NE(v1, nullptr);
+  ASSERT_NE(v3, nullptr);
+  EXPECT_NE(v1, v3) << "each version has its own";
+  TestProgram unregistered{2};
+  EXPECT_EQ(dispatcher_.procedure_stats(unregistered), nullptr);
+  RpcError e;
+  ASSERT_TRUE(Run(Call(1, 1, U32(1)), &e));  // ECHO
+  ASSERT_TRUE(Run(Call(1, 1, U32(2)), &e));
+  ASSERT_TRUE(Run(Call(3, 1, U32(3)), &e));
+  ASSERT_TRUE(Run(Call(1, 3, U32(20)), &e));  // SLEEP 20 ms
+  ASSERT_TRUE(Run(Call(1, 4, U32(0)), &e));   // GARBAGE: answered, still a call of it
+  EXPECT_FALSE(Run(Call(1, 6, U32(0)), &e));  // DROP: no reply, still a call of it
+  // Not calls of any procedure: unknown procedure, unknown version.
+  ASSERT_TRUE(Run(Call(1, 2, ""), &e));
+  ASSERT_TRUE(Run(Call(2, 1, U32(1)), &e));
+  EXPECT_EQ(v1[1].calls(), 2u);
+  EXPECT_EQ(v3[1].calls(), 1u);
+  EXPECT_EQ(v1[3].calls(), 1u);
+  EXPECT_EQ(v1[4].calls(), 1u);
+  EXPECT_EQ(v1[6].calls(), 1u);
+  EXPECT_EQ(v1[2].calls(), 0u);
+  EXPECT_EQ(v1[0].calls(), 0u);
+  // SLEEP's 20 ms land in the bucket (10 ms, 25 ms] and in the sum.
+  const ProcedureStats::Snapshot sleep = v1[3].Read();
+  EXPECT_GE(sleep.sum_ns, 20'000'000u);
+  size_t first = 0;
+  while (sleep.cumulative[first] == 0) ++first;
+  ASSERT_LT(first, ProcedureStats::kBucketBoundsNs.size());
+  EXPECT_GE(ProcedureStats::kBucketBoundsNs[first], 20'000'000);
+  EXPECT_EQ(sleep.cumulative.back(), 1u);
+
+  // A call moved from the loop to a worker (kWouldBlock) is counted once, at its end.
+  std::unique_ptr<rpc::Call> call = dispatcher_.Receive(Call(1, 11, U32(1)), &conn_);
+  ReplyRecord record;
+  Dispatcher::RunOptions on_loop;
+  on_loop.with_record_mark = false;
+  on_loop.must_not_block = true;
+  ASSERT_EQ(dispatcher_.Run(*call, &record, std::move(on_loop)), Dispatcher::Outcome::kWouldBlock);
+  EXPECT_EQ(v1[11].calls(), 0u);
+  Dispatcher::RunOptions on_worker;
+  on_worker.with_record_mark = false;
+  ASSERT_EQ(dispatcher_.Run(*call, &record, std::move(on_worker)), Dispatcher::Outcome::kReply);
+  EXPECT_EQ(v1[11].calls(), 1u);
+}
+
+TEST(ProcedureStatsTest, BucketsAreCumulativeAndCallsTheirTotal) {
+  ProcedureStats s;
+  s.Record(-5);             // a clock step: counted as 0, in the first bucket
+  s.Record(1'000);          // exactly a bound: in that bucket (le)
+  s.Record(1'001);          // just above: the next one
+  s.Record(20'000'000'000);  // beyond 10 s: only in +Inf
+  const ProcedureStats::Snapshot r = s.Read();
+  EXPECT_EQ(r.calls, 4u);
+  EXPECT_EQ(r.cumulative[0], 2u);  // le 1 us
+  EXPECT_EQ(r.cumulative[1], 3u);  // le 2.5 us
+  EXPECT_EQ(r.cumulative[ProcedureStats::kBuckets - 2], 3u);  // le 10 s
+  EXPECT_EQ(r.cumulative[ProcedureStats::kBuckets - 1], 4u);  // +Inf
+  for (size_t i = 1; i < ProcedureStats::kBuckets; ++i)
+    EXPECT_LE(r.cumulative[i - 1], r.cumulative[i]);
+  EXPECT_EQ(r.sum_ns, 1'000u + 1'001u + 20'000'000'000u);
+  EXPECT_EQ(s.calls(), 4u);
+}
+
 TEST_F(DispatcherTest, IsQuickReadsTheProcedureFlagAndRefusesWhatIsNoCall) {
   auto quick = [&](const std::string& record) {
     return dispatcher_.Receive(record, &conn_)->quick();

@@ -59,10 +59,17 @@ absl::StatusOr<PeerAddress> ParseMetricsAddress(std::string_view text) {
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
-absl::Status MetricsHttpServer::Listen(const PeerAddress& address) {
+absl::Status MetricsHttpServer::Listen(const PeerAddress& requested) {
+  PeerAddress address = requested;
+  UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd && errno == EAFNOSUPPORT && address.family() == AF_INET6 &&
+      IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&address.addr)->sin6_addr)) {
+    // ":PORT" on a host without IPv6: every IPv4 interface.
+    PeerAddress::Parse("0.0.0.0", address.port(), &address);
+    fd.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  }
   const std::string where = address.ToString();
   v6_ = address.family() == AF_INET6;
-  UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return ErrnoToStatus(errno, absl::StrCat("metrics: socket for ", where));
   const int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -68,7 +68,7 @@ class MetricsHttpServer {
 
   // Binds and listens on `address` (from ParseMetricsAddress; the unspecified IPv6
   // address "::" listens on IPv4 too). Errors name address and port.
-  absl::Status Listen(const PeerAddress& address);
+  absl::Status Listen(const PeerAddress& requested);
   // The bound port (after Listen).
   uint16_t port() const { return port_; }
   // Starts the daemon and its thread on the listening socket.

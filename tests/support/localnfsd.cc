@@ -141,6 +141,12 @@ ServerProcess::~ServerProcess() {
     }
     nfs_port_ = n;
     mount_port_ = m;
+    // "... mount=Q metrics=R" with --metrics.
+    metrics_port_ = 0;
+    const size_t eol = out.find('\n', pos);
+    const size_t metrics = out.find(" metrics=", pos);
+    if (metrics != std::string::npos && metrics < eol)
+      metrics_port_ = atoi(out.c_str() + metrics + strlen(" metrics="));
     if (options_.keep_ports) {
       next_nfs_port_ = n;
       next_mount_port_ = m;

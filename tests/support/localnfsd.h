@@ -4,7 +4,7 @@
 //   TempDir root;                               // tests/support/temp_dir.h
 //   ServerProcess srv({"--export", root.path() + ":rw,no_root_squash"});
 //   ASSERT_TRUE(srv.Start());                   // waits for "localnfsd: ready nfs=P mount=Q"
-//   ... srv.nfs_port(), srv.mount_port() ...
+//   ... srv.nfs_port(), srv.mount_port() ...   // (and srv.metrics_port() with --metrics)
 //   ASSERT_TRUE(srv.Restart());                 // SIGTERM (must exit 0), start again
 //
 // The binary is $LOCALNFSD (the meson.build of each test folder sets it to the built
@@ -121,6 +121,8 @@ class ServerProcess {
   pid_t pid() const { return child_.pid(); }
   int nfs_port() const { return nfs_port_; }
   int mount_port() const { return mount_port_; }
+  // The --metrics port the ready line named (" metrics=P"); 0 without --metrics.
+  int metrics_port() const { return metrics_port_; }
   const std::string& state_dir() const { return state_dir_; }
   const std::string& runtime_dir() const { return runtime_dir_; }
   std::string exports_file() const { return state_dir_ + "/exports"; }
@@ -157,6 +159,7 @@ class ServerProcess {
   std::string state_dir_, runtime_dir_;
   int nfs_port_ = 0;
   int mount_port_ = 0;
+  int metrics_port_ = 0;
   int next_nfs_port_ = 0, next_mount_port_ = 0;
   Child child_;
 };

@@ -493,7 +493,8 @@ class PromWriter {
 std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
   PromWriter w;
   w.Family("localnfs_start_time_seconds", "gauge", "When the server started (Unix time).");
-  w.Sample("localnfs_start_time_seconds", {}, absl::ToDoubleSeconds(src.started - absl::UnixEpoch()));
+  w.Sample("localnfs_start_time_seconds", {},
+           absl::ToDoubleSeconds(src.started - absl::UnixEpoch()));
   w.Family("localnfs_worker_threads", "gauge", "RPC worker threads (--threads).");
   w.Sample("localnfs_worker_threads", {}, static_cast<uint64_t>(src.worker_threads));
   w.Family("localnfs_exports", "gauge", "Exports served now.");
@@ -550,7 +551,8 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
   w.Family("localnfs_rpc_reply_bytes_held", "gauge",
            "Memory held for replies now: reserved, queued or awaiting zero-copy completion "
            "(--max-reply-bytes).");
-  w.Sample("localnfs_rpc_reply_bytes_held", {}, static_cast<uint64_t>(std::max<int64_t>(0, s.reply_bytes_held)));
+  w.Sample("localnfs_rpc_reply_bytes_held", {},
+           static_cast<uint64_t>(std::max<int64_t>(0, s.reply_bytes_held)));
   w.Family("localnfs_rpc_zerocopy_sends_total", "counter", "sendmsg calls with MSG_ZEROCOPY.");
   w.Sample("localnfs_rpc_zerocopy_sends_total", {}, s.zerocopy_sends);
   w.Family("localnfs_rpc_zerocopy_sends_copied_total", "counter",
@@ -581,7 +583,8 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
   w.Sample("localnfs_drc_lookups_total", {{"result", "dropped"}}, s.drc.dropped);
   w.Sample("localnfs_drc_lookups_total", {{"result", "uncached"}}, s.drc.uncached);
   w.Family("localnfs_drc_evictions_total", "counter",
-           "Duplicate request cache entries evicted for room (--drc-max-entries, --drc-max-bytes).");
+           "Duplicate request cache entries evicted for room (--drc-max-entries, "
+           "--drc-max-bytes).");
   w.Sample("localnfs_drc_evictions_total", {}, s.drc.evictions);
   if (s.file_cache_shown) {
     static constexpr const char* kModes[] = {"read", "read_write", "object"};
@@ -591,10 +594,13 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
              "objects (object).");
     for (size_t m = 0; m < FileCacheStats::kModes; ++m)
       w.Sample("localnfs_file_cache_entries", {{"mode", kModes[m]}}, f.entries[m]);
-    w.Family("localnfs_file_cache_hits_total", "counter", "File cache lookups that found the entry, by the mode asked.");
+    w.Family("localnfs_file_cache_hits_total", "counter",
+             "File cache lookups that found the entry, by the mode asked.");
     for (size_t m = 0; m < FileCacheStats::kModes; ++m)
       w.Sample("localnfs_file_cache_hits_total", {{"mode", kModes[m]}}, f.hits[m]);
-    w.Family("localnfs_file_cache_misses_total", "counter", "File cache lookups that opened the file or resolved the object, by the mode asked.");
+    w.Family("localnfs_file_cache_misses_total", "counter",
+             "File cache lookups that opened the file or resolved the object, by the mode "
+             "asked.");
     for (size_t m = 0; m < FileCacheStats::kModes; ++m)
       w.Sample("localnfs_file_cache_misses_total", {{"mode", kModes[m]}}, f.misses[m]);
     w.Family("localnfs_file_cache_evictions_total", "counter",

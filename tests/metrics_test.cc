@@ -350,7 +350,8 @@ TEST_F(MetricsTest, CountsTheCallsBytesAndLocalIoThatWereMadeAsLocalnfsCtlDoes) 
           << program << " " << proc;
     }
   }
-  EXPECT_EQ(status["nfs_data"]["read_bytes"].get<double>(), V(after, "localnfs_nfs_read_bytes_total"));
+  EXPECT_EQ(status["nfs_data"]["read_bytes"].get<double>(),
+            V(after, "localnfs_nfs_read_bytes_total"));
   EXPECT_EQ(status["nfs_data"]["write_bytes"].get<double>(),
             V(after, "localnfs_nfs_write_bytes_total"));
   EXPECT_EQ(status["rpc"]["connections_open"].get<double>(), V(after, "localnfs_rpc_connections"));

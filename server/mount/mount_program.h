@@ -2,8 +2,8 @@
 //
 // Owns: the list of mounts recorded by MNT (host, path) and removed by UMNT/UMNTALL
 // (what DUMP reports; advisory, like rmtab). Calls are counted by the dispatcher
-// (rpc/procedure_stats.h). Not owned: the export table, the handle key and the backend (backend/backend.h; they
-// outlive the program).
+// (rpc/procedure_stats.h). Not owned: the export table, the handle key and the backend
+// (backend/backend.h; they outlive the program).
 // The mount list is bounded (Deps::max_mounts, --max-mounts): any directory below an
 // export can be mounted, so a client could otherwise grow it without end. When it is
 // full, the entry mounted least recently is forgotten (DUMP is advisory; nothing else

@@ -5,9 +5,10 @@
 // beside it the typed adaptors of the pipeline: the arguments' file handles and the
 // failure result), the write verifier (8 random bytes per server start, or injected),
 // and the bytes READ and WRITE moved (calls and their latency are counted for every
-// program by the dispatcher: rpc/procedure_stats.h). Not owned (must outlive the program): the export
-// table, the handle key and the Backend (backend/backend.h: the caching layer over the
-// POSIX backend in localnfsd, a MemoryBackend in the handler tests).
+// program by the dispatcher: rpc/procedure_stats.h). Not owned (must outlive the
+// program): the export table, the handle key and the Backend (backend/backend.h: the
+// caching layer over the POSIX backend in localnfsd, a MemoryBackend in the handler
+// tests).
 //
 // Policy is enforced in ONE place, the pipeline Dispatch(), in three explicit steps for
 // every procedure flagged kNeedsExport:

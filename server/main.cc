@@ -214,8 +214,9 @@ constexpr char kUsage[] =
     "  --log-format F       text (default) or json: one line per event on stderr\n"
     "  --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
     "                       ([IPV6]:PORT; :PORT = every interface; port 0 = any free port)\n"
-    "Prints 'localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]' when serving. SIGTERM: orderly\n"
-    "shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure, 2 bad usage.\n";
+    "Prints 'localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]' when serving.\n"
+    "SIGTERM: orderly shutdown. SIGHUP: reload exports. Exit: 0 ok, 1 runtime failure,\n"
+    "2 bad usage.\n";
 
 // The --export values, taken out of argv before absl parses it: an absl vector flag
 // splits at ',' (export options are comma-separated) and keeps only the last of

@@ -333,7 +333,7 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   drc["evictions"] = s.drc.evictions;
   if (s.file_cache_shown) {
     Json& fc = doc["file_cache"];
-    static constexpr const char* kModes[] = {"read", "read_write", "objects"};
+    static constexpr const char* kModes[] = {"read", "read_write", "object"};
     for (size_t m = 0; m < FileCacheStats::kModes; ++m) {
       Json& mode = fc[kModes[m]];
       mode["entries"] = s.file_cache.entries[m];

@@ -17,6 +17,10 @@ namespace {
 
 // ---- the snapshot ----
 
+// FileCacheStats' modes (FileMode order), as JSON members and metric labels name them.
+constexpr const char* kFileCacheModes[FileCacheStats::kModes] = {"read", "read_write",
+                                                                 "object"};
+
 struct ProcCount {
   std::string name;
   uint64_t calls = 0;  // = latency.calls
@@ -333,9 +337,8 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
   drc["evictions"] = s.drc.evictions;
   if (s.file_cache_shown) {
     Json& fc = doc["file_cache"];
-    static constexpr const char* kModes[] = {"read", "read_write", "object"};
     for (size_t m = 0; m < FileCacheStats::kModes; ++m) {
-      Json& mode = fc[kModes[m]];
+      Json& mode = fc[kFileCacheModes[m]];
       mode["entries"] = s.file_cache.entries[m];
       mode["hits"] = s.file_cache.hits[m];
       mode["misses"] = s.file_cache.misses[m];
@@ -587,22 +590,21 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
            "--drc-max-bytes).");
   w.Sample("localnfs_drc_evictions_total", {}, s.drc.evictions);
   if (s.file_cache_shown) {
-    static constexpr const char* kModes[] = {"read", "read_write", "object"};
     const FileCacheStats& f = s.file_cache;
     w.Family("localnfs_file_cache_entries", "gauge",
              "File cache entries now, by mode: open files (read, read_write) and resolved "
              "objects (object).");
     for (size_t m = 0; m < FileCacheStats::kModes; ++m)
-      w.Sample("localnfs_file_cache_entries", {{"mode", kModes[m]}}, f.entries[m]);
+      w.Sample("localnfs_file_cache_entries", {{"mode", kFileCacheModes[m]}}, f.entries[m]);
     w.Family("localnfs_file_cache_hits_total", "counter",
              "File cache lookups that found the entry, by the mode asked.");
     for (size_t m = 0; m < FileCacheStats::kModes; ++m)
-      w.Sample("localnfs_file_cache_hits_total", {{"mode", kModes[m]}}, f.hits[m]);
+      w.Sample("localnfs_file_cache_hits_total", {{"mode", kFileCacheModes[m]}}, f.hits[m]);
     w.Family("localnfs_file_cache_misses_total", "counter",
              "File cache lookups that opened the file or resolved the object, by the mode "
              "asked.");
     for (size_t m = 0; m < FileCacheStats::kModes; ++m)
-      w.Sample("localnfs_file_cache_misses_total", {{"mode", kModes[m]}}, f.misses[m]);
+      w.Sample("localnfs_file_cache_misses_total", {{"mode", kFileCacheModes[m]}}, f.misses[m]);
     w.Family("localnfs_file_cache_evictions_total", "counter",
              "File cache entries dropped, by reason: size (--file-cache-size), idle, "
              "invalidated (removed, renamed over, unexported).");

@@ -14,11 +14,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "common/control.h"
 #include "gtest/gtest.h"
@@ -47,7 +48,9 @@ class AdminTest : public ::testing::Test {
     ASSERT_TRUE(WriteFile(Dir("b") + "/inb", "in b"));
   }
   void TearDown() override {
-    if (srv_ && srv_->running()) EXPECT_TRUE(srv_->Stop());
+    if (srv_ && srv_->running()) {
+      EXPECT_TRUE(srv_->Stop());
+    }
   }
   std::string Dir(const std::string& name) const { return base_.Sub(name); }
 
@@ -323,7 +326,23 @@ TEST_F(AdminTest, ConcurrentReloadsAreSerialized) {
   EXPECT_EQ(ok.load(), 4);
   // The last SIGHUP's reload may still run: a ctl reload after it waits for it.
   EXPECT_EQ(CtlJson({"reload", "--json"})["result"], "reloaded");
-  const std::string log = srv_->StderrText().substr(mark);
+  // Every reload has ended in the server; its log lines may still be on their way
+  // through the pipe: wait until each begun reload's outcome line is here too.
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  std::string log;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    log = srv_->StderrText().substr(mark);
+    if (count(log, "reloading exports") ==
+            count(log, "exports reloaded") + count(log, "reload failed") ||
+        std::chrono::steady_clock::now() > deadline)
+      break;
+    srv_->WaitForStderr("\n", std::chrono::milliseconds(100), mark + log.size());
+  }
   int running = 0, reloads = 0;
   for (absl::string_view line : absl::StrSplit(log, '\n')) {
     if (absl::StrContains(line, "reloading exports")) {

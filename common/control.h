@@ -7,9 +7,17 @@
 // whose SO_PEERCRED uid is root or the server's own uid.
 //
 // Protocol: the client sends one request line (at most kMaxControlRequest bytes,
-// '\n'-terminated): "status" (human-readable text) or "status json" (one JSON
-// object); the server writes the document and closes. An unknown request gets a
-// line "error: …" and the close.
+// '\n'-terminated); the server writes the answer and closes:
+//   "status", "status json"    the server's status (server/status.h), text or JSON
+//   "exports", "exports json"  the live exports and their client rules, the exports
+//                              file and the last reload (server/admin_requests.h)
+//   "reload"                   reload the exports file exactly as SIGHUP does, wait for
+//                              it (at most kReloadWaitBound) and answer its report as
+//                              one JSON object: "result" is "reloaded", "refused" (the
+//                              old exports keep serving; "error" says why, for a bad
+//                              file "FILE:LINE: …") or "unknown" (no result in time)
+// An unknown request gets a line "error: …" and the close. The server answers one
+// request at a time: a status asked during a reload waits for it.
 //
 // Thread-safety: stateless functions.
 #pragma once
@@ -28,6 +36,9 @@ inline constexpr size_t kMaxControlRequest = 64;
 // Answers larger than this are cut by the client (a status of 1 024 bound clients
 // and every export stays far below).
 inline constexpr size_t kMaxControlReply = size_t{16} << 20;
+// How long the server lets a "reload" request wait for the reload's result (reading
+// the file may resolve host names); a client waits longer than this for the answer.
+inline constexpr absl::Duration kReloadWaitBound = absl::Seconds(30);
 
 // localnfsd's default --runtime-dir: /run/localnfs as root, $XDG_RUNTIME_DIR/localnfs
 // otherwise, /tmp/localnfs-UID without XDG_RUNTIME_DIR. Clients (localnfs-mount,

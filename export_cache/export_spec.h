@@ -17,6 +17,7 @@ struct ExportSpec {
   std::string path;               // absolute, normalised (no trailing '/', no '..')
   std::vector<ClientRule> rules;  // first match wins, in the order written
   int line = 0;                   // line in the exports file (0 for --export)
+  std::string file;               // the exports file's name as given ("" for --export)
   friend bool operator==(const ExportSpec&, const ExportSpec&) = default;
 };
 

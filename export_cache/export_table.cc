@@ -28,9 +28,12 @@
 namespace localnfs::exports {
 namespace {
 
-// "line 3: " for specs from a file, "" for --export.
+// "FILE:LINE: " like the parser's errors ("line LINE: " for a spec without its file,
+// nothing for a --export).
 std::string LinePrefix(const ExportSpec& spec) {
-  return spec.line > 0 ? absl::StrFormat("line %d: ", spec.line) : std::string();
+  if (spec.line <= 0) return std::string();
+  if (spec.file.empty()) return absl::StrFormat("line %d: ", spec.line);
+  return absl::StrFormat("%s:%d: ", spec.file, spec.line);
 }
 
 bool SameRules(const ExportSpec& a, const ExportSpec& b) {

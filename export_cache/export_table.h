@@ -40,7 +40,7 @@ class ExportTable {
   // (rules/options) are replaced, removed ones disappear (their ids are no longer
   // found → their handles become stale). Validates everything first: on error nothing
   // changes and the status names the export (and file line). Duplicate ids → error.
-  // An export whose spec (path and rules; the line number is ignored) is unchanged
+  // An export whose spec (path and rules; the file and line are ignored) is unchanged
   // and whose path is still the same directory (through the same mount) keeps its
   // Export object. After Shutdown() → FailedPrecondition.
   absl::Status Load(const std::vector<ExportSpec>& specs);

@@ -130,6 +130,11 @@ TEST_F(ExportTableTest, LoadErrorChangesNothing) {
   absl::Status s = table.Load({Spec("b"), missing});
   EXPECT_EQ(s.message(),
             "line 4: export " + Dir("missing") + ": No such file or directory");
+  // Read from a file: named like the parser's errors, FILE:LINE.
+  missing.file = "/etc/exports";
+  s = table.Load({Spec("b"), missing});
+  EXPECT_EQ(s.message(),
+            "/etc/exports:4: export " + Dir("missing") + ": No such file or directory");
 
   s = table.Load({Spec("b", "fsid=5"), Spec("c", "fsid=5")});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);

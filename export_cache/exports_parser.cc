@@ -253,6 +253,7 @@ absl::StatusOr<ExportSpec> ParseEntry(const std::vector<Token>& tokens,
                                       absl::string_view filename) {
   ExportSpec spec;
   spec.line = tokens[0].line;
+  spec.file = std::string(filename);
   absl::StatusOr<std::string> path = NormalizeExportPath(tokens[0].text);
   if (!path.ok())
     return absl::InvalidArgumentError(

@@ -33,6 +33,7 @@ TEST(ParseExportsTest, LineWithSeveralClients) {
   const ExportSpec& s = specs[0];
   EXPECT_EQ(s.path, "/srv/data");
   EXPECT_EQ(s.line, 1);
+  EXPECT_EQ(s.file, "exports");
   ASSERT_EQ(s.rules.size(), 3u);
   EXPECT_EQ(s.rules[0].pattern.kind, ClientPattern::Kind::kAddress);
   EXPECT_EQ(s.rules[0].options.squash, Squash::kNone);

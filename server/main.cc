@@ -9,30 +9,35 @@
 // is reaped; nothing a client wrote or holds is waited on or believed) → local socket
 // (<runtime-dir>/localio.sock) → programs (NFSv3, MOUNT, LOCALIO) → rpc::Server
 // (listen on the NFS and MOUNT ports, start) → rpcbind (--rpcbind; LOCALIO is hidden)
-// → control socket (<runtime-dir>/control.sock: localnfs-ctl's status) → the metrics
-// endpoint (--metrics: server/metrics_http.h, the same figures as the status) →
-// "localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]" on stdout, then READY=1 to systemd
-// (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no broker
-// and no local socket; the LOCALIO program still answers (void) but binds nothing.
-// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: metrics endpoint →
-// control socket →
+// → control socket (<runtime-dir>/control.sock: localnfs-ctl's status, exports, reload)
+// → the metrics endpoint (--metrics: server/metrics_http.h, the same figures as the
+// status) → "localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]" on stdout, then READY=1
+// to systemd (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no
+// broker and no local socket; the LOCALIO program still answers (void) but binds nothing.
+// Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: reload queue
+// closed (a waiting localnfs-ctl reload is refused) → metrics endpoint → control socket →
 // rpcbind → Server::Stop (drains in-flight requests; no more UUID_IS_LOCAL) → local
 // socket → Broker::Withdraw (unbind every uuid, drop their references, bump the
 // generation: clients fall back; plain stores, bounded whatever clients do) → the
 // backend's file cache (closes fds) → resolver → ExportTable::Shutdown (unregister,
-// drain, destroy) → release queue. SIGHUP re-reads the exports and reloads the table
-// (errors are logged and the old table stays); when an export was removed or changed,
-// the backend closes the removed exports' files and the LOCALIO clients are invalidated
-// (nfs_uuid_invalidate_clients). systemd hears RELOADING=1 before and READY=1 (with the
-// result in STATUS=) after.
+// drain, destroy) → release queue. SIGHUP and `localnfs-ctl reload` (handed over by
+// the control thread through the ReloadQueue, server/reload.h) both run Reload() in
+// the main loop, one at a time: it re-reads the --exports file and reloads the table
+// (refused without one; errors are logged and the old table stays); when an export was
+// removed or changed, the backend closes the removed exports' files and the LOCALIO
+// clients are invalidated (nfs_uuid_invalidate_clients). systemd hears RELOADING=1
+// before and READY=1 (with the result in STATUS=) after.
 //
 // Exit status: 0 after an orderly shutdown; 2 for bad usage or configuration (the
 // message names the problem); 1 for runtime failures.
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +71,7 @@
 #include "export_cache/export_table.h"
 #include "export_cache/exports_parser.h"
 #include "rpc/server.h"
+#include "server/admin_requests.h"
 #include "server/control_socket.h"
 #include "server/metrics_http.h"
 #include "server/policy/creds.h"
@@ -78,6 +84,7 @@
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
 #include "server/service_notify.h"
+#include "server/reload.h"
 #include "server/status.h"
 
 // Only for --help: main() takes every --export out of argv itself (PrepareArgs).
@@ -327,41 +334,58 @@ absl::StatusOr<std::vector<exports::ExportSpec>> ReadExportSpecs() {
 // so a different object under the same id means its rules or options changed. The
 // references keep the old objects alive, so their addresses cannot be reused by new
 // ones while we compare.
-absl::flat_hash_map<uint32_t, Ref<exports::Export>> ExportObjects(
-    const exports::ExportTable& table) {
-  absl::flat_hash_map<uint32_t, Ref<exports::Export>> ids;
+ExportsById ExportObjects(const exports::ExportTable& table) {
+  ExportsById ids;
   for (Ref<exports::Export>& e : table.List()) ids.emplace(e->id(), std::move(e));
   return ids;
 }
 
-// Returns the error that kept the current exports, or OK.
-absl::Status Reload(exports::ExportTable& table, backend::CachingBackend& backend,
-                    broker::Broker* broker) {
-  LOG_INFO("SIGHUP: reloading exports");
-  const absl::flat_hash_map<uint32_t, Ref<exports::Export>> before = ExportObjects(table);
-  absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
-  absl::Status s = specs.ok() ? table.Load(*specs) : specs.status();
+// The one reload of the exports, for SIGHUP and `localnfs-ctl reload` alike (the main
+// loop runs it for both, one at a time: server/reload.h). `cause` names who asked.
+// Refused — the old table keeps serving — when there is no --exports file (the --export
+// flags cannot change), the file cannot be read or parsed (the error names the file
+// and line), or an export cannot be loaded.
+ReloadReport Reload(const char* cause, exports::ExportTable& table,
+                    backend::CachingBackend& backend, broker::Broker* broker) {
+  LOG_INFO("%s: reloading exports", cause);
+  ReloadReport report;
+  report.cause = cause;
+  report.exports_file = absl::GetFlag(FLAGS_exports);
+  const ExportsById before = ExportObjects(table);
+  absl::Status s = absl::OkStatus();
+  if (report.exports_file.empty()) {
+    s = absl::FailedPreconditionError(
+        "nothing to reload: localnfsd was started without --exports FILE (the --export "
+        "flags are fixed until it is restarted)");
+  } else {
+    absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
+    s = specs.ok() ? table.Load(*specs) : specs.status();
+  }
+  report.finished = absl::Now();
+  report.generation = table.generation();
   if (!s.ok()) {
-    LOG_ERROR("reload failed, keeping the current exports: %s", s.ToString());
-    return s;
+    LOG_ERROR("reload failed, keeping the current exports: %s", s.message());
+    report.outcome = ReloadReport::Outcome::kRefused;
+    report.error = std::string(s.message());
+    report.exports = before.size();
+    return report;
   }
-  const absl::flat_hash_map<uint32_t, Ref<exports::Export>> now = ExportObjects(table);
-  bool removed_or_changed = false;
-  for (const auto& [id, exp] : before) {
-    auto it = now.find(id);
-    // Open files of removed exports are closed (their handles are stale now).
-    if (it == now.end()) backend.CloseExport(id);
-    if (it == now.end() || it->second.get() != exp.get()) removed_or_changed = true;
-  }
-  LOG_INFO("exports reloaded: %d export(s)", now.size());
+  const ExportsById now = ExportObjects(table);
+  report.outcome = ReloadReport::Outcome::kReloaded;
+  report.exports = now.size();
+  DiffExports(before, now, &report);
+  // Open files of removed exports are closed (their handles are stale now).
+  for (const ExportChange& gone : report.removed) backend.CloseExport(gone.id);
+  LOG_INFO("exports reloaded: %d export(s); %d added, %d changed, %d removed", now.size(),
+           report.added.size(), report.changed.size(), report.removed.size());
   // Local clients hold fds that the old rules allowed; the kernel's
   // nfs_uuid_invalidate_clients on unexport: unbind, drop references, bump the
   // generation. They fall back to RPC (which applies the new rules) and re-handshake.
-  if (broker != nullptr && removed_or_changed) {
+  if (broker != nullptr && (!report.removed.empty() || !report.changed.empty())) {
     broker->InvalidateClients();
     LOG_INFO("localio: clients invalidated (an export was removed or changed)");
   }
-  return absl::OkStatus();
+  return report;
 }
 
 void RaiseFdLimit() {
@@ -470,13 +494,16 @@ int Main(int argc, char** argv) {
   umask(0);
   RaiseFdLimit();
   InitServerCredentials();
-  // Signals are handled by the main thread only (sigwaitinfo); every thread started
+  // Signals are handled by the main thread only (signalfd); every thread started
   // from here on inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // The main loop polls it next to the reload queue's wakeup (sigwaitinfo could not).
+  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC));
+  if (!signal_fd) Die(kExitRuntime, absl::StrCat("signalfd: ", strerror(errno)));
 
   RcuThread rcu_registration;
   StartReleaseQueue();
@@ -600,7 +627,14 @@ int Main(int argc, char** argv) {
                                  broker.get(),
                                  local_socket ? &*local_socket : nullptr,
                                  &backend.file_cache()};
-    ControlSocket control([&status_sources](std::string_view request) {
+    // SIGHUP and `localnfs-ctl reload` reload the exports the same way: on this thread,
+    // one at a time, in the loop below (server/reload.h).
+    ReloadQueue reloads;
+    const AdminSources admin_sources{&table, &reloads, absl::GetFlag(FLAGS_exports),
+                                     kReloadWaitBound};
+    ControlSocket control([&status_sources, &admin_sources](std::string_view request) {
+      if (std::optional<std::string> answer = AnswerAdminRequest(admin_sources, request))
+        return *std::move(answer);
       return AnswerControlRequest(status_sources, request);
     });
     if (started.ok())
@@ -633,24 +667,38 @@ int Main(int argc, char** argv) {
                                *mount_bound, table.List().size());
       };
       NotifyReady(serving());
+      // One reload, whoever asked: RELOADING=1, Reload, READY=1 (with the error, if
+      // any, in STATUS=), then the answer to the localnfs-ctl requests it covers.
+      auto reload = [&](const char* cause) {
+        const uint64_t ticket = reloads.Begin();
+        NotifyReloading();
+        ReloadReport report = Reload(cause, table, backend, broker.get());
+        NotifyReady(report.outcome == ReloadReport::Outcome::kReloaded
+                        ? serving()
+                        : absl::StrCat(serving(), "; reload failed: ", report.error));
+        reloads.Finish(ticket, std::move(report));
+      };
       for (;;) {
-        siginfo_t info;
-        int sig = sigwaitinfo(&signals, &info);
-        if (sig < 0) continue;  // EINTR
-        if (sig == SIGHUP) {
-          NotifyReloading();
-          const absl::Status reloaded = Reload(table, backend, broker.get());
-          NotifyReady(reloaded.ok() ? serving()
-                                    : absl::StrCat(serving(), "; reload failed: ",
-                                                   reloaded.message()));
-          continue;
+        pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {reloads.wake_fd(), POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0) continue;  // EINTR
+        if ((fds[0].revents & POLLIN) != 0) {
+          signalfd_siginfo info;
+          if (read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+          if (info.ssi_signo == SIGHUP) {
+            reload("SIGHUP");
+            continue;
+          }
+          NotifyStopping();
+          LOG_INFO("%s: shutting down", info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+          shutdown.Begin();
+          break;
         }
-        NotifyStopping();
-        LOG_INFO("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        shutdown.Begin();
-        break;
+        if ((fds[1].revents & POLLIN) != 0) reload("localnfs-ctl");
       }
     }
+    // Before the control socket stops: a localnfs-ctl reload still waiting is refused
+    // now instead of holding the control thread (and so Stop) until its bound.
+    reloads.Close();
     // Reverse order of startup.
     if (metrics_address) shutdown.Step("metrics endpoint closed", [&] { metrics.Stop(); });
     shutdown.Step("control socket closed", [&] { control.Stop(); });

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "export_cache/export_text.h"
 #include "nlohmann/json.hpp"
 #include "rpc/protocol_names.h"
 
@@ -67,22 +68,6 @@ struct Snapshot {
   std::vector<ClientStatus> clients;
   std::array<broker::LocalIoCount, 3> local_io_total{};
 };
-
-std::string OptionsText(const exports::ExportOptions& o) {
-  std::vector<std::string> parts;
-  parts.push_back(o.read_only ? "ro" : "rw");
-  parts.push_back(o.sync ? "sync" : "async");
-  switch (o.squash) {
-    case exports::Squash::kRoot: parts.push_back("root_squash"); break;
-    case exports::Squash::kNone: parts.push_back("no_root_squash"); break;
-    case exports::Squash::kAll: parts.push_back("all_squash"); break;
-  }
-  if (o.squash != exports::Squash::kNone)
-    parts.push_back(absl::StrCat("anonuid=", o.anonuid, ",anongid=", o.anongid));
-  if (o.secure) parts.push_back("secure");
-  if (o.fsid) parts.push_back(absl::StrCat("fsid=", *o.fsid));
-  return absl::StrJoin(parts, ",");
-}
 
 // The program's procedures with what the dispatcher counted for each (zeros when the
 // program is not registered with `server`).
@@ -144,8 +129,8 @@ Snapshot Gather(const StatusSources& src) {
     for (const Ref<exports::Export>& e : src.exports->List()) {
       ExportStatus es{e->id(), e->path(), {}};
       for (const exports::ClientRule& r : e->spec().rules)
-        es.rules.emplace_back(r.pattern.text.empty() ? "*" : r.pattern.text,
-                              OptionsText(r.options));
+        es.rules.emplace_back(exports::ClientPatternText(r.pattern),
+                              exports::ExportOptionsText(r.options));
       export_paths[e->id()] = e->path();
       s.exports.push_back(std::move(es));
     }
@@ -674,7 +659,7 @@ std::string AnswerControlRequest(const StatusSources& sources, std::string_view 
   std::string shown(request.substr(0, 32));
   for (char& c : shown)
     if (c < 0x20 || c == 0x7f) c = '?';
-  return absl::StrCat("error: unknown request '", shown, "' (try 'status' or 'status json')\n");
+  return absl::StrCat("error: unknown request '", shown, "' (try 'status', 'status json', 'exports', 'exports json' or 'reload')\n");
 }
 
 }  // namespace localnfs::server

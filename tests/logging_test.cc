@@ -77,7 +77,10 @@ TEST(LoggingTest, JsonFormatGivesOneObjectPerLineFromStartToShutdown) {
 
 TEST(LoggingTest, DefaultLevelWritesNoLinePerRequest) {
   TempDir root;
-  ServerProcess srv({"--export", root.path() + ":rw,no_root_squash"});
+  // An exports file: the SIGHUP below must find something to reload.
+  ServerOptions options;
+  options.exports_file = {root.path() + " *(rw,no_root_squash)"};
+  ServerProcess srv(options);
   ASSERT_TRUE(srv.Start());
   WireConn conn;
   ASSERT_TRUE(conn.Connect(srv.nfs_port()));

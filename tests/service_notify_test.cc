@@ -1,6 +1,7 @@
 // tests/service_notify_test.cc — localnfsd tells systemd where it is (Type=notify):
 // READY=1 once it serves, RELOADING=1 (with MONOTONIC_USEC) and READY=1 around a
-// SIGHUP reload — also one that fails —, STOPPING=1 when SIGTERM starts the shutdown.
+// SIGHUP reload — also one that fails — and around a localnfs-ctl reload, STOPPING=1
+// when SIGTERM starts the shutdown.
 //
 // A real localnfsd (tests/support/localnfsd.h) runs with NOTIFY_SOCKET naming this test's
 // AF_UNIX datagram socket, as systemd's is; SO_PASSCRED shows that each message comes
@@ -157,6 +158,39 @@ TEST(ServiceNotifyTest, ReadyWhenServingReloadingAroundSighupStoppingOnSigterm) 
   const std::string status = Field(m->text, "STATUS").value_or("");
   EXPECT_NE(status.find("2 export(s); reload failed: " + exports + ":2: unknown option 'rx'"),
             std::string::npos)
+      << m->text;
+
+  // localnfs-ctl reload is the same reload: RELOADING=1 and READY=1 around it, both
+  // sent before its answer (exit 3 for the still broken file, 0 once it is fixed).
+  const char* ctl = getenv("LOCALNFS_CTL");
+  ASSERT_NE(ctl, nullptr) << "$LOCALNFS_CTL unset";
+  std::string out;
+  EXPECT_EQ(RunCommand({ctl, "--runtime-dir", srv.runtime_dir(), "reload"}, &out,
+                       std::chrono::seconds(60)),
+            3)
+      << out;
+  m = notify.Receive(std::chrono::milliseconds(0));
+  ASSERT_TRUE(m.has_value()) << "no RELOADING=1 before localnfs-ctl reload answered";
+  EXPECT_EQ(Field(m->text, "RELOADING"), "1") << m->text;
+  m = notify.Receive(std::chrono::milliseconds(0));
+  ASSERT_TRUE(m.has_value()) << "no READY=1 before localnfs-ctl reload answered";
+  EXPECT_NE(Field(m->text, "STATUS").value_or("").find("; reload failed: " + exports + ":2:"),
+            std::string::npos)
+      << m->text;
+  ASSERT_TRUE(WriteFile(exports, root.path() + " 127.0.0.1(rw)\n"));
+  EXPECT_EQ(RunCommand({ctl, "--runtime-dir", srv.runtime_dir(), "reload"}, &out,
+                       std::chrono::seconds(60)),
+            0)
+      << out;
+  m = notify.Receive(std::chrono::milliseconds(0));
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(Field(m->text, "RELOADING"), "1") << m->text;
+  m = notify.Receive(std::chrono::milliseconds(0));
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(Field(m->text, "READY"), "1") << m->text;
+  EXPECT_EQ(Field(m->text, "STATUS"),
+            "serving nfs=" + std::to_string(srv.nfs_port()) + " mount=" +
+                std::to_string(srv.mount_port()) + ", 1 export(s)")
       << m->text;
 
   // SIGTERM: STOPPING=1 first, then the orderly shutdown (exit 0, checked by Stop).

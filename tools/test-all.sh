@@ -37,10 +37,11 @@ read -r -a builds <<<"${LOCALNFS_BUILDS:-plain asan tsan tsa}"
 # The TSan selection: unit tests of the threaded components, then the real server under
 # concurrent clients (nfs3_client: concurrent writers, 8 MiB write/commit/read; drc:
 # retransmits racing the original; ctl: status counters and LOCALIO clients read while
-# serving; localio_integration: broker and local socket with a real server;
+# serving; admin: reloads handed from the control thread to main, racing SIGHUPs;
+# localio_integration: broker and local socket with a real server;
 # localio_hostile: the broker and the server against a hostile LOCALIO client).
 tsan_default="common_unit broker_unit rpc_unit export_cache_unit server_unit localio_unit
-  nfs3_client drc ctl localio_integration localio_hostile"
+  nfs3_client drc ctl admin localio_integration localio_hostile"
 read -r -d "" -a tsan_tests <<<"${LOCALNFS_TSAN_TESTS:-$tsan_default}" || true
 [ "${tsan_tests[*]}" = all ] && tsan_tests=(--suite unit --suite integration)
 

@@ -40,13 +40,14 @@
 //
 // Proof of locality: whoever presents the secret is the process that registered the
 // uuid — no pid is involved, so it works when the server cannot see the client's pid
-// (client and server in different pid namespaces: SO_PEERCRED reports pid 0). Why
-// nothing else is checked: the secret is in one process's memory; what else could read
-// it (ptrace, /proc/PID/mem, a fork() child) runs as that process's uid with that
-// process's access, and a pid check would refuse exactly those same processes only
-// when the server happens to see the pid — a second proof that exists in some
-// deployments and not in others adds nothing one could rely on. The uid of the peer
-// (SO_PEERCRED) still decides what each open may do (local_socket.h).
+// (client and server in different pid namespaces: SO_PEERCRED reports pid 0). Why no
+// pid check is kept beside it, even where the pid is visible: the secret is in one
+// process's memory only; what else can read it (ptrace, /proc/PID/mem, a core dump, a
+// fork() child) is that process's uid or root, who could act as that process anyway
+// (use its connection, its fds) — and a check that holds in some deployments and not in
+// others (pid 0 across namespaces) is nothing a client or an operator could rely on.
+// One proof, the same everywhere. The uid of the peer (SO_PEERCRED) still decides what
+// each open may do (local_socket.h), exactly as for an RPC.
 //
 // Lifetimes: each server start (PublishServer) makes both files afresh under temporary
 // names and renames them into place, slot file first; the previous record, if its
@@ -96,8 +97,8 @@
 //   - It cannot slip its own hash under another client's uuid before that uuid is
 //     bound (to be bound through the victim's NFS connection, with the victim's
 //     export-client domain — e.g. a privileged source port — and then HELLO with its own
-//     secret): the uuid is made from the hash (112 of its bits are hash bits,
-//     UuidCommittingTo) and the server binds a uuid only when the slot's hash makes it,
+//     secret): the uuid is made from the hash (at least 112 of its bits are hash
+//     bits, UuidCommittingTo) and the server binds a uuid only when the slot's hash makes it,
 //     so another hash means a second preimage of SHA-256. Scribbling the hash before
 //     the bind, or the slot's owner pid, at most makes that client's UUID_IS_LOCAL bind
 //     nothing it can use: it falls back to RPC.

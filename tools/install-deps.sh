@@ -16,10 +16,11 @@ pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       # tools/container-test.sh: contrib/container/ run by rootless Podman — podman-compose,
       # newuidmap/newgidmap (uidmap), runc (crun refuses hybrid cgroup layouts), the
       # rootless network (slirp4netns, netavark + aardvark-dns for the compose network
-      # and its service names), fuse-overlayfs (rootless storage on older kernels),
-      # debootstrap (the base image: there may be no registry)
-      podman podman-compose uidmap runc slirp4netns netavark aardvark-dns fuse-overlayfs
-      debootstrap)
+      # and its service names, iptables: netavark's firewall driver, "netavark: No such
+      # file or directory" without it), fuse-overlayfs (rootless storage on older
+      # kernels), debootstrap (the base image: there may be no registry)
+      podman podman-compose uidmap runc slirp4netns netavark aardvark-dns iptables
+      fuse-overlayfs debootstrap)
 # The benchmarks (tools/bench-all): fio for the FUSE mount, NFS-Ganesha to compare with.
 if [ "${LOCALNFS_BENCH_DEPS:-0}" = 1 ]; then
   pkgs+=(fio nfs-ganesha nfs-ganesha-vfs)

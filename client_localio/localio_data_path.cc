@@ -366,8 +366,11 @@ absl::StatusOr<std::shared_ptr<LocalioDataPath::Session>> LocalioDataPath::Hands
         "server offers ops version %d capabilities %#x; need version %d with OPEN_LOCAL_FH",
         s->binding.ops_version, s->binding.capabilities, broker::kOpsVersion));
   }
+  // The proof that we registered the uuid (the slot shows only its hash).
+  std::optional<broker::Secret> secret = s->broker->SecretOf(s->uuid);
+  if (!secret) return absl::InternalError("uuid_begin kept no secret for our uuid");
   absl::StatusOr<std::unique_ptr<localio::LocalioSocketClient>> sock =
-      localio::LocalioSocketClient::Connect(s->binding.socket_path, s->uuid,
+      localio::LocalioSocketClient::Connect(s->binding.socket_path, s->uuid, *secret,
                                             options_.socket_timeout);
   if (!sock.ok()) {
     return absl::Status(sock.status().code(),

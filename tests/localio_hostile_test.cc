@@ -21,6 +21,15 @@
 //   - the server did not die (no SIGBUS); SIGTERM ends it in < 2 s with status 0;
 //   - a new localnfsd start on the same runtime dir succeeds, and a fresh client gets
 //     LOCALIO from it.
+// And the slot field a client writes for the server to trust: the SHA-256 of its HELLO
+// secret (broker_format.h). The attacker writes its own hash (whose secret it knows)
+// into a victim's slot
+//   - before the victim's UUID_IS_LOCAL: the server binds nothing (the uuid is made from
+//     the victim's hash), so the attacker's HELLO with the victim's uuid and its own
+//     secret finds no binding; the victim is denied LOCALIO (falls back to RPC), which a
+//     slot writer can always do — it does not gain the victim's binding;
+//   - after it: nothing changes (the server kept the hash it bound with): the attacker's
+//     HELLO is refused, the victim's connection and new HELLOs keep working.
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -36,13 +45,17 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/localio/broker_client.h"
+#include "common/localio/socket_client.h"
+#include "tests/support/child.h"
 #include "gtest/gtest.h"
 #include "tests/support/localnfsd.h"
 #include "tests/wire.h"
@@ -337,6 +350,121 @@ INSTANTIATE_TEST_SUITE_P(Attacks, LocalioHostileTest,
                            }
                            return "unknown";
                          });
+
+// ---- The secret hash in the slot ----
+
+class LocalioHashScribblerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (LocalnfsdPath().empty()) GTEST_SKIP() << "LOCALNFSD not set";
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to make a uid " << kAttackerUid << " client";
+    ASSERT_TRUE(WriteFile(exp_.Sub("data"), "victim's"));
+    server_.emplace(ServerOptions{.args = {"--export", exp_.path() + ":rw,no_root_squash"}});
+    ASSERT_EQ(chown(server_->runtime_dir().c_str(), 0, kGroup), 0);
+    ASSERT_EQ(chmod(server_->runtime_dir().c_str(), 02750), 0);
+    ASSERT_TRUE(server_->Start());
+    sock_ = server_->runtime_dir() + "/localio.sock";
+    auto b = broker::BrokerClient::Open(server_->runtime_dir());
+    ASSERT_TRUE(b.ok()) << b.status();
+    victim_ = std::move(*b);
+    auto secret = broker::Secret::Generate();
+    ASSERT_TRUE(secret.ok());
+    attacker_secret_ = *secret;
+  }
+
+  // As the attacker (uid 1000, the runtime dir's group): writes the hash of its own
+  // secret into the slot of `uuid`. 0 when it could.
+  int AttackerWritesItsHash(const broker::Uuid& uuid) {
+    const std::string slots = server_->runtime_dir() + "/broker-slots";
+    const broker::SecretHash hash = attacker_secret_.Hash();
+    const off_t off = static_cast<off_t>(broker::SlotOfUuid(uuid) * sizeof(broker::format::Slot) +
+                                         offsetof(broker::format::Slot, secret_hash));
+    return RunAsUser(kAttackerUid, kGroup, [&] {
+      const int fd = open(slots.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd < 0) return 1;
+      const bool ok = pwrite(fd, hash.data(), hash.size(), off) == static_cast<ssize_t>(hash.size());
+      close(fd);
+      return ok ? 0 : 2;
+    });
+  }
+  // As the attacker: HELLO with `uuid` and its own secret. 0 when refused with
+  // `reason` in the message, 1 when accepted, 2 when refused otherwise.
+  int AttackerHello(const broker::Uuid& uuid, std::string_view reason) {
+    return RunAsUser(kAttackerUid, kGroup, [&] {
+      auto c = localio::LocalioSocketClient::Connect(sock_, uuid, attacker_secret_,
+                                                     absl::Seconds(5));
+      if (c.ok()) return 1;
+      return absl::IsPermissionDenied(c.status()) &&
+                     absl::StrContains(c.status().message(), absl::string_view(reason.data(), reason.size()))
+                 ? 0
+                 : 2;
+    });
+  }
+  std::string DataHandle() {
+    WireConn mount_conn, nfs_conn;
+    EXPECT_TRUE(mount_conn.Connect(server_->mount_port()));
+    EXPECT_TRUE(nfs_conn.Connect(server_->nfs_port()));
+    Nfs3Wire mnt(&mount_conn), nfs(&nfs_conn);
+    std::string root, fh;
+    EXPECT_EQ(mnt.Mount(exp_.path(), &root), kNfs3Ok);
+    EXPECT_EQ(nfs.Lookup(root, "data", &fh), kNfs3Ok);
+    return fh;
+  }
+
+  TempDir exp_{"localnfs-hash"};
+  std::optional<ServerProcess> server_;
+  std::string sock_;
+  std::unique_ptr<broker::BrokerClient> victim_;
+  broker::Secret attacker_secret_;
+};
+
+TEST_F(LocalioHashScribblerTest, HashWrittenBeforeTheBindOnlyDeniesTheVictim) {
+  auto u = victim_->UuidBegin();
+  ASSERT_TRUE(u.ok()) << u.status();
+  ASSERT_EQ(AttackerWritesItsHash(*u), 0);
+  const size_t mark = server_->StderrMark();
+  Clock::duration took{};
+  ASSERT_TRUE(TimedUuidIsLocal(server_->nfs_port(), *u, &took));  // the victim's call
+  EXPECT_TRUE(server_->WaitForStderr("its slot's secret hash does not make it",
+                                     std::chrono::seconds(5), mark))
+      << server_->StderrText();
+  // Nothing bound: the victim learns it is not local (RPC from here on) ...
+  EXPECT_EQ(victim_->UuidEnd(*u).status().code(), absl::StatusCode::kNotFound);
+  // ... and the attacker, who knows the secret of the hash now in the slot, gains nothing.
+  EXPECT_EQ(AttackerHello(*u, "not bound"), 0);
+  // The victim's own secret cannot use a binding that does not exist either.
+  auto c = localio::LocalioSocketClient::Connect(sock_, *u, *victim_->SecretOf(*u));
+  EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+  // A fresh registration of the victim gets LOCALIO again.
+  victim_->UuidRelease(*u);
+  auto again = victim_->UuidBegin();
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(TimedUuidIsLocal(server_->nfs_port(), *again, &took));
+  EXPECT_TRUE(victim_->UuidEnd(*again).ok());
+  EXPECT_TRUE(
+      localio::LocalioSocketClient::Connect(sock_, *again, *victim_->SecretOf(*again)).ok());
+}
+
+TEST_F(LocalioHashScribblerTest, HashWrittenAfterTheBindChangesNothing) {
+  const std::string fh = DataHandle();
+  auto u = victim_->UuidBegin();
+  ASSERT_TRUE(u.ok()) << u.status();
+  Clock::duration took{};
+  ASSERT_TRUE(TimedUuidIsLocal(server_->nfs_port(), *u, &took));
+  ASSERT_TRUE(victim_->UuidEnd(*u).ok());
+  auto victim = localio::LocalioSocketClient::Connect(sock_, *u, *victim_->SecretOf(*u));
+  ASSERT_TRUE(victim.ok()) << victim.status();
+  ASSERT_EQ(AttackerWritesItsHash(*u), 0);
+  EXPECT_EQ(AttackerHello(*u, "wrong secret"), 0);
+  // The victim: its connection, its uuid and a new HELLO all still work.
+  auto r = (*victim)->OpenLocalFh(fh, localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
+  char buf[16] = {};
+  EXPECT_EQ(pread(r->fd.get(), buf, sizeof buf, 0), 8);
+  EXPECT_TRUE(victim_->UuidEnd(*u).ok());
+  EXPECT_TRUE(localio::LocalioSocketClient::Connect(sock_, *u, *victim_->SecretOf(*u)).ok());
+  EXPECT_TRUE(server_->Stop());
+}
 
 }  // namespace
 }  // namespace localnfs::testing

@@ -250,7 +250,7 @@ TEST_F(HandleSearchTest, SearchRunsOffTheLocalSocketThreadWhichServesOtherOpens)
   ASSERT_LT(binding->socket_path.size(), sizeof(addr.sun_path));
   memcpy(addr.sun_path, binding->socket_path.data(), binding->socket_path.size());
   ASSERT_EQ(connect(searcher.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_TRUE(localio::SendWithFd(searcher.get(), localio::Encode(localio::HelloRequest{*uuid})).ok());
+  ASSERT_TRUE(localio::SendWithFd(searcher.get(), localio::Encode(localio::HelloRequest{*uuid, *(*broker)->SecretOf(*uuid)})).ok());
   auto hello = localio::ReceiveWithFd(searcher.get());
   ASSERT_TRUE(hello.ok()) << hello.status();
   localio::OpenLocalFhRequest open;
@@ -262,7 +262,8 @@ TEST_F(HandleSearchTest, SearchRunsOffTheLocalSocketThreadWhichServesOtherOpens)
   ASSERT_TRUE(localio::SendWithFd(searcher.get(), *packet).ok());
 
   // Another client of the local socket: connected, greeted and served meanwhile.
-  auto other = localio::LocalioSocketClient::Connect(binding->socket_path, *uuid);
+  auto other = localio::LocalioSocketClient::Connect(binding->socket_path, *uuid,
+                                                     *(*broker)->SecretOf(*uuid));
   ASSERT_TRUE(other.ok()) << other.status();
   auto warm = (*other)->OpenLocalFh(warmfh, localio::OpenMode::kRead, std::nullopt);
   ASSERT_TRUE(warm.ok()) << warm.status();

@@ -39,6 +39,7 @@ using format::Slot;
 using format::SlotTable;
 using format::SlotWord;
 using format::Store;
+using format::StoreBytes;
 using format::StoreUuid;
 using format::TagOf;
 
@@ -135,6 +136,9 @@ absl::StatusOr<std::unique_ptr<BrokerClient>> BrokerClient::Open(
 
 absl::StatusOr<Uuid> BrokerClient::UuidBegin() {
   const ProcessIdentity self = CurrentProcess();
+  // The proof of ownership HELLO will carry; the slot shows only its hash.
+  ASSIGN_OR_RETURN(Secret secret, Secret::Generate());
+  const SecretHash hash = secret.Hash();
   const uint64_t claiming = SlotWord(kTagClaiming, self.pid);
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint16_t start_bits;
@@ -167,22 +171,21 @@ absl::StatusOr<Uuid> BrokerClient::UuidBegin() {
     if (!index)
       return absl::ResourceExhaustedError(absl::StrFormat(
           "broker %s: all %d uuid slots are held by live clients", path_, kUuidSlots));
-    Uuid uuid;
-    RETURN_IF_ERROR(FillRandom(uuid.data(), uuid.size()));
-    uuid[6] = (uuid[6] & 0x0f) | 0x40;  // version 4
-    uuid[8] = (uuid[8] & 0x3f) | 0x80;  // RFC 4122 variant
-    // The last bits name the slot (SlotOfUuid); the rest stay random.
-    const size_t tail = (((size_t{uuid[14]} << 8) | uuid[15]) & ~(kUuidSlots - 1)) | *index;
-    uuid[14] = static_cast<uint8_t>(tail >> 8);
-    uuid[15] = static_cast<uint8_t>(tail);
+    // Made from the hash, so that nobody can register another hash under this uuid.
+    const Uuid uuid = UuidCommittingTo(hash, *index);
     Slot& s = slots_->slots[*index];
     Store(s.owner_start, self.start_time);
     Store(s.owner_pidns, self.pidns);
     StoreUuid(s.uuid, uuid);
+    StoreBytes(s.secret_hash, hash.data(), hash.size());
     for (auto& kind : s.local_io)
       for (uint64_t& v : kind) Store(v, uint64_t{0});
-    for (uint64_t& v : s.reserved) Store(v, uint64_t{0});
-    if (Cas(s.word, claiming, SlotWord(kTagRegistered, self.pid))) return uuid;
+    Store(s.reserved, uint64_t{0});
+    if (Cas(s.word, claiming, SlotWord(kTagRegistered, self.pid))) {
+      absl::MutexLock l(&mu_);
+      secrets_.insert_or_assign(uuid, secret);
+      return uuid;
+    }
     // Our half-done claim was taken over (judged gone, or scribbled): start again.
   }
   return absl::UnavailableError("broker " + path_ + ": uuid slots keep being overwritten");
@@ -222,7 +225,18 @@ void BrokerClient::CountLocalIo(const Binding& binding, LocalIoKind kind, uint64
   std::atomic_ref<uint64_t>(counts[1]).fetch_add(bytes, std::memory_order_relaxed);
 }
 
+std::optional<Secret> BrokerClient::SecretOf(const Uuid& uuid) const {
+  absl::MutexLock l(&mu_);
+  auto it = secrets_.find(uuid);
+  if (it == secrets_.end()) return std::nullopt;
+  return it->second;
+}
+
 void BrokerClient::UuidRelease(const Uuid& uuid) {
+  {
+    absl::MutexLock l(&mu_);
+    secrets_.erase(uuid);
+  }
   const ProcessIdentity self = CurrentProcess();
   Slot& s = slots_->slots[SlotOfUuid(uuid)];
   const uint64_t mine = SlotWord(kTagRegistered, self.pid);

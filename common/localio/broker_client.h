@@ -4,14 +4,18 @@
 // a slot and registers a uuid in it (nfs_uuid_begin), reads the binding the server
 // wrote for it after UUID_IS_LOCAL (nfs_uuid_end), checks the generation word before
 // each local I/O, counts its local I/O in its slot, and frees the slot at unmount.
+// Each registration gets its own HELLO secret (broker_format.h): the slot shows its
+// SHA-256, the secret itself stays in this object (SecretOf) until UuidRelease or the
+// destructor zeroes it.
 //
 // A client never creates, repairs or withdraws anything: the server's file is the
 // server's (broker_server.h), and a slot file it cannot use (bad size, another
 // format, not the one the live record names) means "LOCALIO off", not something to
 // fix.
 //
-// Thread-safety: every method may be called from any thread. Lifetime: a BrokerClient
-// owns its two mappings and the slot file's fd; the destructor unmaps. The uuids it
+// Thread-safety: every method may be called from any thread (the secrets are under a
+// mutex). Lifetime: a BrokerClient owns its two mappings, the slot file's fd and the
+// secrets of its registrations; the destructor unmaps and zeroes the secrets. The uuids it
 // registered belong to the process that registered them (its pid is in the slot): a
 // child after fork() must open its own BrokerClient and handshake again.
 #pragma once
@@ -22,8 +26,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/localio/broker_format.h"
 #include "common/unique_fd.h"
 
@@ -55,17 +62,22 @@ class BrokerClient {
 
   BrokerClient(const BrokerClient&) = delete;
   BrokerClient& operator=(const BrokerClient&) = delete;
-  ~BrokerClient();  // unmaps
+  ~BrokerClient();  // unmaps, zeroes the secrets
 
-  // uuid_begin: a fresh random uuid registered in a free (or reclaimed) slot, owned by
-  // this process. kResourceExhausted when every slot is held by a live client.
-  absl::StatusOr<Uuid> UuidBegin();
+  // uuid_begin: a fresh secret, and the uuid made from its hash (UuidCommittingTo)
+  // registered with the hash in a free (or reclaimed) slot, owned by this process.
+  // kResourceExhausted when every slot is held by a live client.
+  absl::StatusOr<Uuid> UuidBegin() ABSL_LOCKS_EXCLUDED(mu_);
+  // The HELLO secret of a uuid this BrokerClient registered and has not released;
+  // nullopt otherwise. The copy zeroes itself when destroyed.
+  std::optional<Secret> SecretOf(const Uuid& uuid) const ABSL_LOCKS_EXCLUDED(mu_);
   // uuid_end: bound → where and how to reach the server; still pending (or unknown, or
   // bound to a record that is no longer live) → kNotFound, meaning "not local".
   absl::StatusOr<Binding> UuidEnd(const Uuid& uuid);
-  // Unmount: frees the slot of `uuid` if this process registered it. Unknown uuids are
-  // ignored. The server drops its binding when it next looks.
-  void UuidRelease(const Uuid& uuid);
+  // Unmount: frees the slot of `uuid` if this process registered it, and forgets (zeroes)
+  // its secret. Unknown uuids are ignored. The server drops its binding when it next
+  // looks.
+  void UuidRelease(const Uuid& uuid) ABSL_LOCKS_EXCLUDED(mu_);
   // The generation word: one acquire load, no lock. Compare with Binding::generation
   // before each local I/O; a different value means "drop local fds, use RPC".
   uint64_t LoadGeneration() const {
@@ -94,6 +106,9 @@ class BrokerClient {
   const UniqueFd slots_fd_;         // for ListSlots' pread
   format::SlotTable* const slots_;  // mapped read-write
   uint64_t* const generation_;      // inside segment_
+  // The secrets of the uuids registered through this object (Secret zeroes itself).
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<Uuid, Secret> secrets_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace localnfs::broker

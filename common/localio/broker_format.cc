@@ -10,6 +10,9 @@
 
 #include <thread>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include "absl/strings/str_format.h"
 #include "common/localio/proc_identity.h"
 #include "common/status.h"
@@ -19,6 +22,45 @@ namespace localnfs::broker {
 
 size_t SlotOfUuid(const Uuid& uuid) {
   return ((size_t{uuid[14]} << 8) | uuid[15]) & (kUuidSlots - 1);
+}
+
+Secret::~Secret() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+
+absl::StatusOr<Secret> Secret::Generate() {
+  Secret s;
+  RETURN_IF_ERROR(format::FillRandom(s.bytes_.data(), s.bytes_.size()));
+  return s;
+}
+
+Secret Secret::FromBytes(const uint8_t* bytes) {
+  Secret s;
+  memcpy(s.bytes_.data(), bytes, kSecretSize);
+  return s;
+}
+
+SecretHash Secret::Hash() const {
+  SecretHash h;
+  static_assert(SHA256_DIGEST_LENGTH == sizeof(SecretHash));
+  SHA256(bytes_.data(), bytes_.size(), h.data());
+  return h;
+}
+
+bool SecretMatches(const Secret& secret, const SecretHash& expected) {
+  const SecretHash got = secret.Hash();
+  return CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0;
+}
+
+Uuid UuidCommittingTo(const SecretHash& hash, size_t slot_index) {
+  Uuid uuid;
+  memcpy(uuid.data(), hash.data(), uuid.size());
+  uuid[6] = (uuid[6] & 0x0f) | 0x40;  // version 4
+  uuid[8] = (uuid[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  // The last bits name the slot (SlotOfUuid); the rest stay the hash's.
+  const size_t tail = (((size_t{uuid[14]} << 8) | uuid[15]) & ~(kUuidSlots - 1)) |
+                      (slot_index & (kUuidSlots - 1));
+  uuid[14] = static_cast<uint8_t>(tail >> 8);
+  uuid[15] = static_cast<uint8_t>(tail);
+  return uuid;
 }
 
 std::string UuidToString(const std::array<uint8_t, 16>& u) {
@@ -33,7 +75,7 @@ namespace {
 
 bool SameIdentity(const SlotIdentity& a, const SlotIdentity& b) {
   return a.word == b.word && a.owner_start == b.owner_start &&
-         a.owner_pidns == b.owner_pidns && a.uuid == b.uuid;
+         a.owner_pidns == b.owner_pidns && a.uuid == b.uuid && a.secret_hash == b.secret_hash;
 }
 
 // A server in another pid namespace is alive while its local socket accepts. Never
@@ -53,8 +95,9 @@ bool SocketAnswers(const std::string& path) {
 }  // namespace
 
 SlotIdentity IdentityOf(const Slot& s) {
-  SlotIdentity id{s.word, s.owner_start, s.owner_pidns, {}};
+  SlotIdentity id{s.word, s.owner_start, s.owner_pidns, {}, {}};
   memcpy(id.uuid.data(), s.uuid, id.uuid.size());
+  memcpy(id.secret_hash.data(), s.secret_hash, id.secret_hash.size());
   return id;
 }
 
@@ -178,6 +221,7 @@ absl::StatusOr<std::vector<SlotInfo>> ReadSlotInfos(int slots_fd, const Segment*
     memcpy(info.uuid.data(), s.uuid, info.uuid.size());
     info.owner_pid = PidOf(s.word);
     info.owner_start_time = s.owner_start;
+    memcpy(info.secret_hash.data(), s.secret_hash, info.secret_hash.size());
     for (int k = 0; k < 3; ++k) {
       info.local_io[k].calls = s.local_io[k][0];
       info.local_io[k].bytes = s.local_io[k][1];

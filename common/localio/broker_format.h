@@ -20,17 +20,34 @@
 //     word. Clients map it read-only.
 //   <runtime-dir>/broker-slots  the uuid slots (kUuidSlots), written by clients (mode
 //     0660): a state word (free / claiming / registered, with the owner's pid), the
-//     uuid, the owner's start time and pid namespace, and the owner's LOCALIO counters.
+//     uuid, the SHA-256 of the owner's HELLO secret, the owner's start time and pid
+//     namespace, and the owner's LOCALIO counters.
 //     No header: everything that says which slot file belongs to which record is in the
 //     server's file. The server never maps it; it reads one slot at a time with pread.
 //   <runtime-dir>/broker.lock   mode 0600, never opened by clients: a server flocks it
 //     (without waiting) from PublishServer to Withdraw, so two servers starting at once
 //     cannot both take the runtime dir over.
 //
-// The handshake: a client claims a free slot by compare-and-swap on its state word and
-// registers a random uuid whose last bits name the slot (uuid_begin); UUID_IS_LOCAL
-// makes the server pread exactly that slot, check it, and write the binding into the
-// entry of the same index (nfs_uuid_is_local); the client reads that entry (uuid_end).
+// The handshake: a client claims a free slot by compare-and-swap on its state word,
+// draws a secret (32 random bytes that never leave its memory but for HELLO) and
+// registers SHA-256(secret) with a uuid made from that hash whose last bits name the
+// slot (uuid_begin; UuidCommittingTo); UUID_IS_LOCAL makes the server pread exactly
+// that slot, check it — the uuid must be the one the slot's hash makes — and write the
+// binding into the entry of the same index (nfs_uuid_is_local), keeping the hash in
+// its private table; the client reads that entry (uuid_end). HELLO on the local socket
+// then carries the uuid and the secret (proto.h), and the server compares SHA-256 of
+// the secret with the hash it kept (SecretMatches: CRYPTO_memcmp).
+//
+// Proof of locality: whoever presents the secret is the process that registered the
+// uuid — no pid is involved, so it works when the server cannot see the client's pid
+// (client and server in different pid namespaces: SO_PEERCRED reports pid 0). Why no
+// pid check is kept beside it, even where the pid is visible: the secret is in one
+// process's memory only; what else can read it (ptrace, /proc/PID/mem, a core dump, a
+// fork() child) is that process's uid or root, who could act as that process anyway
+// (use its connection, its fds) — and a check that holds in some deployments and not in
+// others (pid 0 across namespaces) is nothing a client or an operator could rely on.
+// One proof, the same everywhere. The uid of the peer (SO_PEERCRED) still decides what
+// each open may do (local_socket.h), exactly as for an RPC.
 //
 // Lifetimes: each server start (PublishServer) makes both files afresh under temporary
 // names and renames them into place, slot file first; the previous record, if its
@@ -71,10 +88,20 @@
 //     file (no write permission). A server start reads only the previous server's
 //     file, trusted only when it is owned by the server's uid and not group- or
 //     world-writable; it never depends on the slot file, which it replaces.
-//   - It cannot obtain a binding for another process: HELLO on the local socket
-//     authenticates the peer (SO_PEERCRED pid + start time) against the owner the slot
-//     named at bind time. Registering a uuid in another process's name yields a binding
-//     nobody can use.
+//   - It cannot use another client's binding: HELLO must carry the secret whose
+//     SHA-256 the server took from the slot when it bound the uuid. The slot shows the
+//     hash, never the secret; replaying a uuid (and its hash) read from the slot file
+//     with any other secret is refused. Rewriting the hash in a bound client's slot
+//     changes nothing (the server kept its copy at bind time, and never reads the hash
+//     again).
+//   - It cannot slip its own hash under another client's uuid before that uuid is
+//     bound (to be bound through the victim's NFS connection, with the victim's
+//     export-client domain — e.g. a privileged source port — and then HELLO with its own
+//     secret): the uuid is made from the hash (at least 112 of its bits are hash
+//     bits, UuidCommittingTo) and the server binds a uuid only when the slot's hash makes it,
+//     so another hash means a second preimage of SHA-256. Scribbling the hash before
+//     the bind, or the slot's owner pid, at most makes that client's UUID_IS_LOCAL bind
+//     nothing it can use: it falls back to RPC.
 //   - It can overwrite, release or fill slots of the slot file (scribbling, truncating,
 //     or registering uuids in every slot while it lives): the clients whose slots it
 //     hits, or every client when it truncates the file or holds every slot, lose
@@ -96,11 +123,9 @@
 // container that shares the runtime dir writes its container pid. Liveness is judged
 // only within the same namespace: a client slot owned from another namespace is treated
 // as alive (a leaked slot is better than revoking a live client); a server record from
-// another namespace is dead when its local socket refuses connections. The server
-// authenticates a container client's local-socket peer with IsOwnerProcess()
-// (broker_server.h). (A proof of locality that does not rest on pids — a secret whose
-// hash the client registers in its slot and presents in HELLO — has room in the slot's
-// reserved words.)
+// another namespace is dead when its local socket refuses connections. Pids decide
+// liveness only: the local socket authenticates by the secret, so a client whose pid
+// the server cannot see (SO_PEERCRED pid 0) is served like any other.
 //
 // Owns: nothing at run time. The public part (namespace broker) is the vocabulary both
 // sides and their tools use; namespace broker::format is the byte layout of the two
@@ -145,10 +170,12 @@ inline constexpr char kLockName[] = "broker.lock";
 // Layout version of both files; files of another version are rejected by clients and
 // replaced by a starting server.
 // 2: per-slot LOCALIO counters. 3: the server's record and bindings in a file only the
-// server writes, the clients' slots in their own file; no shared mutex.
-inline constexpr uint32_t kFormatVersion = 3;
+// server writes, the clients' slots in their own file; no shared mutex. 4: each slot
+// holds SHA-256 of its owner's HELLO secret, and the uuid is made from it.
+inline constexpr uint32_t kFormatVersion = 4;
 // Version of the ops table the record advertises (the local-socket protocol).
-inline constexpr uint32_t kOpsVersion = 1;
+// 2: HELLO carries the secret.
+inline constexpr uint32_t kOpsVersion = 2;
 // The fuzz build (-Dfuzz=true) shrinks the table to 64 slots: every loop over it runs
 // the same code, but mapping, zeroing and scanning the 1024 slots was most of
 // broker_segment_fuzz's time per input (docs/FUZZING.md, "Speed of the slow targets").
@@ -162,6 +189,39 @@ static_assert((kUuidSlots & (kUuidSlots - 1)) == 0 && kUuidSlots <= 65536);
 // Both include the terminating NUL.
 inline constexpr size_t kMaxSocketPath = 108;  // sizeof(sockaddr_un::sun_path)
 inline constexpr size_t kMaxDomain = 256;
+// The HELLO secret of one registration (uuid_begin) and its SHA-256, which the slot shows.
+inline constexpr size_t kSecretSize = 32;
+using SecretHash = std::array<uint8_t, 32>;
+
+// 32 random bytes that prove, in HELLO, that the sender registered the uuid. Zeroed
+// (OPENSSL_cleanse) when destroyed, every copy; never logged (no formatter exists).
+class Secret {
+ public:
+  Secret() { bytes_.fill(0); }
+  // getrandom(2).
+  static absl::StatusOr<Secret> Generate();
+  static Secret FromBytes(const uint8_t* bytes);  // kSecretSize bytes
+  Secret(const Secret& other) : bytes_(other.bytes_) {}
+  Secret& operator=(const Secret& other) {
+    bytes_ = other.bytes_;
+    return *this;
+  }
+  ~Secret();
+  const uint8_t* data() const { return bytes_.data(); }
+  static constexpr size_t size() { return kSecretSize; }
+  SecretHash Hash() const;
+
+ private:
+  std::array<uint8_t, kSecretSize> bytes_;
+};
+// SHA-256(secret) == expected, compared in constant time (CRYPTO_memcmp).
+bool SecretMatches(const Secret& secret, const SecretHash& expected);
+// The uuid a registration in slot `slot_index` with secret hash `hash` gets: the hash's
+// first 16 bytes, with the RFC 4122 version-4 and variant bits and the slot's bits
+// (SlotOfUuid) set. The uuid thereby commits to the hash: the server binds a uuid only
+// when the slot's hash makes exactly it (broker_format.h, "cannot slip its own hash").
+Uuid UuidCommittingTo(const SecretHash& hash, size_t slot_index);
+
 // Capability bits of the record.
 inline constexpr uint64_t kCapOpenLocalFh = uint64_t{1} << 0;
 
@@ -205,6 +265,7 @@ struct SlotInfo {
   Uuid uuid{};
   pid_t owner_pid = 0;
   uint64_t owner_start_time = 0;
+  SecretHash secret_hash{};  // as the slot shows it now (the server kept its own copy)
   InstanceId instance_id{};  // bound only: the record's
   std::string domain;        // bound only
   uint32_t export_id = 0;    // bound only
@@ -257,7 +318,8 @@ struct Slot {
   // Client-maintained LOCALIO counters (CountLocalIo), indexed by LocalIoKind; each
   // pair is (calls, bytes). Informational only: nothing is decided from them.
   uint64_t local_io[3][2];
-  uint64_t reserved[5];  // zero; room for a proof of locality without pids
+  uint64_t secret_hash[4];  // SHA-256 of the owner's HELLO secret; the uuid is made from it
+  uint64_t reserved;        // zero
 };
 static_assert(sizeof(Slot) == 128);
 
@@ -378,6 +440,7 @@ struct SlotIdentity {
   uint64_t owner_start = 0;
   uint64_t owner_pidns = 0;
   Uuid uuid{};
+  SecretHash secret_hash{};
 };
 SlotIdentity IdentityOf(const Slot& s);
 

@@ -195,24 +195,6 @@ uint64_t kNoGeneration = 0;  // what an unpublished server's LoadGeneration() re
 
 }  // namespace
 
-bool IsOwnerProcess(pid_t peer_pid, const BoundClient& client) {
-  if (peer_pid <= 0) return false;
-  if (client.owner_pidns == CurrentProcess().pidns) {
-    if (peer_pid != client.owner_pid) return false;
-  } else {
-    // A client in a container: it recorded its pid as its own namespace numbers it.
-    // The peer must live in exactly that namespace and be that pid there.
-    if (PidNamespaceOf(absl::StrCat("/proc/", peer_pid, "/ns/pid")) !=
-            client.owner_pidns ||
-        InnermostPid(peer_pid) != client.owner_pid)
-      return false;
-  }
-  // The pid alone could be reused; the start time (ticks since boot, the same in
-  // every pid namespace) pins the process.
-  return client.owner_start_time == 0 ||
-         ProcessStartTime(peer_pid) == client.owner_start_time;
-}
-
 // ---- Construction, and what clients see too ----
 
 Broker::Broker(std::string runtime_dir, UniqueFd dirfd)
@@ -392,8 +374,21 @@ bool Broker::BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export
   const size_t index = SlotOfUuid(uuid);
   const std::optional<SlotIdentity> slot = PreadSlot(slots_fd_.get(), index);
   if (!slot || TagOf(slot->word) != kTagRegistered || slot->uuid != uuid) return false;
-  BoundClient client{uuid, std::string(domain), export_id, PidOf(slot->word),
-                     slot->owner_start, slot->owner_pidns};
+  // The uuid commits to the hash its registrant chose: a hash written over it since
+  // (by anyone who may write the slot file) does not make this uuid.
+  if (UuidCommittingTo(slot->secret_hash, index) != uuid) {
+    static LogRateLimit* limit = new LogRateLimit(10, absl::Seconds(1));
+    uint64_t left_out = 0;
+    if (limit->Allow(&left_out))
+      LOG_WARNING("broker: uuid %s not bound: its slot's secret hash does not make it "
+                  "(slot overwritten?)%s",
+                  UuidToString(uuid),
+                  left_out > 0 ? absl::StrFormat(" (%d similar not logged)", left_out) : "");
+    return false;
+  }
+  BoundClient client{uuid,           std::string(domain), export_id,
+                     PidOf(slot->word), slot->owner_start, slot->owner_pidns,
+                     slot->secret_hash};
   if (!RecordedProcessAlive(client.owner_pid, client.owner_start_time, client.owner_pidns))
     return false;
   absl::MutexLock l(&mu_);

@@ -4,7 +4,8 @@
 // dir's files afresh at each start after taking over from a dead predecessor, holds
 // broker.lock, publishes its record, binds the uuids UUID_IS_LOCAL names (reading the
 // client's slot by pread, never by mapping it), keeps the authoritative private table
-// of its bindings for the local socket's HELLO, reaps the bindings of clients that are
+// of its bindings for the local socket's HELLO — with the SHA-256 of each client's HELLO
+// secret as its slot showed it at bind time —, reaps the bindings of clients that are
 // gone, and withdraws at clean exit.
 //
 // Thread-safety: every method may be called from any thread, except that
@@ -44,7 +45,9 @@ struct ServerRecord {
 };
 
 // A uuid bound by this server, as the local socket needs it to authenticate a peer:
-// SO_PEERCRED's pid must be owner_pid, and the open is checked against domain/export.
+// HELLO's secret must hash to secret_hash (SecretMatches), and the opens are checked
+// against domain/export. The owner's pid, start time and namespace say only whether
+// the binding's client still lives (and whether its slot still holds it).
 struct BoundClient {
   Uuid uuid{};
   std::string domain;
@@ -52,14 +55,10 @@ struct BoundClient {
   pid_t owner_pid = 0;          // as the owner's own pid namespace numbers it
   uint64_t owner_start_time = 0;
   uint64_t owner_pidns = 0;     // inode of the owner's /proc/self/ns/pid
+  // The slot's hash when BindUuid read it: the server's copy, which no later write to
+  // the slot file changes.
+  SecretHash secret_hash{};
 };
-
-// True if `peer_pid` (a pid of OUR pid namespace, e.g. from SO_PEERCRED, which the
-// kernel translates for the receiver) is the process that owns `client`'s uuid: same
-// pid namespace and pid, or — for a client in another pid namespace (a container) —
-// a process whose /proc/PID/ns/pid is the recorded namespace and whose innermost pid
-// ("NSpid:") is the recorded one; and in both cases the recorded start time.
-bool IsOwnerProcess(pid_t peer_pid, const BoundClient& client);
 
 class Broker {
  public:
@@ -87,11 +86,13 @@ class Broker {
   // marks the record withdrawn and lets go of broker.lock. Plain stores: bounded
   // whatever clients do. No-op if not published.
   void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
-  // UUID_IS_LOCAL: the uuid's slot (one pread) must hold it registered by a live owner;
-  // then it is bound to this server's live record with the connection's export-client
-  // domain and export id, taking a reference. Returns false and changes nothing if the
-  // uuid is not registered there, already bound, its owner is gone, the domain is too
-  // long, or this Broker has no live record. Never waits for a client.
+  // UUID_IS_LOCAL: the uuid's slot (one pread) must hold it registered by a live owner,
+  // with the secret hash the uuid is made from (UuidCommittingTo); then it is bound to
+  // this server's live record with the connection's export-client domain and export id
+  // and a copy of that hash, taking a reference. Returns false and changes nothing if
+  // the uuid is not registered there, its hash does not make it, it is already bound,
+  // its owner is gone, the domain is too long, or this Broker has no live record.
+  // Never waits for a client.
   bool BindUuid(const Uuid& uuid, std::string_view domain, uint32_t export_id)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Revokes one binding: drops its reference, bumps the generation (the owner's cached
@@ -101,8 +102,8 @@ class Broker {
   // bump the generation.
   void InvalidateClients() ABSL_LOCKS_EXCLUDED(mu_);
   // The binding this server made for `uuid`, if its slot still holds it registered by
-  // the same owner (a slot the client released or lost drops the binding). Used to
-  // authenticate the local socket.
+  // the same owner (a slot the client released or lost drops the binding; the slot's
+  // hash is not looked at again). Used to authenticate the local socket.
   std::optional<BoundClient> LookupBound(const Uuid& uuid) const ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<BoundClient> ListBound() const ABSL_LOCKS_EXCLUDED(mu_);
   // Drops bindings whose owner is gone or whose slot no longer holds them; returns how

@@ -16,9 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -896,30 +899,205 @@ TEST_F(BrokerTest, TruncatedSlotFileNeverFaultsTheServer) {
   next->Withdraw();
 }
 
-// A registration in another process's name binds, but the binding names that process
-// as its owner: nobody else can use it (the local socket's IsOwnerProcess).
-TEST_F(BrokerTest, UuidRegisteredInAnotherProcessesNameIsUselessToItsAuthor) {
+// ---- The HELLO secret ----
+
+// The slot's hash of the secret, as any member of the group may read it.
+SecretHash SlotHashOf(const std::string& slots_path, const Uuid& uuid) {
+  SecretHash h{};
+  UniqueFd fd(::open(slots_path.c_str(), O_RDONLY));
+  EXPECT_TRUE(fd);
+  const off_t off = static_cast<off_t>(SlotOfUuid(uuid) * sizeof(format::Slot) +
+                                       offsetof(format::Slot, secret_hash));
+  EXPECT_EQ(::pread(fd.get(), h.data(), h.size(), off), static_cast<ssize_t>(h.size()));
+  return h;
+}
+// What a hostile group member may do: write any hash into the slot of `uuid`.
+void WriteSlotHash(const std::string& slots_path, const Uuid& uuid, const SecretHash& h) {
+  UniqueFd fd(::open(slots_path.c_str(), O_RDWR));
+  ASSERT_TRUE(fd);
+  const off_t off = static_cast<off_t>(SlotOfUuid(uuid) * sizeof(format::Slot) +
+                                       offsetof(format::Slot, secret_hash));
+  ASSERT_EQ(::pwrite(fd.get(), h.data(), h.size(), off), static_cast<ssize_t>(h.size()));
+}
+
+TEST(SecretTest, HashIsSha256AndTheCompareTakesOnlyTheRightSecret) {
+  const uint8_t zeros[kSecretSize] = {};
+  const Secret zero = Secret::FromBytes(zeros);
+  // SHA-256 of 32 zero bytes.
+  const SecretHash want = {0x66, 0x68, 0x7a, 0xad, 0xf8, 0x62, 0xbd, 0x77, 0x6c, 0x8f, 0xc1,
+                           0x8b, 0x8e, 0x9f, 0x8e, 0x20, 0x08, 0x97, 0x14, 0x85, 0x6e, 0xe2,
+                           0x33, 0xb3, 0x90, 0x2a, 0x59, 0x1d, 0x0d, 0x5f, 0x29, 0x25};
+  EXPECT_EQ(zero.Hash(), want);
+  EXPECT_TRUE(SecretMatches(zero, want));
+  auto a = Secret::Generate();
+  auto b = Secret::Generate();
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->Hash(), b->Hash());  // 32 random bytes each
+  EXPECT_TRUE(SecretMatches(*a, a->Hash()));
+  EXPECT_FALSE(SecretMatches(*b, a->Hash()));
+  EXPECT_FALSE(SecretMatches(*a, SecretHash{}));
+  // One bit off anywhere, in the secret or in the hash, is refused.
+  for (size_t i = 0; i < kSecretSize; ++i) {
+    uint8_t bytes[kSecretSize];
+    memcpy(bytes, a->data(), kSecretSize);
+    bytes[i] ^= 0x01;
+    EXPECT_FALSE(SecretMatches(Secret::FromBytes(bytes), a->Hash())) << i;
+    SecretHash h = a->Hash();
+    h[i] ^= 0x80;
+    EXPECT_FALSE(SecretMatches(*a, h)) << i;
+  }
+}
+
+TEST(SecretTest, UuidIsMadeFromTheHashAndNamesItsSlot) {
+  auto secret = Secret::Generate();
+  ASSERT_TRUE(secret.ok());
+  const SecretHash h = secret->Hash();
+  for (size_t slot : {size_t{0}, size_t{1}, kUuidSlots - 1, size_t{37}}) {
+    const Uuid u = UuidCommittingTo(h, slot);
+    EXPECT_EQ(SlotOfUuid(u), slot);
+    EXPECT_EQ(u[6] >> 4, 4);        // version 4
+    EXPECT_EQ(u[8] & 0xc0, 0x80);   // RFC 4122 variant
+    EXPECT_EQ(UuidCommittingTo(h, slot), u);  // a function of (hash, slot)
+    // Everything but those bits is the hash's.
+    for (size_t i : {0, 1, 2, 3, 4, 5, 7, 9, 10, 11, 12, 13}) EXPECT_EQ(u[i], h[i]) << i;
+    SecretHash other = h;
+    other[3] ^= 1;
+    EXPECT_NE(UuidCommittingTo(other, slot), u);
+  }
+}
+
+TEST_F(BrokerTest, RegistrationKeepsItsSecretAndShowsOnlyItsHash) {
+  auto server = PublishedServer();
+  auto client = Client();
+  ASSERT_TRUE(server && client);
+  auto uuid = client->UuidBegin();
+  ASSERT_TRUE(uuid.ok()) << uuid.status();
+  std::optional<Secret> secret = client->SecretOf(*uuid);
+  ASSERT_TRUE(secret.has_value());
+  const SecretHash shown = SlotHashOf(SlotsPath(), *uuid);
+  EXPECT_TRUE(SecretMatches(*secret, shown));
+  EXPECT_EQ(UuidCommittingTo(shown, SlotOfUuid(*uuid)), *uuid);
+  auto slots = client->ListSlots();
+  ASSERT_TRUE(slots.ok());
+  ASSERT_EQ(slots->size(), 1u);
+  EXPECT_EQ((*slots)[0].secret_hash, shown);
+  // The secret is nowhere in the slot file.
+  std::string file;
+  {
+    UniqueFd fd(::open(SlotsPath().c_str(), O_RDONLY));
+    ASSERT_TRUE(fd);
+    file.resize(sizeof(format::SlotTable));
+    ASSERT_EQ(::pread(fd.get(), file.data(), file.size(), 0),
+              static_cast<ssize_t>(file.size()));
+  }
+  EXPECT_EQ(file.find(std::string(reinterpret_cast<const char*>(secret->data()), kSecretSize)),
+            std::string::npos);
+  // Two registrations, two secrets.
+  auto second = client->UuidBegin();
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(client->SecretOf(*second).has_value());
+  EXPECT_NE(client->SecretOf(*second)->Hash(), secret->Hash());
+  // Bound: the server kept the hash.
+  ASSERT_TRUE(server->BindUuid(*uuid, "127.0.0.1:9", 1));
+  auto bound = server->LookupBound(*uuid);
+  ASSERT_TRUE(bound.has_value());
+  EXPECT_EQ(bound->secret_hash, shown);
+  // Released: forgotten.
+  client->UuidRelease(*uuid);
+  EXPECT_FALSE(client->SecretOf(*uuid).has_value());
+  EXPECT_FALSE(client->SecretOf(Uuid{}).has_value());
+  server->Withdraw();
+}
+
+// Another client's registration (another process, of another uid when root): whatever
+// the slot file shows of it — uuid, hash, owner — any member of the group can read, and
+// none of it, nor any secret but its owner's, matches the hash the server kept.
+TEST_F(BrokerTest, AnotherClientsUuidAndHashAreUselessWithoutItsSecret) {
+  const bool other_uid = MakeGroupRuntimeDir();
   auto server = PublishedServer();
   ASSERT_TRUE(server);
   Child victim([&](int in, int out) {
+    if (other_uid && !BecomeGroupMember()) return 9;
     auto broker = BrokerClient::Open(dir_);
     if (!broker.ok()) return 10;
     auto uuid = (*broker)->UuidBegin();
     if (!uuid.ok() || !Send(out, *uuid)) return 11;
+    // Handed over only so that this test can show that the right secret does match.
+    std::array<uint8_t, kSecretSize> secret;
+    memcpy(secret.data(), (*broker)->SecretOf(*uuid)->data(), kSecretSize);
+    if (!Send(out, secret)) return 12;
     char go;
     Receive(in, &go);
     return 0;
   });
   Uuid theirs;
+  std::array<uint8_t, kSecretSize> their_secret;
   ASSERT_TRUE(Receive(victim.in(), &theirs));
+  ASSERT_TRUE(Receive(victim.in(), &their_secret));
+  const SecretHash shown = SlotHashOf(SlotsPath(), theirs);
   ASSERT_TRUE(server->BindUuid(theirs, "127.0.0.1:9", 1));
   auto bound = server->LookupBound(theirs);
   ASSERT_TRUE(bound.has_value());
   EXPECT_EQ(bound->owner_pid, victim.pid());
-  EXPECT_FALSE(IsOwnerProcess(::getpid(), *bound));
-  EXPECT_TRUE(IsOwnerProcess(victim.pid(), *bound));
+  EXPECT_EQ(bound->secret_hash, shown);
+  EXPECT_TRUE(SecretMatches(Secret::FromBytes(their_secret.data()), bound->secret_hash));
+  // What a replayer has: the uuid and the hash (as a "secret"), or a fresh guess.
+  Secret hash_as_secret = Secret::FromBytes(shown.data());
+  EXPECT_FALSE(SecretMatches(hash_as_secret, bound->secret_hash));
+  EXPECT_FALSE(SecretMatches(Secret(), bound->secret_hash));  // all zeros
+  for (int i = 0; i < 16; ++i) {
+    auto guess = Secret::Generate();
+    ASSERT_TRUE(guess.ok());
+    EXPECT_FALSE(SecretMatches(*guess, bound->secret_hash));
+  }
   ASSERT_TRUE(Send(victim.out(), 'x'));
   EXPECT_EQ(victim.Wait(), 0);
+  server->Withdraw();
+}
+
+// After the bind the slot's hash is nobody's proof: the server kept its copy, and a
+// hash written over the slot (a hostile group member's, whose secret it knows) neither
+// unbinds the client nor lets the writer in.
+TEST_F(BrokerTest, HashRewrittenAfterTheBindChangesNothing) {
+  auto server = PublishedServer();
+  auto victim = Client();
+  ASSERT_TRUE(server && victim);
+  auto uuid = victim->UuidBegin();
+  ASSERT_TRUE(uuid.ok());
+  ASSERT_TRUE(server->BindUuid(*uuid, "127.0.0.1:9", 1));
+  auto attacker = Secret::Generate();
+  ASSERT_TRUE(attacker.ok());
+  WriteSlotHash(SlotsPath(), *uuid, attacker->Hash());
+  ASSERT_EQ(SlotHashOf(SlotsPath(), *uuid), attacker->Hash());
+  auto bound = server->LookupBound(*uuid);
+  ASSERT_TRUE(bound.has_value());  // still bound ...
+  EXPECT_TRUE(SecretMatches(*victim->SecretOf(*uuid), bound->secret_hash));  // ... to it
+  EXPECT_FALSE(SecretMatches(*attacker, bound->secret_hash));
+  EXPECT_TRUE(victim->UuidEnd(*uuid).ok());
+  EXPECT_EQ(server->ListBound().size(), 1u);
+  server->Withdraw();
+}
+
+// Before the bind, a hash written over a pending client's slot would be kept by the
+// server — and the writer, who knows its secret, could then HELLO as that client with
+// the domain of the client's own NFS connection. The uuid is made from the registrant's
+// hash: with another hash in the slot the server binds nothing. The client loses
+// LOCALIO (a denial, which slot writers can always cause), nobody gains it.
+TEST_F(BrokerTest, HashRewrittenBeforeTheBindBindsNothing) {
+  auto server = PublishedServer();
+  auto victim = Client();
+  ASSERT_TRUE(server && victim);
+  auto uuid = victim->UuidBegin();
+  ASSERT_TRUE(uuid.ok());
+  auto attacker = Secret::Generate();
+  ASSERT_TRUE(attacker.ok());
+  WriteSlotHash(SlotsPath(), *uuid, attacker->Hash());
+  EXPECT_FALSE(server->BindUuid(*uuid, "127.0.0.1:9", 1));
+  EXPECT_FALSE(server->LookupBound(*uuid).has_value());
+  EXPECT_EQ(victim->UuidEnd(*uuid).status().code(), absl::StatusCode::kNotFound);
+  // Put back, the registrant's own hash binds again: only the hash decided.
+  WriteSlotHash(SlotsPath(), *uuid, victim->SecretOf(*uuid)->Hash());
+  EXPECT_TRUE(server->BindUuid(*uuid, "127.0.0.1:9", 1));
   server->Withdraw();
 }
 

@@ -16,7 +16,7 @@ namespace localnfs::localio {
 namespace {
 
 constexpr size_t kHeaderSize = 8;
-constexpr size_t kHelloSize = kHeaderSize + 16;
+constexpr size_t kHelloSize = kHeaderSize + 16 + broker::kSecretSize;
 constexpr size_t kHelloReplySize = kHeaderSize + 16;
 // request_id, mode, flags, uid, gid, ngroups, fh_len, groups, fh.
 constexpr size_t kOpenSize = kHeaderSize + 8 + 6 * 4 + kMaxGroups * 4 + kMaxFhSize;
@@ -100,7 +100,7 @@ std::string_view ErrorReasonName(ErrorReason reason) {
     case ErrorReason::kBadMessage: return "malformed message";
     case ErrorReason::kHelloRequired: return "HELLO required first";
     case ErrorReason::kNotBound: return "uuid not bound by this server";
-    case ErrorReason::kNotOwner: return "uuid owned by another process";
+    case ErrorReason::kNotOwner: return "wrong secret: uuid registered by another client";
     case ErrorReason::kShuttingDown: return "server shutting down";
     case ErrorReason::kTooManyConnections: return "too many connections";
     case ErrorReason::kNoPeerCredentials: return "peer credentials unavailable";
@@ -109,7 +109,10 @@ std::string_view ErrorReasonName(ErrorReason reason) {
 }
 
 std::string Encode(const HelloRequest& m) {
-  return Writer(Op::kHello).Bytes(m.uuid.data(), m.uuid.size()).Take();
+  return Writer(Op::kHello)
+      .Bytes(m.uuid.data(), m.uuid.size())
+      .Bytes(m.secret.data(), m.secret.size())
+      .Take();
 }
 
 std::string Encode(const HelloReply& m) {
@@ -176,6 +179,8 @@ absl::StatusOr<Message> Decode(std::string_view packet) {
   switch (m.op) {
     case Op::kHello:
       r.Bytes(m.hello.uuid.data(), m.hello.uuid.size());
+      m.hello.secret =
+          broker::Secret::FromBytes(reinterpret_cast<const uint8_t*>(r.View(broker::kSecretSize).data()));
       break;
     case Op::kHelloReply:
       r.Bytes(m.hello_reply.instance_id.data(), m.hello_reply.instance_id.size());

@@ -17,14 +17,17 @@
 //   header (8 bytes): u32 magic 'LNIO' | u16 version (= broker::kOpsVersion) | u16 op
 //
 //   client → server                          server → client
-//   HELLO {uuid[16]}                         HELLO_REPLY {instance_id[16]}  or ERROR
+//   HELLO {uuid[16], secret[32]}             HELLO_REPLY {instance_id[16]}  or ERROR
 //   OPEN_LOCAL_FH {request_id, mode, flags,  OPEN_REPLY {request_id, nfsstat3, attrs}
 //     uid, gid, ngroups, fh_len,               + the fd by SCM_RIGHTS iff status == OK
 //     groups[32], fh[64]}                    ERROR {reason} — then the server closes
 //
 // The first message on a connection must be HELLO with a uuid that THIS server bound
-// (UUID_IS_LOCAL) and that the connecting process owns (SO_PEERCRED pid == the uuid's
-// owner); otherwise the server answers ERROR and closes. An OPEN_LOCAL_FH gets exactly
+// (UUID_IS_LOCAL) and the secret whose SHA-256 the uuid's slot showed when the server
+// bound it (broker_format.h: the proof that the sender registered the uuid; no pid is
+// involved, so a peer whose pid the server cannot see is served too); otherwise the
+// server answers ERROR and closes. A HELLO of another size (a secret of another
+// length) is malformed: ERROR kBadMessage and close. An OPEN_LOCAL_FH gets exactly
 // the checks an NFSv3 READ (mode kRead) or WRITE (kReadWrite) from the bound client
 // would get, with the peer's kernel-verified credentials; only a root peer may set
 // kOpenHasCredentials to act for the user it serves. Per-open failures are an
@@ -77,7 +80,7 @@ enum class ErrorReason : uint32_t {
   kBadMessage = 1,    // malformed packet, unknown op or version, unexpected fd
   kHelloRequired = 2, // the first message was not HELLO
   kNotBound = 3,      // the uuid is not bound by this server (or no longer)
-  kNotOwner = 4,      // the uuid belongs to another process
+  kNotOwner = 4,      // the secret does not hash to the uuid's: another client's uuid
   kShuttingDown = 5,  // the server is stopping
   kTooManyConnections = 6,
   kNoPeerCredentials = 7,  // SO_PEERCRED / groups could not be read
@@ -86,6 +89,7 @@ std::string_view ErrorReasonName(ErrorReason reason);
 
 struct HelloRequest {
   broker::Uuid uuid{};
+  broker::Secret secret;  // zeroes itself
 };
 struct HelloReply {
   // The instance of the server record: the client compares it with the one its

@@ -44,9 +44,17 @@ TEST(LocalioProtoTest, RoundTripsEveryMessage) {
   EXPECT_EQ(m->open_reply.attrs.change, 4u);
   broker::Uuid u{};
   u[3] = 7;
-  m = Decode(Encode(localio::HelloRequest{u}));
+  uint8_t secret_bytes[broker::kSecretSize];
+  for (size_t i = 0; i < sizeof secret_bytes; ++i) secret_bytes[i] = static_cast<uint8_t>(i + 1);
+  const broker::Secret secret = broker::Secret::FromBytes(secret_bytes);
+  const std::string hello = Encode(localio::HelloRequest{u, secret});
+  EXPECT_EQ(hello.size(), 8u + 16u + broker::kSecretSize);
+  // The secret rides at its fixed offset after the uuid, byte for byte.
+  EXPECT_EQ(hello.substr(24), std::string(reinterpret_cast<char*>(secret_bytes), 32));
+  m = Decode(hello);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->hello.uuid, u);
+  EXPECT_TRUE(broker::SecretMatches(m->hello.secret, secret.Hash()));
   m = Decode(Encode(localio::ErrorMessage{localio::ErrorReason::kNotOwner}));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->error.reason, localio::ErrorReason::kNotOwner);
@@ -58,6 +66,11 @@ TEST(LocalioProtoTest, RejectsMalformedPackets) {
   EXPECT_FALSE(Decode(hello.substr(0, 7)).ok());
   EXPECT_FALSE(Decode(hello.substr(0, hello.size() - 1)).ok());  // wrong size
   EXPECT_FALSE(Decode(hello + "x").ok());
+  // A secret of another length: a HELLO of another size (the old 16-byte-uuid-only
+  // HELLO of version 1 among them).
+  EXPECT_FALSE(Decode(hello.substr(0, 8 + 16)).ok());
+  EXPECT_FALSE(Decode(hello.substr(0, 8 + 16 + 16)).ok());
+  EXPECT_FALSE(Decode(hello + std::string(32, 'S')).ok());
   std::string bad = hello;
   bad[0] ^= 1;  // magic
   EXPECT_FALSE(Decode(bad).ok());

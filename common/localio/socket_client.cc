@@ -5,6 +5,8 @@
 
 #include <utility>
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/unix_socket.h"
@@ -27,10 +29,13 @@ absl::Status ServerError(const ErrorMessage& e) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalioSocketClient>> LocalioSocketClient::Connect(
-    const std::string& socket_path, const broker::Uuid& uuid, absl::Duration timeout) {
+    const std::string& socket_path, const broker::Uuid& uuid, const broker::Secret& secret,
+    absl::Duration timeout) {
   ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket_path, SOCK_SEQPACKET, timeout));
-  if (absl::Status s = SendWithFd(fd.get(), Encode(HelloRequest{uuid})); !s.ok())
-    return ConnectionError(s);
+  std::string hello = Encode(HelloRequest{uuid, secret});
+  absl::Status sent = SendWithFd(fd.get(), hello);
+  OPENSSL_cleanse(hello.data(), hello.size());  // the secret was in it
+  if (!sent.ok()) return ConnectionError(sent);
   absl::StatusOr<ReceivedPacket> packet = ReceiveWithFd(fd.get());
   if (!packet.ok()) return ConnectionError(packet.status());
   if (packet->fd) return absl::UnavailableError("localio server sent an fd with HELLO's reply");

@@ -1,5 +1,6 @@
 // common/localio/socket_client.h — the client end of one LOCALIO local-socket
-// connection (proto.h): HELLO with the uuid the server bound, then OPEN_LOCAL_FH
+// connection (proto.h): HELLO with the uuid the server bound and its secret
+// (BrokerClient::SecretOf), then OPEN_LOCAL_FH
 // requests, each answered by an nfsstat3 and, on success, the server's fd of the file.
 // Only clients use it (client_localio's LocalioDataPath, and tests acting as a
 // client); the server's end is server/localio/local_socket.h.
@@ -36,11 +37,12 @@ class LocalioSocketClient {
     UniqueFd fd;  // valid iff status == 0 (NFS3_OK)
   };
 
-  // Connects to `socket_path` and says HELLO with `uuid` (bound by UUID_IS_LOCAL,
-  // owned by this process). The server's refusal → kPermissionDenied naming the
-  // reason; no server → kUnavailable. `timeout` bounds every later call as well.
+  // Connects to `socket_path` and says HELLO with `uuid` (bound by UUID_IS_LOCAL) and
+  // `secret`, the one its registration drew (BrokerClient::SecretOf); the secret is not
+  // kept. The server's refusal → kPermissionDenied naming the reason; no server →
+  // kUnavailable. `timeout` bounds every later call as well.
   static absl::StatusOr<std::unique_ptr<LocalioSocketClient>> Connect(
-      const std::string& socket_path, const broker::Uuid& uuid,
+      const std::string& socket_path, const broker::Uuid& uuid, const broker::Secret& secret,
       absl::Duration timeout = absl::Seconds(10));
 
   LocalioSocketClient(const LocalioSocketClient&) = delete;

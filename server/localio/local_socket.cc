@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <openssl/crypto.h>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -33,17 +35,19 @@ struct LocalSocket::Connection {
   UniqueFd fd;
   uint64_t id = 0;
   absl::Time accepted_at;
-  // The peer's kernel-verified identity, read at accept.
+  // The peer's kernel-verified identity, read at accept. The pid is 0 when the peer
+  // lives in a pid namespace ours cannot see (logs only: HELLO's secret authenticates).
   pid_t pid = 0;
   Credentials cred;
   bool peer_known = false;
   // Set by an accepted HELLO.
   bool authenticated = false;
   broker::Uuid uuid{};
-  // The owner of the uuid as the binding recorded it (pid in its own namespace + start
-  // time); a later binding of the same uuid to anyone else does not carry over.
+  // The binding HELLO was checked against (its owner as the slot named it, and the
+  // secret hash the server kept): a later binding of the same uuid does not carry over.
   pid_t owner_pid = 0;
   uint64_t owner_start_time = 0;
+  broker::SecretHash secret_hash{};
   // The bound export-client domain as a connection, so that the client-rule cache of
   // client_rules.h works for it exactly as for an NFS connection of that peer. Shared
   // with a search job, which may outlive the connection.
@@ -54,12 +58,17 @@ struct LocalSocket::Connection {
 
 namespace {
 
+// The tail of a rate-limited log line.
+std::string LeftOut(uint64_t left_out) {
+  return left_out > 0 ? absl::StrCat(" (", left_out, " similar lines not logged)") : "";
+}
+
 int64_t Nanos(const timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 // The supplementary groups of the peer: SO_PEERGROUPS (kernel-verified, as of
-// connect) when the kernel has it, else /proc/PID/status.
+// connect) when the kernel has it, else /proc/PID/status (only when we see the pid).
 bool PeerGroups(int fd, pid_t pid, absl::InlinedVector<uint32_t, kMaxAuthSysGroups>* out) {
   std::vector<gid_t> groups(64);
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -71,6 +80,7 @@ bool PeerGroups(int fd, pid_t pid, absl::InlinedVector<uint32_t, kMaxAuthSysGrou
     if (errno != ERANGE) break;
     groups.resize(len / sizeof(gid_t) + 1);
   }
+  if (pid <= 0) return false;
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
@@ -229,7 +239,10 @@ void LocalSocket::Accept() {
     c->accepted_at = absl::Now();
     ucred peer{};
     socklen_t len = sizeof(peer);
-    if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid > 0) {
+    // The uid and gid are the kernel's (mapped into our user namespace) whether or not
+    // the pid is visible to us: a peer in a pid namespace ours does not contain has
+    // pid 0 here, and is authenticated by its HELLO secret like any other.
+    if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0) {
       c->pid = peer.pid;
       c->cred.uid = peer.uid;
       c->cred.gid = peer.gid;
@@ -262,7 +275,9 @@ bool LocalSocket::Serve(Connection& c) {
       if (err == ECONNRESET) return false;                    // peer closed
       if (absl::IsInvalidArgument(packet.status())) {
         malformed_.fetch_add(1, std::memory_order_relaxed);
-        LOG_WARNING("localio: connection of pid %d: %s", c.pid, packet.status().message());
+        if (uint64_t left_out = 0; refusal_log_.Allow(&left_out))
+          LOG_WARNING("localio: connection of pid %d uid %d: %s%s", c.pid, c.cred.uid,
+                      packet.status().message(), LeftOut(left_out));
         CloseConnection(c.fd.get(), ErrorReason::kBadMessage);
         return true;  // already closed
       }
@@ -274,20 +289,25 @@ bool LocalSocket::Serve(Connection& c) {
         packet->fd ? absl::InvalidArgumentError("a client sent an fd")
                    : localio::Decode(packet->bytes);
     if (!m.ok()) {
+      OPENSSL_cleanse(packet->bytes.data(), packet->bytes.size());  // may hold a secret
       malformed_.fetch_add(1, std::memory_order_relaxed);
       if (!c.authenticated) hellos_refused_.fetch_add(1, std::memory_order_relaxed);
-      LOG_WARNING("localio: connection of pid %d: %s", c.pid, m.status().message());
+      if (uint64_t left_out = 0; refusal_log_.Allow(&left_out))
+        LOG_WARNING("localio: connection of pid %d uid %d: %s%s", c.pid, c.cred.uid,
+                    m.status().message(), LeftOut(left_out));
       CloseConnection(c.fd.get(), ErrorReason::kBadMessage);
       return true;
     }
     bool keep = false;
     if (!c.authenticated) {
       if (m->op == localio::Op::kHello) {
-        keep = HandleHello(c, m->hello.uuid);
+        OPENSSL_cleanse(packet->bytes.data(), packet->bytes.size());  // held the secret
+        keep = HandleHello(c, m->hello);
       } else {
         hellos_refused_.fetch_add(1, std::memory_order_relaxed);
-        LOG_WARNING("localio: pid %d sent op %d before HELLO", c.pid,
-                    static_cast<int>(m->op));
+        if (uint64_t left_out = 0; refusal_log_.Allow(&left_out))
+          LOG_WARNING("localio: pid %d uid %d sent op %d before HELLO%s", c.pid, c.cred.uid,
+                      static_cast<int>(m->op), LeftOut(left_out));
         CloseConnection(c.fd.get(), ErrorReason::kHelloRequired);
         return true;
       }
@@ -304,23 +324,26 @@ bool LocalSocket::Serve(Connection& c) {
   }
 }
 
-bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
+bool LocalSocket::HandleHello(Connection& c, const localio::HelloRequest& hello) {
+  const broker::Uuid& uuid = hello.uuid;
   auto refuse = [&](ErrorReason reason, std::string_view why) {
     hellos_refused_.fetch_add(1, std::memory_order_relaxed);
-    LOG_WARNING("localio: HELLO from pid %d uid %d with uuid %s refused: %s", c.pid,
-                c.cred.uid, broker::UuidToString(uuid), why);
+    // The uuid is public (the slot file shows it); the secret is never logged.
+    if (uint64_t left_out = 0; refusal_log_.Allow(&left_out))
+      LOG_WARNING("localio: HELLO from pid %d uid %d with uuid %s refused: %s%s", c.pid,
+                  c.cred.uid, broker::UuidToString(uuid), why, LeftOut(left_out));
     CloseConnection(c.fd.get(), reason);
     return false;
   };
   if (!c.peer_known) return refuse(ErrorReason::kNoPeerCredentials, "no peer credentials");
   std::optional<broker::BoundClient> bound = deps_.broker->LookupBound(uuid);
   if (!bound) return refuse(ErrorReason::kNotBound, "not bound by this server");
-  // The uuid proves locality only for the process that registered it (in whatever pid
-  // namespace it runs: a client in a container numbers itself differently).
-  if (!broker::IsOwnerProcess(c.pid, *bound))
+  // The proof of locality: only the client that registered the uuid knows the secret
+  // whose hash its slot showed when we bound it (broker_format.h). No pid is needed:
+  // the peer's may be invisible to us (pid 0 from another pid namespace).
+  if (!broker::SecretMatches(hello.secret, bound->secret_hash))
     return refuse(ErrorReason::kNotOwner,
-                  absl::StrCat("owned by another process (pid ", bound->owner_pid,
-                               " in its namespace)"));
+                  "wrong secret (the uuid was registered by another client)");
   PeerAddress peer;
   if (!PeerOfDomain(bound->domain, &peer))
     return refuse(ErrorReason::kNotBound, absl::StrCat("bad domain '", bound->domain, "'"));
@@ -337,6 +360,7 @@ bool LocalSocket::HandleHello(Connection& c, const broker::Uuid& uuid) {
   c.uuid = uuid;
   c.owner_pid = bound->owner_pid;
   c.owner_start_time = bound->owner_start_time;
+  c.secret_hash = bound->secret_hash;
   c.domain = std::make_shared<rpc::ConnectionInfo>(c.id, peer, PeerAddress{});
   hellos_accepted_.fetch_add(1, std::memory_order_relaxed);
   {
@@ -406,7 +430,7 @@ bool LocalSocket::StillBound(Connection& c) {
   // The binding may have been revoked since HELLO (unexport, release, invalidation).
   std::optional<broker::BoundClient> bound = deps_.broker->LookupBound(c.uuid);
   if (!bound || bound->owner_pid != c.owner_pid ||
-      bound->owner_start_time != c.owner_start_time) {
+      bound->owner_start_time != c.owner_start_time || bound->secret_hash != c.secret_hash) {
     LOG_INFO("localio: uuid %s of pid %d is no longer bound; closing",
              broker::UuidToString(c.uuid), c.pid);
     CloseConnection(c.fd.get(), ErrorReason::kNotBound);

@@ -8,13 +8,18 @@
 // the loop must not search for (below), and the LOCALIO open counters (per nfsstat3
 // and per bound client uuid).
 //
-// Authentication, per connection: the peer's kernel-verified pid/uid/gid (SO_PEERCRED)
-// and supplementary groups (SO_PEERGROUPS, else /proc/PID/status "Groups:"), read at
-// accept. The first packet must be HELLO with a uuid that OUR broker bound
-// (Broker::LookupBound answers from the server's private table, and re-reads the
-// client's slot with one pread only to see whether the client let go) and whose owner
-// is the peer process (same pid and process start time); otherwise ERROR + close. Every OPEN_LOCAL_FH re-checks the binding, so
-// an unbind (SIGHUP unexport, client release, owner death) ends local opens at once.
+// Authentication, per connection: the peer's kernel-verified uid/gid (SO_PEERCRED) and
+// supplementary groups (SO_PEERGROUPS, else /proc/PID/status "Groups:" when the pid is
+// visible), read at accept; its pid only for the logs (0 when the peer's pid namespace
+// is not ours or below it). The first packet must be HELLO with a uuid that OUR broker
+// bound (Broker::LookupBound answers from the server's private table, and re-reads the
+// client's slot with one pread only to see whether the client let go) and the secret
+// whose SHA-256 the server kept from the slot when it bound the uuid (SecretMatches,
+// constant time) — the proof that the peer is the client that registered the uuid
+// (broker_format.h says why no pid check is added); otherwise ERROR + close, the
+// refusal logged at most 20 times a second. Every OPEN_LOCAL_FH re-checks the
+// binding (the same uuid, owner and kept hash), so an unbind (SIGHUP unexport, client
+// release, owner death) or a new binding of the uuid ends local opens at once.
 //
 // Authorisation, per OPEN_LOCAL_FH, as an RPC of the same client would get it:
 // AuthorizeHandle() (request_policy.h — the one policy the NFSv3 program uses too: the
@@ -70,6 +75,7 @@
 #include "absl/time/time.h"
 #include "common/localio/broker_server.h"
 #include "common/localio/proto.h"
+#include "common/log.h"
 #include "common/unique_fd.h"
 #include "server/backend/backend.h"
 #include "server/policy/request_policy.h"
@@ -160,7 +166,8 @@ class LocalSocket {
   void Accept();
   // Serves every packet queued on `c`; false when the connection is to be closed.
   bool Serve(Connection& c);
-  bool HandleHello(Connection& c, const broker::Uuid& uuid) ABSL_LOCKS_EXCLUDED(stats_mu_);
+  bool HandleHello(Connection& c, const localio::HelloRequest& hello)
+      ABSL_LOCKS_EXCLUDED(stats_mu_);
   // False when the connection was closed. Parks it (see above) when the handle needs
   // a search.
   bool HandleOpen(Connection& c, const localio::OpenLocalFhRequest& req)
@@ -199,6 +206,8 @@ class LocalSocket {
   std::atomic<uint64_t> hellos_accepted_{0};
   std::atomic<uint64_t> hellos_refused_{0};
   std::atomic<uint64_t> malformed_{0};
+  // Refused and malformed HELLOs: a client can repeat them at will.
+  LogRateLimit refusal_log_{20, absl::Seconds(1)};
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<uint32_t, uint64_t> opens_by_status_ ABSL_GUARDED_BY(stats_mu_);
   absl::flat_hash_map<broker::Uuid, LocalClientStats> clients_ ABSL_GUARDED_BY(stats_mu_);

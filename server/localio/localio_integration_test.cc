@@ -14,14 +14,18 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/localio/broker_client.h"
 #include "common/localio/proto.h"
 #include "common/localio/socket_client.h"
+#include "common/status.h"
+#include "common/unix_socket.h"
 #include "gtest/gtest.h"
 #include "rpc/client.h"
 #include "rpc/mount3.h"
@@ -45,6 +49,15 @@ void WriteFile(const std::string& path, const std::string& data, mode_t mode, ui
   std::ofstream(path) << data;
   ASSERT_EQ(chmod(path.c_str(), mode), 0);
   ASSERT_EQ(chown(path.c_str(), uid, gid), 0);
+}
+
+// HELLO with `uuid` and the secret `broker` drew for it (an all-zero secret when it
+// drew none: a uuid it did not register).
+absl::StatusOr<std::unique_ptr<localio::LocalioSocketClient>> ConnectAsRegistrant(
+    const std::string& socket_path, const BrokerClient& broker, const Uuid& uuid) {
+  std::optional<broker::Secret> secret = broker.SecretOf(uuid);
+  return localio::LocalioSocketClient::Connect(socket_path, uuid,
+                                               secret ? *secret : broker::Secret());
 }
 
 // A localnfsd (tests/support/localnfsd.h) on the fixture's runtime and state dirs.
@@ -226,7 +239,7 @@ TEST_F(LocalioIntegrationTest, OpenReadsFileAndEnforcesExportRules) {
   WriteFile(fx_.sq + "/u2000", "of 2000", 0600, 2000, 2000);
   auto hs = Handshake();
   ASSERT_TRUE(hs.ok()) << hs.status();
-  auto client = localio::LocalioSocketClient::Connect(hs->second.socket_path, hs->first);
+  auto client = ConnectAsRegistrant(hs->second.socket_path, *broker_, hs->first);
   ASSERT_TRUE(client.ok()) << client.status();
   EXPECT_EQ((*client)->instance_id(), hs->second.instance_id);
 
@@ -299,7 +312,7 @@ int RunUnprivilegedPeer(const std::string& runtime, int nfs_port, const std::str
   UuidIsLocal(**c, *u);
   auto binding = (*b)->UuidEnd(*u);
   if (!binding.ok()) return 104;
-  auto client = localio::LocalioSocketClient::Connect(binding->socket_path, *u);
+  auto client = ConnectAsRegistrant(binding->socket_path, **b, *u);
   if (!client.ok()) return 105;
   auto r = (*client)->OpenLocalFh(other_fh, localio::OpenMode::kRead, std::nullopt);
   failures += !(r.ok() && r->status == NFS3ERR_ACCES);
@@ -326,7 +339,7 @@ TEST_F(LocalioIntegrationTest, AClientsFileFlagsDoNotReachTheServersOwnIo) {
   WriteFile(fx_.rw + "/shared", "0123456789", 0666, 0, 0);  // writable by whoever RPC says
   auto hs = Handshake();
   ASSERT_TRUE(hs.ok()) << hs.status();
-  auto client = localio::LocalioSocketClient::Connect(hs->second.socket_path, hs->first);
+  auto client = ConnectAsRegistrant(hs->second.socket_path, *broker_, hs->first);
   ASSERT_TRUE(client.ok()) << client.status();
   const std::string fh = Handle(fx_.rw, "shared");
   auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
@@ -397,37 +410,141 @@ TEST_F(LocalioIntegrationTest, NonRootPeerGetsOnlyWhatItsUidMayOpen) {
   EXPECT_EQ(WEXITSTATUS(st), 0) << server_->StderrText();
 }
 
-TEST_F(LocalioIntegrationTest, HelloNeedsABoundUuidOfTheConnectingProcess) {
-  auto sock = fx_.runtime + "/localio.sock";
+TEST_F(LocalioIntegrationTest, HelloNeedsABoundUuid) {
   auto pending = broker_->UuidBegin();
   ASSERT_TRUE(pending.ok());
-  auto c = localio::LocalioSocketClient::Connect(sock, *pending);
+  auto c = ConnectAsRegistrant(fx_.runtime + "/localio.sock", *broker_, *pending);
   EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+  EXPECT_NE(c.status().message().find("not bound"), std::string::npos) << c.status();
+}
 
-  // Another process binds its uuid and hands it to us.
-  int p[2], q[2];
-  ASSERT_EQ(pipe(p), 0);
-  ASSERT_EQ(pipe(q), 0);
+// The legitimate client: its own handshake (broker, uuid, TCP connection), HELLO with
+// its secret, then one open per byte the parent sends on `go` (exit code: failed opens,
+// or 100+ for a failed step). The parent's replays happen in between.
+int RunLegitimateClient(const std::string& runtime, int nfs_port, const std::string& fh,
+                        int ready_fd, int go_fd) {
+  auto b = BrokerClient::Open(runtime);
+  if (!b.ok()) return 101;
+  auto u = (*b)->UuidBegin();
+  if (!u.ok()) return 102;
+  auto rc = rpc::Client::Connect("127.0.0.1", static_cast<uint16_t>(nfs_port), absl::Seconds(5));
+  if (!rc.ok()) return 103;
+  UuidIsLocal(**rc, *u);
+  auto binding = (*b)->UuidEnd(*u);
+  if (!binding.ok()) return 104;
+  auto client = ConnectAsRegistrant(binding->socket_path, **b, *u);
+  if (!client.ok()) return 105;
+  int failures = 0;
+  char cmd;
+  if (write(ready_fd, u->data(), u->size()) != static_cast<ssize_t>(u->size())) return 106;
+  while (read(go_fd, &cmd, 1) == 1) {
+    auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kRead, std::nullopt);
+    char buf[16] = {};
+    failures += !(r.ok() && r->status == 0 && pread(r->fd.get(), buf, sizeof buf, 0) == 5 &&
+                  std::string(buf) == "yours");
+    // A new connection with its secret is still welcome.
+    failures += !ConnectAsRegistrant(binding->socket_path, **b, *u).ok();
+    if (write(ready_fd, "k", 1) != 1) return 107;
+  }
+  return failures;
+}
+
+// Another client's uuid is public (the slot file shows it, with its secret's hash, to
+// every member of the group): a second client that replays it — with a guessed secret,
+// with the hash, or with its own valid secret of its own uuid — is refused, and the
+// legitimate client keeps its LOCALIO. (Checked by the secret alone: the pid plays no
+// part, see TheServerNeedsNoPidOfItsClients for a peer whose pid is invisible.)
+TEST_F(LocalioIntegrationTest, ReplayingAnotherClientsUuidIsRefused) {
+  WriteFile(fx_.rw + "/yours", "yours", 0644, 0, 0);
+  const std::string fh = Handle(fx_.rw, "yours");
+  const std::string sock = fx_.runtime + "/localio.sock";
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
   pid_t child = fork();
   if (child == 0) {
-    auto b = BrokerClient::Open(fx_.runtime);
-    auto u = (*b)->UuidBegin();
-    auto rc = rpc::Client::Connect("127.0.0.1", server_->nfs_port(), absl::Seconds(5));
-    UuidIsLocal(**rc, *u);
-    write(p[1], u->data(), u->size());
-    char x;
-    read(q[0], &x, 1);  // stay alive (the owner) until the parent has tried
-    _exit(0);
+    close(ready[0]);
+    close(go[1]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    _exit(RunLegitimateClient(fx_.runtime, server_->nfs_port(), fh, ready[1], go[0]));
   }
+  close(ready[1]);
+  close(go[0]);
+  auto cleanup = absl::MakeCleanup([&] {
+    close(go[1]);  // the child's loop ends
+    int st = 0;
+    waitpid(child, &st, 0);
+    close(ready[0]);
+  });
   Uuid theirs{};
-  ASSERT_EQ(read(p[0], theirs.data(), theirs.size()), 16);
-  c = localio::LocalioSocketClient::Connect(sock, theirs);
-  EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
-  EXPECT_NE(c.status().message().find("another process"), std::string::npos) << c.status();
-  write(q[1], "x", 1);
-  int st;
-  waitpid(child, &st, 0);
-  for (int fd : {p[0], p[1], q[0], q[1]}) close(fd);
+  ASSERT_EQ(read(ready[0], theirs.data(), theirs.size()), 16);
+  auto one_open = [&] {
+    char ok;
+    return write(go[1], "o", 1) == 1 && read(ready[0], &ok, 1) == 1;
+  };
+  ASSERT_TRUE(one_open());
+
+  // What the slot file shows every member of the group: the uuid and the hash.
+  auto slots = broker_->ListSlots();
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  std::optional<broker::SlotInfo> slot;
+  for (const broker::SlotInfo& s : *slots)
+    if (s.uuid == theirs) slot = s;
+  ASSERT_TRUE(slot.has_value());
+  EXPECT_EQ(slot->state, broker::SlotState::kBound);
+  // Our own registration: a valid secret, of another uuid.
+  auto mine = Handshake();
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  auto guess = broker::Secret::Generate();
+  ASSERT_TRUE(guess.ok());
+  const size_t mark = server_->StderrMark();
+  for (const broker::Secret& replayed :
+       {*guess, broker::Secret::FromBytes(slot->secret_hash.data()), broker::Secret(),
+        *broker_->SecretOf(mine->first)}) {
+    auto c = localio::LocalioSocketClient::Connect(sock, theirs, replayed);
+    EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+    EXPECT_NE(c.status().message().find("wrong secret"), std::string::npos) << c.status();
+  }
+  EXPECT_TRUE(server_->WaitForStderr(
+      absl::StrCat("with uuid ", broker::UuidToString(theirs), " refused: wrong secret"),
+      std::chrono::seconds(5), mark));
+  // The legitimate client keeps working, as do we with our own uuid.
+  ASSERT_TRUE(one_open());
+  EXPECT_TRUE(ConnectAsRegistrant(sock, *broker_, mine->first).ok());
+  std::move(cleanup).Cancel();
+  close(go[1]);
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  close(ready[0]);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0) << server_->StderrText();
+}
+
+// A HELLO whose secret is not 32 bytes: ERROR kBadMessage and the end of the
+// connection; the server goes on serving.
+TEST_F(LocalioIntegrationTest, HelloWithASecretOfTheWrongLengthIsRefused) {
+  auto hs = Handshake();
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  const std::string good =
+      localio::Encode(localio::HelloRequest{hs->first, *broker_->SecretOf(hs->first)});
+  const size_t mark = server_->StderrMark();
+  for (const std::string& bad : {good.substr(0, good.size() - 16), good.substr(0, 8 + 16),
+                                 good + std::string(32, 'x')}) {
+    auto fd = ConnectUnix(hs->second.socket_path, SOCK_SEQPACKET, absl::Seconds(5));
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    ASSERT_TRUE(localio::SendWithFd(fd->get(), bad).ok());
+    auto got = localio::ReceiveWithFd(fd->get());
+    ASSERT_TRUE(got.ok()) << got.status();
+    auto m = localio::Decode(got->bytes);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->op, localio::Op::kError);
+    EXPECT_EQ(m->error.reason, localio::ErrorReason::kBadMessage) << bad.size();
+    EXPECT_EQ(StatusErrno(localio::ReceiveWithFd(fd->get()).status()), ECONNRESET);
+  }
+  EXPECT_TRUE(server_->WaitForStderr(absl::StrCat("bytes, expected ", good.size()),
+                                     std::chrono::seconds(5), mark));
+  auto client = ConnectAsRegistrant(hs->second.socket_path, *broker_, hs->first);
+  EXPECT_TRUE(client.ok()) << client.status();
 }
 
 TEST_F(LocalioIntegrationTest, SigtermWithdrawsAndBumpsTheGeneration) {
@@ -484,6 +601,90 @@ TEST_F(LocalioIntegrationTest, SecondServerOnTheSameRuntimeDirExits1) {
   // The first one still serves LOCALIO.
   auto hs = Handshake();
   EXPECT_TRUE(hs.ok()) << hs.status();
+}
+
+// NFSv3 READ over RPC: the data, or "status N".
+std::string RpcRead(rpc::Client& nfs, const std::string& fh, uint64_t offset, uint32_t count) {
+  READ3args a{};
+  a.file.data.data_len = fh.size();
+  a.file.data.data_val = const_cast<char*>(fh.data());
+  a.offset = offset;
+  a.count = count;
+  READ3res res{};
+  absl::Status s = nfs.Call(NFS_PROGRAM, NFS_V3, NFSPROC3_READ,
+                            reinterpret_cast<xdrproc_t>(xdr_READ3args), &a,
+                            reinterpret_cast<xdrproc_t>(xdr_READ3res), &res, absl::Seconds(5));
+  if (!s.ok()) return s.ToString();
+  std::string got = res.status == NFS3_OK ? std::string(res.READ3res_u.resok.data.data_val,
+                                                        res.READ3res_u.resok.data.data_len)
+                                          : absl::StrCat("status ", res.status);
+  xdr_free(reinterpret_cast<xdrproc_t>(xdr_READ3res), reinterpret_cast<char*>(&res));
+  return got;
+}
+
+// The server in a pid namespace of its own, as in a container with the client outside
+// it (issue 18: two rootless Podman containers): none of our pids is visible to it, so
+// SO_PEERCRED gives it pid 0 for our connections. HELLO's secret is the proof, so
+// LOCALIO works — reads and writes on the server's fds, seen by RPC — and a replay of
+// our uuid with another secret is still refused.
+TEST(LocalioPidNamespaceTest, TheServerNeedsNoPidOfItsClients) {
+  if (getenv("LOCALNFSD") == nullptr) GTEST_SKIP() << "LOCALNFSD not set";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_SYS_ADMIN) to make a pid namespace";
+  Fixture fx;
+  WriteFile(fx.rw + "/data", "0123456789", 0644, 0, 0);
+  ServerOptions options = ServerOn(fx.runtime, fx.state, fx.ExportArgs());
+  options.new_pid_namespace = true;
+  ServerProcess server(options);
+  ASSERT_TRUE(server.Start());
+  auto b = BrokerClient::Open(fx.runtime);
+  ASSERT_TRUE(b.ok()) << b.status();
+  // It numbers itself 1 in its namespace (its record says so), and is alive to us by
+  // its socket.
+  auto info = (*b)->ReadServer();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->pid, 1);
+  EXPECT_NE(server.pid(), 1);
+  EXPECT_TRUE(info->alive);
+
+  auto nfs = rpc::Client::Connect("127.0.0.1", server.nfs_port(), absl::Seconds(5));
+  ASSERT_TRUE(nfs.ok()) << nfs.status();
+  auto root = MountRoot(server.mount_port(), fx.rw);
+  ASSERT_TRUE(root.ok()) << root.status();
+  auto fh = Lookup(**nfs, *root, "data");
+  ASSERT_TRUE(fh.ok()) << fh.status();
+  auto u = (*b)->UuidBegin();
+  ASSERT_TRUE(u.ok()) << u.status();
+  UuidIsLocal(**nfs, *u);
+  auto binding = (*b)->UuidEnd(*u);
+  ASSERT_TRUE(binding.ok()) << binding.status();
+  const size_t mark = server.StderrMark();
+  auto client = ConnectAsRegistrant(binding->socket_path, **b, *u);
+  ASSERT_TRUE(client.ok()) << client.status() << server.StderrText();
+  // The server saw pid 0: the pid-based proof would have refused this HELLO.
+  EXPECT_TRUE(server.WaitForStderr(
+      absl::StrCat("localio: pid 0 uid 0 connected with uuid ", broker::UuidToString(*u)),
+      std::chrono::seconds(5), mark))
+      << server.StderrText();
+
+  // Local I/O: a write on the server's fd is what RPC reads; a read fd reads it back.
+  auto w = (*client)->OpenLocalFh(*fh, localio::OpenMode::kReadWrite, std::nullopt);
+  ASSERT_TRUE(w.ok() && w->status == 0) << w.status();
+  ASSERT_EQ(pwrite(w->fd.get(), "LOCAL", 5, 0), 5);
+  auto r = (*client)->OpenLocalFh(*fh, localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
+  char buf[32] = {};
+  EXPECT_EQ(pread(r->fd.get(), buf, sizeof buf, 0), 10);
+  EXPECT_STREQ(buf, "LOCAL56789");
+  EXPECT_EQ(RpcRead(**nfs, *fh, 0, 64), "LOCAL56789");
+
+  // Without the pid, the secret alone keeps a replayer out.
+  auto guess = broker::Secret::Generate();
+  ASSERT_TRUE(guess.ok());
+  auto replay = localio::LocalioSocketClient::Connect(binding->socket_path, *u, *guess);
+  EXPECT_TRUE(absl::IsPermissionDenied(replay.status())) << replay.status();
+  r = (*client)->OpenLocalFh(*fh, localio::OpenMode::kRead, std::nullopt);
+  EXPECT_TRUE(r.ok() && r->status == 0) << r.status();
+  EXPECT_TRUE(server.Stop());
 }
 
 TEST(LocalioLifecycleTest, SighupRemovingAnExportInvalidatesClients) {

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -146,6 +148,34 @@ class LocalSocketTest : public ::testing::Test {
     return *u;
   }
 
+  // HELLO with `u` and the secret our client broker drew for it (an all-zero secret
+  // for a uuid it did not register).
+  absl::StatusOr<std::unique_ptr<localio::LocalioSocketClient>> ConnectWithOurSecret(
+      const std::string& path, const broker::Uuid& u) {
+    std::optional<broker::Secret> secret = client_broker_->SecretOf(u);
+    return localio::LocalioSocketClient::Connect(path, u, secret ? *secret : broker::Secret());
+  }
+  // A connection that has sent nothing yet.
+  UniqueFd RawConnection() {
+    UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strcpy(addr.sun_path, sock_path_.c_str());
+    EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+  // The ERROR reason the server sent on `fd`, after which it must have closed it.
+  std::optional<localio::ErrorReason> ErrorThenClose(int fd) {
+    auto got = localio::ReceiveWithFd(fd);
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (!got.ok()) return std::nullopt;
+    auto m = localio::Decode(got->bytes);
+    EXPECT_TRUE(m.ok() && m->op == localio::Op::kError);
+    EXPECT_EQ(StatusErrno(localio::ReceiveWithFd(fd).status()), ECONNRESET);
+    if (!m.ok() || m->op != localio::Op::kError) return std::nullopt;
+    return m->error.reason;
+  }
+
   static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_;
@@ -162,7 +192,7 @@ class LocalSocketTest : public ::testing::Test {
 ServerTestRuntime* LocalSocketTest::runtime_ = nullptr;
 
 TEST_F(LocalSocketTest, BoundOwnerOpensAndReads) {
-  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
+  auto client = ConnectWithOurSecret(sock_path_, BoundUuid());
   ASSERT_TRUE(client.ok()) << client.status();
   EXPECT_EQ((*client)->instance_id(), *server_broker_->PublishedInstance());
   auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead, std::nullopt);
@@ -189,7 +219,7 @@ TEST_F(LocalSocketTest, BoundOwnerOpensAndReads) {
 }
 
 TEST_F(LocalSocketTest, ForgedHandleIsBadhandleAndDirectoryIsIsdir) {
-  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
+  auto client = ConnectWithOurSecret(sock_path_, BoundUuid());
   ASSERT_TRUE(client.ok()) << client.status();
   auto r = (*client)->OpenLocalFh(std::string(40, 'z'), localio::OpenMode::kRead,
                                   std::nullopt);
@@ -203,7 +233,7 @@ TEST_F(LocalSocketTest, ForgedHandleIsBadhandleAndDirectoryIsIsdir) {
 }
 
 TEST_F(LocalSocketTest, DomainWithoutARuleIsAcces) {
-  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid("10.9.9.9:900"));
+  auto client = ConnectWithOurSecret(sock_path_, BoundUuid("10.9.9.9:900"));
   ASSERT_TRUE(client.ok()) << client.status();
   auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead,
                                   std::nullopt);
@@ -214,9 +244,9 @@ TEST_F(LocalSocketTest, DomainWithoutARuleIsAcces) {
 TEST_F(LocalSocketTest, RefusesPendingUnknownAndMissingHello) {
   auto pending = client_broker_->UuidBegin();
   ASSERT_TRUE(pending.ok());
-  auto c = localio::LocalioSocketClient::Connect(sock_path_, *pending);
+  auto c = ConnectWithOurSecret(sock_path_, *pending);
   EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
-  c = localio::LocalioSocketClient::Connect(sock_path_, broker::Uuid{1, 2, 3});
+  c = ConnectWithOurSecret(sock_path_, broker::Uuid{1, 2, 3});
   EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
 
   // OPEN before HELLO: ERROR kHelloRequired, then the end of the stream.
@@ -248,17 +278,80 @@ TEST_F(LocalSocketTest, RefusesPendingUnknownAndMissingHello) {
   EXPECT_EQ(m->error.reason, localio::ErrorReason::kBadMessage);
   EXPECT_GE(socket_->malformed(), 1u);
   EXPECT_GE(socket_->hellos_refused(), 3u);
-  EXPECT_TRUE(localio::LocalioSocketClient::Connect(sock_path_, BoundUuid()).ok());
+  EXPECT_TRUE(ConnectWithOurSecret(sock_path_, BoundUuid()).ok());
 }
 
 TEST_F(LocalSocketTest, UnbindEndsOpensOnAnAuthenticatedConnection) {
   broker::Uuid u = BoundUuid();
-  auto client = localio::LocalioSocketClient::Connect(sock_path_, u);
+  auto client = ConnectWithOurSecret(sock_path_, u);
   ASSERT_TRUE(client.ok());
   server_broker_->InvalidateClients();
   auto r = (*client)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead,
                                   std::nullopt);
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+}
+
+// HELLO proves the uuid's registration by its secret: the uuid and its hash, which the
+// slot file shows every member of the group, are not enough.
+TEST_F(LocalSocketTest, HelloWithAnotherSecretIsRefusedAndTheOwnerKeepsWorking) {
+  const broker::Uuid u = BoundUuid();
+  auto owner = ConnectWithOurSecret(sock_path_, u);
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  const uint64_t refused = socket_->hellos_refused();
+  const broker::SecretHash hash = client_broker_->SecretOf(u)->Hash();
+  auto guess = broker::Secret::Generate();
+  ASSERT_TRUE(guess.ok());
+  for (const broker::Secret& wrong :
+       {*guess, broker::Secret(), broker::Secret::FromBytes(hash.data())}) {
+    auto c = localio::LocalioSocketClient::Connect(sock_path_, u, wrong);
+    EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+    EXPECT_NE(c.status().message().find("wrong secret"), std::string::npos) << c.status();
+  }
+  EXPECT_EQ(socket_->hellos_refused(), refused + 3);
+  // The owner's connection, and a new one of the owner, are served.
+  auto r = (*owner)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
+  EXPECT_TRUE(ConnectWithOurSecret(sock_path_, u).ok());
+}
+
+// A HELLO whose secret is not 32 bytes is a HELLO of the wrong size: ERROR kBadMessage,
+// closed, counted; the server keeps serving.
+TEST_F(LocalSocketTest, HelloWithASecretOfTheWrongLengthIsMalformed) {
+  const broker::Uuid u = BoundUuid();
+  const std::string good = localio::Encode(localio::HelloRequest{u, *client_broker_->SecretOf(u)});
+  const uint64_t malformed = socket_->malformed();
+  for (const std::string& bad : {good.substr(0, good.size() - 16),   // a 16-byte secret
+                                 good.substr(0, 8 + 16),             // none (version 1's)
+                                 good + std::string(32, '\x5a')}) {  // 64 bytes
+    UniqueFd fd = RawConnection();
+    ASSERT_TRUE(localio::SendWithFd(fd.get(), bad).ok());
+    EXPECT_EQ(ErrorThenClose(fd.get()), localio::ErrorReason::kBadMessage) << bad.size();
+  }
+  EXPECT_EQ(socket_->malformed(), malformed + 3);
+  EXPECT_TRUE(ConnectWithOurSecret(sock_path_, u).ok());
+}
+
+// The server kept the hash at bind time: what the slot says afterwards decides nothing.
+TEST_F(LocalSocketTest, HashRewrittenInTheSlotAfterTheBindChangesNothing) {
+  const broker::Uuid u = BoundUuid();
+  auto owner = ConnectWithOurSecret(sock_path_, u);
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  auto attacker = broker::Secret::Generate();
+  ASSERT_TRUE(attacker.ok());
+  {
+    UniqueFd fd(open((base_ + "/run/broker-slots").c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    const broker::SecretHash h = attacker->Hash();
+    ASSERT_EQ(pwrite(fd.get(), h.data(), h.size(),
+                     static_cast<off_t>(broker::SlotOfUuid(u) * sizeof(broker::format::Slot) +
+                                        offsetof(broker::format::Slot, secret_hash))),
+              static_cast<ssize_t>(h.size()));
+  }
+  auto c = localio::LocalioSocketClient::Connect(sock_path_, u, *attacker);
+  EXPECT_TRUE(absl::IsPermissionDenied(c.status())) << c.status();
+  auto r = (*owner)->OpenLocalFh(HandleOf("exp/data"), localio::OpenMode::kRead, std::nullopt);
+  ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
+  EXPECT_TRUE(ConnectWithOurSecret(sock_path_, u).ok());
 }
 
 
@@ -268,7 +361,7 @@ TEST_F(LocalSocketTest, UnbindEndsOpensOnAnAuthenticatedConnection) {
 // and a client that set O_APPEND on the server's would make every RPC WRITE append (with
 // the shared description of before, the WRITE below landed at the end: "local bytesLOCAL").
 TEST_F(LocalSocketTest, OpenLocalFhSharesTheResolvedNodeButNotTheServersOpenFiles) {
-  auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
+  auto client = ConnectWithOurSecret(sock_path_, BoundUuid());
   ASSERT_TRUE(client.ok()) << client.status();
   const std::string fh = HandleOf("exp/data");
   auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
@@ -336,7 +429,7 @@ TEST_F(LocalSocketTest, OpenLocalFhIsJudgedOnTheBackendsAttributes) {
     return w.ok() ? *w : std::string();
   };
 
-  auto client = localio::LocalioSocketClient::Connect(path, BoundUuid());
+  auto client = ConnectWithOurSecret(path, BoundUuid());
   ASSERT_TRUE(client.ok()) << client.status();
   auto status = [&](const backend::Object& obj, localio::OpenMode mode,
                     const Credentials& as) {

@@ -9,6 +9,7 @@
 // encoding it again gives a packet that decodes to the same message.
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <string>
 #include <string_view>
@@ -23,7 +24,8 @@ bool SameMessage(const Message& a, const Message& b) {
   if (a.op != b.op) return false;
   switch (a.op) {
     case Op::kHello:
-      return a.hello.uuid == b.hello.uuid;
+      return a.hello.uuid == b.hello.uuid &&
+             memcmp(a.hello.secret.data(), b.hello.secret.data(), localnfs::broker::kSecretSize) == 0;
     case Op::kHelloReply:
       return a.hello_reply.instance_id == b.hello_reply.instance_id;
     case Op::kOpenLocalFh:

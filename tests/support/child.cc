@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -85,7 +86,12 @@ bool Child::Start(const std::vector<std::string>& argv) {
   const int uid = options_.uid, gid = options_.gid;
   const int err_w = options_.separate_stderr ? err[1] : out[1];
   const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const bool new_pidns = options_.new_pid_namespace;
+  // clone() without a stack behaves as fork(), in a new pid namespace.
+  const pid_t pid =
+      new_pidns ? static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr,
+                                             nullptr, nullptr, nullptr))
+                : fork();
   if (pid < 0) {
     for (int fd : {out[0], out[1], err[0], err[1]})
       if (fd >= 0) close(fd);
@@ -103,7 +109,8 @@ bool Child::Start(const std::vector<std::string>& argv) {
     }
     // After the credential change, which clears it.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
+    // (In a new pid namespace the parent is invisible: getppid() is 0.)
+    if (!new_pidns && getppid() != parent) _exit(127);
     if (!cenv.empty()) {
       execvpe(cargv[0], cargv.data(), cenv.data());
     } else {

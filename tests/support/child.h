@@ -52,6 +52,13 @@ struct ChildOptions {
   // False: a sanitizer report in the output does not fail the test (the launcher's own
   // test, tests/support/support_test.cc).
   bool fail_on_sanitizer_report = true;
+  // True: the child is the first process (pid 1) of a new pid namespace (clone
+  // CLONE_NEWPID; needs CAP_SYS_ADMIN), so that no process of the test's namespace is
+  // visible to it — e.g. a server that gets pid 0 from SO_PEERCRED for the test's
+  // connections, as a server in a container does for clients outside it. pid() is its
+  // pid in the test's namespace; it still dies with the test (PR_SET_PDEATHSIG). It has
+  // no init to reap its own children: for programs that make none.
+  bool new_pid_namespace = false;
 };
 
 class Child {

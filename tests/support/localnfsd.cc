@@ -35,6 +35,7 @@ ChildOptions ServerChildOptions(const ServerOptions& o) {
   c.uid = o.run_as_uid;
   c.gid = o.run_as_gid;
   c.env = o.env;
+  c.new_pid_namespace = o.new_pid_namespace;
   return c;
 }
 

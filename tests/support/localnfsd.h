@@ -78,6 +78,10 @@ struct ServerOptions {
   // to it.
   int run_as_uid = -1;
   int run_as_gid = -1;
+  // True (root only): the server runs as pid 1 of a new pid namespace
+  // (ChildOptions::new_pid_namespace), as in a container: the test's processes are
+  // invisible to it (their SO_PEERCRED pid is 0 there). pid() stays the test's view.
+  bool new_pid_namespace = false;
   // Non-empty: this program instead of $LOCALNFSD (the launcher's own test).
   std::string binary;
   std::chrono::milliseconds ready_timeout{30000};

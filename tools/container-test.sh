@@ -271,7 +271,7 @@ say "dev's reads and writes were local (LOCALIO), none over RPC"
 # ---- the server's view: localnfs-ctl in the server container ----
 podman_u exec "$server" localnfs-ctl --runtime-dir /run/localnfs status >"$ctx/status.txt" ||
   fail "localnfs-ctl status in the server container"
-sed -n '/LOCALIO\|localio\|clients\|hellos/p' "$ctx/status.txt" | sed 's/^/  server status: /'
+sed -n '/^localio:/,$p' "$ctx/status.txt" | sed 's/^/  server status: /'
 podman_u exec "$server" localnfs-ctl --runtime-dir /run/localnfs status --json >"$ctx/status.json" ||
   fail "localnfs-ctl status --json in the server container"
 python3 - "$ctx/status.json" <<'PY' || fail "localnfs-ctl does not list the dev mount as a LOCALIO client"

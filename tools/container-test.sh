@@ -32,7 +32,7 @@
 # Everything it starts is removed on every exit path (compose down -v, the network and
 # volumes, the copied build context); the image and its layers (and the build-cache
 # mounts: apt downloads, ccache) stay for the next run. LOCALNFS_CT_KEEP_CACHE=0 removes
-# them too (the next run is cold). Prints the time of each phase.
+# them too, and the base image (the next run is cold). Prints the time of each phase.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 top=$(pwd)
@@ -144,8 +144,10 @@ cleanup() {
   fi
   [ -n "$ctx" ] && rm -rf "$ctx"
   if [ "${LOCALNFS_CT_KEEP_CACHE:-1}" = 0 ]; then
-    podman_u rmi -f "$image" "$base_image" >/dev/null 2>&1
-    podman_u system prune -a -f >/dev/null 2>&1
+    # Everything of the user's Podman (it is this test's own user), the build-cache
+    # mounts (Buildah keeps them in /var/tmp/buildah-cache) and the base tarball.
+    podman_u system reset -f >/dev/null 2>&1
+    [ "$(stat -c %U /var/tmp/buildah-cache 2>/dev/null)" = "$ct_user" ] && rm -rf /var/tmp/buildah-cache
     rm -rf "$cache_dir"
   fi
   say "total $(seconds_since "$t_start") s"
@@ -206,8 +208,10 @@ if ! as_user sh -c "podman build --pull=never --jobs 2 -f '$ctx/contrib/containe
   fail "podman build"
 fi
 grep -E '^-rwx' "$build_log" | sed 's/^/  built: /'
-# The previous build's image is untagged now: its layers are not needed any more.
-podman_u image prune -f >/dev/null 2>&1 || true
+# Earlier builds' images are untagged now. Not all of them at once: the build stage's
+# images (its apt layer) are untagged too and are the layer cache of the next build.
+# What has not been made for a week goes (a week-old apt layer is rebuilt, with updates).
+podman_u image prune -f --filter until=168h >/dev/null 2>&1 || true
 phase "image $image built ($(podman_u image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
 
 # ---- compose up ----

@@ -122,7 +122,7 @@ fi
 phase "user $ct_user (uid $uid) ready"
 
 # ---- cleanup on every exit ----
-ctx=
+work=  # the build context (work/src) and the logs and status files beside it
 compose_file=
 cleanup() {
   local rc=$?
@@ -142,7 +142,7 @@ cleanup() {
     left=$(podman_u ps -a --filter "name=^${project}_" --format '{{.Names}}' 2>/dev/null)
     [ -z "$left" ] || { say "cleanup: containers left: $left"; rc=1; }
   fi
-  [ -n "$ctx" ] && rm -rf "$ctx"
+  [ -n "$work" ] && rm -rf "$work"
   if [ "${LOCALNFS_CT_KEEP_CACHE:-1}" = 0 ]; then
     # Everything of the user's Podman (it is this test's own user), the build-cache
     # mounts (Buildah keeps them in /var/tmp/buildah-cache) and the base tarball.
@@ -195,12 +195,15 @@ fi
 # ---- the image ----
 # The build context: a copy of the source tree the user can read (the checkout may be
 # in a directory it cannot), without what .dockerignore leaves out.
-ctx=$(mktemp -d /var/tmp/localnfs-ct-ctx.XXXXXX)
+# (Nothing else goes into it: a file written there would invalidate the COPY layer.)
+work=$(mktemp -d /var/tmp/localnfs-ct.XXXXXX)
+ctx=$work/src
+mkdir "$ctx"
 tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' \
   --exclude=./demo-export --exclude=./debian -cf - . | tar -C "$ctx" -xf -
-chown -R "$ct_user:" "$ctx"
+chown -R "$ct_user:" "$work"
 compose_file=$ctx/contrib/container/compose.yaml
-build_log=$ctx/build.log
+build_log=$work/build.log
 # --jobs 2: the runtime stage's apt runs while the build stage compiles.
 if ! as_user sh -c "podman build --pull=never --jobs 2 -f '$ctx/contrib/container/Containerfile' \
        -t '$image' '$ctx' >'$build_log' 2>&1"; then
@@ -219,7 +222,7 @@ export_env=(env LOCALNFS_IMAGE="$image" LOCALNFS_PUBLISH="127.0.0.1:")
 # A run killed before its cleanup leaves containers or volumes behind: start afresh.
 as_user "${export_env[@]}" podman-compose -p "$project" -f "$compose_file" down -v -t 0 >/dev/null 2>&1 || true
 as_user "${export_env[@]}" podman-compose -p "$project" -f "$compose_file" up -d --no-build \
-  >"$ctx/up.log" 2>&1 || { cat "$ctx/up.log"; fail "podman-compose up"; }
+  >"$work/up.log" 2>&1 || { cat "$work/up.log"; fail "podman-compose up"; }
 phase "podman-compose up"
 
 deadline=$((SECONDS + 60))
@@ -273,12 +276,12 @@ done
 say "dev's reads and writes were local (LOCALIO), none over RPC"
 
 # ---- the server's view: localnfs-ctl in the server container ----
-podman_u exec "$server" localnfs-ctl --runtime-dir /run/localnfs status >"$ctx/status.txt" ||
+podman_u exec "$server" localnfs-ctl --runtime-dir /run/localnfs status >"$work/status.txt" ||
   fail "localnfs-ctl status in the server container"
-sed -n '/^localio:/,$p' "$ctx/status.txt" | sed 's/^/  server status: /'
-podman_u exec "$server" localnfs-ctl --runtime-dir /run/localnfs status --json >"$ctx/status.json" ||
+sed -n '/^localio:/,$p' "$work/status.txt" | sed 's/^/  server status: /'
+podman_u exec "$server" localnfs-ctl --runtime-dir /run/localnfs status --json >"$work/status.json" ||
   fail "localnfs-ctl status --json in the server container"
-python3 - "$ctx/status.json" <<'PY' || fail "localnfs-ctl does not list the dev mount as a LOCALIO client"
+python3 - "$work/status.json" <<'PY' || fail "localnfs-ctl does not list the dev mount as a LOCALIO client"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 clients = (doc.get("localio") or {}).get("clients") or []

@@ -154,6 +154,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'say "FAILED: line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 1' INT TERM
 
 # ---- base image: debian:bookworm-slim from debootstrap ----
@@ -210,7 +211,7 @@ if ! as_user sh -c "podman build --pull=never --jobs 2 -f '$ctx/contrib/containe
   tail -40 "$build_log"
   fail "podman build"
 fi
-grep -E '^-rwx' "$build_log" | sed 's/^/  built: /'
+grep -E '^-rwx' "$build_log" | sed 's/^/  built: /' || say "programs: from the layer cache"
 # Earlier builds' images are untagged now. Not all of them at once: the build stage's
 # images (its apt layer) are untagged too and are the layer cache of the next build.
 # What has not been made for a week goes (a week-old apt layer is rebuilt, with updates).

@@ -14,7 +14,15 @@ pkgs=(build-essential g++ meson ninja-build pkg-config rpcsvc-proto libtirpc-dev
       python3-prometheus-client  # tests/metrics_test: parses /metrics with Prometheus's own parser
       nlohmann-json3-dev  # JSON log lines (--log-format json) and localnfs-ctl status --json
       clang libclang-rt-dev  # tools/build.sh tsa (-Wthread-safety), tools/fuzz.sh (libFuzzer)
-      dpkg-dev debhelper lintian)   # the Debian package (debian/, tools/package-test.sh)
+      dpkg-dev debhelper lintian    # the Debian package (debian/, tools/package-test.sh)
+      # tools/container-test.sh: contrib/container/ run by rootless Podman — podman-compose,
+      # newuidmap/newgidmap (uidmap), runc (crun refuses hybrid cgroup layouts), the
+      # rootless network (slirp4netns, netavark + aardvark-dns for the compose network
+      # and its service names, iptables: netavark's firewall driver, "netavark: No such
+      # file or directory" without it), fuse-overlayfs (rootless storage on older
+      # kernels), debootstrap (the base image: there may be no registry)
+      podman podman-compose uidmap runc slirp4netns netavark aardvark-dns iptables
+      fuse-overlayfs debootstrap)
 # The benchmarks (tools/bench-all): fio for the FUSE mount, NFS-Ganesha to compare with.
 if [ "${LOCALNFS_BENCH_DEPS:-0}" = 1 ]; then
   pkgs+=(fio nfs-ganesha nfs-ganesha-vfs)

@@ -32,7 +32,7 @@ absl::Status Backend::SetAttr(const Object& obj, const SetAttrRequest& req,
                                                     caller.cred, server_checks()));
   Ref<NfsFile> resized;  // opened as the server, after the check with owner override
   if (truncate) {
-    ASSIGN_OR_RETURN(resized, AcquireFile(obj, FileMode::kReadWrite, false));
+    ASSIGN_OR_RETURN(resized, AcquireFile(obj, FileMode::kReadWrite));
   }
   return ApplySetAttr(obj, req, resized.get(), caller);
 }
@@ -41,7 +41,7 @@ absl::StatusOr<ReadResult> Backend::Read(const Object& obj, const Credentials& c
                                          uint64_t offset, absl::Span<char> buf, bool nowait) {
   RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayRead));
   if (buf.empty()) return ReadResult{0, offset >= obj.attrs().size, false};
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead));
   return ReadFile(*file, obj.attrs(), offset, buf, nowait);
 }
 
@@ -49,13 +49,13 @@ absl::StatusOr<WriteResult> Backend::Write(const Object& obj, const Credentials&
                                            uint64_t offset, absl::Span<const char> data,
                                            Stability stable) {
   RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return WriteFile(*file, obj, cred, offset, data, stable);
 }
 
 absl::Status Backend::Commit(const Object& obj, const Credentials& cred) {
   RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return SyncFile(*file, obj);
 }
 
@@ -79,7 +79,7 @@ absl::Status Backend::Allocate(const Object& obj, const Credentials& cred, uint6
                                uint64_t length) {
   if ((capabilities() & kCapAllocate) == 0) return Unsupported("ALLOCATE");
   RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return AllocateFile(*file, obj, cred, offset, length, /*punch_hole=*/false);
 }
 
@@ -87,7 +87,7 @@ absl::Status Backend::Deallocate(const Object& obj, const Credentials& cred, uin
                                  uint64_t length) {
   if ((capabilities() & kCapDeallocate) == 0) return Unsupported("DEALLOCATE");
   RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return AllocateFile(*file, obj, cred, offset, length, /*punch_hole=*/true);
 }
 
@@ -95,7 +95,7 @@ absl::StatusOr<SeekResult> Backend::Seek(const Object& obj, const Credentials& c
                                          uint64_t offset, SeekWhat what) {
   if ((capabilities() & kCapSeek) == 0) return Unsupported("SEEK");
   RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayRead));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead));
   return SeekFile(*file, obj, offset, what);
 }
 
@@ -105,8 +105,8 @@ absl::StatusOr<uint64_t> Backend::CopyRange(const Object& src, const Object& dst
   if ((capabilities() & kCapCopy) == 0) return Unsupported("COPY");
   RETURN_IF_ERROR(CheckIo(src.attrs(), cred, kMayRead));
   RETURN_IF_ERROR(CheckIo(dst.attrs(), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead, false));
-  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead));
+  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite));
   return CopyFile(*in, *out, dst, cred, src_offset, dst_offset, count, /*clone=*/false);
 }
 
@@ -115,8 +115,8 @@ absl::Status Backend::Clone(const Object& src, const Object& dst, const Credenti
   if ((capabilities() & kCapClone) == 0) return Unsupported("CLONE");
   RETURN_IF_ERROR(CheckIo(src.attrs(), cred, kMayRead));
   RETURN_IF_ERROR(CheckIo(dst.attrs(), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead, false));
-  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead));
+  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite));
   return CopyFile(*in, *out, dst, cred, src_offset, dst_offset, count, /*clone=*/true)
       .status();
 }

@@ -21,7 +21,6 @@
 #include "server/policy/creds.h"
 #include "server/backend/file_cache.h"
 #include "server/policy/request_policy.h"
-#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server::vfs {
@@ -29,16 +28,8 @@ namespace {
 
 class VfsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-    umask(0);
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
+    umask(0);
     tmp_ = std::make_unique<localnfs::testing::TempDir>("vfstest");
     base_ = tmp_->path();
     root_path_ = base_ + "/export";
@@ -69,14 +60,12 @@ class VfsTest : public ::testing::Test {
   }
   Object Obj(LookupResult r) { return Obj(std::move(r.fd)); }
 
-  static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_, root_path_;
   Ref<exports::Export> exp_;
   Object root_;
   Credentials cred_;
 };
-ServerTestRuntime* VfsTest::runtime_ = nullptr;
 
 TEST_F(VfsTest, DotDotAtTheRootIsTheRoot) {
   auto up = Lookup(root_, "..", cred_);

@@ -31,7 +31,6 @@
 #include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
-#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -76,14 +75,6 @@ TEST(LocalioProgramTest, DomainRoundTrips) {
 // the client that owns the uuid.
 class LocalSocketTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
     tmp_ = std::make_unique<localnfs::testing::TempDir>("lsocktest");
     base_ = tmp_->path();
@@ -146,7 +137,6 @@ class LocalSocketTest : public ::testing::Test {
     return *u;
   }
 
-  static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_;
   std::string sock_path_;
@@ -159,7 +149,6 @@ class LocalSocketTest : public ::testing::Test {
   std::unique_ptr<broker::BrokerClient> client_broker_;
   std::optional<LocalSocket> socket_;
 };
-ServerTestRuntime* LocalSocketTest::runtime_ = nullptr;
 
 TEST_F(LocalSocketTest, BoundOwnerOpensAndReads) {
   auto client = localio::LocalioSocketClient::Connect(sock_path_, BoundUuid());
@@ -260,7 +249,6 @@ TEST_F(LocalSocketTest, UnbindEndsOpensOnAnAuthenticatedConnection) {
                                   std::nullopt);
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
 }
-
 
 // LOCALIO opens resolve through the caching layer that RPC I/O uses (backend.h) — the
 // object's node is shared — but each client gets an open file of its own, never the

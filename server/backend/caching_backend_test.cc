@@ -19,6 +19,7 @@
 #include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
 #include "server/policy/creds.h"
+#include "server/server_test_runtime.h"
 
 namespace localnfs::server::backend {
 namespace {
@@ -32,11 +33,7 @@ class TempExportTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     base_ = tmpl;
     root_path_ = base_ + "/export";
-    ASSERT_EQ(mkdir(root_path_.c_str(), 0755), 0);
-    exports::ExportSpec spec;
-    spec.path = root_path_;
-    spec.rules.push_back(exports::ClientRule{});
-    auto exp = exports::Export::Create(spec);
+    auto exp = MakeExportedDir(root_path_, 0755);
     ASSERT_TRUE(exp.ok()) << exp.status();
     exp_ = *exp;
     me_.uid = geteuid();

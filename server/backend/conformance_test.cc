@@ -34,6 +34,7 @@
 #include "server/backend/posix_backend.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
+#include "server/server_test_runtime.h"
 
 namespace localnfs::server::backend {
 namespace {
@@ -77,12 +78,7 @@ class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
     base_ = tmpl;
     ASSERT_EQ(chmod(base_.c_str(), 0755), 0);
     for (const char* name : {"a", "b"}) {
-      const std::string path = absl::StrCat(base_, "/", name);
-      ASSERT_EQ(mkdir(path.c_str(), 0777), 0);
-      exports::ExportSpec spec;
-      spec.path = path;
-      spec.rules.push_back(exports::ClientRule{});
-      auto exp = exports::Export::Create(spec);
+      auto exp = MakeExportedDir(absl::StrCat(base_, "/", name), 0777);
       ASSERT_TRUE(exp.ok()) << exp.status();
       (exp_a_ ? exp_b_ : exp_a_) = *exp;
     }

@@ -21,6 +21,7 @@
 #include "server/policy/creds.h"
 #include "server/backend/file_cache.h"
 #include "server/policy/request_policy.h"
+#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server::vfs {
@@ -33,11 +34,7 @@ class VfsTest : public ::testing::Test {
     tmp_ = std::make_unique<localnfs::testing::TempDir>("vfstest");
     base_ = tmp_->path();
     root_path_ = base_ + "/export";
-    ASSERT_EQ(mkdir(root_path_.c_str(), 0755), 0);
-    exports::ExportSpec spec;
-    spec.path = root_path_;
-    spec.rules.push_back(exports::ClientRule{});
-    auto exp = exports::Export::Create(spec);
+    auto exp = MakeExportedDir(root_path_, 0755);
     ASSERT_TRUE(exp.ok()) << exp.status();
     exp_ = *exp;
     root_ = Obj(UniqueFd(fcntl(exp_->root_fd(), F_DUPFD_CLOEXEC, 0)));

@@ -5,7 +5,6 @@
 #include "server/backend/backend.h"
 
 #include <errno.h>
-#include <sys/stat.h>
 
 #include "common/status.h"
 #include "server/backend/rules.h"
@@ -29,35 +28,34 @@ absl::StatusOr<Object> Backend::Resolve(const exports::Export& exp, Handle handl
 
 absl::Status Backend::SetAttr(const Object& obj, const SetAttrRequest& req,
                               std::optional<timespec> guard_ctime, const Caller& caller) {
-  const struct stat st = StatFromAttrs(obj.attrs());
-  ASSIGN_OR_RETURN(const bool truncate,
-                   CheckSetAttr(st, req, guard_ctime, caller.cred, server_checks()));
+  ASSIGN_OR_RETURN(const bool truncate, CheckSetAttr(obj.attrs(), req, guard_ctime,
+                                                    caller.cred, server_checks()));
   Ref<NfsFile> resized;  // opened as the server, after the check with owner override
   if (truncate) {
-    ASSIGN_OR_RETURN(resized, AcquireFile(obj, FileMode::kReadWrite, false));
+    ASSIGN_OR_RETURN(resized, AcquireFile(obj, FileMode::kReadWrite));
   }
   return ApplySetAttr(obj, req, resized.get(), caller);
 }
 
 absl::StatusOr<ReadResult> Backend::Read(const Object& obj, const Credentials& cred,
                                          uint64_t offset, absl::Span<char> buf, bool nowait) {
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(obj.attrs()), cred, kMayRead));
+  RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayRead));
   if (buf.empty()) return ReadResult{0, offset >= obj.attrs().size, false};
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead, false));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead));
   return ReadFile(*file, obj.attrs(), offset, buf, nowait);
 }
 
 absl::StatusOr<WriteResult> Backend::Write(const Object& obj, const Credentials& cred,
                                            uint64_t offset, absl::Span<const char> data,
                                            Stability stable) {
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(obj.attrs()), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return WriteFile(*file, obj, cred, offset, data, stable);
 }
 
 absl::Status Backend::Commit(const Object& obj, const Credentials& cred) {
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(obj.attrs()), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return SyncFile(*file, obj);
 }
 
@@ -65,7 +63,7 @@ absl::StatusOr<Ref<NfsFile>> Backend::OpenForLocalIo(const Object& obj,
                                                      const Credentials& cred, FileMode mode) {
   if (mode != FileMode::kRead && mode != FileMode::kReadWrite)
     return ErrnoToStatus(EINVAL, "LOCALIO open mode");
-  RETURN_IF_ERROR(CheckLocalIo(StatFromAttrs(obj.attrs()), cred, mode));
+  RETURN_IF_ERROR(CheckLocalIo(obj.attrs(), cred, mode));
   if ((capabilities() & kCapLocalIo) == 0) return Unsupported("LOCALIO: no files to hand out");
   // A file of its own, never the cached one that RPC I/O uses (AcquireFile): a client
   // holding a shared open file description could change its status flags under the
@@ -80,24 +78,24 @@ absl::StatusOr<Ref<NfsFile>> Backend::OpenForLocalIo(const Object& obj,
 absl::Status Backend::Allocate(const Object& obj, const Credentials& cred, uint64_t offset,
                                uint64_t length) {
   if ((capabilities() & kCapAllocate) == 0) return Unsupported("ALLOCATE");
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(obj.attrs()), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return AllocateFile(*file, obj, cred, offset, length, /*punch_hole=*/false);
 }
 
 absl::Status Backend::Deallocate(const Object& obj, const Credentials& cred, uint64_t offset,
                                  uint64_t length) {
   if ((capabilities() & kCapDeallocate) == 0) return Unsupported("DEALLOCATE");
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(obj.attrs()), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite, false));
+  RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kReadWrite));
   return AllocateFile(*file, obj, cred, offset, length, /*punch_hole=*/true);
 }
 
 absl::StatusOr<SeekResult> Backend::Seek(const Object& obj, const Credentials& cred,
                                          uint64_t offset, SeekWhat what) {
   if ((capabilities() & kCapSeek) == 0) return Unsupported("SEEK");
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(obj.attrs()), cred, kMayRead));
-  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead, false));
+  RETURN_IF_ERROR(CheckIo(obj.attrs(), cred, kMayRead));
+  ASSIGN_OR_RETURN(Ref<NfsFile> file, AcquireFile(obj, FileMode::kRead));
   return SeekFile(*file, obj, offset, what);
 }
 
@@ -105,20 +103,20 @@ absl::StatusOr<uint64_t> Backend::CopyRange(const Object& src, const Object& dst
                                             const Credentials& cred, uint64_t src_offset,
                                             uint64_t dst_offset, uint64_t count) {
   if ((capabilities() & kCapCopy) == 0) return Unsupported("COPY");
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(src.attrs()), cred, kMayRead));
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(dst.attrs()), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead, false));
-  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite, false));
+  RETURN_IF_ERROR(CheckIo(src.attrs(), cred, kMayRead));
+  RETURN_IF_ERROR(CheckIo(dst.attrs(), cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead));
+  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite));
   return CopyFile(*in, *out, dst, cred, src_offset, dst_offset, count, /*clone=*/false);
 }
 
 absl::Status Backend::Clone(const Object& src, const Object& dst, const Credentials& cred,
                             uint64_t src_offset, uint64_t dst_offset, uint64_t count) {
   if ((capabilities() & kCapClone) == 0) return Unsupported("CLONE");
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(src.attrs()), cred, kMayRead));
-  RETURN_IF_ERROR(CheckIo(StatFromAttrs(dst.attrs()), cred, kMayWrite));
-  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead, false));
-  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite, false));
+  RETURN_IF_ERROR(CheckIo(src.attrs(), cred, kMayRead));
+  RETURN_IF_ERROR(CheckIo(dst.attrs(), cred, kMayWrite));
+  ASSIGN_OR_RETURN(Ref<NfsFile> in, AcquireFile(src, FileMode::kRead));
+  ASSIGN_OR_RETURN(Ref<NfsFile> out, AcquireFile(dst, FileMode::kReadWrite));
   return CopyFile(*in, *out, dst, cred, src_offset, dst_offset, count, /*clone=*/true)
       .status();
 }

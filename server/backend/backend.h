@@ -354,10 +354,9 @@ class Backend {
                                                 const Handle& handle, bool may_search) = 0;
   virtual absl::StatusOr<Attrs> Validate(const exports::Export& exp, NfsFile& node) = 0;
 
-  // The file of `obj` for `mode`; CachingBackend returns its cached one. exact_mode: a
-  // kRead request must not get a kReadWrite file (LOCALIO hands it out).
-  virtual absl::StatusOr<Ref<NfsFile>> AcquireFile(const Object& obj, FileMode mode,
-                                                   bool exact_mode) {
+  // The file of `obj` for `mode` (at least: CachingBackend may return its cached
+  // read-write file for a kRead), for the server's own I/O only — never handed out.
+  virtual absl::StatusOr<Ref<NfsFile>> AcquireFile(const Object& obj, FileMode mode) {
     return OpenFile(obj, mode);
   }
   // Opens a new file (as the server) — no checks: the callers above made them.

@@ -16,7 +16,7 @@ CachingBackend::~CachingBackend() { cache_.Shutdown(); }
 absl::StatusOr<Object> CachingBackend::Resolve(const exports::Export& exp, Handle handle,
                                                bool may_search) {
   ASSIGN_OR_RETURN(Ref<NfsFile> node,
-                   cache_.AcquireFile(exp.id(), handle, FileMode::kPath, false,
+                   cache_.AcquireFile(exp.id(), handle, FileMode::kPath,
                                       [&](FileMode) {
                                         return inner_.OpenNode(exp, handle, may_search);
                                       }));
@@ -34,7 +34,7 @@ absl::StatusOr<Object> CachingBackend::Keep(absl::StatusOr<Object> made) {
   const Object& obj = *made;
   // Takes a reference of its own on the node, unless the object is cached already (a
   // LOOKUP of a hot name): then the cached node stays, and this one serves the request.
-  (void)cache_.AcquireFile(obj.exp().id(), obj.handle(), FileMode::kPath, false,
+  (void)cache_.AcquireFile(obj.exp().id(), obj.handle(), FileMode::kPath,
                            [&obj](FileMode) -> absl::StatusOr<Ref<NfsFile>> {
                              return obj.node_ref();
                            });
@@ -101,9 +101,8 @@ absl::StatusOr<std::optional<Handle>> CachingBackend::Rename(const Object& from_
   return replaced;
 }
 
-absl::StatusOr<Ref<NfsFile>> CachingBackend::AcquireFile(const Object& obj, FileMode mode,
-                                                         bool exact_mode) {
-  return cache_.AcquireFile(obj.exp().id(), obj.handle(), mode, exact_mode,
+absl::StatusOr<Ref<NfsFile>> CachingBackend::AcquireFile(const Object& obj, FileMode mode) {
+  return cache_.AcquireFile(obj.exp().id(), obj.handle(), mode,
                             [&](FileMode m) { return inner_.OpenFile(obj, m); });
 }
 

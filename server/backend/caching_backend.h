@@ -99,8 +99,7 @@ class CachingBackend final : public Backend {
   absl::StatusOr<Attrs> Validate(const exports::Export& exp, NfsFile& node) override {
     return inner_.Validate(exp, node);
   }
-  absl::StatusOr<Ref<NfsFile>> AcquireFile(const Object& obj, FileMode mode,
-                                           bool exact_mode) override;
+  absl::StatusOr<Ref<NfsFile>> AcquireFile(const Object& obj, FileMode mode) override;
   absl::StatusOr<Ref<NfsFile>> OpenFile(const Object& obj, FileMode mode) override {
     return inner_.OpenFile(obj, mode);
   }

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -25,28 +24,37 @@
 namespace localnfs::server::backend {
 namespace {
 
-class CachingBackendTest : public ::testing::Test {
+// An export of a fresh temporary directory's "export" (the directory around it is outside
+// the export), removed after the test with what it holds.
+class TempExportTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
     char tmpl[] = "/tmp/cachingtestXXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     base_ = tmpl;
-    exports::ExportSpec spec;
-    spec.path = base_;
-    spec.rules.push_back(exports::ClientRule{});
-    auto exp = exports::Export::Create(spec);
+    root_path_ = base_ + "/export";
+    auto exp = MakeExportedDir(root_path_, 0755);
     ASSERT_TRUE(exp.ok()) << exp.status();
     exp_ = *exp;
     me_.uid = geteuid();
     me_.gid = getegid();
+  }
+  void TearDown() override {
+    exp_.reset();
+    DrainReleases();  // what the export and the caches queued, before its files go
+    ASSERT_EQ(system(absl::StrCat("rm -rf ", base_).c_str()), 0);
+  }
+
+  std::string base_, root_path_;
+  Ref<exports::Export> exp_;
+  Credentials me_;
+};
+
+class CachingBackendTest : public TempExportTest {
+ protected:
+  void SetUp() override {
+    TempExportTest::SetUp();
+    if (HasFatalFailure()) return;
     MemoryBackendOptions o;
     o.privileged = CanSwitchCredentials();
     o.server_uid = me_.uid;
@@ -61,9 +69,7 @@ class CachingBackendTest : public ::testing::Test {
     root_ = Object();
     caching_.reset();
     memory_.reset();
-    exp_.reset();
-    DrainReleases();
-    ASSERT_EQ(system(absl::StrCat("rm -rf ", base_).c_str()), 0);
+    TempExportTest::TearDown();
   }
 
   Object Create(Backend& b, const std::string& name) {
@@ -82,15 +88,10 @@ class CachingBackendTest : public ::testing::Test {
     return caching_->Read(o, me_, 0, absl::MakeSpan(buf, sizeof(buf))).status();
   }
 
-  static ServerTestRuntime* runtime_;
-  std::string base_;
-  Ref<exports::Export> exp_;
-  Credentials me_;
   std::unique_ptr<MemoryBackend> memory_;
   std::unique_ptr<CachingBackend> caching_;
   Object root_;
 };
-ServerTestRuntime* CachingBackendTest::runtime_ = nullptr;
 
 TEST_F(CachingBackendTest, AHotHandleIsResolvedByHandleOnce) {
   Object f = Create(*memory_, "f");  // made behind the cache: not in it
@@ -142,129 +143,99 @@ TEST_F(CachingBackendTest, ACachedObjectRemovedBehindItsBackIsStaleAndDropped) {
   EXPECT_EQ(caching_->file_cache().size(), before - 1);
 }
 
+// The POSIX backend under the caching layer, each test with its own resolver and layer.
+class CachingPosixBackendTest : public TempExportTest {};
+
 // On disk, objects change behind the server's back (a local process): a cached node is
 // judged again on every use, dropped once stale, and good again when it is back.
-TEST(CachingPosixBackendTest, CachedObjectsChangedBehindTheServersBackAreJudgedOnUse) {
-  std::optional<ServerTestRuntime> runtime(std::in_place);
-  char tmpl[] = "/tmp/cachingtestXXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string base = tmpl, root_path = base + "/export";
-  ASSERT_EQ(mkdir(root_path.c_str(), 0755), 0);
-  {
-    exports::ExportSpec spec;
-    spec.path = root_path;
-    spec.rules.push_back(exports::ClientRule{});
-    auto exp = exports::Export::Create(spec);
-    ASSERT_TRUE(exp.ok()) << exp.status();
-    Credentials me;
-    me.uid = geteuid();
-    me.gid = getegid();
-    for (bool privileged : {true, false}) {
-      HandleResolver resolver;
-      resolver.SetPrivilegedForTesting(privileged);
-      if (privileged) {
-        resolver.Start(**exp);
-        if (!resolver.privileged()) continue;  // needs CAP_DAC_READ_SEARCH
-      }
-      PosixBackend posix(resolver);
-      CachingBackend caching(posix, FileCacheOptions{});
-      auto root = caching.OpenPath(**exp, "");
-      ASSERT_TRUE(root.ok()) << root.status();
-      const std::string name = privileged ? "gone-p" : "gone-u";
-      auto f = caching.Create(*root, name, CreateHow::kGuarded, {}, 0, Caller{me});
-      ASSERT_TRUE(f.ok()) << f.status();
-      const Handle fh = f->handle();
-      *f = Object();
-      // Kept by the cache from its creation on: resolving adds no entry.
-      const size_t cached = caching.file_cache().size();
-      ASSERT_TRUE(caching.Resolve(**exp, fh).ok());
-      ASSERT_TRUE(caching.Resolve(**exp, fh).ok());
-      EXPECT_EQ(caching.file_cache().size(), cached) << privileged;
-      // Removed by a local process: no REMOVE reached the cache.
-      ASSERT_EQ(unlink((root_path + "/" + name).c_str()), 0);
-      EXPECT_EQ(StatusErrno(caching.Resolve(**exp, fh).status()), ESTALE) << privileged;
-      EXPECT_EQ(caching.file_cache().size(), cached - 1) << privileged;
-      // Recreated under the same name: another object; the old handle stays stale.
-      ASSERT_TRUE(caching.Create(*root, name, CreateHow::kGuarded, {}, 0, Caller{me}).ok());
-      EXPECT_EQ(StatusErrno(caching.Resolve(**exp, fh).status()), ESTALE) << privileged;
-      if (privileged) {
-        // A directory moved out of the export is stale while out, and good again back in.
-        auto d = caching.Mkdir(*root, "d", {}, Caller{me});
-        ASSERT_TRUE(d.ok()) << d.status();
-        const Handle dh = d->handle();
-        *d = Object();
-        ASSERT_TRUE(caching.Resolve(**exp, dh).ok());
-        ASSERT_EQ(rename((root_path + "/d").c_str(), (base + "/d").c_str()), 0);
-        EXPECT_EQ(StatusErrno(caching.Resolve(**exp, dh).status()), ESTALE);
-        ASSERT_EQ(rename((base + "/d").c_str(), (root_path + "/d").c_str()), 0);
-        EXPECT_TRUE(caching.Resolve(**exp, dh).ok());
-      }
-      root = Object();
-      caching.Shutdown();
-      resolver.Shutdown();
+TEST_F(CachingPosixBackendTest, CachedObjectsChangedBehindTheServersBackAreJudgedOnUse) {
+  for (bool privileged : {true, false}) {
+    HandleResolver resolver;
+    resolver.SetPrivilegedForTesting(privileged);
+    if (privileged) {
+      resolver.Start(*exp_);
+      if (!resolver.privileged()) continue;  // needs CAP_DAC_READ_SEARCH
     }
+    PosixBackend posix(resolver);
+    CachingBackend caching(posix, FileCacheOptions{});
+    auto root = caching.OpenPath(*exp_, "");
+    ASSERT_TRUE(root.ok()) << root.status();
+    const std::string name = privileged ? "gone-p" : "gone-u";
+    auto f = caching.Create(*root, name, CreateHow::kGuarded, {}, 0, Caller{me_});
+    ASSERT_TRUE(f.ok()) << f.status();
+    const Handle fh = f->handle();
+    *f = Object();
+    // Kept by the cache from its creation on: resolving adds no entry.
+    const size_t cached = caching.file_cache().size();
+    ASSERT_TRUE(caching.Resolve(*exp_, fh).ok());
+    ASSERT_TRUE(caching.Resolve(*exp_, fh).ok());
+    EXPECT_EQ(caching.file_cache().size(), cached) << privileged;
+    // Removed by a local process: no REMOVE reached the cache.
+    ASSERT_EQ(unlink((root_path_ + "/" + name).c_str()), 0);
+    EXPECT_EQ(StatusErrno(caching.Resolve(*exp_, fh).status()), ESTALE) << privileged;
+    EXPECT_EQ(caching.file_cache().size(), cached - 1) << privileged;
+    // Recreated under the same name: another object; the old handle stays stale.
+    ASSERT_TRUE(caching.Create(*root, name, CreateHow::kGuarded, {}, 0, Caller{me_}).ok());
+    EXPECT_EQ(StatusErrno(caching.Resolve(*exp_, fh).status()), ESTALE) << privileged;
+    if (privileged) {
+      // A directory moved out of the export is stale while out, and good again back in.
+      auto d = caching.Mkdir(*root, "d", {}, Caller{me_});
+      ASSERT_TRUE(d.ok()) << d.status();
+      const Handle dh = d->handle();
+      *d = Object();
+      ASSERT_TRUE(caching.Resolve(*exp_, dh).ok());
+      ASSERT_EQ(rename((root_path_ + "/d").c_str(), (base_ + "/d").c_str()), 0);
+      EXPECT_EQ(StatusErrno(caching.Resolve(*exp_, dh).status()), ESTALE);
+      ASSERT_EQ(rename((base_ + "/d").c_str(), (root_path_ + "/d").c_str()), 0);
+      EXPECT_TRUE(caching.Resolve(*exp_, dh).ok());
+    }
+    root = Object();
+    caching.Shutdown();
+    resolver.Shutdown();
   }
-  runtime.reset();
-  ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
 }
 
 // LOCALIO opens take the cached object but a file of their own, never the server's cached
 // one (backend.h OpenForLocalIo: a shared open file description's flags are the client's
 // to change).
-TEST(CachingPosixBackendTest, LocalIoOpensShareTheNodeButNotTheServersFiles) {
-  std::optional<ServerTestRuntime> runtime(std::in_place);
-  char tmpl[] = "/tmp/cachingtestXXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string base = tmpl;
-  {
-    exports::ExportSpec spec;
-    spec.path = base;
-    spec.rules.push_back(exports::ClientRule{});
-    auto exp = exports::Export::Create(spec);
-    ASSERT_TRUE(exp.ok()) << exp.status();
-    HandleResolver resolver;
-    resolver.Start(**exp);
-    PosixBackend posix(resolver);
-    CachingBackend caching(posix, FileCacheOptions{});
-    Credentials me;
-    me.uid = geteuid();
-    me.gid = getegid();
-    auto root = caching.OpenPath(**exp, "");
-    ASSERT_TRUE(root.ok()) << root.status();
-    auto f = caching.Create(*root, "f", CreateHow::kGuarded, {}, 0, Caller{me});
-    ASSERT_TRUE(f.ok()) << f.status();
-    const std::string text = "data";
-    ASSERT_TRUE(caching
-                    .Write(*f, me, 0, absl::MakeConstSpan(text.data(), text.size()),
-                           Stability::kUnstable)
-                    .ok());
-    auto first = caching.OpenForLocalIo(*f, me, FileMode::kRead);
-    ASSERT_TRUE(first.ok()) << first.status();
-    EXPECT_EQ(fcntl((*first)->fd(), F_GETFL) & O_ACCMODE, O_RDONLY);
-    auto second = caching.OpenForLocalIo(*f, me, FileMode::kRead);
-    ASSERT_TRUE(second.ok()) << second.status();
-    EXPECT_NE(first->get(), second->get());  // a file each
-    auto rw = caching.OpenForLocalIo(*f, me, FileMode::kReadWrite);
-    ASSERT_TRUE(rw.ok()) << rw.status();
-    EXPECT_EQ(fcntl((*rw)->fd(), F_GETFL) & O_ACCMODE, O_RDWR);
-    // Status flags set on a client's file do not reach the server's: WRITE at 0 stays at 0.
-    ASSERT_EQ(fcntl((*rw)->fd(), F_SETFL, O_APPEND), 0);
-    ASSERT_TRUE(caching
-                    .Write(*f, me, 0, absl::MakeConstSpan("DA", 2), Stability::kUnstable)
-                    .ok());
-    char buf[8] = {};
-    auto read = caching.Read(*f, me, 0, absl::MakeSpan(buf, sizeof(buf)));
-    ASSERT_TRUE(read.ok()) << read.status();
-    EXPECT_EQ(std::string(buf, read->count), "DAta");
-    // root and f (kPath) and the server's kReadWrite file of f's WRITEs: nothing of LOCALIO's.
-    EXPECT_EQ(caching.file_cache().size(), 3u);
-    root = Object();
-    f = Object();
-    caching.Shutdown();
-    resolver.Shutdown();
-  }
-  runtime.reset();
-  ASSERT_EQ(system(absl::StrCat("rm -rf ", base).c_str()), 0);
+TEST_F(CachingPosixBackendTest, LocalIoOpensShareTheNodeButNotTheServersFiles) {
+  HandleResolver resolver;
+  resolver.Start(*exp_);
+  PosixBackend posix(resolver);
+  CachingBackend caching(posix, FileCacheOptions{});
+  auto root = caching.OpenPath(*exp_, "");
+  ASSERT_TRUE(root.ok()) << root.status();
+  auto f = caching.Create(*root, "f", CreateHow::kGuarded, {}, 0, Caller{me_});
+  ASSERT_TRUE(f.ok()) << f.status();
+  const std::string text = "data";
+  ASSERT_TRUE(caching
+                  .Write(*f, me_, 0, absl::MakeConstSpan(text.data(), text.size()),
+                         Stability::kUnstable)
+                  .ok());
+  auto first = caching.OpenForLocalIo(*f, me_, FileMode::kRead);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(fcntl((*first)->fd(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  auto second = caching.OpenForLocalIo(*f, me_, FileMode::kRead);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(first->get(), second->get());  // a file each
+  auto rw = caching.OpenForLocalIo(*f, me_, FileMode::kReadWrite);
+  ASSERT_TRUE(rw.ok()) << rw.status();
+  EXPECT_EQ(fcntl((*rw)->fd(), F_GETFL) & O_ACCMODE, O_RDWR);
+  // Status flags set on a client's file do not reach the server's: WRITE at 0 stays at 0.
+  ASSERT_EQ(fcntl((*rw)->fd(), F_SETFL, O_APPEND), 0);
+  ASSERT_TRUE(caching
+                  .Write(*f, me_, 0, absl::MakeConstSpan("DA", 2), Stability::kUnstable)
+                  .ok());
+  char buf[8] = {};
+  auto read = caching.Read(*f, me_, 0, absl::MakeSpan(buf, sizeof(buf)));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(std::string(buf, read->count), "DAta");
+  // root and f (kPath) and the server's kReadWrite file of f's WRITEs: nothing of LOCALIO's.
+  EXPECT_EQ(caching.file_cache().size(), 3u);
+  root = Object();
+  f = Object();
+  caching.Shutdown();
+  resolver.Shutdown();
 }
 
 }  // namespace

@@ -5,15 +5,13 @@
 //
 // The suite runs twice (server/meson.build): as root — the server switches to each
 // caller, uids 1000 and 1001 act as ordinary users — and as uid 1000
-// (LOCALNFS_TEST_AS_UID, dropped before any test runs), where the server is unprivileged:
-// objects belong to it, the caller's mode bits are checked by the server, and the kernel
-// judges the server's own user. The memory backend is configured to model whichever mode
-// the process is in. Expectations that differ between the modes say so.
+// (LOCALNFS_TEST_AS_UID, dropped before any test runs by server_test_environment.cc),
+// where the server is unprivileged: objects belong to it, the caller's mode bits are
+// checked by the server, and the kernel judges the server's own user. The memory backend
+// is configured to model whichever mode the process is in. Expectations that differ between the modes say so.
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,24 +38,6 @@
 
 namespace localnfs::server::backend {
 namespace {
-
-// LOCALNFS_TEST_AS_UID=N: become uid/gid N (no supplementary groups) before any test.
-class DropPrivileges : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char* as = getenv("LOCALNFS_TEST_AS_UID");
-    if (as == nullptr || geteuid() != 0) return;
-    const uid_t uid = static_cast<uid_t>(atoi(as));
-    ASSERT_EQ(setgroups(0, nullptr), 0);
-    ASSERT_EQ(setresgid(uid, uid, uid), 0);
-    ASSERT_EQ(setresuid(uid, uid, uid), 0);
-    // A process that changed its uid is not dumpable, and then /proc/self/fd is root's:
-    // the backend opens files through it.
-    ASSERT_EQ(prctl(PR_SET_DUMPABLE, 1), 0);
-  }
-};
-const ::testing::Environment* const kDrop =
-    ::testing::AddGlobalTestEnvironment(new DropPrivileges);
 
 enum class Kind { kPosix, kCachingPosix, kMemory, kCachingMemory };
 
@@ -87,16 +67,8 @@ class Recorder : public CommitObserver {
 
 class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-    umask(0);  // as localnfsd
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
+    umask(0);  // as localnfsd
     privileged_ = CanSwitchCredentials();
     me_ = Cred(geteuid(), getegid());
     owner_ = privileged_ ? Cred(1000, 1000) : me_;
@@ -106,12 +78,7 @@ class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
     base_ = tmpl;
     ASSERT_EQ(chmod(base_.c_str(), 0755), 0);
     for (const char* name : {"a", "b"}) {
-      const std::string path = absl::StrCat(base_, "/", name);
-      ASSERT_EQ(mkdir(path.c_str(), 0777), 0);
-      exports::ExportSpec spec;
-      spec.path = path;
-      spec.rules.push_back(exports::ClientRule{});
-      auto exp = exports::Export::Create(spec);
+      auto exp = MakeExportedDir(absl::StrCat(base_, "/", name), 0777);
       ASSERT_TRUE(exp.ok()) << exp.status();
       (exp_a_ ? exp_b_ : exp_a_) = *exp;
     }
@@ -237,7 +204,6 @@ class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
   }
   std::vector<CommitRecord> TakeCommits() { return std::exchange(commits_.records, {}); }
 
-  static ServerTestRuntime* runtime_;
   bool privileged_ = false;
   Credentials me_, owner_, other_;
   const Credentials root_cred_ = Cred(0, 0);
@@ -250,7 +216,6 @@ class BackendConformanceTest : public ::testing::TestWithParam<Kind> {
   Recorder commits_;
   Object root_, root_b_;
 };
-ServerTestRuntime* BackendConformanceTest::runtime_ = nullptr;
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendConformanceTest,
                          ::testing::Values(Kind::kPosix, Kind::kCachingPosix, Kind::kMemory,

@@ -70,9 +70,8 @@ void FileCache::UnhashLocked(Lru::iterator it, std::vector<NfsFile*>& out) {
 }
 
 absl::StatusOr<Ref<NfsFile>> FileCache::Acquire(uint32_t export_id, const KernelHandle& kh,
-                                                FileMode mode, bool exact_mode,
-                                                const Opener& open) {
-  return AcquireFile(export_id, kh, mode, exact_mode,
+                                                FileMode mode, const Opener& open) {
+  return AcquireFile(export_id, kh, mode,
                      [&open](FileMode m) -> absl::StatusOr<Ref<NfsFile>> {
                        ASSIGN_OR_RETURN(UniqueFd fd, open(m));
                        return NfsFile::Make(std::move(fd), m);
@@ -81,7 +80,7 @@ absl::StatusOr<Ref<NfsFile>> FileCache::Acquire(uint32_t export_id, const Kernel
 
 absl::StatusOr<Ref<NfsFile>> FileCache::AcquireFile(uint32_t export_id,
                                                     const KernelHandle& kh, FileMode mode,
-                                                    bool exact_mode, Maker make) {
+                                                    Maker make) {
   Key key{export_id, kh, mode};
   {
     absl::MutexLock l(&mu_);
@@ -91,7 +90,7 @@ absl::StatusOr<Ref<NfsFile>> FileCache::AcquireFile(uint32_t export_id,
       ++stats_.hits[m];
       return f;
     }
-    if (mode == FileMode::kRead && !exact_mode) {
+    if (mode == FileMode::kRead) {
       if (Ref<NfsFile> f = LookupLocked(Key{export_id, kh, FileMode::kReadWrite}, now)) {
         ++stats_.hits[m];
         return f;

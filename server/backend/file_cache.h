@@ -130,22 +130,16 @@ class FileCache {
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns a referenced open file for (export_id, kh) with at least `mode`
-  // (a read-write file satisfies a read). On a miss calls `open(mode)`.
+  // (a read-write file satisfies a read). On a miss calls `open(mode)`. The files are the
+  // server's own: LOCALIO hands its clients files of their own (Backend::OpenForLocalIo).
   absl::StatusOr<Ref<NfsFile>> Acquire(uint32_t export_id, const KernelHandle& kh,
-                                       FileMode mode, const Opener& open) {
-    return Acquire(export_id, kh, mode, /*exact_mode=*/false, open);
-  }
-  // With `exact_mode` a read gets a read-only file even when a read-write one is
-  // cached: LOCALIO hands the fd to a client, which must not be able to write
-  // through an fd it asked (and was checked) for reading.
-  absl::StatusOr<Ref<NfsFile>> Acquire(uint32_t export_id, const KernelHandle& kh,
-                                       FileMode mode, bool exact_mode, const Opener& open);
+                                       FileMode mode, const Opener& open);
   // The same with the entry made by `make` (a backend's; see above). On a hit `make` is
   // not called; on a miss the cache keeps a reference of its own on what it returns,
   // unless a racing miss hashed another file first (then the caller's file serves its
   // one call, as with Acquire).
   absl::StatusOr<Ref<NfsFile>> AcquireFile(uint32_t export_id, const KernelHandle& kh,
-                                           FileMode mode, bool exact_mode, Maker make)
+                                           FileMode mode, Maker make)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Unhashes every mode of one file, kPath included (after it was removed or replaced
   // by RENAME, so its blocks are freed once in-flight I/O finishes).

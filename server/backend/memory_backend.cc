@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <map>
@@ -22,7 +21,7 @@ namespace localnfs::server::backend {
 struct MemoryBackend::Inode final : RefCounted {
   uint32_t export_id = 0;
   uint32_t generation = 1;
-  struct stat st {};
+  Attrs attrs;         // valid: kAttrBasic; `change` is derived when read (Snapshot)
   std::string data;    // a regular file's bytes, a symlink's target
   uint64_t parent = 0; // a directory's parent (the root's is itself)
   // A directory's entries by cookie, and their names.
@@ -30,8 +29,14 @@ struct MemoryBackend::Inode final : RefCounted {
   absl::flat_hash_map<std::string, uint64_t> names;
   uint64_t next_cookie = 3;  // 1 and 2 are "." and ".."
 
-  uint64_t ino() const { return static_cast<uint64_t>(st.st_ino); }
-  bool is_dir() const { return S_ISDIR(st.st_mode); }
+  uint64_t ino() const { return attrs.fileid; }
+  bool is_dir() const { return attrs.is_dir(); }
+  // The attributes as a backend gives them: the change attribute from the ctime.
+  Attrs Snapshot() const {
+    Attrs a = attrs;
+    a.change = ChangeFromCtime(a.ctime);
+    return a;
+  }
   Inode* Child(std::string_view name) const {
     auto it = names.find(absl::string_view(name.data(), name.size()));
     return it == names.end() ? nullptr : entries.at(it->second).second.get();
@@ -70,7 +75,7 @@ Inode& InodeOf(NfsFile& f) { return static_cast<MemoryFile&>(f).inode(); }
 Inode& InodeOf(const Object& o) { return InodeOf(o.node()); }
 
 Object ObjectOf(const exports::Export& exp, Inode& n) {
-  return Object(&exp, HandleOf(n), AttrsFromStat(n.st),
+  return Object(&exp, HandleOf(n), n.Snapshot(),
                 Ref<NfsFile>::Adopt(new MemoryFile(Ref<Inode>::Share(&n), FileMode::kPath)));
 }
 
@@ -81,28 +86,28 @@ struct Actor {
   bool caps = false;
 };
 
-absl::Status KernelMay(const struct stat& st, const Actor& a, int want) {
-  return CheckPermission(st, a.cred, want, /*owner_override=*/false);
+absl::Status KernelMay(const Attrs& at, const Actor& a, int want) {
+  return CheckPermission(at, a.cred, want, /*owner_override=*/false);
 }
 
 bool InGroupOrCapable(const Actor& a, uint32_t gid) { return a.caps || a.cred.InGroup(gid); }
-bool OwnerOrCapable(const Actor& a, const struct stat& st) {
-  return a.caps || a.cred.uid == st.st_uid;
+bool OwnerOrCapable(const Actor& a, const Attrs& at) {
+  return a.caps || a.cred.uid == at.uid;
 }
 
 // setattr_should_drop_suidgid, for a write or a truncation by `a`.
 void DropPrivs(Inode& n, const Actor& a) {
-  if (!S_ISREG(n.st.st_mode) || a.caps) return;
-  if (n.st.st_mode & S_ISUID) n.st.st_mode &= ~S_ISUID;
-  if ((n.st.st_mode & S_ISGID) &&
-      ((n.st.st_mode & S_IXGRP) || !a.cred.InGroup(n.st.st_gid)))
-    n.st.st_mode &= ~S_ISGID;
+  if (!n.attrs.is_regular() || a.caps) return;
+  if (n.attrs.mode & S_ISUID) n.attrs.mode &= ~S_ISUID;
+  if ((n.attrs.mode & S_ISGID) &&
+      ((n.attrs.mode & S_IXGRP) || !a.cred.InGroup(n.attrs.gid)))
+    n.attrs.mode &= ~S_ISGID;
 }
 
 void SetSize(Inode& n, uint64_t size) {
   n.data.resize(size, '\0');
-  n.st.st_size = static_cast<off_t>(size);
-  n.st.st_blocks = static_cast<blkcnt_t>((size + 4095) / 4096 * 8);
+  n.attrs.size = size;
+  n.attrs.used = (size + 4095) / 4096 * 4096;  // whole 4 KiB blocks
 }
 
 void NotifyAll(const std::vector<uint64_t>& ids,
@@ -144,9 +149,9 @@ class MemoryBackend::Impl {
     last_time = t;
     return t;
   }
-  void Changed(Inode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { n.st.st_ctim = Now(); }
+  void Changed(Inode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { n.attrs.ctime = Now(); }
   void Modified(Inode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    n.st.st_ctim = n.st.st_mtim = Now();
+    n.attrs.ctime = n.attrs.mtime = Now();
   }
 
   Actor Server() const {
@@ -163,15 +168,14 @@ class MemoryBackend::Impl {
     return Actor{cred, cred.uid == 0};
   }
   // The unprivileged server's own mode-bit checks (creds.h CheckPermissionIfUnprivileged).
-  absl::Status ServerMay(const struct stat& st, const Credentials& cred, int want) const {
+  absl::Status ServerMay(const Attrs& at, const Credentials& cred, int want) const {
     if (options.privileged) return absl::OkStatus();
-    return CheckPermission(st, cred, want, false);
+    return CheckPermission(at, cred, want, false);
   }
   // vfs.cc's CheckDirForChange, on the attributes the request resolved `dir` with.
   absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) const {
-    const struct stat st = StatFromAttrs(dir.attrs());
-    if (!S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "not a directory");
-    return ServerMay(st, cred, kMayWrite | kMayExec);
+    if (!dir.attrs().is_dir()) return ErrnoToStatus(ENOTDIR, "not a directory");
+    return ServerMay(dir.attrs(), cred, kMayWrite | kMayExec);
   }
 
   Inode* Find(uint64_t ino) ABSL_SHARED_LOCKS_REQUIRED(mu) {
@@ -188,17 +192,17 @@ class MemoryBackend::Impl {
     if (it != roots.end()) return *it->second;
     auto root = Ref<Inode>::Adopt(new Inode);
     root->export_id = exp.id();
-    struct stat& st = root->st;
-    st.st_ino = static_cast<ino_t>(next_ino++);
-    st.st_dev = static_cast<dev_t>(options.fsid);
-    st.st_mode = S_IFDIR | (options.root_mode & 07777);
-    st.st_nlink = 2;
-    st.st_uid = options.root_uid;
-    st.st_gid = options.root_gid;
-    st.st_size = 4096;
-    st.st_blocks = 8;
-    st.st_blksize = 4096;
-    st.st_atim = st.st_mtim = st.st_ctim = Now();
+    Attrs& at = root->attrs;
+    at.valid = kAttrBasic;
+    at.fileid = next_ino++;
+    at.fsid = options.fsid;
+    at.type = FileType::kDirectory;
+    at.mode = options.root_mode & 07777;
+    at.nlink = 2;
+    at.uid = options.root_uid;
+    at.gid = options.root_gid;
+    at.size = at.used = 4096;
+    at.atime = at.mtime = at.ctime = Now();
     root->parent = root->ino();
     inodes[root->ino()] = root.get();
     Inode& r = *root;
@@ -211,26 +215,24 @@ class MemoryBackend::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     auto n = Ref<Inode>::Adopt(new Inode);
     n->export_id = dir.export_id;
-    struct stat& st = n->st;
-    st.st_ino = static_cast<ino_t>(next_ino++);
-    st.st_dev = static_cast<dev_t>(options.fsid);
-    st.st_uid = a.cred.uid;
-    st.st_gid = a.cred.gid;
-    if (dir.st.st_mode & S_ISGID) {
-      st.st_gid = dir.st.st_gid;
+    Attrs& at = n->attrs;
+    at.valid = kAttrBasic;
+    at.fileid = next_ino++;
+    at.fsid = options.fsid;
+    at.uid = a.cred.uid;
+    at.gid = a.cred.gid;
+    if (dir.attrs.mode & S_ISGID) {
+      at.gid = dir.attrs.gid;
       if (S_ISDIR(mode)) mode |= S_ISGID;
       else if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) &&
-               !InGroupOrCapable(a, dir.st.st_gid))
+               !InGroupOrCapable(a, dir.attrs.gid))
         mode &= ~S_ISGID;
     }
-    st.st_mode = mode;
-    st.st_nlink = S_ISDIR(mode) ? 2 : 1;
-    st.st_blksize = 4096;
-    if (S_ISDIR(mode)) {
-      st.st_size = 4096;
-      st.st_blocks = 8;
-    }
-    st.st_atim = st.st_mtim = st.st_ctim = Now();
+    at.type = FileTypeOfMode(mode);
+    at.mode = mode & 07777;
+    at.nlink = S_ISDIR(mode) ? 2 : 1;
+    if (S_ISDIR(mode)) at.size = at.used = 4096;
+    at.atime = at.mtime = at.ctime = Now();
     inodes[n->ino()] = n.get();
     return n;
   }
@@ -239,7 +241,7 @@ class MemoryBackend::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     const uint64_t cookie = dir.next_cookie++;
     if (child->is_dir()) {
-      dir.st.st_nlink++;
+      dir.attrs.nlink++;
       child->parent = dir.ino();
     }
     dir.names.emplace(std::string(name), cookie);
@@ -256,13 +258,13 @@ class MemoryBackend::Impl {
     Ref<Inode> child = std::move(e->second.second);
     dir.entries.erase(e);
     dir.names.erase(it);
-    if (child->is_dir()) dir.st.st_nlink--;
+    if (child->is_dir()) dir.attrs.nlink--;
     if (count_link) {
       if (child->is_dir())
-        child->st.st_nlink = 0;
+        child->attrs.nlink = 0;
       else
-        child->st.st_nlink--;
-      if (child->st.st_nlink == 0) inodes.erase(child->ino());
+        child->attrs.nlink--;
+      if (child->attrs.nlink == 0) inodes.erase(child->ino());
       Changed(*child);
     }
     Modified(dir);
@@ -271,10 +273,10 @@ class MemoryBackend::Impl {
 
   // chmod_common → setattr_prepare / setattr_copy.
   absl::Status Chmod(Inode& n, mode_t mode, const Actor& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (!OwnerOrCapable(a, n.st)) return ErrnoToStatus(EPERM, "chmod: not the owner");
+    if (!OwnerOrCapable(a, n.attrs)) return ErrnoToStatus(EPERM, "chmod: not the owner");
     mode &= 07777;
-    if (!InGroupOrCapable(a, n.st.st_gid)) mode &= ~S_ISGID;
-    n.st.st_mode = (n.st.st_mode & S_IFMT) | mode;
+    if (!InGroupOrCapable(a, n.attrs.gid)) mode &= ~S_ISGID;
+    n.attrs.mode = mode;
     Changed(n);
     return absl::OkStatus();
   }
@@ -283,23 +285,23 @@ class MemoryBackend::Impl {
   // non-directory, setattr_copy's S_ISGID rule for the new group.
   absl::Status Chown(Inode& n, std::optional<uint32_t> uid, std::optional<uint32_t> gid,
                      const Actor& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    const bool owner = a.cred.uid == n.st.st_uid;
-    if (uid && !(a.caps || (owner && *uid == n.st.st_uid)))
+    const bool owner = a.cred.uid == n.attrs.uid;
+    if (uid && !(a.caps || (owner && *uid == n.attrs.uid)))
       return ErrnoToStatus(EPERM, "chown");
-    if (gid && !(a.caps || (owner && (a.cred.InGroup(*gid) || *gid == n.st.st_gid))))
+    if (gid && !(a.caps || (owner && (a.cred.InGroup(*gid) || *gid == n.attrs.gid))))
       return ErrnoToStatus(EPERM, "chgrp");
-    mode_t mode = n.st.st_mode;
+    uint32_t mode = n.attrs.mode;
     bool mode_set = false;
-    if (!S_ISDIR(mode)) {
+    if (!n.is_dir()) {
       const bool kill_sgid =
-          (mode & S_ISGID) && ((mode & S_IXGRP) || !InGroupOrCapable(a, n.st.st_gid));
+          (mode & S_ISGID) && ((mode & S_IXGRP) || !InGroupOrCapable(a, n.attrs.gid));
       if (mode & S_ISUID) mode &= ~S_ISUID, mode_set = true;
       if (kill_sgid) mode &= ~S_ISGID, mode_set = true;
     }
-    if (uid) n.st.st_uid = *uid;
-    if (gid) n.st.st_gid = *gid;
-    if (mode_set && !InGroupOrCapable(a, n.st.st_gid)) mode &= ~S_ISGID;
-    n.st.st_mode = mode;
+    if (uid) n.attrs.uid = *uid;
+    if (gid) n.attrs.gid = *gid;
+    if (mode_set && !InGroupOrCapable(a, n.attrs.gid)) mode &= ~S_ISGID;
+    n.attrs.mode = mode;
     Changed(n);
     return absl::OkStatus();
   }
@@ -310,32 +312,32 @@ class MemoryBackend::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     const bool touch =
         atime.how == TimeHow::kServerTime && mtime.how == TimeHow::kServerTime;
-    if (!OwnerOrCapable(a, n.st)) {
+    if (!OwnerOrCapable(a, n.attrs)) {
       if (!touch) return ErrnoToStatus(EPERM, "utimensat: not the owner");
-      RETURN_IF_ERROR(KernelMay(n.st, a, kMayWrite));
+      RETURN_IF_ERROR(KernelMay(n.attrs, a, kMayWrite));
     }
     const timespec now = Now();
     auto apply = [&](const SetTime& t, timespec& out) {
       if (t.how == TimeHow::kServerTime) out = now;
       if (t.how == TimeHow::kClientTime) out = t.time;
     };
-    apply(atime, n.st.st_atim);
-    apply(mtime, n.st.st_mtim);
-    n.st.st_ctim = now;
+    apply(atime, n.attrs.atime);
+    apply(mtime, n.attrs.mtime);
+    n.attrs.ctime = now;
     return absl::OkStatus();
   }
 
   // vfs.cc's ApplyModeOwnerTimes.
-  absl::Status ModeOwnerTimes(Inode& n, const struct stat& st, const SetAttrRequest& req,
+  absl::Status ModeOwnerTimes(Inode& n, const Attrs& at, const SetAttrRequest& req,
                               const Actor& a, bool skip_unchanged)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (req.mode && !S_ISLNK(st.st_mode) &&
-        !(skip_unchanged && (st.st_mode & 07777) == (*req.mode & 07777)))
+    if (req.mode && at.type != FileType::kSymlink &&
+        !(skip_unchanged && (at.mode & 07777) == (*req.mode & 07777)))
       RETURN_IF_ERROR(Chmod(n, *req.mode, a));
     std::optional<uint32_t> uid = req.uid, gid = req.gid;
     if (skip_unchanged) {
-      if (uid == st.st_uid) uid.reset();
-      if (gid == st.st_gid) gid.reset();
+      if (uid == at.uid) uid.reset();
+      if (gid == at.gid) gid.reset();
     }
     if (uid || gid) RETURN_IF_ERROR(Chown(n, uid, gid, a));
     if (req.atime.how != TimeHow::kDontChange || req.mtime.how != TimeHow::kDontChange)
@@ -346,7 +348,7 @@ class MemoryBackend::Impl {
   // do_truncate (through a path: `check` the writer's permission) or ftruncate.
   absl::Status Truncate(Inode& n, uint64_t size, const Actor& a, bool check)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (check) RETURN_IF_ERROR(KernelMay(n.st, a, kMayWrite));
+    if (check) RETURN_IF_ERROR(KernelMay(n.attrs, a, kMayWrite));
     DropPrivs(n, a);
     SetSize(n, size);
     Modified(n);
@@ -357,23 +359,23 @@ class MemoryBackend::Impl {
   absl::Status CreateAttrs(Inode& n, SetAttrRequest req, const Credentials& cred,
                            const Actor& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!options.privileged || !cred.is_root()) req.uid.reset(), req.gid.reset();
-    const struct stat st = n.st;
-    if (req.size && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != *req.size)
+    const Attrs at = n.attrs;
+    if (req.size && at.is_regular() && at.size != *req.size)
       RETURN_IF_ERROR(Truncate(n, *req.size, a, /*check=*/true));
-    return ModeOwnerTimes(n, st, req, a, /*skip_unchanged=*/true);
+    return ModeOwnerTimes(n, at, req, a, /*skip_unchanged=*/true);
   }
 
   // The kernel's lookup in `dir` by `a`: search permission, and a removed directory has
   // no names.
   absl::Status KernelSearch(const Inode& dir, const Actor& a) {
-    RETURN_IF_ERROR(KernelMay(dir.st, a, kMayExec));
-    if (dir.st.st_nlink == 0) return ErrnoToStatus(ENOENT, "directory was removed");
+    RETURN_IF_ERROR(KernelMay(dir.attrs, a, kMayExec));
+    if (dir.attrs.nlink == 0) return ErrnoToStatus(ENOENT, "directory was removed");
     return absl::OkStatus();
   }
   // may_delete's sticky-directory rule (check_sticky).
   absl::Status Sticky(const Inode& dir, const Inode& victim, const Actor& a) {
-    if ((dir.st.st_mode & S_ISVTX) && !a.caps && a.cred.uid != victim.st.st_uid &&
-        a.cred.uid != dir.st.st_uid)
+    if ((dir.attrs.mode & S_ISVTX) && !a.caps && a.cred.uid != victim.attrs.uid &&
+        a.cred.uid != dir.attrs.uid)
       return ErrnoToStatus(EPERM, "sticky directory");
     return absl::OkStatus();
   }
@@ -384,7 +386,7 @@ class MemoryBackend::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     RETURN_IF_ERROR(KernelSearch(d, a));
     if (d.Child(name) != nullptr) return ErrnoToStatus(EEXIST, "create");
-    return KernelMay(d.st, a, kMayWrite | kMayExec);
+    return KernelMay(d.attrs, a, kMayWrite | kMayExec);
   }
 
   // Makes `name` in `d` and applies `rest`; undoes the creation when that fails.
@@ -430,9 +432,9 @@ absl::StatusOr<Ref<NfsFile>> MemoryBackend::OpenNode(const exports::Export& exp,
 absl::StatusOr<Attrs> MemoryBackend::Validate(const exports::Export& exp, NfsFile& node) {
   absl::MutexLock l(&impl_->mu);
   const Inode& n = InodeOf(node);
-  if (n.st.st_nlink == 0) return ErrnoToStatus(ESTALE, "object was removed");
+  if (n.attrs.nlink == 0) return ErrnoToStatus(ESTALE, "object was removed");
   if (n.export_id != exp.id()) return ErrnoToStatus(ESTALE, "object of another export");
-  return AttrsFromStat(n.st);
+  return n.Snapshot();
 }
 
 absl::StatusOr<Object> MemoryBackend::OpenPath(const exports::Export& exp,
@@ -445,8 +447,9 @@ absl::StatusOr<Object> MemoryBackend::OpenPath(const exports::Export& exp,
     const std::string_view part = rel.substr(0, slash);
     rel = slash == std::string_view::npos ? std::string_view() : rel.substr(slash + 1);
     if (part.empty() || part == ".") continue;
-    if (cur->is_dir()) RETURN_IF_ERROR(KernelMay(cur->st, server, kMayExec));
-    if (S_ISLNK(cur->st.st_mode)) return ErrnoToStatus(ELOOP, "openat2: through a symlink");
+    if (cur->is_dir()) RETURN_IF_ERROR(KernelMay(cur->attrs, server, kMayExec));
+    if (cur->attrs.type == FileType::kSymlink)
+      return ErrnoToStatus(ELOOP, "openat2: through a symlink");
     if (!cur->is_dir()) return ErrnoToStatus(ENOTDIR, "openat2");
     if (part == "..") {
       if (cur->parent == cur->ino()) return ErrnoToStatus(EXDEV, "openat2: above the root");
@@ -463,14 +466,14 @@ absl::StatusOr<Object> MemoryBackend::OpenPath(const exports::Export& exp,
 
 absl::StatusOr<Attrs> MemoryBackend::GetAttr(const Object& obj) {
   absl::MutexLock l(&impl_->mu);
-  return AttrsFromStat(InodeOf(obj).st);
+  return InodeOf(obj).Snapshot();
 }
 
 absl::StatusOr<Object> MemoryBackend::Lookup(const Object& dir, std::string_view name,
                                              const Credentials& cred) {
   RETURN_IF_ERROR(ValidateName(name));
-  const struct stat dst = StatFromAttrs(dir.attrs());
-  if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "lookup in a non-directory");
+  const Attrs& dst = dir.attrs();
+  if (!dst.is_dir()) return ErrnoToStatus(ENOTDIR, "lookup in a non-directory");
   RETURN_IF_ERROR(impl_->ServerMay(dst, cred, kMayExec));
   absl::MutexLock l(&impl_->mu);
   Inode& d = InodeOf(dir);
@@ -498,7 +501,7 @@ absl::StatusOr<Object> MemoryBackend::Create(const Object& dir, std::string_view
     RETURN_IF_ERROR(impl_->KernelSearch(d, a));
     Inode* e = d.Child(name);
     if (e == nullptr) {
-      RETURN_IF_ERROR(KernelMay(d.st, a, kMayWrite | kMayExec));
+      RETURN_IF_ERROR(KernelMay(d.attrs, a, kMayWrite | kMayExec));
       const mode_t mode =
           how == CreateHow::kExclusive ? 0600 : (attrs.mode ? *attrs.mode & 07777 : 0644);
       SetAttrRequest rest;
@@ -515,14 +518,14 @@ absl::StatusOr<Object> MemoryBackend::Create(const Object& dir, std::string_view
     } else if (how == CreateHow::kGuarded) {
       return ErrnoToStatus(EEXIST, "create");
     } else if (how == CreateHow::kExclusive) {
-      if (!IsExclusiveRetransmit(e->st, verifier))
+      if (!IsExclusiveRetransmit(e->attrs, verifier))
         return ErrnoToStatus(EEXIST, "exclusive create");
     } else {
-      if (!S_ISREG(e->st.st_mode))
-        return ErrnoToStatus(S_ISDIR(e->st.st_mode) ? EISDIR : EEXIST, "create");
+      if (!e->attrs.is_regular())
+        return ErrnoToStatus(e->is_dir() ? EISDIR : EEXIST, "create");
       // UNCHECKED on an existing file: only the size applies (as knfsd).
       if (attrs.size) {
-        RETURN_IF_ERROR(impl_->ServerMay(e->st, cred, kMayWrite));
+        RETURN_IF_ERROR(impl_->ServerMay(e->attrs, cred, kMayWrite));
         SetAttrRequest size_only;
         size_only.size = attrs.size;
         RETURN_IF_ERROR(impl_->CreateAttrs(*e, size_only, cred, a));
@@ -584,7 +587,7 @@ absl::StatusOr<Object> MemoryBackend::Symlink(const Object& dir, std::string_vie
     RETURN_IF_ERROR(impl_->MayCreate(d, name, a));
     Ref<Inode> n = impl_->NewInode(d, S_IFLNK | 0777, a);
     n->data.assign(target);
-    n->st.st_size = static_cast<off_t>(target.size());
+    n->attrs.size = target.size();
     Inode* made = n.get();
     impl_->AddEntry(d, name, std::move(n));
     SetAttrRequest rest = attrs;
@@ -626,7 +629,7 @@ absl::StatusOr<Object> MemoryBackend::Mknod(const Object& dir, std::string_view 
     if (device && !a.caps) return ErrnoToStatus(EPERM, "mknod of a device");
     const mode_t mode = attrs.mode ? *attrs.mode & 07777 : 0644;
     Ref<Inode> n = impl_->NewInode(d, ModeOfFileType(type) | mode, a);
-    if (device) n->st.st_rdev = makedev(rdev_major, rdev_minor);
+    if (device) n->attrs.rdev_major = rdev_major, n->attrs.rdev_minor = rdev_minor;
     Inode* made = n.get();
     impl_->AddEntry(d, name, std::move(n));
     SetAttrRequest rest = attrs;
@@ -665,10 +668,10 @@ absl::StatusOr<std::optional<Handle>> MemoryBackend::Remove(const Object& dir,
                         (kind == RemoveKind::kAny && victim->is_dir());
     if (!is_dir && victim->is_dir()) return ErrnoToStatus(EISDIR, "remove a directory");
     if (is_dir && !victim->is_dir()) return ErrnoToStatus(ENOTDIR, "rmdir a non-directory");
-    RETURN_IF_ERROR(KernelMay(d.st, a, kMayWrite | kMayExec));
+    RETURN_IF_ERROR(KernelMay(d.attrs, a, kMayWrite | kMayExec));
     RETURN_IF_ERROR(impl_->Sticky(d, *victim, a));
     if (is_dir && !victim->entries.empty()) return ErrnoToStatus(ENOTEMPTY, "rmdir");
-    if (is_dir || victim->st.st_nlink <= 1) gone = HandleOf(*victim);
+    if (is_dir || victim->attrs.nlink <= 1) gone = HandleOf(*victim);
     impl_->RemoveEntry(d, name);
     dir_id = d.ino();
   }
@@ -708,21 +711,21 @@ absl::StatusOr<std::optional<Handle>> MemoryBackend::Rename(const Object& from_d
     }
     Inode* tgt = to.Child(to_name);
     if (tgt == src) return replaced;  // another link of the same object: nothing to do
-    RETURN_IF_ERROR(KernelMay(from.st, a, kMayWrite | kMayExec));
+    RETURN_IF_ERROR(KernelMay(from.attrs, a, kMayWrite | kMayExec));
     RETURN_IF_ERROR(impl_->Sticky(from, *src, a));
     if (tgt != nullptr) {
-      RETURN_IF_ERROR(KernelMay(to.st, a, kMayWrite | kMayExec));
+      RETURN_IF_ERROR(KernelMay(to.attrs, a, kMayWrite | kMayExec));
       RETURN_IF_ERROR(impl_->Sticky(to, *tgt, a));
       if (src->is_dir() && !tgt->is_dir()) return ErrnoToStatus(ENOTDIR, "rename");
       if (!src->is_dir() && tgt->is_dir()) return ErrnoToStatus(EISDIR, "rename");
       if (tgt->is_dir() && !tgt->entries.empty()) return ErrnoToStatus(ENOTEMPTY, "rename");
     } else {
-      RETURN_IF_ERROR(KernelMay(to.st, a, kMayWrite | kMayExec));
+      RETURN_IF_ERROR(KernelMay(to.attrs, a, kMayWrite | kMayExec));
     }
     // A directory that changes parent has its ".." rewritten: write permission on it.
-    if (src->is_dir() && &from != &to) RETURN_IF_ERROR(KernelMay(src->st, a, kMayWrite));
+    if (src->is_dir() && &from != &to) RETURN_IF_ERROR(KernelMay(src->attrs, a, kMayWrite));
     if (tgt != nullptr) {
-      if (tgt->is_dir() || tgt->st.st_nlink <= 1) replaced = HandleOf(*tgt);
+      if (tgt->is_dir() || tgt->attrs.nlink <= 1) replaced = HandleOf(*tgt);
       impl_->RemoveEntry(to, to_name);
     }
     Ref<Inode> moving = impl_->RemoveEntry(from, from_name, /*count_link=*/false);
@@ -741,7 +744,7 @@ absl::Status MemoryBackend::Link(const Object& obj, const Object& dir, std::stri
   if (obj.exp().id() != dir.exp().id()) return ErrnoToStatus(EXDEV, "link across exports");
   RETURN_IF_ERROR(CheckNewName(name));
   RETURN_IF_ERROR(impl_->CheckDirForChange(dir, caller.cred));
-  RETURN_IF_ERROR(CheckLinkSource(StatFromAttrs(obj.attrs())));
+  RETURN_IF_ERROR(CheckLinkSource(obj.attrs()));
   std::vector<uint64_t> changed;
   {
     absl::MutexLock l(&impl_->mu);
@@ -749,16 +752,16 @@ absl::Status MemoryBackend::Link(const Object& obj, const Object& dir, std::stri
     Inode& n = InodeOf(obj);
     const Actor a = impl_->Kernel(caller.cred);
     RETURN_IF_ERROR(impl_->MayCreate(d, name, a));
-    if (n.st.st_nlink == 0) return ErrnoToStatus(ENOENT, "link of a removed file");
+    if (n.attrs.nlink == 0) return ErrnoToStatus(ENOENT, "link of a removed file");
     // may_linkat with fs.protected_hardlinks=1.
-    if (!a.caps && a.cred.uid != n.st.st_uid) {
-      const mode_t m = n.st.st_mode;
-      const bool safe = S_ISREG(m) && !(m & S_ISUID) &&
+    if (!a.caps && a.cred.uid != n.attrs.uid) {
+      const uint32_t m = n.attrs.mode;
+      const bool safe = n.attrs.is_regular() && !(m & S_ISUID) &&
                         (m & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP) &&
-                        KernelMay(n.st, a, kMayRead | kMayWrite).ok();
+                        KernelMay(n.attrs, a, kMayRead | kMayWrite).ok();
       if (!safe) return ErrnoToStatus(EPERM, "link: protected hard link");
     }
-    n.st.st_nlink++;
+    n.attrs.nlink++;
     impl_->AddEntry(d, name, Ref<Inode>::Share(&n));
     impl_->Changed(n);
     changed = {d.ino(), n.ino()};
@@ -771,15 +774,16 @@ absl::Status MemoryBackend::Link(const Object& obj, const Object& dir, std::stri
 absl::StatusOr<std::string> MemoryBackend::ReadLink(const Object& obj) {
   absl::MutexLock l(&impl_->mu);
   const Inode& n = InodeOf(obj);
-  if (!S_ISLNK(n.st.st_mode)) return ErrnoToStatus(EINVAL, "readlink of a non-symlink");
+  if (n.attrs.type != FileType::kSymlink)
+    return ErrnoToStatus(EINVAL, "readlink of a non-symlink");
   return n.data;
 }
 
 absl::StatusOr<ReadDirResult> MemoryBackend::ReadDir(
     const Object& dir, uint64_t cookie, bool plus, const Credentials& cred,
     absl::FunctionRef<bool(const DirEntry&)> emit) {
-  const struct stat dst = StatFromAttrs(dir.attrs());
-  if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "readdir");
+  const Attrs& dst = dir.attrs();
+  if (!dst.is_dir()) return ErrnoToStatus(ENOTDIR, "readdir");
   RETURN_IF_ERROR(impl_->ServerMay(dst, cred, kMayRead));
   struct Row {
     std::string name;
@@ -792,17 +796,17 @@ absl::StatusOr<ReadDirResult> MemoryBackend::ReadDir(
     absl::MutexLock l(&impl_->mu);
     Inode& d = InodeOf(dir);
     const Actor a = impl_->Kernel(cred);
-    RETURN_IF_ERROR(KernelMay(d.st, a, kMayRead));
-    if (d.st.st_nlink == 0) return ErrnoToStatus(ENOENT, "readdir of a removed directory");
+    RETURN_IF_ERROR(KernelMay(d.attrs, a, kMayRead));
+    if (d.attrs.nlink == 0) return ErrnoToStatus(ENOENT, "readdir of a removed directory");
     if (cookie > 2 && cookie >= d.next_cookie) return ErrnoToStatus(EBADR, "readdir cookie");
     // READDIRPLUS describes the entries only where a stat by name may (search permission).
-    const bool search = KernelMay(d.st, a, kMayExec).ok();
+    const bool search = KernelMay(d.attrs, a, kMayExec).ok();
     const bool at_root = d.parent == d.ino();
     auto add = [&](std::string_view name, uint64_t c, Inode* n, uint64_t fileid) {
       if (c <= cookie) return;
       Row r{std::string(name), fileid, c, {}, std::nullopt};
       if (plus && n != nullptr && search) {
-        r.attrs = AttrsFromStat(n->st);
+        r.attrs = n->Snapshot();
         r.handle = HandleOf(*n);
       }
       rows.push_back(std::move(r));
@@ -851,7 +855,7 @@ absl::StatusOr<Ref<NfsFile>> MemoryBackend::OpenFile(const Object& obj, FileMode
     // The server opens as itself (O_RDONLY or O_RDWR): root may, its own user only
     // what the mode bits allow it — a read-only file is refused to its owner too.
     absl::MutexLock l(&impl_->mu);
-    RETURN_IF_ERROR(KernelMay(n.st, impl_->Server(),
+    RETURN_IF_ERROR(KernelMay(n.attrs, impl_->Server(),
                               mode == FileMode::kRead ? kMayRead : kMayRead | kMayWrite));
   }
   files_opened_.fetch_add(1, std::memory_order_relaxed);
@@ -902,14 +906,14 @@ absl::Status MemoryBackend::SyncFile(NfsFile&, const Object& obj) {
 
 absl::Status MemoryBackend::ApplySetAttr(const Object& obj, const SetAttrRequest& req,
                                          NfsFile* resized, const Caller& caller) {
-  const struct stat st = StatFromAttrs(obj.attrs());
+  const Attrs& at = obj.attrs();
   {
     absl::MutexLock l(&impl_->mu);
     Inode& n = InodeOf(obj);
     const Actor a = impl_->Kernel(caller.cred);
     // ftruncate on a file open for writing checks no permission of its own.
     if (resized != nullptr) RETURN_IF_ERROR(impl_->Truncate(n, *req.size, a, false));
-    RETURN_IF_ERROR(impl_->ModeOwnerTimes(n, st, TouchForWriter(st, req, caller.cred), a,
+    RETURN_IF_ERROR(impl_->ModeOwnerTimes(n, at, TouchForWriter(at, req, caller.cred), a,
                                           /*skip_unchanged=*/false));
   }
   if (caller.sync) NotifyCommit(CommitRecord::Kind::kMetadata, obj.attrs().fileid);

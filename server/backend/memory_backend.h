@@ -2,8 +2,9 @@
 // for unit tests of the protocol handlers (leveldb's helpers/memenv for our Env).
 //
 // Owns: a tree of inodes per export (created on first use, rooted at an inode whose
-// attributes MemoryBackendOptions gives), each inode's metadata (kept as a struct stat so
-// that the server's rules, rules.h, judge it exactly as they judge the POSIX backend's),
+// attributes MemoryBackendOptions gives), each inode's metadata (kept as the Attrs a
+// backend gives, so that the server's rules, rules.h, judge it exactly as they judge the
+// POSIX backend's),
 // file data and symlink targets as bytes, directory entries with their cookies.
 //
 // It behaves as the POSIX backend does on ext4 — the conformance suite

@@ -26,7 +26,7 @@ vfs::Object View(const Object& o) {
   vfs::Object v;
   v.exp = &o.exp();
   v.fd = vfs::ObjectFd(o.node().fd(), Ref<RefCounted>::Share(&o.node()));
-  v.st = StatFromAttrs(o.attrs());
+  v.attrs = o.attrs();
   return v;
 }
 
@@ -72,10 +72,10 @@ absl::Status PosixBackend::CommitMetadata(const exports::Export& exp,
   std::vector<uint64_t> reported;
   for (const Changed& c : changed) {
     if (c.created)
-      commits.AddCreated(c.fd, *c.st);
+      commits.AddCreated(c.obj.node().fd(), c.obj.attrs());
     else
-      commits.Add(c.fd, *c.st);
-    const uint64_t id = static_cast<uint64_t>(c.st->st_ino);
+      commits.Add(c.obj.node().fd(), c.obj.attrs());
+    const uint64_t id = c.obj.attrs().fileid;
     bool seen = false;
     for (uint64_t r : reported) seen |= r == id;
     if (!seen) reported.push_back(id);
@@ -97,12 +97,9 @@ void PosixBackend::Remember(const exports::Export& exp, const vfs::LookupResult&
 absl::StatusOr<Object> PosixBackend::Made(const Object& dir, std::string_view name,
                                           vfs::LookupResult made, const Caller& caller) {
   Remember(dir.exp(), made, dir.node().fd(), name);
-  if (caller.sync) {
-    const struct stat dir_st = StatFromAttrs(dir.attrs());
-    RETURN_IF_ERROR(CommitMetadata(
-        dir.exp(), {{made.fd.get(), &made.st, true}, {dir.node().fd(), &dir_st, false}}));
-  }
-  return MakeObject(dir.exp(), std::move(made));
+  Object obj = MakeObject(dir.exp(), std::move(made));
+  if (caller.sync) RETURN_IF_ERROR(CommitMetadata(dir.exp(), {{obj, true}, {dir}}));
+  return obj;
 }
 
 absl::StatusOr<Ref<NfsFile>> PosixBackend::OpenNode(const exports::Export& exp,
@@ -201,10 +198,7 @@ absl::StatusOr<std::optional<Handle>> PosixBackend::Remove(const Object& dir,
         return vfs::Remove(View(dir), name, is_dir, caller.cred);
       }));
   if (gone) resolver_.Forget(dir.exp().id(), *gone);
-  if (caller.sync) {
-    const struct stat dir_st = StatFromAttrs(dir.attrs());
-    RETURN_IF_ERROR(CommitMetadata(dir.exp(), {{dir.node().fd(), &dir_st}}));
-  }
+  if (caller.sync) RETURN_IF_ERROR(CommitMetadata(dir.exp(), {{dir}}));
   return gone;
 }
 
@@ -220,12 +214,8 @@ absl::StatusOr<std::optional<Handle>> PosixBackend::Rename(const Object& from_di
                                         caller.cred);
                    }));
   if (replaced) resolver_.Forget(to_dir.exp().id(), *replaced);
-  if (caller.sync) {  // knfsd's order: the target directory, then the source
-    const struct stat to_st = StatFromAttrs(to_dir.attrs());
-    const struct stat from_st = StatFromAttrs(from_dir.attrs());
-    RETURN_IF_ERROR(CommitMetadata(
-        to_dir.exp(), {{to_dir.node().fd(), &to_st}, {from_dir.node().fd(), &from_st}}));
-  }
+  if (caller.sync)  // knfsd's order: the target directory, then the source
+    RETURN_IF_ERROR(CommitMetadata(to_dir.exp(), {{to_dir}, {from_dir}}));
   return replaced;
 }
 
@@ -235,12 +225,8 @@ absl::Status PosixBackend::Link(const Object& obj, const Object& dir, std::strin
   RETURN_IF_ERROR(AsCaller(caller.cred, [&] {
     return vfs::Link(View(obj), View(dir), name, caller.cred);
   }));
-  if (caller.sync) {  // knfsd's order: the directory, then the linked inode
-    const struct stat dir_st = StatFromAttrs(dir.attrs());
-    const struct stat st = StatFromAttrs(obj.attrs());
-    RETURN_IF_ERROR(
-        CommitMetadata(dir.exp(), {{dir.node().fd(), &dir_st}, {obj.node().fd(), &st}}));
-  }
+  if (caller.sync)  // knfsd's order: the directory, then the linked inode
+    RETURN_IF_ERROR(CommitMetadata(dir.exp(), {{dir}, {obj}}));
   return absl::OkStatus();
 }
 
@@ -265,7 +251,7 @@ absl::StatusOr<ReadDirResult> PosixBackend::ReadDir(
                                            out.name = e.name;
                                            out.fileid = e.fileid;
                                            out.cookie = e.cookie;
-                                           if (e.st) out.attrs = AttrsFromStat(*e.st);
+                                           if (e.attrs) out.attrs = *e.attrs;
                                            if (e.kh) {
                                              out.handle = &*e.kh;
                                              if (share)
@@ -316,9 +302,8 @@ absl::Status PosixBackend::SyncFile(NfsFile& file, const Object& obj) {
 
 absl::Status PosixBackend::ApplySetAttr(const Object& obj, const SetAttrRequest& req,
                                         NfsFile* resized, const Caller& caller) {
-  const struct stat st = StatFromAttrs(obj.attrs());
-  RETURN_IF_ERROR(vfs::ApplySetAttr(obj.node().fd(), st, req, resized, caller.cred));
-  if (caller.sync) RETURN_IF_ERROR(CommitMetadata(obj.exp(), {{obj.node().fd(), &st}}));
+  RETURN_IF_ERROR(vfs::ApplySetAttr(obj.node().fd(), obj.attrs(), req, resized, caller.cred));
+  if (caller.sync) RETURN_IF_ERROR(CommitMetadata(obj.exp(), {{obj}}));
   return absl::OkStatus();
 }
 

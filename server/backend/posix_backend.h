@@ -98,9 +98,8 @@ class PosixBackend final : public Backend {
  private:
   // An object a sync operation changed, for CommitMetadata.
   struct Changed {
-    int fd;                  // its O_PATH fd
-    const struct stat* st;   // its attributes (type and identity)
-    bool created = false;    // new: left to its directory's commit unless openable
+    const Object& obj;      // its O_PATH fd and attributes (type and identity)
+    bool created = false;   // new: left to its directory's commit unless openable
   };
   // With caller.sync: commits `changed` in order as the server (vfs::MetadataCommits) and
   // reports each object once.

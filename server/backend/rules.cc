@@ -2,6 +2,7 @@
 #include "server/backend/rules.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 
 #include "common/status.h"
 #include "server/policy/creds.h"
@@ -28,30 +29,28 @@ absl::Status CheckNewName(std::string_view name) {
   return absl::OkStatus();
 }
 
-absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want) {
-  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "is a directory");
-  if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "not a regular file");
-  absl::Status s = CheckPermission(st, cred, want, /*owner_override=*/true);
-  if (!s.ok() && want == kMayRead) s = CheckPermission(st, cred, kMayExec, false);
+absl::Status CheckIo(const Attrs& a, const Credentials& cred, int want) {
+  if (!a.has(kAttrAccess)) return ErrnoToStatus(EACCES, "I/O: attributes incomplete");
+  if (a.is_dir()) return ErrnoToStatus(EISDIR, "is a directory");
+  if (!a.is_regular()) return ErrnoToStatus(EINVAL, "not a regular file");
+  absl::Status s = CheckPermission(a, cred, want, /*owner_override=*/true);
+  if (!s.ok() && want == kMayRead) s = CheckPermission(a, cred, kMayExec, false);
   return s;
 }
 
-bool HasSetIdBits(const struct stat& st) {
-  return S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
-}
-
 bool HasSetIdBits(const Attrs& a) {
+  if (!a.has(kAttrType | kAttrMode)) return true;  // unknown: the safe side
   return a.is_regular() && (a.mode & (S_ISUID | S_ISGID)) != 0;
 }
 
-absl::Status CheckLocalIo(const struct stat& st, const Credentials& cred, FileMode mode) {
-  RETURN_IF_ERROR(CheckIo(st, cred, kMayRead));
+absl::Status CheckLocalIo(const Attrs& a, const Credentials& cred, FileMode mode) {
+  RETURN_IF_ERROR(CheckIo(a, cred, kMayRead));
   if (mode == FileMode::kReadWrite) {
-    RETURN_IF_ERROR(CheckIo(st, cred, kMayWrite));
+    RETURN_IF_ERROR(CheckIo(a, cred, kMayWrite));
     // The client's writes are judged by the kernel as the client process's, which for a
     // root client acting for a user would keep the set-id bits: such files are written
     // over RPC, where Write() clears them (creds.h, "Set-id bits").
-    if (HasSetIdBits(st) && !cred.is_root())
+    if (HasSetIdBits(a) && !cred.is_root())
       return ErrnoToStatus(EOPNOTSUPP, "LOCALIO write of a set-id file");
   }
   return absl::OkStatus();
@@ -66,46 +65,48 @@ absl::Status ValidateTimes(const SetAttrRequest& req) {
   return absl::OkStatus();
 }
 
-SetAttrRequest TouchForWriter(const struct stat& st, const SetAttrRequest& req,
+SetAttrRequest TouchForWriter(const Attrs& a, const SetAttrRequest& req,
                               const Credentials& cred) {
   const bool server_time = req.atime.how == TimeHow::kServerTime ||
                            req.mtime.how == TimeHow::kServerTime;
   const bool client_time = req.atime.how == TimeHow::kClientTime ||
                            req.mtime.how == TimeHow::kClientTime;
-  if (!server_time || client_time || cred.is_root() || cred.uid == st.st_uid) return req;
+  if (!server_time || client_time || cred.is_root() || !a.has(kAttrUid) || cred.uid == a.uid)
+    return req;
   SetAttrRequest touch = req;
   touch.atime.how = touch.mtime.how = TimeHow::kServerTime;
   return touch;
 }
 
-absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
+absl::Status CheckSetAttrUnprivileged(const Attrs& a, const SetAttrRequest& req,
                                       const Credentials& cred) {
   if (cred.is_root()) return absl::OkStatus();
-  const bool owner = cred.uid == st.st_uid;
+  const bool owner = a.has(kAttrUid) && cred.uid == a.uid;
   if ((req.mode || req.uid || req.gid || req.atime.how == TimeHow::kClientTime ||
        req.mtime.how == TimeHow::kClientTime) &&
       !owner)
     return ErrnoToStatus(EPERM, "setattr: not the owner");
   if ((req.atime.how == TimeHow::kServerTime || req.mtime.how == TimeHow::kServerTime) &&
       !owner)
-    return CheckPermission(st, cred, kMayWrite, false);
+    return CheckPermission(a, cred, kMayWrite, false);
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> CheckSetAttr(const struct stat& st, const SetAttrRequest& req,
+absl::StatusOr<bool> CheckSetAttr(const Attrs& a, const SetAttrRequest& req,
                                   std::optional<timespec> guard_ctime,
                                   const Credentials& cred, bool server_checks) {
-  if (guard_ctime && (guard_ctime->tv_sec != st.st_ctim.tv_sec ||
-                      guard_ctime->tv_nsec != st.st_ctim.tv_nsec))
+  if (guard_ctime && (!a.has(kAttrCtime) || guard_ctime->tv_sec != a.ctime.tv_sec ||
+                      guard_ctime->tv_nsec != a.ctime.tv_nsec))
     return ErrnoToStatus(kErrNotSync, "setattr guard: ctime changed");
   RETURN_IF_ERROR(ValidateTimes(req));
-  if (server_checks) RETURN_IF_ERROR(CheckSetAttrUnprivileged(st, req, cred));
+  if (server_checks) RETURN_IF_ERROR(CheckSetAttrUnprivileged(a, req, cred));
   if (!req.size) return false;
-  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "truncate a directory");
-  if (!S_ISREG(st.st_mode)) return ErrnoToStatus(EINVAL, "truncate a special file");
-  if (static_cast<uint64_t>(st.st_size) == *req.size && req.mtime.how != TimeHow::kDontChange)
-    return false;
-  RETURN_IF_ERROR(CheckPermission(st, cred, kMayWrite, /*owner_override=*/true));
+  if (!a.has(kAttrType | kAttrSize))
+    return ErrnoToStatus(EACCES, "truncate: attributes incomplete");
+  if (a.is_dir()) return ErrnoToStatus(EISDIR, "truncate a directory");
+  if (!a.is_regular()) return ErrnoToStatus(EINVAL, "truncate a special file");
+  if (a.size == *req.size && req.mtime.how != TimeHow::kDontChange) return false;
+  RETURN_IF_ERROR(CheckPermission(a, cred, kMayWrite, /*owner_override=*/true));
   return true;
 }
 
@@ -114,14 +115,16 @@ VerifierTimes ExclusiveVerifierTimes(uint64_t verifier) {
                        static_cast<time_t>((verifier >> 32) & 0x7fffffff)};
 }
 
-bool IsExclusiveRetransmit(const struct stat& st, uint64_t verifier) {
+bool IsExclusiveRetransmit(const Attrs& a, uint64_t verifier) {
+  if (!a.has(kAttrType | kAttrSize | kAttrAtime | kAttrMtime)) return false;
   const VerifierTimes v = ExclusiveVerifierTimes(verifier);
-  return S_ISREG(st.st_mode) && st.st_mtim.tv_sec == v.mtime_sec &&
-         st.st_atim.tv_sec == v.atime_sec && st.st_size == 0;
+  return a.is_regular() && a.mtime.tv_sec == v.mtime_sec && a.atime.tv_sec == v.atime_sec &&
+         a.size == 0;
 }
 
-absl::Status CheckLinkSource(const struct stat& st) {
-  if (S_ISDIR(st.st_mode)) return ErrnoToStatus(EISDIR, "link a directory");
+absl::Status CheckLinkSource(const Attrs& a) {
+  if (!a.has(kAttrType)) return ErrnoToStatus(EACCES, "link: attributes without type");
+  if (a.is_dir()) return ErrnoToStatus(EISDIR, "link a directory");
   return absl::OkStatus();
 }
 

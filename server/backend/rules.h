@@ -10,15 +10,16 @@
 // What the kernel decides on its own (permission of a switched thread, set-id clearing by
 // a write, the sticky bit) the memory backend models itself (memory_backend.h).
 //
-// They judge a `struct stat` (the POSIX backend's attributes; the memory backend keeps its
-// inodes' metadata in one), with the mode-bit check of creds.h.
+// They judge the attributes a backend gave (types.h Attrs: the POSIX backend's from its
+// one statx, the memory backend's its inodes' own), with the mode-bit check of creds.h.
+// A rule given attributes without a field it reads fails closed: a check refuses (EACCES,
+// or the rule's own refusal), a question answers on the safe side (named with each).
 //
 // Errors: absl::Status carrying an errno (common/status.h), named with each function.
 // Thread-safety: stateless.
 #pragma once
 
 #include <stdint.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <optional>
@@ -46,19 +47,20 @@ absl::Status CheckNewName(std::string_view name);
 
 // Regular-file I/O by `cred`: EISDIR for a directory, EINVAL for another non-regular
 // file, then the mode bits with owner override (knfsd's NFSD_MAY_OWNER_OVERRIDE); a
-// file that may be executed may be read (NFSD_MAY_READ_IF_EXEC). EACCES.
-absl::Status CheckIo(const struct stat& st, const Credentials& cred, int want);
+// file that may be executed may be read (NFSD_MAY_READ_IF_EXEC). EACCES, also without
+// the fields of kAttrAccess.
+absl::Status CheckIo(const Attrs& a, const Credentials& cred, int want);
 
 // A regular file with a set-user-ID or set-group-ID bit: a write or a size change by a
-// caller without CAP_FSETID clears them (creds.h, "Set-id bits").
-bool HasSetIdBits(const struct stat& st);
+// caller without CAP_FSETID clears them (creds.h, "Set-id bits"). Without type or mode:
+// true (the write then runs as the caller, and LOCALIO refuses a write open).
 bool HasSetIdBits(const Attrs& a);
 
 // LOCALIO OPEN_LOCAL_FH of mode kRead or kReadWrite: exactly what READ (and, for
 // kReadWrite, also WRITE) checks; a kReadWrite open of a file with set-id bits by
 // non-root credentials is refused (EOPNOTSUPP): its writes go over RPC, where the
 // server clears the bits (creds.h, "Set-id bits").
-absl::Status CheckLocalIo(const struct stat& st, const Credentials& cred, FileMode mode);
+absl::Status CheckLocalIo(const Attrs& a, const Credentials& cred, FileMode mode);
 
 // What the kernel would refuse in the times of `req` — nanoseconds beyond a second,
 // which utimensat rejects (and two of which are its UTIME_NOW / UTIME_OMIT) — found
@@ -72,23 +74,26 @@ absl::Status ValidateTimes(const SetAttrRequest& req);
 // sends with every ftruncate (size + mtime = server time). For such a caller asking only
 // for the server's clock, both times are set to now — the kernel's "touch", for which it
 // checks write permission itself. The price: atime moves too when only mtime was asked.
-SetAttrRequest TouchForWriter(const struct stat& st, const SetAttrRequest& req,
+// Without the owner in `a`: `req` unchanged (the kernel judges it as asked).
+SetAttrRequest TouchForWriter(const Attrs& a, const SetAttrRequest& req,
                               const Credentials& cred);
 
 // What the kernel would check for the request's user, checked by a server that cannot
 // switch to it (unprivileged): mode, owner and client times by the owner only (EPERM),
-// server times by the owner or a writer (EACCES). Root passes.
-absl::Status CheckSetAttrUnprivileged(const struct stat& st, const SetAttrRequest& req,
+// server times by the owner or a writer (EACCES). Root passes. Without the owner in `a`:
+// EPERM for a non-root caller.
+absl::Status CheckSetAttrUnprivileged(const Attrs& a, const SetAttrRequest& req,
                                       const Credentials& cred);
 
-// SETATTR's checks, in knfsd's order, on the object's attributes `st` at the start of the
+// SETATTR's checks, in knfsd's order, on the object's attributes `a` at the start of the
 // request: the guard (kErrNotSync), the times (ValidateTimes), the unprivileged server's
 // checks when `server_checks` (CheckSetAttrUnprivileged), and the size: EISDIR for a
 // directory, EINVAL for another non-regular file. Returns whether the size must be set
 // through a file opened for writing — when it differs, or when no mtime is given (a
 // truncate to the same size still updates the times and clears set-id bits) — after the
-// write permission with owner override was checked (EACCES).
-absl::StatusOr<bool> CheckSetAttr(const struct stat& st, const SetAttrRequest& req,
+// write permission with owner override was checked (EACCES). Without the ctime a guard
+// needs: kErrNotSync; without the type or size a truncation needs: EACCES.
+absl::StatusOr<bool> CheckSetAttr(const Attrs& a, const SetAttrRequest& req,
                                   std::optional<timespec> guard_ctime,
                                   const Credentials& cred, bool server_checks);
 
@@ -99,12 +104,14 @@ struct VerifierTimes {
   time_t mtime_sec;
 };
 VerifierTimes ExclusiveVerifierTimes(uint64_t verifier);
-// Whether the existing file `st` is the one an EXCLUSIVE CREATE with `verifier` made (a
-// retransmit): regular, empty, and its times hold the verifier.
-bool IsExclusiveRetransmit(const struct stat& st, uint64_t verifier);
+// Whether the existing file `a` is the one an EXCLUSIVE CREATE with `verifier` made (a
+// retransmit): regular, empty, and its times hold the verifier. False without those
+// fields (the create then fails with EEXIST).
+bool IsExclusiveRetransmit(const Attrs& a, uint64_t verifier);
 
-// LINK of a directory: EISDIR (before the kernel's EPERM, as knfsd).
-absl::Status CheckLinkSource(const struct stat& st);
+// LINK of a directory: EISDIR (before the kernel's EPERM, as knfsd); EACCES without the
+// type.
+absl::Status CheckLinkSource(const Attrs& a);
 
 // The cookie verifier of a directory with inode number `fileid`: constant for its
 // lifetime (not its mtime, so concurrent modifications never invalidate a listing in

@@ -53,22 +53,4 @@ Attrs AttrsFromStat(const struct stat& st) {
   return a;
 }
 
-struct stat StatFromAttrs(const Attrs& a) {
-  struct stat st{};
-  st.st_mode = ModeOfFileType(a.type) | (a.mode & 07777);
-  st.st_nlink = a.nlink;
-  st.st_uid = a.uid;
-  st.st_gid = a.gid;
-  st.st_size = static_cast<off_t>(a.size);
-  st.st_blocks = static_cast<blkcnt_t>((a.used + 511) / 512);
-  st.st_blksize = 4096;
-  st.st_rdev = makedev(a.rdev_major, a.rdev_minor);
-  st.st_dev = static_cast<dev_t>(a.fsid);
-  st.st_ino = static_cast<ino_t>(a.fileid);
-  st.st_atim = a.atime;
-  st.st_mtim = a.mtime;
-  st.st_ctim = a.ctime;
-  return st;
-}
-
 }  // namespace localnfs::server::backend

@@ -71,6 +71,9 @@ inline constexpr uint32_t kAttrBasic = kAttrType | kAttrMode | kAttrNlink | kAtt
                                        kAttrGid | kAttrSize | kAttrUsed | kAttrRdev |
                                        kAttrFsid | kAttrFileid | kAttrAtime | kAttrMtime |
                                        kAttrCtime | kAttrChange;
+// What a permission check reads (creds.h CheckPermission): a rule given attributes
+// without one of these fails closed (EACCES).
+inline constexpr uint32_t kAttrAccess = kAttrType | kAttrMode | kAttrUid | kAttrGid;
 
 struct Attrs {
   uint32_t valid = 0;  // kAttr* bits of the fields that hold a value
@@ -101,11 +104,10 @@ inline uint64_t ChangeFromCtime(const timespec& ctime) {
   return (static_cast<uint64_t>(ctime.tv_sec) << 30) + static_cast<uint64_t>(ctime.tv_nsec);
 }
 
-// Every field of kAttrBasic from `st` (change from its ctime); mount_id unset.
+// Every field of kAttrBasic from `st` (change from its ctime); mount_id unset. The one
+// way in: the POSIX backend converts what the kernel gives where it takes it; the rules
+// (rules.h, creds.h) and everything above them judge Attrs.
 Attrs AttrsFromStat(const struct stat& st);
-// The inverse for the fields a stat has (st_blksize is 4096; used rounds up to blocks).
-// The POSIX backend's rules (rules.h) judge a struct stat.
-struct stat StatFromAttrs(const Attrs& a);
 
 // SETATTR and the attributes of a CREATE/MKDIR/SYMLINK/MKNOD.
 enum class TimeHow { kDontChange, kServerTime, kClientTime };

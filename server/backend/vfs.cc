@@ -56,16 +56,16 @@ void AddEntryAttrs(const exports::Export& exp, int dirfd, const char* name, DirE
   if (!a.ok() || !InExportMount(exp, a->st, a->mnt_id) ||
       static_cast<uint64_t>(a->st.st_ino) != e.fileid)
     return;
-  e.st = a->st;
+  e.attrs = backend::AttrsFromStat(a->st);
   absl::StatusOr<KernelHandle> kh = KernelHandleAt(dirfd, name);
   if (kh.ok()) e.kh = std::move(*kh);
 }
 
 // Directory checks shared by every operation that changes `dir`.
 absl::Status CheckDirForChange(const Object& dir, const Credentials& cred) {
-  ASSIGN_OR_RETURN(struct stat st, AttrsOf(dir));
-  if (!S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "not a directory");
-  return CheckPermissionIfUnprivileged(st, cred, kMayWrite | kMayExec);
+  ASSIGN_OR_RETURN(const backend::Attrs a, AttrsOf(dir));
+  if (!a.is_dir()) return ErrnoToStatus(ENOTDIR, "not a directory");
+  return CheckPermissionIfUnprivileged(a, cred, kMayWrite | kMayExec);
 }
 
 absl::Status Truncate(int fd, uint64_t size) {
@@ -75,18 +75,18 @@ absl::Status Truncate(int fd, uint64_t size) {
 }
 
 // Mode, owner and times, in that order (the caller holds switched credentials).
-absl::Status ApplyModeOwnerTimes(int fd, const struct stat& st, const SetAttrRequest& req,
+absl::Status ApplyModeOwnerTimes(int fd, const backend::Attrs& a, const SetAttrRequest& req,
                                  bool skip_unchanged) {
-  if (req.mode && !S_ISLNK(st.st_mode) &&
-      !(skip_unchanged && (st.st_mode & 07777) == (*req.mode & 07777))) {
+  if (req.mode && a.type != backend::FileType::kSymlink &&
+      !(skip_unchanged && (a.mode & 07777) == (*req.mode & 07777))) {
     if (fchmodat(AT_FDCWD, ProcPath(fd).c_str(), *req.mode & 07777, 0) != 0)
       return ErrnoToStatus(errno, "chmod");
   }
   uid_t uid = req.uid ? *req.uid : static_cast<uid_t>(-1);
   gid_t gid = req.gid ? *req.gid : static_cast<gid_t>(-1);
   if (skip_unchanged) {
-    if (uid == st.st_uid) uid = static_cast<uid_t>(-1);
-    if (gid == st.st_gid) gid = static_cast<gid_t>(-1);
+    if (uid == a.uid) uid = static_cast<uid_t>(-1);
+    if (gid == a.gid) gid = static_cast<gid_t>(-1);
   }
   if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) {
     if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0) return ErrnoToStatus(errno, "chown");
@@ -187,28 +187,28 @@ bool InExportMount(const exports::Export& exp, const struct stat& st, uint64_t m
   return static_cast<uint64_t>(st.st_dev) == exp.root_dev() && mnt_id == exp.root_mnt_id();
 }
 
-bool IsExportRoot(const exports::Export& exp, const struct stat& st) {
-  return static_cast<uint64_t>(st.st_dev) == exp.root_dev() &&
-         static_cast<uint64_t>(st.st_ino) == exp.root_ino();
+bool IsExportRoot(const exports::Export& exp, uint64_t dev, uint64_t ino) {
+  return dev == exp.root_dev() && ino == exp.root_ino();
 }
 
-absl::StatusOr<struct stat> AttrsOf(const Object& obj) {
-  if (obj.st) return *obj.st;
-  return GetAttr(obj.fd.get());
+absl::StatusOr<backend::Attrs> AttrsOf(const Object& obj) {
+  if (obj.attrs) return *obj.attrs;
+  ASSIGN_OR_RETURN(const struct stat st, GetAttr(obj.fd.get()));
+  return backend::AttrsFromStat(st);
 }
 
 absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
                                     const Credentials& cred) {
   RETURN_IF_ERROR(ValidateName(name));
-  ASSIGN_OR_RETURN(struct stat dst, AttrsOf(dir));
-  if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "lookup in a non-directory");
+  ASSIGN_OR_RETURN(const backend::Attrs dst, AttrsOf(dir));
+  if (!dst.is_dir()) return ErrnoToStatus(ENOTDIR, "lookup in a non-directory");
   RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayExec));
   UniqueFd fd;
   if (name == ".") {
     fd = UniqueFd(fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
   } else if (name == "..") {
     // Never above the export root: its ".." is itself.
-    fd = UniqueFd(IsExportRoot(*dir.exp, dst)
+    fd = UniqueFd(IsExportRoot(*dir.exp, dst.fsid, dst.fileid)
                       ? fcntl(dir.exp->root_fd(), F_DUPFD_CLOEXEC, 0)
                       : openat(dir.fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
   } else {
@@ -220,7 +220,7 @@ absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
   return Describe(*dir.exp, std::move(fd));
 }
 
-absl::Status ApplySetAttr(int path_fd, const struct stat& st, const SetAttrRequest& req,
+absl::Status ApplySetAttr(int path_fd, const backend::Attrs& a, const SetAttrRequest& req,
                           NfsFile* resized, const Credentials& cred) {
   // The size changes as the request's credentials too, so that the kernel clears the
   // set-id bits for a caller without CAP_FSETID (ftruncate's rule) as it would for a
@@ -229,7 +229,7 @@ absl::Status ApplySetAttr(int path_fd, const struct stat& st, const SetAttrReque
   RETURN_IF_ERROR(as_user.status());
   if (resized && ftruncate(resized->fd(), static_cast<off_t>(*req.size)) != 0)
     return ErrnoToStatus(errno, "ftruncate");
-  return ApplyModeOwnerTimes(path_fd, st, backend::TouchForWriter(st, req, cred),
+  return ApplyModeOwnerTimes(path_fd, a, backend::TouchForWriter(a, req, cred),
                              /*skip_unchanged=*/false);
 }
 
@@ -242,7 +242,7 @@ absl::Status ApplyCreateAttrs(int fd, const SetAttrRequest& req, const Credentia
   if (!CanSwitchCredentials() || !cred.is_root()) r.uid.reset(), r.gid.reset();
   if (r.size && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != *r.size)
     RETURN_IF_ERROR(Truncate(fd, *r.size));
-  return ApplyModeOwnerTimes(fd, st, r, /*skip_unchanged=*/true);
+  return ApplyModeOwnerTimes(fd, backend::AttrsFromStat(st), r, /*skip_unchanged=*/true);
 }
 
 absl::StatusOr<std::string> ReadLink(const Object& obj) {
@@ -355,7 +355,8 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
   if (errno != EEXIST || how == CreateHow::kGuarded) return ErrnoToStatus(errno, "create");
   ASSIGN_OR_RETURN(LookupResult r, OpenChild(dir, n));
   if (how == CreateHow::kExclusive) {
-    if (backend::IsExclusiveRetransmit(r.st, verifier)) return r;  // a retransmit of our own create
+    // A retransmit of our own create.
+    if (backend::IsExclusiveRetransmit(backend::AttrsFromStat(r.st), verifier)) return r;
     return ErrnoToStatus(EEXIST, "exclusive create");
   }
   if (!S_ISREG(r.st.st_mode))
@@ -365,7 +366,7 @@ absl::StatusOr<LookupResult> Create(const Object& dir, std::string_view name, Cr
     SetAttrRequest size_only;
     size_only.size = attrs.size;
     if (!CanSwitchCredentials())
-      RETURN_IF_ERROR(CheckPermission(r.st, cred, kMayWrite, false));
+      RETURN_IF_ERROR(CheckPermission(backend::AttrsFromStat(r.st), cred, kMayWrite, false));
     RETURN_IF_ERROR(ApplyCreateAttrs(r.fd.get(), size_only, cred));
     ASSIGN_OR_RETURN(r.st, GetAttr(r.fd.get()));
   }
@@ -489,8 +490,8 @@ absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
                   const Credentials& cred) {
   RETURN_IF_ERROR(backend::CheckNewName(name));
   RETURN_IF_ERROR(CheckDirForChange(dir, cred));
-  ASSIGN_OR_RETURN(struct stat st, AttrsOf(obj));
-  RETURN_IF_ERROR(backend::CheckLinkSource(st));
+  ASSIGN_OR_RETURN(const backend::Attrs a, AttrsOf(obj));
+  RETURN_IF_ERROR(backend::CheckLinkSource(a));
   if (linkat(AT_FDCWD, ProcPath(obj.fd.get()).c_str(), dir.fd.get(), CName(name).c_str(),
              AT_SYMLINK_FOLLOW) != 0)
     return ErrnoToStatus(errno, "link");
@@ -500,10 +501,10 @@ absl::Status Link(const Object& obj, const Object& dir, std::string_view name,
 absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool plus,
                                       const Credentials& cred,
                                       absl::FunctionRef<bool(const DirEntry&)> emit) {
-  ASSIGN_OR_RETURN(struct stat dst, AttrsOf(dir));
-  if (!S_ISDIR(dst.st_mode)) return ErrnoToStatus(ENOTDIR, "readdir");
+  ASSIGN_OR_RETURN(const backend::Attrs dst, AttrsOf(dir));
+  if (!dst.is_dir()) return ErrnoToStatus(ENOTDIR, "readdir");
   RETURN_IF_ERROR(CheckPermissionIfUnprivileged(dst, cred, kMayRead));
-  const bool at_root = IsExportRoot(*dir.exp, dst);
+  const bool at_root = IsExportRoot(*dir.exp, dst.fsid, dst.fileid);
   UniqueFd fd(openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return ErrnoToStatus(errno, "opendir");
   if (cookie != 0 && lseek(fd.get(), static_cast<off_t>(cookie), SEEK_SET) < 0)
@@ -528,14 +529,14 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
       e.cookie = static_cast<uint64_t>(d->d_off);
       if (e.name == ".") {
         if (plus) {  // the directory as this request resolved it
-          e.st = dst;
+          e.attrs = dst;
           if (!dir.kh.bytes.empty()) e.kh = dir.kh;
         }
       } else if (e.name == ".." && at_root) {
         // Never above the export (LOOKUP ".." of the root is the root): the root's
         // fileid, and — as knfsd for the ".." of an export root — no attributes and
         // no handle.
-        e.fileid = static_cast<uint64_t>(dst.st_ino);
+        e.fileid = dst.fileid;
       } else if (plus) {
         AddEntryAttrs(*dir.exp, fd.get(), d->d_name, e);
       }
@@ -544,27 +545,28 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
   }
 }
 
-void MetadataCommits::Push(int fd, const struct stat& st, bool created) {
+void MetadataCommits::Push(int fd, const backend::Attrs& a, bool created) {
   for (const Entry& e : entries_)
-    if (e.dev == st.st_dev && e.ino == st.st_ino) return;
+    if (e.fsid == a.fsid && e.fileid == a.fileid) return;
   UniqueFd dup(fcntl(fd, F_DUPFD_CLOEXEC, 0));
   // Without a duplicate (EMFILE) the object is committed with its whole file system.
-  entries_.push_back(Entry{std::move(dup), st.st_dev, st.st_ino,
-                           static_cast<mode_t>(st.st_mode & S_IFMT), created});
+  entries_.push_back(Entry{std::move(dup), a.fsid, a.fileid, a.type, created});
 }
 
 absl::Status MetadataCommits::Run(const exports::Export& exp) {
   bool synced_fs = false;  // one syncfs covers every later object
   for (const Entry& e : entries_) {
     if (synced_fs) break;
-    const bool openable = e.fd && (e.type == S_IFDIR || e.type == S_IFREG);
+    const bool is_dir = e.type == backend::FileType::kDirectory;
+    const bool is_regular = e.type == backend::FileType::kRegular;
+    const bool openable = e.fd && (is_dir || is_regular);
     if (!openable && e.created) continue;  // its directory's commit follows
     UniqueFd fd;
     if (openable) {
       fd.reset(open(ProcPath(e.fd.get()).c_str(),
-                    (e.type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC));
+                    (is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC));
       // Unprivileged: a file its owner (the server's user) may write but not read.
-      if (!fd && errno == EACCES && e.type == S_IFREG)
+      if (!fd && errno == EACCES && is_regular)
         fd.reset(open(ProcPath(e.fd.get()).c_str(), O_WRONLY | O_CLOEXEC));
       if (!fd && errno != EACCES) return ErrnoToStatus(errno, "open for commit");
     }

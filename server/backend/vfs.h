@@ -112,11 +112,11 @@ struct Object {
   // READ or GETATTR, request_policy.h); unset when the resolver did not take them.
   // Checks and pre-operation attributes of this request use them; attributes after
   // a change are taken again.
-  std::optional<struct stat> st;
+  std::optional<backend::Attrs> attrs;
 };
 
-// obj.st if set, else the attributes of obj.fd now.
-absl::StatusOr<struct stat> AttrsOf(const Object& obj);
+// obj.attrs if set, else the attributes of obj.fd now.
+absl::StatusOr<backend::Attrs> AttrsOf(const Object& obj);
 
 // Opens `rel` (a relative path, "." for the root) beneath `root_fd` with `flags`,
 // never following symlinks and never leaving the root (openat2 RESOLVE_BENEATH |
@@ -141,8 +141,8 @@ absl::StatusOr<AttrsOnMount> GetAttrOnMount(int dirfd, const char* name = "");
 // mount holds (their inode numbers, the fileids, would collide within the export's
 // one fsid).
 bool InExportMount(const exports::Export& exp, const struct stat& st, uint64_t mnt_id);
-// Whether `st` are the attributes of the export root itself.
-bool IsExportRoot(const exports::Export& exp, const struct stat& st);
+// Whether the object of device `dev` and inode `ino` is the export root itself.
+bool IsExportRoot(const exports::Export& exp, uint64_t dev, uint64_t ino);
 
 // LOOKUP: "." is `dir` itself, ".." its parent (the root at the root). Returns an
 // O_PATH fd of the object and its identity; EACCES for a mount point (the object
@@ -156,9 +156,9 @@ absl::StatusOr<LookupResult> Lookup(const Object& dir, std::string_view name,
                                     const Credentials& cred);
 
 // SETATTR's changes after its checks, on the object's O_PATH fd `path_fd` with attributes
-// `st`: the size through `resized` (a file open for writing; null: no size change), then
+// `a`: the size through `resized` (a file open for writing; null: no size change), then
 // mode, owner and times — all switched to `cred` here (not expecting switched credentials).
-absl::Status ApplySetAttr(int path_fd, const struct stat& st, const SetAttrRequest& req,
+absl::Status ApplySetAttr(int path_fd, const backend::Attrs& a, const SetAttrRequest& req,
                           NfsFile* resized, const Credentials& cred);
 
 // Applies `req` to a newly created object (under the already switched credentials),
@@ -239,7 +239,7 @@ struct DirEntry {
   // the entry — "." is the directory itself — unless the name no longer names the
   // object getdents listed (removed or replaced meanwhile: another inode number), it
   // is a mount point (not InExportMount), or it is ".." of the export root.
-  std::optional<struct stat> st;
+  std::optional<backend::Attrs> attrs;
   std::optional<KernelHandle> kh;
 };
 struct ReadDirResult {
@@ -267,21 +267,22 @@ absl::StatusOr<ReadDirResult> ReadDir(const Object& dir, uint64_t cookie, bool p
 // Thread-safety: one request's; not shared.
 class MetadataCommits {
  public:
-  // `fd`: an O_PATH fd of the object; `st`: its attributes (type and identity).
-  void Add(int fd, const struct stat& st) { Push(fd, st, /*created=*/false); }
-  void AddCreated(int fd, const struct stat& st) { Push(fd, st, /*created=*/true); }
+  // `fd`: an O_PATH fd of the object; `a`: its attributes (type and identity: kAttrType,
+  // kAttrFsid and kAttrFileid).
+  void Add(int fd, const backend::Attrs& a) { Push(fd, a, /*created=*/false); }
+  void AddCreated(int fd, const backend::Attrs& a) { Push(fd, a, /*created=*/true); }
   bool empty() const { return entries_.empty(); }
   absl::Status Run(const exports::Export& exp);
 
  private:
   struct Entry {
     UniqueFd fd;
-    dev_t dev;
-    ino_t ino;
-    mode_t type;
+    uint64_t fsid;
+    uint64_t fileid;
+    backend::FileType type;
     bool created;
   };
-  void Push(int fd, const struct stat& st, bool created);
+  void Push(int fd, const backend::Attrs& a, bool created);
   std::vector<Entry> entries_;
 };
 

@@ -29,24 +29,12 @@ namespace {
 
 class VfsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-    umask(0);
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
+    umask(0);
     tmp_ = std::make_unique<localnfs::testing::TempDir>("vfstest");
     base_ = tmp_->path();
     root_path_ = base_ + "/export";
-    ASSERT_EQ(mkdir(root_path_.c_str(), 0755), 0);
-    exports::ExportSpec spec;
-    spec.path = root_path_;
-    spec.rules.push_back(exports::ClientRule{});
-    auto exp = exports::Export::Create(spec);
+    auto exp = MakeExportedDir(root_path_, 0755);
     ASSERT_TRUE(exp.ok()) << exp.status();
     exp_ = *exp;
     root_ = Obj(UniqueFd(fcntl(exp_->root_fd(), F_DUPFD_CLOEXEC, 0)));
@@ -69,14 +57,12 @@ class VfsTest : public ::testing::Test {
   }
   Object Obj(LookupResult r) { return Obj(std::move(r.fd)); }
 
-  static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_, root_path_;
   Ref<exports::Export> exp_;
   Object root_;
   Credentials cred_;
 };
-ServerTestRuntime* VfsTest::runtime_ = nullptr;
 
 TEST_F(VfsTest, DotDotAtTheRootIsTheRoot) {
   auto up = Lookup(root_, "..", cred_);
@@ -268,13 +254,13 @@ TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
     if (e.name == "..") {
       // The export root's "..": the root itself, without attributes or handle.
       EXPECT_EQ(e.fileid, root_st.st_ino);
-      EXPECT_FALSE(e.st.has_value());
+      EXPECT_FALSE(e.attrs.has_value());
       EXPECT_FALSE(e.kh.has_value());
       return true;
     }
-    EXPECT_TRUE(e.st.has_value()) << e.name;
+    EXPECT_TRUE(e.attrs.has_value()) << e.name;
     EXPECT_TRUE(e.kh.has_value()) << e.name;
-    if (e.st) EXPECT_EQ(e.st->st_ino, e.fileid) << e.name;
+    if (e.attrs) EXPECT_EQ(e.attrs->fileid, e.fileid) << e.name;
     if (e.kh) EXPECT_EQ(*e.kh, e.name == "." ? root_.kh : e.name == "x" ? f.kh : sub.kh);
     return true;
   });
@@ -287,7 +273,7 @@ TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
     if (e.name != "..") return true;
     ++dotdot;
     EXPECT_EQ(e.fileid, root_st.st_ino);
-    EXPECT_TRUE(e.st.has_value());
+    EXPECT_TRUE(e.attrs.has_value());
     if (e.kh) EXPECT_EQ(*e.kh, root_.kh);
     EXPECT_TRUE(e.kh.has_value());
     return true;
@@ -348,18 +334,19 @@ TEST_F(VfsTest, MetadataCommitsOpenOnlyDirectoriesAndRegularFiles) {
     EXPECT_TRUE(fd);
     return fd;
   };
+  auto attrs_of = [](int fd) { return backend::AttrsFromStat(*GetAttr(fd)); };
   UniqueFd fifo_fd = obj(fifo), link_fd = obj(link);
   MetadataCommits commits;
   EXPECT_TRUE(commits.empty());
-  commits.AddCreated(fifo_fd.get(), *GetAttr(fifo_fd.get()));  // left to the directory
-  commits.AddCreated(file->fd.get(), file->st);
-  commits.Add(root_.fd.get(), *GetAttr(root_.fd.get()));
-  commits.Add(root_.fd.get(), *GetAttr(root_.fd.get()));  // once
-  commits.Add(fifo_fd.get(), *GetAttr(fifo_fd.get()));    // already there: once
+  commits.AddCreated(fifo_fd.get(), attrs_of(fifo_fd.get()));  // left to the directory
+  commits.AddCreated(file->fd.get(), backend::AttrsFromStat(file->st));
+  commits.Add(root_.fd.get(), attrs_of(root_.fd.get()));
+  commits.Add(root_.fd.get(), attrs_of(root_.fd.get()));  // once
+  commits.Add(fifo_fd.get(), attrs_of(fifo_fd.get()));    // already there: once
   EXPECT_TRUE(commits.Run(*exp_).ok());
   MetadataCommits others;
-  others.Add(link_fd.get(), *GetAttr(link_fd.get()));  // its file system
-  others.Add(fifo_fd.get(), *GetAttr(fifo_fd.get()));
+  others.Add(link_fd.get(), attrs_of(link_fd.get()));  // its file system
+  others.Add(fifo_fd.get(), attrs_of(fifo_fd.get()));
   EXPECT_TRUE(others.Run(*exp_).ok());
 }
 

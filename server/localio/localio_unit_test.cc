@@ -33,7 +33,6 @@
 #include "server/backend/posix_backend.h"
 #include "server/localio/local_socket.h"
 #include "server/localio/localio_program.h"
-#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -78,14 +77,6 @@ TEST(LocalioProgramTest, DomainRoundTrips) {
 // the client that owns the uuid.
 class LocalSocketTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
     tmp_ = std::make_unique<localnfs::testing::TempDir>("lsocktest");
     base_ = tmp_->path();
@@ -176,7 +167,6 @@ class LocalSocketTest : public ::testing::Test {
     return m->error.reason;
   }
 
-  static ServerTestRuntime* runtime_;
   std::unique_ptr<localnfs::testing::TempDir> tmp_;
   std::string base_;
   std::string sock_path_;
@@ -189,7 +179,6 @@ class LocalSocketTest : public ::testing::Test {
   std::unique_ptr<broker::BrokerClient> client_broker_;
   std::optional<LocalSocket> socket_;
 };
-ServerTestRuntime* LocalSocketTest::runtime_ = nullptr;
 
 TEST_F(LocalSocketTest, BoundOwnerOpensAndReads) {
   auto client = ConnectWithOurSecret(sock_path_, BoundUuid());

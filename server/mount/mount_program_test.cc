@@ -24,7 +24,6 @@
 #include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
 #include "server/policy/fhandle.h"
-#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -63,14 +62,6 @@ exports::ClientRule Rule(const char* pattern, bool secure = false) {
 
 class MountProgramTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override {
     // exp: two rules (a host and a network); sec: everyone, but only from ports < 1024.
     exp_path_ = tmp_.Sub("exp");
@@ -149,7 +140,6 @@ class MountProgramTest : public ::testing::Test {
     return out;
   }
 
-  static ServerTestRuntime* runtime_;
   localnfs::testing::TempDir tmp_{"mounttest"};
   std::string exp_path_, sec_path_;
   exports::ExportTable table_;
@@ -179,7 +169,6 @@ class MountProgramTest : public ::testing::Test {
   rpc::ConnectionInfo stranger_{3, Peer("10.9.9.9", 700), PeerAddress{}};
   rpc::ConnectionInfo unreserved_{4, Peer("127.0.0.1", 40000), PeerAddress{}};
 };
-ServerTestRuntime* MountProgramTest::runtime_ = nullptr;
 
 TEST_F(MountProgramTest, NullAnswersVoid) {
   EXPECT_EQ(Call(MOUNTPROC3_NULL, "").body, "");

@@ -30,7 +30,6 @@
 #include "server/nfs3/nfs3xdr.h"
 #include "server/policy/creds.h"
 #include "server/policy/fhandle.h"
-#include "server/server_test_runtime.h"
 #include "tests/support/temp_dir.h"
 
 namespace localnfs::server {
@@ -90,14 +89,6 @@ std::string WireOf(const nfs_fh3& fh) { return std::string(FhBytes(fh)); }
 
 class Nfs3HandlersTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runtime_ = new ServerTestRuntime;
-  }
-  static void TearDownTestSuite() {
-    delete runtime_;
-    runtime_ = nullptr;
-  }
-
   void SetUp() override { Start(MemoryBackendOptions{}); }
 
   // The exports: rw (no_root_squash), ro, squash (all_squash to 4242:4243), async (rw,
@@ -284,7 +275,6 @@ class Nfs3HandlersTest : public ::testing::Test {
     return names;
   }
 
-  static ServerTestRuntime* runtime_;
   std::unique_ptr<testing::TempDir> tmp_;
   exports::ExportTable table_;
   std::optional<HandleKey> key_;
@@ -301,7 +291,6 @@ class Nfs3HandlersTest : public ::testing::Test {
   std::map<std::string, Ref<exports::Export>> exports_;
   uint32_t xid_ = 0;
 };
-ServerTestRuntime* Nfs3HandlersTest::runtime_ = nullptr;
 
 TEST_F(Nfs3HandlersTest, NullAnswersVoidAndIsCounted) {
   std::unique_ptr<rpc::Call> call = dispatcher_->Receive(

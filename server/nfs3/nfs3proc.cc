@@ -72,8 +72,7 @@ void Nfs3Program::Lookup(Nfs3Request& req, const LOOKUP3args& a, LOOKUP3res& r) 
 
 void Nfs3Program::Access(Nfs3Request& req, const ACCESS3args& a, ACCESS3res& r) {
   const backend::Attrs& attrs = req.obj.attrs();
-  const struct stat st = backend::StatFromAttrs(attrs);
-  auto may = [&](int want) { return CheckPermission(st, req.cred, want, false).ok(); };
+  auto may = [&](int want) { return CheckPermission(attrs, req.cred, want, false).ok(); };
   const bool dir = attrs.is_dir();
   uint32_t allowed = 0;
   if (may(kMayRead)) allowed |= ACCESS3_READ;

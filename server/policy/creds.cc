@@ -73,31 +73,32 @@ ScopedFsCredentials::~ScopedFsCredentials() {
   if (switched_groups_) SetThreadGroups(g_server_groups.size(), g_server_groups.data());
 }
 
-absl::Status CheckPermission(const struct stat& st, const Credentials& cred, int want,
+absl::Status CheckPermission(const backend::Attrs& a, const Credentials& cred, int want,
                              bool owner_override) {
   if (want == 0) return absl::OkStatus();
+  if (!a.has(backend::kAttrAccess))
+    return ErrnoToStatus(EACCES, "permission: attributes without type, mode or owner");
   if (cred.uid == 0) {
-    if (!(want & kMayExec) || S_ISDIR(st.st_mode) || (st.st_mode & 0111))
-      return absl::OkStatus();
+    if (!(want & kMayExec) || a.is_dir() || (a.mode & 0111)) return absl::OkStatus();
     return ErrnoToStatus(EACCES, "permission");
   }
-  if (owner_override && cred.uid == st.st_uid && !(want & kMayExec))
-    return absl::OkStatus();
-  int bits;
-  if (cred.uid == st.st_uid)
-    bits = (st.st_mode >> 6) & 7;
-  else if (cred.InGroup(st.st_gid))
-    bits = (st.st_mode >> 3) & 7;
+  if (owner_override && cred.uid == a.uid && !(want & kMayExec)) return absl::OkStatus();
+  uint32_t bits;
+  if (cred.uid == a.uid)
+    bits = (a.mode >> 6) & 7;
+  else if (cred.InGroup(a.gid))
+    bits = (a.mode >> 3) & 7;
   else
-    bits = st.st_mode & 7;
-  if ((bits & want) == want) return absl::OkStatus();
+    bits = a.mode & 7;
+  if ((bits & static_cast<uint32_t>(want)) == static_cast<uint32_t>(want))
+    return absl::OkStatus();
   return ErrnoToStatus(EACCES, "permission");
 }
 
-absl::Status CheckPermissionIfUnprivileged(const struct stat& st, const Credentials& cred,
+absl::Status CheckPermissionIfUnprivileged(const backend::Attrs& a, const Credentials& cred,
                                            int want) {
   if (g_can_switch) return absl::OkStatus();
-  return CheckPermission(st, cred, want, false);
+  return CheckPermission(a, cred, want, false);
 }
 
 }  // namespace localnfs::server

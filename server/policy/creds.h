@@ -69,6 +69,7 @@
 
 #include "absl/status/status.h"
 #include "common/credentials.h"
+#include "server/backend/types.h"  // Attrs: a leaf header, no cycle with backend/
 
 namespace localnfs::server {
 
@@ -100,17 +101,17 @@ inline constexpr int kMayRead = 4;
 inline constexpr int kMayWrite = 2;
 inline constexpr int kMayExec = 1;
 
-// Mode-bit check of `want` (kMay* bits) on an object with attributes `st` for `cred`,
+// Mode-bit check of `want` (kMay* bits) on an object with attributes `a` for `cred`,
 // like the kernel's generic_permission without ACLs. Root may do everything but
 // execute a file with no x bit. With `owner_override` the owner may read and write
 // their own file whatever its mode (knfsd's NFSD_MAY_OWNER_OVERRIDE: a client that
 // created a file 0444 may still write the data it is writing).
-// Returns OK or EACCES.
-absl::Status CheckPermission(const struct stat& st, const Credentials& cred, int want,
+// Returns OK or EACCES — also when `a` lacks a field of kAttrAccess (fails closed).
+absl::Status CheckPermission(const backend::Attrs& a, const Credentials& cred, int want,
                              bool owner_override);
 // The same check only when the server cannot switch credentials (otherwise the
 // kernel checks it for the switched thread): used before namespace operations.
-absl::Status CheckPermissionIfUnprivileged(const struct stat& st, const Credentials& cred,
+absl::Status CheckPermissionIfUnprivileged(const backend::Attrs& a, const Credentials& cred,
                                            int want);
 
 }  // namespace localnfs::server

@@ -234,7 +234,10 @@ absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd,
   // The export's root identity is recorded when it is created, from the fd it keeps:
   // comparing with it costs no system call, so the export root itself (the directory
   // most handles name) is decided at once.
-  auto is_root = [&exp](const struct stat& st) { return vfs::IsExportRoot(exp, st); };
+  auto is_root = [&exp](const struct stat& st) {
+    return vfs::IsExportRoot(exp, static_cast<uint64_t>(st.st_dev),
+                             static_cast<uint64_t>(st.st_ino));
+  };
   if (is_root(dir_st)) return true;
   struct stat cur = dir_st;
   UniqueFd fd(openat(dir_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));

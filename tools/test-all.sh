@@ -82,7 +82,16 @@ echo "test-all: built ${built[*]} in $(( $(date +%s) - start )) s"
 # CPU; tree unchanged 18 s wall, 8 s CPU. One passed/failed/skipped entry;
 # LOCALNFS_CONTAINER_TEST=0 skips it. Its output is printed when it is waited for,
 # before the fuzz step.
-ct_pid=
+# Interrupted or ended early, test-all stops what it started in the background: the
+# tsa build (its own process group, ninja and the compilers with it) and the container
+# test (SIGTERM to the script: its trap takes the compose setup down).
+ct_pid= tsa_pid=
+stop_background() {
+  [ -z "$tsa_pid" ] || kill -TERM -- "-$tsa_pid" 2>/dev/null
+  if [ -n "$ct_pid" ]; then kill -TERM "$ct_pid" 2>/dev/null; wait "$ct_pid" 2>/dev/null; fi
+}
+trap stop_background EXIT
+trap 'exit 130' INT TERM
 if [ "${LOCALNFS_CONTAINER_TEST:-1}" = 0 ]; then
   echo "test-all: container test SKIPPED (LOCALNFS_CONTAINER_TEST=0)"
   skipped=$((skipped + 1))
@@ -96,11 +105,10 @@ else
   ct_pid=$!
 fi
 
-tsa_pid=
 if [[ " ${builds[*]} " = *" tsa "* ]]; then
   tsa_log=$(mktemp)
   tsa_t0=$(date +%s)
-  nice -n 19 tools/build.sh tsa >"$tsa_log" 2>&1 &
+  setsid -w nice -n 19 tools/build.sh tsa >"$tsa_log" 2>&1 &
   tsa_pid=$!
 fi
 
@@ -165,12 +173,14 @@ if [ -n "$tsa_pid" ]; then
     failed=$((failed + 1))
     echo "test-all: tsa (clang -Wthread-safety) failed:"; cat "$tsa_log"
   fi
+  tsa_pid=
   echo "test-all: tsa step took $(( $(date +%s) - tsa_t0 )) s (beside the suites, at nice 19)"
   rm -f "$tsa_log"
 fi
 if [ -n "$ct_pid" ]; then
   ct_rc=0
   wait "$ct_pid" || ct_rc=$?
+  ct_pid=
   cat "$ct_log"
   case $ct_rc in
     0) passed=$((passed + 1)) ;;

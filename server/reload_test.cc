@@ -10,8 +10,6 @@
 #include <string>
 #include <thread>
 
-#include "common/rcu.h"
-#include "common/release_queue.h"
 #include "export_cache/export_table.h"
 #include "export_cache/exports_parser.h"
 #include "gtest/gtest.h"
@@ -95,16 +93,14 @@ TEST(ReloadQueueTest, CloseRefusesTheWaitingRequestAndLaterOnes) {
   EXPECT_EQ(q.RequestAndWait(absl::Seconds(600)).outcome, ReloadReport::Outcome::kRefused);
 }
 
+// The RCU registration and the release queue are the test program's
+// (server_test_environment.cc).
 class DiffExportsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StartReleaseQueue();
     for (const char* d : {"a", "b", "c", "d"}) ASSERT_EQ(mkdir(Dir(d).c_str(), 0755), 0);
   }
-  void TearDown() override {
-    table_.Shutdown();
-    StopReleaseQueue();
-  }
+  void TearDown() override { table_.Shutdown(); }
   std::string Dir(const std::string& name) const { return tmp_.Sub(name); }
   exports::ExportSpec Spec(const std::string& name, const std::string& opts) {
     absl::StatusOr<exports::ExportSpec> spec = exports::ParseExportArg(Dir(name) + ":" + opts);
@@ -117,7 +113,6 @@ class DiffExportsTest : public ::testing::Test {
     return ids;
   }
 
-  RcuThread rcu_;
   localnfs::testing::TempDir tmp_;
   exports::ExportTable table_;
 };

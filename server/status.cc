@@ -416,6 +416,12 @@ class PromWriter {
     Put("\n# TYPE ", name, " ");
     Put(type, "\n");
   }
+  // A family of one sample without labels: the figure itself.
+  void One(std::string_view name, std::string_view type, std::string_view help,
+           uint64_t value) {
+    Family(name, type, help);
+    Sample(name, {}, value);
+  }
   void Sample(std::string_view name, Labels labels, uint64_t value) {
     Put(name);
     PutLabels(labels, "");
@@ -483,10 +489,10 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
   w.Family("localnfs_start_time_seconds", "gauge", "When the server started (Unix time).");
   w.Sample("localnfs_start_time_seconds", {},
            absl::ToDoubleSeconds(src.started - absl::UnixEpoch()));
-  w.Family("localnfs_worker_threads", "gauge", "RPC worker threads (--threads).");
-  w.Sample("localnfs_worker_threads", {}, static_cast<uint64_t>(src.worker_threads));
-  w.Family("localnfs_exports", "gauge", "Exports served now.");
-  w.Sample("localnfs_exports", {}, static_cast<uint64_t>(s.exports.size()));
+  w.One("localnfs_worker_threads", "gauge", "RPC worker threads (--threads).",
+        static_cast<uint64_t>(src.worker_threads));
+  w.One("localnfs_exports", "gauge", "Exports served now.",
+        static_cast<uint64_t>(s.exports.size()));
 
   // ---- rpc ----
   w.Family("localnfs_rpc_calls_total", "counter",
@@ -507,60 +513,60 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
       w.Histogram("localnfs_rpc_duration_seconds",
                   {{"program", p.name}, {"version", vers}, {"procedure", pc.name}}, pc.latency);
   }
-  w.Family("localnfs_rpc_records_total", "counter",
-           "RPC records received and handed to the dispatcher, malformed ones included.");
-  w.Sample("localnfs_rpc_records_total", {}, s.calls);
-  w.Family("localnfs_rpc_garbage_args_total", "counter",
-           "Calls answered GARBAGE_ARGS (arguments that do not decode).");
-  w.Sample("localnfs_rpc_garbage_args_total", {}, s.garbage_args);
-  w.Family("localnfs_rpc_bad_headers_total", "counter",
-           "Records refused for their header: not a call, RPC_MISMATCH, PROG_UNAVAIL, "
-           "PROG_MISMATCH, PROC_UNAVAIL, authentication errors.");
-  w.Sample("localnfs_rpc_bad_headers_total", {}, s.bad_headers);
-  w.Family("localnfs_rpc_connections", "gauge", "TCP connections open now.");
-  w.Sample("localnfs_rpc_connections", {}, s.connections_open);
-  w.Family("localnfs_rpc_connections_accepted_total", "counter", "TCP connections accepted.");
-  w.Sample("localnfs_rpc_connections_accepted_total", {}, s.connections_accepted);
-  w.Family("localnfs_rpc_connections_closed_total", "counter",
-           "Accepted TCP connections closed, for any reason.");
-  w.Sample("localnfs_rpc_connections_closed_total", {}, s.connections_closed);
-  w.Family("localnfs_rpc_connections_closed_on_error_total", "counter",
-           "TCP connections closed on an error (a bad record, a socket error).");
-  w.Sample("localnfs_rpc_connections_closed_on_error_total", {}, s.connections_closed_on_error);
-  w.Family("localnfs_rpc_connections_closed_idle_total", "counter",
-           "TCP connections closed after --idle-timeout without traffic.");
-  w.Sample("localnfs_rpc_connections_closed_idle_total", {}, s.connections_closed_idle);
-  w.Family("localnfs_rpc_connections_evicted_total", "counter",
-           "Idle TCP connections closed to admit a new one (--max-connections).");
-  w.Sample("localnfs_rpc_connections_evicted_total", {}, s.connections_evicted);
-  w.Family("localnfs_rpc_connections_refused_total", "counter",
-           "New TCP connections closed at once because every connection was busy.");
-  w.Sample("localnfs_rpc_connections_refused_total", {}, s.connections_refused);
+  w.One("localnfs_rpc_records_total", "counter",
+        "RPC records received and handed to the dispatcher, malformed ones included.",
+        s.calls);
+  w.One("localnfs_rpc_garbage_args_total", "counter",
+        "Calls answered GARBAGE_ARGS (arguments that do not decode).",
+        s.garbage_args);
+  w.One("localnfs_rpc_bad_headers_total", "counter",
+        "Records refused for their header: not a call, RPC_MISMATCH, PROG_UNAVAIL, "
+        "PROG_MISMATCH, PROC_UNAVAIL, authentication errors.",
+        s.bad_headers);
+  w.One("localnfs_rpc_connections", "gauge", "TCP connections open now.",
+        s.connections_open);
+  w.One("localnfs_rpc_connections_accepted_total", "counter", "TCP connections accepted.",
+        s.connections_accepted);
+  w.One("localnfs_rpc_connections_closed_total", "counter",
+        "Accepted TCP connections closed, for any reason.",
+        s.connections_closed);
+  w.One("localnfs_rpc_connections_closed_on_error_total", "counter",
+        "TCP connections closed on an error (a bad record, a socket error).",
+        s.connections_closed_on_error);
+  w.One("localnfs_rpc_connections_closed_idle_total", "counter",
+        "TCP connections closed after --idle-timeout without traffic.",
+        s.connections_closed_idle);
+  w.One("localnfs_rpc_connections_evicted_total", "counter",
+        "Idle TCP connections closed to admit a new one (--max-connections).",
+        s.connections_evicted);
+  w.One("localnfs_rpc_connections_refused_total", "counter",
+        "New TCP connections closed at once because every connection was busy.",
+        s.connections_refused);
   w.Family("localnfs_rpc_reply_bytes_held", "gauge",
            "Memory held for replies now: reserved, queued or awaiting zero-copy completion "
            "(--max-reply-bytes).");
   w.Sample("localnfs_rpc_reply_bytes_held", {},
            static_cast<uint64_t>(std::max<int64_t>(0, s.reply_bytes_held)));
-  w.Family("localnfs_rpc_zerocopy_sends_total", "counter", "sendmsg calls with MSG_ZEROCOPY.");
-  w.Sample("localnfs_rpc_zerocopy_sends_total", {}, s.zerocopy_sends);
-  w.Family("localnfs_rpc_zerocopy_sends_copied_total", "counter",
-           "MSG_ZEROCOPY sends the kernel reported it copied anyway.");
-  w.Sample("localnfs_rpc_zerocopy_sends_copied_total", {}, s.zerocopy_sends_copied);
+  w.One("localnfs_rpc_zerocopy_sends_total", "counter", "sendmsg calls with MSG_ZEROCOPY.",
+        s.zerocopy_sends);
+  w.One("localnfs_rpc_zerocopy_sends_copied_total", "counter",
+        "MSG_ZEROCOPY sends the kernel reported it copied anyway.",
+        s.zerocopy_sends_copied);
   w.Family("localnfs_rpc_zerocopy_replies_held", "gauge",
            "Zero-copy replies whose buffers the kernel may still read.");
   w.Sample("localnfs_rpc_zerocopy_replies_held", {},
            static_cast<uint64_t>(std::max<int64_t>(0, s.zerocopy_replies_held)));
 
   // ---- NFS data, caches, MOUNT ----
-  w.Family("localnfs_nfs_read_bytes_total", "counter", "Data bytes NFSv3 READ replies carried.");
-  w.Sample("localnfs_nfs_read_bytes_total", {}, s.nfs_bytes_read);
-  w.Family("localnfs_nfs_write_bytes_total", "counter", "Data bytes NFSv3 WRITE calls wrote.");
-  w.Sample("localnfs_nfs_write_bytes_total", {}, s.nfs_bytes_written);
-  w.Family("localnfs_drc_entries", "gauge", "Duplicate request cache: entries kept now.");
-  w.Sample("localnfs_drc_entries", {}, static_cast<uint64_t>(s.drc.entries));
-  w.Family("localnfs_drc_bytes", "gauge",
-           "Duplicate request cache: memory kept now (--drc-max-bytes).");
-  w.Sample("localnfs_drc_bytes", {}, static_cast<uint64_t>(s.drc.bytes));
+  w.One("localnfs_nfs_read_bytes_total", "counter", "Data bytes NFSv3 READ replies carried.",
+        s.nfs_bytes_read);
+  w.One("localnfs_nfs_write_bytes_total", "counter", "Data bytes NFSv3 WRITE calls wrote.",
+        s.nfs_bytes_written);
+  w.One("localnfs_drc_entries", "gauge", "Duplicate request cache: entries kept now.",
+        static_cast<uint64_t>(s.drc.entries));
+  w.One("localnfs_drc_bytes", "gauge",
+        "Duplicate request cache: memory kept now (--drc-max-bytes).",
+        static_cast<uint64_t>(s.drc.bytes));
   w.Family("localnfs_drc_lookups_total", "counter",
            "Duplicate request cache lookups of non-idempotent calls, by result: miss (run "
            "and cached), replay (answered from the cache), parked (waited for the original), "
@@ -570,10 +576,10 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
   w.Sample("localnfs_drc_lookups_total", {{"result", "parked"}}, s.drc.parked);
   w.Sample("localnfs_drc_lookups_total", {{"result", "dropped"}}, s.drc.dropped);
   w.Sample("localnfs_drc_lookups_total", {{"result", "uncached"}}, s.drc.uncached);
-  w.Family("localnfs_drc_evictions_total", "counter",
-           "Duplicate request cache entries evicted for room (--drc-max-entries, "
-           "--drc-max-bytes).");
-  w.Sample("localnfs_drc_evictions_total", {}, s.drc.evictions);
+  w.One("localnfs_drc_evictions_total", "counter",
+        "Duplicate request cache entries evicted for room (--drc-max-entries, "
+        "--drc-max-bytes).",
+        s.drc.evictions);
   if (s.file_cache_shown) {
     const FileCacheStats& f = s.file_cache;
     w.Family("localnfs_file_cache_entries", "gauge",
@@ -597,33 +603,33 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
     w.Sample("localnfs_file_cache_evictions_total", {{"reason", "idle"}}, f.reaped);
     w.Sample("localnfs_file_cache_evictions_total", {{"reason", "invalidated"}}, f.closed);
   }
-  w.Family("localnfs_mount_entries", "gauge", "MOUNT DUMP list entries now (--max-mounts).");
-  w.Sample("localnfs_mount_entries", {}, static_cast<uint64_t>(s.mounts));
-  w.Family("localnfs_mount_forgotten_total", "counter",
-           "MOUNT DUMP list entries forgotten because the list was full.");
-  w.Sample("localnfs_mount_forgotten_total", {}, s.mounts_forgotten);
+  w.One("localnfs_mount_entries", "gauge", "MOUNT DUMP list entries now (--max-mounts).",
+        static_cast<uint64_t>(s.mounts));
+  w.One("localnfs_mount_forgotten_total", "counter",
+        "MOUNT DUMP list entries forgotten because the list was full.",
+        s.mounts_forgotten);
 
   // ---- LOCALIO ----
-  w.Family("localnfs_localio_enabled", "gauge", "1 when LOCALIO is offered (no --no-localio).");
-  w.Sample("localnfs_localio_enabled", {}, uint64_t{s.localio ? 1u : 0u});
-  w.Family("localnfs_localio_uuid_binds_total", "counter",
-           "UUID_IS_LOCAL calls that bound a client's uuid.");
-  w.Sample("localnfs_localio_uuid_binds_total", {}, s.binds);
+  w.One("localnfs_localio_enabled", "gauge", "1 when LOCALIO is offered (no --no-localio).",
+        uint64_t{s.localio ? 1u : 0u});
+  w.One("localnfs_localio_uuid_binds_total", "counter",
+        "UUID_IS_LOCAL calls that bound a client's uuid.",
+        s.binds);
   if (!s.localio) return w.Take();
   w.Family("localnfs_localio_hellos_total", "counter", "Local-socket HELLOs, by result.");
   w.Sample("localnfs_localio_hellos_total", {{"result", "accepted"}}, s.hellos_accepted);
   w.Sample("localnfs_localio_hellos_total", {{"result", "refused"}}, s.hellos_refused);
-  w.Family("localnfs_localio_malformed_total", "counter", "Malformed local-socket packets.");
-  w.Sample("localnfs_localio_malformed_total", {}, s.malformed);
+  w.One("localnfs_localio_malformed_total", "counter", "Malformed local-socket packets.",
+        s.malformed);
   w.Family("localnfs_localio_opens_total", "counter", "OPEN_LOCAL_FH answers, by nfsstat3.");
   for (const auto& [status, n] : s.opens_by_status)
     w.Sample("localnfs_localio_opens_total", {{"status", status}}, n);
-  w.Family("localnfs_localio_clients", "gauge", "LOCALIO clients bound now.");
-  w.Sample("localnfs_localio_clients", {}, static_cast<uint64_t>(s.clients.size()));
+  w.One("localnfs_localio_clients", "gauge", "LOCALIO clients bound now.",
+        static_cast<uint64_t>(s.clients.size()));
   if (s.record_error.empty()) {
-    w.Family("localnfs_localio_generation", "gauge",
-             "The broker record's generation (bumped when clients are invalidated).");
-    w.Sample("localnfs_localio_generation", {}, s.record.generation);
+    w.One("localnfs_localio_generation", "gauge",
+             "The broker record's generation (bumped when clients are invalidated).",
+          s.record.generation);
   }
   // The clients' own counts, from their broker slots: they go when a client unbinds,
   // so the sums can go down — gauges, not counters.
@@ -659,7 +665,8 @@ std::string AnswerControlRequest(const StatusSources& sources, std::string_view 
   std::string shown(request.substr(0, 32));
   for (char& c : shown)
     if (c < 0x20 || c == 0x7f) c = '?';
-  return absl::StrCat("error: unknown request '", shown, "' (try 'status', 'status json', 'exports', 'exports json' or 'reload')\n");
+  return absl::StrCat("error: unknown request '", shown,
+                      "' (try 'status', 'status json', 'exports', 'exports json' or 'reload')\n");
 }
 
 }  // namespace localnfs::server

@@ -468,8 +468,8 @@ TEST_P(BackendConformanceTest, ReaddirListsDotEntriesAndEveryEntryOnce) {
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), want);
   EXPECT_EQ(names.size(), want.size());  // each once
   for (const Listed& e : all) {
-    if (e.name == ".") EXPECT_EQ(e.fileid, d.attrs().fileid);
-    if (e.name == "..") EXPECT_EQ(e.fileid, root_.attrs().fileid);
+    if (e.name == ".") { EXPECT_EQ(e.fileid, d.attrs().fileid); }
+    if (e.name == "..") { EXPECT_EQ(e.fileid, root_.attrs().fileid); }
   }
   // Resuming from any entry's cookie lists exactly the entries after it.
   for (size_t i = 0; i < all.size(); i += 5) {
@@ -503,7 +503,7 @@ TEST_P(BackendConformanceTest, ReaddirCookiesSurviveChangesToTheDirectory) {
     seen.insert(e.name);
   }
   for (const Listed& e : first)  // every entry that stayed is listed
-    if (e.name != removed) EXPECT_TRUE(seen.count(e.name)) << e.name;
+    if (e.name != removed) { EXPECT_TRUE(seen.count(e.name)) << e.name; }
 }
 
 TEST_P(BackendConformanceTest, ReaddirPlusDescribesEntriesButNotTheRootsParent) {
@@ -522,8 +522,8 @@ TEST_P(BackendConformanceTest, ReaddirPlusDescribesEntriesButNotTheRootsParent) 
       ASSERT_TRUE(again.ok()) << e.name << ": " << again.status();
       EXPECT_EQ(again->attrs().fileid, e.fileid);
     }
-    if (e.name == ".") EXPECT_EQ(*e.handle, root_.handle());
-    if (e.name == "f") EXPECT_EQ(e.attrs.mode, 0640u);
+    if (e.name == ".") { EXPECT_EQ(*e.handle, root_.handle()); }
+    if (e.name == "f") { EXPECT_EQ(e.attrs.mode, 0640u); }
   }
   Object d = Dir(root_, "d", 0755, me_);
   for (const Listed& e : List(d, me_, true)) {

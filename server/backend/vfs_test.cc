@@ -260,8 +260,8 @@ TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
     }
     EXPECT_TRUE(e.attrs.has_value()) << e.name;
     EXPECT_TRUE(e.kh.has_value()) << e.name;
-    if (e.attrs) EXPECT_EQ(e.attrs->fileid, e.fileid) << e.name;
-    if (e.kh) EXPECT_EQ(*e.kh, e.name == "." ? root_.kh : e.name == "x" ? f.kh : sub.kh);
+    if (e.attrs) { EXPECT_EQ(e.attrs->fileid, e.fileid) << e.name; }
+    if (e.kh) { EXPECT_EQ(*e.kh, e.name == "." ? root_.kh : e.name == "x" ? f.kh : sub.kh); }
     return true;
   });
   ASSERT_TRUE(r.ok());
@@ -274,7 +274,7 @@ TEST_F(VfsTest, ReaddirPlusGivesAttributesAndHandles) {
     ++dotdot;
     EXPECT_EQ(e.fileid, root_st.st_ino);
     EXPECT_TRUE(e.attrs.has_value());
-    if (e.kh) EXPECT_EQ(*e.kh, root_.kh);
+    if (e.kh) { EXPECT_EQ(*e.kh, root_.kh); }
     EXPECT_TRUE(e.kh.has_value());
     return true;
   });

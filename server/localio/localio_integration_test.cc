@@ -294,6 +294,35 @@ TEST_F(LocalioIntegrationTest, OpenReadsFileAndEnforcesExportRules) {
   EXPECT_EQ(r->status, static_cast<uint32_t>(NFS3ERR_BADHANDLE));
 }
 
+// A child process's own LOCALIO handshake: its broker and uuid, UUID_IS_LOCAL on its own
+// TCP connection, then HELLO with its secret. Make returns 0, or the exit code of the
+// step that failed (101 broker, 102 uuid, 103 connect, 104 bind, 105 HELLO).
+struct ChildHandshake {
+  std::unique_ptr<BrokerClient> broker;
+  Uuid uuid{};
+  std::unique_ptr<rpc::Client> rpc;
+  std::string socket_path;
+  absl::StatusOr<std::unique_ptr<localio::LocalioSocketClient>> client;
+
+  int Make(const std::string& runtime, int nfs_port) {
+    auto b = BrokerClient::Open(runtime);
+    if (!b.ok()) return 101;
+    broker = *std::move(b);
+    auto u = broker->UuidBegin();
+    if (!u.ok()) return 102;
+    uuid = *u;
+    auto c = rpc::Client::Connect("127.0.0.1", static_cast<uint16_t>(nfs_port), absl::Seconds(5));
+    if (!c.ok()) return 103;
+    rpc = *std::move(c);
+    UuidIsLocal(*rpc, uuid);
+    auto binding = broker->UuidEnd(uuid);
+    if (!binding.ok()) return 104;
+    socket_path = binding->socket_path;
+    client = ConnectAsRegistrant(socket_path, *broker, uuid);
+    return client.ok() ? 0 : 105;
+  }
+};
+
 // A child process: as uid/gid 1000 it makes its own handshake (its uuid, its TCP
 // connection), then opens through the local socket. Exit code = number of failures.
 int RunUnprivilegedPeer(const std::string& runtime, int nfs_port, const std::string& own_fh,
@@ -303,17 +332,9 @@ int RunUnprivilegedPeer(const std::string& runtime, int nfs_port, const std::str
       setresuid(1000, 1000, 1000) != 0)
     return 100;
   int failures = 0;
-  auto b = BrokerClient::Open(runtime);
-  if (!b.ok()) return 101;
-  auto u = (*b)->UuidBegin();
-  if (!u.ok()) return 102;
-  auto c = rpc::Client::Connect("127.0.0.1", static_cast<uint16_t>(nfs_port), absl::Seconds(5));
-  if (!c.ok()) return 103;
-  UuidIsLocal(**c, *u);
-  auto binding = (*b)->UuidEnd(*u);
-  if (!binding.ok()) return 104;
-  auto client = ConnectAsRegistrant(binding->socket_path, **b, *u);
-  if (!client.ok()) return 105;
+  ChildHandshake hs;
+  if (int step = hs.Make(runtime, nfs_port); step != 0) return step;
+  auto& client = hs.client;
   auto r = (*client)->OpenLocalFh(other_fh, localio::OpenMode::kRead, std::nullopt);
   failures += !(r.ok() && r->status == NFS3ERR_ACCES);
   // Credentials in the message are ignored for a non-root peer.
@@ -423,17 +444,10 @@ TEST_F(LocalioIntegrationTest, HelloNeedsABoundUuid) {
 // or 100+ for a failed step). The parent's replays happen in between.
 int RunLegitimateClient(const std::string& runtime, int nfs_port, const std::string& fh,
                         int ready_fd, int go_fd) {
-  auto b = BrokerClient::Open(runtime);
-  if (!b.ok()) return 101;
-  auto u = (*b)->UuidBegin();
-  if (!u.ok()) return 102;
-  auto rc = rpc::Client::Connect("127.0.0.1", static_cast<uint16_t>(nfs_port), absl::Seconds(5));
-  if (!rc.ok()) return 103;
-  UuidIsLocal(**rc, *u);
-  auto binding = (*b)->UuidEnd(*u);
-  if (!binding.ok()) return 104;
-  auto client = ConnectAsRegistrant(binding->socket_path, **b, *u);
-  if (!client.ok()) return 105;
+  ChildHandshake hs;
+  if (int step = hs.Make(runtime, nfs_port); step != 0) return step;
+  auto& client = hs.client;
+  const Uuid* u = &hs.uuid;
   int failures = 0;
   char cmd;
   if (write(ready_fd, u->data(), u->size()) != static_cast<ssize_t>(u->size())) return 106;
@@ -443,7 +457,7 @@ int RunLegitimateClient(const std::string& runtime, int nfs_port, const std::str
     failures += !(r.ok() && r->status == 0 && pread(r->fd.get(), buf, sizeof buf, 0) == 5 &&
                   std::string(buf) == "yours");
     // A new connection with its secret is still welcome.
-    failures += !ConnectAsRegistrant(binding->socket_path, **b, *u).ok();
+    failures += !ConnectAsRegistrant(hs.socket_path, *hs.broker, hs.uuid).ok();
     if (write(ready_fd, "k", 1) != 1) return 107;
   }
   return failures;

@@ -352,6 +352,25 @@ int RunUnprivilegedPeer(const std::string& runtime, int nfs_port, const std::str
   return failures;
 }
 
+// NFSv3 READ over RPC: the data, or "status N".
+std::string RpcRead(rpc::Client& nfs, const std::string& fh, uint64_t offset, uint32_t count) {
+  READ3args a{};
+  a.file.data.data_len = fh.size();
+  a.file.data.data_val = const_cast<char*>(fh.data());
+  a.offset = offset;
+  a.count = count;
+  READ3res res{};
+  absl::Status s = nfs.Call(NFS_PROGRAM, NFS_V3, NFSPROC3_READ,
+                            reinterpret_cast<xdrproc_t>(xdr_READ3args), &a,
+                            reinterpret_cast<xdrproc_t>(xdr_READ3res), &res, absl::Seconds(5));
+  if (!s.ok()) return s.ToString();
+  std::string got = res.status == NFS3_OK ? std::string(res.READ3res_u.resok.data.data_val,
+                                                        res.READ3res_u.resok.data.data_len)
+                                          : absl::StrCat("status ", res.status);
+  xdr_free(reinterpret_cast<xdrproc_t>(xdr_READ3res), reinterpret_cast<char*>(&res));
+  return got;
+}
+
 // A client owns the status flags of the file it was given (they belong to the open file
 // description): O_APPEND or O_DIRECT set on it must not reach the server's own I/O of the
 // same file. With the server's cached file handed out (a dup, before), the RPC WRITE at
@@ -366,23 +385,7 @@ TEST_F(LocalioIntegrationTest, AClientsFileFlagsDoNotReachTheServersOwnIo) {
   auto r = (*client)->OpenLocalFh(fh, localio::OpenMode::kReadWrite, std::nullopt);
   ASSERT_TRUE(r.ok() && r->status == 0) << r.status();
   auto call_read = [&](uint64_t offset, uint32_t count) {
-    READ3args a{};
-    a.file.data.data_len = fh.size();
-    a.file.data.data_val = const_cast<char*>(fh.data());
-    a.offset = offset;
-    a.count = count;
-    READ3res res{};
-    absl::Status s = nfs_->Call(NFS_PROGRAM, NFS_V3, NFSPROC3_READ,
-                                reinterpret_cast<xdrproc_t>(xdr_READ3args), &a,
-                                reinterpret_cast<xdrproc_t>(xdr_READ3res), &res,
-                                absl::Seconds(5));
-    EXPECT_TRUE(s.ok()) << s;
-    std::string got = res.status == NFS3_OK
-                          ? std::string(res.READ3res_u.resok.data.data_val,
-                                        res.READ3res_u.resok.data.data_len)
-                          : absl::StrCat("status ", res.status);
-    xdr_free(reinterpret_cast<xdrproc_t>(xdr_READ3res), reinterpret_cast<char*>(&res));
-    return got;
+    return RpcRead(*nfs_, fh, offset, count);
   };
   auto call_write = [&](uint64_t offset, std::string data) {
     WRITE3args a{};
@@ -617,24 +620,6 @@ TEST_F(LocalioIntegrationTest, SecondServerOnTheSameRuntimeDirExits1) {
   EXPECT_TRUE(hs.ok()) << hs.status();
 }
 
-// NFSv3 READ over RPC: the data, or "status N".
-std::string RpcRead(rpc::Client& nfs, const std::string& fh, uint64_t offset, uint32_t count) {
-  READ3args a{};
-  a.file.data.data_len = fh.size();
-  a.file.data.data_val = const_cast<char*>(fh.data());
-  a.offset = offset;
-  a.count = count;
-  READ3res res{};
-  absl::Status s = nfs.Call(NFS_PROGRAM, NFS_V3, NFSPROC3_READ,
-                            reinterpret_cast<xdrproc_t>(xdr_READ3args), &a,
-                            reinterpret_cast<xdrproc_t>(xdr_READ3res), &res, absl::Seconds(5));
-  if (!s.ok()) return s.ToString();
-  std::string got = res.status == NFS3_OK ? std::string(res.READ3res_u.resok.data.data_val,
-                                                        res.READ3res_u.resok.data.data_len)
-                                          : absl::StrCat("status ", res.status);
-  xdr_free(reinterpret_cast<xdrproc_t>(xdr_READ3res), reinterpret_cast<char*>(&res));
-  return got;
-}
 
 // The server in a pid namespace of its own, as in a container with the client outside
 // it (issue 18: two rootless Podman containers): none of our pids is visible to it, so

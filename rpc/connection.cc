@@ -68,8 +68,9 @@ bool Connection::Register() {
 bool Connection::UpdateInterestLocked() {
   if (closed_) return false;
   const bool reading = ReadingAllowedLocked();
-  const uint32_t want = (reading ? uint32_t{EPOLLIN} : 0u) |
-                        (out_.empty() ? 0u : uint32_t{EPOLLOUT});
+  // Corked, queued replies are the loop's to write at Uncork(): EPOLLOUT stays as it was.
+  const bool want_out = corked_ ? (armed_ & EPOLLOUT) != 0 : !out_.empty();
+  const uint32_t want = (reading ? uint32_t{EPOLLIN} : 0u) | (want_out ? uint32_t{EPOLLOUT} : 0u);
   if (want == armed_) return reading;
   epoll_event ev{};
   ev.events = want;
@@ -178,7 +179,7 @@ SendResult Connection::SendReply(ReplyRecord reply, size_t reservation) {
   // Replies may go out in any order (RPC matches them by xid), but bytes of one
   // record must not interleave with another: write directly only when nothing is
   // queued before us — then whatever is written belongs to this record.
-  const bool write_now = out_.empty();
+  const bool write_now = out_.empty() && !corked_;
   out_.push_back(OutRecord{std::move(reply)});
   const size_t total = out_.back().size();
   queued_bytes_ += total;
@@ -199,6 +200,19 @@ SendResult Connection::SendReply(ReplyRecord reply, size_t reservation) {
 
 SendResult Connection::Flush() {
   absl::MutexLock l(&mu);
+  SendResult r = WriteQueuedLocked();
+  UpdateInterestLocked();
+  return r;
+}
+
+void Connection::Cork() {
+  absl::MutexLock l(&mu);
+  corked_ = true;
+}
+
+SendResult Connection::Uncork() {
+  absl::MutexLock l(&mu);
+  corked_ = false;
   SendResult r = WriteQueuedLocked();
   UpdateInterestLocked();
   return r;

@@ -292,6 +292,12 @@ class Connection : public Pollable {
   // Loop, on EPOLLOUT: writes queued replies with sendmsg (several iovecs). `bytes` is
   // what was written.
   SendResult Flush() ABSL_LOCKS_EXCLUDED(mu);
+  // Loop, around the calls it runs itself in one round: while corked, SendReply only
+  // queues, and Uncork() writes everything queued with as few sendmsg calls as the
+  // iovecs allow — one for a round of small replies instead of one each (the socket's
+  // MSG_MORE/TCP_CORK without the extra system calls).
+  void Cork() ABSL_LOCKS_EXCLUDED(mu);
+  SendResult Uncork() ABSL_LOCKS_EXCLUDED(mu);
   // Loop, on EPOLLERR of a connection that sent with MSG_ZEROCOPY: reads the error
   // queue, pushes the records whose sends all completed onto `released_`.
   ReapResult ReapCompletions() ABSL_LOCKS_EXCLUDED(mu);
@@ -375,6 +381,7 @@ class Connection : public Pollable {
   const ConnectionLimits limits_;
   bool closed_ ABSL_GUARDED_BY(mu) = false;
   bool stop_reading_ ABSL_GUARDED_BY(mu) = false;
+  bool corked_ ABSL_GUARDED_BY(mu) = false;  // Cork() .. Uncork(), on the loop
   uint32_t requests_ ABSL_GUARDED_BY(mu) = 0;
   // Mirror next || !pending.empty(), and next's reply bound (0 while the loop has yet
   // to receive the next record: a worker's resume test may then wake the loop once

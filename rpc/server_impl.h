@@ -134,8 +134,9 @@ class Server::Impl {
   void OfferRoom();
   // epoll_wait's timeout: until the next idle sweep, or -1 without idle timeout.
   int LoopTimeoutMs(absl::Time now) const;
-  // Counts a request in flight and hands it to the workers — or, for the first quick
-  // TCP call of a loop round, holds it for RunHeldCall (see "Quick calls").
+  // Counts a request in flight and hands it to the workers — or, for a quick TCP call
+  // of the round's first connection that has one, holds it for RunHeldCalls (see
+  // "Quick calls").
   void Enqueue(Work w);
   void PushWork(Work w) ABSL_LOCKS_EXCLUDED(work_mu_);
   // Queues c to a worker that frees its completed zero-copy replies (counted in
@@ -146,8 +147,12 @@ class Server::Impl {
   bool ReapCompletions(const std::shared_ptr<Connection>& c);
   // Frees c's released replies (worker); resumes c when that made room for it.
   void FreeReleased(const std::shared_ptr<Connection>& c);
-  // End of a loop round: runs the held call, if the round started nothing else.
-  void RunHeldCall();
+  // End of a loop round: runs the held calls, their replies corked into as few
+  // sendmsg calls as possible.
+  void RunHeldCalls();
+  // Accounts what the loop wrote on c (Flush, Uncork); false when that found a socket
+  // error and closed c.
+  bool Sent(const std::shared_ptr<Connection>& c, const SendResult& r);
   // A request that was run (by a worker or the loop) leaves the in-flight count.
   void Finished(Work& w);
 
@@ -207,8 +212,7 @@ class Server::Impl {
   // Open connections per client address (AddressBytes), with max_connections_per_client.
   absl::flat_hash_map<std::string, uint32_t> conns_per_client_;
   absl::Time next_idle_sweep_ = absl::InfiniteFuture();
-  std::optional<Work> held_call_;    // counted in load_.inflight while held
-  int requests_started_in_round_ = 0;
+  std::vector<Work> held_calls_;  // counted in load_.inflight while held
 
   // Work queue.
   absl::Mutex work_mu_;

@@ -10,7 +10,7 @@
 //
 // Thread-safety: everything here runs on the event-loop thread — the only thread that
 // closes a connection or changes the set of connections (conns_, armed_listeners_,
-// graveyard_, held_call_: "Event loop only" in server_impl.h). Workers reach it only
+// graveyard_, held_calls_: "Event loop only" in server_impl.h). Workers reach it only
 // through mu_'s command lists and the wake eventfd.
 #include "rpc/server_impl.h"
 
@@ -69,7 +69,7 @@ void Server::Impl::LoopMain() {
           break;
       }
     }
-    RunHeldCall();
+    RunHeldCalls();
     if (const absl::Time now = absl::Now(); now >= next_idle_sweep_) {
       CloseIdleConnections(now);
     }
@@ -138,14 +138,7 @@ void Server::Impl::OnConnection(Connection* c, uint32_t events) {
     if (!(events & EPOLLHUP)) events &= ~EPOLLERR;
   }
   if (events & EPOLLOUT) {
-    const SendResult r = conn->Flush();
-    counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
-    if (r.queue_release) QueueRelease(conn);
-    load_.unsent_bytes.fetch_sub(r.written);
-    if (r.error) {
-      CloseConnection(c, true);
-      return;
-    }
+    if (!Sent(conn, conn->Flush())) return;
     StartPending(conn);  // sending made room
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -319,31 +312,46 @@ bool Server::Impl::ReapCompletions(const std::shared_ptr<Connection>& c) {
 
 void Server::Impl::Enqueue(Work w) {
   load_.inflight.fetch_add(1);
-  if (w.conn && opts_.inline_quick_calls && requests_started_in_round_++ == 0 &&
-      w.call->quick()) {
-    held_call_.emplace(std::move(w));
+  // The round's first connection with a quick call is the loop's (see "Quick calls" in
+  // server.h): its quick calls wait for the end of the round, up to a bound on how
+  // long the round may keep the loop from the others; everything else goes to the
+  // workers now.
+  if (w.conn && opts_.inline_quick_calls && w.call->quick() &&
+      held_calls_.size() < kLoopCallsPerRound &&
+      (held_calls_.empty() || held_calls_.front().conn == w.conn)) {
+    held_calls_.push_back(std::move(w));
     return;
-  }
-  // A second request in this round: the held one goes to the workers too.
-  if (held_call_) {
-    PushWork(std::move(*held_call_));
-    held_call_.reset();
   }
   PushWork(std::move(w));
 }
 
-void Server::Impl::RunHeldCall() {
-  requests_started_in_round_ = 0;
-  if (!held_call_) return;
-  Work w = std::move(*held_call_);
-  held_call_.reset();
-  if (!RunTcp(w, /*on_loop=*/true)) {
-    // It would wait for the disk: the call goes to a worker as it is (decoded, with
-    // what the program resolved), still counted in flight.
-    PushWork(std::move(w));
-    return;
+void Server::Impl::RunHeldCalls() {
+  if (held_calls_.empty()) return;
+  std::vector<Work> calls;
+  calls.swap(held_calls_);
+  const std::shared_ptr<Connection> conn = calls.front().conn;
+  conn->Cork();
+  for (Work& w : calls) {
+    if (!RunTcp(w, /*on_loop=*/true)) {
+      // It would wait for the disk: the call goes to a worker as it is (decoded, with
+      // what the program resolved), still counted in flight.
+      PushWork(std::move(w));
+      continue;
+    }
+    Finished(w);
   }
-  Finished(w);
+  Sent(conn, conn->Uncork());
+}
+
+bool Server::Impl::Sent(const std::shared_ptr<Connection>& c, const SendResult& r) {
+  counters_.zerocopy_sends.fetch_add(r.zerocopy_sends, std::memory_order_relaxed);
+  if (r.queue_release) QueueRelease(c);
+  load_.unsent_bytes.fetch_sub(r.written);
+  if (r.error) {
+    CloseConnection(c.get(), true);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace localnfs::rpc

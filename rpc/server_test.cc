@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -288,20 +289,64 @@ TEST_F(ServerTest, LoneQuickCallsRunOnTheEventLoopOthersOnWorkers) {
   EXPECT_EQ(threads[20], kWorkerThreadName) << "SLEEP is not quick";
 }
 
-TEST_F(ServerTest, QuickCallsReadTogetherAllGoToTheWorkers) {
+TEST_F(ServerTest, QuickCallsReadTogetherRunOnTheLoopTheirRepliesCorkedTogether) {
   StartServer();
   auto c = NewClient();
-  // Three quick calls in one write arrive in one read: none runs on the loop, so a
-  // burst keeps the workers' parallelism.
+  // Three quick calls in one write arrive in one read: the loop runs them all (no
+  // hand-off per call) and writes the three replies when the round ends.
   std::string stream;
   for (uint32_t i = 0; i < 3; ++i) {
     stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 1, CallAuth{}, U32(i)));
   }
   ASSERT_TRUE(c->SendRaw(stream).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
-  std::vector<std::string> threads = v1_.Threads();
-  ASSERT_EQ(threads.size(), 3u);
-  for (const std::string& t : threads) EXPECT_EQ(t, kWorkerThreadName);
+  EXPECT_EQ(v1_.Threads(), std::vector<std::string>(3, kLoopThreadName));
+}
+
+TEST_F(ServerTest, QuickCallsBeyondTheLoopsShareOfARoundGoToTheWorkers) {
+  StartServer();
+  auto c = NewClient();
+  constexpr uint32_t kCalls = kLoopCallsPerRound + 8;
+  std::string stream;
+  for (uint32_t i = 0; i < kCalls; ++i) {
+    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 1, CallAuth{}, U32(i)));
+  }
+  ASSERT_LT(stream.size(), 64u * 1024);  // one read (rpc/server_impl.h), one round
+  ASSERT_TRUE(c->SendRaw(stream).ok());
+  for (uint32_t i = 0; i < kCalls; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
+  const std::vector<std::string> threads = v1_.Threads();
+  EXPECT_EQ(std::count(threads.begin(), threads.end(), kLoopThreadName),
+            static_cast<ptrdiff_t>(kLoopCallsPerRound));
+  EXPECT_EQ(std::count(threads.begin(), threads.end(), kWorkerThreadName), 8);
+}
+
+TEST_F(ServerTest, InARoundWithTwoConnectionsOnlyOnesQuickCallsRunOnTheLoop) {
+  StartServer();
+  auto a = NewClient();
+  auto b = NewClient();
+  ASSERT_TRUE(Echo(*a, 1).ok());  // both connections accepted and read once
+  const uint64_t a_id = v1_.last_conn_id.load();
+  ASSERT_TRUE(Echo(*b, 1).ok());
+  const uint64_t b_id = v1_.last_conn_id.load();
+  ASSERT_NE(a_id, b_id);
+  // a's QUICK_SLEEP holds the loop while an ECHO arrives on each connection: the next
+  // round reads both, runs one connection's ECHO itself and hands the other's on.
+  ASSERT_TRUE(a->SendRaw(Client::EncodeRecord(
+                  Client::EncodeCall(10, kTestProg, 1, 14, CallAuth{}, U32(300))))
+                  .ok());
+  while (v1_.started.load() < 3) absl::SleepFor(absl::Milliseconds(1));
+  for (Client* c : {a.get(), b.get()}) {
+    ASSERT_TRUE(c->SendRaw(Client::EncodeRecord(
+                    Client::EncodeCall(11, kTestProg, 1, 1, CallAuth{}, U32(5))))
+                    .ok());
+  }
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(a->ReceiveRecord(kTimeout).ok());
+  ASSERT_TRUE(b->ReceiveRecord(kTimeout).ok());
+  const std::vector<std::string> on_a = v1_.ThreadsOf(a_id), on_b = v1_.ThreadsOf(b_id);
+  ASSERT_EQ(on_a.size(), 3u);
+  ASSERT_EQ(on_b.size(), 2u);
+  EXPECT_EQ(on_a[1], kLoopThreadName) << "QUICK_SLEEP";
+  EXPECT_NE(on_a[2], on_b[1]) << "one ECHO on the loop, the other on a worker";
 }
 
 TEST_F(ServerTest, QuickCallThatWouldBlockOnTheLoopRunsOnAWorker) {

@@ -22,6 +22,8 @@
 //  12 SANDWICH            u_int n → n, opaque<> of n bytes 'y' (bulk data, whatever
 //                         its size), n + 1: bulk data in the middle of a result
 //  13 CACHED_BLOB         BLOB, but non-idempotent (its reply goes to the cache)
+//  14 QUICK_SLEEP         SLEEP, but marked quick: holds the event loop (tests of which
+//                         calls the loop runs)
 // Thread-safety: Dispatch is safe for concurrent calls.
 //
 // Also here, for unit tests of any program's handlers (server/mount/mount_program_test.cc):
@@ -133,6 +135,7 @@ class TestProgram : public Program {
             "CACHED_BLOB",
             {.flags = ProcedureDesc::kBulkReply | ProcedureDesc::kNonIdempotent,
              .max_result_bytes = &BlobResultBytes}),
+        Procedure<&TestProgram::Sleep, xdr_u_int, xdr_u_int>("QUICK_SLEEP", {.flags = kQuick}),
     }};
     if (proc >= proc_count() || kProcs[proc].name == nullptr) return nullptr;
     return &kProcs[proc];
@@ -147,6 +150,7 @@ class TestProgram : public Program {
       pthread_getname_np(pthread_self(), name, sizeof name);
       absl::MutexLock l(&threads_mu);
       threads.emplace_back(name);
+      thread_conns.push_back(call.ctx().conn->id());
     }
     last_conn_id.store(call.ctx().conn->id());
     DispatchResult r = Program::Dispatch(call);
@@ -167,9 +171,18 @@ class TestProgram : public Program {
     absl::MutexLock l(&threads_mu);
     return threads;
   }
+  // The same, of the calls that came on connection `conn_id` only.
+  std::vector<std::string> ThreadsOf(uint64_t conn_id) {
+    absl::MutexLock l(&threads_mu);
+    std::vector<std::string> of;
+    for (size_t i = 0; i < threads.size(); ++i) {
+      if (thread_conns[i] == conn_id) of.push_back(threads[i]);
+    }
+    return of;
+  }
 
  private:
-  static constexpr uint32_t kProcCount = 14;
+  static constexpr uint32_t kProcCount = 15;
   // PAGED_ECHO's state of the call.
   struct PagedState {
     int runs = 0;
@@ -221,6 +234,7 @@ class TestProgram : public Program {
 
   absl::Mutex threads_mu;
   std::vector<std::string> threads ABSL_GUARDED_BY(threads_mu);
+  std::vector<uint64_t> thread_conns ABSL_GUARDED_BY(threads_mu);  // each call's connection
   const uint32_t vers_;
   const bool hidden_;
 };

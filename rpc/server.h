@@ -65,16 +65,17 @@
 // ProcedureDesc::kBulkReply) stays in its own buffer and goes out as an iovec of its own,
 // wherever it sits in the result, instead of being copied into the reply
 // (scatter-gather).
-// Quick calls (ServerOptions::inline_quick_calls): the quick calls (procedures marked
-// ProcedureDesc::kQuick) that one event-loop round starts on its first connection that
-// has any — up to kLoopCallsPerRound — are run by the loop itself at the end of the
-// round instead of waking workers, their replies corked into one sendmsg; quick calls
-// of other connections in the round, and all other calls, go to the workers. A thread
-// hand-off and a sleeping worker's wake-up cost more than a cached 4 KiB READ or a
-// GETATTR (most of their cost at one call in flight; at 16 in flight on a 2-CPU host,
-// running them on the loop gave 2.6x Ganesha's IOPS where hand-offs gave 1.6x), so one
-// busy connection is served without a thread switch, while several busy connections
-// still spread over the workers. A quick call on the loop is
+// Quick calls (ServerOptions::inline_quick_calls): the first quick call (procedure
+// marked ProcedureDesc::kQuick) that one event-loop round starts, and further small
+// ones of the same connection up to kLoopCallsPerRound / kLoopBytesPerRound, are run
+// by the loop itself at the end of the round instead of waking workers, their replies
+// corked into one sendmsg; quick calls of other connections in the round, large ones
+// after the first, and all other calls go to the workers. A thread hand-off and a
+// sleeping worker's wake-up cost more than a cached 4 KiB READ or a GETATTR (most of
+// their cost at one call in flight; at 16 in flight on a 2-CPU host, running them on
+// the loop gave 4x Ganesha's IOPS where hand-offs gave 1.6x), so one busy connection
+// of small calls is served without a thread switch, while megabyte READs and WRITEs
+// and several busy connections still spread over the workers. A quick call on the loop is
 // told not to wait for the disk (CallContext::must_not_block): a READ of data that is
 // not in the page cache, or a call whose file handle only a search of the export can
 // resolve (unprivileged mode), stops at that step and goes to a worker as it is —
@@ -121,10 +122,12 @@ namespace localnfs::rpc {
 inline constexpr char kLoopThreadName[] = "rpc-loop";
 inline constexpr char kWorkerThreadName[] = "rpc-worker";
 
-// Quick calls the event loop runs itself in one round (of one connection, see "Quick
-// calls"); more go to the workers. 32 cached 4 KiB READs keep the loop from the other
-// connections for about 0.2 ms.
+// Quick calls the event loop runs itself in one round after the first (of the same
+// connection, see "Quick calls"): at most this many, whose requests and reply bounds
+// come to at most these bytes; more go to the workers. 32 cached 4 KiB READs keep the
+// loop from the other connections for about 0.2 ms.
 inline constexpr size_t kLoopCallsPerRound = 32;
+inline constexpr size_t kLoopBytesPerRound = 256 * 1024;
 
 enum class ZerocopyMode { kOff, kAuto, kAlways };
 

@@ -138,6 +138,9 @@ class Server::Impl {
   // of the round's first connection that has one, holds it for RunHeldCalls (see
   // "Quick calls").
   void Enqueue(Work w);
+  // Whether the loop runs quick call w itself at the end of this round (see "Quick
+  // calls" in server.h).
+  bool LoopTakes(const Work& w) const;
   void PushWork(Work w) ABSL_LOCKS_EXCLUDED(work_mu_);
   // Queues c to a worker that frees its completed zero-copy replies (counted in
   // flight like a request, so that Stop's drain and queue accounting see it).
@@ -213,6 +216,7 @@ class Server::Impl {
   absl::flat_hash_map<std::string, uint32_t> conns_per_client_;
   absl::Time next_idle_sweep_ = absl::InfiniteFuture();
   std::vector<Work> held_calls_;  // counted in load_.inflight while held
+  size_t held_bytes_ = 0;         // their records and reply bounds
 
   // Work queue.
   absl::Mutex work_mu_;

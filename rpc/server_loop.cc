@@ -312,23 +312,32 @@ bool Server::Impl::ReapCompletions(const std::shared_ptr<Connection>& c) {
 
 void Server::Impl::Enqueue(Work w) {
   load_.inflight.fetch_add(1);
-  // The round's first connection with a quick call is the loop's (see "Quick calls" in
-  // server.h): its quick calls wait for the end of the round, up to a bound on how
-  // long the round may keep the loop from the others; everything else goes to the
-  // workers now.
-  if (w.conn && opts_.inline_quick_calls && w.call->quick() &&
-      held_calls_.size() < kLoopCallsPerRound &&
-      (held_calls_.empty() || held_calls_.front().conn == w.conn)) {
+  if (w.conn && opts_.inline_quick_calls && w.call->quick() && LoopTakes(w)) {
+    held_bytes_ += w.call->record().size() + w.call->reply_bound();
     held_calls_.push_back(std::move(w));
     return;
   }
   PushWork(std::move(w));
 }
 
+bool Server::Impl::LoopTakes(const Work& w) const {
+  // The round's first quick call, whatever its size: at one call in flight a hand-off
+  // only adds a thread switch.
+  if (held_calls_.empty()) return true;
+  // Then more of the same connection's while they are small: the hand-off costs more
+  // than a cached 4 KiB READ or a GETATTR, but a round of large READs or WRITEs
+  // (megabytes to copy) runs faster spread over the workers, and must not keep the
+  // loop from the other connections.
+  return held_calls_.front().conn == w.conn && held_calls_.size() < kLoopCallsPerRound &&
+         held_bytes_ + w.call->record().size() + w.call->reply_bound() <=
+             kLoopBytesPerRound;
+}
+
 void Server::Impl::RunHeldCalls() {
   if (held_calls_.empty()) return;
   std::vector<Work> calls;
   calls.swap(held_calls_);
+  held_bytes_ = 0;
   const std::shared_ptr<Connection> conn = calls.front().conn;
   conn->Cork();
   for (Work& w : calls) {

@@ -320,6 +320,24 @@ TEST_F(ServerTest, QuickCallsBeyondTheLoopsShareOfARoundGoToTheWorkers) {
   EXPECT_EQ(std::count(threads.begin(), threads.end(), kWorkerThreadName), 8);
 }
 
+TEST_F(ServerTest, LargeQuickCallsAfterTheRoundsFirstGoToTheWorkers) {
+  StartServer();
+  auto c = NewClient();
+  // Three quick 200 KiB BLOBs in one write: the first runs on the loop, the other two
+  // (beyond kLoopBytesPerRound together) are spread over the workers.
+  constexpr uint32_t kBlob = 200 * 1024;
+  static_assert(2 * kBlob > kLoopBytesPerRound);
+  std::string stream;
+  for (uint32_t i = 0; i < 3; ++i) {
+    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 15, CallAuth{}, U32(kBlob)));
+  }
+  ASSERT_TRUE(c->SendRaw(stream).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
+  const std::vector<std::string> threads = v1_.Threads();
+  EXPECT_EQ(std::count(threads.begin(), threads.end(), kLoopThreadName), 1);
+  EXPECT_EQ(std::count(threads.begin(), threads.end(), kWorkerThreadName), 2);
+}
+
 TEST_F(ServerTest, InARoundWithTwoConnectionsOnlyOnesQuickCallsRunOnTheLoop) {
   StartServer();
   auto a = NewClient();

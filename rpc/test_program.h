@@ -24,6 +24,7 @@
 //  13 CACHED_BLOB         BLOB, but non-idempotent (its reply goes to the cache)
 //  14 QUICK_SLEEP         SLEEP, but marked quick: holds the event loop (tests of which
 //                         calls the loop runs)
+//  15 QUICK_BLOB          BLOB, but marked quick (as a READ is)
 // Thread-safety: Dispatch is safe for concurrent calls.
 //
 // Also here, for unit tests of any program's handlers (server/mount/mount_program_test.cc):
@@ -136,6 +137,9 @@ class TestProgram : public Program {
             {.flags = ProcedureDesc::kBulkReply | ProcedureDesc::kNonIdempotent,
              .max_result_bytes = &BlobResultBytes}),
         Procedure<&TestProgram::Sleep, xdr_u_int, xdr_u_int>("QUICK_SLEEP", {.flags = kQuick}),
+        Procedure<&TestProgram::MakeBlob, xdr_u_int, XdrBlob>(
+            "QUICK_BLOB", {.flags = kQuick | ProcedureDesc::kBulkReply,
+                           .max_result_bytes = &BlobResultBytes}),
     }};
     if (proc >= proc_count() || kProcs[proc].name == nullptr) return nullptr;
     return &kProcs[proc];
@@ -182,7 +186,7 @@ class TestProgram : public Program {
   }
 
  private:
-  static constexpr uint32_t kProcCount = 15;
+  static constexpr uint32_t kProcCount = 16;
   // PAGED_ECHO's state of the call.
   struct PagedState {
     int runs = 0;

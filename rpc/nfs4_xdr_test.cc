@@ -699,6 +699,18 @@ bool DecodesAsCompound(const std::vector<char>& bytes) {
   return ok;
 }
 
+TEST(Nfs4Xdr, CoexistsWithNfs3AndMountRoutinesInOneBinary) {
+  // Referencing a routine of each generated file links all of them into this test:
+  // their symbols must not collide, and the same status encodes alike in each.
+  nfsstat3 s3 = NFS3ERR_NOENT;
+  mountstat3 m3 = MNT3ERR_NOENT;
+  nfsstat4 s4 = NFS4ERR_NOENT;
+  std::vector<char> two = Bytes({0, 0, 0, 2});
+  EXPECT_EQ(Encode((xdrproc_t)xdr_nfsstat3, &s3), two);
+  EXPECT_EQ(Encode((xdrproc_t)xdr_mountstat3, &m3), two);
+  EXPECT_EQ(Encode((xdrproc_t)xdr_nfsstat4, &s4), two);
+}
+
 TEST(Nfs4Xdr, TruncatedCompoundFailsAtEveryLength) {
   SampleCompound sample;
   std::vector<char> wire = Encode((xdrproc_t)xdr_COMPOUND4args, &sample.args);

@@ -2,6 +2,7 @@
 #include "client_localio/localio_data_path.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,6 +111,16 @@ void InitPidCache() {
 
 pid_t CachedPid() { return cached_pid.load(std::memory_order_relaxed); }
 
+// An fd that may still be in another thread's hands is never closed while it is
+// (its number could be reused for another file under that thread's pread). When it
+// leaves the cache it is instead made useless in place: dup3 of an O_PATH fd over it
+// releases the server's file at once, and a late pread/pwrite/fsync on the number
+// fails with EBADF (and goes over RPC). The number itself is closed with its LocalFile.
+int UselessFd() {
+  static const int fd = open("/", O_PATH | O_CLOEXEC);
+  return fd;
+}
+
 // Distinguishes LocalioDataPath objects in the per-thread fd memory (an address could
 // be reused by a later object; these numbers never are).
 std::atomic<uint64_t> next_path_id{1};
@@ -149,11 +160,16 @@ absl::StatusOr<LocalioMode> ParseLocalioMode(std::string_view text) {
       absl::StrCat("bad localio mode '", std::string(text), "' (auto, on or off)"));
 }
 
-// One cached fd of a server file. Shared by the cache and by every call using it; the
-// fd closes when the last of them lets go.
+// One cached fd of a server file. Shared by the cache, by the threads that used it last
+// (HotFd) and by calls pinning it; the fd number closes when the last of them lets go.
+// Retire() — when the cache lets go — releases the server's file right away.
 struct LocalioDataPath::LocalFile {
   FdKey key;
   UniqueFd fd;
+
+  void Retire() {
+    if (fd && UselessFd() >= 0) dup3(UselessFd(), fd.get(), O_CLOEXEC);
+  }
 };
 
 // One successful handshake: everything that is valid only as long as the binding is.
@@ -163,12 +179,30 @@ class LocalioDataPath::Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  ~Session() {
-    // A forked child must not free its parent's slot (UuidRelease checks ownership by
-    // pid too, but the intent belongs here).
-    if (broker != nullptr && uuid_registered && owner_pid == getpid()) {
-      broker->UuidRelease(uuid);
+  ~Session() { Retire(); }
+
+  // No longer the path's Session (replaced, invalidated, the path destroyed): releases
+  // what the server sees — the uuid, the local socket, every cached fd — now, although
+  // threads may keep the object itself a while (HotFd). Idempotent.
+  void Retire() {
+    std::vector<std::shared_ptr<LocalFile>> victims;
+    {
+      absl::MutexLock l(&mu_);
+      if (retired_) return;
+      retired_ = true;
+      for (Entry& e : lru_) {
+        if (e.file != nullptr) victims.push_back(std::move(e.file));
+      }
+      lru_.clear();
+      index_.clear();
     }
+    for (const std::shared_ptr<LocalFile>& f : victims) f->Retire();
+    // A forked child must neither free its parent's slot (UuidRelease checks ownership
+    // by pid too, but the intent belongs here) nor close the socket it shares with it
+    // (its copy of the fd closes with the object).
+    if (owner_pid != getpid()) return;
+    if (broker != nullptr && uuid_registered) broker->UuidRelease(uuid);
+    if (socket != nullptr) socket->CloseUnlessBusy();
   }
 
   // The cached fd for `key`; null when not cached. *refused is set when the server
@@ -192,53 +226,70 @@ class LocalioDataPath::Session {
     return e.file;
   }
 
-  // Caches `file` (or a refusal when null) and evicts beyond `max_entries`. When another
-  // thread cached an fd for the key meanwhile, that one wins and is returned.
+  // Caches `file` (or a refusal when null) and evicts beyond `max_entries` (*evicted
+  // then true: threads may remember an evicted fd). When another thread cached an fd
+  // for the key meanwhile, that one wins and is returned. A retired Session caches
+  // nothing: `file` is returned retired (its open raced with the retirement).
   std::shared_ptr<LocalFile> Insert(const FdKeyRef& key, std::shared_ptr<LocalFile> file,
-                                    absl::Time refused_until, size_t max_entries) {
-    std::vector<std::shared_ptr<LocalFile>> evicted;  // closed outside the lock
-    absl::MutexLock l(&mu_);
-    if (auto it = index_.find(key); it != index_.end()) {
-      if (it->second->file != nullptr) return it->second->file;
-      lru_.erase(it->second);
-      index_.erase(it);
+                                    absl::Time refused_until, size_t max_entries,
+                                    bool* evicted) {
+    std::vector<std::shared_ptr<LocalFile>> victims;  // retired outside the lock
+    {
+      absl::MutexLock l(&mu_);
+      if (retired_) {
+        if (file != nullptr) victims.push_back(file);
+      } else {
+        if (auto it = index_.find(key); it != index_.end()) {
+          if (it->second->file != nullptr) return it->second->file;
+          lru_.erase(it->second);
+          index_.erase(it);
+        }
+        lru_.push_front(Entry{OwnedKey(key), file, refused_until});
+        index_.emplace(lru_.front().key, lru_.begin());
+        while (lru_.size() > std::max<size_t>(max_entries, 1)) {
+          if (lru_.back().file != nullptr) victims.push_back(std::move(lru_.back().file));
+          index_.erase(lru_.back().key);
+          lru_.pop_back();
+        }
+      }
     }
-    lru_.push_front(Entry{OwnedKey(key), file, refused_until});
-    index_.emplace(lru_.front().key, lru_.begin());
-    while (lru_.size() > std::max<size_t>(max_entries, 1)) {
-      evicted.push_back(std::move(lru_.back().file));
-      index_.erase(lru_.back().key);
-      lru_.pop_back();
-    }
+    *evicted = !victims.empty();
+    for (const std::shared_ptr<LocalFile>& f : victims) f->Retire();
     return file;
   }
 
-  // Stops caching `file` (an I/O error on it); calls still holding it finish first.
-  void Drop(const std::shared_ptr<LocalFile>& file) {
+  // Stops caching `file` (an I/O error on it) and retires it.
+  void Drop(LocalFile* file) {
     std::shared_ptr<LocalFile> victim;
-    absl::MutexLock l(&mu_);
-    auto it = index_.find(file->key);
-    if (it == index_.end() || it->second->file != file) return;
-    victim = std::move(it->second->file);
-    lru_.erase(it->second);
-    index_.erase(it);
+    {
+      absl::MutexLock l(&mu_);
+      auto it = index_.find(file->key);
+      if (it == index_.end() || it->second->file.get() != file) return;
+      victim = std::move(it->second->file);
+      lru_.erase(it->second);
+      index_.erase(it);
+    }
+    victim->Retire();
   }
 
   // Stops caching every fd and refusal of the handle `fh`; true if there was one.
   bool DropHandle(std::string_view fh) {
-    std::vector<std::shared_ptr<LocalFile>> victims;  // closed outside the lock
-    absl::MutexLock l(&mu_);
+    std::vector<std::shared_ptr<LocalFile>> victims;  // retired outside the lock
     bool dropped = false;
-    for (auto it = lru_.begin(); it != lru_.end();) {
-      if (it->key.fh != fh) {
-        ++it;
-        continue;
+    {
+      absl::MutexLock l(&mu_);
+      for (auto it = lru_.begin(); it != lru_.end();) {
+        if (it->key.fh != fh) {
+          ++it;
+          continue;
+        }
+        if (it->file != nullptr) victims.push_back(std::move(it->file));
+        index_.erase(it->key);
+        it = lru_.erase(it);
+        dropped = true;
       }
-      victims.push_back(std::move(it->file));
-      index_.erase(it->key);
-      it = lru_.erase(it);
-      dropped = true;
     }
+    for (const std::shared_ptr<LocalFile>& f : victims) f->Retire();
     return dropped;
   }
 
@@ -259,6 +310,7 @@ class LocalioDataPath::Session {
     absl::Time refused_until;
   };
   absl::Mutex mu_;
+  bool retired_ ABSL_GUARDED_BY(mu_) = false;
   std::list<Entry> lru_ ABSL_GUARDED_BY(mu_);  // most recently used first
   absl::flat_hash_map<FdKey, std::list<Entry>::iterator, FdKeyHash, FdKeyEq> index_
       ABSL_GUARDED_BY(mu_);
@@ -278,6 +330,7 @@ LocalioDataPath::~LocalioDataPath() {
     absl::MutexLock l(&mu_);
     s = ReplaceSession(nullptr);
   }
+  if (s != nullptr) s->Retire();
 }
 
 absl::StatusOr<std::unique_ptr<LocalioDataPath>> LocalioDataPath::Create(
@@ -395,23 +448,33 @@ std::shared_ptr<LocalioDataPath::Session> LocalioDataPath::ReplaceSession(
   return old;
 }
 
-void LocalioDataPath::DropFile(const std::shared_ptr<Session>& s,
-                               const std::shared_ptr<LocalFile>& file) {
+void LocalioDataPath::DropFile(Session* s, LocalFile* file) {
   s->Drop(file);
   serial_.fetch_add(1, std::memory_order_release);
 }
 
 // Per thread, the fd of its last local read and of its last local write. I/O mostly
-// repeats on the file of the call before; found here it takes no lock, no shared_ptr
-// lock bit and no allocation. Weak references only, so a thread never keeps a Session
-// (uuid, socket, fds) or an fd alive; an entry is valid while the path's serial_ has
-// not moved since it was stored (ReplaceSession and DropFile move it).
+// repeats on the file of the call before; found here it takes no lock, no atomic
+// read-modify-write on a shared cache line and no allocation — a weak_ptr::lock() of a
+// Session and a LocalFile that every thread shares made each read bounce two
+// reference counts between CPUs (16 threads on 2 CPUs: half the local rate). The
+// references are strong, so that using them needs no count; an entry is valid while
+// the path's serial_ has not moved since it was stored (every replaced Session, dropped
+// or evicted fd moves it). What a thread's entry keeps alive after that is memory and
+// a number only: a Session is retired (uuid, socket and fds released) and a LocalFile
+// retired (its fd made useless) when the path lets go of them; the objects go with the
+// thread's next local call or its exit.
 struct LocalioDataPath::HotFd {
   uint64_t path_id = 0;
   uint64_t serial = 0;
-  std::weak_ptr<Session> session;
-  std::weak_ptr<LocalFile> file;
+  std::shared_ptr<Session> session;
+  std::shared_ptr<LocalFile> file;
 };
+
+void LocalioDataPath::LocalIo::Pin(const HotFd& hot) {
+  pinned_session = hot.session;
+  pinned_file = hot.file;
+}
 
 LocalioDataPath::HotFd& LocalioDataPath::ThreadHotFd(bool write) {
   thread_local HotFd hot[2];
@@ -419,29 +482,33 @@ LocalioDataPath::HotFd& LocalioDataPath::ThreadHotFd(bool write) {
 }
 
 bool LocalioDataPath::BeginLocal(const FileHandle& fh, bool write, const Credentials& cred,
-                                 LocalIo* io) {
+                                 bool pin, LocalIo* io) {
   const FdKeyRef key = MakeKey(fh, write, cred);
   HotFd& hot = ThreadHotFd(write);
   const uint64_t serial = serial_.load(std::memory_order_acquire);
-  if (hot.path_id == id_ && hot.serial == serial) {
-    std::shared_ptr<LocalFile> f = hot.file.lock();
-    if (f != nullptr && FdKeyRef(f->key) == key) {
-      std::shared_ptr<Session> s = hot.session.lock();
-      // The checks of Active(): same connections, same process.
-      if (s != nullptr && s->epoch == client_->connection_epoch() &&
-          s->owner_pid == CachedPid()) {
-        io->session = std::move(s);
-        io->file = std::move(f);
-        return StillValid(io->session);
-      }
-    }
+  // The checks of Active() too: same connections, same process.
+  if (hot.path_id == id_ && hot.serial == serial && hot.file != nullptr &&
+      FdKeyRef(hot.file->key) == key && hot.session->epoch == client_->connection_epoch() &&
+      hot.session->owner_pid == CachedPid()) {
+    io->session = hot.session.get();
+    io->file = hot.file.get();
+  } else {
+    std::shared_ptr<Session> s = Active();
+    if (s == nullptr) return false;
+    io->had_session = true;
+    if (!StillValid(*s)) return false;
+    absl::StatusOr<std::shared_ptr<LocalFile>> f = FileFor(s, fh, write, cred);
+    if (!f.ok()) return false;
+    hot = HotFd{id_, serial, std::move(s), *std::move(f)};
+    io->session = hot.session.get();
+    io->file = hot.file.get();
+    // StillValid was checked above, before the open.
+    if (pin) io->Pin(hot);
+    return true;
   }
-  io->session = Active();
-  if (io->session == nullptr || !StillValid(io->session)) return false;
-  absl::StatusOr<std::shared_ptr<LocalFile>> f = FileFor(io->session, fh, write, cred);
-  if (!f.ok()) return false;
-  io->file = *std::move(f);
-  hot = HotFd{id_, serial, io->session, io->file};
+  io->had_session = true;
+  if (!StillValid(*io->session)) return false;
+  if (pin) io->Pin(hot);
   return true;
 }
 
@@ -476,6 +543,7 @@ std::shared_ptr<LocalioDataPath::Session> LocalioDataPath::ActiveSlow() {
     probing_ = true;
     next_probe_ = absl::Now() + options_.reprobe_interval;
   }
+  if (old != nullptr) old->Retire();
   old.reset();
   absl::StatusOr<std::shared_ptr<Session>> s = Handshake();
   absl::MutexLock l(&mu_);
@@ -497,8 +565,11 @@ std::shared_ptr<LocalioDataPath::Session> LocalioDataPath::ActiveSlow() {
 
 void LocalioDataPath::ReleaseBeforeFork() {
   std::shared_ptr<Session> old;
-  absl::MutexLock l(&mu_);
-  old = ReplaceSession(nullptr);  // released after the unlock: ~Session frees our uuid
+  {
+    absl::MutexLock l(&mu_);
+    old = ReplaceSession(nullptr);
+  }
+  if (old != nullptr) old->Retire();  // frees our uuid, closes the fds and the socket
 }
 
 absl::Status LocalioDataPath::RehandshakeAfterFork() {
@@ -508,7 +579,8 @@ absl::Status LocalioDataPath::RehandshakeAfterFork() {
     absl::MutexLock l(&mu_);
     old = ReplaceSession(nullptr);
   }
-  old.reset();  // owner_pid != getpid(): the parent's uuid is not released
+  if (old != nullptr) old->Retire();  // owner_pid != getpid(): the parent's uuid stays
+  old.reset();
   absl::StatusOr<std::shared_ptr<Session>> s = Handshake();
   absl::MutexLock l(&mu_);
   if (!s.ok()) {
@@ -521,23 +593,24 @@ absl::Status LocalioDataPath::RehandshakeAfterFork() {
   return absl::OkStatus();
 }
 
-void LocalioDataPath::Invalidate(const std::shared_ptr<Session>& s, std::string_view why) {
+void LocalioDataPath::Invalidate(const Session* s, std::string_view why) {
   std::shared_ptr<Session> victim;
   {
     absl::MutexLock l(&mu_);
-    if (session_.load() != s) return;  // another thread got there first
+    if (session_.load().get() != s) return;  // another thread got there first
     victim = ReplaceSession(nullptr);
     next_probe_ = absl::Now() + options_.reprobe_interval;
     last_failure_ = std::string(why);
   }
+  victim->Retire();
   LOG_WARNING("LOCALIO: %s; dropping local fds, using RPC (re-probe in %s)", why,
               absl::FormatDuration(options_.reprobe_interval));
 }
 
-bool LocalioDataPath::StillValid(const std::shared_ptr<Session>& s) {
+bool LocalioDataPath::StillValid(const Session& s) {
   // The one load per local I/O the design asks for: no lock, no syscall.
-  if (s->broker->LoadGeneration() == s->binding.generation) return true;
-  Invalidate(s, "server generation changed");
+  if (s.broker->LoadGeneration() == s.binding.generation) return true;
+  Invalidate(&s, "server generation changed");
   return false;
 }
 
@@ -554,29 +627,36 @@ absl::StatusOr<std::shared_ptr<LocalioDataPath::LocalFile>> LocalioDataPath::Fil
   absl::StatusOr<localio::LocalioSocketClient::OpenResult> r = s->socket->OpenLocalFh(
       fh.bytes, write ? localio::OpenMode::kReadWrite : localio::OpenMode::kRead, as);
   if (!r.ok()) {
-    Invalidate(s, absl::StrCat("local socket failed: ", r.status().message()));
+    Invalidate(s.get(), absl::StrCat("local socket failed: ", r.status().message()));
     return r.status();
   }
   if (r->status != kNfs3Ok || !r->fd) {
-    s->Insert(key, nullptr, absl::Now() + options_.reprobe_interval, options_.max_open_files);
+    bool evicted = false;
+    s->Insert(key, nullptr, absl::Now() + options_.reprobe_interval, options_.max_open_files,
+              &evicted);
+    if (evicted) serial_.fetch_add(1, std::memory_order_release);
     return absl::PermissionDeniedError(
         absl::StrCat("OPEN_LOCAL_FH: ", NfsStatusName(r->status)));
   }
   opens_.fetch_add(1, std::memory_order_relaxed);
   auto file = std::make_shared<LocalFile>(LocalFile{OwnedKey(key), std::move(r->fd)});
-  return s->Insert(key, std::move(file), absl::InfinitePast(), options_.max_open_files);
+  bool evicted = false;
+  std::shared_ptr<LocalFile> cached =
+      s->Insert(key, std::move(file), absl::InfinitePast(), options_.max_open_files, &evicted);
+  // Threads may remember an evicted fd (now useless): make them look again.
+  if (evicted) serial_.fetch_add(1, std::memory_order_release);
+  return cached;
 }
 
 std::optional<size_t> LocalioDataPath::TryLocalRead(const FileHandle& fh,
-                                                    const Credentials& cred,
+                                                    const Credentials& cred, bool pin,
                                                     absl::FunctionRef<ssize_t(int fd)> read) {
   LocalIo io;
-  if (BeginLocal(fh, /*write=*/false, cred, &io)) {
+  if (BeginLocal(fh, /*write=*/false, cred, pin, &io)) {
     const ssize_t n = read(io.file->fd.get());
     if (n >= 0) {
       const size_t got = static_cast<size_t>(n);
-      reads_.fetch_add(1, std::memory_order_relaxed);
-      read_bytes_.fetch_add(got, std::memory_order_relaxed);
+      io_counts_.Add(kReads, 1, kReadBytes, got);
       io.session->broker->CountLocalIo(io.session->binding, broker::LocalIoKind::kRead, got);
       return got;
     }
@@ -584,7 +664,7 @@ std::optional<size_t> LocalioDataPath::TryLocalRead(const FileHandle& fh,
                 strerror(static_cast<int>(-n)));
     DropFile(io.session, io.file);
   }
-  if (io.session != nullptr) fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  if (io.had_session) fallbacks_.fetch_add(1, std::memory_order_relaxed);
   return std::nullopt;
 }
 
@@ -592,7 +672,7 @@ absl::StatusOr<ReadResult> LocalioDataPath::Read(const FileHandle& fh, uint64_t 
                                                  uint32_t count, const Credentials& cred) {
   ReadResult out;
   out.data.resize(count);
-  const std::optional<size_t> got = TryLocalRead(fh, cred, [&](int fd) {
+  const std::optional<size_t> got = TryLocalRead(fh, cred, /*pin=*/false, [&](int fd) {
     return PreadFull(fd, out.data.data(), count, offset);
   });
   if (!got.has_value()) return rpc_->Read(fh, offset, count, cred);
@@ -605,7 +685,7 @@ absl::StatusOr<ReadIntoResult> LocalioDataPath::ReadInto(const FileHandle& fh,
                                                          uint64_t offset,
                                                          absl::Span<char> buffer,
                                                          const Credentials& cred) {
-  const std::optional<size_t> got = TryLocalRead(fh, cred, [&](int fd) {
+  const std::optional<size_t> got = TryLocalRead(fh, cred, /*pin=*/false, [&](int fd) {
     return PreadFull(fd, buffer.data(), buffer.size(), offset);
   });
   if (!got.has_value()) return rpc_->ReadInto(fh, offset, buffer, cred);
@@ -616,7 +696,7 @@ absl::Status LocalioDataPath::WithLocalFile(const FileHandle& fh, bool write,
                                             const Credentials& cred,
                                             absl::FunctionRef<absl::Status(int fd)> use) {
   LocalIo io;
-  if (!BeginLocal(fh, write, cred, &io)) {
+  if (!BeginLocal(fh, write, cred, /*pin=*/true, &io)) {
     return absl::UnavailableError("no LOCALIO file for this handle and credentials");
   }
   return use(io.file->fd.get());
@@ -625,7 +705,7 @@ absl::Status LocalioDataPath::WithLocalFile(const FileHandle& fh, bool write,
 absl::StatusOr<size_t> LocalioDataPath::ReadLocally(const FileHandle& fh,
                                                     const Credentials& cred,
                                                     absl::FunctionRef<ssize_t(int fd)> read) {
-  const std::optional<size_t> got = TryLocalRead(fh, cred, read);
+  const std::optional<size_t> got = TryLocalRead(fh, cred, /*pin=*/true, read);
   if (!got.has_value()) return absl::UnavailableError("LOCALIO cannot serve this read now");
   return *got;
 }
@@ -634,7 +714,7 @@ absl::StatusOr<WriteResult> LocalioDataPath::Write(const FileHandle& fh, uint64_
                                                    std::string_view data, StableHow stable,
                                                    const Credentials& cred) {
   LocalIo io;
-  if (BeginLocal(fh, /*write=*/true, cred, &io)) {
+  if (BeginLocal(fh, /*write=*/true, cred, /*pin=*/false, &io)) {
     const int fd = io.file->fd.get();
     size_t done = 0;
     int err = 0;
@@ -651,8 +731,7 @@ absl::StatusOr<WriteResult> LocalioDataPath::Write(const FileHandle& fh, uint64_
     if (err == 0 && stable == StableHow::kDataSync && fdatasync(fd) != 0) err = errno;
     if (err == 0 && stable == StableHow::kFileSync && fsync(fd) != 0) err = errno;
     if (err == 0) {
-      writes_.fetch_add(1, std::memory_order_relaxed);
-      write_bytes_.fetch_add(done, std::memory_order_relaxed);
+      io_counts_.Add(kWrites, 1, kWriteBytes, done);
       io.session->broker->CountLocalIo(io.session->binding, broker::LocalIoKind::kWrite,
                                        done);
       WriteResult w;
@@ -668,7 +747,7 @@ absl::StatusOr<WriteResult> LocalioDataPath::Write(const FileHandle& fh, uint64_
                 strerror(err));
     DropFile(io.session, io.file);
   }
-  if (io.session != nullptr) fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  if (io.had_session) fallbacks_.fetch_add(1, std::memory_order_relaxed);
   return rpc_->Write(fh, offset, data, stable, cred);
 }
 
@@ -676,7 +755,7 @@ absl::StatusOr<CommitResult> LocalioDataPath::Commit(const FileHandle& fh, uint6
                                                      uint32_t count,
                                                      const Credentials& cred) {
   if (std::shared_ptr<Session> s = Active(); s != nullptr) {
-    if (StillValid(s)) {
+    if (StillValid(*s)) {
       // fsync works on any fd of the inode: prefer what is cached, open only if needed.
       bool refused = false;
       std::shared_ptr<LocalFile> file = s->Lookup(MakeKey(fh, true, cred), &refused);
@@ -693,7 +772,7 @@ absl::StatusOr<CommitResult> LocalioDataPath::Commit(const FileHandle& fh, uint6
         }
         LOG_WARNING("LOCALIO fsync: %s; this fd is dropped, the COMMIT goes over RPC",
                     strerror(errno));
-        DropFile(s, file);
+        DropFile(s.get(), file.get());
       }
     }
     fallbacks_.fetch_add(1, std::memory_order_relaxed);
@@ -709,10 +788,10 @@ void LocalioDataPath::ForgetFile(const FileHandle& fh) {
 
 IoCounters LocalioDataPath::Counters() const {
   IoCounters c = rpc_->Counters();
-  c.local_reads = reads_.load(std::memory_order_relaxed);
-  c.local_read_bytes = read_bytes_.load(std::memory_order_relaxed);
-  c.local_writes = writes_.load(std::memory_order_relaxed);
-  c.local_write_bytes = write_bytes_.load(std::memory_order_relaxed);
+  c.local_reads = io_counts_.Sum(kReads);
+  c.local_read_bytes = io_counts_.Sum(kReadBytes);
+  c.local_writes = io_counts_.Sum(kWrites);
+  c.local_write_bytes = io_counts_.Sum(kWriteBytes);
   c.local_commits = commits_.load(std::memory_order_relaxed);
   c.local_opens = opens_.load(std::memory_order_relaxed);
   c.local_fallbacks = fallbacks_.load(std::memory_order_relaxed);

@@ -16,13 +16,16 @@
 //
 // Owns: one Session at a time (shared_ptr; in-flight calls hold their own reference):
 // the broker mappings (the files of the server that bound us: a restarted server makes
-// new ones and withdraws these, which the generation check below sees), the bound uuid (released with UuidRelease when the Session dies,
-// unless it belongs to a parent process), the local-socket connection and the fd cache.
-// The fd cache maps (file handle, mode, credentials) to an fd from OPEN_LOCAL_FH,
-// bounded (max_open_files, LRU); each fd is a shared_ptr<LocalFile>, so an fd dropped
-// from the cache (LRU, I/O error, Session invalidated) is closed only when the last call
-// using it returns — never while another thread's pread is on it (no fd-number reuse
-// race). A refused open is remembered for reprobe_interval so that a file the server
+// new ones and withdraws these, which the generation check below sees), the bound uuid,
+// the local-socket connection and the fd cache. The fd cache maps (file handle, mode,
+// credentials) to an fd from OPEN_LOCAL_FH, bounded (max_open_files, LRU); each fd is a
+// shared_ptr<LocalFile>. A Session the path lets go of (replaced, invalidated, the path
+// destroyed) is retired at once — uuid released (UuidRelease), socket closed, every
+// cached fd retired — and an fd dropped from the cache (LRU, I/O error, ForgetFile) is
+// retired: dup3 of an O_PATH fd over it releases the server's file now, while the fd
+// number stays taken until the last reference goes, so another thread's pread on it
+// fails with EBADF (and goes over RPC) instead of reading a file that reused the number.
+// A refused open is remembered for reprobe_interval so that a file the server
 // will not hand out does not cost one socket round trip per I/O. ForgetFile() drops the
 // fds of a file the caller removed (the FUSE mount's silly-renamed files at their last
 // close), which would otherwise keep its blocks allocated on the server until evicted.
@@ -46,13 +49,17 @@
 // SO_PEERCRED identity. Fds are cached per credentials, so one user never does I/O on
 // an fd opened for another.
 //
-// Hot path: a local READ or WRITE on the file a thread used last takes no lock and makes
-// no system call besides its pread/pwrite. Each thread remembers (weakly) the Session
-// and fd of its last local read and write, valid while serial_ — moved by every change
-// of Session and every dropped fd — has not moved; the fork check compares with a pid
-// cached per process (refreshed by pthread_atfork). Otherwise the current Session is
-// an atomic shared_ptr (replaced under mu_ by handshakes and invalidations) and the fd
-// comes from the Session's cache, whose lookup allocates nothing.
+// Hot path: a local READ or WRITE on the file a thread used last takes no lock, makes
+// no atomic read-modify-write on a line other threads write and no system call besides
+// its pread/pwrite. Each thread remembers the Session and fd of its last local read and
+// write (strong references: using them costs no reference count), valid while serial_
+// — moved by every change of Session and every dropped or evicted fd — has not moved;
+// a thread's memory therefore keeps a retired Session's or fd's memory (and the fd
+// number) until its next local call or its exit, never what the server sees. The fork
+// check compares with a pid cached per process (refreshed by pthread_atfork). Otherwise
+// the current Session is an atomic shared_ptr (replaced under mu_ by handshakes and
+// invalidations) and the fd comes from the Session's cache, whose lookup allocates
+// nothing.
 //
 // Thread-safety: Read/ReadInto/ReadLocally/WithLocalFile/Write/Commit/Counters/
 // local_active/Describe may be called concurrently from any thread. Lifetime: the
@@ -77,6 +84,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client_localio/client.h"
+#include "common/sharded_counter.h"
 
 namespace localnfs::client {
 
@@ -175,10 +183,18 @@ class LocalioDataPath final : public DataPath {
   class Session;
   struct LocalFile;
   struct HotFd;  // per thread, see ThreadHotFd()
-  // What one local call holds until it returns: the Session and the fd it uses.
+  // What one local call uses until it returns: the Session and the fd, kept alive by
+  // this thread's HotFd — or, for a call that runs a caller's function on the fd
+  // (which might itself make a local call and replace the HotFd), by references of
+  // its own (pinned).
   struct LocalIo {
-    std::shared_ptr<Session> session;
-    std::shared_ptr<LocalFile> file;
+    Session* session = nullptr;
+    LocalFile* file = nullptr;
+    bool had_session = false;  // a Session existed: a call that goes over RPC counts
+                               // as a fallback
+    std::shared_ptr<Session> pinned_session;
+    std::shared_ptr<LocalFile> pinned_file;
+    void Pin(const HotFd& hot);
   };
 
   LocalioDataPath(Nfs3Client* client, LocalioOptions options);
@@ -192,30 +208,33 @@ class LocalioDataPath final : public DataPath {
   // previous one, for the caller to release after unlocking mu_.
   std::shared_ptr<Session> ReplaceSession(std::shared_ptr<Session> next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Stops caching `file` after an I/O error on it and moves serial_.
-  void DropFile(const std::shared_ptr<Session>& s, const std::shared_ptr<LocalFile>& file);
+  // Stops caching `file` after an I/O error on it (retiring it) and moves serial_.
+  void DropFile(Session* s, LocalFile* file);
   // This thread's memory of its last local read (write=false) or write fd.
   static HotFd& ThreadHotFd(bool write);
   // Fills `io` for one local I/O on `fh` after the generation check: from this thread's
-  // memory, else Active() + FileFor(). False → the call goes over RPC; io->session is
-  // then set if a Session existed (the call counts as a fallback).
-  bool BeginLocal(const FileHandle& fh, bool write, const Credentials& cred, LocalIo* io);
+  // memory, else Active() + FileFor() (remembered then). False → the call goes over
+  // RPC; io->had_session is then set if a Session existed (the call counts as a
+  // fallback). `pin`: io holds references of its own (see LocalIo).
+  bool BeginLocal(const FileHandle& fh, bool write, const Credentials& cred, bool pin,
+                  LocalIo* io);
   // `read(fd)` on a local fd of `fh`, counted: the bytes read, or nullopt when this
   // read must go over RPC (no Session, generation changed, open refused, or `read`
   // failed — that fd is then dropped).
-  std::optional<size_t> TryLocalRead(const FileHandle& fh, const Credentials& cred,
+  std::optional<size_t> TryLocalRead(const FileHandle& fh, const Credentials& cred, bool pin,
                                      absl::FunctionRef<ssize_t(int fd)> read);
   // Runs the whole handshake; called without mu_ held (it makes an RPC). On failure
   // the partly built Session releases its uuid as it is destroyed.
   absl::StatusOr<std::shared_ptr<Session>> Handshake();
-  // Drops `s` if it is still the current Session (generation changed, socket broken).
-  void Invalidate(const std::shared_ptr<Session>& s, std::string_view why) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops and retires `s` if it is still the current Session (generation changed,
+  // socket broken).
+  void Invalidate(const Session* s, std::string_view why) ABSL_LOCKS_EXCLUDED(mu_);
   // A usable cached-or-opened fd of `fh` for `cred`, or an error (→ RPC for this call).
   absl::StatusOr<std::shared_ptr<LocalFile>> FileFor(const std::shared_ptr<Session>& s,
                                                      const FileHandle& fh, bool write,
                                                      const Credentials& cred);
   // True if `s` may be used now: its generation still matches the broker's.
-  bool StillValid(const std::shared_ptr<Session>& s);
+  bool StillValid(const Session& s);
 
   Nfs3Client* const client_;
   RpcDataPath* const rpc_;
@@ -235,8 +254,10 @@ class LocalioDataPath final : public DataPath {
   std::string last_failure_ ABSL_GUARDED_BY(mu_) = "not probed";
 
   std::atomic<uint64_t> handshakes_{0};
-  alignas(64) std::atomic<uint64_t> reads_{0}, read_bytes_{0}, writes_{0}, write_bytes_{0},
-      commits_{0}, opens_{0}, fallbacks_{0};
+  // Added to by every local READ and WRITE, from any thread: per-thread cache lines.
+  enum IoCount { kReads, kReadBytes, kWrites, kWriteBytes, kIoCounts };
+  ShardedCounters<kIoCounts> io_counts_;
+  alignas(64) std::atomic<uint64_t> commits_{0}, opens_{0}, fallbacks_{0};
 };
 
 }  // namespace localnfs::client

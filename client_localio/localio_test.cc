@@ -3,6 +3,7 @@
 // by the counters (RPC READ/WRITE stay 0), a client that cannot see the broker does the
 // same work over RPC, and a server restart mid-write loses nothing.
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -21,6 +23,7 @@
 #include "client_localio/client.h"
 #include "client_localio/localio_data_path.h"
 #include "client_localio/test_util.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 
 namespace localnfs::client {
@@ -155,6 +158,124 @@ TEST_F(LocalioLibraryTest, LocalWriteCommitReadMovesOnlyLocalCounters) {
   EXPECT_TRUE(buf.substr(0, 4096) == data.substr(kFileSize - 4096));
   EXPECT_EQ(client_->Counters().local_reads, k.local_reads + 1);
   EXPECT_EQ(client_->Counters().rpc_reads, 0u);
+}
+
+// How many of this process's fds are open on `path` (/proc/self/fd).
+int FdsOpenOn(const std::string& path) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(e.path(), ec) == path) ++n;
+  }
+  return n;
+}
+
+// A thread's memory of its last local fd holds strong references (no reference count
+// per read); what the server sees must still go when the path lets go of it: an fd
+// evicted from the cache or forgotten, and everything when the client goes — while
+// that thread lives on, remembering.
+TEST_F(LocalioLibraryTest, FdsAThreadRemembersAreReleasedWhenEvictedForgottenOrTheClientGoes) {
+  const std::string a_path = export_.path() + "/a", b_path = export_.path() + "/b";
+  const std::string a_data = RandomBytes(8192, 1), b_data = RandomBytes(8192, 2);
+  std::ofstream(a_path) << a_data;
+  std::ofstream(b_path) << b_data;
+  auto c = MountClient();
+  ASSERT_TRUE(c.ok()) << c.status();
+  client_ = *std::move(c);
+  auto lio = LocalioDataPath::Install(client_.get(), {.mode = LocalioMode::kOn,
+                                                      .runtime_dir = server_->runtime_dir(),
+                                                      .max_open_files = 1});
+  ASSERT_TRUE(lio.ok()) << lio.status();
+  auto a = client_->Lookup(client_->root(), "a", kRoot);
+  auto b = client_->Lookup(client_->root(), "b", kRoot);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto read = [&](const FileHandle& fh) {
+    std::string buf(4096, '\0');
+    auto r = client_->ReadInto(fh, 4096, absl::Span<char>(buf.data(), buf.size()), kRoot);
+    return r.ok() && r->count == 4096 ? buf : std::string("read failed");
+  };
+
+  // The thread reads `a` (and remembers its fd), then waits for each next step.
+  std::atomic<int> step{0}, done{0};
+  std::string thread_read_again;
+  std::thread t([&] {
+    EXPECT_EQ(read(a->handle), a_data.substr(4096));
+    done = 1;
+    while (step.load() < 1) std::this_thread::sleep_for(1ms);
+    thread_read_again = read(a->handle);
+    done = 2;
+    while (step.load() < 2) std::this_thread::sleep_for(1ms);
+  });
+  while (done.load() < 1) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(FdsOpenOn(a_path), 1);
+
+  // Evicted (max_open_files 1) by a read of `b` here: a's file is released at once.
+  EXPECT_EQ(read(b->handle), b_data.substr(4096));
+  EXPECT_EQ(FdsOpenOn(a_path), 0) << "an evicted fd stays open on the server's file";
+  EXPECT_EQ(FdsOpenOn(b_path), 1);
+
+  // The thread's memory is stale: its next read of `a` opens it again, locally.
+  const IoCounters before = client_->Counters();
+  step = 1;
+  while (done.load() < 2) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(thread_read_again, a_data.substr(4096));
+  EXPECT_EQ(client_->Counters().local_reads, before.local_reads + 1);
+  EXPECT_EQ(client_->Counters().rpc_reads, 0u);
+  EXPECT_EQ(FdsOpenOn(a_path), 1);
+
+  // Forgotten (a removed file's last close in the FUSE mount): released at once.
+  client_->data_path().ForgetFile(a->handle);
+  EXPECT_EQ(FdsOpenOn(a_path), 0) << "ForgetFile left the server's file open";
+
+  // The client goes while the thread still remembers its Session: nothing of the
+  // server's stays open in this process.
+  EXPECT_EQ(read(b->handle), b_data.substr(4096));
+  client_.reset();
+  EXPECT_EQ(FdsOpenOn(a_path) + FdsOpenOn(b_path), 0);
+  step = 2;
+  t.join();
+}
+
+// Reads on one thread while another keeps dropping the fd under it: every read returns
+// the file's bytes (local, or over RPC after an fd retired under it), never another
+// file's or an error.
+TEST_F(LocalioLibraryTest, ReadsRacingWithForgetFileAlwaysReturnTheFilesBytes) {
+  const std::string data = RandomBytes(65536, 3);
+  std::ofstream(export_.path() + "/f") << data;
+  auto c = MountClient();
+  ASSERT_TRUE(c.ok()) << c.status();
+  client_ = *std::move(c);
+  ASSERT_TRUE(LocalioDataPath::Install(client_.get(), {.mode = LocalioMode::kOn,
+                                                       .runtime_dir = server_->runtime_dir()})
+                  .ok());
+  auto f = client_->Lookup(client_->root(), "f", kRoot);
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0}, reads{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i) {
+    readers.emplace_back([&, i] {
+      std::string buf(4096, '\0');
+      for (uint64_t n = i; !stop.load(); ++n) {
+        const uint64_t off = (n * 4096) % data.size();
+        auto r = client_->ReadInto(f->handle, off, absl::Span<char>(buf.data(), buf.size()),
+                                   kRoot);
+        if (!r.ok() || r->count != 4096 || buf != data.substr(off, 4096)) ++bad;
+        ++reads;
+      }
+    });
+  }
+  // Open other files meanwhile, so that a retired fd number would be reused at once if
+  // it were closed.
+  for (int i = 0; i < 300; ++i) {
+    client_->data_path().ForgetFile(f->handle);
+    UniqueFd other(open(export_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::this_thread::sleep_for(200us);
+  }
+  stop = true;
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(bad.load(), 0) << reads.load() << " reads";
+  EXPECT_GT(client_->Counters().local_reads, 0u);
 }
 
 TEST_F(LocalioLibraryTest, NoBrokerMeansRpcWithIdenticalResultsAndOnFails) {

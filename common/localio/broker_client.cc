@@ -14,12 +14,15 @@
 
 #include "absl/strings/str_format.h"
 #include "common/localio/proc_identity.h"
+#include "common/sharded_counter.h"
 #include "common/status.h"
 
 namespace localnfs::broker {
 
 // The layouts and their accessors (broker_format.h): this file is one of their two users.
 using format::Cas;
+using format::IoShard;
+using format::kIoShards;
 using format::CheckHeader;
 using format::EntryCopy;
 using format::FillRandom;
@@ -178,9 +181,13 @@ absl::StatusOr<Uuid> BrokerClient::UuidBegin() {
     Store(s.owner_pidns, self.pidns);
     StoreUuid(s.uuid, uuid);
     StoreBytes(s.secret_hash, hash.data(), hash.size());
-    for (auto& kind : s.local_io)
-      for (uint64_t& v : kind) Store(v, uint64_t{0});
+    for (uint64_t& v : s.unused) Store(v, uint64_t{0});
     Store(s.reserved, uint64_t{0});
+    for (IoShard& shard : slots_->io[*index].shards) {
+      for (auto& kind : shard.local_io)
+        for (uint64_t& v : kind) Store(v, uint64_t{0});
+      for (uint64_t& v : shard.reserved) Store(v, uint64_t{0});
+    }
     if (Cas(s.word, claiming, SlotWord(kTagRegistered, self.pid))) {
       absl::MutexLock l(&mu_);
       secrets_.insert_or_assign(uuid, secret);
@@ -220,7 +227,10 @@ absl::StatusOr<Binding> BrokerClient::UuidEnd(const Uuid& uuid) {
 
 void BrokerClient::CountLocalIo(const Binding& binding, LocalIoKind kind, uint64_t bytes) {
   if (binding.slot_index >= kUuidSlots) return;
-  uint64_t(&counts)[2] = slots_->slots[binding.slot_index].local_io[static_cast<int>(kind)];
+  // This thread's shard (threads take them in turn).
+  const size_t shard = ThisThreadsCounterShard() % kIoShards;
+  uint64_t(&counts)[2] =
+      slots_->io[binding.slot_index].shards[shard].local_io[static_cast<int>(kind)];
   std::atomic_ref<uint64_t>(counts[0]).fetch_add(1, std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(counts[1]).fetch_add(bytes, std::memory_order_relaxed);
 }

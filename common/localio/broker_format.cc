@@ -124,6 +124,16 @@ std::vector<Slot> PreadSlots(int fd) {
   return slots;
 }
 
+std::vector<SlotIo> PreadSlotIo(int fd) {
+  std::vector<SlotIo> io(kUuidSlots);
+  ssize_t n;
+  do {
+    n = ::pread(fd, io.data(), sizeof(SlotIo) * io.size(), offsetof(SlotTable, io));
+  } while (n < 0 && errno == EINTR);
+  io.resize(n > 0 ? static_cast<size_t>(n) / sizeof(SlotIo) : 0);
+  return io;
+}
+
 bool ReadEntry(const Entry& e, EntryCopy* out) {
   for (int attempt = 0; attempt < 200; ++attempt) {
     const uint32_t before = Load(e.seq);
@@ -209,6 +219,7 @@ absl::StatusOr<std::vector<SlotInfo>> ReadSlotInfos(int slots_fd, const Segment*
   if (slots_fd < 0 || seg == nullptr)
     return absl::FailedPreconditionError("broker " + path + ": no record published");
   const std::vector<Slot> slots = PreadSlots(slots_fd);
+  const std::vector<SlotIo> io = PreadSlotIo(slots_fd);
   const Record& rec = seg->record;
   const bool live = Load(rec.state) == kRecLive;
   std::vector<SlotInfo> out;
@@ -222,9 +233,13 @@ absl::StatusOr<std::vector<SlotInfo>> ReadSlotInfos(int slots_fd, const Segment*
     info.owner_pid = PidOf(s.word);
     info.owner_start_time = s.owner_start;
     memcpy(info.secret_hash.data(), s.secret_hash, info.secret_hash.size());
-    for (int k = 0; k < 3; ++k) {
-      info.local_io[k].calls = s.local_io[k][0];
-      info.local_io[k].bytes = s.local_io[k][1];
+    if (i < io.size()) {
+      for (const IoShard& shard : io[i].shards) {
+        for (int k = 0; k < 3; ++k) {
+          info.local_io[k].calls += shard.local_io[k][0];
+          info.local_io[k].bytes += shard.local_io[k][1];
+        }
+      }
     }
     EntryCopy e;
     if (live && ReadEntry(seg->entries[i], &e) && e.state == kEntryBound &&

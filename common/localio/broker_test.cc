@@ -1126,6 +1126,50 @@ TEST_F(BrokerTest, ServerStartReplacesAFileItCannotTrust) {
   }
 }
 
+// A client's threads count their local I/O in shards of its slot (format 5); the
+// server's listing sums them exactly, and a new claim shows none of them.
+TEST_F(BrokerTest, LocalIoCountedByManyThreadsSumsExactly) {
+  auto server = PublishedServer();
+  auto client = Client();
+  ASSERT_TRUE(server && client);
+  auto uuid = client->UuidBegin();
+  ASSERT_TRUE(uuid.ok()) << uuid.status();
+  ASSERT_TRUE(server->BindUuid(*uuid, "127.0.0.1:1", 1));
+  auto binding = client->UuidEnd(*uuid);
+  ASSERT_TRUE(binding.ok()) << binding.status();
+  constexpr int kThreads = 2 * static_cast<int>(format::kIoShards) + 3, kEach = 1000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        client->CountLocalIo(*binding, LocalIoKind::kRead, 4096);
+        client->CountLocalIo(*binding, LocalIoKind::kWrite, 100);
+      }
+      client->CountLocalIo(*binding, LocalIoKind::kCommit, 0);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  auto slots = server->ListSlots();
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 1u);
+  const auto& io = slots->front().local_io;
+  EXPECT_EQ(io[0].calls, uint64_t{kThreads} * kEach);
+  EXPECT_EQ(io[0].bytes, uint64_t{kThreads} * kEach * 4096);
+  EXPECT_EQ(io[1].calls, uint64_t{kThreads} * kEach);
+  EXPECT_EQ(io[1].bytes, uint64_t{kThreads} * kEach * 100);
+  EXPECT_EQ(io[2].calls, uint64_t{kThreads});
+  // Released, and a new uuid claimed (whichever slot it takes): it shows no counts.
+  client->UuidRelease(*uuid);
+  auto again = client->UuidBegin();
+  ASSERT_TRUE(again.ok()) << again.status();
+  slots = server->ListSlots();
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  for (const SlotInfo& s : *slots) {
+    for (const LocalIoCount& c : s.local_io) EXPECT_EQ(c.calls + c.bytes, 0u);
+  }
+  server->Withdraw();
+}
+
 // Many threads of clients and the server at once: claims, binds, lookups, releases,
 // reaping and listing (the threaded paths TSan checks).
 TEST_F(BrokerTest, ConcurrentClientsAndServer) {

@@ -48,6 +48,12 @@ absl::StatusOr<std::unique_ptr<LocalioSocketClient>> LocalioSocketClient::Connec
       new LocalioSocketClient(std::move(fd), m->hello_reply.instance_id));
 }
 
+void LocalioSocketClient::CloseUnlessBusy() {
+  if (!mu_.TryLock()) return;
+  fd_.reset();
+  mu_.Unlock();
+}
+
 absl::StatusOr<LocalioSocketClient::OpenResult> LocalioSocketClient::OpenLocalFh(
     std::string_view fh, OpenMode mode, const std::optional<Credentials>& cred) {
   absl::MutexLock l(&mu_);

@@ -58,6 +58,9 @@ class LocalioSocketClient {
   absl::StatusOr<OpenResult> OpenLocalFh(std::string_view fh, OpenMode mode,
                                          const std::optional<Credentials>& cred)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes the connection now (the server sees this client go) unless a call is in
+  // progress on it, which then finishes as it would have; later calls fail.
+  void CloseUnlessBusy() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   LocalioSocketClient(UniqueFd fd, broker::InstanceId instance)

@@ -82,6 +82,15 @@
 // decoded, with what its program resolved (rpc/call.h) — and continues there. What
 // can still hold the loop is metadata that is not cached (a LOOKUP or CREATE reading
 // a directory or inode block from disk).
+// Busy polling (ServerOptions::busy_poll, off by default): at one call in flight the
+// loop sleeps in epoll_wait after every reply and the client's next request wakes it —
+// on a virtual machine whose idle CPUs halt, a wake-up costs more than the call (on
+// the 2-CPU KVM guest of docs/BENCHMARKS.md, NULL at one in flight: 51 k calls/s
+// sleeping, 67 k polling 20 us). After a round that read requests the loop polls
+// instead, for up to busy_poll, before it sleeps; the polling is paid in CPU (there:
+// 9.4 -> 14.9 us per call), which is why it is an option. Adaptive: after three
+// polls in a row that ended without a request (a client slower than the window, an
+// idle server), it polls after one round in 64 only, until a poll finds one again.
 // Zero-copy sends (ServerOptions::zerocopy): a reply with a bulk segment of at least
 // zerocopy_min_bytes goes out with MSG_ZEROCOPY (SO_ZEROCOPY on each connection): the
 // kernel sends from the bulk buffer's own pages instead of copying them into the socket
@@ -157,6 +166,9 @@ struct ServerOptions {
   DrcOptions drc;
   // Run a lone quick call on the event-loop thread (see "Quick calls" above).
   bool inline_quick_calls = true;
+  // After a round that read requests, the loop polls (epoll_wait without sleeping) this
+  // long for the next before it sleeps; zero: never (see "Busy polling" above).
+  absl::Duration busy_poll = absl::ZeroDuration();
   // MSG_ZEROCOPY for large reply payloads (see "Zero-copy sends" above).
   ZerocopyMode zerocopy = ZerocopyMode::kAuto;
   size_t zerocopy_min_bytes = 64 * 1024;
@@ -179,6 +191,8 @@ struct ServerCounters {
   std::atomic<uint64_t> zerocopy_sends{0};         // sendmsg calls with MSG_ZEROCOPY
   std::atomic<uint64_t> zerocopy_sends_copied{0};  // ... the kernel reported copied
   std::atomic<uint64_t> zerocopy_replies_freed{0};  // held replies freed after completion
+  std::atomic<uint64_t> busy_polls_hit{0};     // polls that found the next request
+  std::atomic<uint64_t> busy_polls_missed{0};  // polls that ended in sleep
 };
 
 class Server {

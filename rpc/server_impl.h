@@ -134,6 +134,9 @@ class Server::Impl {
   void OfferRoom();
   // epoll_wait's timeout: until the next idle sweep, or -1 without idle timeout.
   int LoopTimeoutMs(absl::Time now) const;
+  // epoll_wait for the next round: first polling without sleeping when busy polling
+  // applies (after a round that read requests), then sleeping.
+  int WaitForEvents(epoll_event* events, int max_events, bool after_requests);
   // Counts a request in flight and hands it to the workers — or, for a quick TCP call
   // of the round's first connection that has one, holds it for RunHeldCalls (see
   // "Quick calls").
@@ -216,6 +219,9 @@ class Server::Impl {
   absl::flat_hash_map<std::string, uint32_t> conns_per_client_;
   absl::Time next_idle_sweep_ = absl::InfiniteFuture();
   std::vector<Work> held_calls_;  // counted in load_.inflight while held
+  // Busy polling (see server.h): polls in a row that found nothing, rounds since.
+  int busy_poll_misses_ = 0;
+  int rounds_without_poll_ = 0;
   size_t held_bytes_ = 0;         // their records and reply bounds
 
   // Work queue.

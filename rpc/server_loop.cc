@@ -40,9 +40,10 @@ void Server::Impl::LoopMain() {
     next_idle_sweep_ = absl::Now() + std::clamp(opts_.idle_timeout / 4,
                                                 absl::Milliseconds(10), absl::Seconds(1));
   }
+  bool after_requests = false;
   while (!quit) {
-    const int n =
-        epoll_wait(epoll_fd_.get(), events, kMaxEvents, LoopTimeoutMs(absl::Now()));
+    const int n = WaitForEvents(events, kMaxEvents, after_requests);
+    after_requests = false;
     if (n < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("rpc: epoll_wait: %s", strerror(errno));
@@ -66,6 +67,7 @@ void Server::Impl::LoopMain() {
         }
         case Pollable::Kind::kConnection:
           OnConnection(static_cast<Connection*>(p), events[i].events);
+          after_requests |= (events[i].events & EPOLLIN) != 0;
           break;
       }
     }
@@ -285,6 +287,30 @@ void Server::Impl::CloseIdleConnections(absl::Time now) {
     counters_.connections_closed_idle.fetch_add(1, std::memory_order_relaxed);
     CloseConnection(c, false);
   }
+}
+
+int Server::Impl::WaitForEvents(epoll_event* events, int max_events, bool after_requests) {
+  constexpr int kMissesBeforeBackOff = 3;
+  constexpr int kRoundsPerPollWhenBackedOff = 64;
+  if (opts_.busy_poll > absl::ZeroDuration() && after_requests &&
+      (busy_poll_misses_ < kMissesBeforeBackOff ||
+       ++rounds_without_poll_ >= kRoundsPerPollWhenBackedOff)) {
+    rounds_without_poll_ = 0;
+    const absl::Time until = absl::Now() + opts_.busy_poll;
+    do {
+      const int n = epoll_wait(epoll_fd_.get(), events, max_events, 0);
+      if (n != 0) {
+        if (n > 0) {
+          busy_poll_misses_ = 0;
+          counters_.busy_polls_hit.fetch_add(1, std::memory_order_relaxed);
+        }
+        return n;
+      }
+    } while (absl::Now() < until);
+    ++busy_poll_misses_;
+    counters_.busy_polls_missed.fetch_add(1, std::memory_order_relaxed);
+  }
+  return epoll_wait(epoll_fd_.get(), events, max_events, LoopTimeoutMs(absl::Now()));
 }
 
 int Server::Impl::LoopTimeoutMs(absl::Time now) const {

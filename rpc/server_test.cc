@@ -384,6 +384,33 @@ TEST_F(ServerTest, QuickCallThatWouldBlockOnTheLoopRunsOnAWorker) {
   EXPECT_EQ(*r, 8u);
 }
 
+TEST_F(ServerTest, BusyPollFindsTheNextRequestAndBacksOffWhenNoneComes) {
+  ServerOptions opts;
+  opts.busy_poll = absl::Milliseconds(200);
+  StartServer(opts);
+  auto c = NewClient();
+  // Back to back: each next call arrives while the loop polls after the last reply.
+  for (u_int i = 0; i < 5; ++i) ASSERT_TRUE(Echo(*c, i).ok());
+  // Slower than the window: the poll after the burst misses, so do the next two; the
+  // loop then stops polling (the third call's round sleeps at once).
+  for (u_int i = 0; i < 3; ++i) {
+    absl::SleepFor(absl::Milliseconds(300));
+    ASSERT_TRUE(Echo(*c, i).ok());
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_GE(server_->counters().busy_polls_hit.load(), 4u);
+  EXPECT_EQ(server_->counters().busy_polls_missed.load(), 3u);
+}
+
+TEST_F(ServerTest, NoBusyPollByDefault) {
+  StartServer();
+  auto c = NewClient();
+  for (u_int i = 0; i < 5; ++i) ASSERT_TRUE(Echo(*c, i).ok());
+  EXPECT_EQ(server_->counters().busy_polls_hit.load() +
+                server_->counters().busy_polls_missed.load(),
+            0u);
+}
+
 TEST_F(ServerTest, WithInlineQuickCallsOffEveryCallRunsOnAWorker) {
   ServerOptions opts;
   opts.inline_quick_calls = false;

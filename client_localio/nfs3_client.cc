@@ -776,8 +776,16 @@ absl::StatusOr<ReadResult> Nfs3Client::Read(const FileHandle& fh, uint64_t offse
 absl::StatusOr<ReadIntoResult> Nfs3Client::ReadInto(const FileHandle& fh, uint64_t offset,
                                                     absl::Span<char> buffer,
                                                     const Credentials& cred) {
-  ReadIntoResult out;
+  if (buffer.empty()) return ReadIntoResult{};
   const size_t chunk_max = std::max<uint32_t>(fsinfo_.rtmax, 4096);
+  // The first call's result is returned as it is when it is all there is (every 4 KiB
+  // read): copying it through the loop below was a tenth of a LOCALIO read.
+  absl::StatusOr<ReadIntoResult> first =
+      data_path_->ReadInto(fh, offset, buffer.subspan(0, chunk_max), cred);
+  if (!first.ok() || first->eof || first->count == 0 || first->count >= buffer.size()) {
+    return first;
+  }
+  ReadIntoResult out = *std::move(first);
   while (out.count < buffer.size()) {
     const absl::Span<char> part = buffer.subspan(out.count, chunk_max);
     ASSIGN_OR_RETURN(ReadIntoResult r,

@@ -1,0 +1,69 @@
+// server/nfs4/nfs4_program.h — the NFSv4 program (100003 version 4): NULL and
+// COMPOUND, minor versions 1 and 2 (RFC 8881, RFC 7862). PREVIEW: localnfsd
+// registers it only with --nfs4-preview until sessions exist (server/main.cc).
+//
+// Owns: the procedure table (NULL, COMPOUND) and the COMPOUND arguments'
+// decoder, which decodes the header only — tag, minorversion, op count — and
+// leaves the ops to the COMPOUND loop (compound.h: RunCompound decodes them one
+// by one, answers an unknown op number OP_ILLEGAL and a bad op NFS4ERR_BADXDR,
+// and enforces the op table's rules). Not owned: nothing yet (the export table,
+// handle key and Backend join with the operations that need them).
+//
+// COMPOUND is neither kQuick (its ops will wait for the disk) nor
+// kNonIdempotent: in NFSv4.1 the session's slot is the reply cache (RFC 8881
+// §2.10.6), not the DRC. The program is hidden from rpcbind (NFSv4 clients do
+// not ask it, and a preview should not advertise itself).
+//
+// Thread-safety: Dispatch() runs concurrently; the table and options are
+// immutable.
+#pragma once
+
+#include <rpc/rpc.h>
+#include <stdint.h>
+
+#include "rpc/call.h"
+#include "rpc/nfs4.h"
+#include "rpc/procedure.h"
+#include "rpc/program.h"
+#include "server/nfs4/compound.h"
+
+namespace localnfs::server::nfs4 {
+
+inline constexpr uint32_t kNfs4ProcCount = 2;
+
+// COMPOUND4args as the program decodes it: the header, and how many argument
+// bytes follow the op count (the ops, read from the call's record by the
+// COMPOUND loop).
+struct Compound4Args {
+  utf8str_cs tag;
+  uint32_t minorversion;
+  uint32_t numops;
+  u_int ops_len;
+};
+// Decodes (and frees) a Compound4Args from a memory stream (the dispatcher's);
+// does not encode (clients encode xdr_COMPOUND4args).
+bool_t XdrCompound4Args(XDR *x, Compound4Args *args);
+
+class Nfs4Program : public rpc::Program {
+public:
+  struct Options {
+    CompoundOptions compound;
+  };
+  explicit Nfs4Program(Options options = {}) : options_(options) {}
+
+  uint32_t prog() const override { return NFS4_PROGRAM; }
+  uint32_t vers() const override { return NFS_V4; }
+  const char *name() const override { return "nfs"; }
+  uint32_t proc_count() const override { return kNfs4ProcCount; }
+  const rpc::ProcedureDesc *procedure(uint32_t proc) const override;
+  bool hidden() const override { return true; }
+
+private:
+  void Null(rpc::Call &, const rpc::Void &, rpc::Void &) {}
+  rpc::DispatchResult Compound(rpc::Call &call, const Compound4Args &args,
+                               COMPOUND4res &res);
+
+  const Options options_;
+};
+
+} // namespace localnfs::server::nfs4

@@ -1,0 +1,26 @@
+// server/nfs4/nfs4proc.h — the NFSv4 operation handlers (the kernel's
+// nfs4proc.c op functions), one per implemented row of the op table
+// (compound.cc).
+//
+// Contract of every handler: called by RunCompound only after the table's rules
+// held (a current or saved filehandle present where the row asks for one, the
+// export writable for kModifiesFs, the op in its place in the COMPOUND); it
+// fills its own arm of `res` on success and returns the op's status, which the
+// loop writes into `res`. On an error it leaves its arm without allocations (an
+// error result encodes, and is freed, as the status alone).
+//
+// Thread-safety: handlers touch only their CompoundState and arguments.
+#pragma once
+
+#include "rpc/nfs4.h"
+#include "server/nfs4/compound.h"
+
+namespace localnfs::server::nfs4 {
+
+nfsstat4 PutRootFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
+nfsstat4 PutFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
+nfsstat4 GetFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
+nfsstat4 SaveFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
+nfsstat4 RestoreFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
+
+} // namespace localnfs::server::nfs4

@@ -14,6 +14,9 @@
 // status) → "localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]" on stdout, then READY=1
 // to systemd (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no
 // broker and no local socket; the LOCALIO program still answers (void) but binds nothing.
+// --nfs4-preview (unfinished, off by default): the NFSv4 program (server/nfs4/) answers
+// on the NFS port next to v3 (a version mismatch then reports 3..4); without it nothing
+// of v4 is registered, so clients negotiate v3 exactly as before.
 // Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: reload queue
 // closed (a waiting localnfs-ctl reload is refused) → metrics endpoint → control socket →
 // rpcbind → Server::Stop (drains in-flight requests; no more UUID_IS_LOCAL) → local
@@ -83,6 +86,7 @@
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
+#include "server/nfs4/nfs4_program.h"
 #include "server/service_notify.h"
 #include "server/reload.h"
 #include "server/status.h"
@@ -104,6 +108,9 @@ ABSL_FLAG(std::string, state_dir, "",
           "$XDG_STATE_HOME/localnfs or ~/.local/state/localnfs otherwise)");
 ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
 ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
+ABSL_FLAG(bool, nfs4_preview, false,
+          "UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port (no sessions "
+          "yet: no client can mount with it)");
 ABSL_FLAG(bool, inline_quick_calls, true,
           "run the quick calls (GETATTR, LOOKUP, READ, CREATE, REMOVE, ...) a round reads "
           "from one connection on the event-loop thread instead of waking workers");
@@ -220,6 +227,8 @@ constexpr char kUsage[] =
     "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
     "  --busy-poll-us N     after reading requests, poll N us for the next before sleeping:\n"
     "                       lower latency at one request in flight, paid in CPU (default 0)\n"
+    "  --nfs4-preview       UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port\n"
+    "                       (no sessions yet: no client can mount with it)\n"
     "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
     "                       (default auto: until the kernel reports it copies anyway)\n"
     "  --log-level L        error, warn, info (default) or debug\n"
@@ -584,6 +593,8 @@ int Main(int argc, char** argv) {
     MountProgram mount(MountProgram::Deps{&table, &*key, &backend,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
+    std::optional<nfs4::Nfs4Program> nfs4_program;
+    if (absl::GetFlag(FLAGS_nfs4_preview)) nfs4_program.emplace();
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
     opts.inline_quick_calls = absl::GetFlag(FLAGS_inline_quick_calls);
@@ -608,6 +619,11 @@ int Main(int argc, char** argv) {
     server.AddProgram(&nfs3);
     server.AddProgram(&mount);
     server.AddProgram(&localio_program);
+    if (nfs4_program) {
+      server.AddProgram(&*nfs4_program);
+      LOG_WARNING("--nfs4-preview: NFSv4.1/4.2 COMPOUND answers on the NFS port; it is "
+                  "unfinished (no sessions: clients cannot mount with it)");
+    }
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));
     absl::StatusOr<uint16_t> mount_bound = nfs_bound;

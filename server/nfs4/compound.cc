@@ -29,7 +29,7 @@ constexpr uint32_t kGone = OpDesc::kRemovedIn41;
 using OpTable = std::array<OpDesc, kLastOp42 + 1>;
 constexpr OpTable MakeTable() {
   OpTable t{};
-  auto op = [&t](uint32_t n, const char *name, uint32_t flags, uint32_t minor,
+  auto op = [&t](uint32_t n, const char* name, uint32_t flags, uint32_t minor,
                  OpHandler handler = nullptr) {
     t[n] = OpDesc{name, handler, flags, minor};
   };
@@ -118,23 +118,18 @@ constexpr OpTable kOps = MakeTable();
 // versions are contiguous ranges (what OpDefinedIn relies on).
 constexpr bool TableIsComplete() {
   for (uint32_t n = OP_ACCESS; n <= kLastOp42; ++n) {
-    if (kOps[n].name == nullptr)
-      return false;
-    const uint32_t want = n <= OP_RELEASE_LOCKOWNER ? 0
-                          : n <= kLastOp41          ? 1
-                                                    : 2;
-    if (kOps[n].minor != want)
-      return false;
+    if (kOps[n].name == nullptr) return false;
+    const uint32_t want = n <= OP_RELEASE_LOCKOWNER ? 0 : n <= kLastOp41 ? 1 : 2;
+    if (kOps[n].minor != want) return false;
   }
-  return kOps[0].name == nullptr && kOps[1].name == nullptr &&
-         kOps[2].name == nullptr;
+  return kOps[0].name == nullptr && kOps[1].name == nullptr && kOps[2].name == nullptr;
 }
 static_assert(TableIsComplete());
 
 // The op number `op` names an operation in a COMPOUND of `minor` (knfsd's
 // nfsd4_opnum_in_range: a later minor version's op is OP_ILLEGAL, not NOTSUPP).
 bool OpDefinedIn(uint32_t op, uint32_t minor) {
-  const OpDesc *d = FindOp(op);
+  const OpDesc* d = FindOp(op);
   return d != nullptr && d->minor <= minor;
 }
 
@@ -146,44 +141,40 @@ struct DecodedOp {
   nfs_argop4 args{};
 
   DecodedOp() = default;
-  DecodedOp(const DecodedOp &) = delete;
-  DecodedOp &operator=(const DecodedOp &) = delete;
+  DecodedOp(const DecodedOp&) = delete;
+  DecodedOp& operator=(const DecodedOp&) = delete;
   ~DecodedOp() {
-    xdr_free(reinterpret_cast<xdrproc_t>(xdr_nfs_argop4),
-             reinterpret_cast<char *>(&args));
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_nfs_argop4), reinterpret_cast<char*>(&args));
   }
 };
 
 // Reads the ops of a COMPOUND from its bytes, one at a time.
 class OpReader {
-public:
+ public:
   explicit OpReader(std::string_view ops) {
     // XDR_DECODE never writes through the buffer.
-    xdrmem_create(&x_, const_cast<char *>(ops.data()),
-                  static_cast<u_int>(ops.size()), XDR_DECODE);
+    xdrmem_create(&x_, const_cast<char*>(ops.data()), static_cast<u_int>(ops.size()), XDR_DECODE);
   }
   ~OpReader() { xdr_destroy(&x_); }
-  OpReader(const OpReader &) = delete;
-  OpReader &operator=(const OpReader &) = delete;
+  OpReader(const OpReader&) = delete;
+  OpReader& operator=(const OpReader&) = delete;
 
   // Reads the next op into *op: false when not even its number is there (the
   // COMPOUND is cut short: GARBAGE_ARGS, as knfsd). An op number `minor` does
   // not define is read as OP_ILLEGAL (its arguments cannot be found: nothing
   // after it is read), an op removed in 4.1 as NFS4ERR_NOTSUPP; arguments that
   // do not decode are NFS4ERR_BADXDR.
-  bool Next(uint32_t minor, bool decode_args, DecodedOp *op) {
+  bool Next(uint32_t minor, bool decode_args, DecodedOp* op) {
     const u_int start = xdr_getpos(&x_);
     uint32_t n = 0;
-    if (!xdr_uint32_t(&x_, &n))
-      return false;
+    if (!xdr_uint32_t(&x_, &n)) return false;
     if (!OpDefinedIn(n, minor)) {
       op->opnum = OP_ILLEGAL;
       op->status = NFS4ERR_OP_ILLEGAL;
       return true;
     }
     op->opnum = n;
-    if (!decode_args)
-      return true;
+    if (!decode_args) return true;
     if (FindOp(n)->has(OpDesc::kRemovedIn41)) {
       // As knfsd: its arguments are not decoded (nothing after it runs anyway).
       op->status = NFS4ERR_NOTSUPP;
@@ -196,45 +187,43 @@ public:
     return true;
   }
 
-private:
+ private:
   XDR x_;
 };
 
 // The result `res` of op `op` that failed with `status` before it ran.
-nfsstat4 Refuse(nfs_resop4 &res, uint32_t op, nfsstat4 status) {
+nfsstat4 Refuse(nfs_resop4& res, uint32_t op, nfsstat4 status) {
   res.resop = static_cast<nfs_opnum4>(op);
   SetOpStatus(&res, status);
   return status;
 }
 
-} // namespace
+}  // namespace
 
-const OpDesc *FindOp(uint32_t op) {
-  if (op >= kOps.size() || kOps[op].name == nullptr)
-    return nullptr;
+const OpDesc* FindOp(uint32_t op) {
+  if (op >= kOps.size() || kOps[op].name == nullptr) return nullptr;
   return &kOps[op];
 }
 
-void SetOpStatus(nfs_resop4 *res, nfsstat4 status) {
+void SetOpStatus(nfs_resop4* res, nfsstat4 status) {
   memcpy(&res->nfs_resop4_u, &status, sizeof(status));
 }
 
-nfsstat4 OpStatus(const nfs_resop4 &res) {
+nfsstat4 OpStatus(const nfs_resop4& res) {
   nfsstat4 status;
   memcpy(&status, &res.nfs_resop4_u, sizeof(status));
   return status;
 }
 
-bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
-                 std::string_view ops, COMPOUND4res *res) {
+bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+                 COMPOUND4res* res) {
   res->status = NFS4_OK;
   const uint32_t minor = header.minorversion;
   if (minor < kMinMinorVersion || minor > kMaxMinorVersion) {
     res->status = NFS4ERR_MINOR_VERS_MISMATCH;
     return true;
   }
-  if (header.numops == 0)
-    return true;
+  if (header.numops == 0) return true;
 
   OpReader reader(ops);
   const bool too_many = header.numops > kMaxOpsPerCompound;
@@ -245,23 +234,19 @@ bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
   std::vector<DecodedOp> decoded(to_decode);
   uint32_t count = 0;
   while (count < to_decode) {
-    DecodedOp &op = decoded[count];
-    if (!reader.Next(minor, /*decode_args=*/!too_many, &op))
-      return false;
+    DecodedOp& op = decoded[count];
+    if (!reader.Next(minor, /*decode_args=*/!too_many, &op)) return false;
     ++count;
-    if (op.status != NFS4_OK)
-      break;
+    if (op.status != NFS4_OK) break;
   }
 
-  res->resarray.resarray_val =
-      static_cast<nfs_resop4 *>(calloc(count, sizeof(nfs_resop4)));
-  if (res->resarray.resarray_val == nullptr)
-    abort();
-  auto next_result = [res]() -> nfs_resop4 & {
+  res->resarray.resarray_val = static_cast<nfs_resop4*>(calloc(count, sizeof(nfs_resop4)));
+  if (res->resarray.resarray_val == nullptr) abort();
+  auto next_result = [res]() -> nfs_resop4& {
     return res->resarray.resarray_val[res->resarray.resarray_len++];
   };
 
-  const DecodedOp &first = decoded[0];
+  const DecodedOp& first = decoded[0];
   if (too_many) {
     res->status = Refuse(next_result(), first.opnum, NFS4ERR_TOO_MANY_OPS);
     return true;
@@ -269,12 +254,12 @@ bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
   // The first op's place (knfsd: nfs41_check_op_ordering), before anything
   // runs.
   if (first.status != NFS4ERR_OP_ILLEGAL) {
-    const OpDesc &d = *FindOp(first.opnum);
+    const OpDesc& d = *FindOp(first.opnum);
     nfsstat4 status = NFS4_OK;
     if (options.require_sequence && !d.has(OpDesc::kAllowedAsFirstOp)) {
       status = NFS4ERR_OP_NOT_IN_SESSION;
-    } else if (d.has(OpDesc::kAllowedAsFirstOp) &&
-               !d.has(OpDesc::kMustBeFirst) && header.numops != 1) {
+    } else if (d.has(OpDesc::kAllowedAsFirstOp) && !d.has(OpDesc::kMustBeFirst) &&
+               header.numops != 1) {
       status = NFS4ERR_NOT_ONLY_OP;
     }
     if (status != NFS4_OK) {
@@ -286,10 +271,10 @@ bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
   CompoundState cs;
   cs.minorversion = minor;
   for (uint32_t i = 0; i < count; ++i) {
-    const DecodedOp &op = decoded[i];
-    nfs_resop4 &r = next_result();
+    const DecodedOp& op = decoded[i];
+    nfs_resop4& r = next_result();
     nfsstat4 status = op.status;
-    const OpDesc *d = FindOp(op.opnum);
+    const OpDesc* d = FindOp(op.opnum);
     if (status != NFS4_OK) {
       // OP_ILLEGAL, BADXDR, or NOTSUPP for an op removed in 4.1: found by the
       // reader.
@@ -298,8 +283,7 @@ bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
     } else if ((d->has(OpDesc::kNeedsCurrentFh) && !cs.current) ||
                (d->has(OpDesc::kNeedsSavedFh) && !cs.saved)) {
       status = NFS4ERR_NOFILEHANDLE;
-    } else if (d->has(OpDesc::kModifiesFs) && cs.current &&
-               cs.current->read_only) {
+    } else if (d->has(OpDesc::kModifiesFs) && cs.current && cs.current->read_only) {
       status = NFS4ERR_ROFS;
     } else if (d->handler == nullptr) {
       status = NFS4ERR_NOTSUPP;
@@ -312,8 +296,7 @@ bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
     status = d->handler(cs, op.args, r);
     SetOpStatus(&r, status);
     res->status = status;
-    if (status != NFS4_OK)
-      return true;
+    if (status != NFS4_OK) return true;
   }
   return true;
 }
@@ -326,4 +309,4 @@ FileHandle4 PseudoRootHandle() {
                      /*read_only=*/true};
 }
 
-} // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4

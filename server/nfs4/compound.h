@@ -1,59 +1,49 @@
-// server/nfs4/compound.h — the NFSv4.1/4.2 COMPOUND framework: the one op table
-// and the one loop that enforces its rules (the kernel's nfsd4_ops[] and
-// nfsd4_proc_compound()).
+// server/nfs4/compound.h — the NFSv4.1/4.2 COMPOUND framework: the one op table and the
+// one loop that enforces its rules (the kernel's nfsd4_ops[] and nfsd4_proc_compound()).
 //
-// Owns: the op table (one OpDesc per operation number: name, handler, flags,
-// the minor version that introduced it), the compound state handed to handlers
-// (CompoundState: current and saved filehandle, minor version; the session slot
-// later), and RunCompound(), which decodes the ops of a COMPOUND one by one and
-// runs them.
+// Owns: the op table (one OpDesc per operation number: name, handler, flags, the minor
+// version that introduced it), the compound state handed to handlers (CompoundState:
+// current and saved filehandle, minor version; the session slot later), and
+// RunCompound(), which decodes the ops of a COMPOUND one by one and runs them.
 //
-// The rules, all enforced in RunCompound and never in a handler (RFC 8881
-// §16.2.3 and §15.2 for COMPOUND; RFC 7862 for 4.2):
-//  - minorversion other than 1 and 2 → NFS4ERR_MINOR_VERS_MISMATCH, zero
-//  results (0 is
-//    NFSv4.0, which this server does not speak: its clients fall back to 4.1 or
-//    v3);
+// The rules, all enforced in RunCompound and never in a handler (RFC 8881 §16.2.3 and
+// §15.2 for COMPOUND; RFC 7862 for 4.2):
+//  - minorversion other than 1 and 2 → NFS4ERR_MINOR_VERS_MISMATCH, zero results (0 is
+//    NFSv4.0, which this server does not speak: its clients fall back to 4.1 or v3);
 //  - more than kMaxOpsPerCompound ops → one result, the first op's, with
-//    NFS4ERR_TOO_MANY_OPS, and nothing runs (RFC 8881 §2.10.6.4 / §18.46.3: the
-//    error SEQUENCE gives when the count exceeds ca_maxoperations; before a
-//    session is known this limit stands in for it);
+//    NFS4ERR_TOO_MANY_OPS, and nothing runs (RFC 8881 §2.10.6.4 / §18.46.3: the error
+//    SEQUENCE gives when the count exceeds ca_maxoperations; before a session is known
+//    this limit stands in for it);
 //  - an op number this minor version does not define (0..2, 4.2's ops in a 4.1
-//    COMPOUND, anything past REMOVEXATTR, OP_ILLEGAL itself) → a result
-//    OP_ILLEGAL with NFS4ERR_OP_ILLEGAL (RFC 8881 §18.51; 4.2-in-4.1 as knfsd's
-//    nfsd4_opnum_in_range);
-//  - arguments that do not decode → NFS4ERR_BADXDR for that op;
+//    COMPOUND, anything past REMOVEXATTR, OP_ILLEGAL itself) → a result OP_ILLEGAL with
+//    NFS4ERR_OP_ILLEGAL (RFC 8881 §18.51; 4.2-in-4.1 as knfsd's nfsd4_opnum_in_range);
+//  - arguments that do not decode → NFS4ERR_BADXDR for that op; ops cut short before
+//    an op number → GARBAGE_ARGS for the whole call (as knfsd; nothing has run, since
+//    every op is decoded before the first runs);
 //  - the first op (CompoundOptions::require_sequence): SEQUENCE or one flagged
 //    kAllowedAsFirstOp (EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION,
-//    BIND_CONN_TO_SESSION, DESTROY_CLIENTID); any other →
-//    NFS4ERR_OP_NOT_IN_SESSION on the first op (RFC 8881 §18.46.3, §18.50.3). A
-//    first op other than SEQUENCE must be the only op → NFS4ERR_NOT_ONLY_OP
-//    (§18.35.3, §18.36.3, §18.50.3; knfsd's nfs41_check_op_ordering). Both are
-//    decided before any op runs;
-//  - kMustBeFirst (SEQUENCE) anywhere but first → NFS4ERR_SEQUENCE_POS
-//  (§18.46.3);
-//  - ops removed in 4.1 (kRemovedIn41: SETCLIENTID, SETCLIENTID_CONFIRM,
-//  OPEN_CONFIRM,
-//    RENEW, RELEASE_LOCKOWNER; "MUST NOT implement" in RFC 8881 §17) →
-//    NFS4ERR_NOTSUPP, as knfsd answers them;
-//  - kNeedsCurrentFh without a current filehandle, kNeedsSavedFh without a
-//  saved
-//    one → NFS4ERR_NOFILEHANDLE;
-//  - kModifiesFs while the current filehandle is read-only (the pseudo file
-//  system;
+//    BIND_CONN_TO_SESSION, DESTROY_CLIENTID); any other → NFS4ERR_OP_NOT_IN_SESSION on
+//    the first op (RFC 8881 §18.46.3, §18.50.3). A first op other than SEQUENCE must be
+//    the only op → NFS4ERR_NOT_ONLY_OP (§18.35.3, §18.36.3, §18.50.3; knfsd's
+//    nfs41_check_op_ordering). Both are decided before any op runs;
+//  - kMustBeFirst (SEQUENCE) anywhere but first → NFS4ERR_SEQUENCE_POS (§18.46.3);
+//  - ops removed in 4.1 (kRemovedIn41: SETCLIENTID, SETCLIENTID_CONFIRM, OPEN_CONFIRM,
+//    RENEW, RELEASE_LOCKOWNER; "MUST NOT implement" in RFC 8881 §17) → NFS4ERR_NOTSUPP
+//    without decoding their arguments, as knfsd answers them;
+//  - kNeedsCurrentFh without a current filehandle, kNeedsSavedFh without a saved one →
+//    NFS4ERR_NOFILEHANDLE;
+//  - kModifiesFs while the current filehandle is read-only (the pseudo file system;
 //    later a read-only export) → NFS4ERR_ROFS;
 //  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP.
-// Execution stops at the first op whose status is not NFS4_OK; the results so
-// far (that op's included) are returned and the COMPOUND's status is the last
-// op's.
+// Execution stops at the first op whose status is not NFS4_OK; the results so far (that
+// op's included) are returned and the COMPOUND's status is the last op's.
 //
-// Adding an operation = filling its row in compound.cc (flags, handler) and
-// writing the handler in nfs4proc.cc: `nfsstat4 Handler(CompoundState&, const
-// nfs_argop4&, nfs_resop4&)` fills its arm of the result (the loop sets the
-// result's op number and writes the returned status into it).
+// Adding an operation = filling its row in compound.cc (flags, handler) and writing the
+// handler in nfs4proc.cc: `nfsstat4 Handler(CompoundState&, const nfs_argop4&,
+// nfs_resop4&)` fills its arm of the result (the loop sets the result's op number and
+// writes the returned status into it).
 //
-// Thread-safety: the table is immutable; RunCompound touches only its
-// arguments.
+// Thread-safety: the table is immutable; RunCompound touches only its arguments.
 #pragma once
 
 #include <stdint.h>
@@ -75,14 +65,13 @@ inline constexpr uint32_t kMinMinorVersion = 1;
 inline constexpr uint32_t kMaxMinorVersion = 2;
 // The highest op number each minor version defines (RFC 8881, RFC 7862 + RFC
 // 8276).
-inline constexpr uint32_t kLastOp41 = OP_RECLAIM_COMPLETE; // 58
-inline constexpr uint32_t kLastOp42 = OP_REMOVEXATTR;      // 75
+inline constexpr uint32_t kLastOp41 = OP_RECLAIM_COMPLETE;  // 58
+inline constexpr uint32_t kLastOp42 = OP_REMOVEXATTR;       // 75
 
 // A filehandle as the compound state keeps it.
 struct FileHandle4 {
-  std::string bytes; // as on the wire (at most NFS4_FHSIZE)
-  bool read_only =
-      false; // changes refused with NFS4ERR_ROFS (pseudo fs, ro export)
+  std::string bytes;       // as on the wire (at most NFS4_FHSIZE)
+  bool read_only = false;  // changes refused with NFS4ERR_ROFS (pseudo fs, ro export)
 };
 
 // What one COMPOUND's ops share (RFC 8881 §16.2.3 "current filehandle"): handed
@@ -94,31 +83,28 @@ struct CompoundState {
   // TODO(sessions): the session and slot SEQUENCE found, for the reply cache.
 };
 
-using OpHandler = nfsstat4 (*)(CompoundState &cs, const nfs_argop4 &args,
-                               nfs_resop4 &res);
+using OpHandler = nfsstat4 (*)(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 
 struct OpDesc {
   // Flags (see the header comment for what the loop does with each).
   static constexpr uint32_t kNeedsCurrentFh = 1u << 0;
   static constexpr uint32_t kNeedsSavedFh = 1u << 1;
   static constexpr uint32_t kModifiesFs = 1u << 2;
-  static constexpr uint32_t kAllowedAsFirstOp =
-      1u << 3; // may start a COMPOUND without SEQUENCE
-  static constexpr uint32_t kMustBeFirst = 1u << 4; // SEQUENCE
-  static constexpr uint32_t kRemovedIn41 =
-      1u << 5; // NFSv4.0 only: NOTSUPP in 4.1+
+  static constexpr uint32_t kAllowedAsFirstOp = 1u << 3;  // may start a COMPOUND without SEQUENCE
+  static constexpr uint32_t kMustBeFirst = 1u << 4;       // SEQUENCE
+  static constexpr uint32_t kRemovedIn41 = 1u << 5;       // NFSv4.0 only: NOTSUPP in 4.1+
 
-  const char *name = nullptr;  // "PUTFH"; nullptr: no such op number
-  OpHandler handler = nullptr; // nullptr: not implemented (NFS4ERR_NOTSUPP)
+  const char* name = nullptr;   // "PUTFH"; nullptr: no such op number
+  OpHandler handler = nullptr;  // nullptr: not implemented (NFS4ERR_NOTSUPP)
   uint32_t flags = 0;
-  uint32_t minor = 0; // the minor version that introduced it (0, 1 or 2)
+  uint32_t minor = 0;  // the minor version that introduced it (0, 1 or 2)
 
   bool has(uint32_t f) const { return (flags & f) != 0; }
 };
 
 // The row of `op`, or nullptr for a number no minor version defines (OP_ILLEGAL
 // included: it has no arguments and only one answer).
-const OpDesc *FindOp(uint32_t op);
+const OpDesc* FindOp(uint32_t op);
 
 struct CompoundOptions {
   // RFC 8881 §2.6.3.1.1.x: a COMPOUND starts with SEQUENCE (or an op allowed
@@ -141,18 +127,18 @@ struct CompoundHeader {
 // short before an op number (the RPC answer is GARBAGE_ARGS, as knfsd's;
 // nothing ran: all ops are decoded before the first runs). Does not touch
 // res->tag.
-bool RunCompound(const CompoundOptions &options, const CompoundHeader &header,
-                 std::string_view ops, COMPOUND4res *res);
+bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+                 COMPOUND4res* res);
 
 // Sets the status of an op's result, whatever its op: every nfs_resop4 arm
 // starts with its nfsstat4 (rpc/nfs4_xdr_test.cc
 // EveryOperationCanAnswerAnError).
-void SetOpStatus(nfs_resop4 *res, nfsstat4 status);
-nfsstat4 OpStatus(const nfs_resop4 &res);
+void SetOpStatus(nfs_resop4* res, nfsstat4 status);
+nfsstat4 OpStatus(const nfs_resop4& res);
 
 // The pseudo file system's root (PLACEHOLDER until the pseudo fs exists: a
 // fixed, read-only handle that names nothing else; PUTFH of these bytes gets it
 // back).
 FileHandle4 PseudoRootHandle();
 
-} // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4

@@ -4,6 +4,8 @@
 // unknown op numbers, cut-short or lying lengths), sent through a Dispatcher to
 // Nfs4Program (rpc/test_program.h RunCall), and the reply decoded with
 // xdr_COMPOUND4res.
+#include "server/nfs4/compound.h"
+
 #include <rpc/rpc.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,12 +16,11 @@
 #include <utility>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "rpc/dispatch.h"
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
-#include "server/nfs4/compound.h"
 #include "server/nfs4/nfs4_program.h"
-#include "gtest/gtest.h"
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -29,40 +30,38 @@ using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
 using OpResult = std::pair<uint32_t, nfsstat4>;
 
 // An XDR string: length, bytes, padding.
-std::string Opaque(const std::string &s) {
-  return U32(static_cast<uint32_t>(s.size())) + s +
-         std::string((4 - s.size() % 4) % 4, '\0');
+std::string Opaque(const std::string& s) {
+  return U32(static_cast<uint32_t>(s.size())) + s + std::string((4 - s.size() % 4) % 4, '\0');
 }
 
 // A COMPOUND built op by op with the generated nfs_argop4 (strings it points to
 // live here).
 class Compound {
-public:
+ public:
   explicit Compound(uint32_t minor = 1, std::string tag = "")
       : minor_(minor), tag_(std::move(tag)) {}
 
-  Compound &Op(nfs_opnum4 op) {
+  Compound& Op(nfs_opnum4 op) {
     nfs_argop4 a{};
     a.argop = op;
     ops_.push_back(a);
     return *this;
   }
-  Compound &PutFh(const std::string &fh) {
+  Compound& PutFh(const std::string& fh) {
     strings_.push_back(fh);
     nfs_argop4 a{};
     a.argop = OP_PUTFH;
-    a.nfs_argop4_u.opputfh.object.nfs_fh4_len =
-        static_cast<u_int>(strings_.back().size());
+    a.nfs_argop4_u.opputfh.object.nfs_fh4_len = static_cast<u_int>(strings_.back().size());
     a.nfs_argop4_u.opputfh.object.nfs_fh4_val = strings_.back().data();
     ops_.push_back(a);
     return *this;
   }
-  Compound &Named(nfs_opnum4 op, const std::string &name) {
+  Compound& Named(nfs_opnum4 op, const std::string& name) {
     strings_.push_back(name);
     nfs_argop4 a{};
     a.argop = op;
-    component4 *c = op == OP_LOOKUP ? &a.nfs_argop4_u.oplookup.objname
-                                    : &a.nfs_argop4_u.opremove.target;
+    component4* c =
+        op == OP_LOOKUP ? &a.nfs_argop4_u.oplookup.objname : &a.nfs_argop4_u.opremove.target;
     c->utf8string_len = static_cast<u_int>(strings_.back().size());
     c->utf8string_val = strings_.back().data();
     ops_.push_back(a);
@@ -85,21 +84,20 @@ public:
     return buf;
   }
 
-private:
+ private:
   uint32_t minor_;
   std::string tag_;
   std::vector<nfs_argop4> ops_;
-  std::deque<std::string> strings_; // push_back keeps the others where they are
+  std::deque<std::string> strings_;  // push_back keeps the others where they are
 };
 
 // A COMPOUND header by hand: tag, minorversion, op count; the ops follow.
-std::string Header(uint32_t minor, uint32_t numops,
-                   const std::string &tag = "") {
+std::string Header(uint32_t minor, uint32_t numops, const std::string& tag = "") {
   return Opaque(tag) + U32(minor) + U32(numops);
 }
 
 class CompoundTest : public ::testing::Test {
-protected:
+ protected:
   void Use(CompoundOptions options) {
     program_.emplace(Nfs4Program::Options{options});
     dispatcher_.emplace(&counters_);
@@ -107,22 +105,21 @@ protected:
   }
   void SetUp() override { Use(CompoundOptions{.require_sequence = false}); }
 
-  std::optional<rpc::testing::TestReply> Raw(const std::string &args) {
-    return rpc::testing::RunCall(*dispatcher_, conn_, NFS4_PROGRAM, NFS_V4,
-                                 NFSPROC4_COMPOUND, args);
+  std::optional<rpc::testing::TestReply> Raw(const std::string& args) {
+    return rpc::testing::RunCall(*dispatcher_, conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND,
+                                 args);
   }
   // The COMPOUND's status and its results (op number, status), as the reply
   // decodes.
-  std::pair<nfsstat4, std::vector<OpResult>> Run(const std::string &args) {
+  std::pair<nfsstat4, std::vector<OpResult>> Run(const std::string& args) {
     std::optional<rpc::testing::TestReply> r = Raw(args);
     EXPECT_TRUE(r && r->error.is_success());
-    if (!r || !r->error.is_success())
-      return {};
+    if (!r || !r->error.is_success()) return {};
     Reply reply(r->body);
     EXPECT_TRUE(reply.ok());
     std::vector<OpResult> ops;
     for (u_int i = 0; i < reply->resarray.resarray_len; ++i) {
-      const nfs_resop4 &op = reply->resarray.resarray_val[i];
+      const nfs_resop4& op = reply->resarray.resarray_val[i];
       ops.emplace_back(op.resop, OpStatus(op));
     }
     return {reply->status, ops};
@@ -137,16 +134,15 @@ protected:
 using Results = std::vector<OpResult>;
 
 TEST_F(CompoundTest, NullAnswersVoid) {
-  std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
-      *dispatcher_, conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_NULL, "");
+  std::optional<rpc::testing::TestReply> r =
+      rpc::testing::RunCall(*dispatcher_, conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_NULL, "");
   ASSERT_TRUE(r && r->error.is_success());
   EXPECT_EQ(r->body, "");
 }
 
 TEST_F(CompoundTest, MinorVersionsZeroAndThreeAreAMismatchWithNoResults) {
   for (uint32_t minor : {0u, 3u, 0xffffffffu}) {
-    auto [status, ops] =
-        Run(Compound(minor).Op(OP_PUTROOTFH).Op(OP_GETFH).Encode());
+    auto [status, ops] = Run(Compound(minor).Op(OP_PUTROOTFH).Op(OP_GETFH).Encode());
     EXPECT_EQ(status, NFS4ERR_MINOR_VERS_MISMATCH) << minor;
     EXPECT_TRUE(ops.empty()) << minor;
   }
@@ -165,27 +161,21 @@ TEST_F(CompoundTest, MinorVersionsOneAndTwoAreServed) {
 }
 
 TEST_F(CompoundTest, EmptyCompoundSucceedsWithNoResultsAndEchoesTheTag) {
-  std::optional<rpc::testing::TestReply> r =
-      Raw(Compound(1, "hello tag").Encode());
+  std::optional<rpc::testing::TestReply> r = Raw(Compound(1, "hello tag").Encode());
   ASSERT_TRUE(r && r->error.is_success());
   Reply reply(r->body);
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->status, NFS4_OK);
-  EXPECT_EQ(std::string(reply->tag.utf8string_val, reply->tag.utf8string_len),
-            "hello tag");
+  EXPECT_EQ(std::string(reply->tag.utf8string_val, reply->tag.utf8string_len), "hello tag");
   EXPECT_EQ(reply->resarray.resarray_len, 0u);
 }
 
 TEST_F(CompoundTest, UnknownOpNumberIsOpIllegalAndStops) {
-  for (uint32_t op : {0u, 1u, 2u, 76u, 99999u,
-                      static_cast<uint32_t>(OP_ILLEGAL), 0xffffffffu}) {
+  for (uint32_t op : {0u, 1u, 2u, 76u, 99999u, static_cast<uint32_t>(OP_ILLEGAL), 0xffffffffu}) {
     // PUTROOTFH, then the unknown op, then a GETFH that must not run.
-    auto [status, ops] =
-        Run(Header(1, 3) + U32(OP_PUTROOTFH) + U32(op) + U32(OP_GETFH));
+    auto [status, ops] = Run(Header(1, 3) + U32(OP_PUTROOTFH) + U32(op) + U32(OP_GETFH));
     EXPECT_EQ(status, NFS4ERR_OP_ILLEGAL) << op;
-    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK},
-                            {OP_ILLEGAL, NFS4ERR_OP_ILLEGAL}}))
-        << op;
+    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_ILLEGAL, NFS4ERR_OP_ILLEGAL}})) << op;
   }
 }
 
@@ -196,28 +186,24 @@ TEST_F(CompoundTest, MinorVersionTwoOpsAreIllegalInMinorVersionOne) {
     std::string wire = Header(1, 2) + U32(OP_PUTROOTFH) + U32(op);
     auto [status, ops] = Run(wire);
     EXPECT_EQ(status, NFS4ERR_OP_ILLEGAL) << op;
-    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK},
-                            {OP_ILLEGAL, NFS4ERR_OP_ILLEGAL}}));
+    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_ILLEGAL, NFS4ERR_OP_ILLEGAL}}));
   }
   Compound c(2);
   c.Op(OP_PUTROOTFH).Op(OP_SEEK);
   auto [status, ops] = Run(c.Encode());
   EXPECT_EQ(status, NFS4ERR_NOTSUPP);
-  EXPECT_EQ(ops,
-            (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_SEEK, NFS4ERR_NOTSUPP}}));
+  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_SEEK, NFS4ERR_NOTSUPP}}));
 }
 
 TEST_F(CompoundTest, MoreOpsThanTheLimitRunNothing) {
   Compound at_limit;
-  for (uint32_t i = 0; i < kMaxOpsPerCompound; ++i)
-    at_limit.Op(OP_PUTROOTFH);
+  for (uint32_t i = 0; i < kMaxOpsPerCompound; ++i) at_limit.Op(OP_PUTROOTFH);
   auto [status, ops] = Run(at_limit.Encode());
   EXPECT_EQ(status, NFS4_OK);
   EXPECT_EQ(ops.size(), kMaxOpsPerCompound);
 
   Compound over;
-  for (uint32_t i = 0; i <= kMaxOpsPerCompound; ++i)
-    over.Op(OP_PUTROOTFH);
+  for (uint32_t i = 0; i <= kMaxOpsPerCompound; ++i) over.Op(OP_PUTROOTFH);
   std::tie(status, ops) = Run(over.Encode());
   EXPECT_EQ(status, NFS4ERR_TOO_MANY_OPS);
   EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4ERR_TOO_MANY_OPS}}));
@@ -230,18 +216,16 @@ TEST_F(CompoundTest, MoreOpsThanTheLimitRunNothing) {
 }
 
 TEST_F(CompoundTest, FirstOpMustBeSequenceOrAllowedBeforeASession) {
-  Use(CompoundOptions{}); // require_sequence, as localnfsd runs
+  Use(CompoundOptions{});  // require_sequence, as localnfsd runs
   auto [status, ops] = Run(Compound().Op(OP_PUTROOTFH).Encode());
   EXPECT_EQ(status, NFS4ERR_OP_NOT_IN_SESSION);
   EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4ERR_OP_NOT_IN_SESSION}}));
   // Nothing after it runs either.
-  std::tie(status, ops) =
-      Run(Compound().Op(OP_PUTROOTFH).Op(OP_GETFH).Encode());
+  std::tie(status, ops) = Run(Compound().Op(OP_PUTROOTFH).Op(OP_GETFH).Encode());
   EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4ERR_OP_NOT_IN_SESSION}}));
   // The ops allowed first pass the rule (and are not implemented yet).
-  for (nfs_opnum4 op :
-       {OP_EXCHANGE_ID, OP_CREATE_SESSION, OP_DESTROY_SESSION,
-        OP_BIND_CONN_TO_SESSION, OP_DESTROY_CLIENTID, OP_SEQUENCE}) {
+  for (nfs_opnum4 op : {OP_EXCHANGE_ID, OP_CREATE_SESSION, OP_DESTROY_SESSION,
+                        OP_BIND_CONN_TO_SESSION, OP_DESTROY_CLIENTID, OP_SEQUENCE}) {
     std::tie(status, ops) = Run(Compound().Op(op).Encode());
     EXPECT_EQ(ops, (Results{{op, NFS4ERR_NOTSUPP}})) << op;
   }
@@ -253,8 +237,7 @@ TEST_F(CompoundTest, FirstOpMustBeSequenceOrAllowedBeforeASession) {
 TEST_F(CompoundTest, AFirstOpOtherThanSequenceMustBeTheOnlyOp) {
   for (bool require_sequence : {true, false}) {
     Use(CompoundOptions{.require_sequence = require_sequence});
-    for (nfs_opnum4 op :
-         {OP_DESTROY_CLIENTID, OP_EXCHANGE_ID, OP_CREATE_SESSION}) {
+    for (nfs_opnum4 op : {OP_DESTROY_CLIENTID, OP_EXCHANGE_ID, OP_CREATE_SESSION}) {
       auto [status, ops] = Run(Compound().Op(op).Op(OP_PUTROOTFH).Encode());
       EXPECT_EQ(status, NFS4ERR_NOT_ONLY_OP) << op;
       EXPECT_EQ(ops, (Results{{op, NFS4ERR_NOT_ONLY_OP}})) << op;
@@ -262,17 +245,14 @@ TEST_F(CompoundTest, AFirstOpOtherThanSequenceMustBeTheOnlyOp) {
   }
   // SEQUENCE may be followed by anything (it is not implemented yet: NOTSUPP).
   Use(CompoundOptions{});
-  auto [status, ops] =
-      Run(Compound().Op(OP_SEQUENCE).Op(OP_PUTROOTFH).Encode());
+  auto [status, ops] = Run(Compound().Op(OP_SEQUENCE).Op(OP_PUTROOTFH).Encode());
   EXPECT_EQ(ops, (Results{{OP_SEQUENCE, NFS4ERR_NOTSUPP}}));
 }
 
 TEST_F(CompoundTest, SequenceAnywhereButFirstIsSequencePos) {
-  auto [status, ops] =
-      Run(Compound().Op(OP_PUTROOTFH).Op(OP_SEQUENCE).Op(OP_GETFH).Encode());
+  auto [status, ops] = Run(Compound().Op(OP_PUTROOTFH).Op(OP_SEQUENCE).Op(OP_GETFH).Encode());
   EXPECT_EQ(status, NFS4ERR_SEQUENCE_POS);
-  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK},
-                          {OP_SEQUENCE, NFS4ERR_SEQUENCE_POS}}));
+  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_SEQUENCE, NFS4ERR_SEQUENCE_POS}}));
 }
 
 TEST_F(CompoundTest, OpsThatNeedAFilehandleWithoutOneAreNofilehandle) {
@@ -282,58 +262,50 @@ TEST_F(CompoundTest, OpsThatNeedAFilehandleWithoutOneAreNofilehandle) {
   std::tie(status, ops) = Run(Compound().Op(OP_SAVEFH).Encode());
   EXPECT_EQ(ops, (Results{{OP_SAVEFH, NFS4ERR_NOFILEHANDLE}}));
   // RESTOREFH needs a saved one, a current one is not enough.
-  std::tie(status, ops) =
-      Run(Compound().Op(OP_PUTROOTFH).Op(OP_RESTOREFH).Encode());
-  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK},
-                          {OP_RESTOREFH, NFS4ERR_NOFILEHANDLE}}));
+  std::tie(status, ops) = Run(Compound().Op(OP_PUTROOTFH).Op(OP_RESTOREFH).Encode());
+  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_RESTOREFH, NFS4ERR_NOFILEHANDLE}}));
   // The filehandle rule comes before "not implemented".
   std::tie(status, ops) = Run(Compound().Named(OP_LOOKUP, "a").Encode());
   EXPECT_EQ(ops, (Results{{OP_LOOKUP, NFS4ERR_NOFILEHANDLE}}));
 }
 
 TEST_F(CompoundTest, ExecutionStopsAtTheFirstErrorWithTheResultsSoFar) {
-  std::optional<rpc::testing::TestReply> r = Raw(Compound()
-                                                     .Op(OP_PUTROOTFH)
-                                                     .Op(OP_GETFH)
-                                                     .Named(OP_LOOKUP, "a")
-                                                     .Op(OP_GETFH)
-                                                     .Encode());
+  std::optional<rpc::testing::TestReply> r =
+      Raw(Compound().Op(OP_PUTROOTFH).Op(OP_GETFH).Named(OP_LOOKUP, "a").Op(OP_GETFH).Encode());
   ASSERT_TRUE(r && r->error.is_success());
   Reply reply(r->body);
   ASSERT_TRUE(reply.ok());
-  EXPECT_EQ(reply->status, NFS4ERR_NOTSUPP); // the last op's
+  EXPECT_EQ(reply->status, NFS4ERR_NOTSUPP);  // the last op's
   ASSERT_EQ(reply->resarray.resarray_len, 3u);
-  const nfs_resop4 *res = reply->resarray.resarray_val;
+  const nfs_resop4* res = reply->resarray.resarray_val;
   EXPECT_EQ(res[0].resop, OP_PUTROOTFH);
   EXPECT_EQ(res[1].resop, OP_GETFH);
   EXPECT_EQ(res[1].nfs_resop4_u.opgetfh.status, NFS4_OK);
-  const nfs_fh4 &fh = res[1].nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-  EXPECT_EQ(std::string(fh.nfs_fh4_val, fh.nfs_fh4_len),
-            PseudoRootHandle().bytes);
+  const nfs_fh4& fh = res[1].nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+  EXPECT_EQ(std::string(fh.nfs_fh4_val, fh.nfs_fh4_len), PseudoRootHandle().bytes);
   EXPECT_EQ(res[2].resop, OP_LOOKUP);
   EXPECT_EQ(OpStatus(res[2]), NFS4ERR_NOTSUPP);
 }
 
 TEST_F(CompoundTest, SavefhAndRestorefhRoundTrip) {
-  std::optional<rpc::testing::TestReply> r =
-      Raw(Compound()
-              .PutFh("handle-A")
-              .Op(OP_SAVEFH)
-              .PutFh("handle-B")
-              .Op(OP_GETFH)
-              .Op(OP_RESTOREFH)
-              .Op(OP_GETFH)
-              .Op(OP_RESTOREFH) // saved stays saved
-              .Op(OP_GETFH)
-              .Encode());
+  std::optional<rpc::testing::TestReply> r = Raw(Compound()
+                                                     .PutFh("handle-A")
+                                                     .Op(OP_SAVEFH)
+                                                     .PutFh("handle-B")
+                                                     .Op(OP_GETFH)
+                                                     .Op(OP_RESTOREFH)
+                                                     .Op(OP_GETFH)
+                                                     .Op(OP_RESTOREFH)  // saved stays saved
+                                                     .Op(OP_GETFH)
+                                                     .Encode());
   ASSERT_TRUE(r && r->error.is_success());
   Reply reply(r->body);
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->status, NFS4_OK);
   ASSERT_EQ(reply->resarray.resarray_len, 8u);
   auto got = [&](int i) {
-    const nfs_fh4 &fh = reply->resarray.resarray_val[i]
-                            .nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+    const nfs_fh4& fh =
+        reply->resarray.resarray_val[i].nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
     return std::string(fh.nfs_fh4_val, fh.nfs_fh4_len);
   };
   EXPECT_EQ(got(3), "handle-B");
@@ -348,31 +320,25 @@ TEST_F(CompoundTest, PutfhOfAnEmptyHandleIsBadhandle) {
 
 TEST_F(CompoundTest, ArgumentsThatDoNotDecodeAreBadxdrForThatOp) {
   // PUTFH whose handle is cut short; an op after it is never looked at.
-  auto [status, ops] =
-      Run(Header(1, 3) + U32(OP_PUTROOTFH) + U32(OP_PUTFH) + U32(20) + "short");
+  auto [status, ops] = Run(Header(1, 3) + U32(OP_PUTROOTFH) + U32(OP_PUTFH) + U32(20) + "short");
   EXPECT_EQ(status, NFS4ERR_BADXDR);
-  EXPECT_EQ(ops,
-            (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_PUTFH, NFS4ERR_BADXDR}}));
+  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_PUTFH, NFS4ERR_BADXDR}}));
   // A handle longer than NFS4_FHSIZE.
-  std::tie(status, ops) = Run(Header(1, 1) + U32(OP_PUTFH) +
-                              Opaque(std::string(NFS4_FHSIZE + 1, 'h')));
+  std::tie(status, ops) =
+      Run(Header(1, 1) + U32(OP_PUTFH) + Opaque(std::string(NFS4_FHSIZE + 1, 'h')));
   EXPECT_EQ(ops, (Results{{OP_PUTFH, NFS4ERR_BADXDR}}));
   // A truncated COMPOUND at every length of its last op's arguments.
-  const std::string full =
-      Compound().Op(OP_PUTROOTFH).Named(OP_LOOKUP, "name").Encode();
-  const size_t lookup_args = full.size() - 8; // "name" and its length word
+  const std::string full = Compound().Op(OP_PUTROOTFH).Named(OP_LOOKUP, "name").Encode();
+  const size_t lookup_args = full.size() - 8;  // "name" and its length word
   for (size_t len = lookup_args; len < full.size(); ++len) {
     std::tie(status, ops) = Run(full.substr(0, len));
-    EXPECT_EQ(ops,
-              (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_LOOKUP, NFS4ERR_BADXDR}}))
-        << len;
+    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_LOOKUP, NFS4ERR_BADXDR}})) << len;
   }
 }
 
 TEST_F(CompoundTest, ACompoundCutBeforeAnOpNumberIsGarbageArgs) {
   // Two ops announced, one sent: knfsd's answer, GARBAGE_ARGS (nothing ran).
-  std::optional<rpc::testing::TestReply> r =
-      Raw(Header(1, 2) + U32(OP_PUTROOTFH));
+  std::optional<rpc::testing::TestReply> r = Raw(Header(1, 2) + U32(OP_PUTROOTFH));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->error.accept_stat, rpc::AcceptStat::kGarbageArgs);
   // A header cut short.
@@ -384,14 +350,12 @@ TEST_F(CompoundTest, ACompoundCutBeforeAnOpNumberIsGarbageArgs) {
 TEST_F(CompoundTest, AFourGibComponentIsBadxdr) {
   // LOOKUP whose name claims 4 GiB - 1 bytes: refused by its bound (nfs4.x
   // "Decoding bounds") before anything is allocated for it.
-  auto [status, ops] = Run(Header(1, 2) + U32(OP_PUTROOTFH) + U32(OP_LOOKUP) +
-                           U32(0xffffffffu) + "abcd");
+  auto [status, ops] =
+      Run(Header(1, 2) + U32(OP_PUTROOTFH) + U32(OP_LOOKUP) + U32(0xffffffffu) + "abcd");
   EXPECT_EQ(status, NFS4ERR_BADXDR);
-  EXPECT_EQ(ops,
-            (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_LOOKUP, NFS4ERR_BADXDR}}));
+  EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_LOOKUP, NFS4ERR_BADXDR}}));
   // A 4 GiB tag: the header does not decode.
-  std::optional<rpc::testing::TestReply> r =
-      Raw(U32(0xfffffff0u) + U32(1) + U32(0));
+  std::optional<rpc::testing::TestReply> r = Raw(U32(0xfffffff0u) + U32(1) + U32(0));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->error.accept_stat, rpc::AcceptStat::kGarbageArgs);
 }
@@ -399,14 +363,12 @@ TEST_F(CompoundTest, AFourGibComponentIsBadxdr) {
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 // The most address space this process has had mapped (VmPeak), in bytes.
 size_t PeakMappedBytes() {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (f == nullptr)
-    return 0;
+  FILE* f = fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
   char line[256];
   size_t kib = 0;
   while (fgets(line, sizeof line, f) != nullptr) {
-    if (sscanf(line, "VmPeak: %zu kB", &kib) == 1)
-      break;
+    if (sscanf(line, "VmPeak: %zu kB", &kib) == 1) break;
   }
   fclose(f);
   return kib * 1024;
@@ -422,15 +384,14 @@ TEST_F(CompoundTest, HugeClaimedLengthsAllocateNothingLarge) {
   const std::vector<std::string> bodies = {
       U32(OP_LOOKUP) + U32(0x20000000u),
       U32(OP_LOOKUP) + U32(0xffffffffu),
-      U32(OP_WRITE) + std::string(16, '\0') + std::string(8, '\0') +
-          U32(FILE_SYNC4) + U32(0x20000000u),
-      U32(OP_SETATTR) + std::string(16, '\0') + U32(1) + U32(0) +
+      U32(OP_WRITE) + std::string(16, '\0') + std::string(8, '\0') + U32(FILE_SYNC4) +
           U32(0x20000000u),
-      U32(OP_TEST_STATEID) + U32(0x02000000u), // 16-byte stateids: 512 MiB
+      U32(OP_SETATTR) + std::string(16, '\0') + U32(1) + U32(0) + U32(0x20000000u),
+      U32(OP_TEST_STATEID) + U32(0x02000000u),  // 16-byte stateids: 512 MiB
   };
   const size_t before = PeakMappedBytes();
   ASSERT_GT(before, 0u);
-  for (const std::string &body : bodies) {
+  for (const std::string& body : bodies) {
     auto [status, ops] = Run(Header(1, 2) + U32(OP_PUTROOTFH) + body + "xxxx");
     EXPECT_EQ(status, NFS4ERR_BADXDR);
     EXPECT_EQ(ops.size(), 2u);
@@ -440,47 +401,39 @@ TEST_F(CompoundTest, HugeClaimedLengthsAllocateNothingLarge) {
 #endif
 
 TEST_F(CompoundTest, OpsRemovedInMinorVersionOneAreNotsupp) {
-  for (nfs_opnum4 op : {OP_SETCLIENTID, OP_SETCLIENTID_CONFIRM, OP_OPEN_CONFIRM,
-                        OP_RENEW, OP_RELEASE_LOCKOWNER}) {
+  for (nfs_opnum4 op :
+       {OP_SETCLIENTID, OP_SETCLIENTID_CONFIRM, OP_OPEN_CONFIRM, OP_RENEW, OP_RELEASE_LOCKOWNER}) {
     // Their arguments are not even read (as knfsd): the op number alone will
     // do.
-    auto [status, ops] =
-        Run(Header(1, 3) + U32(OP_PUTROOTFH) + U32(op) + U32(OP_GETFH));
+    auto [status, ops] = Run(Header(1, 3) + U32(OP_PUTROOTFH) + U32(op) + U32(OP_GETFH));
     EXPECT_EQ(status, NFS4ERR_NOTSUPP) << op;
-    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {op, NFS4ERR_NOTSUPP}}))
-        << op;
+    EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {op, NFS4ERR_NOTSUPP}})) << op;
   }
 }
 
 TEST_F(CompoundTest, ChangesUnderThePseudoRootAreRofs) {
-  auto [status, ops] =
-      Run(Compound().Op(OP_PUTROOTFH).Named(OP_REMOVE, "x").Encode());
+  auto [status, ops] = Run(Compound().Op(OP_PUTROOTFH).Named(OP_REMOVE, "x").Encode());
   EXPECT_EQ(ops, (Results{{OP_PUTROOTFH, NFS4_OK}, {OP_REMOVE, NFS4ERR_ROFS}}));
   // PUTFH of the pseudo root's bytes is the pseudo root again.
-  std::tie(status, ops) = Run(Compound()
-                                  .PutFh(PseudoRootHandle().bytes)
-                                  .Named(OP_REMOVE, "x")
-                                  .Encode());
+  std::tie(status, ops) =
+      Run(Compound().PutFh(PseudoRootHandle().bytes).Named(OP_REMOVE, "x").Encode());
   EXPECT_EQ(ops, (Results{{OP_PUTFH, NFS4_OK}, {OP_REMOVE, NFS4ERR_ROFS}}));
   // Elsewhere the op reaches the table: not implemented yet.
-  std::tie(status, ops) =
-      Run(Compound().PutFh("elsewhere").Named(OP_REMOVE, "x").Encode());
+  std::tie(status, ops) = Run(Compound().PutFh("elsewhere").Named(OP_REMOVE, "x").Encode());
   EXPECT_EQ(ops, (Results{{OP_PUTFH, NFS4_OK}, {OP_REMOVE, NFS4ERR_NOTSUPP}}));
 }
 
 TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {
-  for (uint32_t op = 0; op < 3; ++op)
-    EXPECT_EQ(FindOp(op), nullptr) << op;
+  for (uint32_t op = 0; op < 3; ++op) EXPECT_EQ(FindOp(op), nullptr) << op;
   EXPECT_EQ(FindOp(OP_REMOVEXATTR + 1), nullptr);
   EXPECT_EQ(FindOp(OP_ILLEGAL), nullptr);
   for (uint32_t op = OP_ACCESS; op <= OP_REMOVEXATTR; ++op) {
-    const OpDesc *d = FindOp(op);
+    const OpDesc* d = FindOp(op);
     ASSERT_NE(d, nullptr) << op;
     EXPECT_NE(d->name, nullptr);
     // Only the filehandle ops have handlers so far.
-    const bool implemented = op == OP_PUTFH || op == OP_PUTROOTFH ||
-                             op == OP_GETFH || op == OP_SAVEFH ||
-                             op == OP_RESTOREFH;
+    const bool implemented = op == OP_PUTFH || op == OP_PUTROOTFH || op == OP_GETFH ||
+                             op == OP_SAVEFH || op == OP_RESTOREFH;
     EXPECT_EQ(d->handler != nullptr, implemented) << d->name;
   }
   EXPECT_STREQ(FindOp(OP_SEQUENCE)->name, "SEQUENCE");
@@ -490,5 +443,5 @@ TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {
   EXPECT_FALSE(FindOp(OP_PUTFH)->has(OpDesc::kNeedsCurrentFh));
 }
 
-} // namespace
-} // namespace localnfs::server::nfs4
+}  // namespace
+}  // namespace localnfs::server::nfs4

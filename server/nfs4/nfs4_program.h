@@ -42,10 +42,10 @@ struct Compound4Args {
 };
 // Decodes (and frees) a Compound4Args from a memory stream (the dispatcher's);
 // does not encode (clients encode xdr_COMPOUND4args).
-bool_t XdrCompound4Args(XDR *x, Compound4Args *args);
+bool_t XdrCompound4Args(XDR* x, Compound4Args* args);
 
 class Nfs4Program : public rpc::Program {
-public:
+ public:
   struct Options {
     CompoundOptions compound;
   };
@@ -53,17 +53,16 @@ public:
 
   uint32_t prog() const override { return NFS4_PROGRAM; }
   uint32_t vers() const override { return NFS_V4; }
-  const char *name() const override { return "nfs"; }
+  const char* name() const override { return "nfs"; }
   uint32_t proc_count() const override { return kNfs4ProcCount; }
-  const rpc::ProcedureDesc *procedure(uint32_t proc) const override;
+  const rpc::ProcedureDesc* procedure(uint32_t proc) const override;
   bool hidden() const override { return true; }
 
-private:
-  void Null(rpc::Call &, const rpc::Void &, rpc::Void &) {}
-  rpc::DispatchResult Compound(rpc::Call &call, const Compound4Args &args,
-                               COMPOUND4res &res);
+ private:
+  void Null(rpc::Call&, const rpc::Void&, rpc::Void&) {}
+  rpc::DispatchResult Compound(rpc::Call& call, const Compound4Args& args, COMPOUND4res& res);
 
   const Options options_;
 };
 
-} // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4

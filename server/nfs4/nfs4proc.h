@@ -17,10 +17,10 @@
 
 namespace localnfs::server::nfs4 {
 
-nfsstat4 PutRootFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
-nfsstat4 PutFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
-nfsstat4 GetFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
-nfsstat4 SaveFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
-nfsstat4 RestoreFh(CompoundState &cs, const nfs_argop4 &args, nfs_resop4 &res);
+nfsstat4 PutRootFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 PutFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 GetFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 SaveFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 RestoreFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 
-} // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4

@@ -24,8 +24,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#targets[@]} -gt 0 ] || targets=(rpc_record_fuzz rpc_call_fuzz nfs_dispatch_fuzz
-                                     fhandle_fuzz localio_proto_fuzz broker_segment_fuzz
-                                     exports_fuzz)
+                                     nfs4_compound_fuzz fhandle_fuzz localio_proto_fuzz
+                                     broker_segment_fuzz exports_fuzz)
 dir=build-fuzz
 t0=$(date +%s)
 if [ ! -f "$dir/build.ninja" ]; then

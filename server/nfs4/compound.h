@@ -56,8 +56,8 @@
 
 namespace localnfs::server::nfs4 {
 
-// The most ops one COMPOUND may carry (knfsd's NFSD_MAX_OPS_PER_COMPOUND, 200
-// since Linux 6.13; the Linux client sends far fewer). The session's
+// The most ops one COMPOUND may carry: knfsd's NFSD_MAX_OPS_PER_COMPOUND (200 in
+// current kernels, 50 before; the Linux client sends far fewer). The session's
 // ca_maxoperations will be at most this.
 inline constexpr uint32_t kMaxOpsPerCompound = 200;
 // Minor versions served.

@@ -227,12 +227,11 @@ absl::StatusOr<Binding> BrokerClient::UuidEnd(const Uuid& uuid) {
 
 void BrokerClient::CountLocalIo(const Binding& binding, LocalIoKind kind, uint64_t bytes) {
   if (binding.slot_index >= kUuidSlots) return;
-  // This thread's shard (threads take them in turn).
-  const size_t shard = ThisThreadsCounterShard() % kIoShards;
+  const CounterShard& shard = ThisThreadsCounterShard();
   uint64_t(&counts)[2] =
-      slots_->io[binding.slot_index].shards[shard].local_io[static_cast<int>(kind)];
-  std::atomic_ref<uint64_t>(counts[0]).fetch_add(1, std::memory_order_relaxed);
-  std::atomic_ref<uint64_t>(counts[1]).fetch_add(bytes, std::memory_order_relaxed);
+      slots_->io[binding.slot_index].shards[shard.index].local_io[static_cast<int>(kind)];
+  AddToShard(counts[0], 1, shard);
+  AddToShard(counts[1], bytes, shard);
 }
 
 std::optional<Secret> BrokerClient::SecretOf(const Uuid& uuid) const {

@@ -151,6 +151,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/sharded_counter.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -325,10 +326,11 @@ static_assert(sizeof(Slot) == 128);
 
 // One slot's client-maintained LOCALIO counters (CountLocalIo): indexed by LocalIoKind,
 // each pair (calls, bytes), summed over the shards by readers. Informational only:
-// nothing is decided from them. A thread of the owner adds to one shard (its own cache
-// line): one line that every thread of a client added to per read cost a quarter of
-// its local 4 KiB read rate at 16 threads on 2 CPUs.
-inline constexpr size_t kIoShards = 8;  // a thread's: ThisThreadsCounterShard() % kIoShards
+// nothing is decided from them. A thread of the owner adds to its own shard, the index
+// of common/sharded_counter.h (owned alone: plain stores; the last one shared): one line
+// that every thread of a client added to per read cost a quarter of its local 4 KiB
+// read rate at 16 threads on 2 CPUs.
+inline constexpr size_t kIoShards = kCounterShards;
 struct alignas(64) IoShard {
   uint64_t local_io[3][2];
   uint64_t reserved[2];  // zero

@@ -211,11 +211,11 @@ void Connection::Cork() {
 }
 
 SendResult Connection::Uncork() {
-  absl::MutexLock l(&mu);
-  corked_ = false;
-  SendResult r = WriteQueuedLocked();
-  UpdateInterestLocked();
-  return r;
+  {
+    absl::MutexLock l(&mu);
+    corked_ = false;
+  }
+  return Flush();
 }
 
 ssize_t Connection::SendmsgLocked(msghdr* msg, bool* zerocopy) {

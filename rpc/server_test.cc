@@ -39,6 +39,17 @@ using testing::XdrProc;
 using testing::XdrU;
 using testing::XdrVoid;
 
+// `count` calls of test procedure `proc` with argument `arg`, xids from `first_xid`, as
+// one byte stream (for one write: the server reads them together).
+std::string Pipelined(uint32_t count, uint32_t proc, uint32_t arg, uint32_t first_xid = 0) {
+  std::string stream;
+  for (uint32_t i = 0; i < count; ++i) {
+    stream += Client::EncodeRecord(
+        Client::EncodeCall(first_xid + i, kTestProg, 1, proc, CallAuth{}, U32(arg)));
+  }
+  return stream;
+}
+
 constexpr absl::Duration kTimeout = absl::Seconds(10);
 
 // Polls `done` every millisecond until it holds or kTimeout passes.
@@ -81,12 +92,7 @@ class ServerTest : public ::testing::Test {
   // are held.
   std::unique_ptr<Client> StartUnreadZeroCopyReplies() {
     auto c = NewClient();
-    std::string stream;
-    for (uint32_t i = 0; i < 32; ++i) {
-      stream += Client::EncodeRecord(
-          Client::EncodeCall(i, kTestProg, 1, 7, CallAuth{}, U32(1 << 20)));
-    }
-    EXPECT_TRUE(c->SendRaw(stream).ok());
+    EXPECT_TRUE(c->SendRaw(Pipelined(32, 7, 1 << 20)).ok());
     EXPECT_TRUE(WaitUntil([&] { return server_->zerocopy_replies_held() > 0; }));
     return c;
   }
@@ -102,12 +108,7 @@ class ServerTest : public ::testing::Test {
   // Sends `count` BLOB calls of `size` bytes on `c` (xids from `first_xid`), without
   // reading the replies.
   static void SendBlobs(Client& c, uint32_t first_xid, int count, uint32_t size) {
-    std::string stream;
-    for (int i = 0; i < count; ++i) {
-      stream += Client::EncodeRecord(
-          Client::EncodeCall(first_xid + i, kTestProg, 1, 7, CallAuth{}, U32(size)));
-    }
-    ASSERT_TRUE(c.SendRaw(stream).ok());
+    ASSERT_TRUE(c.SendRaw(Pipelined(count, 7, size, first_xid)).ok());
   }
   // Reads `count` BLOB replies of `size` bytes from `c`, in any order.
   static void ReceiveBlobs(Client& c, int count, uint32_t size) {
@@ -294,11 +295,7 @@ TEST_F(ServerTest, QuickCallsReadTogetherRunOnTheLoopTheirRepliesCorkedTogether)
   auto c = NewClient();
   // Three quick calls in one write arrive in one read: the loop runs them all (no
   // hand-off per call) and writes the three replies when the round ends.
-  std::string stream;
-  for (uint32_t i = 0; i < 3; ++i) {
-    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 1, CallAuth{}, U32(i)));
-  }
-  ASSERT_TRUE(c->SendRaw(stream).ok());
+  ASSERT_TRUE(c->SendRaw(Pipelined(3, 1, 5)).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
   EXPECT_EQ(v1_.Threads(), std::vector<std::string>(3, kLoopThreadName));
 }
@@ -307,10 +304,7 @@ TEST_F(ServerTest, QuickCallsBeyondTheLoopsShareOfARoundGoToTheWorkers) {
   StartServer();
   auto c = NewClient();
   constexpr uint32_t kCalls = kLoopCallsPerRound + 8;
-  std::string stream;
-  for (uint32_t i = 0; i < kCalls; ++i) {
-    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 1, CallAuth{}, U32(i)));
-  }
+  const std::string stream = Pipelined(kCalls, 1, 5);
   ASSERT_LT(stream.size(), 64u * 1024);  // one read (rpc/server_impl.h), one round
   ASSERT_TRUE(c->SendRaw(stream).ok());
   for (uint32_t i = 0; i < kCalls; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
@@ -327,11 +321,7 @@ TEST_F(ServerTest, LargeQuickCallsAfterTheRoundsFirstGoToTheWorkers) {
   // (beyond kLoopBytesPerRound together) are spread over the workers.
   constexpr uint32_t kBlob = 200 * 1024;
   static_assert(2 * kBlob > kLoopBytesPerRound);
-  std::string stream;
-  for (uint32_t i = 0; i < 3; ++i) {
-    stream += Client::EncodeRecord(Client::EncodeCall(i, kTestProg, 1, 15, CallAuth{}, U32(kBlob)));
-  }
-  ASSERT_TRUE(c->SendRaw(stream).ok());
+  ASSERT_TRUE(c->SendRaw(Pipelined(3, 15, kBlob)).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->ReceiveRecord(kTimeout).ok());
   const std::vector<std::string> threads = v1_.Threads();
   EXPECT_EQ(std::count(threads.begin(), threads.end(), kLoopThreadName), 1);
@@ -572,12 +562,7 @@ TEST_F(ServerTest, SlowReaderGetsEveryReplyThroughBackPressure) {
   auto c = NewClient();
   constexpr int kCalls = 64;
   constexpr uint32_t kSize = 256 * 1024;
-  std::string stream;
-  for (int i = 0; i < kCalls; ++i) {
-    stream += Client::EncodeRecord(
-        Client::EncodeCall(i, kTestProg, 1, 7, CallAuth{}, U32(kSize)));
-  }
-  ASSERT_TRUE(c->SendRaw(stream).ok());
+  ASSERT_TRUE(c->SendRaw(Pipelined(kCalls, 7, kSize)).ok());
   absl::SleepFor(absl::Milliseconds(200));  // let the server fill its queues
   for (int i = 0; i < kCalls; ++i) {
     auto r = c->ReceiveRecord(kTimeout);
@@ -653,12 +638,7 @@ TEST_F(ServerTest, StopAfterDrainTimeoutDropsQueuedRequests) {
   opts.drain_timeout = absl::Milliseconds(50);
   StartServer(opts);
   auto c = NewClient();
-  std::string stream;
-  for (int i = 0; i < 5; ++i) {
-    stream += Client::EncodeRecord(
-        Client::EncodeCall(i, kTestProg, 1, 3, CallAuth{}, U32(300)));
-  }
-  ASSERT_TRUE(c->SendRaw(stream).ok());
+  ASSERT_TRUE(c->SendRaw(Pipelined(5, 3, 300)).ok());
   while (v1_.started.load() == 0) absl::SleepFor(absl::Milliseconds(1));
   const absl::Time t0 = absl::Now();
   server_->Stop();

@@ -216,7 +216,7 @@ nfsstat4 OpStatus(const nfs_resop4& res) {
 }
 
 bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
-                 COMPOUND4res* res) {
+                 COMPOUND4res* res, rpc::Call* call, Nfs4Services* services) {
   res->status = NFS4_OK;
   const uint32_t minor = header.minorversion;
   if (minor < kMinMinorVersion || minor > kMaxMinorVersion) {
@@ -270,6 +270,8 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
 
   CompoundState cs;
   cs.minorversion = minor;
+  cs.call = call;
+  cs.services = services;
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedOp& op = decoded[i];
     nfs_resop4& r = next_result();

@@ -54,7 +54,15 @@
 
 #include "rpc/nfs4.h"
 
+namespace localnfs::rpc {
+class Call;
+}
+
 namespace localnfs::server::nfs4 {
+
+// What handlers reach beyond their COMPOUND: the server's NFSv4 state and the
+// namespace (server/nfs4/services.h). Not owned; outlives every COMPOUND.
+struct Nfs4Services;
 
 // The most ops one COMPOUND may carry: knfsd's NFSD_MAX_OPS_PER_COMPOUND (200 in
 // current kernels, 50 before; the Linux client sends far fewer). The session's
@@ -78,6 +86,10 @@ struct FileHandle4 {
 // to every handler, lives for one COMPOUND.
 struct CompoundState {
   uint32_t minorversion = 0;
+  // The RPC call carrying the COMPOUND (its connection, credentials); null only
+  // in unit tests and the fuzz target, which run ops that need neither.
+  rpc::Call* call = nullptr;
+  Nfs4Services* services = nullptr;  // null only where `call` is
   std::optional<FileHandle4> current;
   std::optional<FileHandle4> saved;
   // TODO(sessions): the session and slot SEQUENCE found, for the reply cache.
@@ -127,8 +139,9 @@ struct CompoundHeader {
 // short before an op number (the RPC answer is GARBAGE_ARGS, as knfsd's;
 // nothing ran: all ops are decoded before the first runs). Does not touch
 // res->tag.
+// `call` and `services` are handed to the handlers (CompoundState).
 bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
-                 COMPOUND4res* res);
+                 COMPOUND4res* res, rpc::Call* call = nullptr, Nfs4Services* services = nullptr);
 
 // Sets the status of an op's result, whatever its op: every nfs_resop4 arm
 // starts with its nfsstat4 (rpc/nfs4_xdr_test.cc

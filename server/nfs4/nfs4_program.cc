@@ -51,7 +51,8 @@ rpc::DispatchResult Nfs4Program::Compound(rpc::Call& call, const Compound4Args& 
   if (tag_len != 0) memcpy(res.tag.utf8string_val, args.tag.utf8string_val, tag_len);
   res.tag.utf8string_len = tag_len;
   const CompoundHeader header{args.minorversion, args.numops};
-  if (!RunCompound(options_.compound, header, record.substr(record.size() - args.ops_len), &res)) {
+  if (!RunCompound(options_.compound, header, record.substr(record.size() - args.ops_len), &res,
+                   &call, services_)) {
     return rpc::DispatchResult::kGarbageArgs;
   }
   return rpc::DispatchResult::kSuccess;

@@ -26,6 +26,7 @@
 #include "rpc/procedure.h"
 #include "rpc/program.h"
 #include "server/nfs4/compound.h"
+#include "server/nfs4/services.h"
 
 namespace localnfs::server::nfs4 {
 
@@ -49,7 +50,10 @@ class Nfs4Program : public rpc::Program {
   struct Options {
     CompoundOptions compound;
   };
-  explicit Nfs4Program(Options options = {}) : options_(options) {}
+  // `services` (not owned, outlives the program) is what the ops reach beyond
+  // their COMPOUND; null only in tests of ops that need none.
+  explicit Nfs4Program(Options options = {}, Nfs4Services* services = nullptr)
+      : options_(options), services_(services) {}
 
   uint32_t prog() const override { return NFS4_PROGRAM; }
   uint32_t vers() const override { return NFS_V4; }
@@ -63,6 +67,7 @@ class Nfs4Program : public rpc::Program {
   rpc::DispatchResult Compound(rpc::Call& call, const Compound4Args& args, COMPOUND4res& res);
 
   const Options options_;
+  Nfs4Services* const services_;
 };
 
 }  // namespace localnfs::server::nfs4

@@ -87,6 +87,7 @@
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/pseudofs.h"
 #include "server/service_notify.h"
 #include "server/reload.h"
 #include "server/status.h"
@@ -593,8 +594,13 @@ int Main(int argc, char** argv) {
     MountProgram mount(MountProgram::Deps{&table, &*key, &backend,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
+    // NFSv4's namespace shares NFSv3's export table, handle key and backend.
+    nfs4::PseudoFs nfs4_namespace(nfs4::PseudoFs::Deps{&table, &*key, &backend});
+    nfs4::Nfs4Services nfs4_services;
+    nfs4_services.namespace_fs = &nfs4_namespace;
     std::optional<nfs4::Nfs4Program> nfs4_program;
-    if (absl::GetFlag(FLAGS_nfs4_preview)) nfs4_program.emplace();
+    if (absl::GetFlag(FLAGS_nfs4_preview))
+      nfs4_program.emplace(nfs4::Nfs4Program::Options{}, &nfs4_services);
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
     opts.inline_quick_calls = absl::GetFlag(FLAGS_inline_quick_calls);

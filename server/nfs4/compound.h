@@ -48,6 +48,7 @@
 
 #include <stdint.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,10 +77,17 @@ inline constexpr uint32_t kMaxMinorVersion = 2;
 inline constexpr uint32_t kLastOp41 = OP_RECLAIM_COMPLETE;  // 58
 inline constexpr uint32_t kLastOp42 = OP_REMOVEXATTR;       // 75
 
+// What a filehandle names (pseudofs.h): a pseudo directory, or an export's object
+// authorised and resolved as NFSv3 does.
+struct Nfs4Object;
+
 // A filehandle as the compound state keeps it.
 struct FileHandle4 {
   std::string bytes;       // as on the wire (at most NFS4_FHSIZE)
   bool read_only = false;  // changes refused with NFS4ERR_ROFS (pseudo fs, ro export)
+  // Set by the namespace (pseudofs.h); null only without one (tests of the loop).
+  // Shared: SAVEFH/RESTOREFH copy the handle, never the object.
+  std::shared_ptr<const Nfs4Object> object;
 };
 
 // What one COMPOUND's ops share (RFC 8881 §16.2.3 "current filehandle"): handed

@@ -11,8 +11,15 @@
 
 namespace localnfs::server::nfs4 {
 
+class PseudoFs;
+
 struct Nfs4Services {
   // Filled as the parts of issue 17 land (sessions, namespace, state).
+
+  // The namespace (pseudofs.h): the pseudo file system over the export table, with
+  // the handle key and Backend it was made with. Null: ops that need it answer
+  // NFS4ERR_SERVERFAULT.
+  PseudoFs* namespace_fs = nullptr;
 };
 
 }  // namespace localnfs::server::nfs4

@@ -1,7 +1,8 @@
 // server/nfs4/nfs4proc_test.cc — the NFSv4 namespace and read-only ops (pseudofs.h,
 // fattr.h, nfs4proc.h) as the server runs them: COMPOUNDs encoded with the generated
 // routines, sent through a Dispatcher to an Nfs4Program whose Nfs4Services hold a real
-// export table, handle key and a MemoryBackend, from a connection of 127.0.0.1 with
+// export table, handle key and a Backend (memory, and POSIX under the caching layer on
+// the temporary directory), from a connection of 127.0.0.1 with
 // AUTH_SYS credentials; the replies decoded and their attributes parsed here.
 //
 // The exports, below a temporary directory T: T/a/b (rw, no_root_squash), T/a/c (ro,
@@ -28,7 +29,9 @@
 #include "rpc/dispatch.h"
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
+#include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
+#include "server/backend/posix_backend.h"
 #include "server/nfs4/fattr.h"
 #include "server/nfs4/nfs4_program.h"
 #include "server/nfs4/pseudofs.h"
@@ -242,7 +245,11 @@ const AttrBitmap kBasic = Bits({FATTR4_TYPE, FATTR4_CHANGE, FATTR4_SIZE, FATTR4_
                                 FATTR4_FILEHANDLE, FATTR4_FILEID, FATTR4_MODE,
                                 FATTR4_NUMLINKS, FATTR4_OWNER, FATTR4_OWNER_GROUP});
 
-class Nfs4ProcTest : public ::testing::Test {
+// The backends the ops run on: the in-memory one, and the POSIX one under the caching
+// layer (what localnfsd serves) on the temporary directory.
+enum class Kind { kMemory, kCachingPosix };
+
+class Nfs4ProcTest : public ::testing::TestWithParam<Kind> {
  protected:
   void SetUp() override {
     tmp_ = std::make_unique<testing::TempDir>("nfs4proc");
@@ -250,9 +257,17 @@ class Nfs4ProcTest : public ::testing::Test {
       ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0755), 0);
     ASSERT_TRUE(table_.Load(Specs(/*with_c=*/true, /*with_b=*/true)).ok());
     key_.emplace(HandleKey::FromBytes(std::string(kHandleKeySize, 'k')));
-    backend::MemoryBackendOptions options;
-    backend_ = std::make_unique<backend::MemoryBackend>(options);
-    ns_ = std::make_unique<PseudoFs>(PseudoFs::Deps{&table_, &*key_, backend_.get()});
+    if (GetParam() == Kind::kCachingPosix) {
+      resolver_ = std::make_unique<HandleResolver>();
+      resolver_->Start(*table_.List().front());
+      inner_ = std::make_unique<backend::PosixBackend>(*resolver_);
+      caching_ = std::make_unique<backend::CachingBackend>(*inner_, FileCacheOptions{});
+      backend_ = caching_.get();
+    } else {
+      inner_ = std::make_unique<backend::MemoryBackend>(backend::MemoryBackendOptions{});
+      backend_ = inner_.get();
+    }
+    ns_ = std::make_unique<PseudoFs>(PseudoFs::Deps{&table_, &*key_, backend_});
     services_.namespace_fs = ns_.get();
     program_.emplace(Nfs4Program::Options{CompoundOptions{.require_sequence = false}},
                      &services_);
@@ -270,7 +285,11 @@ class Nfs4ProcTest : public ::testing::Test {
     dispatcher_.reset();
     program_.reset();
     ns_.reset();
-    backend_.reset();
+    backend_ = nullptr;
+    caching_.reset();
+    inner_.reset();
+    if (resolver_) resolver_->Shutdown();
+    resolver_.reset();
     table_.Shutdown();
     DrainReleases();
     tmp_.reset();
@@ -392,7 +411,10 @@ class Nfs4ProcTest : public ::testing::Test {
   std::unique_ptr<testing::TempDir> tmp_;
   exports::ExportTable table_;
   std::optional<HandleKey> key_;
-  std::unique_ptr<backend::MemoryBackend> backend_;
+  std::unique_ptr<HandleResolver> resolver_;
+  std::unique_ptr<backend::Backend> inner_;
+  std::unique_ptr<backend::CachingBackend> caching_;
+  backend::Backend* backend_ = nullptr;
   std::unique_ptr<PseudoFs> ns_;
   Nfs4Services services_;
   rpc::ServerCounters counters_;
@@ -407,7 +429,7 @@ std::vector<std::string> Plus(std::vector<std::string> v, const std::string& s) 
   return v;
 }
 
-TEST_F(Nfs4ProcTest, LookupFromTheRootLandsOnTheExportRootWithTheMountHandle) {
+TEST_P(Nfs4ProcTest, LookupFromTheRootLandsOnTheExportRootWithTheMountHandle) {
   EXPECT_EQ(HandleOf(Plus(to_a_, "b")), MountHandle("a/b"));
   EXPECT_EQ(HandleOf(Plus(to_a_, "c")), MountHandle("a/c"));
   // The pseudo handles are stable and never an export's.
@@ -417,7 +439,7 @@ TEST_F(Nfs4ProcTest, LookupFromTheRootLandsOnTheExportRootWithTheMountHandle) {
   EXPECT_LE(a.size(), size_t{NFS4_FHSIZE});
 }
 
-TEST_F(Nfs4ProcTest, AV3HandleWorksInPutfh) {
+TEST_P(Nfs4ProcTest, AV3HandleWorksInPutfh) {
   Compound c;
   c.PutFh(MountHandle("a/b")).Op(OP_GETFH).GetAttr(Bits({FATTR4_TYPE}));
   auto r = Run(c);
@@ -426,7 +448,7 @@ TEST_F(Nfs4ProcTest, AV3HandleWorksInPutfh) {
   EXPECT_EQ(AttrsAt(r, 2).num[FATTR4_TYPE], NF4DIR);
 }
 
-TEST_F(Nfs4ProcTest, AnExportTheClientMayNotSeeIsHidden) {
+TEST_P(Nfs4ProcTest, AnExportTheClientMayNotSeeIsHidden) {
   const std::vector<std::string> to_t = Split(tmp_->path());
   // T lists a (b and c are below it) but not d (no rule for 127.0.0.1).
   EXPECT_EQ(List(HandleOf(to_t), 4096, Bits({FATTR4_RDATTR_ERROR, FATTR4_FILEID})),
@@ -444,7 +466,7 @@ TEST_F(Nfs4ProcTest, AnExportTheClientMayNotSeeIsHidden) {
   EXPECT_EQ(in_a, (std::vector<std::string>{"b", "c"}));
 }
 
-TEST_F(Nfs4ProcTest, LookuppWalksBackUpToTheRoot) {
+TEST_P(Nfs4ProcTest, LookuppWalksBackUpToTheRoot) {
   const std::string a = HandleOf(to_a_);
   Compound c;
   c.PutFh(MountHandle("a/b")).Op(OP_LOOKUPP).Op(OP_GETFH);
@@ -472,7 +494,7 @@ TEST_F(Nfs4ProcTest, LookuppWalksBackUpToTheRoot) {
   EXPECT_EQ(FhAt(r, 3), MountHandle("a/b"));
 }
 
-TEST_F(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
+TEST_P(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
   MakeFile("a/b", "f", 0640);
   Compound c;
   c.Op(OP_PUTROOTFH).Path(to_a_).GetAttr(kBasic).Named(OP_LOOKUP, "b").GetAttr(kBasic)
@@ -507,7 +529,7 @@ TEST_F(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
   EXPECT_NE(AttrsAt(r, 1).fsid, root.fsid);
 }
 
-TEST_F(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
+TEST_P(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
   MakeFile("a/b", "f", 0644);
   Compound c;
   c.PutFh(MountHandle("a/b")).Named(OP_LOOKUP, "f").GetAttr(Bits({FATTR4_SUPPORTED_ATTRS}));
@@ -544,7 +566,7 @@ TEST_F(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
   }
 }
 
-TEST_F(Nfs4ProcTest, ReaddirWithASmallMaxcountResumesWithoutMissesOrDuplicates) {
+TEST_P(Nfs4ProcTest, ReaddirWithASmallMaxcountResumesWithoutMissesOrDuplicates) {
   std::set<std::string> made;
   for (int i = 0; i < 40; ++i) {
     const std::string name = "file-with-a-longish-name-" + std::to_string(i);
@@ -561,7 +583,7 @@ TEST_F(Nfs4ProcTest, ReaddirWithASmallMaxcountResumesWithoutMissesOrDuplicates) 
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), made);
 }
 
-TEST_F(Nfs4ProcTest, ReaddirErrors) {
+TEST_P(Nfs4ProcTest, ReaddirErrors) {
   const std::string b = MountHandle("a/b");
   MakeFile("a/b", "f", 0644);
   Compound reserved;
@@ -575,7 +597,7 @@ TEST_F(Nfs4ProcTest, ReaddirErrors) {
   EXPECT_EQ(Status(file), NFS4ERR_NOTDIR);
 }
 
-TEST_F(Nfs4ProcTest, LookupNameErrors) {
+TEST_P(Nfs4ProcTest, LookupNameErrors) {
   MakeFile("a/b", "f", 0644);
   const std::string b = MountHandle("a/b");
   auto lookup = [&](const std::string& name) {
@@ -597,7 +619,7 @@ TEST_F(Nfs4ProcTest, LookupNameErrors) {
   EXPECT_EQ(Status(pseudo), NFS4ERR_NOENT);
 }
 
-TEST_F(Nfs4ProcTest, ForgedOrGarbageHandlesAreBadhandle) {
+TEST_P(Nfs4ProcTest, ForgedOrGarbageHandlesAreBadhandle) {
   for (std::string fh : {MountHandle("a/b"), HandleOf(to_a_)}) {
     fh[fh.size() / 2] ^= 1;
     Compound c;
@@ -609,7 +631,7 @@ TEST_F(Nfs4ProcTest, ForgedOrGarbageHandlesAreBadhandle) {
   EXPECT_EQ(Status(garbage), NFS4ERR_BADHANDLE);
 }
 
-TEST_F(Nfs4ProcTest, ARemovedFileIsStale) {
+TEST_P(Nfs4ProcTest, ARemovedFileIsStale) {
   const std::string f = MakeFile("a/b", "gone", 0644);
   ASSERT_TRUE(backend_->Remove(Root("a/b"), "gone", backend::RemoveKind::kNonDirectory,
                                backend::Caller{Cred(0, 0)})
@@ -619,7 +641,7 @@ TEST_F(Nfs4ProcTest, ARemovedFileIsStale) {
   EXPECT_EQ(Status(c), NFS4ERR_STALE);
 }
 
-TEST_F(Nfs4ProcTest, ReloadKeepsPseudoHandlesWhileTheirPathsStay) {
+TEST_P(Nfs4ProcTest, ReloadKeepsPseudoHandlesWhileTheirPathsStay) {
   const std::string a = HandleOf(to_a_);
   const std::string c_root = MountHandle("a/c");
   ASSERT_TRUE(table_.Load(Specs(/*with_c=*/false, /*with_b=*/true)).ok());
@@ -636,7 +658,7 @@ TEST_F(Nfs4ProcTest, ReloadKeepsPseudoHandlesWhileTheirPathsStay) {
   EXPECT_EQ(Status(pseudo_gone), NFS4ERR_STALE);
 }
 
-TEST_F(Nfs4ProcTest, ChangesAreRofsOnPseudoDirectoriesAndReadOnlyExports) {
+TEST_P(Nfs4ProcTest, ChangesAreRofsOnPseudoDirectoriesAndReadOnlyExports) {
   Compound pseudo;
   pseudo.PutFh(HandleOf(to_a_)).Named(OP_REMOVE, "b");
   EXPECT_EQ(Status(pseudo), NFS4ERR_ROFS);
@@ -649,7 +671,7 @@ TEST_F(Nfs4ProcTest, ChangesAreRofsOnPseudoDirectoriesAndReadOnlyExports) {
   EXPECT_EQ(Status(rw), NFS4ERR_NOTSUPP);
 }
 
-TEST_F(Nfs4ProcTest, AccessIsJudgedForTheSquashedUser) {
+TEST_P(Nfs4ProcTest, AccessIsJudgedForTheSquashedUser) {
   constexpr uint32_t kAll = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND |
                             ACCESS4_DELETE | ACCESS4_EXECUTE;
   auto access = [&](const std::string& fh, const std::string& name, const Credentials& cred) {
@@ -677,7 +699,7 @@ TEST_F(Nfs4ProcTest, AccessIsJudgedForTheSquashedUser) {
   EXPECT_EQ(access(HandleOf(to_a_), "", Cred(0, 0)), ACCESS4_READ | ACCESS4_LOOKUP);
 }
 
-TEST_F(Nfs4ProcTest, VerifyAndNverifyCompareWithTheObjectsAttributes) {
+TEST_P(Nfs4ProcTest, VerifyAndNverifyCompareWithTheObjectsAttributes) {
   const std::string f = MakeFile("a/b", "f", 0640);
   const AttrBitmap want = Bits({FATTR4_TYPE, FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER});
   Compound get;
@@ -702,7 +724,7 @@ TEST_F(Nfs4ProcTest, VerifyAndNverifyCompareWithTheObjectsAttributes) {
   EXPECT_EQ(run(OP_VERIFY, Bits({FATTR4_RDATTR_ERROR}), std::string(4, '\0')), NFS4ERR_INVAL);
 }
 
-TEST_F(Nfs4ProcTest, SecinfoAnswersAuthSysAndConsumesTheFilehandle) {
+TEST_P(Nfs4ProcTest, SecinfoAnswersAuthSysAndConsumesTheFilehandle) {
   Compound c;
   c.Op(OP_PUTROOTFH).Named(OP_SECINFO, to_a_[0]).Op(OP_GETFH);
   auto r = Run(c);
@@ -722,7 +744,7 @@ TEST_F(Nfs4ProcTest, SecinfoAnswersAuthSysAndConsumesTheFilehandle) {
   EXPECT_EQ(Status(at_root), NFS4ERR_NOENT);
 }
 
-TEST_F(Nfs4ProcTest, ReadlinkGivesTheTarget) {
+TEST_P(Nfs4ProcTest, ReadlinkGivesTheTarget) {
   auto link = backend_->Symlink(Root("a/b"), "l", "some/target", {}, backend::Caller{Cred(0, 0)});
   ASSERT_TRUE(link.ok()) << link.status();
   Compound c;
@@ -739,6 +761,12 @@ TEST_F(Nfs4ProcTest, ReadlinkGivesTheTarget) {
   through.PutFh(MountHandle("a/b")).Named(OP_LOOKUP, "l").Named(OP_LOOKUP, "x");
   EXPECT_EQ(Status(through), NFS4ERR_SYMLINK);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcTest,
+                         ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
+                         [](const ::testing::TestParamInfo<Kind>& info) {
+                           return info.param == Kind::kMemory ? "Memory" : "CachingPosix";
+                         });
 
 }  // namespace
 }  // namespace localnfs::server::nfs4

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <limits>
+#include <optional>
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -281,6 +282,114 @@ nfsstat4 CompareAttrs(const FattrSource& src, const fattr4& given) {
   if (!(mask == want)) return NFS4ERR_INVAL;  // an attribute this object lacks
   const std::string_view theirs(given.attr_vals.attrlist4_val, given.attr_vals.attrlist4_len);
   return theirs == vals ? NFS4ERR_SAME : NFS4ERR_NOT_SAME;
+}
+
+namespace {
+
+// Reads XDR values from an attrlist4; a read past its end marks it bad.
+class AttrReader {
+ public:
+  explicit AttrReader(std::string_view v) : v_(v) {}
+  uint32_t U32() {
+    if (at_ + 4 > v_.size()) {
+      bad_ = true;
+      return 0;
+    }
+    uint32_t x = 0;
+    for (int i = 0; i < 4; ++i) x = (x << 8) | static_cast<uint8_t>(v_[at_++]);
+    return x;
+  }
+  uint64_t U64() {
+    const uint64_t hi = U32();
+    return (hi << 32) | U32();
+  }
+  std::string_view Opaque(size_t max) {
+    const size_t n = U32();
+    const size_t padded = (n + 3) / 4 * 4;
+    if (bad_ || n > max || at_ + padded > v_.size()) {
+      bad_ = true;
+      return {};
+    }
+    std::string_view s = v_.substr(at_, n);
+    at_ += padded;
+    return s;
+  }
+  bool done() const { return !bad_ && at_ == v_.size(); }
+  bool bad() const { return bad_; }
+
+ private:
+  std::string_view v_;
+  size_t at_ = 0;
+  bool bad_ = false;
+};
+
+// A numeric owner or group ("1000"); nullopt for anything else.
+std::optional<uint32_t> NumericId(std::string_view s) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > std::numeric_limits<uint32_t>::max()) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+// settime4: how, and the client's time when it gives one.
+nfsstat4 ReadSetTime(AttrReader& r, backend::SetTime* out) {
+  const uint32_t how = r.U32();
+  if (how == SET_TO_SERVER_TIME4) {
+    out->how = backend::TimeHow::kServerTime;
+    return NFS4_OK;
+  }
+  if (how != SET_TO_CLIENT_TIME4) return NFS4ERR_BADXDR;
+  out->how = backend::TimeHow::kClientTime;
+  const int64_t sec = static_cast<int64_t>(r.U64());
+  const uint32_t nsec = r.U32();
+  if (nsec >= 1000000000u) return NFS4ERR_INVAL;
+  out->time.tv_sec = static_cast<time_t>(sec);
+  out->time.tv_nsec = static_cast<long>(nsec);
+  return NFS4_OK;
+}
+
+}  // namespace
+
+nfsstat4 DecodeSettableAttrs(const fattr4& given, backend::SetAttrRequest* req,
+                             AttrBitmap* set) {
+  *req = backend::SetAttrRequest{};
+  *set = AttrBitmap{};
+  bool beyond = false;
+  const AttrBitmap want = BitmapFromWire(given.attrmask, &beyond);
+  if (beyond) return NFS4ERR_ATTRNOTSUPP;
+  AttrBitmap settable;
+  for (uint32_t bit : {FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER, FATTR4_OWNER_GROUP,
+                       FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET})
+    settable.set(bit);
+  AttrReader r(std::string_view(given.attr_vals.attrlist4_val, given.attr_vals.attrlist4_len));
+  for (uint32_t bit = 0; bit < 96; ++bit) {
+    if (!want.has(bit)) continue;
+    if (!settable.has(bit)) return SupportedAttrs().has(bit) ? NFS4ERR_INVAL : NFS4ERR_ATTRNOTSUPP;
+    nfsstat4 s = NFS4_OK;
+    switch (bit) {
+      case FATTR4_SIZE: req->size = r.U64(); break;
+      case FATTR4_MODE: req->mode = static_cast<mode_t>(r.U32() & 07777); break;
+      case FATTR4_OWNER:
+      case FATTR4_OWNER_GROUP: {
+        std::string_view who = r.Opaque(NFS4_OPAQUE_LIMIT);
+        if (r.bad()) break;
+        std::optional<uint32_t> id = NumericId(who);
+        if (!id) return NFS4ERR_BADOWNER;
+        (bit == FATTR4_OWNER ? req->uid : req->gid) = *id;
+        break;
+      }
+      case FATTR4_TIME_ACCESS_SET: s = ReadSetTime(r, &req->atime); break;
+      case FATTR4_TIME_MODIFY_SET: s = ReadSetTime(r, &req->mtime); break;
+    }
+    if (r.bad()) return NFS4ERR_BADXDR;
+    if (s != NFS4_OK) return s;
+    set->set(bit);
+  }
+  return r.done() ? NFS4_OK : NFS4ERR_BADXDR;
 }
 
 }  // namespace localnfs::server::nfs4

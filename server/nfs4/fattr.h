@@ -98,4 +98,16 @@ size_t BitmapSize(const AttrBitmap& mask);
 // attribute the object lacks.
 nfsstat4 CompareAttrs(const FattrSource& src, const fattr4& given);
 
+// SETATTR and the attributes of OPEN/CREATE (RFC 8881 §18.30): the settable
+// attributes of `given` — size, mode, owner, owner_group (numeric strings, as knfsd
+// without idmapping: anything else is NFS4ERR_BADOWNER), time_access_set and
+// time_modify_set — into *req, and the bitmap of those set into *set (SETATTR's
+// result). NFS4ERR_ATTRNOTSUPP for an attribute this server does not support,
+// NFS4ERR_INVAL for one that cannot be set (RFC 8881 §18.30.3) or a time's nseconds
+// of a second or more, NFS4ERR_BADXDR when the values do not match the bitmap.
+// Not used yet: SETATTR and OPEN's creates will. Until then supported_attrs does not
+// name the two write-only time attributes.
+nfsstat4 DecodeSettableAttrs(const fattr4& given, backend::SetAttrRequest* req,
+                             AttrBitmap* set);
+
 }  // namespace localnfs::server::nfs4

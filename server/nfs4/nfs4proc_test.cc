@@ -762,6 +762,27 @@ TEST_P(Nfs4ProcTest, ReadlinkGivesTheTarget) {
   EXPECT_EQ(Status(through), NFS4ERR_SYMLINK);
 }
 
+TEST_P(Nfs4ProcTest, AnExportOfSlashIsTheRootItself) {
+  if (GetParam() != Kind::kMemory) GTEST_SKIP() << "would serve the machine's /: memory only";
+  exports::ExportSpec spec;
+  spec.path = "/";
+  exports::ClientRule rule;
+  rule.pattern = *exports::ParseClientPattern("127.0.0.1");
+  rule.options.read_only = true;
+  spec.rules.push_back(rule);
+  ASSERT_TRUE(table_.Load({spec}).ok());
+  Ref<exports::Export> exp = table_.FindByPath("/");
+  ASSERT_TRUE(exp);
+  auto root = backend_->OpenPath(*exp, "");
+  ASSERT_TRUE(root.ok());
+  Compound c;
+  c.Op(OP_PUTROOTFH).Op(OP_GETFH).GetAttr(Bits({FATTR4_FSID})).Op(OP_LOOKUPP);
+  auto r = Run(c);
+  EXPECT_EQ(Statuses(r), (std::vector<nfsstat4>{NFS4_OK, NFS4_OK, NFS4_OK, NFS4ERR_NOENT}));
+  EXPECT_EQ(FhAt(r, 1), *key_->Encode(exp->id(), root->handle()));
+  EXPECT_EQ(AttrsAt(r, 2).fsid, std::make_pair(uint64_t{exp->id()}, uint64_t{0}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcTest,
                          ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
                          [](const ::testing::TestParamInfo<Kind>& info) {

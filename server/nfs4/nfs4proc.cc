@@ -102,6 +102,8 @@ FattrSource SourceOf(const FileHandle4& fh, const Described& d) {
   src.fh = fh.bytes;
   src.fsstat = d.fs ? &*d.fs : nullptr;
   src.mounted_on_fileid = d.attrs.fileid;
+  // TODO(sessions): the lease time from Nfs4Services once --lease-time exists
+  // (fattr.h kDefaultLeaseTime until then).
   return src;
 }
 

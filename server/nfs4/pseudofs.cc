@@ -117,11 +117,19 @@ std::shared_ptr<const PseudoFs::Tree> PseudoFs::Current() {
   return tree;
 }
 
-bool PseudoFs::Visible(const Requester& who, const Node& node) const {
-  const uint64_t generation = deps_.exports->generation();
-  for (uint32_t id : node.exports_below) {
-    Ref<exports::Export> exp = deps_.exports->FindById(id);
-    if (exp && RuleForConnection(*who.conn, *exp, generation)) return true;
+bool PseudoFs::ExportVisible(const Requester& who, uint32_t export_id) const {
+  Ref<exports::Export> exp = deps_.exports->FindById(export_id);
+  return exp && RuleForConnection(*who.conn, *exp, deps_.exports->generation()).has_value();
+}
+
+bool PseudoFs::ChildVisible(const Requester& who, const Tree& tree,
+                            const std::string& path) const {
+  if (auto e = tree.export_paths.find(path); e != tree.export_paths.end())
+    return ExportVisible(who, e->second);
+  auto node = tree.nodes.find(path);
+  if (node == tree.nodes.end()) return false;
+  for (uint32_t id : node->second.exports_below) {
+    if (ExportVisible(who, id)) return true;
   }
   return false;
 }
@@ -170,7 +178,7 @@ absl::StatusOr<FileHandle4> PseudoFs::AtPath(const Requester& who, const Tree& t
     return ExportRoot(who, it->second);
   auto node = tree.nodes.find(path);
   if (node == tree.nodes.end()) return ErrnoToStatus(ENOENT, "no such pseudo directory");
-  if (path != "/" && !Visible(who, node->second))
+  if (path != "/" && !ChildVisible(who, tree, path))
     return ErrnoToStatus(EACCES, "pseudo directory of no export this client may see");
   return PseudoHandle(path);
 }
@@ -203,15 +211,9 @@ absl::StatusOr<FileHandle4> PseudoFs::Lookup(const Requester& who, const FileHan
   if (node == tree->nodes.end()) return ErrnoToStatus(ESTALE, "pseudo directory gone");
   auto child = node->second.children.find(std::string(name));
   if (child == node->second.children.end()) return ErrnoToStatus(ENOENT, "no such name");
-  // A pseudo child the client may not see is not there for it; an export child is
-  // judged by the export's own rules (AuthorizeHandle: ACCES, PERM).
-  if (!tree->export_paths.contains(child->second)) {
-    auto sub = tree->nodes.find(child->second);
-    if (sub == tree->nodes.end() || !Visible(who, sub->second))
-      return ErrnoToStatus(ENOENT, "no such name");
-  } else if (!Visible(who, Node{{}, {tree->export_paths.at(child->second)}})) {
-    return ErrnoToStatus(ENOENT, "no such name");
-  }
+  // A child the client may not see is not there for it (READDIR does not list it);
+  // one it sees is then judged by the export's own rules (AuthorizeHandle: PERM).
+  if (!ChildVisible(who, *tree, child->second)) return ErrnoToStatus(ENOENT, "no such name");
   return AtPath(who, *tree, child->second);
 }
 
@@ -241,16 +243,10 @@ absl::StatusOr<std::vector<PseudoFs::Child>> PseudoFs::List(const Requester& who
   if (node == tree->nodes.end()) return ErrnoToStatus(ESTALE, "pseudo directory gone");
   std::vector<Child> out;
   for (const auto& [name, path] : node->second.children) {
-    bool visible;
-    if (auto e = tree->export_paths.find(path); e != tree->export_paths.end()) {
-      visible = Visible(who, Node{{}, {e->second}});
-    } else {
-      auto sub = tree->nodes.find(path);
-      visible = sub != tree->nodes.end() && Visible(who, sub->second);
-    }
     // Cookies from the name: a listing resumed after a reload neither repeats nor
     // skips a name that stayed (1 and 2 are reserved, RFC 8881 §18.23.3).
-    if (visible) out.push_back(Child{name, 3 + (DigestNumber(PathDigest(name)) >> 2)});
+    if (ChildVisible(who, *tree, path))
+      out.push_back(Child{name, 3 + (DigestNumber(PathDigest(name)) >> 2)});
   }
   std::sort(out.begin(), out.end(),
             [](const Child& a, const Child& b) { return a.cookie < b.cookie; });

@@ -143,7 +143,10 @@ class PseudoFs {
 
   std::shared_ptr<const Tree> Current() ABSL_LOCKS_EXCLUDED(mu_);
   static std::shared_ptr<const Tree> Build(const exports::ExportTable& table);
-  bool Visible(const Requester& who, const Node& node) const;
+  // Whether the client may see export `export_id` (one of its rules matches the peer),
+  // and the pseudo directory or export at `path` (an export it may see is below).
+  bool ExportVisible(const Requester& who, uint32_t export_id) const;
+  bool ChildVisible(const Requester& who, const Tree& tree, const std::string& path) const;
   absl::StatusOr<FileHandle4> PseudoHandle(const std::string& path);
   absl::StatusOr<FileHandle4> ExportRoot(const Requester& who, uint32_t export_id);
   // The node at `path` of `tree`: a pseudo directory or an export root.

@@ -350,6 +350,60 @@ nfsstat4 ReadPseudoDir(CompoundState& cs, PseudoFs& ns, const READDIR4args& a,
   return NFS4_OK;
 }
 
+// READDIR within an export: the Backend's listing (see ReadDir).
+nfsstat4 ReadExportDir(PseudoFs& ns, const Nfs4Object& o, const READDIR4args& a,
+                       const AttrBitmap& want, READDIR4resok* ok) {
+  backend::Backend& be = *ns.deps().backend;
+  const uint64_t verifier = backend::DirCookieVerifier(o.obj.attrs().fileid);
+  const uint64_t theirs = VerifierOf(a.cookieverf);
+  if (a.cookie != 0 && theirs != 0 && theirs != verifier) return NFS4ERR_NOT_SAME;
+  std::optional<backend::FsStat> fs;
+  if (NeedsFsStat(want)) {
+    absl::StatusOr<backend::FsStat> f = be.StatFs(o.obj);
+    if (!f.ok()) return Nfs4StatusFromStatus(f.status());
+    fs = *f;
+  }
+  DirReply reply(a, ok);
+  const bool plus = NeedsObjects(want);
+  nfsstat4 entry_error = NFS4_OK;
+  absl::StatusOr<backend::ReadDirResult> r = be.ReadDir(
+      o.obj, a.cookie, plus, o.cred, [&](const backend::DirEntry& e) {
+        if (e.name == "." || e.name == "..") return true;  // consumed, never listed
+        AttrBitmap mask;
+        std::string vals;
+        absl::StatusOr<std::string> wire = absl::NotFoundError("no handle");
+        if (e.handle != nullptr) wire = ns.deps().key->Encode(o.exp->id(), *e.handle);
+        if (!plus || (e.attrs.valid != 0 && wire.ok())) {
+          backend::Attrs attrs = e.attrs;
+          if (!plus) {  // only fileid and mounted_on_fileid are asked for
+            attrs.valid = backend::kAttrFileid;
+            attrs.fileid = e.fileid;
+          }
+          FattrSource src;
+          src.attrs = &attrs;
+          src.fsid_major = o.fsid_major();
+          src.fsid_minor = o.fsid_minor();
+          if (wire.ok()) src.fh = *wire;
+          src.fsstat = fs ? &*fs : nullptr;
+          src.mounted_on_fileid = e.fileid;
+          EncodeAttrs(src, want, &mask, &vals);
+        } else {
+          // Not reachable through this name (removed meanwhile, a mount point).
+          if (!want.has(FATTR4_RDATTR_ERROR)) {
+            entry_error = NFS4ERR_ACCESS;
+            return false;
+          }
+          EncodeAttrError(NFS4ERR_ACCESS, e.fileid, want, &mask, &vals);
+        }
+        return reply.Add(e.cookie, e.name, mask, vals);
+      });
+  if (!r.ok()) return Nfs4StatusFromStatus(r.status());
+  if (entry_error != NFS4_OK && reply.count() == 0) return entry_error;
+  if (reply.count() == 0 && !r->eof) return NFS4ERR_TOOSMALL;
+  reply.Finish(r->eof, verifier);
+  return NFS4_OK;
+}
+
 }  // namespace
 
 // RFC 8881 §18.23: the entries of the current directory after `cookie`, with the
@@ -366,60 +420,8 @@ nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (a.cookie == 1 || a.cookie == 2) return NFS4ERR_BAD_COOKIE;
   const AttrBitmap want = BitmapFromWire(a.attr_request);
   READDIR4resok* ok = &res.nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
-  nfsstat4 status;
-  if (o->pseudo) {
-    status = ReadPseudoDir(cs, *ns, a, want, ok);
-  } else {
-    backend::Backend& be = *ns->deps().backend;
-    const uint64_t verifier = backend::DirCookieVerifier(o->obj.attrs().fileid);
-    const uint64_t theirs = VerifierOf(a.cookieverf);
-    if (a.cookie != 0 && theirs != 0 && theirs != verifier) return NFS4ERR_NOT_SAME;
-    std::optional<backend::FsStat> fs;
-    if (NeedsFsStat(want)) {
-      absl::StatusOr<backend::FsStat> f = be.StatFs(o->obj);
-      if (!f.ok()) return Nfs4StatusFromStatus(f.status());
-      fs = *f;
-    }
-    DirReply reply(a, ok);
-    const bool plus = NeedsObjects(want);
-    nfsstat4 entry_error = NFS4_OK;
-    absl::StatusOr<backend::ReadDirResult> r = be.ReadDir(
-        o->obj, a.cookie, plus, o->cred, [&](const backend::DirEntry& e) {
-          if (e.name == "." || e.name == "..") return true;  // consumed, never listed
-          AttrBitmap mask;
-          std::string vals;
-          absl::StatusOr<std::string> wire = absl::NotFoundError("no handle");
-          if (e.handle != nullptr) wire = ns->deps().key->Encode(o->exp->id(), *e.handle);
-          if (!plus || (e.attrs.valid != 0 && wire.ok())) {
-            backend::Attrs attrs = e.attrs;
-            if (!plus) {  // only fileid and mounted_on_fileid are asked for
-              attrs.valid = backend::kAttrFileid;
-              attrs.fileid = e.fileid;
-            }
-            FattrSource src;
-            src.attrs = &attrs;
-            src.fsid_major = o->fsid_major();
-            src.fsid_minor = o->fsid_minor();
-            if (wire.ok()) src.fh = *wire;
-            src.fsstat = fs ? &*fs : nullptr;
-            src.mounted_on_fileid = e.fileid;
-            EncodeAttrs(src, want, &mask, &vals);
-          } else {
-            // Not reachable through this name (removed meanwhile, a mount point).
-            if (!want.has(FATTR4_RDATTR_ERROR)) {
-              entry_error = NFS4ERR_ACCESS;
-              return false;
-            }
-            EncodeAttrError(NFS4ERR_ACCESS, e.fileid, want, &mask, &vals);
-          }
-          return reply.Add(e.cookie, e.name, mask, vals);
-        });
-    if (!r.ok()) return Nfs4StatusFromStatus(r.status());
-    if (entry_error != NFS4_OK && reply.count() == 0) return entry_error;
-    if (reply.count() == 0 && !r->eof) return NFS4ERR_TOOSMALL;
-    reply.Finish(r->eof, verifier);
-    status = NFS4_OK;
-  }
+  const nfsstat4 status = o->pseudo ? ReadPseudoDir(cs, *ns, a, want, ok)
+                                    : ReadExportDir(*ns, *o, a, want, ok);
   if (status != NFS4_OK) {
     // An error result carries no entries: free what was built.
     xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIR4resok), reinterpret_cast<char*>(ok));

@@ -304,9 +304,8 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
 }
 
 FileHandle4 PseudoRootHandle() {
-  // PLACEHOLDER: the pseudo file system will give its root a real handle (and
-  // PUTFH will validate handles). Until then a fixed byte string that no NFSv3
-  // handle (server/policy/fhandle.h: authenticated, longer) can equal.
+  // Only without a namespace (see compound.h): a fixed byte string that no real
+  // handle (server/policy/fhandle.h, nfs4/pseudofs.h: authenticated) can equal.
   return FileHandle4{std::string("localnfs:v4-pseudo-root", 23),
                      /*read_only=*/true};
 }

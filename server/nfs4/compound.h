@@ -32,8 +32,8 @@
 //    without decoding their arguments, as knfsd answers them;
 //  - kNeedsCurrentFh without a current filehandle, kNeedsSavedFh without a saved one →
 //    NFS4ERR_NOFILEHANDLE;
-//  - kModifiesFs while the current filehandle is read-only (the pseudo file system;
-//    later a read-only export) → NFS4ERR_ROFS;
+//  - kModifiesFs while the current filehandle is read-only (a pseudo directory, an
+//    object of a read-only export: pseudofs.h) → NFS4ERR_ROFS;
 //  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP.
 // Execution stops at the first op whose status is not NFS4_OK; the results so far (that
 // op's included) are returned and the COMPOUND's status is the last op's.
@@ -157,9 +157,9 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
 void SetOpStatus(nfs_resop4* res, nfsstat4 status);
 nfsstat4 OpStatus(const nfs_resop4& res);
 
-// The pseudo file system's root (PLACEHOLDER until the pseudo fs exists: a
-// fixed, read-only handle that names nothing else; PUTFH of these bytes gets it
-// back).
+// The root PUTROOTFH gives without a namespace (CompoundState::services null:
+// tests of the loop alone): a fixed, read-only handle that names nothing else;
+// PUTFH of these bytes gets it back. With one, the root is pseudofs.h's.
 FileHandle4 PseudoRootHandle();
 
 }  // namespace localnfs::server::nfs4

@@ -6,7 +6,8 @@
 
 #include "gtest/gtest.h"
 
-namespace localnfs::server::nfs4 {
+// A namespace of its own: unity builds put several test files in one unit.
+namespace localnfs::server::nfs4::fattr_test {
 namespace {
 
 std::string U32(uint32_t v) {
@@ -127,4 +128,4 @@ TEST(FattrTest, SettableAttributeErrors) {
 }
 
 }  // namespace
-}  // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4::fattr_test

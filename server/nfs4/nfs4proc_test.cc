@@ -39,7 +39,8 @@
 #include "server/policy/fhandle.h"
 #include "tests/support/temp_dir.h"
 
-namespace localnfs::server::nfs4 {
+// A namespace of its own: unity builds put several test files in one unit.
+namespace localnfs::server::nfs4::proc_test {
 namespace {
 
 using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
@@ -790,4 +791,4 @@ INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcTest,
                          });
 
 }  // namespace
-}  // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4::proc_test

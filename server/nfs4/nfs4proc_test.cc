@@ -763,6 +763,27 @@ TEST_P(Nfs4ProcTest, ReadlinkGivesTheTarget) {
   EXPECT_EQ(Status(through), NFS4ERR_SYMLINK);
 }
 
+TEST_P(Nfs4ProcTest, ASecureExportRefusesAnUnprivilegedPortAsNfsv3Does) {
+  const std::string a = HandleOf(to_a_);
+  const std::string b = MountHandle("a/b");
+  std::vector<exports::ExportSpec> specs = Specs(/*with_c=*/true, /*with_b=*/true);
+  specs[0].rules[0].options.secure = true;  // a/b
+  ASSERT_TRUE(table_.Load(specs).ok());
+  PeerAddress peer, local;
+  ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 40000, &peer));
+  ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
+  conn_ = std::make_unique<rpc::ConnectionInfo>(2, peer, local);
+  Compound lookup;
+  lookup.PutFh(a).Named(OP_LOOKUP, "b");
+  EXPECT_EQ(Status(lookup), NFS4ERR_PERM);
+  Compound put;
+  put.PutFh(b);
+  EXPECT_EQ(Status(put), NFS4ERR_PERM);
+  Compound other;  // c is not secure
+  other.PutFh(a).Named(OP_LOOKUP, "c");
+  EXPECT_EQ(Status(other), NFS4_OK);
+}
+
 TEST_P(Nfs4ProcTest, AnExportOfSlashIsTheRootItself) {
   if (GetParam() != Kind::kMemory) GTEST_SKIP() << "would serve the machine's /: memory only";
   exports::ExportSpec spec;

@@ -106,7 +106,9 @@ nfsstat4 CompareAttrs(const FattrSource& src, const fattr4& given);
 // NFS4ERR_INVAL for one that cannot be set (RFC 8881 §18.30.3) or a time's nseconds
 // of a second or more, NFS4ERR_BADXDR when the values do not match the bitmap.
 // Not used yet: SETATTR and OPEN's creates will. Until then supported_attrs does not
-// name the two write-only time attributes.
+// name the two write-only time attributes (the Linux client sets no times without
+// them); with SETATTR they join it, and GETATTR and VERIFY of them then answer
+// NFS4ERR_INVAL, as knfsd's (NFSD_WRITEONLY_ATTRS_WORD1).
 nfsstat4 DecodeSettableAttrs(const fattr4& given, backend::SetAttrRequest* req,
                              AttrBitmap* set);
 

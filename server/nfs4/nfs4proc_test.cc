@@ -632,6 +632,53 @@ TEST_P(Nfs4ProcTest, ForgedOrGarbageHandlesAreBadhandle) {
   EXPECT_EQ(Status(garbage), NFS4ERR_BADHANDLE);
 }
 
+TEST_P(Nfs4ProcTest, RandomHandlesAreBadhandleNeverAnObject) {
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int i = 0; i < 500; ++i) {
+    std::string fh(1 + next() % NFS4_FHSIZE, '\0');
+    for (char& c : fh) c = static_cast<char>(next());
+    // Half of them with a real format's version byte and length.
+    if (i % 2 == 0) fh[0] = static_cast<char>(i % 4 == 0 ? kPseudoHandleVersion : kHandleVersion);
+    if (i % 4 == 0) fh.resize(17);
+    Compound c;
+    c.PutFh(fh).Op(OP_GETFH);
+    EXPECT_EQ(Status(c), NFS4ERR_BADHANDLE) << i;
+  }
+}
+
+TEST_P(Nfs4ProcTest, ReaddirGivesTheHandlesAndFileidsLookupGives) {
+  MakeFile("a/b", "f", 0644);
+  const AttrBitmap want = Bits({FATTR4_FILEHANDLE, FATTR4_FILEID, FATTR4_FSID});
+  for (const std::vector<std::string>& dir : {to_a_, Plus(to_a_, "b")}) {
+    Compound list;
+    list.Op(OP_PUTROOTFH).Path(dir).ReadDir(0, std::string(8, '\0'), 0, 8192, want);
+    auto r = Run(list);
+    ASSERT_EQ((*r)->status, NFS4_OK);
+    const READDIR4resok& ok = (*r)->resarray.resarray_val[(*r)->resarray.resarray_len - 1]
+                                  .nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
+    int entries = 0;
+    for (const entry4* e = ok.reply.entries; e != nullptr; e = e->nextentry, ++entries) {
+      const std::string name(e->name.utf8string_val, e->name.utf8string_len);
+      Parsed listed = Parse(e->attrs);
+      Compound look;
+      look.Op(OP_PUTROOTFH).Path(Plus(dir, name)).GetAttr(want);
+      auto l = Run(look);
+      ASSERT_EQ((*l)->status, NFS4_OK) << name;
+      Parsed looked = AttrsAt(l, (*l)->resarray.resarray_len - 1);
+      EXPECT_EQ(listed.str[FATTR4_FILEHANDLE], looked.str[FATTR4_FILEHANDLE]) << name;
+      EXPECT_EQ(listed.num[FATTR4_FILEID], looked.num[FATTR4_FILEID]) << name;
+      EXPECT_EQ(listed.fsid, looked.fsid) << name;
+    }
+    EXPECT_EQ(entries, dir == to_a_ ? 2 : 1);  // b and c; f (and no "." or "..")
+  }
+}
+
 TEST_P(Nfs4ProcTest, ARemovedFileIsStale) {
   const std::string f = MakeFile("a/b", "gone", 0644);
   ASSERT_TRUE(backend_->Remove(Root("a/b"), "gone", backend::RemoveKind::kNonDirectory,

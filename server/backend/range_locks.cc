@@ -59,6 +59,28 @@ void RangeLocks::Unlock(const void* owner, uint64_t offset, uint64_t end) {
   locks_ = std::move(kept);
 }
 
+bool RangeLocks::Holds(const void* owner) const {
+  return std::any_of(locks_.begin(), locks_.end(),
+                     [owner](const Lock& l) { return l.owner == owner; });
+}
+
+bool RangeLocks::HeldBy(const void* owner, LockType type, uint64_t offset, uint64_t end) const {
+  return std::any_of(locks_.begin(), locks_.end(), [&](const Lock& l) {
+    return l.owner == owner && l.type == type && Overlaps(l.offset, l.end, offset, end);
+  });
+}
+
+std::vector<const void*> RangeLocks::Conflicting(const void* owner, LockType type,
+                                                 uint64_t offset, uint64_t end) const {
+  std::vector<const void*> owners;
+  for (const Lock& l : locks_) {
+    if (l.owner == owner || !Overlaps(l.offset, l.end, offset, end)) continue;
+    if (type != LockType::kWrite && l.type != LockType::kWrite) continue;
+    if (std::find(owners.begin(), owners.end(), l.owner) == owners.end()) owners.push_back(l.owner);
+  }
+  return owners;
+}
+
 void RangeLocks::ReleaseAll(const void* owner) {
   std::erase_if(locks_, [owner](const Lock& l) { return l.owner == owner; });
 }

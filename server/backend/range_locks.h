@@ -43,6 +43,12 @@ class RangeLocks {
   void ReleaseAll(const void* owner);
 
   bool empty() const { return locks_.empty(); }
+  // Whether `owner` holds any lock / a lock of `type` overlapping [offset, end).
+  bool Holds(const void* owner) const;
+  bool HeldBy(const void* owner, LockType type, uint64_t offset, uint64_t end) const;
+  // The owners whose locks would refuse Set (each once).
+  std::vector<const void*> Conflicting(const void* owner, LockType type, uint64_t offset,
+                                       uint64_t end) const;
 
  private:
   struct Lock {

@@ -279,7 +279,7 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
 
   cs.minorversion = minor;
   cs.numops = header.numops;
-  cs.op_bytes = ops;
+  if (cs.args_bytes.empty()) cs.args_bytes = ops;
   // The COMPOUND4res's encoded size so far: status, tag, result count.
   size_t reply_bytes = 4 + 4 + ((size_t{res->tag.utf8string_len} + 3) & ~size_t{3}) + 4;
   for (uint32_t i = 0; i < count; ++i) {

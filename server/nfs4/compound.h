@@ -115,11 +115,12 @@ struct CompoundState {
 
   // What SEQUENCE checks against the session: the op count and the op being run (set
   // by RunCompound), the RPC call's size without record mark (set by the program), and
-  // the COMPOUND's op bytes (set by RunCompound; a retry must carry the same ones).
+  // the COMPOUND's argument bytes — tag, minor version, ops — that a retry must repeat
+  // (set by the program; RunCompound sets the ops' bytes when it is left empty).
   uint32_t numops = 0;
   uint32_t op_index = 0;
   size_t request_bytes = 0;
-  std::string_view op_bytes;
+  std::string_view args_bytes;
   // Set by SEQUENCE for a new request: the slot this COMPOUND holds; the program gives
   // it the encoded reply to keep (or, destroyed without one, it keeps none).
   std::shared_ptr<SlotHold> slot;

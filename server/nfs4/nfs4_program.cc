@@ -81,6 +81,12 @@ rpc::DispatchResult Nfs4Program::Compound(rpc::Call& call, const Compound4Args& 
   cs.call = &call;
   cs.services = services_;
   cs.request_bytes = record.size();
+  // The COMPOUND4args as received: tag (length, bytes, padding), minor version, op
+  // count, ops — what a retry must repeat.
+  const size_t header_len = 4 + ((size_t{tag_len} + 3) & ~size_t{3}) + 4 + 4;
+  if (header_len <= record.size() - args.ops_len) {
+    cs.args_bytes = record.substr(record.size() - args.ops_len - header_len);
+  }
   if (!RunCompound(options_.compound, header, record.substr(record.size() - args.ops_len), &res,
                    cs)) {
     return rpc::DispatchResult::kGarbageArgs;

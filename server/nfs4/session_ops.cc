@@ -91,7 +91,7 @@ nfsstat4 Sequence(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   req.args = &a;
   req.numops = cs.numops;
   req.request_bytes = cs.request_bytes;
-  req.request_hash = std::hash<std::string_view>()(cs.op_bytes);
+  req.request_hash = std::hash<std::string_view>()(cs.args_bytes);
   req.conn = ConnectionId(cs);
   Nfs4State::SequenceResult r;
   const nfsstat4 status = state->Sequence(req, &r);

@@ -25,11 +25,10 @@ namespace {
 
 using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
 
-std::string Encode(std::vector<nfs_argop4> ops, uint32_t minor = 1) {
+std::string Encode(std::vector<nfs_argop4> ops, uint32_t minor = 1, std::string tag = "t") {
   COMPOUND4args args{};
-  char tag[] = "t";
-  args.tag.utf8string_len = 1;
-  args.tag.utf8string_val = tag;
+  args.tag.utf8string_len = static_cast<u_int>(tag.size());
+  args.tag.utf8string_val = tag.data();
   args.minorversion = minor;
   args.argarray.argarray_len = static_cast<u_int>(ops.size());
   args.argarray.argarray_val = ops.data();
@@ -155,7 +154,10 @@ TEST_F(SessionOpsTest, SequenceRunsTheCompoundAndARetryGetsTheSameBytes) {
   EXPECT_EQ(ok.sr_status_flags, 0u);
   // The retry: nothing runs again, the bytes are the first reply's.
   EXPECT_EQ(Raw(call), first);
-  // Another COMPOUND with the same slot and seqid: a false retry.
+  // The same ops under another tag, or another COMPOUND with the same slot and seqid: a
+  // false retry.
+  EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 1), Op(OP_PUTROOTFH), Op(OP_GETFH)}, 1, "u"))),
+            (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_FALSE_RETRY}}));
   EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 1), Op(OP_PUTROOTFH)}))),
             (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_FALSE_RETRY}}));
   EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 3)}))), (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_MISORDERED}}));

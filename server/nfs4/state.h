@@ -28,8 +28,8 @@
 // Slots (Sequence). seqid == slot's + 1 → a new request: the slot is held (in use)
 // by the COMPOUND until its SlotHold ends; seqid == slot's → a retry: the cached reply
 // bytes (SequenceResult::replay) — or NFS4ERR_DELAY while the original still runs,
-// NFS4ERR_SEQ_FALSE_RETRY when the ops differ from the original's (a hash of their
-// bytes), NFS4ERR_RETRY_UNCACHED_REP when no reply was kept (larger than
+// NFS4ERR_SEQ_FALSE_RETRY when the COMPOUND's arguments (tag, minor version, ops)
+// differ from the original's (a hash of their bytes), NFS4ERR_RETRY_UNCACHED_REP when no reply was kept (larger than
 // ca_maxresponsesize_cached, or the reply was never encoded); anything else →
 // NFS4ERR_SEQ_MISORDERED (knfsd's check_slot_seqid). Every reply that fits the
 // session's ca_maxresponsesize_cached is kept, sa_cachethis or not (the slot's room is
@@ -192,7 +192,7 @@ class Nfs4State {
     const SEQUENCE4args* args = nullptr;
     uint32_t numops = 0;         // the COMPOUND's op count
     size_t request_bytes = 0;    // the RPC call's size (no record mark)
-    uint64_t request_hash = 0;   // of the COMPOUND's op bytes (false-retry detection)
+    uint64_t request_hash = 0;   // of the COMPOUND's arguments (false-retry detection)
     uint64_t conn = 0;           // the calling connection's id
   };
   struct SequenceResult {

@@ -282,6 +282,18 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
 
 nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Principal& who,
                                   uint64_t conn, CreateSessionResult* out) {
+  constexpr uint32_t kFlagsA = CREATE_SESSION4_FLAG_PERSIST |
+                               CREATE_SESSION4_FLAG_CONN_BACK_CHAN | CREATE_SESSION4_FLAG_CONN_RDMA;
+  if ((args.csa_flags & ~kFlagsA) != 0) return NFS4ERR_INVAL;
+  // Callback security: AUTH_NONE or AUTH_SYS (knfsd's nfsd4_check_cb_sec: RPCSEC_GSS
+  // is ENCR_ALG_UNSUPP).
+  for (u_int i = 0; i < args.csa_sec_parms.csa_sec_parms_len; ++i) {
+    const uint32_t flavor = args.csa_sec_parms.csa_sec_parms_val[i].cb_secflavor;
+    if (flavor != static_cast<uint32_t>(rpc::AuthFlavor::kNone) &&
+        flavor != static_cast<uint32_t>(rpc::AuthFlavor::kSys)) {
+      return NFS4ERR_ENCR_ALG_UNSUPP;
+    }
+  }
   // The channels (knfsd's check_forechannel_attrs / check_backchannel_attrs).
   ChannelAttrs fore = ChannelAttrs::Of(args.csa_fore_chan_attrs);
   ChannelAttrs back = ChannelAttrs::Of(args.csa_back_chan_attrs);

@@ -125,6 +125,16 @@ TEST_F(StateTest, UnknownClientIdIsStaleAndAnUnconfirmedRetryIsMisordered) {
   EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), Principal{rpc::AuthFlavor::kSys, 5, 5},
                                   1, &s),
             NFS4ERR_CLID_INUSE);
+  // Flags no RFC defines; a GSS callback.
+  CREATE_SESSION4args odd = SessionArgs(r.clientid, 1);
+  odd.csa_flags = 0x10;
+  EXPECT_EQ(state_->CreateSession(odd, root_, 1, &s), NFS4ERR_INVAL);
+  callback_sec_parms4 gss{};
+  gss.cb_secflavor = 6;  // RPCSEC_GSS
+  odd = SessionArgs(r.clientid, 1);
+  odd.csa_sec_parms.csa_sec_parms_len = 1;
+  odd.csa_sec_parms.csa_sec_parms_val = &gss;
+  EXPECT_EQ(state_->CreateSession(odd, root_, 1, &s), NFS4ERR_ENCR_ALG_UNSUPP);
   // Too small a channel.
   CREATE_SESSION4args tiny = SessionArgs(r.clientid, 1);
   tiny.csa_fore_chan_attrs.ca_maxrequestsize = 16;

@@ -5,8 +5,11 @@
 
 #include <string.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -359,6 +362,42 @@ TEST_F(StateTest, ConnectionsAreBoundAndBounded) {
             NFS4ERR_INVAL);
   SessionId bad{};
   EXPECT_EQ(state_->BindConnToSession(bad, CDFC4_FORE, 3, &dir), NFS4ERR_BADSESSION);
+}
+
+TEST_F(StateTest, SlotsOfOneSessionRunConcurrentlyWhileClientsComeAndGo) {
+  const Nfs4State::CreateSessionResult s = Mount("host-a");
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (uint32_t slot = 0; slot < 4; ++slot) {
+    threads.emplace_back([&, slot] {
+      for (uint32_t seq = 1; seq <= 300; ++seq) {
+        Nfs4State::SequenceResult r;
+        if (Seq(s.sessionid, slot, seq, &r, seq) != NFS4_OK || r.hold == nullptr) {
+          failures.fetch_add(1);
+          return;
+        }
+        r.hold->Complete(std::make_shared<const std::string>(std::to_string(seq)));
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 100; ++i) {
+      ExchangeArgs ex("churn-" + std::to_string(i % 10));
+      Nfs4State::ExchangeIdResult r;
+      if (state_->ExchangeId(ex.args, root_, &r) != NFS4_OK) failures.fetch_add(1);
+      Nfs4State::CreateSessionResult cs;
+      if (state_->CreateSession(SessionArgs(r.clientid, r.sequenceid, 1), root_, 2, &cs) != NFS4_OK)
+        failures.fetch_add(1);
+      if (state_->DestroySession(cs.sessionid, nullptr) != NFS4_OK) failures.fetch_add(1);
+      (void)state_->counts();
+    }
+  });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  Nfs4State::SequenceResult r;
+  ASSERT_EQ(Seq(s.sessionid, 2, 300, &r, 300), NFS4_OK);
+  ASSERT_NE(r.replay, nullptr);
+  EXPECT_EQ(*r.replay, "300");
 }
 
 }  // namespace

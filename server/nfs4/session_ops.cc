@@ -148,7 +148,12 @@ nfsstat4 BindConnToSession(CompoundState& cs, const nfs_argop4& args, nfs_resop4
   const BIND_CONN_TO_SESSION4args& a = args.nfs_argop4_u.opbind_conn_to_session;
   channel_dir_from_server4 dir = CDFS4_FORE;
   const SessionId id = SessionIdOf(a.bctsa_sessid);
-  const nfsstat4 status = state->BindConnToSession(id, a.bctsa_dir, ConnectionId(cs), &dir);
+  // rpcgen decodes an enum without checking its value: read it as the word it is (any
+  // value; loading the enum itself would be undefined for one outside it).
+  uint32_t from_client = 0;
+  static_assert(sizeof(a.bctsa_dir) == sizeof(from_client));
+  memcpy(&from_client, &a.bctsa_dir, sizeof(from_client));
+  const nfsstat4 status = state->BindConnToSession(id, from_client, ConnectionId(cs), &dir);
   if (status != NFS4_OK) return status;
   BIND_CONN_TO_SESSION4resok& ok =
       res.nfs_resop4_u.opbind_conn_to_session.BIND_CONN_TO_SESSION4res_u.bctsr_resok4;

@@ -448,8 +448,8 @@ nfsstat4 Nfs4State::DestroyClientId(clientid4 id, const std::optional<clientid4>
   return NFS4_OK;
 }
 
-nfsstat4 Nfs4State::BindConnToSession(const SessionId& id, channel_dir_from_client4 dir,
-                                      uint64_t conn, channel_dir_from_server4* out_dir) {
+nfsstat4 Nfs4State::BindConnToSession(const SessionId& id, uint32_t dir, uint64_t conn,
+                                      channel_dir_from_server4* out_dir) {
   switch (dir) {
     case CDFC4_FORE:
       *out_dir = CDFS4_FORE;

@@ -210,8 +210,8 @@ class Nfs4State {
   nfsstat4 DestroySession(const SessionId& id, const SessionId* own);
   // `own_client`: the client whose session the calling COMPOUND is in, if any.
   nfsstat4 DestroyClientId(clientid4 id, const std::optional<clientid4>& own_client);
-  // dir: CDFC4_*; *out_dir: CDFS4_*.
-  nfsstat4 BindConnToSession(const SessionId& id, channel_dir_from_client4 dir, uint64_t conn,
+  // dir: a CDFC4_* value as it came (anything else is NFS4ERR_INVAL); *out_dir: CDFS4_*.
+  nfsstat4 BindConnToSession(const SessionId& id, uint32_t dir, uint64_t conn,
                              channel_dir_from_server4* out_dir);
   // RECLAIM_COMPLETE with rca_one_fs false: once per client (NFS4ERR_COMPLETE_ALREADY).
   nfsstat4 ReclaimComplete(clientid4 client);

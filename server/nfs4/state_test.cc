@@ -357,9 +357,7 @@ TEST_F(StateTest, ConnectionsAreBoundAndBounded) {
   ASSERT_EQ(state_->BindConnToSession(s.sessionid, CDFC4_BACK, 3, &dir), NFS4_OK);
   EXPECT_EQ(dir, CDFS4_BACK);
   EXPECT_EQ(state_->session_connections(s.sessionid), (std::vector<uint64_t>{2, 3}));
-  EXPECT_EQ(state_->BindConnToSession(s.sessionid, static_cast<channel_dir_from_client4>(9), 3,
-                                      &dir),
-            NFS4ERR_INVAL);
+  EXPECT_EQ(state_->BindConnToSession(s.sessionid, 9, 3, &dir), NFS4ERR_INVAL);
   SessionId bad{};
   EXPECT_EQ(state_->BindConnToSession(bad, CDFC4_FORE, 3, &dir), NFS4ERR_BADSESSION);
 }

@@ -21,9 +21,16 @@
 //    owner's previous confirmed record and its sessions), with the per-client
 //    CREATE_SESSION sequence id and its one-entry reply cache (§18.36.4: a replay gets
 //    the same reply; on an unconfirmed record a replay is SEQ_MISORDERED, as knfsd).
-// Principals are compared as knfsd's same_creds does for AUTH_SYS: flavor, uid, gid.
-// Only SP4_NONE state protection (ExchangeId refuses SP4_MACH_CRED over AUTH_SYS with
-// NFS4ERR_INVAL and SP4_SSV with NFS4ERR_ENCR_ALG_UNSUPP, as knfsd).
+// Principals are compared by flavor, uid and gid (AUTH_SYS names no principal). Unlike
+// knfsd, CREATE_SESSION on an unconfirmed record does not also compare the client's
+// address. Only SP4_NONE state protection (ExchangeId refuses SP4_MACH_CRED over
+// AUTH_SYS with NFS4ERR_INVAL and SP4_SSV with NFS4ERR_ENCR_ALG_UNSUPP, as knfsd).
+//
+// The back channel: CREATE_SESSION4_FLAG_CONN_BACK_CHAN is accepted and answered set
+// (as knfsd, which keeps it), the back channel's attributes are answered with one slot
+// and nothing cached, csa_cb_program is kept — but no callback is ever sent: nothing
+// this server grants (no delegations, no layouts) is recalled. SEQUENCE therefore never
+// reports SEQ4_STATUS_CB_PATH_DOWN. PERSIST and RDMA are answered cleared.
 //
 // Slots (Sequence). seqid == slot's + 1 → a new request: the slot is held (in use)
 // by the COMPOUND until its SlotHold ends; seqid == slot's → a retry: the cached reply

@@ -5,7 +5,8 @@
 // before). Sessions: EXCHANGE_ID → CREATE_SESSION → SEQUENCE, the slot's kept reply
 // sent again byte for byte (after the XID) on the same and on another connection, the
 // slot and session errors, REQ_TOO_BIG, a second client, BIND_CONN_TO_SESSION,
-// DESTROY_SESSION / DESTROY_CLIENTID, RECLAIM_COMPLETE once, --lease-time's range.
+// DESTROY_SESSION / DESTROY_CLIENTID, RECLAIM_COMPLETE once, a courtesy client past its
+// lease (served again; loses to a conflicting principal), --lease-time's range.
 //
 // COMPOUNDs are encoded and their replies decoded by hand (tests/wire.h's
 // XdrOut / XdrIn, from RFC 8881 §16.2 / RFC 7863), sharing nothing with the
@@ -13,8 +14,10 @@
 #include <stdint.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -76,7 +79,8 @@ constexpr uint32_t kOpBindConn = 41, kOpExchangeId = 42, kOpCreateSession = 43,
                    kOpDestroySession = 44, kOpDestroyClientid = 57, kOpReclaimComplete = 58;
 constexpr uint32_t kErrBadSession = 10052, kErrBadSlot = 10053, kErrSeqMisordered = 10063,
                    kErrReqTooBig = 10065, kErrCompleteAlready = 10054,
-                   kErrClientidBusy = 10074, kErrStaleClientid = 10022;
+                   kErrClientidBusy = 10074, kErrStaleClientid = 10022,
+                   kErrClidInuse = 10017;
 constexpr uint32_t kFlagUseNonPnfs = 0x10000, kFlagConfirmedR = 0x80000000u;
 
 std::string ExchangeId(const std::string& owner, const std::string& verifier = "verifier") {
@@ -395,6 +399,32 @@ TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {
   // The second client is untouched.
   c = Compound(conn_, {Sequence(two, 2), Op(kOpPutrootfh)});
   EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4PreviewTest, AnExpiredClientIsACourtesyClientUntilAnotherConflicts) {
+  StartServer({"--nfs4-preview", "--lease-time", "2"});
+  const std::string session = Mount("client-one");
+  // Past its lease: still served, and renewed by the SEQUENCE.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  SessionReply c = Compound(conn_, {Sequence(session, 1), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+  // Another principal with the same owner while the lease runs: refused.
+  const AuthSys other{1000, 1000, {}, "elsewhere"};
+  auto exchange_as_other = [&] {
+    RpcReply r = conn_.Call(kNfsProg, kNfs4, kCompound,
+                            CompoundArgs("s", 1, {ExchangeId("client-one")}), &other);
+    EXPECT_TRUE(r.ok) << r.error;
+    return DecodeSession(r.results);
+  };
+  c = exchange_as_other();
+  EXPECT_EQ(c.results, (Results{{kOpExchangeId, kErrClidInuse}}));
+  // Expired: the courtesy client loses its state to the conflict.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  c = exchange_as_other();
+  EXPECT_EQ(c.results, (Results{{kOpExchangeId, kNfs4Ok}}));
+  c = Compound(conn_, {Sequence(session, 2), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrBadSession}}));
   ASSERT_TRUE(server_->Stop());
 }
 

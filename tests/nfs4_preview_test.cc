@@ -78,9 +78,8 @@ CompoundReply DecodeCompound(const std::string& body) {
 constexpr uint32_t kOpBindConn = 41, kOpExchangeId = 42, kOpCreateSession = 43,
                    kOpDestroySession = 44, kOpDestroyClientid = 57, kOpReclaimComplete = 58;
 constexpr uint32_t kErrBadSession = 10052, kErrBadSlot = 10053, kErrSeqMisordered = 10063,
-                   kErrReqTooBig = 10065, kErrCompleteAlready = 10054,
-                   kErrClientidBusy = 10074, kErrStaleClientid = 10022,
-                   kErrClidInuse = 10017;
+                   kErrReqTooBig = 10065, kErrCompleteAlready = 10054, kErrClientidBusy = 10074,
+                   kErrStaleClientid = 10022, kErrClidInuse = 10017;
 constexpr uint32_t kFlagUseNonPnfs = 0x10000, kFlagConfirmedR = 0x80000000u;
 
 std::string ExchangeId(const std::string& owner, const std::string& verifier = "verifier") {
@@ -89,8 +88,15 @@ std::string ExchangeId(const std::string& owner, const std::string& verifier = "
 }
 std::string ChannelAttrs(uint32_t maxreq, uint32_t maxresp, uint32_t maxresp_cached,
                          uint32_t maxops, uint32_t maxreqs) {
-  return XdrOut().U32(0).U32(maxreq).U32(maxresp).U32(maxresp_cached).U32(maxops).U32(maxreqs)
-      .U32(0).bytes();
+  return XdrOut()
+      .U32(0)
+      .U32(maxreq)
+      .U32(maxresp)
+      .U32(maxresp_cached)
+      .U32(maxops)
+      .U32(maxreqs)
+      .U32(0)
+      .bytes();
 }
 std::string CreateSession(uint64_t clientid, uint32_t seq, uint32_t maxreq = 1 << 20,
                           uint32_t maxreqs = 16) {
@@ -144,22 +150,21 @@ SessionReply DecodeSession(const std::string& body) {
     uint64_t minor = 0;
     switch (op) {
       case kOpExchangeId:
-        if (!in.U64(&r.clientid) || !in.U32(&r.sequenceid) || !in.U32(&r.flags) ||
-            !in.U32(&v) || v != 0 || !in.U64(&minor) || !in.Opaque(&r.server_owner, 1024) ||
+        if (!in.U64(&r.clientid) || !in.U32(&r.sequenceid) || !in.U32(&r.flags) || !in.U32(&v) ||
+            v != 0 || !in.U64(&minor) || !in.Opaque(&r.server_owner, 1024) ||
             !in.Opaque(&scope, 1024) || !in.U32(&v) || v != 0) {
           return r;
         }
         break;
-      case kOpCreateSession:
-        {
-          // sessionid4 is fixed: 16 bytes, read as four words.
-          std::string id;
-          for (int w = 0; w < 4; ++w) {
-            if (!in.U32(&v)) return r;
-            for (int b = 3; b >= 0; --b) id.push_back(static_cast<char>(v >> (8 * b)));
-          }
-          r.sessionid = id;
+      case kOpCreateSession: {
+        // sessionid4 is fixed: 16 bytes, read as four words.
+        std::string id;
+        for (int w = 0; w < 4; ++w) {
+          if (!in.U32(&v)) return r;
+          for (int b = 3; b >= 0; --b) id.push_back(static_cast<char>(v >> (8 * b)));
         }
+        r.sessionid = id;
+      }
         if (!in.U32(&r.sequenceid) || !in.U32(&r.flags) ||
             !SkipChannelAttrs(in, &r.fore_maxops, &r.fore_maxreqs)) {
           return r;
@@ -312,16 +317,19 @@ TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
   ASSERT_TRUE(r.ok) << r.error;
   SessionReply c = DecodeSession(r.results);
   ASSERT_TRUE(c.ok) << Hex(r.results);
-  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}, {kOpGetfh, kNfs4Ok}}));
+  EXPECT_EQ(c.results,
+            (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}, {kOpGetfh, kNfs4Ok}}));
   EXPECT_FALSE(c.fh.empty());
   EXPECT_EQ(c.highest_slotid, 63u);
 
   // The same slot and seqid again, with a new XID and then on a new connection: the
   // reply is the first one byte for byte after the XID.
-  ASSERT_TRUE(conn_.SendRecord(WireConn::CallMessage(0x5000, kNfsProg, kNfs4, kCompound, args, nullptr)));
+  ASSERT_TRUE(
+      conn_.SendRecord(WireConn::CallMessage(0x5000, kNfsProg, kNfs4, kCompound, args, nullptr)));
   std::optional<std::string> first = conn_.RecvRecord();
   ASSERT_TRUE(first.has_value());
-  ASSERT_TRUE(conn_.SendRecord(WireConn::CallMessage(0x5001, kNfsProg, kNfs4, kCompound, args, nullptr)));
+  ASSERT_TRUE(
+      conn_.SendRecord(WireConn::CallMessage(0x5001, kNfsProg, kNfs4, kCompound, args, nullptr)));
   std::optional<std::string> second = conn_.RecvRecord();
   ASSERT_TRUE(second.has_value());
   ASSERT_GT(first->size(), 4u);
@@ -329,7 +337,8 @@ TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
   EXPECT_EQ(WireConn::ParseReply(*first).results, r.results);
   WireConn other;
   ASSERT_TRUE(other.Connect(server_->nfs_port()));
-  ASSERT_TRUE(other.SendRecord(WireConn::CallMessage(0x5002, kNfsProg, kNfs4, kCompound, args, nullptr)));
+  ASSERT_TRUE(
+      other.SendRecord(WireConn::CallMessage(0x5002, kNfsProg, kNfs4, kCompound, args, nullptr)));
   std::optional<std::string> third = other.RecvRecord();
   ASSERT_TRUE(third.has_value());
   EXPECT_EQ(first->substr(4), third->substr(4));
@@ -354,7 +363,8 @@ TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
   c = Compound(conn_, {Sequence(session, 3), Op(kOpReclaimComplete) + XdrOut().U32(0).bytes()});
   EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpReclaimComplete, kNfs4Ok}}));
   c = Compound(conn_, {Sequence(session, 4), Op(kOpReclaimComplete) + XdrOut().U32(0).bytes()});
-  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpReclaimComplete, kErrCompleteAlready}}));
+  EXPECT_EQ(c.results,
+            (Results{{kOpSequence, kNfs4Ok}, {kOpReclaimComplete, kErrCompleteAlready}}));
   ASSERT_TRUE(server_->Stop());
 }
 

@@ -436,10 +436,9 @@ TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {
     // Only the filehandle ops and the session ops have handlers so far.
     const bool implemented = op == OP_PUTFH || op == OP_PUTROOTFH || op == OP_GETFH ||
                              op == OP_SAVEFH || op == OP_RESTOREFH;
-    const bool session_op = op == OP_EXCHANGE_ID || op == OP_CREATE_SESSION ||
-                            op == OP_SEQUENCE || op == OP_DESTROY_SESSION ||
-                            op == OP_DESTROY_CLIENTID || op == OP_BIND_CONN_TO_SESSION ||
-                            op == OP_RECLAIM_COMPLETE;
+    const bool session_op = op == OP_EXCHANGE_ID || op == OP_CREATE_SESSION || op == OP_SEQUENCE ||
+                            op == OP_DESTROY_SESSION || op == OP_DESTROY_CLIENTID ||
+                            op == OP_BIND_CONN_TO_SESSION || op == OP_RECLAIM_COMPLETE;
     EXPECT_EQ(d->handler != nullptr, implemented || session_op) << d->name;
   }
   EXPECT_STREQ(FindOp(OP_SEQUENCE)->name, "SEQUENCE");

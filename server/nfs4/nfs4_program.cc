@@ -56,8 +56,7 @@ const rpc::ProcedureDesc* Nfs4Program::procedure(uint32_t proc) const {
   static const std::array<rpc::ProcedureDesc, kNfs4ProcCount> kProcs = {{
       rpc::Procedure<&Nfs4Program::Null, rpc::XdrVoid, rpc::XdrVoid>(
           "NULL", {.flags = rpc::ProcedureDesc::kQuick}),
-      rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, XdrEncodedCompound4Res>(
-          "COMPOUND"),
+      rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, XdrEncodedCompound4Res>("COMPOUND"),
   }};
   return proc < kProcs.size() ? &kProcs[proc] : nullptr;
 }

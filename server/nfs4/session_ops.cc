@@ -70,8 +70,8 @@ nfsstat4 CreateSession(CompoundState& cs, const nfs_argop4& args, nfs_resop4& re
   Nfs4State* state = StateOf(cs);
   if (state == nullptr) return NFS4ERR_SERVERFAULT;
   Nfs4State::CreateSessionResult r;
-  const nfsstat4 status = state->CreateSession(args.nfs_argop4_u.opcreate_session, Caller(cs),
-                                               ConnectionId(cs), &r);
+  const nfsstat4 status =
+      state->CreateSession(args.nfs_argop4_u.opcreate_session, Caller(cs), ConnectionId(cs), &r);
   if (status != NFS4_OK) return status;
   CREATE_SESSION4resok& ok = res.nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4;
   memcpy(ok.csr_sessionid, r.sessionid.data(), r.sessionid.size());
@@ -110,7 +110,8 @@ nfsstat4 Sequence(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     limit = fore.maxresponsesize_cached;
     cs.reply_budget_status = NFS4ERR_REP_TOO_BIG_TO_CACHE;
   }
-  cs.reply_budget = limit > rpc::kAcceptedReplyHeaderSize ? limit - rpc::kAcceptedReplyHeaderSize : 1;
+  cs.reply_budget =
+      limit > rpc::kAcceptedReplyHeaderSize ? limit - rpc::kAcceptedReplyHeaderSize : 1;
   SEQUENCE4resok& ok = res.nfs_resop4_u.opsequence.SEQUENCE4res_u.sr_resok4;
   memcpy(ok.sr_sessionid, a.sa_sessionid, sizeof(ok.sr_sessionid));
   ok.sr_sequenceid = a.sa_sequenceid;

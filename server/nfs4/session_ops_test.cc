@@ -60,8 +60,8 @@ class SessionOpsTest : public ::testing::Test {
   }
 
   std::string Raw(const std::string& args) {
-    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
-        dispatcher_, conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, args);
+    std::optional<rpc::testing::TestReply> r =
+        rpc::testing::RunCall(dispatcher_, conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, args);
     EXPECT_TRUE(r && r->error.is_success());
     return r ? r->body : "";
   }
@@ -160,7 +160,8 @@ TEST_F(SessionOpsTest, SequenceRunsTheCompoundAndARetryGetsTheSameBytes) {
             (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_FALSE_RETRY}}));
   EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 1), Op(OP_PUTROOTFH)}))),
             (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_FALSE_RETRY}}));
-  EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 3)}))), (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_MISORDERED}}));
+  EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 3)}))),
+            (Statuses{{OP_SEQUENCE, NFS4ERR_SEQ_MISORDERED}}));
   EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 1, /*slot=*/4)}))),
             (Statuses{{OP_SEQUENCE, NFS4ERR_BADSLOT}}));
   // Too many ops for the session (ca_maxoperations 8).
@@ -173,11 +174,11 @@ TEST_F(SessionOpsTest, SequenceRunsTheCompoundAndARetryGetsTheSameBytes) {
 TEST_F(SessionOpsTest, TheReplyBudgetStopsAtTheOpThatCrossesIt) {
   // Room for SEQUENCE and PUTROOTFH, not for GETFH's handle.
   const SessionId id = Mount("host-a", /*maxresp=*/1 << 20, /*maxresp_cached=*/100);
-  EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 1, 0, /*cachethis=*/true), Op(OP_PUTROOTFH),
-                                 Op(OP_GETFH)}))),
-            (Statuses{{OP_SEQUENCE, NFS4_OK},
-                      {OP_PUTROOTFH, NFS4_OK},
-                      {OP_GETFH, NFS4ERR_REP_TOO_BIG_TO_CACHE}}));
+  EXPECT_EQ(
+      StatusesOf(Raw(Encode({Seq(id, 1, 0, /*cachethis=*/true), Op(OP_PUTROOTFH), Op(OP_GETFH)}))),
+      (Statuses{{OP_SEQUENCE, NFS4_OK},
+                {OP_PUTROOTFH, NFS4_OK},
+                {OP_GETFH, NFS4ERR_REP_TOO_BIG_TO_CACHE}}));
   // Not asked to cache: the whole reply goes out (and is not kept: a retry is
   // RETRY_UNCACHED_REP).
   const std::string call = Encode({Seq(id, 2, 0, false), Op(OP_PUTROOTFH), Op(OP_GETFH)});
@@ -186,10 +187,9 @@ TEST_F(SessionOpsTest, TheReplyBudgetStopsAtTheOpThatCrossesIt) {
   EXPECT_EQ(StatusesOf(Raw(call)), (Statuses{{OP_SEQUENCE, NFS4ERR_RETRY_UNCACHED_REP}}));
 
   const SessionId small = Mount("host-b", /*maxresp=*/100, /*maxresp_cached=*/100);
-  EXPECT_EQ(StatusesOf(Raw(Encode({Seq(small, 1), Op(OP_PUTROOTFH), Op(OP_GETFH)}))),
-            (Statuses{{OP_SEQUENCE, NFS4_OK},
-                      {OP_PUTROOTFH, NFS4_OK},
-                      {OP_GETFH, NFS4ERR_REP_TOO_BIG}}));
+  EXPECT_EQ(
+      StatusesOf(Raw(Encode({Seq(small, 1), Op(OP_PUTROOTFH), Op(OP_GETFH)}))),
+      (Statuses{{OP_SEQUENCE, NFS4_OK}, {OP_PUTROOTFH, NFS4_OK}, {OP_GETFH, NFS4ERR_REP_TOO_BIG}}));
 }
 
 TEST_F(SessionOpsTest, DestroySessionInItsOwnCompoundMustBeLast) {
@@ -214,8 +214,9 @@ TEST_F(SessionOpsTest, ReclaimCompleteOnceAndOneFsNeedsAFilehandle) {
   rc.nfs_argop4_u.opreclaim_complete.rca_one_fs = TRUE;
   EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 3), rc}))),
             (Statuses{{OP_SEQUENCE, NFS4_OK}, {OP_RECLAIM_COMPLETE, NFS4ERR_NOFILEHANDLE}}));
-  EXPECT_EQ(StatusesOf(Raw(Encode({Seq(id, 4), Op(OP_PUTROOTFH), rc}))),
-            (Statuses{{OP_SEQUENCE, NFS4_OK}, {OP_PUTROOTFH, NFS4_OK}, {OP_RECLAIM_COMPLETE, NFS4_OK}}));
+  EXPECT_EQ(
+      StatusesOf(Raw(Encode({Seq(id, 4), Op(OP_PUTROOTFH), rc}))),
+      (Statuses{{OP_SEQUENCE, NFS4_OK}, {OP_PUTROOTFH, NFS4_OK}, {OP_RECLAIM_COMPLETE, NFS4_OK}}));
 }
 
 }  // namespace

@@ -20,10 +20,9 @@ constexpr uint32_t kMinRequestSize = (2 * 2 + 1 + 3 + NFS4_SESSIONID_SIZE / 4 + 
 constexpr uint32_t kMinResponseSize = (2 + 1 + 1 + 1 + 2 + NFS4_SESSIONID_SIZE / 4 + 5) * 4;
 
 // The EXCHANGE_ID flags a client may send (knfsd's EXCHGID4_FLAG_MASK_A).
-constexpr uint32_t kExchangeIdFlagsA = EXCHGID4_FLAG_SUPP_MOVED_REFER |
-                                       EXCHGID4_FLAG_SUPP_MOVED_MIGR |
-                                       EXCHGID4_FLAG_BIND_PRINC_STATEID |
-                                       EXCHGID4_FLAG_MASK_PNFS | EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+constexpr uint32_t kExchangeIdFlagsA =
+    EXCHGID4_FLAG_SUPP_MOVED_REFER | EXCHGID4_FLAG_SUPP_MOVED_MIGR |
+    EXCHGID4_FLAG_BIND_PRINC_STATEID | EXCHGID4_FLAG_MASK_PNFS | EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
 
 std::string Key(const SessionId& id) { return std::string(id.data(), id.size()); }
 
@@ -181,8 +180,8 @@ bool Nfs4State::Sweep(int64_t now) {
   std::sort(unconfirmed.begin(), unconfirmed.end());
   // Unconfirmed records a lease old are gone (knfsd's laundromat).
   size_t u = 0;
-  for (; u < unconfirmed.size() && now - unconfirmed[u].first >
-                                      absl::ToInt64Nanoseconds(options_.lease);
+  for (; u < unconfirmed.size() &&
+         now - unconfirmed[u].first > absl::ToInt64Nanoseconds(options_.lease);
        ++u) {
     Discard(unconfirmed[u].second);
   }
@@ -251,10 +250,10 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
     const bool creds_match = conf->principal == who;
     const bool verf_match = conf->verifier == verifier;
     if (update) {
-      if (!creds_match) return NFS4ERR_PERM;       // case 9
-      if (!verf_match) return NFS4ERR_NOT_SAME;    // case 8
-      result = conf;                               // case 6
-    } else if (!creds_match) {                     // case 3: another principal
+      if (!creds_match) return NFS4ERR_PERM;     // case 9
+      if (!verf_match) return NFS4ERR_NOT_SAME;  // case 8
+      result = conf;                             // case 6
+    } else if (!creds_match) {                   // case 3: another principal
       if (HasState(*conf)) {
         if (!Expired(*conf, now)) return NFS4ERR_CLID_INUSE;
         Discard(conf->id);  // a courtesy client loses to the conflict
@@ -282,8 +281,8 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
 
 nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Principal& who,
                                   uint64_t conn, CreateSessionResult* out) {
-  constexpr uint32_t kFlagsA = CREATE_SESSION4_FLAG_PERSIST |
-                               CREATE_SESSION4_FLAG_CONN_BACK_CHAN | CREATE_SESSION4_FLAG_CONN_RDMA;
+  constexpr uint32_t kFlagsA = CREATE_SESSION4_FLAG_PERSIST | CREATE_SESSION4_FLAG_CONN_BACK_CHAN |
+                               CREATE_SESSION4_FLAG_CONN_RDMA;
   if ((args.csa_flags & ~kFlagsA) != 0) return NFS4ERR_INVAL;
   // Callback security: AUTH_NONE or AUTH_SYS (knfsd's nfsd4_check_cb_sec: RPCSEC_GSS
   // is ENCR_ALG_UNSUPP).
@@ -304,8 +303,8 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
   fore.headerpadsize = 0;
   fore.maxrequestsize = std::min(fore.maxrequestsize, options_.max_request_size);
   fore.maxresponsesize = std::min(fore.maxresponsesize, options_.max_response_size);
-  fore.maxresponsesize_cached = std::min(
-      {fore.maxresponsesize_cached, options_.max_cached_reply, fore.maxresponsesize});
+  fore.maxresponsesize_cached =
+      std::min({fore.maxresponsesize_cached, options_.max_cached_reply, fore.maxresponsesize});
   fore.maxoperations = std::min(fore.maxoperations, kMaxOpsPerCompound);
   fore.maxrequests = std::clamp(fore.maxrequests, 1u, options_.max_slots);
   // The back channel is accepted as asked, one slot, nothing cached; no callback is

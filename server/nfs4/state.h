@@ -36,8 +36,8 @@
 // by the COMPOUND until its SlotHold ends; seqid == slot's → a retry: the cached reply
 // bytes (SequenceResult::replay) — or NFS4ERR_DELAY while the original still runs,
 // NFS4ERR_SEQ_FALSE_RETRY when the COMPOUND's arguments (tag, minor version, ops)
-// differ from the original's (a hash of their bytes), NFS4ERR_RETRY_UNCACHED_REP when no reply was kept (larger than
-// ca_maxresponsesize_cached, or the reply was never encoded); anything else →
+// differ from the original's (a hash of their bytes), NFS4ERR_RETRY_UNCACHED_REP when no reply was
+// kept (larger than ca_maxresponsesize_cached, or the reply was never encoded); anything else →
 // NFS4ERR_SEQ_MISORDERED (knfsd's check_slot_seqid). Every reply that fits the
 // session's ca_maxresponsesize_cached is kept, sa_cachethis or not (the slot's room is
 // reserved anyway); sa_cachethis only makes a larger reply NFS4ERR_REP_TOO_BIG_TO_CACHE
@@ -123,7 +123,8 @@ struct Session;
 // the slot is released with no reply kept: a retry gets NFS4ERR_RETRY_UNCACHED_REP.
 class SlotHold {
  public:
-  SlotHold(std::shared_ptr<Session> session, uint32_t slot) : session_(std::move(session)), slot_(slot) {}
+  SlotHold(std::shared_ptr<Session> session, uint32_t slot)
+      : session_(std::move(session)), slot_(slot) {}
   ~SlotHold();
   SlotHold(const SlotHold&) = delete;
   SlotHold& operator=(const SlotHold&) = delete;
@@ -182,8 +183,7 @@ class Nfs4State {
     sequenceid4 sequenceid = 0;
     uint32_t flags = 0;
   };
-  nfsstat4 ExchangeId(const EXCHANGE_ID4args& args, const Principal& who,
-                      ExchangeIdResult* out);
+  nfsstat4 ExchangeId(const EXCHANGE_ID4args& args, const Principal& who, ExchangeIdResult* out);
 
   struct CreateSessionResult {
     SessionId sessionid{};
@@ -197,10 +197,10 @@ class Nfs4State {
 
   struct SequenceRequest {
     const SEQUENCE4args* args = nullptr;
-    uint32_t numops = 0;         // the COMPOUND's op count
-    size_t request_bytes = 0;    // the RPC call's size (no record mark)
-    uint64_t request_hash = 0;   // of the COMPOUND's arguments (false-retry detection)
-    uint64_t conn = 0;           // the calling connection's id
+    uint32_t numops = 0;        // the COMPOUND's op count
+    size_t request_bytes = 0;   // the RPC call's size (no record mark)
+    uint64_t request_hash = 0;  // of the COMPOUND's arguments (false-retry detection)
+    uint64_t conn = 0;          // the calling connection's id
   };
   struct SequenceResult {
     // Set for a new request: the slot this COMPOUND holds.

@@ -20,7 +20,8 @@ constexpr int64_t kSecond = 1000000000;
 
 // EXCHANGE_ID arguments whose strings live here.
 struct ExchangeArgs {
-  explicit ExchangeArgs(std::string owner_in, char verifier_byte = 'v') : owner(std::move(owner_in)) {
+  explicit ExchangeArgs(std::string owner_in, char verifier_byte = 'v')
+      : owner(std::move(owner_in)) {
     memset(args.eia_clientowner.co_verifier, verifier_byte, NFS4_VERIFIER_SIZE);
     args.eia_clientowner.co_ownerid.co_ownerid_val = owner.data();
     args.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(owner.size());
@@ -125,8 +126,8 @@ TEST_F(StateTest, UnknownClientIdIsStaleAndAnUnconfirmedRetryIsMisordered) {
   EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 0), root_, 1, &s),
             NFS4ERR_SEQ_MISORDERED);
   // Another principal cannot confirm it.
-  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), Principal{rpc::AuthFlavor::kSys, 5, 5},
-                                  1, &s),
+  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1),
+                                  Principal{rpc::AuthFlavor::kSys, 5, 5}, 1, &s),
             NFS4ERR_CLID_INUSE);
   // Flags no RFC defines; a GSS callback.
   CREATE_SESSION4args odd = SessionArgs(r.clientid, 1);

@@ -11,8 +11,13 @@
 
 namespace localnfs::server::nfs4 {
 
+class Nfs4State;
+
 struct Nfs4Services {
   // Filled as the parts of issue 17 land (sessions, namespace, state).
+  // Clients, sessions, slots, leases (state.h); null only in tests of ops that need
+  // none (the session ops then answer NFS4ERR_SERVERFAULT).
+  Nfs4State* state = nullptr;
 };
 
 }  // namespace localnfs::server::nfs4

@@ -104,14 +104,10 @@ std::unique_ptr<Call> Dispatcher::Receive(std::string record, ConnectionInfo* co
   call->received_ns_ = MonotonicNowNs();
   // The largest reply that carries no result: an accepted reply with mismatch_info.
   call->reply_bound_ = kRecordMarkSize + kSmallReplySize;
-  XDR in;
-  // XDR_DECODE never writes to the buffer; xdrmem_create just lacks a const overload.
-  xdrmem_create(&in, call->record_.data(), static_cast<u_int>(call->record_.size()),
-                XDR_DECODE);
   CallHeader h;
-  call->header_ = DecodeCallHeader(&in, &h);
-  call->args_pos_ = xdr_getpos(&in);
-  xdr_destroy(&in);
+  size_t args_pos = 0;
+  call->header_ = DecodeCallHeader(call->record_, &h, &args_pos);
+  call->args_pos_ = static_cast<uint32_t>(args_pos);
   CallContext& ctx = call->ctx_;
   ctx.xid = h.xid;
   if (call->header_ != HeaderCheck::kOk) return call;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "common/credentials.h"
@@ -70,10 +71,13 @@ enum class HeaderCheck {
   kTooWeak,      // a flavor other than AUTH_NONE / AUTH_SYS → AUTH_ERROR AUTH_TOOWEAK
 };
 
-// Decodes a call header from `xdrs` (XDR_DECODE). Whatever is returned, `out->xid` is
-// valid unless kDrop. Checks follow the order of RFC 5531 servers: message type, RPC
-// version, then credentials (before the program is looked up).
-HeaderCheck DecodeCallHeader(XDR* xdrs, CallHeader* out);
+// Decodes the call header at the start of `msg` (a call message without record
+// mark). Whatever is returned, `out->xid` is valid unless kDrop; *args_pos (where
+// the arguments start) is set whenever both authenticators were read (kOk, kTooWeak,
+// and an AUTH_SYS body that does not parse). Checks follow the order of RFC 5531
+// servers: message type, RPC version, then credentials (before the program is
+// looked up).
+HeaderCheck DecodeCallHeader(std::string_view msg, CallHeader* out, size_t* args_pos);
 
 // Reply headers, encoded on `xdrs` (XDR_ENCODE). Return false if the stream is full.
 // Accepted replies carry an AUTH_NONE verifier. For kProgMismatch the caller appends

@@ -10,11 +10,8 @@ namespace {
 
 // Decodes `msg` as a call header.
 HeaderCheck Decode(std::string msg, CallHeader* h) {
-  XDR x;
-  xdrmem_create(&x, msg.data(), static_cast<u_int>(msg.size()), XDR_DECODE);
-  HeaderCheck c = DecodeCallHeader(&x, h);
-  xdr_destroy(&x);
-  return c;
+  size_t args_pos = 0;
+  return DecodeCallHeader(msg, h, &args_pos);
 }
 
 std::string Words(std::initializer_list<uint32_t> words) {
@@ -49,6 +46,21 @@ TEST(CallHeaderTest, AuthNoneDecodesAsNobody) {
   EXPECT_EQ(h.cred.uid, kNobodyUid);
   EXPECT_EQ(h.cred.gid, kNobodyGid);
   EXPECT_TRUE(h.cred.groups.empty());
+}
+
+TEST(CallHeaderTest, ArgumentsStartRightAfterTheVerifier) {
+  // Machine names of every padding (0..3 bytes), so that a reader that gets the
+  // padding of an opaque wrong lands beside the arguments.
+  for (const std::string name : {"", "a", "ab", "abc", "abcd", "abcde"}) {
+    const std::string msg =
+        Client::EncodeCall(1, 2, 3, 4, Sys(1000, 100, 2, name), "ARGSARGS");
+    CallHeader h;
+    size_t args_pos = 0;
+    ASSERT_EQ(DecodeCallHeader(msg, &h, &args_pos), HeaderCheck::kOk) << name;
+    EXPECT_EQ(msg.substr(args_pos), "ARGSARGS") << name;
+    EXPECT_EQ(h.machine_name, name);
+    EXPECT_EQ(h.cred.groups.size(), 2u);
+  }
 }
 
 TEST(CallHeaderTest, AuthSysWithSixteenGroupsIsAccepted) {

@@ -88,6 +88,7 @@
 #include "server/nfs3/nfs3_program.h"
 #include "server/nfs4/nfs4_program.h"
 #include "server/nfs4/pseudofs.h"
+#include "server/nfs4/state.h"
 #include "server/service_notify.h"
 #include "server/reload.h"
 #include "server/status.h"
@@ -110,8 +111,11 @@ ABSL_FLAG(std::string, state_dir, "",
 ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
 ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
 ABSL_FLAG(bool, nfs4_preview, false,
-          "UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port (no sessions "
-          "yet: no client can mount with it)");
+          "UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port (sessions, no "
+          "file system ops yet: no client can mount with it)");
+ABSL_FLAG(int32_t, lease_time, 90,
+          "NFSv4 lease in seconds: a client that sends nothing for longer becomes a "
+          "courtesy client (its state kept until another client conflicts)");
 ABSL_FLAG(bool, inline_quick_calls, true,
           "run the quick calls (GETATTR, LOOKUP, READ, CREATE, REMOVE, ...) a round reads "
           "from one connection on the event-loop thread instead of waking workers");
@@ -229,7 +233,8 @@ constexpr char kUsage[] =
     "  --busy-poll-us N     after reading requests, poll N us for the next before sleeping:\n"
     "                       lower latency at one request in flight, paid in CPU (default 0)\n"
     "  --nfs4-preview       UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port\n"
-    "                       (no sessions yet: no client can mount with it)\n"
+    "                       (sessions, no file system ops yet: no client can mount)\n"
+    "  --lease-time S       NFSv4 lease in seconds, 1..3600 (default 90)\n"
     "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
     "                       (default auto: until the kernel reports it copies anyway)\n"
     "  --log-level L        error, warn, info (default) or debug\n"
@@ -475,6 +480,9 @@ int Main(int argc, char** argv) {
   const int busy_poll_us = absl::GetFlag(FLAGS_busy_poll_us);
   if (busy_poll_us < 0 || busy_poll_us > 1000000)
     Die(kExitUsage, absl::StrFormat("--busy-poll-us=%d: must be 0..1000000", busy_poll_us));
+  const int lease_seconds = absl::GetFlag(FLAGS_lease_time);
+  if (lease_seconds < 1 || lease_seconds > 3600)
+    Die(kExitUsage, absl::StrFormat("--lease-time=%d: must be 1..3600", lease_seconds));
   const int drain_seconds = absl::GetFlag(FLAGS_drain_timeout);
   if (drain_seconds < 0)
     Die(kExitUsage, absl::StrFormat("--drain-timeout=%d: must be >= 0", drain_seconds));
@@ -594,13 +602,29 @@ int Main(int argc, char** argv) {
     MountProgram mount(MountProgram::Deps{&table, &*key, &backend,
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
-    // NFSv4's namespace shares NFSv3's export table, handle key and backend.
+    // NFSv4: the client and session state (server/nfs4/state.h), which the program's
+    // ops reach through the services; destroyed after the server has stopped. The
+    // namespace (server/nfs4/pseudofs.h) shares NFSv3's export table, handle key and
+    // backend.
+    std::optional<nfs4::Nfs4State> nfs4_state;
     nfs4::PseudoFs nfs4_namespace(nfs4::PseudoFs::Deps{&table, &*key, &backend});
     nfs4::Nfs4Services nfs4_services;
     nfs4_services.namespace_fs = &nfs4_namespace;
     std::optional<nfs4::Nfs4Program> nfs4_program;
-    if (absl::GetFlag(FLAGS_nfs4_preview))
+    if (absl::GetFlag(FLAGS_nfs4_preview)) {
+      nfs4::Nfs4State::Options o;
+      o.lease = absl::Seconds(lease_seconds);
+      o.max_request_size = static_cast<uint32_t>(max_record_size);
+      // server_owner and server_scope: the host name, as knfsd's utsname nodename.
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') {
+        o.server_owner = o.server_scope = host;
+      }
+      o.boot = static_cast<uint32_t>(absl::ToUnixSeconds(absl::Now()));
+      nfs4_state.emplace(std::move(o));
+      nfs4_services.state = &*nfs4_state;
       nfs4_program.emplace(nfs4::Nfs4Program::Options{}, &nfs4_services);
+    }
     rpc::ServerOptions opts;
     opts.worker_threads = threads;
     opts.inline_quick_calls = absl::GetFlag(FLAGS_inline_quick_calls);
@@ -628,7 +652,7 @@ int Main(int argc, char** argv) {
     if (nfs4_program) {
       server.AddProgram(&*nfs4_program);
       LOG_WARNING("--nfs4-preview: NFSv4.1/4.2 COMPOUND answers on the NFS port; it is "
-                  "unfinished (no sessions: clients cannot mount with it)");
+                  "unfinished (no file system ops: clients cannot mount with it)");
     }
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));

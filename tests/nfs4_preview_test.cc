@@ -2,15 +2,22 @@
 // localnfsd, over a raw TCP socket: with --nfs4-preview the COMPOUND program
 // answers on the NFS port next to NFSv3 and LOCALIO, on the same connection;
 // without it nothing of v4 is registered (a v4 call is PROG_MISMATCH 3..3, as
-// before).
+// before). Sessions: EXCHANGE_ID → CREATE_SESSION → SEQUENCE, the slot's kept reply
+// sent again byte for byte (after the XID) on the same and on another connection, the
+// slot and session errors, REQ_TOO_BIG, a second client, BIND_CONN_TO_SESSION,
+// DESTROY_SESSION / DESTROY_CLIENTID, RECLAIM_COMPLETE once, a courtesy client past its
+// lease (served again; loses to a conflicting principal), --lease-time's range.
 //
 // COMPOUNDs are encoded and their replies decoded by hand (tests/wire.h's
 // XdrOut / XdrIn, from RFC 8881 §16.2 / RFC 7863), sharing nothing with the
 // server's rpcgen output.
 #include <stdint.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -28,7 +35,7 @@ constexpr uint32_t kLocalioProg = 400122;
 constexpr uint32_t kOpGetfh = 10, kOpPutfh = 22, kOpPutrootfh = 24, kOpSequence = 53,
                    kOpIllegal = 10044;
 constexpr uint32_t kNfs4Ok = 0, kErrMinorVersMismatch = 10021, kErrOpIllegal = 10044,
-                   kErrOpNotInSession = 10071;
+                   kErrOpNotInSession = 10071, kErrBadHandle = 10001;
 
 // A COMPOUND4args: tag, minorversion, then the ops (each an op number and its
 // arguments, already encoded).
@@ -67,6 +74,129 @@ CompoundReply DecodeCompound(const std::string& body) {
   return r;
 }
 
+// RFC 8881 op numbers and values of the session tests.
+constexpr uint32_t kOpBindConn = 41, kOpExchangeId = 42, kOpCreateSession = 43,
+                   kOpDestroySession = 44, kOpDestroyClientid = 57, kOpReclaimComplete = 58;
+constexpr uint32_t kErrBadSession = 10052, kErrBadSlot = 10053, kErrSeqMisordered = 10063,
+                   kErrReqTooBig = 10065, kErrCompleteAlready = 10054, kErrClientidBusy = 10074,
+                   kErrStaleClientid = 10022, kErrClidInuse = 10017;
+constexpr uint32_t kFlagUseNonPnfs = 0x10000, kFlagConfirmedR = 0x80000000u;
+
+std::string ExchangeId(const std::string& owner, const std::string& verifier = "verifier") {
+  // client_owner4, flags, SP4_NONE, no implementation id.
+  return XdrOut().U32(kOpExchangeId).Fixed(verifier).Opaque(owner).U32(0).U32(0).U32(0).bytes();
+}
+std::string ChannelAttrs(uint32_t maxreq, uint32_t maxresp, uint32_t maxresp_cached,
+                         uint32_t maxops, uint32_t maxreqs) {
+  return XdrOut()
+      .U32(0)
+      .U32(maxreq)
+      .U32(maxresp)
+      .U32(maxresp_cached)
+      .U32(maxops)
+      .U32(maxreqs)
+      .U32(0)
+      .bytes();
+}
+std::string CreateSession(uint64_t clientid, uint32_t seq, uint32_t maxreq = 1 << 20,
+                          uint32_t maxreqs = 16) {
+  return XdrOut().U32(kOpCreateSession).U64(clientid).U32(seq).U32(0).bytes() +
+         ChannelAttrs(maxreq, 1 << 20, 4096, 16, maxreqs) + ChannelAttrs(4096, 4096, 0, 2, 1) +
+         XdrOut().U32(0x40000000).U32(1).U32(0).bytes();  // cb program, AUTH_NONE
+}
+std::string Sequence(const std::string& sessionid, uint32_t seqid, uint32_t slot = 0) {
+  return XdrOut().U32(kOpSequence).Fixed(sessionid).U32(seqid).U32(slot).U32(slot).U32(0).bytes();
+}
+std::string WithSession(uint32_t op, const std::string& sessionid) {
+  return XdrOut().U32(op).Fixed(sessionid).bytes();
+}
+
+// A COMPOUND4res decoded op by op, the successful results of the ops the session
+// tests send included.
+struct SessionReply {
+  bool ok = false;
+  uint32_t status = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> results;  // (op, status)
+  uint64_t clientid = 0;
+  uint32_t sequenceid = 0, flags = 0;  // EXCHANGE_ID's, or CREATE_SESSION's
+  std::string server_owner;
+  std::string sessionid;
+  uint32_t fore_maxops = 0, fore_maxreqs = 0;
+  uint32_t highest_slotid = 0;
+  std::string fh;
+  uint32_t bind_dir = 0;
+};
+
+bool SkipChannelAttrs(XdrIn& in, uint32_t* maxops, uint32_t* maxreqs) {
+  uint32_t v = 0, n = 0;
+  for (int i = 0; i < 4; ++i)
+    if (!in.U32(&v)) return false;
+  if (!in.U32(maxops) || !in.U32(maxreqs) || !in.U32(&n) || n > 1) return false;
+  return n == 0 || in.U32(&v);
+}
+
+SessionReply DecodeSession(const std::string& body) {
+  SessionReply r;
+  XdrIn in(body);
+  std::string tag;
+  uint32_t n = 0;
+  if (!in.U32(&r.status) || !in.Opaque(&tag, 4096) || !in.U32(&n) || n > 1000) return r;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t op = 0, status = 0, v = 0;
+    if (!in.U32(&op) || !in.U32(&status)) return r;
+    r.results.emplace_back(op, status);
+    if (status != kNfs4Ok) continue;
+    std::string scope;
+    uint64_t minor = 0;
+    switch (op) {
+      case kOpExchangeId:
+        if (!in.U64(&r.clientid) || !in.U32(&r.sequenceid) || !in.U32(&r.flags) || !in.U32(&v) ||
+            v != 0 || !in.U64(&minor) || !in.Opaque(&r.server_owner, 1024) ||
+            !in.Opaque(&scope, 1024) || !in.U32(&v) || v != 0) {
+          return r;
+        }
+        break;
+      case kOpCreateSession: {
+        // sessionid4 is fixed: 16 bytes, read as four words.
+        std::string id;
+        for (int w = 0; w < 4; ++w) {
+          if (!in.U32(&v)) return r;
+          for (int b = 3; b >= 0; --b) id.push_back(static_cast<char>(v >> (8 * b)));
+        }
+        r.sessionid = id;
+      }
+        if (!in.U32(&r.sequenceid) || !in.U32(&r.flags) ||
+            !SkipChannelAttrs(in, &r.fore_maxops, &r.fore_maxreqs)) {
+          return r;
+        }
+        {
+          uint32_t bops = 0, breqs = 0;
+          if (!SkipChannelAttrs(in, &bops, &breqs)) return r;
+        }
+        break;
+      case kOpSequence:
+        if (!in.Skip(16)) return r;
+        for (int k = 0; k < 5; ++k) {
+          if (!in.U32(&v)) return r;
+          if (k == 2) r.highest_slotid = v;
+        }
+        break;
+      case kOpGetfh:
+        if (!in.Opaque(&r.fh, 128)) return r;
+        break;
+      case kOpBindConn:
+        if (!in.Skip(16) || !in.U32(&r.bind_dir) || !in.U32(&v)) return r;
+        break;
+      default:  // the status alone
+        break;
+    }
+  }
+  r.ok = in.remaining() == 0;
+  return r;
+}
+
+using Results = std::vector<std::pair<uint32_t, uint32_t>>;
+
 class Nfs4PreviewTest : public ::testing::Test {
  protected:
   void StartServer(std::vector<std::string> extra) {
@@ -75,6 +205,28 @@ class Nfs4PreviewTest : public ::testing::Test {
     server_.emplace(std::move(args));
     ASSERT_TRUE(server_->Start());
     ASSERT_TRUE(conn_.Connect(server_->nfs_port()));
+  }
+
+  // One COMPOUND (minor version 1) on `conn`, decoded.
+  SessionReply Compound(WireConn& conn, const std::vector<std::string>& ops) {
+    RpcReply r = conn.Call(kNfsProg, kNfs4, kCompound, CompoundArgs("s", 1, ops));
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.accept_stat, kSuccess);
+    SessionReply c = DecodeSession(r.results);
+    EXPECT_TRUE(c.ok) << Hex(r.results);
+    return c;
+  }
+  // EXCHANGE_ID + CREATE_SESSION: the session id (and the client id).
+  std::string Mount(const std::string& owner, uint64_t* clientid = nullptr,
+                    uint32_t maxreq = 1 << 20) {
+    SessionReply ex = Compound(conn_, {ExchangeId(owner)});
+    EXPECT_EQ(ex.status, kNfs4Ok);
+    EXPECT_EQ(ex.flags, kFlagUseNonPnfs);
+    SessionReply cs = Compound(conn_, {CreateSession(ex.clientid, ex.sequenceid, maxreq)});
+    EXPECT_EQ(cs.status, kNfs4Ok);
+    EXPECT_EQ(cs.sessionid.size(), 16u);
+    if (clientid != nullptr) *clientid = ex.clientid;
+    return cs.sessionid;
   }
 
   TempDir root_{"nfs4preview"};
@@ -139,6 +291,161 @@ TEST_F(Nfs4PreviewTest, CompoundAnswersOnTheNfsPortBesideV3AndLocalio) {
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.accept_stat, kSuccess);
   ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
+  StartServer({"--nfs4-preview"});
+  SessionReply ex = Compound(conn_, {ExchangeId("client-one")});
+  ASSERT_EQ(ex.status, kNfs4Ok);
+  EXPECT_EQ(ex.flags, kFlagUseNonPnfs);  // not confirmed yet
+  EXPECT_EQ(ex.sequenceid, 1u);
+  EXPECT_FALSE(ex.server_owner.empty());
+  // Asking for 1000 slots and 16 ops: what the server grants.
+  SessionReply cs = Compound(conn_, {CreateSession(ex.clientid, 1, 1 << 20, 1000)});
+  ASSERT_EQ(cs.status, kNfs4Ok);
+  EXPECT_EQ(cs.fore_maxreqs, 64u);
+  EXPECT_EQ(cs.fore_maxops, 16u);
+  const std::string session = cs.sessionid;
+  // The record is confirmed now.
+  ex = Compound(conn_, {ExchangeId("client-one")});
+  EXPECT_EQ(ex.flags, kFlagUseNonPnfs | kFlagConfirmedR);
+
+  // SEQUENCE + PUTROOTFH + GETFH.
+  const std::string args =
+      CompoundArgs("s", 1, {Sequence(session, 1), Op(kOpPutrootfh), Op(kOpGetfh)});
+  RpcReply r = conn_.Call(kNfsProg, kNfs4, kCompound, args);
+  ASSERT_TRUE(r.ok) << r.error;
+  SessionReply c = DecodeSession(r.results);
+  ASSERT_TRUE(c.ok) << Hex(r.results);
+  EXPECT_EQ(c.results,
+            (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}, {kOpGetfh, kNfs4Ok}}));
+  EXPECT_FALSE(c.fh.empty());
+  EXPECT_EQ(c.highest_slotid, 63u);
+
+  // The same slot and seqid again, with a new XID and then on a new connection: the
+  // reply is the first one byte for byte after the XID.
+  ASSERT_TRUE(
+      conn_.SendRecord(WireConn::CallMessage(0x5000, kNfsProg, kNfs4, kCompound, args, nullptr)));
+  std::optional<std::string> first = conn_.RecvRecord();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(
+      conn_.SendRecord(WireConn::CallMessage(0x5001, kNfsProg, kNfs4, kCompound, args, nullptr)));
+  std::optional<std::string> second = conn_.RecvRecord();
+  ASSERT_TRUE(second.has_value());
+  ASSERT_GT(first->size(), 4u);
+  EXPECT_EQ(first->substr(4), second->substr(4));
+  EXPECT_EQ(WireConn::ParseReply(*first).results, r.results);
+  WireConn other;
+  ASSERT_TRUE(other.Connect(server_->nfs_port()));
+  ASSERT_TRUE(
+      other.SendRecord(WireConn::CallMessage(0x5002, kNfsProg, kNfs4, kCompound, args, nullptr)));
+  std::optional<std::string> third = other.RecvRecord();
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(first->substr(4), third->substr(4));
+
+  // seqid + 2: misordered. The next seqid runs.
+  c = Compound(conn_, {Sequence(session, 3), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrSeqMisordered}}));
+  c = Compound(conn_, {Sequence(session, 2), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+  // Another slot starts at 1; past the table is BADSLOT.
+  c = Compound(conn_, {Sequence(session, 1, 5)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}}));
+  c = Compound(conn_, {Sequence(session, 1, 64)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrBadSlot}}));
+  // A session nobody created.
+  std::string bad = session;
+  bad[15] = static_cast<char>(bad[15] ^ 0x5a);
+  c = Compound(conn_, {Sequence(bad, 1), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrBadSession}}));
+
+  // RECLAIM_COMPLETE: once per client.
+  c = Compound(conn_, {Sequence(session, 3), Op(kOpReclaimComplete) + XdrOut().U32(0).bytes()});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpReclaimComplete, kNfs4Ok}}));
+  c = Compound(conn_, {Sequence(session, 4), Op(kOpReclaimComplete) + XdrOut().U32(0).bytes()});
+  EXPECT_EQ(c.results,
+            (Results{{kOpSequence, kNfs4Ok}, {kOpReclaimComplete, kErrCompleteAlready}}));
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {
+  StartServer({"--nfs4-preview", "--lease-time", "30"});
+  uint64_t one_id = 0, two_id = 0;
+  const std::string one = Mount("client-one", &one_id);
+  // A second client, whose session takes requests of at most 200 bytes.
+  const std::string two = Mount("client-two", &two_id, /*maxreq=*/200);
+  EXPECT_NE(one_id, two_id);
+  EXPECT_NE(one, two);
+  SessionReply c = Compound(conn_, {Sequence(two, 1), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+  const std::string big_fh = XdrOut().U32(kOpPutfh).Opaque(std::string(128, 'h')).bytes();
+  c = Compound(conn_, {Sequence(two, 2), big_fh, Op(kOpGetfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrReqTooBig}}));
+  // The first client's session is not limited so: the request runs (and its made-up
+  // handle is refused as any forged one).
+  c = Compound(conn_, {Sequence(one, 1), big_fh, Op(kOpGetfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutfh, kErrBadHandle}}));
+
+  // Another connection binds itself to the first session.
+  WireConn other;
+  ASSERT_TRUE(other.Connect(server_->nfs_port()));
+  c = Compound(other, {XdrOut().U32(kOpBindConn).Fixed(one).U32(3).U32(0).bytes()});
+  EXPECT_EQ(c.results, (Results{{kOpBindConn, kNfs4Ok}}));
+  EXPECT_EQ(c.bind_dir, 3u);  // CDFS4_BOTH
+  c = Compound(other, {Sequence(one, 2), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+
+  // DESTROY_CLIENTID while the client has a session: busy. DESTROY_SESSION, then the
+  // session is gone and the client id can go.
+  c = Compound(conn_, {XdrOut().U32(kOpDestroyClientid).U64(one_id).bytes()});
+  EXPECT_EQ(c.results, (Results{{kOpDestroyClientid, kErrClientidBusy}}));
+  c = Compound(conn_, {WithSession(kOpDestroySession, one)});
+  EXPECT_EQ(c.results, (Results{{kOpDestroySession, kNfs4Ok}}));
+  c = Compound(conn_, {Sequence(one, 3), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrBadSession}}));
+  c = Compound(conn_, {XdrOut().U32(kOpDestroyClientid).U64(one_id).bytes()});
+  EXPECT_EQ(c.results, (Results{{kOpDestroyClientid, kNfs4Ok}}));
+  c = Compound(conn_, {CreateSession(one_id, 2)});
+  EXPECT_EQ(c.results, (Results{{kOpCreateSession, kErrStaleClientid}}));
+  // The second client is untouched.
+  c = Compound(conn_, {Sequence(two, 2), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4PreviewTest, AnExpiredClientIsACourtesyClientUntilAnotherConflicts) {
+  StartServer({"--nfs4-preview", "--lease-time", "2"});
+  const std::string session = Mount("client-one");
+  // Past its lease: still served, and renewed by the SEQUENCE.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  SessionReply c = Compound(conn_, {Sequence(session, 1), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}}));
+  // Another principal with the same owner while the lease runs: refused.
+  const AuthSys other{1000, 1000, {}, "elsewhere"};
+  auto exchange_as_other = [&] {
+    RpcReply r = conn_.Call(kNfsProg, kNfs4, kCompound,
+                            CompoundArgs("s", 1, {ExchangeId("client-one")}), &other);
+    EXPECT_TRUE(r.ok) << r.error;
+    return DecodeSession(r.results);
+  };
+  c = exchange_as_other();
+  EXPECT_EQ(c.results, (Results{{kOpExchangeId, kErrClidInuse}}));
+  // Expired: the courtesy client loses its state to the conflict.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  c = exchange_as_other();
+  EXPECT_EQ(c.results, (Results{{kOpExchangeId, kNfs4Ok}}));
+  c = Compound(conn_, {Sequence(session, 2), Op(kOpPutrootfh)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kErrBadSession}}));
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4PreviewTest, LeaseTimeOutOfRangeIsAUsageError) {
+  for (const char* bad : {"0", "3601"}) {
+    ServerProcess server({"--export", root_.path() + ":rw", "--nfs4-preview", "--lease-time", bad});
+    EXPECT_FALSE(server.Start()) << bad;
+    EXPECT_TRUE(WIFEXITED(server.exit_status()));
+    EXPECT_EQ(WEXITSTATUS(server.exit_status()), 2) << bad;
+  }
 }
 
 TEST_F(Nfs4PreviewTest, WithoutTheFlagVersionFourIsNotThere) {

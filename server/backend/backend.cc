@@ -75,6 +75,50 @@ absl::StatusOr<Ref<NfsFile>> Backend::OpenForLocalIo(const Object& obj,
   return file;
 }
 
+absl::StatusOr<Ref<NfsFile>> Backend::OpenLockFile(const Object& obj, FileMode mode) {
+  if ((capabilities() & kCapLocks) == 0) return Unsupported("byte-range locks");
+  if (mode != FileMode::kRead && mode != FileMode::kReadWrite)
+    return ErrnoToStatus(EINVAL, "lock file mode");
+  if (!obj.attrs().is_regular())
+    return ErrnoToStatus(obj.attrs().is_dir() ? EISDIR : EINVAL, "lock of a non-file");
+  // A file of its own (its locks are its open file description's), never the cached one.
+  return OpenFile(obj, mode);
+}
+
+namespace {
+
+absl::Status CheckLockRange(LockRange range) {
+  if (range.offset > kMaxLockOffset || range.length > kMaxLockOffset - range.offset)
+    return ErrnoToStatus(EINVAL, "lock range beyond the largest offset");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<LockConflict>> Backend::SetLock(NfsFile& lock_file, LockType type,
+                                                             LockRange range) {
+  RETURN_IF_ERROR(CheckLockRange(range));
+  if (type == LockType::kWrite && lock_file.mode() != FileMode::kReadWrite)
+    return ErrnoToStatus(EBADF, "write lock on a file open for reading");
+  return LockFile(lock_file, LockOp::kSet, type, range);
+}
+
+absl::StatusOr<std::optional<LockConflict>> Backend::TestLock(NfsFile& lock_file, LockType type,
+                                                              LockRange range) {
+  RETURN_IF_ERROR(CheckLockRange(range));
+  return LockFile(lock_file, LockOp::kTest, type, range);
+}
+
+absl::Status Backend::Unlock(NfsFile& lock_file, LockRange range) {
+  RETURN_IF_ERROR(CheckLockRange(range));
+  return LockFile(lock_file, LockOp::kUnlock, LockType::kRead, range).status();
+}
+
+absl::StatusOr<std::optional<LockConflict>> Backend::LockFile(NfsFile&, LockOp, LockType,
+                                                              LockRange) {
+  return Unsupported("byte-range locks");
+}
+
 absl::Status Backend::Allocate(const Object& obj, const Credentials& cred, uint64_t offset,
                                uint64_t length) {
   if ((capabilities() & kCapAllocate) == 0) return Unsupported("ALLOCATE");

@@ -85,11 +85,21 @@
 // immutable. Calls that may wait for the disk take `nowait`/`may_search` so that a thread
 // serving many clients never waits (rpc/program.h, must_not_block).
 //
-// What NFSv4.1/4.2 (issue 17) adds on this: OPEN/CLOSE share reservations and LOCK as OFD
-// locks need files of their own per open (an OFD lock belongs to one open file
-// description, so not the cache's shared one): a backend call that opens an uncached file
-// for a state owner. SEEK, ALLOCATE, DEALLOCATE, COPY, CLONE and READ_PLUS use the optional
-// capabilities below, which every backend here already implements.
+// Byte-range locks (NFSv4 LOCK, LOCKT, LOCKU). A lock belongs to a lock file: a file of its
+// own for one lock owner on one object (OpenLockFile: never the cache's shared file), as
+// an OFD lock belongs to one open file description. Locks of one lock file never conflict
+// with each other (a new lock over its own range replaces that part: merged, split,
+// converted, as fcntl's); locks of different lock files on one object conflict when they
+// overlap and one is a write lock — and in the POSIX backend they are the kernel's OFD
+// locks (F_OFD_SETLK), so they conflict with the locks processes on the server's host
+// take with fcntl (OFD and classic POSIX locks are checked against each other; flock(2)
+// locks are separate). Dropping the last reference to a lock file releases its locks.
+// Nothing waits: a conflicting request is refused with the conflict (NFSv4 clients poll
+// for a blocking lock). The memory backend models the same rules (range_locks.h).
+// OPEN's share reservations are the NFSv4 layer's: Linux has no deny modes for the host's
+// processes, and knfsd too enforces them among its clients only.
+// SEEK, ALLOCATE, DEALLOCATE, COPY, CLONE and READ_PLUS use the optional capabilities
+// below, which every backend here implements.
 #pragma once
 
 #include <stdint.h>
@@ -175,6 +185,23 @@ struct SeekResult {
   uint64_t offset = 0;
 };
 
+// Byte-range locks (see "Byte-range locks" above). A range is [offset, offset + length),
+// length 0 to the end of the file (fcntl's l_len 0; what an NFSv4 length of all ones
+// becomes); offset + length at most 2^63 (off_t): the caller clamps, as knfsd does.
+enum class LockType { kRead, kWrite };
+struct LockRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+// A lock that refused a request: its type and range (length 0: to the end).
+struct LockConflict {
+  LockType type = LockType::kWrite;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+// The largest offset and end a lock range may have (off_t's).
+inline constexpr uint64_t kMaxLockOffset = static_cast<uint64_t>(INT64_MAX);
+
 // capabilities() bits: the optional operations a backend implements (NFSv4.2).
 inline constexpr uint32_t kCapAllocate = 1u << 0;    // ALLOCATE (fallocate)
 inline constexpr uint32_t kCapDeallocate = 1u << 1;  // DEALLOCATE (punch a hole)
@@ -182,6 +209,7 @@ inline constexpr uint32_t kCapSeek = 1u << 2;        // SEEK data/hole, READ_PLU
 inline constexpr uint32_t kCapCopy = 1u << 3;        // COPY (copy_file_range)
 inline constexpr uint32_t kCapClone = 1u << 4;       // CLONE (FICLONERANGE, if the fs has it)
 inline constexpr uint32_t kCapLocalIo = 1u << 5;     // OpenForLocalIo gives real fds
+inline constexpr uint32_t kCapLocks = 1u << 6;       // byte-range locks (LOCK, LOCKT, LOCKU)
 
 // One commit a backend made (see "Durability"), for tests.
 struct CommitRecord {
@@ -336,6 +364,23 @@ class Backend {
   absl::Status Clone(const Object& src, const Object& dst, const Credentials& cred,
                      uint64_t src_offset, uint64_t dst_offset, uint64_t count);
 
+  // ---- Byte-range locks (kCapLocks; see "Byte-range locks" above)
+
+  // A new lock file of the regular file `obj` for one lock owner: kRead takes read locks
+  // only, kReadWrite both. Opened as the server, with no permission check: the client's
+  // OPEN was checked, and a lock changes no data. EINVAL: not a regular file.
+  absl::StatusOr<Ref<NfsFile>> OpenLockFile(const Object& obj, FileMode mode);
+  // LOCK: granted (nullopt) or refused with the conflicting lock. EBADF: a write lock on
+  // a kRead lock file. EINVAL: a range beyond kMaxLockOffset.
+  absl::StatusOr<std::optional<LockConflict>> SetLock(NfsFile& lock_file, LockType type,
+                                                      LockRange range);
+  // LOCKT: the lock that would refuse SetLock on `lock_file` (a fresh one for an owner
+  // that holds none), changing nothing.
+  absl::StatusOr<std::optional<LockConflict>> TestLock(NfsFile& lock_file, LockType type,
+                                                       LockRange range);
+  // LOCKU: no lock of lock_file is left in `range` (unlocking nothing is no error).
+  absl::Status Unlock(NfsFile& lock_file, LockRange range);
+
   // ---- File system
 
   virtual absl::StatusOr<FsStat> StatFs(const Object& obj) = 0;
@@ -379,6 +424,11 @@ class Backend {
                                     uint64_t offset, uint64_t length, bool punch_hole);
   virtual absl::StatusOr<SeekResult> SeekFile(NfsFile& file, const Object& obj,
                                               uint64_t offset, SeekWhat what);
+  // A lock request on a lock file after the checks of SetLock/TestLock/Unlock (`test`:
+  // LOCKT; `unlock`: LOCKU, type ignored).
+  enum class LockOp { kSet, kTest, kUnlock };
+  virtual absl::StatusOr<std::optional<LockConflict>> LockFile(NfsFile& lock_file, LockOp op,
+                                                               LockType type, LockRange range);
   virtual absl::StatusOr<uint64_t> CopyFile(NfsFile& src, NfsFile& dst, const Object& dst_obj,
                                             const Credentials& cred, uint64_t src_offset,
                                             uint64_t dst_offset, uint64_t count, bool clone);

@@ -124,6 +124,10 @@ class CachingBackend final : public Backend {
                             uint64_t offset, uint64_t length, bool punch_hole) override {
     return inner_.AllocateFile(file, obj, cred, offset, length, punch_hole);
   }
+  absl::StatusOr<std::optional<LockConflict>> LockFile(NfsFile& lock_file, LockOp op,
+                                                       LockType type, LockRange range) override {
+    return inner_.LockFile(lock_file, op, type, range);
+  }
   absl::StatusOr<SeekResult> SeekFile(NfsFile& file, const Object& obj, uint64_t offset,
                                       SeekWhat what) override {
     return inner_.SeekFile(file, obj, offset, what);

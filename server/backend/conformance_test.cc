@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -972,6 +974,143 @@ TEST_P(BackendConformanceTest, CopyRangeCopiesUpToTheEndAndCloneCopiesOrIsNotSup
 }
 
 // ---- File system
+
+// ---- Byte-range locks
+
+TEST_P(BackendConformanceTest, LocksOfDifferentLockFilesConflictAsFcntlSays) {
+  ASSERT_TRUE(b().capabilities() & kCapLocks);
+  Object f = File(root_, "f", 0666, me_);
+  auto one = b().OpenLockFile(f, FileMode::kReadWrite);
+  auto two = b().OpenLockFile(f, FileMode::kReadWrite);
+  ASSERT_TRUE(one.ok() && two.ok()) << one.status() << two.status();
+  // A write lock on [100, 200) refuses an overlapping read lock of another lock file,
+  // not one beside it; the conflict says what and where.
+  auto w = b().SetLock(**one, LockType::kWrite, {100, 100});
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_FALSE(w->has_value());
+  auto r = b().SetLock(**two, LockType::kRead, {150, 10});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->type, LockType::kWrite);
+  EXPECT_EQ((*r)->offset, 100u);
+  EXPECT_EQ((*r)->length, 100u);
+  auto beside = b().SetLock(**two, LockType::kRead, {200, 10});
+  ASSERT_TRUE(beside.ok());
+  EXPECT_FALSE(beside->has_value());
+  // Read locks share; a write over someone's read lock does not.
+  auto shared = b().SetLock(**one, LockType::kRead, {205, 1});
+  ASSERT_TRUE(shared.ok());
+  EXPECT_FALSE(shared->has_value());
+  auto over_read = b().TestLock(**one, LockType::kWrite, {0, 0});
+  ASSERT_TRUE(over_read.ok());
+  ASSERT_TRUE(over_read->has_value()) << "the other file's read lock at 200";
+  EXPECT_EQ((*over_read)->type, LockType::kRead);
+  EXPECT_EQ((*over_read)->offset, 200u);
+  // Unlocked, the range is free for the other file (TestLock changed nothing).
+  ASSERT_TRUE(b().Unlock(**one, {100, 100}).ok());
+  auto now_free = b().SetLock(**two, LockType::kWrite, {100, 100});
+  ASSERT_TRUE(now_free.ok());
+  EXPECT_FALSE(now_free->has_value());
+}
+
+TEST_P(BackendConformanceTest, AnOwnersLocksReplaceAndSplitEachOther) {
+  Object f = File(root_, "f", 0666, me_);
+  auto one = b().OpenLockFile(f, FileMode::kReadWrite);
+  auto two = b().OpenLockFile(f, FileMode::kReadWrite);
+  ASSERT_TRUE(one.ok() && two.ok());
+  // [0, end) write; then a read lock and an unlocked hole inside it — its own locks never
+  // conflict with it, and what is left stays locked.
+  ASSERT_FALSE(b().SetLock(**one, LockType::kWrite, {0, 0})->has_value());
+  ASSERT_FALSE(b().SetLock(**one, LockType::kRead, {10, 10})->has_value());
+  ASSERT_TRUE(b().Unlock(**one, {30, 10}).ok());
+  auto in_read = b().TestLock(**two, LockType::kRead, {12, 1});
+  ASSERT_TRUE(in_read.ok());
+  EXPECT_FALSE(in_read->has_value()) << "[10, 20) became a read lock";
+  auto write_in_read = b().TestLock(**two, LockType::kWrite, {12, 1});
+  ASSERT_TRUE(write_in_read->has_value());
+  EXPECT_EQ((*write_in_read)->type, LockType::kRead);
+  EXPECT_FALSE(b().TestLock(**two, LockType::kWrite, {30, 10})->has_value()) << "the hole";
+  auto after_hole = b().TestLock(**two, LockType::kRead, {45, 1});
+  ASSERT_TRUE(after_hole->has_value());
+  EXPECT_EQ((*after_hole)->type, LockType::kWrite);
+  EXPECT_EQ((*after_hole)->offset, 40u);
+  EXPECT_EQ((*after_hole)->length, 0u) << "to the end";
+}
+
+TEST_P(BackendConformanceTest, ClosingALockFileReleasesItsLocks) {
+  Object f = File(root_, "f", 0666, me_);
+  auto one = b().OpenLockFile(f, FileMode::kReadWrite);
+  auto two = b().OpenLockFile(f, FileMode::kReadWrite);
+  ASSERT_TRUE(one.ok() && two.ok());
+  ASSERT_FALSE(b().SetLock(**one, LockType::kWrite, {0, 0})->has_value());
+  ASSERT_TRUE(b().SetLock(**two, LockType::kWrite, {0, 1})->has_value());
+  one->reset();  // the last reference
+  EXPECT_FALSE(b().SetLock(**two, LockType::kWrite, {0, 1})->has_value());
+}
+
+TEST_P(BackendConformanceTest, LockFilesAreForRegularFilesAndWriteLocksNeedWriting) {
+  Object f = File(root_, "f", 0666, me_);
+  Object d = Dir(root_, "d", 0777, me_);
+  EXPECT_EQ(Err(b().OpenLockFile(d, FileMode::kRead)), EISDIR);
+  auto ro = b().OpenLockFile(f, FileMode::kRead);
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ(Err(b().SetLock(**ro, LockType::kWrite, {0, 1})), EBADF);
+  EXPECT_FALSE(b().SetLock(**ro, LockType::kRead, {0, 1})->has_value());
+  EXPECT_EQ(Err(b().SetLock(**ro, LockType::kRead, {kMaxLockOffset, 2})), EINVAL);
+  EXPECT_FALSE(b().SetLock(**ro, LockType::kRead, {kMaxLockOffset - 1, 1})->has_value());
+}
+
+TEST_P(BackendConformanceTest, LocksOfProcessesOnTheHostConflictWithLockFiles) {
+  if (memory()) GTEST_SKIP() << "no host file behind a memory object";
+  Object f = File(root_, "f", 0666, me_);
+  const std::string path = base_ + "/a/f";
+  // A process's classic POSIX lock (fcntl F_SETLK, what most programs take) in a child,
+  // which holds it until told to go.
+  int to_child[2], from_child[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(from_child), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int fd = open(path.c_str(), O_RDWR);
+    struct flock fl{};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 10;
+    const char ok = fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0 ? 'y' : 'n';
+    (void)!write(from_child[1], &ok, 1);
+    char c;
+    (void)!read(to_child[0], &c, 1);
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(from_child[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 'y');
+  auto lf = b().OpenLockFile(f, FileMode::kReadWrite);
+  ASSERT_TRUE(lf.ok()) << lf.status();
+  auto refused = b().SetLock(**lf, LockType::kRead, {5, 1});
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_TRUE(refused->has_value()) << "the host process's lock was ignored";
+  EXPECT_FALSE(b().SetLock(**lf, LockType::kWrite, {10, 5})->has_value());
+  // And the reverse: the client's lock refuses the host's processes (an OFD lock here).
+  const int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  struct flock fl{};
+  fl.l_type = F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 12;
+  fl.l_len = 1;
+  EXPECT_EQ(fcntl(fd, F_OFD_SETLK, &fl), -1);
+  EXPECT_TRUE(errno == EAGAIN || errno == EACCES) << strerror(errno);
+  close(fd);
+  ASSERT_EQ(write(to_child[1], "x", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  for (int p : {to_child[0], to_child[1], from_child[0], from_child[1]}) close(p);
+  // The child is gone, with its lock.
+  EXPECT_FALSE(b().SetLock(**lf, LockType::kWrite, {0, 10})->has_value());
+}
 
 TEST_P(BackendConformanceTest, StatFsAndPathConfDescribeTheFileSystem) {
   auto fs = b().StatFs(root_);

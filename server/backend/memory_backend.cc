@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "export_cache/export.h"
+#include "server/backend/range_locks.h"
 #include "server/backend/rules.h"
 #include "server/policy/creds.h"
 
@@ -28,6 +29,10 @@ struct MemoryBackend::Inode final : RefCounted {
   std::map<uint64_t, std::pair<std::string, Ref<Inode>>> entries;
   absl::flat_hash_map<std::string, uint64_t> names;
   uint64_t next_cookie = 3;  // 1 and 2 are "." and ".."
+  // Byte-range locks by lock file (MemoryFile), with a mutex of their own: a lock file
+  // releases its locks when it is destroyed, wherever its last reference goes.
+  absl::Mutex locks_mu;
+  RangeLocks locks ABSL_GUARDED_BY(locks_mu);
 
   uint64_t ino() const { return attrs.fileid; }
   bool is_dir() const { return attrs.is_dir(); }
@@ -65,6 +70,12 @@ class MemoryFile final : public NfsFile {
  public:
   MemoryFile(Ref<Inode> inode, FileMode mode)
       : NfsFile(UniqueFd(), mode), inode_(std::move(inode)) {}
+  // As closing an open file description: its locks go with it.
+  ~MemoryFile() override {
+    if (mode() == FileMode::kPath) return;
+    absl::MutexLock l(&inode_->locks_mu);
+    inode_->locks.ReleaseAll(this);
+  }
   Inode& inode() const { return *inode_; }
 
  private:
@@ -860,6 +871,24 @@ absl::StatusOr<Ref<NfsFile>> MemoryBackend::OpenFile(const Object& obj, FileMode
   }
   files_opened_.fetch_add(1, std::memory_order_relaxed);
   return Ref<NfsFile>::Adopt(new MemoryFile(Ref<Inode>::Share(&n), mode));
+}
+
+absl::StatusOr<std::optional<LockConflict>> MemoryBackend::LockFile(NfsFile& lock_file,
+                                                                    LockOp op, LockType type,
+                                                                    LockRange range) {
+  Inode& n = InodeOf(lock_file);
+  const uint64_t end = range.length == 0 ? RangeLocks::kToEnd : range.offset + range.length;
+  absl::MutexLock l(&n.locks_mu);
+  switch (op) {
+    case LockOp::kSet:
+      return n.locks.Set(&lock_file, type, range.offset, end);
+    case LockOp::kTest:
+      return n.locks.Test(&lock_file, type, range.offset, end);
+    case LockOp::kUnlock:
+      n.locks.Unlock(&lock_file, range.offset, end);
+      return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<ReadResult> MemoryBackend::ReadFile(NfsFile& file, const Attrs& attrs,

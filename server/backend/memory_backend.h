@@ -96,7 +96,7 @@ class MemoryBackend final : public Backend {
 
   const char* name() const override { return "memory"; }
   uint32_t capabilities() const override {
-    return kCapAllocate | kCapDeallocate | kCapSeek | kCapCopy | kCapClone;
+    return kCapAllocate | kCapDeallocate | kCapSeek | kCapCopy | kCapClone | kCapLocks;
   }
 
   absl::StatusOr<Object> OpenPath(const exports::Export& exp, std::string_view rel) override;
@@ -147,6 +147,8 @@ class MemoryBackend final : public Backend {
   bool server_checks() const override { return !options_.privileged; }
   absl::Status AllocateFile(NfsFile& file, const Object& obj, const Credentials& cred,
                             uint64_t offset, uint64_t length, bool punch_hole) override;
+  absl::StatusOr<std::optional<LockConflict>> LockFile(NfsFile& lock_file, LockOp op,
+                                                       LockType type, LockRange range) override;
   absl::StatusOr<SeekResult> SeekFile(NfsFile& file, const Object& obj, uint64_t offset,
                                       SeekWhat what) override;
   absl::StatusOr<uint64_t> CopyFile(NfsFile& src, NfsFile& dst, const Object& dst_obj,

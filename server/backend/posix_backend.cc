@@ -294,6 +294,39 @@ absl::StatusOr<WriteResult> PosixBackend::WriteFile(NfsFile& file, const Object&
   return done;
 }
 
+absl::StatusOr<std::optional<LockConflict>> PosixBackend::LockFile(NfsFile& lock_file,
+                                                                   LockOp op, LockType type,
+                                                                   LockRange range) {
+  const auto request = [&](short l_type) {
+    struct flock fl{};
+    fl.l_type = l_type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(range.offset);
+    fl.l_len = static_cast<off_t>(range.length);  // 0: to the end
+    fl.l_pid = 0;                                 // F_OFD_* require it
+    return fl;
+  };
+  const short l_type = op == LockOp::kUnlock ? F_UNLCK : type == LockType::kWrite ? F_WRLCK : F_RDLCK;
+  // A refused F_OFD_SETLK does not say by what: F_OFD_GETLK does. The conflicting lock
+  // may go between the two calls; then the request is tried again (a few times: a
+  // client that keeps racing gets the range it asked for as the conflict).
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (op != LockOp::kTest) {
+      struct flock fl = request(l_type);
+      if (fcntl(lock_file.fd(), F_OFD_SETLK, &fl) == 0) return std::nullopt;
+      if (errno != EAGAIN && errno != EACCES) return ErrnoToStatus(errno, "F_OFD_SETLK");
+    }
+    struct flock fl = request(l_type);
+    if (fcntl(lock_file.fd(), F_OFD_GETLK, &fl) != 0) return ErrnoToStatus(errno, "F_OFD_GETLK");
+    if (fl.l_type != F_UNLCK) {
+      return LockConflict{fl.l_type == F_WRLCK ? LockType::kWrite : LockType::kRead,
+                          static_cast<uint64_t>(fl.l_start), static_cast<uint64_t>(fl.l_len)};
+    }
+    if (op == LockOp::kTest) return std::nullopt;
+  }
+  return LockConflict{type, range.offset, range.length};
+}
+
 absl::Status PosixBackend::SyncFile(NfsFile& file, const Object& obj) {
   if (fsync(file.fd()) != 0) return ErrnoToStatus(errno, "fsync");
   NotifyCommit(CommitRecord::Kind::kData, obj.attrs().fileid);

@@ -40,7 +40,8 @@ class PosixBackend final : public Backend {
 
   const char* name() const override { return "posix"; }
   uint32_t capabilities() const override {
-    return kCapAllocate | kCapDeallocate | kCapSeek | kCapCopy | kCapClone | kCapLocalIo;
+    return kCapAllocate | kCapDeallocate | kCapSeek | kCapCopy | kCapClone | kCapLocalIo |
+           kCapLocks;
   }
 
   absl::StatusOr<Object> OpenPath(const exports::Export& exp, std::string_view rel) override;
@@ -89,6 +90,9 @@ class PosixBackend final : public Backend {
   bool server_checks() const override;
   absl::Status AllocateFile(NfsFile& file, const Object& obj, const Credentials& cred,
                             uint64_t offset, uint64_t length, bool punch_hole) override;
+  // OFD locks: F_OFD_SETLK, F_OFD_GETLK.
+  absl::StatusOr<std::optional<LockConflict>> LockFile(NfsFile& lock_file, LockOp op,
+                                                       LockType type, LockRange range) override;
   absl::StatusOr<SeekResult> SeekFile(NfsFile& file, const Object& obj, uint64_t offset,
                                       SeekWhat what) override;
   absl::StatusOr<uint64_t> CopyFile(NfsFile& src, NfsFile& dst, const Object& dst_obj,

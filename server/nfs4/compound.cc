@@ -1,5 +1,5 @@
 // server/nfs4/compound.cc — the op table and the COMPOUND loop (see compound.h
-// for the rules). Handlers are in nfs4proc.cc.
+// for the rules). Handlers are in nfs4proc.cc and session_ops.cc.
 #include "server/nfs4/compound.h"
 
 #include <rpc/rpc.h>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/nfs4/nfs4proc.h"
+#include "server/nfs4/session_ops.h"
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -73,10 +74,10 @@ constexpr OpTable MakeTable() {
   op(OP_RELEASE_LOCKOWNER, "RELEASE_LOCKOWNER", kGone, 0);
   // NFSv4.1 (RFC 8881).
   op(OP_BACKCHANNEL_CTL, "BACKCHANNEL_CTL", 0, 1);
-  op(OP_BIND_CONN_TO_SESSION, "BIND_CONN_TO_SESSION", kFirst, 1);
-  op(OP_EXCHANGE_ID, "EXCHANGE_ID", kFirst, 1);
-  op(OP_CREATE_SESSION, "CREATE_SESSION", kFirst, 1);
-  op(OP_DESTROY_SESSION, "DESTROY_SESSION", kFirst, 1);
+  op(OP_BIND_CONN_TO_SESSION, "BIND_CONN_TO_SESSION", kFirst, 1, &BindConnToSession);
+  op(OP_EXCHANGE_ID, "EXCHANGE_ID", kFirst, 1, &ExchangeId);
+  op(OP_CREATE_SESSION, "CREATE_SESSION", kFirst, 1, &CreateSession);
+  op(OP_DESTROY_SESSION, "DESTROY_SESSION", kFirst, 1, &DestroySession);
   op(OP_FREE_STATEID, "FREE_STATEID", 0, 1);
   op(OP_GET_DIR_DELEGATION, "GET_DIR_DELEGATION", kFh, 1);
   op(OP_GETDEVICEINFO, "GETDEVICEINFO", 0, 1);
@@ -85,12 +86,12 @@ constexpr OpTable MakeTable() {
   op(OP_LAYOUTGET, "LAYOUTGET", kFh, 1);
   op(OP_LAYOUTRETURN, "LAYOUTRETURN", kFh, 1);
   op(OP_SECINFO_NO_NAME, "SECINFO_NO_NAME", kFh, 1, &SecInfoNoName);
-  op(OP_SEQUENCE, "SEQUENCE", kFirst | kSeq, 1);
+  op(OP_SEQUENCE, "SEQUENCE", kFirst | kSeq, 1, &Sequence);
   op(OP_SET_SSV, "SET_SSV", 0, 1);
   op(OP_TEST_STATEID, "TEST_STATEID", 0, 1);
   op(OP_WANT_DELEGATION, "WANT_DELEGATION", kFh, 1);
-  op(OP_DESTROY_CLIENTID, "DESTROY_CLIENTID", kFirst, 1);
-  op(OP_RECLAIM_COMPLETE, "RECLAIM_COMPLETE", 0, 1);
+  op(OP_DESTROY_CLIENTID, "DESTROY_CLIENTID", kFirst, 1, &DestroyClientId);
+  op(OP_RECLAIM_COMPLETE, "RECLAIM_COMPLETE", 0, 1, &ReclaimComplete);
   // NFSv4.2 (RFC 7862) and its extended attributes (RFC 8276).
   op(OP_ALLOCATE, "ALLOCATE", kFh | kMod, 2);
   op(OP_COPY, "COPY", kFh | kSaved | kMod, 2);
@@ -217,6 +218,14 @@ nfsstat4 OpStatus(const nfs_resop4& res) {
 
 bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
                  COMPOUND4res* res, rpc::Call* call, Nfs4Services* services) {
+  CompoundState cs;
+  cs.call = call;
+  cs.services = services;
+  return RunCompound(options, header, ops, res, cs);
+}
+
+bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+                 COMPOUND4res* res, CompoundState& cs) {
   res->status = NFS4_OK;
   const uint32_t minor = header.minorversion;
   if (minor < kMinMinorVersion || minor > kMaxMinorVersion) {
@@ -268,11 +277,13 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
     }
   }
 
-  CompoundState cs;
   cs.minorversion = minor;
-  cs.call = call;
-  cs.services = services;
+  cs.numops = header.numops;
+  if (cs.args_bytes.empty()) cs.args_bytes = ops;
+  // The COMPOUND4res's encoded size so far: status, tag, result count.
+  size_t reply_bytes = 4 + 4 + ((size_t{res->tag.utf8string_len} + 3) & ~size_t{3}) + 4;
   for (uint32_t i = 0; i < count; ++i) {
+    cs.op_index = i;
     const DecodedOp& op = decoded[i];
     nfs_resop4& r = next_result();
     nfsstat4 status = op.status;
@@ -298,6 +309,17 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
     status = d->handler(cs, op.args, r);
     SetOpStatus(&r, status);
     res->status = status;
+    // A retry: the program answers with the slot's kept reply.
+    if (cs.replay != nullptr) return true;
+    if (cs.reply_budget != 0) {
+      reply_bytes += xdr_sizeof(reinterpret_cast<xdrproc_t>(xdr_nfs_resop4), &r);
+      if (reply_bytes > cs.reply_budget) {
+        xdr_free(reinterpret_cast<xdrproc_t>(xdr_nfs_resop4), reinterpret_cast<char*>(&r));
+        memset(&r, 0, sizeof(r));
+        res->status = Refuse(r, op.opnum, cs.reply_budget_status);
+        return true;
+      }
+    }
     if (status != NFS4_OK) return true;
   }
   return true;

@@ -34,7 +34,24 @@
 //    NFS4ERR_NOFILEHANDLE;
 //  - kModifiesFs while the current filehandle is read-only (a pseudo directory, an
 //    object of a read-only export: pseudofs.h) → NFS4ERR_ROFS;
-//  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP.
+//  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP;
+//  - the reply budget SEQUENCE set (CompoundState::reply_budget, from the session's
+//    ca_maxresponsesize, or ca_maxresponsesize_cached when sa_cachethis): after each op
+//    the encoded size of the results so far is added up; the op whose result crosses
+//    the budget gets NFS4ERR_REP_TOO_BIG (or NFS4ERR_REP_TOO_BIG_TO_CACHE) instead of
+//    its result, and the COMPOUND stops there (RFC 8881 §2.10.6.4, §18.46.3). The op
+//    has run by then: harmless for the ops that exist (their results are small); ops
+//    with large results and side effects (READ/READDIR are large but have none; WRITE
+//    has a small result) will check an estimate before they run, as knfsd's
+//    op_rsize_bop.
+//  - a SEQUENCE that found a retry (CompoundState::replay set) ends the COMPOUND at
+//    once: the program sends the slot's kept reply instead of these results
+//    (nfs4_program.h "The reply cache").
+// The session limits SEQUENCE checks itself, before it takes the slot, in knfsd's order
+// (Nfs4State::Sequence): ca_maxoperations against CompoundState::numops
+// (NFS4ERR_TOO_MANY_OPS), ca_maxrequestsize against CompoundState::request_bytes
+// (NFS4ERR_REQ_TOO_BIG) — facts the loop and the program give it, so no other handler
+// ever looks at a limit.
 // Execution stops at the first op whose status is not NFS4_OK; the results so far (that
 // op's included) are returned and the COMPOUND's status is the last op's.
 //
@@ -64,6 +81,8 @@ namespace localnfs::server::nfs4 {
 // What handlers reach beyond their COMPOUND: the server's NFSv4 state and the
 // namespace (server/nfs4/services.h). Not owned; outlives every COMPOUND.
 struct Nfs4Services;
+// A COMPOUND's hold on its session slot (server/nfs4/state.h).
+class SlotHold;
 
 // The most ops one COMPOUND may carry: knfsd's NFSD_MAX_OPS_PER_COMPOUND (200 in
 // current kernels, 50 before; the Linux client sends far fewer). The session's
@@ -100,7 +119,24 @@ struct CompoundState {
   Nfs4Services* services = nullptr;  // null only where `call` is
   std::optional<FileHandle4> current;
   std::optional<FileHandle4> saved;
-  // TODO(sessions): the session and slot SEQUENCE found, for the reply cache.
+
+  // What SEQUENCE checks against the session: the op count and the op being run (set
+  // by RunCompound), the RPC call's size without record mark (set by the program), and
+  // the COMPOUND's argument bytes — tag, minor version, ops — that a retry must repeat
+  // (set by the program; RunCompound sets the ops' bytes when it is left empty).
+  uint32_t numops = 0;
+  uint32_t op_index = 0;
+  size_t request_bytes = 0;
+  std::string_view args_bytes;
+  // Set by SEQUENCE for a new request: the slot this COMPOUND holds; the program gives
+  // it the encoded reply to keep (or, destroyed without one, it keeps none).
+  std::shared_ptr<SlotHold> slot;
+  // Set by SEQUENCE for a retry: the kept reply, sent instead of running anything.
+  std::shared_ptr<const std::string> replay;
+  // Set by SEQUENCE: the most bytes the COMPOUND4res may encode to (0: no limit), and
+  // the status of the op that crosses it.
+  size_t reply_budget = 0;
+  nfsstat4 reply_budget_status = NFS4ERR_REP_TOO_BIG;
 };
 
 using OpHandler = nfsstat4 (*)(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
@@ -150,6 +186,11 @@ struct CompoundHeader {
 // `call` and `services` are handed to the handlers (CompoundState).
 bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
                  COMPOUND4res* res, rpc::Call* call = nullptr, Nfs4Services* services = nullptr);
+// The same with a compound state the caller made (call, services, request_bytes
+// filled) and looks at afterwards (slot, replay). res->tag must be set already (the
+// reply budget counts it).
+bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+                 COMPOUND4res* res, CompoundState& cs);
 
 // Sets the status of an op's result, whatever its op: every nfs_resop4 arm
 // starts with its nfsstat4 (rpc/nfs4_xdr_test.cc

@@ -8,6 +8,10 @@
 
 #include <array>
 #include <string_view>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "server/nfs4/state.h"
 
 namespace localnfs::server::nfs4 {
 
@@ -31,19 +35,40 @@ bool_t XdrCompound4Args(XDR* x, Compound4Args* args) {
   return TRUE;
 }
 
+bool_t XdrEncodedCompound4Res(XDR* x, EncodedCompound4Res* res) {
+  switch (x->x_op) {
+    case XDR_FREE:
+      delete res->bytes;
+      res->bytes = nullptr;
+      return TRUE;
+    case XDR_DECODE:
+      return FALSE;
+    case XDR_ENCODE:
+      break;
+  }
+  if (res->bytes == nullptr || *res->bytes == nullptr) return FALSE;
+  const std::string& b = **res->bytes;
+  // XDR-encoded, so a multiple of 4: put as it is.
+  return XDR_PUTBYTES(x, b.data(), static_cast<u_int>(b.size()));
+}
+
 const rpc::ProcedureDesc* Nfs4Program::procedure(uint32_t proc) const {
   static const std::array<rpc::ProcedureDesc, kNfs4ProcCount> kProcs = {{
       rpc::Procedure<&Nfs4Program::Null, rpc::XdrVoid, rpc::XdrVoid>(
           "NULL", {.flags = rpc::ProcedureDesc::kQuick}),
-      rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, xdr_COMPOUND4res>("COMPOUND"),
+      rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, XdrEncodedCompound4Res>("COMPOUND"),
   }};
   return proc < kProcs.size() ? &kProcs[proc] : nullptr;
 }
 
 rpc::DispatchResult Nfs4Program::Compound(rpc::Call& call, const Compound4Args& args,
-                                          COMPOUND4res& res) {
+                                          EncodedCompound4Res& out) {
   const std::string_view record = call.record();
   if (args.ops_len > record.size()) return rpc::DispatchResult::kSystemErr;  // not xdrmem
+  COMPOUND4res res{};
+  absl::Cleanup free_res = [&res] {
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), reinterpret_cast<char*>(&res));
+  };
   // RFC 8881 §16.2.3: the reply echoes the request's tag.
   const u_int tag_len = args.tag.utf8string_len;
   res.tag.utf8string_val = static_cast<char*>(malloc(tag_len == 0 ? 1 : tag_len));
@@ -51,10 +76,36 @@ rpc::DispatchResult Nfs4Program::Compound(rpc::Call& call, const Compound4Args& 
   if (tag_len != 0) memcpy(res.tag.utf8string_val, args.tag.utf8string_val, tag_len);
   res.tag.utf8string_len = tag_len;
   const CompoundHeader header{args.minorversion, args.numops};
+  CompoundState cs;
+  cs.call = &call;
+  cs.services = services_;
+  cs.request_bytes = record.size();
+  // The COMPOUND4args as received: tag (length, bytes, padding), minor version, op
+  // count, ops — what a retry must repeat.
+  const size_t header_len = 4 + ((size_t{tag_len} + 3) & ~size_t{3}) + 4 + 4;
+  if (header_len <= record.size() - args.ops_len) {
+    cs.args_bytes = record.substr(record.size() - args.ops_len - header_len);
+  }
   if (!RunCompound(options_.compound, header, record.substr(record.size() - args.ops_len), &res,
-                   &call, services_)) {
+                   cs)) {
     return rpc::DispatchResult::kGarbageArgs;
   }
+  if (cs.replay != nullptr) {
+    out.bytes = new std::shared_ptr<const std::string>(std::move(cs.replay));
+    return rpc::DispatchResult::kSuccess;
+  }
+  // Encoded once: these bytes are sent and, with a slot, kept for a retry.
+  const u_long size = xdr_sizeof(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), &res);
+  std::string bytes(size, '\0');
+  XDR x;
+  xdrmem_create(&x, bytes.data(), static_cast<u_int>(bytes.size()), XDR_ENCODE);
+  const bool encoded = xdr_COMPOUND4res(&x, &res) && xdr_getpos(&x) == size;
+  xdr_destroy(&x);
+  // Not encoded: the slot (if any) is released with nothing kept.
+  if (!encoded) return rpc::DispatchResult::kSystemErr;
+  auto shared = std::make_shared<const std::string>(std::move(bytes));
+  if (cs.slot != nullptr) cs.slot->Complete(shared);
+  out.bytes = new std::shared_ptr<const std::string>(std::move(shared));
   return rpc::DispatchResult::kSuccess;
 }
 

@@ -14,12 +14,28 @@
 // §2.10.6), not the DRC. The program is hidden from rpcbind (NFSv4 clients do
 // not ask it, and a preview should not advertise itself).
 //
+// The reply cache (RFC 8881 §2.10.6.1: the session's slot keeps its last reply). The
+// program, not the dispatcher, encodes a COMPOUND's result: Compound() runs the ops
+// into a COMPOUND4res, encodes it once into bytes (the body after the RPC reply
+// header), and — when SEQUENCE took a slot (CompoundState::slot) — hands those bytes to
+// the slot (SlotHold::Complete), which keeps them if they fit the session's
+// ca_maxresponsesize_cached. The procedure's result is those bytes
+// (EncodedCompound4Res), which the dispatcher appends to the accepted-reply header of
+// the call being answered like any other result. A retry (SEQUENCE found the slot's
+// seqid again: CompoundState::replay) gets the kept bytes as its result, so the reply
+// is byte for byte the original one after the XID: same RPC body (accept SUCCESS,
+// AUTH_NONE verifier), same COMPOUND4res. Nothing else is cached for v4: COMPOUND is
+// not kNonIdempotent, so the DRC never sees it.
+//
 // Thread-safety: Dispatch() runs concurrently; the table and options are
 // immutable.
 #pragma once
 
 #include <rpc/rpc.h>
 #include <stdint.h>
+
+#include <memory>
+#include <string>
 
 #include "rpc/call.h"
 #include "rpc/nfs4.h"
@@ -45,6 +61,14 @@ struct Compound4Args {
 // does not encode (clients encode xdr_COMPOUND4args).
 bool_t XdrCompound4Args(XDR* x, Compound4Args* args);
 
+// A COMPOUND4res already encoded (see "The reply cache"): encoding puts the bytes as
+// they are; freeing drops the reference. Not decodable (clients decode
+// xdr_COMPOUND4res).
+struct EncodedCompound4Res {
+  std::shared_ptr<const std::string>* bytes;  // new'd; null until the program sets it
+};
+bool_t XdrEncodedCompound4Res(XDR* x, EncodedCompound4Res* res);
+
 class Nfs4Program : public rpc::Program {
  public:
   struct Options {
@@ -64,7 +88,8 @@ class Nfs4Program : public rpc::Program {
 
  private:
   void Null(rpc::Call&, const rpc::Void&, rpc::Void&) {}
-  rpc::DispatchResult Compound(rpc::Call& call, const Compound4Args& args, COMPOUND4res& res);
+  rpc::DispatchResult Compound(rpc::Call& call, const Compound4Args& args,
+                               EncodedCompound4Res& res);
 
   const Options options_;
   Nfs4Services* const services_;

@@ -6,7 +6,11 @@
 //
 // Input:
 //   byte 0  bit 0: the first op must be SEQUENCE (as localnfsd runs) or not (so that
-//           the ops behind the first run too).
+//           the ops behind the first run too). Bit 1: the program has client and
+//           session state (Nfs4State, kept from input to input, bounded; a fixed clock
+//           and boot value, so client and session ids are predictable: EXCHANGE_ID,
+//           CREATE_SESSION, SEQUENCE and the slot reply cache are reached) or none (the
+//           session ops answer SERVERFAULT).
 //   then    the COMPOUND4args bytes (tag, minorversion, op count, ops), sent as the
 //           arguments of NFSv4 procedure 1 in a well-formed call.
 //
@@ -19,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +33,8 @@
 #include "rpc/test_program.h"
 #include "server/nfs4/compound.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -35,11 +42,25 @@ namespace {
 using namespace localnfs;
 using namespace localnfs::server::nfs4;
 
+Nfs4State::Options FuzzStateOptions() {
+  Nfs4State::Options o;
+  o.max_clients = 16;
+  o.max_sessions_per_client = 2;
+  o.max_cache_bytes = size_t{1} << 20;
+  o.now_ns = [] { return int64_t{0}; };
+  return o;
+}
+
 struct Target {
-  explicit Target(bool require_sequence)
-      : program(Nfs4Program::Options{CompoundOptions{.require_sequence = require_sequence}}) {
+  Target(bool require_sequence, bool with_state)
+      : state(with_state ? std::make_unique<Nfs4State>(FuzzStateOptions()) : nullptr),
+        services{state.get()},
+        program(Nfs4Program::Options{CompoundOptions{.require_sequence = require_sequence}},
+                with_state ? &services : nullptr) {
     dispatcher.AddProgram(&program);
   }
+  std::unique_ptr<Nfs4State> state;
+  Nfs4Services services;
   Nfs4Program program;
   rpc::ServerCounters counters;
   rpc::Dispatcher dispatcher{&counters};
@@ -58,9 +79,9 @@ uint32_t BigEndianAt(std::string_view s, size_t at) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static bool init = (fuzz::QuietLogs(), true);
   (void)init;
-  static Target with_sequence(true), without_sequence(false);
+  static Target targets[4] = {{false, false}, {true, false}, {false, true}, {true, true}};
   if (size < 1) return 0;
-  Target& t = (data[0] & 1) != 0 ? with_sequence : without_sequence;
+  Target& t = targets[data[0] & 3];
   const std::string_view args(reinterpret_cast<const char*>(data) + 1, size - 1);
 
   std::optional<rpc::testing::TestReply> reply =

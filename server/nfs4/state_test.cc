@@ -1,0 +1,403 @@
+// server/nfs4/state_test.cc — Nfs4State: the EXCHANGE_ID record cases, CREATE_SESSION's
+// sequence and its replay, the slot table as reply cache, leases and courtesy clients,
+// and the bounds, with an injected clock.
+#include "server/nfs4/state.h"
+
+#include <string.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace localnfs::server::nfs4 {
+namespace {
+
+constexpr int64_t kSecond = 1000000000;
+
+// EXCHANGE_ID arguments whose strings live here.
+struct ExchangeArgs {
+  explicit ExchangeArgs(std::string owner_in, char verifier_byte = 'v')
+      : owner(std::move(owner_in)) {
+    memset(args.eia_clientowner.co_verifier, verifier_byte, NFS4_VERIFIER_SIZE);
+    args.eia_clientowner.co_ownerid.co_ownerid_val = owner.data();
+    args.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(owner.size());
+    args.eia_state_protect.spa_how = SP4_NONE;
+  }
+  std::string owner;
+  EXCHANGE_ID4args args{};
+};
+
+CREATE_SESSION4args SessionArgs(clientid4 id, sequenceid4 seq, uint32_t slots = 8) {
+  CREATE_SESSION4args a{};
+  a.csa_clientid = id;
+  a.csa_sequence = seq;
+  a.csa_flags = CREATE_SESSION4_FLAG_CONN_BACK_CHAN | CREATE_SESSION4_FLAG_PERSIST;
+  a.csa_fore_chan_attrs = {0, 1 << 20, 1 << 20, 8192, 16, slots, {0, nullptr}};
+  a.csa_back_chan_attrs = {0, 4096, 4096, 0, 2, 16, {0, nullptr}};
+  return a;
+}
+
+class StateTest : public ::testing::Test {
+ protected:
+  void Make(Nfs4State::Options o = {}) {
+    o.now_ns = [this] { return now_; };
+    o.boot = 7;
+    state_ = std::make_unique<Nfs4State>(std::move(o));
+  }
+  void SetUp() override { Make(); }
+
+  // A client with a session: EXCHANGE_ID + CREATE_SESSION.
+  Nfs4State::CreateSessionResult Mount(const std::string& owner, Principal who = root_,
+                                       clientid4* id = nullptr, uint32_t slots = 8) {
+    ExchangeArgs ex(owner);
+    Nfs4State::ExchangeIdResult r;
+    EXPECT_EQ(state_->ExchangeId(ex.args, who, &r), NFS4_OK);
+    Nfs4State::CreateSessionResult s;
+    CREATE_SESSION4args cs = SessionArgs(r.clientid, r.sequenceid, slots);
+    EXPECT_EQ(state_->CreateSession(cs, who, 1, &s), NFS4_OK);
+    if (id != nullptr) *id = r.clientid;
+    return s;
+  }
+
+  nfsstat4 Seq(const SessionId& id, uint32_t slot, uint32_t seqid, Nfs4State::SequenceResult* out,
+               uint64_t hash = 1, uint32_t numops = 2, size_t bytes = 200) {
+    SEQUENCE4args a{};
+    memcpy(a.sa_sessionid, id.data(), id.size());
+    a.sa_sequenceid = seqid;
+    a.sa_slotid = slot;
+    Nfs4State::SequenceRequest req{&a, numops, bytes, hash, 1};
+    return state_->Sequence(req, out);
+  }
+
+  static constexpr Principal root_{rpc::AuthFlavor::kSys, 0, 0};
+  int64_t now_ = 1000 * kSecond;
+  std::unique_ptr<Nfs4State> state_;
+};
+
+TEST_F(StateTest, NewOwnerGetsAnUnconfirmedRecordThatCreateSessionConfirms) {
+  ExchangeArgs ex("host-a");
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
+  EXPECT_EQ(r.flags, EXCHGID4_FLAG_USE_NON_PNFS);
+  EXPECT_EQ(r.sequenceid, 1u);
+  EXPECT_EQ(r.clientid >> 32, 7u);
+  EXPECT_EQ(state_->counts().unconfirmed, 1u);
+
+  Nfs4State::CreateSessionResult s;
+  ASSERT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), root_, 1, &s), NFS4_OK);
+  EXPECT_EQ(s.sequence, 1u);
+  // PERSIST is not offered; the back channel is accepted (no callback is sent on it).
+  EXPECT_EQ(s.flags, CREATE_SESSION4_FLAG_CONN_BACK_CHAN);
+  EXPECT_EQ(s.fore.maxrequests, 8u);
+  EXPECT_EQ(s.fore.maxoperations, 16u);
+  EXPECT_EQ(s.fore.maxresponsesize_cached, 4096u);  // clamped to max_cached_reply
+  EXPECT_EQ(s.back.maxrequests, 1u);
+  EXPECT_EQ(state_->counts().confirmed, 1u);
+  EXPECT_EQ(state_->counts().sessions, 1u);
+
+  // Its own retry gets the same reply; the next is seqid + 1; others are misordered.
+  Nfs4State::CreateSessionResult again;
+  ASSERT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), root_, 1, &again), NFS4_OK);
+  EXPECT_EQ(again.sessionid, s.sessionid);
+  EXPECT_EQ(state_->counts().sessions, 1u);
+  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 3), root_, 1, &again),
+            NFS4ERR_SEQ_MISORDERED);
+  ASSERT_EQ(state_->CreateSession(SessionArgs(r.clientid, 2), root_, 1, &again), NFS4_OK);
+  EXPECT_NE(again.sessionid, s.sessionid);
+
+  // The same owner, verifier and principal again: the confirmed record, CONFIRMED_R.
+  Nfs4State::ExchangeIdResult r2;
+  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r2), NFS4_OK);
+  EXPECT_EQ(r2.clientid, r.clientid);
+  EXPECT_EQ(r2.flags, EXCHGID4_FLAG_USE_NON_PNFS | EXCHGID4_FLAG_CONFIRMED_R);
+  EXPECT_EQ(r2.sequenceid, 3u);
+}
+
+TEST_F(StateTest, UnknownClientIdIsStaleAndAnUnconfirmedRetryIsMisordered) {
+  Nfs4State::CreateSessionResult s;
+  EXPECT_EQ(state_->CreateSession(SessionArgs(12345, 1), root_, 1, &s), NFS4ERR_STALE_CLIENTID);
+  ExchangeArgs ex("host-a");
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
+  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 0), root_, 1, &s),
+            NFS4ERR_SEQ_MISORDERED);
+  // Another principal cannot confirm it.
+  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1),
+                                  Principal{rpc::AuthFlavor::kSys, 5, 5}, 1, &s),
+            NFS4ERR_CLID_INUSE);
+  // Flags no RFC defines; a GSS callback.
+  CREATE_SESSION4args odd = SessionArgs(r.clientid, 1);
+  odd.csa_flags = 0x10;
+  EXPECT_EQ(state_->CreateSession(odd, root_, 1, &s), NFS4ERR_INVAL);
+  callback_sec_parms4 gss{};
+  gss.cb_secflavor = 6;  // RPCSEC_GSS
+  odd = SessionArgs(r.clientid, 1);
+  odd.csa_sec_parms.csa_sec_parms_len = 1;
+  odd.csa_sec_parms.csa_sec_parms_val = &gss;
+  EXPECT_EQ(state_->CreateSession(odd, root_, 1, &s), NFS4ERR_ENCR_ALG_UNSUPP);
+  // Too small a channel.
+  CREATE_SESSION4args tiny = SessionArgs(r.clientid, 1);
+  tiny.csa_fore_chan_attrs.ca_maxrequestsize = 16;
+  EXPECT_EQ(state_->CreateSession(tiny, root_, 1, &s), NFS4ERR_TOOSMALL);
+}
+
+TEST_F(StateTest, RebootedClientGetsANewRecordAndLosesTheOldOnConfirm) {
+  clientid4 old_id = 0;
+  const Nfs4State::CreateSessionResult old = Mount("host-a", root_, &old_id);
+  ExchangeArgs rebooted("host-a", 'w');
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(rebooted.args, root_, &r), NFS4_OK);
+  EXPECT_NE(r.clientid, old_id);
+  EXPECT_EQ(r.flags & EXCHGID4_FLAG_CONFIRMED_R, 0u);
+  // Until the new record is confirmed the old session still works.
+  Nfs4State::SequenceResult q;
+  EXPECT_EQ(Seq(old.sessionid, 0, 1, &q), NFS4_OK);
+  q = {};
+  Nfs4State::CreateSessionResult s;
+  ASSERT_EQ(state_->CreateSession(SessionArgs(r.clientid, r.sequenceid), root_, 1, &s), NFS4_OK);
+  EXPECT_EQ(Seq(old.sessionid, 0, 2, &q), NFS4ERR_BADSESSION);
+  EXPECT_EQ(state_->counts().confirmed, 1u);
+  EXPECT_EQ(state_->counts().sessions, 1u);
+}
+
+TEST_F(StateTest, AnotherPrincipalIsRefusedWhileTheClientHasStateAndLiveLease) {
+  Mount("host-a");
+  ExchangeArgs ex("host-a");
+  const Principal other{rpc::AuthFlavor::kSys, 1000, 1000};
+  Nfs4State::ExchangeIdResult r;
+  EXPECT_EQ(state_->ExchangeId(ex.args, other, &r), NFS4ERR_CLID_INUSE);
+  // Expired (a courtesy client): it loses to the conflict.
+  now_ += 91 * kSecond;
+  ASSERT_EQ(state_->ExchangeId(ex.args, other, &r), NFS4_OK);
+  EXPECT_EQ(state_->counts().sessions, 0u);
+  EXPECT_EQ(state_->counts().courtesy, 0u);
+}
+
+TEST_F(StateTest, UpdateConfirmedRecordCases) {
+  ExchangeArgs ex("host-a");
+  ex.args.eia_flags = EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+  Nfs4State::ExchangeIdResult r;
+  EXPECT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4ERR_NOENT);
+  Mount("host-a");
+  EXPECT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
+  EXPECT_NE(r.flags & EXCHGID4_FLAG_CONFIRMED_R, 0u);
+  EXPECT_EQ(state_->ExchangeId(ex.args, Principal{rpc::AuthFlavor::kSys, 1, 1}, &r), NFS4ERR_PERM);
+  ExchangeArgs other_verf("host-a", 'x');
+  other_verf.args.eia_flags = EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+  EXPECT_EQ(state_->ExchangeId(other_verf.args, root_, &r), NFS4ERR_NOT_SAME);
+}
+
+TEST_F(StateTest, StateProtectionAndFlagsThisServerDoesNotDo) {
+  ExchangeArgs ex("host-a");
+  Nfs4State::ExchangeIdResult r;
+  ex.args.eia_state_protect.spa_how = SP4_SSV;
+  EXPECT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4ERR_ENCR_ALG_UNSUPP);
+  ex.args.eia_state_protect.spa_how = SP4_MACH_CRED;
+  EXPECT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4ERR_INVAL);
+  ex.args.eia_state_protect.spa_how = SP4_NONE;
+  ex.args.eia_flags = EXCHGID4_FLAG_CONFIRMED_R;
+  EXPECT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4ERR_INVAL);
+}
+
+TEST_F(StateTest, SlotSeqidRulesAndTheKeptReply) {
+  const Nfs4State::CreateSessionResult s = Mount("host-a");
+  Nfs4State::SequenceResult a;
+  ASSERT_EQ(Seq(s.sessionid, 3, 1, &a, /*hash=*/42), NFS4_OK);
+  ASSERT_NE(a.hold, nullptr);
+  EXPECT_EQ(a.highest_slotid, 7u);
+  // While it runs: its retry waits, another seqid is misordered.
+  Nfs4State::SequenceResult b;
+  EXPECT_EQ(Seq(s.sessionid, 3, 1, &b, 42), NFS4ERR_DELAY);
+  EXPECT_EQ(Seq(s.sessionid, 3, 2, &b, 42), NFS4ERR_SEQ_MISORDERED);
+  auto reply = std::make_shared<const std::string>("the reply bytes!");
+  a.hold->Complete(reply);
+  a.hold.reset();
+  // The retry: the very bytes.
+  ASSERT_EQ(Seq(s.sessionid, 3, 1, &b, 42), NFS4_OK);
+  EXPECT_EQ(b.hold, nullptr);
+  ASSERT_NE(b.replay, nullptr);
+  EXPECT_EQ(*b.replay, "the reply bytes!");
+  // The same seqid with other ops: a false retry.
+  Nfs4State::SequenceResult c;
+  EXPECT_EQ(Seq(s.sessionid, 3, 1, &c, 43), NFS4ERR_SEQ_FALSE_RETRY);
+  EXPECT_EQ(Seq(s.sessionid, 3, 3, &c, 42), NFS4ERR_SEQ_MISORDERED);
+  // A slot never used: only seqid 1 is good.
+  EXPECT_EQ(Seq(s.sessionid, 4, 0, &c), NFS4ERR_SEQ_MISORDERED);
+  EXPECT_EQ(Seq(s.sessionid, 8, 1, &c), NFS4ERR_BADSLOT);
+  EXPECT_EQ(Seq(s.sessionid, 4, 1, &c, 1, /*numops=*/17), NFS4ERR_TOO_MANY_OPS);
+  EXPECT_EQ(Seq(s.sessionid, 4, 1, &c, 1, 2, /*bytes=*/(1 << 20) + 1), NFS4ERR_REQ_TOO_BIG);
+  SessionId bad = s.sessionid;
+  bad[15] ^= 1;
+  EXPECT_EQ(Seq(bad, 0, 1, &c), NFS4ERR_BADSESSION);
+}
+
+TEST_F(StateTest, AReplyNotKeptGetsRetryUncachedRep) {
+  const Nfs4State::CreateSessionResult s = Mount("host-a");
+  Nfs4State::SequenceResult a;
+  ASSERT_EQ(Seq(s.sessionid, 0, 1, &a), NFS4_OK);
+  a.hold.reset();  // never encoded
+  Nfs4State::SequenceResult b;
+  EXPECT_EQ(Seq(s.sessionid, 0, 1, &b), NFS4ERR_RETRY_UNCACHED_REP);
+  ASSERT_EQ(Seq(s.sessionid, 0, 2, &b), NFS4_OK);
+  b.hold->Complete(std::make_shared<const std::string>(5000, 'x'));  // > cached size
+  b.hold.reset();
+  Nfs4State::SequenceResult c;
+  EXPECT_EQ(Seq(s.sessionid, 0, 2, &c), NFS4ERR_RETRY_UNCACHED_REP);
+}
+
+TEST_F(StateTest, ExpiredClientIsCourtesyAndSequenceBringsItBack) {
+  const Nfs4State::CreateSessionResult s = Mount("host-a");
+  now_ += 91 * kSecond;
+  EXPECT_EQ(state_->counts().courtesy, 1u);
+  Nfs4State::SequenceResult a;
+  ASSERT_EQ(Seq(s.sessionid, 0, 1, &a), NFS4_OK);
+  EXPECT_EQ(state_->counts().courtesy, 0u);
+  EXPECT_EQ(state_->counts().confirmed, 1u);
+}
+
+TEST_F(StateTest, CourtesyClientsBeyondTheCapAreDiscardedOldestFirst) {
+  Nfs4State::Options o;
+  o.max_courtesy_clients = 1;
+  Make(o);
+  const Nfs4State::CreateSessionResult a = Mount("host-a");
+  now_ += kSecond;
+  const Nfs4State::CreateSessionResult b = Mount("host-b");
+  now_ += 100 * kSecond;
+  EXPECT_EQ(state_->counts().courtesy, 2u);
+  Mount("host-c");  // its EXCHANGE_ID sweeps
+  EXPECT_EQ(state_->counts().courtesy, 1u);
+  Nfs4State::SequenceResult r;
+  EXPECT_EQ(Seq(a.sessionid, 0, 1, &r), NFS4ERR_BADSESSION);
+  EXPECT_EQ(Seq(b.sessionid, 0, 1, &r), NFS4_OK);
+}
+
+TEST_F(StateTest, TheClientTableIsBounded) {
+  Nfs4State::Options o;
+  o.max_clients = 2;
+  Make(o);
+  Mount("host-a");
+  Mount("host-b");
+  ExchangeArgs ex("host-c");
+  Nfs4State::ExchangeIdResult r;
+  EXPECT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4ERR_DELAY);
+  // An unconfirmed record makes room for the next one.
+  Make(o);
+  Mount("host-a");
+  ExchangeArgs lone("host-b");
+  ASSERT_EQ(state_->ExchangeId(lone.args, root_, &r), NFS4_OK);
+  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
+  EXPECT_EQ(state_->counts().unconfirmed, 1u);
+  // ... and one a lease old is gone anyway.
+  now_ += 91 * kSecond;
+  EXPECT_EQ(state_->counts().unconfirmed, 1u);
+  ExchangeArgs d("host-d");
+  ASSERT_EQ(state_->ExchangeId(d.args, root_, &r), NFS4_OK);
+}
+
+TEST_F(StateTest, SessionsPerClientAndReplyCacheBytesAreBounded) {
+  Nfs4State::Options o;
+  o.max_sessions_per_client = 1;
+  o.max_cache_bytes = 3 * 4096;
+  Make(o);
+  clientid4 id = 0;
+  const Nfs4State::CreateSessionResult s = Mount("host-a", root_, &id, /*slots=*/8);
+  EXPECT_EQ(s.fore.maxrequests, 3u);  // what the budget holds
+  EXPECT_EQ(state_->counts().cache_bytes_reserved, 3u * 4096);
+  Nfs4State::CreateSessionResult t;
+  EXPECT_EQ(state_->CreateSession(SessionArgs(id, 2), root_, 1, &t), NFS4ERR_NOSPC);
+  ExchangeArgs ex("host-b");
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
+  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), root_, 1, &t), NFS4ERR_DELAY);
+  ASSERT_EQ(state_->DestroySession(s.sessionid, nullptr), NFS4_OK);
+  EXPECT_EQ(state_->counts().cache_bytes_reserved, 0u);
+  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), root_, 1, &t), NFS4_OK);
+}
+
+TEST_F(StateTest, DestroySessionAndClientId) {
+  clientid4 id = 0;
+  const Nfs4State::CreateSessionResult s = Mount("host-a", root_, &id);
+  Nfs4State::SequenceResult a;
+  ASSERT_EQ(Seq(s.sessionid, 0, 1, &a), NFS4_OK);
+  // A request is running on it: only its own COMPOUND may destroy it.
+  EXPECT_EQ(state_->DestroySession(s.sessionid, nullptr), NFS4ERR_DELAY);
+  EXPECT_EQ(state_->DestroyClientId(id, std::nullopt), NFS4ERR_CLIENTID_BUSY);
+  EXPECT_EQ(state_->DestroySession(s.sessionid, &s.sessionid), NFS4_OK);
+  a.hold->Complete(std::make_shared<const std::string>("late"));  // harmless
+  a.hold.reset();
+  Nfs4State::SequenceResult b;
+  EXPECT_EQ(Seq(s.sessionid, 0, 2, &b), NFS4ERR_BADSESSION);
+  EXPECT_EQ(state_->DestroySession(s.sessionid, nullptr), NFS4ERR_BADSESSION);
+  EXPECT_EQ(state_->DestroyClientId(id, std::nullopt), NFS4_OK);
+  EXPECT_EQ(state_->DestroyClientId(id, std::nullopt), NFS4ERR_STALE_CLIENTID);
+  EXPECT_EQ(state_->counts().confirmed, 0u);
+}
+
+TEST_F(StateTest, ReclaimCompleteOncePerClient) {
+  clientid4 id = 0;
+  Mount("host-a", root_, &id);
+  EXPECT_FALSE(state_->reclaim_complete(id));
+  EXPECT_EQ(state_->ReclaimComplete(id), NFS4_OK);
+  EXPECT_TRUE(state_->reclaim_complete(id));
+  EXPECT_EQ(state_->ReclaimComplete(id), NFS4ERR_COMPLETE_ALREADY);
+}
+
+TEST_F(StateTest, ConnectionsAreBoundAndBounded) {
+  Nfs4State::Options o;
+  o.max_connections_per_session = 2;
+  Make(o);
+  const Nfs4State::CreateSessionResult s = Mount("host-a");
+  EXPECT_EQ(state_->session_connections(s.sessionid), (std::vector<uint64_t>{1}));
+  channel_dir_from_server4 dir;
+  ASSERT_EQ(state_->BindConnToSession(s.sessionid, CDFC4_FORE_OR_BOTH, 2, &dir), NFS4_OK);
+  EXPECT_EQ(dir, CDFS4_BOTH);
+  ASSERT_EQ(state_->BindConnToSession(s.sessionid, CDFC4_BACK, 3, &dir), NFS4_OK);
+  EXPECT_EQ(dir, CDFS4_BACK);
+  EXPECT_EQ(state_->session_connections(s.sessionid), (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(state_->BindConnToSession(s.sessionid, 9, 3, &dir), NFS4ERR_INVAL);
+  SessionId bad{};
+  EXPECT_EQ(state_->BindConnToSession(bad, CDFC4_FORE, 3, &dir), NFS4ERR_BADSESSION);
+}
+
+TEST_F(StateTest, SlotsOfOneSessionRunConcurrentlyWhileClientsComeAndGo) {
+  const Nfs4State::CreateSessionResult s = Mount("host-a");
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (uint32_t slot = 0; slot < 4; ++slot) {
+    threads.emplace_back([&, slot] {
+      for (uint32_t seq = 1; seq <= 300; ++seq) {
+        Nfs4State::SequenceResult r;
+        if (Seq(s.sessionid, slot, seq, &r, seq) != NFS4_OK || r.hold == nullptr) {
+          failures.fetch_add(1);
+          return;
+        }
+        r.hold->Complete(std::make_shared<const std::string>(std::to_string(seq)));
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 100; ++i) {
+      ExchangeArgs ex("churn-" + std::to_string(i % 10));
+      Nfs4State::ExchangeIdResult r;
+      if (state_->ExchangeId(ex.args, root_, &r) != NFS4_OK) failures.fetch_add(1);
+      Nfs4State::CreateSessionResult cs;
+      if (state_->CreateSession(SessionArgs(r.clientid, r.sequenceid, 1), root_, 2, &cs) != NFS4_OK)
+        failures.fetch_add(1);
+      if (state_->DestroySession(cs.sessionid, nullptr) != NFS4_OK) failures.fetch_add(1);
+      (void)state_->counts();
+    }
+  });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  Nfs4State::SequenceResult r;
+  ASSERT_EQ(Seq(s.sessionid, 2, 300, &r, 300), NFS4_OK);
+  ASSERT_NE(r.replay, nullptr);
+  EXPECT_EQ(*r.replay, "300");
+}
+
+}  // namespace
+}  // namespace localnfs::server::nfs4

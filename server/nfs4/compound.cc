@@ -306,6 +306,7 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
       return true;
     }
     r.resop = static_cast<nfs_opnum4>(op.opnum);
+    cs.reply_bytes = reply_bytes;
     status = d->handler(cs, op.args, r);
     SetOpStatus(&r, status);
     res->status = status;

@@ -137,6 +137,10 @@ struct CompoundState {
   // the status of the op that crosses it.
   size_t reply_budget = 0;
   nfsstat4 reply_budget_status = NFS4ERR_REP_TOO_BIG;
+  // The encoded size of the results before the op being run (set by RunCompound when
+  // there is a budget): an op whose result size it chooses (READDIR's maxcount) keeps
+  // within reply_budget - reply_bytes, as knfsd bounds it by the space left.
+  size_t reply_bytes = 0;
 };
 
 using OpHandler = nfsstat4 (*)(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);

@@ -5,6 +5,7 @@
 // attributes are fattr.h's; the files are the Backend's.
 #include "server/nfs4/nfs4proc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,12 +15,14 @@
 #include <string_view>
 #include <vector>
 
-#include "rpc/call.h"
+#include "absl/time/time.h"
 #include "common/status.h"
+#include "rpc/call.h"
 #include "server/backend/rules.h"
 #include "server/nfs4/fattr.h"
 #include "server/nfs4/pseudofs.h"
 #include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
 #include "server/policy/creds.h"
 
 namespace localnfs::server::nfs4 {
@@ -93,7 +96,13 @@ absl::StatusOr<Described> Describe(PseudoFs& ns, const Nfs4Object& o, const Attr
   return d;
 }
 
-FattrSource SourceOf(const FileHandle4& fh, const Described& d) {
+// lease_time (RFC 8881 §5.8.1.11): the server's (--lease-time), when it has state.
+uint32_t LeaseTime(const CompoundState& cs) {
+  if (cs.services == nullptr || cs.services->state == nullptr) return kDefaultLeaseTime;
+  return static_cast<uint32_t>(absl::ToInt64Seconds(cs.services->state->options().lease));
+}
+
+FattrSource SourceOf(const CompoundState& cs, const FileHandle4& fh, const Described& d) {
   const Nfs4Object& o = *fh.object;
   FattrSource src;
   src.attrs = &d.attrs;
@@ -102,8 +111,7 @@ FattrSource SourceOf(const FileHandle4& fh, const Described& d) {
   src.fh = fh.bytes;
   src.fsstat = d.fs ? &*d.fs : nullptr;
   src.mounted_on_fileid = d.attrs.fileid;
-  // TODO(sessions): the lease time from Nfs4Services once --lease-time exists
-  // (fattr.h kDefaultLeaseTime until then).
+  src.lease_time = LeaseTime(cs);
   return src;
 }
 
@@ -201,7 +209,7 @@ nfsstat4 GetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (!d.ok()) return Nfs4StatusFromStatus(d.status());
   AttrBitmap mask;
   std::string vals;
-  EncodeAttrs(SourceOf(*cs.current, *d), want, &mask, &vals);
+  EncodeAttrs(SourceOf(cs, *cs.current, *d), want, &mask, &vals);
   SetFattr4(&res.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes, mask, vals);
   return NFS4_OK;
 }
@@ -255,8 +263,8 @@ namespace {
 // whole READDIR4resok) and dircount (their cookies and names; 0: no limit).
 class DirReply {
  public:
-  DirReply(const READDIR4args& a, READDIR4resok* ok)
-      : ok_(ok), maxcount_(std::min<uint32_t>(a.maxcount, backend::kMaxIoSize)),
+  DirReply(const READDIR4args& a, size_t room, READDIR4resok* ok)
+      : ok_(ok), maxcount_(std::min<size_t>({a.maxcount, backend::kMaxIoSize, room})),
         dircount_(a.dircount) {
     // The verifier, the list's end marker and eof.
     used_ = 8 + 4 + 4;
@@ -317,11 +325,11 @@ bool NeedsObjects(const AttrBitmap& want) {
 // what LOOKUP would reach (an export's root, or another pseudo directory), or its
 // rdattr_error.
 nfsstat4 ReadPseudoDir(CompoundState& cs, PseudoFs& ns, const READDIR4args& a,
-                       const AttrBitmap& want, READDIR4resok* ok) {
+                       const AttrBitmap& want, size_t room, READDIR4resok* ok) {
   const Nfs4Object& dir = *cs.current->object;
   absl::StatusOr<std::vector<PseudoFs::Child>> children = ns.List(Who(cs), dir);
   if (!children.ok()) return Nfs4StatusFromStatus(children.status());
-  DirReply reply(a, ok);
+  DirReply reply(a, room, ok);
   bool eof = true;
   for (const PseudoFs::Child& c : *children) {
     if (c.cookie <= a.cookie) continue;
@@ -333,7 +341,7 @@ nfsstat4 ReadPseudoDir(CompoundState& cs, PseudoFs& ns, const READDIR4args& a,
     absl::StatusOr<Described> d =
         fh.ok() ? Describe(ns, *fh->object, want) : absl::StatusOr<Described>(fh.status());
     if (d.ok()) {
-      FattrSource src = SourceOf(*fh, *d);
+      FattrSource src = SourceOf(cs, *fh, *d);
       src.mounted_on_fileid = covered;
       EncodeAttrs(src, want, &mask, &vals);
     } else {
@@ -351,8 +359,9 @@ nfsstat4 ReadPseudoDir(CompoundState& cs, PseudoFs& ns, const READDIR4args& a,
 }
 
 // READDIR within an export: the Backend's listing (see ReadDir).
-nfsstat4 ReadExportDir(PseudoFs& ns, const Nfs4Object& o, const READDIR4args& a,
-                       const AttrBitmap& want, READDIR4resok* ok) {
+nfsstat4 ReadExportDir(const CompoundState& cs, PseudoFs& ns, const Nfs4Object& o,
+                       const READDIR4args& a, const AttrBitmap& want, size_t room,
+                       READDIR4resok* ok) {
   backend::Backend& be = *ns.deps().backend;
   const uint64_t verifier = backend::DirCookieVerifier(o.obj.attrs().fileid);
   const uint64_t theirs = VerifierOf(a.cookieverf);
@@ -363,7 +372,7 @@ nfsstat4 ReadExportDir(PseudoFs& ns, const Nfs4Object& o, const READDIR4args& a,
     if (!f.ok()) return Nfs4StatusFromStatus(f.status());
     fs = *f;
   }
-  DirReply reply(a, ok);
+  DirReply reply(a, room, ok);
   const bool plus = NeedsObjects(want);
   nfsstat4 entry_error = NFS4_OK;
   absl::StatusOr<backend::ReadDirResult> r = be.ReadDir(
@@ -386,6 +395,7 @@ nfsstat4 ReadExportDir(PseudoFs& ns, const Nfs4Object& o, const READDIR4args& a,
           if (wire.ok()) src.fh = *wire;
           src.fsstat = fs ? &*fs : nullptr;
           src.mounted_on_fileid = e.fileid;
+          src.lease_time = LeaseTime(cs);
           EncodeAttrs(src, want, &mask, &vals);
         } else {
           // Not reachable through this name (removed meanwhile, a mount point).
@@ -410,7 +420,9 @@ nfsstat4 ReadExportDir(PseudoFs& ns, const Nfs4Object& o, const READDIR4args& a,
 // requested attributes each. Within an export the Backend's cookies (stable, as
 // NFSv3's), without "." and ".." (as knfsd: NFSv4 lists neither, and reserves cookies
 // 1 and 2: NFS4ERR_BAD_COOKIE) and with NFSv3's cookie verifier (another directory's:
-// NFS4ERR_NOT_SAME). NFS4ERR_TOOSMALL when not one entry fits maxcount.
+// NFS4ERR_NOT_SAME). maxcount is bounded by the session's reply budget too, so a
+// listing ends early rather than the COMPOUND failing with NFS4ERR_REP_TOO_BIG;
+// NFS4ERR_TOOSMALL when not one entry fits.
 nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
@@ -420,8 +432,13 @@ nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (a.cookie == 1 || a.cookie == 2) return NFS4ERR_BAD_COOKIE;
   const AttrBitmap want = BitmapFromWire(a.attr_request);
   READDIR4resok* ok = &res.nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
-  const nfsstat4 status = o->pseudo ? ReadPseudoDir(cs, *ns, a, want, ok)
-                                    : ReadExportDir(*ns, *o, a, want, ok);
+  // What the session lets the result take: the budget less the results before it and
+  // this result's op number and status.
+  size_t room = SIZE_MAX;
+  if (cs.reply_budget != 0)
+    room = cs.reply_budget > cs.reply_bytes + 8 ? cs.reply_budget - cs.reply_bytes - 8 : 0;
+  const nfsstat4 status = o->pseudo ? ReadPseudoDir(cs, *ns, a, want, room, ok)
+                                    : ReadExportDir(cs, *ns, *o, a, want, room, ok);
   if (status != NFS4_OK) {
     // An error result carries no entries: free what was built.
     xdr_free(reinterpret_cast<xdrproc_t>(xdr_READDIR4resok), reinterpret_cast<char*>(ok));
@@ -472,7 +489,7 @@ nfsstat4 Compare(CompoundState& cs, const fattr4& given) {
   const AttrBitmap want = BitmapFromWire(given.attrmask);
   absl::StatusOr<Described> d = Describe(*ns, *o, want);
   if (!d.ok()) return Nfs4StatusFromStatus(d.status());
-  return CompareAttrs(SourceOf(*cs.current, *d), given);
+  return CompareAttrs(SourceOf(cs, *cs.current, *d), given);
 }
 
 }  // namespace

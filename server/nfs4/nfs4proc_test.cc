@@ -26,6 +26,7 @@
 #include "export_cache/export_spec.h"
 #include "export_cache/export_table.h"
 #include "gtest/gtest.h"
+#include "rpc/client.h"
 #include "rpc/dispatch.h"
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
@@ -582,6 +583,39 @@ TEST_P(Nfs4ProcTest, ReaddirWithASmallMaxcountResumesWithoutMissesOrDuplicates) 
   // Only cookies and names asked for: a listing of its own.
   names = List(MountHandle("a/b"), 300, Bits({FATTR4_RDATTR_ERROR, FATTR4_FILEID}));
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), made);
+}
+
+TEST_P(Nfs4ProcTest, ReaddirKeepsWithinTheSessionsReplyBudget) {
+  for (int i = 0; i < 100; ++i) MakeFile("a/b", "entry-" + std::to_string(i), 0644);
+  Compound c;
+  c.PutFh(MountHandle("a/b")).ReadDir(0, std::string(8, '\0'), 0, 1u << 20, kBasic);
+  const std::string args = c.Encode();
+  // The call carries the connection and credentials; the state is SEQUENCE's budget.
+  rpc::CallAuth auth;
+  auth.flavor = rpc::AuthFlavor::kSys;
+  auth.cred = Cred(0, 0);
+  std::unique_ptr<rpc::Call> call = dispatcher_->Receive(
+      rpc::Client::EncodeCall(7, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, auth, args),
+      conn_.get());
+  ASSERT_TRUE(call);
+  constexpr size_t kBudget = 3000;
+  CompoundState cs;
+  cs.call = call.get();
+  cs.services = &services_;
+  cs.reply_budget = kBudget;
+  COMPOUND4res res{};
+  const std::string_view ops = std::string_view(args).substr(12);  // tag "", minor, count
+  ASSERT_TRUE(RunCompound(CompoundOptions{.require_sequence = false}, CompoundHeader{1, 2}, ops,
+                          &res, cs));
+  EXPECT_EQ(res.status, NFS4_OK);
+  ASSERT_EQ(res.resarray.resarray_len, 2u);
+  const READDIR4resok& ok = res.resarray.resarray_val[1].nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
+  int entries = 0;
+  for (const entry4* e = ok.reply.entries; e != nullptr; e = e->nextentry) ++entries;
+  EXPECT_GT(entries, 0);
+  EXPECT_FALSE(ok.reply.eof);
+  EXPECT_LE(xdr_sizeof(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), &res), kBudget);
+  xdr_free(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), reinterpret_cast<char*>(&res));
 }
 
 TEST_P(Nfs4ProcTest, ReaddirErrors) {

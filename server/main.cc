@@ -87,6 +87,7 @@
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/open_state.h"
 #include "server/nfs4/pseudofs.h"
 #include "server/nfs4/state.h"
 #include "server/service_notify.h"
@@ -607,6 +608,7 @@ int Main(int argc, char** argv) {
     // namespace (server/nfs4/pseudofs.h) shares NFSv3's export table, handle key and
     // backend.
     std::optional<nfs4::Nfs4State> nfs4_state;
+    std::optional<nfs4::OpenStateTable> nfs4_open_state;
     nfs4::PseudoFs nfs4_namespace(nfs4::PseudoFs::Deps{&table, &*key, &backend});
     nfs4::Nfs4Services nfs4_services;
     nfs4_services.namespace_fs = &nfs4_namespace;
@@ -623,6 +625,8 @@ int Main(int argc, char** argv) {
       o.boot = static_cast<uint32_t>(absl::ToUnixSeconds(absl::Now()));
       nfs4_state.emplace(std::move(o));
       nfs4_services.state = &*nfs4_state;
+      nfs4_open_state.emplace(backend, nfs4::OpenStateTable::Options{});
+      nfs4_services.open_state = &*nfs4_open_state;
       nfs4_program.emplace(nfs4::Nfs4Program::Options{}, &nfs4_services);
     }
     rpc::ServerOptions opts;

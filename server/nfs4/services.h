@@ -12,6 +12,7 @@
 namespace localnfs::server::nfs4 {
 
 class Nfs4State;
+class OpenStateTable;
 class PseudoFs;
 
 struct Nfs4Services {
@@ -24,6 +25,9 @@ struct Nfs4Services {
   // loop: PUTROOTFH and PUTFH keep compound.h's placeholder, the other namespace
   // ops answer NFS4ERR_SERVERFAULT.
   PseudoFs* namespace_fs = nullptr;
+  // Open and lock stateids, share reservations, lock files (open_state.h); null only
+  // in tests of ops that need none (the stateful ops then answer NFS4ERR_SERVERFAULT).
+  OpenStateTable* open_state = nullptr;
 };
 
 }  // namespace localnfs::server::nfs4

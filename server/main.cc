@@ -623,10 +623,16 @@ int Main(int argc, char** argv) {
         o.server_owner = o.server_scope = host;
       }
       o.boot = static_cast<uint32_t>(absl::ToUnixSeconds(absl::Now()));
+      // A client the state discards loses its opens and locks (built just below; the
+      // server answers nothing before both exist).
+      o.on_client_gone = [&nfs4_open_state](clientid4 id) {
+        if (nfs4_open_state) nfs4_open_state->ReleaseClient(id);
+      };
       nfs4_state.emplace(std::move(o));
       nfs4_services.state = &*nfs4_state;
       nfs4_open_state.emplace(backend, nfs4::OpenStateTable::Options{});
       nfs4_services.open_state = &*nfs4_open_state;
+      nfs4_services.write_verifier = nfs3.write_verifier();
       nfs4_program.emplace(nfs4::Nfs4Program::Options{}, &nfs4_services);
     }
     rpc::ServerOptions opts;

@@ -1,5 +1,5 @@
 // server/nfs4/compound.cc — the op table and the COMPOUND loop (see compound.h
-// for the rules). Handlers are in nfs4proc.cc and session_ops.cc.
+// for the rules). Handlers are in nfs4proc.cc, nfs4proc_io.cc and session_ops.cc.
 #include "server/nfs4/compound.h"
 
 #include <rpc/rpc.h>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/nfs4/nfs4proc.h"
+#include "server/nfs4/nfs4proc_io.h"
 #include "server/nfs4/session_ops.h"
 
 namespace localnfs::server::nfs4 {
@@ -36,28 +37,28 @@ constexpr OpTable MakeTable() {
   };
   // NFSv4.0 (RFC 7530), as 4.1 keeps them.
   op(OP_ACCESS, "ACCESS", kFh, 0, &Access);
-  op(OP_CLOSE, "CLOSE", kFh, 0);
-  op(OP_COMMIT, "COMMIT", kFh, 0);
+  op(OP_CLOSE, "CLOSE", kFh, 0, &Close);
+  op(OP_COMMIT, "COMMIT", kFh, 0, &Commit);
   op(OP_CREATE, "CREATE", kFh | kMod, 0);
   op(OP_DELEGPURGE, "DELEGPURGE", 0, 0);
-  op(OP_DELEGRETURN, "DELEGRETURN", kFh, 0);
+  op(OP_DELEGRETURN, "DELEGRETURN", kFh, 0, &DelegReturn);
   op(OP_GETATTR, "GETATTR", kFh, 0, &GetAttr);
   op(OP_GETFH, "GETFH", kFh, 0, &GetFh);
   op(OP_LINK, "LINK", kFh | kSaved | kMod, 0);
-  op(OP_LOCK, "LOCK", kFh, 0);
-  op(OP_LOCKT, "LOCKT", kFh, 0);
-  op(OP_LOCKU, "LOCKU", kFh, 0);
+  op(OP_LOCK, "LOCK", kFh, 0, &Lock);
+  op(OP_LOCKT, "LOCKT", kFh, 0, &LockT);
+  op(OP_LOCKU, "LOCKU", kFh, 0, &LockU);
   op(OP_LOOKUP, "LOOKUP", kFh, 0, &Lookup);
   op(OP_LOOKUPP, "LOOKUPP", kFh, 0, &Lookupp);
   op(OP_NVERIFY, "NVERIFY", kFh, 0, &NVerify);
-  op(OP_OPEN, "OPEN", kFh, 0);
+  op(OP_OPEN, "OPEN", kFh, 0, &Open);
   op(OP_OPENATTR, "OPENATTR", kFh, 0);
   op(OP_OPEN_CONFIRM, "OPEN_CONFIRM", kFh | kGone, 0);
-  op(OP_OPEN_DOWNGRADE, "OPEN_DOWNGRADE", kFh, 0);
+  op(OP_OPEN_DOWNGRADE, "OPEN_DOWNGRADE", kFh, 0, &OpenDowngrade);
   op(OP_PUTFH, "PUTFH", 0, 0, &PutFh);
   op(OP_PUTPUBFH, "PUTPUBFH", 0, 0, &PutRootFh);
   op(OP_PUTROOTFH, "PUTROOTFH", 0, 0, &PutRootFh);
-  op(OP_READ, "READ", kFh, 0);
+  op(OP_READ, "READ", kFh, 0, &Read);
   op(OP_READDIR, "READDIR", kFh, 0, &ReadDir);
   op(OP_READLINK, "READLINK", kFh, 0, &ReadLink);
   op(OP_REMOVE, "REMOVE", kFh | kMod, 0);
@@ -70,15 +71,15 @@ constexpr OpTable MakeTable() {
   op(OP_SETCLIENTID, "SETCLIENTID", kGone, 0);
   op(OP_SETCLIENTID_CONFIRM, "SETCLIENTID_CONFIRM", kGone, 0);
   op(OP_VERIFY, "VERIFY", kFh, 0, &Verify);
-  op(OP_WRITE, "WRITE", kFh | kMod, 0);
+  op(OP_WRITE, "WRITE", kFh | kMod, 0, &Write);
   op(OP_RELEASE_LOCKOWNER, "RELEASE_LOCKOWNER", kGone, 0);
   // NFSv4.1 (RFC 8881).
-  op(OP_BACKCHANNEL_CTL, "BACKCHANNEL_CTL", 0, 1);
+  op(OP_BACKCHANNEL_CTL, "BACKCHANNEL_CTL", 0, 1, &BackchannelCtl);
   op(OP_BIND_CONN_TO_SESSION, "BIND_CONN_TO_SESSION", kFirst, 1, &BindConnToSession);
   op(OP_EXCHANGE_ID, "EXCHANGE_ID", kFirst, 1, &ExchangeId);
   op(OP_CREATE_SESSION, "CREATE_SESSION", kFirst, 1, &CreateSession);
   op(OP_DESTROY_SESSION, "DESTROY_SESSION", kFirst, 1, &DestroySession);
-  op(OP_FREE_STATEID, "FREE_STATEID", 0, 1);
+  op(OP_FREE_STATEID, "FREE_STATEID", 0, 1, &FreeStateId);
   op(OP_GET_DIR_DELEGATION, "GET_DIR_DELEGATION", kFh, 1);
   op(OP_GETDEVICEINFO, "GETDEVICEINFO", 0, 1);
   op(OP_GETDEVICELIST, "GETDEVICELIST", kFh, 1);
@@ -88,7 +89,7 @@ constexpr OpTable MakeTable() {
   op(OP_SECINFO_NO_NAME, "SECINFO_NO_NAME", kFh, 1, &SecInfoNoName);
   op(OP_SEQUENCE, "SEQUENCE", kFirst | kSeq, 1, &Sequence);
   op(OP_SET_SSV, "SET_SSV", 0, 1);
-  op(OP_TEST_STATEID, "TEST_STATEID", 0, 1);
+  op(OP_TEST_STATEID, "TEST_STATEID", 0, 1, &TestStateId);
   op(OP_WANT_DELEGATION, "WANT_DELEGATION", kFh, 1);
   op(OP_DESTROY_CLIENTID, "DESTROY_CLIENTID", kFirst, 1, &DestroyClientId);
   op(OP_RECLAIM_COMPLETE, "RECLAIM_COMPLETE", 0, 1, &ReclaimComplete);

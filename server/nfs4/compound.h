@@ -141,6 +141,16 @@ struct CompoundState {
   // there is a budget): an op whose result size it chooses (READDIR's maxcount) keeps
   // within reply_budget - reply_bytes, as knfsd bounds it by the space left.
   size_t reply_bytes = 0;
+
+  // The current stateid (RFC 8881 §16.2.3.1.2): the stateid the last OPEN,
+  // OPEN_DOWNGRADE, CLOSE, LOCK or LOCKU of this COMPOUND returned, for the filehandle
+  // that was current then (current_stateid_fh). The special stateid "current" (seqid 1,
+  // other zero) stands for it while that filehandle is still current; otherwise, or
+  // before any was set, it is NFS4ERR_BAD_STATEID (knfsd's get_stateid on a cleared
+  // current stateid). Set and used only by the stateful ops (nfs4proc_io.cc).
+  bool has_current_stateid = false;
+  stateid4 current_stateid{};
+  std::string current_stateid_fh;
 };
 
 using OpHandler = nfsstat4 (*)(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);

@@ -399,6 +399,16 @@ nfsstat4 OpenStateTable::Check(uint64_t clientid, const FileKey& file, const Sta
   return (need & ~allows) != 0 ? NFS4ERR_OPENMODE : NFS4_OK;
 }
 
+nfsstat4 OpenStateTable::CheckAnonymous(const FileKey& file, uint32_t need) const {
+  absl::ReaderMutexLock l(&mu_);
+  auto it = files_.find(file);
+  if (it == files_.end()) return NFS4_OK;
+  for (const State* o : it->second->opens) {
+    if ((o->deny & need) != 0) return NFS4ERR_LOCKED;
+  }
+  return NFS4_OK;
+}
+
 nfsstat4 OpenStateTable::Test(uint64_t clientid, const StateId& id) const {
   absl::ReaderMutexLock l(&mu_);
   State* s;

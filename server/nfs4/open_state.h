@@ -157,6 +157,9 @@ class OpenStateTable {
   // access an I/O of `need` (OPEN4_SHARE_ACCESS_READ or _WRITE) requires; a lock
   // stateid stands for its open. Special stateids are the caller's (anonymous I/O).
   nfsstat4 Check(uint64_t clientid, const FileKey& file, const StateId& id, uint32_t need) const;
+  // READ and WRITE with a special stateid (anonymous, READ bypass): NFS4ERR_LOCKED when
+  // an open of the file denies the access `need` asks (knfsd's nfs4_share_conflict).
+  nfsstat4 CheckAnonymous(const FileKey& file, uint32_t need) const;
   // TEST_STATEID of one stateid: OK, BAD_STATEID, OLD_STATEID.
   nfsstat4 Test(uint64_t clientid, const StateId& id) const;
   // FREE_STATEID: a lock stateid that holds no lock (else LOCKS_HELD); an open stateid

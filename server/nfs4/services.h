@@ -9,6 +9,8 @@
 // its own.
 #pragma once
 
+#include <stdint.h>
+
 namespace localnfs::server::nfs4 {
 
 class Nfs4State;
@@ -28,6 +30,9 @@ struct Nfs4Services {
   // Open and lock stateids, share reservations, lock files (open_state.h); null only
   // in tests of ops that need none (the stateful ops then answer NFS4ERR_SERVERFAULT).
   OpenStateTable* open_state = nullptr;
+  // The server's one write verifier (WRITE and COMMIT): NFSv3's (Nfs3Program::
+  // write_verifier), so both versions agree when the server restarted.
+  uint64_t write_verifier = 0;
 };
 
 }  // namespace localnfs::server::nfs4

@@ -9,6 +9,7 @@
 
 #include "rpc/call.h"
 #include "rpc/message.h"
+#include "server/nfs4/open_state.h"
 #include "server/nfs4/services.h"
 #include "server/nfs4/state.h"
 
@@ -133,13 +134,17 @@ nfsstat4 DestroySession(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) 
   return state->DestroySession(id, own);
 }
 
-// RFC 8881 §18.50.
+// RFC 8881 §18.50. A client that still holds opens or locks is CLIENTID_BUSY (asked of
+// the open-state table first: Nfs4State never calls into it with its mutex held).
 nfsstat4 DestroyClientId(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) {
   Nfs4State* state = StateOf(cs);
   if (state == nullptr) return NFS4ERR_SERVERFAULT;
+  const clientid4 id = args.nfs_argop4_u.opdestroy_clientid.dca_clientid;
+  if (cs.services->open_state != nullptr && cs.services->open_state->states_of(id) > 0)
+    return NFS4ERR_CLIENTID_BUSY;
   std::optional<clientid4> own;
   if (cs.slot != nullptr) own = cs.slot->client_id();
-  return state->DestroyClientId(args.nfs_argop4_u.opdestroy_clientid.dca_clientid, own);
+  return state->DestroyClientId(id, own);
 }
 
 // RFC 8881 §18.34. The connection is the call's; RDMA mode is never used.

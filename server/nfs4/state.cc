@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "rpc/message.h"
 #include "rpc/procedure_stats.h"
 #include "server/nfs4/compound.h"
@@ -162,6 +163,7 @@ void Nfs4State::DestroySessionLocked(const SessionId& id) {
 void Nfs4State::Discard(clientid4 id) {
   Client* c = FindClient(id);
   if (c == nullptr) return;
+  if (c->confirmed && options_.on_client_gone) gone_.push_back(id);
   const std::vector<SessionId> sessions = c->sessions;
   for (const SessionId& s : sessions) DestroySessionLocked(s);
   clients_.erase(id);
@@ -243,6 +245,7 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
   Verifier verifier;
   memcpy(verifier.data(), co.co_verifier, verifier.size());
 
+  absl::Cleanup notify = [this] { NotifyGone(); };  // after mu_ is released
   absl::MutexLock l(&mu_);
   const int64_t now = Now();
   Client* result = nullptr;
@@ -313,6 +316,7 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
   back.maxresponsesize_cached = 0;
   back.maxrequests = 1;
 
+  absl::Cleanup notify = [this] { NotifyGone(); };  // after mu_ is released
   absl::MutexLock l(&mu_);
   const int64_t now = Now();
   Client* c = FindClient(args.csa_clientid);
@@ -439,6 +443,7 @@ nfsstat4 Nfs4State::DestroySession(const SessionId& id, const SessionId* own) {
 }
 
 nfsstat4 Nfs4State::DestroyClientId(clientid4 id, const std::optional<clientid4>& own_client) {
+  absl::Cleanup notify = [this] { NotifyGone(); };  // after mu_ is released
   absl::MutexLock l(&mu_);
   Client* c = FindClient(id);
   if (c == nullptr) return NFS4ERR_STALE_CLIENTID;
@@ -479,6 +484,28 @@ nfsstat4 Nfs4State::ReclaimComplete(clientid4 client) {
   if (c->reclaim_complete) return NFS4ERR_COMPLETE_ALREADY;
   c->reclaim_complete = true;
   return NFS4_OK;
+}
+
+void Nfs4State::NotifyGone() {
+  std::vector<clientid4> gone;
+  {
+    absl::MutexLock l(&mu_);
+    gone.swap(gone_);
+  }
+  for (clientid4 id : gone) options_.on_client_gone(id);
+}
+
+bool Nfs4State::IsCourtesy(clientid4 client) const {
+  absl::MutexLock l(&mu_);
+  auto it = clients_.find(client);
+  return it != clients_.end() && it->second->confirmed && Expired(*it->second, Now());
+}
+
+void Nfs4State::ExpireCourtesy(clientid4 client) {
+  absl::Cleanup notify = [this] { NotifyGone(); };  // after mu_ is released
+  absl::MutexLock l(&mu_);
+  Client* c = FindClient(client);
+  if (c != nullptr && c->confirmed && Expired(*c, Now())) Discard(client);
 }
 
 Nfs4State::Counts Nfs4State::counts() const {

@@ -170,6 +170,11 @@ class Nfs4State {
     // of every clientid; the low 32 bits of session ids' tail): injected for tests.
     std::function<int64_t()> now_ns;
     uint32_t boot = 0;
+    // Called for every confirmed client this table discarded (DESTROY_CLIENTID, a
+    // courtesy client that lost a conflict or the cap, the old record of a rebooted
+    // client), after mu_ was released: its open and lock state goes too (main.cc wires
+    // it to OpenStateTable::ReleaseClient, whose mutex is taken before this table's).
+    std::function<void(clientid4)> on_client_gone;
   };
   explicit Nfs4State(Options options);
   ~Nfs4State();
@@ -223,6 +228,13 @@ class Nfs4State {
   // RECLAIM_COMPLETE with rca_one_fs false: once per client (NFS4ERR_COMPLETE_ALREADY).
   nfsstat4 ReclaimComplete(clientid4 client);
 
+  // Open and lock conflicts (OpenStateTable::MayDiscard): whether `client` is a
+  // courtesy client (confirmed, its lease expired), whose state may be taken.
+  bool IsCourtesy(clientid4 client) const;
+  // The courtesy client whose state was taken is discarded, as knfsd expires it (its
+  // next SEQUENCE gets NFS4ERR_BADSESSION and it starts again). Nothing if it renewed.
+  void ExpireCourtesy(clientid4 client);
+
   // For tests and status: how many records of each kind.
   struct Counts {
     size_t confirmed = 0, unconfirmed = 0, courtesy = 0, sessions = 0;
@@ -250,6 +262,8 @@ class Nfs4State {
   Client* NewUnconfirmed(const EXCHANGE_ID4args& args, const Principal& who, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Now() const;
+  // Hands the clients Discard collected to Options::on_client_gone (mu_ not held).
+  void NotifyGone() ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
@@ -258,6 +272,7 @@ class Nfs4State {
   uint32_t next_client_ ABSL_GUARDED_BY(mu_) = 1;
   uint32_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   size_t cache_reserved_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<clientid4> gone_ ABSL_GUARDED_BY(mu_);  // discarded, not yet notified
 };
 
 }  // namespace localnfs::server::nfs4

@@ -5,9 +5,9 @@
 // grants no delegations.
 #include "server/nfs4/nfs4proc_io.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
 
 #include <algorithm>
@@ -171,9 +171,7 @@ class CourtesyReaper {
 // GRACE: the one place reclaims and new state meet the grace period. Until the grace
 // period exists (the restart work of issue 17), no client has anything to reclaim:
 // every reclaim is NFS4ERR_NO_GRACE and new state is always allowed.
-nfsstat4 ReclaimStatus(const Ctx&, bool reclaim) {
-  return reclaim ? NFS4ERR_NO_GRACE : NFS4_OK;
-}
+nfsstat4 ReclaimStatus(const Ctx&, bool reclaim) { return reclaim ? NFS4ERR_NO_GRACE : NFS4_OK; }
 
 // ---- OPEN
 
@@ -222,9 +220,9 @@ void SetBitmap(bitmap4* out, const AttrBitmap& mask) {
 struct CreateArgs {
   backend::CreateHow how = backend::CreateHow::kUnchecked;
   backend::SetAttrRequest attrs;
-  AttrBitmap set;             // the attributes given
-  uint64_t verifier = 0;      // exclusive creates
-  bool exclusive41 = false;   // EXCLUSIVE4_1: the attributes are set after the create
+  AttrBitmap set;            // the attributes given
+  uint64_t verifier = 0;     // exclusive creates
+  bool exclusive41 = false;  // EXCLUSIVE4_1: the attributes are set after the create
 };
 nfsstat4 DecodeCreate(const createhow4& how, CreateArgs* out) {
   switch (WireValue(how.mode)) {
@@ -241,8 +239,8 @@ nfsstat4 DecodeCreate(const createhow4& how, CreateArgs* out) {
       out->how = backend::CreateHow::kExclusive;
       out->exclusive41 = true;
       out->verifier = VerifierValue(how.createhow4_u.ch_createboth.cva_verf);
-      nfsstat4 s = DecodeSettableAttrs(how.createhow4_u.ch_createboth.cva_attrs, &out->attrs,
-                                       &out->set);
+      nfsstat4 s =
+          DecodeSettableAttrs(how.createhow4_u.ch_createboth.cva_attrs, &out->attrs, &out->set);
       if (s != NFS4_OK) return s;
       // The verifier lives in the times: suppattr_exclcreat has none (RFC 8881 §18.16.3:
       // others are NFS4ERR_INVAL).
@@ -319,8 +317,8 @@ nfsstat4 OpenCreate(const CompoundState& cs, const Ctx& ctx, std::string_view na
 nfsstat4 CheckOpenPermission(backend::Backend& be, const FileHandle4& fh, uint32_t access,
                              uint32_t deny, bool created) {
   const Nfs4Object& o = *fh.object;
-  const bool writes = (access & OPEN4_SHARE_ACCESS_WRITE) != 0 ||
-                      (deny & OPEN4_SHARE_DENY_READ) != 0;
+  const bool writes =
+      (access & OPEN4_SHARE_ACCESS_WRITE) != 0 || (deny & OPEN4_SHARE_DENY_READ) != 0;
   if (writes && fh.read_only) return NFS4ERR_ROFS;
   if (created) return NFS4_OK;
   absl::StatusOr<backend::Attrs> attrs = be.GetAttr(o.obj);
@@ -378,11 +376,10 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
       if (nfsstat4 s = ReclaimStatus(ctx, false); s != NFS4_OK) return s;
       if (!cur->pseudo && !cur->obj.attrs().is_dir()) {
         return cur->obj.attrs().type == backend::FileType::kSymlink ? NFS4ERR_SYMLINK
-                                                                      : NFS4ERR_NOTDIR;
+                                                                    : NFS4ERR_NOTDIR;
       }
       std::string_view name;
-      if (nfsstat4 s = CheckComponent(a.claim.open_claim4_u.file, &name); s != NFS4_OK)
-        return s;
+      if (nfsstat4 s = CheckComponent(a.claim.open_claim4_u.file, &name); s != NFS4_OK) return s;
       if (create) {
         if (nfsstat4 s = OpenCreate(cs, ctx, name, a.openhow.openflag4_u.how, &file, &created,
                                     &attrset, &cinfo);
@@ -453,8 +450,7 @@ nfsstat4 OpenDowngrade(CompoundState& cs, const nfs_argop4& args, nfs_resop4& re
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   StateId sid, out;
   if (nfsstat4 s = Resolve(cs, a.open_stateid, &sid); s != NFS4_OK) return s;
-  if (nfsstat4 s = ctx.table->Downgrade(ctx.client, KeyOf(o->obj), sid, access, a.share_deny,
-                                        &out);
+  if (nfsstat4 s = ctx.table->Downgrade(ctx.client, KeyOf(o->obj), sid, access, a.share_deny, &out);
       s != NFS4_OK) {
     return s;
   }
@@ -511,8 +507,7 @@ nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   const READ4args& a = args.nfs_argop4_u.opread;
-  if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_READ);
-      s != NFS4_OK) {
+  if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK) {
     return s;
   }
   size_t count = std::min<size_t>(a.count, backend::kMaxIoSize);
@@ -524,8 +519,8 @@ nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   }
   char* buf = static_cast<char*>(malloc(std::max<size_t>(count, 1)));
   if (buf == nullptr) abort();
-  absl::StatusOr<backend::ReadResult> done = ctx.ns->deps().backend->Read(
-      o->obj, o->cred, a.offset, absl::MakeSpan(buf, count));
+  absl::StatusOr<backend::ReadResult> done =
+      ctx.ns->deps().backend->Read(o->obj, o->cred, a.offset, absl::MakeSpan(buf, count));
   if (!done.ok()) {
     free(buf);
     return Nfs4StatusFromStatus(done.status());
@@ -548,8 +543,7 @@ nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const WRITE4args& a = args.nfs_argop4_u.opwrite;
   const int32_t stable = WireValue(a.stable);
   if (stable < UNSTABLE4 || stable > FILE_SYNC4) return NFS4ERR_BADXDR;
-  if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE);
-      s != NFS4_OK) {
+  if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) {
     return s;
   }
   // knfsd's nfsd4_write: nothing past the largest offset a file may have.
@@ -680,8 +674,8 @@ nfsstat4 LockT(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (!range) return NFS4ERR_INVAL;
   OpenStateTable::Denied denied;
   const nfsstat4 s = ctx.table->TestLock(
-      ctx.client, std::string_view(a.owner.owner.owner_val, a.owner.owner.owner_len), o->obj,
-      type, *range, &denied);
+      ctx.client, std::string_view(a.owner.owner.owner_val, a.owner.owner.owner_len), o->obj, type,
+      *range, &denied);
   if (s == NFS4ERR_DENIED) FillDenied(denied, &res.nfs_resop4_u.oplockt.LOCKT4res_u.denied);
   return s;
 }
@@ -733,8 +727,7 @@ nfsstat4 FreeStateId(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
   StateId sid;
-  if (nfsstat4 s = Resolve(cs, args.nfs_argop4_u.opfree_stateid.fsa_stateid, &sid);
-      s != NFS4_OK) {
+  if (nfsstat4 s = Resolve(cs, args.nfs_argop4_u.opfree_stateid.fsa_stateid, &sid); s != NFS4_OK) {
     return s;
   }
   return ctx.table->Free(ctx.client, sid);

@@ -1,1 +1,657 @@
-// placeholder
+// server/nfs4/nfs4proc_io_test.cc — the stateful file ops (nfs4proc_io.h) as
+// the server runs them: COMPOUNDs with SEQUENCE in real sessions (EXCHANGE_ID,
+// CREATE_SESSION) sent through a Dispatcher to an Nfs4Program whose services
+// hold an Nfs4State (with a fake clock, and its discarded clients wired to the
+// open-state table as main.cc does), an OpenStateTable, and the namespace over
+// a real export table and Backend (memory, and POSIX under the caching layer on
+// a temporary directory).
+//
+// Exports below a temporary directory T: T/e (rw, no_root_squash) and T/r (ro).
+#include <rpc/rpc.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/rcu.h"
+#include "common/release_queue.h"
+#include "export_cache/client_pattern.h"
+#include "export_cache/export_spec.h"
+#include "export_cache/export_table.h"
+#include "gtest/gtest.h"
+#include "rpc/dispatch.h"
+#include "rpc/nfs4.h"
+#include "rpc/test_program.h"
+#include "server/backend/caching_backend.h"
+#include "server/backend/memory_backend.h"
+#include "server/backend/posix_backend.h"
+#include "server/nfs4/compound.h"
+#include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/open_state.h"
+#include "server/nfs4/pseudofs.h"
+#include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
+#include "server/policy/fhandle.h"
+#include "tests/support/temp_dir.h"
+
+// A namespace of its own: unity builds put several test files in one unit.
+namespace localnfs::server::nfs4::io_test {
+namespace {
+
+using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
+constexpr uint64_t kWriteVerifier = 0x1122334455667788ull;
+
+Credentials Cred(uint32_t uid, uint32_t gid) {
+  Credentials c;
+  c.uid = uid;
+  c.gid = gid;
+  return c;
+}
+
+nfs_argop4 Op(nfs_opnum4 n) {
+  nfs_argop4 a{};
+  a.argop = n;
+  return a;
+}
+
+stateid4 Special(uint32_t seqid, char other) {
+  stateid4 s{};
+  s.seqid = seqid;
+  memset(s.other, other, sizeof(s.other));
+  return s;
+}
+const stateid4 kAnonymous = Special(0, 0);
+const stateid4 kReadBypass = Special(NFS4_UINT32_MAX, '\xff');
+const stateid4 kCurrent = Special(1, 0);
+
+enum class Kind { kMemory, kCachingPosix };
+
+// One client with its session: the slot-0 sequence it is at.
+struct Client {
+  SessionId session{};
+  clientid4 id = 0;
+  uint32_t seq = 1;
+};
+
+class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override {
+    tmp_ = std::make_unique<testing::TempDir>("nfs4io");
+    for (const char *d : {"e", "r"}) ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0755), 0);
+    std::vector<exports::ExportSpec> specs;
+    for (const char *d : {"e", "r"}) {
+      exports::ExportSpec spec;
+      spec.path = tmp_->Sub(d);
+      exports::ClientRule rule;
+      rule.pattern = *exports::ParseClientPattern("127.0.0.1");
+      rule.options.read_only = std::string(d) == "r";
+      rule.options.squash = exports::Squash::kNone;
+      spec.rules.push_back(rule);
+      specs.push_back(spec);
+    }
+    ASSERT_TRUE(table_.Load(specs).ok());
+    key_.emplace(HandleKey::FromBytes(std::string(kHandleKeySize, 'k')));
+    if (GetParam() == Kind::kCachingPosix) {
+      resolver_ = std::make_unique<HandleResolver>();
+      resolver_->Start(*table_.List().front());
+      inner_ = std::make_unique<backend::PosixBackend>(*resolver_);
+      caching_ = std::make_unique<backend::CachingBackend>(*inner_, FileCacheOptions{});
+      backend_ = caching_.get();
+    } else {
+      inner_ = std::make_unique<backend::MemoryBackend>(backend::MemoryBackendOptions{});
+      backend_ = inner_.get();
+    }
+    ns_ = std::make_unique<PseudoFs>(PseudoFs::Deps{&table_, &*key_, backend_});
+    {  // T/e may be written by anyone (the memory backend's root is 0755).
+      Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub("e"));
+      auto root = backend_->OpenPath(*exp, "");
+      ASSERT_TRUE(root.ok());
+      backend::SetAttrRequest mode;
+      mode.mode = 0777;
+      const Credentials su = Cred(0, 0);
+      ASSERT_TRUE(backend_->SetAttr(*root, mode, std::nullopt, backend::Caller{su}).ok());
+    }
+    open_state_ = std::make_unique<OpenStateTable>(*backend_, OpenStateTable::Options{});
+    Nfs4State::Options o;
+    o.lease = absl::Seconds(90);
+    o.now_ns = [this] { return now_ns_; };
+    o.on_client_gone = [this](clientid4 id) { open_state_->ReleaseClient(id); };
+    state_.emplace(o);
+    services_.state = &*state_;
+    services_.namespace_fs = ns_.get();
+    services_.open_state = open_state_.get();
+    services_.write_verifier = kWriteVerifier;
+    program_.emplace(Nfs4Program::Options{}, &services_);
+    dispatcher_.emplace(&counters_);
+    dispatcher_->AddProgram(&*program_);
+    PeerAddress peer, local;
+    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
+    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
+    conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
+  }
+
+  void TearDown() override {
+    dispatcher_.reset();
+    program_.reset();
+    state_.reset();
+    open_state_.reset();
+    ns_.reset();
+    backend_ = nullptr;
+    caching_.reset();
+    inner_.reset();
+    if (resolver_) resolver_->Shutdown();
+    resolver_.reset();
+    table_.Shutdown();
+    DrainReleases();
+    tmp_.reset();
+  }
+
+  std::string RootHandle(const std::string &rel) {
+    Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
+    EXPECT_TRUE(exp);
+    auto root = backend_->OpenPath(*exp, "");
+    EXPECT_TRUE(root.ok()) << root.status();
+    return *key_->Encode(exp->id(), root->handle());
+  }
+
+  std::string Encode(std::vector<nfs_argop4> ops) {
+    COMPOUND4args args{};
+    args.minorversion = 1;
+    args.argarray.argarray_len = static_cast<u_int>(ops.size());
+    args.argarray.argarray_val = ops.data();
+    std::string buf(1 << 20, '\0');
+    XDR x;
+    xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
+    EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
+    buf.resize(xdr_getpos(&x));
+    xdr_destroy(&x);
+    return buf;
+  }
+  std::unique_ptr<Reply> Raw(std::vector<nfs_argop4> ops, const Credentials &cred) {
+    rpc::CallAuth auth;
+    auth.flavor = rpc::AuthFlavor::kSys;
+    auth.cred = cred;
+    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
+        *dispatcher_, *conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, Encode(ops), auth);
+    EXPECT_TRUE(r && r->error.is_success());
+    auto reply = std::make_unique<Reply>(r ? r->body : "");
+    EXPECT_TRUE(reply->ok());
+    return reply;
+  }
+
+  Client Mount(const std::string &owner) {
+    Client c;
+    nfs_argop4 ex = Op(OP_EXCHANGE_ID);
+    EXCHANGE_ID4args &ea = ex.nfs_argop4_u.opexchange_id;
+    memset(ea.eia_clientowner.co_verifier, 'v', NFS4_VERIFIER_SIZE);
+    const std::string &o = Keep(owner);
+    ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char *>(o.data());
+    ea.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(o.size());
+    auto er = Raw({ex}, Cred(0, 0));
+    EXPECT_EQ((*er)->status, NFS4_OK);
+    const EXCHANGE_ID4resok &eok =
+        (*er)->resarray.resarray_val[0].nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
+    c.id = eok.eir_clientid;
+    nfs_argop4 cs = Op(OP_CREATE_SESSION);
+    CREATE_SESSION4args &ca = cs.nfs_argop4_u.opcreate_session;
+    ca.csa_clientid = eok.eir_clientid;
+    ca.csa_sequence = eok.eir_sequenceid;
+    ca.csa_fore_chan_attrs = {0, 1 << 20, (1 << 20) + 4096, 4096, 16, 4, {0, nullptr}};
+    ca.csa_back_chan_attrs = {0, 4096, 4096, 0, 2, 1, {0, nullptr}};
+    auto cr = Raw({cs}, Cred(0, 0));
+    EXPECT_EQ((*cr)->status, NFS4_OK);
+    if ((*cr)->status == NFS4_OK) {
+      memcpy(c.session.data(),
+             (*cr)
+                 ->resarray.resarray_val[0]
+                 .nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4.csr_sessionid,
+             c.session.size());
+    }
+    return c;
+  }
+
+  // SEQUENCE on the client's slot 0, then `ops`.
+  std::unique_ptr<Reply> Run(Client &c, std::vector<nfs_argop4> ops,
+                             const Credentials &cred = Cred(0, 0)) {
+    nfs_argop4 s = Op(OP_SEQUENCE);
+    SEQUENCE4args &sa = s.nfs_argop4_u.opsequence;
+    memcpy(sa.sa_sessionid, c.session.data(), c.session.size());
+    sa.sa_sequenceid = c.seq++;
+    ops.insert(ops.begin(), s);
+    return Raw(std::move(ops), cred);
+  }
+  static std::vector<nfsstat4> Statuses(const std::unique_ptr<Reply> &r) {
+    std::vector<nfsstat4> out;
+    for (u_int i = 0; i < (*r)->resarray.resarray_len; ++i)
+      out.push_back(OpStatus((*r)->resarray.resarray_val[i]));
+    return out;
+  }
+  static nfsstat4 Last(const std::unique_ptr<Reply> &r) { return (*r)->status; }
+  static const nfs_resop4 &At(const std::unique_ptr<Reply> &r, u_int i) {
+    return (*r)->resarray.resarray_val[i];
+  }
+
+  // ---- Op builders (their strings live in the fixture)
+
+  const std::string &Keep(const std::string &s) {
+    strings_.push_back(s);
+    return strings_.back();
+  }
+  nfs_argop4 PutFh(const std::string &fh) {
+    const std::string &s = Keep(fh);
+    nfs_argop4 a = Op(OP_PUTFH);
+    a.nfs_argop4_u.opputfh.object.nfs_fh4_len = static_cast<u_int>(s.size());
+    a.nfs_argop4_u.opputfh.object.nfs_fh4_val = const_cast<char *>(s.data());
+    return a;
+  }
+  // fattr4 with a mode (and a size when given).
+  fattr4 ModeAttrs(uint32_t mode, std::optional<uint64_t> size = std::nullopt) {
+    words_.emplace_back(
+        std::vector<uint32_t>{size ? (1u << FATTR4_SIZE) : 0u, 1u << (FATTR4_MODE - 32), 0u});
+    std::string v;
+    auto put32 = [&](uint32_t x) {
+      for (int i = 3; i >= 0; --i) v.push_back(static_cast<char>(x >> (8 * i)));
+    };
+    if (size) {
+      put32(static_cast<uint32_t>(*size >> 32));
+      put32(static_cast<uint32_t>(*size));
+    }
+    put32(mode);
+    const std::string &s = Keep(v);
+    fattr4 f{};
+    f.attrmask = bitmap4{3, words_.back().data()};
+    f.attr_vals.attrlist4_len = static_cast<u_int>(s.size());
+    f.attr_vals.attrlist4_val = const_cast<char *>(s.data());
+    return f;
+  }
+  nfs_argop4 Open(const std::string &owner, uint32_t access, uint32_t deny, open_claim_type4 claim,
+                  const std::string &name = "") {
+    nfs_argop4 a = Op(OP_OPEN);
+    OPEN4args &o = a.nfs_argop4_u.opopen;
+    o.share_access = access;
+    o.share_deny = deny;
+    const std::string &ow = Keep(owner);
+    o.owner.owner.owner_val = const_cast<char *>(ow.data());
+    o.owner.owner.owner_len = static_cast<u_int>(ow.size());
+    o.openhow.opentype = OPEN4_NOCREATE;
+    o.claim.claim = claim;
+    if (claim == CLAIM_NULL) {
+      const std::string &n = Keep(name);
+      o.claim.open_claim4_u.file.utf8string_val = const_cast<char *>(n.data());
+      o.claim.open_claim4_u.file.utf8string_len = static_cast<u_int>(n.size());
+    }
+    return a;
+  }
+  nfs_argop4 Create(const std::string &owner, const std::string &name, createmode4 mode,
+                    uint32_t access = OPEN4_SHARE_ACCESS_BOTH, uint64_t verifier = 0) {
+    nfs_argop4 a = Open(owner, access, OPEN4_SHARE_DENY_NONE, CLAIM_NULL, name);
+    OPEN4args &o = a.nfs_argop4_u.opopen;
+    o.openhow.opentype = OPEN4_CREATE;
+    createhow4 &h = o.openhow.openflag4_u.how;
+    h.mode = mode;
+    char verf[NFS4_VERIFIER_SIZE];
+    for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i)
+      verf[i] = static_cast<char>(verifier >> (56 - 8 * i));
+    if (mode == UNCHECKED4 || mode == GUARDED4) {
+      h.createhow4_u.createattrs = ModeAttrs(0644);
+    } else if (mode == EXCLUSIVE4) {
+      memcpy(h.createhow4_u.createverf, verf, sizeof(verf));
+    } else {
+      memcpy(h.createhow4_u.ch_createboth.cva_verf, verf, sizeof(verf));
+      h.createhow4_u.ch_createboth.cva_attrs = ModeAttrs(0600);
+    }
+    return a;
+  }
+  static nfs_argop4 Write(const stateid4 &sid, uint64_t offset, const std::string &data,
+                          stable_how4 stable = UNSTABLE4) {
+    nfs_argop4 a = Op(OP_WRITE);
+    WRITE4args &w = a.nfs_argop4_u.opwrite;
+    w.stateid = sid;
+    w.offset = offset;
+    w.stable = stable;
+    w.data.data_len = static_cast<u_int>(data.size());
+    w.data.data_val = const_cast<char *>(data.data());
+    return a;
+  }
+  static nfs_argop4 Read(const stateid4 &sid, uint64_t offset, uint32_t count) {
+    nfs_argop4 a = Op(OP_READ);
+    a.nfs_argop4_u.opread.stateid = sid;
+    a.nfs_argop4_u.opread.offset = offset;
+    a.nfs_argop4_u.opread.count = count;
+    return a;
+  }
+  static nfs_argop4 Close(const stateid4 &sid) {
+    nfs_argop4 a = Op(OP_CLOSE);
+    a.nfs_argop4_u.opclose.open_stateid = sid;
+    return a;
+  }
+  nfs_argop4 LockNew(nfs_lock_type4 type, uint64_t off, uint64_t len, const stateid4 &open,
+                     const std::string &owner) {
+    nfs_argop4 a = Op(OP_LOCK);
+    LOCK4args &l = a.nfs_argop4_u.oplock;
+    l.locktype = type;
+    l.offset = off;
+    l.length = len;
+    l.locker.new_lock_owner = TRUE;
+    l.locker.locker4_u.open_owner.open_stateid = open;
+    const std::string &ow = Keep(owner);
+    l.locker.locker4_u.open_owner.lock_owner.owner.owner_val = const_cast<char *>(ow.data());
+    l.locker.locker4_u.open_owner.lock_owner.owner.owner_len = static_cast<u_int>(ow.size());
+    return a;
+  }
+  static nfs_argop4 LockU(const stateid4 &lock, uint64_t off, uint64_t len) {
+    nfs_argop4 a = Op(OP_LOCKU);
+    LOCKU4args &u = a.nfs_argop4_u.oplocku;
+    u.locktype = WRITE_LT;
+    u.lock_stateid = lock;
+    u.offset = off;
+    u.length = len;
+    return a;
+  }
+  nfs_argop4 LockT(nfs_lock_type4 type, uint64_t off, uint64_t len, const std::string &owner) {
+    nfs_argop4 a = Op(OP_LOCKT);
+    LOCKT4args &t = a.nfs_argop4_u.oplockt;
+    t.locktype = type;
+    t.offset = off;
+    t.length = len;
+    const std::string &ow = Keep(owner);
+    t.owner.owner.owner_val = const_cast<char *>(ow.data());
+    t.owner.owner.owner_len = static_cast<u_int>(ow.size());
+    return a;
+  }
+
+  // Creates T/e/name through OPEN (UNCHECKED, read-write) by `c`: the open
+  // stateid and the file's handle.
+  std::pair<stateid4, std::string> CreateFile(Client &c, const std::string &name,
+                                              const std::string &owner = "oo") {
+    auto r = Run(c, {PutFh(RootHandle("e")), Create(owner, name, UNCHECKED4), Op(OP_GETFH)});
+    EXPECT_EQ(Last(r), NFS4_OK);
+    if (Last(r) != NFS4_OK) return {};
+    const stateid4 sid = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+    const nfs_fh4 &fh = At(r, 3).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+    return {sid, std::string(fh.nfs_fh4_val, fh.nfs_fh4_len)};
+  }
+
+  std::unique_ptr<testing::TempDir> tmp_;
+  exports::ExportTable table_;
+  std::optional<HandleKey> key_;
+  std::unique_ptr<HandleResolver> resolver_;
+  std::unique_ptr<backend::Backend> inner_;
+  std::unique_ptr<backend::CachingBackend> caching_;
+  backend::Backend *backend_ = nullptr;
+  std::unique_ptr<PseudoFs> ns_;
+  std::unique_ptr<OpenStateTable> open_state_;
+  int64_t now_ns_ = 1'000'000'000;
+  std::optional<Nfs4State> state_;
+  Nfs4Services services_;
+  rpc::ServerCounters counters_;
+  std::optional<Nfs4Program> program_;
+  std::optional<rpc::Dispatcher> dispatcher_;
+  std::unique_ptr<rpc::ConnectionInfo> conn_;
+  std::deque<std::string> strings_;
+  std::deque<std::vector<uint32_t>> words_;
+};
+
+uint64_t Verf(const verifier4 v) {
+  uint64_t out = 0;
+  for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) out = (out << 8) | static_cast<uint8_t>(v[i]);
+  return out;
+}
+
+TEST_P(Nfs4IoTest, CreateWriteReadCommitCloseWithTheCurrentStateid) {
+  Client c = Mount("host-a");
+  const std::string data = "hello, nfs4";
+  auto r = Run(c, {PutFh(RootHandle("e")), Create("oo", "f", UNCHECKED4),
+                   Write(kCurrent, 0, data, FILE_SYNC4), Read(kCurrent, 0, 100), Op(OP_COMMIT),
+                   Close(kCurrent)});
+  ASSERT_EQ(Last(r), NFS4_OK) << ::testing::PrintToString(Statuses(r));
+  const OPEN4resok &open = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4;
+  EXPECT_EQ(open.rflags, static_cast<uint32_t>(OPEN4_RESULT_LOCKTYPE_POSIX));
+  EXPECT_EQ(open.delegation.delegation_type, OPEN_DELEGATE_NONE);
+  EXPECT_NE(open.cinfo.before, 0u);
+  ASSERT_GE(open.attrset.bitmap4_len, 2u);
+  EXPECT_TRUE(open.attrset.bitmap4_val[1] & (1u << (FATTR4_MODE - 32)));
+  const WRITE4resok &w = At(r, 3).nfs_resop4_u.opwrite.WRITE4res_u.resok4;
+  EXPECT_EQ(w.count, data.size());
+  EXPECT_EQ(w.committed, FILE_SYNC4);
+  EXPECT_EQ(Verf(w.writeverf), kWriteVerifier);
+  const READ4resok &rd = At(r, 4).nfs_resop4_u.opread.READ4res_u.resok4;
+  EXPECT_EQ(std::string(rd.data.data_val, rd.data.data_len), data);
+  EXPECT_TRUE(rd.eof);
+  EXPECT_EQ(Verf(At(r, 5).nfs_resop4_u.opcommit.COMMIT4res_u.resok4.writeverf), kWriteVerifier);
+  // CLOSE answers the special invalid stateid (RFC 8881 §18.2.4).
+  const stateid4 &closed = At(r, 6).nfs_resop4_u.opclose.CLOSE4res_u.open_stateid;
+  EXPECT_EQ(closed.seqid, NFS4_UINT32_MAX);
+  EXPECT_EQ(std::string(closed.other, NFS4_OTHER_SIZE), std::string(NFS4_OTHER_SIZE, '\0'));
+  EXPECT_EQ(open_state_->counts().opens, 0u);
+  // The stateid is gone with the open.
+  auto again =
+      Run(c, {PutFh(RootHandle("e")), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_NULL, "f"),
+              Close(open.stateid)});
+  EXPECT_EQ(Last(again), NFS4ERR_BAD_STATEID);
+}
+
+TEST_P(Nfs4IoTest, StatefulOpsNeedTheirStateidAndTheCurrentOneOnlyForItsFile) {
+  Client c = Mount("host-a");
+  auto [sid, fh] = CreateFile(c, "f");
+  // No current stateid in this COMPOUND yet.
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(kCurrent, 0, 10)})), NFS4ERR_BAD_STATEID);
+  // The READ bypass reads, never writes; the anonymous stateid does both.
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(kReadBypass, 0, 10)})), NFS4_OK);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(kReadBypass, 0, "x")})), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(kAnonymous, 0, "x")})), NFS4_OK);
+  // Another client's stateid is not this one's.
+  Client other = Mount("host-b");
+  EXPECT_EQ(Last(Run(other, {PutFh(fh), Read(sid, 0, 10)})), NFS4ERR_BAD_STATEID);
+  // A read-only open cannot write.
+  auto ro = Run(
+      c, {PutFh(fh), Open("ro", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH), Write(kCurrent, 0, "x")});
+  EXPECT_EQ(Statuses(ro).back(), NFS4ERR_OPENMODE);
+  // An older seqid of an upgraded open is OLD_STATEID.
+  auto up = Run(c, {PutFh(fh), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)});
+  ASSERT_EQ(Last(up), NFS4_OK);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(sid, 0, 10)})), NFS4ERR_OLD_STATEID);
+  // TEST_STATEID: current, special, unknown.
+  nfs_argop4 t = Op(OP_TEST_STATEID);
+  stateid4 ids[3] = {At(up, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid, kAnonymous,
+                     Special(5, 'q')};
+  t.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_len = 3;
+  t.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_val = ids;
+  auto tr = Run(c, {t});
+  ASSERT_EQ(Last(tr), NFS4_OK);
+  const auto &codes =
+      At(tr, 1).nfs_resop4_u.optest_stateid.TEST_STATEID4res_u.tsr_resok4.tsr_status_codes;
+  ASSERT_EQ(codes.tsr_status_codes_len, 3u);
+  EXPECT_EQ(codes.tsr_status_codes_val[0], NFS4_OK);
+  EXPECT_EQ(codes.tsr_status_codes_val[1], NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(codes.tsr_status_codes_val[2], NFS4ERR_BAD_STATEID);
+}
+
+TEST_P(Nfs4IoTest, CreateModesAndTheErrorsOfWhatCannotBeOpened) {
+  Client c = Mount("host-a");
+  CreateFile(c, "f");
+  const std::string e = RootHandle("e");
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Create("oo", "f", GUARDED4)})), NFS4ERR_EXIST);
+  // EXCLUSIVE4_1: a retransmit (same verifier) opens the file it made, another
+  // is EXIST.
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Create("oo", "x", EXCLUSIVE4_1, OPEN4_SHARE_ACCESS_BOTH, 7)})),
+            NFS4_OK);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Create("oo", "x", EXCLUSIVE4_1, OPEN4_SHARE_ACCESS_BOTH, 7)})),
+            NFS4_OK);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Create("oo", "x", EXCLUSIVE4_1, OPEN4_SHARE_ACCESS_BOTH, 8)})),
+            NFS4ERR_EXIST);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Create("oo", "y", EXCLUSIVE4, OPEN4_SHARE_ACCESS_BOTH, 9)})),
+            NFS4_OK);
+  // Not there, a directory, a read-only export, a create by handle.
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_NULL, "nope")})),
+            NFS4ERR_NOENT);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)})),
+            NFS4ERR_ISDIR);
+  const std::string r = RootHandle("r");
+  EXPECT_EQ(Last(Run(c, {PutFh(r), Create("oo", "z", UNCHECKED4)})), NFS4ERR_ROFS);
+  // Share access 0 and unknown deny bits.
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", 0, 0, CLAIM_NULL, "f")})), NFS4ERR_INVAL);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 8, CLAIM_NULL, "f")})),
+            NFS4ERR_INVAL);
+  // Reclaims outside a grace period, delegations never granted.
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_PREVIOUS)})),
+            NFS4ERR_NO_GRACE);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_DELEG_CUR_FH)})),
+            NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_DELEGATE_PREV)})),
+            NFS4ERR_NOTSUPP);
+  // A client that wants a delegation hears why there is none.
+  auto want =
+      Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_READ_DELEG, 0,
+                             CLAIM_NULL, "f")});
+  ASSERT_EQ(Last(want), NFS4_OK);
+  const open_delegation4 &d = At(want, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.delegation;
+  EXPECT_EQ(d.delegation_type, OPEN_DELEGATE_NONE_EXT);
+  EXPECT_EQ(d.open_delegation4_u.od_whynone.ond_why, WND4_RESOURCE);
+}
+
+TEST_P(Nfs4IoTest, OpenChecksThePermissionOfTheSquashedUser) {
+  Client c = Mount("host-a");
+  auto [sid, fh] = CreateFile(c, "mine");  // root's, 0644
+  const std::string e = RootHandle("e");
+  const Credentials user = Cred(1000, 1000);
+  EXPECT_EQ(
+      Last(Run(c, {PutFh(e), Open("u", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_NULL, "mine")}, user)),
+      NFS4_OK);
+  EXPECT_EQ(
+      Last(Run(c, {PutFh(e), Open("u", OPEN4_SHARE_ACCESS_WRITE, 0, CLAIM_NULL, "mine")}, user)),
+      NFS4ERR_ACCESS);
+  // The user may create in the (0777) export root.
+  EXPECT_EQ(Last(Run(c, {PutFh(e), Create("u", "theirs", UNCHECKED4)}, user)), NFS4_OK);
+}
+
+TEST_P(Nfs4IoTest, ShareReservationsRefuseOtherClientsAndAnonymousIo) {
+  Client a = Mount("host-a");
+  Client b = Mount("host-b");
+  auto [sid, fh] = CreateFile(a, "f");
+  ASSERT_EQ(Last(Run(a, {PutFh(fh), Close(sid)})), NFS4_OK);
+  ASSERT_EQ(Last(Run(a, {PutFh(fh),
+                         Open("deny", OPEN4_SHARE_ACCESS_READ, OPEN4_SHARE_DENY_WRITE, CLAIM_FH)})),
+            NFS4_OK);
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), Open("b", OPEN4_SHARE_ACCESS_WRITE, 0, CLAIM_FH)})),
+            NFS4ERR_SHARE_DENIED);
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), Open("b", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)})), NFS4_OK);
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), Write(kAnonymous, 0, "x")})), NFS4ERR_LOCKED);
+  // The holder's lease runs out: a courtesy client loses the conflict, and its
+  // record.
+  now_ns_ += absl::ToInt64Nanoseconds(absl::Seconds(91));
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), Open("b", OPEN4_SHARE_ACCESS_WRITE, 0, CLAIM_FH)})), NFS4_OK);
+  EXPECT_EQ(open_state_->states_of(a.id), 0u);
+  EXPECT_EQ(state_->counts().confirmed, 1u);
+  EXPECT_EQ(Statuses(Run(a, {})).front(), NFS4ERR_BADSESSION);
+}
+
+TEST_P(Nfs4IoTest, LocksConflictBetweenClientsWithTheOwnerNamed) {
+  Client a = Mount("host-a");
+  Client b = Mount("host-b");
+  auto [sa, fh] = CreateFile(a, "f");
+  auto lr = Run(a, {PutFh(fh), LockNew(WRITE_LT, 0, 100, sa, "lock-a")});
+  ASSERT_EQ(Last(lr), NFS4_OK) << ::testing::PrintToString(Statuses(lr));
+  const stateid4 la = At(lr, 2).nfs_resop4_u.oplock.LOCK4res_u.resok4.lock_stateid;
+  auto ob = Run(b, {PutFh(fh), Open("ob", OPEN4_SHARE_ACCESS_BOTH, 0, CLAIM_FH)});
+  ASSERT_EQ(Last(ob), NFS4_OK);
+  const stateid4 sb = At(ob, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  auto denied = Run(b, {PutFh(fh), LockNew(READ_LT, 50, 10, sb, "lock-b")});
+  ASSERT_EQ(Last(denied), NFS4ERR_DENIED);
+  const LOCK4denied &d = At(denied, 2).nfs_resop4_u.oplock.LOCK4res_u.denied;
+  EXPECT_EQ(d.offset, 0u);
+  EXPECT_EQ(d.length, 100u);
+  EXPECT_EQ(d.locktype, WRITE_LT);
+  EXPECT_EQ(d.owner.clientid, a.id);
+  EXPECT_EQ(std::string(d.owner.owner.owner_val, d.owner.owner.owner_len), "lock-a");
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), LockT(WRITE_LT, 99, 1, "lock-b")})), NFS4ERR_DENIED);
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), LockT(WRITE_LT, 100, NFS4_UINT64_MAX, "lock-b")})), NFS4_OK);
+  // Bad ranges.
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), LockNew(READ_LT, 50, 0, sb, "lock-b")})), NFS4ERR_INVAL);
+  // A lock stateid with locks cannot be freed; once unlocked it can.
+  nfs_argop4 fr = Op(OP_FREE_STATEID);
+  fr.nfs_argop4_u.opfree_stateid.fsa_stateid = la;
+  EXPECT_EQ(Last(Run(a, {fr})), NFS4ERR_LOCKS_HELD);
+  auto un = Run(a, {PutFh(fh), LockU(la, 0, NFS4_UINT64_MAX)});
+  ASSERT_EQ(Last(un), NFS4_OK);
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), LockNew(READ_LT, 50, 10, sb, "lock-b")})), NFS4_OK);
+  fr.nfs_argop4_u.opfree_stateid.fsa_stateid =
+      At(un, 2).nfs_resop4_u.oplocku.LOCKU4res_u.lock_stateid;
+  EXPECT_EQ(Last(Run(a, {fr})), NFS4_OK);
+  // Locks on a directory: ISDIR.
+  EXPECT_EQ(Last(Run(a, {PutFh(RootHandle("e")), LockT(WRITE_LT, 0, 1, "x")})), NFS4ERR_ISDIR);
+}
+
+TEST_P(Nfs4IoTest, DestroyClientIdIsBusyWhileTheClientHoldsOpens) {
+  Client a = Mount("host-a");
+  auto [sid, fh] = CreateFile(a, "f");
+  Client b = Mount("host-b");
+  nfs_argop4 d = Op(OP_DESTROY_CLIENTID);
+  d.nfs_argop4_u.opdestroy_clientid.dca_clientid = a.id;
+  EXPECT_EQ(Last(Run(b, {d})), NFS4ERR_CLIENTID_BUSY);
+  ASSERT_EQ(Last(Run(a, {PutFh(fh), Close(sid)})), NFS4_OK);
+  nfs_argop4 ds = Op(OP_DESTROY_SESSION);
+  memcpy(ds.nfs_argop4_u.opdestroy_session.dsa_sessionid, a.session.data(), a.session.size());
+  ASSERT_EQ(Last(Raw({ds}, Cred(0, 0))), NFS4_OK);
+  EXPECT_EQ(Last(Raw({d}, Cred(0, 0))), NFS4_OK);
+}
+
+TEST_P(Nfs4IoTest, ADiscardedClientLosesItsOpensAndLocks) {
+  Client a = Mount("host-a");
+  auto [sid, fh] = CreateFile(a, "f");
+  ASSERT_EQ(Last(Run(a, {PutFh(fh), LockNew(WRITE_LT, 0, 10, sid, "l")})), NFS4_OK);
+  EXPECT_EQ(open_state_->states_of(a.id), 2u);
+  // The client reboots (a new verifier) and confirms its new record: the old
+  // one goes.
+  nfs_argop4 ex = Op(OP_EXCHANGE_ID);
+  EXCHANGE_ID4args &ea = ex.nfs_argop4_u.opexchange_id;
+  memset(ea.eia_clientowner.co_verifier, 'w', NFS4_VERIFIER_SIZE);
+  const std::string &o = Keep("host-a");
+  ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char *>(o.data());
+  ea.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(o.size());
+  auto er = Raw({ex}, Cred(0, 0));
+  ASSERT_EQ(Last(er), NFS4_OK);
+  const EXCHANGE_ID4resok &eok = At(er, 0).nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
+  nfs_argop4 cs = Op(OP_CREATE_SESSION);
+  CREATE_SESSION4args &ca = cs.nfs_argop4_u.opcreate_session;
+  ca.csa_clientid = eok.eir_clientid;
+  ca.csa_sequence = eok.eir_sequenceid;
+  ca.csa_fore_chan_attrs = {0, 1 << 20, 1 << 20, 4096, 16, 4, {0, nullptr}};
+  ca.csa_back_chan_attrs = {0, 4096, 4096, 0, 2, 1, {0, nullptr}};
+  ASSERT_EQ(Last(Raw({cs}, Cred(0, 0))), NFS4_OK);
+  EXPECT_EQ(open_state_->states_of(a.id), 0u);
+  EXPECT_EQ(open_state_->counts().opens, 0u);
+}
+
+TEST_P(Nfs4IoTest, BadArgumentsAreErrorsNeverCrashes) {
+  Client c = Mount("host-a");
+  auto [sid, fh] = CreateFile(c, "f");
+  nfs_argop4 w = Write(sid, 0, "x");
+  memset(&w.nfs_argop4_u.opwrite.stable, 0x7f, sizeof(w.nfs_argop4_u.opwrite.stable));
+  EXPECT_NE(Last(Run(c, {PutFh(fh), w})), NFS4_OK);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(sid, INT64_MAX, "xy")})), NFS4ERR_FBIG);
+  nfs_argop4 l = LockNew(WRITE_LT, 0, 1, sid, "l");
+  memset(&l.nfs_argop4_u.oplock.locktype, 0x7f, sizeof(l.nfs_argop4_u.oplock.locktype));
+  EXPECT_NE(Last(Run(c, {PutFh(fh), l})), NFS4_OK);
+  // READ and WRITE of a directory, of the pseudo root.
+  EXPECT_EQ(Last(Run(c, {PutFh(RootHandle("e")), Read(kAnonymous, 0, 1)})), NFS4ERR_ISDIR);
+  EXPECT_EQ(Last(Run(c, {Op(OP_PUTROOTFH), Read(kAnonymous, 0, 1)})), NFS4ERR_ISDIR);
+  EXPECT_EQ(Last(Run(c, {Op(OP_PUTROOTFH), Close(sid)})), NFS4ERR_ISDIR);
+  // DELEGRETURN of anything: no delegation exists.
+  nfs_argop4 dr = Op(OP_DELEGRETURN);
+  dr.nfs_argop4_u.opdelegreturn.deleg_stateid = sid;
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), dr})), NFS4ERR_BAD_STATEID);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Nfs4IoTest,
+                         ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
+                         [](const ::testing::TestParamInfo<Kind> &i) {
+                           return i.param == Kind::kMemory ? "Memory" : "CachingPosix";
+                         });
+
+}  // namespace
+}  // namespace localnfs::server::nfs4::io_test

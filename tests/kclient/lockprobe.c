@@ -3,10 +3,15 @@
 // export) and on the host. Every wait is for an event (a pipe, a lock grant, stdin),
 // with a deadline; the only timed wait is how long a blocked F_SETLKW must stay blocked.
 //
-//   lockprobe contend FILE   in the guest: process A takes a write lock on [0, 100);
-//                            process B's F_SETLK on [50, 60) fails (EAGAIN/EACCES); B's
-//                            F_SETLKW stays blocked while A holds the lock and is granted
-//                            once A unlocks. Exit 0 when all of that held.
+//   lockprobe contend FILE [FILE_B]
+//                            in the guest: process A takes a write lock on [0, 100) of
+//                            FILE; process B's F_SETLK on [50, 60) of FILE_B (the same
+//                            file through a second mount with nosharecache: another
+//                            superblock, so that the guest's VFS cannot see A's lock and
+//                            the server must refuse B; default FILE) fails
+//                            (EAGAIN/EACCES); B's F_SETLKW stays blocked while A holds
+//                            the lock and is granted once A unlocks (the client polls
+//                            the server). Exit 0 when all of that held.
 //   lockprobe hold FILE      on the host: an OFD write lock on [0, 100); prints
 //                            "locked", then holds it until stdin ends.
 //   lockprobe refused FILE   in the guest: F_SETLK write on [10, 20) fails
@@ -47,7 +52,7 @@ static int WaitByte(int fd, int ms, char* c) {
   return read(fd, c, 1) == 1 ? 1 : -1;
 }
 
-static int Contend(const char* path) {
+static int Contend(const char* path, const char* path_b) {
   int a = open(path, O_RDWR);
   if (a < 0) return perror("open A"), 1;
   if (Lock(a, F_SETLK, F_WRLCK, 0, 100) != 0) return perror("A: F_SETLK"), 1;
@@ -57,7 +62,7 @@ static int Contend(const char* path) {
   if (b < 0) return perror("fork"), 1;
   if (b == 0) {
     close(to_parent[0]);
-    int fd = open(path, O_RDWR);
+    int fd = open(path_b, O_RDWR);
     if (fd < 0) _exit(10);
     if (Lock(fd, F_SETLK, F_WRLCK, 50, 10) == 0) _exit(11);  // must be refused
     if (errno != EAGAIN && errno != EACCES) _exit(12);
@@ -137,11 +142,12 @@ static int Free(const char* path) {
 }
 
 int main(int argc, char** argv) {
+  if (argc == 4 && strcmp(argv[1], "contend") == 0) return Contend(argv[2], argv[3]);
   if (argc != 3) {
     fprintf(stderr, "usage: lockprobe contend|hold|refused|free FILE\n");
     return 2;
   }
-  if (strcmp(argv[1], "contend") == 0) return Contend(argv[2]);
+  if (strcmp(argv[1], "contend") == 0) return Contend(argv[2], argv[2]);
   if (strcmp(argv[1], "hold") == 0) return Hold(argv[2]);
   if (strcmp(argv[1], "refused") == 0) return Refused(argv[2]);
   if (strcmp(argv[1], "free") == 0) return Free(argv[2]);

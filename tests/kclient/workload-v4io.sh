@@ -63,9 +63,17 @@ fi
 kc_step "ls -a"
 kc_eq "., .. and the file" 3 "$(ls -a "$MNT" | grep -c -x -F -e . -e .. -e "data-$VERS")"
 
-kc_step "byte-range locks between two processes of the guest"
+kc_step "byte-range locks between two processes of one mount"
 : >"$MNT/lockfile-$VERS" || kc_fail "create lockfile"
 kc_run "$MNT/lockprobe" contend "$MNT/lockfile-$VERS"
+
+# The guest's VFS decides conflicts within one superblock (the NFS client checks its own
+# lock list first): B on a second mount (nosharecache) is refused by the server.
+kc_step "byte-range locks between two mounts: the server refuses, F_SETLKW polls"
+kc_run mkdir -p /tmp/m2
+mount -t nfs -o "$NFS_OPTS,nosharecache" "$SERVER_IP:$EXPORT" /tmp/m2 || kc_fail "second mount"
+kc_run "$MNT/lockprobe" contend "$MNT/lockfile-$VERS" "/tmp/m2/lockfile-$VERS"
+umount /tmp/m2 || kc_fail "umount of the second mount"
 
 kc_step "a lock a host process holds refuses the guest"
 kc_run "$MNT/lockprobe" refused "$MNT/hostlocked"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/nfs4/nfs4proc.h"
+#include "server/nfs4/services.h"
 #include "server/nfs4/session_ops.h"
 
 namespace localnfs::server::nfs4 {
@@ -224,8 +225,54 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
   return RunCompound(options, header, ops, res, cs);
 }
 
+size_t OpCounters::SlotOf(uint32_t op) { return op < kSlots - 1 ? op : kSlots - 1; }
+
+void OpCounters::Count(uint32_t op, nfsstat4 status) {
+  const size_t slot = SlotOf(op);
+  const size_t field = 2 * (slot % kPerGroup);
+  if (status == NFS4_OK) {
+    groups_[slot / kPerGroup].Add(field, 1);
+  } else {
+    groups_[slot / kPerGroup].Add(field, 1, field + 1, 1);
+  }
+}
+
+std::vector<OpCounters::Entry> OpCounters::Read() const {
+  std::vector<Entry> out;
+  for (size_t slot = 0; slot < kSlots; ++slot) {
+    const auto& g = groups_[slot / kPerGroup];
+    const size_t field = 2 * (slot % kPerGroup);
+    const uint64_t calls = g.Sum(field);
+    if (calls == 0) continue;
+    const uint32_t op = slot == kSlots - 1 ? uint32_t{OP_ILLEGAL} : static_cast<uint32_t>(slot);
+    out.push_back(Entry{op, calls, g.Sum(field + 1)});
+  }
+  return out;
+}
+
+namespace {
+bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+            COMPOUND4res* res, CompoundState& cs);
+}  // namespace
+
 bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
                  COMPOUND4res* res, CompoundState& cs) {
+  const bool ran = RunOps(options, header, ops, res, cs);
+  // The one place ops are counted: every result returned, whatever stopped the loop.
+  OpCounters* counters = cs.services != nullptr ? cs.services->op_counters : nullptr;
+  if (ran && counters != nullptr && cs.replay == nullptr) {
+    for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
+      const nfs_resop4& r = res->resarray.resarray_val[i];
+      counters->Count(r.resop, OpStatus(r));
+    }
+  }
+  return ran;
+}
+
+namespace {
+
+bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+            COMPOUND4res* res, CompoundState& cs) {
   res->status = NFS4_OK;
   const uint32_t minor = header.minorversion;
   if (minor < kMinMinorVersion || minor > kMaxMinorVersion) {
@@ -324,6 +371,8 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
   }
   return true;
 }
+
+}  // namespace
 
 FileHandle4 PseudoRootHandle() {
   // PLACEHOLDER: the pseudo file system will give its root a real handle (and

@@ -54,6 +54,9 @@
 // ever looks at a limit.
 // Execution stops at the first op whose status is not NFS4_OK; the results so far (that
 // op's included) are returned and the COMPOUND's status is the last op's.
+// Every result the loop returns — run, or refused by a rule above — is counted per op
+// number in Nfs4Services::op_counters (OpCounters: calls and errors), once, in
+// RunCompound: no handler counts.
 //
 // Adding an operation = filling its row in compound.cc (flags, handler) and writing the
 // handler in nfs4proc.cc: `nfsstat4 Handler(CompoundState&, const nfs_argop4&,
@@ -65,11 +68,14 @@
 
 #include <stdint.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/sharded_counter.h"
 #include "rpc/nfs4.h"
 
 namespace localnfs::rpc {
@@ -130,6 +136,27 @@ struct CompoundState {
   // the status of the op that crosses it.
   size_t reply_budget = 0;
   nfsstat4 reply_budget_status = NFS4ERR_REP_TOO_BIG;
+};
+
+// Calls and errors (a status other than NFS4_OK) per op number, OP_ILLEGAL included:
+// what status shows. Sharded (common/sharded_counter.h): COMPOUNDs on every worker add.
+// Thread-safety: Count and Read from any thread.
+class OpCounters {
+ public:
+  void Count(uint32_t op, nfsstat4 status);
+  struct Entry {
+    uint32_t op = 0;
+    uint64_t calls = 0, errors = 0;
+  };
+  // The ops counted at least once, by op number.
+  std::vector<Entry> Read() const;
+
+ private:
+  // Four ops per cache line (calls, errors each); the last slot is OP_ILLEGAL.
+  static constexpr size_t kSlots = kLastOp42 + 2;
+  static constexpr size_t kPerGroup = 4;
+  static size_t SlotOf(uint32_t op);
+  std::array<ShardedCounters<2 * kPerGroup>, (kSlots + kPerGroup - 1) / kPerGroup> groups_;
 };
 
 using OpHandler = nfsstat4 (*)(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);

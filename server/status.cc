@@ -799,7 +799,8 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
     w.Family("localnfs_nfs4_ops_total", "counter",
              "NFSv4 operations answered, by op, counted by the COMPOUND loop (refused ones "
              "included).");
-    for (const auto& [name, e] : v4.ops) w.Sample("localnfs_nfs4_ops_total", {{"op", name}}, e.calls);
+    for (const auto& [name, e] : v4.ops)
+      w.Sample("localnfs_nfs4_ops_total", {{"op", name}}, e.calls);
     w.Family("localnfs_nfs4_op_errors_total", "counter",
              "NFSv4 operations answered with a status other than NFS4_OK, by op.");
     for (const auto& [name, e] : v4.ops)

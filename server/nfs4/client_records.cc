@@ -67,13 +67,12 @@ std::string EncodeClientRecords(const std::vector<ClientRecord>& records) {
 
 namespace {
 
-absl::Status DecodeInto(std::string_view bytes, size_t max_records,
-                        std::vector<ClientRecord>* out, bool* truncated) {
+absl::Status DecodeInto(std::string_view bytes, size_t max_records, std::vector<ClientRecord>* out,
+                        bool* truncated) {
   if (bytes.size() < kMagicSize + 4 + 8 || bytes.substr(0, kMagicSize) != kMagic)
     return absl::DataLossError("not a client records file (no LNFS4CL1 header)");
   const std::string_view body = bytes.substr(0, bytes.size() - 8);
-  if (GetU64(bytes, body.size()) != Fnv1a(body))
-    return absl::DataLossError("checksum mismatch");
+  if (GetU64(bytes, body.size()) != Fnv1a(body)) return absl::DataLossError("checksum mismatch");
   const uint32_t count = GetU32(body, kMagicSize);
   size_t at = kMagicSize + 4;
   for (uint32_t i = 0; i < count; ++i) {
@@ -120,8 +119,9 @@ ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records)
   }
   // Bounded read: the largest file as many records as the default client bound (or
   // this run's, if larger) can make. Records beyond max_records are cut when decoded.
-  const size_t limit =
-      kMagicSize + 4 + std::max<size_t>(max_records, 1024) * (kRecordHeader + NFS4_OPAQUE_LIMIT) + 8;
+  const size_t limit = kMagicSize + 4 +
+                       std::max<size_t>(max_records, 1024) * (kRecordHeader + NFS4_OPAQUE_LIMIT) +
+                       8;
   std::string bytes;
   char buf[65536];
   for (;;) {
@@ -134,8 +134,7 @@ ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records)
     if (n == 0) break;
     bytes.append(buf, static_cast<size_t>(n));
     if (bytes.size() > limit) {
-      LOG_ERROR("%s: larger than %d records can be: read as no client records", file,
-                max_records);
+      LOG_ERROR("%s: larger than %d records can be: read as no client records", file, max_records);
       return;
     }
   }
@@ -195,8 +194,7 @@ absl::Status ClientRecordFile::Flush() {
   }
   absl::Status s = Write(EncodeClientRecords(snapshot));
   if (!s.ok()) {
-    LOG_ERROR("nfs4 client records: %s (kept in memory; written at the next change)",
-              s.message());
+    LOG_ERROR("nfs4 client records: %s (kept in memory; written at the next change)", s.message());
     return s;
   }
   written_ = generation;

@@ -95,7 +95,7 @@ class ClientRecordFile {
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   absl::btree_map<std::string, Principal> records_ ABSL_GUARDED_BY(mu_);
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by every change
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;     // bumped by every change
   uint64_t written_ ABSL_GUARDED_BY(write_mu_) = 0;  // the generation on disk
   uint64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
 };

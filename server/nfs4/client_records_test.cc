@@ -139,13 +139,14 @@ TEST(ClientRecordsTest, OwnerLengthBoundsAreChecked) {
   bool truncated = false;
   // An empty owner and one longer than NFS4_OPAQUE_LIMIT are not records.
   EXPECT_FALSE(DecodeClientRecords(EncodeClientRecords({{"", kRoot}}), 16, &out, &truncated).ok());
-  EXPECT_FALSE(DecodeClientRecords(
-                   EncodeClientRecords({{std::string(NFS4_OPAQUE_LIMIT + 1, 'o'), kRoot}}), 16,
-                   &out, &truncated)
-                   .ok());
-  EXPECT_TRUE(DecodeClientRecords(EncodeClientRecords({{std::string(NFS4_OPAQUE_LIMIT, 'o'), kRoot}}),
-                                  16, &out, &truncated)
-                  .ok());
+  EXPECT_FALSE(
+      DecodeClientRecords(EncodeClientRecords({{std::string(NFS4_OPAQUE_LIMIT + 1, 'o'), kRoot}}),
+                          16, &out, &truncated)
+          .ok());
+  EXPECT_TRUE(
+      DecodeClientRecords(EncodeClientRecords({{std::string(NFS4_OPAQUE_LIMIT, 'o'), kRoot}}), 16,
+                          &out, &truncated)
+          .ok());
   EXPECT_EQ(out.size(), 1u);
 }
 

@@ -439,7 +439,9 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
   if (!c->confirmed) {
     // Confirmed now: the owner's previous record (a rebooted client's) goes with its
     // sessions.
-    if (Client* old = FindByOwner(c->owner, /*confirmed=*/true)) Discard(old->id, /*replaced=*/true);
+    if (Client* old = FindByOwner(c->owner, /*confirmed=*/true)) {
+      Discard(old->id, /*replaced=*/true);
+    }
     c->confirmed = true;
   }
   auto s = std::make_shared<Session>();

@@ -56,7 +56,8 @@
 // op's included) are returned and the COMPOUND's status is the last op's.
 // Every result the loop returns — run, or refused by a rule above — is counted per op
 // number in Nfs4Services::op_counters (OpCounters: calls and errors), once, in
-// RunCompound: no handler counts.
+// RunCompound: no handler counts. A retry answered from the slot's kept reply runs
+// nothing and is not counted again.
 //
 // Adding an operation = filling its row in compound.cc (flags, handler) and writing the
 // handler in nfs4proc.cc: `nfsstat4 Handler(CompoundState&, const nfs_argop4&,

@@ -13,6 +13,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/services.h"
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -423,6 +425,31 @@ TEST_F(CompoundTest, ChangesUnderThePseudoRootAreRofs) {
   // Elsewhere the op reaches the table: not implemented yet.
   std::tie(status, ops) = Run(Compound().PutFh("elsewhere").Named(OP_REMOVE, "x").Encode());
   EXPECT_EQ(ops, (Results{{OP_PUTFH, NFS4_OK}, {OP_REMOVE, NFS4ERR_NOTSUPP}}));
+}
+
+// Every result the loop returns is counted once per op, run or refused; nothing
+// without counters.
+TEST(OpCountersTest, TheLoopCountsCallsAndErrorsPerOp) {
+  OpCounters counters;
+  Nfs4Services services;
+  services.op_counters = &counters;
+  const CompoundOptions no_sequence{.require_sequence = false};
+  auto run = [&](uint32_t numops, const std::string& ops, Nfs4Services* with) {
+    COMPOUND4res res{};
+    CompoundState cs;
+    cs.services = with;
+    EXPECT_TRUE(RunCompound(no_sequence, CompoundHeader{1, numops}, ops, &res, cs));
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), reinterpret_cast<char*>(&res));
+  };
+  // PUTROOTFH, GETFH, then an unknown op (OP_ILLEGAL; nothing after it runs).
+  run(4, U32(OP_PUTROOTFH) + U32(OP_GETFH) + U32(99999) + U32(OP_GETFH), &services);
+  // GETFH without a filehandle: refused by the loop, counted as an error.
+  run(1, U32(OP_GETFH), &services);
+  run(1, U32(OP_GETFH), nullptr);  // not counted
+  std::vector<std::tuple<uint32_t, uint64_t, uint64_t>> got;
+  for (const OpCounters::Entry& e : counters.Read()) got.emplace_back(e.op, e.calls, e.errors);
+  EXPECT_EQ(got, (std::vector<std::tuple<uint32_t, uint64_t, uint64_t>>{
+                     {OP_GETFH, 2, 1}, {OP_PUTROOTFH, 1, 0}, {OP_ILLEGAL, 1, 1}}));
 }
 
 TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {

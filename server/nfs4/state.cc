@@ -187,10 +187,11 @@ void Nfs4State::EndGrace(int64_t now, std::string why) {
 
 void Nfs4State::GraceTick(int64_t now) {
   if (grace_phase_ == GraceInfo::Phase::kInGrace && now >= grace_end_ns_) {
-    EndGrace(now, absl::StrFormat("its %d s ran out with %d of %d previous client(s) not done "
-                                  "reclaiming",
-                                  absl::ToInt64Seconds(options_.grace), pending_,
-                                  previous_.size()));
+    // Noticed now; it ended at its deadline (what the log and status say).
+    EndGrace(grace_end_ns_,
+             absl::StrFormat("its %d s ran out with %d of %d previous client(s) not done "
+                             "reclaiming",
+                             absl::ToInt64Seconds(options_.grace), pending_, previous_.size()));
   }
 }
 

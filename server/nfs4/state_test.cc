@@ -565,6 +565,8 @@ TEST_F(GraceTest, GraceRunsOutAndTheClientsThatDidNotReclaimAreForgotten) {
   // ...and ended for good by the first check, before any new state is granted.
   EXPECT_EQ(state_->CheckReclaim(a, false), NFS4_OK);
   EXPECT_NE(state_->grace().why.find("ran out"), std::string::npos) << state_->grace().why;
+  now_ += 3 * kSecond;
+  EXPECT_EQ(state_->grace().ended_ago_ms, 3000);  // from its deadline
   EXPECT_EQ(OnDisk(), V{"host-a"});
   // Too late for host-b.
   const clientid4 b = MountAs("host-b");

@@ -5,7 +5,9 @@
 // Owns: every client record (confirmed, unconfirmed, courtesy), every session and its
 // fore-channel slot table, which IS the session's reply cache (RFC 8881 §2.10.6.1:
 // each slot keeps the encoded COMPOUND4res of its last request), the connections bound
-// to each session, and each client's lease.
+// to each session, each client's lease, and the grace period after a restart (which
+// clients of the previous instance may reclaim; "Restart and grace" below). Not owned:
+// the record file in --state-dir (Options::records, client_records.h).
 //
 // Records.
 //  - EXCHANGE_ID (ExchangeId) follows RFC 8881 §18.35.5's cases as knfsd's

@@ -110,7 +110,7 @@ absl::Status DecodeClientRecords(std::string_view bytes, size_t max_records,
 }
 
 ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records)
-    : dir_(std::move(dir)), max_records_(max_records) {
+    : dir_(std::move(dir)) {
   const std::string file = path();
   UniqueFd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {

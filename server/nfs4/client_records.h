@@ -90,7 +90,6 @@ class ClientRecordFile {
   absl::Status Write(const std::string& bytes);
 
   const std::string dir_;
-  const size_t max_records_;
   std::vector<ClientRecord> loaded_;
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;

@@ -25,7 +25,9 @@
 // Put and Remove change memory only; Flush writes when something changed since the
 // last write. Nfs4State changes records under its own lock and flushes after releasing
 // it, before the op answers: a client's record is on disk before the RECLAIM_COMPLETE
-// that made it is answered.
+// that made it is answered. Bounded: Nfs4State puts only the records of its live
+// clients (at most its max_clients) beside the previous instance's (at most
+// max_records, all removed or replaced by the end of grace).
 //
 // Thread-safety: every method may be called from any thread. mu_ guards the records;
 // write_mu_ serialises Flush (taken before mu_, which Flush holds only to copy).

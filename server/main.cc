@@ -89,6 +89,8 @@
 #include "server/nfs4/client_records.h"
 #include "server/nfs4/compound.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/open_state.h"
+#include "server/nfs4/pseudofs.h"
 #include "server/nfs4/state.h"
 #include "server/service_notify.h"
 #include "server/reload.h"
@@ -238,7 +240,7 @@ constexpr char kUsage[] =
     "  --busy-poll-us N     after reading requests, poll N us for the next before sleeping:\n"
     "                       lower latency at one request in flight, paid in CPU (default 0)\n"
     "  --nfs4-preview       UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port\n"
-    "                       (sessions, no file system ops yet: no client can mount)\n"
+    "                       (sessions and the namespace: mounts and lists, no file I/O)\n"
     "  --lease-time S       NFSv4 lease in seconds, 1..3600 (default 90)\n"
     "  --grace S            NFSv4 grace period after a restart, 0..3600 (default: the\n"
     "                       lease time; 0 = none); ends early once every client of the\n"
@@ -615,12 +617,18 @@ int Main(int argc, char** argv) {
                                           static_cast<size_t>(absl::GetFlag(FLAGS_max_mounts))});
     LocalioProgram localio_program(broker.get());
     // NFSv4: the client and session state (server/nfs4/state.h), which the program's
-    // ops reach through the services; destroyed after the server has stopped.
-    // The client records of restart and grace live in --state-dir (nfs4/client_records.h).
+    // ops reach through the services; destroyed after the server has stopped. The
+    // namespace (server/nfs4/pseudofs.h) shares NFSv3's export table, handle key and
+    // backend.
+    // The client records of restart and grace live in --state-dir
+    // (nfs4/client_records.h); the state writes them, so they outlive it.
     std::optional<nfs4::ClientRecordFile> nfs4_records;
     std::optional<nfs4::Nfs4State> nfs4_state;
+    std::optional<nfs4::OpenStateTable> nfs4_open_state;
+    nfs4::PseudoFs nfs4_namespace(nfs4::PseudoFs::Deps{&table, &*key, &backend});
     nfs4::OpCounters nfs4_op_counters;
     nfs4::Nfs4Services nfs4_services;
+    nfs4_services.namespace_fs = &nfs4_namespace;
     std::optional<nfs4::Nfs4Program> nfs4_program;
     if (absl::GetFlag(FLAGS_nfs4_preview)) {
       nfs4::Nfs4State::Options o;
@@ -637,6 +645,8 @@ int Main(int argc, char** argv) {
       o.boot = static_cast<uint32_t>(absl::ToUnixSeconds(absl::Now()));
       nfs4_state.emplace(std::move(o));
       nfs4_services.state = &*nfs4_state;
+      nfs4_open_state.emplace(backend, nfs4::OpenStateTable::Options{});
+      nfs4_services.open_state = &*nfs4_open_state;
       nfs4_services.op_counters = &nfs4_op_counters;
       nfs4_program.emplace(nfs4::Nfs4Program::Options{}, &nfs4_services);
     }
@@ -667,7 +677,8 @@ int Main(int argc, char** argv) {
     if (nfs4_program) {
       server.AddProgram(&*nfs4_program);
       LOG_WARNING("--nfs4-preview: NFSv4.1/4.2 COMPOUND answers on the NFS port; it is "
-                  "unfinished (no file system ops: clients cannot mount with it)");
+                  "unfinished (clients mount and see names and attributes, but files "
+                  "cannot be opened, read or written)");
     }
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));

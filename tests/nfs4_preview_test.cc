@@ -37,7 +37,8 @@ constexpr uint32_t kLocalioProg = 400122;
 constexpr uint32_t kOpGetfh = 10, kOpPutfh = 22, kOpPutrootfh = 24, kOpSequence = 53,
                    kOpIllegal = 10044;
 constexpr uint32_t kNfs4Ok = 0, kErrMinorVersMismatch = 10021, kErrOpIllegal = 10044,
-                   kErrOpNotInSession = 10071;
+                   kErrOpNotInSession = 10071, kErrBadHandle = 10001, kErrRofs = 30;
+constexpr uint32_t kOpLookup = 15, kOpRemove = 28;
 
 // A COMPOUND4args: tag, minorversion, then the ops (each an op number and its
 // arguments, already encoded).
@@ -370,6 +371,44 @@ TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
   ASSERT_TRUE(server_->Stop());
 }
 
+TEST_F(Nfs4PreviewTest, AnExportsV4PathIsItsDirectoryPathAndItsHandleMountsOne) {
+  StartServer({"--nfs4-preview"});
+  const std::string session = Mount("client-ns");
+  // SEQUENCE, PUTROOTFH, LOOKUP of each component of the export's path, GETFH.
+  std::vector<std::string> ops = {Sequence(session, 1), Op(kOpPutrootfh)};
+  Results want = {{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}};
+  const std::string& path = root_.path();
+  for (size_t at = 1; at <= path.size();) {
+    size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    if (end > at) {
+      ops.push_back(XdrOut().U32(kOpLookup).Str(path.substr(at, end - at)).bytes());
+      want.emplace_back(kOpLookup, kNfs4Ok);
+    }
+    at = end + 1;
+  }
+  ops.push_back(Op(kOpGetfh));
+  want.emplace_back(kOpGetfh, kNfs4Ok);
+  SessionReply c = Compound(conn_, ops);
+  EXPECT_EQ(c.results, want);
+  // MOUNT v3 (MNT) of the same path gives the same handle.
+  WireConn mount;
+  ASSERT_TRUE(mount.Connect(server_->mount_port()));
+  RpcReply m = mount.Call(kMountProg, 3, 1, XdrOut().Str(path).bytes());
+  ASSERT_TRUE(m.ok) << m.error;
+  XdrIn in(m.results);
+  uint32_t mount_status = 1;
+  std::string mount_fh;
+  ASSERT_TRUE(in.U32(&mount_status) && in.Opaque(&mount_fh, 64));
+  EXPECT_EQ(mount_status, 0u);
+  EXPECT_EQ(c.fh, mount_fh);
+  // The pseudo root is read-only.
+  c = Compound(conn_, {Sequence(session, 2), Op(kOpPutrootfh),
+                       XdrOut().U32(kOpRemove).Str("x").bytes()});
+  EXPECT_EQ(c.results,
+            (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}, {kOpRemove, kErrRofs}}));
+}
+
 TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {
   StartServer({"--nfs4-preview", "--lease-time", "30"});
   uint64_t one_id = 0, two_id = 0;
@@ -383,9 +422,10 @@ TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {
   const std::string big_fh = XdrOut().U32(kOpPutfh).Opaque(std::string(128, 'h')).bytes();
   c = Compound(conn_, {Sequence(two, 2), big_fh, Op(kOpGetfh)});
   EXPECT_EQ(c.results, (Results{{kOpSequence, kErrReqTooBig}}));
-  // The first client's session is not limited so.
+  // The first client's session is not limited so: the request runs (and its made-up
+  // handle is refused as any forged one).
   c = Compound(conn_, {Sequence(one, 1), big_fh, Op(kOpGetfh)});
-  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutfh, kNfs4Ok}, {kOpGetfh, kNfs4Ok}}));
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutfh, kErrBadHandle}}));
 
   // Another connection binds itself to the first session.
   WireConn other;
@@ -599,7 +639,8 @@ TEST_F(Nfs4GraceTest, CtlStatusShowsClientsSessionsAndOpCounts) {
       << text;
   MountAndReclaimComplete(std::string("odd\x01owner\"", 10));
   text = CtlStatus(*server_);
-  EXPECT_NE(text.find("nfs4: 1 clients (1 confirmed, 0 courtesy, 0 unconfirmed), 1 sessions"),
+  EXPECT_NE(text.find("nfs4: 1 clients (1 confirmed, 0 courtesy, 0 unconfirmed), 1 sessions, 0 "
+                      "opens, 0 lock stateids"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("127.0.0.1:"), std::string::npos) << text;
@@ -614,6 +655,7 @@ TEST_F(Nfs4GraceTest, CtlStatusShowsClientsSessionsAndOpCounts) {
   EXPECT_EQ(server_->StatusNumber("/nfs4/clients/confirmed"), 1);
   EXPECT_EQ(server_->StatusNumber("/nfs4/sessions"), 1);
   EXPECT_EQ(server_->StatusNumber("/nfs4/ops/SEQUENCE/errors"), 1);
+  EXPECT_EQ(server_->StatusNumber("/nfs4/open_state/opens"), 0);
   ASSERT_TRUE(server_->Stop());
 }
 

@@ -36,41 +36,41 @@ constexpr OpTable MakeTable() {
     t[n] = OpDesc{name, handler, flags, minor};
   };
   // NFSv4.0 (RFC 7530), as 4.1 keeps them.
-  op(OP_ACCESS, "ACCESS", kFh, 0);
+  op(OP_ACCESS, "ACCESS", kFh, 0, &Access);
   op(OP_CLOSE, "CLOSE", kFh, 0);
   op(OP_COMMIT, "COMMIT", kFh, 0);
   op(OP_CREATE, "CREATE", kFh | kMod, 0);
   op(OP_DELEGPURGE, "DELEGPURGE", 0, 0);
   op(OP_DELEGRETURN, "DELEGRETURN", kFh, 0);
-  op(OP_GETATTR, "GETATTR", kFh, 0);
+  op(OP_GETATTR, "GETATTR", kFh, 0, &GetAttr);
   op(OP_GETFH, "GETFH", kFh, 0, &GetFh);
   op(OP_LINK, "LINK", kFh | kSaved | kMod, 0);
   op(OP_LOCK, "LOCK", kFh, 0);
   op(OP_LOCKT, "LOCKT", kFh, 0);
   op(OP_LOCKU, "LOCKU", kFh, 0);
-  op(OP_LOOKUP, "LOOKUP", kFh, 0);
-  op(OP_LOOKUPP, "LOOKUPP", kFh, 0);
-  op(OP_NVERIFY, "NVERIFY", kFh, 0);
+  op(OP_LOOKUP, "LOOKUP", kFh, 0, &Lookup);
+  op(OP_LOOKUPP, "LOOKUPP", kFh, 0, &Lookupp);
+  op(OP_NVERIFY, "NVERIFY", kFh, 0, &NVerify);
   op(OP_OPEN, "OPEN", kFh, 0);
   op(OP_OPENATTR, "OPENATTR", kFh, 0);
   op(OP_OPEN_CONFIRM, "OPEN_CONFIRM", kFh | kGone, 0);
   op(OP_OPEN_DOWNGRADE, "OPEN_DOWNGRADE", kFh, 0);
   op(OP_PUTFH, "PUTFH", 0, 0, &PutFh);
-  op(OP_PUTPUBFH, "PUTPUBFH", 0, 0);
+  op(OP_PUTPUBFH, "PUTPUBFH", 0, 0, &PutRootFh);
   op(OP_PUTROOTFH, "PUTROOTFH", 0, 0, &PutRootFh);
   op(OP_READ, "READ", kFh, 0);
-  op(OP_READDIR, "READDIR", kFh, 0);
-  op(OP_READLINK, "READLINK", kFh, 0);
+  op(OP_READDIR, "READDIR", kFh, 0, &ReadDir);
+  op(OP_READLINK, "READLINK", kFh, 0, &ReadLink);
   op(OP_REMOVE, "REMOVE", kFh | kMod, 0);
   op(OP_RENAME, "RENAME", kFh | kSaved | kMod, 0);
   op(OP_RENEW, "RENEW", kGone, 0);
   op(OP_RESTOREFH, "RESTOREFH", kSaved, 0, &RestoreFh);
   op(OP_SAVEFH, "SAVEFH", kFh, 0, &SaveFh);
-  op(OP_SECINFO, "SECINFO", kFh, 0);
+  op(OP_SECINFO, "SECINFO", kFh, 0, &SecInfo);
   op(OP_SETATTR, "SETATTR", kFh | kMod, 0);
   op(OP_SETCLIENTID, "SETCLIENTID", kGone, 0);
   op(OP_SETCLIENTID_CONFIRM, "SETCLIENTID_CONFIRM", kGone, 0);
-  op(OP_VERIFY, "VERIFY", kFh, 0);
+  op(OP_VERIFY, "VERIFY", kFh, 0, &Verify);
   op(OP_WRITE, "WRITE", kFh | kMod, 0);
   op(OP_RELEASE_LOCKOWNER, "RELEASE_LOCKOWNER", kGone, 0);
   // NFSv4.1 (RFC 8881).
@@ -86,7 +86,7 @@ constexpr OpTable MakeTable() {
   op(OP_LAYOUTCOMMIT, "LAYOUTCOMMIT", kFh, 1);
   op(OP_LAYOUTGET, "LAYOUTGET", kFh, 1);
   op(OP_LAYOUTRETURN, "LAYOUTRETURN", kFh, 1);
-  op(OP_SECINFO_NO_NAME, "SECINFO_NO_NAME", kFh, 1);
+  op(OP_SECINFO_NO_NAME, "SECINFO_NO_NAME", kFh, 1, &SecInfoNoName);
   op(OP_SEQUENCE, "SEQUENCE", kFirst | kSeq, 1, &Sequence);
   op(OP_SET_SSV, "SET_SSV", 0, 1);
   op(OP_TEST_STATEID, "TEST_STATEID", 0, 1);
@@ -353,6 +353,7 @@ bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::s
       return true;
     }
     r.resop = static_cast<nfs_opnum4>(op.opnum);
+    cs.reply_bytes = reply_bytes;
     status = d->handler(cs, op.args, r);
     SetOpStatus(&r, status);
     res->status = status;
@@ -375,9 +376,8 @@ bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::s
 }  // namespace
 
 FileHandle4 PseudoRootHandle() {
-  // PLACEHOLDER: the pseudo file system will give its root a real handle (and
-  // PUTFH will validate handles). Until then a fixed byte string that no NFSv3
-  // handle (server/policy/fhandle.h: authenticated, longer) can equal.
+  // Only without a namespace (see compound.h): a fixed byte string that no real
+  // handle (server/policy/fhandle.h, nfs4/pseudofs.h: authenticated) can equal.
   return FileHandle4{std::string("localnfs:v4-pseudo-root", 23),
                      /*read_only=*/true};
 }

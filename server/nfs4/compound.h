@@ -32,8 +32,8 @@
 //    without decoding their arguments, as knfsd answers them;
 //  - kNeedsCurrentFh without a current filehandle, kNeedsSavedFh without a saved one →
 //    NFS4ERR_NOFILEHANDLE;
-//  - kModifiesFs while the current filehandle is read-only (the pseudo file system;
-//    later a read-only export) → NFS4ERR_ROFS;
+//  - kModifiesFs while the current filehandle is read-only (a pseudo directory, an
+//    object of a read-only export: pseudofs.h) → NFS4ERR_ROFS;
 //  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP;
 //  - the reply budget SEQUENCE set (CompoundState::reply_budget, from the session's
 //    ca_maxresponsesize, or ca_maxresponsesize_cached when sa_cachethis): after each op
@@ -103,10 +103,17 @@ inline constexpr uint32_t kMaxMinorVersion = 2;
 inline constexpr uint32_t kLastOp41 = OP_RECLAIM_COMPLETE;  // 58
 inline constexpr uint32_t kLastOp42 = OP_REMOVEXATTR;       // 75
 
+// What a filehandle names (pseudofs.h): a pseudo directory, or an export's object
+// authorised and resolved as NFSv3 does.
+struct Nfs4Object;
+
 // A filehandle as the compound state keeps it.
 struct FileHandle4 {
   std::string bytes;       // as on the wire (at most NFS4_FHSIZE)
   bool read_only = false;  // changes refused with NFS4ERR_ROFS (pseudo fs, ro export)
+  // Set by the namespace (pseudofs.h); null only without one (tests of the loop).
+  // Shared: SAVEFH/RESTOREFH copy the handle, never the object.
+  std::shared_ptr<const Nfs4Object> object;
 };
 
 // What one COMPOUND's ops share (RFC 8881 §16.2.3 "current filehandle"): handed
@@ -137,6 +144,10 @@ struct CompoundState {
   // the status of the op that crosses it.
   size_t reply_budget = 0;
   nfsstat4 reply_budget_status = NFS4ERR_REP_TOO_BIG;
+  // The encoded size of the results before the op being run (set by RunCompound when
+  // there is a budget): an op whose result size it chooses (READDIR's maxcount) keeps
+  // within reply_budget - reply_bytes, as knfsd bounds it by the space left.
+  size_t reply_bytes = 0;
 };
 
 // Calls and errors (a status other than NFS4_OK) per op number, OP_ILLEGAL included:
@@ -219,9 +230,9 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
 void SetOpStatus(nfs_resop4* res, nfsstat4 status);
 nfsstat4 OpStatus(const nfs_resop4& res);
 
-// The pseudo file system's root (PLACEHOLDER until the pseudo fs exists: a
-// fixed, read-only handle that names nothing else; PUTFH of these bytes gets it
-// back).
+// The root PUTROOTFH gives without a namespace (CompoundState::services null:
+// tests of the loop alone): a fixed, read-only handle that names nothing else;
+// PUTFH of these bytes gets it back. With one, the root is pseudofs.h's.
 FileHandle4 PseudoRootHandle();
 
 }  // namespace localnfs::server::nfs4

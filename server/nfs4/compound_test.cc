@@ -275,7 +275,7 @@ TEST_F(CompoundTest, OpsThatNeedAFilehandleWithoutOneAreNofilehandle) {
 
 TEST_F(CompoundTest, ExecutionStopsAtTheFirstErrorWithTheResultsSoFar) {
   std::optional<rpc::testing::TestReply> r =
-      Raw(Compound().Op(OP_PUTROOTFH).Op(OP_GETFH).Named(OP_LOOKUP, "a").Op(OP_GETFH).Encode());
+      Raw(Compound().Op(OP_PUTROOTFH).Op(OP_GETFH).Op(OP_OPENATTR).Op(OP_GETFH).Encode());
   ASSERT_TRUE(r && r->error.is_success());
   Reply reply(r->body);
   ASSERT_TRUE(reply.ok());
@@ -287,7 +287,7 @@ TEST_F(CompoundTest, ExecutionStopsAtTheFirstErrorWithTheResultsSoFar) {
   EXPECT_EQ(res[1].nfs_resop4_u.opgetfh.status, NFS4_OK);
   const nfs_fh4& fh = res[1].nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
   EXPECT_EQ(std::string(fh.nfs_fh4_val, fh.nfs_fh4_len), PseudoRootHandle().bytes);
-  EXPECT_EQ(res[2].resop, OP_LOOKUP);
+  EXPECT_EQ(res[2].resop, OP_OPENATTR);
   EXPECT_EQ(OpStatus(res[2]), NFS4ERR_NOTSUPP);
 }
 
@@ -460,9 +460,12 @@ TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {
     const OpDesc* d = FindOp(op);
     ASSERT_NE(d, nullptr) << op;
     EXPECT_NE(d->name, nullptr);
-    // Only the filehandle ops and the session ops have handlers so far.
-    const bool implemented = op == OP_PUTFH || op == OP_PUTROOTFH || op == OP_GETFH ||
-                             op == OP_SAVEFH || op == OP_RESTOREFH;
+    // The filehandle, namespace, read-only and session ops have handlers so far.
+    const bool implemented =
+        op == OP_PUTFH || op == OP_PUTROOTFH || op == OP_PUTPUBFH || op == OP_GETFH ||
+        op == OP_SAVEFH || op == OP_RESTOREFH || op == OP_LOOKUP || op == OP_LOOKUPP ||
+        op == OP_GETATTR || op == OP_ACCESS || op == OP_READLINK || op == OP_READDIR ||
+        op == OP_SECINFO || op == OP_SECINFO_NO_NAME || op == OP_VERIFY || op == OP_NVERIFY;
     const bool session_op = op == OP_EXCHANGE_ID || op == OP_CREATE_SESSION || op == OP_SEQUENCE ||
                             op == OP_DESTROY_SESSION || op == OP_DESTROY_CLIENTID ||
                             op == OP_BIND_CONN_TO_SESSION || op == OP_RECLAIM_COMPLETE;

@@ -6,8 +6,8 @@
 // decoder, which decodes the header only — tag, minorversion, op count — and
 // leaves the ops to the COMPOUND loop (compound.h: RunCompound decodes them one
 // by one, answers an unknown op number OP_ILLEGAL and a bad op NFS4ERR_BADXDR,
-// and enforces the op table's rules). Not owned: nothing yet (the export table,
-// handle key and Backend join with the operations that need them).
+// and enforces the op table's rules). Not owned: the Nfs4Services (services.h:
+// the namespace over the export table, handle key and Backend; pseudofs.h).
 //
 // COMPOUND is neither kQuick (its ops will wait for the disk) nor
 // kNonIdempotent: in NFSv4.1 the session's slot is the reply cache (RFC 8881

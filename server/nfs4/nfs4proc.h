@@ -1,6 +1,7 @@
 // server/nfs4/nfs4proc.h — the NFSv4 operation handlers (the kernel's
 // nfs4proc.c op functions), one per implemented row of the op table
-// (compound.cc).
+// (compound.cc). PUTFH, PUTROOTFH and LOOKUP make current what the namespace
+// (pseudofs.h) authorised and resolved; the other ops use that object.
 //
 // Contract of every handler: called by RunCompound only after the table's rules
 // held (a current or saved filehandle present where the row asks for one, the
@@ -22,5 +23,19 @@ nfsstat4 PutFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 nfsstat4 GetFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 nfsstat4 SaveFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 nfsstat4 RestoreFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+
+// The namespace and the read-only ops (pseudofs.h, fattr.h). Without a namespace
+// (CompoundState::services null: tests of the loop alone) they answer
+// NFS4ERR_SERVERFAULT.
+nfsstat4 Lookup(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 Lookupp(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 GetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 Access(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 ReadLink(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 SecInfo(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 SecInfoNoName(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 Verify(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
+nfsstat4 NVerify(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 
 }  // namespace localnfs::server::nfs4

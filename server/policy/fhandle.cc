@@ -229,6 +229,24 @@ absl::StatusOr<DecodedHandle> HandleKey::Decode(std::string_view wire) const {
   return d;
 }
 
+absl::StatusOr<std::string> HandleKey::Sign(std::string_view body) const {
+  if (body.empty() || static_cast<uint8_t>(body[0]) == kHandleVersion)
+    return ErrnoToStatus(EINVAL, "signed handle body without a version of its own");
+  ASSIGN_OR_RETURN(std::string mac, Mac(body));
+  std::string out(body);
+  out += mac;
+  return out;
+}
+
+absl::StatusOr<std::string_view> HandleKey::Verify(std::string_view wire) const {
+  if (wire.size() <= kHandleMacSize) return BadHandle("bad length");
+  std::string_view body = wire.substr(0, wire.size() - kHandleMacSize);
+  ASSIGN_OR_RETURN(std::string mac, Mac(body));
+  if (CRYPTO_memcmp(mac.data(), wire.data() + body.size(), kHandleMacSize) != 0)
+    return BadHandle("bad MAC");
+  return body;
+}
+
 absl::StatusOr<bool> IsWithinExport(const exports::Export& exp, int dir_fd,
                                     const struct stat& dir_st) {
   // The export's root identity is recorded when it is created, from the fd it keeps:

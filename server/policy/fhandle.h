@@ -142,6 +142,14 @@ class HandleKey {
   // Decodes and authenticates; errors carry EBADMSG (BADHANDLE).
   absl::StatusOr<DecodedHandle> Decode(std::string_view wire) const;
 
+  // Handles of other formats authenticated with the same key (NFSv4's pseudo file
+  // system: nfs4/pseudofs.h). Sign() returns `body` followed by its MAC; Verify()
+  // returns the body of such bytes, or EBADMSG (too short, bad MAC). The body's first
+  // byte must be a version other than kHandleVersion, so that no signed body is ever
+  // taken for an export's handle (Decode checks the version first).
+  absl::StatusOr<std::string> Sign(std::string_view body) const;
+  absl::StatusOr<std::string_view> Verify(std::string_view wire) const;
+
  private:
   explicit HandleKey(std::string key) : key_(std::move(key)) {}
   // The first kHandleMacSize bytes of HMAC-SHA256(key_, data).

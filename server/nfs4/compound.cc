@@ -11,6 +11,7 @@
 
 #include "server/nfs4/nfs4proc.h"
 #include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
 #include "server/nfs4/session_ops.h"
 
 namespace localnfs::server::nfs4 {
@@ -22,6 +23,7 @@ constexpr uint32_t kMod = OpDesc::kModifiesFs;
 constexpr uint32_t kFirst = OpDesc::kAllowedAsFirstOp;
 constexpr uint32_t kSeq = OpDesc::kMustBeFirst;
 constexpr uint32_t kGone = OpDesc::kRemovedIn41;
+constexpr uint32_t kGrace = OpDesc::kRefusedInGrace;
 
 // The one op table, indexed by op number (0..2 undefined). Flags as RFC 8881
 // §18 / RFC 7862 §15 describe each op's use of the current and saved
@@ -61,8 +63,8 @@ constexpr OpTable MakeTable() {
   op(OP_READ, "READ", kFh, 0);
   op(OP_READDIR, "READDIR", kFh, 0, &ReadDir);
   op(OP_READLINK, "READLINK", kFh, 0, &ReadLink);
-  op(OP_REMOVE, "REMOVE", kFh | kMod, 0);
-  op(OP_RENAME, "RENAME", kFh | kSaved | kMod, 0);
+  op(OP_REMOVE, "REMOVE", kFh | kMod | kGrace, 0);
+  op(OP_RENAME, "RENAME", kFh | kSaved | kMod | kGrace, 0);
   op(OP_RENEW, "RENEW", kGone, 0);
   op(OP_RESTOREFH, "RESTOREFH", kSaved, 0, &RestoreFh);
   op(OP_SAVEFH, "SAVEFH", kFh, 0, &SaveFh);
@@ -108,9 +110,9 @@ constexpr OpTable MakeTable() {
   op(OP_WRITE_SAME, "WRITE_SAME", kFh | kMod, 2);
   op(OP_CLONE, "CLONE", kFh | kSaved | kMod, 2);
   op(OP_GETXATTR, "GETXATTR", kFh, 2);
-  op(OP_SETXATTR, "SETXATTR", kFh | kMod, 2);
+  op(OP_SETXATTR, "SETXATTR", kFh | kMod | kGrace, 2);
   op(OP_LISTXATTRS, "LISTXATTRS", kFh, 2);
-  op(OP_REMOVEXATTR, "REMOVEXATTR", kFh | kMod, 2);
+  op(OP_REMOVEXATTR, "REMOVEXATTR", kFh | kMod | kGrace, 2);
   return t;
 }
 
@@ -345,7 +347,11 @@ bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::s
       status = NFS4ERR_NOFILEHANDLE;
     } else if (d->has(OpDesc::kModifiesFs) && cs.current && cs.current->read_only) {
       status = NFS4ERR_ROFS;
-    } else if (d->handler == nullptr) {
+    } else if (d->has(OpDesc::kRefusedInGrace) && cs.services != nullptr &&
+               cs.services->state != nullptr) {
+      status = cs.services->state->CheckGrace();
+    }
+    if (status == NFS4_OK && d->handler == nullptr) {
       status = NFS4ERR_NOTSUPP;
     }
     if (status != NFS4_OK) {

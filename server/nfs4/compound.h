@@ -34,6 +34,10 @@
 //    NFS4ERR_NOFILEHANDLE;
 //  - kModifiesFs while the current filehandle is read-only (a pseudo directory, an
 //    object of a read-only export: pseudofs.h) → NFS4ERR_ROFS;
+//  - kRefusedInGrace (REMOVE, RENAME, SETXATTR, REMOVEXATTR: they would change what a
+//    reclaim expects to find) while the server is in its grace period after a restart
+//    → NFS4ERR_GRACE (Nfs4State::CheckGrace; knfsd's opens_in_grace checks in
+//    nfsd4_remove, nfsd4_rename, nfsd4_setxattr, nfsd4_removexattr);
 //  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP;
 //  - the reply budget SEQUENCE set (CompoundState::reply_budget, from the session's
 //    ca_maxresponsesize, or ca_maxresponsesize_cached when sa_cachethis): after each op
@@ -181,6 +185,7 @@ struct OpDesc {
   static constexpr uint32_t kAllowedAsFirstOp = 1u << 3;  // may start a COMPOUND without SEQUENCE
   static constexpr uint32_t kMustBeFirst = 1u << 4;       // SEQUENCE
   static constexpr uint32_t kRemovedIn41 = 1u << 5;       // NFSv4.0 only: NOTSUPP in 4.1+
+  static constexpr uint32_t kRefusedInGrace = 1u << 6;    // NFS4ERR_GRACE in grace
 
   const char* name = nullptr;   // "PUTFH"; nullptr: no such op number
   OpHandler handler = nullptr;  // nullptr: not implemented (NFS4ERR_NOTSUPP)

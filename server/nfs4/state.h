@@ -99,7 +99,8 @@
 //    CheckGrace() is for the ops that would change what a reclaim expects to find:
 //    REMOVE, RENAME, SETXATTR and REMOVEXATTR answer NFS4ERR_GRACE in grace (knfsd's
 //    opens_in_grace checks in nfsd4_remove, nfsd4_rename, nfsd4_setxattr,
-//    nfsd4_removexattr).
+//    nfsd4_removexattr). The COMPOUND loop calls it for the ops flagged
+//    kRefusedInGrace (compound.h); their handlers need not.
 //
 // Thread-safety: every method may be called from any thread. mu_ guards the client and
 // session tables and each client's fields; each Session's own mutex guards its slots
@@ -275,7 +276,8 @@ class Nfs4State {
   // is_reclaim = OPEN CLAIM_PREVIOUS, LOCK with reclaim set. NFS4_OK, NFS4ERR_GRACE,
   // NFS4ERR_NO_GRACE, or NFS4ERR_STALE_CLIENTID for a client not confirmed.
   nfsstat4 CheckReclaim(clientid4 client, bool is_reclaim);
-  // For REMOVE, RENAME, SETXATTR, REMOVEXATTR: NFS4ERR_GRACE in grace, else NFS4_OK.
+  // For REMOVE, RENAME, SETXATTR, REMOVEXATTR (the loop asks, OpDesc::kRefusedInGrace):
+  // NFS4ERR_GRACE in grace, else NFS4_OK.
   nfsstat4 CheckGrace();
   bool in_grace();
 

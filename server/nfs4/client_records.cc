@@ -109,8 +109,7 @@ absl::Status DecodeClientRecords(std::string_view bytes, size_t max_records,
   return s;
 }
 
-ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records)
-    : dir_(std::move(dir)) {
+ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records) : dir_(std::move(dir)) {
   const std::string file = path();
   UniqueFd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
@@ -134,7 +133,10 @@ ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records)
     if (n == 0) break;
     bytes.append(buf, static_cast<size_t>(n));
     if (bytes.size() > limit) {
-      LOG_ERROR("%s: larger than %d records can be: read as no client records", file, max_records);
+      LOG_ERROR(
+          "%s: larger than %d bytes, more than the records can be: read as no client "
+          "records",
+          file, limit);
       return;
     }
   }

@@ -19,28 +19,28 @@
 namespace localnfs::server::nfs4 {
 namespace {
 
-constexpr char kMagic[] = "LNFS4CL1";
-constexpr size_t kMagicSize = sizeof(kMagic) - 1;
-constexpr size_t kRecordHeader = 16;  // flavor, uid, gid, owner length
+constexpr char kRecordsMagic[] = "LNFS4CL1";
+constexpr size_t kRecordsMagicSize = sizeof(kRecordsMagic) - 1;
+constexpr size_t kRecordHeaderSize = 16;  // flavor, uid, gid, owner length
 
-void PutU32(std::string* out, uint32_t v) {
+void AppendLe32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
-void PutU64(std::string* out, uint64_t v) {
+void AppendLe64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
-uint32_t GetU32(std::string_view b, size_t at) {
+uint32_t LoadLe32(std::string_view b, size_t at) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(b[at + i])} << (8 * i);
   return v;
 }
-uint64_t GetU64(std::string_view b, size_t at) {
+uint64_t LoadLe64(std::string_view b, size_t at) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(b[at + i])} << (8 * i);
   return v;
 }
 
-uint64_t Fnv1a(std::string_view b) {
+uint64_t RecordsChecksum(std::string_view b) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (char c : b) {
     h ^= static_cast<uint8_t>(c);
@@ -52,37 +52,37 @@ uint64_t Fnv1a(std::string_view b) {
 }  // namespace
 
 std::string EncodeClientRecords(const std::vector<ClientRecord>& records) {
-  std::string out(kMagic, kMagicSize);
-  PutU32(&out, static_cast<uint32_t>(records.size()));
+  std::string out(kRecordsMagic, kRecordsMagicSize);
+  AppendLe32(&out, static_cast<uint32_t>(records.size()));
   for (const ClientRecord& r : records) {
-    PutU32(&out, static_cast<uint32_t>(r.principal.flavor));
-    PutU32(&out, r.principal.uid);
-    PutU32(&out, r.principal.gid);
-    PutU32(&out, static_cast<uint32_t>(r.owner.size()));
+    AppendLe32(&out, static_cast<uint32_t>(r.principal.flavor));
+    AppendLe32(&out, r.principal.uid);
+    AppendLe32(&out, r.principal.gid);
+    AppendLe32(&out, static_cast<uint32_t>(r.owner.size()));
     out += r.owner;
   }
-  PutU64(&out, Fnv1a(out));
+  AppendLe64(&out, RecordsChecksum(out));
   return out;
 }
 
 namespace {
 
-absl::Status DecodeInto(std::string_view bytes, size_t max_records, std::vector<ClientRecord>* out,
+absl::Status DecodeRecordsInto(std::string_view bytes, size_t max_records, std::vector<ClientRecord>* out,
                         bool* truncated) {
-  if (bytes.size() < kMagicSize + 4 + 8 || bytes.substr(0, kMagicSize) != kMagic)
+  if (bytes.size() < kRecordsMagicSize + 4 + 8 || bytes.substr(0, kRecordsMagicSize) != kRecordsMagic)
     return absl::DataLossError("not a client records file (no LNFS4CL1 header)");
   const std::string_view body = bytes.substr(0, bytes.size() - 8);
-  if (GetU64(bytes, body.size()) != Fnv1a(body)) return absl::DataLossError("checksum mismatch");
-  const uint32_t count = GetU32(body, kMagicSize);
-  size_t at = kMagicSize + 4;
+  if (LoadLe64(bytes, body.size()) != RecordsChecksum(body)) return absl::DataLossError("checksum mismatch");
+  const uint32_t count = LoadLe32(body, kRecordsMagicSize);
+  size_t at = kRecordsMagicSize + 4;
   for (uint32_t i = 0; i < count; ++i) {
-    if (body.size() - at < kRecordHeader)
+    if (body.size() - at < kRecordHeaderSize)
       return absl::DataLossError(absl::StrCat("record ", i, " of ", count, " cut short"));
-    const uint32_t flavor = GetU32(body, at);
-    const uint32_t uid = GetU32(body, at + 4);
-    const uint32_t gid = GetU32(body, at + 8);
-    const uint32_t len = GetU32(body, at + 12);
-    at += kRecordHeader;
+    const uint32_t flavor = LoadLe32(body, at);
+    const uint32_t uid = LoadLe32(body, at + 4);
+    const uint32_t gid = LoadLe32(body, at + 8);
+    const uint32_t len = LoadLe32(body, at + 12);
+    at += kRecordHeaderSize;
     if (len == 0 || len > NFS4_OPAQUE_LIMIT || body.size() - at < len)
       return absl::DataLossError(absl::StrCat("record ", i, ": bad owner length ", len));
     if (out->size() < max_records) {
@@ -104,7 +104,7 @@ absl::Status DecodeClientRecords(std::string_view bytes, size_t max_records,
                                  std::vector<ClientRecord>* out, bool* truncated) {
   out->clear();
   *truncated = false;
-  absl::Status s = DecodeInto(bytes, max_records, out, truncated);
+  absl::Status s = DecodeRecordsInto(bytes, max_records, out, truncated);
   if (!s.ok()) out->clear();  // all or nothing
   return s;
 }
@@ -118,8 +118,8 @@ ClientRecordFile::ClientRecordFile(std::string dir, size_t max_records) : dir_(s
   }
   // Bounded read: the largest file as many records as the default client bound (or
   // this run's, if larger) can make. Records beyond max_records are cut when decoded.
-  const size_t limit = kMagicSize + 4 +
-                       std::max<size_t>(max_records, 1024) * (kRecordHeader + NFS4_OPAQUE_LIMIT) +
+  const size_t limit = kRecordsMagicSize + 4 +
+                       std::max<size_t>(max_records, 1024) * (kRecordHeaderSize + NFS4_OPAQUE_LIMIT) +
                        8;
   std::string bytes;
   char buf[65536];

@@ -15,7 +15,8 @@
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
 
-namespace localnfs::server::nfs4 {
+// A namespace of its own: the unity build puts several tests in one unit.
+namespace localnfs::server::nfs4::client_records_test {
 namespace {
 
 constexpr Principal kRoot{rpc::AuthFlavor::kSys, 0, 0};
@@ -173,4 +174,4 @@ TEST(ClientRecordsTest, AnUnwritableDirectoryIsAnErrorThenRetried) {
 }
 
 }  // namespace
-}  // namespace localnfs::server::nfs4
+}  // namespace localnfs::server::nfs4::client_records_test

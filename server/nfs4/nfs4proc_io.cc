@@ -168,10 +168,19 @@ class CourtesyReaper {
   std::vector<clientid4> asked_;
 };
 
-// GRACE: the one place reclaims and new state meet the grace period. Until the grace
-// period exists (the restart work of issue 17), no client has anything to reclaim:
-// every reclaim is NFS4ERR_NO_GRACE and new state is always allowed.
-nfsstat4 ReclaimStatus(const Ctx&, bool reclaim) { return reclaim ? NFS4ERR_NO_GRACE : NFS4_OK; }
+// The grace period (state.h "Restart and grace"), asked for the session's client: a
+// reclaim (OPEN CLAIM_PREVIOUS / CLAIM_DELEG_PREV_FH, LOCK with reclaim) only in grace
+// and only by a client of the previous instance (else NO_GRACE); a new OPEN not in grace
+// nor before the client's RECLAIM_COMPLETE (knfsd's nfsd4_open); a new lock, LOCKT and
+// I/O with a special stateid not in grace (knfsd's nfsd4_lock, nfsd4_lockt,
+// check_special_stateids). Without a client table (tests) there is no grace.
+nfsstat4 CheckReclaim(const Ctx& ctx, bool reclaim) {
+  if (ctx.state == nullptr) return reclaim ? NFS4ERR_NO_GRACE : NFS4_OK;
+  return ctx.state->CheckReclaim(ctx.client, reclaim);
+}
+nfsstat4 CheckGrace(const Ctx& ctx) {
+  return ctx.state == nullptr ? NFS4_OK : ctx.state->CheckGrace();
+}
 
 // ---- OPEN
 
@@ -373,7 +382,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   backend::Backend& be = *ctx.ns->deps().backend;
   switch (claim) {
     case CLAIM_NULL: {
-      if (nfsstat4 s = ReclaimStatus(ctx, false); s != NFS4_OK) return s;
+      if (nfsstat4 s = CheckReclaim(ctx, false); s != NFS4_OK) return s;
       if (!cur->pseudo && !cur->obj.attrs().is_dir()) {
         return cur->obj.attrs().type == backend::FileType::kSymlink ? NFS4ERR_SYMLINK
                                                                     : NFS4ERR_NOTDIR;
@@ -395,13 +404,17 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
       break;
     }
     case CLAIM_FH:
-      if (nfsstat4 s = ReclaimStatus(ctx, false); s != NFS4_OK) return s;
+      if (nfsstat4 s = CheckReclaim(ctx, false); s != NFS4_OK) return s;
       file = *cs.current;
       break;
     case CLAIM_PREVIOUS:
     case CLAIM_DELEG_PREV_FH:
-      // A reclaim of an open (or a delegation) from before the server restarted.
-      return ReclaimStatus(ctx, true);
+      // A reclaim, by filehandle, of an open (or of a delegation, which this server never
+      // granted: the open is reclaimed as knfsd's nfsd4_open does) from before the server
+      // restarted: opened again with its share reservation, in grace only.
+      if (nfsstat4 s = CheckReclaim(ctx, true); s != NFS4_OK) return s;
+      file = *cs.current;
+      break;
     case CLAIM_DELEGATE_CUR:
     case CLAIM_DELEG_CUR_FH:
       // No delegation is ever granted: its stateid is unknown (knfsd's nfs4_check_deleg).
@@ -489,6 +502,8 @@ nfsstat4 CheckIoStateId(const CompoundState& cs, const Ctx& ctx, const Nfs4Objec
   if (IsAnonymous(w) || IsReadBypass(w)) {
     if (IsReadBypass(w) && need == OPEN4_SHARE_ACCESS_READ) return NFS4_OK;
     if (IsReadBypass(w)) return NFS4ERR_BAD_STATEID;
+    // Opens being reclaimed may deny this access (knfsd's check_special_stateids).
+    if (nfsstat4 s = CheckGrace(ctx); s != NFS4_OK) return s;
     return ctx.table->CheckAnonymous(key, need);
   }
   StateId sid;
@@ -626,7 +641,8 @@ nfsstat4 Lock(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const LOCK4args& a = args.nfs_argop4_u.oplock;
   OpenStateTable::LockRequest req;
   if (nfsstat4 s = LockTypeOf(WireValue(a.locktype), &req.type); s != NFS4_OK) return s;
-  if (nfsstat4 s = ReclaimStatus(ctx, a.reclaim != FALSE); s != NFS4_OK) return s;
+  if (nfsstat4 s = a.reclaim != FALSE ? CheckReclaim(ctx, true) : CheckGrace(ctx); s != NFS4_OK)
+    return s;
   std::optional<backend::LockRange> range = OpenStateTable::LockRangeOf(a.offset, a.length);
   if (!range) return NFS4ERR_INVAL;
   req.clientid = ctx.client;
@@ -670,6 +686,7 @@ nfsstat4 LockT(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const LOCKT4args& a = args.nfs_argop4_u.oplockt;
   backend::LockType type;
   if (nfsstat4 s = LockTypeOf(WireValue(a.locktype), &type); s != NFS4_OK) return s;
+  if (nfsstat4 s = CheckGrace(ctx); s != NFS4_OK) return s;
   std::optional<backend::LockRange> range = OpenStateTable::LockRangeOf(a.offset, a.length);
   if (!range) return NFS4ERR_INVAL;
   OpenStateTable::Denied denied;

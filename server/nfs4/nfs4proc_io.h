@@ -16,7 +16,7 @@
 // NFS4ERR_BAD_STATEID (CLAIM_DELEG_CUR*, DELEGRETURN), CLAIM_DELEGATE_PREV is NOTSUPP,
 // and the layout ops, WANT_DELEGATION and DELEGPURGE have no handler (NFS4ERR_NOTSUPP,
 // as knfsd without pNFS). Reclaims (CLAIM_PREVIOUS, CLAIM_DELEG_PREV_FH, LOCK with
-// reclaim) ask the grace period (ReclaimStatus in nfs4proc_io.cc).
+// reclaim) and new state ask the grace period (Nfs4State::CheckReclaim, CheckGrace).
 //
 // Contract as nfs4proc.h: called by RunCompound after the table's rules held; an error
 // leaves the result arm without allocations.

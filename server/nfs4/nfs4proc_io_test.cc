@@ -81,9 +81,9 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
  protected:
   void SetUp() override {
     tmp_ = std::make_unique<testing::TempDir>("nfs4io");
-    for (const char *d : {"e", "r"}) ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0755), 0);
+    for (const char* d : {"e", "r"}) ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0755), 0);
     std::vector<exports::ExportSpec> specs;
-    for (const char *d : {"e", "r"}) {
+    for (const char* d : {"e", "r"}) {
       exports::ExportSpec spec;
       spec.path = tmp_->Sub(d);
       exports::ClientRule rule;
@@ -150,7 +150,7 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     tmp_.reset();
   }
 
-  std::string RootHandle(const std::string &rel) {
+  std::string RootHandle(const std::string& rel) {
     Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
     EXPECT_TRUE(exp);
     auto root = backend_->OpenPath(*exp, "");
@@ -171,7 +171,7 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     xdr_destroy(&x);
     return buf;
   }
-  std::unique_ptr<Reply> Raw(std::vector<nfs_argop4> ops, const Credentials &cred) {
+  std::unique_ptr<Reply> Raw(std::vector<nfs_argop4> ops, const Credentials& cred) {
     rpc::CallAuth auth;
     auth.flavor = rpc::AuthFlavor::kSys;
     auth.cred = cred;
@@ -183,21 +183,21 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     return reply;
   }
 
-  Client Mount(const std::string &owner) {
+  Client Mount(const std::string& owner) {
     Client c;
     nfs_argop4 ex = Op(OP_EXCHANGE_ID);
-    EXCHANGE_ID4args &ea = ex.nfs_argop4_u.opexchange_id;
+    EXCHANGE_ID4args& ea = ex.nfs_argop4_u.opexchange_id;
     memset(ea.eia_clientowner.co_verifier, 'v', NFS4_VERIFIER_SIZE);
-    const std::string &o = Keep(owner);
-    ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char *>(o.data());
+    const std::string& o = Keep(owner);
+    ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char*>(o.data());
     ea.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(o.size());
     auto er = Raw({ex}, Cred(0, 0));
     EXPECT_EQ((*er)->status, NFS4_OK);
-    const EXCHANGE_ID4resok &eok =
+    const EXCHANGE_ID4resok& eok =
         (*er)->resarray.resarray_val[0].nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
     c.id = eok.eir_clientid;
     nfs_argop4 cs = Op(OP_CREATE_SESSION);
-    CREATE_SESSION4args &ca = cs.nfs_argop4_u.opcreate_session;
+    CREATE_SESSION4args& ca = cs.nfs_argop4_u.opcreate_session;
     ca.csa_clientid = eok.eir_clientid;
     ca.csa_sequence = eok.eir_sequenceid;
     ca.csa_fore_chan_attrs = {0, 1 << 20, (1 << 20) + 4096, 4096, 16, 4, {0, nullptr}};
@@ -211,41 +211,43 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
                  .nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4.csr_sessionid,
              c.session.size());
     }
+    // As the Linux client after mounting: no new state before it (state.h, grace).
+    EXPECT_EQ(Last(Run(c, {Op(OP_RECLAIM_COMPLETE)})), NFS4_OK);
     return c;
   }
 
   // SEQUENCE on the client's slot 0, then `ops`.
-  std::unique_ptr<Reply> Run(Client &c, std::vector<nfs_argop4> ops,
-                             const Credentials &cred = Cred(0, 0)) {
+  std::unique_ptr<Reply> Run(Client& c, std::vector<nfs_argop4> ops,
+                             const Credentials& cred = Cred(0, 0)) {
     nfs_argop4 s = Op(OP_SEQUENCE);
-    SEQUENCE4args &sa = s.nfs_argop4_u.opsequence;
+    SEQUENCE4args& sa = s.nfs_argop4_u.opsequence;
     memcpy(sa.sa_sessionid, c.session.data(), c.session.size());
     sa.sa_sequenceid = c.seq++;
     ops.insert(ops.begin(), s);
     return Raw(std::move(ops), cred);
   }
-  static std::vector<nfsstat4> Statuses(const std::unique_ptr<Reply> &r) {
+  static std::vector<nfsstat4> Statuses(const std::unique_ptr<Reply>& r) {
     std::vector<nfsstat4> out;
     for (u_int i = 0; i < (*r)->resarray.resarray_len; ++i)
       out.push_back(OpStatus((*r)->resarray.resarray_val[i]));
     return out;
   }
-  static nfsstat4 Last(const std::unique_ptr<Reply> &r) { return (*r)->status; }
-  static const nfs_resop4 &At(const std::unique_ptr<Reply> &r, u_int i) {
+  static nfsstat4 Last(const std::unique_ptr<Reply>& r) { return (*r)->status; }
+  static const nfs_resop4& At(const std::unique_ptr<Reply>& r, u_int i) {
     return (*r)->resarray.resarray_val[i];
   }
 
   // ---- Op builders (their strings live in the fixture)
 
-  const std::string &Keep(const std::string &s) {
+  const std::string& Keep(const std::string& s) {
     strings_.push_back(s);
     return strings_.back();
   }
-  nfs_argop4 PutFh(const std::string &fh) {
-    const std::string &s = Keep(fh);
+  nfs_argop4 PutFh(const std::string& fh) {
+    const std::string& s = Keep(fh);
     nfs_argop4 a = Op(OP_PUTFH);
     a.nfs_argop4_u.opputfh.object.nfs_fh4_len = static_cast<u_int>(s.size());
-    a.nfs_argop4_u.opputfh.object.nfs_fh4_val = const_cast<char *>(s.data());
+    a.nfs_argop4_u.opputfh.object.nfs_fh4_val = const_cast<char*>(s.data());
     return a;
   }
   // fattr4 with a mode (and a size when given).
@@ -261,37 +263,37 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
       put32(static_cast<uint32_t>(*size));
     }
     put32(mode);
-    const std::string &s = Keep(v);
+    const std::string& s = Keep(v);
     fattr4 f{};
     f.attrmask = bitmap4{3, words_.back().data()};
     f.attr_vals.attrlist4_len = static_cast<u_int>(s.size());
-    f.attr_vals.attrlist4_val = const_cast<char *>(s.data());
+    f.attr_vals.attrlist4_val = const_cast<char*>(s.data());
     return f;
   }
-  nfs_argop4 Open(const std::string &owner, uint32_t access, uint32_t deny, open_claim_type4 claim,
-                  const std::string &name = "") {
+  nfs_argop4 Open(const std::string& owner, uint32_t access, uint32_t deny, open_claim_type4 claim,
+                  const std::string& name = "") {
     nfs_argop4 a = Op(OP_OPEN);
-    OPEN4args &o = a.nfs_argop4_u.opopen;
+    OPEN4args& o = a.nfs_argop4_u.opopen;
     o.share_access = access;
     o.share_deny = deny;
-    const std::string &ow = Keep(owner);
-    o.owner.owner.owner_val = const_cast<char *>(ow.data());
+    const std::string& ow = Keep(owner);
+    o.owner.owner.owner_val = const_cast<char*>(ow.data());
     o.owner.owner.owner_len = static_cast<u_int>(ow.size());
     o.openhow.opentype = OPEN4_NOCREATE;
     o.claim.claim = claim;
     if (claim == CLAIM_NULL) {
-      const std::string &n = Keep(name);
-      o.claim.open_claim4_u.file.utf8string_val = const_cast<char *>(n.data());
+      const std::string& n = Keep(name);
+      o.claim.open_claim4_u.file.utf8string_val = const_cast<char*>(n.data());
       o.claim.open_claim4_u.file.utf8string_len = static_cast<u_int>(n.size());
     }
     return a;
   }
-  nfs_argop4 Create(const std::string &owner, const std::string &name, createmode4 mode,
+  nfs_argop4 Create(const std::string& owner, const std::string& name, createmode4 mode,
                     uint32_t access = OPEN4_SHARE_ACCESS_BOTH, uint64_t verifier = 0) {
     nfs_argop4 a = Open(owner, access, OPEN4_SHARE_DENY_NONE, CLAIM_NULL, name);
-    OPEN4args &o = a.nfs_argop4_u.opopen;
+    OPEN4args& o = a.nfs_argop4_u.opopen;
     o.openhow.opentype = OPEN4_CREATE;
-    createhow4 &h = o.openhow.openflag4_u.how;
+    createhow4& h = o.openhow.openflag4_u.how;
     h.mode = mode;
     char verf[NFS4_VERIFIER_SIZE];
     for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i)
@@ -306,73 +308,73 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     }
     return a;
   }
-  static nfs_argop4 Write(const stateid4 &sid, uint64_t offset, const std::string &data,
+  static nfs_argop4 Write(const stateid4& sid, uint64_t offset, const std::string& data,
                           stable_how4 stable = UNSTABLE4) {
     nfs_argop4 a = Op(OP_WRITE);
-    WRITE4args &w = a.nfs_argop4_u.opwrite;
+    WRITE4args& w = a.nfs_argop4_u.opwrite;
     w.stateid = sid;
     w.offset = offset;
     w.stable = stable;
     w.data.data_len = static_cast<u_int>(data.size());
-    w.data.data_val = const_cast<char *>(data.data());
+    w.data.data_val = const_cast<char*>(data.data());
     return a;
   }
-  static nfs_argop4 Read(const stateid4 &sid, uint64_t offset, uint32_t count) {
+  static nfs_argop4 Read(const stateid4& sid, uint64_t offset, uint32_t count) {
     nfs_argop4 a = Op(OP_READ);
     a.nfs_argop4_u.opread.stateid = sid;
     a.nfs_argop4_u.opread.offset = offset;
     a.nfs_argop4_u.opread.count = count;
     return a;
   }
-  static nfs_argop4 Close(const stateid4 &sid) {
+  static nfs_argop4 Close(const stateid4& sid) {
     nfs_argop4 a = Op(OP_CLOSE);
     a.nfs_argop4_u.opclose.open_stateid = sid;
     return a;
   }
-  nfs_argop4 LockNew(nfs_lock_type4 type, uint64_t off, uint64_t len, const stateid4 &open,
-                     const std::string &owner) {
+  nfs_argop4 LockNew(nfs_lock_type4 type, uint64_t off, uint64_t len, const stateid4& open,
+                     const std::string& owner) {
     nfs_argop4 a = Op(OP_LOCK);
-    LOCK4args &l = a.nfs_argop4_u.oplock;
+    LOCK4args& l = a.nfs_argop4_u.oplock;
     l.locktype = type;
     l.offset = off;
     l.length = len;
     l.locker.new_lock_owner = TRUE;
     l.locker.locker4_u.open_owner.open_stateid = open;
-    const std::string &ow = Keep(owner);
-    l.locker.locker4_u.open_owner.lock_owner.owner.owner_val = const_cast<char *>(ow.data());
+    const std::string& ow = Keep(owner);
+    l.locker.locker4_u.open_owner.lock_owner.owner.owner_val = const_cast<char*>(ow.data());
     l.locker.locker4_u.open_owner.lock_owner.owner.owner_len = static_cast<u_int>(ow.size());
     return a;
   }
-  static nfs_argop4 LockU(const stateid4 &lock, uint64_t off, uint64_t len) {
+  static nfs_argop4 LockU(const stateid4& lock, uint64_t off, uint64_t len) {
     nfs_argop4 a = Op(OP_LOCKU);
-    LOCKU4args &u = a.nfs_argop4_u.oplocku;
+    LOCKU4args& u = a.nfs_argop4_u.oplocku;
     u.locktype = WRITE_LT;
     u.lock_stateid = lock;
     u.offset = off;
     u.length = len;
     return a;
   }
-  nfs_argop4 LockT(nfs_lock_type4 type, uint64_t off, uint64_t len, const std::string &owner) {
+  nfs_argop4 LockT(nfs_lock_type4 type, uint64_t off, uint64_t len, const std::string& owner) {
     nfs_argop4 a = Op(OP_LOCKT);
-    LOCKT4args &t = a.nfs_argop4_u.oplockt;
+    LOCKT4args& t = a.nfs_argop4_u.oplockt;
     t.locktype = type;
     t.offset = off;
     t.length = len;
-    const std::string &ow = Keep(owner);
-    t.owner.owner.owner_val = const_cast<char *>(ow.data());
+    const std::string& ow = Keep(owner);
+    t.owner.owner.owner_val = const_cast<char*>(ow.data());
     t.owner.owner.owner_len = static_cast<u_int>(ow.size());
     return a;
   }
 
   // Creates T/e/name through OPEN (UNCHECKED, read-write) by `c`: the open
   // stateid and the file's handle.
-  std::pair<stateid4, std::string> CreateFile(Client &c, const std::string &name,
-                                              const std::string &owner = "oo") {
+  std::pair<stateid4, std::string> CreateFile(Client& c, const std::string& name,
+                                              const std::string& owner = "oo") {
     auto r = Run(c, {PutFh(RootHandle("e")), Create(owner, name, UNCHECKED4), Op(OP_GETFH)});
     EXPECT_EQ(Last(r), NFS4_OK);
     if (Last(r) != NFS4_OK) return {};
     const stateid4 sid = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
-    const nfs_fh4 &fh = At(r, 3).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+    const nfs_fh4& fh = At(r, 3).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
     return {sid, std::string(fh.nfs_fh4_val, fh.nfs_fh4_len)};
   }
 
@@ -382,7 +384,7 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
   std::unique_ptr<HandleResolver> resolver_;
   std::unique_ptr<backend::Backend> inner_;
   std::unique_ptr<backend::CachingBackend> caching_;
-  backend::Backend *backend_ = nullptr;
+  backend::Backend* backend_ = nullptr;
   std::unique_ptr<PseudoFs> ns_;
   std::unique_ptr<OpenStateTable> open_state_;
   int64_t now_ns_ = 1'000'000'000;
@@ -409,22 +411,22 @@ TEST_P(Nfs4IoTest, CreateWriteReadCommitCloseWithTheCurrentStateid) {
                    Write(kCurrent, 0, data, FILE_SYNC4), Read(kCurrent, 0, 100), Op(OP_COMMIT),
                    Close(kCurrent)});
   ASSERT_EQ(Last(r), NFS4_OK) << ::testing::PrintToString(Statuses(r));
-  const OPEN4resok &open = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4;
+  const OPEN4resok& open = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4;
   EXPECT_EQ(open.rflags, static_cast<uint32_t>(OPEN4_RESULT_LOCKTYPE_POSIX));
   EXPECT_EQ(open.delegation.delegation_type, OPEN_DELEGATE_NONE);
   EXPECT_NE(open.cinfo.before, 0u);
   ASSERT_GE(open.attrset.bitmap4_len, 2u);
   EXPECT_TRUE(open.attrset.bitmap4_val[1] & (1u << (FATTR4_MODE - 32)));
-  const WRITE4resok &w = At(r, 3).nfs_resop4_u.opwrite.WRITE4res_u.resok4;
+  const WRITE4resok& w = At(r, 3).nfs_resop4_u.opwrite.WRITE4res_u.resok4;
   EXPECT_EQ(w.count, data.size());
   EXPECT_EQ(w.committed, FILE_SYNC4);
   EXPECT_EQ(Verf(w.writeverf), kWriteVerifier);
-  const READ4resok &rd = At(r, 4).nfs_resop4_u.opread.READ4res_u.resok4;
+  const READ4resok& rd = At(r, 4).nfs_resop4_u.opread.READ4res_u.resok4;
   EXPECT_EQ(std::string(rd.data.data_val, rd.data.data_len), data);
   EXPECT_TRUE(rd.eof);
   EXPECT_EQ(Verf(At(r, 5).nfs_resop4_u.opcommit.COMMIT4res_u.resok4.writeverf), kWriteVerifier);
   // CLOSE answers the special invalid stateid (RFC 8881 §18.2.4).
-  const stateid4 &closed = At(r, 6).nfs_resop4_u.opclose.CLOSE4res_u.open_stateid;
+  const stateid4& closed = At(r, 6).nfs_resop4_u.opclose.CLOSE4res_u.open_stateid;
   EXPECT_EQ(closed.seqid, NFS4_UINT32_MAX);
   EXPECT_EQ(std::string(closed.other, NFS4_OTHER_SIZE), std::string(NFS4_OTHER_SIZE, '\0'));
   EXPECT_EQ(open_state_->counts().opens, 0u);
@@ -463,7 +465,7 @@ TEST_P(Nfs4IoTest, StatefulOpsNeedTheirStateidAndTheCurrentOneOnlyForItsFile) {
   t.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_val = ids;
   auto tr = Run(c, {t});
   ASSERT_EQ(Last(tr), NFS4_OK);
-  const auto &codes =
+  const auto& codes =
       At(tr, 1).nfs_resop4_u.optest_stateid.TEST_STATEID4res_u.tsr_resok4.tsr_status_codes;
   ASSERT_EQ(codes.tsr_status_codes_len, 3u);
   EXPECT_EQ(codes.tsr_status_codes_val[0], NFS4_OK);
@@ -509,7 +511,7 @@ TEST_P(Nfs4IoTest, CreateModesAndTheErrorsOfWhatCannotBeOpened) {
       Run(c, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_READ_DELEG, 0,
                              CLAIM_NULL, "f")});
   ASSERT_EQ(Last(want), NFS4_OK);
-  const open_delegation4 &d = At(want, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.delegation;
+  const open_delegation4& d = At(want, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.delegation;
   EXPECT_EQ(d.delegation_type, OPEN_DELEGATE_NONE_EXT);
   EXPECT_EQ(d.open_delegation4_u.od_whynone.ond_why, WND4_RESOURCE);
 }
@@ -562,7 +564,7 @@ TEST_P(Nfs4IoTest, LocksConflictBetweenClientsWithTheOwnerNamed) {
   const stateid4 sb = At(ob, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
   auto denied = Run(b, {PutFh(fh), LockNew(READ_LT, 50, 10, sb, "lock-b")});
   ASSERT_EQ(Last(denied), NFS4ERR_DENIED);
-  const LOCK4denied &d = At(denied, 2).nfs_resop4_u.oplock.LOCK4res_u.denied;
+  const LOCK4denied& d = At(denied, 2).nfs_resop4_u.oplock.LOCK4res_u.denied;
   EXPECT_EQ(d.offset, 0u);
   EXPECT_EQ(d.length, 100u);
   EXPECT_EQ(d.locktype, WRITE_LT);
@@ -608,16 +610,16 @@ TEST_P(Nfs4IoTest, ADiscardedClientLosesItsOpensAndLocks) {
   // The client reboots (a new verifier) and confirms its new record: the old
   // one goes.
   nfs_argop4 ex = Op(OP_EXCHANGE_ID);
-  EXCHANGE_ID4args &ea = ex.nfs_argop4_u.opexchange_id;
+  EXCHANGE_ID4args& ea = ex.nfs_argop4_u.opexchange_id;
   memset(ea.eia_clientowner.co_verifier, 'w', NFS4_VERIFIER_SIZE);
-  const std::string &o = Keep("host-a");
-  ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char *>(o.data());
+  const std::string& o = Keep("host-a");
+  ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char*>(o.data());
   ea.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(o.size());
   auto er = Raw({ex}, Cred(0, 0));
   ASSERT_EQ(Last(er), NFS4_OK);
-  const EXCHANGE_ID4resok &eok = At(er, 0).nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
+  const EXCHANGE_ID4resok& eok = At(er, 0).nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
   nfs_argop4 cs = Op(OP_CREATE_SESSION);
-  CREATE_SESSION4args &ca = cs.nfs_argop4_u.opcreate_session;
+  CREATE_SESSION4args& ca = cs.nfs_argop4_u.opcreate_session;
   ca.csa_clientid = eok.eir_clientid;
   ca.csa_sequence = eok.eir_sequenceid;
   ca.csa_fore_chan_attrs = {0, 1 << 20, 1 << 20, 4096, 16, 4, {0, nullptr}};
@@ -649,7 +651,7 @@ TEST_P(Nfs4IoTest, BadArgumentsAreErrorsNeverCrashes) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, Nfs4IoTest,
                          ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
-                         [](const ::testing::TestParamInfo<Kind> &i) {
+                         [](const ::testing::TestParamInfo<Kind>& i) {
                            return i.param == Kind::kMemory ? "Memory" : "CachingPosix";
                          });
 

@@ -15,6 +15,7 @@ namespace localnfs::server::nfs4 {
 
 class Nfs4State;
 class OpenStateTable;
+class OpCounters;
 class PseudoFs;
 
 struct Nfs4Services {
@@ -33,6 +34,9 @@ struct Nfs4Services {
   // The server's one write verifier (WRITE and COMMIT): NFSv3's (Nfs3Program::
   // write_verifier), so both versions agree when the server restarted.
   uint64_t write_verifier = 0;
+  // Calls and errors per op, counted by the COMPOUND loop (compound.h); null: not
+  // counted.
+  OpCounters* op_counters = nullptr;
 };
 
 }  // namespace localnfs::server::nfs4

@@ -1,7 +1,7 @@
 # tests/kclient/workload-v4ns.sh — guest workload (busybox ash) of kclient_v4ns_test.sh:
 # the NFSv4 namespace and the read-only metadata ops through the real Linux client, on
-# the tree the host made (kclient_v4ns_test.sh says what is in it). No file is opened:
-# OPEN, READ and WRITE do not exist yet.
+# the tree the host made (kclient_v4ns_test.sh says what is in it). Files are opened,
+# read, written and locked by workload-v4io.sh.
 . /kclient/lib.sh
 
 kc_step "attributes of the export's files"

@@ -29,6 +29,7 @@
 #include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
+#include "server/nfs4/client_records.h"
 #include "server/nfs4/compound.h"
 #include "server/nfs4/nfs4_program.h"
 #include "server/nfs4/open_state.h"
@@ -115,11 +116,27 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
       const Credentials su = Cred(0, 0);
       ASSERT_TRUE(backend_->SetAttr(*root, mode, std::nullopt, backend::Caller{su}).ok());
     }
+    ASSERT_EQ(mkdir(tmp_->Sub("state").c_str(), 0700), 0);
+    Start();
+    PeerAddress peer, local;
+    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
+    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
+    conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
+  }
+
+  // The server's NFSv4 state as localnfsd builds it: the client records in T/state, the
+  // open-state table, the client table (with a grace period when the previous instance
+  // left records) whose discarded clients lose their opens, the program.
+  void Start() {
+    records_ = std::make_unique<ClientRecordFile>(tmp_->Sub("state"), 1024);
     open_state_ = std::make_unique<OpenStateTable>(*backend_, OpenStateTable::Options{});
     Nfs4State::Options o;
     o.lease = absl::Seconds(90);
     o.now_ns = [this] { return now_ns_; };
     o.on_client_gone = [this](clientid4 id) { open_state_->ReleaseClient(id); };
+    o.records = records_.get();
+    o.grace = absl::Seconds(90);
+    o.boot = ++boot_;
     state_.emplace(o);
     services_.state = &*state_;
     services_.namespace_fs = ns_.get();
@@ -128,16 +145,22 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     program_.emplace(Nfs4Program::Options{}, &services_);
     dispatcher_.emplace(&counters_);
     dispatcher_->AddProgram(&*program_);
-    PeerAddress peer, local;
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
-    conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
+  }
+  // A restart: every client, session, open and lock is gone; the records stay.
+  void Restart() {
+    dispatcher_.reset();
+    program_.reset();
+    state_.reset();
+    open_state_.reset();
+    records_.reset();
+    Start();
   }
 
   void TearDown() override {
     dispatcher_.reset();
     program_.reset();
     state_.reset();
+    records_.reset();
     open_state_.reset();
     ns_.reset();
     backend_ = nullptr;
@@ -183,7 +206,7 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     return reply;
   }
 
-  Client Mount(const std::string& owner) {
+  Client Mount(const std::string& owner, bool reclaim_complete = true) {
     Client c;
     nfs_argop4 ex = Op(OP_EXCHANGE_ID);
     EXCHANGE_ID4args& ea = ex.nfs_argop4_u.opexchange_id;
@@ -211,8 +234,11 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
                  .nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4.csr_sessionid,
              c.session.size());
     }
-    // As the Linux client after mounting: no new state before it (state.h, grace).
-    EXPECT_EQ(Last(Run(c, {Op(OP_RECLAIM_COMPLETE)})), NFS4_OK);
+    // As the Linux client after mounting (or reclaiming): no new state before it
+    // (state.h, grace).
+    if (reclaim_complete) {
+      EXPECT_EQ(Last(Run(c, {Op(OP_RECLAIM_COMPLETE)})), NFS4_OK);
+    }
     return c;
   }
 
@@ -388,6 +414,8 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
   std::unique_ptr<PseudoFs> ns_;
   std::unique_ptr<OpenStateTable> open_state_;
   int64_t now_ns_ = 1'000'000'000;
+  std::unique_ptr<ClientRecordFile> records_;
+  uint32_t boot_ = 0;
   std::optional<Nfs4State> state_;
   Nfs4Services services_;
   rpc::ServerCounters counters_;
@@ -647,6 +675,41 @@ TEST_P(Nfs4IoTest, BadArgumentsAreErrorsNeverCrashes) {
   nfs_argop4 dr = Op(OP_DELEGRETURN);
   dr.nfs_argop4_u.opdelegreturn.deleg_stateid = sid;
   EXPECT_EQ(Last(Run(c, {PutFh(fh), dr})), NFS4ERR_BAD_STATEID);
+}
+
+TEST_P(Nfs4IoTest, AfterARestartTheClientReclaimsItsOpenAndLockInGrace) {
+  Client a = Mount("host-a");
+  auto [sid, fh] = CreateFile(a, "f");
+  ASSERT_EQ(Last(Run(a, {PutFh(fh), Write(sid, 0, "abc", FILE_SYNC4),
+                         LockNew(WRITE_LT, 0, 10, sid, "l")})),
+            NFS4_OK);
+  Restart();
+  Client again = Mount("host-a", /*reclaim_complete=*/false);
+  Client newcomer = Mount("host-b", /*reclaim_complete=*/false);
+  const std::string e = RootHandle("e");
+  // In grace: new opens wait, reclaims by a client of the previous instance succeed.
+  EXPECT_EQ(Last(Run(again, {PutFh(e), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_NULL, "f")})),
+            NFS4ERR_GRACE);
+  EXPECT_EQ(Last(Run(newcomer, {PutFh(fh), Open("n", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_PREVIOUS)})),
+            NFS4ERR_NO_GRACE);
+  nfs_argop4 reclaim = Open("oo", OPEN4_SHARE_ACCESS_BOTH, 0, CLAIM_PREVIOUS);
+  reclaim.nfs_argop4_u.opopen.claim.open_claim4_u.delegate_type = OPEN_DELEGATE_NONE;
+  nfs_argop4 lock = LockNew(WRITE_LT, 0, 10, kCurrent, "l");
+  lock.nfs_argop4_u.oplock.reclaim = TRUE;
+  auto r = Run(again, {PutFh(fh), reclaim, lock, Read(kCurrent, 0, 10)});
+  ASSERT_EQ(Last(r), NFS4_OK) << ::testing::PrintToString(Statuses(r));
+  const READ4resok& rd = At(r, 4).nfs_resop4_u.opread.READ4res_u.resok4;
+  EXPECT_EQ(std::string(rd.data.data_val, rd.data.data_len), "abc");
+  // A new lock is not a reclaim.
+  const stateid4 open = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  EXPECT_EQ(Last(Run(again, {PutFh(fh), LockNew(READ_LT, 50, 1, open, "m")})), NFS4ERR_GRACE);
+  // The only previous client is done: grace ends, and the reclaimed lock holds.
+  EXPECT_EQ(Last(Run(again, {Op(OP_RECLAIM_COMPLETE)})), NFS4_OK);
+  EXPECT_FALSE(state_->in_grace());
+  EXPECT_EQ(Last(Run(newcomer, {Op(OP_RECLAIM_COMPLETE)})), NFS4_OK);
+  auto ob = Run(newcomer, {PutFh(fh), Open("n", OPEN4_SHARE_ACCESS_BOTH, 0, CLAIM_FH),
+                           LockNew(WRITE_LT, 5, 1, kCurrent, "x")});
+  EXPECT_EQ(Last(ob), NFS4ERR_DENIED) << ::testing::PrintToString(Statuses(ob));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Nfs4IoTest,

@@ -295,7 +295,9 @@ nfsstat4 OpenCreate(const CompoundState& cs, const Ctx& ctx, std::string_view na
   absl::StatusOr<backend::Object> made =
       be.Create(dir.obj, name, args.how, args.attrs, args.verifier, caller);
   if (!made.ok()) return Nfs4StatusFromStatus(made.status());
-  *created = !existing.ok();
+  // An exclusive create that found its own file (the verifier matched: a retransmit)
+  // made it, as knfsd's nfsd4_create_file counts it.
+  *created = !existing.ok() || args.how == backend::CreateHow::kExclusive;
   if (*created) {
     if (args.exclusive41 && !args.attrs.empty()) {
       // EXCLUSIVE4_1's attributes, which the Backend's exclusive create leaves to the

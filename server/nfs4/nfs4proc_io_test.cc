@@ -616,6 +616,25 @@ TEST_P(Nfs4IoTest, LocksConflictBetweenClientsWithTheOwnerNamed) {
   EXPECT_EQ(Last(Run(a, {PutFh(RootHandle("e")), LockT(WRITE_LT, 0, 1, "x")})), NFS4ERR_ISDIR);
 }
 
+TEST_P(Nfs4IoTest, ALockOfAVanishedClientGoesWhenAnotherClientWantsItAfterTheLease) {
+  Client a = Mount("host-a");
+  Client b = Mount("host-b");
+  auto [sa, fh] = CreateFile(a, "f");
+  ASSERT_EQ(Last(Run(a, {PutFh(fh), LockNew(WRITE_LT, 0, 10, sa, "la")})), NFS4_OK);
+  auto ob = Run(b, {PutFh(fh), Open("ob", OPEN4_SHARE_ACCESS_BOTH, 0, CLAIM_FH)});
+  ASSERT_EQ(Last(ob), NFS4_OK);
+  const stateid4 sb = At(ob, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  // Within a's lease its lock holds (b keeps its lease by its SEQUENCEs).
+  now_ns_ += absl::ToInt64Nanoseconds(absl::Seconds(60));
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), LockNew(WRITE_LT, 5, 1, sb, "lb")})), NFS4ERR_DENIED);
+  // a is silent past its lease: a courtesy client, until b wants the range.
+  now_ns_ += absl::ToInt64Nanoseconds(absl::Seconds(40));
+  EXPECT_EQ(state_->counts().courtesy, 1u);
+  EXPECT_EQ(Last(Run(b, {PutFh(fh), LockNew(WRITE_LT, 5, 1, sb, "lb")})), NFS4_OK);
+  EXPECT_EQ(open_state_->states_of(a.id), 0u);
+  EXPECT_EQ(state_->counts().courtesy, 0u);
+}
+
 TEST_P(Nfs4IoTest, DestroyClientIdIsBusyWhileTheClientHoldsOpens) {
   Client a = Mount("host-a");
   auto [sid, fh] = CreateFile(a, "f");

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include <algorithm>
-#include <bit>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,12 +31,15 @@
 namespace localnfs::server::nfs4 {
 namespace {
 
-// The value of an enum field as the wire carried it (rpcgen does not check enums, and
-// loading an out-of-range value as the enum is undefined behaviour).
+// The value of an enum field as the wire carried it: rpcgen does not check enums, and
+// loading an out-of-range value as the enum (even through std::bit_cast) is undefined
+// behaviour, so the bytes are copied (as nfs4proc_ns.cc's WireEnum).
 template <typename Enum>
 int32_t WireValue(const Enum& field) {
   static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
-  return std::bit_cast<int32_t>(field);
+  int32_t v;
+  memcpy(&v, &field, sizeof(v));
+  return v;
 }
 
 // What every stateful op needs: the services with a namespace and an open-state table,

@@ -334,15 +334,16 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     }
     return a;
   }
-  static nfs_argop4 Write(const stateid4& sid, uint64_t offset, const std::string& data,
-                          stable_how4 stable = UNSTABLE4) {
+  nfs_argop4 Write(const stateid4& sid, uint64_t offset, const std::string& data,
+                   stable_how4 stable = UNSTABLE4) {
     nfs_argop4 a = Op(OP_WRITE);
     WRITE4args& w = a.nfs_argop4_u.opwrite;
     w.stateid = sid;
     w.offset = offset;
     w.stable = stable;
-    w.data.data_len = static_cast<u_int>(data.size());
-    w.data.data_val = const_cast<char*>(data.data());
+    const std::string& kept = Keep(data);
+    w.data.data_len = static_cast<u_int>(kept.size());
+    w.data.data_val = const_cast<char*>(kept.data());
     return a;
   }
   static nfs_argop4 Read(const stateid4& sid, uint64_t offset, uint32_t count) {

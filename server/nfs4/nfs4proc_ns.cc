@@ -167,9 +167,7 @@ bool OtherIs(const StateId& id, char byte) {
 }
 
 // The calling client: the session's (SEQUENCE); 0 without one (tests of the ops alone).
-uint64_t ClientOf(const CompoundState& cs) {
-  return cs.slot != nullptr ? cs.slot->client_id() : 0;
-}
+uint64_t ClientOf(const CompoundState& cs) { return cs.slot != nullptr ? cs.slot->client_id() : 0; }
 
 // The stateid `wire` an op on `o` carries, for I/O that needs `access`
 // (OPEN4_SHARE_ACCESS_READ or _WRITE).
@@ -239,13 +237,15 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const uint64_t before = dir->obj.attrs().change;
   absl::StatusOr<backend::Object> made;
   switch (a.objtype.type) {
-    case NF4DIR: made = ctx.be->Mkdir(dir->obj, name, attrs, caller); break;
+    case NF4DIR:
+      made = ctx.be->Mkdir(dir->obj, name, attrs, caller);
+      break;
     case NF4LNK: {
       const linktext4& target = a.objtype.createtype4_u.linkdata;
       if (target.linktext4_len == 0) return NFS4ERR_INVAL;  // RFC 8881 §18.4.3
       made = ctx.be->Symlink(dir->obj, name,
-                             std::string_view(target.linktext4_val, target.linktext4_len),
-                             attrs, caller);
+                             std::string_view(target.linktext4_val, target.linktext4_len), attrs,
+                             caller);
       break;
     }
     case NF4BLK:
@@ -262,10 +262,11 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     case NF4FIFO:
       made = ctx.be->Mknod(
           dir->obj, name,
-          a.objtype.type == NF4SOCK ? backend::FileType::kSocket : backend::FileType::kFifo, 0,
-          0, attrs, caller);
+          a.objtype.type == NF4SOCK ? backend::FileType::kSocket : backend::FileType::kFifo, 0, 0,
+          attrs, caller);
       break;
-    default: return NFS4ERR_BADTYPE;
+    default:
+      return NFS4ERR_BADTYPE;
   }
   if (!made.ok()) return Nfs4StatusFromStatus(made.status());
   absl::StatusOr<FileHandle4> fh = ExportChild(*ctx.ns->deps().key, *dir, *std::move(made));
@@ -328,7 +329,8 @@ nfsstat4 Rename(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
       case EISDIR:   // the target is a directory, the source is not
       case ENOTDIR:  // the source is a directory, the target is not
         return NFS4ERR_EXIST;
-      default: return Nfs4StatusFromStatus(replaced.status());
+      default:
+        return Nfs4StatusFromStatus(replaced.status());
     }
   }
   RENAME4resok& ok = res.nfs_resop4_u.oprename.RENAME4res_u.resok4;
@@ -403,9 +405,8 @@ nfsstat4 Seek(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const uint64_t size = o->obj.attrs().size;
   if (a.sa_offset >= size) return NFS4ERR_NXIO;
   const bool data = a.sa_what == NFS4_CONTENT_DATA;
-  absl::StatusOr<backend::SeekResult> found =
-      ctx.be->Seek(o->obj, o->cred, a.sa_offset,
-                   data ? backend::SeekWhat::kData : backend::SeekWhat::kHole);
+  absl::StatusOr<backend::SeekResult> found = ctx.be->Seek(
+      o->obj, o->cred, a.sa_offset, data ? backend::SeekWhat::kData : backend::SeekWhat::kHole);
   if (!found.ok()) return Nfs4StatusFromStatus(found.status());
   if (data && found->eof) return NFS4ERR_NXIO;
   seek_res4& ok = res.nfs_resop4_u.opseek.SEEK4res_u.resok4;
@@ -419,14 +420,13 @@ namespace {
 // ALLOCATE and DEALLOCATE: [offset, offset + length) of the current file, as knfsd's
 // nfsd4_fallocate / vfs_fallocate (length 0 or values beyond off_t → INVAL, an end
 // beyond off_t → FBIG); the file is committed on a `sync` export.
-nfsstat4 Fallocate(CompoundState& cs, const stateid4& stateid, uint64_t offset,
-                   uint64_t length, bool punch_hole) {
+nfsstat4 Fallocate(CompoundState& cs, const stateid4& stateid, uint64_t offset, uint64_t length,
+                   bool punch_hole) {
   Context ctx;
   if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> o = cs.current->object;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
-  if (nfsstat4 s = CheckStateId(cs, *o, stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK)
-    return s;
+  if (nfsstat4 s = CheckStateId(cs, *o, stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) return s;
   if (length == 0 || offset > kMaxOffset || length > kMaxOffset) return NFS4ERR_INVAL;
   if (length > kMaxOffset - offset) return NFS4ERR_FBIG;
   absl::Status done = punch_hole ? ctx.be->Deallocate(o->obj, o->cred, offset, length)
@@ -459,10 +459,9 @@ namespace {
 // NFS4ERR_INVAL beyond), the destination range within off_t, and no overlap within one
 // file (NFS4ERR_INVAL). *count becomes the bytes to copy.
 nfsstat4 CheckCopy(CompoundState& cs, const Nfs4Object& src, const Nfs4Object& dst,
-                   const stateid4& src_stateid, const stateid4& dst_stateid,
-                   uint64_t src_offset, uint64_t dst_offset, uint64_t* count) {
-  if (src.pseudo || !src.obj.attrs().is_regular() || dst.pseudo ||
-      !dst.obj.attrs().is_regular())
+                   const stateid4& src_stateid, const stateid4& dst_stateid, uint64_t src_offset,
+                   uint64_t dst_offset, uint64_t* count) {
+  if (src.pseudo || !src.obj.attrs().is_regular() || dst.pseudo || !dst.obj.attrs().is_regular())
     return NFS4ERR_WRONG_TYPE;
   nfsstat4 s = CheckStateId(cs, src, src_stateid, OPEN4_SHARE_ACCESS_READ);
   if (s == NFS4_OK) s = CheckStateId(cs, dst, dst_stateid, OPEN4_SHARE_ACCESS_WRITE);
@@ -496,8 +495,8 @@ nfsstat4 Copy(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const std::shared_ptr<const Nfs4Object> src = cs.saved->object;
   const std::shared_ptr<const Nfs4Object> dst = cs.current->object;
   uint64_t count = a.ca_count;
-  if (nfsstat4 s = CheckCopy(cs, *src, *dst, a.ca_src_stateid, a.ca_dst_stateid,
-                             a.ca_src_offset, a.ca_dst_offset, &count);
+  if (nfsstat4 s = CheckCopy(cs, *src, *dst, a.ca_src_stateid, a.ca_dst_stateid, a.ca_src_offset,
+                             a.ca_dst_offset, &count);
       s != NFS4_OK)
     return s;
   uint64_t copied = 0;
@@ -528,8 +527,8 @@ nfsstat4 Clone(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) {
   const std::shared_ptr<const Nfs4Object> src = cs.saved->object;
   const std::shared_ptr<const Nfs4Object> dst = cs.current->object;
   uint64_t count = a.cl_count;
-  if (nfsstat4 s = CheckCopy(cs, *src, *dst, a.cl_src_stateid, a.cl_dst_stateid,
-                             a.cl_src_offset, a.cl_dst_offset, &count);
+  if (nfsstat4 s = CheckCopy(cs, *src, *dst, a.cl_src_stateid, a.cl_dst_stateid, a.cl_src_offset,
+                             a.cl_dst_offset, &count);
       s != NFS4_OK)
     return s;
   if (count == 0) return NFS4_OK;
@@ -548,7 +547,8 @@ class PlusReply {
   PlusReply(size_t room, read_plus_res4* ok) : room_(room), ok_(ok) {}
   ~PlusReply() {
     for (read_plus_content& c : segments_) {
-      if (c.rpc_content == NFS4_CONTENT_DATA) free(c.read_plus_content_u.rpc_data.d_data.d_data_val);
+      if (c.rpc_content == NFS4_CONTENT_DATA)
+        free(c.read_plus_content_u.rpc_data.d_data.d_data_val);
     }
   }
   PlusReply(const PlusReply&) = delete;
@@ -582,7 +582,8 @@ class PlusReply {
   void Finish(bool eof) {
     ok_->rpr_eof = eof ? TRUE : FALSE;
     if (segments_.empty()) return;
-    auto* out = static_cast<read_plus_content*>(calloc(segments_.size(), sizeof(read_plus_content)));
+    auto* out =
+        static_cast<read_plus_content*>(calloc(segments_.size(), sizeof(read_plus_content)));
     if (out == nullptr) abort();
     std::copy(segments_.begin(), segments_.end(), out);
     ok_->rpr_contents.rpr_contents_val = out;
@@ -623,8 +624,8 @@ nfsstat4 ReadPlus(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   PlusReply reply(room, ok);
   const uint64_t size = o->obj.attrs().size;
   const uint64_t want = std::min<uint64_t>(a.rpa_count, backend::kMaxIoSize);
-  const uint64_t end = a.rpa_offset < size ? a.rpa_offset + std::min(want, size - a.rpa_offset)
-                                           : a.rpa_offset;
+  const uint64_t end =
+      a.rpa_offset < size ? a.rpa_offset + std::min(want, size - a.rpa_offset) : a.rpa_offset;
   uint64_t at = a.rpa_offset;
   bool eof = at >= size;
   while (at < end && !reply.full()) {

@@ -234,7 +234,8 @@ constexpr char kUsage[] =
     "  --busy-poll-us N     after reading requests, poll N us for the next before sleeping:\n"
     "                       lower latency at one request in flight, paid in CPU (default 0)\n"
     "  --nfs4-preview       UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port\n"
-    "                       (sessions and the namespace: mounts and lists, no file I/O)\n"
+    "                       (sessions, the namespace and its changes: mkdir, rename,\n"
+    "                       chmod, ...; files cannot be opened, read or written)\n"
     "  --lease-time S       NFSv4 lease in seconds, 1..3600 (default 90)\n"
     "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
     "                       (default auto: until the kernel reports it copies anyway)\n"
@@ -656,8 +657,8 @@ int Main(int argc, char** argv) {
     if (nfs4_program) {
       server.AddProgram(&*nfs4_program);
       LOG_WARNING("--nfs4-preview: NFSv4.1/4.2 COMPOUND answers on the NFS port; it is "
-                  "unfinished (clients mount and see names and attributes, but files "
-                  "cannot be opened, read or written)");
+                  "unfinished (clients mount, see and change names and attributes, but "
+                  "files cannot be opened, read or written)");
     }
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));

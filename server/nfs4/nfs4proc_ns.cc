@@ -236,7 +236,8 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const backend::Caller caller = CallerOf(*dir);
   const uint64_t before = dir->obj.attrs().change;
   absl::StatusOr<backend::Object> made;
-  switch (a.objtype.type) {
+  const int32_t type = WireEnum(a.objtype.type);
+  switch (type) {
     case NF4DIR:
       made = ctx.be->Mkdir(dir->obj, name, attrs, caller);
       break;
@@ -253,7 +254,7 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
       const specdata4& dev = a.objtype.createtype4_u.devdata;
       if (dev.specdata1 > kMaxDevMajor || dev.specdata2 > kMaxDevMinor) return NFS4ERR_INVAL;
       made = ctx.be->Mknod(dir->obj, name,
-                           a.objtype.type == NF4BLK ? backend::FileType::kBlockDevice
+                           type == NF4BLK ? backend::FileType::kBlockDevice
                                                     : backend::FileType::kCharDevice,
                            dev.specdata1, dev.specdata2, attrs, caller);
       break;
@@ -262,7 +263,7 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     case NF4FIFO:
       made = ctx.be->Mknod(
           dir->obj, name,
-          a.objtype.type == NF4SOCK ? backend::FileType::kSocket : backend::FileType::kFifo, 0, 0,
+          type == NF4SOCK ? backend::FileType::kSocket : backend::FileType::kFifo, 0, 0,
           attrs, caller);
       break;
     default:
@@ -400,11 +401,12 @@ nfsstat4 Seek(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   if (nfsstat4 s = CheckStateId(cs, *o, a.sa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
-  if (a.sa_what != NFS4_CONTENT_DATA && a.sa_what != NFS4_CONTENT_HOLE)
+  const int32_t what = WireEnum(a.sa_what);
+  if (what != NFS4_CONTENT_DATA && what != NFS4_CONTENT_HOLE)
     return NFS4ERR_UNION_NOTSUPP;  // as knfsd
   const uint64_t size = o->obj.attrs().size;
   if (a.sa_offset >= size) return NFS4ERR_NXIO;
-  const bool data = a.sa_what == NFS4_CONTENT_DATA;
+  const bool data = what == NFS4_CONTENT_DATA;
   absl::StatusOr<backend::SeekResult> found = ctx.be->Seek(
       o->obj, o->cred, a.sa_offset, data ? backend::SeekWhat::kData : backend::SeekWhat::kHole);
   if (!found.ok()) return Nfs4StatusFromStatus(found.status());

@@ -1290,6 +1290,17 @@ TEST_P(Nfs4ProcNsTest, WriteOnlyTimesCannotBeReadOrVerified) {
   Compound get;
   get.PutFh(f).GetAttr(Bits({FATTR4_TIME_ACCESS_SET}));
   EXPECT_EQ(Status(get), NFS4ERR_INVAL);
+  // READDIR asking for one, as knfsd's nfsd4_readdir.
+  std::vector<uint32_t> words = {0, 1u << (FATTR4_TIME_MODIFY_SET - 32)};
+  nfs_argop4 readdir{};
+  readdir.argop = OP_READDIR;
+  readdir.nfs_argop4_u.opreaddir.maxcount = 4096;
+  readdir.nfs_argop4_u.opreaddir.attr_request = bitmap4{2, words.data()};
+  Compound list;
+  list.PutFh(RootFh("a/b")).Raw(readdir);
+  EXPECT_EQ(Status(list), NFS4ERR_INVAL);
+  // The ones that can be read still can.
+  EXPECT_EQ(AttrsOf(f, Bits({FATTR4_TIME_MODIFY})).time.size(), 1u);
 }
 
 TEST_P(Nfs4ProcNsTest, ChangesInOneCompoundSeeEachOther) {

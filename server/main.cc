@@ -86,6 +86,8 @@
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
+#include "server/nfs4/client_records.h"
+#include "server/nfs4/compound.h"
 #include "server/nfs4/nfs4_program.h"
 #include "server/nfs4/open_state.h"
 #include "server/nfs4/pseudofs.h"
@@ -107,7 +109,7 @@ ABSL_FLAG(std::string, runtime_dir, "",
           "runtime directory (default /run/localnfs as root, "
           "$XDG_RUNTIME_DIR/localnfs otherwise)");
 ABSL_FLAG(std::string, state_dir, "",
-          "state directory holding handle.key (default /var/lib/localnfs as root, "
+          "state directory holding handle.key and nfs4-clients (default /var/lib/localnfs as root, "
           "$XDG_STATE_HOME/localnfs or ~/.local/state/localnfs otherwise)");
 ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
 ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
@@ -117,6 +119,10 @@ ABSL_FLAG(bool, nfs4_preview, false,
 ABSL_FLAG(int32_t, lease_time, 90,
           "NFSv4 lease in seconds: a client that sends nothing for longer becomes a "
           "courtesy client (its state kept until another client conflicts)");
+ABSL_FLAG(int32_t, grace, -1,
+          "NFSv4 grace period in seconds after a restart, while the clients of the previous "
+          "instance reclaim (default: the lease time; 0 = none); ends early once every one "
+          "of them has sent RECLAIM_COMPLETE");
 ABSL_FLAG(bool, inline_quick_calls, true,
           "run the quick calls (GETATTR, LOOKUP, READ, CREATE, REMOVE, ...) a round reads "
           "from one connection on the event-loop thread instead of waking workers");
@@ -212,7 +218,7 @@ constexpr char kUsage[] =
     "  --mount-port N       MOUNT v3 port (default 20048, 0 = any free port)\n"
     "  --bind ADDR          listen address (default: all interfaces)\n"
     "  --threads N          worker threads (default 4)\n"
-    "  --state-dir DIR      persistent state (file-handle key)\n"
+    "  --state-dir DIR      persistent state (file-handle key, NFSv4 client records)\n"
     "  --runtime-dir DIR    runtime state (LOCALIO broker)\n"
     "  --file-cache-size N  open files kept for READ/WRITE/COMMIT (default 1024)\n"
     "  --max-record-size B  largest RPC record (default 4194304)\n"
@@ -237,6 +243,9 @@ constexpr char kUsage[] =
     "                       (sessions, the namespace and its changes: mkdir, rename,\n"
     "                       chmod, ...; files cannot be opened, read or written)\n"
     "  --lease-time S       NFSv4 lease in seconds, 1..3600 (default 90)\n"
+    "  --grace S            NFSv4 grace period after a restart, 0..3600 (default: the\n"
+    "                       lease time; 0 = none); ends early once every client of the\n"
+    "                       previous run (kept in --state-dir) sent RECLAIM_COMPLETE\n"
     "  --zerocopy auto|always|off  MSG_ZEROCOPY for READ payloads >= --zerocopy-min-bytes\n"
     "                       (default auto: until the kernel reports it copies anyway)\n"
     "  --log-level L        error, warn, info (default) or debug\n"
@@ -485,6 +494,10 @@ int Main(int argc, char** argv) {
   const int lease_seconds = absl::GetFlag(FLAGS_lease_time);
   if (lease_seconds < 1 || lease_seconds > 3600)
     Die(kExitUsage, absl::StrFormat("--lease-time=%d: must be 1..3600", lease_seconds));
+  int grace_seconds = absl::GetFlag(FLAGS_grace);
+  if (grace_seconds == -1) grace_seconds = lease_seconds;
+  if (grace_seconds < 0 || grace_seconds > 3600)
+    Die(kExitUsage, absl::StrFormat("--grace=%d: must be 0..3600", grace_seconds));
   const int drain_seconds = absl::GetFlag(FLAGS_drain_timeout);
   if (drain_seconds < 0)
     Die(kExitUsage, absl::StrFormat("--drain-timeout=%d: must be >= 0", drain_seconds));
@@ -608,15 +621,22 @@ int Main(int argc, char** argv) {
     // ops reach through the services; destroyed after the server has stopped. The
     // namespace (server/nfs4/pseudofs.h) shares NFSv3's export table, handle key and
     // backend.
+    // The client records of restart and grace live in --state-dir
+    // (nfs4/client_records.h); the state writes them, so they outlive it.
+    std::optional<nfs4::ClientRecordFile> nfs4_records;
     std::optional<nfs4::Nfs4State> nfs4_state;
     std::optional<nfs4::OpenStateTable> nfs4_open_state;
     nfs4::PseudoFs nfs4_namespace(nfs4::PseudoFs::Deps{&table, &*key, &backend});
+    nfs4::OpCounters nfs4_op_counters;
     nfs4::Nfs4Services nfs4_services;
     nfs4_services.namespace_fs = &nfs4_namespace;
     std::optional<nfs4::Nfs4Program> nfs4_program;
     if (absl::GetFlag(FLAGS_nfs4_preview)) {
       nfs4::Nfs4State::Options o;
       o.lease = absl::Seconds(lease_seconds);
+      nfs4_records.emplace(state_dir, o.max_clients);
+      o.records = &*nfs4_records;
+      o.grace = absl::Seconds(grace_seconds);
       o.max_request_size = static_cast<uint32_t>(max_record_size);
       // server_owner and server_scope: the host name, as knfsd's utsname nodename.
       char host[256] = {};
@@ -628,6 +648,7 @@ int Main(int argc, char** argv) {
       nfs4_services.state = &*nfs4_state;
       nfs4_open_state.emplace(backend, nfs4::OpenStateTable::Options{});
       nfs4_services.open_state = &*nfs4_open_state;
+      nfs4_services.op_counters = &nfs4_op_counters;
       nfs4_program.emplace(nfs4::Nfs4Program::Options{}, &nfs4_services);
     }
     rpc::ServerOptions opts;
@@ -687,7 +708,8 @@ int Main(int argc, char** argv) {
                                  &localio_program,
                                  broker.get(),
                                  local_socket ? &*local_socket : nullptr,
-                                 &backend.file_cache()};
+                                 &backend.file_cache(),
+                                 nfs4_program ? &nfs4_services : nullptr};
     // SIGHUP and `localnfs-ctl reload` reload the exports the same way: on this thread,
     // one at a time, in the loop below (server/reload.h).
     ReloadQueue reloads;

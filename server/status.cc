@@ -12,6 +12,9 @@
 #include "export_cache/export_text.h"
 #include "nlohmann/json.hpp"
 #include "rpc/protocol_names.h"
+#include "server/nfs4/compound.h"
+#include "server/nfs4/open_state.h"
+#include "server/nfs4/state.h"
 
 namespace localnfs::server {
 namespace {
@@ -42,7 +45,15 @@ struct ClientStatus {
   std::string export_path;
   std::array<broker::LocalIoCount, 3> local_io{};  // from the client's broker slot
 };
+struct Nfs4Status {
+  nfs4::Nfs4State::Counts counts;
+  std::vector<nfs4::Nfs4State::ClientInfo> clients;  // the first kNfs4ClientsShown
+  std::optional<nfs4::OpenStateTable::Counts> open;  // null: open state not wired
+  nfs4::Nfs4State::GraceInfo grace;
+  std::vector<std::pair<std::string, nfs4::OpCounters::Entry>> ops;  // (name, counts)
+};
 struct Snapshot {
+  std::optional<Nfs4Status> nfs4;  // --nfs4-preview only
   int64_t uptime_s = 0;
   uint64_t connections_accepted = 0, connections_closed = 0, connections_open = 0,
            connections_closed_on_error = 0, calls = 0,
@@ -135,6 +146,19 @@ Snapshot Gather(const StatusSources& src) {
       s.exports.push_back(std::move(es));
     }
   }
+  if (src.nfs4 != nullptr && src.nfs4->state != nullptr) {
+    Nfs4Status& v4 = s.nfs4.emplace();
+    v4.counts = src.nfs4->state->counts();
+    v4.clients = src.nfs4->state->clients(kNfs4ClientsShown);
+    v4.grace = src.nfs4->state->grace();
+    if (src.nfs4->open_state != nullptr) v4.open = src.nfs4->open_state->counts();
+    if (src.nfs4->op_counters != nullptr) {
+      for (const nfs4::OpCounters::Entry& e : src.nfs4->op_counters->Read()) {
+        const nfs4::OpDesc* d = nfs4::FindOp(e.op);
+        v4.ops.emplace_back(d != nullptr ? d->name : "ILLEGAL", e);
+      }
+    }
+  }
   if (src.nfs3 != nullptr) s.programs.push_back(ProgramOf(*src.nfs3, src.rpc_server));
   if (src.mount != nullptr) s.programs.push_back(ProgramOf(*src.mount, src.rpc_server));
   if (src.localio != nullptr) s.programs.push_back(ProgramOf(*src.localio, src.rpc_server));
@@ -169,6 +193,103 @@ Snapshot Gather(const StatusSources& src) {
     s.clients.push_back(std::move(cs));
   }
   return s;
+}
+
+// ---- NFSv4 pieces shared by the formats ----
+
+// A client id as knfsd's /proc/fs/nfsd/clients shows none: the boot half and the
+// counter half, in hex.
+std::string ClientIdText(uint64_t id) {
+  return absl::StrFormat("%08x-%08x", static_cast<uint32_t>(id >> 32), static_cast<uint32_t>(id));
+}
+
+// The owner bytes as shown: printable ASCII as is, anything else (and '"', '\\') as
+// \xNN, at most kNfs4OwnerShown bytes of the owner, then "..." when cut.
+std::string OwnerText(std::string_view owner) {
+  std::string out;
+  const std::string_view shown = owner.substr(0, kNfs4OwnerShown);
+  for (char ch : shown) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += ch;
+    } else {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    }
+  }
+  if (shown.size() < owner.size()) out += "...";
+  return out;
+}
+
+const char* ClientKindName(nfs4::Nfs4State::ClientKind k) {
+  switch (k) {
+    case nfs4::Nfs4State::ClientKind::kConfirmed: return "confirmed";
+    case nfs4::Nfs4State::ClientKind::kCourtesy: return "courtesy";
+    case nfs4::Nfs4State::ClientKind::kUnconfirmed: return "unconfirmed";
+  }
+  return "?";
+}
+
+const char* GracePhaseName(nfs4::Nfs4State::GraceInfo::Phase p) {
+  switch (p) {
+    case nfs4::Nfs4State::GraceInfo::Phase::kNone: return "none";
+    case nfs4::Nfs4State::GraceInfo::Phase::kInGrace: return "in_grace";
+    case nfs4::Nfs4State::GraceInfo::Phase::kEnded: return "ended";
+  }
+  return "?";
+}
+
+void RenderNfs4Text(const Nfs4Status& v4, std::string* out) {
+  const nfs4::Nfs4State::Counts& c = v4.counts;
+  absl::StrAppendFormat(out,
+                        "\nnfs4: %d clients (%d confirmed, %d courtesy, %d unconfirmed), %d "
+                        "sessions",
+                        c.confirmed + c.courtesy + c.unconfirmed, c.confirmed, c.courtesy,
+                        c.unconfirmed, c.sessions);
+  if (v4.open) {
+    absl::StrAppendFormat(out, ", %d opens, %d lock stateids\n", v4.open->opens,
+                          v4.open->lock_states);
+  } else {
+    *out += ", opens and locks: not served yet\n";
+  }
+  const nfs4::Nfs4State::GraceInfo& g = v4.grace;
+  using Phase = nfs4::Nfs4State::GraceInfo::Phase;
+  if (g.phase == Phase::kInGrace) {
+    absl::StrAppendFormat(out,
+                          "  grace: in grace, at most %.1f s left; of %d previous client(s) %d "
+                          "reclaimed, %d gone, %d pending\n",
+                          g.left_ms / 1000.0, g.previous, g.reclaimed, g.gone, g.pending);
+  } else if (g.phase == Phase::kEnded) {
+    absl::StrAppendFormat(out,
+                          "  grace: ended %.1f s ago (%s); of %d previous client(s) %d "
+                          "reclaimed\n",
+                          g.ended_ago_ms / 1000.0, g.why, g.previous, g.reclaimed);
+  } else {
+    absl::StrAppendFormat(out, "  grace: none (%s)\n", g.why.empty() ? "no records kept" : g.why);
+  }
+  const size_t total = c.confirmed + c.courtesy + c.unconfirmed;
+  if (!v4.clients.empty()) {
+    absl::StrAppendFormat(out, "  clients%s:\n",
+                          total > v4.clients.size()
+                              ? absl::StrFormat(" (first %d of %d)", v4.clients.size(), total)
+                              : "");
+  }
+  for (const nfs4::Nfs4State::ClientInfo& ci : v4.clients) {
+    absl::StrAppendFormat(out, "    %s  %-11s  %s  lease %s  %d session(s)%s  owner \"%s\"\n",
+                          ClientIdText(ci.id), ClientKindName(ci.kind),
+                          ci.address.empty() ? "-" : ci.address,
+                          ci.lease_left_ms >= 0
+                              ? absl::StrFormat("%.1fs left", ci.lease_left_ms / 1000.0)
+                              : absl::StrFormat("expired %.1fs ago", -ci.lease_left_ms / 1000.0),
+                          ci.sessions, ci.reclaim_complete ? ", reclaim complete" : "",
+                          OwnerText(ci.owner));
+  }
+  std::vector<std::string> ops;
+  for (const auto& [name, e] : v4.ops) {
+    ops.push_back(e.errors == 0 ? absl::StrCat(name, " ", e.calls)
+                                : absl::StrCat(name, " ", e.calls, " (", e.errors, " errors)"));
+  }
+  absl::StrAppendFormat(out, "  ops (zero counts omitted): %s\n",
+                        ops.empty() ? "-" : absl::StrJoin(ops, ", "));
 }
 
 // ---- text ----
@@ -228,6 +349,7 @@ std::string RenderText(const StatusSources& src, const Snapshot& s) {
     absl::StrAppendFormat(&out, "  %-8s (%d v%d): %s\n", p.name, p.prog, p.vers,
                           counts.empty() ? "-" : absl::StrJoin(counts, ", "));
   }
+  if (s.nfs4) RenderNfs4Text(*s.nfs4, &out);
   if (!s.localio) {
     out += "\nlocalio: off (--no-localio)\n";
     return out;
@@ -359,6 +481,48 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
     prog["version"] = p.vers;
     Json& calls = prog["calls"] = Json::object();
     for (const ProcCount& pc : p.procs) calls[pc.name] = pc.calls;
+  }
+  if (s.nfs4) {  // --nfs4-preview only
+    const Nfs4Status& v4 = *s.nfs4;
+    Json& nfs4 = doc["nfs4"];
+    Json& clients = nfs4["clients"];
+    clients["confirmed"] = v4.counts.confirmed;
+    clients["courtesy"] = v4.counts.courtesy;
+    clients["unconfirmed"] = v4.counts.unconfirmed;
+    Json& list = clients["list"] = Json::array();
+    for (const nfs4::Nfs4State::ClientInfo& ci : v4.clients) {
+      Json c = Json::object();
+      c["id"] = ClientIdText(ci.id);
+      c["kind"] = ClientKindName(ci.kind);
+      c["address"] = ci.address;
+      c["owner"] = OwnerText(ci.owner);
+      c["lease_left_ms"] = ci.lease_left_ms;
+      c["sessions"] = ci.sessions;
+      c["reclaim_complete"] = ci.reclaim_complete;
+      list.push_back(std::move(c));
+    }
+    nfs4["sessions"] = v4.counts.sessions;
+    Json& open = nfs4["open_state"];  // null until opens and locks are served
+    if (v4.open) {
+      open["opens"] = v4.open->opens;
+      open["lock_stateids"] = v4.open->lock_states;
+      open["files"] = v4.open->files;
+    }
+    Json& grace = nfs4["grace"];
+    grace["state"] = GracePhaseName(v4.grace.phase);
+    grace["left_ms"] = v4.grace.left_ms;
+    grace["ended_ago_ms"] = v4.grace.ended_ago_ms;
+    grace["why"] = v4.grace.why;
+    grace["previous_clients"] = v4.grace.previous;
+    grace["reclaimed"] = v4.grace.reclaimed;
+    grace["gone"] = v4.grace.gone;
+    grace["pending"] = v4.grace.pending;
+    Json& ops = nfs4["ops"] = Json::object();
+    for (const auto& [name, e] : v4.ops) {
+      Json& op = ops[name];
+      op["calls"] = e.calls;
+      op["errors"] = e.errors;
+    }
   }
   Json& localio = doc["localio"];  // null with --no-localio
   if (s.localio) {
@@ -608,6 +772,40 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
   w.One("localnfs_mount_forgotten_total", "counter",
         "MOUNT DUMP list entries forgotten because the list was full.",
         s.mounts_forgotten);
+
+  // ---- NFSv4 (--nfs4-preview only) ----
+  if (s.nfs4) {
+    const Nfs4Status& v4 = *s.nfs4;
+    w.Family("localnfs_nfs4_clients", "gauge",
+             "NFSv4 client records now, by kind: confirmed, courtesy (lease expired, state "
+             "kept), unconfirmed.");
+    w.Sample("localnfs_nfs4_clients", {{"kind", "confirmed"}},
+             static_cast<uint64_t>(v4.counts.confirmed));
+    w.Sample("localnfs_nfs4_clients", {{"kind", "courtesy"}},
+             static_cast<uint64_t>(v4.counts.courtesy));
+    w.Sample("localnfs_nfs4_clients", {{"kind", "unconfirmed"}},
+             static_cast<uint64_t>(v4.counts.unconfirmed));
+    w.One("localnfs_nfs4_sessions", "gauge", "NFSv4 sessions now.",
+          static_cast<uint64_t>(v4.counts.sessions));
+    if (v4.open) {
+      w.One("localnfs_nfs4_open_stateids", "gauge", "NFSv4 open stateids now.",
+            static_cast<uint64_t>(v4.open->opens));
+      w.One("localnfs_nfs4_lock_stateids", "gauge", "NFSv4 lock stateids now.",
+            static_cast<uint64_t>(v4.open->lock_states));
+    }
+    w.One("localnfs_nfs4_in_grace", "gauge",
+          "1 while the NFSv4 grace period after a restart lasts (--grace).",
+          uint64_t{v4.grace.phase == nfs4::Nfs4State::GraceInfo::Phase::kInGrace ? 1u : 0u});
+    w.Family("localnfs_nfs4_ops_total", "counter",
+             "NFSv4 operations answered, by op, counted by the COMPOUND loop (refused ones "
+             "included).");
+    for (const auto& [name, e] : v4.ops)
+      w.Sample("localnfs_nfs4_ops_total", {{"op", name}}, e.calls);
+    w.Family("localnfs_nfs4_op_errors_total", "counter",
+             "NFSv4 operations answered with a status other than NFS4_OK, by op.");
+    for (const auto& [name, e] : v4.ops)
+      w.Sample("localnfs_nfs4_op_errors_total", {{"op", name}}, e.errors);
+  }
 
   // ---- LOCALIO ----
   w.One("localnfs_localio_enabled", "gauge", "1 when LOCALIO is offered (no --no-localio).",

@@ -15,6 +15,12 @@
 //              pid/uid, domain, export, opens, and the local reads / writes / commits
 //              the client counted in its broker slot (the server never sees those
 //              calls; they are the client's figures, shown as such)
+//   nfs4       with --nfs4-preview only (nothing of it otherwise, so the v3 output is
+//              as it was): clients by kind (confirmed, courtesy, unconfirmed) and
+//              the first kNfs4ClientsShown of them (id, address, owner escaped and
+//              cut, lease left, sessions, RECLAIM_COMPLETE), sessions, open and lock
+//              stateids (when the open state is wired), the grace period, and calls
+//              and errors per NFSv4 op (the COMPOUND loop's OpCounters)
 //
 // Owns nothing: every source is borrowed for the duration of one RenderStatus() call.
 // Thread-safety: RenderStatus reads atomics and lock-protected snapshots; call it from
@@ -34,6 +40,7 @@
 #include "server/localio/localio_program.h"
 #include "server/mount/mount_program.h"
 #include "server/nfs3/nfs3_program.h"
+#include "server/nfs4/services.h"
 
 namespace localnfs::server {
 
@@ -53,7 +60,15 @@ struct StatusSources {
   const LocalSocket* local_socket = nullptr;
   // The backend's file cache (null: not shown).
   const FileCache* file_cache = nullptr;
+  // NFSv4's state and counters (null: v4 not served, nothing of it shown).
+  const nfs4::Nfs4Services* nfs4 = nullptr;
 };
+
+// The most NFSv4 clients listed one by one (the counts cover all of them).
+inline constexpr size_t kNfs4ClientsShown = 64;
+// The most bytes of a client's owner string shown (escaped: non-printable bytes
+// and '"', '\\' as \xNN).
+inline constexpr size_t kNfs4OwnerShown = 48;
 
 // kPrometheus: the text exposition format 0.0.4 (what GET /metrics answers; metric
 // names and labels are listed in docs/man/localnfsd.8.scd, METRICS).

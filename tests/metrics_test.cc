@@ -416,6 +416,33 @@ TEST_F(MetricsTest, AnswersOnlyGetAndHeadOfMetrics) {
   ExpectWellFormed(Scrape());
 }
 
+// With --nfs4-preview: the NFSv4 families, well formed, and the op counted by the
+// COMPOUND loop (an op refused before a session is counted as an error). Without it
+// none of them (AnswersOnlyGetAndHeadOfMetrics scrapes such a server).
+TEST_F(MetricsTest, Nfs4ClientsGraceAndOpsWithNfs4Preview) {
+  StartServer("127.0.0.1:0", {"--nfs4-preview"});
+  WireConn conn;
+  ASSERT_TRUE(conn.Connect(srv_->nfs_port()));
+  // COMPOUND (tag "m", minor version 1) of one PUTROOTFH: OP_NOT_IN_SESSION.
+  const std::string args = XdrOut().Str("m").U32(1).U32(1).U32(24).bytes();
+  RpcReply r = conn.Call(kNfsProg, 4, 1, args);
+  ASSERT_TRUE(r.ok) << r.error;
+  const Json parsed = Scrape();
+  ExpectWellFormed(parsed);
+  EXPECT_EQ(V(parsed, "localnfs_nfs4_clients", {{"kind", "confirmed"}}), 0);
+  EXPECT_EQ(V(parsed, "localnfs_nfs4_sessions"), 0);
+  EXPECT_EQ(V(parsed, "localnfs_nfs4_in_grace"), 0);
+  EXPECT_EQ(V(parsed, "localnfs_nfs4_ops_total", {{"op", "PUTROOTFH"}}), 1);
+  EXPECT_EQ(V(parsed, "localnfs_nfs4_op_errors_total", {{"op", "PUTROOTFH"}}), 1);
+  EXPECT_EQ(srv_->StatusNumber("/nfs4/ops/PUTROOTFH/errors"), 1);
+}
+
+TEST_F(MetricsTest, NoNfs4FamiliesWithoutNfs4Preview) {
+  StartServer("127.0.0.1:0");
+  Scrape();
+  EXPECT_FALSE(absl::StrContains(last_text_, "localnfs_nfs4_"));
+}
+
 // A client that connects and sends nothing, and one that asks and never reads its
 // answers (a tiny receive buffer, requests pipelined), hold one connection each: the
 // RPC path and other scrapes go on at once, the server closes both after its timeout,

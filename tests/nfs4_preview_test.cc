@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/child.h"
 #include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
@@ -609,6 +611,170 @@ TEST_F(Nfs4PreviewTest, WithoutTheFlagVersionFourIsNotThere) {
   r = conn_.Call(kLocalioProg, 1, 0, "");
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.accept_stat, kSuccess);
+  ASSERT_TRUE(server_->Stop());
+}
+
+// ---- restart and grace (server/nfs4/state.h "Restart and grace") ----
+
+// `localnfs-ctl status` (text) of the test's server.
+std::string CtlStatus(const ServerProcess& server) {
+  const char* ctl = getenv("LOCALNFS_CTL");
+  EXPECT_NE(ctl, nullptr) << "$LOCALNFS_CTL unset";
+  if (ctl == nullptr) return "";
+  std::string out;
+  EXPECT_EQ(RunCommand({ctl, "--runtime-dir", server.runtime_dir(), "status"}, &out,
+                       std::chrono::seconds(30)),
+            0)
+      << out;
+  return out;
+}
+
+class Nfs4GraceTest : public Nfs4PreviewTest {
+ protected:
+  // A client as the Linux client mounts: EXCHANGE_ID, CREATE_SESSION, then SEQUENCE +
+  // RECLAIM_COMPLETE (which writes its record in the state dir).
+  void MountAndReclaimComplete(const std::string& owner) {
+    const std::string session = Mount(owner);
+    SessionReply c = Compound(conn_, {Sequence(session, 1), ReclaimComplete()});
+    EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpReclaimComplete, kNfs4Ok}}));
+  }
+  static std::string ReclaimComplete() { return XdrOut().U32(kOpReclaimComplete).U32(0).bytes(); }
+  // Starts a server on this test's own state and runtime dirs (kept across servers,
+  // so that the next one may run with other flags); `uid` >= 0: as that user.
+  void StartOnDirs(std::vector<std::string> extra, int uid = -1) {
+    conn_.Close();
+    if (server_) {
+      ASSERT_TRUE(server_->Stop());
+    }
+    std::vector<std::string> args = {"--export", root_.path() + ":rw,no_root_squash"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ServerOptions o{.args = std::move(args)};
+    if (uid < 0) {
+      o.state_dir = dirs_.Sub("state");
+      o.runtime_dir = dirs_.Sub("run");
+    } else {
+      o.run_as_uid = o.run_as_gid = uid;
+    }
+    server_.emplace(std::move(o));
+    ASSERT_TRUE(server_->Start());
+    ASSERT_TRUE(conn_.Connect(server_->nfs_port()));
+  }
+  // SIGTERM and start again with the same flags and dirs.
+  void RestartServer() {
+    conn_.Close();
+    ASSERT_TRUE(server_->Restart());
+    ASSERT_TRUE(conn_.Connect(server_->nfs_port()));
+  }
+  std::string GraceState() {
+    const nlohmann::json doc =
+        nlohmann::json::parse(server_->StatusJson(), nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json::json_pointer p("/nfs4/grace/state");
+    return doc.is_object() && doc.contains(p) ? doc.at(p).get<std::string>() : "(none)";
+  }
+  // The restart cycle of a client: recorded, restart → in grace, back and
+  // RECLAIM_COMPLETE → grace over at once (not after the 60 s).
+  void RestartAndReclaim() {
+    EXPECT_EQ(GraceState(), "none");
+    MountAndReclaimComplete("Linux NFSv4.1 grace-host");
+    size_t mark = server_->StderrMark();
+    RestartServer();
+    // Grace defaults to the lease time.
+    EXPECT_TRUE(server_->WaitForStderr("nfs4: in grace for 60 s: 1 client(s)",
+                                       std::chrono::seconds(10), mark))
+        << server_->StderrText();
+    EXPECT_EQ(GraceState(), "in_grace");
+    EXPECT_NE(CtlStatus(*server_).find("grace: in grace"), std::string::npos);
+    mark = server_->StderrMark();
+    MountAndReclaimComplete("Linux NFSv4.1 grace-host");
+    EXPECT_TRUE(server_->WaitForStderr("ended early: every client of the previous instance",
+                                       std::chrono::seconds(10), mark))
+        << server_->StderrText();
+    EXPECT_EQ(GraceState(), "ended");
+    EXPECT_EQ(server_->StatusNumber("/nfs4/grace/reclaimed"), 1);
+  }
+
+  TempDir dirs_{"nfs4grace"};
+};
+
+TEST_F(Nfs4GraceTest, ARestartIsInGraceUntilThePreviousClientSendsReclaimComplete) {
+  StartServer({"--nfs4-preview", "--lease-time", "60"});
+  RestartAndReclaim();
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4GraceTest, UnprivilegedTheRecordsLiveInTheUsersStateDir) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run the server as another user";
+  StartOnDirs({"--nfs4-preview", "--lease-time", "60"}, /*uid=*/1000);
+  RestartAndReclaim();
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4GraceTest, AnotherClientDoesNotEndGraceAndGraceZeroMeansNone) {
+  StartOnDirs({"--nfs4-preview", "--lease-time", "60", "--grace", "0"});
+  MountAndReclaimComplete("host-one");
+  size_t mark = server_->StderrMark();
+  RestartServer();
+  EXPECT_TRUE(server_->WaitForStderr("--grace 0: no grace period", std::chrono::seconds(10), mark))
+      << server_->StderrText();
+  EXPECT_EQ(GraceState(), "none");
+  // host-one's record was dropped with --grace 0; host-two is recorded now.
+  MountAndReclaimComplete("host-two");
+
+  // Without --grace 0 the next start is in grace for host-two only: host-one (no
+  // longer known) sending RECLAIM_COMPLETE changes nothing.
+  StartOnDirs({"--nfs4-preview", "--lease-time", "60"});
+  EXPECT_TRUE(server_->WaitForStderr("nfs4: in grace for 60 s: 1 client(s)",
+                                     std::chrono::seconds(10)))
+      << server_->StderrText();
+  MountAndReclaimComplete("host-one");
+  EXPECT_EQ(GraceState(), "in_grace");
+  MountAndReclaimComplete("host-two");
+  EXPECT_EQ(GraceState(), "ended");
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4GraceTest, GraceOutOfRangeIsAUsageError) {
+  for (const char* bad : {"-2", "3601"}) {
+    ServerProcess server({"--export", root_.path() + ":rw", "--nfs4-preview", "--grace", bad});
+    EXPECT_FALSE(server.Start()) << bad;
+    EXPECT_TRUE(WIFEXITED(server.exit_status()));
+    EXPECT_EQ(WEXITSTATUS(server.exit_status()), 2) << bad;
+  }
+}
+
+TEST_F(Nfs4GraceTest, CtlStatusShowsClientsSessionsAndOpCounts) {
+  StartServer({"--nfs4-preview"});
+  // Without a v4 client yet: the section is there, empty.
+  std::string text = CtlStatus(*server_);
+  EXPECT_NE(text.find("nfs4: 0 clients (0 confirmed, 0 courtesy, 0 unconfirmed), 0 sessions"),
+            std::string::npos)
+      << text;
+  MountAndReclaimComplete(std::string("odd\x01owner\"", 10));
+  text = CtlStatus(*server_);
+  EXPECT_NE(text.find("nfs4: 1 clients (1 confirmed, 0 courtesy, 0 unconfirmed), 1 sessions, 0 "
+                      "opens, 0 lock stateids"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("127.0.0.1:"), std::string::npos) << text;
+  EXPECT_NE(text.find("reclaim complete  owner \"odd\\x01owner\\x22\""), std::string::npos) << text;
+  EXPECT_NE(text.find("EXCHANGE_ID 1, CREATE_SESSION 1, SEQUENCE 1, RECLAIM_COMPLETE 1"),
+            std::string::npos)
+      << text;
+  // An error is counted as such.
+  Compound(conn_, {Sequence(std::string(16, 'x'), 1)});
+  text = CtlStatus(*server_);
+  EXPECT_NE(text.find("SEQUENCE 2 (1 errors)"), std::string::npos) << text;
+  EXPECT_EQ(server_->StatusNumber("/nfs4/clients/confirmed"), 1);
+  EXPECT_EQ(server_->StatusNumber("/nfs4/sessions"), 1);
+  EXPECT_EQ(server_->StatusNumber("/nfs4/ops/SEQUENCE/errors"), 1);
+  EXPECT_EQ(server_->StatusNumber("/nfs4/open_state/opens"), 0);
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4GraceTest, WithoutNfs4PreviewStatusHasNoNfs4Section) {
+  StartServer({});
+  EXPECT_EQ(CtlStatus(*server_).find("nfs4:"), std::string::npos);
+  EXPECT_EQ(server_->StatusJson().find("\"nfs4\""), std::string::npos);
   ASSERT_TRUE(server_->Stop());
 }
 

@@ -11,6 +11,8 @@
 
 #include "server/nfs4/nfs4proc.h"
 #include "server/nfs4/nfs4proc_ns.h"
+#include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
 #include "server/nfs4/session_ops.h"
 
 namespace localnfs::server::nfs4 {
@@ -22,6 +24,7 @@ constexpr uint32_t kMod = OpDesc::kModifiesFs;
 constexpr uint32_t kFirst = OpDesc::kAllowedAsFirstOp;
 constexpr uint32_t kSeq = OpDesc::kMustBeFirst;
 constexpr uint32_t kGone = OpDesc::kRemovedIn41;
+constexpr uint32_t kGrace = OpDesc::kRefusedInGrace;
 
 // The one op table, indexed by op number (0..2 undefined). Flags as RFC 8881
 // §18 / RFC 7862 §15 describe each op's use of the current and saved
@@ -61,8 +64,8 @@ constexpr OpTable MakeTable() {
   op(OP_READ, "READ", kFh, 0);
   op(OP_READDIR, "READDIR", kFh, 0, &ReadDir);
   op(OP_READLINK, "READLINK", kFh, 0, &ReadLink);
-  op(OP_REMOVE, "REMOVE", kFh | kMod, 0, &Remove);
-  op(OP_RENAME, "RENAME", kFh | kSaved | kMod, 0, &Rename);
+  op(OP_REMOVE, "REMOVE", kFh | kMod | kGrace, 0, &Remove);
+  op(OP_RENAME, "RENAME", kFh | kSaved | kMod | kGrace, 0, &Rename);
   op(OP_RENEW, "RENEW", kGone, 0);
   op(OP_RESTOREFH, "RESTOREFH", kSaved, 0, &RestoreFh);
   op(OP_SAVEFH, "SAVEFH", kFh, 0, &SaveFh);
@@ -108,9 +111,9 @@ constexpr OpTable MakeTable() {
   op(OP_WRITE_SAME, "WRITE_SAME", kFh | kMod, 2);
   op(OP_CLONE, "CLONE", kFh | kSaved | kMod, 2, &Clone);
   op(OP_GETXATTR, "GETXATTR", kFh, 2);
-  op(OP_SETXATTR, "SETXATTR", kFh | kMod, 2);
+  op(OP_SETXATTR, "SETXATTR", kFh | kMod | kGrace, 2);
   op(OP_LISTXATTRS, "LISTXATTRS", kFh, 2);
-  op(OP_REMOVEXATTR, "REMOVEXATTR", kFh | kMod, 2);
+  op(OP_REMOVEXATTR, "REMOVEXATTR", kFh | kMod | kGrace, 2);
   return t;
 }
 
@@ -225,8 +228,54 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
   return RunCompound(options, header, ops, res, cs);
 }
 
+size_t OpCounters::SlotOf(uint32_t op) { return op < kSlots - 1 ? op : kSlots - 1; }
+
+void OpCounters::Count(uint32_t op, nfsstat4 status) {
+  const size_t slot = SlotOf(op);
+  const size_t field = 2 * (slot % kPerGroup);
+  if (status == NFS4_OK) {
+    groups_[slot / kPerGroup].Add(field, 1);
+  } else {
+    groups_[slot / kPerGroup].Add(field, 1, field + 1, 1);
+  }
+}
+
+std::vector<OpCounters::Entry> OpCounters::Read() const {
+  std::vector<Entry> out;
+  for (size_t slot = 0; slot < kSlots; ++slot) {
+    const auto& g = groups_[slot / kPerGroup];
+    const size_t field = 2 * (slot % kPerGroup);
+    const uint64_t calls = g.Sum(field);
+    if (calls == 0) continue;
+    const uint32_t op = slot == kSlots - 1 ? uint32_t{OP_ILLEGAL} : static_cast<uint32_t>(slot);
+    out.push_back(Entry{op, calls, g.Sum(field + 1)});
+  }
+  return out;
+}
+
+namespace {
+bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+            COMPOUND4res* res, CompoundState& cs);
+}  // namespace
+
 bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
                  COMPOUND4res* res, CompoundState& cs) {
+  const bool ran = RunOps(options, header, ops, res, cs);
+  // The one place ops are counted: every result returned, whatever stopped the loop.
+  OpCounters* counters = cs.services != nullptr ? cs.services->op_counters : nullptr;
+  if (ran && counters != nullptr && cs.replay == nullptr) {
+    for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
+      const nfs_resop4& r = res->resarray.resarray_val[i];
+      counters->Count(r.resop, OpStatus(r));
+    }
+  }
+  return ran;
+}
+
+namespace {
+
+bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::string_view ops,
+            COMPOUND4res* res, CompoundState& cs) {
   res->status = NFS4_OK;
   const uint32_t minor = header.minorversion;
   if (minor < kMinMinorVersion || minor > kMaxMinorVersion) {
@@ -299,7 +348,11 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
       status = NFS4ERR_NOFILEHANDLE;
     } else if (d->has(OpDesc::kModifiesFs) && cs.current && cs.current->read_only) {
       status = NFS4ERR_ROFS;
-    } else if (d->handler == nullptr) {
+    } else if (d->has(OpDesc::kRefusedInGrace) && cs.services != nullptr &&
+               cs.services->state != nullptr) {
+      status = cs.services->state->CheckGrace();
+    }
+    if (status == NFS4_OK && d->handler == nullptr) {
       status = NFS4ERR_NOTSUPP;
     }
     if (status != NFS4_OK) {
@@ -326,6 +379,8 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
   }
   return true;
 }
+
+}  // namespace
 
 FileHandle4 PseudoRootHandle() {
   // Only without a namespace (see compound.h): a fixed byte string that no real

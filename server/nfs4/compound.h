@@ -34,6 +34,10 @@
 //    NFS4ERR_NOFILEHANDLE;
 //  - kModifiesFs while the current filehandle is read-only (a pseudo directory, an
 //    object of a read-only export: pseudofs.h) → NFS4ERR_ROFS;
+//  - kRefusedInGrace (REMOVE, RENAME, SETXATTR, REMOVEXATTR: they would change what a
+//    reclaim expects to find) while the server is in its grace period after a restart
+//    → NFS4ERR_GRACE (Nfs4State::CheckGrace; knfsd's opens_in_grace checks in
+//    nfsd4_remove, nfsd4_rename, nfsd4_setxattr, nfsd4_removexattr);
 //  - an op without a handler (not implemented yet) → NFS4ERR_NOTSUPP;
 //  - the reply budget SEQUENCE set (CompoundState::reply_budget, from the session's
 //    ca_maxresponsesize, or ca_maxresponsesize_cached when sa_cachethis): after each op
@@ -54,6 +58,10 @@
 // ever looks at a limit.
 // Execution stops at the first op whose status is not NFS4_OK; the results so far (that
 // op's included) are returned and the COMPOUND's status is the last op's.
+// Every result the loop returns — run, or refused by a rule above — is counted per op
+// number in Nfs4Services::op_counters (OpCounters: calls and errors), once, in
+// RunCompound: no handler counts. A retry answered from the slot's kept reply runs
+// nothing and is not counted again.
 //
 // Adding an operation = filling its row in compound.cc (flags, handler) and writing the
 // handler in nfs4proc.cc: `nfsstat4 Handler(CompoundState&, const nfs_argop4&,
@@ -65,11 +73,14 @@
 
 #include <stdint.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/sharded_counter.h"
 #include "rpc/nfs4.h"
 
 namespace localnfs::rpc {
@@ -143,6 +154,27 @@ struct CompoundState {
   size_t reply_bytes = 0;
 };
 
+// Calls and errors (a status other than NFS4_OK) per op number, OP_ILLEGAL included:
+// what status shows. Sharded (common/sharded_counter.h): COMPOUNDs on every worker add.
+// Thread-safety: Count and Read from any thread.
+class OpCounters {
+ public:
+  void Count(uint32_t op, nfsstat4 status);
+  struct Entry {
+    uint32_t op = 0;
+    uint64_t calls = 0, errors = 0;
+  };
+  // The ops counted at least once, by op number.
+  std::vector<Entry> Read() const;
+
+ private:
+  // Four ops per cache line (calls, errors each); the last slot is OP_ILLEGAL.
+  static constexpr size_t kSlots = kLastOp42 + 2;
+  static constexpr size_t kPerGroup = 4;
+  static size_t SlotOf(uint32_t op);
+  std::array<ShardedCounters<2 * kPerGroup>, (kSlots + kPerGroup - 1) / kPerGroup> groups_;
+};
+
 using OpHandler = nfsstat4 (*)(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 
 struct OpDesc {
@@ -153,6 +185,7 @@ struct OpDesc {
   static constexpr uint32_t kAllowedAsFirstOp = 1u << 3;  // may start a COMPOUND without SEQUENCE
   static constexpr uint32_t kMustBeFirst = 1u << 4;       // SEQUENCE
   static constexpr uint32_t kRemovedIn41 = 1u << 5;       // NFSv4.0 only: NOTSUPP in 4.1+
+  static constexpr uint32_t kRefusedInGrace = 1u << 6;    // NFS4ERR_GRACE in grace
 
   const char* name = nullptr;   // "PUTFH"; nullptr: no such op number
   OpHandler handler = nullptr;  // nullptr: not implemented (NFS4ERR_NOTSUPP)

@@ -13,6 +13,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,10 @@
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/client_records.h"
+#include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -423,6 +428,73 @@ TEST_F(CompoundTest, ChangesUnderThePseudoRootAreRofs) {
   // Elsewhere the op reaches its handler, which needs a namespace (none here).
   std::tie(status, ops) = Run(Compound().PutFh("elsewhere").Named(OP_REMOVE, "x").Encode());
   EXPECT_EQ(ops, (Results{{OP_PUTFH, NFS4_OK}, {OP_REMOVE, NFS4ERR_SERVERFAULT}}));
+}
+
+// Every result the loop returns is counted once per op, run or refused; nothing
+// without counters.
+TEST(OpCountersTest, TheLoopCountsCallsAndErrorsPerOp) {
+  OpCounters counters;
+  Nfs4Services services;
+  services.op_counters = &counters;
+  const CompoundOptions no_sequence{.require_sequence = false};
+  auto run = [&](uint32_t numops, const std::string& ops, Nfs4Services* with) {
+    COMPOUND4res res{};
+    CompoundState cs;
+    cs.services = with;
+    EXPECT_TRUE(RunCompound(no_sequence, CompoundHeader{1, numops}, ops, &res, cs));
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), reinterpret_cast<char*>(&res));
+  };
+  // PUTROOTFH, GETFH, then an unknown op (OP_ILLEGAL; nothing after it runs).
+  run(4, U32(OP_PUTROOTFH) + U32(OP_GETFH) + U32(99999) + U32(OP_GETFH), &services);
+  // GETFH without a filehandle: refused by the loop, counted as an error.
+  run(1, U32(OP_GETFH), &services);
+  run(1, U32(OP_GETFH), nullptr);  // not counted
+  std::vector<std::tuple<uint32_t, uint64_t, uint64_t>> got;
+  for (const OpCounters::Entry& e : counters.Read()) got.emplace_back(e.op, e.calls, e.errors);
+  EXPECT_EQ(got, (std::vector<std::tuple<uint32_t, uint64_t, uint64_t>>{
+                     {OP_GETFH, 2, 1}, {OP_PUTROOTFH, 1, 0}, {OP_ILLEGAL, 1, 1}}));
+}
+
+// In grace (a record left by the previous instance), the loop refuses REMOVE, RENAME,
+// SETXATTR and REMOVEXATTR with NFS4ERR_GRACE before any handler; other ops, and these
+// once grace is over, go on.
+TEST(GraceInTheLoopTest, OpsFlaggedRefusedInGraceAreGraceWhileItLasts) {
+  localnfs::testing::TempDir dir("compound-grace");
+  {
+    ClientRecordFile previous(dir.path(), 16);
+    previous.Put({"host-a", Principal{rpc::AuthFlavor::kSys, 0, 0}});
+    ASSERT_TRUE(previous.Flush().ok());
+  }
+  ClientRecordFile records(dir.path(), 16);
+  int64_t now = 1;
+  Nfs4State::Options o;
+  o.records = &records;
+  o.grace = absl::Seconds(10);
+  o.now_ns = [&now] { return now; };
+  Nfs4State state(o);
+  Nfs4Services services;
+  services.state = &state;
+  auto run = [&](const std::string& ops) {
+    COMPOUND4res res{};
+    CompoundState cs;
+    cs.services = &services;
+    cs.current = FileHandle4{"fh", /*read_only=*/false};
+    cs.saved = cs.current;
+    EXPECT_TRUE(RunCompound(CompoundOptions{.require_sequence = false}, CompoundHeader{1, 1}, ops,
+                            &res, cs));
+    const nfsstat4 status = res.status;
+    xdr_free(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res), reinterpret_cast<char*>(&res));
+    return status;
+  };
+  const std::string remove = U32(OP_REMOVE) + Opaque("x");
+  const std::string rename = U32(OP_RENAME) + Opaque("x") + Opaque("y");
+  EXPECT_EQ(run(remove), NFS4ERR_GRACE);
+  EXPECT_EQ(run(rename), NFS4ERR_GRACE);
+  // Whatever else these answer (NOTSUPP until they have handlers), it is not GRACE.
+  EXPECT_NE(run(U32(OP_LINK) + Opaque("n")), NFS4ERR_GRACE);  // not refused in grace
+  now += absl::ToInt64Nanoseconds(absl::Seconds(10));
+  EXPECT_NE(run(remove), NFS4ERR_GRACE);
+  EXPECT_NE(run(rename), NFS4ERR_GRACE);
 }
 
 TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {

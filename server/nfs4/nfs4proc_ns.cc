@@ -32,10 +32,13 @@
 // answers FILE_SYNC4: a client trusts the copy without a COMMIT and its verifier
 // (knfsd answers UNSTABLE4 and the client commits).
 //
-// MERGE points, each one small function with the name of what it stands for: InGrace
-// (the grace period of state.h), CurrentStateId (the COMPOUND's current stateid that
-// OPEN and LOCK set), AnonymousIoConflict (the share deny of the opens of a file) and
-// WriteVerifier (the verifier WRITE and COMMIT answer).
+// Grace (state.h "Restart and grace"): REMOVE and RENAME are refused with NFS4ERR_GRACE
+// by the loop (their rows' kRefusedInGrace); I/O with a special stateid asks InGrace.
+//
+// MERGE points, each one small function with the name of what it stands for:
+// CurrentStateId (the COMPOUND's current stateid that OPEN and LOCK set),
+// AnonymousIoConflict (the share deny of the opens of a file) and WriteVerifier (the
+// verifier WRITE and COMMIT answer).
 #include "server/nfs4/nfs4proc_ns.h"
 
 #include <stdint.h>
@@ -73,10 +76,6 @@ constexpr size_t kMaxReadPlusSegments = 256;
 
 // ---- MERGE points (see the header comment)
 
-// Whether the server is in its grace period (RFC 8881 §8.4.2). MERGE: the grace check
-// of state.h once it has one; no grace until then.
-bool InGrace(const CompoundState&) { return false; }
-
 // The COMPOUND's current stateid (RFC 8881 §16.2.3.1.2), which OPEN, LOCK and the
 // other stateful ops set. MERGE: the OPEN helper's CompoundState field; none until then
 // (the special current stateid is then NFS4ERR_BAD_STATEID, as knfsd's without one).
@@ -104,6 +103,12 @@ void WriteVerifier(const CompoundState&, verifier4 out) {
 }
 
 // ---- Shared steps
+
+// Whether the server is in its grace period (RFC 8881 §8.4.2); never without state
+// (tests of the ops alone).
+bool InGrace(const CompoundState& cs) {
+  return cs.services != nullptr && cs.services->state != nullptr && cs.services->state->in_grace();
+}
 
 backend::Caller CallerOf(const Nfs4Object& o) { return backend::Caller{o.cred, o.options.sync}; }
 
@@ -280,10 +285,9 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 }
 
 // RFC 8881 §18.25: the entry `target` of the current directory, whatever it names (an
-// empty directory too: NFS4ERR_NOTEMPTY otherwise). Refused during grace, as knfsd's
-// nfsd4_remove: a reclaiming client may still need the name.
+// empty directory too: NFS4ERR_NOTEMPTY otherwise). Refused during grace by the loop, as
+// knfsd's nfsd4_remove: a reclaiming client may still need the name.
 nfsstat4 Remove(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  if (InGrace(cs)) return NFS4ERR_GRACE;
   Context ctx;
   if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> dir = cs.current->object;
@@ -304,9 +308,8 @@ nfsstat4 Remove(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // one. Across exports (or from a pseudo directory) NFS4ERR_XDEV. A target that exists
 // must be compatible — both directories, the target empty, or both not directories —
 // else NFS4ERR_EXIST, as §18.26.4 says (knfsd answers rename(2)'s NOTEMPTY, ISDIR,
-// NOTDIR). Refused during grace, as knfsd's nfsd4_rename.
+// NOTDIR). Refused during grace by the loop, as knfsd's nfsd4_rename.
 nfsstat4 Rename(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  if (InGrace(cs)) return NFS4ERR_GRACE;
   Context ctx;
   if (nfsstat4 s = BeginWithSaved(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> from = cs.saved->object;

@@ -13,6 +13,7 @@ namespace localnfs::server::nfs4 {
 
 class Nfs4State;
 class OpenStateTable;
+class OpCounters;
 class PseudoFs;
 
 struct Nfs4Services {
@@ -28,6 +29,9 @@ struct Nfs4Services {
   // Open and lock stateids, share reservations, lock files (open_state.h); null only
   // in tests of ops that need none (the stateful ops then answer NFS4ERR_SERVERFAULT).
   OpenStateTable* open_state = nullptr;
+  // Calls and errors per op, counted by the COMPOUND loop (compound.h); null: not
+  // counted.
+  OpCounters* op_counters = nullptr;
 };
 
 }  // namespace localnfs::server::nfs4

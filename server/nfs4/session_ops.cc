@@ -48,7 +48,11 @@ nfsstat4 ExchangeId(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) 
   Nfs4State* state = StateOf(cs);
   if (state == nullptr) return NFS4ERR_SERVERFAULT;
   Nfs4State::ExchangeIdResult r;
-  const nfsstat4 status = state->ExchangeId(args.nfs_argop4_u.opexchange_id, Caller(cs), &r);
+  const std::string address = cs.call != nullptr && cs.call->ctx().conn != nullptr
+                                  ? cs.call->ctx().conn->peer().ToString()
+                                  : std::string();
+  const nfsstat4 status =
+      state->ExchangeId(args.nfs_argop4_u.opexchange_id, Caller(cs), &r, address);
   if (status != NFS4_OK) return status;
   EXCHANGE_ID4resok& ok = res.nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
   ok.eir_clientid = r.clientid;
@@ -165,8 +169,9 @@ nfsstat4 BindConnToSession(CompoundState& cs, const nfs_argop4& args, nfs_resop4
 }
 
 // RFC 8881 §18.51. rca_one_fs: optional to act on, as knfsd; it needs a current
-// filehandle and changes nothing. Otherwise once per client (grace will end early when
-// every known client has sent it).
+// filehandle and changes nothing. Otherwise once per client: it writes the client's
+// record, and grace ends early once every client of the previous instance has sent it
+// (state.h "Restart and grace").
 nfsstat4 ReclaimComplete(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) {
   Nfs4State* state = StateOf(cs);
   if (state == nullptr) return NFS4ERR_SERVERFAULT;

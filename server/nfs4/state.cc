@@ -6,8 +6,12 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_format.h"
+#include "common/log.h"
 #include "rpc/message.h"
 #include "rpc/procedure_stats.h"
+#include "server/nfs4/client_records.h"
 #include "server/nfs4/compound.h"
 
 namespace localnfs::server::nfs4 {
@@ -69,6 +73,8 @@ struct Nfs4State::Client {
   int64_t renewed_ns = 0;
   std::vector<SessionId> sessions;
   bool reclaim_complete = false;
+  bool recorded = false;  // its record is in Options::records
+  std::string address;
 };
 
 Principal Principal::Of(const rpc::CallContext& ctx) {
@@ -122,8 +128,91 @@ const ChannelAttrs& SlotHold::fore() const { return session_->fore; }
 
 // --- Nfs4State ---
 
-Nfs4State::Nfs4State(Options options) : options_(std::move(options)) {}
+Nfs4State::Nfs4State(Options options) : options_(std::move(options)) {
+  if (options_.records == nullptr) return;
+  {
+    absl::MutexLock l(&mu_);
+    const std::vector<ClientRecord>& loaded = options_.records->loaded();
+    if (loaded.empty()) {
+      grace_why_ = "no client records from the previous instance";
+      LOG_INFO("nfs4: %s: no grace period", grace_why_);
+    } else if (options_.grace <= absl::ZeroDuration()) {
+      grace_why_ = "--grace 0";
+      LOG_INFO("nfs4: --grace 0: no grace period; the %d client record(s) of the previous "
+               "instance are dropped (those clients cannot reclaim)",
+               loaded.size());
+      for (const ClientRecord& r : loaded) options_.records->Remove(r.owner);
+    } else {
+      for (const ClientRecord& r : loaded) previous_[r.owner] = Previous{r.principal};
+      pending_ = previous_.size();
+      grace_phase_ = GraceInfo::Phase::kInGrace;
+      grace_start_ns_ = Now();
+      grace_end_ns_ = grace_start_ns_ + absl::ToInt64Nanoseconds(options_.grace);
+      LOG_INFO("nfs4: in grace for %d s: %d client(s) of the previous instance may reclaim; "
+               "it ends early once each has sent RECLAIM_COMPLETE or is gone",
+               absl::ToInt64Seconds(options_.grace), pending_);
+    }
+  }
+  FlushRecords();
+}
+
 Nfs4State::~Nfs4State() = default;
+
+void Nfs4State::FlushRecords() {
+  if (options_.records != nullptr) options_.records->Flush().IgnoreError();  // logged
+}
+
+void Nfs4State::EndGrace(int64_t now, std::string why) {
+  if (grace_phase_ != GraceInfo::Phase::kInGrace) return;
+  grace_phase_ = GraceInfo::Phase::kEnded;
+  grace_end_ns_ = now;
+  grace_why_ = std::move(why);
+  // The previous clients that did not reclaim lose their window: their records go
+  // (knfsd's nfsd4_record_grace_done).
+  size_t dropped = 0;
+  for (auto& [owner, p] : previous_) {
+    if (p.fate != Fate::kPending) continue;
+    p.fate = Fate::kGone;
+    if (options_.records != nullptr) options_.records->Remove(owner);
+    ++dropped;
+  }
+  pending_ = 0;
+  LOG_INFO("nfs4: grace period ended after %.1f s: %s%s", (now - grace_start_ns_) * 1e-9,
+           grace_why_,
+           dropped == 0 ? ""
+                        : absl::StrFormat("; the records of the %d client(s) that did not "
+                                          "reclaim are removed",
+                                          dropped));
+}
+
+void Nfs4State::GraceTick(int64_t now) {
+  if (grace_phase_ == GraceInfo::Phase::kInGrace && now >= grace_end_ns_) {
+    // Noticed now; it ended at its deadline (what the log and status say).
+    EndGrace(grace_end_ns_,
+             absl::StrFormat("its %d s ran out with %d of %d previous client(s) not done "
+                             "reclaiming",
+                             absl::ToInt64Seconds(options_.grace), pending_, previous_.size()));
+  }
+}
+
+void Nfs4State::Resolve(const std::string& owner, const Principal& who, Fate fate, int64_t now) {
+  GraceTick(now);
+  if (grace_phase_ != GraceInfo::Phase::kInGrace) return;
+  auto it = previous_.find(owner);
+  if (it == previous_.end() || it->second.fate != Fate::kPending || !(it->second.principal == who))
+    return;
+  it->second.fate = fate;
+  --pending_;
+  // Gone before it finished reclaiming: the previous instance's record goes too.
+  if (fate == Fate::kGone && options_.records != nullptr) options_.records->Remove(owner);
+  if (pending_ == 0) {
+    size_t reclaimed = 0;
+    for (const auto& [o, p] : previous_) reclaimed += p.fate == Fate::kReclaimed ? 1 : 0;
+    EndGrace(now, absl::StrFormat("ended early: every client of the previous instance sent "
+                                  "RECLAIM_COMPLETE (%d) or is gone (%d)",
+                                  reclaimed, previous_.size() - reclaimed));
+  }
+}
 
 int64_t Nfs4State::Now() const {
   return options_.now_ns ? options_.now_ns() : rpc::MonotonicNowNs();
@@ -159,9 +248,12 @@ void Nfs4State::DestroySessionLocked(const SessionId& id) {
   }
 }
 
-void Nfs4State::Discard(clientid4 id) {
+void Nfs4State::Discard(clientid4 id, bool replaced) {
   Client* c = FindClient(id);
   if (c == nullptr) return;
+  if (c->recorded && options_.records != nullptr) options_.records->Remove(c->owner);
+  // A previous client that came back and went again before it finished reclaiming.
+  if (c->confirmed && !replaced) Resolve(c->owner, c->principal, Fate::kGone, Now());
   const std::vector<SessionId> sessions = c->sessions;
   for (const SessionId& s : sessions) DestroySessionLocked(s);
   clients_.erase(id);
@@ -210,7 +302,7 @@ clientid4 Nfs4State::NewClientId() {
 }
 
 Nfs4State::Client* Nfs4State::NewUnconfirmed(const EXCHANGE_ID4args& args, const Principal& who,
-                                             int64_t now) {
+                                             int64_t now, std::string_view address) {
   auto c = std::make_unique<Client>();
   c->id = NewClientId();
   const client_owner4& co = args.eia_clientowner;
@@ -218,13 +310,14 @@ Nfs4State::Client* Nfs4State::NewUnconfirmed(const EXCHANGE_ID4args& args, const
   memcpy(c->verifier.data(), co.co_verifier, c->verifier.size());
   c->principal = who;
   c->renewed_ns = now;
+  c->address = address;
   Client* raw = c.get();
   clients_.emplace(raw->id, std::move(c));
   return raw;
 }
 
 nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& who,
-                               ExchangeIdResult* out) {
+                               ExchangeIdResult* out, std::string_view address) {
   if ((args.eia_flags & ~kExchangeIdFlagsA) != 0) return NFS4ERR_INVAL;
   switch (args.eia_state_protect.spa_how) {
     case SP4_NONE:
@@ -243,8 +336,11 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
   Verifier verifier;
   memcpy(verifier.data(), co.co_verifier, verifier.size());
 
+  // Declared before the lock: runs after it is released (a discard removes a record).
+  absl::Cleanup flush = [this] { FlushRecords(); };
   absl::MutexLock l(&mu_);
   const int64_t now = Now();
+  GraceTick(now);
   Client* result = nullptr;
   if (Client* conf = FindByOwner(owner, /*confirmed=*/true)) {
     const bool creds_match = conf->principal == who;
@@ -271,7 +367,7 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
   } else {
     if (Client* unconf = FindByOwner(owner, /*confirmed=*/false)) Discard(unconf->id);  // case 4
     if (!Sweep(now)) return NFS4ERR_DELAY;
-    result = NewUnconfirmed(args, who, now);  // case 1
+    result = NewUnconfirmed(args, who, now, address);  // case 1
   }
   out->clientid = result->id;
   out->sequenceid = result->cs_seqid + 1;
@@ -313,6 +409,7 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
   back.maxresponsesize_cached = 0;
   back.maxrequests = 1;
 
+  absl::Cleanup flush = [this] { FlushRecords(); };  // after the lock is released
   absl::MutexLock l(&mu_);
   const int64_t now = Now();
   Client* c = FindClient(args.csa_clientid);
@@ -343,7 +440,9 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
   if (!c->confirmed) {
     // Confirmed now: the owner's previous record (a rebooted client's) goes with its
     // sessions.
-    if (Client* old = FindByOwner(c->owner, /*confirmed=*/true)) Discard(old->id);
+    if (Client* old = FindByOwner(c->owner, /*confirmed=*/true)) {
+      Discard(old->id, /*replaced=*/true);
+    }
     c->confirmed = true;
   }
   auto s = std::make_shared<Session>();
@@ -439,6 +538,7 @@ nfsstat4 Nfs4State::DestroySession(const SessionId& id, const SessionId* own) {
 }
 
 nfsstat4 Nfs4State::DestroyClientId(clientid4 id, const std::optional<clientid4>& own_client) {
+  absl::Cleanup flush = [this] { FlushRecords(); };  // after the lock is released
   absl::MutexLock l(&mu_);
   Client* c = FindClient(id);
   if (c == nullptr) return NFS4ERR_STALE_CLIENTID;
@@ -473,12 +573,48 @@ nfsstat4 Nfs4State::BindConnToSession(const SessionId& id, uint32_t dir, uint64_
 }
 
 nfsstat4 Nfs4State::ReclaimComplete(clientid4 client) {
+  // The record is on disk before the answer: from here on the client may hold state.
+  absl::Cleanup flush = [this] { FlushRecords(); };  // after the lock is released
   absl::MutexLock l(&mu_);
   Client* c = FindClient(client);
   if (c == nullptr) return NFS4ERR_STALE_CLIENTID;
   if (c->reclaim_complete) return NFS4ERR_COMPLETE_ALREADY;
   c->reclaim_complete = true;
+  if (options_.records != nullptr) {
+    options_.records->Put(ClientRecord{c->owner, c->principal});
+    c->recorded = true;
+  }
+  Resolve(c->owner, c->principal, Fate::kReclaimed, Now());
   return NFS4_OK;
+}
+
+nfsstat4 Nfs4State::CheckReclaim(clientid4 client, bool is_reclaim) {
+  absl::Cleanup flush = [this] { FlushRecords(); };  // grace may end here
+  absl::MutexLock l(&mu_);
+  GraceTick(Now());
+  const Client* c = FindClient(client);
+  if (c == nullptr || !c->confirmed) return NFS4ERR_STALE_CLIENTID;
+  const bool in_grace = grace_phase_ == GraceInfo::Phase::kInGrace;
+  if (!is_reclaim) {
+    // knfsd's nfsd4_open: in grace, or before this client's RECLAIM_COMPLETE.
+    return in_grace || !c->reclaim_complete ? NFS4ERR_GRACE : NFS4_OK;
+  }
+  if (!in_grace || c->reclaim_complete) return NFS4ERR_NO_GRACE;
+  auto it = previous_.find(c->owner);
+  if (it == previous_.end() || it->second.fate != Fate::kPending ||
+      !(it->second.principal == c->principal)) {
+    return NFS4ERR_NO_GRACE;
+  }
+  return NFS4_OK;
+}
+
+nfsstat4 Nfs4State::CheckGrace() { return in_grace() ? NFS4ERR_GRACE : NFS4_OK; }
+
+bool Nfs4State::in_grace() {
+  absl::Cleanup flush = [this] { FlushRecords(); };  // grace may end here
+  absl::MutexLock l(&mu_);
+  GraceTick(Now());
+  return grace_phase_ == GraceInfo::Phase::kInGrace;
 }
 
 Nfs4State::Counts Nfs4State::counts() const {
@@ -503,6 +639,53 @@ bool Nfs4State::reclaim_complete(clientid4 client) const {
   absl::MutexLock l(&mu_);
   auto it = clients_.find(client);
   return it != clients_.end() && it->second->reclaim_complete;
+}
+
+std::vector<Nfs4State::ClientInfo> Nfs4State::clients(size_t max) const {
+  absl::MutexLock l(&mu_);
+  const int64_t now = Now();
+  std::vector<ClientInfo> out;
+  out.reserve(clients_.size());
+  for (const auto& [id, c] : clients_) {
+    ClientInfo i;
+    i.id = id;
+    i.kind = !c->confirmed        ? ClientKind::kUnconfirmed
+             : Expired(*c, now)   ? ClientKind::kCourtesy
+                                  : ClientKind::kConfirmed;
+    i.address = c->address;
+    i.owner = c->owner;
+    i.lease_left_ms = (c->renewed_ns + absl::ToInt64Nanoseconds(options_.lease) - now) / 1000000;
+    i.sessions = c->sessions.size();
+    i.reclaim_complete = c->reclaim_complete;
+    out.push_back(std::move(i));
+  }
+  std::sort(out.begin(), out.end(), [](const ClientInfo& a, const ClientInfo& b) {
+    return a.kind != b.kind ? a.kind < b.kind : a.id < b.id;
+  });
+  if (out.size() > max) out.resize(max);
+  return out;
+}
+
+Nfs4State::GraceInfo Nfs4State::grace() const {
+  absl::MutexLock l(&mu_);
+  const int64_t now = Now();
+  GraceInfo g;
+  g.phase = grace_phase_;
+  g.why = grace_why_;
+  g.previous = previous_.size();
+  for (const auto& [owner, p] : previous_) {
+    g.reclaimed += p.fate == Fate::kReclaimed ? 1 : 0;
+    g.gone += p.fate == Fate::kGone ? 1 : 0;
+    g.pending += p.fate == Fate::kPending ? 1 : 0;
+  }
+  if (g.phase == GraceInfo::Phase::kInGrace && now >= grace_end_ns_) {
+    // Ran out; ended for good at the next call that looks (GraceTick).
+    g.phase = GraceInfo::Phase::kEnded;
+    g.why = "its time ran out";
+  }
+  if (g.phase == GraceInfo::Phase::kInGrace) g.left_ms = (grace_end_ns_ - now) / 1000000;
+  if (g.phase == GraceInfo::Phase::kEnded) g.ended_ago_ms = (now - grace_end_ns_) / 1000000;
+  return g;
 }
 
 std::vector<uint64_t> Nfs4State::session_connections(const SessionId& id) const {

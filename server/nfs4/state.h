@@ -5,7 +5,9 @@
 // Owns: every client record (confirmed, unconfirmed, courtesy), every session and its
 // fore-channel slot table, which IS the session's reply cache (RFC 8881 §2.10.6.1:
 // each slot keeps the encoded COMPOUND4res of its last request), the connections bound
-// to each session, and each client's lease.
+// to each session, each client's lease, and the grace period after a restart (which
+// clients of the previous instance may reclaim; "Restart and grace" below). Not owned:
+// the record file in --state-dir (Options::records, client_records.h).
 //
 // Records.
 //  - EXCHANGE_ID (ExchangeId) follows RFC 8881 §18.35.5's cases as knfsd's
@@ -62,10 +64,49 @@
 // max_connections_per_session connection ids are remembered per session (the oldest
 // forgotten: connections have no close notification here yet).
 //
+// Restart and grace (RFC 8881 §8.4.2, §8.4.3, §18.51; knfsd's nfs4recover.c and
+// nfsd4_end_grace). With Options::records (a ClientRecordFile in --state-dir) a client's
+// record — owner and principal, no state — is written when the client sends
+// RECLAIM_COMPLETE (rca_one_fs false) and removed when the client goes: DESTROY_CLIENTID,
+// discarded as an expired (courtesy) client or for a conflict, or replaced by a
+// confirmed new boot of the same owner (whose own record is written at its own
+// RECLAIM_COMPLETE). Written at RECLAIM_COMPLETE and not at CREATE_SESSION, as knfsd
+// (nfsd4_reclaim_complete → nfsd4_client_record_create): a 4.1 client can hold no
+// state before it (non-reclaim OPEN/LOCK are NFS4ERR_GRACE until then, §18.51.3), so a
+// client that never got that far has nothing to reclaim and must not hold the next
+// grace period open; and a client of the previous instance that did not finish
+// reclaiming keeps its old record (so a second restart still lets it reclaim) until
+// the grace period ends.
+//  - At construction, the records the previous instance left are the clients that
+//    may reclaim ("previous clients"). With some and Options::grace > 0 the server is
+//    in grace for that long; without any, or with grace 0 (whose records are then
+//    dropped), there is no grace period.
+//  - A previous client is matched by owner (co_ownerid) and principal: the verifier
+//    changes when the client reboots, not when the server restarts.
+//  - Grace ends when its time runs out — noticed lazily, at the next call that looks
+//    (every CheckReclaim/CheckGrace does, before any new state is granted) — or early,
+//    once every previous client has sent RECLAIM_COMPLETE or is gone (DESTROY_CLIENTID,
+//    or its new incarnation discarded). The log says when and why. At its end the
+//    records of the previous clients that did not reclaim are removed: their window is
+//    over, and another client may now take what they held.
+//  - CheckReclaim(client, is_reclaim) is what OPEN and LOCK ask (knfsd's nfsd4_open /
+//    nfs4_check_open_reclaim / nfsd4_lock): in grace a non-reclaim request is
+//    NFS4ERR_GRACE; a non-reclaim request before the client's RECLAIM_COMPLETE is
+//    NFS4ERR_GRACE in or out of grace (§18.51.3); a reclaim is allowed only in grace,
+//    only for a previous client, and only until its RECLAIM_COMPLETE — else
+//    NFS4ERR_NO_GRACE (knfsd answers RECLAIM_BAD for a client it has no record of; RFC
+//    8881 §8.4.2.1 allows NO_GRACE, which the Linux client handles by reopening).
+//    CheckGrace() is for the ops that would change what a reclaim expects to find:
+//    REMOVE, RENAME, SETXATTR and REMOVEXATTR answer NFS4ERR_GRACE in grace (knfsd's
+//    opens_in_grace checks in nfsd4_remove, nfsd4_rename, nfsd4_setxattr,
+//    nfsd4_removexattr). The COMPOUND loop calls it for the ops flagged
+//    kRefusedInGrace (compound.h); their handlers need not.
+//
 // Thread-safety: every method may be called from any thread. mu_ guards the client and
 // session tables and each client's fields; each Session's own mutex guards its slots
 // and connections (lock order: mu_, then a session's). A SlotHold touches only its
-// session's mutex.
+// session's mutex. The record file has its own locks (client_records.h): changed under
+// mu_ (mu_, then the file's), written after mu_ is released, before the op answers.
 #pragma once
 
 #include <stddef.h>
@@ -115,6 +156,7 @@ struct ChannelAttrs {
 };
 
 class Nfs4State;
+class ClientRecordFile;
 struct Session;
 
 // A COMPOUND's hold on the slot its SEQUENCE took: the program hands it the encoded
@@ -170,6 +212,11 @@ class Nfs4State {
     // of every clientid; the low 32 bits of session ids' tail): injected for tests.
     std::function<int64_t()> now_ns;
     uint32_t boot = 0;
+    // Restart and grace: the records kept in --state-dir (not owned; null: none kept and
+    // never in grace) and how long the grace period lasts when the previous instance
+    // left records (0: none; their records are dropped).
+    ClientRecordFile* records = nullptr;
+    absl::Duration grace = absl::ZeroDuration();
   };
   explicit Nfs4State(Options options);
   ~Nfs4State();
@@ -183,7 +230,9 @@ class Nfs4State {
     sequenceid4 sequenceid = 0;
     uint32_t flags = 0;
   };
-  nfsstat4 ExchangeId(const EXCHANGE_ID4args& args, const Principal& who, ExchangeIdResult* out);
+  // `address`: the caller's, as shown by status.
+  nfsstat4 ExchangeId(const EXCHANGE_ID4args& args, const Principal& who, ExchangeIdResult* out,
+                      std::string_view address = {});
 
   struct CreateSessionResult {
     SessionId sessionid{};
@@ -223,6 +272,15 @@ class Nfs4State {
   // RECLAIM_COMPLETE with rca_one_fs false: once per client (NFS4ERR_COMPLETE_ALREADY).
   nfsstat4 ReclaimComplete(clientid4 client);
 
+  // Grace (see "Restart and grace"). For OPEN and LOCK of `client` (the session's):
+  // is_reclaim = OPEN CLAIM_PREVIOUS, LOCK with reclaim set. NFS4_OK, NFS4ERR_GRACE,
+  // NFS4ERR_NO_GRACE, or NFS4ERR_STALE_CLIENTID for a client not confirmed.
+  nfsstat4 CheckReclaim(clientid4 client, bool is_reclaim);
+  // For REMOVE, RENAME, SETXATTR, REMOVEXATTR (the loop asks, OpDesc::kRefusedInGrace):
+  // NFS4ERR_GRACE in grace, else NFS4_OK.
+  nfsstat4 CheckGrace();
+  bool in_grace();
+
   // For tests and status: how many records of each kind.
   struct Counts {
     size_t confirmed = 0, unconfirmed = 0, courtesy = 0, sessions = 0;
@@ -230,6 +288,30 @@ class Nfs4State {
   };
   Counts counts() const;
   bool reclaim_complete(clientid4 client) const;
+
+  // For status: the clients (confirmed first, then by id), at most `max`.
+  enum class ClientKind { kConfirmed, kCourtesy, kUnconfirmed };
+  struct ClientInfo {
+    clientid4 id = 0;
+    ClientKind kind = ClientKind::kConfirmed;
+    std::string address;  // as EXCHANGE_ID came from
+    std::string owner;    // co_ownerid bytes, as sent
+    int64_t lease_left_ms = 0;  // < 0: expired that long ago
+    size_t sessions = 0;
+    bool reclaim_complete = false;
+  };
+  std::vector<ClientInfo> clients(size_t max) const;
+  // For status and tests: the grace period.
+  struct GraceInfo {
+    enum class Phase { kNone, kInGrace, kEnded };
+    Phase phase = Phase::kNone;
+    int64_t left_ms = 0;       // kInGrace: until it ends at the latest
+    int64_t ended_ago_ms = 0;  // kEnded
+    std::string why;           // kEnded: why it ended; kNone: why there was none
+    size_t previous = 0;       // clients known from the previous instance
+    size_t reclaimed = 0, gone = 0, pending = 0;
+  };
+  GraceInfo grace() const;
   // The connection ids bound to a session (tests).
   std::vector<uint64_t> session_connections(const SessionId& id) const;
 
@@ -239,16 +321,26 @@ class Nfs4State {
   Client* FindByOwner(std::string_view owner, bool confirmed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Expired(const Client& c, int64_t now) const;
   bool HasState(const Client& c) const;
-  // Removes a client with its sessions.
-  void Discard(clientid4 id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes a client with its sessions, and its record (if written). `replaced`: by a
+  // new boot of its owner being confirmed (which is not the previous client gone).
+  void Discard(clientid4 id, bool replaced = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Grace: ends it when its time ran out; ends it with `why`; marks a previous client
+  // reclaimed or gone (ending grace when none is left pending).
+  void GraceTick(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndGrace(int64_t now, std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  enum class Fate { kPending, kReclaimed, kGone };
+  void Resolve(const std::string& owner, const Principal& who, Fate fate, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes what changed in the record file (never under mu_).
+  void FlushRecords() ABSL_LOCKS_EXCLUDED(mu_);
   void DestroySessionLocked(const SessionId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Discards unconfirmed records older than a lease and courtesy clients beyond the
   // cap; then, if the table is full, the oldest courtesy or unconfirmed record. False
   // when there is still no room for one more.
   bool Sweep(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   clientid4 NewClientId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Client* NewUnconfirmed(const EXCHANGE_ID4args& args, const Principal& who, int64_t now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Client* NewUnconfirmed(const EXCHANGE_ID4args& args, const Principal& who, int64_t now,
+                         std::string_view address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Now() const;
 
   const Options options_;
@@ -258,6 +350,18 @@ class Nfs4State {
   uint32_t next_client_ ABSL_GUARDED_BY(mu_) = 1;
   uint32_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   size_t cache_reserved_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // The previous instance's clients (by owner) and the grace period.
+  struct Previous {
+    Principal principal;
+    Fate fate = Fate::kPending;
+  };
+  absl::flat_hash_map<std::string, Previous> previous_ ABSL_GUARDED_BY(mu_);
+  size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  GraceInfo::Phase grace_phase_ ABSL_GUARDED_BY(mu_) = GraceInfo::Phase::kNone;
+  int64_t grace_start_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t grace_end_ns_ ABSL_GUARDED_BY(mu_) = 0;  // the deadline; once ended, when
+  std::string grace_why_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace localnfs::server::nfs4

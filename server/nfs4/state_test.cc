@@ -5,13 +5,17 @@
 
 #include <string.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/nfs4/client_records.h"
+#include "tests/support/temp_dir.h"
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -397,6 +401,236 @@ TEST_F(StateTest, SlotsOfOneSessionRunConcurrentlyWhileClientsComeAndGo) {
   ASSERT_EQ(Seq(s.sessionid, 2, 300, &r, 300), NFS4_OK);
   ASSERT_NE(r.replay, nullptr);
   EXPECT_EQ(*r.replay, "300");
+}
+
+// ---- restart and grace (state.h "Restart and grace"), with the records in a temporary
+// state dir and the injected clock ----
+
+class GraceTest : public StateTest {
+ protected:
+  // A new server instance on the same state dir (the old one's records as it left them).
+  void Restart(absl::Duration grace = absl::Seconds(90)) {
+    state_.reset();
+    records_.reset();
+    records_ = std::make_unique<ClientRecordFile>(dir_.path(), 1024);
+    Nfs4State::Options o;
+    o.records = records_.get();
+    o.grace = grace;
+    Make(o);
+  }
+  void SetUp() override { Restart(); }
+
+  clientid4 MountAs(const std::string& owner, char verifier = 'v', Principal who = root_) {
+    ExchangeArgs ex(owner, verifier);
+    Nfs4State::ExchangeIdResult r;
+    EXPECT_EQ(state_->ExchangeId(ex.args, who, &r, "127.0.0.1:700"), NFS4_OK);
+    Nfs4State::CreateSessionResult s;
+    EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, r.sequenceid), who, 1, &s), NFS4_OK);
+    sessions_[r.clientid] = s.sessionid;
+    return r.clientid;
+  }
+  void Unmount(clientid4 id) {
+    ASSERT_EQ(state_->DestroySession(sessions_[id], nullptr), NFS4_OK);
+    ASSERT_EQ(state_->DestroyClientId(id, std::nullopt), NFS4_OK);
+  }
+  // The owners recorded on disk now (what a restart would read).
+  std::vector<std::string> OnDisk() {
+    std::vector<std::string> out;
+    const ClientRecordFile on_disk(dir_.path(), 1024);
+    for (const ClientRecord& r : on_disk.loaded()) out.push_back(r.owner);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  Nfs4State::GraceInfo::Phase Phase() { return state_->grace().phase; }
+
+  localnfs::testing::TempDir dir_{"grace-test"};
+  std::unique_ptr<ClientRecordFile> records_;
+  std::map<clientid4, SessionId> sessions_;
+  using P = Nfs4State::GraceInfo::Phase;
+  using V = std::vector<std::string>;
+};
+
+TEST_F(GraceTest, ARecordIsWrittenAtReclaimCompleteAndRemovedWithItsClient) {
+  EXPECT_EQ(Phase(), P::kNone);  // nothing from before
+  const clientid4 a = MountAs("host-a");
+  EXPECT_EQ(OnDisk(), V{});  // no state possible yet: nothing to reclaim
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  EXPECT_EQ(OnDisk(), V{"host-a"});
+  // DESTROY_CLIENTID.
+  Unmount(a);
+  EXPECT_EQ(OnDisk(), V{});
+
+  // Discarded as a courtesy client for a conflict (another principal, same owner).
+  const clientid4 b = MountAs("host-b");
+  ASSERT_EQ(state_->ReclaimComplete(b), NFS4_OK);
+  EXPECT_EQ(OnDisk(), V{"host-b"});
+  now_ += 91 * kSecond;
+  ExchangeArgs other("host-b");
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(other.args, Principal{rpc::AuthFlavor::kSys, 5, 5}, &r), NFS4_OK);
+  EXPECT_EQ(OnDisk(), V{});
+
+  // Replaced by a reboot of its owner: the old record goes when the new boot is
+  // confirmed, the new one is written at its own RECLAIM_COMPLETE.
+  const clientid4 c1 = MountAs("host-c", 'v');
+  ASSERT_EQ(state_->ReclaimComplete(c1), NFS4_OK);
+  const clientid4 c2 = MountAs("host-c", 'w');
+  EXPECT_NE(c1, c2);
+  EXPECT_EQ(OnDisk(), V{});
+  ASSERT_EQ(state_->ReclaimComplete(c2), NFS4_OK);
+  EXPECT_EQ(OnDisk(), V{"host-c"});
+
+  // Courtesy clients past the cap are discarded with their records.
+  Nfs4State::Options o;
+  o.records = records_.get();
+  o.max_courtesy_clients = 0;
+  state_.reset();
+  Make(o);
+  const clientid4 d = MountAs("host-d");
+  ASSERT_EQ(state_->ReclaimComplete(d), NFS4_OK);
+  EXPECT_EQ(OnDisk(), (V{"host-c", "host-d"}));
+  now_ += 91 * kSecond;
+  MountAs("host-e");  // its EXCHANGE_ID sweeps
+  EXPECT_EQ(OnDisk(), V{"host-c"});
+}
+
+TEST_F(GraceTest, WithoutRecordsThereIsNoGraceButReclaimCompleteStillComesFirst) {
+  const clientid4 a = MountAs("host-a");
+  EXPECT_FALSE(state_->in_grace());
+  EXPECT_EQ(state_->CheckGrace(), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, /*is_reclaim=*/true), NFS4ERR_NO_GRACE);
+  // RFC 8881 §18.51.3: no non-reclaim lock before RECLAIM_COMPLETE.
+  EXPECT_EQ(state_->CheckReclaim(a, /*is_reclaim=*/false), NFS4ERR_GRACE);
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, false), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, true), NFS4ERR_NO_GRACE);
+  EXPECT_EQ(state_->CheckReclaim(12345, false), NFS4ERR_STALE_CLIENTID);
+}
+
+TEST_F(GraceTest, AfterARestartGraceLastsUntilEveryPreviousClientSentReclaimComplete) {
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-a")), NFS4_OK);
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-b")), NFS4_OK);
+  Restart();
+  EXPECT_EQ(Phase(), P::kInGrace);
+  EXPECT_EQ(state_->grace().previous, 2u);
+  EXPECT_EQ(state_->grace().left_ms, 90000);
+  EXPECT_EQ(state_->CheckGrace(), NFS4ERR_GRACE);
+
+  // host-a comes back (its verifier need not match: the server restarted, not it).
+  const clientid4 a = MountAs("host-a", 'x');
+  EXPECT_EQ(state_->CheckReclaim(a, /*is_reclaim=*/true), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, /*is_reclaim=*/false), NFS4ERR_GRACE);
+  // A client not known from before may not reclaim, nor open anything new yet.
+  const clientid4 n = MountAs("host-new");
+  EXPECT_EQ(state_->CheckReclaim(n, true), NFS4ERR_NO_GRACE);
+  ASSERT_EQ(state_->ReclaimComplete(n), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(n, false), NFS4ERR_GRACE);
+  // host-a is done: no more reclaims for it; grace goes on for host-b.
+  now_ += 5 * kSecond;
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, true), NFS4ERR_NO_GRACE);
+  EXPECT_EQ(state_->CheckReclaim(a, false), NFS4ERR_GRACE);
+  EXPECT_EQ(Phase(), P::kInGrace);
+  EXPECT_EQ(state_->grace().reclaimed, 1u);
+  EXPECT_EQ(state_->grace().pending, 1u);
+  EXPECT_EQ(state_->grace().left_ms, 85000);
+
+  // host-b's RECLAIM_COMPLETE ends grace early.
+  const clientid4 b = MountAs("host-b");
+  EXPECT_EQ(state_->CheckReclaim(b, true), NFS4_OK);
+  ASSERT_EQ(state_->ReclaimComplete(b), NFS4_OK);
+  EXPECT_EQ(Phase(), P::kEnded);
+  EXPECT_NE(state_->grace().why.find("early"), std::string::npos) << state_->grace().why;
+  EXPECT_EQ(state_->CheckGrace(), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, false), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(n, false), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(b, true), NFS4ERR_NO_GRACE);
+  EXPECT_EQ(OnDisk(), (V{"host-a", "host-b", "host-new"}));
+}
+
+TEST_F(GraceTest, GraceRunsOutAndTheClientsThatDidNotReclaimAreForgotten) {
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-a")), NFS4_OK);
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-b")), NFS4_OK);
+  Restart(absl::Seconds(10));
+  const clientid4 a = MountAs("host-a");
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  // host-b's record stays while it may still come back (a second restart now would
+  // still let it reclaim).
+  EXPECT_EQ(OnDisk(), (V{"host-a", "host-b"}));
+  now_ += 9 * kSecond;
+  EXPECT_EQ(state_->CheckReclaim(a, false), NFS4ERR_GRACE);
+  now_ += 1 * kSecond;
+  // Shown as over before anything asks...
+  EXPECT_EQ(Phase(), P::kEnded);
+  // ...and ended for good by the first check, before any new state is granted.
+  EXPECT_EQ(state_->CheckReclaim(a, false), NFS4_OK);
+  EXPECT_NE(state_->grace().why.find("ran out"), std::string::npos) << state_->grace().why;
+  now_ += 3 * kSecond;
+  EXPECT_EQ(state_->grace().ended_ago_ms, 3000);  // from its deadline
+  EXPECT_EQ(OnDisk(), V{"host-a"});
+  // Too late for host-b.
+  const clientid4 b = MountAs("host-b");
+  EXPECT_EQ(state_->CheckReclaim(b, true), NFS4ERR_NO_GRACE);
+
+  // The next restart knows host-a only.
+  Restart();
+  EXPECT_EQ(state_->grace().previous, 1u);
+}
+
+TEST_F(GraceTest, APreviousClientThatIsDestroyedNoLongerHoldsGraceOpen) {
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-a")), NFS4_OK);
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-b")), NFS4_OK);
+  Restart();
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-a")), NFS4_OK);
+  EXPECT_EQ(Phase(), P::kInGrace);
+  const clientid4 b = MountAs("host-b");
+  Unmount(b);
+  EXPECT_EQ(Phase(), P::kEnded);
+  EXPECT_EQ(state_->grace().gone, 1u);
+  EXPECT_EQ(OnDisk(), V{"host-a"});
+}
+
+TEST_F(GraceTest, AReclaimNeedsTheSamePrincipal) {
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-a")), NFS4_OK);
+  Restart();
+  const clientid4 a = MountAs("host-a", 'v', Principal{rpc::AuthFlavor::kSys, 1000, 1000});
+  EXPECT_EQ(state_->CheckReclaim(a, true), NFS4ERR_NO_GRACE);
+  // Not the previous client: its RECLAIM_COMPLETE does not end grace either.
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  EXPECT_EQ(Phase(), P::kInGrace);
+}
+
+TEST_F(GraceTest, GraceZeroMeansNoneAndDropsThePreviousRecords) {
+  ASSERT_EQ(state_->ReclaimComplete(MountAs("host-a")), NFS4_OK);
+  Restart(absl::ZeroDuration());
+  EXPECT_EQ(Phase(), P::kNone);
+  EXPECT_EQ(state_->grace().why, "--grace 0");
+  EXPECT_EQ(OnDisk(), V{});
+  const clientid4 a = MountAs("host-a");
+  EXPECT_EQ(state_->CheckReclaim(a, true), NFS4ERR_NO_GRACE);
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  EXPECT_EQ(state_->CheckReclaim(a, false), NFS4_OK);
+}
+
+TEST_F(GraceTest, StatusListsClientsWithAddressOwnerAndLease) {
+  const clientid4 a = MountAs("host-a");
+  ASSERT_EQ(state_->ReclaimComplete(a), NFS4_OK);
+  now_ += 30 * kSecond;
+  ExchangeArgs ex("host-u");
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r, "[::1]:900"), NFS4_OK);
+  std::vector<Nfs4State::ClientInfo> list = state_->clients(10);
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, a);
+  EXPECT_EQ(list[0].kind, Nfs4State::ClientKind::kConfirmed);
+  EXPECT_EQ(list[0].address, "127.0.0.1:700");
+  EXPECT_EQ(list[0].owner, "host-a");
+  EXPECT_EQ(list[0].lease_left_ms, 60000);
+  EXPECT_EQ(list[0].sessions, 1u);
+  EXPECT_TRUE(list[0].reclaim_complete);
+  EXPECT_EQ(list[1].kind, Nfs4State::ClientKind::kUnconfirmed);
+  EXPECT_EQ(list[1].address, "[::1]:900");
+  EXPECT_EQ(state_->clients(1).size(), 1u);
 }
 
 }  // namespace

@@ -258,18 +258,17 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     case NF4CHR: {
       const specdata4& dev = a.objtype.createtype4_u.devdata;
       if (dev.specdata1 > kMaxDevMajor || dev.specdata2 > kMaxDevMinor) return NFS4ERR_INVAL;
-      made = ctx.be->Mknod(dir->obj, name,
-                           type == NF4BLK ? backend::FileType::kBlockDevice
-                                                    : backend::FileType::kCharDevice,
-                           dev.specdata1, dev.specdata2, attrs, caller);
+      made = ctx.be->Mknod(
+          dir->obj, name,
+          type == NF4BLK ? backend::FileType::kBlockDevice : backend::FileType::kCharDevice,
+          dev.specdata1, dev.specdata2, attrs, caller);
       break;
     }
     case NF4SOCK:
     case NF4FIFO:
-      made = ctx.be->Mknod(
-          dir->obj, name,
-          type == NF4SOCK ? backend::FileType::kSocket : backend::FileType::kFifo, 0, 0,
-          attrs, caller);
+      made = ctx.be->Mknod(dir->obj, name,
+                           type == NF4SOCK ? backend::FileType::kSocket : backend::FileType::kFifo,
+                           0, 0, attrs, caller);
       break;
     default:
       return NFS4ERR_BADTYPE;

@@ -36,11 +36,13 @@
 #include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
 #include "server/backend/posix_backend.h"
+#include "server/nfs4/client_records.h"
 #include "server/nfs4/fattr.h"
 #include "server/nfs4/nfs4_program.h"
 #include "server/nfs4/open_state.h"
 #include "server/nfs4/pseudofs.h"
 #include "server/nfs4/services.h"
+#include "server/nfs4/state.h"
 #include "server/policy/fhandle.h"
 #include "tests/support/temp_dir.h"
 
@@ -1324,6 +1326,57 @@ TEST_P(Nfs4ProcNsTest, ChangesInOneCompoundSeeEachOther) {
   EXPECT_EQ(p.num[FATTR4_TYPE], static_cast<uint64_t>(NF4FIFO));
   EXPECT_EQ(p.num[FATTR4_MODE], 0600u);
   EXPECT_EQ(p.str[FATTR4_OWNER], "42");
+}
+
+// After a restart with clients to reclaim (state.h "Restart and grace"): REMOVE and RENAME
+// wait for grace to end (the loop's kRefusedInGrace), and so does I/O with a special
+// stateid other than a READ-like one with the READ bypass (knfsd's
+// check_special_stateids); everything else goes on.
+TEST_P(Nfs4ProcNsTest, DuringGraceRemoveRenameAndAnonymousChangesWait) {
+  testing::TempDir state_dir("nfs4proc-ns-grace");
+  {
+    ClientRecordFile before(state_dir.path(), 16);
+    before.Put(ClientRecord{"a client of the previous instance", Principal{}});
+    ASSERT_TRUE(before.Flush().ok());
+  }
+  ClientRecordFile records(state_dir.path(), 16);
+  ASSERT_EQ(records.loaded().size(), 1u);
+  Nfs4State::Options options;
+  options.records = &records;
+  options.grace = absl::Seconds(90);
+  Nfs4State state(options);
+  ASSERT_TRUE(state.in_grace());
+  const std::string b = RootFh("a/b");
+  const std::string f = MakeFile("a/b", "f", "data");
+  services_.state = &state;
+  Compound rm;
+  rm.PutFh(b).Remove("f");
+  EXPECT_EQ(Status(rm), NFS4ERR_GRACE);
+  Compound mv;
+  mv.PutFh(b).Op(OP_SAVEFH).Rename("f", "g");
+  EXPECT_EQ(Status(mv), NFS4ERR_GRACE);
+  Compound truncate;
+  truncate.PutFh(f).SetAttr(Attrs4().Size(1));
+  EXPECT_EQ(Status(truncate), NFS4ERR_GRACE);
+  Compound punch;
+  punch.PutFh(f).Allocate(OP_DEALLOCATE, 0, 1);
+  EXPECT_EQ(Status(punch), NFS4ERR_GRACE);
+  Compound read_anonymous;
+  read_anonymous.PutFh(f).ReadPlus(0, 4);
+  EXPECT_EQ(Status(read_anonymous), NFS4ERR_GRACE);
+  stateid4 bypass{};
+  bypass.seqid = UINT32_MAX;
+  memset(bypass.other, 0xff, sizeof(bypass.other));
+  Compound read_bypass;
+  read_bypass.PutFh(f).ReadPlus(0, 4).WithStateId(bypass);
+  EXPECT_EQ(Status(read_bypass), NFS4_OK);
+  // Creating names, linking, and attributes other than the size go on.
+  Compound others;
+  others.PutFh(b).Create(NF4DIR, "d").PutFh(f).Op(OP_SAVEFH).PutFh(b).Link("second");
+  others.PutFh(f).SetAttr(Attrs4().Mode(0600));
+  EXPECT_EQ(Status(others), NFS4_OK);
+  services_.state = nullptr;
+  EXPECT_EQ(Status(rm), NFS4_OK);
 }
 
 // Each op's arguments, a valid encoding mutated at random (bytes changed, cut short),

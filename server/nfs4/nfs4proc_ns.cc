@@ -77,21 +77,24 @@ constexpr size_t kMaxReadPlusSegments = 256;
 // ---- MERGE points (see the header comment)
 
 // The COMPOUND's current stateid (RFC 8881 §16.2.3.1.2), which OPEN, LOCK and the
-// other stateful ops set. MERGE: the OPEN helper's CompoundState field; none until then
-// (the special current stateid is then NFS4ERR_BAD_STATEID, as knfsd's without one).
+// other stateful ops set. MERGE: the OPEN helper's CompoundState fields on h-nfs4io
+// (has_current_stateid, current_stateid, valid while current_stateid_fh is current);
+// none until then (the special current stateid is then NFS4ERR_BAD_STATEID, as knfsd's
+// without one).
 std::optional<StateId> CurrentStateId(const CompoundState&) { return std::nullopt; }
 
 // I/O with a special stateid against the opens of the file: knfsd's
-// nfs4_share_conflict — an open that denies `deny` (OPEN4_SHARE_DENY_READ or _WRITE)
-// refuses it with NFS4ERR_LOCKED. MERGE: the OPEN helper's share reservations
-// (open_state.h); no open denies anything until then.
-nfsstat4 AnonymousIoConflict(const CompoundState&, const Nfs4Object&, uint32_t /*deny*/) {
+// nfs4_share_conflict — an open that denies the access `need` (OPEN4_SHARE_ACCESS_READ
+// or _WRITE) refuses it with NFS4ERR_LOCKED. MERGE: the OPEN helper's share reservations
+// (OpenStateTable::CheckAnonymous(key, need) on h-nfs4io); no open denies anything
+// until then.
+nfsstat4 AnonymousIoConflict(const CompoundState&, const Nfs4Object&, uint32_t /*need*/) {
   return NFS4_OK;
 }
 
 // The write verifier of this server instance (RFC 8881 §18.32.3: what WRITE and COMMIT
-// answer). MERGE: the verifier of the v4 WRITE/COMMIT; a random one per process until
-// then.
+// answer). MERGE: Nfs4Services::write_verifier on h-nfs4io (NFSv3's); a random one per
+// process until then.
 void WriteVerifier(const CompoundState&, verifier4 out) {
   static const uint64_t verifier = [] {
     uint64_t v = 0;
@@ -184,8 +187,7 @@ nfsstat4 CheckStateId(const CompoundState& cs, const Nfs4Object& o, const statei
   if (anonymous || read_bypass) {
     if (read_bypass && access == OPEN4_SHARE_ACCESS_READ) return NFS4_OK;
     if (InGrace(cs)) return NFS4ERR_GRACE;
-    return AnonymousIoConflict(
-        cs, o, access == OPEN4_SHARE_ACCESS_WRITE ? OPEN4_SHARE_DENY_WRITE : OPEN4_SHARE_DENY_READ);
+    return AnonymousIoConflict(cs, o, access);
   }
   if (id.seqid == 1 && OtherIs(id, 0)) {
     std::optional<StateId> current = CurrentStateId(cs);

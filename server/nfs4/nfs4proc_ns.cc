@@ -9,7 +9,7 @@
 //
 // Attributes. The Object a filehandle holds carries the attributes of the moment it was
 // resolved (PUTFH, LOOKUP); an earlier op of the same COMPOUND may have changed them
-// since. So each handler here first takes the object's attributes again (Fresh: one
+// since. So each handler here first takes the object's attributes again (RefreshAttrs: one
 // GetAttr) — the permission checks, the sizes SEEK and READ_PLUS answer against and a
 // directory's change_info4 `before` all use them — and SETATTR, which changes them, leaves
 // the refreshed object current for the ops after it (READ's EOF, WRITE's checks).
@@ -117,7 +117,7 @@ backend::Caller CallerOf(const Nfs4Object& o) { return backend::Caller{o.cred, o
 
 // The filehandle `fh` with its object's attributes taken again (see "Attributes"); the
 // handle keeps naming the same object. Pseudo directories are kept as they are.
-nfsstat4 Fresh(backend::Backend& be, std::optional<FileHandle4>& fh) {
+nfsstat4 RefreshAttrs(backend::Backend& be, std::optional<FileHandle4>& fh) {
   const Nfs4Object& o = *fh->object;
   if (o.pseudo) return NFS4_OK;
   absl::StatusOr<backend::Attrs> attrs = be.GetAttr(o.obj);
@@ -134,12 +134,12 @@ nfsstat4 NeedExportObject(const Nfs4Object& o) { return o.pseudo ? NFS4ERR_ROFS 
 
 // I/O needs a regular file: a directory is NFS4ERR_ISDIR, anything else
 // NFS4ERR_WRONG_TYPE (knfsd's nfsd_check_obj_isreg).
-nfsstat4 CheckRegular(const Nfs4Object& o) {
+nfsstat4 RequireRegularFile(const Nfs4Object& o) {
   if (o.pseudo || o.obj.attrs().is_dir()) return NFS4ERR_ISDIR;
   return o.obj.attrs().is_regular() ? NFS4_OK : NFS4ERR_WRONG_TYPE;
 }
 
-uint64_t ChangeOf(backend::Backend& be, const backend::Object& dir, uint64_t otherwise) {
+uint64_t ChangeNow(backend::Backend& be, const backend::Object& dir, uint64_t otherwise) {
   absl::StatusOr<backend::Attrs> attrs = be.GetAttr(dir);
   return attrs.ok() ? attrs->change : otherwise;
 }
@@ -150,7 +150,7 @@ void SetCinfo(change_info4* c, uint64_t before, uint64_t after) {
   c->after = after;
 }
 
-void SetBitmap(bitmap4* out, const AttrBitmap& b) {
+void SetBitmap4(bitmap4* out, const AttrBitmap& b) {
   uint32_t n = 3;
   while (n > 0 && b.words[n - 1] == 0) --n;
   // Freed with the result (xdr_free: mem_free is free); never malloc(0).
@@ -160,7 +160,7 @@ void SetBitmap(bitmap4* out, const AttrBitmap& b) {
   out->bitmap4_len = n;
 }
 
-void Clear(AttrBitmap* b, uint32_t bit) { b->words[bit / 32] &= ~(1u << (bit % 32)); }
+void ClearAttr(AttrBitmap* b, uint32_t bit) { b->words[bit / 32] &= ~(1u << (bit % 32)); }
 
 // ---- Stateids (see "Stateids")
 
@@ -170,7 +170,7 @@ StateId StateIdOf(const stateid4& wire) {
   memcpy(id.other.data(), wire.other, id.other.size());
   return id;
 }
-bool OtherIs(const StateId& id, char byte) {
+bool OtherAll(const StateId& id, char byte) {
   return std::all_of(id.other.begin(), id.other.end(), [byte](char c) { return c == byte; });
 }
 
@@ -182,14 +182,14 @@ uint64_t ClientOf(const CompoundState& cs) { return cs.slot != nullptr ? cs.slot
 nfsstat4 CheckStateId(const CompoundState& cs, const Nfs4Object& o, const stateid4& wire,
                       uint32_t access) {
   StateId id = StateIdOf(wire);
-  const bool anonymous = id.seqid == 0 && OtherIs(id, 0);
-  const bool read_bypass = id.seqid == UINT32_MAX && OtherIs(id, static_cast<char>(0xff));
+  const bool anonymous = id.seqid == 0 && OtherAll(id, 0);
+  const bool read_bypass = id.seqid == UINT32_MAX && OtherAll(id, static_cast<char>(0xff));
   if (anonymous || read_bypass) {
     if (read_bypass && access == OPEN4_SHARE_ACCESS_READ) return NFS4_OK;
     if (InGrace(cs)) return NFS4ERR_GRACE;
     return AnonymousIoConflict(cs, o, access);
   }
-  if (id.seqid == 1 && OtherIs(id, 0)) {
+  if (id.seqid == 1 && OtherAll(id, 0)) {
     std::optional<StateId> current = CurrentStateId(cs);
     if (!current) return NFS4ERR_BAD_STATEID;
     id = *current;
@@ -200,21 +200,21 @@ nfsstat4 CheckStateId(const CompoundState& cs, const Nfs4Object& o, const statei
 }
 
 // What every handler starts with: the namespace and the current filehandle's object.
-struct Context {
+struct OpContext {
   PseudoFs* ns = nullptr;
   backend::Backend* be = nullptr;
 };
-nfsstat4 Begin(CompoundState& cs, Context* ctx) {
+nfsstat4 BeginOp(CompoundState& cs, OpContext* ctx) {
   ctx->ns = Namespace(cs);
   if (ctx->ns == nullptr || CurrentObject(cs) == nullptr) return NFS4ERR_SERVERFAULT;
   ctx->be = ctx->ns->deps().backend;
-  return Fresh(*ctx->be, cs.current);
+  return RefreshAttrs(*ctx->be, cs.current);
 }
 // The same for the saved filehandle too (RENAME, LINK, COPY, CLONE).
-nfsstat4 BeginWithSaved(CompoundState& cs, Context* ctx) {
-  if (nfsstat4 s = Begin(cs, ctx); s != NFS4_OK) return s;
+nfsstat4 BeginOpWithSaved(CompoundState& cs, OpContext* ctx) {
+  if (nfsstat4 s = BeginOp(cs, ctx); s != NFS4_OK) return s;
   if (!cs.saved->object) return NFS4ERR_SERVERFAULT;
-  return Fresh(*ctx->be, cs.saved);
+  return RefreshAttrs(*ctx->be, cs.saved);
 }
 
 }  // namespace
@@ -225,8 +225,8 @@ nfsstat4 BeginWithSaved(CompoundState& cs, Context* ctx) {
 // The size attribute means nothing for what CREATE makes and is not applied (knfsd drops
 // it for directories).
 nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> dir = cs.current->object;  // kept alive
   const CREATE4args& a = args.nfs_argop4_u.opcreate;
   std::string_view name;
@@ -238,7 +238,7 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   AttrBitmap set;
   if (s = DecodeSettableAttrs(a.createattrs, &attrs, &set); s != NFS4_OK) return s;
   attrs.size.reset();
-  Clear(&set, FATTR4_SIZE);
+  ClearAttr(&set, FATTR4_SIZE);
 
   const backend::Caller caller = CallerOf(*dir);
   const uint64_t before = dir->obj.attrs().change;
@@ -279,8 +279,8 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   absl::StatusOr<FileHandle4> fh = ExportChild(*ctx.ns->deps().key, *dir, *std::move(made));
   if (!fh.ok()) return Nfs4StatusFromStatus(fh.status());
   CREATE4resok& ok = res.nfs_resop4_u.opcreate.CREATE4res_u.resok4;
-  SetCinfo(&ok.cinfo, before, ChangeOf(*ctx.be, dir->obj, before));
-  SetBitmap(&ok.attrset, set);
+  SetCinfo(&ok.cinfo, before, ChangeNow(*ctx.be, dir->obj, before));
+  SetBitmap4(&ok.attrset, set);
   cs.current = *std::move(fh);
   return NFS4_OK;
 }
@@ -289,8 +289,8 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // empty directory too: NFS4ERR_NOTEMPTY otherwise). Refused during grace by the loop, as
 // knfsd's nfsd4_remove: a reclaiming client may still need the name.
 nfsstat4 Remove(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> dir = cs.current->object;
   std::string_view name;
   nfsstat4 s = NeedExportObject(*dir);
@@ -301,7 +301,7 @@ nfsstat4 Remove(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   auto gone = ctx.be->Remove(dir->obj, name, backend::RemoveKind::kAny, CallerOf(*dir));
   if (!gone.ok()) return Nfs4StatusFromStatus(gone.status());
   SetCinfo(&res.nfs_resop4_u.opremove.REMOVE4res_u.resok4.cinfo, before,
-           ChangeOf(*ctx.be, dir->obj, before));
+           ChangeNow(*ctx.be, dir->obj, before));
   return NFS4_OK;
 }
 
@@ -311,8 +311,8 @@ nfsstat4 Remove(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // else NFS4ERR_EXIST, as §18.26.4 says (knfsd answers rename(2)'s NOTEMPTY, ISDIR,
 // NOTDIR). Refused during grace by the loop, as knfsd's nfsd4_rename.
 nfsstat4 Rename(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = BeginWithSaved(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOpWithSaved(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> from = cs.saved->object;
   const std::shared_ptr<const Nfs4Object> to = cs.current->object;
   const RENAME4args& a = args.nfs_argop4_u.oprename;
@@ -339,16 +339,16 @@ nfsstat4 Rename(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     }
   }
   RENAME4resok& ok = res.nfs_resop4_u.oprename.RENAME4res_u.resok4;
-  SetCinfo(&ok.source_cinfo, from_before, ChangeOf(*ctx.be, from->obj, from_before));
-  SetCinfo(&ok.target_cinfo, to_before, ChangeOf(*ctx.be, to->obj, to_before));
+  SetCinfo(&ok.source_cinfo, from_before, ChangeNow(*ctx.be, from->obj, from_before));
+  SetCinfo(&ok.target_cinfo, to_before, ChangeNow(*ctx.be, to->obj, to_before));
   return NFS4_OK;
 }
 
 // RFC 8881 §18.9: the saved object gets the name `newname` in the current directory.
 // A directory cannot be linked (NFS4ERR_ISDIR); across exports NFS4ERR_XDEV.
 nfsstat4 Link(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = BeginWithSaved(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOpWithSaved(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> file = cs.saved->object;
   const std::shared_ptr<const Nfs4Object> dir = cs.current->object;
   std::string_view name;
@@ -362,7 +362,7 @@ nfsstat4 Link(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   absl::Status linked = ctx.be->Link(file->obj, dir->obj, name, CallerOf(*dir));
   if (!linked.ok()) return Nfs4StatusFromStatus(linked);
   SetCinfo(&res.nfs_resop4_u.oplink.LINK4res_u.resok4.cinfo, before,
-           ChangeOf(*ctx.be, dir->obj, before));
+           ChangeNow(*ctx.be, dir->obj, before));
   return NFS4_OK;
 }
 
@@ -373,8 +373,8 @@ nfsstat4 Link(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // access (knfsd's nfsd4_setattr). The result's attrsset names what was set (empty on
 // an error: knfsd's too, though an error after some attributes leaves those set).
 nfsstat4 SetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> o = cs.current->object;
   const SETATTR4args& a = args.nfs_argop4_u.opsetattr;
   if (nfsstat4 s = NeedExportObject(*o); s != NFS4_OK) return s;
@@ -388,9 +388,9 @@ nfsstat4 SetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   absl::Status done = ctx.be->SetAttr(o->obj, req, std::nullopt, CallerOf(*o));
   // The ops after this one see the attributes it set (see "Attributes"); even after an
   // error, which may have set some of them.
-  (void)Fresh(*ctx.be, cs.current);
+  (void)RefreshAttrs(*ctx.be, cs.current);
   if (!done.ok()) return Nfs4StatusFromStatus(done);
-  SetBitmap(&res.nfs_resop4_u.opsetattr.attrsset, set);
+  SetBitmap4(&res.nfs_resop4_u.opsetattr.attrsset, set);
   return NFS4_OK;
 }
 
@@ -398,11 +398,11 @@ nfsstat4 SetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // or beyond the end, or data asked for where only a hole follows, is NFS4ERR_NXIO (as
 // lseek(2) and knfsd); sr_eof when what was found is the end of the file.
 nfsstat4 Seek(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> o = cs.current->object;
   const SEEK4args& a = args.nfs_argop4_u.opseek;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
   if (nfsstat4 s = CheckStateId(cs, *o, a.sa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
   const int32_t what = WireEnum(a.sa_what);
@@ -428,10 +428,10 @@ namespace {
 // beyond off_t → FBIG); the file is committed on a `sync` export.
 nfsstat4 Fallocate(CompoundState& cs, const stateid4& stateid, uint64_t offset, uint64_t length,
                    bool punch_hole) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> o = cs.current->object;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
   if (nfsstat4 s = CheckStateId(cs, *o, stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) return s;
   if (length == 0 || offset > kMaxOffset || length > kMaxOffset) return NFS4ERR_INVAL;
   if (length > kMaxOffset - offset) return NFS4ERR_FBIG;
@@ -496,8 +496,8 @@ nfsstat4 CheckCopy(CompoundState& cs, const Nfs4Object& src, const Nfs4Object& d
 nfsstat4 Copy(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const COPY4args& a = args.nfs_argop4_u.opcopy;
   if (a.ca_source_server.ca_source_server_len != 0) return NFS4ERR_NOTSUPP;
-  Context ctx;
-  if (nfsstat4 s = BeginWithSaved(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOpWithSaved(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> src = cs.saved->object;
   const std::shared_ptr<const Nfs4Object> dst = cs.current->object;
   uint64_t count = a.ca_count;
@@ -528,8 +528,8 @@ nfsstat4 Copy(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // Committed on a `sync` export, as knfsd's.
 nfsstat4 Clone(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) {
   const CLONE4args& a = args.nfs_argop4_u.opclone;
-  Context ctx;
-  if (nfsstat4 s = BeginWithSaved(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOpWithSaved(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> src = cs.saved->object;
   const std::shared_ptr<const Nfs4Object> dst = cs.current->object;
   uint64_t count = a.cl_count;
@@ -613,11 +613,11 @@ class PlusReply {
 // reply reaches the end of the file (its size now); an offset at or past it answers eof
 // with no segment.
 nfsstat4 ReadPlus(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> o = cs.current->object;
   const READ_PLUS4args& a = args.nfs_argop4_u.opread_plus;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
   if (nfsstat4 s = CheckStateId(cs, *o, a.rpa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
   if (a.rpa_offset > kMaxOffset) return NFS4ERR_INVAL;  // as READ's (knfsd: OFFSET_MAX)
@@ -687,14 +687,14 @@ nfsstat4 OffloadStatus(CompoundState&, const nfs_argop4&, nfs_resop4&) {
 // RFC 7862 §15.5: hints are accepted and none is acted on; the answer's bitmap (the
 // hints honoured) is empty, as §15.5.3 allows.
 nfsstat4 IoAdvise(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Context ctx;
-  if (nfsstat4 s = Begin(cs, &ctx); s != NFS4_OK) return s;
+  OpContext ctx;
+  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
   const std::shared_ptr<const Nfs4Object> o = cs.current->object;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
   const IO_ADVISE4args& a = args.nfs_argop4_u.opio_advise;
   if (nfsstat4 s = CheckStateId(cs, *o, a.iaa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
-  SetBitmap(&res.nfs_resop4_u.opio_advise.IO_ADVISE4res_u.resok4.ior_hints, AttrBitmap{});
+  SetBitmap4(&res.nfs_resop4_u.opio_advise.IO_ADVISE4res_u.resok4.ior_hints, AttrBitmap{});
   return NFS4_OK;
 }
 

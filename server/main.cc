@@ -240,8 +240,8 @@ constexpr char kUsage[] =
     "  --busy-poll-us N     after reading requests, poll N us for the next before sleeping:\n"
     "                       lower latency at one request in flight, paid in CPU (default 0)\n"
     "  --nfs4-preview       UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port\n"
-    "                       (mounts, lists, opens, reads, writes, locks; no mkdir,\n"
-    "                       remove, rename or setattr yet)\n"
+    "                       (mounts, lists, creates, removes, renames, opens, reads,\n"
+    "                       writes and locks files; no delegations)\n"
     "  --lease-time S       NFSv4 lease in seconds, 1..3600 (default 90)\n"
     "  --grace S            NFSv4 grace period after a restart, 0..3600 (default: the\n"
     "                       lease time; 0 = none); ends early once every client of the\n"
@@ -684,8 +684,8 @@ int Main(int argc, char** argv) {
     if (nfs4_program) {
       server.AddProgram(&*nfs4_program);
       LOG_WARNING("--nfs4-preview: NFSv4.1/4.2 COMPOUND answers on the NFS port; it is "
-                  "unfinished (clients mount, list, open, read, write and lock files, "
-                  "but cannot make directories, remove, rename or set attributes)");
+                  "unfinished (clients mount, change names and attributes, open, read, "
+                  "write and lock files; no delegations are granted)");
     }
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));

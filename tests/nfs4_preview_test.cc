@@ -6,13 +6,16 @@
 // sent again byte for byte (after the XID) on the same and on another connection, the
 // slot and session errors, REQ_TOO_BIG, a second client, BIND_CONN_TO_SESSION,
 // DESTROY_SESSION / DESTROY_CLIENTID, RECLAIM_COMPLETE once, a courtesy client past its
-// lease (served again; loses to a conflicting principal), --lease-time's range.
+// lease (served again; loses to a conflicting principal), --lease-time's range. The
+// namespace changes (CREATE, RENAME, LINK, SETATTR, REMOVE) reach the exported directory.
 //
 // COMPOUNDs are encoded and their replies decoded by hand (tests/wire.h's
 // XdrOut / XdrIn, from RFC 8881 §16.2 / RFC 7863), sharing nothing with the
 // server's rpcgen output.
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <optional>
@@ -77,6 +80,9 @@ CompoundReply DecodeCompound(const std::string& body) {
   return r;
 }
 
+// RFC 8881 op numbers of the namespace changes.
+constexpr uint32_t kOpCreate = 6, kOpLink = 11, kOpRename = 29, kOpSavefh = 32, kOpSetattr = 34;
+
 // RFC 8881 op numbers and values of the session tests.
 constexpr uint32_t kOpBindConn = 41, kOpExchangeId = 42, kOpCreateSession = 43,
                    kOpDestroySession = 44, kOpDestroyClientid = 57, kOpReclaimComplete = 58;
@@ -128,7 +134,18 @@ struct SessionReply {
   uint32_t highest_slotid = 0;
   std::string fh;
   uint32_t bind_dir = 0;
+  // change_info4 of CREATE, REMOVE, LINK (one) and RENAME (two): before, after.
+  std::vector<std::pair<uint64_t, uint64_t>> cinfo;
+  uint32_t attrsset = 0;  // the last word of CREATE's or SETATTR's bitmap
 };
+
+bool ReadCinfo(XdrIn& in, SessionReply* r) {
+  uint32_t atomic = 0;
+  uint64_t before = 0, after = 0;
+  if (!in.U32(&atomic) || !in.U64(&before) || !in.U64(&after)) return false;
+  r->cinfo.emplace_back(before, after);
+  return true;
+}
 
 bool SkipChannelAttrs(XdrIn& in, uint32_t* maxops, uint32_t* maxreqs) {
   uint32_t v = 0, n = 0;
@@ -148,6 +165,13 @@ SessionReply DecodeSession(const std::string& body) {
     uint32_t op = 0, status = 0, v = 0;
     if (!in.U32(&op) || !in.U32(&status)) return r;
     r.results.emplace_back(op, status);
+    // SETATTR4res: the bitmap of the attributes set follows whatever the status.
+    if (op == kOpSetattr) {
+      if (!in.U32(&v) || v > 3) return r;
+      for (uint32_t w = 0; w < v; ++w)
+        if (!in.U32(&r.attrsset)) return r;
+      continue;
+    }
     if (status != kNfs4Ok) continue;
     std::string scope;
     uint64_t minor = 0;
@@ -189,6 +213,18 @@ SessionReply DecodeSession(const std::string& body) {
         break;
       case kOpBindConn:
         if (!in.Skip(16) || !in.U32(&r.bind_dir) || !in.U32(&v)) return r;
+        break;
+      case kOpCreate:
+        if (!ReadCinfo(in, &r) || !in.U32(&v) || v > 3) return r;
+        for (uint32_t w = 0; w < v; ++w)
+          if (!in.U32(&r.attrsset)) return r;
+        break;
+      case kOpRemove:
+      case kOpLink:
+        if (!ReadCinfo(in, &r)) return r;
+        break;
+      case kOpRename:
+        if (!ReadCinfo(in, &r) || !ReadCinfo(in, &r)) return r;
         break;
       default:  // the status alone
         break;
@@ -407,6 +443,82 @@ TEST_F(Nfs4PreviewTest, AnExportsV4PathIsItsDirectoryPathAndItsHandleMountsOne) 
                        XdrOut().U32(kOpRemove).Str("x").bytes()});
   EXPECT_EQ(c.results,
             (Results{{kOpSequence, kNfs4Ok}, {kOpPutrootfh, kNfs4Ok}, {kOpRemove, kErrRofs}}));
+}
+
+// A fattr4 of mode alone (FATTR4_MODE is bit 33: the second bitmap word).
+std::string ModeAttr(uint32_t mode) {
+  return XdrOut().U32(2).U32(0).U32(1u << (33 - 32)).Opaque(XdrOut().U32(mode).bytes()).bytes();
+}
+
+TEST_F(Nfs4PreviewTest, NamespaceChangesOverASessionReachTheExportedDirectory) {
+  // The COMPOUNDs go as AUTH_NONE: nobody, who may change what follows.
+  ASSERT_EQ(chmod(root_.path().c_str(), 0777), 0);
+  StartServer({"--nfs4-preview"});
+  const std::string session = Mount("client-changes");
+  WireConn mount;
+  ASSERT_TRUE(mount.Connect(server_->mount_port()));
+  RpcReply m = mount.Call(kMountProg, 3, 1, XdrOut().Str(root_.path()).bytes());
+  ASSERT_TRUE(m.ok) << m.error;
+  XdrIn in(m.results);
+  uint32_t mount_status = 1;
+  std::string root;
+  ASSERT_TRUE(in.U32(&mount_status) && in.Opaque(&root, 64));
+  ASSERT_EQ(mount_status, 0u);
+  const std::string putfh = XdrOut().U32(kOpPutfh).Opaque(root).bytes();
+  struct stat st;
+
+  // CREATE of a directory with a mode: made so, its directory's change info moves.
+  SessionReply c = Compound(
+      conn_, {Sequence(session, 1), putfh,
+              XdrOut().U32(kOpCreate).U32(/*NF4DIR*/ 2).Str("made").bytes() + ModeAttr(0700),
+              Op(kOpGetfh)});
+  ASSERT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok}, {kOpPutfh, kNfs4Ok},
+                                {kOpCreate, kNfs4Ok}, {kOpGetfh, kNfs4Ok}}));
+  ASSERT_EQ(c.cinfo.size(), 1u);
+  EXPECT_NE(c.cinfo[0].first, c.cinfo[0].second);
+  EXPECT_EQ(c.attrsset, 1u << (33 - 32));
+  ASSERT_EQ(stat((root_.path() + "/made").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+
+  // RENAME within the export (saved: the source directory), SETATTR of the mode.
+  c = Compound(conn_, {Sequence(session, 2), putfh, Op(kOpSavefh),
+                       XdrOut().U32(kOpRename).Str("made").Str("moved").bytes(),
+                       XdrOut().U32(kOpLookup).Str("moved").bytes(),
+                       XdrOut().U32(kOpSetattr).U32(0).Fixed(std::string(12, '\0')).bytes() +
+                           ModeAttr(0755)});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok},
+                                {kOpPutfh, kNfs4Ok},
+                                {kOpSavefh, kNfs4Ok},
+                                {kOpRename, kNfs4Ok},
+                                {kOpLookup, kNfs4Ok},
+                                {kOpSetattr, kNfs4Ok}}));
+  EXPECT_EQ(c.cinfo.size(), 2u);
+  EXPECT_NE(stat((root_.path() + "/made").c_str(), &st), 0);
+  ASSERT_EQ(stat((root_.path() + "/moved").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+
+  // LINK of a file, REMOVE of both names and the directory; a second REMOVE is NOENT.
+  ASSERT_TRUE(WriteFile(root_.path() + "/file", "data"));
+  ASSERT_EQ(chown((root_.path() + "/file").c_str(), 65534, 65534), 0);
+  c = Compound(conn_, {Sequence(session, 3), putfh,
+                       XdrOut().U32(kOpLookup).Str("file").bytes(), Op(kOpSavefh), putfh,
+                       XdrOut().U32(kOpLink).Str("second").bytes()});
+  EXPECT_EQ(c.status, kNfs4Ok);
+  ASSERT_EQ(stat((root_.path() + "/second").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 2u);
+  c = Compound(conn_, {Sequence(session, 4), putfh, XdrOut().U32(kOpRemove).Str("file").bytes(),
+                       XdrOut().U32(kOpRemove).Str("second").bytes(),
+                       XdrOut().U32(kOpRemove).Str("moved").bytes(),
+                       XdrOut().U32(kOpRemove).Str("moved").bytes()});
+  EXPECT_EQ(c.results, (Results{{kOpSequence, kNfs4Ok},
+                                {kOpPutfh, kNfs4Ok},
+                                {kOpRemove, kNfs4Ok},
+                                {kOpRemove, kNfs4Ok},
+                                {kOpRemove, kNfs4Ok},
+                                {kOpRemove, /*NFS4ERR_NOENT*/ 2}}));
+  EXPECT_NE(stat((root_.path() + "/moved").c_str(), &st), 0);
+  EXPECT_NE(stat((root_.path() + "/file").c_str(), &st), 0);
 }
 
 TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {

@@ -1,5 +1,6 @@
 // server/nfs4/compound.cc — the op table and the COMPOUND loop (see compound.h
-// for the rules). Handlers are in nfs4proc.cc, nfs4proc_io.cc and session_ops.cc.
+// for the rules). Handlers are in nfs4proc.cc, nfs4proc_io.cc, nfs4proc_ns.cc and
+// session_ops.cc.
 #include "server/nfs4/compound.h"
 
 #include <rpc/rpc.h>
@@ -11,6 +12,7 @@
 
 #include "server/nfs4/nfs4proc.h"
 #include "server/nfs4/nfs4proc_io.h"
+#include "server/nfs4/nfs4proc_ns.h"
 #include "server/nfs4/services.h"
 #include "server/nfs4/state.h"
 #include "server/nfs4/session_ops.h"
@@ -42,12 +44,12 @@ constexpr OpTable MakeTable() {
   op(OP_ACCESS, "ACCESS", kFh, 0, &Access);
   op(OP_CLOSE, "CLOSE", kFh, 0, &Close);
   op(OP_COMMIT, "COMMIT", kFh, 0, &Commit);
-  op(OP_CREATE, "CREATE", kFh | kMod, 0);
+  op(OP_CREATE, "CREATE", kFh | kMod, 0, &Create);
   op(OP_DELEGPURGE, "DELEGPURGE", 0, 0);
   op(OP_DELEGRETURN, "DELEGRETURN", kFh, 0, &DelegReturn);
   op(OP_GETATTR, "GETATTR", kFh, 0, &GetAttr);
   op(OP_GETFH, "GETFH", kFh, 0, &GetFh);
-  op(OP_LINK, "LINK", kFh | kSaved | kMod, 0);
+  op(OP_LINK, "LINK", kFh | kSaved | kMod, 0, &Link);
   op(OP_LOCK, "LOCK", kFh, 0, &Lock);
   op(OP_LOCKT, "LOCKT", kFh, 0, &LockT);
   op(OP_LOCKU, "LOCKU", kFh, 0, &LockU);
@@ -64,13 +66,13 @@ constexpr OpTable MakeTable() {
   op(OP_READ, "READ", kFh, 0, &Read);
   op(OP_READDIR, "READDIR", kFh, 0, &ReadDir);
   op(OP_READLINK, "READLINK", kFh, 0, &ReadLink);
-  op(OP_REMOVE, "REMOVE", kFh | kMod | kGrace, 0);
-  op(OP_RENAME, "RENAME", kFh | kSaved | kMod | kGrace, 0);
+  op(OP_REMOVE, "REMOVE", kFh | kMod | kGrace, 0, &Remove);
+  op(OP_RENAME, "RENAME", kFh | kSaved | kMod | kGrace, 0, &Rename);
   op(OP_RENEW, "RENEW", kGone, 0);
   op(OP_RESTOREFH, "RESTOREFH", kSaved, 0, &RestoreFh);
   op(OP_SAVEFH, "SAVEFH", kFh, 0, &SaveFh);
   op(OP_SECINFO, "SECINFO", kFh, 0, &SecInfo);
-  op(OP_SETATTR, "SETATTR", kFh | kMod, 0);
+  op(OP_SETATTR, "SETATTR", kFh | kMod, 0, &SetAttr);
   op(OP_SETCLIENTID, "SETCLIENTID", kGone, 0);
   op(OP_SETCLIENTID_CONFIRM, "SETCLIENTID_CONFIRM", kGone, 0);
   op(OP_VERIFY, "VERIFY", kFh, 0, &Verify);
@@ -97,19 +99,19 @@ constexpr OpTable MakeTable() {
   op(OP_DESTROY_CLIENTID, "DESTROY_CLIENTID", kFirst, 1, &DestroyClientId);
   op(OP_RECLAIM_COMPLETE, "RECLAIM_COMPLETE", 0, 1, &ReclaimComplete);
   // NFSv4.2 (RFC 7862) and its extended attributes (RFC 8276).
-  op(OP_ALLOCATE, "ALLOCATE", kFh | kMod, 2);
-  op(OP_COPY, "COPY", kFh | kSaved | kMod, 2);
+  op(OP_ALLOCATE, "ALLOCATE", kFh | kMod, 2, &Allocate);
+  op(OP_COPY, "COPY", kFh | kSaved | kMod, 2, &Copy);
   op(OP_COPY_NOTIFY, "COPY_NOTIFY", kFh, 2);
-  op(OP_DEALLOCATE, "DEALLOCATE", kFh | kMod, 2);
-  op(OP_IO_ADVISE, "IO_ADVISE", kFh, 2);
+  op(OP_DEALLOCATE, "DEALLOCATE", kFh | kMod, 2, &Deallocate);
+  op(OP_IO_ADVISE, "IO_ADVISE", kFh, 2, &IoAdvise);
   op(OP_LAYOUTERROR, "LAYOUTERROR", kFh, 2);
   op(OP_LAYOUTSTATS, "LAYOUTSTATS", kFh, 2);
-  op(OP_OFFLOAD_CANCEL, "OFFLOAD_CANCEL", kFh, 2);
-  op(OP_OFFLOAD_STATUS, "OFFLOAD_STATUS", kFh, 2);
-  op(OP_READ_PLUS, "READ_PLUS", kFh, 2);
-  op(OP_SEEK, "SEEK", kFh, 2);
+  op(OP_OFFLOAD_CANCEL, "OFFLOAD_CANCEL", kFh, 2, &OffloadCancel);
+  op(OP_OFFLOAD_STATUS, "OFFLOAD_STATUS", kFh, 2, &OffloadStatus);
+  op(OP_READ_PLUS, "READ_PLUS", kFh, 2, &ReadPlus);
+  op(OP_SEEK, "SEEK", kFh, 2, &Seek);
   op(OP_WRITE_SAME, "WRITE_SAME", kFh | kMod, 2);
-  op(OP_CLONE, "CLONE", kFh | kSaved | kMod, 2);
+  op(OP_CLONE, "CLONE", kFh | kSaved | kMod, 2, &Clone);
   op(OP_GETXATTR, "GETXATTR", kFh, 2);
   op(OP_SETXATTR, "SETXATTR", kFh | kMod | kGrace, 2);
   op(OP_LISTXATTRS, "LISTXATTRS", kFh, 2);

@@ -55,6 +55,8 @@ constexpr uint32_t kSupported[] = {
     FATTR4_TIME_ACCESS, FATTR4_TIME_DELTA, FATTR4_TIME_METADATA, FATTR4_TIME_MODIFY,
     FATTR4_MOUNTED_ON_FILEID, FATTR4_FS_LAYOUT_TYPES, FATTR4_SUPPATTR_EXCLCREAT,
     FATTR4_CLONE_BLKSIZE, FATTR4_CHANGE_ATTR_TYPE, FATTR4_XATTR_SUPPORT,
+    // Write-only (AsksWriteOnly): SETATTR takes them, nothing answers them.
+    FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET,
 };
 
 // What an EXCLUSIVE4_1 create may set with its attributes (those SETATTR will take).
@@ -217,6 +219,10 @@ AttrBitmap SupportedAttrs() {
   return supported;
 }
 
+bool AsksWriteOnly(const AttrBitmap& requested) {
+  return requested.has(FATTR4_TIME_ACCESS_SET) || requested.has(FATTR4_TIME_MODIFY_SET);
+}
+
 bool NeedsFsStat(const AttrBitmap& requested) {
   for (uint32_t bit : {FATTR4_FILES_AVAIL, FATTR4_FILES_FREE, FATTR4_FILES_TOTAL,
                        FATTR4_SPACE_AVAIL, FATTR4_SPACE_FREE, FATTR4_SPACE_TOTAL}) {
@@ -275,7 +281,7 @@ nfsstat4 CompareAttrs(const FattrSource& src, const fattr4& given) {
   bool beyond = false;
   const AttrBitmap want = BitmapFromWire(given.attrmask, &beyond);
   if (beyond || !((want & SupportedAttrs()) == want)) return NFS4ERR_ATTRNOTSUPP;
-  if (want.has(FATTR4_RDATTR_ERROR)) return NFS4ERR_INVAL;
+  if (want.has(FATTR4_RDATTR_ERROR) || AsksWriteOnly(want)) return NFS4ERR_INVAL;
   AttrBitmap mask;
   std::string vals;
   EncodeAttrs(src, want, &mask, &vals);

@@ -105,11 +105,14 @@ nfsstat4 CompareAttrs(const FattrSource& src, const fattr4& given);
 // result). NFS4ERR_ATTRNOTSUPP for an attribute this server does not support,
 // NFS4ERR_INVAL for one that cannot be set (RFC 8881 §18.30.3) or a time's nseconds
 // of a second or more, NFS4ERR_BADXDR when the values do not match the bitmap.
-// Not used yet: SETATTR and OPEN's creates will. Until then supported_attrs does not
-// name the two write-only time attributes (the Linux client sets no times without
-// them); with SETATTR they join it, and GETATTR and VERIFY of them then answer
-// NFS4ERR_INVAL, as knfsd's (NFSD_WRITEONLY_ATTRS_WORD1).
+// Used by SETATTR and CREATE (nfs4proc_ns.cc) and OPEN's creates.
 nfsstat4 DecodeSettableAttrs(const fattr4& given, backend::SetAttrRequest* req,
                              AttrBitmap* set);
+
+// Whether `requested` names a write-only attribute (time_access_set, time_modify_set:
+// supported, since SETATTR takes them — the Linux client sets no times without them in
+// supported_attrs — but they have no value to read). GETATTR, READDIR, VERIFY and
+// NVERIFY of one answer NFS4ERR_INVAL, as knfsd's (NFSD_WRITEONLY_ATTRS_WORD1).
+bool AsksWriteOnly(const AttrBitmap& requested);
 
 }  // namespace localnfs::server::nfs4

@@ -26,9 +26,8 @@
 #include "server/policy/creds.h"
 
 namespace localnfs::server::nfs4 {
-namespace {
 
-// The namespace, or null without one (tests of the COMPOUND loop alone).
+// The helpers the handler files share (nfs4proc.h).
 PseudoFs* Namespace(const CompoundState& cs) {
   return cs.services != nullptr && cs.call != nullptr ? cs.services->namespace_fs : nullptr;
 }
@@ -36,27 +35,15 @@ Requester Who(const CompoundState& cs) {
   return Requester{cs.call->ctx().conn, &cs.call->ctx().cred};
 }
 
-nfsstat4 SetCurrent(CompoundState& cs, absl::StatusOr<FileHandle4> fh) {
-  if (!fh.ok()) return Nfs4StatusFromStatus(fh.status());
-  cs.current = std::move(*fh);
-  return NFS4_OK;
-}
-
-// Ops beyond the filehandle ops need the object the namespace made current.
 const Nfs4Object* CurrentObject(const CompoundState& cs) {
   return cs.current && cs.current->object ? cs.current->object.get() : nullptr;
 }
 
-// The status of an op that needs a directory as its current filehandle (knfsd's
-// fh_verify(S_IFDIR): a symlink is NFS4ERR_SYMLINK in NFSv4).
 nfsstat4 CheckDirectory(const Nfs4Object& o) {
   if (o.pseudo || o.obj.attrs().is_dir()) return NFS4_OK;
   return o.obj.attrs().type == backend::FileType::kSymlink ? NFS4ERR_SYMLINK : NFS4ERR_NOTDIR;
 }
 
-// A component argument (LOOKUP, SECINFO), checked as knfsd's check_filename and RFC
-// 8881 §18.13.3: empty → INVAL, "." / ".." or a '/' or NUL in it → BADNAME, longer
-// than a name may be → NAMETOOLONG.
 nfsstat4 CheckComponent(const component4& c, std::string_view* name) {
   *name = std::string_view(c.utf8string_val, c.utf8string_len);
   if (name->empty()) return NFS4ERR_INVAL;
@@ -64,6 +51,14 @@ nfsstat4 CheckComponent(const component4& c, std::string_view* name) {
   if (name->find('/') != std::string_view::npos || name->find('\0') != std::string_view::npos)
     return NFS4ERR_BADNAME;
   if (name->size() > backend::kMaxNameLen) return NFS4ERR_NAMETOOLONG;
+  return NFS4_OK;
+}
+
+namespace {
+
+nfsstat4 SetCurrent(CompoundState& cs, absl::StatusOr<FileHandle4> fh) {
+  if (!fh.ok()) return Nfs4StatusFromStatus(fh.status());
+  cs.current = std::move(*fh);
   return NFS4_OK;
 }
 
@@ -199,12 +194,14 @@ nfsstat4 Lookupp(CompoundState& cs, const nfs_argop4&, nfs_resop4&) {
   return SetCurrent(cs, ns->Parent(Who(cs), *cs.current));
 }
 
-// RFC 8881 §18.7: the requested attributes that are supported (fattr.h).
+// RFC 8881 §18.7: the requested attributes that are supported (fattr.h); asking for a
+// write-only one is NFS4ERR_INVAL.
 nfsstat4 GetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
   if (ns == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
   const AttrBitmap want = BitmapFromWire(args.nfs_argop4_u.opgetattr.attr_request);
+  if (AsksWriteOnly(want)) return NFS4ERR_INVAL;
   absl::StatusOr<Described> d = Describe(*ns, *o, want);
   if (!d.ok()) return Nfs4StatusFromStatus(d.status());
   AttrBitmap mask;
@@ -431,6 +428,7 @@ nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const READDIR4args& a = args.nfs_argop4_u.opreaddir;
   if (a.cookie == 1 || a.cookie == 2) return NFS4ERR_BAD_COOKIE;
   const AttrBitmap want = BitmapFromWire(a.attr_request);
+  if (AsksWriteOnly(want)) return NFS4ERR_INVAL;
   READDIR4resok* ok = &res.nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
   // What the session lets the result take: the budget less the results before it and
   // this result's op number and status.
@@ -468,7 +466,7 @@ nfsstat4 SecInfoNoName(CompoundState& cs, const nfs_argop4& args, nfs_resop4& re
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
   if (ns == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
-  const secinfo_style4 style = args.nfs_argop4_u.opsecinfo_no_name;
+  const int32_t style = WireEnum(args.nfs_argop4_u.opsecinfo_no_name);
   if (style != SECINFO_STYLE4_CURRENT_FH && style != SECINFO_STYLE4_PARENT)
     return NFS4ERR_INVAL;
   if (style == SECINFO_STYLE4_PARENT) {

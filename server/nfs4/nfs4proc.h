@@ -13,10 +13,48 @@
 // Thread-safety: handlers touch only their CompoundState and arguments.
 #pragma once
 
+#include <stdint.h>
+#include <string.h>
+
+#include <string_view>
+#include <type_traits>
+
 #include "rpc/nfs4.h"
 #include "server/nfs4/compound.h"
+#include "server/nfs4/pseudofs.h"
 
 namespace localnfs::server::nfs4 {
+
+// ---- What the handler files (nfs4proc.cc, nfs4proc_ns.cc) share
+
+// The namespace, or null without one (tests of the COMPOUND loop alone).
+PseudoFs* Namespace(const CompoundState& cs);
+// The COMPOUND's connection and credentials as sent (`cs.call` not null).
+Requester Who(const CompoundState& cs);
+// The object the namespace made current; null without a namespace.
+const Nfs4Object* CurrentObject(const CompoundState& cs);
+// The status of an op that needs a directory as its current filehandle (knfsd's
+// fh_verify(S_IFDIR): a symlink is NFS4ERR_SYMLINK in NFSv4).
+nfsstat4 CheckDirectory(const Nfs4Object& o);
+// A component argument (LOOKUP, SECINFO, CREATE, REMOVE, RENAME, LINK), checked as
+// knfsd's check_filename and RFC 8881 §18.13.3: empty → INVAL, "." / ".." or a '/' or
+// NUL in it → BADNAME, longer than a name may be → NAMETOOLONG. *name views `c`.
+nfsstat4 CheckComponent(const component4& c, std::string_view* name);
+// The value of an enum field as rpcgen decoded it: xdr_enum accepts any 32-bit value,
+// and loading one outside the C++ enum's range as that enum is undefined behaviour (a
+// CREATE type or a SEEK content of 7), so handlers read such fields through this (the
+// twin of nfs3xdr.h's WireEnumValue).
+// Its bytes are copied, never loaded as the enum (UBSan's -fsanitize=enum checks such a
+// load, std::bit_cast's included).
+template <typename Enum>
+int32_t WireEnum(const Enum& field) {
+  static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
+  int32_t v;
+  memcpy(&v, &field, sizeof(v));
+  return v;
+}
+
+// ---- Handlers
 
 nfsstat4 PutRootFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);
 nfsstat4 PutFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res);

@@ -64,11 +64,11 @@ nfsstat4 GetCtx(const CompoundState& cs, Ctx* ctx) {
   return NFS4_OK;
 }
 
-Requester Who(const CompoundState& cs) {
+Requester RequesterOf(const CompoundState& cs) {
   return Requester{cs.call->ctx().conn, &cs.call->ctx().cred};
 }
 
-const Nfs4Object* CurrentObject(const CompoundState& cs) {
+const Nfs4Object* CurrentFileObject(const CompoundState& cs) {
   return cs.current && cs.current->object ? cs.current->object.get() : nullptr;
 }
 
@@ -83,7 +83,7 @@ nfsstat4 CheckRegular(const Nfs4Object& o) {
 
 FileKey KeyOf(const backend::Object& obj) { return FileKey{obj.exp().id(), obj.handle()}; }
 
-char* MallocCopy(std::string_view bytes) {
+char* CopyForXdr(std::string_view bytes) {
   char* p = static_cast<char*>(malloc(bytes.empty() ? 1 : bytes.size()));
   if (p == nullptr) abort();
   if (!bytes.empty()) memcpy(p, bytes.data(), bytes.size());
@@ -345,7 +345,7 @@ nfsstat4 CheckOpenPermission(backend::Backend& be, const FileHandle4& fh, uint32
   return NFS4_OK;
 }
 
-nfsstat4 CheckComponent(const component4& c, std::string_view* name) {
+nfsstat4 CheckOpenName(const component4& c, std::string_view* name) {
   *name = std::string_view(c.utf8string_val, c.utf8string_len);
   if (name->empty()) return NFS4ERR_INVAL;
   if (*name == "." || *name == "..") return NFS4ERR_BADNAME;
@@ -364,7 +364,7 @@ nfsstat4 CheckComponent(const component4& c, std::string_view* name) {
 nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* cur = CurrentObject(cs);
+  const Nfs4Object* cur = CurrentFileObject(cs);
   if (cur == nullptr) return NFS4ERR_SERVERFAULT;
   const OPEN4args& a = args.nfs_argop4_u.opopen;
   uint32_t access = 0, want = 0;
@@ -392,7 +392,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
                                                                     : NFS4ERR_NOTDIR;
       }
       std::string_view name;
-      if (nfsstat4 s = CheckComponent(a.claim.open_claim4_u.file, &name); s != NFS4_OK) return s;
+      if (nfsstat4 s = CheckOpenName(a.claim.open_claim4_u.file, &name); s != NFS4_OK) return s;
       if (create) {
         if (nfsstat4 s = OpenCreate(cs, ctx, name, a.openhow.openflag4_u.how, &file, &created,
                                     &attrset, &cinfo);
@@ -400,7 +400,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
           return s;
         }
       } else {
-        absl::StatusOr<FileHandle4> fh = ctx.ns->Lookup(Who(cs), *cs.current, name);
+        absl::StatusOr<FileHandle4> fh = ctx.ns->Lookup(RequesterOf(cs), *cs.current, name);
         if (!fh.ok()) return Nfs4StatusFromStatus(fh.status());
         file = std::move(*fh);
         if (!cur->pseudo) cinfo.before = cinfo.after = ChangeOf(be, cur->obj);
@@ -458,7 +458,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 nfsstat4 OpenDowngrade(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentObject(cs);
+  const Nfs4Object* o = CurrentFileObject(cs);
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   const OPEN_DOWNGRADE4args& a = args.nfs_argop4_u.opopen_downgrade;
   uint32_t access = 0, want = 0;
@@ -482,7 +482,7 @@ nfsstat4 OpenDowngrade(CompoundState& cs, const nfs_argop4& args, nfs_resop4& re
 nfsstat4 Close(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentObject(cs);
+  const Nfs4Object* o = CurrentFileObject(cs);
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   StateId sid;
@@ -504,9 +504,10 @@ nfsstat4 CheckIoStateId(const CompoundState& cs, const Ctx& ctx, const Nfs4Objec
                         const stateid4& w, uint32_t need) {
   const FileKey key = KeyOf(o.obj);
   if (IsAnonymous(w) || IsReadBypass(w)) {
+    // The READ bypass skips share reservations for reads only; for a write it is the
+    // anonymous stateid (knfsd's check_special_stateids). Opens being reclaimed may deny
+    // the access: NFS4ERR_GRACE in grace.
     if (IsReadBypass(w) && need == OPEN4_SHARE_ACCESS_READ) return NFS4_OK;
-    if (IsReadBypass(w)) return NFS4ERR_BAD_STATEID;
-    // Opens being reclaimed may deny this access (knfsd's check_special_stateids).
     if (nfsstat4 s = CheckGrace(ctx); s != NFS4_OK) return s;
     return ctx.table->CheckAnonymous(key, need);
   }
@@ -522,7 +523,7 @@ nfsstat4 CheckIoStateId(const CompoundState& cs, const Ctx& ctx, const Nfs4Objec
 nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentObject(cs);
+  const Nfs4Object* o = CurrentFileObject(cs);
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   const READ4args& a = args.nfs_argop4_u.opread;
@@ -556,7 +557,7 @@ nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentObject(cs);
+  const Nfs4Object* o = CurrentFileObject(cs);
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   const WRITE4args& a = args.nfs_argop4_u.opwrite;
@@ -584,7 +585,7 @@ nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 nfsstat4 Commit(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentObject(cs);
+  const Nfs4Object* o = CurrentFileObject(cs);
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   const COMMIT4args& a = args.nfs_argop4_u.opcommit;
@@ -619,13 +620,13 @@ void FillDenied(const OpenStateTable::Denied& d, LOCK4denied* out) {
   out->length = d.conflict.length == 0 ? NFS4_UINT64_MAX : d.conflict.length;
   out->locktype = d.conflict.type == backend::LockType::kWrite ? WRITE_LT : READ_LT;
   out->owner.clientid = d.clientid;
-  out->owner.owner.owner_val = MallocCopy(d.owner);
+  out->owner.owner.owner_val = CopyForXdr(d.owner);
   out->owner.owner.owner_len = static_cast<u_int>(d.owner.size());
 }
 
 // The current filehandle of a lock op: a regular file of an export.
 nfsstat4 LockTarget(const CompoundState& cs, const Nfs4Object** out) {
-  const Nfs4Object* o = CurrentObject(cs);
+  const Nfs4Object* o = CurrentFileObject(cs);
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   *out = o;

@@ -5,8 +5,9 @@
 // (pseudofs.h) and the Backend.
 //
 // Stateids of READ and WRITE (knfsd's nfs4_preprocess_stateid_op): the anonymous stateid
-// (all zeros) and the READ bypass (all ones; READ only, else BAD_STATEID) do I/O without
-// an open, refused with NFS4ERR_LOCKED while another client's open denies that access;
+// (all zeros) and the READ bypass (all ones: a READ ignores share reservations; a WRITE
+// with it is anonymous) do I/O without an open, refused with NFS4ERR_LOCKED while an
+// open denies that access (NFS4ERR_GRACE in grace);
 // the "current" stateid (seqid 1, other zero) is CompoundState's current stateid;
 // anything else must be the client's open or lock stateid of the current file with the
 // access the I/O needs (OpenStateTable::Check). Permission is the Backend's own check

@@ -554,9 +554,16 @@ TEST_P(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
                        FATTR4_SPACE_TOTAL, FATTR4_MOUNTED_ON_FILEID, FATTR4_XATTR_SUPPORT})
     EXPECT_TRUE(supported.has(bit)) << bit;
   EXPECT_FALSE(supported.has(FATTR4_ACL));
-  // Asked for everything (and more), a file and a pseudo directory answer all of it.
+  // Asked for everything (and more) but the write-only times, a file and a pseudo
+  // directory answer all of it; asked for a write-only time, NFS4ERR_INVAL (as knfsd).
   AttrBitmap all;
   all.words = {~0u, ~0u, ~0u};
+  AttrBitmap readable = SupportedAttrs();
+  for (uint32_t bit : {FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET}) {
+    EXPECT_TRUE(supported.has(bit)) << bit;
+    all.words[bit / 32] &= ~(1u << (bit % 32));
+    readable.words[bit / 32] &= ~(1u << (bit % 32));
+  }
   for (const std::string& fh : {MountHandle("a/b"), HandleOf(to_a_)}) {
     Compound every;
     every.PutFh(fh).GetAttr(all);
@@ -564,7 +571,10 @@ TEST_P(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
     ASSERT_EQ((*r)->status, NFS4_OK);
     const fattr4& got =
         (*r)->resarray.resarray_val[1].nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
-    EXPECT_EQ(BitmapFromWire(got.attrmask), SupportedAttrs());
+    EXPECT_EQ(BitmapFromWire(got.attrmask), readable);
+    Compound write_only;
+    write_only.PutFh(fh).GetAttr(Bits({FATTR4_TYPE, FATTR4_TIME_MODIFY_SET}));
+    EXPECT_EQ(Status(write_only), NFS4ERR_INVAL);
   }
 }
 
@@ -747,10 +757,10 @@ TEST_P(Nfs4ProcTest, ChangesAreRofsOnPseudoDirectoriesAndReadOnlyExports) {
   Compound ro;
   ro.PutFh(MountHandle("a/c")).Named(OP_REMOVE, "x");
   EXPECT_EQ(Status(ro), NFS4ERR_ROFS);
-  // A writable export reaches the op (not implemented yet).
+  // A writable export reaches the op.
   Compound rw;
   rw.PutFh(MountHandle("a/b")).Named(OP_REMOVE, "x");
-  EXPECT_EQ(Status(rw), NFS4ERR_NOTSUPP);
+  EXPECT_EQ(Status(rw), NFS4ERR_NOENT);
 }
 
 TEST_P(Nfs4ProcTest, AccessIsJudgedForTheSquashedUser) {

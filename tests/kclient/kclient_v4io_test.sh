@@ -2,9 +2,10 @@
 # tests/kclient/kclient_v4io_test.sh — the real Linux NFS client (qemu guest,
 # ../shared/kclient) against localnfsd --nfs4-preview over NFSv4.1 and 4.2: files
 # opened, written (4 MiB, appends, overwrites, concurrent writers, a big file), read back
-# after dropping caches, and byte-range locks — two guest processes contend (F_SETLK
-# refused, F_SETLKW granted once the holder unlocks) and a lock a host process holds
-# (an OFD lock, lockprobe.c) refuses the guest: workload-v4io.sh. Then an orderly
+# after dropping caches, a tree copied with cp -a and compared with diff -r, O_TRUNC, and
+# byte-range locks — two guest processes contend (F_SETLK refused, F_SETLKW granted once
+# the holder unlocks; on one mount and, so that the server decides, on two) and a lock a
+# host process holds (an OFD lock, lockprobe.c) refuses the guest: workload-v4io.sh. Then an orderly
 # SIGTERM (exit 0, no sanitizer report). Exit 0 pass, 1 fail, 77 skip when
 # ../shared/kclient, qemu or a static C toolchain is absent.
 #

@@ -14,6 +14,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -186,7 +187,7 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     args.minorversion = 1;
     args.argarray.argarray_len = static_cast<u_int>(ops.size());
     args.argarray.argarray_val = ops.data();
-    std::string buf(1 << 20, '\0');
+    std::string buf(1 << 16, '\0');
     XDR x;
     xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
     EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
@@ -251,6 +252,24 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     sa.sa_sequenceid = c.seq++;
     ops.insert(ops.begin(), s);
     return Raw(std::move(ops), cred);
+  }
+  nfs_argop4 Seq(Client& c) {
+    nfs_argop4 s = Op(OP_SEQUENCE);
+    SEQUENCE4args& sa = s.nfs_argop4_u.opsequence;
+    memcpy(sa.sa_sessionid, c.session.data(), c.session.size());
+    sa.sa_sequenceid = c.seq;
+    return s;
+  }
+  // COMPOUND bytes as they are: the decoded reply, or nullopt for an RPC-level error
+  // (GARBAGE_ARGS: the ops did not decode, nothing ran).
+  std::optional<std::string> RawBytes(const std::string& bytes) {
+    rpc::CallAuth auth;
+    auth.flavor = rpc::AuthFlavor::kSys;
+    auth.cred = Cred(0, 0);
+    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
+        *dispatcher_, *conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, bytes, auth);
+    if (!r || !r->error.is_success()) return std::nullopt;
+    return r->body;
   }
   static std::vector<nfsstat4> Statuses(const std::unique_ptr<Reply>& r) {
     std::vector<nfsstat4> out;
@@ -730,6 +749,80 @@ TEST_P(Nfs4IoTest, AfterARestartTheClientReclaimsItsOpenAndLockInGrace) {
   auto ob = Run(newcomer, {PutFh(fh), Open("n", OPEN4_SHARE_ACCESS_BOTH, 0, CLAIM_FH),
                            LockNew(WRITE_LT, 5, 1, kCurrent, "x")});
   EXPECT_EQ(Last(ob), NFS4ERR_DENIED) << ::testing::PrintToString(Statuses(ob));
+}
+
+TEST_P(Nfs4IoTest, MutatedArgumentsAreAnsweredNeverCrash) {
+  Client c = Mount("host-a");
+  auto [sid, fh] = CreateFile(c, "f");
+  auto lr = Run(c, {PutFh(fh), Write(sid, 0, "0123456789"), LockNew(WRITE_LT, 0, 5, sid, "l")});
+  ASSERT_EQ(Last(lr), NFS4_OK);
+  const stateid4 lock = At(lr, 3).nfs_resop4_u.oplock.LOCK4res_u.resok4.lock_stateid;
+  const std::string e = RootHandle("e");
+  nfs_argop4 exist = LockNew(READ_LT, 20, 5, sid, "");
+  exist.nfs_argop4_u.oplock.locker.new_lock_owner = FALSE;
+  exist.nfs_argop4_u.oplock.locker.locker4_u.lock_owner.lock_stateid = lock;
+  nfs_argop4 down = Op(OP_OPEN_DOWNGRADE);
+  down.nfs_argop4_u.opopen_downgrade.open_stateid = sid;
+  down.nfs_argop4_u.opopen_downgrade.share_access = OPEN4_SHARE_ACCESS_READ;
+  nfs_argop4 test = Op(OP_TEST_STATEID);
+  stateid4 ids[2] = {sid, lock};
+  test.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_len = 2;
+  test.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_val = ids;
+  nfs_argop4 fr = Op(OP_FREE_STATEID);
+  fr.nfs_argop4_u.opfree_stateid.fsa_stateid = lock;
+  nfs_argop4 dr = Op(OP_DELEGRETURN);
+  dr.nfs_argop4_u.opdelegreturn.deleg_stateid = sid;
+  struct Case {
+    std::string fh;
+    nfs_argop4 op;
+  };
+  const std::vector<Case> cases = {
+      {e, Create("m", "g1", UNCHECKED4)},
+      {e, Create("m", "g2", GUARDED4)},
+      {e, Create("m", "g3", EXCLUSIVE4, OPEN4_SHARE_ACCESS_BOTH, 3)},
+      {e, Create("m", "g4", EXCLUSIVE4_1, OPEN4_SHARE_ACCESS_BOTH, 4)},
+      {e, Open("m", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_NULL, "f")},
+      {fh, Open("m", OPEN4_SHARE_ACCESS_BOTH, OPEN4_SHARE_DENY_NONE, CLAIM_FH)},
+      {fh, down},
+      {fh, Close(sid)},
+      {fh, Read(sid, 0, 100)},
+      {fh, Write(sid, 3, "abc", DATA_SYNC4)},
+      {fh, Op(OP_COMMIT)},
+      {fh, LockNew(WRITE_LT, 10, 5, sid, "n")},
+      {fh, exist},
+      {fh, LockT(WRITE_LT, 0, 100, "t")},
+      {fh, LockU(lock, 0, 5)},
+      {fh, test},
+      {fh, fr},
+      {fh, dr},
+      {fh, Op(OP_BACKCHANNEL_CTL)},
+  };
+  std::mt19937 rng(29);
+  size_t answered = 0;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    for (int i = 0; i < 200; ++i) {
+      const size_t args_at = Encode({Seq(c), PutFh(cases[k].fh)}).size() + 4;
+      std::string bytes = Encode({Seq(c), PutFh(cases[k].fh), cases[k].op});
+      if (bytes.size() > args_at) {
+        const int flips = 1 + static_cast<int>(rng() % 3);
+        for (int f = 0; f < flips; ++f)
+          bytes[args_at + rng() % (bytes.size() - args_at)] = static_cast<char>(rng());
+        if (rng() % 4 == 0) bytes.resize(args_at + rng() % (bytes.size() - args_at));
+      }
+      std::optional<std::string> body = RawBytes(bytes);
+      if (!body) continue;  // did not decode: nothing ran, the slot's seqid is unused
+      Reply r(*body);
+      ASSERT_TRUE(r.ok()) << "case " << k << " mutation " << i;
+      ASSERT_GE(r->resarray.resarray_len, 1u) << "case " << k;
+      ASSERT_EQ(OpStatus(r->resarray.resarray_val[0]), NFS4_OK) << "case " << k;
+      ++c.seq;
+      ++answered;
+    }
+  }
+  // Most mutations decode (and run); the server answers as before.
+  EXPECT_GT(answered, cases.size() * 100);
+  auto after = Run(c, {PutFh(fh), Read(kAnonymous, 0, 100)});
+  EXPECT_EQ(Last(after), NFS4_OK);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Nfs4IoTest,

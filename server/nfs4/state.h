@@ -49,8 +49,12 @@
 // EXCHANGE_ID / CREATE_SESSION on it). A confirmed client whose lease ran out is a
 // *courtesy* client (knfsd ≥ 5.19): its sessions and state stay, and its next SEQUENCE
 // renews the lease and goes on as if nothing happened — until another client conflicts
-// (EXCHANGE_ID case 3 today; opens and locks later) or the courtesy clients exceed
-// Options::max_courtesy_clients (the oldest are discarded). An unconfirmed record is
+// (EXCHANGE_ID case 3; an open or lock of another client: the open-state table asks
+// IsCourtesy, takes the state and the op calls ExpireCourtesy) or the courtesy clients
+// exceed Options::max_courtesy_clients (the oldest are discarded). Every confirmed
+// client discarded is handed to Options::on_client_gone once mu_ is released (its opens
+// and locks go with it; lock order: the open-state table's mutex, then mu_). An
+// unconfirmed record is
 // discarded once a lease passed. Expiry is computed lazily from the injected clock
 // when a record is looked at, and discards happen in ExchangeId's sweep (O(clients),
 // bounded by max_clients) — no laundromat work item to requeue.

@@ -10,7 +10,9 @@
 # folder; default <repo>/../shared), KCLIENT_EXTRA (the extra guest script; default
 # beside this file), KCLIENT_POSIX (the POSIX-semantics guest script; default beside
 # this file), KC_NBIG / KC_HUGE_MIB (extra workload sizes, passed to the guest),
-# KCLIENT_SKIP_DEFAULT=1 (only the extra run).
+# KCLIENT_SKIP_DEFAULT=1 (only the extra run), KCLIENT_VERS (3, the default, or 4.1 / 4.2:
+# the same workloads over NFSv4 against localnfsd --nfs4-preview, mounted by the
+# export's path).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +40,10 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 t_start=$(date +%s)
-kc_start_localnfsd "$work/server.out" "$work/server.err" \
+vers=${KCLIENT_VERS:-3}
+v4_flags=()
+[ "$vers" = 3 ] || v4_flags=(--nfs4-preview)
+kc_start_localnfsd "$work/server.out" "$work/server.err" "${v4_flags[@]}" \
 	--export "$work/export:rw,no_root_squash" --port 0 --mount-port 0 --bind 127.0.0.1 \
 	--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" ||
 	fail "localnfsd exited before it was ready"
@@ -48,7 +53,11 @@ run_guest() {  # label, extra run.sh args...
 	local label=$1 t0 rc
 	shift
 	t0=$(date +%s)
-	"$RUN" "$nfs_port" "$mount_port" "$work/export" 3 "$@"
+	if [ "$vers" = 3 ]; then
+		"$RUN" "$nfs_port" "$mount_port" "$work/export" 3 "$@"
+	else
+		"$RUN" "$nfs_port" - "$work/export" "$vers" "$@"
+	fi
 	rc=$?
 	echo "kclient $label: rc=$rc in $(($(date +%s) - t0)) s"
 	kill -0 "$pid" 2>/dev/null || fail "localnfsd died during the $label run"
@@ -90,5 +99,5 @@ left=$(ls -A "$work/export" | grep -v "^kclient-extra-$tag\.")
 # Orderly shutdown: exit 0 and no sanitizer report.
 kc_stop_checked "$pid" "$work/server.err"
 pid=
-echo "PASS: kernel client v3 (default + extra + posix) in $(($(date +%s) - t_start)) s"
+echo "PASS: kernel client v$vers (default + extra + posix) in $(($(date +%s) - t_start)) s"
 exit 0

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "rpc/nfs3.h"
+#include "rpc/wire_enum.h"
 #include "server/backend/types.h"
 
 namespace localnfs::server {
@@ -39,15 +40,8 @@ inline constexpr uint32_t XdrEntryPlus3Size(size_t name_len, size_t fh_len) {
          XdrPad(static_cast<uint32_t>(fh_len));
 }
 
-// The value of an enum field as rpcgen decoded it. xdr_enum accepts any 32-bit value,
-// and loading one outside the C++ enum's range as that enum is undefined behaviour
-// (a MKNOD type or a WRITE stable_how of 183), so handlers read such fields through
-// this, as the integer the wire carried.
-template <typename Enum>
-int32_t WireEnumValue(const Enum& field) {
-  static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
-  return std::bit_cast<int32_t>(field);
-}
+// Enum fields of the arguments are read as the integer the wire carried.
+using rpc::WireEnumValue;
 
 // Attributes as the backend gave them (backend/types.h). fsid: the export's id, the
 // file system the client sees (not the device, Attrs::fsid). An Attrs without every

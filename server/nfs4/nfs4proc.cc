@@ -466,7 +466,7 @@ nfsstat4 SecInfoNoName(CompoundState& cs, const nfs_argop4& args, nfs_resop4& re
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
   if (ns == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
-  const int32_t style = WireEnum(args.nfs_argop4_u.opsecinfo_no_name);
+  const int32_t style = WireEnumValue(args.nfs_argop4_u.opsecinfo_no_name);
   if (style != SECINFO_STYLE4_CURRENT_FH && style != SECINFO_STYLE4_PARENT)
     return NFS4ERR_INVAL;
   if (style == SECINFO_STYLE4_PARENT) {

@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "rpc/nfs4.h"
+#include "rpc/wire_enum.h"
 #include "server/nfs4/compound.h"
 #include "server/nfs4/pseudofs.h"
 
@@ -40,19 +41,8 @@ nfsstat4 CheckDirectory(const Nfs4Object& o);
 // knfsd's check_filename and RFC 8881 §18.13.3: empty → INVAL, "." / ".." or a '/' or
 // NUL in it → BADNAME, longer than a name may be → NAMETOOLONG. *name views `c`.
 nfsstat4 CheckComponent(const component4& c, std::string_view* name);
-// The value of an enum field as rpcgen decoded it: xdr_enum accepts any 32-bit value,
-// and loading one outside the C++ enum's range as that enum is undefined behaviour (a
-// CREATE type or a SEEK content of 7), so handlers read such fields through this (the
-// twin of nfs3xdr.h's WireEnumValue).
-// Its bytes are copied, never loaded as the enum (UBSan's -fsanitize=enum checks such a
-// load, std::bit_cast's included).
-template <typename Enum>
-int32_t WireEnum(const Enum& field) {
-  static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
-  int32_t v;
-  memcpy(&v, &field, sizeof(v));
-  return v;
-}
+// Enum fields of the arguments are read as the integer the wire carried.
+using rpc::WireEnumValue;
 
 // ---- Handlers
 

@@ -19,6 +19,7 @@
 
 #include "common/status.h"
 #include "rpc/call.h"
+#include "rpc/wire_enum.h"
 #include "server/backend/backend.h"
 #include "server/backend/rules.h"
 #include "server/nfs4/fattr.h"
@@ -31,16 +32,7 @@
 namespace localnfs::server::nfs4 {
 namespace {
 
-// The value of an enum field as the wire carried it: rpcgen does not check enums, and
-// loading an out-of-range value as the enum (even through std::bit_cast) is undefined
-// behaviour, so the bytes are copied (as nfs4proc_ns.cc's WireEnum).
-template <typename Enum>
-int32_t WireValue(const Enum& field) {
-  static_assert(std::is_enum_v<Enum> && sizeof(Enum) == sizeof(int32_t));
-  int32_t v;
-  memcpy(&v, &field, sizeof(v));
-  return v;
-}
+using rpc::WireEnumValue;
 
 // What every stateful op needs: the services with a namespace and an open-state table,
 // the client of the COMPOUND's session.
@@ -236,10 +228,10 @@ struct CreateArgs {
   bool exclusive41 = false;  // EXCLUSIVE4_1: the attributes are set after the create
 };
 nfsstat4 DecodeCreate(const createhow4& how, CreateArgs* out) {
-  switch (WireValue(how.mode)) {
+  switch (WireEnumValue(how.mode)) {
     case UNCHECKED4:
     case GUARDED4:
-      out->how = WireValue(how.mode) == GUARDED4 ? backend::CreateHow::kGuarded
+      out->how = WireEnumValue(how.mode) == GUARDED4 ? backend::CreateHow::kGuarded
                                                  : backend::CreateHow::kUnchecked;
       return DecodeSettableAttrs(how.createhow4_u.createattrs, &out->attrs, &out->set);
     case EXCLUSIVE4:
@@ -370,12 +362,12 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   uint32_t access = 0, want = 0;
   if (nfsstat4 s = SplitShareAccess(a.share_access, &access, &want); s != NFS4_OK) return s;
   if ((a.share_deny & ~OPEN4_SHARE_DENY_BOTH) != 0) return NFS4ERR_INVAL;
-  const bool create = WireValue(a.openhow.opentype) == OPEN4_CREATE;
-  if (WireValue(a.openhow.opentype) != OPEN4_CREATE &&
-      WireValue(a.openhow.opentype) != OPEN4_NOCREATE) {
+  const bool create = WireEnumValue(a.openhow.opentype) == OPEN4_CREATE;
+  if (WireEnumValue(a.openhow.opentype) != OPEN4_CREATE &&
+      WireEnumValue(a.openhow.opentype) != OPEN4_NOCREATE) {
     return NFS4ERR_INVAL;
   }
-  const int32_t claim = WireValue(a.claim.claim);
+  const int32_t claim = WireEnumValue(a.claim.claim);
   // Only an open by name creates (knfsd: INVAL for a create with another claim).
   if (create && claim != CLAIM_NULL) return NFS4ERR_INVAL;
 
@@ -561,7 +553,7 @@ nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (o == nullptr) return NFS4ERR_SERVERFAULT;
   if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
   const WRITE4args& a = args.nfs_argop4_u.opwrite;
-  const int32_t stable = WireValue(a.stable);
+  const int32_t stable = WireEnumValue(a.stable);
   if (stable < UNSTABLE4 || stable > FILE_SYNC4) return NFS4ERR_BADXDR;
   if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) {
     return s;
@@ -645,7 +637,7 @@ nfsstat4 Lock(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (nfsstat4 s = LockTarget(cs, &o); s != NFS4_OK) return s;
   const LOCK4args& a = args.nfs_argop4_u.oplock;
   OpenStateTable::LockRequest req;
-  if (nfsstat4 s = LockTypeOf(WireValue(a.locktype), &req.type); s != NFS4_OK) return s;
+  if (nfsstat4 s = LockTypeOf(WireEnumValue(a.locktype), &req.type); s != NFS4_OK) return s;
   if (nfsstat4 s = a.reclaim != FALSE ? CheckReclaim(ctx, true) : CheckGrace(ctx); s != NFS4_OK)
     return s;
   std::optional<backend::LockRange> range = OpenStateTable::LockRangeOf(a.offset, a.length);
@@ -690,7 +682,7 @@ nfsstat4 LockT(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (nfsstat4 s = LockTarget(cs, &o); s != NFS4_OK) return s;
   const LOCKT4args& a = args.nfs_argop4_u.oplockt;
   backend::LockType type;
-  if (nfsstat4 s = LockTypeOf(WireValue(a.locktype), &type); s != NFS4_OK) return s;
+  if (nfsstat4 s = LockTypeOf(WireEnumValue(a.locktype), &type); s != NFS4_OK) return s;
   if (nfsstat4 s = CheckGrace(ctx); s != NFS4_OK) return s;
   std::optional<backend::LockRange> range = OpenStateTable::LockRangeOf(a.offset, a.length);
   if (!range) return NFS4ERR_INVAL;
@@ -710,7 +702,7 @@ nfsstat4 LockU(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (nfsstat4 s = LockTarget(cs, &o); s != NFS4_OK) return s;
   const LOCKU4args& a = args.nfs_argop4_u.oplocku;
   backend::LockType type;
-  if (nfsstat4 s = LockTypeOf(WireValue(a.locktype), &type); s != NFS4_OK) return s;
+  if (nfsstat4 s = LockTypeOf(WireEnumValue(a.locktype), &type); s != NFS4_OK) return s;
   std::optional<backend::LockRange> range = OpenStateTable::LockRangeOf(a.offset, a.length);
   if (!range) return NFS4ERR_INVAL;
   StateId sid, out;

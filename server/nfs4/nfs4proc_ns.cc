@@ -242,7 +242,7 @@ nfsstat4 Create(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const backend::Caller caller = CallerOf(*dir);
   const uint64_t before = dir->obj.attrs().change;
   absl::StatusOr<backend::Object> made;
-  const int32_t type = WireEnum(a.objtype.type);
+  const int32_t type = WireEnumValue(a.objtype.type);
   switch (type) {
     case NF4DIR:
       made = ctx.be->Mkdir(dir->obj, name, attrs, caller);
@@ -404,7 +404,7 @@ nfsstat4 Seek(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
   if (nfsstat4 s = CheckStateId(cs, *o, a.sa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
-  const int32_t what = WireEnum(a.sa_what);
+  const int32_t what = WireEnumValue(a.sa_what);
   if (what != NFS4_CONTENT_DATA && what != NFS4_CONTENT_HOLE)
     return NFS4ERR_UNION_NOTSUPP;  // as knfsd
   const uint64_t size = o->obj.attrs().size;

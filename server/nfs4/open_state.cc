@@ -149,6 +149,11 @@ void OpenStateTable::Drop(State* s) {
     if (s->lock_file) (void)backend_.Unlock(*s->lock_file, backend::LockRange{0, 0});
     s->lock_file = Ref<NfsFile>();
     if (s->open != nullptr) std::erase(s->open->locks, s);
+    --lock_files_;
+    if (auto it = lock_files_per_client_.find(s->clientid);
+        it != lock_files_per_client_.end() && --it->second == 0) {
+      lock_files_per_client_.erase(it);
+    }
   }
   if (auto it = per_client_.find(s->clientid); it != per_client_.end() && --it->second == 0) {
     per_client_.erase(it);
@@ -285,6 +290,12 @@ nfsstat4 OpenStateTable::Lock(const LockRequest& req, const MayDiscard& may_disc
     }
     if (ls == nullptr) {
       if (nfsstat4 st = Admit(req.clientid); st != NFS4_OK) return st;
+      auto held = lock_files_per_client_.find(req.clientid);
+      if (lock_files_ >= options_.max_lock_files ||
+          (held != lock_files_per_client_.end() &&
+           held->second >= options_.max_lock_files_per_client)) {
+        return NFS4ERR_RESOURCE;
+      }
       // Read-write where the server may (so that an open upgraded to write access later
       // can take write locks on it), else read-only: which lock types the owner may
       // take is decided by its open's access below, not by the lock file.
@@ -298,6 +309,8 @@ nfsstat4 OpenStateTable::Lock(const LockRequest& req, const MayDiscard& may_disc
       ls->open = os;
       ls->lock_file = std::move(*lf);
       os->locks.push_back(ls);
+      ++lock_files_;
+      ++lock_files_per_client_[req.clientid];
       created = true;
     }
   }

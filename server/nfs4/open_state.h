@@ -37,7 +37,9 @@
 // conflicting clientid; the table releases that client's state and tries once more
 // (knfsd's courteous server since 5.19).
 //
-// Bounds: at most max_states stateids in all and max_states_per_client per client
+// Bounds: at most max_states stateids in all and max_states_per_client per client,
+// and — since each holds an open file (an fd for POSIX) — at most max_lock_files lock
+// stateids in all and max_lock_files_per_client per client
 // (beyond → RESOURCE), so a client cannot grow the server's memory without bound.
 //
 // Thread-safety: every method may be called from any thread; one mutex guards the
@@ -92,6 +94,8 @@ class OpenStateTable {
   struct Options {
     size_t max_states = 1 << 20;
     size_t max_states_per_client = 1 << 16;
+    size_t max_lock_files = 8192;
+    size_t max_lock_files_per_client = 1024;
   };
   // Decides, for a client whose state conflicts with a request, whether that state may
   // be discarded now (an expired, courtesy client); called with the table's lock held —
@@ -211,6 +215,9 @@ class OpenStateTable {
   absl::flat_hash_map<uint64_t, std::unique_ptr<State>> states_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<FileKey, std::unique_ptr<File>> files_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, size_t> per_client_ ABSL_GUARDED_BY(mu_);
+  // Lock stateids (each with its lock file), in all and per client.
+  size_t lock_files_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, size_t> lock_files_per_client_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace localnfs::server::nfs4

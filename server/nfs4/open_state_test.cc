@@ -231,6 +231,29 @@ TEST_F(OpenStateTest, ReleaseClientDropsEverythingAndBoundsHold) {
       << "client 1's lock went with it";
 }
 
+TEST_F(OpenStateTest, LockFilesAreBoundedPerClientAndInAll) {
+  table_.reset();
+  options_.max_lock_files = 3;
+  options_.max_lock_files_per_client = 2;
+  table_ = std::make_unique<OpenStateTable>(*backend_, options_);
+  OpenStateTable::Denied denied;
+  StateId o1, o2, l;
+  ASSERT_EQ(Open(1, "o", kBoth, kDenyNone, &o1), NFS4_OK);
+  ASSERT_EQ(Open(2, "o", kBoth, kDenyNone, &o2), NFS4_OK);
+  ASSERT_EQ(LockNew(1, o1, "a", LockType::kRead, 0, 1, &l, &denied), NFS4_OK);
+  ASSERT_EQ(LockNew(1, o1, "b", LockType::kRead, 1, 1, &l, &denied), NFS4_OK);
+  EXPECT_EQ(LockNew(1, o1, "c", LockType::kRead, 2, 1, &l, &denied), NFS4ERR_RESOURCE)
+      << "a client's lock owners each hold an open file: bounded per client";
+  EXPECT_EQ(LockNew(1, o1, "a", LockType::kRead, 5, 1, &l, &denied), NFS4_OK)
+      << "an owner with its lock file takes more locks";
+  ASSERT_EQ(LockNew(2, o2, "a", LockType::kRead, 3, 1, &l, &denied), NFS4_OK);
+  EXPECT_EQ(LockNew(2, o2, "b", LockType::kRead, 4, 1, &l, &denied), NFS4ERR_RESOURCE)
+      << "and in all";
+  ASSERT_EQ(table_->Close(1, Key(file_), o1), NFS4_OK);
+  EXPECT_EQ(LockNew(2, o2, "b", LockType::kRead, 4, 1, &l, &denied), NFS4_OK)
+      << "CLOSE gave the lock files back";
+}
+
 TEST(LockRangeTest, Rfc8881LengthsBecomeBackendRanges) {
   EXPECT_FALSE(OpenStateTable::LockRangeOf(0, 0).has_value());
   EXPECT_FALSE(OpenStateTable::LockRangeOf(10, NFS4_UINT64_MAX - 5).has_value());

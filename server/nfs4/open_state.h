@@ -92,8 +92,8 @@ struct StateAccess {
 class OpenStateTable {
  public:
   struct Options {
-    size_t max_states = 1 << 20;
-    size_t max_states_per_client = 1 << 16;
+    size_t max_states = 1 << 18;        // ~250 bytes each: ~64 MiB at most
+    size_t max_states_per_client = 1 << 14;  // opens of a build on one client fit
     size_t max_lock_files = 8192;
     size_t max_lock_files_per_client = 1024;
   };

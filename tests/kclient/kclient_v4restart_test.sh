@@ -23,12 +23,17 @@
 # Environment: LOCALNFSD (required), LOCALNFS_SHARED (default <repo>/../shared),
 # KCLIENT_V4RESTART (the guest script; default beside this file), KCLIENT_VERS (4.1, the
 # default, or 4.2), KCLIENT_TIMEOUT (guest run, default 240 s), CC (default cc).
+# KCLIENT_V4RESTART_FAULT, only to prove the test can fail (expect FAIL):
+#   no-reclaim   the grace round's restart gets --grace 0 as well (nothing to reclaim)
+#   lose-write   the host zeroes a byte the guest wrote after the grace round's restart
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 WORKLOAD=${KCLIENT_V4RESTART:-$here/workload-v4restart.sh}
 vers=${KCLIENT_VERS:-4.1}
+FAULT=${KCLIENT_V4RESTART_FAULT:-}
+case $FAULT in '' | no-reclaim | lose-write) ;; *) echo "FAIL: bad KCLIENT_V4RESTART_FAULT '$FAULT'"; exit 1 ;; esac
 . "$here/lib.sh"
 console=
 work=
@@ -120,7 +125,7 @@ for round in grace lost relock; do
 	kc_stop_checked "$pid" "$work/server$n.err"
 	pid=
 	extra=()
-	[ "$round" = grace ] || extra=(--grace 0)
+	[ "$round" = grace ] && [ "$FAULT" != no-reclaim ] || extra=(--grace 0)
 	n=$((n + 1))
 	started=
 	for try in $(seq 50); do
@@ -133,6 +138,10 @@ for round in grace lost relock; do
 	printf 'restarted\n' >"$f.ctl"
 	wait_file "$f.written" "the $round round's writes after the restart"
 	t_written=$(now)
+	if [ "$round" = grace ] && [ "$FAULT" = lose-write ]; then
+		echo "FAULT lose-write: zeroing byte 1200000 of $round"
+		printf '\0' | dd of="$f" bs=1 seek=1200000 conv=notrunc status=none
+	fi
 	lock=$("$probe" ofd "$f") || fail "$round: host OFD probe failed"
 	if [ "$round" = grace ]; then
 		[ "$lock" = refused ] || fail "grace: the guest's lock was not reclaimed (a host OFD lock was granted)"

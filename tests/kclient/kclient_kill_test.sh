@@ -1,13 +1,16 @@
 #!/bin/bash
 # tests/kclient/kclient_kill_test.sh — kill -9 of localnfsd in the middle of a kernel-client
-# write workload (qemu guest, ../shared/kclient, NFSv3, hard mount), then a restart on the
-# same ports with the same state dir. Checks:
+# write workload (qemu guest, ../shared/kclient, hard mount; NFSv3, or NFSv4.1/4.2 with
+# KCLIENT_VERS), then a restart on the same ports with the same state dir. Checks:
 #   - while the server is dead, every piece the guest acknowledged (printed only after
 #     its fsync / FILE_SYNC / O_DIRECT write returned) is on disk byte for byte;
 #   - the client continues after the restart without an error (hard mount), and
 #     resends the writes that were answered UNSTABLE but never committed: the host
 #     throws those bytes away while the server is dead (as a crash may), so only a
 #     resend after the new write verifier brings them back;
+#   - over NFSv4 the restarted server's grace period (the client records in the state
+#     dir survive the kill) ends early once the client reclaimed its opens and sent
+#     RECLAIM_COMPLETE;
 #   - at the end both files equal the model of everything the guest wrote, and the
 #     restarted server stops on SIGTERM with exit 0 and no sanitizer report.
 # The guest side is workload-kill.sh (beside this file; its header has the protocol).
@@ -18,7 +21,9 @@
 # KCLIENT_KILL_WORKLOAD (guest script, default beside this file), KC_KILL_PIECE and
 # KC_KILL_DELAY_MS (the server is frozen this long after the guest's dd of that piece
 # of A should have started, and killed 0.3 s later; default random 8-10 — the three
-# kinds of write — and 0-199 ms, both printed), KCLIENT_TIMEOUT (guest run, default 240 s).
+# kinds of write — and 0-199 ms, both printed), KCLIENT_TIMEOUT (guest run, default 240 s),
+# KCLIENT_VERS (3, the default, or 4.1 / 4.2: localnfsd --nfs4-preview, mounted by the
+# export's path without the MOUNT port).
 # KCLIENT_KILL_FAULT, only to prove the test can fail (expect FAIL):
 #   lose-acked     overwrite the newest acknowledged piece while the server is dead
 #   early-ack      the guest acknowledges the piece the kill lands in before writing it
@@ -33,6 +38,9 @@ WORKLOAD=${KCLIENT_KILL_WORKLOAD:-$here/workload-kill.sh}
 KILL_PIECE=${KC_KILL_PIECE:-$((8 + RANDOM % 3))}
 delay_ms=${KC_KILL_DELAY_MS:-$((RANDOM % 200))}
 FAULT=${KCLIENT_KILL_FAULT:-}
+vers=${KCLIENT_VERS:-3}
+v4_flags=()
+[ "$vers" = 3 ] || v4_flags=(--nfs4-preview)
 
 . "$here/lib.sh"
 console=
@@ -78,7 +86,7 @@ start_server() {
 	kc_start_localnfsd "$work/server$1.out" "$work/server$1.err" \
 		--export "$work/export:rw,no_root_squash" --port "$nfs_port" \
 		--mount-port "$mount_port" --bind 127.0.0.1 --threads 4 --state-dir "$work/state" \
-		--runtime-dir "$work/run"
+		--runtime-dir "$work/run" "${v4_flags[@]}"
 }
 
 # The content model: 64-byte lines "%-63s\n" of "<file> piece <n> offset <byte>"
@@ -124,7 +132,7 @@ console=
 nfs_port=0
 mount_port=0
 start_server 1 || fail "localnfsd exited before it was ready"
-echo "localnfsd pid $pid: nfs=$nfs_port mount=$mount_port export=$work/export"
+echo "localnfsd pid $pid: nfs=$nfs_port mount=$mount_port export=$work/export (NFSv$vers)"
 
 tag=k$$
 A=kill-$tag.A
@@ -134,7 +142,8 @@ guest_env="KC_TAG=$tag KC_KILL_PIECE=$KILL_PIECE"
 [ "$FAULT" = early-ack ] && guest_env="$guest_env KC_EARLY_ACK=1"
 KCLIENT_GUEST_ENV=$guest_env KCLIENT_OPTS="write=wait,wsize=32768" \
 	KCLIENT_TIMEOUT=${KCLIENT_TIMEOUT:-240} \
-	"$RUN" "$nfs_port" "$mount_port" "$work/export" 3 "$WORKLOAD" 2>"$work/run.err" &
+	"$RUN" "$nfs_port" "$([ "$vers" = 3 ] && echo "$mount_port" || echo -)" "$work/export" "$vers" \
+	"$WORKLOAD" 2>"$work/run.err" &
 gpid=$!
 
 # The console log is <run dir>/serial.log; run.sh names its run dir on stderr.
@@ -245,6 +254,11 @@ seq 0 $((bn - 1)) | awk '{ print "B", $1, $1 * 4096, 4096 }' | model >"$work/mod
 cmp "$work/model.B" "$work/export/$B" ||
 	fail "B on disk differs from the model ($bn pieces, $bsize bytes): the uncommitted writes were not resent"
 [ $grc -eq 0 ] || guest_failed
+if [ "$vers" != 3 ] && [ "$FAULT" != same-verifier ]; then
+	ended=$(grep -m1 'nfs4: grace period ended after .*ended early: every client of the previous instance sent RECLAIM_COMPLETE (1)' "$work/server2.err") ||
+		fail "the restarted localnfsd's grace period did not end early by the client's RECLAIM_COMPLETE"
+	echo "restarted server: ${ended#*nfs4: }"
+fi
 ops=$(clog | sed -n 's/^KCLIENT-OPS \([A-Z]*\): \([0-9]*\).*/\1=\2/p' | tr '\n' ' ')
 echo "final: A $an pieces ($asize bytes) and B $bn pieces ($bsize bytes) equal the model; client ops: $ops"
 

@@ -14,9 +14,9 @@
 // status) → "localnfsd: ready nfs=PORT mount=PORT[ metrics=PORT]" on stdout, then READY=1
 // to systemd (server/service_notify.h; nothing without $NOTIFY_SOCKET). --no-localio: no
 // broker and no local socket; the LOCALIO program still answers (void) but binds nothing.
-// --nfs4-preview (unfinished, off by default): the NFSv4 program (server/nfs4/) answers
-// on the NFS port next to v3 (a version mismatch then reports 3..4); without it nothing
-// of v4 is registered, so clients negotiate v3 exactly as before.
+// NFSv4.1/4.2 (server/nfs4/) answers on the NFS port next to v3 (a version mismatch then
+// reports 3..4); --nonfs4 registers nothing of v4, so clients negotiate v3 as before
+// (--nfs4-preview, the flag of the preview, is still accepted and means --nfs4).
 // Shutdown (SIGTERM/SIGINT; STOPPING=1 to systemd first) undoes it: reload queue
 // closed (a waiting localnfs-ctl reload is refused) → metrics endpoint → control socket →
 // rpcbind → Server::Stop (drains in-flight requests; no more UUID_IS_LOCAL) → local
@@ -113,9 +113,10 @@ ABSL_FLAG(std::string, state_dir, "",
           "$XDG_STATE_HOME/localnfs or ~/.local/state/localnfs otherwise)");
 ABSL_FLAG(bool, no_localio, false, "do not offer LOCALIO");
 ABSL_FLAG(bool, rpcbind, false, "register NFS and MOUNT with a running rpcbind");
+ABSL_FLAG(bool, nfs4, true,
+          "answer NFSv4.1/4.2 on the NFS port next to NFSv3 (--nonfs4: NFSv3 only)");
 ABSL_FLAG(bool, nfs4_preview, false,
-          "UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port (sessions, no "
-          "file system ops yet: no client can mount with it)");
+          "accepted for scripts written for the preview: the same as --nfs4 (the default)");
 ABSL_FLAG(int32_t, lease_time, 90,
           "NFSv4 lease in seconds: a client that sends nothing for longer becomes a "
           "courtesy client (its state kept until another client conflicts)");
@@ -239,9 +240,8 @@ constexpr char kUsage[] =
     "  --rpcbind            register NFS and MOUNT with a running rpcbind\n"
     "  --busy-poll-us N     after reading requests, poll N us for the next before sleeping:\n"
     "                       lower latency at one request in flight, paid in CPU (default 0)\n"
-    "  --nfs4-preview       UNFINISHED: also answer NFSv4.1/4.2 COMPOUND on the NFS port\n"
-    "                       (mounts, lists, creates, removes, renames, opens, reads,\n"
-    "                       writes and locks files; no delegations)\n"
+    "  --nonfs4             NFSv3 only: no NFSv4.1/4.2 on the NFS port (it is on by\n"
+    "                       default; --nfs4-preview is accepted and means --nfs4)\n"
     "  --lease-time S       NFSv4 lease in seconds, 1..3600 (default 90)\n"
     "  --grace S            NFSv4 grace period after a restart, 0..3600 (default: the\n"
     "                       lease time; 0 = none); ends early once every client of the\n"
@@ -631,7 +631,7 @@ int Main(int argc, char** argv) {
     nfs4::Nfs4Services nfs4_services;
     nfs4_services.namespace_fs = &nfs4_namespace;
     std::optional<nfs4::Nfs4Program> nfs4_program;
-    if (absl::GetFlag(FLAGS_nfs4_preview)) {
+    if (absl::GetFlag(FLAGS_nfs4) || absl::GetFlag(FLAGS_nfs4_preview)) {
       nfs4::Nfs4State::Options o;
       o.lease = absl::Seconds(lease_seconds);
       nfs4_records.emplace(state_dir, o.max_clients);
@@ -683,9 +683,8 @@ int Main(int argc, char** argv) {
     server.AddProgram(&localio_program);
     if (nfs4_program) {
       server.AddProgram(&*nfs4_program);
-      LOG_WARNING("--nfs4-preview: NFSv4.1/4.2 COMPOUND answers on the NFS port; it is "
-                  "unfinished (clients mount, change names and attributes, open, read, "
-                  "write and lock files; no delegations are granted)");
+      LOG_INFO("nfs4: NFSv4.1 and 4.2 on the NFS port (no delegations or layouts are "
+               "granted; --nonfs4 turns NFSv4 off)");
     }
     const std::string bind = absl::GetFlag(FLAGS_bind);
     absl::StatusOr<uint16_t> nfs_bound = server.Listen(bind, static_cast<uint16_t>(*nfs_port));

@@ -53,7 +53,7 @@ struct Nfs4Status {
   std::vector<std::pair<std::string, nfs4::OpCounters::Entry>> ops;  // (name, counts)
 };
 struct Snapshot {
-  std::optional<Nfs4Status> nfs4;  // --nfs4-preview only
+  std::optional<Nfs4Status> nfs4;  // not with --nonfs4
   int64_t uptime_s = 0;
   uint64_t connections_accepted = 0, connections_closed = 0, connections_open = 0,
            connections_closed_on_error = 0, calls = 0,
@@ -482,7 +482,7 @@ std::string RenderJson(const StatusSources& src, const Snapshot& s) {
     Json& calls = prog["calls"] = Json::object();
     for (const ProcCount& pc : p.procs) calls[pc.name] = pc.calls;
   }
-  if (s.nfs4) {  // --nfs4-preview only
+  if (s.nfs4) {  // not with --nonfs4
     const Nfs4Status& v4 = *s.nfs4;
     Json& nfs4 = doc["nfs4"];
     Json& clients = nfs4["clients"];
@@ -773,7 +773,7 @@ std::string RenderPrometheus(const StatusSources& src, const Snapshot& s) {
         "MOUNT DUMP list entries forgotten because the list was full.",
         s.mounts_forgotten);
 
-  // ---- NFSv4 (--nfs4-preview only) ----
+  // ---- NFSv4 (not with --nonfs4) ----
   if (s.nfs4) {
     const Nfs4Status& v4 = *s.nfs4;
     w.Family("localnfs_nfs4_clients", "gauge",

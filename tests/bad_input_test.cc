@@ -191,14 +191,14 @@ TEST_F(BadInputTest, UnknownProgramGetsProgUnavail) {
   EXPECT_EQ(r.accept_stat, kProgUnavail);
 }
 
-TEST_F(BadInputTest, WrongNfsVersionGetsProgMismatch3To3) {
+TEST_F(BadInputTest, WrongNfsVersionGetsProgMismatch3To4) {
   for (uint32_t vers : {2u, 5u}) {
     RpcReply r = RawCall(kNfsProg, vers, 0, "");
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.reply_stat, 0u);
     EXPECT_EQ(r.accept_stat, kProgMismatch) << "vers " << vers;
     EXPECT_EQ(r.low, 3u);
-    EXPECT_EQ(r.high, 3u);
+    EXPECT_EQ(r.high, 4u);  // NFSv3 and NFSv4 (4.1, 4.2)
   }
   RpcReply m = RawCall(kMountProg, 9, 0, "");
   ASSERT_TRUE(m.ok) << m.error;

@@ -437,8 +437,8 @@ TEST_F(MetricsTest, Nfs4ClientsGraceAndOpsWithNfs4Preview) {
   EXPECT_EQ(srv_->StatusNumber("/nfs4/ops/PUTROOTFH/errors"), 1);
 }
 
-TEST_F(MetricsTest, NoNfs4FamiliesWithoutNfs4Preview) {
-  StartServer("127.0.0.1:0");
+TEST_F(MetricsTest, NoNfs4FamiliesWithNoNfs4) {
+  StartServer("127.0.0.1:0", {"--nonfs4"});
   Scrape();
   EXPECT_FALSE(absl::StrContains(last_text_, "localnfs_nfs4_"));
 }

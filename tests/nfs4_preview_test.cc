@@ -601,8 +601,21 @@ TEST_F(Nfs4PreviewTest, LeaseTimeOutOfRangeIsAUsageError) {
   }
 }
 
-TEST_F(Nfs4PreviewTest, WithoutTheFlagVersionFourIsNotThere) {
+TEST_F(Nfs4PreviewTest, ByDefaultVersionFourAnswersBesideThree) {
   StartServer({});
+  RpcReply r = conn_.Call(kNfsProg, kNfs4, 0, "");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.accept_stat, kSuccess);
+  r = conn_.Call(kNfsProg, 5, 0, "");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.accept_stat, kProgMismatch);
+  EXPECT_EQ(r.low, 3u);
+  EXPECT_EQ(r.high, 4u);
+  ASSERT_TRUE(server_->Stop());
+}
+
+TEST_F(Nfs4PreviewTest, NoNfs4MeansVersionFourIsNotThere) {
+  StartServer({"--nonfs4"});
   RpcReply r = conn_.Call(kNfsProg, kNfs4, 0, "");
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.accept_stat, kProgMismatch);
@@ -771,8 +784,8 @@ TEST_F(Nfs4GraceTest, CtlStatusShowsClientsSessionsAndOpCounts) {
   ASSERT_TRUE(server_->Stop());
 }
 
-TEST_F(Nfs4GraceTest, WithoutNfs4PreviewStatusHasNoNfs4Section) {
-  StartServer({});
+TEST_F(Nfs4GraceTest, WithNoNfs4StatusHasNoNfs4Section) {
+  StartServer({"--nonfs4"});
   EXPECT_EQ(CtlStatus(*server_).find("nfs4:"), std::string::npos);
   EXPECT_EQ(server_->StatusJson().find("\"nfs4\""), std::string::npos);
   ASSERT_TRUE(server_->Stop());

@@ -45,7 +45,7 @@ constexpr char kHelp[] =
     "  --runtime-dir DIR  localnfsd's --runtime-dir (default /run/localnfs as root,\n"
     "                     $XDG_RUNTIME_DIR/localnfs otherwise)\n"
     "  status             the server, its exports, calls, LOCALIO and its clients,\n"
-    "                     NFSv4 clients, sessions, grace and op counts (--nfs4-preview)\n"
+    "                     NFSv4 clients, sessions, grace and op counts (unless --nonfs4)\n"
     "  exports            the exports and client rules the server serves now\n"
     "  reload             reload the exports file (as SIGHUP), wait, print what changed\n"
     "  --json             the answer as one JSON object\n"

@@ -17,6 +17,10 @@
 //   lockprobe refused FILE   in the guest: F_SETLK write on [10, 20) fails
 //                            (EAGAIN/EACCES) and F_GETLK names a write lock. Exit 0 then.
 //   lockprobe free FILE      F_SETLK write on [10, 20) is granted. Exit 0 then.
+//   lockprobe ofdrefused FILE
+//                            on the host: F_OFD_SETLK write on [10, 20) fails (EAGAIN):
+//                            localnfsd's OFD lock for some client's NFSv4 lock holds it
+//                            (kclient_v4vanish_test.sh). Exit 0 then.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -141,16 +145,28 @@ static int Free(const char* path) {
   return 0;
 }
 
+static int OfdRefused(const char* path) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0) return perror("open"), 1;
+  if (Lock(fd, F_OFD_SETLK, F_WRLCK, 10, 10) == 0) {
+    fprintf(stderr, "F_OFD_SETLK was granted\n");
+    return 1;
+  }
+  if (errno != EAGAIN && errno != EACCES) return perror("F_OFD_SETLK"), 1;
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 4 && strcmp(argv[1], "contend") == 0) return Contend(argv[2], argv[3]);
   if (argc != 3) {
-    fprintf(stderr, "usage: lockprobe contend|hold|refused|free FILE\n");
+    fprintf(stderr, "usage: lockprobe contend|hold|refused|free|ofdrefused FILE\n");
     return 2;
   }
   if (strcmp(argv[1], "contend") == 0) return Contend(argv[2], argv[2]);
   if (strcmp(argv[1], "hold") == 0) return Hold(argv[2]);
   if (strcmp(argv[1], "refused") == 0) return Refused(argv[2]);
   if (strcmp(argv[1], "free") == 0) return Free(argv[2]);
+  if (strcmp(argv[1], "ofdrefused") == 0) return OfdRefused(argv[2]);
   fprintf(stderr, "unknown mode %s\n", argv[1]);
   return 2;
 }

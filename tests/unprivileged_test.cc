@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "common/localio/socket_client.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
+#include "tests/nfs4_wire.h"
 #include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
@@ -100,6 +102,74 @@ TEST_F(UnprivilegedTest, ServesAndHandlesSurviveRenameAndRestart) {
   ASSERT_EQ(n.Lookup(dfh, "g", &gfh), kNfs3Ok) << "LOOKUP in the renamed dir's old handle";
   ASSERT_EQ(n.Getattr(rootfh, &after), kNfs3Ok);
   EXPECT_EQ(after.fileid, Inode(root_.path()));
+}
+
+// NFSv4.1 from the same unprivileged server (on by default): the namespace, a directory
+// and a file made, written, read back and renamed, its handle still good after a restart.
+TEST_F(UnprivilegedTest, ServesNfs4AndItsHandlesSurviveARenameAndRestart) {
+  AuthSys user;
+  user.uid = kUser;
+  user.gid = kUser;
+  std::string rootfh, ffh;
+  {
+    WireConn c;
+    ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+    Nfs4Wire v4(&c, user);
+    ASSERT_TRUE(v4.Establish("unprivileged-v4")) << v4.error();
+    ASSERT_EQ(v4.LookupPath(root_.path(), &rootfh), NFS4_OK);
+    Nfs4Ops mk;
+    mk.PutFh(rootfh).Mkdir("d", 0755);
+    Nfs4Reply made;
+    ASSERT_TRUE(v4.Compound(mk, &made)) << made.error;
+    ASSERT_EQ(made.status(), NFS4_OK);
+    std::string dfh;
+    ASSERT_EQ(v4.LookupPath(root_.path() + "/d", &dfh), NFS4_OK);
+    stateid4 sid;
+    ASSERT_EQ(v4.OpenFile(dfh, "f", OPEN4_SHARE_ACCESS_BOTH, /*create=*/true, &ffh, &sid),
+              NFS4_OK);
+    ASSERT_EQ(v4.WriteFile(ffh, sid, 0, "unprivileged v4 data"), NFS4_OK);
+    std::string data;
+    ASSERT_EQ(v4.ReadFile(ffh, sid, 0, 100, &data), NFS4_OK);
+    EXPECT_EQ(data, "unprivileged v4 data");
+    ASSERT_EQ(v4.CloseFile(ffh, sid), NFS4_OK);
+    EXPECT_EQ(Owner(root_.Sub("d/f")), static_cast<uid_t>(kUser));
+    Nfs4Ops mv;
+    mv.PutFh(rootfh).SaveFh().Rename("d", "d2");
+    Nfs4Reply moved;
+    ASSERT_TRUE(v4.Compound(mv, &moved)) << moved.error;
+    ASSERT_EQ(moved.status(), NFS4_OK);
+  }
+  ASSERT_TRUE(srv_->Stop());
+  ASSERT_EQ(rename(root_.Sub("d2/f").c_str(), root_.Sub("d2/g").c_str()), 0);
+  ASSERT_TRUE(srv_->Start());
+  WireConn c;
+  ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+  Nfs4Wire v4(&c, user);
+  // The same client again: its RECLAIM_COMPLETE ends the grace period the restart began
+  // (its record is in the unprivileged server's state dir); another would get GRACE.
+  ASSERT_TRUE(v4.Establish("unprivileged-v4")) << v4.error();
+  // The file's handle from before the restart and both renames: opened by handle.
+  Nfs4Ops open;
+  open.PutFh(ffh);
+  nfs_argop4& o = open.ops().emplace_back();
+  memset(&o, 0, sizeof(o));
+  o.argop = OP_OPEN;
+  OPEN4args& a = o.nfs_argop4_u.opopen;
+  a.share_access = OPEN4_SHARE_ACCESS_READ;
+  a.owner.clientid = v4.clientid();
+  char owner[] = "o";
+  a.owner.owner.owner_len = 1;
+  a.owner.owner.owner_val = owner;
+  a.openhow.opentype = OPEN4_NOCREATE;
+  a.claim.claim = CLAIM_FH;
+  Nfs4Reply opened;
+  ASSERT_TRUE(v4.Compound(open, &opened)) << opened.error;
+  ASSERT_EQ(opened.status(), NFS4_OK);
+  const stateid4 sid = opened.Find(OP_OPEN)->nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  std::string data;
+  ASSERT_EQ(v4.ReadFile(ffh, sid, 0, 100, &data), NFS4_OK);
+  EXPECT_EQ(data, "unprivileged v4 data");
+  EXPECT_EQ(v4.CloseFile(ffh, sid), NFS4_OK);
 }
 
 TEST_F(UnprivilegedTest, ForgedAndRemovedHandlesAreRefused) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include <string>
+#include <string_view>
 
 #include "rpc/message.h"
 
@@ -18,14 +19,11 @@ namespace {
 using namespace localnfs::rpc;
 
 void CheckCall(const uint8_t* data, size_t size) {
-  XDR in;
-  xdrmem_create(&in, const_cast<char*>(reinterpret_cast<const char*>(data)),
-                static_cast<u_int>(size), XDR_DECODE);
+  const std::string_view msg(reinterpret_cast<const char*>(data), size);
   CallHeader h;
-  const HeaderCheck check = DecodeCallHeader(&in, &h);
-  const u_int consumed = xdr_getpos(&in);
-  xdr_destroy(&in);
-  if (consumed > size) abort();
+  size_t args_pos = 0;
+  const HeaderCheck check = DecodeCallHeader(msg, &h, &args_pos);
+  if (args_pos > size) abort();
   if (check != HeaderCheck::kOk) return;
   if (h.cred.groups.size() > static_cast<size_t>(localnfs::kMaxAuthSysGroups) ||
       h.machine_name.size() > kMaxMachineName) {
@@ -45,12 +43,11 @@ void CheckCall(const uint8_t* data, size_t size) {
   xdr_destroy(&out);
   if (!encoded) abort();
 
-  XDR again;
-  xdrmem_create(&again, buf.data(), static_cast<u_int>(buf.size()), XDR_DECODE);
   CallHeader h2;
-  const HeaderCheck check2 = DecodeCallHeader(&again, &h2);
-  xdr_destroy(&again);
-  if (check2 != HeaderCheck::kOk || h2.xid != h.xid || h2.prog != h.prog ||
+  size_t args_pos2 = 0;
+  const HeaderCheck check2 = DecodeCallHeader(buf, &h2, &args_pos2);
+  // The re-encoded header alone: its arguments start at its end.
+  if (check2 != HeaderCheck::kOk || args_pos2 != buf.size() || h2.xid != h.xid || h2.prog != h.prog ||
       h2.vers != h.vers || h2.proc != h.proc || h2.flavor != h.flavor ||
       h2.cred.uid != h.cred.uid || h2.cred.gid != h.cred.gid ||
       h2.cred.groups != h.cred.groups || h2.machine_name != h.machine_name) {

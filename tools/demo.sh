@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh — install what is missing, build, and serve a demo directory over NFSv3.
+# demo.sh — install what is missing, build, and serve a demo directory over NFSv3 and 4.
 #
 # Exports ./demo-export to loopback clients (127.0.0.1, ::1) on the standard ports
 # (NFS 2049, MOUNT 20048; override with LOCALNFS_PORT / LOCALNFS_MOUNT_PORT), lists it
@@ -64,7 +64,8 @@ rm -f "$mnt/localio-demo.bin"
 cat <<EOF2
 
 localnfsd is serving $export_dir (pid $pid); it is mounted with LOCALIO on $mnt.
-  Linux kernel client:  mount -t nfs -o vers=3,proto=tcp,port=$nport,mountport=$mport,mountproto=tcp,nolock 127.0.0.1:$export_dir /mnt
+  Linux kernel client:  mount -t nfs -o port=$nport 127.0.0.1:$export_dir /mnt   (NFSv4.2/4.1; port= only off 2049)
+                        mount -t nfs -o vers=3,proto=tcp,port=$nport,mountport=$mport,mountproto=tcp,nolock 127.0.0.1:$export_dir /mnt
   libnfs:               nfs-ls '$url'
   FUSE + LOCALIO:       build/client_localio/localnfs-mount --runtime-dir $state/run --mount-port $mport 127.0.0.1:$nport:$export_dir MOUNTPOINT
   status:               build/tools/localnfs-ctl --runtime-dir $state/run status [--json]

@@ -250,7 +250,7 @@ absl::StatusOr<ClientRule> ParseClientToken(const Token& token,
 }
 
 absl::StatusOr<ExportSpec> ParseEntry(const std::vector<Token>& tokens,
-                                      absl::string_view filename) {
+                                      absl::string_view filename, const ExportOptions& base) {
   ExportSpec spec;
   spec.line = tokens[0].line;
   spec.file = std::string(filename);
@@ -260,7 +260,7 @@ absl::StatusOr<ExportSpec> ParseEntry(const std::vector<Token>& tokens,
         absl::StrFormat("%s:%d: %s", filename, spec.line, path.status().message()));
   spec.path = *std::move(path);
 
-  ExportOptions defaults;
+  ExportOptions defaults = base;
   size_t next = 1;
   if (next < tokens.size() && absl::StartsWith(tokens[next].text, "-")) {
     RETURN_IF_ERROR(ApplyOptions(absl::string_view(tokens[next].text).substr(1),
@@ -307,14 +307,15 @@ absl::StatusOr<std::string> NormalizeExportPath(std::string_view path_in) {
 }
 
 absl::StatusOr<std::vector<ExportSpec>> ParseExports(std::string_view text_in,
-                                                     std::string_view filename_in) {
+                                                     std::string_view filename_in,
+                                                     const ExportOptions& base) {
   const absl::string_view text = View(text_in);
   const absl::string_view filename = View(filename_in);
   ASSIGN_OR_RETURN(std::vector<std::vector<Token>> entries, Tokenize(text, filename));
   std::vector<ExportSpec> specs;
   absl::flat_hash_map<std::string, int> seen;  // path → line
   for (const std::vector<Token>& tokens : entries) {
-    ASSIGN_OR_RETURN(ExportSpec spec, ParseEntry(tokens, filename));
+    ASSIGN_OR_RETURN(ExportSpec spec, ParseEntry(tokens, filename, base));
     auto [it, inserted] = seen.try_emplace(spec.path, spec.line);
     if (!inserted)
       return absl::InvalidArgumentError(
@@ -325,7 +326,7 @@ absl::StatusOr<std::vector<ExportSpec>> ParseExports(std::string_view text_in,
   return specs;
 }
 
-absl::StatusOr<ExportSpec> ParseExportArg(std::string_view arg_in) {
+absl::StatusOr<ExportSpec> ParseExportArg(std::string_view arg_in, const ExportOptions& base) {
   const absl::string_view arg = View(arg_in);
   const std::string where = absl::StrFormat("--export '%s'", arg);
   const size_t colon = arg.rfind(':');
@@ -340,6 +341,7 @@ absl::StatusOr<ExportSpec> ParseExportArg(std::string_view arg_in) {
   spec.path = *std::move(path);
   ClientRule everyone;
   everyone.pattern.text = "*";
+  everyone.options = base;
   RETURN_IF_ERROR(ApplyOptions(opts, where, &everyone.options));
   spec.rules.push_back(std::move(everyone));
   return spec;

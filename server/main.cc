@@ -340,11 +340,16 @@ absl::StatusOr<int> PortFlag(const char* name, int32_t value) {
   return value;
 }
 
-// The exports named by the flags: --export arguments, then the --exports file.
+// The exports named by the flags: --export arguments, then the --exports file. A rule
+// without anonuid/anongid squashes to DefaultAnonymousIdentity() (server/policy/creds.h).
 absl::StatusOr<std::vector<exports::ExportSpec>> ReadExportSpecs() {
+  exports::ExportOptions base;
+  const Credentials anon = DefaultAnonymousIdentity();
+  base.anonuid = anon.uid;
+  base.anongid = anon.gid;
   std::vector<exports::ExportSpec> specs;
   for (const std::string& arg : g_export_args) {
-    ASSIGN_OR_RETURN(exports::ExportSpec spec, exports::ParseExportArg(arg));
+    ASSIGN_OR_RETURN(exports::ExportSpec spec, exports::ParseExportArg(arg, base));
     specs.push_back(std::move(spec));
   }
   const std::string file = absl::GetFlag(FLAGS_exports);
@@ -354,7 +359,7 @@ absl::StatusOr<std::vector<exports::ExportSpec>> ReadExportSpecs() {
     std::stringstream text;
     text << in.rdbuf();
     ASSIGN_OR_RETURN(std::vector<exports::ExportSpec> more,
-                     exports::ParseExports(text.str(), file));
+                     exports::ParseExports(text.str(), file, base));
     for (auto& s : more) specs.push_back(std::move(s));
   }
   if (specs.empty()) return absl::InvalidArgumentError("no export given (--export DIR or --exports FILE)");
@@ -528,13 +533,18 @@ int Main(int argc, char** argv) {
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty())
     state_dir = DefaultStateDir(root);
+  // Before the exports are read: an unprivileged server's squashed callers are its own user.
+  if (!InitServerCredentials()) {
+    const Credentials anon = DefaultAnonymousIdentity();
+    LOG_INFO("unprivileged (euid %u): squashed callers act as uid %u gid %u where a rule "
+             "names no anonuid/anongid", geteuid(), anon.uid, anon.gid);
+  }
   absl::StatusOr<std::vector<exports::ExportSpec>> specs = ReadExportSpecs();
   if (!specs.ok()) Die(kExitUsage, std::string(specs.status().message()));
 
   // Modes sent by clients are applied exactly.
   umask(0);
   RaiseFdLimit();
-  InitServerCredentials();
   // Signals are handled by the main thread only (signalfd); every thread started
   // from here on inherits the mask.
   sigset_t signals;

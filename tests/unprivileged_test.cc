@@ -172,6 +172,82 @@ TEST_F(UnprivilegedTest, ServesNfs4AndItsHandlesSurviveARenameAndRestart) {
   EXPECT_EQ(v4.CloseFile(ffh, sid), NFS4_OK);
 }
 
+// root_squash on an unprivileged server: the squashed root acts as the server's own user
+// (server/policy/creds.h DefaultAnonymousIdentity), who owns what it creates — so root
+// creates, writes, reads back, chmods and removes files in the server's 0755 directory,
+// over NFSv3 and NFSv4.1 (as nobody it could do none of it, and could not write a file
+// it had created elsewhere). An export that names anonuid/anongid keeps them: as 4242
+// root may then neither create in that directory nor write the server's files.
+TEST_F(UnprivilegedTest, SquashedRootActsAsTheServersUserUnlessTheExportNamesAnonuid) {
+  // A server user other than nobody (the fixture's), so that "nobody" and "the server's
+  // user" differ.
+  constexpr int kServerUser = 4001;
+  ASSERT_TRUE(srv_->Stop());
+  ASSERT_EQ(chown(root_.path().c_str(), kServerUser, kServerUser), 0);
+  ASSERT_EQ(chmod(root_.path().c_str(), 0755), 0);
+  ServerOptions squashing;
+  squashing.args = {"--export", root_.path() + ":rw"};
+  squashing.run_as_uid = kServerUser;
+  squashing.run_as_gid = kServerUser;
+  srv_ = std::make_unique<ServerProcess>(squashing);
+  ASSERT_TRUE(srv_->Start());
+  AuthSys root;
+  root.uid = 0;
+  root.gid = 0;
+  std::string rootfh, ffh;
+  {
+    WireConn c;
+    ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+    Nfs3Wire n(&c, root);
+    ASSERT_EQ(n.Mount(root_.path(), &rootfh), 0u) << n.last_rpc().error;
+    ASSERT_EQ(n.Create(rootfh, "by-root", 0644, &ffh), kNfs3Ok);
+    ASSERT_EQ(n.Write(ffh, 0, "written by a squashed root", 2 /*FILE_SYNC*/), kNfs3Ok);
+    std::string data;
+    ASSERT_EQ(n.Read(ffh, 0, 100, &data), kNfs3Ok);
+    EXPECT_EQ(data, "written by a squashed root");
+    uint32_t granted = 0;
+    ASSERT_EQ(n.Access(ffh, 0x3f, &granted), kNfs3Ok);
+    EXPECT_TRUE(granted & 0x04) << "ACCESS3_MODIFY for the file's creator: " << granted;
+    ASSERT_EQ(n.SetattrMode(ffh, 0600), kNfs3Ok);
+    EXPECT_EQ(Owner(root_.Sub("by-root")), static_cast<uid_t>(kServerUser));
+    ASSERT_EQ(n.Create(rootfh, "gone", 0644, nullptr), kNfs3Ok);
+    EXPECT_EQ(n.Remove(rootfh, "gone"), kNfs3Ok);
+  }
+  {
+    WireConn c;
+    ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+    Nfs4Wire v4(&c, root);
+    ASSERT_TRUE(v4.Establish("squashed-root")) << v4.error();
+    std::string dirfh, fh;
+    ASSERT_EQ(v4.LookupPath(root_.path(), &dirfh), NFS4_OK);
+    stateid4 sid;
+    ASSERT_EQ(v4.OpenFile(dirfh, "by-root-v4", OPEN4_SHARE_ACCESS_BOTH, /*create=*/true, &fh,
+                          &sid),
+              NFS4_OK);
+    ASSERT_EQ(v4.WriteFile(fh, sid, 0, "v4 squashed root"), NFS4_OK);
+    std::string data;
+    ASSERT_EQ(v4.ReadFile(fh, sid, 0, 100, &data), NFS4_OK);
+    EXPECT_EQ(data, "v4 squashed root");
+    EXPECT_EQ(v4.CloseFile(fh, sid), NFS4_OK);
+  }
+  ASSERT_TRUE(srv_->Stop());
+
+  ServerOptions o;
+  o.args = {"--export", root_.path() + ":rw,root_squash,anonuid=4242,anongid=4242"};
+  o.run_as_uid = kServerUser;
+  o.run_as_gid = kServerUser;
+  srv_ = std::make_unique<ServerProcess>(o);
+  ASSERT_TRUE(srv_->Start());
+  WireConn c;
+  ASSERT_TRUE(c.Connect(srv_->nfs_port()));
+  Nfs3Wire n(&c, root);
+  ASSERT_EQ(n.Mount(root_.path(), &rootfh), 0u) << n.last_rpc().error;
+  EXPECT_EQ(n.Create(rootfh, "as-4242", 0644, nullptr), kNfs3ErrAcces);
+  ASSERT_EQ(n.Lookup(rootfh, "by-root", &ffh), kNfs3Ok);  // a new server: a new handle key
+  EXPECT_EQ(n.Write(ffh, 0, "no", 2), kNfs3ErrAcces);
+  EXPECT_EQ(::access(root_.Sub("as-4242").c_str(), F_OK), -1);
+}
+
 TEST_F(UnprivilegedTest, ForgedAndRemovedHandlesAreRefused) {
   WireConn c;
   ASSERT_TRUE(c.Connect(srv_->nfs_port()));

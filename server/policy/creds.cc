@@ -39,6 +39,15 @@ bool InitServerCredentials() {
 
 bool CanSwitchCredentials() { return g_can_switch; }
 
+Credentials DefaultAnonymousIdentity() {
+  Credentials anon;  // nobody
+  if (!g_can_switch) {
+    anon.uid = g_server_uid;
+    anon.gid = g_server_gid;
+  }
+  return anon;
+}
+
 ScopedFsCredentials::ScopedFsCredentials(const Credentials& cred) {
   if (!g_can_switch) return;
   gid_t groups[kMaxAuthSysGroups];

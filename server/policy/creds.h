@@ -35,7 +35,8 @@
 //    utimes to a client time;
 //  * not enforced: POSIX ACLs, the sticky bit of a directory, the client's
 //    ownership of created objects (they belong to the server's user; the request's
-//    uid/gid are not applied).
+//    uid/gid are not applied) — which is why a squashed caller defaults to the
+//    server's user there (DefaultAnonymousIdentity below).
 //
 // Set-id bits. The kernel clears S_ISUID, and S_ISGID when group-exec is set or the
 // writer is outside the file's group, of a regular file that is written or truncated
@@ -77,6 +78,16 @@ namespace localnfs::server {
 // Returns whether the server can switch credentials (it runs with euid 0).
 bool InitServerCredentials();
 bool CanSwitchCredentials();
+
+// The identity a squashed caller acts as when its export rule names no anonuid /
+// anongid. knfsd's is nobody (65534), and so is a root server's. A server that cannot
+// switch credentials makes every file as its own user whatever the caller (above), so
+// as nobody a squashed client could not write, truncate or chmod the file it had just
+// created (EACCES on the WRITE after the CREATE; knfsd's file would belong to nobody).
+// There the squashed caller is the server's own user: it gains nothing that user does
+// not already do for every request, and a container's root writes its files as the
+// user who started the server, as rootless Podman maps it. After InitServerCredentials().
+Credentials DefaultAnonymousIdentity();
 
 class ScopedFsCredentials {
  public:

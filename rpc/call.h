@@ -48,6 +48,10 @@ namespace localnfs::rpc {
 
 class ProcedureStats;
 
+// The size from which a READ's data is registered as bulk (Call::AddBulk): below it,
+// copying the data into the reply costs less than an iovec of its own.
+inline constexpr size_t kMinBulkBytes = 16 * 1024;
+
 class Call {
  public:
   Call(const Call&) = delete;
@@ -79,8 +83,9 @@ class Call {
   // ProcedureDesc::kBulkReply and the transport takes it: the reply then owns the
   // buffer and *field is cleared once the reply is encoded. Otherwise (and on any
   // other path) the result keeps it and its xdr_free frees it. Only buffers whose
-  // copy costs more than an iovec are worth it (READ: from 16 KiB).
+  // copy costs more than an iovec are worth it (kMinBulkBytes).
   void AddBulk(char** field, size_t size) { bulk_.push_back(BulkRef{field, size}); }
+  bool has_bulk() const { return !bulk_.empty(); }
 
   // The program's state of the call: constructed once by EmplaceState (at most
   // call_state_size() bytes), found again on every later run with state().

@@ -139,7 +139,7 @@ TEST_F(CtlTest, StatusShowsExportsRpcCountersAndTheLocalClientsIo) {
 }
 
 // A READ's data goes out from its own buffer (rpc::Call::AddBulk, rpc/reply.h) once it
-// is at least server::kMinReadPayload (16 KiB); a smaller one is copied into the reply.
+// is at least rpc::kMinBulkBytes (16 KiB); a smaller one is copied into the reply.
 // Seen from outside: with --zerocopy always only a reply with such a buffer is sent with
 // MSG_ZEROCOPY (rpc.zerocopy_sends), and the data arrive whole either way.
 TEST_F(CtlTest, LargeReadsGoOutFromTheirOwnBufferSmallOnesAreCopied) {

@@ -12,6 +12,7 @@
 // COMPOUNDs are encoded and their replies decoded by hand (tests/wire.h's
 // XdrOut / XdrIn, from RFC 8881 §16.2 / RFC 7863), sharing nothing with the
 // server's rpcgen output.
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/child.h"
+#include "tests/nfs4_wire.h"
 #include "tests/support/localnfsd.h"
 #include "tests/wire.h"
 
@@ -792,4 +794,62 @@ TEST_F(Nfs4GraceTest, WithNoNfs4StatusHasNoNfs4Section) {
 }
 
 }  // namespace
+// READ data by reference (server/nfs4/nfs4_program.h): large READs — two in one
+// COMPOUND, beside a small one and a GETATTR — come back whole and in place (the data
+// goes out from the READ's own buffer, the rest of the COMPOUND around it), and such a
+// reply is not kept by the slot: its retry gets RETRY_UNCACHED_REP.
+TEST_F(Nfs4PreviewTest, LargeReadsInOneCompoundComeBackWholeAndAreNotKeptByTheSlot) {
+  std::string content(3 << 20, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 7 + i / 4096) & 0xff);
+  {
+    int fd = open(root_.Sub("big").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    close(fd);
+  }
+  StartServer({});
+  AuthSys root;
+  Nfs4Wire v4(&conn_, root);
+  ASSERT_TRUE(v4.Establish("bulk-reads")) << v4.error();
+  std::string dir, fh;
+  ASSERT_EQ(v4.LookupPath(root_.path(), &dir), NFS4_OK);
+  stateid4 sid;
+  ASSERT_EQ(v4.OpenFile(dir, "big", OPEN4_SHARE_ACCESS_READ, false, &fh, &sid), NFS4_OK);
+
+  Nfs4Ops ops;
+  // Within the session's ca_maxresponsesize (1 MiB): 384 KiB, 5 bytes, the last 300 KiB.
+  const size_t tail_at = content.size() - 300 * 1024;
+  ops.PutFh(fh).Read(sid, 0, 384 * 1024).Read(sid, 100, 5).Read(sid, tail_at, 384 * 1024);
+  Nfs4Reply r;
+  ASSERT_TRUE(v4.Compound(ops, &r)) << r.error;
+  ASSERT_EQ(r.status(), NFS4_OK);
+  auto data_of = [&](int nth) {
+    const nfs_resop4* op = r.Find(OP_READ, nth);
+    if (op == nullptr) return std::string("<missing>");
+    const READ4resok& ok = op->nfs_resop4_u.opread.READ4res_u.resok4;
+    return std::string(ok.data.data_val, ok.data.data_len);
+  };
+  EXPECT_TRUE(data_of(0) == content.substr(0, 384 * 1024)) << "the first 384 KiB";
+  EXPECT_EQ(data_of(1), content.substr(100, 5));
+  const std::string tail = data_of(2);
+  EXPECT_EQ(tail.size(), 300u * 1024);
+  EXPECT_TRUE(tail == content.substr(tail_at)) << "the tail";
+  EXPECT_TRUE(r.Find(OP_READ, 2)->nfs_resop4_u.opread.READ4res_u.resok4.eof);
+
+  // The same COMPOUND again (slot and sequence id): the large reply was not kept.
+  Nfs4Reply again;
+  ASSERT_TRUE(v4.Retry(ops, &again)) << again.error;
+  EXPECT_EQ(again.status(), NFS4ERR_RETRY_UNCACHED_REP);
+  // A small READ's reply is kept: its retry gets the data again.
+  Nfs4Ops small;
+  small.PutFh(fh).Read(sid, 100, 5);
+  Nfs4Reply first, replayed;
+  ASSERT_TRUE(v4.Compound(small, &first)) << first.error;
+  ASSERT_EQ(first.status(), NFS4_OK);
+  ASSERT_TRUE(v4.Retry(small, &replayed)) << replayed.error;
+  ASSERT_EQ(replayed.status(), NFS4_OK);
+  const READ4resok& kept = replayed.Find(OP_READ)->nfs_resop4_u.opread.READ4res_u.resok4;
+  EXPECT_EQ(std::string(kept.data.data_val, kept.data.data_len), content.substr(100, 5));
+}
+
 }  // namespace localnfs::testing

@@ -217,13 +217,20 @@ bool Nfs4Wire::Call(const COMPOUND4args& args, Nfs4Reply* out) {
 }
 
 bool Nfs4Wire::Compound(Nfs4Ops& ops, Nfs4Reply* out) {
+  ++seqid_;
+  return Send(ops, out);
+}
+
+bool Nfs4Wire::Retry(Nfs4Ops& ops, Nfs4Reply* out) { return Send(ops, out); }
+
+bool Nfs4Wire::Send(Nfs4Ops& ops, Nfs4Reply* out) {
   std::vector<nfs_argop4> all;
   nfs_argop4 seq;
   memset(&seq, 0, sizeof(seq));
   seq.argop = OP_SEQUENCE;
   SEQUENCE4args& s = seq.nfs_argop4_u.opsequence;
   memcpy(s.sa_sessionid, sessionid_.data(), NFS4_SESSIONID_SIZE);
-  s.sa_sequenceid = ++seqid_;
+  s.sa_sequenceid = seqid_;
   s.sa_slotid = 0;
   s.sa_highest_slotid = 0;
   s.sa_cachethis = FALSE;

@@ -90,10 +90,14 @@ class Nfs4Wire {
   // false: see error().
   bool Establish(const std::string& owner);
   uint64_t clientid() const { return clientid_; }
+
   const std::string& error() const { return error_; }
 
   // SEQUENCE + ops, as cred_ (minor version 1).
   bool Compound(Nfs4Ops& ops, Nfs4Reply* out);
+  // The last COMPOUND again, byte for byte if `ops` are the same: a retry (the same
+  // slot and sequence id).
+  bool Retry(Nfs4Ops& ops, Nfs4Reply* out);
 
   // Conveniences (the status of the COMPOUND).
   // The handle of `path` ("/a/b") from the root.
@@ -111,6 +115,7 @@ class Nfs4Wire {
 
  private:
   bool Call(const COMPOUND4args& args, Nfs4Reply* out);
+  bool Send(Nfs4Ops& ops, Nfs4Reply* out);  // with seqid_ as it is
 
   WireConn* c_;
   AuthSys cred_;

@@ -514,7 +514,7 @@ TEST_F(Nfs3HandlersTest, WriteThenReadGivesTheDataCountsEofAndVerifier) {
 
 TEST_F(Nfs3HandlersTest, LargeReadGoesOutAsBulkAndMatchesWhatWasWritten) {
   const std::string f = CreateFile(roots_["rw"], "big", 0644, user_);
-  std::string data(kMinReadPayload * 4, '\0');
+  std::string data(rpc::kMinBulkBytes * 4, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
   ASSERT_EQ(WriteData(f, data), NFS3_OK);
   READ3args r{Fh(f), 0, static_cast<count3>(data.size())};

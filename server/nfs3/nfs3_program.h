@@ -64,9 +64,6 @@
 namespace localnfs::server {
 
 inline constexpr uint32_t kNfs3ProcCount = 22;
-// READ's data goes out from its own buffer (rpc::Call::AddBulk) once it is large
-// enough that copying it into the reply costs more than an iovec of its own.
-inline constexpr uint32_t kMinReadPayload = 16 * 1024;
 
 // What a handler gets: the call, the export (referenced), the resolved objects of
 // its handles and the squashed credentials — the program's state of the call

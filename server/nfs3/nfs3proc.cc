@@ -118,7 +118,7 @@ void Nfs3Program::Read(Nfs3Request& req, const READ3args& a, READ3res& r) {
   ok.data.data_val = buf;
   ok.data.data_len = done->count;
   bytes_read_.fetch_add(done->count, std::memory_order_relaxed);
-  if (done->count >= kMinReadPayload) req.call->AddBulk(&ok.data.data_val, done->count);
+  if (done->count >= rpc::kMinBulkBytes) req.call->AddBulk(&ok.data.data_val, done->count);
 }
 
 void Nfs3Program::Write(Nfs3Request& req, const WRITE3args& a, WRITE3res& r) {

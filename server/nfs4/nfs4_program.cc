@@ -40,12 +40,19 @@ bool_t XdrEncodedCompound4Res(XDR* x, EncodedCompound4Res* res) {
     case XDR_FREE:
       delete res->bytes;
       res->bytes = nullptr;
+      if (res->unencoded != nullptr) {
+        xdr_free(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4res),
+                 reinterpret_cast<char*>(res->unencoded));
+        delete res->unencoded;
+        res->unencoded = nullptr;
+      }
       return TRUE;
     case XDR_DECODE:
       return FALSE;
     case XDR_ENCODE:
       break;
   }
+  if (res->unencoded != nullptr) return xdr_COMPOUND4res(x, res->unencoded);
   if (res->bytes == nullptr || *res->bytes == nullptr) return FALSE;
   const std::string& b = **res->bytes;
   // XDR-encoded, so a multiple of 4: put as it is.
@@ -56,7 +63,8 @@ const rpc::ProcedureDesc* Nfs4Program::procedure(uint32_t proc) const {
   static const std::array<rpc::ProcedureDesc, kNfs4ProcCount> kProcs = {{
       rpc::Procedure<&Nfs4Program::Null, rpc::XdrVoid, rpc::XdrVoid>(
           "NULL", {.flags = rpc::ProcedureDesc::kQuick}),
-      rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, XdrEncodedCompound4Res>("COMPOUND"),
+      rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, XdrEncodedCompound4Res>(
+          "COMPOUND", {.flags = rpc::ProcedureDesc::kBulkReply}),
   }};
   return proc < kProcs.size() ? &kProcs[proc] : nullptr;
 }
@@ -92,6 +100,13 @@ rpc::DispatchResult Nfs4Program::Compound(rpc::Call& call, const Compound4Args& 
   }
   if (cs.replay != nullptr) {
     out.bytes = new std::shared_ptr<const std::string>(std::move(cs.replay));
+    return rpc::DispatchResult::kSuccess;
+  }
+  if (call.has_bulk()) {
+    // READ data by reference (see the header): too large for any slot to keep.
+    if (cs.slot != nullptr) cs.slot->Complete(nullptr);
+    out.unencoded = new COMPOUND4res(res);
+    res = COMPOUND4res{};  // now owned by `out`; the cleanup frees nothing
     return rpc::DispatchResult::kSuccess;
   }
   // Encoded once: these bytes are sent and, with a slot, kept for a retry.

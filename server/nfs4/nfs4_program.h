@@ -27,6 +27,15 @@
 // AUTH_NONE verifier), same COMPOUND4res. Nothing else is cached for v4: COMPOUND is
 // not kNonIdempotent, so the DRC never sees it.
 //
+// READ data by reference. A READ of at least rpc::kMinBulkBytes registers its buffer as
+// bulk (rpc::Call::AddBulk, as NFSv3's READ). Such a reply is larger than any slot keeps
+// (ca_maxresponsesize_cached is at most a few KiB, and a READ asked to be cached that
+// could not fit was refused with REP_TOO_BIG_TO_CACHE before it ran), so it is not
+// encoded into bytes: the slot is released with nothing kept and the result is the
+// COMPOUND4res itself, encoded by the dispatcher into the reply record, where the data
+// goes out from the READ's own buffer (rpc/reply.h) — no copy into the bytes and none
+// into the record.
+//
 // Thread-safety: Dispatch() runs concurrently; the table and options are
 // immutable.
 #pragma once
@@ -61,11 +70,14 @@ struct Compound4Args {
 // does not encode (clients encode xdr_COMPOUND4args).
 bool_t XdrCompound4Args(XDR* x, Compound4Args* args);
 
-// A COMPOUND4res already encoded (see "The reply cache"): encoding puts the bytes as
-// they are; freeing drops the reference. Not decodable (clients decode
-// xdr_COMPOUND4res).
+// A COMPOUND's result: a COMPOUND4res already encoded (see "The reply cache"), whose
+// encoding puts the bytes as they are and whose freeing drops the reference — or, for a
+// reply with READ data by reference, the COMPOUND4res itself (encoded with
+// xdr_COMPOUND4res, freed with xdr_free). Exactly one is set. Not decodable (clients
+// decode xdr_COMPOUND4res).
 struct EncodedCompound4Res {
   std::shared_ptr<const std::string>* bytes;  // new'd; null until the program sets it
+  COMPOUND4res* unencoded;                    // new'd; or null
 };
 bool_t XdrEncodedCompound4Res(XDR* x, EncodedCompound4Res* res);
 

@@ -541,6 +541,10 @@ nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   ok.eof = done->eof ? TRUE : FALSE;
   ok.data.data_val = buf;
   ok.data.data_len = done->count;
+  // Sent from this buffer, not copied (nfs4_program.h "READ data by reference").
+  if (done->count >= rpc::kMinBulkBytes && cs.call != nullptr) {
+    cs.call->AddBulk(&ok.data.data_val, done->count);
+  }
   return NFS4_OK;
 }
 

@@ -716,6 +716,31 @@ TEST_P(Nfs4IoTest, BadArgumentsAreErrorsNeverCrashes) {
   EXPECT_EQ(Last(Run(c, {PutFh(fh), dr})), NFS4ERR_BAD_STATEID);
 }
 
+// What is not a regular file answers as knfsd's nfsd_check_obj_isreg (RFC 8881
+// §18.22.3): a directory ISDIR (above), a symlink SYMLINK, anything else WRONG_TYPE —
+// for READ, WRITE, OPEN and the lock ops alike (nfs4proc.h CheckRegular).
+TEST_P(Nfs4IoTest, IoOnASymlinkIsSymlinkAndOnAFifoWrongType) {
+  Client c = Mount("host-a");
+  Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub("e"));
+  auto root = backend_->OpenPath(*exp, "");
+  ASSERT_TRUE(root.ok());
+  const backend::Caller su{Cred(0, 0)};
+  auto link = backend_->Symlink(*root, "link", "target", {}, su);
+  ASSERT_TRUE(link.ok()) << link.status();
+  auto fifo = backend_->Mknod(*root, "fifo", backend::FileType::kFifo, 0, 0, {}, su);
+  ASSERT_TRUE(fifo.ok()) << fifo.status();
+  const std::pair<std::string, nfsstat4> cases[] = {
+      {*key_->Encode(exp->id(), link->handle()), NFS4ERR_SYMLINK},
+      {*key_->Encode(exp->id(), fifo->handle()), NFS4ERR_WRONG_TYPE}};
+  for (const auto& [fh, want] : cases) {
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(kAnonymous, 0, 1)})), want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(kAnonymous, 0, "x")})), want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), LockT(WRITE_LT, 0, 1, "x")})), want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)})),
+              want);
+  }
+}
+
 TEST_P(Nfs4IoTest, AfterARestartTheClientReclaimsItsOpenAndLockInGrace) {
   Client a = Mount("host-a");
   auto [sid, fh] = CreateFile(a, "f");

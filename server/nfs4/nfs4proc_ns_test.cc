@@ -946,6 +946,51 @@ TEST_P(Nfs4ProcNsTest, ASizeChangeChecksItsStateid) {
   EXPECT_EQ(Status(mode), NFS4_OK);
 }
 
+// The stateid check is READ's and WRITE's (nfs4proc_io.h CheckIoStateId): a stateid
+// whose `other` is special but which is none of the special stateids is BAD_STATEID
+// (knfsd's nfsd4_lookup_stateid), as is the invalid stateid CLOSE leaves current.
+TEST_P(Nfs4ProcNsTest, AStateidWithASpecialOtherIsNoneOfTheSpecialOnes) {
+  const std::string file = MakeFile("a/b", "file", "0123456789");
+  auto status = [&](uint32_t seqid, char other) {
+    stateid4 sid{};
+    sid.seqid = seqid;
+    memset(sid.other, other, sizeof(sid.other));
+    Compound c;
+    c.PutFh(file).SetAttr(Attrs4().Size(4), sid);
+    return Status(c);
+  };
+  EXPECT_EQ(status(2, 0), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(status(UINT32_MAX, 0), NFS4ERR_BAD_STATEID);  // CLOSE's invalid stateid
+  EXPECT_EQ(status(0, static_cast<char>(0xff)), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(status(1, static_cast<char>(0xff)), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(Contents("a/b", "file"), "0123456789");
+  EXPECT_EQ(status(0, 0), NFS4_OK);  // the anonymous one
+  EXPECT_EQ(Contents("a/b", "file"), "0123");
+}
+
+// Without an open-state table (the ops alone): no open denies anonymous I/O, and no
+// other stateid is one of ours.
+TEST_P(Nfs4ProcNsTest, WithoutOpenStateAnonymousIoGoesOnAndOtherStateidsAreBad) {
+  const std::string file = MakeFile("a/b", "file", "0123456789");
+  services_.open_state = nullptr;
+  Compound anonymous;
+  anonymous.PutFh(file).SetAttr(Attrs4().Size(8), stateid4{});
+  EXPECT_EQ(Status(anonymous), NFS4_OK);
+  stateid4 made_up{};
+  made_up.seqid = 1;
+  memset(made_up.other, 'x', sizeof(made_up.other));
+  Compound other;
+  other.PutFh(file).SetAttr(Attrs4().Size(6), made_up);
+  EXPECT_EQ(Status(other), NFS4ERR_BAD_STATEID);
+  stateid4 current{};
+  current.seqid = 1;
+  Compound none_current;
+  none_current.PutFh(file).SetAttr(Attrs4().Size(6), current);
+  EXPECT_EQ(Status(none_current), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(Contents("a/b", "file"), "01234567");
+  services_.open_state = open_state_.get();
+}
+
 TEST_P(Nfs4ProcNsTest, TheSquashedCallerOwnsWhatItCreates) {
   const std::string e = RootFh("a/e");  // all_squash
   Compound c;
@@ -1072,6 +1117,10 @@ TEST_P(Nfs4ProcNsTest, SeekFindsDataAndHoles) {
   Compound pseudo;
   pseudo.Op(OP_PUTROOTFH).Seek(0, NFS4_CONTENT_DATA);
   EXPECT_EQ(Status(pseudo), NFS4ERR_ISDIR);
+  // A symlink is SYMLINK, as READ's (knfsd's nfsd_check_obj_isreg).
+  Compound link;
+  link.PutFh(RootFh("a/b")).Create(NF4LNK, "link", {}, "target").Seek(0, NFS4_CONTENT_DATA);
+  EXPECT_EQ(Status(link), NFS4ERR_SYMLINK);
 }
 
 TEST_P(Nfs4ProcNsTest, ReadPlusAnswersHolesAsHoles) {

@@ -736,8 +736,7 @@ TEST_P(Nfs4IoTest, IoOnASymlinkIsSymlinkAndOnAFifoWrongType) {
     EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(kAnonymous, 0, 1)})), want);
     EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(kAnonymous, 0, "x")})), want);
     EXPECT_EQ(Last(Run(c, {PutFh(fh), LockT(WRITE_LT, 0, 1, "x")})), want);
-    EXPECT_EQ(Last(Run(c, {PutFh(fh), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)})),
-              want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)})), want);
   }
 }
 

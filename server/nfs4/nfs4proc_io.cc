@@ -205,15 +205,6 @@ void AnswerNoDelegation(uint32_t want, open_delegation4* d) {
   }
 }
 
-void SetBitmap(bitmap4* out, const AttrBitmap& mask) {
-  u_int len = 3;
-  while (len > 0 && mask.words[len - 1] == 0) --len;
-  out->bitmap4_val = static_cast<uint32_t*>(calloc(3, sizeof(uint32_t)));
-  if (out->bitmap4_val == nullptr) abort();
-  for (u_int i = 0; i < len; ++i) out->bitmap4_val[i] = mask.words[i];
-  out->bitmap4_len = len;
-}
-
 // What a create asked for, decoded (createhow4).
 struct CreateArgs {
   backend::CreateHow how = backend::CreateHow::kUnchecked;
@@ -424,7 +415,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   ToWire(sid, &ok.stateid);
   ok.cinfo = cinfo;
   ok.rflags = OPEN4_RESULT_LOCKTYPE_POSIX;
-  SetBitmap(&ok.attrset, attrset);
+  SetBitmap4(&ok.attrset, attrset);
   AnswerNoDelegation(want, &ok.delegation);
   cs.current = std::move(file);
   SetCurrentStateId(cs, ok.stateid);

@@ -98,16 +98,6 @@ void SetCinfo(change_info4* c, uint64_t before, uint64_t after) {
   c->after = after;
 }
 
-void SetBitmap4(bitmap4* out, const AttrBitmap& b) {
-  uint32_t n = 3;
-  while (n > 0 && b.words[n - 1] == 0) --n;
-  // Freed with the result (xdr_free: mem_free is free); never malloc(0).
-  out->bitmap4_val = static_cast<uint32_t*>(malloc(4 * (n == 0 ? 1 : n)));
-  if (out->bitmap4_val == nullptr) abort();
-  for (uint32_t i = 0; i < n; ++i) out->bitmap4_val[i] = b.words[i];
-  out->bitmap4_len = n;
-}
-
 void ClearAttr(AttrBitmap* b, uint32_t bit) { b->words[bit / 32] &= ~(1u << (bit % 32)); }
 
 // What every handler starts with: the namespace and the current filehandle's object.

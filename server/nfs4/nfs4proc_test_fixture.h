@@ -180,7 +180,9 @@ class Nfs4ProcFixture : public ::testing::TestWithParam<Kind> {
     tmp_ = std::make_unique<testing::TempDir>(name);
     for (const char* d : dirs) {
       ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), mode), 0) << d;
-      if (chmod_too) ASSERT_EQ(chmod(tmp_->Sub(d).c_str(), mode), 0) << d;
+      if (chmod_too) {
+        ASSERT_EQ(chmod(tmp_->Sub(d).c_str(), mode), 0) << d;
+      }
     }
   }
   // The export of T/rel for the client `host`, with one rule.

@@ -5,7 +5,8 @@
 // Caller (the squashed credentials of the object's rule, and the export's `sync`, so a
 // change is as durable as over v3), the same errno → status table (pseudofs.h
 // Nfs4StatusFromStatus) with NFSv4's own answers where the RFC asks for them (RENAME's
-// NFS4ERR_EXIST, SEEK's NFS4ERR_NXIO, WRONG_TYPE for I/O on what is not a file).
+// NFS4ERR_EXIST, SEEK's NFS4ERR_NXIO, and for I/O on what is not a regular file READ's
+// ISDIR, SYMLINK or WRONG_TYPE: nfs4proc.h CheckRegular).
 //
 // Attributes. The Object a filehandle holds carries the attributes of the moment it was
 // resolved (PUTFH, LOOKUP); an earlier op of the same COMPOUND may have changed them

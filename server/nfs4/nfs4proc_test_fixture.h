@@ -5,7 +5,8 @@
 // the caching layer on T: what localnfsd serves), the namespace over them, an
 // Nfs4Program over Nfs4Services behind a Dispatcher, a connection from 127.0.0.1 — and
 // COMPOUNDs sent to it with AUTH_SYS credentials, their replies decoded, their
-// attributes parsed.
+// attributes parsed. The tests of the COMPOUND loop and the session ops
+// (compound_test.cc, session_ops_test.cc) encode their COMPOUNDs with EncodeCompound.
 //
 // Each test file adds the services its ops need (the open-state table, the client
 // table) and its own op builders. Teardown undoes the setup in reverse: a fixture that
@@ -65,10 +66,13 @@ inline AttrBitmap Bits(std::initializer_list<uint32_t> bits) {
   return b;
 }
 
-// The COMPOUND of `ops` (whose strings and arrays the caller keeps), encoded with the
-// generated routines.
-inline std::string EncodeCompound(std::vector<nfs_argop4>& ops, uint32_t minor = 1) {
+// The COMPOUND of `ops` (whose strings and arrays the caller keeps) with `tag`, encoded
+// with the generated routines.
+inline std::string EncodeCompound(std::vector<nfs_argop4>& ops, uint32_t minor = 1,
+                                  std::string tag = "") {
   COMPOUND4args args{};
+  args.tag.utf8string_len = static_cast<u_int>(tag.size());
+  args.tag.utf8string_val = tag.data();
   args.minorversion = minor;
   args.argarray.argarray_len = static_cast<u_int>(ops.size());
   args.argarray.argarray_val = ops.data();

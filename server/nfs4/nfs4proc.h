@@ -37,9 +37,9 @@ const Nfs4Object* CurrentObject(const CompoundState& cs);
 // The status of an op that needs a directory as its current filehandle (knfsd's
 // fh_verify(S_IFDIR): a symlink is NFS4ERR_SYMLINK in NFSv4).
 nfsstat4 CheckDirectory(const Nfs4Object& o);
-// The status of an op that needs a regular file (knfsd's nfsd_check_obj_isreg; RFC 8881
-// §18.22.3): a directory (a pseudo one too) NFS4ERR_ISDIR, a symlink NFS4ERR_SYMLINK,
-// anything else NFS4ERR_WRONG_TYPE.
+// The status of an op that needs a regular file (knfsd's nfsd_check_obj_isreg for
+// NFSv4.1 and later): a directory (a pseudo one too) NFS4ERR_ISDIR, a symlink
+// NFS4ERR_SYMLINK, anything else NFS4ERR_WRONG_TYPE.
 nfsstat4 CheckRegular(const Nfs4Object& o);
 // What an op on the current regular file (READ, WRITE, SEEK, …) starts with: *out the
 // current filehandle's object; NFS4ERR_SERVERFAULT without a namespace or an object,

@@ -601,9 +601,9 @@ TEST_P(Nfs4IoTest, BadArgumentsAreErrorsNeverCrashes) {
   EXPECT_EQ(Last(Run(c, {PutFh(fh), dr})), NFS4ERR_BAD_STATEID);
 }
 
-// What is not a regular file answers as knfsd's nfsd_check_obj_isreg (RFC 8881
-// §18.22.3): a directory ISDIR (above), a symlink SYMLINK, anything else WRONG_TYPE —
-// for READ, WRITE, OPEN and the lock ops alike (nfs4proc.h CheckRegular).
+// What is not a regular file answers as knfsd's nfsd_check_obj_isreg: a directory
+// ISDIR (above), a symlink SYMLINK, anything else WRONG_TYPE — for READ, WRITE, OPEN and
+// the lock ops alike (nfs4proc.h CheckRegular).
 TEST_P(Nfs4IoTest, IoOnASymlinkIsSymlinkAndOnAFifoWrongType) {
   Client c = Mount("host-a");
   const backend::Caller su{Cred(0, 0)};

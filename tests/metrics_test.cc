@@ -416,11 +416,11 @@ TEST_F(MetricsTest, AnswersOnlyGetAndHeadOfMetrics) {
   ExpectWellFormed(Scrape());
 }
 
-// With --nfs4-preview: the NFSv4 families, well formed, and the op counted by the
-// COMPOUND loop (an op refused before a session is counted as an error). Without it
-// none of them (AnswersOnlyGetAndHeadOfMetrics scrapes such a server).
-TEST_F(MetricsTest, Nfs4ClientsGraceAndOpsWithNfs4Preview) {
-  StartServer("127.0.0.1:0", {"--nfs4-preview"});
+// By default (NFSv4 on): the NFSv4 families, well formed, and the op counted by the
+// COMPOUND loop (an op refused before a session is counted as an error). With
+// --nonfs4 none of them (NoNfs4FamiliesWithNoNfs4).
+TEST_F(MetricsTest, Nfs4ClientsGraceAndOpsByDefault) {
+  StartServer("127.0.0.1:0");
   WireConn conn;
   ASSERT_TRUE(conn.Connect(srv_->nfs_port()));
   // COMPOUND (tag "m", minor version 1) of one PUTROOTFH: OP_NOT_IN_SESSION.

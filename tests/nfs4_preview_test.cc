@@ -1,13 +1,14 @@
 // tests/nfs4_preview_test.cc — NFSv4 (program 100003 version 4) on a real
-// localnfsd, over a raw TCP socket: with --nfs4-preview the COMPOUND program
-// answers on the NFS port next to NFSv3 and LOCALIO, on the same connection;
-// without it nothing of v4 is registered (a v4 call is PROG_MISMATCH 3..3, as
-// before). Sessions: EXCHANGE_ID → CREATE_SESSION → SEQUENCE, the slot's kept reply
-// sent again byte for byte (after the XID) on the same and on another connection, the
-// slot and session errors, REQ_TOO_BIG, a second client, BIND_CONN_TO_SESSION,
-// DESTROY_SESSION / DESTROY_CLIENTID, RECLAIM_COMPLETE once, a courtesy client past its
-// lease (served again; loses to a conflicting principal), --lease-time's range. The
-// namespace changes (CREATE, RENAME, LINK, SETATTR, REMOVE) reach the exported directory.
+// localnfsd, over a raw TCP socket: by default the COMPOUND program answers on the
+// NFS port next to NFSv3 and LOCALIO, on the same connection (--nfs4-preview, the
+// flag of the preview, is still accepted and means the same); with --nonfs4 nothing
+// of v4 is registered (a v4 call is PROG_MISMATCH 3..3). Sessions: EXCHANGE_ID →
+// CREATE_SESSION → SEQUENCE, the slot's kept reply sent again byte for byte (after
+// the XID) on the same and on another connection, the slot and session errors,
+// REQ_TOO_BIG, a second client, BIND_CONN_TO_SESSION, DESTROY_SESSION /
+// DESTROY_CLIENTID, RECLAIM_COMPLETE once, a courtesy client past its lease (served
+// again; loses to a conflicting principal), --lease-time's range. The namespace
+// changes (CREATE, RENAME, LINK, SETATTR, REMOVE) reach the exported directory.
 //
 // COMPOUNDs are encoded and their replies decoded by hand (tests/wire.h's
 // XdrOut / XdrIn, from RFC 8881 §16.2 / RFC 7863), sharing nothing with the
@@ -276,7 +277,7 @@ class Nfs4PreviewTest : public ::testing::Test {
 };
 
 TEST_F(Nfs4PreviewTest, CompoundAnswersOnTheNfsPortBesideV3AndLocalio) {
-  StartServer({"--nfs4-preview"});
+  StartServer({});
   // NULL of v4, v3 and LOCALIO, on the one connection.
   RpcReply r = conn_.Call(kNfsProg, kNfs4, 0, "");
   ASSERT_TRUE(r.ok) << r.error;
@@ -335,7 +336,7 @@ TEST_F(Nfs4PreviewTest, CompoundAnswersOnTheNfsPortBesideV3AndLocalio) {
 }
 
 TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
-  StartServer({"--nfs4-preview"});
+  StartServer({});
   SessionReply ex = Compound(conn_, {ExchangeId("client-one")});
   ASSERT_EQ(ex.status, kNfs4Ok);
   EXPECT_EQ(ex.flags, kFlagUseNonPnfs);  // not confirmed yet
@@ -410,7 +411,7 @@ TEST_F(Nfs4PreviewTest, ExchangeIdCreateSessionSequenceAndTheSlotReplyCache) {
 }
 
 TEST_F(Nfs4PreviewTest, AnExportsV4PathIsItsDirectoryPathAndItsHandleMountsOne) {
-  StartServer({"--nfs4-preview"});
+  StartServer({});
   const std::string session = Mount("client-ns");
   // SEQUENCE, PUTROOTFH, LOOKUP of each component of the export's path, GETFH.
   std::vector<std::string> ops = {Sequence(session, 1), Op(kOpPutrootfh)};
@@ -455,7 +456,7 @@ std::string ModeAttr(uint32_t mode) {
 TEST_F(Nfs4PreviewTest, NamespaceChangesOverASessionReachTheExportedDirectory) {
   // The COMPOUNDs go as AUTH_NONE: nobody, who may change what follows.
   ASSERT_EQ(chmod(root_.path().c_str(), 0777), 0);
-  StartServer({"--nfs4-preview"});
+  StartServer({});
   const std::string session = Mount("client-changes");
   WireConn mount;
   ASSERT_TRUE(mount.Connect(server_->mount_port()));
@@ -524,7 +525,7 @@ TEST_F(Nfs4PreviewTest, NamespaceChangesOverASessionReachTheExportedDirectory) {
 }
 
 TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {
-  StartServer({"--nfs4-preview", "--lease-time", "30"});
+  StartServer({"--lease-time", "30"});
   uint64_t one_id = 0, two_id = 0;
   const std::string one = Mount("client-one", &one_id);
   // A second client, whose session takes requests of at most 200 bytes.
@@ -569,7 +570,7 @@ TEST_F(Nfs4PreviewTest, SecondClientRequestLimitBindDestroy) {
 }
 
 TEST_F(Nfs4PreviewTest, AnExpiredClientIsACourtesyClientUntilAnotherConflicts) {
-  StartServer({"--nfs4-preview", "--lease-time", "2"});
+  StartServer({"--lease-time", "2"});
   const std::string session = Mount("client-one");
   // Past its lease: still served, and renewed by the SEQUENCE.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
@@ -596,7 +597,7 @@ TEST_F(Nfs4PreviewTest, AnExpiredClientIsACourtesyClientUntilAnotherConflicts) {
 
 TEST_F(Nfs4PreviewTest, LeaseTimeOutOfRangeIsAUsageError) {
   for (const char* bad : {"0", "3601"}) {
-    ServerProcess server({"--export", root_.path() + ":rw", "--nfs4-preview", "--lease-time", bad});
+    ServerProcess server({"--export", root_.path() + ":rw", "--lease-time", bad});
     EXPECT_FALSE(server.Start()) << bad;
     EXPECT_TRUE(WIFEXITED(server.exit_status()));
     EXPECT_EQ(WEXITSTATUS(server.exit_status()), 2) << bad;
@@ -613,6 +614,16 @@ TEST_F(Nfs4PreviewTest, ByDefaultVersionFourAnswersBesideThree) {
   EXPECT_EQ(r.accept_stat, kProgMismatch);
   EXPECT_EQ(r.low, 3u);
   EXPECT_EQ(r.high, 4u);
+  ASSERT_TRUE(server_->Stop());
+}
+
+// The flag of the preview still starts a server (scripts may pass it); it means the
+// default.
+TEST_F(Nfs4PreviewTest, PreviewFlagIsStillAcceptedAndMeansTheDefault) {
+  StartServer({"--nfs4-preview"});
+  RpcReply r = conn_.Call(kNfsProg, kNfs4, 0, "");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.accept_stat, kSuccess);
   ASSERT_TRUE(server_->Stop());
 }
 
@@ -712,20 +723,20 @@ class Nfs4GraceTest : public Nfs4PreviewTest {
 };
 
 TEST_F(Nfs4GraceTest, ARestartIsInGraceUntilThePreviousClientSendsReclaimComplete) {
-  StartServer({"--nfs4-preview", "--lease-time", "60"});
+  StartServer({"--lease-time", "60"});
   RestartAndReclaim();
   ASSERT_TRUE(server_->Stop());
 }
 
 TEST_F(Nfs4GraceTest, UnprivilegedTheRecordsLiveInTheUsersStateDir) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to run the server as another user";
-  StartOnDirs({"--nfs4-preview", "--lease-time", "60"}, /*uid=*/1000);
+  StartOnDirs({"--lease-time", "60"}, /*uid=*/1000);
   RestartAndReclaim();
   ASSERT_TRUE(server_->Stop());
 }
 
 TEST_F(Nfs4GraceTest, AnotherClientDoesNotEndGraceAndGraceZeroMeansNone) {
-  StartOnDirs({"--nfs4-preview", "--lease-time", "60", "--grace", "0"});
+  StartOnDirs({"--lease-time", "60", "--grace", "0"});
   MountAndReclaimComplete("host-one");
   size_t mark = server_->StderrMark();
   RestartServer();
@@ -737,7 +748,7 @@ TEST_F(Nfs4GraceTest, AnotherClientDoesNotEndGraceAndGraceZeroMeansNone) {
 
   // Without --grace 0 the next start is in grace for host-two only: host-one (no
   // longer known) sending RECLAIM_COMPLETE changes nothing.
-  StartOnDirs({"--nfs4-preview", "--lease-time", "60"});
+  StartOnDirs({"--lease-time", "60"});
   EXPECT_TRUE(server_->WaitForStderr("nfs4: in grace for 60 s: 1 client(s)",
                                      std::chrono::seconds(10)))
       << server_->StderrText();
@@ -750,7 +761,7 @@ TEST_F(Nfs4GraceTest, AnotherClientDoesNotEndGraceAndGraceZeroMeansNone) {
 
 TEST_F(Nfs4GraceTest, GraceOutOfRangeIsAUsageError) {
   for (const char* bad : {"-2", "3601"}) {
-    ServerProcess server({"--export", root_.path() + ":rw", "--nfs4-preview", "--grace", bad});
+    ServerProcess server({"--export", root_.path() + ":rw", "--grace", bad});
     EXPECT_FALSE(server.Start()) << bad;
     EXPECT_TRUE(WIFEXITED(server.exit_status()));
     EXPECT_EQ(WEXITSTATUS(server.exit_status()), 2) << bad;
@@ -758,7 +769,7 @@ TEST_F(Nfs4GraceTest, GraceOutOfRangeIsAUsageError) {
 }
 
 TEST_F(Nfs4GraceTest, CtlStatusShowsClientsSessionsAndOpCounts) {
-  StartServer({"--nfs4-preview"});
+  StartServer({});
   // Without a v4 client yet: the section is there, empty.
   std::string text = CtlStatus(*server_);
   EXPECT_NE(text.find("nfs4: 0 clients (0 confirmed, 0 courtesy, 0 unconfirmed), 0 sessions"),

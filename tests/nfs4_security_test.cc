@@ -1,7 +1,7 @@
 // tests/nfs4_security_test.cc — security_test.cc's export rules again over NFSv4.1:
 // root_squash, all_squash, ro, a client rule that does not match, another user's 0600
 // file, group permission from AUTH_SYS gids — through sessions and COMPOUNDs against a
-// real localnfsd --nfs4-preview, with the v4 path of the export (its directory path).
+// real localnfsd (NFSv4 on by default), with the v4 path of the export (its directory path).
 // Runs as root (chown of fixtures, squash targets); skips otherwise.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,7 +49,7 @@ class Nfs4SecurityTest : public ::testing::Test {
   // handle by its path, as root.
   void StartWith(const std::string& opts) {
     server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
-        "--nfs4-preview", "--export", root_.path() + (opts.empty() ? "" : ":" + opts)});
+        "--export", root_.path() + (opts.empty() ? "" : ":" + opts)});
     ASSERT_TRUE(server_->Start());
     ASSERT_TRUE(conn_.Connect(server_->nfs_port()));
     ASSERT_TRUE(v4_.Establish("nfs4-security-test")) << v4_.error();
@@ -171,7 +171,7 @@ TEST_F(Nfs4SecurityTest, HostWithoutMatchingRuleSeesNoExportAndItsHandlesAreRefu
   TempDir cfg("localnfs-cfg");
   const std::string exports = cfg.Sub("exports");
   ASSERT_TRUE(WriteFile(exports, root_.path() + " 127.0.0.1(rw,no_root_squash)\n"));
-  ServerProcess srv({"--nfs4-preview", "--exports", exports});
+  ServerProcess srv({"--exports", exports});
   ASSERT_TRUE(srv.Start());
   std::string fh;
   {

@@ -22,6 +22,7 @@
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/nfs4proc_test_fixture.h"
 #include "server/nfs4/client_records.h"
 #include "server/nfs4/services.h"
 #include "server/nfs4/state.h"
@@ -73,21 +74,7 @@ class Compound {
     return *this;
   }
 
-  std::string Encode() {
-    COMPOUND4args args{};
-    args.tag.utf8string_len = static_cast<u_int>(tag_.size());
-    args.tag.utf8string_val = tag_.data();
-    args.minorversion = minor_;
-    args.argarray.argarray_len = static_cast<u_int>(ops_.size());
-    args.argarray.argarray_val = ops_.data();
-    std::string buf(1 << 16, '\0');
-    XDR x;
-    xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
-    EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
-    buf.resize(xdr_getpos(&x));
-    xdr_destroy(&x);
-    return buf;
-  }
+  std::string Encode() { return proc_fixture::EncodeCompound(ops_, minor_, tag_); }
 
  private:
   uint32_t minor_;

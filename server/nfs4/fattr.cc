@@ -265,14 +265,19 @@ size_t Fattr4Size(const AttrBitmap& mask, size_t vals_len) {
   return BitmapSize(mask) + 4 + (vals_len + 3) / 4 * 4;
 }
 
-void SetFattr4(fattr4* out, const AttrBitmap& mask, std::string_view vals) {
+void SetBitmap4(bitmap4* out, const AttrBitmap& mask) {
   const uint32_t n = BitmapWords(mask);
   // Freed with the result (xdr_free: mem_free is free); never malloc(0).
-  out->attrmask.bitmap4_val = static_cast<uint32_t*>(malloc(4 * (n == 0 ? 1 : n)));
+  out->bitmap4_val = static_cast<uint32_t*>(malloc(4 * (n == 0 ? 1 : n)));
+  if (out->bitmap4_val == nullptr) abort();
+  for (uint32_t i = 0; i < n; ++i) out->bitmap4_val[i] = mask.words[i];
+  out->bitmap4_len = n;
+}
+
+void SetFattr4(fattr4* out, const AttrBitmap& mask, std::string_view vals) {
+  SetBitmap4(&out->attrmask, mask);
   out->attr_vals.attrlist4_val = static_cast<char*>(malloc(vals.empty() ? 1 : vals.size()));
-  if (out->attrmask.bitmap4_val == nullptr || out->attr_vals.attrlist4_val == nullptr) abort();
-  for (uint32_t i = 0; i < n; ++i) out->attrmask.bitmap4_val[i] = mask.words[i];
-  out->attrmask.bitmap4_len = n;
+  if (out->attr_vals.attrlist4_val == nullptr) abort();
   if (!vals.empty()) memcpy(out->attr_vals.attrlist4_val, vals.data(), vals.size());
   out->attr_vals.attrlist4_len = static_cast<u_int>(vals.size());
 }

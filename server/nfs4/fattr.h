@@ -84,6 +84,9 @@ void EncodeAttrs(const FattrSource& src, const AttrBitmap& requested, AttrBitmap
 void EncodeAttrError(nfsstat4 error, uint64_t fileid, const AttrBitmap& requested,
                      AttrBitmap* mask, std::string* vals);
 
+// Fills `out` (malloc'd, freed with the result by xdr_free) with `mask`, trailing zero
+// words dropped (an op's attrset, hints, a fattr4's attrmask).
+void SetBitmap4(bitmap4* out, const AttrBitmap& mask);
 // Fills `out` (malloc'd, freed with the result by xdr_free) from a mask and values.
 void SetFattr4(fattr4* out, const AttrBitmap& mask, std::string_view vals);
 // The XDR size of that fattr4.

@@ -44,6 +44,20 @@ nfsstat4 CheckDirectory(const Nfs4Object& o) {
   return o.obj.attrs().type == backend::FileType::kSymlink ? NFS4ERR_SYMLINK : NFS4ERR_NOTDIR;
 }
 
+nfsstat4 CheckRegular(const Nfs4Object& o) {
+  if (o.pseudo || o.obj.attrs().is_dir()) return NFS4ERR_ISDIR;
+  if (o.obj.attrs().type == backend::FileType::kSymlink) return NFS4ERR_SYMLINK;
+  return o.obj.attrs().is_regular() ? NFS4_OK : NFS4ERR_WRONG_TYPE;
+}
+
+nfsstat4 CurrentRegularFile(const CompoundState& cs, const Nfs4Object** out) {
+  const Nfs4Object* o = CurrentObject(cs);
+  if (Namespace(cs) == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
+  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  *out = o;
+  return NFS4_OK;
+}
+
 nfsstat4 CheckComponent(const component4& c, std::string_view* name) {
   *name = std::string_view(c.utf8string_val, c.utf8string_len);
   if (name->empty()) return NFS4ERR_INVAL;

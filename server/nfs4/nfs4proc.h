@@ -26,7 +26,7 @@
 
 namespace localnfs::server::nfs4 {
 
-// ---- What the handler files (nfs4proc.cc, nfs4proc_ns.cc) share
+// ---- What the handler files (nfs4proc.cc, nfs4proc_ns.cc, nfs4proc_io.cc) share
 
 // The namespace, or null without one (tests of the COMPOUND loop alone).
 PseudoFs* Namespace(const CompoundState& cs);
@@ -37,6 +37,14 @@ const Nfs4Object* CurrentObject(const CompoundState& cs);
 // The status of an op that needs a directory as its current filehandle (knfsd's
 // fh_verify(S_IFDIR): a symlink is NFS4ERR_SYMLINK in NFSv4).
 nfsstat4 CheckDirectory(const Nfs4Object& o);
+// The status of an op that needs a regular file (knfsd's nfsd_check_obj_isreg for
+// NFSv4.1 and later): a directory (a pseudo one too) NFS4ERR_ISDIR, a symlink
+// NFS4ERR_SYMLINK, anything else NFS4ERR_WRONG_TYPE.
+nfsstat4 CheckRegular(const Nfs4Object& o);
+// What an op on the current regular file (READ, WRITE, SEEK, …) starts with: *out the
+// current filehandle's object; NFS4ERR_SERVERFAULT without a namespace or an object,
+// CheckRegular's status for one of another type.
+nfsstat4 CurrentRegularFile(const CompoundState& cs, const Nfs4Object** out);
 // A component argument (LOOKUP, SECINFO, CREATE, REMOVE, RENAME, LINK), checked as
 // knfsd's check_filename and RFC 8881 §18.13.3: empty → INVAL, "." / ".." or a '/' or
 // NUL in it → BADNAME, longer than a name may be → NAMETOOLONG. *name views `c`.

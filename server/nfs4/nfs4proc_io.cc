@@ -23,6 +23,7 @@
 #include "server/backend/backend.h"
 #include "server/backend/rules.h"
 #include "server/nfs4/fattr.h"
+#include "server/nfs4/nfs4proc.h"
 #include "server/nfs4/open_state.h"
 #include "server/nfs4/pseudofs.h"
 #include "server/nfs4/services.h"
@@ -32,8 +33,6 @@
 namespace localnfs::server::nfs4 {
 namespace {
 
-using rpc::WireEnumValue;
-
 // What every stateful op needs: the services with a namespace and an open-state table,
 // the client of the COMPOUND's session.
 struct Ctx {
@@ -42,6 +41,18 @@ struct Ctx {
   Nfs4State* state = nullptr;
   clientid4 client = 0;
 };
+// As much of it as the COMPOUND has (null, 0 for what it lacks): CheckIoStateId's, which
+// the ops of nfs4proc_ns.cc call, also in tests without a session or state tables.
+Ctx AvailableCtx(const CompoundState& cs) {
+  Ctx ctx;
+  if (cs.services != nullptr) {
+    ctx.ns = cs.services->namespace_fs;
+    ctx.table = cs.services->open_state;
+    ctx.state = cs.services->state;
+  }
+  if (cs.slot != nullptr) ctx.client = cs.slot->client_id();
+  return ctx;
+}
 nfsstat4 GetCtx(const CompoundState& cs, Ctx* ctx) {
   if (cs.services == nullptr || cs.call == nullptr || cs.services->namespace_fs == nullptr ||
       cs.services->open_state == nullptr) {
@@ -49,28 +60,13 @@ nfsstat4 GetCtx(const CompoundState& cs, Ctx* ctx) {
   }
   // Every op here runs after SEQUENCE (the loop requires it first).
   if (cs.slot == nullptr) return NFS4ERR_OP_NOT_IN_SESSION;
-  ctx->ns = cs.services->namespace_fs;
-  ctx->table = cs.services->open_state;
-  ctx->state = cs.services->state;
-  ctx->client = cs.slot->client_id();
+  *ctx = AvailableCtx(cs);
   return NFS4_OK;
 }
-
-Requester RequesterOf(const CompoundState& cs) {
-  return Requester{cs.call->ctx().conn, &cs.call->ctx().cred};
-}
-
-const Nfs4Object* CurrentFileObject(const CompoundState& cs) {
-  return cs.current && cs.current->object ? cs.current->object.get() : nullptr;
-}
-
-// The status of an op on a regular file for an object of another type (knfsd's
-// nfsd_check_obj_isreg): a directory ISDIR, a symlink SYMLINK, anything else INVAL.
-nfsstat4 CheckRegular(const Nfs4Object& o) {
-  if (o.pseudo || o.obj.attrs().is_dir()) return NFS4ERR_ISDIR;
-  if (o.obj.attrs().type == backend::FileType::kSymlink) return NFS4ERR_SYMLINK;
-  if (o.obj.attrs().type != backend::FileType::kRegular) return NFS4ERR_INVAL;
-  return NFS4_OK;
+// The start of an op on the current regular file: GetCtx, then CurrentRegularFile.
+nfsstat4 BeginFileOp(const CompoundState& cs, Ctx* ctx, const Nfs4Object** o) {
+  if (nfsstat4 s = GetCtx(cs, ctx); s != NFS4_OK) return s;
+  return CurrentRegularFile(cs, o);
 }
 
 FileKey KeyOf(const backend::Object& obj) { return FileKey{obj.exp().id(), obj.handle()}; }
@@ -82,9 +78,6 @@ char* CopyForXdr(std::string_view bytes) {
   return p;
 }
 
-void PutVerifier(uint64_t v, verifier4 out) {
-  for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) out[i] = static_cast<char>(v >> (56 - 8 * i));
-}
 uint64_t VerifierValue(const verifier4 v) {
   uint64_t out = 0;
   for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) out = (out << 8) | static_cast<uint8_t>(v[i]);
@@ -115,9 +108,10 @@ bool IsReadBypass(const stateid4& w) { return w.seqid == NFS4_UINT32_MAX && Othe
 bool IsCurrent(const stateid4& w) { return w.seqid == 1 && OtherIs(w, 0); }
 bool IsSpecial(const stateid4& w) { return OtherIs(w, 0) || OtherIs(w, '\xff'); }
 
-// The stateid an op names: the current stateid when it sends "current" (and one is set
-// for the current filehandle), else the one sent. Other special stateids are
-// BAD_STATEID here (ops that accept them look first).
+// The stateid an op names: the current stateid (RFC 8881 §16.2.3.1.2) when it sends
+// "current" and one is set for the current filehandle, else the one sent. Other special
+// stateids are BAD_STATEID here, as knfsd's nfsd4_lookup_stateid (ops that accept them
+// look first).
 nfsstat4 Resolve(const CompoundState& cs, const stateid4& w, StateId* out) {
   if (IsCurrent(w)) {
     if (!cs.has_current_stateid || !cs.current || cs.current->bytes != cs.current_stateid_fh)
@@ -167,7 +161,8 @@ class CourtesyReaper {
 // and only by a client of the previous instance (else NO_GRACE); a new OPEN not in grace
 // nor before the client's RECLAIM_COMPLETE (knfsd's nfsd4_open); a new lock, LOCKT and
 // I/O with a special stateid not in grace (knfsd's nfsd4_lock, nfsd4_lockt,
-// check_special_stateids). Without a client table (tests) there is no grace.
+// check_special_stateids, in CheckIoStateId). Without a client table (tests) there is no
+// grace.
 nfsstat4 CheckReclaim(const Ctx& ctx, bool reclaim) {
   if (ctx.state == nullptr) return reclaim ? NFS4ERR_NO_GRACE : NFS4_OK;
   return ctx.state->CheckReclaim(ctx.client, reclaim);
@@ -208,15 +203,6 @@ void AnswerNoDelegation(uint32_t want, open_delegation4* d) {
     why.ond_why = WND4_RESOURCE;
     why.open_none_delegation4_u.ond_server_will_signal_avail = FALSE;
   }
-}
-
-void SetBitmap(bitmap4* out, const AttrBitmap& mask) {
-  u_int len = 3;
-  while (len > 0 && mask.words[len - 1] == 0) --len;
-  out->bitmap4_val = static_cast<uint32_t*>(calloc(3, sizeof(uint32_t)));
-  if (out->bitmap4_val == nullptr) abort();
-  for (u_int i = 0; i < len; ++i) out->bitmap4_val[i] = mask.words[i];
-  out->bitmap4_len = len;
 }
 
 // What a create asked for, decoded (createhow4).
@@ -337,16 +323,6 @@ nfsstat4 CheckOpenPermission(backend::Backend& be, const FileHandle4& fh, uint32
   return NFS4_OK;
 }
 
-nfsstat4 CheckOpenName(const component4& c, std::string_view* name) {
-  *name = std::string_view(c.utf8string_val, c.utf8string_len);
-  if (name->empty()) return NFS4ERR_INVAL;
-  if (*name == "." || *name == "..") return NFS4ERR_BADNAME;
-  if (name->find('/') != std::string_view::npos || name->find('\0') != std::string_view::npos)
-    return NFS4ERR_BADNAME;
-  if (name->size() > backend::kMaxNameLen) return NFS4ERR_NAMETOOLONG;
-  return NFS4_OK;
-}
-
 }  // namespace
 
 // RFC 8881 §18.16 (knfsd's nfsd4_open): the file by name in the current directory
@@ -356,7 +332,7 @@ nfsstat4 CheckOpenName(const component4& c, std::string_view* name) {
 nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
   if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* cur = CurrentFileObject(cs);
+  const Nfs4Object* cur = CurrentObject(cs);
   if (cur == nullptr) return NFS4ERR_SERVERFAULT;
   const OPEN4args& a = args.nfs_argop4_u.opopen;
   uint32_t access = 0, want = 0;
@@ -384,7 +360,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
                                                                     : NFS4ERR_NOTDIR;
       }
       std::string_view name;
-      if (nfsstat4 s = CheckOpenName(a.claim.open_claim4_u.file, &name); s != NFS4_OK) return s;
+      if (nfsstat4 s = CheckComponent(a.claim.open_claim4_u.file, &name); s != NFS4_OK) return s;
       if (create) {
         if (nfsstat4 s = OpenCreate(cs, ctx, name, a.openhow.openflag4_u.how, &file, &created,
                                     &attrset, &cinfo);
@@ -392,7 +368,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
           return s;
         }
       } else {
-        absl::StatusOr<FileHandle4> fh = ctx.ns->Lookup(RequesterOf(cs), *cs.current, name);
+        absl::StatusOr<FileHandle4> fh = ctx.ns->Lookup(Who(cs), *cs.current, name);
         if (!fh.ok()) return Nfs4StatusFromStatus(fh.status());
         file = std::move(*fh);
         if (!cur->pseudo) cinfo.before = cinfo.after = ChangeOf(be, cur->obj);
@@ -439,7 +415,7 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   ToWire(sid, &ok.stateid);
   ok.cinfo = cinfo;
   ok.rflags = OPEN4_RESULT_LOCKTYPE_POSIX;
-  SetBitmap(&ok.attrset, attrset);
+  SetBitmap4(&ok.attrset, attrset);
   AnswerNoDelegation(want, &ok.delegation);
   cs.current = std::move(file);
   SetCurrentStateId(cs, ok.stateid);
@@ -448,15 +424,13 @@ nfsstat4 Open(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 
 // RFC 8881 §18.18: the open's access and deny reduced to the subsets given.
 nfsstat4 OpenDowngrade(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
-  Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentFileObject(cs);
-  if (o == nullptr) return NFS4ERR_SERVERFAULT;
   const OPEN_DOWNGRADE4args& a = args.nfs_argop4_u.opopen_downgrade;
   uint32_t access = 0, want = 0;
   if (nfsstat4 s = SplitShareAccess(a.share_access, &access, &want); s != NFS4_OK) return s;
   if ((a.share_deny & ~OPEN4_SHARE_DENY_BOTH) != 0) return NFS4ERR_INVAL;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  Ctx ctx;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   StateId sid, out;
   if (nfsstat4 s = Resolve(cs, a.open_stateid, &sid); s != NFS4_OK) return s;
   if (nfsstat4 s = ctx.table->Downgrade(ctx.client, KeyOf(o->obj), sid, access, a.share_deny, &out);
@@ -473,10 +447,8 @@ nfsstat4 OpenDowngrade(CompoundState& cs, const nfs_argop4& args, nfs_resop4& re
 // the special invalid stateid, as §18.2.4 suggests and knfsd sends (close_stateid).
 nfsstat4 Close(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentFileObject(cs);
-  if (o == nullptr) return NFS4ERR_SERVERFAULT;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   StateId sid;
   if (nfsstat4 s = Resolve(cs, args.nfs_argop4_u.opclose.open_stateid, &sid); s != NFS4_OK)
     return s;
@@ -488,12 +460,10 @@ nfsstat4 Close(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   return NFS4_OK;
 }
 
-namespace {
-
-// The stateid check of READ and WRITE (knfsd's nfs4_preprocess_stateid_op; see
-// nfs4proc_io.h). `need`: OPEN4_SHARE_ACCESS_READ or _WRITE.
-nfsstat4 CheckIoStateId(const CompoundState& cs, const Ctx& ctx, const Nfs4Object& o,
-                        const stateid4& w, uint32_t need) {
+// knfsd's nfs4_preprocess_stateid_op (see nfs4proc_io.h).
+nfsstat4 CheckIoStateId(const CompoundState& cs, const Nfs4Object& o, const stateid4& w,
+                        uint32_t need) {
+  const Ctx ctx = AvailableCtx(cs);
   const FileKey key = KeyOf(o.obj);
   if (IsAnonymous(w) || IsReadBypass(w)) {
     // The READ bypass skips share reservations for reads only; for a write it is the
@@ -501,25 +471,27 @@ nfsstat4 CheckIoStateId(const CompoundState& cs, const Ctx& ctx, const Nfs4Objec
     // the access: NFS4ERR_GRACE in grace.
     if (IsReadBypass(w) && need == OPEN4_SHARE_ACCESS_READ) return NFS4_OK;
     if (nfsstat4 s = CheckGrace(ctx); s != NFS4_OK) return s;
-    return ctx.table->CheckAnonymous(key, need);
+    return ctx.table != nullptr ? ctx.table->CheckAnonymous(key, need) : NFS4_OK;
   }
   StateId sid;
   if (nfsstat4 s = Resolve(cs, w, &sid); s != NFS4_OK) return s;
+  if (ctx.table == nullptr) return NFS4ERR_BAD_STATEID;
   return ctx.table->Check(ctx.client, key, sid, need);
 }
 
-}  // namespace
+void WriteVerifier(const CompoundState& cs, verifier4 out) {
+  const uint64_t v = cs.services != nullptr ? cs.services->write_verifier : 0;
+  for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) out[i] = static_cast<char>(v >> (56 - 8 * i));
+}
 
 // RFC 8881 §18.22: data of the current file as the squashed user may read it (the
 // Backend's check), bounded by the session's reply budget.
 nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentFileObject(cs);
-  if (o == nullptr) return NFS4ERR_SERVERFAULT;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const READ4args& a = args.nfs_argop4_u.opread;
-  if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK) {
+  if (nfsstat4 s = CheckIoStateId(cs, *o, a.stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK) {
     return s;
   }
   size_t count = std::min<size_t>(a.count, backend::kMaxIoSize);
@@ -552,14 +524,12 @@ nfsstat4 Read(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // `committed` says what was done, with the server's one write verifier (NFSv3's).
 nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentFileObject(cs);
-  if (o == nullptr) return NFS4ERR_SERVERFAULT;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const WRITE4args& a = args.nfs_argop4_u.opwrite;
   const int32_t stable = WireEnumValue(a.stable);
   if (stable < UNSTABLE4 || stable > FILE_SYNC4) return NFS4ERR_BADXDR;
-  if (nfsstat4 s = CheckIoStateId(cs, ctx, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) {
+  if (nfsstat4 s = CheckIoStateId(cs, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) {
     return s;
   }
   // knfsd's nfsd4_write: nothing past the largest offset a file may have.
@@ -572,7 +542,7 @@ nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   WRITE4resok& ok = res.nfs_resop4_u.opwrite.WRITE4res_u.resok4;
   ok.count = done->count;
   ok.committed = static_cast<stable_how4>(done->committed);
-  PutVerifier(cs.services->write_verifier, ok.writeverf);
+  WriteVerifier(cs, ok.writeverf);
   return NFS4_OK;
 }
 
@@ -580,15 +550,13 @@ nfsstat4 Write(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // knfsd for most file systems), with the write verifier.
 nfsstat4 Commit(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
-  const Nfs4Object* o = CurrentFileObject(cs);
-  if (o == nullptr) return NFS4ERR_SERVERFAULT;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const COMMIT4args& a = args.nfs_argop4_u.opcommit;
   if (a.count != 0 && a.offset > NFS4_UINT64_MAX - a.count) return NFS4ERR_INVAL;
   absl::Status s = ctx.ns->deps().backend->Commit(o->obj, o->cred);
   if (!s.ok()) return Nfs4StatusFromStatus(s);
-  PutVerifier(cs.services->write_verifier, res.nfs_resop4_u.opcommit.COMMIT4res_u.resok4.writeverf);
+  WriteVerifier(cs, res.nfs_resop4_u.opcommit.COMMIT4res_u.resok4.writeverf);
   return NFS4_OK;
 }
 
@@ -620,15 +588,6 @@ void FillDenied(const OpenStateTable::Denied& d, LOCK4denied* out) {
   out->owner.owner.owner_len = static_cast<u_int>(d.owner.size());
 }
 
-// The current filehandle of a lock op: a regular file of an export.
-nfsstat4 LockTarget(const CompoundState& cs, const Nfs4Object** out) {
-  const Nfs4Object* o = CurrentFileObject(cs);
-  if (o == nullptr) return NFS4ERR_SERVERFAULT;
-  if (nfsstat4 s = CheckRegular(*o); s != NFS4_OK) return s;
-  *out = o;
-  return NFS4_OK;
-}
-
 }  // namespace
 
 // RFC 8881 §18.10 (knfsd's nfsd4_lock): a byte-range lock for a new lock owner (under
@@ -636,9 +595,8 @@ nfsstat4 LockTarget(const CompoundState& cs, const Nfs4Object** out) {
 // lock that refused it (another client's lock owner, or none for a host process).
 nfsstat4 Lock(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
   const Nfs4Object* o;
-  if (nfsstat4 s = LockTarget(cs, &o); s != NFS4_OK) return s;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const LOCK4args& a = args.nfs_argop4_u.oplock;
   OpenStateTable::LockRequest req;
   if (nfsstat4 s = LockTypeOf(WireEnumValue(a.locktype), &req.type); s != NFS4_OK) return s;
@@ -681,9 +639,8 @@ nfsstat4 Lock(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // RFC 8881 §18.11: would the lock be granted? Changes nothing.
 nfsstat4 LockT(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
   const Nfs4Object* o;
-  if (nfsstat4 s = LockTarget(cs, &o); s != NFS4_OK) return s;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const LOCKT4args& a = args.nfs_argop4_u.oplockt;
   backend::LockType type;
   if (nfsstat4 s = LockTypeOf(WireEnumValue(a.locktype), &type); s != NFS4_OK) return s;
@@ -701,9 +658,8 @@ nfsstat4 LockT(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // RFC 8881 §18.12: the lock stateid holds no lock in the range any more.
 nfsstat4 LockU(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   Ctx ctx;
-  if (nfsstat4 s = GetCtx(cs, &ctx); s != NFS4_OK) return s;
   const Nfs4Object* o;
-  if (nfsstat4 s = LockTarget(cs, &o); s != NFS4_OK) return s;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const LOCKU4args& a = args.nfs_argop4_u.oplocku;
   backend::LockType type;
   if (nfsstat4 s = LockTypeOf(WireEnumValue(a.locktype), &type); s != NFS4_OK) return s;

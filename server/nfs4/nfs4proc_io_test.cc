@@ -18,41 +18,26 @@
 #include <string>
 #include <vector>
 
-#include "common/rcu.h"
-#include "common/release_queue.h"
-#include "export_cache/client_pattern.h"
-#include "export_cache/export_spec.h"
-#include "export_cache/export_table.h"
 #include "gtest/gtest.h"
-#include "rpc/dispatch.h"
 #include "rpc/nfs4.h"
-#include "rpc/test_program.h"
-#include "server/backend/caching_backend.h"
-#include "server/backend/memory_backend.h"
-#include "server/backend/posix_backend.h"
 #include "server/nfs4/client_records.h"
 #include "server/nfs4/compound.h"
-#include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/nfs4proc_test_fixture.h"
 #include "server/nfs4/open_state.h"
-#include "server/nfs4/pseudofs.h"
-#include "server/nfs4/services.h"
 #include "server/nfs4/state.h"
-#include "server/policy/fhandle.h"
-#include "tests/support/temp_dir.h"
 
 // A namespace of its own: unity builds put several test files in one unit.
 namespace localnfs::server::nfs4::io_test {
 namespace {
 
-using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
-constexpr uint64_t kWriteVerifier = 0x1122334455667788ull;
+using proc_fixture::AllKinds;
+using proc_fixture::Cred;
+using proc_fixture::EncodeCompound;
+using proc_fixture::Kind;
+using proc_fixture::KindName;
+using proc_fixture::Reply;
 
-Credentials Cred(uint32_t uid, uint32_t gid) {
-  Credentials c;
-  c.uid = uid;
-  c.gid = gid;
-  return c;
-}
+constexpr uint64_t kWriteVerifier = 0x1122334455667788ull;
 
 nfs_argop4 Op(nfs_opnum4 n) {
   nfs_argop4 a{};
@@ -70,8 +55,6 @@ const stateid4 kAnonymous = Special(0, 0);
 const stateid4 kReadBypass = Special(NFS4_UINT32_MAX, '\xff');
 const stateid4 kCurrent = Special(1, 0);
 
-enum class Kind { kMemory, kCachingPosix };
-
 // One client with its session: the slot-0 sequence it is at.
 struct Client {
   SessionId session{};
@@ -79,50 +62,21 @@ struct Client {
   uint32_t seq = 1;
 };
 
-class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
+class Nfs4IoTest : public proc_fixture::Nfs4ProcFixture {
  protected:
   void SetUp() override {
-    tmp_ = std::make_unique<testing::TempDir>("nfs4io");
-    for (const char* d : {"e", "r"}) ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0755), 0);
-    std::vector<exports::ExportSpec> specs;
-    for (const char* d : {"e", "r"}) {
-      exports::ExportSpec spec;
-      spec.path = tmp_->Sub(d);
-      exports::ClientRule rule;
-      rule.pattern = *exports::ParseClientPattern("127.0.0.1");
-      rule.options.read_only = std::string(d) == "r";
-      rule.options.squash = exports::Squash::kNone;
-      spec.rules.push_back(rule);
-      specs.push_back(spec);
-    }
-    ASSERT_TRUE(table_.Load(specs).ok());
-    key_.emplace(HandleKey::FromBytes(std::string(kHandleKeySize, 'k')));
-    if (GetParam() == Kind::kCachingPosix) {
-      resolver_ = std::make_unique<HandleResolver>();
-      resolver_->Start(*table_.List().front());
-      inner_ = std::make_unique<backend::PosixBackend>(*resolver_);
-      caching_ = std::make_unique<backend::CachingBackend>(*inner_, FileCacheOptions{});
-      backend_ = caching_.get();
-    } else {
-      inner_ = std::make_unique<backend::MemoryBackend>(backend::MemoryBackendOptions{});
-      backend_ = inner_.get();
-    }
-    ns_ = std::make_unique<PseudoFs>(PseudoFs::Deps{&table_, &*key_, backend_});
+    MakeTree("nfs4io", {"e", "r"}, 0755);
+    StartBackend({Spec("e", /*read_only=*/false, exports::Squash::kNone),
+                  Spec("r", /*read_only=*/true, exports::Squash::kNone)});
     {  // T/e may be written by anyone (the memory backend's root is 0755).
-      Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub("e"));
-      auto root = backend_->OpenPath(*exp, "");
-      ASSERT_TRUE(root.ok());
       backend::SetAttrRequest mode;
       mode.mode = 0777;
       const Credentials su = Cred(0, 0);
-      ASSERT_TRUE(backend_->SetAttr(*root, mode, std::nullopt, backend::Caller{su}).ok());
+      ASSERT_TRUE(backend_->SetAttr(Root("e"), mode, std::nullopt, backend::Caller{su}).ok());
     }
     ASSERT_EQ(mkdir(tmp_->Sub("state").c_str(), 0700), 0);
     Start();
-    PeerAddress peer, local;
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
-    conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
+    Connect();
   }
 
   // The server's NFSv4 state as localnfsd builds it: the client records in T/state, the
@@ -140,17 +94,13 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     o.boot = ++boot_;
     state_.emplace(o);
     services_.state = &*state_;
-    services_.namespace_fs = ns_.get();
     services_.open_state = open_state_.get();
     services_.write_verifier = kWriteVerifier;
-    program_.emplace(Nfs4Program::Options{}, &services_);
-    dispatcher_.emplace(&counters_);
-    dispatcher_->AddProgram(&*program_);
+    StartProgram(Nfs4Program::Options{});
   }
   // A restart: every client, session, open and lock is gone; the records stay.
   void Restart() {
-    dispatcher_.reset();
-    program_.reset();
+    StopProgram();
     state_.reset();
     open_state_.reset();
     records_.reset();
@@ -158,53 +108,16 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
   }
 
   void TearDown() override {
-    dispatcher_.reset();
-    program_.reset();
+    StopProgram();
     state_.reset();
     records_.reset();
     open_state_.reset();
-    ns_.reset();
-    backend_ = nullptr;
-    caching_.reset();
-    inner_.reset();
-    if (resolver_) resolver_->Shutdown();
-    resolver_.reset();
-    table_.Shutdown();
-    DrainReleases();
-    tmp_.reset();
+    Nfs4ProcFixture::TearDown();
   }
 
-  std::string RootHandle(const std::string& rel) {
-    Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
-    EXPECT_TRUE(exp);
-    auto root = backend_->OpenPath(*exp, "");
-    EXPECT_TRUE(root.ok()) << root.status();
-    return *key_->Encode(exp->id(), root->handle());
-  }
-
-  std::string Encode(std::vector<nfs_argop4> ops) {
-    COMPOUND4args args{};
-    args.minorversion = 1;
-    args.argarray.argarray_len = static_cast<u_int>(ops.size());
-    args.argarray.argarray_val = ops.data();
-    std::string buf(1 << 16, '\0');
-    XDR x;
-    xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
-    EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
-    buf.resize(xdr_getpos(&x));
-    xdr_destroy(&x);
-    return buf;
-  }
+  std::string Encode(std::vector<nfs_argop4> ops) { return EncodeCompound(ops); }
   std::unique_ptr<Reply> Raw(std::vector<nfs_argop4> ops, const Credentials& cred) {
-    rpc::CallAuth auth;
-    auth.flavor = rpc::AuthFlavor::kSys;
-    auth.cred = cred;
-    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
-        *dispatcher_, *conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, Encode(ops), auth);
-    EXPECT_TRUE(r && r->error.is_success());
-    auto reply = std::make_unique<Reply>(r ? r->body : "");
-    EXPECT_TRUE(reply->ok());
-    return reply;
+    return Send(Encode(std::move(ops)), cred);
   }
 
   Client Mount(const std::string& owner, bool reclaim_complete = true) {
@@ -263,24 +176,9 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
   // COMPOUND bytes as they are: the decoded reply, or nullopt for an RPC-level error
   // (GARBAGE_ARGS: the ops did not decode, nothing ran).
   std::optional<std::string> RawBytes(const std::string& bytes) {
-    rpc::CallAuth auth;
-    auth.flavor = rpc::AuthFlavor::kSys;
-    auth.cred = Cred(0, 0);
-    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
-        *dispatcher_, *conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, bytes, auth);
-    if (!r || !r->error.is_success()) return std::nullopt;
-    return r->body;
-  }
-  static std::vector<nfsstat4> Statuses(const std::unique_ptr<Reply>& r) {
-    std::vector<nfsstat4> out;
-    for (u_int i = 0; i < (*r)->resarray.resarray_len; ++i)
-      out.push_back(OpStatus((*r)->resarray.resarray_val[i]));
-    return out;
+    return SendBytes(bytes, Cred(0, 0));
   }
   static nfsstat4 Last(const std::unique_ptr<Reply>& r) { return (*r)->status; }
-  static const nfs_resop4& At(const std::unique_ptr<Reply>& r, u_int i) {
-    return (*r)->resarray.resarray_val[i];
-  }
 
   // ---- Op builders (their strings live in the fixture)
 
@@ -424,24 +322,11 @@ class Nfs4IoTest : public ::testing::TestWithParam<Kind> {
     return {sid, std::string(fh.nfs_fh4_val, fh.nfs_fh4_len)};
   }
 
-  std::unique_ptr<testing::TempDir> tmp_;
-  exports::ExportTable table_;
-  std::optional<HandleKey> key_;
-  std::unique_ptr<HandleResolver> resolver_;
-  std::unique_ptr<backend::Backend> inner_;
-  std::unique_ptr<backend::CachingBackend> caching_;
-  backend::Backend* backend_ = nullptr;
-  std::unique_ptr<PseudoFs> ns_;
   std::unique_ptr<OpenStateTable> open_state_;
   int64_t now_ns_ = 1'000'000'000;
   std::unique_ptr<ClientRecordFile> records_;
   uint32_t boot_ = 0;
   std::optional<Nfs4State> state_;
-  Nfs4Services services_;
-  rpc::ServerCounters counters_;
-  std::optional<Nfs4Program> program_;
-  std::optional<rpc::Dispatcher> dispatcher_;
-  std::unique_ptr<rpc::ConnectionInfo> conn_;
   std::deque<std::string> strings_;
   std::deque<std::vector<uint32_t>> words_;
 };
@@ -716,6 +601,26 @@ TEST_P(Nfs4IoTest, BadArgumentsAreErrorsNeverCrashes) {
   EXPECT_EQ(Last(Run(c, {PutFh(fh), dr})), NFS4ERR_BAD_STATEID);
 }
 
+// What is not a regular file answers as knfsd's nfsd_check_obj_isreg: a directory
+// ISDIR (above), a symlink SYMLINK, anything else WRONG_TYPE — for READ, WRITE, OPEN and
+// the lock ops alike (nfs4proc.h CheckRegular).
+TEST_P(Nfs4IoTest, IoOnASymlinkIsSymlinkAndOnAFifoWrongType) {
+  Client c = Mount("host-a");
+  const backend::Caller su{Cred(0, 0)};
+  auto link = backend_->Symlink(Root("e"), "link", "target", {}, su);
+  ASSERT_TRUE(link.ok()) << link.status();
+  auto fifo = backend_->Mknod(Root("e"), "fifo", backend::FileType::kFifo, 0, 0, {}, su);
+  ASSERT_TRUE(fifo.ok()) << fifo.status();
+  const std::pair<std::string, nfsstat4> cases[] = {{ExportHandle("e", *link), NFS4ERR_SYMLINK},
+                                                    {ExportHandle("e", *fifo), NFS4ERR_WRONG_TYPE}};
+  for (const auto& [fh, want] : cases) {
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(kAnonymous, 0, 1)})), want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(kAnonymous, 0, "x")})), want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), LockT(WRITE_LT, 0, 1, "x")})), want);
+    EXPECT_EQ(Last(Run(c, {PutFh(fh), Open("oo", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH)})), want);
+  }
+}
+
 TEST_P(Nfs4IoTest, AfterARestartTheClientReclaimsItsOpenAndLockInGrace) {
   Client a = Mount("host-a");
   auto [sid, fh] = CreateFile(a, "f");
@@ -825,11 +730,7 @@ TEST_P(Nfs4IoTest, MutatedArgumentsAreAnsweredNeverCrash) {
   EXPECT_EQ(Last(after), NFS4_OK);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Nfs4IoTest,
-                         ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
-                         [](const ::testing::TestParamInfo<Kind>& i) {
-                           return i.param == Kind::kMemory ? "Memory" : "CachingPosix";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, Nfs4IoTest, AllKinds(), KindName);
 
 }  // namespace
 }  // namespace localnfs::server::nfs4::io_test

@@ -5,7 +5,8 @@
 // Caller (the squashed credentials of the object's rule, and the export's `sync`, so a
 // change is as durable as over v3), the same errno → status table (pseudofs.h
 // Nfs4StatusFromStatus) with NFSv4's own answers where the RFC asks for them (RENAME's
-// NFS4ERR_EXIST, SEEK's NFS4ERR_NXIO, WRONG_TYPE for I/O on what is not a file).
+// NFS4ERR_EXIST, SEEK's NFS4ERR_NXIO, and for I/O on what is not a regular file READ's
+// ISDIR, SYMLINK or WRONG_TYPE: nfs4proc.h CheckRegular).
 //
 // Attributes. The Object a filehandle holds carries the attributes of the moment it was
 // resolved (PUTFH, LOOKUP); an earlier op of the same COMPOUND may have changed them
@@ -19,12 +20,9 @@
 // the directory, which is always correct).
 //
 // Stateids (RFC 8881 §8.2). SETATTR of the size, ALLOCATE, DEALLOCATE, COPY, CLONE, SEEK,
-// READ_PLUS and IO_ADVISE carry one, checked as knfsd's nfs4_preprocess_stateid_op:
-// the anonymous stateid (all zeros) and the READ bypass (all ones) are I/O without an
-// open — allowed, except outside a READ-like op during grace (NFS4ERR_GRACE) and against
-// an open's share deny (AnonymousIoConflict); the current stateid (seqid 1, other 0)
-// stands for what CurrentStateId gives; any other must be an open or lock stateid of the
-// calling client for this file with the access the op needs (OpenStateTable::Check).
+// READ_PLUS and IO_ADVISE carry one, checked as READ's and WRITE's are
+// (nfs4proc_io.h CheckIoStateId, knfsd's nfs4_preprocess_stateid_op): the ops that
+// read need OPEN4_SHARE_ACCESS_READ, the others OPEN4_SHARE_ACCESS_WRITE.
 //
 // Durability. Namespace and attribute changes commit as v3's (Backend, Caller::sync).
 // ALLOCATE, DEALLOCATE and CLONE commit the file on a `sync` export, as knfsd's
@@ -33,17 +31,15 @@
 // (knfsd answers UNSTABLE4 and the client commits).
 //
 // Grace (state.h "Restart and grace"): REMOVE and RENAME are refused with NFS4ERR_GRACE
-// by the loop (their rows' kRefusedInGrace); I/O with a special stateid asks InGrace.
+// by the loop (their rows' kRefusedInGrace); I/O with a special stateid is refused in
+// grace by CheckIoStateId.
 //
-// What the stateful ops (nfs4proc_io.cc) keep, reached through small functions named
-// for it: CurrentStateId (the COMPOUND's current stateid that OPEN and LOCK set),
-// AnonymousIoConflict (the share deny of the opens of a file) and WriteVerifier (the
-// verifier WRITE and COMMIT answer).
+// What the stateful ops (nfs4proc_io.cc) keep is reached through nfs4proc_io.h:
+// CheckIoStateId (stateids) and WriteVerifier (the verifier WRITE and COMMIT answer).
 #include "server/nfs4/nfs4proc_ns.h"
 
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <algorithm>
 #include <memory>
@@ -55,10 +51,8 @@
 #include "common/status.h"
 #include "server/nfs4/fattr.h"
 #include "server/nfs4/nfs4proc.h"
-#include "server/nfs4/open_state.h"
+#include "server/nfs4/nfs4proc_io.h"
 #include "server/nfs4/pseudofs.h"
-#include "server/nfs4/services.h"
-#include "server/nfs4/state.h"
 
 namespace localnfs::server::nfs4 {
 namespace {
@@ -73,44 +67,7 @@ constexpr uint32_t kMaxDevMinor = (1u << 20) - 1;
 // small holes costs a few reads, not an unbounded reply.
 constexpr size_t kMaxReadPlusSegments = 256;
 
-// ---- The stateful ops' state (see the header comment)
-
-// The COMPOUND's current stateid (RFC 8881 §16.2.3.1.2), which OPEN, LOCK and the
-// other stateful ops set (nfs4proc_io.cc): valid while the filehandle it was set for is
-// current; none otherwise (the special current stateid is then NFS4ERR_BAD_STATEID, as
-// knfsd's without one).
-std::optional<StateId> CurrentStateId(const CompoundState& cs) {
-  if (!cs.has_current_stateid || !cs.current || cs.current->bytes != cs.current_stateid_fh)
-    return std::nullopt;
-  StateId id;
-  id.seqid = cs.current_stateid.seqid;
-  memcpy(id.other.data(), cs.current_stateid.other, id.other.size());
-  return id;
-}
-
-// I/O with a special stateid against the opens of the file: knfsd's
-// nfs4_share_conflict — an open that denies the access `need` (OPEN4_SHARE_ACCESS_READ
-// or _WRITE) refuses it with NFS4ERR_LOCKED (OpenStateTable::CheckAnonymous).
-nfsstat4 AnonymousIoConflict(const CompoundState& cs, const Nfs4Object& o, uint32_t need) {
-  const OpenStateTable* table = cs.services != nullptr ? cs.services->open_state : nullptr;
-  if (table == nullptr) return NFS4_OK;  // no state: no open denies anything
-  return table->CheckAnonymous(FileKey{o.exp->id(), o.obj.handle()}, need);
-}
-
-// The write verifier of this server instance (RFC 8881 §18.32.3: what WRITE, COMMIT and
-// COPY answer): Nfs4Services::write_verifier, NFSv3's.
-void WriteVerifier(const CompoundState& cs, verifier4 out) {
-  const uint64_t verifier = cs.services != nullptr ? cs.services->write_verifier : 0;
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(verifier >> (56 - 8 * i));
-}
-
 // ---- Shared steps
-
-// Whether the server is in its grace period (RFC 8881 §8.4.2); never without state
-// (tests of the ops alone).
-bool InGrace(const CompoundState& cs) {
-  return cs.services != nullptr && cs.services->state != nullptr && cs.services->state->in_grace();
-}
 
 backend::Caller CallerOf(const Nfs4Object& o) { return backend::Caller{o.cred, o.options.sync}; }
 
@@ -131,13 +88,6 @@ nfsstat4 RefreshAttrs(backend::Backend& be, std::optional<FileHandle4>& fh) {
 // ROFS for the current filehandle; this covers the saved one and stands guard).
 nfsstat4 NeedExportObject(const Nfs4Object& o) { return o.pseudo ? NFS4ERR_ROFS : NFS4_OK; }
 
-// I/O needs a regular file: a directory is NFS4ERR_ISDIR, anything else
-// NFS4ERR_WRONG_TYPE (knfsd's nfsd_check_obj_isreg).
-nfsstat4 RequireRegularFile(const Nfs4Object& o) {
-  if (o.pseudo || o.obj.attrs().is_dir()) return NFS4ERR_ISDIR;
-  return o.obj.attrs().is_regular() ? NFS4_OK : NFS4ERR_WRONG_TYPE;
-}
-
 uint64_t ChangeNow(backend::Backend& be, const backend::Object& dir, uint64_t otherwise) {
   absl::StatusOr<backend::Attrs> attrs = be.GetAttr(dir);
   return attrs.ok() ? attrs->change : otherwise;
@@ -149,54 +99,7 @@ void SetCinfo(change_info4* c, uint64_t before, uint64_t after) {
   c->after = after;
 }
 
-void SetBitmap4(bitmap4* out, const AttrBitmap& b) {
-  uint32_t n = 3;
-  while (n > 0 && b.words[n - 1] == 0) --n;
-  // Freed with the result (xdr_free: mem_free is free); never malloc(0).
-  out->bitmap4_val = static_cast<uint32_t*>(malloc(4 * (n == 0 ? 1 : n)));
-  if (out->bitmap4_val == nullptr) abort();
-  for (uint32_t i = 0; i < n; ++i) out->bitmap4_val[i] = b.words[i];
-  out->bitmap4_len = n;
-}
-
 void ClearAttr(AttrBitmap* b, uint32_t bit) { b->words[bit / 32] &= ~(1u << (bit % 32)); }
-
-// ---- Stateids (see "Stateids")
-
-StateId StateIdOf(const stateid4& wire) {
-  StateId id;
-  id.seqid = wire.seqid;
-  memcpy(id.other.data(), wire.other, id.other.size());
-  return id;
-}
-bool OtherAll(const StateId& id, char byte) {
-  return std::all_of(id.other.begin(), id.other.end(), [byte](char c) { return c == byte; });
-}
-
-// The calling client: the session's (SEQUENCE); 0 without one (tests of the ops alone).
-uint64_t ClientOf(const CompoundState& cs) { return cs.slot != nullptr ? cs.slot->client_id() : 0; }
-
-// The stateid `wire` an op on `o` carries, for I/O that needs `access`
-// (OPEN4_SHARE_ACCESS_READ or _WRITE).
-nfsstat4 CheckStateId(const CompoundState& cs, const Nfs4Object& o, const stateid4& wire,
-                      uint32_t access) {
-  StateId id = StateIdOf(wire);
-  const bool anonymous = id.seqid == 0 && OtherAll(id, 0);
-  const bool read_bypass = id.seqid == UINT32_MAX && OtherAll(id, static_cast<char>(0xff));
-  if (anonymous || read_bypass) {
-    if (read_bypass && access == OPEN4_SHARE_ACCESS_READ) return NFS4_OK;
-    if (InGrace(cs)) return NFS4ERR_GRACE;
-    return AnonymousIoConflict(cs, o, access);
-  }
-  if (id.seqid == 1 && OtherAll(id, 0)) {
-    std::optional<StateId> current = CurrentStateId(cs);
-    if (!current) return NFS4ERR_BAD_STATEID;
-    id = *current;
-  }
-  const OpenStateTable* table = cs.services != nullptr ? cs.services->open_state : nullptr;
-  if (table == nullptr) return NFS4ERR_BAD_STATEID;  // no state: not one of ours
-  return table->Check(ClientOf(cs), FileKey{o.exp->id(), o.obj.handle()}, id, access);
-}
 
 // What every handler starts with: the namespace and the current filehandle's object.
 struct OpContext {
@@ -214,6 +117,12 @@ nfsstat4 BeginOpWithSaved(CompoundState& cs, OpContext* ctx) {
   if (nfsstat4 s = BeginOp(cs, ctx); s != NFS4_OK) return s;
   if (!cs.saved->object) return NFS4ERR_SERVERFAULT;
   return RefreshAttrs(*ctx->be, cs.saved);
+}
+// The same for an op on the current regular file (SEEK, ALLOCATE, DEALLOCATE,
+// READ_PLUS, IO_ADVISE): *o its object, the attributes taken again.
+nfsstat4 BeginFileOp(CompoundState& cs, OpContext* ctx, const Nfs4Object** o) {
+  if (nfsstat4 s = BeginOp(cs, ctx); s != NFS4_OK) return s;
+  return CurrentRegularFile(cs, o);
 }
 
 }  // namespace
@@ -381,7 +290,7 @@ nfsstat4 SetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   AttrBitmap set;
   if (nfsstat4 s = DecodeSettableAttrs(a.obj_attributes, &req, &set); s != NFS4_OK) return s;
   if (req.size) {
-    if (nfsstat4 s = CheckStateId(cs, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK)
+    if (nfsstat4 s = CheckIoStateId(cs, *o, a.stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK)
       return s;
   }
   absl::Status done = ctx.be->SetAttr(o->obj, req, std::nullopt, CallerOf(*o));
@@ -398,11 +307,10 @@ nfsstat4 SetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 // lseek(2) and knfsd); sr_eof when what was found is the end of the file.
 nfsstat4 Seek(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   OpContext ctx;
-  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
-  const std::shared_ptr<const Nfs4Object> o = cs.current->object;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const SEEK4args& a = args.nfs_argop4_u.opseek;
-  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
-  if (nfsstat4 s = CheckStateId(cs, *o, a.sa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
+  if (nfsstat4 s = CheckIoStateId(cs, *o, a.sa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
   const int32_t what = WireEnumValue(a.sa_what);
   if (what != NFS4_CONTENT_DATA && what != NFS4_CONTENT_HOLE)
@@ -428,10 +336,10 @@ namespace {
 nfsstat4 Fallocate(CompoundState& cs, const stateid4& stateid, uint64_t offset, uint64_t length,
                    bool punch_hole) {
   OpContext ctx;
-  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
-  const std::shared_ptr<const Nfs4Object> o = cs.current->object;
-  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
-  if (nfsstat4 s = CheckStateId(cs, *o, stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK) return s;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
+  if (nfsstat4 s = CheckIoStateId(cs, *o, stateid, OPEN4_SHARE_ACCESS_WRITE); s != NFS4_OK)
+    return s;
   if (length == 0 || offset > kMaxOffset || length > kMaxOffset) return NFS4ERR_INVAL;
   if (length > kMaxOffset - offset) return NFS4ERR_FBIG;
   absl::Status done = punch_hole ? ctx.be->Deallocate(o->obj, o->cred, offset, length)
@@ -468,8 +376,8 @@ nfsstat4 CheckCopy(CompoundState& cs, const Nfs4Object& src, const Nfs4Object& d
                    uint64_t dst_offset, uint64_t* count) {
   if (src.pseudo || !src.obj.attrs().is_regular() || dst.pseudo || !dst.obj.attrs().is_regular())
     return NFS4ERR_WRONG_TYPE;
-  nfsstat4 s = CheckStateId(cs, src, src_stateid, OPEN4_SHARE_ACCESS_READ);
-  if (s == NFS4_OK) s = CheckStateId(cs, dst, dst_stateid, OPEN4_SHARE_ACCESS_WRITE);
+  nfsstat4 s = CheckIoStateId(cs, src, src_stateid, OPEN4_SHARE_ACCESS_READ);
+  if (s == NFS4_OK) s = CheckIoStateId(cs, dst, dst_stateid, OPEN4_SHARE_ACCESS_WRITE);
   if (s != NFS4_OK) return s;
   if (src.exp.get() != dst.exp.get()) return NFS4ERR_XDEV;
   const uint64_t size = src.obj.attrs().size;
@@ -613,11 +521,10 @@ class PlusReply {
 // with no segment.
 nfsstat4 ReadPlus(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   OpContext ctx;
-  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
-  const std::shared_ptr<const Nfs4Object> o = cs.current->object;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const READ_PLUS4args& a = args.nfs_argop4_u.opread_plus;
-  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
-  if (nfsstat4 s = CheckStateId(cs, *o, a.rpa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
+  if (nfsstat4 s = CheckIoStateId(cs, *o, a.rpa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
   if (a.rpa_offset > kMaxOffset) return NFS4ERR_INVAL;  // as READ's (knfsd: OFFSET_MAX)
   // The result may take the session's budget less the results before it and its own op
@@ -687,11 +594,10 @@ nfsstat4 OffloadStatus(CompoundState&, const nfs_argop4&, nfs_resop4&) {
 // hints honoured) is empty, as §15.5.3 allows.
 nfsstat4 IoAdvise(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   OpContext ctx;
-  if (nfsstat4 s = BeginOp(cs, &ctx); s != NFS4_OK) return s;
-  const std::shared_ptr<const Nfs4Object> o = cs.current->object;
-  if (nfsstat4 s = RequireRegularFile(*o); s != NFS4_OK) return s;
+  const Nfs4Object* o;
+  if (nfsstat4 s = BeginFileOp(cs, &ctx, &o); s != NFS4_OK) return s;
   const IO_ADVISE4args& a = args.nfs_argop4_u.opio_advise;
-  if (nfsstat4 s = CheckStateId(cs, *o, a.iaa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
+  if (nfsstat4 s = CheckIoStateId(cs, *o, a.iaa_stateid, OPEN4_SHARE_ACCESS_READ); s != NFS4_OK)
     return s;
   SetBitmap4(&res.nfs_resop4_u.opio_advise.IO_ADVISE4res_u.resok4.ior_hints, AttrBitmap{});
   return NFS4_OK;

@@ -15,7 +15,6 @@
 
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -23,48 +22,33 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "common/rcu.h"
-#include "common/release_queue.h"
-#include "export_cache/client_pattern.h"
 #include "export_cache/export_spec.h"
-#include "export_cache/export_table.h"
 #include "gtest/gtest.h"
 #include "rpc/client.h"
-#include "rpc/dispatch.h"
 #include "rpc/nfs4.h"
-#include "rpc/test_program.h"
-#include "server/backend/caching_backend.h"
 #include "server/backend/memory_backend.h"
-#include "server/backend/posix_backend.h"
 #include "server/nfs4/client_records.h"
 #include "server/nfs4/fattr.h"
-#include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/nfs4proc_test_fixture.h"
 #include "server/nfs4/open_state.h"
 #include "server/nfs4/pseudofs.h"
-#include "server/nfs4/services.h"
 #include "server/nfs4/state.h"
-#include "server/policy/fhandle.h"
-#include "tests/support/temp_dir.h"
 
 // A namespace of its own: unity builds put several test files in one unit.
 namespace localnfs::server::nfs4::proc_ns_test {
 namespace {
 
-using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
+using proc_fixture::AllKinds;
+using proc_fixture::Bits;
+using proc_fixture::Cred;
+using proc_fixture::EncodeCompound;
+using proc_fixture::Kind;
+using proc_fixture::KindName;
+using proc_fixture::Parse;
+using proc_fixture::Parsed;
+using proc_fixture::Reply;
 
-Credentials Cred(uint32_t uid, uint32_t gid) {
-  Credentials c;
-  c.uid = uid;
-  c.gid = gid;
-  return c;
-}
 const Credentials kRoot = Cred(0, 0);
-
-AttrBitmap Bits(std::initializer_list<uint32_t> bits) {
-  AttrBitmap b;
-  for (uint32_t bit : bits) b.set(bit);
-  return b;
-}
 
 // XDR values of an attrlist4, in the order the bits are set.
 std::string U32(uint32_t v) {
@@ -259,19 +243,7 @@ class Compound {
   // An op with arguments made by the caller (pointing to memory that outlives Encode).
   Compound& Raw(const nfs_argop4& a) { return Push(a); }
 
-  std::string Encode() {
-    COMPOUND4args args{};
-    args.minorversion = minor_;
-    args.argarray.argarray_len = static_cast<u_int>(ops_.size());
-    args.argarray.argarray_val = ops_.data();
-    std::string buf(1 << 16, '\0');
-    XDR x;
-    xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
-    EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
-    buf.resize(xdr_getpos(&x));
-    xdr_destroy(&x);
-    return buf;
-  }
+  std::string Encode() { return EncodeCompound(ops_, minor_); }
 
  private:
   Compound& Push(const nfs_argop4& a) {
@@ -305,73 +277,6 @@ class Compound {
   std::deque<std::vector<netloc4>> locs_;
 };
 
-// Attributes parsed from a fattr4 (the ones these tests ask for).
-struct Parsed {
-  std::map<uint32_t, uint64_t> num;
-  std::map<uint32_t, std::string> str;
-  std::map<uint32_t, timespec> time;
-  bool ok = true;
-};
-Parsed Parse(const fattr4& f) {
-  Parsed p;
-  const AttrBitmap mask = BitmapFromWire(f.attrmask);
-  std::string_view v(f.attr_vals.attrlist4_val, f.attr_vals.attrlist4_len);
-  size_t at = 0;
-  auto u32 = [&]() -> uint64_t {
-    if (at + 4 > v.size()) {
-      p.ok = false;
-      return 0;
-    }
-    uint32_t x = 0;
-    for (int i = 0; i < 4; ++i) x = (x << 8) | static_cast<uint8_t>(v[at++]);
-    return x;
-  };
-  auto u64 = [&]() -> uint64_t { return (u32() << 32) | u32(); };
-  for (uint32_t bit = 0; bit < 96 && p.ok; ++bit) {
-    if (!mask.has(bit)) continue;
-    switch (bit) {
-      case FATTR4_TYPE:
-      case FATTR4_MODE:
-      case FATTR4_NUMLINKS:
-        p.num[bit] = u32();
-        break;
-      case FATTR4_CHANGE:
-      case FATTR4_SIZE:
-      case FATTR4_FILEID:
-      case FATTR4_SPACE_USED:
-        p.num[bit] = u64();
-        break;
-      case FATTR4_RAWDEV:
-        p.num[bit] = u64();
-        break;  // major, minor
-      case FATTR4_OWNER:
-      case FATTR4_OWNER_GROUP: {
-        const size_t n = u32();
-        if (at + n > v.size()) {
-          p.ok = false;
-          break;
-        }
-        p.str[bit] = std::string(v.substr(at, n));
-        at += (n + 3) / 4 * 4;
-        break;
-      }
-      case FATTR4_TIME_ACCESS:
-      case FATTR4_TIME_MODIFY: {
-        timespec t{};
-        t.tv_sec = static_cast<time_t>(u64());
-        t.tv_nsec = static_cast<long>(u32());
-        p.time[bit] = t;
-        break;
-      }
-      default:
-        ADD_FAILURE() << "attribute " << bit << " not parsed here";
-        p.ok = false;
-    }
-  }
-  if (at != v.size()) p.ok = false;
-  return p;
-}
-
 // Records what a backend commits.
 class Commits : public backend::CommitObserver {
  public:
@@ -394,90 +299,37 @@ bool Has(const std::vector<backend::CommitRecord>& records, uint64_t fileid) {
   return false;
 }
 
-enum class Kind { kMemory, kCachingPosix };
-
-class Nfs4ProcNsTest : public ::testing::TestWithParam<Kind> {
+class Nfs4ProcNsTest : public proc_fixture::Nfs4ProcFixture {
  protected:
   void SetUp() override {
-    tmp_ = std::make_unique<testing::TempDir>("nfs4proc-ns");
-    for (const char* d : {"a", "a/b", "a/c", "a/e"}) {
-      ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0777), 0);
-      ASSERT_EQ(chmod(tmp_->Sub(d).c_str(), 0777), 0);
-    }
-    ASSERT_TRUE(table_.Load(Specs()).ok());
-    key_.emplace(HandleKey::FromBytes(std::string(kHandleKeySize, 'k')));
-    if (GetParam() == Kind::kCachingPosix) {
-      resolver_ = std::make_unique<HandleResolver>();
-      resolver_->Start(*table_.List().front());
-      inner_ = std::make_unique<backend::PosixBackend>(*resolver_);
-      caching_ = std::make_unique<backend::CachingBackend>(*inner_, FileCacheOptions{});
-      backend_ = caching_.get();
-    } else {
-      backend::MemoryBackendOptions options;
-      options.root_mode = 0777;
-      inner_ = std::make_unique<backend::MemoryBackend>(options);
-      backend_ = inner_.get();
-    }
+    MakeTree("nfs4proc-ns", {"a", "a/b", "a/c", "a/e"}, 0777, /*chmod_too=*/true);
+    backend::MemoryBackendOptions memory;
+    memory.root_mode = 0777;
+    StartBackend(Specs(), memory);
     backend_->set_commit_observer(&commits_);
-    ns_ = std::make_unique<PseudoFs>(PseudoFs::Deps{&table_, &*key_, backend_});
     open_state_ = std::make_unique<OpenStateTable>(*backend_, OpenStateTable::Options{});
-    services_.namespace_fs = ns_.get();
     services_.open_state = open_state_.get();
-    program_.emplace(Nfs4Program::Options{CompoundOptions{.require_sequence = false}}, &services_);
-    dispatcher_.emplace(&counters_);
-    dispatcher_->AddProgram(&*program_);
-    PeerAddress peer, local;
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
-    conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
+    StartProgram(Nfs4Program::Options{CompoundOptions{.require_sequence = false}});
+    Connect();
   }
 
   void TearDown() override {
-    dispatcher_.reset();
-    program_.reset();
+    StopProgram();
     open_state_.reset();
-    ns_.reset();
-    backend_ = nullptr;
-    caching_.reset();
-    inner_.reset();
-    if (resolver_) resolver_->Shutdown();
-    resolver_.reset();
-    table_.Shutdown();
-    DrainReleases();
-    tmp_.reset();
+    Nfs4ProcFixture::TearDown();
   }
 
   std::vector<exports::ExportSpec> Specs() {
-    std::vector<exports::ExportSpec> specs;
     auto add = [&](const char* rel, bool ro, exports::Squash squash, bool sync) {
-      exports::ExportSpec spec;
-      spec.path = tmp_->Sub(rel);
-      exports::ClientRule rule;
-      rule.pattern = *exports::ParseClientPattern("127.0.0.1");
-      rule.options.read_only = ro;
-      rule.options.squash = squash;
-      rule.options.sync = sync;
-      spec.rules.push_back(rule);
-      specs.push_back(spec);
+      exports::ExportSpec spec = Spec(rel, ro, squash);
+      spec.rules[0].options.sync = sync;
+      return spec;
     };
-    add("a/b", false, exports::Squash::kNone, true);
-    add("a/c", true, exports::Squash::kRoot, true);
-    add("a/e", false, exports::Squash::kAll, false);
-    return specs;
+    return {add("a/b", false, exports::Squash::kNone, true),
+            add("a/c", true, exports::Squash::kRoot, true),
+            add("a/e", false, exports::Squash::kAll, false)};
   }
 
-  backend::Object Root(const std::string& rel) {
-    Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
-    auto root = backend_->OpenPath(*exp, "");
-    EXPECT_TRUE(root.ok()) << root.status();
-    return *root;
-  }
-  std::string Wire(const std::string& rel, const backend::Object& obj) {
-    Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
-    return *key_->Encode(exp->id(), obj.handle());
-  }
-  // The handle MOUNT gives for the export at T/rel.
-  std::string RootFh(const std::string& rel) { return Wire(rel, Root(rel)); }
   // The object `name` in the root of export T/rel.
   absl::StatusOr<backend::Object> Find(const std::string& rel, const std::string& name) {
     return backend_->Lookup(Root(rel), name, kRoot);
@@ -497,7 +349,7 @@ class Nfs4ProcNsTest : public ::testing::TestWithParam<Kind> {
                                backend::Stability::kFileSync);
       EXPECT_TRUE(w.ok() && w->count == data.size());
     }
-    return Wire(rel, *made);
+    return ExportHandle(rel, *made);
   }
   // The contents of T/rel/name, through the Backend.
   std::string Contents(const std::string& rel, const std::string& name) {
@@ -528,27 +380,9 @@ class Nfs4ProcNsTest : public ::testing::TestWithParam<Kind> {
   }
   // A COMPOUND's encoded arguments as they are.
   std::unique_ptr<Reply> RunBytes(const std::string& args, const Credentials& cred = kRoot) {
-    rpc::CallAuth auth;
-    auth.flavor = rpc::AuthFlavor::kSys;
-    auth.cred = cred;
-    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
-        *dispatcher_, *conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, args, auth);
-    EXPECT_TRUE(r && r->error.is_success());
-    auto reply = std::make_unique<Reply>(r ? r->body : "");
-    EXPECT_TRUE(reply->ok());
-    return reply;
+    return Send(args, cred);
   }
   nfsstat4 Status(Compound c, const Credentials& cred = kRoot) { return (*Run(c, cred))->status; }
-  static const nfs_resop4& At(const std::unique_ptr<Reply>& r, u_int i) {
-    return (*r)->resarray.resarray_val[i];
-  }
-  static std::string FhAt(const std::unique_ptr<Reply>& r, u_int i) {
-    const nfs_fh4& fh = At(r, i).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-    return std::string(fh.nfs_fh4_val, fh.nfs_fh4_len);
-  }
-  static Parsed AttrsAt(const std::unique_ptr<Reply>& r, u_int i) {
-    return Parse(At(r, i).nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes);
-  }
   // The attributes `want` of the object at handle `fh`.
   Parsed AttrsOf(const std::string& fh, const AttrBitmap& want) {
     Compound c;
@@ -603,28 +437,15 @@ class Nfs4ProcNsTest : public ::testing::TestWithParam<Kind> {
 
   bool Posix() const { return GetParam() == Kind::kCachingPosix; }
 
-  std::unique_ptr<testing::TempDir> tmp_;
-  exports::ExportTable table_;
-  std::optional<HandleKey> key_;
-  std::unique_ptr<HandleResolver> resolver_;
-  std::unique_ptr<backend::Backend> inner_;
-  std::unique_ptr<backend::CachingBackend> caching_;
-  backend::Backend* backend_ = nullptr;
   Commits commits_;
-  std::unique_ptr<PseudoFs> ns_;
   std::unique_ptr<OpenStateTable> open_state_;
-  Nfs4Services services_;
-  rpc::ServerCounters counters_;
-  std::optional<Nfs4Program> program_;
-  std::optional<rpc::Dispatcher> dispatcher_;
-  std::unique_ptr<rpc::ConnectionInfo> conn_;
 };
 
 const AttrBitmap kTypeModeOwner =
     Bits({FATTR4_TYPE, FATTR4_MODE, FATTR4_OWNER, FATTR4_OWNER_GROUP});
 
 TEST_P(Nfs4ProcNsTest, CreateMakesEachTypeAndTheNewObjectBecomesCurrent) {
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   struct Case {
     nfs_ftype4 type;
     const char* name;
@@ -672,7 +493,7 @@ TEST_P(Nfs4ProcNsTest, CreateMakesEachTypeAndTheNewObjectBecomesCurrent) {
 }
 
 TEST_P(Nfs4ProcNsTest, CreateErrors) {
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   const std::string file = MakeFile("a/b", "file");
   auto create = [&](const std::string& dir, nfs_ftype4 type, const std::string& name,
                     const Attrs4& attrs = {}, const std::string& link = "x") {
@@ -702,7 +523,7 @@ TEST_P(Nfs4ProcNsTest, CreateErrors) {
   EXPECT_EQ(LookupFh(b, "d"), "");
   EXPECT_EQ(LookupFh(b, "bigdev"), "");
   // Read-only: the export c and a pseudo directory.
-  EXPECT_EQ(create(RootFh("a/c"), NF4DIR, "d"), NFS4ERR_ROFS);
+  EXPECT_EQ(create(RootHandle("a/c"), NF4DIR, "d"), NFS4ERR_ROFS);
   Compound pseudo;
   pseudo.Op(OP_PUTROOTFH).Create(NF4DIR, "d");
   EXPECT_EQ(Status(pseudo), NFS4ERR_ROFS);
@@ -713,7 +534,7 @@ TEST_P(Nfs4ProcNsTest, CreateErrors) {
 }
 
 TEST_P(Nfs4ProcNsTest, RemoveRemovesFilesAndEmptyDirectoriesOnly) {
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   MakeFile("a/b", "file");
   Compound mk;
   mk.PutFh(b).Create(NF4DIR, "empty").PutFh(b).Create(NF4DIR, "full").Create(NF4FIFO, "x");
@@ -740,12 +561,12 @@ TEST_P(Nfs4ProcNsTest, RemoveRemovesFilesAndEmptyDirectoriesOnly) {
   dots.PutFh(b).Remove(".");
   EXPECT_EQ(Status(dots), NFS4ERR_BADNAME);
   Compound ro;
-  ro.PutFh(RootFh("a/c")).Remove("x");
+  ro.PutFh(RootHandle("a/c")).Remove("x");
   EXPECT_EQ(Status(ro), NFS4ERR_ROFS);
 }
 
 TEST_P(Nfs4ProcNsTest, RenameMovesWithinAnExportAndAnswersBothDirectoriesChanges) {
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   const std::string file = MakeFile("a/b", "file", "data");
   Compound mk;
   mk.PutFh(b).Create(NF4DIR, "sub").Op(OP_GETFH);
@@ -791,11 +612,11 @@ TEST_P(Nfs4ProcNsTest, RenameMovesWithinAnExportAndAnswersBothDirectoriesChanges
   EXPECT_EQ(rename(b, "d1", LookupFh(b, "d1"), "self"), NFS4ERR_INVAL);  // into itself
   EXPECT_EQ(rename(b, "other", file, "x"), NFS4ERR_NOTDIR);
   // Across exports, or out of a pseudo directory: XDEV; into a read-only one: ROFS.
-  EXPECT_EQ(rename(b, "other", RootFh("a/e"), "x"), NFS4ERR_XDEV);
+  EXPECT_EQ(rename(b, "other", RootHandle("a/e"), "x"), NFS4ERR_XDEV);
   Compound pseudo;
   pseudo.Op(OP_PUTROOTFH).Op(OP_SAVEFH).PutFh(b).Rename("x", "y");
   EXPECT_EQ(Status(pseudo), NFS4ERR_XDEV);
-  EXPECT_EQ(rename(b, "other", RootFh("a/c"), "x"), NFS4ERR_ROFS);
+  EXPECT_EQ(rename(b, "other", RootHandle("a/c"), "x"), NFS4ERR_ROFS);
   // Without a saved filehandle.
   Compound unsaved;
   unsaved.PutFh(b).Rename("other", "x");
@@ -804,7 +625,7 @@ TEST_P(Nfs4ProcNsTest, RenameMovesWithinAnExportAndAnswersBothDirectoriesChanges
 }
 
 TEST_P(Nfs4ProcNsTest, LinkGivesTheSavedObjectASecondName) {
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   const std::string file = MakeFile("a/b", "file");
   const uint64_t before = AttrsOf(b, Bits({FATTR4_CHANGE})).num[FATTR4_CHANGE];
   Compound ln;
@@ -825,8 +646,8 @@ TEST_P(Nfs4ProcNsTest, LinkGivesTheSavedObjectASecondName) {
   EXPECT_EQ(link(b, b, "dir"), NFS4ERR_ISDIR);
   EXPECT_EQ(link(file, file, "x"), NFS4ERR_NOTDIR);
   EXPECT_EQ(link(file, b, "."), NFS4ERR_BADNAME);
-  EXPECT_EQ(link(file, RootFh("a/e"), "x"), NFS4ERR_XDEV);
-  EXPECT_EQ(link(file, RootFh("a/c"), "x"), NFS4ERR_ROFS);
+  EXPECT_EQ(link(file, RootHandle("a/e"), "x"), NFS4ERR_XDEV);
+  EXPECT_EQ(link(file, RootHandle("a/c"), "x"), NFS4ERR_ROFS);
 }
 
 TEST_P(Nfs4ProcNsTest, SetattrSetsModeOwnersSizeAndTimes) {
@@ -865,7 +686,7 @@ TEST_P(Nfs4ProcNsTest, SetattrSetsModeOwnersSizeAndTimes) {
 }
 
 TEST_P(Nfs4ProcNsTest, SetattrErrors) {
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   const std::string file = MakeFile("a/b", "file", "data");
   auto setattr = [&](const std::string& fh, const Attrs4& attrs, const Credentials& cred = kRoot,
                      const stateid4& sid = {}) {
@@ -886,7 +707,7 @@ TEST_P(Nfs4ProcNsTest, SetattrErrors) {
   EXPECT_EQ(setattr(b, Attrs4().Size(0)), NFS4ERR_ISDIR);
   // Another user's file: no chmod (the export does not squash uid 1000).
   EXPECT_EQ(setattr(file, Attrs4().Mode(0777), Cred(1000, 1000)), NFS4ERR_PERM);
-  EXPECT_EQ(setattr(RootFh("a/c"), Attrs4().Mode(0777)), NFS4ERR_ROFS);
+  EXPECT_EQ(setattr(RootHandle("a/c"), Attrs4().Mode(0777)), NFS4ERR_ROFS);
   Compound pseudo;
   pseudo.Op(OP_PUTROOTFH).SetAttr(Attrs4().Mode(0777));
   EXPECT_EQ(Status(pseudo), NFS4ERR_ROFS);
@@ -946,8 +767,53 @@ TEST_P(Nfs4ProcNsTest, ASizeChangeChecksItsStateid) {
   EXPECT_EQ(Status(mode), NFS4_OK);
 }
 
+// The stateid check is READ's and WRITE's (nfs4proc_io.h CheckIoStateId): a stateid
+// whose `other` is special but which is none of the special stateids is BAD_STATEID
+// (knfsd's nfsd4_lookup_stateid), as is the invalid stateid CLOSE leaves current.
+TEST_P(Nfs4ProcNsTest, AStateidWithASpecialOtherIsNoneOfTheSpecialOnes) {
+  const std::string file = MakeFile("a/b", "file", "0123456789");
+  auto status = [&](uint32_t seqid, char other) {
+    stateid4 sid{};
+    sid.seqid = seqid;
+    memset(sid.other, other, sizeof(sid.other));
+    Compound c;
+    c.PutFh(file).SetAttr(Attrs4().Size(4), sid);
+    return Status(c);
+  };
+  EXPECT_EQ(status(2, 0), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(status(UINT32_MAX, 0), NFS4ERR_BAD_STATEID);  // CLOSE's invalid stateid
+  EXPECT_EQ(status(0, static_cast<char>(0xff)), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(status(1, static_cast<char>(0xff)), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(Contents("a/b", "file"), "0123456789");
+  EXPECT_EQ(status(0, 0), NFS4_OK);  // the anonymous one
+  EXPECT_EQ(Contents("a/b", "file"), "0123");
+}
+
+// Without an open-state table (the ops alone): no open denies anonymous I/O, and no
+// other stateid is one of ours.
+TEST_P(Nfs4ProcNsTest, WithoutOpenStateAnonymousIoGoesOnAndOtherStateidsAreBad) {
+  const std::string file = MakeFile("a/b", "file", "0123456789");
+  services_.open_state = nullptr;
+  Compound anonymous;
+  anonymous.PutFh(file).SetAttr(Attrs4().Size(8), stateid4{});
+  EXPECT_EQ(Status(anonymous), NFS4_OK);
+  stateid4 made_up{};
+  made_up.seqid = 1;
+  memset(made_up.other, 'x', sizeof(made_up.other));
+  Compound other;
+  other.PutFh(file).SetAttr(Attrs4().Size(6), made_up);
+  EXPECT_EQ(Status(other), NFS4ERR_BAD_STATEID);
+  stateid4 current{};
+  current.seqid = 1;
+  Compound none_current;
+  none_current.PutFh(file).SetAttr(Attrs4().Size(6), current);
+  EXPECT_EQ(Status(none_current), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(Contents("a/b", "file"), "01234567");
+  services_.open_state = open_state_.get();
+}
+
 TEST_P(Nfs4ProcNsTest, TheSquashedCallerOwnsWhatItCreates) {
-  const std::string e = RootFh("a/e");  // all_squash
+  const std::string e = RootHandle("a/e");  // all_squash
   Compound c;
   c.PutFh(e).Create(NF4DIR, "d").GetAttr(Bits({FATTR4_OWNER, FATTR4_OWNER_GROUP}));
   auto r = Run(c, Cred(1000, 1000));
@@ -960,15 +826,15 @@ TEST_P(Nfs4ProcNsTest, TheSquashedCallerOwnsWhatItCreates) {
   EXPECT_EQ(Status(chown, kRoot), NFS4ERR_PERM);
   // Without squashing root stays root.
   Compound b;
-  b.PutFh(RootFh("a/b")).Create(NF4DIR, "d").GetAttr(Bits({FATTR4_OWNER}));
+  b.PutFh(RootHandle("a/b")).Create(NF4DIR, "d").GetAttr(Bits({FATTR4_OWNER}));
   r = Run(b, kRoot);
   ASSERT_EQ((*r)->status, NFS4_OK);
   EXPECT_EQ(AttrsAt(r, 2).str[FATTR4_OWNER], "0");
 }
 
 TEST_P(Nfs4ProcNsTest, ChangesCommitOnASyncExportOnly) {
-  const std::string b = RootFh("a/b");  // sync
-  const std::string e = RootFh("a/e");  // async
+  const std::string b = RootHandle("a/b");  // sync
+  const std::string e = RootHandle("a/e");  // async
   const uint64_t b_id = Root("a/b").attrs().fileid;
   MakeFile("a/b", "f", "data");
   MakeFile("a/e", "f", "data", 0644, Cred(kNobodyUid, kNobodyGid));  // all_squash's owner
@@ -1012,7 +878,7 @@ TEST_P(Nfs4ProcNsTest, ChangesCommitOnASyncExportOnly) {
 
 TEST_P(Nfs4ProcNsTest, AReadOnlyExportRefusesEveryChange) {
   MakeFile("a/c", "f", "data");
-  const std::string c = RootFh("a/c");
+  const std::string c = RootHandle("a/c");
   const std::string f = LookupFh(c, "f");
   ASSERT_NE(f, "");
   const std::string b_file = MakeFile("a/b", "f", "data");
@@ -1064,14 +930,18 @@ TEST_P(Nfs4ProcNsTest, SeekFindsDataAndHoles) {
   EXPECT_EQ(seek(1 << 20, NFS4_CONTENT_HOLE).first, NFS4ERR_NXIO);
   EXPECT_EQ(seek(0, static_cast<data_content4>(7)).first, NFS4ERR_UNION_NOTSUPP);
   Compound dir;
-  dir.PutFh(RootFh("a/b")).Seek(0, NFS4_CONTENT_DATA);
+  dir.PutFh(RootHandle("a/b")).Seek(0, NFS4_CONTENT_DATA);
   EXPECT_EQ(Status(dir), NFS4ERR_ISDIR);
   Compound fifo;
-  fifo.PutFh(RootFh("a/b")).Create(NF4FIFO, "fifo").Seek(0, NFS4_CONTENT_DATA);
+  fifo.PutFh(RootHandle("a/b")).Create(NF4FIFO, "fifo").Seek(0, NFS4_CONTENT_DATA);
   EXPECT_EQ(Status(fifo), NFS4ERR_WRONG_TYPE);
   Compound pseudo;
   pseudo.Op(OP_PUTROOTFH).Seek(0, NFS4_CONTENT_DATA);
   EXPECT_EQ(Status(pseudo), NFS4ERR_ISDIR);
+  // A symlink is SYMLINK, as READ's (knfsd's nfsd_check_obj_isreg).
+  Compound link;
+  link.PutFh(RootHandle("a/b")).Create(NF4LNK, "link", {}, "target").Seek(0, NFS4_CONTENT_DATA);
+  EXPECT_EQ(Status(link), NFS4ERR_SYMLINK);
 }
 
 TEST_P(Nfs4ProcNsTest, ReadPlusAnswersHolesAsHoles) {
@@ -1114,7 +984,7 @@ TEST_P(Nfs4ProcNsTest, ReadPlusAnswersHolesAsHoles) {
   EXPECT_FALSE(p.eof);
   // An offset beyond off_t.
   EXPECT_EQ(ReadPlus(fh, uint64_t{1} << 63, 10).status, NFS4ERR_INVAL);
-  EXPECT_EQ(ReadPlus(RootFh("a/b"), 0, 10).status, NFS4ERR_ISDIR);
+  EXPECT_EQ(ReadPlus(RootHandle("a/b"), 0, 10).status, NFS4ERR_ISDIR);
 }
 
 TEST_P(Nfs4ProcNsTest, ReadPlusWithManyHolesStopsAtItsSegmentLimitAndResumes) {
@@ -1174,7 +1044,7 @@ TEST_P(Nfs4ProcNsTest, AllocateAndDeallocate) {
     EXPECT_EQ(status(full, op, 0, 0), NFS4ERR_INVAL) << op;
     EXPECT_EQ(status(full, op, uint64_t{1} << 63, 1), NFS4ERR_INVAL) << op;
     EXPECT_EQ(status(full, op, (uint64_t{1} << 63) - 10, 20), NFS4ERR_FBIG) << op;
-    EXPECT_EQ(status(RootFh("a/b"), op, 0, 1), NFS4ERR_ISDIR) << op;
+    EXPECT_EQ(status(RootHandle("a/b"), op, 0, 1), NFS4ERR_ISDIR) << op;
   }
   // The caller's write permission is needed (uid 1000 may not write root's 0644 file).
   Compound denied;
@@ -1221,8 +1091,8 @@ TEST_P(Nfs4ProcNsTest, CopyCopiesWithinAnExportSynchronously) {
   EXPECT_EQ(copy(src, src, 0, 100, 200), NFS4ERR_INVAL);  // overlapping, one file
   EXPECT_EQ(copy(src, src, 0, 5000, 200), NFS4_OK);       // within one file, apart
   EXPECT_EQ(copy(src, dst, 0, 0, 0, /*source_server=*/true), NFS4ERR_NOTSUPP);
-  EXPECT_EQ(copy(RootFh("a/b"), dst, 0, 0, 0), NFS4ERR_WRONG_TYPE);
-  EXPECT_EQ(copy(src, RootFh("a/b"), 0, 0, 0), NFS4ERR_WRONG_TYPE);
+  EXPECT_EQ(copy(RootHandle("a/b"), dst, 0, 0, 0), NFS4ERR_WRONG_TYPE);
+  EXPECT_EQ(copy(src, RootHandle("a/b"), 0, 0, 0), NFS4ERR_WRONG_TYPE);
   const std::string other = MakeFile("a/e", "other");
   EXPECT_EQ(copy(src, other, 0, 0, 0), NFS4ERR_XDEV);
   Compound no_saved;
@@ -1252,7 +1122,7 @@ TEST_P(Nfs4ProcNsTest, CloneSharesTheBlocksOrIsNotsupp) {
   beyond.PutFh(src).Op(OP_SAVEFH).PutFh(dst).Clone(0, 0, data.size() + 1);
   EXPECT_EQ(Status(beyond), NFS4ERR_INVAL);
   Compound dir;
-  dir.PutFh(src).Op(OP_SAVEFH).PutFh(RootFh("a/b")).Clone(0, 0, 0);
+  dir.PutFh(src).Op(OP_SAVEFH).PutFh(RootHandle("a/b")).Clone(0, 0, 0);
   EXPECT_EQ(Status(dir), NFS4ERR_WRONG_TYPE);
 }
 
@@ -1269,7 +1139,7 @@ TEST_P(Nfs4ProcNsTest, NothingIsAsynchronousAndUnsupportedOpsSaySo) {
   ASSERT_EQ((*r)->status, NFS4_OK);
   EXPECT_EQ(At(r, 1).nfs_resop4_u.opio_advise.IO_ADVISE4res_u.resok4.ior_hints.bitmap4_len, 0u);
   Compound advise_dir;
-  advise_dir.PutFh(RootFh("a/b")).Op(OP_IO_ADVISE);
+  advise_dir.PutFh(RootHandle("a/b")).Op(OP_IO_ADVISE);
   EXPECT_EQ(Status(advise_dir), NFS4ERR_ISDIR);
   for (nfs_opnum4 op : {OP_COPY_NOTIFY, OP_WRITE_SAME, OP_LAYOUTERROR, OP_LAYOUTSTATS, OP_GETXATTR,
                         OP_LISTXATTRS, OP_SETXATTR, OP_REMOVEXATTR}) {
@@ -1299,7 +1169,7 @@ TEST_P(Nfs4ProcNsTest, WriteOnlyTimesCannotBeReadOrVerified) {
   readdir.nfs_argop4_u.opreaddir.maxcount = 4096;
   readdir.nfs_argop4_u.opreaddir.attr_request = bitmap4{2, words.data()};
   Compound list;
-  list.PutFh(RootFh("a/b")).Raw(readdir);
+  list.PutFh(RootHandle("a/b")).Raw(readdir);
   EXPECT_EQ(Status(list), NFS4ERR_INVAL);
   // The ones that can be read still can.
   EXPECT_EQ(AttrsOf(f, Bits({FATTR4_TIME_MODIFY})).time.size(), 1u);
@@ -1308,7 +1178,7 @@ TEST_P(Nfs4ProcNsTest, WriteOnlyTimesCannotBeReadOrVerified) {
 TEST_P(Nfs4ProcNsTest, ChangesInOneCompoundSeeEachOther) {
   // mkdir, then a file's worth of work in it, then the directory renamed and listed:
   // each op works on what the ones before it left.
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   Compound c;
   c.PutFh(b)
       .Create(NF4DIR, "d", Attrs4().Mode(0700))
@@ -1346,7 +1216,7 @@ TEST_P(Nfs4ProcNsTest, DuringGraceRemoveRenameAndAnonymousChangesWait) {
   options.grace = absl::Seconds(90);
   Nfs4State state(options);
   ASSERT_TRUE(state.in_grace());
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   const std::string f = MakeFile("a/b", "f", "data");
   services_.state = &state;
   Compound rm;
@@ -1386,7 +1256,7 @@ TEST_P(Nfs4ProcNsTest, DuringGraceRemoveRenameAndAnonymousChangesWait) {
 // would really allocate that much of the disk the tests share.
 TEST_P(Nfs4ProcNsTest, MutatedArgumentsAreAnsweredNeverCrash) {
   if (!Posix()) GTEST_SKIP() << "sizes are not bounded in the memory backend";
-  const std::string b = RootFh("a/b");
+  const std::string b = RootHandle("a/b");
   Compound mk;
   mk.PutFh(b).Create(NF4DIR, "fz").Op(OP_GETFH);
   auto made = Run(mk);
@@ -1445,11 +1315,7 @@ TEST_P(Nfs4ProcNsTest, MutatedArgumentsAreAnsweredNeverCrash) {
   EXPECT_EQ(AttrsOf(src, Bits({FATTR4_SIZE})).num[FATTR4_SIZE], 10000u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcNsTest,
-                         ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
-                         [](const ::testing::TestParamInfo<Kind>& info) {
-                           return info.param == Kind::kMemory ? "Memory" : "CachingPosix";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcNsTest, AllKinds(), KindName);
 
 }  // namespace
 }  // namespace localnfs::server::nfs4::proc_ns_test

@@ -13,45 +13,33 @@
 #include <sys/stat.h>
 
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "common/rcu.h"
-#include "common/release_queue.h"
-#include "export_cache/client_pattern.h"
 #include "export_cache/export_spec.h"
-#include "export_cache/export_table.h"
 #include "gtest/gtest.h"
 #include "rpc/client.h"
-#include "rpc/dispatch.h"
 #include "rpc/nfs4.h"
-#include "rpc/test_program.h"
-#include "server/backend/caching_backend.h"
-#include "server/backend/memory_backend.h"
-#include "server/backend/posix_backend.h"
 #include "server/nfs4/fattr.h"
-#include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/nfs4proc_test_fixture.h"
 #include "server/nfs4/pseudofs.h"
-#include "server/nfs4/services.h"
-#include "server/policy/fhandle.h"
-#include "tests/support/temp_dir.h"
 
 // A namespace of its own: unity builds put several test files in one unit.
 namespace localnfs::server::nfs4::proc_test {
 namespace {
 
-using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
-
-Credentials Cred(uint32_t uid, uint32_t gid) {
-  Credentials c;
-  c.uid = uid;
-  c.gid = gid;
-  return c;
-}
+using proc_fixture::AllKinds;
+using proc_fixture::Bits;
+using proc_fixture::Cred;
+using proc_fixture::EncodeCompound;
+using proc_fixture::Kind;
+using proc_fixture::KindName;
+using proc_fixture::Parse;
+using proc_fixture::Parsed;
+using proc_fixture::Reply;
 
 // The components of an absolute path.
 std::vector<std::string> Split(const std::string& path) {
@@ -150,19 +138,7 @@ class Compound {
     return *this;
   }
 
-  std::string Encode() {
-    COMPOUND4args args{};
-    args.minorversion = 1;
-    args.argarray.argarray_len = static_cast<u_int>(ops_.size());
-    args.argarray.argarray_val = ops_.data();
-    std::string buf(1 << 16, '\0');
-    XDR x;
-    xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
-    EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
-    buf.resize(xdr_getpos(&x));
-    xdr_destroy(&x);
-    return buf;
-  }
+  std::string Encode() { return EncodeCompound(ops_); }
 
  private:
   const std::string& Keep(const std::string& s) {
@@ -178,158 +154,27 @@ class Compound {
   std::deque<std::vector<uint32_t>> words_;
 };
 
-AttrBitmap Bits(std::initializer_list<uint32_t> bits) {
-  AttrBitmap b;
-  for (uint32_t bit : bits) b.set(bit);
-  return b;
-}
-
-// Attributes parsed from a fattr4 (the ones these tests ask for).
-struct Parsed {
-  std::map<uint32_t, uint64_t> num;  // type, change, size, fileid, mode, numlinks, ...
-  std::map<uint32_t, std::string> str;  // owner, owner_group, filehandle
-  std::pair<uint64_t, uint64_t> fsid{};
-  AttrBitmap mask;
-  bool ok = true;
-};
-
-Parsed Parse(const fattr4& f) {
-  Parsed p;
-  p.mask = BitmapFromWire(f.attrmask);
-  std::string_view v(f.attr_vals.attrlist4_val, f.attr_vals.attrlist4_len);
-  size_t at = 0;
-  auto u32 = [&]() -> uint64_t {
-    if (at + 4 > v.size()) {
-      p.ok = false;
-      return 0;
-    }
-    uint32_t x = 0;
-    for (int i = 0; i < 4; ++i) x = (x << 8) | static_cast<uint8_t>(v[at++]);
-    return x;
-  };
-  auto u64 = [&]() -> uint64_t { return (u32() << 32) | u32(); };
-  auto opaque = [&]() -> std::string {
-    const size_t n = u32();
-    if (at + n > v.size()) {
-      p.ok = false;
-      return "";
-    }
-    std::string s(v.substr(at, n));
-    at += (n + 3) / 4 * 4;
-    return s;
-  };
-  for (uint32_t bit = 0; bit < 96 && p.ok; ++bit) {
-    if (!p.mask.has(bit)) continue;
-    switch (bit) {
-      case FATTR4_TYPE:
-      case FATTR4_RDATTR_ERROR:
-      case FATTR4_MODE:
-      case FATTR4_NUMLINKS: p.num[bit] = u32(); break;
-      case FATTR4_CHANGE:
-      case FATTR4_SIZE:
-      case FATTR4_FILEID:
-      case FATTR4_MOUNTED_ON_FILEID: p.num[bit] = u64(); break;
-      case FATTR4_FSID:
-        p.fsid.first = u64();
-        p.fsid.second = u64();
-        break;
-      case FATTR4_OWNER:
-      case FATTR4_OWNER_GROUP:
-      case FATTR4_FILEHANDLE: p.str[bit] = opaque(); break;
-      default: ADD_FAILURE() << "attribute " << bit << " not parsed here"; p.ok = false;
-    }
-  }
-  if (at != v.size()) p.ok = false;
-  return p;
-}
-
 const AttrBitmap kBasic = Bits({FATTR4_TYPE, FATTR4_CHANGE, FATTR4_SIZE, FATTR4_FSID,
                                 FATTR4_FILEHANDLE, FATTR4_FILEID, FATTR4_MODE,
                                 FATTR4_NUMLINKS, FATTR4_OWNER, FATTR4_OWNER_GROUP});
 
-// The backends the ops run on: the in-memory one, and the POSIX one under the caching
-// layer (what localnfsd serves) on the temporary directory.
-enum class Kind { kMemory, kCachingPosix };
-
-class Nfs4ProcTest : public ::testing::TestWithParam<Kind> {
+class Nfs4ProcTest : public proc_fixture::Nfs4ProcFixture {
  protected:
   void SetUp() override {
-    tmp_ = std::make_unique<testing::TempDir>("nfs4proc");
-    for (const char* d : {"a", "a/b", "a/c", "d"})
-      ASSERT_EQ(mkdir(tmp_->Sub(d).c_str(), 0755), 0);
-    ASSERT_TRUE(table_.Load(Specs(/*with_c=*/true, /*with_b=*/true)).ok());
-    key_.emplace(HandleKey::FromBytes(std::string(kHandleKeySize, 'k')));
-    if (GetParam() == Kind::kCachingPosix) {
-      resolver_ = std::make_unique<HandleResolver>();
-      resolver_->Start(*table_.List().front());
-      inner_ = std::make_unique<backend::PosixBackend>(*resolver_);
-      caching_ = std::make_unique<backend::CachingBackend>(*inner_, FileCacheOptions{});
-      backend_ = caching_.get();
-    } else {
-      inner_ = std::make_unique<backend::MemoryBackend>(backend::MemoryBackendOptions{});
-      backend_ = inner_.get();
-    }
-    ns_ = std::make_unique<PseudoFs>(PseudoFs::Deps{&table_, &*key_, backend_});
-    services_.namespace_fs = ns_.get();
-    program_.emplace(Nfs4Program::Options{CompoundOptions{.require_sequence = false}},
-                     &services_);
-    dispatcher_.emplace(&counters_);
-    dispatcher_->AddProgram(&*program_);
-    PeerAddress peer, local;
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 700, &peer));
-    ASSERT_TRUE(PeerAddress::Parse("127.0.0.1", 2049, &local));
-    conn_ = std::make_unique<rpc::ConnectionInfo>(1, peer, local);
+    MakeTree("nfs4proc", {"a", "a/b", "a/c", "d"}, 0755);
+    StartBackend(Specs(/*with_c=*/true, /*with_b=*/true));
+    StartProgram(Nfs4Program::Options{CompoundOptions{.require_sequence = false}});
+    Connect();
     to_a_ = Split(tmp_->path());
     to_a_.push_back("a");
   }
 
-  void TearDown() override {
-    dispatcher_.reset();
-    program_.reset();
-    ns_.reset();
-    backend_ = nullptr;
-    caching_.reset();
-    inner_.reset();
-    if (resolver_) resolver_->Shutdown();
-    resolver_.reset();
-    table_.Shutdown();
-    DrainReleases();
-    tmp_.reset();
-  }
-
   std::vector<exports::ExportSpec> Specs(bool with_c, bool with_b) {
     std::vector<exports::ExportSpec> specs;
-    auto add = [&](const char* rel, const char* host, bool ro, exports::Squash squash) {
-      exports::ExportSpec spec;
-      spec.path = tmp_->Sub(rel);
-      exports::ClientRule rule;
-      rule.pattern = *exports::ParseClientPattern(host);
-      rule.options.read_only = ro;
-      rule.options.squash = squash;
-      spec.rules.push_back(rule);
-      specs.push_back(spec);
-    };
-    if (with_b) add("a/b", "127.0.0.1", false, exports::Squash::kNone);
-    if (with_c) add("a/c", "127.0.0.1", true, exports::Squash::kRoot);
-    add("d", "192.0.2.1", false, exports::Squash::kNone);
+    if (with_b) specs.push_back(Spec("a/b", false, exports::Squash::kNone));
+    if (with_c) specs.push_back(Spec("a/c", true, exports::Squash::kRoot));
+    specs.push_back(Spec("d", false, exports::Squash::kNone, "192.0.2.1"));
     return specs;
-  }
-
-  // The handle MOUNT gives for the export at T/rel.
-  std::string MountHandle(const std::string& rel) {
-    Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
-    EXPECT_TRUE(exp);
-    auto root = backend_->OpenPath(*exp, "");
-    EXPECT_TRUE(root.ok()) << root.status();
-    auto wire = key_->Encode(exp->id(), root->handle());
-    EXPECT_TRUE(wire.ok());
-    return *wire;
-  }
-  backend::Object Root(const std::string& rel) {
-    Ref<exports::Export> exp = table_.FindByPath(tmp_->Sub(rel));
-    auto root = backend_->OpenPath(*exp, "");
-    EXPECT_TRUE(root.ok());
-    return *root;
   }
   // Makes T/rel/name (a regular file, as root) through the backend.
   std::string MakeFile(const std::string& rel, const std::string& name, mode_t mode) {
@@ -344,34 +189,10 @@ class Nfs4ProcTest : public ::testing::TestWithParam<Kind> {
   }
 
   std::unique_ptr<Reply> Run(Compound& c, const Credentials& cred = Cred(1000, 1000)) {
-    rpc::CallAuth auth;
-    auth.flavor = rpc::AuthFlavor::kSys;
-    auth.cred = cred;
-    std::optional<rpc::testing::TestReply> r = rpc::testing::RunCall(
-        *dispatcher_, *conn_, NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, c.Encode(), auth);
-    EXPECT_TRUE(r && r->error.is_success());
-    auto reply = std::make_unique<Reply>(r ? r->body : "");
-    EXPECT_TRUE(reply->ok());
-    return reply;
-  }
-  // The statuses of the results.
-  std::vector<nfsstat4> Statuses(const std::unique_ptr<Reply>& r) {
-    std::vector<nfsstat4> out;
-    for (u_int i = 0; i < (*r)->resarray.resarray_len; ++i)
-      out.push_back(OpStatus((*r)->resarray.resarray_val[i]));
-    return out;
+    return Send(c.Encode(), cred);
   }
   nfsstat4 Status(Compound c, const Credentials& cred = Cred(1000, 1000)) {
     return (*Run(c, cred))->status;
-  }
-  // GETFH's handle, GETATTR's attributes at result i.
-  static std::string FhAt(const std::unique_ptr<Reply>& r, u_int i) {
-    const nfs_fh4& fh = (*r)->resarray.resarray_val[i].nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-    return std::string(fh.nfs_fh4_val, fh.nfs_fh4_len);
-  }
-  static Parsed AttrsAt(const std::unique_ptr<Reply>& r, u_int i) {
-    return Parse((*r)->resarray.resarray_val[i]
-                     .nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes);
   }
   // The handle at the end of the LOOKUP path `names` from the root.
   std::string HandleOf(const std::vector<std::string>& names) {
@@ -410,19 +231,6 @@ class Nfs4ProcTest : public ::testing::TestWithParam<Kind> {
     return names;
   }
 
-  std::unique_ptr<testing::TempDir> tmp_;
-  exports::ExportTable table_;
-  std::optional<HandleKey> key_;
-  std::unique_ptr<HandleResolver> resolver_;
-  std::unique_ptr<backend::Backend> inner_;
-  std::unique_ptr<backend::CachingBackend> caching_;
-  backend::Backend* backend_ = nullptr;
-  std::unique_ptr<PseudoFs> ns_;
-  Nfs4Services services_;
-  rpc::ServerCounters counters_;
-  std::optional<Nfs4Program> program_;
-  std::optional<rpc::Dispatcher> dispatcher_;
-  std::unique_ptr<rpc::ConnectionInfo> conn_;
   std::vector<std::string> to_a_;  // the LOOKUP path from the root to T/a
 };
 
@@ -432,8 +240,8 @@ std::vector<std::string> Plus(std::vector<std::string> v, const std::string& s) 
 }
 
 TEST_P(Nfs4ProcTest, LookupFromTheRootLandsOnTheExportRootWithTheMountHandle) {
-  EXPECT_EQ(HandleOf(Plus(to_a_, "b")), MountHandle("a/b"));
-  EXPECT_EQ(HandleOf(Plus(to_a_, "c")), MountHandle("a/c"));
+  EXPECT_EQ(HandleOf(Plus(to_a_, "b")), RootHandle("a/b"));
+  EXPECT_EQ(HandleOf(Plus(to_a_, "c")), RootHandle("a/c"));
   // The pseudo handles are stable and never an export's.
   const std::string a = HandleOf(to_a_);
   EXPECT_EQ(HandleOf(to_a_), a);
@@ -443,10 +251,10 @@ TEST_P(Nfs4ProcTest, LookupFromTheRootLandsOnTheExportRootWithTheMountHandle) {
 
 TEST_P(Nfs4ProcTest, AV3HandleWorksInPutfh) {
   Compound c;
-  c.PutFh(MountHandle("a/b")).Op(OP_GETFH).GetAttr(Bits({FATTR4_TYPE}));
+  c.PutFh(RootHandle("a/b")).Op(OP_GETFH).GetAttr(Bits({FATTR4_TYPE}));
   auto r = Run(c);
   ASSERT_EQ((*r)->status, NFS4_OK);
-  EXPECT_EQ(FhAt(r, 1), MountHandle("a/b"));
+  EXPECT_EQ(FhAt(r, 1), RootHandle("a/b"));
   EXPECT_EQ(AttrsAt(r, 2).num[FATTR4_TYPE], NF4DIR);
 }
 
@@ -460,7 +268,7 @@ TEST_P(Nfs4ProcTest, AnExportTheClientMayNotSeeIsHidden) {
   EXPECT_EQ(Status(c), NFS4ERR_NOENT);
   // Its handle, had the client one, is refused as NFSv3 refuses it.
   Compound put;
-  put.PutFh(MountHandle("d"));
+  put.PutFh(RootHandle("d"));
   EXPECT_EQ(Status(put), NFS4ERR_ACCESS);
   // T/a lists both of its exports.
   std::vector<std::string> in_a = List(HandleOf(to_a_), 4096, kBasic);
@@ -471,7 +279,7 @@ TEST_P(Nfs4ProcTest, AnExportTheClientMayNotSeeIsHidden) {
 TEST_P(Nfs4ProcTest, LookuppWalksBackUpToTheRoot) {
   const std::string a = HandleOf(to_a_);
   Compound c;
-  c.PutFh(MountHandle("a/b")).Op(OP_LOOKUPP).Op(OP_GETFH);
+  c.PutFh(RootHandle("a/b")).Op(OP_LOOKUPP).Op(OP_GETFH);
   auto r = Run(c);
   ASSERT_EQ((*r)->status, NFS4_OK);
   EXPECT_EQ(FhAt(r, 2), a);
@@ -490,10 +298,10 @@ TEST_P(Nfs4ProcTest, LookuppWalksBackUpToTheRoot) {
   auto sub = backend_->Mkdir(Root("a/b"), "sub", {}, backend::Caller{root});
   ASSERT_TRUE(sub.ok());
   Compound in;
-  in.PutFh(MountHandle("a/b")).Named(OP_LOOKUP, "sub").Op(OP_LOOKUPP).Op(OP_GETFH);
+  in.PutFh(RootHandle("a/b")).Named(OP_LOOKUP, "sub").Op(OP_LOOKUPP).Op(OP_GETFH);
   r = Run(in);
   ASSERT_EQ((*r)->status, NFS4_OK);
-  EXPECT_EQ(FhAt(r, 3), MountHandle("a/b"));
+  EXPECT_EQ(FhAt(r, 3), RootHandle("a/b"));
 }
 
 TEST_P(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
@@ -514,7 +322,7 @@ TEST_P(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
   EXPECT_EQ(pseudo.str[FATTR4_FILEHANDLE], HandleOf(to_a_));
   const uint64_t b_id = table_.FindByPath(tmp_->Sub("a/b"))->id();
   EXPECT_EQ(root.fsid, std::make_pair(b_id, uint64_t{0}));
-  EXPECT_EQ(root.str[FATTR4_FILEHANDLE], MountHandle("a/b"));
+  EXPECT_EQ(root.str[FATTR4_FILEHANDLE], RootHandle("a/b"));
   EXPECT_EQ(file.num[FATTR4_TYPE], NF4REG);
   EXPECT_EQ(file.num[FATTR4_MODE], 0640u);
   EXPECT_EQ(file.num[FATTR4_SIZE], 0u);
@@ -525,7 +333,7 @@ TEST_P(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
   EXPECT_NE(file.num[FATTR4_FILEID], root.num[FATTR4_FILEID]);
   // Another export has another fsid.
   Compound other;
-  other.PutFh(MountHandle("a/c")).GetAttr(Bits({FATTR4_FSID}));
+  other.PutFh(RootHandle("a/c")).GetAttr(Bits({FATTR4_FSID}));
   r = Run(other);
   ASSERT_EQ((*r)->status, NFS4_OK);
   EXPECT_NE(AttrsAt(r, 1).fsid, root.fsid);
@@ -534,7 +342,7 @@ TEST_P(Nfs4ProcTest, GetattrOfPseudoAndRealObjectsDifferAcrossTheBoundary) {
 TEST_P(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
   MakeFile("a/b", "f", 0644);
   Compound c;
-  c.PutFh(MountHandle("a/b")).Named(OP_LOOKUP, "f").GetAttr(Bits({FATTR4_SUPPORTED_ATTRS}));
+  c.PutFh(RootHandle("a/b")).Named(OP_LOOKUP, "f").GetAttr(Bits({FATTR4_SUPPORTED_ATTRS}));
   auto r = Run(c);
   ASSERT_EQ((*r)->status, NFS4_OK);
   const fattr4& f =
@@ -564,7 +372,7 @@ TEST_P(Nfs4ProcTest, EverySupportedAttributeIsAnswered) {
     all.words[bit / 32] &= ~(1u << (bit % 32));
     readable.words[bit / 32] &= ~(1u << (bit % 32));
   }
-  for (const std::string& fh : {MountHandle("a/b"), HandleOf(to_a_)}) {
+  for (const std::string& fh : {RootHandle("a/b"), HandleOf(to_a_)}) {
     Compound every;
     every.PutFh(fh).GetAttr(all);
     r = Run(every);
@@ -586,19 +394,19 @@ TEST_P(Nfs4ProcTest, ReaddirWithASmallMaxcountResumesWithoutMissesOrDuplicates) 
     made.insert(name);
   }
   int calls = 0;
-  std::vector<std::string> names = List(MountHandle("a/b"), 600, kBasic, &calls);
+  std::vector<std::string> names = List(RootHandle("a/b"), 600, kBasic, &calls);
   EXPECT_GT(calls, 5);
   EXPECT_EQ(names.size(), made.size());  // no duplicates, and no "." or ".."
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), made);
   // Only cookies and names asked for: a listing of its own.
-  names = List(MountHandle("a/b"), 300, Bits({FATTR4_RDATTR_ERROR, FATTR4_FILEID}));
+  names = List(RootHandle("a/b"), 300, Bits({FATTR4_RDATTR_ERROR, FATTR4_FILEID}));
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), made);
 }
 
 TEST_P(Nfs4ProcTest, ReaddirKeepsWithinTheSessionsReplyBudget) {
   for (int i = 0; i < 100; ++i) MakeFile("a/b", "entry-" + std::to_string(i), 0644);
   Compound c;
-  c.PutFh(MountHandle("a/b")).ReadDir(0, std::string(8, '\0'), 0, 1u << 20, kBasic);
+  c.PutFh(RootHandle("a/b")).ReadDir(0, std::string(8, '\0'), 0, 1u << 20, kBasic);
   const std::string args = c.Encode();
   // The call carries the connection and credentials; the state is SEQUENCE's budget.
   rpc::CallAuth auth;
@@ -629,7 +437,7 @@ TEST_P(Nfs4ProcTest, ReaddirKeepsWithinTheSessionsReplyBudget) {
 }
 
 TEST_P(Nfs4ProcTest, ReaddirErrors) {
-  const std::string b = MountHandle("a/b");
+  const std::string b = RootHandle("a/b");
   MakeFile("a/b", "f", 0644);
   Compound reserved;
   reserved.PutFh(b).ReadDir(1, std::string(8, '\0'), 0, 4096, kBasic);
@@ -644,7 +452,7 @@ TEST_P(Nfs4ProcTest, ReaddirErrors) {
 
 TEST_P(Nfs4ProcTest, LookupNameErrors) {
   MakeFile("a/b", "f", 0644);
-  const std::string b = MountHandle("a/b");
+  const std::string b = RootHandle("a/b");
   auto lookup = [&](const std::string& name) {
     Compound c;
     c.PutFh(b).Named(OP_LOOKUP, name);
@@ -665,7 +473,7 @@ TEST_P(Nfs4ProcTest, LookupNameErrors) {
 }
 
 TEST_P(Nfs4ProcTest, ForgedOrGarbageHandlesAreBadhandle) {
-  for (std::string fh : {MountHandle("a/b"), HandleOf(to_a_)}) {
+  for (std::string fh : {RootHandle("a/b"), HandleOf(to_a_)}) {
     fh[fh.size() / 2] ^= 1;
     Compound c;
     c.PutFh(fh);
@@ -735,7 +543,7 @@ TEST_P(Nfs4ProcTest, ARemovedFileIsStale) {
 
 TEST_P(Nfs4ProcTest, ReloadKeepsPseudoHandlesWhileTheirPathsStay) {
   const std::string a = HandleOf(to_a_);
-  const std::string c_root = MountHandle("a/c");
+  const std::string c_root = RootHandle("a/c");
   ASSERT_TRUE(table_.Load(Specs(/*with_c=*/false, /*with_b=*/true)).ok());
   Compound still;
   still.PutFh(a).Op(OP_GETFH);
@@ -755,11 +563,11 @@ TEST_P(Nfs4ProcTest, ChangesAreRofsOnPseudoDirectoriesAndReadOnlyExports) {
   pseudo.PutFh(HandleOf(to_a_)).Named(OP_REMOVE, "b");
   EXPECT_EQ(Status(pseudo), NFS4ERR_ROFS);
   Compound ro;
-  ro.PutFh(MountHandle("a/c")).Named(OP_REMOVE, "x");
+  ro.PutFh(RootHandle("a/c")).Named(OP_REMOVE, "x");
   EXPECT_EQ(Status(ro), NFS4ERR_ROFS);
   // A writable export reaches the op.
   Compound rw;
-  rw.PutFh(MountHandle("a/b")).Named(OP_REMOVE, "x");
+  rw.PutFh(RootHandle("a/b")).Named(OP_REMOVE, "x");
   EXPECT_EQ(Status(rw), NFS4ERR_NOENT);
 }
 
@@ -781,12 +589,12 @@ TEST_P(Nfs4ProcTest, AccessIsJudgedForTheSquashedUser) {
   MakeFile("a/b", "secret", 0600);
   MakeFile("a/c", "secret", 0600);
   // no_root_squash: root reads and writes its 0600 file; another user does neither.
-  EXPECT_EQ(access(MountHandle("a/b"), "secret", Cred(0, 0)),
+  EXPECT_EQ(access(RootHandle("a/b"), "secret", Cred(0, 0)),
             ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND);
-  EXPECT_EQ(access(MountHandle("a/b"), "secret", Cred(1000, 1000)), 0u);
+  EXPECT_EQ(access(RootHandle("a/b"), "secret", Cred(1000, 1000)), 0u);
   // root_squash (and ro): root is nobody there.
-  EXPECT_EQ(access(MountHandle("a/c"), "secret", Cred(0, 0)), 0u);
-  EXPECT_EQ(access(MountHandle("a/c"), "", Cred(0, 0)), ACCESS4_READ | ACCESS4_LOOKUP);
+  EXPECT_EQ(access(RootHandle("a/c"), "secret", Cred(0, 0)), 0u);
+  EXPECT_EQ(access(RootHandle("a/c"), "", Cred(0, 0)), ACCESS4_READ | ACCESS4_LOOKUP);
   // A pseudo directory: read and search only.
   EXPECT_EQ(access(HandleOf(to_a_), "", Cred(0, 0)), ACCESS4_READ | ACCESS4_LOOKUP);
 }
@@ -828,7 +636,7 @@ TEST_P(Nfs4ProcTest, SecinfoAnswersAuthSysAndConsumesTheFilehandle) {
   missing.Op(OP_PUTROOTFH).Named(OP_SECINFO, "no-such-component");
   EXPECT_EQ(Status(missing), NFS4ERR_NOENT);
   Compound noname;
-  noname.PutFh(MountHandle("a/b")).SecInfoNoName(SECINFO_STYLE4_PARENT).Op(OP_GETFH);
+  noname.PutFh(RootHandle("a/b")).SecInfoNoName(SECINFO_STYLE4_PARENT).Op(OP_GETFH);
   r = Run(noname);
   EXPECT_EQ(Statuses(r), (std::vector<nfsstat4>{NFS4_OK, NFS4_OK, NFS4ERR_NOFILEHANDLE}));
   Compound at_root;
@@ -840,23 +648,23 @@ TEST_P(Nfs4ProcTest, ReadlinkGivesTheTarget) {
   auto link = backend_->Symlink(Root("a/b"), "l", "some/target", {}, backend::Caller{Cred(0, 0)});
   ASSERT_TRUE(link.ok()) << link.status();
   Compound c;
-  c.PutFh(MountHandle("a/b")).Named(OP_LOOKUP, "l").Op(OP_READLINK);
+  c.PutFh(RootHandle("a/b")).Named(OP_LOOKUP, "l").Op(OP_READLINK);
   auto r = Run(c);
   ASSERT_EQ((*r)->status, NFS4_OK);
   const linktext4& t =
       (*r)->resarray.resarray_val[2].nfs_resop4_u.opreadlink.READLINK4res_u.resok4.link;
   EXPECT_EQ(std::string(t.linktext4_val, t.linktext4_len), "some/target");
   Compound dir;
-  dir.PutFh(MountHandle("a/b")).Op(OP_READLINK);
+  dir.PutFh(RootHandle("a/b")).Op(OP_READLINK);
   EXPECT_EQ(Status(dir), NFS4ERR_INVAL);
   Compound through;
-  through.PutFh(MountHandle("a/b")).Named(OP_LOOKUP, "l").Named(OP_LOOKUP, "x");
+  through.PutFh(RootHandle("a/b")).Named(OP_LOOKUP, "l").Named(OP_LOOKUP, "x");
   EXPECT_EQ(Status(through), NFS4ERR_SYMLINK);
 }
 
 TEST_P(Nfs4ProcTest, ASecureExportRefusesAnUnprivilegedPortAsNfsv3Does) {
   const std::string a = HandleOf(to_a_);
-  const std::string b = MountHandle("a/b");
+  const std::string b = RootHandle("a/b");
   std::vector<exports::ExportSpec> specs = Specs(/*with_c=*/true, /*with_b=*/true);
   specs[0].rules[0].options.secure = true;  // a/b
   ASSERT_TRUE(table_.Load(specs).ok());
@@ -896,11 +704,7 @@ TEST_P(Nfs4ProcTest, AnExportOfSlashIsTheRootItself) {
   EXPECT_EQ(AttrsAt(r, 2).fsid, std::make_pair(uint64_t{exp->id()}, uint64_t{0}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcTest,
-                         ::testing::Values(Kind::kMemory, Kind::kCachingPosix),
-                         [](const ::testing::TestParamInfo<Kind>& info) {
-                           return info.param == Kind::kMemory ? "Memory" : "CachingPosix";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, Nfs4ProcTest, AllKinds(), KindName);
 
 }  // namespace
 }  // namespace localnfs::server::nfs4::proc_test

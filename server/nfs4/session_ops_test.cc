@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -17,6 +18,7 @@
 #include "rpc/nfs4.h"
 #include "rpc/test_program.h"
 #include "server/nfs4/nfs4_program.h"
+#include "server/nfs4/nfs4proc_test_fixture.h"
 #include "server/nfs4/services.h"
 #include "server/nfs4/state.h"
 
@@ -26,19 +28,7 @@ namespace {
 using Reply = rpc::testing::DecodedResult<COMPOUND4res, xdr_COMPOUND4res>;
 
 std::string Encode(std::vector<nfs_argop4> ops, uint32_t minor = 1, std::string tag = "t") {
-  COMPOUND4args args{};
-  args.tag.utf8string_len = static_cast<u_int>(tag.size());
-  args.tag.utf8string_val = tag.data();
-  args.minorversion = minor;
-  args.argarray.argarray_len = static_cast<u_int>(ops.size());
-  args.argarray.argarray_val = ops.data();
-  std::string buf(1 << 16, '\0');
-  XDR x;
-  xdrmem_create(&x, buf.data(), static_cast<u_int>(buf.size()), XDR_ENCODE);
-  EXPECT_TRUE(xdr_COMPOUND4args(&x, &args));
-  buf.resize(xdr_getpos(&x));
-  xdr_destroy(&x);
-  return buf;
+  return proc_fixture::EncodeCompound(ops, minor, std::move(tag));
 }
 
 nfs_argop4 Op(nfs_opnum4 n) {

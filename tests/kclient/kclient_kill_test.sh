@@ -22,7 +22,7 @@
 # KC_KILL_DELAY_MS (the server is frozen this long after the guest's dd of that piece
 # of A should have started, and killed 0.3 s later; default random 8-10 — the three
 # kinds of write — and 0-199 ms, both printed), KCLIENT_TIMEOUT (guest run, default 240 s),
-# KCLIENT_VERS (3, the default, or 4.1 / 4.2: localnfsd --nfs4-preview, mounted by the
+# KCLIENT_VERS (3, the default, or 4.1 / 4.2: NFSv4, on by default in localnfsd, mounted by the
 # export's path without the MOUNT port).
 # KCLIENT_KILL_FAULT, only to prove the test can fail (expect FAIL):
 #   lose-acked     overwrite the newest acknowledged piece while the server is dead
@@ -39,8 +39,6 @@ KILL_PIECE=${KC_KILL_PIECE:-$((8 + RANDOM % 3))}
 delay_ms=${KC_KILL_DELAY_MS:-$((RANDOM % 200))}
 FAULT=${KCLIENT_KILL_FAULT:-}
 vers=${KCLIENT_VERS:-3}
-v4_flags=()
-[ "$vers" = 3 ] || v4_flags=(--nfs4-preview)
 
 . "$here/lib.sh"
 console=
@@ -86,7 +84,7 @@ start_server() {
 	kc_start_localnfsd "$work/server$1.out" "$work/server$1.err" \
 		--export "$work/export:rw,no_root_squash" --port "$nfs_port" \
 		--mount-port "$mount_port" --bind 127.0.0.1 --threads 4 --state-dir "$work/state" \
-		--runtime-dir "$work/run" "${v4_flags[@]}"
+		--runtime-dir "$work/run"
 }
 
 # The content model: 64-byte lines "%-63s\n" of "<file> piece <n> offset <byte>"

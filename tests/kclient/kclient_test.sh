@@ -11,7 +11,7 @@
 # beside this file), KCLIENT_POSIX (the POSIX-semantics guest script; default beside
 # this file), KC_NBIG / KC_HUGE_MIB (extra workload sizes, passed to the guest),
 # KCLIENT_SKIP_DEFAULT=1 (only the extra run), KCLIENT_VERS (3, the default, or 4.1 / 4.2:
-# the same workloads over NFSv4 against localnfsd --nfs4-preview, mounted by the
+# the same workloads over NFSv4 (on by default in localnfsd), mounted by the
 # export's path).
 set -u
 
@@ -41,9 +41,7 @@ trap 'exit 1' INT TERM
 
 t_start=$(date +%s)
 vers=${KCLIENT_VERS:-3}
-v4_flags=()
-[ "$vers" = 3 ] || v4_flags=(--nfs4-preview)
-kc_start_localnfsd "$work/server.out" "$work/server.err" "${v4_flags[@]}" \
+kc_start_localnfsd "$work/server.out" "$work/server.err" \
 	--export "$work/export:rw,no_root_squash" --port 0 --mount-port 0 --bind 127.0.0.1 \
 	--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" ||
 	fail "localnfsd exited before it was ready"

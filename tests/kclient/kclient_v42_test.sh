@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/kclient/kclient_v42_test.sh — the real Linux NFS client (qemu guest,
-# ../shared/kclient) against localnfsd --nfs4-preview over NFSv4.2: lseek SEEK_DATA and
+# ../shared/kclient) against localnfsd over NFSv4.2: lseek SEEK_DATA and
 # SEEK_HOLE, fallocate, a punched hole, copy_file_range and FICLONE (v42probe.c, built
 # static on the host and run in the guest from the export: workload-v42.sh) become SEEK,
 # ALLOCATE, DEALLOCATE, COPY and CLONE — localnfs-ctl status counts them — and the host
@@ -45,7 +45,7 @@ fi
 t_start=$(date +%s)
 kc_start_localnfsd "$work/server.out" "$work/server.err" \
 	--export "$work/srv/export:rw,no_root_squash" \
-	--nfs4-preview --port 0 --mount-port 0 --bind 127.0.0.1 \
+	--port 0 --mount-port 0 --bind 127.0.0.1 \
 	--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" ||
 	fail "localnfsd exited before it was ready"
 echo "localnfsd pid $pid: nfs=$nfs_port export=$work/srv/export"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/kclient/kclient_v4io_test.sh — the real Linux NFS client (qemu guest,
-# ../shared/kclient) against localnfsd --nfs4-preview over NFSv4.1 and 4.2: files
+# ../shared/kclient) against localnfsd over NFSv4.1 and 4.2: files
 # opened, written (4 MiB, appends, overwrites, concurrent writers, a big file), read back
 # after dropping caches, a tree copied with cp -a and compared with diff -r, O_TRUNC, and
 # byte-range locks — two guest processes contend (F_SETLK refused, F_SETLKW granted once
@@ -68,7 +68,7 @@ grep -q locked "$work/hold.out" || fail "the host lock holder did not lock withi
 t_start=$(date +%s)
 kc_start_localnfsd "$work/server.out" "$work/server.err" \
 	--export "$work/srv/export:rw,no_root_squash" \
-	--nfs4-preview --port 0 --mount-port 0 --bind 127.0.0.1 \
+	--port 0 --mount-port 0 --bind 127.0.0.1 \
 	--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" 3>&- ||
 	fail "localnfsd exited before it was ready"
 echo "localnfsd pid $pid: nfs=$nfs_port export=$work/srv/export"

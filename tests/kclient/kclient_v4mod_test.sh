@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/kclient/kclient_v4mod_test.sh — the real Linux NFS client (qemu guest,
-# ../shared/kclient) against localnfsd --nfs4-preview over NFSv4.1 and 4.2: the ops that
+# ../shared/kclient) against localnfsd over NFSv4.1 and 4.2: the ops that
 # change the namespace and attributes — mkdir, mkfifo, ln -s, ln, chmod, chown, touch
 # -d, mv, rmdir, rm (CREATE, LINK, SETATTR, RENAME, REMOVE): workload-v4mod.sh, which
 # opens no file. The host then checks what the guest left on disk. Then an orderly
@@ -48,7 +48,7 @@ for vers in 4.1 4.2; do
 
 	kc_start_localnfsd "$work/server-$vers.out" "$work/server.err" \
 		--export "$export_dir:rw,no_root_squash" \
-		--nfs4-preview --port 0 --mount-port 0 --bind 127.0.0.1 \
+		--port 0 --mount-port 0 --bind 127.0.0.1 \
 		--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" ||
 		fail "localnfsd exited before it was ready"
 	echo "localnfsd pid $pid: nfs=$nfs_port export=$export_dir"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/kclient/kclient_v4ns_test.sh — the real Linux NFS client (qemu guest,
-# ../shared/kclient) against localnfsd --nfs4-preview over NFSv4.1 and 4.2: the mount by
+# ../shared/kclient) against localnfsd over NFSv4.1 and 4.2: the mount by
 # the export's own path, the pseudo file system above it (mounted at "/"), and the
 # read-only metadata ops (GETATTR, LOOKUP, LOOKUPP, READDIR over several calls,
 # READLINK, statfs attributes, ROFS in pseudo directories): workload-v4ns.sh. Then an
@@ -47,7 +47,7 @@ for i in $(seq 1 300); do : >"$work/srv/export/sub/entry-$i"; done
 t_start=$(date +%s)
 kc_start_localnfsd "$work/server.out" "$work/server.err" \
 	--export "$work/srv/export:rw,no_root_squash" --export "$work/srv/other/deeper:ro" \
-	--nfs4-preview --port 0 --mount-port 0 --bind 127.0.0.1 \
+	--port 0 --mount-port 0 --bind 127.0.0.1 \
 	--threads 4 --state-dir "$work/state" --runtime-dir "$work/run" ||
 	fail "localnfsd exited before it was ready"
 echo "localnfsd pid $pid: nfs=$nfs_port export=$work/srv/export"

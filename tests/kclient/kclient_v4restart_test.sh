@@ -84,7 +84,7 @@ start_server() {
 	local n=$1
 	shift
 	kc_start_localnfsd "$work/server$n.out" "$work/server$n.err" \
-		--export "$work/export:rw,no_root_squash" --nfs4-preview --port "$nfs_port" \
+		--export "$work/export:rw,no_root_squash" --port "$nfs_port" \
 		--mount-port 0 --bind 127.0.0.1 --threads 4 --state-dir "$work/state" \
 		--runtime-dir "$work/run" "$@"
 }

@@ -243,7 +243,9 @@ class MetricsTest : public ::testing::Test {
   }
   void TearDown() override {
     client_.reset();
-    if (srv_ && srv_->running()) EXPECT_TRUE(srv_->Stop());
+    if (srv_ && srv_->running()) {
+      EXPECT_TRUE(srv_->Stop());
+    }
   }
   // A server exporting exp_ (no_root_squash: the LOCALIO client is root) with
   // --metrics `metrics`.

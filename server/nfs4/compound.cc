@@ -27,6 +27,7 @@ constexpr uint32_t kFirst = OpDesc::kAllowedAsFirstOp;
 constexpr uint32_t kSeq = OpDesc::kMustBeFirst;
 constexpr uint32_t kGone = OpDesc::kRemovedIn41;
 constexpr uint32_t kGrace = OpDesc::kRefusedInGrace;
+constexpr uint32_t kClearSid = OpDesc::kClearsCurrentStateId;
 
 // The one op table, indexed by op number (0..2 undefined). Flags as RFC 8881
 // §18 / RFC 7862 §15 describe each op's use of the current and saved
@@ -53,16 +54,16 @@ constexpr OpTable MakeTable() {
   op(OP_LOCK, "LOCK", kFh, 0, &Lock);
   op(OP_LOCKT, "LOCKT", kFh, 0, &LockT);
   op(OP_LOCKU, "LOCKU", kFh, 0, &LockU);
-  op(OP_LOOKUP, "LOOKUP", kFh, 0, &Lookup);
-  op(OP_LOOKUPP, "LOOKUPP", kFh, 0, &Lookupp);
+  op(OP_LOOKUP, "LOOKUP", kFh | kClearSid, 0, &Lookup);
+  op(OP_LOOKUPP, "LOOKUPP", kFh | kClearSid, 0, &Lookupp);
   op(OP_NVERIFY, "NVERIFY", kFh, 0, &NVerify);
   op(OP_OPEN, "OPEN", kFh, 0, &Open);
   op(OP_OPENATTR, "OPENATTR", kFh, 0);
   op(OP_OPEN_CONFIRM, "OPEN_CONFIRM", kFh | kGone, 0);
   op(OP_OPEN_DOWNGRADE, "OPEN_DOWNGRADE", kFh, 0, &OpenDowngrade);
-  op(OP_PUTFH, "PUTFH", 0, 0, &PutFh);
-  op(OP_PUTPUBFH, "PUTPUBFH", 0, 0, &PutRootFh);
-  op(OP_PUTROOTFH, "PUTROOTFH", 0, 0, &PutRootFh);
+  op(OP_PUTFH, "PUTFH", kClearSid, 0, &PutFh);
+  op(OP_PUTPUBFH, "PUTPUBFH", kClearSid, 0, &PutRootFh);
+  op(OP_PUTROOTFH, "PUTROOTFH", kClearSid, 0, &PutRootFh);
   op(OP_READ, "READ", kFh, 0, &Read);
   op(OP_READDIR, "READDIR", kFh, 0, &ReadDir);
   op(OP_READLINK, "READLINK", kFh, 0, &ReadLink);
@@ -412,6 +413,7 @@ bool RunOps(const CompoundOptions& options, const CompoundHeader& header, std::s
       }
     }
     if (status != NFS4_OK) return true;
+    if (d->has(OpDesc::kClearsCurrentStateId)) cs.current_stateid = {};
   }
   return true;
 }

@@ -155,13 +155,19 @@ struct CompoundState {
 
   // The current stateid (RFC 8881 §16.2.3.1.2): the stateid the last OPEN,
   // OPEN_DOWNGRADE, CLOSE, LOCK or LOCKU of this COMPOUND returned, for the filehandle
-  // that was current then (current_stateid_fh). The special stateid "current" (seqid 1,
-  // other zero) stands for it while that filehandle is still current; otherwise, or
-  // before any was set, it is NFS4ERR_BAD_STATEID (knfsd's get_stateid on a cleared
-  // current stateid). Set and used only by the stateful ops (nfs4proc_io.cc).
-  bool has_current_stateid = false;
-  stateid4 current_stateid{};
-  std::string current_stateid_fh;
+  // that was current then. As knfsd: cleared by the ops that put a filehandle
+  // (OpDesc::kClearsCurrentStateId), saved by SAVEFH and made current again by
+  // RESTOREFH with the saved filehandle. The special stateid "current" (seqid 1, other
+  // zero) stands for it while it is set and its filehandle is still the current one;
+  // otherwise it is NFS4ERR_BAD_STATEID (knfsd's get_stateid on a cleared current
+  // stateid). Set and used by the stateful ops (nfs4proc_io.cc).
+  struct CurrentStateId {
+    bool set = false;
+    stateid4 stateid{};
+    std::string fh;  // the current filehandle's bytes when it was set
+  };
+  CurrentStateId current_stateid;
+  CurrentStateId saved_stateid;
 };
 
 // Calls and errors (a status other than NFS4_OK) per op number, OP_ILLEGAL included:
@@ -196,6 +202,9 @@ struct OpDesc {
   static constexpr uint32_t kMustBeFirst = 1u << 4;       // SEQUENCE
   static constexpr uint32_t kRemovedIn41 = 1u << 5;       // NFSv4.0 only: NOTSUPP in 4.1+
   static constexpr uint32_t kRefusedInGrace = 1u << 6;    // NFS4ERR_GRACE in grace
+  // Done, it clears the current stateid (knfsd's OP_CLEAR_STATEID: PUTFH, PUTPUBFH,
+  // PUTROOTFH, LOOKUP, LOOKUPP).
+  static constexpr uint32_t kClearsCurrentStateId = 1u << 7;
 
   const char* name = nullptr;   // "PUTFH"; nullptr: no such op number
   OpHandler handler = nullptr;  // nullptr: not implemented (NFS4ERR_NOTSUPP)

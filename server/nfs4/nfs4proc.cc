@@ -173,14 +173,18 @@ nfsstat4 GetFh(CompoundState& cs, const nfs_argop4&, nfs_resop4& res) {
 }
 
 // RFC 8881 §18.31 and §18.27: save the current filehandle, or make the saved
-// one current again (the saved one stays saved).
+// one current again (the saved one stays saved) — each with its current stateid, as
+// knfsd (compound.h CompoundState::current_stateid): SAVEFH saves one only when set,
+// RESTOREFH restores one only when saved.
 nfsstat4 SaveFh(CompoundState& cs, const nfs_argop4&, nfs_resop4&) {
   cs.saved = cs.current;
+  if (cs.current_stateid.set) cs.saved_stateid = cs.current_stateid;
   return NFS4_OK;
 }
 
 nfsstat4 RestoreFh(CompoundState& cs, const nfs_argop4&, nfs_resop4&) {
   cs.current = cs.saved;
+  if (cs.saved_stateid.set) cs.current_stateid = cs.saved_stateid;
   return NFS4_OK;
 }
 

@@ -114,9 +114,9 @@ bool IsSpecial(const stateid4& w) { return OtherIs(w, 0) || OtherIs(w, '\xff'); 
 // look first).
 nfsstat4 Resolve(const CompoundState& cs, const stateid4& w, StateId* out) {
   if (IsCurrent(w)) {
-    if (!cs.has_current_stateid || !cs.current || cs.current->bytes != cs.current_stateid_fh)
-      return NFS4ERR_BAD_STATEID;
-    *out = FromWire(cs.current_stateid);
+    const CompoundState::CurrentStateId& c = cs.current_stateid;
+    if (!c.set || !cs.current || cs.current->bytes != c.fh) return NFS4ERR_BAD_STATEID;
+    *out = FromWire(c.stateid);
     return NFS4_OK;
   }
   if (IsSpecial(w)) return NFS4ERR_BAD_STATEID;
@@ -125,9 +125,9 @@ nfsstat4 Resolve(const CompoundState& cs, const stateid4& w, StateId* out) {
 }
 
 void SetCurrentStateId(CompoundState& cs, const stateid4& w) {
-  cs.has_current_stateid = true;
-  cs.current_stateid = w;
-  cs.current_stateid_fh = cs.current ? cs.current->bytes : std::string();
+  cs.current_stateid.set = true;
+  cs.current_stateid.stateid = w;
+  cs.current_stateid.fh = cs.current ? cs.current->bytes : std::string();
 }
 
 // Open and lock conflicts with courtesy clients (open_state.h MayDiscard): the table

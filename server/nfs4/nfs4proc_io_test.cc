@@ -370,6 +370,30 @@ TEST_P(Nfs4IoTest, CreateWriteReadCommitCloseWithTheCurrentStateid) {
   EXPECT_EQ(Last(again), NFS4ERR_BAD_STATEID);
 }
 
+// As knfsd (RFC 8881 §16.2.3.1.2): PUTFH clears the current stateid, even of the same
+// file; SAVEFH saves it with the filehandle and RESTOREFH brings both back, after
+// another file's OPEN changed it.
+TEST_P(Nfs4IoTest, PutfhClearsTheCurrentStateidAndSavefhRestorefhCarryIt) {
+  Client c = Mount("host-a");
+  auto [sid_f, f] = CreateFile(c, "f");
+  auto [sid_g, g] = CreateFile(c, "g");
+  EXPECT_EQ(Last(Run(c, {PutFh(f), Open("o2", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH),
+                         Read(kCurrent, 0, 10)})),
+            NFS4_OK);
+  EXPECT_EQ(Last(Run(c, {PutFh(f), Open("o2", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH), PutFh(f),
+                         Read(kCurrent, 0, 10)})),
+            NFS4ERR_BAD_STATEID);
+  auto r = Run(c, {PutFh(f), Open("o3", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH), Op(OP_SAVEFH),
+                   PutFh(g), Open("o3", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH), Op(OP_RESTOREFH),
+                   Read(kCurrent, 0, 10)});
+  EXPECT_EQ(Last(r), NFS4_OK) << ::testing::PrintToString(Statuses(r));
+  // Without a saved stateid, RESTOREFH leaves the current one (g's), which is not for f.
+  auto none = Run(c, {PutFh(f), Op(OP_SAVEFH), PutFh(g),
+                      Open("o4", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH), Op(OP_RESTOREFH),
+                      Read(kCurrent, 0, 10)});
+  EXPECT_EQ(Last(none), NFS4ERR_BAD_STATEID);
+}
+
 TEST_P(Nfs4IoTest, StatefulOpsNeedTheirStateidAndTheCurrentOneOnlyForItsFile) {
   Client c = Mount("host-a");
   auto [sid, fh] = CreateFile(c, "f");

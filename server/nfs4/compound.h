@@ -168,6 +168,15 @@ struct CompoundState {
   };
   CurrentStateId current_stateid;
   CurrentStateId saved_stateid;
+
+  // The object whose attributes (obj.attrs()) the op at index resolved_at read from the
+  // file system as it made the object current (PUTFH, PUTROOTFH, LOOKUP, LOOKUPP:
+  // nfs4proc.cc SetCurrent). A GETATTR right after it — the client's revalidation,
+  // SEQUENCE PUTFH GETATTR — answers from them instead of with a second stat (the
+  // backend's one stat per request, as NFSv3's GETATTR); after any other op in between
+  // they may be stale, and GETATTR reads them again.
+  const Nfs4Object* resolved = nullptr;
+  uint32_t resolved_at = 0;
 };
 
 // Calls and errors (a status other than NFS4_OK) per op number, OP_ILLEGAL included:

@@ -73,6 +73,8 @@ namespace {
 nfsstat4 SetCurrent(CompoundState& cs, absl::StatusOr<FileHandle4> fh) {
   if (!fh.ok()) return Nfs4StatusFromStatus(fh.status());
   cs.current = std::move(*fh);
+  cs.resolved = cs.current->object.get();  // its attributes were just read
+  cs.resolved_at = cs.op_index;
   return NFS4_OK;
 }
 
@@ -90,14 +92,20 @@ struct Described {
   backend::Attrs attrs;
   std::optional<backend::FsStat> fs;
 };
-absl::StatusOr<Described> Describe(PseudoFs& ns, const Nfs4Object& o, const AttrBitmap& want) {
+// `fresh`: o.obj.attrs() were read by the op just before (CompoundState::resolved).
+absl::StatusOr<Described> Describe(PseudoFs& ns, const Nfs4Object& o, const AttrBitmap& want,
+                                   bool fresh = false) {
   Described d;
   if (o.pseudo) {
     d.attrs = ns.PseudoAttrs(o);
     if (NeedsFsStat(want)) d.fs = backend::FsStat{};  // nothing can be stored here
     return d;
   }
-  ASSIGN_OR_RETURN(d.attrs, ns.deps().backend->GetAttr(o.obj));
+  if (fresh) {
+    d.attrs = o.obj.attrs();
+  } else {
+    ASSIGN_OR_RETURN(d.attrs, ns.deps().backend->GetAttr(o.obj));
+  }
   if (NeedsFsStat(want)) {
     ASSIGN_OR_RETURN(backend::FsStat fs, ns.deps().backend->StatFs(o.obj));
     d.fs = fs;
@@ -220,7 +228,8 @@ nfsstat4 GetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (ns == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
   const AttrBitmap want = BitmapFromWire(args.nfs_argop4_u.opgetattr.attr_request);
   if (AsksWriteOnly(want)) return NFS4ERR_INVAL;
-  absl::StatusOr<Described> d = Describe(*ns, *o, want);
+  const bool fresh = cs.resolved == o && cs.resolved_at + 1 == cs.op_index;
+  absl::StatusOr<Described> d = Describe(*ns, *o, want, fresh);
   if (!d.ok()) return Nfs4StatusFromStatus(d.status());
   AttrBitmap mask;
   std::string vals;
@@ -354,7 +363,8 @@ nfsstat4 ReadPseudoDir(CompoundState& cs, PseudoFs& ns, const READDIR4args& a,
     std::string vals;
     absl::StatusOr<FileHandle4> fh = ns.Lookup(Who(cs), *cs.current, c.name);
     absl::StatusOr<Described> d =
-        fh.ok() ? Describe(ns, *fh->object, want) : absl::StatusOr<Described>(fh.status());
+        fh.ok() ? Describe(ns, *fh->object, want, /*fresh=*/true)  // the LOOKUP just read them
+                : absl::StatusOr<Described>(fh.status());
     if (d.ok()) {
       FattrSource src = SourceOf(cs, *fh, *d);
       src.mounted_on_fileid = covered;

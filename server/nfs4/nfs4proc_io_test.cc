@@ -193,6 +193,13 @@ class Nfs4IoTest : public proc_fixture::Nfs4ProcFixture {
     a.nfs_argop4_u.opputfh.object.nfs_fh4_val = const_cast<char*>(s.data());
     return a;
   }
+  // GETATTR of size and mode.
+  nfs_argop4 GetSizeAndMode() {
+    words_.emplace_back(std::vector<uint32_t>{1u << FATTR4_SIZE, 1u << (FATTR4_MODE - 32)});
+    nfs_argop4 a = Op(OP_GETATTR);
+    a.nfs_argop4_u.opgetattr.attr_request = bitmap4{2, words_.back().data()};
+    return a;
+  }
   // fattr4 with a mode (and a size when given).
   fattr4 ModeAttrs(uint32_t mode, std::optional<uint64_t> size = std::nullopt) {
     words_.emplace_back(
@@ -392,6 +399,29 @@ TEST_P(Nfs4IoTest, PutfhClearsTheCurrentStateidAndSavefhRestorefhCarryIt) {
                       Open("o4", OPEN4_SHARE_ACCESS_READ, 0, CLAIM_FH), Op(OP_RESTOREFH),
                       Read(kCurrent, 0, 10)});
   EXPECT_EQ(Last(none), NFS4ERR_BAD_STATEID);
+}
+
+// GETATTR right after the PUTFH that resolved the file answers from the attributes that
+// PUTFH read (CompoundState::resolved); after an op that changed the file in between, or
+// a change by another COMPOUND, it reads them again: never stale.
+TEST_P(Nfs4IoTest, GetattrAfterPutfhAnswersFromItsStatButNeverStale) {
+  Client c = Mount("host-a");
+  auto [sid, fh] = CreateFile(c, "f");
+  auto size_and_mode = [&](const std::unique_ptr<Reply>& r, u_int i) {
+    proc_fixture::Parsed p = AttrsAt(r, i);
+    EXPECT_TRUE(p.ok);
+    return std::make_pair(p.num[FATTR4_SIZE], p.num[FATTR4_MODE]);
+  };
+  auto r = Run(c, {PutFh(fh), GetSizeAndMode(), Write(sid, 0, "abcdef", FILE_SYNC4),
+                   GetSizeAndMode()});
+  ASSERT_EQ(Last(r), NFS4_OK) << ::testing::PrintToString(Statuses(r));
+  EXPECT_EQ(size_and_mode(r, 2), std::make_pair(uint64_t{0}, uint64_t{0644}));
+  EXPECT_EQ(size_and_mode(r, 4), std::make_pair(uint64_t{6}, uint64_t{0644}));
+  // Another COMPOUND changes the file; the next PUTFH's own stat sees it.
+  ASSERT_EQ(Last(Run(c, {PutFh(fh), Write(sid, 0, "0123456789", FILE_SYNC4)})), NFS4_OK);
+  auto again = Run(c, {PutFh(fh), GetSizeAndMode()});
+  ASSERT_EQ(Last(again), NFS4_OK);
+  EXPECT_EQ(size_and_mode(again, 2).first, 10u);
 }
 
 TEST_P(Nfs4IoTest, StatefulOpsNeedTheirStateidAndTheCurrentOneOnlyForItsFile) {

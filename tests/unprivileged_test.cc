@@ -45,10 +45,18 @@ class UnprivilegedTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to start the server as uid " << kUser;
     ASSERT_EQ(chown(root_.path().c_str(), kUser, kUser), 0);
+    StartAs(kUser, "rw");
+  }
+
+  // (Re)starts the server as `uid` (and that gid), exporting root_ with `options`.
+  void StartAs(int uid, const std::string& options) {
+    if (srv_ && srv_->running()) {
+      ASSERT_TRUE(srv_->Stop());
+    }
     ServerOptions o;
-    o.args = {"--export", root_.path() + ":rw"};
-    o.run_as_uid = kUser;
-    o.run_as_gid = kUser;
+    o.args = {"--export", root_.path() + ":" + options};
+    o.run_as_uid = uid;
+    o.run_as_gid = uid;
     srv_ = std::make_unique<ServerProcess>(o);
     ASSERT_TRUE(srv_->Start());
   }
@@ -185,12 +193,7 @@ TEST_F(UnprivilegedTest, SquashedRootActsAsTheServersUserUnlessTheExportNamesAno
   ASSERT_TRUE(srv_->Stop());
   ASSERT_EQ(chown(root_.path().c_str(), kServerUser, kServerUser), 0);
   ASSERT_EQ(chmod(root_.path().c_str(), 0755), 0);
-  ServerOptions squashing;
-  squashing.args = {"--export", root_.path() + ":rw"};
-  squashing.run_as_uid = kServerUser;
-  squashing.run_as_gid = kServerUser;
-  srv_ = std::make_unique<ServerProcess>(squashing);
-  ASSERT_TRUE(srv_->Start());
+  ASSERT_NO_FATAL_FAILURE(StartAs(kServerUser, "rw"));
   AuthSys root;
   root.uid = 0;
   root.gid = 0;
@@ -230,14 +233,7 @@ TEST_F(UnprivilegedTest, SquashedRootActsAsTheServersUserUnlessTheExportNamesAno
     EXPECT_EQ(data, "v4 squashed root");
     EXPECT_EQ(v4.CloseFile(fh, sid), NFS4_OK);
   }
-  ASSERT_TRUE(srv_->Stop());
-
-  ServerOptions o;
-  o.args = {"--export", root_.path() + ":rw,root_squash,anonuid=4242,anongid=4242"};
-  o.run_as_uid = kServerUser;
-  o.run_as_gid = kServerUser;
-  srv_ = std::make_unique<ServerProcess>(o);
-  ASSERT_TRUE(srv_->Start());
+  ASSERT_NO_FATAL_FAILURE(StartAs(kServerUser, "rw,root_squash,anonuid=4242,anongid=4242"));
   WireConn c;
   ASSERT_TRUE(c.Connect(srv_->nfs_port()));
   Nfs3Wire n(&c, root);

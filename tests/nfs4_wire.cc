@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace localnfs::testing {
@@ -169,6 +171,39 @@ Nfs4Ops& Nfs4Ops::SetAttrMode(const stateid4& sid, uint32_t mode) {
   return *this;
 }
 
+Nfs4Ops& Nfs4Ops::LockNewOwner(uint64_t clientid, const std::string& owner,
+                               const stateid4& open, nfs_lock_type4 type, uint64_t offset,
+                               uint64_t length) {
+  LOCK4args& l = Add(OP_LOCK).nfs_argop4_u.oplock;
+  l.locktype = type;
+  l.reclaim = FALSE;
+  l.offset = offset;
+  l.length = length;
+  l.locker.new_lock_owner = TRUE;
+  open_to_lock_owner4& o = l.locker.locker4_u.open_owner;
+  o.open_stateid = open;
+  o.lock_owner.clientid = clientid;
+  o.lock_owner.owner.owner_len = static_cast<u_int>(owner.size());
+  o.lock_owner.owner.owner_val = Keep(owner);
+  return *this;
+}
+
+Nfs4Ops& Nfs4Ops::Sequence(const std::string& sessionid, uint32_t slot, uint32_t seqid,
+                           uint32_t highest_slot) {
+  SEQUENCE4args& s = Add(OP_SEQUENCE).nfs_argop4_u.opsequence;
+  memcpy(s.sa_sessionid, sessionid.data(), std::min<size_t>(sessionid.size(), NFS4_SESSIONID_SIZE));
+  s.sa_sequenceid = seqid;
+  s.sa_slotid = slot;
+  s.sa_highest_slotid = highest_slot;
+  s.sa_cachethis = FALSE;
+  return *this;
+}
+
+Nfs4Ops& Nfs4Ops::Raw(const nfs_argop4& op) {
+  ops_.push_back(op);
+  return *this;
+}
+
 // ---- Nfs4Reply
 
 Nfs4Reply::~Nfs4Reply() {
@@ -216,6 +251,38 @@ bool Nfs4Wire::Call(const COMPOUND4args& args, Nfs4Reply* out) {
   return out->ok;
 }
 
+std::string Nfs4Wire::EncodeArgs(Nfs4Ops& ops, uint32_t minor) {
+  COMPOUND4args args{};
+  args.minorversion = minor;
+  args.argarray.argarray_len = static_cast<u_int>(ops.ops().size());
+  args.argarray.argarray_val = ops.ops().data();
+  const u_long size = xdr_sizeof(reinterpret_cast<xdrproc_t>(xdr_COMPOUND4args), &args);
+  std::string bytes(size, '\0');
+  XDR x;
+  xdrmem_create(&x, bytes.data(), static_cast<u_int>(size), XDR_ENCODE);
+  const bool encoded = xdr_COMPOUND4args(&x, &args);
+  xdr_destroy(&x);
+  return encoded ? bytes : std::string();
+}
+
+bool Nfs4Wire::DecodeResults(const std::string& results, Nfs4Reply* out) {
+  XDR x;
+  xdrmem_create(&x, const_cast<char*>(results.data()), static_cast<u_int>(results.size()),
+                XDR_DECODE);
+  out->ok = xdr_COMPOUND4res(&x, &out->res);
+  xdr_destroy(&x);
+  if (!out->ok) out->error = "COMPOUND4res did not decode";
+  return out->ok;
+}
+
+bool Nfs4Wire::CompoundNoSequence(Nfs4Ops& ops, Nfs4Reply* out) {
+  COMPOUND4args args{};
+  args.minorversion = 1;
+  args.argarray.argarray_len = static_cast<u_int>(ops.ops().size());
+  args.argarray.argarray_val = ops.ops().data();
+  return Call(args, out);
+}
+
 bool Nfs4Wire::Compound(Nfs4Ops& ops, Nfs4Reply* out) {
   ++seqid_;
   return Send(ops, out);
@@ -243,7 +310,7 @@ bool Nfs4Wire::Send(Nfs4Ops& ops, Nfs4Reply* out) {
   return Call(args, out);
 }
 
-bool Nfs4Wire::Establish(const std::string& owner) {
+bool Nfs4Wire::Establish(const std::string& owner, uint32_t slots, uint32_t max_ops) {
   {
     nfs_argop4 op;
     memset(&op, 0, sizeof(op));
@@ -275,7 +342,7 @@ bool Nfs4Wire::Establish(const std::string& owner) {
     CREATE_SESSION4args& c = op.nfs_argop4_u.opcreate_session;
     c.csa_clientid = clientid_;
     c.csa_sequence = owner_seq_;
-    c.csa_fore_chan_attrs = {0, 1 << 20, 1 << 20, 4096, 16, 1, {0, nullptr}};
+    c.csa_fore_chan_attrs = {0, 1 << 20, 1 << 20, 4096, max_ops, slots, {0, nullptr}};
     c.csa_back_chan_attrs = {0, 4096, 4096, 0, 2, 1, {0, nullptr}};
     c.csa_cb_program = 0x40000000;
     COMPOUND4args args{};

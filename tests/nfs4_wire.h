@@ -49,6 +49,15 @@ class Nfs4Ops {
   Nfs4Ops& Rename(const std::string& from, const std::string& to);
   Nfs4Ops& Mkdir(const std::string& name, uint32_t mode);
   Nfs4Ops& SetAttrMode(const stateid4& sid, uint32_t mode);
+  // LOCK by a new lock owner `owner` under the open stateid `open` (open_to_lock_owner4,
+  // seqids 0).
+  Nfs4Ops& LockNewOwner(uint64_t clientid, const std::string& owner, const stateid4& open,
+                        nfs_lock_type4 type, uint64_t offset, uint64_t length);
+  // SEQUENCE with the slot and sequence id as given (Nfs4Wire::Compound puts its own).
+  Nfs4Ops& Sequence(const std::string& sessionid, uint32_t slot, uint32_t seqid,
+                    uint32_t highest_slot);
+  // Any op as the caller filled it (its pointers must outlive the Nfs4Ops).
+  Nfs4Ops& Raw(const nfs_argop4& op);
 
   std::vector<nfs_argop4>& ops() { return ops_; }
 
@@ -86,18 +95,28 @@ class Nfs4Wire {
   explicit Nfs4Wire(WireConn* conn, AuthSys cred = {}) : c_(conn), cred_(std::move(cred)) {}
 
   void set_cred(const AuthSys& cred) { cred_ = cred; }
-  // EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE (with this object's credentials).
+  // EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE (with this object's credentials);
+  // the session's fore channel asks for `slots` slots and `max_ops` ops a COMPOUND.
   // false: see error().
-  bool Establish(const std::string& owner);
+  bool Establish(const std::string& owner, uint32_t slots = 1, uint32_t max_ops = 16);
   uint64_t clientid() const { return clientid_; }
 
   const std::string& error() const { return error_; }
+
+  const std::string& sessionid() const { return sessionid_; }
 
   // SEQUENCE + ops, as cred_ (minor version 1).
   bool Compound(Nfs4Ops& ops, Nfs4Reply* out);
   // The last COMPOUND again, byte for byte if `ops` are the same: a retry (the same
   // slot and sequence id).
   bool Retry(Nfs4Ops& ops, Nfs4Reply* out);
+  // The ops as they are (no SEQUENCE put in front), as cred_.
+  bool CompoundNoSequence(Nfs4Ops& ops, Nfs4Reply* out);
+
+  // For clients that write their own records (pipelining, malformed calls): the
+  // COMPOUND4args bytes of `ops` (minor version 1), and a reply's results decoded.
+  static std::string EncodeArgs(Nfs4Ops& ops, uint32_t minor = 1);
+  static bool DecodeResults(const std::string& results, Nfs4Reply* out);
 
   // Conveniences (the status of the COMPOUND).
   // The handle of `path` ("/a/b") from the root.

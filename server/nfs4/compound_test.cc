@@ -523,5 +523,49 @@ TEST(OpTableTest, EveryOpHasARowWithItsMinorVersion) {
   EXPECT_FALSE(FindOp(OP_PUTFH)->has(OpDesc::kNeedsCurrentFh));
 }
 
+// ---- The reply memory a COMPOUND reserves (nfs4_program.h "Reply memory")
+
+// A READ's bytes by hand: stateid (16), offset, count.
+std::string ReadOp(uint32_t count) {
+  return U32(OP_READ) + std::string(16, '\0') + U32(0) + U32(0) + U32(count);
+}
+std::string SequenceOp() { return U32(OP_SEQUENCE) + std::string(16 + 16, '\0'); }
+
+TEST(MaxCompoundResultBytes, ReadsCountTheirDataOthersASmallBound) {
+  const std::string fh = Opaque("handle");
+  const std::string putfh = U32(OP_PUTFH) + fh;
+  const size_t read = MaxCompoundResultBytes(Header(1, 3) + SequenceOp() + putfh +
+                                             ReadOp(512 * 1024));
+  EXPECT_GE(read, 512u * 1024);
+  EXPECT_LT(read, 512u * 1024 + 8192);
+  // Two READs add up; GETATTR (decoded by rpcgen's routine) is small.
+  const std::string getattr = U32(OP_GETATTR) + U32(2) + U32(1) + U32(2);
+  const size_t two = MaxCompoundResultBytes(Header(1, 5) + SequenceOp() + putfh +
+                                            ReadOp(100000) + getattr + ReadOp(100000));
+  EXPECT_GE(two, 200000u);
+  EXPECT_LT(two, 200000u + 8192);
+  const size_t small = MaxCompoundResultBytes(Header(1, 3) + SequenceOp() + putfh + getattr);
+  EXPECT_LT(small, 8192u);
+  // READDIR: its maxcount.
+  const std::string readdir =
+      U32(OP_READDIR) + U32(0) + U32(0) + std::string(8, '\0') + U32(4096) + U32(300000) + U32(0);
+  EXPECT_GE(MaxCompoundResultBytes(Header(1, 3) + SequenceOp() + putfh + readdir), 300000u);
+}
+
+TEST(MaxCompoundResultBytes, IsCappedAndSmallForGarbage) {
+  // A count beyond what a session may answer, and many READs: the cap.
+  EXPECT_EQ(MaxCompoundResultBytes(Header(1, 2) + SequenceOp() + ReadOp(0xffffffffu)),
+            kMaxCompoundResultBytes);
+  std::string many = Header(1, 40) + SequenceOp();
+  for (int i = 0; i < 39; ++i) many += ReadOp(1u << 20);
+  EXPECT_EQ(MaxCompoundResultBytes(many), kMaxCompoundResultBytes);
+  // Cut short, a 4 GiB tag, too many ops, an op removed in 4.1: small.
+  EXPECT_LT(MaxCompoundResultBytes(Header(1, 2) + SequenceOp() + U32(OP_READ)), 8192u);
+  EXPECT_LT(MaxCompoundResultBytes(U32(0xfffffffcu) + "abcd"), 8192u);
+  EXPECT_LT(MaxCompoundResultBytes(Header(1, 0xffffffffu) + ReadOp(1u << 20)), 8192u);
+  EXPECT_LT(MaxCompoundResultBytes(Header(1, 3) + U32(OP_RENEW) + ReadOp(1u << 20)), 8192u);
+  EXPECT_LT(MaxCompoundResultBytes(""), 8192u);
+}
+
 }  // namespace
 }  // namespace localnfs::server::nfs4

@@ -3,9 +3,11 @@
 // (compound.cc).
 #include "server/nfs4/nfs4_program.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 #include <utility>
@@ -59,12 +61,124 @@ bool_t XdrEncodedCompound4Res(XDR* x, EncodedCompound4Res* res) {
   return XDR_PUTBYTES(x, b.data(), static_cast<u_int>(b.size()));
 }
 
+namespace {
+
+// What a result that carries no bulk data can encode to: status, a GETATTR's fattr4
+// (the attributes this server supports, owner names included), an OPEN's stateid and
+// change info… knfsd's op_rsize_bop estimates are of this order.
+constexpr size_t kSmallOpResult = 1024;
+// A READ/READ_PLUS/READDIR result besides its data (status, eof, counts, segments).
+constexpr size_t kBulkOpOverhead = 1024;
+// COMPOUND4res besides its results: status, tag (echoed, at most the record's size
+// which the caller adds), result count.
+constexpr size_t kCompoundOverhead = 64;
+
+// A cursor over XDR bytes for MaxCompoundResultBytes: reads words and skips opaque
+// data without copying or allocating. false once the bytes run out.
+class XdrCursor {
+ public:
+  explicit XdrCursor(std::string_view b) : b_(b) {}
+  bool U32(uint32_t* v) {
+    if (b_.size() - pos_ < 4) return false;
+    uint32_t n;
+    memcpy(&n, b_.data() + pos_, 4);
+    *v = ntohl(n);
+    pos_ += 4;
+    return true;
+  }
+  bool Skip(size_t n) {
+    if (b_.size() - pos_ < n) return false;
+    pos_ += n;
+    return true;
+  }
+  // An opaque<> (length, bytes, padding).
+  bool SkipOpaque() {
+    uint32_t len;
+    return U32(&len) && Skip((size_t{len} + 3) & ~size_t{3});
+  }
+  size_t pos() const { return pos_; }
+  void set_pos(size_t p) { pos_ = p; }
+  std::string_view rest() const { return b_.substr(pos_); }
+
+ private:
+  std::string_view b_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+size_t MaxCompoundResultBytes(std::string_view args) {
+  XdrCursor in(args);
+  uint32_t tag_len = 0, minor = 0, numops = 0;
+  size_t total = kCompoundOverhead;
+  if (!in.U32(&tag_len) || !in.Skip((size_t{tag_len} + 3) & ~size_t{3}) || !in.U32(&minor) ||
+      !in.U32(&numops)) {
+    return total;
+  }
+  total += tag_len;
+  // More ops than the loop runs: one result (TOO_MANY_OPS).
+  if (numops > kMaxOpsPerCompound) return total + kSmallOpResult;
+  for (uint32_t i = 0; i < numops && total < kMaxCompoundResultBytes; ++i) {
+    const size_t start = in.pos();
+    uint32_t op = 0, count = 0;
+    if (!in.U32(&op)) break;
+    bool ok = true;
+    switch (op) {
+      // The ops of a READ or WRITE COMPOUND, skipped by hand: no allocation, no copy.
+      case OP_SEQUENCE:  // sessionid, sequenceid, slotid, highest_slotid, cachethis
+        ok = in.Skip(NFS4_SESSIONID_SIZE + 16);
+        total += kSmallOpResult;
+        break;
+      case OP_PUTFH:
+        ok = in.SkipOpaque();
+        total += kSmallOpResult;
+        break;
+      case OP_READ:
+      case OP_READ_PLUS:  // stateid, offset, count
+        ok = in.Skip(16 + 8) && in.U32(&count);
+        total += kBulkOpOverhead + count;
+        break;
+      case OP_WRITE:  // stateid, offset, stable, data
+        ok = in.Skip(16 + 8 + 4) && in.SkipOpaque();
+        total += kSmallOpResult;
+        break;
+      default: {
+        // Any other op by rpcgen's routine (it bounds what it allocates by the
+        // spec's limits); an op number the loop will not decode ends the list.
+        if (FindOp(op) == nullptr || FindOp(op)->has(OpDesc::kRemovedIn41)) {
+          return std::min(total + kSmallOpResult, kMaxCompoundResultBytes);
+        }
+        in.set_pos(start);
+        const std::string_view rest = in.rest();
+        XDR x;
+        xdrmem_create(&x, const_cast<char*>(rest.data()), static_cast<u_int>(rest.size()),
+                      XDR_DECODE);
+        nfs_argop4 a;
+        memset(&a, 0, sizeof(a));
+        ok = xdr_nfs_argop4(&x, &a);
+        in.set_pos(start + xdr_getpos(&x));
+        if (ok && op == OP_READDIR) {
+          total += kBulkOpOverhead + a.nfs_argop4_u.opreaddir.maxcount;
+        } else {
+          total += kSmallOpResult;
+        }
+        xdr_free(reinterpret_cast<xdrproc_t>(xdr_nfs_argop4), reinterpret_cast<char*>(&a));
+        xdr_destroy(&x);
+        break;
+      }
+    }
+    if (!ok) break;  // BADXDR or GARBAGE_ARGS there: nothing after it runs
+  }
+  return std::min(total, kMaxCompoundResultBytes);
+}
+
 const rpc::ProcedureDesc* Nfs4Program::procedure(uint32_t proc) const {
   static const std::array<rpc::ProcedureDesc, kNfs4ProcCount> kProcs = {{
       rpc::Procedure<&Nfs4Program::Null, rpc::XdrVoid, rpc::XdrVoid>(
           "NULL", {.flags = rpc::ProcedureDesc::kQuick}),
       rpc::Procedure<&Nfs4Program::Compound, XdrCompound4Args, XdrEncodedCompound4Res>(
-          "COMPOUND", {.flags = rpc::ProcedureDesc::kBulkReply}),
+          "COMPOUND", {.flags = rpc::ProcedureDesc::kBulkReply,
+                       .max_result_bytes = &MaxCompoundResultBytes}),
   }};
   return proc < kProcs.size() ? &kProcs[proc] : nullptr;
 }

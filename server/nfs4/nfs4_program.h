@@ -36,6 +36,18 @@
 // goes out from the READ's own buffer (rpc/reply.h) — no copy into the bytes and none
 // into the record.
 //
+// Reply memory (rpc/server.h "Memory for replies"). The rpc server reserves, before a
+// call starts, the most its result can encode to (ProcedureDesc::max_result_bytes) and
+// admits a connection's next call only while its reservations and queued replies fit
+// the per-connection and server-wide caps. A COMPOUND's result is what its ops make
+// of it: MaxCompoundResultBytes reads the op list from the argument bytes (as
+// received) and adds up what each op can answer — READ and READ_PLUS their count,
+// READDIR its maxcount, every other op a small fixed bound — capped at the largest
+// reply a session may ask for (kMaxCompoundResultBytes, Nfs4State's
+// max_response_size). Without it every COMPOUND counted as a 4 KiB reply, so one
+// client pipelining 1 MiB READs had up to max_requests_per_connection of them queued
+// unsent (tests/nfs4_limits_test.cc).
+//
 // Thread-safety: Dispatch() runs concurrently; the table and options are
 // immutable.
 #pragma once
@@ -45,6 +57,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "rpc/call.h"
 #include "rpc/nfs4.h"
@@ -80,6 +93,16 @@ struct EncodedCompound4Res {
   COMPOUND4res* unencoded;                    // new'd; or null
 };
 bool_t XdrEncodedCompound4Res(XDR* x, EncodedCompound4Res* res);
+
+// The largest COMPOUND result MaxCompoundResultBytes answers: a session's
+// ca_maxresponsesize is clamped to Nfs4State::Options::max_response_size (1 MiB + 4 KiB)
+// and the COMPOUND loop stops at that budget.
+inline constexpr size_t kMaxCompoundResultBytes = (size_t{1} << 20) + 4096;
+// The most bytes the result of a COMPOUND with these argument bytes (tag onwards) can
+// encode to, for the rpc server's reply-memory limits (see "Reply memory"). Arguments
+// cut short or malformed get the bound of what was read before (the call is answered
+// with an error then).
+size_t MaxCompoundResultBytes(std::string_view args);
 
 class Nfs4Program : public rpc::Program {
  public:

@@ -434,11 +434,17 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
     if (args.csa_sequence != c->cs_seqid + 1) return NFS4ERR_SEQ_MISORDERED;
   }
   if (c->sessions.size() >= options_.max_sessions_per_client) return NFS4ERR_NOSPC;
-  // The slots' reply room, from the shared budget (knfsd's nfsd4_get_drc_mem).
+  // The slots' reply room, from the shared budget, as knfsd's nfsd4_get_drc_mem: at
+  // most an eighth of what is left, so that a few clients asking for many slots leave
+  // room for others, and never less than one slot — a client that cannot get a session
+  // cannot work at all, and the sessions are bounded (max_clients ×
+  // max_sessions_per_client), so the overdraft is too.
   const size_t per_slot = std::max<size_t>(fore.maxresponsesize_cached, 1);
-  const size_t avail = options_.max_cache_bytes - cache_reserved_;
-  fore.maxrequests = static_cast<uint32_t>(std::min<size_t>(fore.maxrequests, avail / per_slot));
-  if (fore.maxrequests == 0) return NFS4ERR_DELAY;
+  const size_t left =
+      options_.max_cache_bytes - std::min(cache_reserved_, options_.max_cache_bytes);
+  const size_t room = std::max(left / 8, per_slot);
+  fore.maxrequests = static_cast<uint32_t>(
+      std::max<size_t>(std::min<size_t>(fore.maxrequests, room / per_slot), 1));
 
   if (!c->confirmed) {
     // Confirmed now: the owner's previous record (a rebooted client's) goes with its

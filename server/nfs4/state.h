@@ -63,8 +63,9 @@
 // total (courtesy, then unconfirmed ones make room, oldest first; else NFS4ERR_DELAY),
 // max_sessions_per_client (NFS4ERR_NOSPC beyond), max_slots per session, and the cached
 // reply bytes: a session reserves slots × ca_maxresponsesize_cached of
-// max_cache_bytes at CREATE_SESSION (fewer slots when the budget is short, as knfsd's
-// nfsd4_get_drc_mem; none left → NFS4ERR_DELAY), released when it is destroyed. At most
+// max_cache_bytes at CREATE_SESSION — at most an eighth of what is left, never less
+// than one slot (as knfsd's nfsd4_get_drc_mem: a new client always gets a session, and
+// the overdraft is bounded by the sessions' bound) — released when it is destroyed. At most
 // max_connections_per_session connection ids are remembered per session (the oldest
 // forgotten: connections have no close notification here yet).
 //

@@ -305,21 +305,34 @@ TEST_F(StateTest, TheClientTableIsBounded) {
 TEST_F(StateTest, SessionsPerClientAndReplyCacheBytesAreBounded) {
   Nfs4State::Options o;
   o.max_sessions_per_client = 1;
-  o.max_cache_bytes = 3 * 4096;
+  o.max_cache_bytes = 64 * 4096;
   Make(o);
   clientid4 id = 0;
-  const Nfs4State::CreateSessionResult s = Mount("host-a", root_, &id, /*slots=*/8);
-  EXPECT_EQ(s.fore.maxrequests, 3u);  // what the budget holds
-  EXPECT_EQ(state_->counts().cache_bytes_reserved, 3u * 4096);
+  const Nfs4State::CreateSessionResult s = Mount("host-a", root_, &id, /*slots=*/64);
+  EXPECT_EQ(s.fore.maxrequests, 8u);  // an eighth of the budget
+  EXPECT_EQ(state_->counts().cache_bytes_reserved, 8u * 4096);
   Nfs4State::CreateSessionResult t;
   EXPECT_EQ(state_->CreateSession(SessionArgs(id, 2), root_, 1, &t), NFS4ERR_NOSPC);
-  ExchangeArgs ex("host-b");
-  Nfs4State::ExchangeIdResult r;
-  ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
-  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), root_, 1, &t), NFS4ERR_DELAY);
+  // Each further session gets an eighth of what is left, down to one slot — never none
+  // (knfsd's nfsd4_get_drc_mem): a new client always gets a session.
+  uint32_t last = 8;
+  for (int i = 0; i < 40; ++i) {
+    ExchangeArgs ex("host-" + std::to_string(i));
+    Nfs4State::ExchangeIdResult r;
+    ASSERT_EQ(state_->ExchangeId(ex.args, root_, &r), NFS4_OK);
+    ASSERT_EQ(state_->CreateSession(SessionArgs(r.clientid, r.sequenceid, 64), root_, 1, &t),
+              NFS4_OK)
+        << i;
+    EXPECT_LE(t.fore.maxrequests, last) << i;
+    EXPECT_GE(t.fore.maxrequests, 1u) << i;
+    last = t.fore.maxrequests;
+  }
+  EXPECT_EQ(last, 1u) << "the budget was never short";
+  // Over the budget by one slot per session at most.
+  const size_t reserved = state_->counts().cache_bytes_reserved;
+  EXPECT_LE(reserved, o.max_cache_bytes + 41 * 4096);
   ASSERT_EQ(state_->DestroySession(s.sessionid, nullptr), NFS4_OK);
-  EXPECT_EQ(state_->counts().cache_bytes_reserved, 0u);
-  EXPECT_EQ(state_->CreateSession(SessionArgs(r.clientid, 1), root_, 1, &t), NFS4_OK);
+  EXPECT_EQ(state_->counts().cache_bytes_reserved, reserved - 8u * 4096);
 }
 
 TEST_F(StateTest, DestroySessionAndClientId) {

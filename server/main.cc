@@ -661,7 +661,19 @@ int Main(int argc, char** argv) {
       };
       nfs4_state.emplace(std::move(o));
       nfs4_services.state = &*nfs4_state;
-      nfs4_open_state.emplace(backend, nfs4::OpenStateTable::Options{});
+      // Lock files (one fd each) get what the descriptors can spare after the
+      // connections, both caches and a margin for listeners, logs, the state dir.
+      rlimit nofile{};
+      getrlimit(RLIMIT_NOFILE, &nofile);
+      const size_t other_fds = static_cast<size_t>(absl::GetFlag(FLAGS_max_connections)) +
+                               static_cast<size_t>(cache_size) +
+                               static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)) + 128;
+      const nfs4::OpenStateTable::Options so =
+          nfs4::OpenStateTable::Options::ForFileLimit(nofile.rlim_cur, other_fds);
+      LOG_INFO("nfs4: at most %u lock files, %u per client (RLIMIT_NOFILE %u)",
+               so.max_lock_files, so.max_lock_files_per_client,
+               static_cast<uint64_t>(nofile.rlim_cur));
+      nfs4_open_state.emplace(backend, so);
       nfs4_services.open_state = &*nfs4_open_state;
       nfs4_services.write_verifier = nfs3.write_verifier();
       nfs4_services.op_counters = &nfs4_op_counters;

@@ -159,12 +159,20 @@ struct V4Client {
 
 class Nfs4LimitsTest : public ::testing::Test {
  protected:
-  void StartServer(std::vector<std::string> extra = {}) {
+  // `nofile` > 0: the server runs with that RLIMIT_NOFILE (soft and hard: it raises its
+  // soft limit to the hard one), set by a shell that then execs it.
+  void StartServer(std::vector<std::string> extra = {}, int nofile = 0) {
     ASSERT_TRUE(WriteFile(root_.Sub("file"), "hello"));
     ASSERT_TRUE(WriteFile(root_.Sub("big"), std::string(kOneMiB, 'b')));
-    std::vector<std::string> args = {"--export", root_.path() + ":rw,no_root_squash"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<ServerProcess>(std::move(args));
+    ServerOptions opts;
+    if (nofile > 0) {
+      opts.binary = "/bin/sh";
+      opts.args = {"-c", "ulimit -n " + std::to_string(nofile) + " && exec \"$0\" \"$@\"",
+                   LocalnfsdPath()};
+    }
+    opts.args.insert(opts.args.end(), {"--export", root_.path() + ":rw,no_root_squash"});
+    opts.args.insert(opts.args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<ServerProcess>(std::move(opts));
     ASSERT_TRUE(server_->Start());
     V4Client probe;
     ASSERT_TRUE(probe.Start(server_->nfs_port(), "nfs4-limits-probe")) << probe.wire.error();
@@ -223,6 +231,24 @@ class Nfs4LimitsTest : public ::testing::Test {
     EXPECT_LT(v3_ms, kMaxLatencyMs) << what;
     Report(what + "_v4_ms_per_call", v4_ms);
     Report(what + "_v3_ms_per_call", v3_ms);
+  }
+
+  // The lock-file bounds the server chose for its RLIMIT_NOFILE (open_state.h
+  // Options::ForFileLimit), from its log line.
+  struct LockBounds {
+    int total = 0, per_client = 0, nofile = 0;
+  };
+  LockBounds LockFileBounds() {
+    LockBounds b;
+    EXPECT_TRUE(server_->WaitForStderr("nfs4: at most "));
+    const std::string err = server_->StderrText();
+    const size_t at = err.find("nfs4: at most ");
+    if (at == std::string::npos ||
+        sscanf(err.c_str() + at, "nfs4: at most %d lock files, %d per client (RLIMIT_NOFILE %d)",
+               &b.total, &b.per_client, &b.nofile) != 3) {
+      ADD_FAILURE() << "no lock-file bounds in the log";
+    }
+    return b;
   }
 
   TempDir root_;
@@ -688,15 +714,22 @@ TEST_F(Nfs4LimitsTest, OpenFloodIsBoundedPerClientWithoutFileDescriptors) {
 }
 
 // Lock owners each take a lock stateid, which holds a lock file (an fd): one client
-// gets 1 024 (open_state.h), the next is NFS4ERR_RESOURCE; nine clients together get
-// 8 192, the server-wide bound; the server's file descriptors grow by that much and no
-// more, a new client is still served (its connection accepted, its open answered), and
-// closing the opens gives every lock file back.
+// gets its share (open_state.h: 1 024, less when RLIMIT_NOFILE is low), the next is
+// NFS4ERR_RESOURCE; clients together get the server-wide bound (8 192 at most); the
+// server's file descriptors grow by that much and no more, a new client is still served
+// (its connection accepted, its open answered), and closing the opens gives every lock
+// file back.
 TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
   StartServer();
   const pid_t pid = server_->pid();
   const int fds_before = FdCount(pid);
-  constexpr int kClients = kMaxLockFiles / kMaxLockFilesPerClient + 1;
+  const LockBounds bounds = LockFileBounds();
+  ASSERT_GT(bounds.per_client, 0);
+  EXPECT_LE(bounds.total, kMaxLockFiles);
+  EXPECT_LE(bounds.per_client, kMaxLockFilesPerClient);
+  Report("lock_flood_bound_total", bounds.total);
+  Report("lock_flood_bound_per_client", bounds.per_client);
+  const int kClients = bounds.total / bounds.per_client + 1;
   constexpr int kPerCompound = 198;  // SEQUENCE + PUTFH + 198 LOCKs
   std::vector<std::unique_ptr<V4Client>> clients;
   std::vector<std::string> fhs(kClients);
@@ -734,7 +767,7 @@ TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
       }
     }
     EXPECT_EQ(refused, NFS4ERR_RESOURCE) << "client " << c;
-    const int want = std::min(kMaxLockFilesPerClient, kMaxLockFiles - total);
+    const int want = std::min(bounds.per_client, bounds.total - total);
     EXPECT_EQ(locked, want) << "client " << c;
     total += locked;
   }
@@ -742,10 +775,11 @@ TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
   Report("lock_flood_lock_stateids", total);
   const int fds_locked = FdCount(pid);
   Report("lock_flood_fds_before", fds_before);
-  Report("lock_flood_fds_with_8192_locks", fds_locked);
-  EXPECT_LE(fds_locked - fds_before, kMaxLockFiles + kClients + 64)
+  Report("lock_flood_fds_with_all_locks", fds_locked);
+  EXPECT_EQ(total, bounds.total);
+  EXPECT_LE(fds_locked - fds_before, bounds.total + kClients + 64)
       << "more file descriptors than lock stateids";
-  ExpectOthersServed("with_8192_lock_stateids");
+  ExpectOthersServed("with_all_lock_stateids");
   for (int c = 0; c < kClients; ++c) {
     EXPECT_EQ(clients[c]->wire.CloseFile(fhs[c], opens[c]), NFS4_OK) << c;
   }
@@ -758,6 +792,68 @@ TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
       std::chrono::seconds(10)))
       << "lock files not given back: " << fds_after << " fds";
   Report("lock_flood_fds_after_close", fds_after);
+}
+
+// The same flood against a server started with few file descriptors (RLIMIT_NOFILE
+// 2048, as a service manager may set): the lock files get what the connections and
+// caches leave (an eighth of the limit here), so after the flood a new client is still
+// accepted and served — before, 2 048 lock files left the server unable to accept
+// anyone — and every LOCK beyond is NFS4ERR_RESOURCE.
+TEST_F(Nfs4LimitsTest, LockFloodUnderALowFileLimitLeavesDescriptorsForOthers) {
+  constexpr int kLimit = 2048;
+  StartServer({}, kLimit);
+  const pid_t pid = server_->pid();
+  const LockBounds bounds = LockFileBounds();
+  EXPECT_EQ(bounds.nofile, kLimit);
+  EXPECT_LE(bounds.total, kLimit / 4) << "lock files may take most fds";
+  ASSERT_GT(bounds.per_client, 0);
+  const int kClients = bounds.total / bounds.per_client + 2;
+  constexpr int kPerCompound = 198;
+  std::vector<std::unique_ptr<V4Client>> clients;
+  int total = 0, resource = 0;
+  for (int c = 0; c < kClients; ++c) {
+    clients.push_back(std::make_unique<V4Client>());
+    V4Client& v = *clients.back();
+    ASSERT_TRUE(v.Start(server_->nfs_port(), "low-fd-lock-" + std::to_string(c), 1, 200))
+        << v.wire.error();
+    std::string fh;
+    stateid4 open;
+    ASSERT_EQ(v.wire.OpenFile(dirfh_, "big", OPEN4_SHARE_ACCESS_BOTH, false, &fh, &open),
+              NFS4_OK);
+    nfsstat4 refused = NFS4_OK;
+    for (int batch = 0; refused == NFS4_OK; ++batch) {
+      Nfs4Ops ops;
+      ops.PutFh(fh);
+      for (int i = 0; i < kPerCompound; ++i) {
+        const uint64_t n = static_cast<uint64_t>(batch) * kPerCompound + i;
+        ops.LockNewOwner(v.wire.clientid(), "lock-owner-" + std::to_string(n), open, WRITE_LT,
+                         static_cast<uint64_t>(c) * 65536 + n, 1);
+      }
+      Nfs4Reply r;
+      ASSERT_TRUE(v.wire.Compound(ops, &r)) << r.error;
+      for (int i = 0; i < kPerCompound && refused == NFS4_OK; ++i) {
+        const nfsstat4 s = StatusOf(r, OP_LOCK, i);
+        if (s == NFS4_OK) {
+          ++total;
+        } else {
+          refused = s;
+        }
+      }
+    }
+    EXPECT_EQ(refused, NFS4ERR_RESOURCE) << "client " << c;
+    if (refused == NFS4ERR_RESOURCE) ++resource;
+  }
+  EXPECT_EQ(total, bounds.total);
+  Report("low_fd_lock_stateids", total);
+  Report("low_fd_fds", FdCount(pid));
+  ExpectOthersServed("low_fd_after_lock_flood");
+  // More new clients are still accepted and answered.
+  std::vector<std::unique_ptr<V4Client>> more;
+  for (int i = 0; i < 32; ++i) {
+    more.push_back(std::make_unique<V4Client>());
+    ASSERT_TRUE(more.back()->Start(server_->nfs_port(), "low-fd-more-" + std::to_string(i)))
+        << i << ": " << more.back()->wire.error();
+  }
 }
 
 // ---- 4. Malformed COMPOUNDs

@@ -70,6 +70,15 @@ struct OpenStateTable::File {
   backend::RangeLocks held;  // the locks each lock stateid holds (owner: State*)
 };
 
+OpenStateTable::Options OpenStateTable::Options::ForFileLimit(size_t nofile, size_t other_fds) {
+  Options o;
+  const size_t spare = nofile > other_fds ? nofile - other_fds : 0;
+  o.max_lock_files = std::min(o.max_lock_files, std::max(spare, nofile / 8));
+  o.max_lock_files_per_client = std::min(
+      o.max_lock_files_per_client, std::max<size_t>(o.max_lock_files / 4, 1));
+  return o;
+}
+
 OpenStateTable::OpenStateTable(backend::Backend& backend, Options options)
     : backend_(backend), options_(options), instance_(RandomInstance()) {}
 

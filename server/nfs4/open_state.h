@@ -41,6 +41,11 @@
 // and — since each holds an open file (an fd for POSIX) — at most max_lock_files lock
 // stateids in all and max_lock_files_per_client per client
 // (beyond → RESOURCE), so a client cannot grow the server's memory without bound.
+// The lock files' bound also answers to the process's RLIMIT_NOFILE
+// (Options::ForFileLimit, which localnfsd uses): lock files must not take the
+// descriptors that new connections (accept), the file cache and the handle cache need
+// — a flood of lock owners under a low limit otherwise left the server unable to
+// accept anyone (tests/nfs4_limits_test.cc).
 //
 // Thread-safety: every method may be called from any thread; one mutex guards the
 // table (held across the Backend's lock calls, which do not block: F_OFD_SETLK).
@@ -96,6 +101,12 @@ class OpenStateTable {
     size_t max_states_per_client = 1 << 14;  // opens of a build on one client fit
     size_t max_lock_files = 8192;
     size_t max_lock_files_per_client = 1024;
+
+    // The defaults, with the lock files bounded by what a process allowed `nofile`
+    // descriptors can spare after `other_fds` (connections, file cache, handle cache,
+    // listeners…): that much, but at least an eighth of `nofile` and at most 8192; per
+    // client at most a quarter of that (and 1024).
+    static Options ForFileLimit(size_t nofile, size_t other_fds);
   };
   // Decides, for a client whose state conflicts with a request, whether that state may
   // be discarded now (an expired, courtesy client); called with the table's lock held —

@@ -271,5 +271,24 @@ TEST(LockRangeTest, Rfc8881LengthsBecomeBackendRanges) {
   EXPECT_EQ(plain->length, 5u);
 }
 
+TEST(OpenStateOptions, LockFilesAnswerToTheFileLimit) {
+  // Plenty of descriptors: the defaults.
+  auto o = OpenStateTable::Options::ForFileLimit(1 << 20, 20000);
+  EXPECT_EQ(o.max_lock_files, 8192u);
+  EXPECT_EQ(o.max_lock_files_per_client, 1024u);
+  // What the others leave, at least an eighth of the limit; a quarter per client.
+  o = OpenStateTable::Options::ForFileLimit(20000, 18560);
+  EXPECT_EQ(o.max_lock_files, 2500u);
+  EXPECT_EQ(o.max_lock_files_per_client, 625u);
+  o = OpenStateTable::Options::ForFileLimit(12000, 2000);
+  EXPECT_EQ(o.max_lock_files, 8192u);
+  o = OpenStateTable::Options::ForFileLimit(2048, 18560);
+  EXPECT_EQ(o.max_lock_files, 256u);
+  EXPECT_EQ(o.max_lock_files_per_client, 64u);
+  o = OpenStateTable::Options::ForFileLimit(4, 100);
+  EXPECT_EQ(o.max_lock_files, 0u);
+  EXPECT_EQ(o.max_lock_files_per_client, 1u);
+}
+
 }  // namespace
 }  // namespace localnfs::server::nfs4

@@ -142,6 +142,28 @@ size_t MaxCompoundResultBytes(std::string_view args) {
         ok = in.Skip(16 + 8 + 4) && in.SkipOpaque();
         total += kSmallOpResult;
         break;
+      // The other ops of the Linux client's common COMPOUNDs.
+      case OP_PUTROOTFH:
+      case OP_GETFH:
+      case OP_SAVEFH:
+      case OP_RESTOREFH:
+      case OP_LOOKUPP:
+        total += kSmallOpResult;
+        break;
+      case OP_LOOKUP:
+        ok = in.SkipOpaque();
+        total += kSmallOpResult;
+        break;
+      case OP_ACCESS:
+        ok = in.Skip(4);
+        total += kSmallOpResult;
+        break;
+      case OP_GETATTR: {  // bitmap4: count, words
+        uint32_t words = 0;
+        ok = in.U32(&words) && words <= NFS4_MAXBITMAP && in.Skip(size_t{words} * 4);
+        total += kSmallOpResult;
+        break;
+      }
       default: {
         // Any other op by rpcgen's routine (it bounds what it allocates by the
         // spec's limits); an op number the loop will not decode ends the list.

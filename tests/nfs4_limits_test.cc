@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -547,6 +548,77 @@ TEST_F(Nfs4LimitsTest, ConfirmedClientFloodAnswersDelayUntilOneGoes) {
   Report("confirmed_flood_rss_kib_before", rss_before);
   Report("confirmed_flood_rss_kib_after", rss_after);
   EXPECT_LT(rss_after - rss_before, 64 * 1024);
+}
+
+// Clients with the longest owners (1 KiB) each send RECLAIM_COMPLETE, which writes
+// their record to --state-dir (client_records.h: the file is rewritten and fsync'd on
+// every change): the file stays bounded (max_clients records) and another client is
+// served meanwhile.
+TEST_F(Nfs4LimitsTest, RecordFloodKeepsTheStateFileBoundedAndOthersServed) {
+  StartServer();
+  constexpr int kClients = 512;
+  WireConn c;
+  ASSERT_TRUE(c.Connect(server_->nfs_port()));
+  std::vector<std::string> owners, calls;
+  for (int i = 0; i < kClients; ++i) {
+    std::string o = "record-flood-" + std::to_string(i) + "-";
+    o.resize(1024, 'o');
+    owners.push_back(o);
+  }
+  for (int i = 0; i < kClients; ++i) {
+    Nfs4Ops ops;
+    ops.Raw(ExchangeIdOp(owners[i]));
+    calls.push_back(CompoundCall(0x7000000 + i, Nfs4Wire::EncodeArgs(ops)));
+  }
+  auto replies = PipelineAndCollect(c, calls);
+  ASSERT_EQ(replies.size(), static_cast<size_t>(kClients));
+  calls.clear();
+  for (int i = 0; i < kClients; ++i) {
+    Nfs4Reply r;
+    ASSERT_TRUE(Nfs4Wire::DecodeResults(replies[0x7000000 + i], &r));
+    ASSERT_EQ(r.status(), NFS4_OK);
+    const EXCHANGE_ID4resok& e =
+        r.res.resarray.resarray_val[0].nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
+    Nfs4Ops ops;
+    ops.Raw(CreateSessionOp(e.eir_clientid, e.eir_sequenceid, 1));
+    calls.push_back(CompoundCall(0x7100000 + i, Nfs4Wire::EncodeArgs(ops)));
+  }
+  replies = PipelineAndCollect(c, calls);
+  ASSERT_EQ(replies.size(), static_cast<size_t>(kClients));
+  calls.clear();
+  for (int i = 0; i < kClients; ++i) {
+    Nfs4Reply r;
+    ASSERT_TRUE(Nfs4Wire::DecodeResults(replies[0x7100000 + i], &r));
+    ASSERT_EQ(r.status(), NFS4_OK);
+    const std::string sid(r.res.resarray.resarray_val[0]
+                              .nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4
+                              .csr_sessionid,
+                          NFS4_SESSIONID_SIZE);
+    Nfs4Ops ops;
+    nfs_argop4 rc;
+    memset(&rc, 0, sizeof(rc));
+    rc.argop = OP_RECLAIM_COMPLETE;
+    ops.Sequence(sid, 0, 1, 0).Raw(rc);
+    calls.push_back(CompoundCall(0x7200000 + i, Nfs4Wire::EncodeArgs(ops)));
+  }
+  const auto t0 = Clock::now();
+  std::map<uint32_t, std::string> done;
+  std::thread flood([&] { done = PipelineAndCollect(c, calls); });
+  // Another client meanwhile (its calls are timed; the flood is running: its replies
+  // take longer than these).
+  ExpectOthersServed("during_record_flood");
+  flood.join();
+  Report("record_flood_ms", MsSince(t0));
+  ASSERT_EQ(done.size(), static_cast<size_t>(kClients));
+  for (auto& [xid, results] : done) {
+    Nfs4Reply r;
+    ASSERT_TRUE(Nfs4Wire::DecodeResults(results, &r));
+    EXPECT_EQ(r.status(), NFS4_OK) << xid;
+  }
+  struct stat st{};
+  ASSERT_EQ(stat((server_->state_dir() + "/nfs4-clients").c_str(), &st), 0);
+  Report("record_flood_file_bytes", st.st_size);
+  EXPECT_LT(st.st_size, (kMaxClients + 1) * (1024 + 16) + 64);
 }
 
 // CREATE_SESSION beyond a client's 8 sessions is NFS4ERR_NOSPC (RFC 8881 §18.36.3 lists

@@ -725,7 +725,7 @@ TEST_F(Nfs4LimitsTest, ManyConnectionsBindingToOneSessionAreServed) {
 // ---- 3. Opens and locks
 
 // One client opens one file with 16 Ki + 99 distinct open owners (99 OPENs a COMPOUND):
-// the 16 385th is NFS4ERR_RESOURCE (open_state.h: 16 Ki stateids per client), the
+// the 16 385th is NFS4ERR_NOSPC (open_state.h: 16 Ki stateids per client), the
 // server holds no file descriptor per open, and another client still opens the file.
 // Then 600 distinct files created and opened: an open holds no descriptor of its own,
 // the file cache's (--file-cache-size 256 here) are all there are.
@@ -764,7 +764,7 @@ TEST_F(Nfs4LimitsTest, OpenFloodIsBoundedPerClientWithoutFileDescriptors) {
   Report("open_flood_ms", MsSince(t0));
   Report("open_flood_opened", opened);
   EXPECT_EQ(opened, kMaxStatesPerClient);
-  EXPECT_EQ(refused, NFS4ERR_RESOURCE);
+  EXPECT_EQ(refused, NFS4ERR_NOSPC);
   const int fds_opens = FdCount(pid);
   Report("open_flood_fds_before", fds_before);
   Report("open_flood_fds_with_16k_opens", fds_opens);
@@ -803,7 +803,7 @@ TEST_F(Nfs4LimitsTest, OpenFloodIsBoundedPerClientWithoutFileDescriptors) {
 
 // Lock owners each take a lock stateid, which holds a lock file (an fd): one client
 // gets its share (open_state.h: 1 024, less when RLIMIT_NOFILE is low), the next is
-// NFS4ERR_RESOURCE; clients together get the server-wide bound (8 192 at most); the
+// NFS4ERR_DELAY; clients together get the server-wide bound (8 192 at most); the
 // server's file descriptors grow by that much and no more, a new client is still served
 // (its connection accepted, its open answered), and closing the opens gives every lock
 // file back.
@@ -854,7 +854,7 @@ TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
         }
       }
     }
-    EXPECT_EQ(refused, NFS4ERR_RESOURCE) << "client " << c;
+    EXPECT_EQ(refused, NFS4ERR_DELAY) << "client " << c;
     const int want = std::min(bounds.per_client, bounds.total - total);
     EXPECT_EQ(locked, want) << "client " << c;
     total += locked;
@@ -886,7 +886,7 @@ TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
 // 2048, as a service manager may set): the lock files get what the connections and
 // caches leave (an eighth of the limit here), so after the flood a new client is still
 // accepted and served — before, 2 048 lock files left the server unable to accept
-// anyone — and every LOCK beyond is NFS4ERR_RESOURCE.
+// anyone — and every LOCK beyond is NFS4ERR_DELAY.
 TEST_F(Nfs4LimitsTest, LockFloodUnderALowFileLimitLeavesDescriptorsForOthers) {
   constexpr int kLimit = 2048;
   StartServer({}, kLimit);
@@ -898,7 +898,7 @@ TEST_F(Nfs4LimitsTest, LockFloodUnderALowFileLimitLeavesDescriptorsForOthers) {
   const int kClients = bounds.total / bounds.per_client + 2;
   constexpr int kPerCompound = 198;
   std::vector<std::unique_ptr<V4Client>> clients;
-  int total = 0, resource = 0;
+  int total = 0, delayed = 0;
   for (int c = 0; c < kClients; ++c) {
     clients.push_back(std::make_unique<V4Client>());
     V4Client& v = *clients.back();
@@ -928,10 +928,11 @@ TEST_F(Nfs4LimitsTest, LockFloodUnderALowFileLimitLeavesDescriptorsForOthers) {
         }
       }
     }
-    EXPECT_EQ(refused, NFS4ERR_RESOURCE) << "client " << c;
-    if (refused == NFS4ERR_RESOURCE) ++resource;
+    EXPECT_EQ(refused, NFS4ERR_DELAY) << "client " << c;
+    if (refused == NFS4ERR_DELAY) ++delayed;
   }
   EXPECT_EQ(total, bounds.total);
+  EXPECT_EQ(delayed, kClients);
   Report("low_fd_lock_stateids", total);
   Report("low_fd_fds", FdCount(pid));
   ExpectOthersServed("low_fd_after_lock_flood");

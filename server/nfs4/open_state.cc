@@ -117,12 +117,10 @@ nfsstat4 OpenStateTable::Lookup(uint64_t clientid, const StateId& id, State** ou
   return NFS4_OK;
 }
 
-nfsstat4 OpenStateTable::Admit(uint64_t clientid) const {
-  if (states_.size() >= options_.max_states) return NFS4ERR_RESOURCE;
+bool OpenStateTable::Admit(uint64_t clientid) const {
+  if (states_.size() >= options_.max_states) return false;
   auto it = per_client_.find(clientid);
-  if (it != per_client_.end() && it->second >= options_.max_states_per_client)
-    return NFS4ERR_RESOURCE;
-  return NFS4_OK;
+  return it == per_client_.end() || it->second < options_.max_states_per_client;
 }
 
 OpenStateTable::State* OpenStateTable::NewState(uint64_t clientid, File* file) {
@@ -209,9 +207,9 @@ nfsstat4 OpenStateTable::Open(const OpenRequest& req, const MayDiscard& may_disc
       mine->deny |= req.deny;
       ++mine->seqid;
     } else {
-      if (nfsstat4 s = Admit(req.clientid); s != NFS4_OK) {
+      if (!Admit(req.clientid)) {
         if (f->opens.empty()) files_.erase(f->key);
-        return s;
+        return kOpenTableFull;
       }
       mine = NewState(req.clientid, f);
       mine->kind = State::Kind::kOpen;
@@ -298,12 +296,11 @@ nfsstat4 OpenStateTable::Lock(const LockRequest& req, const MayDiscard& may_disc
       if (existing->owner == req.lock_owner) ls = existing;
     }
     if (ls == nullptr) {
-      if (nfsstat4 st = Admit(req.clientid); st != NFS4_OK) return st;
       auto held = lock_files_per_client_.find(req.clientid);
-      if (lock_files_ >= options_.max_lock_files ||
+      if (!Admit(req.clientid) || lock_files_ >= options_.max_lock_files ||
           (held != lock_files_per_client_.end() &&
            held->second >= options_.max_lock_files_per_client)) {
-        return NFS4ERR_RESOURCE;
+        return kLockTableFull;
       }
       // Read-write where the server may (so that an open upgraded to write access later
       // can take write locks on it), else read-only: which lock types the owner may

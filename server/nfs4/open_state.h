@@ -39,8 +39,15 @@
 //
 // Bounds: at most max_states stateids in all and max_states_per_client per client,
 // and — since each holds an open file (an fd for POSIX) — at most max_lock_files lock
-// stateids in all and max_lock_files_per_client per client
-// (beyond → RESOURCE), so a client cannot grow the server's memory without bound.
+// stateids in all and max_lock_files_per_client per client, so a client cannot grow
+// the server's memory without bound. Beyond: OPEN → NFS4ERR_NOSPC, LOCK →
+// NFS4ERR_DELAY (kOpenTableFull, kLockTableFull). Not NFS4ERR_RESOURCE, which "is not a
+// valid error in NFSv4.1" (RFC 7863's nfsstat4; it is in no op's list of RFC 8881
+// §15.2, and knfsd turns any RESOURCE into REP_TOO_BIG within a session): NOSPC is in
+// OPEN's list (an OPEN may create) and fails the open at once — a client at its bound
+// would otherwise retry forever — while LOCK's list has no such status, so it gets
+// DELAY, as knfsd answers when it cannot make a lock stateid (nfsd4_lock:
+// nfserr_jukebox); the client retries and succeeds once its own files close.
 // The lock files' bound also answers to the process's RLIMIT_NOFILE
 // (Options::ForFileLimit, which localnfsd uses): lock files must not take the
 // descriptors that new connections (accept), the file cache and the handle cache need
@@ -94,6 +101,10 @@ struct StateAccess {
   uint32_t access = 0;
 };
 
+// What OPEN and LOCK answer at the bounds (see "Bounds" above).
+inline constexpr nfsstat4 kOpenTableFull = NFS4ERR_NOSPC;
+inline constexpr nfsstat4 kLockTableFull = NFS4ERR_DELAY;
+
 class OpenStateTable {
  public:
   struct Options {
@@ -128,7 +139,7 @@ class OpenStateTable {
     uint32_t deny = 0;            // OPEN4_SHARE_DENY_*
   };
   // OPEN: a new open stateid or the owner's existing one upgraded. SHARE_DENIED,
-  // RESOURCE, INVAL (access 0 or bits beyond BOTH, deny beyond BOTH).
+  // kOpenTableFull, INVAL (access 0 or bits beyond BOTH, deny beyond BOTH).
   nfsstat4 Open(const OpenRequest& req, const MayDiscard& may_discard, StateId* out);
   // OPEN_DOWNGRADE to `access`/`deny`, subsets of the stateid's (else INVAL).
   nfsstat4 Downgrade(uint64_t clientid, const FileKey& file, const StateId& open,
@@ -150,7 +161,7 @@ class OpenStateTable {
     std::optional<StateId> lock;
   };
   // LOCK: OK with the lock stateid (*out), DENIED with *denied filled (owner bytes in
-  // denied_owner), or BAD_STATEID / OLD_STATEID / OPENMODE / RESOURCE / an errno's.
+  // denied_owner), or BAD_STATEID / OLD_STATEID / OPENMODE / kLockTableFull / an errno's.
   struct Denied {
     backend::LockConflict conflict;
     uint64_t clientid = 0;     // 0: not one of ours (a host process)
@@ -205,7 +216,8 @@ class OpenStateTable {
   nfsstat4 Lookup(uint64_t clientid, const StateId& id, State** out) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   StateId IdOf(const State& s) const;
-  nfsstat4 Admit(uint64_t clientid) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Room for one more stateid of `clientid` (max_states, max_states_per_client).
+  bool Admit(uint64_t clientid) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   State* NewState(uint64_t clientid, File* file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   File* FileOf(const backend::Object& obj) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Drop(State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

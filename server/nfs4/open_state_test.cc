@@ -220,7 +220,7 @@ TEST_F(OpenStateTest, ReleaseClientDropsEverythingAndBoundsHold) {
   ASSERT_EQ(Open(1, "a", kBoth, kDenyNone, &o), NFS4_OK);
   ASSERT_EQ(LockNew(1, o, "lo", LockType::kWrite, 0, 1, &l, &denied), NFS4_OK);
   ASSERT_EQ(Open(1, "b", kRead, kDenyNone, &x), NFS4_OK);
-  EXPECT_EQ(Open(1, "c", kRead, kDenyNone, &x), NFS4ERR_RESOURCE);
+  EXPECT_EQ(Open(1, "c", kRead, kDenyNone, &x), NFS4ERR_NOSPC);
   EXPECT_EQ(Open(2, "c", kRead, kDenyNone, &x), NFS4_OK) << "the bound is per client";
   table_->ReleaseClient(1);
   EXPECT_EQ(table_->states_of(1), 0u);
@@ -242,12 +242,12 @@ TEST_F(OpenStateTest, LockFilesAreBoundedPerClientAndInAll) {
   ASSERT_EQ(Open(2, "o", kBoth, kDenyNone, &o2), NFS4_OK);
   ASSERT_EQ(LockNew(1, o1, "a", LockType::kRead, 0, 1, &l, &denied), NFS4_OK);
   ASSERT_EQ(LockNew(1, o1, "b", LockType::kRead, 1, 1, &l, &denied), NFS4_OK);
-  EXPECT_EQ(LockNew(1, o1, "c", LockType::kRead, 2, 1, &l, &denied), NFS4ERR_RESOURCE)
+  EXPECT_EQ(LockNew(1, o1, "c", LockType::kRead, 2, 1, &l, &denied), NFS4ERR_DELAY)
       << "a client's lock owners each hold an open file: bounded per client";
   EXPECT_EQ(LockNew(1, o1, "a", LockType::kRead, 5, 1, &l, &denied), NFS4_OK)
       << "an owner with its lock file takes more locks";
   ASSERT_EQ(LockNew(2, o2, "a", LockType::kRead, 3, 1, &l, &denied), NFS4_OK);
-  EXPECT_EQ(LockNew(2, o2, "b", LockType::kRead, 4, 1, &l, &denied), NFS4ERR_RESOURCE)
+  EXPECT_EQ(LockNew(2, o2, "b", LockType::kRead, 4, 1, &l, &denied), NFS4ERR_DELAY)
       << "and in all";
   ASSERT_EQ(table_->Close(1, Key(file_), o1), NFS4_OK);
   EXPECT_EQ(LockNew(2, o2, "b", LockType::kRead, 4, 1, &l, &denied), NFS4_OK)

@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -889,6 +890,11 @@ TEST_F(Nfs4LimitsTest, LockFloodIsBoundedPerClientAndServerWide) {
 // anyone — and every LOCK beyond is NFS4ERR_DELAY.
 TEST_F(Nfs4LimitsTest, LockFloodUnderALowFileLimitLeavesDescriptorsForOthers) {
   constexpr int kLimit = 2048;
+  rlimit ours{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &ours), 0);
+  if (ours.rlim_max < static_cast<rlim_t>(kLimit)) {
+    GTEST_SKIP() << "RLIMIT_NOFILE's hard limit is below " << kLimit;
+  }
   StartServer({}, kLimit);
   const pid_t pid = server_->pid();
   const LockBounds bounds = LockFileBounds();

@@ -395,11 +395,15 @@ nfsstat4 CheckCopy(CompoundState& cs, const Nfs4Object& src, const Nfs4Object& d
 
 }  // namespace
 
+// The most one COPY copies (see Copy).
+constexpr uint64_t kMaxSyncCopyBytes = uint64_t{4} << 20;
+
 // RFC 7862 §15.2: ca_count bytes (0: to the end) of the saved file from ca_src_offset
 // into the current file at ca_dst_offset, intra-server only (a source server named →
 // NFS4ERR_NOTSUPP), synchronously (cr_synchronous TRUE, no wr_callback_id) and
-// consecutively; committed before the answer (FILE_SYNC4; see "Durability"). A copy that
-// ends early (the source shrank) answers the bytes copied.
+// consecutively; committed before the answer (FILE_SYNC4; see "Durability"). At most
+// kMaxSyncCopyBytes per COPY; a copy that ends early (that limit, or the source shrank)
+// answers the bytes copied.
 nfsstat4 Copy(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   const COPY4args& a = args.nfs_argop4_u.opcopy;
   if (a.ca_source_server.ca_source_server_len != 0) return NFS4ERR_NOTSUPP;
@@ -412,6 +416,10 @@ nfsstat4 Copy(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
                              a.ca_dst_offset, &count);
       s != NFS4_OK)
     return s;
+  // A synchronous copy holds a worker (and the client's slot) until it ends: at most
+  // kMaxSyncCopyBytes each, answered as a short copy that the client continues from
+  // (knfsd's nfsd_copy_file_range limit, 4 MiB; Linux's copy_file_range loops on it).
+  count = std::min(count, kMaxSyncCopyBytes);
   uint64_t copied = 0;
   if (count != 0) {
     absl::StatusOr<uint64_t> done =

@@ -1078,6 +1078,25 @@ TEST_P(Nfs4ProcNsTest, CopyCopiesWithinAnExportSynchronously) {
   ASSERT_EQ((*r)->status, NFS4_OK);
   EXPECT_EQ(At(r, 3).nfs_resop4_u.opcopy.COPY4res_u.cr_resok4.cr_response.wr_count, 26u);
   EXPECT_EQ(Contents("a/b", "dst").substr(20000), data.substr(0, 26));
+  // More than 4 MiB: a short copy of 4 MiB (a worker is not held for a whole huge
+  // file), which the client continues from where it ended.
+  std::string big(5 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('A' + (i >> 12) % 26);
+  const std::string big_src = MakeFile("a/b", "big-src", big);
+  const std::string big_dst = MakeFile("a/b", "big-dst");
+  Compound huge;
+  huge.PutFh(big_src).Op(OP_SAVEFH).PutFh(big_dst).Copy(0, 0, 0);
+  r = Run(huge);
+  ASSERT_EQ((*r)->status, NFS4_OK);
+  const uint64_t first = At(r, 3).nfs_resop4_u.opcopy.COPY4res_u.cr_resok4.cr_response.wr_count;
+  EXPECT_EQ(first, uint64_t{4} << 20);
+  Compound rest;
+  rest.PutFh(big_src).Op(OP_SAVEFH).PutFh(big_dst).Copy(first, first, 0);
+  r = Run(rest);
+  ASSERT_EQ((*r)->status, NFS4_OK);
+  EXPECT_EQ(At(r, 3).nfs_resop4_u.opcopy.COPY4res_u.cr_resok4.cr_response.wr_count,
+            big.size() - first);
+  EXPECT_TRUE(Contents("a/b", "big-dst") == big);
   auto copy = [&](const std::string& from, const std::string& to, uint64_t src_offset,
                   uint64_t dst_offset, uint64_t count, bool source_server = false) {
     Compound k;

@@ -2,8 +2,9 @@
 // the export) by workload-v42.sh: the NFSv4.2 content ops through the Linux client's
 // system calls. `v42probe DIR` makes DIR/sparse (4 KiB of data, then a hole to 1 MiB)
 // and checks lseek SEEK_DATA/SEEK_HOLE (SEEK), fallocate (ALLOCATE), a punched hole
-// (DEALLOCATE), copy_file_range (COPY) and FICLONE (CLONE: done or EOPNOTSUPP), each
-// result read back. Prints "v42probe: ok" and exits 0, or says what failed and exits 1.
+// (DEALLOCATE), copy_file_range (COPY, also of 9 MiB: short copies of at most 4 MiB
+// that the caller continues) and FICLONE (CLONE: done or EOPNOTSUPP), each result read
+// back. Prints "v42probe: ok" and exits 0, or says what failed and exits 1.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +42,10 @@ static int readall(int fd, char* out, size_t n, off_t at) {
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;
-  char path[4096], copy[4096], clone[4096];
+  char path[4096], copy[4096], clone[4096], big_src[4096], big_copy[4096];
   snprintf(path, sizeof path, "%s/sparse", argv[1]);
+  snprintf(big_src, sizeof big_src, "%s/big", argv[1]);
+  snprintf(big_copy, sizeof big_copy, "%s/big-copy", argv[1]);
   snprintf(copy, sizeof copy, "%s/copy", argv[1]);
   snprintf(clone, sizeof clone, "%s/clone", argv[1]);
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -89,6 +92,27 @@ int main(int argc, char** argv) {
   static char again[4096];
   CHECK(readall(out, again, 4096, 0) == 0 && memcmp(buf, again, 4096) == 0, "copy's bytes");
   CHECK(fstat(out, &st) == 0 && st.st_size == (2 << 20), "copy's size");
+
+  // A COPY copies at most 4 MiB (knfsd's limit, so that no server thread is held for a
+  // huge file): a 9 MiB copy_file_range comes back short and the loop goes on from there.
+  static char mark[4096];
+  memset(mark, 'm', sizeof mark);
+  int src9 = open(big_src, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  CHECK(src9 >= 0, "open big");
+  CHECK(pwrite(src9, mark, 4096, (9 << 20) - 4096) == 4096, "pwrite at 9 MiB");
+  int big = open(big_copy, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  CHECK(big >= 0, "open big-copy");
+  in_at = out_at = 0;
+  copied = 0;
+  int calls = 0;
+  while ((n = copy_file_range(src9, &in_at, big, &out_at, (size_t)(9 << 20) - copied, 0)) > 0) {
+    copied += n;
+    ++calls;
+  }
+  CHECK(copied == (9 << 20), "9 MiB copy_file_range copied %lld", (long long)copied);
+  CHECK(readall(big, again, 4096, (9 << 20) - 4096) == 0 && memcmp(mark, again, 4096) == 0,
+        "the 9 MiB copy's last block");
+  printf("v42probe: 9 MiB copied in %d copy_file_range calls\n", calls);
 
   // CLONE: shared blocks, or EOPNOTSUPP where the server's fs cannot.
   int cl = open(clone, O_RDWR | O_CREAT | O_TRUNC, 0644);

@@ -8,4 +8,6 @@ mkdir "$MNT/v42" || kc_fail "mkdir"
 "$MNT/v42probe" "$MNT/v42" || kc_fail "v42probe"
 kc_drop_caches
 kc_eq "copy's size after dropping caches" 2097152 "$(stat -c %s "$MNT/v42/copy")"
+kc_eq "9 MiB copy's size after dropping caches" 9437184 "$(stat -c %s "$MNT/v42/big-copy")"
+cmp "$MNT/v42/big" "$MNT/v42/big-copy" || kc_fail "the 9 MiB copy differs from its source"
 exit 0

@@ -662,12 +662,16 @@ int Main(int argc, char** argv) {
       nfs4_state.emplace(std::move(o));
       nfs4_services.state = &*nfs4_state;
       // Lock files (one fd each) get what the descriptors can spare after the
-      // connections, both caches and a margin for listeners, logs, the state dir.
+      // connections, the file cache, the handle cache (it holds fds only where handles
+      // cannot be opened by the kernel: the unprivileged resolver) and a margin for
+      // listeners, logs, the state dir.
       rlimit nofile{};
       getrlimit(RLIMIT_NOFILE, &nofile);
+      const size_t handle_fds =
+          resolver.privileged() ? 0
+                                : static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size));
       const size_t other_fds = static_cast<size_t>(absl::GetFlag(FLAGS_max_connections)) +
-                               static_cast<size_t>(cache_size) +
-                               static_cast<size_t>(absl::GetFlag(FLAGS_handle_cache_size)) + 128;
+                               static_cast<size_t>(cache_size) + handle_fds + 128;
       const nfs4::OpenStateTable::Options so =
           nfs4::OpenStateTable::Options::ForFileLimit(nofile.rlim_cur, other_fds);
       LOG_INFO("nfs4: at most %u lock files, %u per client (RLIMIT_NOFILE %u)",

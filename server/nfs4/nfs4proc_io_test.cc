@@ -608,6 +608,29 @@ TEST_P(Nfs4IoTest, DestroyClientIdIsBusyWhileTheClientHoldsOpens) {
   EXPECT_EQ(Last(Raw({d}, Cred(0, 0))), NFS4_OK);
 }
 
+// RFC 8881 §18.35.4 case 3 (pynfs EID5e): another principal's EXCHANGE_ID for the
+// owner takes a confirmed record without state at once, but not one whose opens live
+// on after its session is gone (knfsd's client_has_state: CLID_INUSE).
+TEST_P(Nfs4IoTest, AnotherPrincipalCannotTakeAClientThatHoldsOpens) {
+  Client a = Mount("host-a");
+  CreateFile(a, "f");
+  nfs_argop4 ds = Op(OP_DESTROY_SESSION);
+  memcpy(ds.nfs_argop4_u.opdestroy_session.dsa_sessionid, a.session.data(), a.session.size());
+  ASSERT_EQ(Last(Raw({ds}, Cred(0, 0))), NFS4_OK);
+  nfs_argop4 ex = Op(OP_EXCHANGE_ID);
+  EXCHANGE_ID4args& ea = ex.nfs_argop4_u.opexchange_id;
+  memset(ea.eia_clientowner.co_verifier, 'w', NFS4_VERIFIER_SIZE);
+  const std::string& o = Keep("host-a");
+  ea.eia_clientowner.co_ownerid.co_ownerid_val = const_cast<char*>(o.data());
+  ea.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(o.size());
+  EXPECT_EQ(Last(Raw({ex}, Cred(1111, 37))), NFS4ERR_CLID_INUSE);
+  EXPECT_EQ(open_state_->states_of(a.id), 1u);
+  // Its opens gone (released here directly), the record is stateless and goes.
+  open_state_->ReleaseClient(a.id);
+  EXPECT_EQ(Last(Raw({ex}, Cred(1111, 37))), NFS4_OK);
+  EXPECT_EQ(state_->counts().confirmed, 0u);
+}
+
 TEST_P(Nfs4IoTest, ADiscardedClientLosesItsOpensAndLocks) {
   Client a = Mount("host-a");
   auto [sid, fh] = CreateFile(a, "f");

@@ -624,6 +624,29 @@ TEST_P(Nfs4ProcNsTest, RenameMovesWithinAnExportAndAnswersBothDirectoriesChanges
   EXPECT_EQ(LookupFh(b, "other"), file);
 }
 
+// pynfs RNM18-RNM20: a RENAME onto itself, or onto another link of the same file, does
+// nothing (rename(2)), and both change_info4s say so (before == after).
+TEST_P(Nfs4ProcNsTest, RenameOntoItselfOrItsHardLinkChangesNothing) {
+  const std::string b = RootHandle("a/b");
+  const std::string file = MakeFile("a/b", "file");
+  Compound mk;
+  mk.PutFh(b).Create(NF4DIR, "d").PutFh(file).Op(OP_SAVEFH).PutFh(b).Link("link");
+  ASSERT_EQ(Status(mk), NFS4_OK);
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"d", "d"},
+                                 {"file", "file"},
+                                 {"file", "link"}}) {
+    Compound c;
+    c.PutFh(b).Op(OP_SAVEFH).PutFh(b).Rename(from, to);
+    auto r = Run(c);
+    ASSERT_EQ((*r)->status, NFS4_OK) << from << " " << to;
+    const RENAME4resok& ok = At(r, 3).nfs_resop4_u.oprename.RENAME4res_u.resok4;
+    EXPECT_EQ(ok.source_cinfo.before, ok.source_cinfo.after) << from << " " << to;
+    EXPECT_EQ(ok.target_cinfo.before, ok.target_cinfo.after) << from << " " << to;
+  }
+  EXPECT_EQ(LookupFh(b, "file"), file);
+  EXPECT_EQ(LookupFh(b, "link"), file);
+}
+
 TEST_P(Nfs4ProcNsTest, LinkGivesTheSavedObjectASecondName) {
   const std::string b = RootHandle("a/b");
   const std::string file = MakeFile("a/b", "file");

@@ -52,8 +52,20 @@ nfsstat4 ExchangeId(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) 
   const std::string address = cs.call != nullptr && cs.call->ctx().conn != nullptr
                                   ? cs.call->ctx().conn->peer().ToString()
                                   : std::string();
-  const nfsstat4 status =
-      state->ExchangeId(args.nfs_argop4_u.opexchange_id, Caller(cs), &r, address);
+  // Whether the owner's confirmed record holds opens or locks (state, for case 3 of
+  // §18.35.4, as its sessions): asked of the open-state table first, as DestroyClientId
+  // does (Nfs4State never calls into it).
+  const EXCHANGE_ID4args& a = args.nfs_argop4_u.opexchange_id;
+  const std::string_view owner(a.eia_clientowner.co_ownerid.co_ownerid_val,
+                               a.eia_clientowner.co_ownerid.co_ownerid_len);
+  std::optional<clientid4> holds_opens;
+  if (cs.services->open_state != nullptr) {
+    if (std::optional<clientid4> conf = state->ConfirmedClientOf(owner);
+        conf && cs.services->open_state->states_of(*conf) > 0) {
+      holds_opens = conf;
+    }
+  }
+  const nfsstat4 status = state->ExchangeId(a, Caller(cs), &r, address, holds_opens);
   if (status != NFS4_OK) return status;
   EXCHANGE_ID4resok& ok = res.nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
   ok.eir_clientid = r.clientid;

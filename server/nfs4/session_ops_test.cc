@@ -209,5 +209,60 @@ TEST_F(SessionOpsTest, ReclaimCompleteOnceAndOneFsNeedsAFilehandle) {
       (Statuses{{OP_SEQUENCE, NFS4_OK}, {OP_PUTROOTFH, NFS4_OK}, {OP_RECLAIM_COMPLETE, NFS4_OK}}));
 }
 
+// pynfs CSESS16 / CSESS16a: csa_sec_parms lists the client's choices; RPCSEC_GSS among
+// AUTH_NONE or AUTH_SYS is decoded and passed over (knfsd's nfsd4_decode_cb_sec), only
+// a list of RPCSEC_GSS alone is NFS4ERR_ENCR_ALG_UNSUPP.
+TEST_F(SessionOpsTest, CreateSessionPassesOverGssCallbackSecurity) {
+  std::string machine = "Random machine name";
+  std::string from_server = "Handle from server", from_client = "Client handle";
+  callback_sec_parms4 gss{};
+  gss.cb_secflavor = RPCSEC_GSS;
+  gss_cb_handles4& h = gss.callback_sec_parms4_u.cbsp_gss_handles;
+  h.gcbp_service = RPC_GSS_SVC_PRIVACY;
+  h.gcbp_handle_from_server.gsshandle4_t_val = from_server.data();
+  h.gcbp_handle_from_server.gsshandle4_t_len = static_cast<u_int>(from_server.size());
+  h.gcbp_handle_from_client.gsshandle4_t_val = from_client.data();
+  h.gcbp_handle_from_client.gsshandle4_t_len = static_cast<u_int>(from_client.size());
+  callback_sec_parms4 sys{};
+  sys.cb_secflavor = AUTH_SYS;
+  sys.callback_sec_parms4_u.cbsp_sys_cred.machinename = machine.data();
+  sys.callback_sec_parms4_u.cbsp_sys_cred.uid = 7;
+  sys.callback_sec_parms4_u.cbsp_sys_cred.gid = 11;
+  callback_sec_parms4 none{};
+  none.cb_secflavor = AUTH_NONE;
+
+  // EXCHANGE_ID for `owner`, then CREATE_SESSION with `sec`: its status.
+  auto create = [&](const std::string& owner, std::vector<callback_sec_parms4> sec) {
+    nfs_argop4 ex = Op(OP_EXCHANGE_ID);
+    EXCHANGE_ID4args& ea = ex.nfs_argop4_u.opexchange_id;
+    memset(ea.eia_clientowner.co_verifier, 'v', NFS4_VERIFIER_SIZE);
+    std::string o = owner;
+    ea.eia_clientowner.co_ownerid.co_ownerid_val = o.data();
+    ea.eia_clientowner.co_ownerid.co_ownerid_len = static_cast<u_int>(o.size());
+    Reply er(Raw(Encode({ex})));
+    EXPECT_TRUE(er.ok());
+    if (!er.ok() || er->status != NFS4_OK) return NFS4ERR_SERVERFAULT;
+    const EXCHANGE_ID4resok& eok =
+        er->resarray.resarray_val[0].nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
+    nfs_argop4 cs = Op(OP_CREATE_SESSION);
+    CREATE_SESSION4args& ca = cs.nfs_argop4_u.opcreate_session;
+    ca.csa_clientid = eok.eir_clientid;
+    ca.csa_sequence = eok.eir_sequenceid;
+    ca.csa_flags = CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
+    ca.csa_fore_chan_attrs = {0, 8192, 8192, 8192, 128, 8, {0, nullptr}};
+    ca.csa_back_chan_attrs = {0, 8192, 8192, 8192, 128, 8, {0, nullptr}};
+    ca.csa_sec_parms.csa_sec_parms_len = static_cast<u_int>(sec.size());
+    ca.csa_sec_parms.csa_sec_parms_val = sec.data();
+    Reply cr(Raw(Encode({cs})));
+    EXPECT_TRUE(cr.ok());
+    return cr.ok() ? cr->status : NFS4ERR_SERVERFAULT;
+  };
+  EXPECT_EQ(create("csess16", {none, sys, gss}), NFS4_OK);
+  EXPECT_EQ(create("csess16a", {none, gss, sys}), NFS4_OK);
+  EXPECT_EQ(create("gss-first", {gss, sys}), NFS4_OK);
+  EXPECT_EQ(create("gss-only", {gss}), NFS4ERR_ENCR_ALG_UNSUPP);
+  EXPECT_EQ(create("empty", {}), NFS4_OK);  // AUTH_NONE, as knfsd takes it
+}
+
 }  // namespace
 }  // namespace localnfs::server::nfs4

@@ -319,8 +319,16 @@ Nfs4State::Client* Nfs4State::NewUnconfirmed(const EXCHANGE_ID4args& args, const
   return raw;
 }
 
+std::optional<clientid4> Nfs4State::ConfirmedClientOf(std::string_view owner) {
+  absl::MutexLock l(&mu_);
+  const Client* c = FindByOwner(owner, /*confirmed=*/true);
+  if (c == nullptr) return std::nullopt;
+  return c->id;
+}
+
 nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& who,
-                               ExchangeIdResult* out, std::string_view address) {
+                               ExchangeIdResult* out, std::string_view address,
+                               std::optional<clientid4> holds_opens) {
   if ((args.eia_flags & ~kExchangeIdFlagsA) != 0) return NFS4ERR_INVAL;
   switch (args.eia_state_protect.spa_how) {
     case SP4_NONE:
@@ -353,10 +361,12 @@ nfsstat4 Nfs4State::ExchangeId(const EXCHANGE_ID4args& args, const Principal& wh
       if (!verf_match) return NFS4ERR_NOT_SAME;  // case 8
       result = conf;                             // case 6
     } else if (!creds_match) {                   // case 3: another principal
-      if (HasState(*conf)) {
-        if (!Expired(*conf, now)) return NFS4ERR_CLID_INUSE;
-        Discard(conf->id);  // a courtesy client loses to the conflict
-      }
+      const bool has_state = HasState(*conf) || holds_opens == conf->id;
+      if (has_state && !Expired(*conf, now)) return NFS4ERR_CLID_INUSE;
+      // Without state (or a courtesy client, which loses to the conflict) the record
+      // goes now, not when the new one is confirmed: the old principal's clientid is
+      // stale from here on (knfsd's nfsd4_exchange_id expires `conf` at once).
+      Discard(conf->id);
     } else if (verf_match) {
       result = conf;  // case 2
     }
@@ -383,15 +393,19 @@ nfsstat4 Nfs4State::CreateSession(const CREATE_SESSION4args& args, const Princip
   constexpr uint32_t kFlagsA = CREATE_SESSION4_FLAG_PERSIST | CREATE_SESSION4_FLAG_CONN_BACK_CHAN |
                                CREATE_SESSION4_FLAG_CONN_RDMA;
   if ((args.csa_flags & ~kFlagsA) != 0) return NFS4ERR_INVAL;
-  // Callback security: AUTH_NONE or AUTH_SYS (knfsd's nfsd4_check_cb_sec: RPCSEC_GSS
-  // is ENCR_ALG_UNSUPP).
+  // Callback security: the list is the client's choices (RFC 8881 §18.36.3); one
+  // AUTH_NONE or AUTH_SYS among them will do, RPCSEC_GSS entries are passed over. Only
+  // a list with neither is NFS4ERR_ENCR_ALG_UNSUPP; an empty one means AUTH_NONE
+  // (knfsd's nfsd4_decode_cb_sec and nfsd4_check_cb_sec).
+  bool usable_cb_sec = args.csa_sec_parms.csa_sec_parms_len == 0;
   for (u_int i = 0; i < args.csa_sec_parms.csa_sec_parms_len; ++i) {
     const uint32_t flavor = args.csa_sec_parms.csa_sec_parms_val[i].cb_secflavor;
-    if (flavor != static_cast<uint32_t>(rpc::AuthFlavor::kNone) &&
-        flavor != static_cast<uint32_t>(rpc::AuthFlavor::kSys)) {
-      return NFS4ERR_ENCR_ALG_UNSUPP;
+    if (flavor == static_cast<uint32_t>(rpc::AuthFlavor::kNone) ||
+        flavor == static_cast<uint32_t>(rpc::AuthFlavor::kSys)) {
+      usable_cb_sec = true;
     }
   }
+  if (!usable_cb_sec) return NFS4ERR_ENCR_ALG_UNSUPP;
   // The channels (knfsd's check_forechannel_attrs / check_backchannel_attrs).
   ChannelAttrs fore = ChannelAttrs::Of(args.csa_fore_chan_attrs);
   ChannelAttrs back = ChannelAttrs::Of(args.csa_back_chan_attrs);

@@ -14,8 +14,9 @@
 //    nfsd4_exchange_id does: a new owner → a new unconfirmed record (case 1); the same
 //    owner, verifier and principal as a confirmed record → that record again, with
 //    CONFIRMED_R (case 2); another principal → NFS4ERR_CLID_INUSE while the confirmed
-//    record has state (sessions; later opens/locks) and is not expired, else a new
-//    unconfirmed record (case 3); an unconfirmed record of the owner is replaced
+//    record has state (sessions, opens or locks) and is not expired, else the confirmed
+//    record is discarded at once and a new unconfirmed one made (case 3; pynfs EID5e:
+//    the old clientid is then stale); an unconfirmed record of the owner is replaced
 //    (case 4); the same owner with a new verifier (the client rebooted) → a new
 //    unconfirmed record, the old confirmed one lives until the new one is confirmed
 //    (case 5); UPD_CONFIRMED_REC_A as cases 6–9 (NOT_SAME, PERM, NOENT).
@@ -240,9 +241,14 @@ class Nfs4State {
     sequenceid4 sequenceid = 0;
     uint32_t flags = 0;
   };
-  // `address`: the caller's, as shown by status.
+  // `address`: the caller's, as shown by status. `holds_opens`: a client the open-state
+  // table holds opens or locks for (ConfirmedClientOf's answer, asked of the table by
+  // the caller: this table never calls into it) — state, for case 3, as its sessions.
   nfsstat4 ExchangeId(const EXCHANGE_ID4args& args, const Principal& who, ExchangeIdResult* out,
-                      std::string_view address = {});
+                      std::string_view address = {},
+                      std::optional<clientid4> holds_opens = std::nullopt);
+  // The confirmed record of `owner`, if there is one.
+  std::optional<clientid4> ConfirmedClientOf(std::string_view owner);
 
   struct CreateSessionResult {
     SessionId sessionid{};

@@ -143,6 +143,20 @@ TEST_F(StateTest, UnknownClientIdIsStaleAndAnUnconfirmedRetryIsMisordered) {
   odd.csa_sec_parms.csa_sec_parms_len = 1;
   odd.csa_sec_parms.csa_sec_parms_val = &gss;
   EXPECT_EQ(state_->CreateSession(odd, root_, 1, &s), NFS4ERR_ENCR_ALG_UNSUPP);
+  // ...but one among usable ones is passed over (pynfs CSESS16; knfsd's
+  // nfsd4_decode_cb_sec takes the first AUTH_NONE or AUTH_SYS).
+  {
+    callback_sec_parms4 mixed[2]{};
+    mixed[0].cb_secflavor = 6;  // RPCSEC_GSS
+    mixed[1].cb_secflavor = AUTH_NONE;
+    ExchangeArgs other_owner("host-cb");
+    Nfs4State::ExchangeIdResult rc;
+    ASSERT_EQ(state_->ExchangeId(other_owner.args, root_, &rc), NFS4_OK);
+    CREATE_SESSION4args ok = SessionArgs(rc.clientid, rc.sequenceid);
+    ok.csa_sec_parms.csa_sec_parms_len = 2;
+    ok.csa_sec_parms.csa_sec_parms_val = mixed;
+    EXPECT_EQ(state_->CreateSession(ok, root_, 1, &s), NFS4_OK);
+  }
   // Too small a channel.
   CREATE_SESSION4args tiny = SessionArgs(r.clientid, 1);
   tiny.csa_fore_chan_attrs.ca_maxrequestsize = 16;
@@ -179,6 +193,40 @@ TEST_F(StateTest, AnotherPrincipalIsRefusedWhileTheClientHasStateAndLiveLease) {
   ASSERT_EQ(state_->ExchangeId(ex.args, other, &r), NFS4_OK);
   EXPECT_EQ(state_->counts().sessions, 0u);
   EXPECT_EQ(state_->counts().courtesy, 0u);
+}
+
+// pynfs EID5e / EID5g (RFC 8881 §18.35.4 case 3, as knfsd's nfsd4_exchange_id): a
+// confirmed record without state loses to another principal at once — its clientid is
+// stale before the new record is confirmed.
+TEST_F(StateTest, AnotherPrincipalReplacesAStatelessConfirmedRecordAtOnce) {
+  clientid4 old_id = 0;
+  const Nfs4State::CreateSessionResult s = Mount("host-a", root_, &old_id);
+  ASSERT_EQ(state_->DestroySession(s.sessionid, nullptr), NFS4_OK);
+  ASSERT_EQ(state_->ConfirmedClientOf("host-a"), std::optional<clientid4>(old_id));
+  ExchangeArgs ex("host-a", 'n');
+  const Principal other{rpc::AuthFlavor::kSys, 1111, 37};
+  Nfs4State::ExchangeIdResult r;
+  ASSERT_EQ(state_->ExchangeId(ex.args, other, &r), NFS4_OK);
+  EXPECT_NE(r.clientid, old_id);
+  Nfs4State::CreateSessionResult again;
+  EXPECT_EQ(state_->CreateSession(SessionArgs(old_id, 2), root_, 1, &again),
+            NFS4ERR_STALE_CLIENTID);
+  EXPECT_EQ(state_->ConfirmedClientOf("host-a"), std::nullopt);
+  EXPECT_EQ(state_->counts().confirmed, 0u);
+  EXPECT_EQ(state_->counts().unconfirmed, 1u);
+}
+
+// Opens or locks (which the open-state table holds, and the caller reports) are state
+// too: the record without sessions but with opens is CLID_INUSE to another principal.
+TEST_F(StateTest, AnotherPrincipalIsRefusedWhileTheClientHoldsOpens) {
+  clientid4 old_id = 0;
+  const Nfs4State::CreateSessionResult s = Mount("host-a", root_, &old_id);
+  ASSERT_EQ(state_->DestroySession(s.sessionid, nullptr), NFS4_OK);
+  ExchangeArgs ex("host-a", 'n');
+  const Principal other{rpc::AuthFlavor::kSys, 1111, 37};
+  Nfs4State::ExchangeIdResult r;
+  EXPECT_EQ(state_->ExchangeId(ex.args, other, &r, {}, old_id), NFS4ERR_CLID_INUSE);
+  EXPECT_EQ(state_->counts().confirmed, 1u);
 }
 
 TEST_F(StateTest, UpdateConfirmedRecordCases) {

@@ -25,6 +25,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/support/localnfsd.h"
+#include "tests/support/proc_status.h"
 #include "tests/support/wait.h"
 #include "tests/wire.h"
 
@@ -43,25 +44,6 @@ double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-// A "Vm...:" line of /proc/PID/status in KiB (0 when unreadable).
-long StatusKiB(pid_t pid, const std::string& which) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == which) {
-      long kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 16, '\n');
-  }
-  return 0;
-}
-
-// VmRSS of `pid` in KiB (0 when unreadable).
-long RssKiB(pid_t pid) { return StatusKiB(pid, "VmRSS:"); }
-// VmHWM: the peak of VmRSS over the process's life.
-long PeakRssKiB(pid_t pid) { return StatusKiB(pid, "VmHWM:"); }
 
 struct Latency {
   double p50 = 0, max = 0;
@@ -349,18 +331,6 @@ TEST_F(LimitsTest, HalfARecordAndAStallDoesNotBlockOthers) {
   EXPECT_EQ(WireConn::ParseReply(*rec).xid, 0xabcu);
 }
 
-// RSS once it stopped changing (by less than 2 MiB over 500 ms; at most `limit`). The
-// 500 ms are the window the change is measured over, not a wait for an event.
-long SettledRssKiB(pid_t pid, milliseconds limit) {
-  long last = RssKiB(pid);
-  for (auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
-    std::this_thread::sleep_for(milliseconds(500));
-    const long now = RssKiB(pid);
-    if (std::abs(now - last) < 2048) return now;
-    last = now;
-  }
-  return last;
-}
 
 TEST_F(LimitsTest, ClientThatNeverReadsItsRepliesDoesNotBlockOthersNorGrowMemory) {
   StartServerMeasuringMemory();

@@ -719,6 +719,9 @@ TEST_P(Nfs4ProcNsTest, SetattrErrors) {
   };
   EXPECT_EQ(setattr(file, Attrs4().Owner("alice")), NFS4ERR_BADOWNER);
   EXPECT_EQ(setattr(file, Attrs4().Group("1000@example.com")), NFS4ERR_BADOWNER);
+  // An empty principal (pynfs SATT16, SATT17).
+  EXPECT_EQ(setattr(file, Attrs4().Owner("")), NFS4ERR_INVAL);
+  EXPECT_EQ(setattr(file, Attrs4().Group("")), NFS4ERR_INVAL);
   // Read-only attributes are NFS4ERR_INVAL (§18.30.3), unsupported ones ATTRNOTSUPP.
   EXPECT_EQ(setattr(file, Attrs4().Add(FATTR4_CHANGE, U64(1))), NFS4ERR_INVAL);
   EXPECT_EQ(setattr(file, Attrs4().Add(FATTR4_TIME_MODIFY, U64(1) + U32(0))), NFS4ERR_INVAL);

@@ -240,15 +240,20 @@ nfsstat4 GetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 
 // RFC 8881 §18.1: what the (squashed) caller may do, by the object's mode bits as
 // NFSv3's ACCESS; a pseudo directory may be read and searched only; nothing of a
-// read-only export may be changed. The extended-attribute bits are not supported.
+// read-only export may be changed. `supported` is the asked bits meaningful for the
+// object's type, as knfsd's nfsd_access maps (nfs3_diraccess: no EXECUTE for a
+// directory; nfs3_regaccess / nfs3_anyaccess: no LOOKUP or DELETE for anything else);
+// the extended-attribute bits are not supported.
 nfsstat4 Access(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
   if (ns == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
-  constexpr uint32_t kKnown = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND |
-                              ACCESS4_DELETE | ACCESS4_EXECUTE;
+  constexpr uint32_t kForDirectories =
+      ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE;
+  constexpr uint32_t kForOthers = ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_EXECUTE;
   const uint32_t asked = args.nfs_argop4_u.opaccess.access;
   uint32_t allowed = 0;
+  uint32_t meaningful = kForDirectories;
   if (o->pseudo) {
     allowed = ACCESS4_READ | ACCESS4_LOOKUP;
   } else {
@@ -256,14 +261,15 @@ nfsstat4 Access(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     if (!attrs.ok()) return Nfs4StatusFromStatus(attrs.status());
     auto may = [&](int want) { return CheckPermission(*attrs, o->cred, want, false).ok(); };
     const bool dir = attrs->is_dir();
+    if (!dir) meaningful = kForOthers;
     if (may(kMayRead)) allowed |= ACCESS4_READ;
     if (may(kMayExec)) allowed |= dir ? ACCESS4_LOOKUP : ACCESS4_EXECUTE;
     if (!o->options.read_only && may(kMayWrite))
       allowed |= ACCESS4_MODIFY | ACCESS4_EXTEND | (dir ? ACCESS4_DELETE : 0);
   }
   ACCESS4resok& ok = res.nfs_resop4_u.opaccess.ACCESS4res_u.resok4;
-  ok.supported = asked & kKnown;
-  ok.access = asked & allowed;
+  ok.supported = asked & meaningful;
+  ok.access = asked & allowed & meaningful;
   return NFS4_OK;
 }
 

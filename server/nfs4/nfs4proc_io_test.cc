@@ -527,6 +527,26 @@ TEST_P(Nfs4IoTest, AnUncheckedCreateOfAnExistingFileAppliesOnlyASizeOfZero) {
   EXPECT_EQ(create(0600, 0), std::make_tuple(uint64_t{0}, uint64_t{0644}, true));
 }
 
+// pynfs RD12, WRT19: the open stateid of root's 0600 file, sent by another user, lets
+// that user neither read nor write: the caller's permission is checked on each READ and
+// WRITE (the Backend's, as NFSv3's), not only at OPEN.
+TEST_P(Nfs4IoTest, AnotherUserCannotUseAStateidToPassTheModeBits) {
+  Client c = Mount("host-a");
+  const std::string e = RootHandle("e");
+  nfs_argop4 open = Create("oo", "private", UNCHECKED4);
+  open.nfs_argop4_u.opopen.openhow.openflag4_u.how.createhow4_u.createattrs = ModeAttrs(0600);
+  auto r = Run(c, {PutFh(e), open, Op(OP_GETFH)});
+  ASSERT_EQ(Last(r), NFS4_OK);
+  const stateid4 sid = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  const nfs_fh4& got = At(r, 3).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+  const std::string fh(got.nfs_fh4_val, got.nfs_fh4_len);
+  const Credentials stranger = Cred(3912, 2422);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(sid, 0, 10)}, stranger)), NFS4ERR_ACCESS);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(sid, 0, "data")}, stranger)), NFS4ERR_ACCESS);
+  // The owner's own I/O with it goes on.
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(sid, 0, "data"), Read(sid, 0, 10)})), NFS4_OK);
+}
+
 TEST_P(Nfs4IoTest, OpenChecksThePermissionOfTheSquashedUser) {
   Client c = Mount("host-a");
   auto [sid, fh] = CreateFile(c, "mine");  // root's, 0644

@@ -2,6 +2,7 @@
 #include "server/backend/rules.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "common/status.h"
@@ -107,6 +108,10 @@ absl::StatusOr<bool> CheckSetAttr(const Attrs& a, const SetAttrRequest& req,
   if (!a.is_regular()) return ErrnoToStatus(EINVAL, "truncate a special file");
   if (a.size == *req.size && req.mtime.how != TimeHow::kDontChange) return false;
   RETURN_IF_ERROR(CheckPermission(a, cred, kMayWrite, /*owner_override=*/true));
+  // NFS sizes are unsigned 64-bit, off_t is signed: beyond it no file can reach (knfsd's
+  // nfsd_setattr answers FBIG, "NFSD: Fix ia_size underflow"; ftruncate would say EINVAL).
+  if (*req.size > static_cast<uint64_t>(INT64_MAX))
+    return ErrnoToStatus(EFBIG, "truncate beyond off_t");
   return true;
 }
 

@@ -91,8 +91,9 @@ absl::Status CheckSetAttrUnprivileged(const Attrs& a, const SetAttrRequest& req,
 // directory, EINVAL for another non-regular file. Returns whether the size must be set
 // through a file opened for writing — when it differs, or when no mtime is given (a
 // truncate to the same size still updates the times and clears set-id bits) — after the
-// write permission with owner override was checked (EACCES). Without the ctime a guard
-// needs: kErrNotSync; without the type or size a truncation needs: EACCES.
+// write permission with owner override was checked (EACCES); a size beyond off_t's range
+// is then EFBIG. Without the ctime a guard needs: kErrNotSync; without the type or size a
+// truncation needs: EACCES.
 absl::StatusOr<bool> CheckSetAttr(const Attrs& a, const SetAttrRequest& req,
                                   std::optional<timespec> guard_ctime,
                                   const Credentials& cred, bool server_checks);

@@ -3,6 +3,7 @@
 #include "server/backend/rules.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "common/status.h"
@@ -79,6 +80,24 @@ TEST(RulesTest, SetAttrWithoutWhatItComparesRefuses) {
   SetAttrRequest chmod;
   chmod.mode = 0600;
   EXPECT_EQ(StatusErrno(CheckSetAttrUnprivileged(a, chmod, User(1000))), EPERM);
+}
+
+// NFS sizes are unsigned: one beyond off_t is EFBIG (NFSv3 and NFSv4 SETATTR alike),
+// after the type and permission checks; INT64_MAX itself is the kernel's to judge.
+TEST(RulesTest, ASizeBeyondOffTIsEfbig) {
+  const Attrs a = OpenFile();
+  SetAttrRequest req;
+  for (uint64_t size : {UINT64_MAX, uint64_t{1} << 63}) {
+    req.size = size;
+    EXPECT_EQ(StatusErrno(CheckSetAttr(a, req, std::nullopt, User(1000), false).status()), EFBIG)
+        << size;
+    Attrs dir = a;
+    dir.type = FileType::kDirectory;
+    EXPECT_EQ(StatusErrno(CheckSetAttr(dir, req, std::nullopt, User(1000), false).status()),
+              EISDIR);
+  }
+  req.size = static_cast<uint64_t>(INT64_MAX);
+  EXPECT_TRUE(CheckSetAttr(a, req, std::nullopt, User(1000), false).ok());
 }
 
 TEST(RulesTest, TouchIsNotWidenedWithoutTheOwner) {

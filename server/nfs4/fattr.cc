@@ -388,6 +388,8 @@ nfsstat4 DecodeSettableAttrs(const fattr4& given, backend::SetAttrRequest* req,
       case FATTR4_OWNER_GROUP: {
         std::string_view who = r.Opaque(NFS4_OPAQUE_LIMIT);
         if (r.bad()) break;
+        // No principal at all is no owner to map (knfsd: NFS4ERR_INVAL; pynfs SATT16/17).
+        if (who.empty()) return NFS4ERR_INVAL;
         std::optional<uint32_t> id = NumericId(who);
         if (!id) return NFS4ERR_BADOWNER;
         (bit == FATTR4_OWNER ? req->uid : req->gid) = *id;

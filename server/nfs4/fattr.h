@@ -103,11 +103,12 @@ nfsstat4 CompareAttrs(const FattrSource& src, const fattr4& given);
 
 // SETATTR and the attributes of OPEN/CREATE (RFC 8881 §18.30): the settable
 // attributes of `given` — size, mode, owner, owner_group (numeric strings, as knfsd
-// without idmapping: anything else is NFS4ERR_BADOWNER), time_access_set and
-// time_modify_set — into *req, and the bitmap of those set into *set (SETATTR's
-// result). NFS4ERR_ATTRNOTSUPP for an attribute this server does not support,
-// NFS4ERR_INVAL for one that cannot be set (RFC 8881 §18.30.3) or a time's nseconds
-// of a second or more, NFS4ERR_BADXDR when the values do not match the bitmap.
+// without idmapping: an empty one is NFS4ERR_INVAL, anything else not numeric
+// NFS4ERR_BADOWNER), time_access_set and time_modify_set — into *req, and the bitmap
+// of those set into *set (SETATTR's result). NFS4ERR_ATTRNOTSUPP for an attribute this
+// server does not support, NFS4ERR_INVAL for one that cannot be set (RFC 8881
+// §18.30.3) or a time's nseconds of a second or more, NFS4ERR_BADXDR when the values
+// do not match the bitmap.
 // Used by SETATTR and CREATE (nfs4proc_ns.cc) and OPEN's creates.
 nfsstat4 DecodeSettableAttrs(const fattr4& given, backend::SetAttrRequest* req,
                              AttrBitmap* set);

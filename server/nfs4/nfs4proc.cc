@@ -240,15 +240,20 @@ nfsstat4 GetAttr(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
 
 // RFC 8881 §18.1: what the (squashed) caller may do, by the object's mode bits as
 // NFSv3's ACCESS; a pseudo directory may be read and searched only; nothing of a
-// read-only export may be changed. The extended-attribute bits are not supported.
+// read-only export may be changed. `supported` is the asked bits meaningful for the
+// object's type, as knfsd's nfsd_access maps (nfs3_diraccess: no EXECUTE for a
+// directory; nfs3_regaccess / nfs3_anyaccess: no LOOKUP or DELETE for anything else);
+// the extended-attribute bits are not supported.
 nfsstat4 Access(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
   if (ns == nullptr || o == nullptr) return NFS4ERR_SERVERFAULT;
-  constexpr uint32_t kKnown = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND |
-                              ACCESS4_DELETE | ACCESS4_EXECUTE;
+  constexpr uint32_t kForDirectories =
+      ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE;
+  constexpr uint32_t kForOthers = ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_EXECUTE;
   const uint32_t asked = args.nfs_argop4_u.opaccess.access;
   uint32_t allowed = 0;
+  uint32_t meaningful = kForDirectories;
   if (o->pseudo) {
     allowed = ACCESS4_READ | ACCESS4_LOOKUP;
   } else {
@@ -256,14 +261,15 @@ nfsstat4 Access(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
     if (!attrs.ok()) return Nfs4StatusFromStatus(attrs.status());
     auto may = [&](int want) { return CheckPermission(*attrs, o->cred, want, false).ok(); };
     const bool dir = attrs->is_dir();
+    if (!dir) meaningful = kForOthers;
     if (may(kMayRead)) allowed |= ACCESS4_READ;
     if (may(kMayExec)) allowed |= dir ? ACCESS4_LOOKUP : ACCESS4_EXECUTE;
     if (!o->options.read_only && may(kMayWrite))
       allowed |= ACCESS4_MODIFY | ACCESS4_EXTEND | (dir ? ACCESS4_DELETE : 0);
   }
   ACCESS4resok& ok = res.nfs_resop4_u.opaccess.ACCESS4res_u.resok4;
-  ok.supported = asked & kKnown;
-  ok.access = asked & allowed;
+  ok.supported = asked & meaningful;
+  ok.access = asked & allowed & meaningful;
   return NFS4_OK;
 }
 
@@ -283,6 +289,9 @@ nfsstat4 ReadLink(CompoundState& cs, const nfs_argop4&, nfs_resop4& res) {
 
 namespace {
 
+// The smallest READDIR4resok: the verifier, the list's end marker and eof.
+constexpr size_t kEmptyReaddirBytes = 8 + 4 + 4;
+
 // A READDIR reply under construction: entries appended while they fit maxcount (the
 // whole READDIR4resok) and dircount (their cookies and names; 0: no limit).
 class DirReply {
@@ -290,8 +299,7 @@ class DirReply {
   DirReply(const READDIR4args& a, size_t room, READDIR4resok* ok)
       : ok_(ok), maxcount_(std::min<size_t>({a.maxcount, backend::kMaxIoSize, room})),
         dircount_(a.dircount) {
-    // The verifier, the list's end marker and eof.
-    used_ = 8 + 4 + 4;
+    used_ = kEmptyReaddirBytes;
     tail_ = &ok_->reply.entries;
   }
 
@@ -447,7 +455,7 @@ nfsstat4 ReadExportDir(const CompoundState& cs, PseudoFs& ns, const Nfs4Object& 
 // 1 and 2: NFS4ERR_BAD_COOKIE) and with NFSv3's cookie verifier (another directory's:
 // NFS4ERR_NOT_SAME). maxcount is bounded by the session's reply budget too, so a
 // listing ends early rather than the COMPOUND failing with NFS4ERR_REP_TOO_BIG;
-// NFS4ERR_TOOSMALL when not one entry fits.
+// NFS4ERR_TOOSMALL when not one entry fits (or maxcount is below even an empty reply).
 nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   PseudoFs* ns = Namespace(cs);
   const Nfs4Object* o = CurrentObject(cs);
@@ -457,6 +465,10 @@ nfsstat4 ReadDir(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) {
   if (a.cookie == 1 || a.cookie == 2) return NFS4ERR_BAD_COOKIE;
   const AttrBitmap want = BitmapFromWire(a.attr_request);
   if (AsksWriteOnly(want)) return NFS4ERR_INVAL;
+  // maxcount bounds the whole READDIR4resok: one that cannot hold even an empty
+  // directory's is NFS4ERR_TOOSMALL, whatever the directory (knfsd's
+  // nfsd4_encode_readdir; pynfs RDDR8).
+  if (a.maxcount < kEmptyReaddirBytes) return NFS4ERR_TOOSMALL;
   READDIR4resok* ok = &res.nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
   // What the session lets the result take: the budget less the results before it and
   // this result's op number and status.

@@ -251,7 +251,8 @@ uint64_t ChangeOf(backend::Backend& be, const backend::Object& dir) {
 }
 
 // CLAIM_NULL with OPEN4_CREATE: the file `name` of the current directory, made unless it
-// exists as the mode allows (knfsd's do_open_lookup / nfsd4_create_file).
+// exists as the mode allows (knfsd's do_open_lookup / nfsd4_create_file); an existing
+// file is truncated when the attributes ask for size 0, and nothing else of them is set.
 nfsstat4 OpenCreate(const CompoundState& cs, const Ctx& ctx, std::string_view name,
                     const createhow4& how, FileHandle4* out, bool* created, AttrBitmap* attrset,
                     change_info4* cinfo) {
@@ -271,6 +272,11 @@ nfsstat4 OpenCreate(const CompoundState& cs, const Ctx& ctx, std::string_view na
     Nfs4Object probe;
     probe.obj = *existing;
     if (nfsstat4 s = CheckRegular(probe); s != NFS4_OK) return s;
+    // UNCHECKED4 on a file that exists ignores the attributes but a size of 0, which
+    // truncates it (knfsd's op_truncate; NFSv3's CREATE, which the Backend follows,
+    // applies any size).
+    if (args.how == backend::CreateHow::kUnchecked && args.attrs.size && *args.attrs.size != 0)
+      args.attrs.size.reset();
   }
   absl::StatusOr<backend::Object> made =
       be.Create(dir.obj, name, args.how, args.attrs, args.verifier, caller);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -501,6 +502,49 @@ TEST_P(Nfs4IoTest, CreateModesAndTheErrorsOfWhatCannotBeOpened) {
   const open_delegation4& d = At(want, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.delegation;
   EXPECT_EQ(d.delegation_type, OPEN_DELEGATE_NONE_EXT);
   EXPECT_EQ(d.open_delegation4_u.od_whynone.ond_why, WND4_RESOURCE);
+}
+
+// pynfs OPEN2: an UNCHECKED4 create of a file that exists ignores its attributes but a
+// size of 0, which truncates it (knfsd's do_open_lookup: op_truncate only for size 0;
+// NFSv3's CREATE applies any size, as the Backend does).
+TEST_P(Nfs4IoTest, AnUncheckedCreateOfAnExistingFileAppliesOnlyASizeOfZero) {
+  Client c = Mount("host-a");
+  const std::string e = RootHandle("e");
+  auto create = [&](uint32_t mode, uint64_t size) {
+    nfs_argop4 open = Create("oo", "f", UNCHECKED4);
+    open.nfs_argop4_u.opopen.openhow.openflag4_u.how.createhow4_u.createattrs =
+        ModeAttrs(mode, size);
+    auto r = Run(c, {PutFh(e), open, GetSizeAndMode()});
+    EXPECT_EQ(Last(r), NFS4_OK) << ::testing::PrintToString(Statuses(r));
+    if (Last(r) != NFS4_OK) return std::make_tuple(uint64_t{}, uint64_t{}, false);
+    proc_fixture::Parsed p = AttrsAt(r, 3);  // after SEQUENCE, PUTFH, OPEN
+    const bitmap4& set = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.attrset;
+    const bool size_set = set.bitmap4_len > 0 && (set.bitmap4_val[0] & (1u << FATTR4_SIZE));
+    return std::make_tuple(p.num[FATTR4_SIZE], p.num[FATTR4_MODE], size_set);
+  };
+  EXPECT_EQ(create(0644, 32), std::make_tuple(uint64_t{32}, uint64_t{0644}, true));  // made
+  EXPECT_EQ(create(0600, 16), std::make_tuple(uint64_t{32}, uint64_t{0644}, false));
+  EXPECT_EQ(create(0600, 0), std::make_tuple(uint64_t{0}, uint64_t{0644}, true));
+}
+
+// pynfs RD12, WRT19: the open stateid of root's 0600 file, sent by another user, lets
+// that user neither read nor write: the caller's permission is checked on each READ and
+// WRITE (the Backend's, as NFSv3's), not only at OPEN.
+TEST_P(Nfs4IoTest, AnotherUserCannotUseAStateidToPassTheModeBits) {
+  Client c = Mount("host-a");
+  const std::string e = RootHandle("e");
+  nfs_argop4 open = Create("oo", "private", UNCHECKED4);
+  open.nfs_argop4_u.opopen.openhow.openflag4_u.how.createhow4_u.createattrs = ModeAttrs(0600);
+  auto r = Run(c, {PutFh(e), open, Op(OP_GETFH)});
+  ASSERT_EQ(Last(r), NFS4_OK);
+  const stateid4 sid = At(r, 2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  const nfs_fh4& got = At(r, 3).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+  const std::string fh(got.nfs_fh4_val, got.nfs_fh4_len);
+  const Credentials stranger = Cred(3912, 2422);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Read(sid, 0, 10)}, stranger)), NFS4ERR_ACCESS);
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(sid, 0, "data")}, stranger)), NFS4ERR_ACCESS);
+  // The owner's own I/O with it goes on.
+  EXPECT_EQ(Last(Run(c, {PutFh(fh), Write(sid, 0, "data"), Read(sid, 0, 10)})), NFS4_OK);
 }
 
 TEST_P(Nfs4IoTest, OpenChecksThePermissionOfTheSquashedUser) {

@@ -719,6 +719,9 @@ TEST_P(Nfs4ProcNsTest, SetattrErrors) {
   };
   EXPECT_EQ(setattr(file, Attrs4().Owner("alice")), NFS4ERR_BADOWNER);
   EXPECT_EQ(setattr(file, Attrs4().Group("1000@example.com")), NFS4ERR_BADOWNER);
+  // An empty principal (pynfs SATT16, SATT17).
+  EXPECT_EQ(setattr(file, Attrs4().Owner("")), NFS4ERR_INVAL);
+  EXPECT_EQ(setattr(file, Attrs4().Group("")), NFS4ERR_INVAL);
   // Read-only attributes are NFS4ERR_INVAL (§18.30.3), unsupported ones ATTRNOTSUPP.
   EXPECT_EQ(setattr(file, Attrs4().Add(FATTR4_CHANGE, U64(1))), NFS4ERR_INVAL);
   EXPECT_EQ(setattr(file, Attrs4().Add(FATTR4_TIME_MODIFY, U64(1) + U32(0))), NFS4ERR_INVAL);
@@ -735,6 +738,53 @@ TEST_P(Nfs4ProcNsTest, SetattrErrors) {
   pseudo.Op(OP_PUTROOTFH).SetAttr(Attrs4().Mode(0777));
   EXPECT_EQ(Status(pseudo), NFS4ERR_ROFS);
   EXPECT_EQ(AttrsOf(file, Bits({FATTR4_MODE})).num[FATTR4_MODE], 0644u);
+}
+
+// pynfs SATT12*: a size change of what is not a regular file is NFS4ERR_ISDIR for a
+// directory and NFS4ERR_INVAL for the rest (rules.h CheckSetAttr, shared with NFSv3),
+// which every pynfs SATT12 case accepts (SATT12a also SYMLINK; none WRONG_TYPE); nothing
+// changes.
+TEST_P(Nfs4ProcNsTest, ASizeChangeOfWhatIsNotARegularFileIsRefused) {
+  const std::string b = RootHandle("a/b");
+  Compound mk;
+  mk.PutFh(b).Create(NF4DIR, "dir").PutFh(b).Create(NF4LNK, "link", {}, "target");
+  mk.PutFh(b).Create(NF4FIFO, "fifo").PutFh(b).Create(NF4SOCK, "sock");
+  mk.PutFh(b).Create(NF4CHR, "chr", {}, "", 1, 3).PutFh(b).Create(NF4BLK, "blk", {}, "", 7, 0);
+  ASSERT_EQ(Status(mk), NFS4_OK);
+  const struct {
+    const char* name;
+    nfsstat4 want;
+  } cases[] = {{"dir", NFS4ERR_ISDIR}, {"link", NFS4ERR_INVAL}, {"fifo", NFS4ERR_INVAL},
+               {"sock", NFS4ERR_INVAL}, {"chr", NFS4ERR_INVAL}, {"blk", NFS4ERR_INVAL}};
+  for (const auto& c : cases) {
+    const std::string fh = LookupFh(b, c.name);
+    ASSERT_NE(fh, "") << c.name;
+    const uint64_t size = AttrsOf(fh, Bits({FATTR4_SIZE})).num[FATTR4_SIZE];
+    for (uint64_t to : {uint64_t{0}, uint64_t{1}}) {
+      Compound set;
+      set.PutFh(fh).SetAttr(Attrs4().Size(to));
+      EXPECT_EQ(Status(set), c.want) << c.name << " to " << to;
+    }
+    EXPECT_EQ(AttrsOf(fh, Bits({FATTR4_SIZE})).num[FATTR4_SIZE], size) << c.name;
+  }
+}
+
+// pynfs SATT12x: a size beyond what a file may have (off_t's, INT64_MAX) is
+// NFS4ERR_FBIG, as knfsd's nfsd_setattr ("NFSD: Fix ia_size underflow"); the size stays.
+TEST_P(Nfs4ProcNsTest, ASizeBeyondOffTIsFbig) {
+  const std::string file = MakeFile("a/b", "file", "data");
+  for (uint64_t size : {NFS4_UINT64_MAX, uint64_t{1} << 63}) {
+    Compound set;
+    set.PutFh(file).SetAttr(Attrs4().Size(size));
+    EXPECT_EQ(Status(set), NFS4ERR_FBIG) << size;
+    // With another attribute too: nothing is set.
+    Compound mixed;
+    mixed.PutFh(file).SetAttr(Attrs4().Size(size).Mode(0600));
+    EXPECT_EQ(Status(mixed), NFS4ERR_FBIG) << size;
+  }
+  const Parsed p = AttrsOf(file, Bits({FATTR4_SIZE, FATTR4_MODE}));
+  EXPECT_EQ(p.num.at(FATTR4_SIZE), 4u);
+  EXPECT_EQ(p.num.at(FATTR4_MODE), 0644u);
 }
 
 TEST_P(Nfs4ProcNsTest, ASizeChangeChecksItsStateid) {

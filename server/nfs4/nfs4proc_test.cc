@@ -450,6 +450,29 @@ TEST_P(Nfs4ProcTest, ReaddirErrors) {
   EXPECT_EQ(Status(file), NFS4ERR_NOTDIR);
 }
 
+// pynfs RDDR7, RDDR8: maxcount bounds the whole READDIR4resok, whose smallest form (the
+// verifier, no entry, eof) takes 16 bytes: below that NFS4ERR_TOOSMALL even for an empty
+// directory, as knfsd's nfsd4_encode_readdir; 16 lists the empty directory.
+TEST_P(Nfs4ProcTest, ReaddirMaxcountBelowTheEmptyReplyIsTooSmall) {
+  const Credentials root = Cred(0, 0);
+  ASSERT_TRUE(backend_->Mkdir(Root("a/b"), "empty", {}, backend::Caller{root}).ok());
+  const std::string b = RootHandle("a/b");
+  auto readdir = [&](uint32_t maxcount, const AttrBitmap& want) {
+    Compound c;
+    c.PutFh(b).Named(OP_LOOKUP, "empty").ReadDir(0, std::string(8, '\0'), 0, maxcount, want);
+    return Status(c);
+  };
+  EXPECT_EQ(readdir(0, AttrBitmap{}), NFS4ERR_TOOSMALL);
+  EXPECT_EQ(readdir(15, AttrBitmap{}), NFS4ERR_TOOSMALL);
+  EXPECT_EQ(readdir(15, kBasic), NFS4ERR_TOOSMALL);
+  EXPECT_EQ(readdir(16, AttrBitmap{}), NFS4_OK);
+  EXPECT_EQ(readdir(16, kBasic), NFS4_OK);
+  // A pseudo directory answers so too.
+  Compound pseudo;
+  pseudo.Op(OP_PUTROOTFH).ReadDir(0, std::string(8, '\0'), 0, 15, AttrBitmap{});
+  EXPECT_EQ(Status(pseudo), NFS4ERR_TOOSMALL);
+}
+
 TEST_P(Nfs4ProcTest, LookupNameErrors) {
   MakeFile("a/b", "f", 0644);
   const std::string b = RootHandle("a/b");
@@ -583,7 +606,11 @@ TEST_P(Nfs4ProcTest, AccessIsJudgedForTheSquashedUser) {
     EXPECT_EQ((*r)->status, NFS4_OK);
     const ACCESS4resok& ok = (*r)->resarray.resarray_val[(*r)->resarray.resarray_len - 1]
                                  .nfs_resop4_u.opaccess.ACCESS4res_u.resok4;
-    EXPECT_EQ(ok.supported, kAll);
+    // Only the bits meaningful for the type are supported (pynfs ACC2*): a file's no
+    // LOOKUP or DELETE, a directory's no EXECUTE; the names here are files.
+    EXPECT_EQ(ok.supported, name.empty() ? kAll & ~ACCESS4_EXECUTE
+                                         : kAll & ~(ACCESS4_LOOKUP | ACCESS4_DELETE));
+    EXPECT_EQ(ok.access & ~ok.supported, 0u);
     return ok.access;
   };
   MakeFile("a/b", "secret", 0600);

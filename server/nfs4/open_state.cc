@@ -174,8 +174,11 @@ std::vector<uint64_t> OpenStateTable::ShareConflicts(const File& file, const Sta
                                                      uint32_t access, uint32_t deny) const {
   std::vector<uint64_t> clients;
   for (const State* o : file.opens) {
-    if (o == self) continue;
-    if ((o->deny & access) != 0 || (o->access & deny) != 0) clients.push_back(o->clientid);
+    // The owner's own deny refuses its own re-open too (knfsd's nfs4_file_get_access
+    // checks the file's deny, to which its open contributes); its own access does not
+    // refuse the deny it adds.
+    const bool conflict = (o->deny & access) != 0 || (o != self && (o->access & deny) != 0);
+    if (conflict) clients.push_back(o->clientid);
   }
   return clients;
 }

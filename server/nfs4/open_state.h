@@ -221,8 +221,8 @@ class OpenStateTable {
   State* NewState(uint64_t clientid, File* file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   File* FileOf(const backend::Object& obj) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Drop(State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The other opens of `file` whose deny refuses `access` or whose access `deny`
-  // refuses: their clients.
+  // The opens of `file` whose deny refuses `access` (`self`, the owner's own open,
+  // included) or, other than `self`, whose access `deny` refuses: their clients.
   std::vector<uint64_t> ShareConflicts(const File& file, const State* self, uint32_t access,
                                        uint32_t deny) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void FillDenied(const File& file, const State* self, const backend::LockConflict& c,

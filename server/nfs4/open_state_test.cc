@@ -111,6 +111,23 @@ TEST_F(OpenStateTest, ReopenByTheSameOwnerUpgradesItsStateid) {
   EXPECT_EQ(table_->counts().opens, 1u);
 }
 
+// pynfs OPEN21, OPEN25: the owner's own deny refuses its own re-open for that access
+// (knfsd's nfs4_file_get_access checks the file's deny, the owner's included); the open
+// it has stays as it was.
+TEST_F(OpenStateTest, AReopenIsRefusedTheAccessItsOwnOpenDenies) {
+  constexpr uint32_t kDenyRead = OPEN4_SHARE_DENY_READ;
+  StateId first, again;
+  ASSERT_EQ(Open(1, "o", kBoth, kDenyRead, &first), NFS4_OK);
+  EXPECT_EQ(Open(1, "o", kRead, kDenyNone, &again), NFS4ERR_SHARE_DENIED);
+  EXPECT_EQ(table_->Check(1, Key(file_), first, kBoth), NFS4_OK);  // same seqid, same access
+  StateId w;
+  ASSERT_EQ(Open(1, "p", kBoth, kDenyWrite, &w, &other_file_), NFS4_OK);
+  EXPECT_EQ(Open(1, "p", kWrite, kDenyNone, &again, &other_file_), NFS4ERR_SHARE_DENIED);
+  // What the own deny leaves alone is an upgrade as before.
+  EXPECT_EQ(Open(1, "p", kRead, kDenyNone, &again, &other_file_), NFS4_OK);
+  EXPECT_EQ(again.seqid, w.seqid + 1);
+}
+
 TEST_F(OpenStateTest, StateidsAreTheirClientsAndTheirFilesOnly) {
   StateId a;
   ASSERT_EQ(Open(1, "o", kRead, kDenyNone, &a), NFS4_OK);

@@ -247,6 +247,13 @@ const OpDesc* FindOp(uint32_t op) {
   return &kOps[op];
 }
 
+char* XdrCopy(std::string_view bytes) {
+  char* p = static_cast<char*>(malloc(bytes.empty() ? 1 : bytes.size()));
+  if (p == nullptr) abort();
+  if (!bytes.empty()) memcpy(p, bytes.data(), bytes.size());
+  return p;
+}
+
 void SetOpStatus(nfs_resop4* res, nfsstat4 status) {
   memcpy(&res->nfs_resop4_u, &status, sizeof(status));
 }

@@ -261,6 +261,9 @@ bool RunCompound(const CompoundOptions& options, const CompoundHeader& header, s
 // starts with its nfsstat4 (rpc/nfs4_xdr_test.cc
 // EveryOperationCanAnswerAnError).
 void SetOpStatus(nfs_resop4* res, nfsstat4 status);
+// A malloc'd copy of `bytes` for an opaque or string of a result, freed with it by
+// xdr_free (mem_free is free); never malloc(0).
+char* XdrCopy(std::string_view bytes);
 nfsstat4 OpStatus(const nfs_resop4& res);
 
 // The root PUTROOTFH gives without a namespace (CompoundState::services null:

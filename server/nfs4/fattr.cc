@@ -1,6 +1,8 @@
 // server/nfs4/fattr.cc — see fattr.h.
 #include "server/nfs4/fattr.h"
 
+#include "server/nfs4/compound.h"  // XdrCopy
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -276,9 +278,7 @@ void SetBitmap4(bitmap4* out, const AttrBitmap& mask) {
 
 void SetFattr4(fattr4* out, const AttrBitmap& mask, std::string_view vals) {
   SetBitmap4(&out->attrmask, mask);
-  out->attr_vals.attrlist4_val = static_cast<char*>(malloc(vals.empty() ? 1 : vals.size()));
-  if (out->attr_vals.attrlist4_val == nullptr) abort();
-  if (!vals.empty()) memcpy(out->attr_vals.attrlist4_val, vals.data(), vals.size());
+  out->attr_vals.attrlist4_val = XdrCopy(vals);
   out->attr_vals.attrlist4_len = static_cast<u_int>(vals.size());
 }
 

@@ -215,9 +215,7 @@ rpc::DispatchResult Nfs4Program::Compound(rpc::Call& call, const Compound4Args& 
   };
   // RFC 8881 §16.2.3: the reply echoes the request's tag.
   const u_int tag_len = args.tag.utf8string_len;
-  res.tag.utf8string_val = static_cast<char*>(malloc(tag_len == 0 ? 1 : tag_len));
-  if (res.tag.utf8string_val == nullptr) abort();
-  if (tag_len != 0) memcpy(res.tag.utf8string_val, args.tag.utf8string_val, tag_len);
+  res.tag.utf8string_val = XdrCopy(std::string_view(args.tag.utf8string_val, tag_len));
   res.tag.utf8string_len = tag_len;
   const CompoundHeader header{args.minorversion, args.numops};
   CompoundState cs;

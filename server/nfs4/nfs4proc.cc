@@ -78,14 +78,6 @@ nfsstat4 SetCurrent(CompoundState& cs, absl::StatusOr<FileHandle4> fh) {
   return NFS4_OK;
 }
 
-char* MallocCopy(std::string_view bytes) {
-  // Freed with the result (xdr_free: mem_free is free); never malloc(0).
-  char* p = static_cast<char*>(malloc(bytes.empty() ? 1 : bytes.size()));
-  if (p == nullptr) abort();
-  if (!bytes.empty()) memcpy(p, bytes.data(), bytes.size());
-  return p;
-}
-
 // The attributes of a filehandle's object now, and its file system's statistics when
 // `want` asks for them.
 struct Described {
@@ -175,7 +167,7 @@ nfsstat4 PutFh(CompoundState& cs, const nfs_argop4& args, nfs_resop4&) {
 nfsstat4 GetFh(CompoundState& cs, const nfs_argop4&, nfs_resop4& res) {
   const std::string& bytes = cs.current->bytes;
   nfs_fh4& out = res.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-  out.nfs_fh4_val = MallocCopy(bytes);
+  out.nfs_fh4_val = XdrCopy(bytes);
   out.nfs_fh4_len = static_cast<u_int>(bytes.size());
   return NFS4_OK;
 }
@@ -282,7 +274,7 @@ nfsstat4 ReadLink(CompoundState& cs, const nfs_argop4&, nfs_resop4& res) {
   absl::StatusOr<std::string> target = ns->deps().backend->ReadLink(o->obj);
   if (!target.ok()) return Nfs4StatusFromStatus(target.status());
   linktext4& out = res.nfs_resop4_u.opreadlink.READLINK4res_u.resok4.link;
-  out.linktext4_val = MallocCopy(*target);
+  out.linktext4_val = XdrCopy(*target);
   out.linktext4_len = static_cast<u_int>(target->size());
   return NFS4_OK;
 }
@@ -313,7 +305,7 @@ class DirReply {
     auto* e = static_cast<entry4*>(calloc(1, sizeof(entry4)));
     if (e == nullptr) abort();
     e->cookie = cookie;
-    e->name.utf8string_val = MallocCopy(name);
+    e->name.utf8string_val = XdrCopy(name);
     e->name.utf8string_len = static_cast<u_int>(name.size());
     SetFattr4(&e->attrs, mask, vals);
     *tail_ = e;

@@ -71,13 +71,6 @@ nfsstat4 BeginFileOp(const CompoundState& cs, Ctx* ctx, const Nfs4Object** o) {
 
 FileKey KeyOf(const backend::Object& obj) { return FileKey{obj.exp().id(), obj.handle()}; }
 
-char* CopyForXdr(std::string_view bytes) {
-  char* p = static_cast<char*>(malloc(bytes.empty() ? 1 : bytes.size()));
-  if (p == nullptr) abort();
-  if (!bytes.empty()) memcpy(p, bytes.data(), bytes.size());
-  return p;
-}
-
 uint64_t VerifierValue(const verifier4 v) {
   uint64_t out = 0;
   for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) out = (out << 8) | static_cast<uint8_t>(v[i]);
@@ -590,7 +583,7 @@ void FillDenied(const OpenStateTable::Denied& d, LOCK4denied* out) {
   out->length = d.conflict.length == 0 ? NFS4_UINT64_MAX : d.conflict.length;
   out->locktype = d.conflict.type == backend::LockType::kWrite ? WRITE_LT : READ_LT;
   out->owner.clientid = d.clientid;
-  out->owner.owner.owner_val = CopyForXdr(d.owner);
+  out->owner.owner.owner_val = XdrCopy(d.owner);
   out->owner.owner.owner_len = static_cast<u_int>(d.owner.size());
 }
 

@@ -28,14 +28,6 @@ uint64_t ConnectionId(const CompoundState& cs) {
   return cs.call != nullptr && cs.call->ctx().conn != nullptr ? cs.call->ctx().conn->id() : 0;
 }
 
-// A malloc'd copy of `s` for an opaque of the result (freed with it by xdr_free).
-char* Copy(const std::string& s) {
-  char* p = static_cast<char*>(malloc(s.empty() ? 1 : s.size()));
-  if (p == nullptr) abort();
-  memcpy(p, s.data(), s.size());
-  return p;
-}
-
 SessionId SessionIdOf(const sessionid4 id) {
   SessionId out;
   memcpy(out.data(), id, out.size());
@@ -74,9 +66,9 @@ nfsstat4 ExchangeId(CompoundState& cs, const nfs_argop4& args, nfs_resop4& res) 
   ok.eir_state_protect.spr_how = SP4_NONE;
   const Nfs4State::Options& o = state->options();
   ok.eir_server_owner.so_minor_id = 0;
-  ok.eir_server_owner.so_major_id.so_major_id_val = Copy(o.server_owner);
+  ok.eir_server_owner.so_major_id.so_major_id_val = XdrCopy(o.server_owner);
   ok.eir_server_owner.so_major_id.so_major_id_len = static_cast<u_int>(o.server_owner.size());
-  ok.eir_server_scope.eir_server_scope_val = Copy(o.server_scope);
+  ok.eir_server_scope.eir_server_scope_val = XdrCopy(o.server_scope);
   ok.eir_server_scope.eir_server_scope_len = static_cast<u_int>(o.server_scope.size());
   // eir_server_impl_id: none (optional; knfsd sends none either).
   return NFS4_OK;

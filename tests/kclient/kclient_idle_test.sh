@@ -19,24 +19,10 @@ LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 CTL=${LOCALNFS_CTL:-$(dirname "$LOCALNFSD")/../tools/localnfs-ctl}
 WORKLOAD=${KCLIENT_IDLE:-$here/workload-idle.sh}
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/export" "$work/state" "$work/run"
-pid=
-cleanup() {
-	kc_stop "$pid"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 closed_idle() {
 	"$CTL" --runtime-dir "$work/run" status |

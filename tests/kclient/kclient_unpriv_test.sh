@@ -17,12 +17,6 @@ LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 WORKLOAD=${KCLIENT_UNPRIV:-$here/workload-unpriv.sh}
 server_uid=4001
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 if [ "$(id -u)" != 0 ]; then
 	echo "SKIP: needs root to start localnfsd as uid $server_uid"
@@ -30,17 +24,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 setpriv=$(command -v setpriv) || fail "setpriv (util-linux) not found"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/export" "$work/state" "$work/run"
 chown "$server_uid:$server_uid" "$work/export" "$work/state" "$work/run"
-pid=
-cleanup() {
-	kc_stop "$pid"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 t_start=$(date +%s)
 server=$LOCALNFSD

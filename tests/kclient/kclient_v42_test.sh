@@ -17,24 +17,10 @@ LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 WORKLOAD=${KCLIENT_V42:-$here/workload-v42.sh}
 CTL=${LOCALNFS_CTL:-$(dirname "$LOCALNFSD")/../tools/localnfs-ctl}
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/srv/export" "$work/state" "$work/run"
-pid=
-cleanup() {
-	kc_stop "$pid"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 if ! ${CC:-cc} -static -O2 -Wall -o "$work/srv/export/v42probe" "$here/v42probe.c" \
 	2>"$work/cc.err"; then

@@ -18,18 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 WORKLOAD=${KCLIENT_V4IO:-$here/workload-v4io.sh}
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/srv/export" "$work/state" "$work/run"
-pid=
 holder=
 cleanup() {
 	exec 3>&-
@@ -37,8 +29,6 @@ cleanup() {
 	kc_stop "$pid"
 	rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 # The lock program, static so that the guest's busybox world runs it.
 if ! ${CC:-cc} -static -O2 -Wall -o "$work/srv/export/lockprobe" "$here/lockprobe.c" \

@@ -15,24 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 WORKLOAD=${KCLIENT_V4MOD:-$here/workload-v4mod.sh}
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/state" "$work/run"
-pid=
-cleanup() {
-	kc_stop "$pid"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 t_start=$(date +%s)
 for vers in 4.1 4.2; do

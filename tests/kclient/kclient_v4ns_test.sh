@@ -15,24 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 LOCALNFSD=${LOCALNFSD:?LOCALNFSD must name the localnfsd binary}
 WORKLOAD=${KCLIENT_V4NS:-$here/workload-v4ns.sh}
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/srv/export/sub" "$work/srv/other/deeper" "$work/state" "$work/run"
-pid=
-cleanup() {
-	kc_stop "$pid"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 # The tree the guest checks: f1 (5 bytes, 0640, 1234:5678), l -> f1, sub/ with 300
 # entries; a second export below "other", so that the export's parent is a pseudo

@@ -30,28 +30,18 @@ WORKLOAD=${KCLIENT_V4VANISH:-$here/workload-v4vanish.sh}
 LEASE=${KC_LEASE:-15}
 FAULT=${KCLIENT_V4VANISH_FAULT:-}
 . "$here/lib.sh"
-fail() {
-	echo "FAIL: $*"
-	echo "--- localnfsd stderr (last 40 lines) ---"
-	tail -n 40 "$work/server.err" 2>/dev/null
-	exit 1
-}
 kc_find_harness
 [ -x "$CTL" ] || fail "$CTL is not executable"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
-chmod 755 "$work"
+kc_begin_work
 mkdir -p "$work/srv/export" "$work/state" "$work/run"
 ex=$work/srv/export
-pid=
 guest=
 cleanup() {
 	[ -n "$guest" ] && { kill "$guest" 2>/dev/null; wait "$guest" 2>/dev/null; }
 	kc_stop "$pid"
 	rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 if ! ${CC:-cc} -static -O2 -Wall -o "$ex/lockprobe" "$here/lockprobe.c" 2>"$work/cc.err"; then
 	cat "$work/cc.err"

@@ -1,6 +1,6 @@
 # tests/kclient/lib.sh — host-side helpers shared by the kernel-client tests
-# (kclient_test.sh, kclient_kill_test.sh); sourced, not run. Each test keeps its own
-# work dir, cleanup trap and fail() (which must print and exit 1).
+# (kclient_test.sh, kclient_kill_test.sh, ...); sourced, not run. A test may define its
+# own fail() (which must print and exit 1) and cleanup() after sourcing it.
 #
 #   kc_find_harness          sets RUN (../shared/kclient/run.sh); exits 77 (meson's
 #                            skip) when the harness or qemu is absent
@@ -8,12 +8,30 @@
 #                            starts "$LOCALNFSD" ARGS... (stdout > OUT, stderr >> ERR),
 #                            waits 15 s for its ready line; sets pid, nfs_port and
 #                            mount_port; returns 1 when it exited before it was ready
+#   kc_begin_work            makes $work (0755: the guest reaches the export through
+#                            it), sets pid= and the EXIT trap to cleanup() (INT/TERM:
+#                            exit 1). The default cleanup() stops $pid and removes
+#                            $work; a test with more to stop defines its own (after
+#                            sourcing this file), as it may its own fail()
 #   kc_stop PID              SIGTERM, 10 s, SIGKILL; reaps (cleanup on every path)
 #   kc_stop_checked PID ERR...  SIGTERM and wait 15 s: fails unless it exits 0 and no
 #                            ERR file holds a sanitizer report (ASan, LSan, UBSan, TSan:
 #                            tests/support/sanitizer.sh) — pass the stderr files of every
 #                            server the test ran, those it killed on purpose included
 #
+# The defaults of the tests' fail() and cleanup() (see kc_begin_work): fail prints its
+# message and the tail of the server's stderr ($work/server.err) and exits 1.
+fail() {
+	echo "FAIL: $*"
+	echo "--- localnfsd stderr (last 40 lines) ---"
+	tail -n 40 "${work:-}/server.err" 2>/dev/null
+	exit 1
+}
+cleanup() {
+	kc_stop "$pid"
+	rm -rf "$work"
+}
+
 # The loops below poll (0.05-0.1 s) for an event — the ready line, the exit — with a
 # deadline; none sleeps for a fixed time.
 
@@ -76,4 +94,12 @@ kc_stop_checked() {
 	if report=$(sanitizer_report "$@"); then
 		fail "sanitizer report in localnfsd's stderr: $report"
 	fi
+}
+
+kc_begin_work() {
+	work=$(mktemp -d "${TMPDIR:-/tmp}/localnfs-kclient.XXXXXX")
+	chmod 755 "$work"
+	pid=
+	trap cleanup EXIT
+	trap 'exit 1' INT TERM
 }
